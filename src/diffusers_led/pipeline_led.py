@@ -1,0 +1,398 @@
+"""LocalExpressionPipeline: change a facial expression by re-generating only the eye and mouth regions."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from diffusers import DiffusionPipeline, UNet2DConditionModel
+from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
+from diffusers.schedulers import KarrasDiffusionSchedulers
+from diffusers.utils import BaseOutput, logging
+from diffusers.utils.torch_utils import randn_tensor
+
+from .expressions import ExpressionEmbeddings
+from .image_processor import (
+    ImageInput,
+    PreparedImage,
+    crops_to_tensor,
+    prepare_image,
+    restore_image,
+    return_unchanged,
+    tensor_to_crops,
+)
+from .regions import FaceRegionProcessor, FaceRegions
+
+
+logger = logging.get_logger(__name__)
+
+EXAMPLE_DOC_STRING = """
+    Examples:
+        ```py
+        >>> from PIL import Image
+        >>> from diffusers_led import LocalExpressionPipeline
+
+        >>> pipe = LocalExpressionPipeline.from_pretrained("path/or/hub-id")
+        >>> image = Image.open("portrait.jpg")
+        >>> edited = pipe(image, target="happy", strength=0.5).images[0]
+        ```
+"""
+
+
+class NoFaceDetectedError(ValueError):
+    """Raised when an input image has no detectable face."""
+
+
+@dataclass
+class LocalExpressionPipelineOutput(BaseOutput):
+    """
+    Output class for the local expression pipeline.
+
+    Args:
+        images (`List[PIL.Image.Image]`, `List[np.ndarray]` or `List[torch.Tensor]`):
+            The edited images, each in the size, channel layout (grayscale, RGB, with alpha) of its input.
+        faces (`List[List[FaceRegions]]`):
+            For each image, the faces that were edited: landmarks, alignment matrix and region boxes.
+    """
+
+    images: List[Any]
+    faces: List[List[FaceRegions]]
+
+
+class LocalExpressionPipeline(DiffusionPipeline):
+    r"""
+    Pipeline for local facial expression editing (Local Expression Diffusion): every face is detected and aligned,
+    its eye and mouth regions are cropped to small squares, noised to an intermediate step and denoised toward the
+    target expression (SDEdit), then blended back with a soft mask. Pixels outside the masks are untouched.
+
+    This model inherits from [`DiffusionPipeline`]. Check the superclass documentation for the generic methods
+    implemented for all pipelines (downloading, saving, running on a particular device, etc.).
+
+    Parameters:
+        unet ([`UNet2DConditionModel`]):
+            The conditional denoiser of the region crops. One input channel means the model edits luminance only
+            (the colour of the photo is kept); three means RGB.
+        scheduler ([`SchedulerMixin`]):
+            A scheduler for the denoising loop, e.g. [`DDPMScheduler`] (the paper), [`DDIMScheduler`] or
+            [`DPMSolverMultistepScheduler`].
+        embeddings ([`ExpressionEmbeddings`]):
+            The table of expression-label embeddings the UNet is conditioned on.
+        face_detector (`str`, defaults to `"dlib"`):
+            The face detector: `"dlib"` (offline default) or `"yunet:<path to the YuNet ONNX file>"`.
+        regions (`Tuple[str]`, defaults to `("eyes", "mouth")`):
+            The regions the model was trained on.
+        feather (`float`, defaults to 0.25):
+            The width of the soft blend mask's falloff, as a fraction of the crop.
+        default_num_inference_steps (`int`, defaults to 20):
+            The number of steps of the full schedule used when `num_inference_steps` is not given.
+    """
+
+    model_cpu_offload_seq = "unet"
+    _callback_tensor_inputs = ["latents"]
+
+    def __init__(
+        self,
+        unet: UNet2DConditionModel,
+        scheduler: KarrasDiffusionSchedulers,
+        embeddings: ExpressionEmbeddings,
+        face_detector: str = "dlib",
+        regions: Tuple[str, ...] = ("eyes", "mouth"),
+        feather: float = 0.25,
+        default_num_inference_steps: int = 20,
+    ):
+        super().__init__()
+        self.register_modules(unet=unet, scheduler=scheduler, embeddings=embeddings)
+        self.register_to_config(
+            face_detector=face_detector,
+            regions=list(regions),
+            feather=feather,
+            default_num_inference_steps=default_num_inference_steps,
+        )
+        # Not a diffusers component (OpenCV, no weights): rebuilt from the config, like VaeImageProcessor.
+        self.region_processor = FaceRegionProcessor(
+            detector=face_detector, regions=tuple(regions), crop_size=unet.config.sample_size, feather=feather
+        )
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "LocalExpressionPipeline":
+        """Load like [`DiffusionPipeline.from_pretrained`], but from safetensors only unless
+        `use_safetensors=False` is passed explicitly (pickled weights can execute code)."""
+        kwargs.setdefault("use_safetensors", True)
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+
+    @property
+    def color_mode(self) -> str:
+        """`"luminance"` for a one-channel UNet, `"rgb"` for a three-channel one."""
+        return "luminance" if self.unet.config.in_channels == 1 else "rgb"
+
+    def set_face_detector(self, face_detector: str) -> None:
+        """Switch the face detector (e.g. to `"yunet:/path/face_detection_yunet.onnx"`) and record it in the config."""
+        self.register_to_config(face_detector=face_detector)
+        self.region_processor = FaceRegionProcessor(
+            detector=face_detector,
+            regions=tuple(self.config.regions),
+            crop_size=self.unet.config.sample_size,
+            feather=self.config.feather,
+        )
+
+    def check_inputs(
+        self,
+        images: List[Any],
+        targets: List[Any],
+        strength: float,
+        start_timestep: Optional[int],
+        num_inference_steps: int,
+        regions: Sequence[str],
+        guidance_scale: float,
+        generator: Optional[Union[torch.Generator, List[torch.Generator]]],
+        output_type: str,
+        callback_on_step_end_tensor_inputs: Optional[List[str]],
+    ) -> None:
+        if len(images) == 0:
+            raise ValueError("`image` is empty: pass at least one image.")
+        if len(targets) not in (1, len(images)):
+            raise ValueError(
+                f"Got {len(targets)} targets for {len(images)} images: pass one target for all images or one per image."
+            )
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
+            raise ValueError(f"`strength` must be a number in [0, 1], got {strength!r}.")
+        num_train_timesteps = self.scheduler.config.num_train_timesteps
+        if start_timestep is not None and not (
+            isinstance(start_timestep, int) and 0 <= start_timestep < num_train_timesteps
+        ):
+            raise ValueError(
+                f"`start_timestep` must be an integer in [0, {num_train_timesteps - 1}], got {start_timestep!r}."
+            )
+        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+            raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}.")
+        unknown = [region for region in regions if region not in self.config.regions]
+        if unknown or not regions:
+            raise ValueError(
+                f"`regions` must be a non-empty subset of this model's regions {tuple(self.config.regions)}, "
+                f"got {tuple(regions)}."
+            )
+        if guidance_scale < 1.0:
+            raise ValueError(f"`guidance_scale` must be >= 1 (1 disables guidance), got {guidance_scale}.")
+        if guidance_scale > 1.0 and not self.embeddings.supports_guidance:
+            raise ValueError(
+                "This model was trained without label dropout, so classifier-free guidance is undefined; "
+                "use guidance_scale=1 or a model trained with --conditioning_dropout_prob > 0."
+            )
+        if isinstance(generator, list) and len(generator) != len(images):
+            raise ValueError(f"Got {len(generator)} generators for {len(images)} images: pass one per image.")
+        if output_type not in ("pil", "np", "pt"):
+            raise ValueError(f"`output_type` must be 'pil', 'np' or 'pt', got {output_type!r}.")
+        if callback_on_step_end_tensor_inputs is not None and not all(
+            k in self._callback_tensor_inputs for k in callback_on_step_end_tensor_inputs
+        ):
+            raise ValueError(f"`callback_on_step_end_tensor_inputs` must be in {self._callback_tensor_inputs}.")
+
+    def get_timesteps(self, start_timestep: int, num_inference_steps: int, device: torch.device) -> torch.Tensor:
+        """The scheduler's timesteps from the first one at or below `start_timestep` down to the end (SDEdit)."""
+        self.scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = self.scheduler.timesteps
+        # Multi-order schedulers (Heun) list a timestep several times; begin on an order boundary.
+        order = self.scheduler.order
+        begin = next(
+            (i for i in range(0, len(timesteps), order) if timesteps[i] <= start_timestep), len(timesteps)
+        )
+        if hasattr(self.scheduler, "set_begin_index"):
+            self.scheduler.set_begin_index(begin)
+        return timesteps[begin:]
+
+    def detect_faces(self, prepared: List[PreparedImage], regions: Sequence[str], on_no_face: str) -> List[List[FaceRegions]]:
+        """Detect and crop every face of every image (detection runs once per image)."""
+        faces_per_image = []
+        for item in prepared:
+            faces = self.region_processor.extract(item.rgb, regions=tuple(regions))
+            if not faces:
+                message = f"No face detected in {item.name}."
+                if on_no_face == "error":
+                    raise NoFaceDetectedError(
+                        message + " Use a photo with a visible, roughly frontal face (at least ~40 px wide), "
+                        "or pass on_no_face='skip' to return such images unchanged."
+                    )
+                warnings.warn(message + " Returning it unchanged.", stacklevel=3)
+            faces_per_image.append(faces)
+        return faces_per_image
+
+    def prepare_noise(
+        self,
+        shape: Tuple[int, ...],
+        crops_per_image: List[int],
+        generator: Optional[Union[torch.Generator, List[torch.Generator]]],
+        device: torch.device,
+        dtype: torch.dtype,
+    ) -> Tuple[torch.Tensor, Optional[Union[torch.Generator, List[torch.Generator]]]]:
+        """Noise for all crops, and the generator(s) the scheduler should use: a list of generators (one per image)
+        is expanded to one per crop so each image's result depends only on its own generator."""
+        if isinstance(generator, list):
+            generator = [g for g, count in zip(generator, crops_per_image) for _ in range(count)]
+        return randn_tensor(shape, generator=generator, device=device, dtype=dtype), generator
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        image: Union[ImageInput, List[ImageInput]],
+        target: Union[str, List[str]],
+        strength: float = 0.5,
+        num_inference_steps: Optional[int] = None,
+        start_timestep: Optional[int] = None,
+        regions: Sequence[str] = ("eyes", "mouth"),
+        guidance_scale: float = 1.0,
+        reinject_known: bool = True,
+        generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
+        output_type: str = "pil",
+        return_dict: bool = True,
+        on_no_face: str = "error",
+        allow_untrained_targets: bool = False,
+        callback_on_step_end: Optional[
+            Union[Callable[[Any, int, int, Dict], Dict], PipelineCallback, MultiPipelineCallbacks]
+        ] = None,
+        callback_on_step_end_tensor_inputs: List[str] = ["latents"],
+    ) -> Union[LocalExpressionPipelineOutput, Tuple]:
+        r"""
+        Change the expression of every face in the image(s).
+
+        Args:
+            image (`PIL.Image.Image`, `np.ndarray`, `torch.Tensor`, path, or a list of them):
+                The photo(s) to edit. Arrays are `(H, W)`, `(H, W, 3)` or `(H, W, 4)` in uint8 or float [0, 1];
+                tensors are `(C, H, W)` in [0, 1]. Grayscale and alpha are kept; EXIF orientation is applied.
+            target (`str` or `List[str]`):
+                The target expression ("happy", "contempt", ...), one for all images or one per image.
+            strength (`float`, *optional*, defaults to 0.5):
+                How far the regions are noised before being re-generated, in [0, 1]: the start step is
+                `int(num_train_timesteps * strength)` (0.5 is the paper's t_250). 0 returns the input unchanged.
+            num_inference_steps (`int`, *optional*):
+                Steps of the full schedule; only those below the start step run (as in img2img). Defaults to the
+                pipeline's `default_num_inference_steps`; the paper's mode is DDPM with 500.
+            start_timestep (`int`, *optional*):
+                The paper's t_i directly (e.g. 250); overrides `strength`.
+            regions (`Sequence[str]`, *optional*, defaults to `("eyes", "mouth")`):
+                Which regions to re-generate.
+            guidance_scale (`float`, *optional*, defaults to 1.0):
+                Classifier-free guidance toward the target (needs a model trained with label dropout); 1 disables it.
+            reinject_known (`bool`, *optional*, defaults to `True`):
+                Re-inject the noised original outside each crop's blend mask at every step, so the generated
+                centre agrees with the untouched surroundings (no visible border).
+            generator (`torch.Generator` or `List[torch.Generator]`, *optional*):
+                One generator, or one per image, to make the edit deterministic.
+            output_type (`str`, *optional*, defaults to `"pil"`):
+                `"pil"`, `"np"` (float32 `(H, W, C)` in [0, 1]) or `"pt"` (float32 `(C, H, W)` in [0, 1]).
+            return_dict (`bool`, *optional*, defaults to `True`):
+                Whether to return a [`LocalExpressionPipelineOutput`] instead of a plain tuple.
+            on_no_face (`str`, *optional*, defaults to `"error"`):
+                `"error"` raises [`NoFaceDetectedError`]; `"skip"` returns such images unchanged with a warning.
+            allow_untrained_targets (`bool`, *optional*, defaults to `False`):
+                Allow (with a warning) a target the model has an embedding for but was not trained on.
+            callback_on_step_end (`Callable`, *optional*):
+                Called at the end of each denoising step as `callback_on_step_end(self, step, timestep,
+                callback_kwargs)`, with the tensors named in `callback_on_step_end_tensor_inputs`.
+            callback_on_step_end_tensor_inputs (`List[str]`, *optional*):
+                The tensors passed to `callback_on_step_end`; only `"latents"` (the noisy crops) is available.
+
+        Examples:
+
+        Returns:
+            [`LocalExpressionPipelineOutput`] or `tuple`: the edited images and, per image, the faces found.
+        """
+        if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
+            callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
+        images = list(image) if isinstance(image, (list, tuple)) else [image]
+        targets = list(target) if isinstance(target, (list, tuple)) else [target]
+        num_inference_steps = num_inference_steps or self.config.default_num_inference_steps
+        regions = tuple(regions)
+        self.check_inputs(
+            images, targets, strength, start_timestep, num_inference_steps, regions, guidance_scale,
+            generator, output_type, callback_on_step_end_tensor_inputs,
+        )  # fmt: skip
+        if on_no_face not in ("error", "skip"):
+            raise ValueError(f"`on_no_face` must be 'error' or 'skip', got {on_no_face!r}.")
+        targets = self.embeddings.resolve(targets * (len(images) // len(targets)), allow_untrained_targets)
+        if start_timestep is None:
+            start_timestep = int(self.scheduler.config.num_train_timesteps * strength)
+        prepared = [prepare_image(item, index) for index, item in enumerate(images)]
+
+        # 1. Nothing to edit: give the inputs back exactly.
+        if strength == 0 or start_timestep == 0:
+            outputs = [return_unchanged(item, output_type) for item in prepared]
+            return LocalExpressionPipelineOutput(images=outputs, faces=[[] for _ in prepared]) if return_dict else (outputs,)
+
+        # 2. Faces and their region crops, all images at once.
+        faces_per_image = self.detect_faces(prepared, regions, on_no_face)
+        crops, masks, crop_targets, crops_per_image = [], [], [], []
+        for faces, label in zip(faces_per_image, targets):
+            count = 0
+            for face in faces:
+                for region in regions:
+                    crops.append(face.crops[region])
+                    masks.append(face.masks[region])
+                    crop_targets.append(label)
+                    count += 1
+            crops_per_image.append(count)
+
+        edited_crops: List[np.ndarray] = []
+        if crops:
+            device = self._execution_device
+            dtype = self.unet.dtype
+            originals = crops_to_tensor(crops, self.color_mode).to(device=device, dtype=dtype)
+            known_mask = 1.0 - torch.from_numpy(np.stack(masks))[:, None].to(device=device, dtype=dtype)
+
+            # 3. Conditioning: the target embeddings (and the null one for guidance).
+            encoder_hidden_states = self.embeddings(crop_targets, allow_untrained=True).to(device=device, dtype=dtype)
+            do_guidance = guidance_scale > 1.0
+            if do_guidance:
+                encoder_hidden_states = torch.cat(
+                    [self.embeddings.null_embedding(len(crops)).to(device=device, dtype=dtype), encoder_hidden_states]
+                )
+
+            # 4. SDEdit: noise the crops to the start step, then denoise toward the target.
+            timesteps = self.get_timesteps(start_timestep, num_inference_steps, device)
+            noise, generator = self.prepare_noise(originals.shape, crops_per_image, generator, device, dtype)
+            latents = self.scheduler.add_noise(originals, noise, timesteps[:1].repeat(len(crops)))
+
+            for i, t in enumerate(self.progress_bar(timesteps)):
+                model_input = torch.cat([latents] * 2) if do_guidance else latents
+                model_input = self.scheduler.scale_model_input(model_input, t)
+                noise_pred = self.unet(model_input, t, encoder_hidden_states=encoder_hidden_states).sample
+                if do_guidance:
+                    noise_uncond, noise_cond = noise_pred.chunk(2)
+                    noise_pred = noise_uncond + guidance_scale * (noise_cond - noise_uncond)
+                latents = self.scheduler.step(noise_pred, t, latents, generator=generator).prev_sample
+
+                if reinject_known:
+                    # RePaint-style: outside the blend mask the crop must stay the (noised) original.
+                    if i + 1 < len(timesteps):
+                        known = self.scheduler.add_noise(originals, noise, timesteps[i + 1 : i + 2].repeat(len(crops)))
+                    else:
+                        known = originals
+                    latents = known_mask * known + (1.0 - known_mask) * latents
+
+                if callback_on_step_end is not None:
+                    callback_kwargs = {}
+                    for k in callback_on_step_end_tensor_inputs:
+                        callback_kwargs[k] = locals()[k]
+                    callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
+                    latents = callback_outputs.pop("latents", latents)
+
+            edited_crops = tensor_to_crops(latents, crops, self.color_mode)
+
+        # 5. Composite each image's edited crops back at full resolution.
+        outputs = []
+        cursor = 0
+        for item, faces in zip(prepared, faces_per_image):
+            edits = []
+            for _ in faces:
+                edits.append({region: edited_crops[cursor + k] for k, region in enumerate(regions)})
+                cursor += len(regions)
+            rgb = self.region_processor.composite(item.rgb, faces, edits) if faces else item.rgb
+            outputs.append(restore_image(rgb, item, output_type))
+
+        self.maybe_free_model_hooks()
+
+        if not return_dict:
+            return (outputs, faces_per_image)
+        return LocalExpressionPipelineOutput(images=outputs, faces=faces_per_image)

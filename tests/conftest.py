@@ -1,0 +1,64 @@
+"""Shared fixtures: a real example face and tiny random-weight pipelines (fast on a CPU)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from diffusers import DDPMScheduler, UNet2DConditionModel
+from PIL import Image
+
+from diffusers_led import EXPRESSIONS, ExpressionEmbeddings, LocalExpressionPipeline
+
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE_IMAGE = REPO / "examples" / "astronaut.png"
+
+
+def make_tiny_pipeline(
+    in_channels: int = 1, embedding_dim: int = 32, conditioning_dropout_prob: float = 0.0, seed: int = 0, **config
+) -> LocalExpressionPipeline:
+    """A random-weight pipeline with a ~100k-parameter UNet."""
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=64,
+        in_channels=in_channels,
+        out_channels=in_channels,
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=embedding_dim,
+        attention_head_dim=8,
+        norm_num_groups=8,
+    )
+    embeddings = ExpressionEmbeddings(
+        labels=EXPRESSIONS,
+        embedding_dim=embedding_dim,
+        trained_labels=[label for label in EXPRESSIONS if label != "contemptuous"],
+        conditioning_dropout_prob=conditioning_dropout_prob,
+    )
+    embeddings.embeddings.data.normal_()
+    scheduler = DDPMScheduler(num_train_timesteps=500)
+    pipe = LocalExpressionPipeline(unet=unet, scheduler=scheduler, embeddings=embeddings, **config)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="session")
+def example_image() -> Image.Image:
+    return Image.open(EXAMPLE_IMAGE).convert("RGB")
+
+
+@pytest.fixture
+def tiny_pipeline() -> LocalExpressionPipeline:
+    return make_tiny_pipeline()
+
+
+@pytest.fixture(scope="session")
+def two_face_image(example_image) -> Image.Image:
+    """Two copies of the example portrait side by side (a group photo with two faces)."""
+    array = np.asarray(example_image)
+    return Image.fromarray(np.concatenate([array, array[:, ::-1]], axis=1))
