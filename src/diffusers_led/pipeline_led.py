@@ -82,10 +82,14 @@ class LocalExpressionPipeline(DiffusionPipeline):
             The table of expression-label embeddings the UNet is conditioned on.
         face_detector (`str`, defaults to `"dlib"`):
             The face detector: `"dlib"` (offline default) or `"yunet:<path to the YuNet ONNX file>"`.
-        regions (`Tuple[str]`, defaults to `("eyes", "mouth")`):
+        regions (`List[str]`, defaults to `["eyes", "mouth"]`):
             The regions the model was trained on.
-        feather (`float`, defaults to 0.25):
-            The width of the soft blend mask's falloff, as a fraction of the crop.
+        feather (`float` or `List[float]`, defaults to `[0.1, 0.25]`):
+            The width of the soft blend mask's falloff as a fraction of the crop, horizontally and vertically.
+            The horizontal falloff is narrow because the paper's mouth box leaves only 10 px beside each corner.
+        residual_composite (`bool`, defaults to `True`):
+            Composite only the change the model made to each crop (upsampled) instead of the crop itself, so the
+            photo keeps its own detail at any resolution and unchanged areas stay exactly as they were.
         default_num_inference_steps (`int`, defaults to 20):
             The number of steps of the full schedule used when `num_inference_steps` is not given.
     """
@@ -99,8 +103,9 @@ class LocalExpressionPipeline(DiffusionPipeline):
         scheduler: KarrasDiffusionSchedulers,
         embeddings: ExpressionEmbeddings,
         face_detector: str = "dlib",
-        regions: Tuple[str, ...] = ("eyes", "mouth"),
-        feather: float = 0.25,
+        regions: List[str] = ["eyes", "mouth"],
+        feather: List[float] = [0.1, 0.25],
+        residual_composite: bool = True,
         default_num_inference_steps: int = 20,
     ):
         super().__init__()
@@ -108,13 +113,12 @@ class LocalExpressionPipeline(DiffusionPipeline):
         self.register_to_config(
             face_detector=face_detector,
             regions=list(regions),
-            feather=feather,
+            feather=list(feather) if isinstance(feather, (list, tuple)) else feather,
+            residual_composite=residual_composite,
             default_num_inference_steps=default_num_inference_steps,
         )
         # Not a diffusers component (OpenCV, no weights): rebuilt from the config, like VaeImageProcessor.
-        self.region_processor = FaceRegionProcessor(
-            detector=face_detector, regions=tuple(regions), crop_size=unet.config.sample_size, feather=feather
-        )
+        self.region_processor = self._make_region_processor()
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "LocalExpressionPipeline":
@@ -131,11 +135,15 @@ class LocalExpressionPipeline(DiffusionPipeline):
     def set_face_detector(self, face_detector: str) -> None:
         """Switch the face detector (e.g. to `"yunet:/path/face_detection_yunet.onnx"`) and record it in the config."""
         self.register_to_config(face_detector=face_detector)
-        self.region_processor = FaceRegionProcessor(
-            detector=face_detector,
+        self.region_processor = self._make_region_processor()
+
+    def _make_region_processor(self) -> FaceRegionProcessor:
+        feather = self.config.feather
+        return FaceRegionProcessor(
+            detector=self.config.face_detector,
             regions=tuple(self.config.regions),
             crop_size=self.unet.config.sample_size,
-            feather=self.config.feather,
+            feather=tuple(feather) if isinstance(feather, list) else feather,
         )
 
     def check_inputs(
@@ -388,7 +396,11 @@ class LocalExpressionPipeline(DiffusionPipeline):
             for _ in faces:
                 edits.append({region: edited_crops[cursor + k] for k, region in enumerate(regions)})
                 cursor += len(regions)
-            rgb = self.region_processor.composite(item.rgb, faces, edits) if faces else item.rgb
+            rgb = (
+                self.region_processor.composite(item.rgb, faces, edits, residual=self.config.residual_composite)
+                if faces
+                else item.rgb
+            )
             outputs.append(restore_image(rgb, item, output_type))
 
         self.maybe_free_model_hooks()
