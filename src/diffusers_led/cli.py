@@ -161,27 +161,27 @@ def _edit(args: argparse.Namespace) -> int:
 
 
 def build_prepare_data_parser() -> argparse.ArgumentParser:
+    from .data import FORMATS
+
     parser = argparse.ArgumentParser(
         prog="led-prepare-data",
         description="Turn a folder of labelled face photos into the eye/mouth region-crop dataset train_led.py uses "
         "(a datasets imagefolder with train/ and test/ splits, split by subject).",
     )
-    parser.add_argument("--input_dir", required=True, help="The labelled photos.")
-    parser.add_argument("--output_dir", required=True, help="Where the crop dataset goes (an existing one is completed).")
-    parser.add_argument(
-        "--format", default="auto", choices=("auto", "rafd", "ckplus", "ckplus_sample", "metadata", "folders"),
-        help="Where the labels come from (default: detected from the layout).",
-    )  # fmt: skip
-    parser.add_argument("--test_subjects", default=None, help="Comma-separated subject ids for the test split.")
-    parser.add_argument("--test_fraction", type=float, default=0.05, help="Fraction of subjects held out (if no --test_subjects).")
-    parser.add_argument("--seed", type=int, default=0, help="Seed of the subject draw for --test_fraction.")
-    parser.add_argument("--regions", default="eyes,mouth", help="Comma-separated regions to crop.")
-    parser.add_argument("--detector", default="dlib", help="Face detector: dlib or yunet:<path to the YuNet ONNX file>.")
-    parser.add_argument("--crop_size", type=int, default=64, help="Side of the square crops (the training --resolution).")
-    parser.add_argument("--rafd_angles", default="090", help="Comma-separated RaFD camera angles to keep (090 = frontal).")
-    parser.add_argument("--ckplus_peak_frames", type=int, default=1, help="CK+: last frames of a labelled sequence used.")
-    parser.add_argument("--ckplus_neutral_frames", type=int, default=1, help="CK+: first frames used as neutral.")
-    parser.add_argument("--quiet", action="store_true", help="No progress bar.")
+    add = parser.add_argument
+    add("--input_dir", required=True, help="The labelled photos.")
+    add("--output_dir", required=True, help="Where the crop dataset goes (an existing one is completed).")
+    add("--format", default="auto", choices=("auto", *FORMATS), help="Label source (default: from the layout).")
+    add("--test_subjects", default=None, help="Comma-separated subject ids for the test split.")
+    add("--test_fraction", type=float, default=0.05, help="Fraction of subjects held out without --test_subjects.")
+    add("--seed", type=int, default=0, help="Seed of the subject draw for --test_fraction.")
+    add("--regions", default="eyes,mouth", help="Comma-separated regions to crop.")
+    add("--detector", default="dlib", help="Face detector: dlib or yunet:<path to the YuNet ONNX file>.")
+    add("--crop_size", type=int, default=64, help="Side of the square crops (the training --resolution).")
+    add("--rafd_angles", default="090", help="Comma-separated RaFD camera angles to keep (090 = frontal).")
+    add("--ckplus_peak_frames", type=int, default=1, help="CK+: last frames of a labelled sequence used.")
+    add("--ckplus_neutral_frames", type=int, default=1, help="CK+: first frames used as neutral.")
+    add("--quiet", action="store_true", help="No progress bar.")
     return parser
 
 
@@ -190,7 +190,8 @@ def _split_list(text: Optional[str]) -> List[str]:
 
 
 def prepare_data_main(argv: Optional[Sequence[str]] = None) -> int:
-    """Entry point of ``led-prepare-data``: prints a summary; the full report is in ``<output_dir>/prepare_report.json``."""
+    """Entry point of ``led-prepare-data``: prints a summary (the full report goes to
+    ``<output_dir>/prepare_report.json``); returns the exit code."""
     from .data import REPORT_FILE, prepare_dataset
 
     args = build_prepare_data_parser().parse_args(argv)
@@ -215,7 +216,7 @@ def prepare_data_main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     print(
         f"{report.format}: {report.photos_found} labelled photos; {report.processed} cropped now, "
-        f"{report.already_done} already done, {len(report.skipped)} skipped, {len(report.relabelled)} relabelled."
+        f"{report.already_done} already done, {len(report.skipped)} skipped."
     )
     for split, summary in report.splits.items():
         print(f"  {split}: {summary['crops']} crops of {len(summary['subjects'])} subjects {summary['expressions']}")

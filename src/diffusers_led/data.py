@@ -1,0 +1,651 @@
+"""Turn a folder of labelled face photos into the region-crop dataset that ``train_led.py`` trains on.
+
+The output is a Hugging Face ``datasets`` *imagefolder*::
+
+    <output_dir>/train/<crop>.png + metadata.jsonl
+    <output_dir>/test/<crop>.png  + metadata.jsonl
+    <output_dir>/prepare_report.json
+
+Each photo gives one crop per region (eyes, mouth), cut by the same :class:`~diffusers_led.regions.FaceRegionProcessor`
+and read by the same :func:`~diffusers_led.image_processor.prepare_image` as inference. Crops are stored as RGB PNG;
+grayscale sources (CK+) give crops whose three channels are equal, marked ``"grayscale": true`` in the metadata, so
+a luminance model (``--color_mode luminance``) loses nothing and an RGB model learns gray.
+
+The split is by subject: no subject has crops in both splits. Photos that cannot be read or have no detectable face
+are skipped and listed in the report. A re-run is idempotent and an interrupted run loses no finished work: crops are
+written atomically, a photo's metadata lines are appended (and synced) only after all its crops exist, and photos
+already in the metadata are not processed again.
+
+Label sources (``format``):
+
+- ``rafd``: RaFD file names ``Rafd090_01_Caucasian_female_angry_frontal.jpg`` (camera angle, subject, ethnicity,
+  gender, expression, gaze); only the frontal camera (``090``) by default, as the paper.
+- ``ckplus``: the CK+ release, ``cohn-kanade-images/S005/001/S005_001_00000001.png`` with
+  ``Emotion/S005/001/S005_001_00000011_emotion.txt`` label files (0 neutral, 1 anger, 2 contempt, 3 disgust,
+  4 fear, 5 happy, 6 sadness, 7 surprise). The last frames of a labelled sequence are its peak, the first frames
+  are neutral.
+- ``ckplus_sample``: the CK+ sample shipped by the EmoPy package, as fetched by ``scripts/fetch_ckplus_sample.py``.
+  EmoPy's folder names are wrong for many frames (``sample_image_series_directory/<emotion>/`` holds only the
+  neutral onset frames 1-2; some ``anger`` peaks are disgust; the loose files have no subject id), so the labels come
+  from the ``labels.csv`` that the script writes beside the images after checking every frame (``file_name``,
+  ``subject``, ``expression`` and extras such as ``sequence``, ``frame``, ``kind``, ``eyes_usable``, ``note``).
+- ``metadata``: ``metadata.csv`` or ``metadata.jsonl`` at the top of the input folder with ``file_name`` (relative
+  path), ``expression`` (or ``label`` / ``emotion``) and optionally ``subject``.
+- ``folders``: one sub-folder per expression (``happy/``, ``anger/`` ...; aliases are accepted).
+
+Where a layout gives no subject id it is taken from the file name (a RaFD or CK+ pattern), else the file's stem
+(each photo its own subject).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import PIL.Image
+
+from .expressions import EXPRESSIONS, canonical_expression
+from .image_processor import ImageLoadError, prepare_image
+from .regions import FaceRegionProcessor
+
+
+FORMATS = ("rafd", "ckplus", "ckplus_sample", "metadata", "folders")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+SPLITS = ("train", "test")
+METADATA_FILE = "metadata.jsonl"
+REPORT_FILE = "prepare_report.json"
+
+RAFD_PATTERN = re.compile(
+    r"^Rafd(?P<angle>\d{3})_(?P<subject>\d+)_(?P<ethnicity>[A-Za-z]+)_(?P<gender>male|female)_"
+    r"(?P<expression>[A-Za-z]+)_(?P<gaze>frontal|left|right)$",
+    re.IGNORECASE,
+)
+CKPLUS_NAME_PATTERN = re.compile(r"(?P<subject>S\d{3})_(?P<sequence>\d{3})(?:_(?P<frame>\d+))?", re.IGNORECASE)
+CKPLUS_EMOTION_CODES = {
+    0: "neutral",
+    1: "angry",
+    2: "contemptuous",
+    3: "disgusted",
+    4: "fearful",
+    5: "happy",
+    6: "sad",
+    7: "surprised",
+}
+CKPLUS_SAMPLE_LABELS = "labels.csv"
+# Format-specific metadata columns (the same keys on every line of a dataset, so `datasets` infers one schema).
+_ATTRIBUTE_KEYS: Dict[str, Tuple[str, ...]] = {
+    "rafd": ("angle", "ethnicity", "gender", "gaze"),
+    "ckplus": ("sequence", "frame"),
+    "ckplus_sample": ("sequence", "frame", "kind", "eyes_usable", "note"),
+    "metadata": (),
+    "folders": (),
+}
+
+
+class DatasetFormatError(ValueError):
+    """Raised when the input folder's layout or labels cannot be understood."""
+
+
+@dataclass
+class LabelledPhoto:
+    """A source photo with its label, found in the input folder.
+
+    Attributes:
+        path: the file.
+        source: its path relative to the input folder (POSIX), the photo's key in the output metadata.
+        expression: a canonical label of :data:`~diffusers_led.expressions.EXPRESSIONS`.
+        subject: the person's id; the split keeps each subject on one side.
+        attributes: format-specific extras copied into the metadata (RaFD angle/gaze/gender/ethnicity,
+            CK+ sequence/frame).
+    """
+
+    path: Path
+    source: str
+    expression: str
+    subject: str
+    attributes: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PhotoListing:
+    """What a format reader found: usable photos and the files it had to leave out (with the reason)."""
+
+    photos: List[LabelledPhoto] = field(default_factory=list)
+    skipped: List[Dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class PrepareReport:
+    """The outcome of :func:`prepare_dataset`, also written to ``prepare_report.json``."""
+
+    input_dir: str
+    output_dir: str
+    format: str
+    photos_found: int
+    processed: int
+    already_done: int
+    skipped: List[Dict[str, str]]
+    splits: Dict[str, Dict[str, Any]]
+    processor: Dict[str, Any]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=False)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Finding labelled photos
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def _images_under(folder: Path) -> List[Path]:
+    return sorted(p for p in folder.rglob("*") if _is_image(p))
+
+
+def _relative(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _find_dir(root: Path, names: Sequence[str], max_depth: int = 3) -> Optional[Path]:
+    """The shallowest folder under ``root`` (itself included) whose name is one of ``names`` (case-insensitive)."""
+    wanted = {name.lower() for name in names}
+    level = [root]
+    for _ in range(max_depth + 1):
+        for folder in level:
+            if folder.name.lower() in wanted:
+                return folder
+        level = sorted(child for folder in level for child in folder.iterdir() if child.is_dir())
+    return None
+
+
+def parse_rafd_name(file_name: str) -> Optional[Dict[str, str]]:
+    """The fields of a RaFD file name (``angle``, ``subject``, ``ethnicity``, ``gender``, ``expression``, ``gaze``),
+    or ``None`` when the name does not follow the RaFD pattern. The expression is returned as written."""
+    match = RAFD_PATTERN.match(Path(file_name).stem)
+    return match.groupdict() if match else None
+
+
+def guess_subject(file_name: str) -> str:
+    """A subject id from a file name: the RaFD subject number (``"01"``), the CK+ ``S###``, else the stem."""
+    rafd = parse_rafd_name(file_name)
+    if rafd:
+        return rafd["subject"]
+    ckplus = CKPLUS_NAME_PATTERN.search(Path(file_name).stem)
+    if ckplus:
+        return ckplus["subject"].upper()
+    return Path(file_name).stem
+
+
+def _label(name: str) -> Optional[str]:
+    try:
+        return canonical_expression(name)
+    except ValueError:
+        return None
+
+
+def list_rafd(input_dir: Path, angles: Sequence[str] = ("090",)) -> PhotoListing:
+    """RaFD photos named ``Rafd<angle>_<subject>_<ethnicity>_<gender>_<expression>_<gaze>`` (any folder depth) taken
+    by one of the camera ``angles``."""
+    listing = PhotoListing()
+    for path in _images_under(input_dir):
+        fields = parse_rafd_name(path.name)
+        source = _relative(path, input_dir)
+        if fields is None:
+            listing.skipped.append({"source": source, "reason": "file name does not follow the RaFD pattern"})
+            continue
+        if fields["angle"] not in angles:
+            continue  # other camera angles are not wanted, not a problem
+        expression = _label(fields["expression"])
+        if expression is None:
+            listing.skipped.append({"source": source, "reason": f"unknown expression {fields['expression']!r}"})
+            continue
+        attributes = {key: fields[key].lower() for key in ("angle", "ethnicity", "gender", "gaze")}
+        listing.photos.append(LabelledPhoto(path, source, expression, fields["subject"], attributes))
+    return listing
+
+
+def _read_ckplus_code(label_file: Path) -> Optional[str]:
+    try:
+        code = int(float(label_file.read_text().split()[0]))
+    except (OSError, ValueError, IndexError):
+        return None
+    return CKPLUS_EMOTION_CODES.get(code)
+
+
+def list_ckplus(input_dir: Path, peak_frames: int = 1, neutral_frames: int = 1) -> PhotoListing:
+    """The CK+ release: for every sequence with an ``Emotion`` label, its last ``peak_frames`` frames with that label
+    and its first ``neutral_frames`` frames as neutral. Unlabelled sequences are not used."""
+    images_root = _find_dir(input_dir, ["cohn-kanade-images"])
+    labels_root = _find_dir(input_dir, ["Emotion", "Emotion_labels"])
+    if images_root is None or labels_root is None:
+        raise DatasetFormatError(
+            f"{input_dir} is not a CK+ folder: it needs cohn-kanade-images/ and Emotion/ (or Emotion_labels/)."
+        )
+    if peak_frames < 1 or neutral_frames < 0:
+        raise ValueError("peak_frames must be >= 1 and neutral_frames >= 0.")
+    listing = PhotoListing()
+    for label_file in sorted(labels_root.rglob("*_emotion.txt")):
+        sequence_dir = images_root / label_file.parent.relative_to(labels_root)
+        label_source = _relative(label_file, input_dir)
+        expression = _read_ckplus_code(label_file)
+        if expression is None:
+            listing.skipped.append({"source": label_source, "reason": "unreadable or unknown emotion code"})
+            continue
+        frames = _images_under(sequence_dir) if sequence_dir.is_dir() else []
+        if not frames:
+            listing.skipped.append(
+                {"source": label_source, "reason": f"no frames in {_relative(sequence_dir, input_dir)}"}
+            )
+            continue
+        neutral = frames[: min(neutral_frames, max(len(frames) - peak_frames, 0))]
+        peak = frames[-peak_frames:]
+        for frame_path, label in [(p, "neutral") for p in neutral] + [(p, expression) for p in peak]:
+            match = CKPLUS_NAME_PATTERN.search(frame_path.stem)
+            subject = match["subject"].upper() if match else sequence_dir.parent.name
+            attributes = {
+                "sequence": sequence_dir.name,
+                "frame": int(match["frame"]) if match and match["frame"] else None,
+            }
+            listing.photos.append(
+                LabelledPhoto(frame_path, _relative(frame_path, input_dir), label, subject, attributes)
+            )
+    return listing
+
+
+def _metadata_rows(metadata_file: Path) -> List[Dict[str, Any]]:
+    if metadata_file.suffix == ".csv":
+        with open(metadata_file, newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+    rows = []
+    with open(metadata_file, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    raise DatasetFormatError(f"{metadata_file}:{number}: not JSON ({error}).") from error
+    return rows
+
+
+def _csv_value(value: Any) -> Any:
+    """CSV cells are strings: empty -> None, true/false -> bool, digits -> int."""
+    if not isinstance(value, str):
+        return value
+    if value == "":
+        return None
+    if value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return int(value) if value.isdigit() else value
+
+
+def _list_labelled_rows(metadata_file: Path, input_dir: Path, attribute_keys: Sequence[str] = ()) -> PhotoListing:
+    """Photos listed in a CSV / JSON-lines file with ``file_name`` (relative to the file's folder), ``expression``
+    (or ``label`` / ``emotion``) and an optional ``subject``; ``attribute_keys`` columns are kept as extras."""
+    listing = PhotoListing()
+    for number, row in enumerate(_metadata_rows(metadata_file), 1):
+        file_name = row.get("file_name")
+        raw_label = next((row[k] for k in ("expression", "label", "emotion") if row.get(k) not in (None, "")), None)
+        if not file_name or raw_label is None:
+            raise DatasetFormatError(f"{metadata_file.name} row {number}: needs file_name and expression, got {row}.")
+        path = metadata_file.parent / file_name
+        source = _relative(path, input_dir)
+        expression = _label(str(raw_label))
+        if expression is None:
+            listing.skipped.append({"source": source, "reason": f"unknown expression {raw_label!r}"})
+        elif not path.is_file():
+            listing.skipped.append({"source": source, "reason": f"listed in {metadata_file.name} but missing"})
+        else:
+            subject = str(row.get("subject") or guess_subject(path.name))
+            attributes = {key: _csv_value(row.get(key)) for key in attribute_keys}
+            listing.photos.append(LabelledPhoto(path, source, expression, subject, attributes))
+    return listing
+
+
+def list_ckplus_sample(input_dir: Path) -> PhotoListing:
+    """The EmoPy CK+ sample with the checked labels of ``scripts/fetch_ckplus_sample.py`` (its ``labels.csv``)."""
+    marker = _find_dir(input_dir, ["sample_image_directory", "sample_image_series_directory"], max_depth=4)
+    if marker is None:
+        raise DatasetFormatError(
+            f"{input_dir} is not the EmoPy CK+ sample: it needs sample_image_directory/ or "
+            "sample_image_series_directory/ (run scripts/fetch_ckplus_sample.py)."
+        )
+    labels_file = marker.parent / CKPLUS_SAMPLE_LABELS
+    if not labels_file.is_file():
+        raise DatasetFormatError(
+            f"{marker.parent} has no {CKPLUS_SAMPLE_LABELS}: EmoPy's folder names are wrong for many frames, so "
+            "fetch the sample with `python scripts/fetch_ckplus_sample.py --output_dir DIR`, which writes the "
+            "checked labels beside the images."
+        )
+    return _list_labelled_rows(labels_file, input_dir, _ATTRIBUTE_KEYS["ckplus_sample"])
+
+
+def list_metadata(input_dir: Path) -> PhotoListing:
+    """Photos listed in ``metadata.csv`` / ``metadata.jsonl`` with ``file_name``, ``expression`` (or ``label`` /
+    ``emotion``) and an optional ``subject``."""
+    candidates = [input_dir / "metadata.jsonl", input_dir / "metadata.csv"]
+    metadata_file = next((p for p in candidates if p.is_file()), None)
+    if metadata_file is None:
+        raise DatasetFormatError(f"{input_dir} has no metadata.jsonl or metadata.csv.")
+    return _list_labelled_rows(metadata_file, input_dir)
+
+
+def list_folders(input_dir: Path) -> PhotoListing:
+    """Photos in one sub-folder per expression (``<input_dir>/<expression>/**``)."""
+    listing = PhotoListing()
+    for folder in sorted(p for p in input_dir.iterdir() if p.is_dir()):
+        expression = _label(folder.name)
+        for path in _images_under(folder):
+            source = _relative(path, input_dir)
+            if expression is None:
+                listing.skipped.append({"source": source, "reason": f"folder {folder.name!r} is not an expression"})
+            else:
+                listing.photos.append(LabelledPhoto(path, source, expression, guess_subject(path.name)))
+    return listing
+
+
+def detect_format(input_dir: Path) -> str:
+    """Guess the layout of ``input_dir``: one of :data:`FORMATS`.
+
+    Raises:
+        DatasetFormatError: when no layout fits.
+    """
+    input_dir = Path(input_dir)
+    if _find_dir(input_dir, ["cohn-kanade-images"]) and _find_dir(input_dir, ["Emotion", "Emotion_labels"]):
+        return "ckplus"
+    if _find_dir(input_dir, ["sample_image_directory", "sample_image_series_directory"], max_depth=4):
+        return "ckplus_sample"
+    if (input_dir / "metadata.jsonl").is_file() or (input_dir / "metadata.csv").is_file():
+        return "metadata"
+    if any(parse_rafd_name(p.name) for p in _images_under(input_dir)):
+        return "rafd"
+    if any(_label(p.name) for p in input_dir.iterdir() if p.is_dir()):
+        return "folders"
+    raise DatasetFormatError(
+        f"Cannot tell the layout of {input_dir}: expected RaFD file names, a CK+ release (cohn-kanade-images/ + "
+        "Emotion/), the EmoPy CK+ sample, a metadata.csv/metadata.jsonl, or one sub-folder per expression "
+        f"({', '.join(EXPRESSIONS)}). Pass --format to choose one of {', '.join(FORMATS)}."
+    )
+
+
+def list_labelled_photos(
+    input_dir: os.PathLike,
+    format: str = "auto",
+    rafd_angles: Sequence[str] = ("090",),
+    ckplus_peak_frames: int = 1,
+    ckplus_neutral_frames: int = 1,
+) -> Tuple[str, PhotoListing]:
+    """Find the labelled photos of ``input_dir`` in the given (or detected) layout; returns ``(format, listing)``."""
+    input_dir = Path(input_dir)
+    if not input_dir.is_dir():
+        raise DatasetFormatError(f"--input_dir {input_dir} is not a folder.")
+    if format == "auto":
+        format = detect_format(input_dir)
+    readers: Dict[str, Callable[[], PhotoListing]] = {
+        "rafd": lambda: list_rafd(input_dir, rafd_angles),
+        "ckplus": lambda: list_ckplus(input_dir, ckplus_peak_frames, ckplus_neutral_frames),
+        "ckplus_sample": lambda: list_ckplus_sample(input_dir),
+        "metadata": lambda: list_metadata(input_dir),
+        "folders": lambda: list_folders(input_dir),
+    }
+    if format not in readers:
+        raise DatasetFormatError(f"Unknown format {format!r}; use auto or one of {', '.join(FORMATS)}.")
+    return format, readers[format]()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Subject-wise split
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def split_subjects(
+    subjects: Iterable[str],
+    test_subjects: Optional[Sequence[str]] = None,
+    test_fraction: float = 0.05,
+    seed: int = 0,
+) -> set:
+    """The subjects of the test split.
+
+    ``test_subjects`` names them; otherwise ``round(test_fraction * n)`` subjects (at least one when the fraction is
+    positive and there are two or more subjects, never all of them) are drawn by a seeded hash, so the choice is the
+    same on every run with the same subjects.
+    """
+    subjects = sorted(set(subjects))
+    if test_subjects:
+        unknown = sorted(set(test_subjects) - set(subjects))
+        if unknown:
+            raise ValueError(f"--test_subjects {unknown} are not among the subjects found: {subjects}.")
+        return set(test_subjects)
+    if not 0.0 <= test_fraction < 1.0:
+        raise ValueError(f"--test_fraction must be in [0, 1), got {test_fraction}.")
+    if test_fraction == 0.0 or len(subjects) < 2:
+        return set()
+    count = min(max(1, round(test_fraction * len(subjects))), len(subjects) - 1)
+    ranked = sorted(subjects, key=lambda s: hashlib.sha256(f"{seed}:{s}".encode()).hexdigest())
+    return set(ranked[:count])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Writing the crop dataset
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def crop_file_name(source: str, region: str) -> str:
+    """The crop's file name: the source's stem, a short hash of its relative path (stems repeat across folders) and
+    the region."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(source).stem)
+    digest = hashlib.sha1(source.encode("utf-8")).hexdigest()[:8]
+    return f"{stem}-{digest}_{region}.png"
+
+
+def _save_png_atomically(array: np.ndarray, destination: Path) -> None:
+    temporary = destination.with_name(destination.name + ".tmp")
+    PIL.Image.fromarray(array).save(temporary, format="PNG")
+    os.replace(temporary, destination)
+
+
+def _append_lines(metadata_file: Path, records: Sequence[Dict[str, Any]]) -> None:
+    """Append records as JSON lines in one write and sync them to disk."""
+    with open(metadata_file, "a", encoding="utf-8") as handle:
+        handle.write("".join(json.dumps(record) + "\n" for record in records))
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _load_split_metadata(split_dir: Path, regions: Sequence[str]) -> Dict[str, List[Dict[str, Any]]]:
+    """The finished photos of a split: source -> its records. Records of a photo that an interruption left
+    incomplete (a torn last line, a region missing, a crop file missing) are dropped and the file rewritten."""
+    metadata_file = split_dir / METADATA_FILE
+    if not metadata_file.is_file():
+        return {}
+    by_source: Dict[str, List[Dict[str, Any]]] = {}
+    dropped = False
+    for line in metadata_file.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+            by_source.setdefault(record["source"], []).append(record)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            dropped = True
+    finished = {}
+    for source, records in by_source.items():
+        present = {r["region"] for r in records if (split_dir / r["file_name"]).is_file()}
+        if set(regions) <= present:
+            finished[source] = records
+        else:
+            dropped = True
+    if dropped:
+        text = "".join(json.dumps(r) + "\n" for records in finished.values() for r in records)
+        _write_atomically(metadata_file, text)
+    return finished
+
+
+def _remove_strays(split_dir: Path, records: Iterable[Dict[str, Any]]) -> None:
+    """Delete crop files no metadata line refers to, and temporary files, left by an interrupted run."""
+    keep = {r["file_name"] for r in records}
+    for path in split_dir.iterdir():
+        if path.name.endswith(".tmp") or (path.suffix == ".png" and path.name not in keep):
+            path.unlink()
+
+
+def _split_summary(records: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    return {
+        "crops": len(records),
+        "photos": len({r["source"] for r in records}),
+        "subjects": sorted({r["subject"] for r in records}),
+        "expressions": dict(sorted(Counter(r["expression"] for r in records).items())),
+        "regions": dict(sorted(Counter(r["region"] for r in records).items())),
+    }
+
+
+def prepare_dataset(
+    input_dir: os.PathLike,
+    output_dir: os.PathLike,
+    format: str = "auto",
+    test_subjects: Optional[Sequence[str]] = None,
+    test_fraction: float = 0.05,
+    seed: int = 0,
+    regions: Sequence[str] = ("eyes", "mouth"),
+    detector: str = "dlib",
+    crop_size: int = 64,
+    rafd_angles: Sequence[str] = ("090",),
+    ckplus_peak_frames: int = 1,
+    ckplus_neutral_frames: int = 1,
+    processor: Optional[Any] = None,
+    progress: bool = True,
+) -> PrepareReport:
+    """Build (or complete) the region-crop imagefolder dataset of ``input_dir`` in ``output_dir``.
+
+    Args:
+        input_dir: the labelled photos.
+        output_dir: where ``train/``, ``test/`` and ``prepare_report.json`` go; an existing output is completed.
+        format: ``"auto"`` or one of :data:`FORMATS`.
+        test_subjects / test_fraction / seed: the subject-wise split, see :func:`split_subjects`.
+        regions: the regions to crop.
+        detector: the face detector of the :class:`~diffusers_led.regions.FaceRegionProcessor` (``"dlib"``,
+            ``"yunet:<path.onnx>"``).
+        crop_size: the crop side (the UNet's ``sample_size``).
+        rafd_angles: RaFD camera angles to keep (``"090"`` is frontal).
+        ckplus_peak_frames / ckplus_neutral_frames: frames taken from the end / start of each labelled CK+ sequence.
+        processor: an object with the ``FaceRegionProcessor.extract`` interface to use instead of building one.
+        progress: show a progress bar.
+
+    Returns:
+        The :class:`PrepareReport` (also written to ``output_dir/prepare_report.json``).
+
+    Raises:
+        DatasetFormatError: unknown layout or no labelled photos.
+        ValueError: a split that contradicts the one already in ``output_dir``.
+    """
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    if output_dir.resolve().is_relative_to(input_dir.resolve()):
+        raise ValueError(f"--output_dir {output_dir} must not be inside --input_dir {input_dir}.")
+    format, listing = list_labelled_photos(input_dir, format, rafd_angles, ckplus_peak_frames, ckplus_neutral_frames)
+    if not listing.photos:
+        raise DatasetFormatError(
+            f"No labelled photos found in {input_dir} (format {format}); {len(listing.skipped)} files left out"
+            + (f", e.g. {listing.skipped[0]}" if listing.skipped else "")
+            + "."
+        )
+    test_set = split_subjects([p.subject for p in listing.photos], test_subjects, test_fraction, seed)
+
+    split_dirs = {split: output_dir / split for split in SPLITS}
+    done: Dict[str, Dict[str, List[Dict[str, Any]]]] = {}
+    for split, split_dir in split_dirs.items():
+        split_dir.mkdir(parents=True, exist_ok=True)
+        done[split] = _load_split_metadata(split_dir, regions)
+        for source, records in done[split].items():
+            wanted = "test" if records[0]["subject"] in test_set else "train"
+            if wanted != split:
+                raise ValueError(
+                    f"{output_dir} holds subject {records[0]['subject']!r} in {split}, but this run puts it in "
+                    f"{wanted}: use the same --test_subjects/--test_fraction/--seed as before, or a new --output_dir."
+                )
+
+    if processor is None:
+        processor = FaceRegionProcessor(detector=detector, regions=tuple(regions), crop_size=crop_size)
+    skipped = list(listing.skipped)
+    processed = already_done = 0
+    photos = sorted(listing.photos, key=lambda p: p.source)
+    if progress:
+        from tqdm.auto import tqdm
+
+        photos = tqdm(photos, desc="Cropping faces", unit="photo")
+    for photo in photos:
+        split = "test" if photo.subject in test_set else "train"
+        if photo.source in done[split]:
+            already_done += 1
+            continue
+        try:
+            image = prepare_image(photo.path)
+        except ImageLoadError as error:
+            skipped.append({"source": photo.source, "reason": f"unreadable: {error}"})
+            continue
+        faces = processor.extract(image.rgb, regions=tuple(regions))
+        if not faces:
+            skipped.append({"source": photo.source, "reason": "no face detected"})
+            continue
+        face = faces[0]  # largest first: the labelled person
+        records = []
+        for region in regions:
+            file_name = crop_file_name(photo.source, region)
+            _save_png_atomically(np.ascontiguousarray(face.crops[region]), split_dirs[split] / file_name)
+            records.append(
+                {
+                    "file_name": file_name,
+                    "region": region,
+                    "expression": photo.expression,
+                    "subject": photo.subject,
+                    "source": photo.source,
+                    "source_format": format,
+                    "grayscale": image.grayscale,
+                    "image_size": [int(image.rgb.shape[1]), int(image.rgb.shape[0])],
+                    "num_faces": len(faces),
+                    "face_score": float(face.face.score),
+                    "landmarks": np.round(np.asarray(face.face.landmarks, dtype=np.float64), 2).tolist(),
+                    "region_box": [round(float(v), 2) for v in face.boxes[region]],
+                    **{key: photo.attributes.get(key) for key in _ATTRIBUTE_KEYS[format]},
+                }
+            )
+        _append_lines(split_dirs[split] / METADATA_FILE, records)
+        done[split][photo.source] = records
+        processed += 1
+
+    splits = {}
+    for split, split_dir in split_dirs.items():
+        records = [r for records in done[split].values() for r in records]
+        _remove_strays(split_dir, records)
+        splits[split] = _split_summary(records)
+    report = PrepareReport(
+        input_dir=str(input_dir),
+        output_dir=str(output_dir),
+        format=format,
+        photos_found=len(listing.photos),
+        processed=processed,
+        already_done=already_done,
+        skipped=skipped,
+        splits=splits,
+        processor={
+            "repr": repr(processor),
+            "regions": list(regions),
+            "crop_size": crop_size,
+            "detector": str(detector),
+        },
+    )
+    _write_atomically(output_dir / REPORT_FILE, report.to_json())
+    return report

@@ -1,0 +1,321 @@
+"""Tests of train_led.py at tiny scale: loss, presets, save layout, exact resume, overfitting, errors, Hub upload,
+and one real `accelerate launch` with two processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+from accelerate.state import AcceleratorState, GradientState, PartialState
+from PIL import Image
+from safetensors.torch import load_file
+
+from diffusers_led import EXPRESSIONS, ExpressionEmbeddings, LocalExpressionPipeline
+from diffusers_led.text_encoder import TextEncoderNotAvailableError
+from diffusers_led.unet_presets import UNET_PRESETS, build_unet, unet_config
+
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+import train_led  # noqa: E402
+
+
+EMBEDDING_DIM = 16
+FAST = [
+    "--unet_config", "tiny", "--train_batch_size", "2", "--seed", "0", "--report_to", "none",
+    "--num_validation_samples", "1", "--validation_strengths", "0.5", "--validation_inference_steps", "2",
+]  # fmt: skip
+
+
+def _crop(label_index: int, region_index: int, variant: int, gray: bool = False) -> np.ndarray:
+    """A smooth 64x64 pattern that differs by label, region and a small per-photo variation."""
+    y, x = np.mgrid[0:64, 0:64] / 63.0
+    base = 0.5 + 0.4 * np.sin((label_index + 1) * 3.0 * x + region_index * 2.0 * y + 0.3 * variant)
+    rgb = np.stack([base, np.roll(base, 7 * (region_index + 1), axis=1), 1.0 - base], axis=-1)
+    if gray:
+        rgb = np.repeat(base[..., None], 3, axis=-1)
+    return np.rint(rgb * 255).astype(np.uint8)
+
+
+def write_crop_dataset(
+    root: Path, labels=("angry", "happy"), size: int = 64, gray: bool = False, source_format="rafd"
+):
+    """An imagefolder like led-prepare-data's: train (subjects 01, 02) and test (subject 03), eyes and mouth."""
+    for split, subjects in (("train", ("01", "02")), ("test", ("03",))):
+        folder = root / split
+        folder.mkdir(parents=True)
+        lines = []
+        for s, subject in enumerate(subjects):
+            for li, label in enumerate(labels):
+                for ri, region in enumerate(("eyes", "mouth")):
+                    name = f"{subject}_{label}_{region}.png"
+                    crop = _crop(EXPRESSIONS.index(label), ri, s, gray)
+                    Image.fromarray(crop).resize((size, size)).save(folder / name)
+                    lines.append({"file_name": name, "region": region, "expression": label, "subject": subject,
+                                  "source": f"{subject}_{label}.png", "source_format": source_format})  # fmt: skip
+        (folder / "metadata.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return root
+
+
+@pytest.fixture(scope="module")
+def crops(tmp_path_factory) -> Path:
+    return write_crop_dataset(tmp_path_factory.mktemp("crops"))
+
+
+@pytest.fixture(scope="module")
+def embeddings_dir(tmp_path_factory) -> Path:
+    table = ExpressionEmbeddings(labels=EXPRESSIONS, embedding_dim=EMBEDDING_DIM, text_encoder="random-test")
+    torch.manual_seed(0)
+    table.embeddings.data.normal_()
+    out = tmp_path_factory.mktemp("embeddings")
+    table.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """Each in-process run builds its own Accelerator."""
+    yield
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+
+
+def train(crops: Path, embeddings_dir: Path, output_dir: Path, *extra: str) -> dict:
+    argv = ["--train_data_dir", str(crops), "--text_encoder", str(embeddings_dir), "--output_dir", str(output_dir)]
+    return train_led.main(train_led.parse_args(argv + FAST + list(extra)))
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Pieces
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_smooth_l1_loss_is_eq5_with_beta_1():
+    torch.manual_seed(0)
+    pred, target = torch.randn(4, 3, 8, 8) * 2, torch.randn(4, 3, 8, 8)
+    d = (pred - target).abs()
+    by_hand = torch.where(d < 1.0, 0.5 * d**2 / 1.0, d - 0.5 * 1.0).mean()
+    assert (d >= 1).any() and (d < 1).any()
+    torch.testing.assert_close(train_led.compute_loss(pred, target, "smooth_l1", 1.0), by_hand)
+    torch.testing.assert_close(train_led.compute_loss(pred, target, "l2"), ((pred - target) ** 2).mean())
+    with pytest.raises(ValueError, match="loss_type"):
+        train_led.compute_loss(pred, target, "l3")
+
+
+def test_unet_presets(tmp_path):
+    unet = build_unet("tiny", in_channels=1, cross_attention_dim=EMBEDDING_DIM, sample_size=64)
+    assert (unet.config.in_channels, unet.config.out_channels, unet.config.cross_attention_dim) == (1, 1, 16)
+    assert set(UNET_PRESETS) == {"paper", "cpu", "tiny"}
+    assert unet_config("cpu", 3, 768)["block_out_channels"] == (32, 64, 128, 128)
+    path = tmp_path / "unet.json"
+    path.write_text(json.dumps({"_class_name": "UNet2DConditionModel", **UNET_PRESETS["tiny"], "in_channels": 9}))
+    assert unet_config(str(path), 3, 8)["in_channels"] == 3  # the caller's channels win
+    with pytest.raises(ValueError, match="Unknown --unet_config"):
+        unet_config("huge", 3, 8)
+
+
+def test_augment_flip_and_affine_are_deterministic():
+    args = train_led.parse_args(["--train_data_dir", "x", "--random_flip", "--affine_degrees", "5",
+                                 "--affine_translate", "0.05", "--affine_scale", "0.05"])  # fmt: skip
+    batch = torch.rand(6, 3, 64, 64) * 2 - 1
+    first = train_led.augment(batch, train_led.batch_generator(0, 0, 1, 2), args)
+    again = train_led.augment(batch, train_led.batch_generator(0, 0, 1, 2), args)
+    assert torch.equal(first, again) and first.shape == batch.shape
+    flip_only = train_led.parse_args(["--train_data_dir", "x", "--random_flip"])
+    flipped = train_led.augment(batch, train_led.batch_generator(0, 0, 0, 0), flip_only)
+    for original, out in zip(batch, flipped):
+        assert torch.equal(out, original) or torch.equal(out, original.flip(-1))
+
+
+def test_embeddings_from_a_tiny_sentence_transformer(tmp_path):
+    from sentence_transformers import SentenceTransformer
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    raw = tmp_path / "bert"
+    raw.mkdir()
+    (raw / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *EXPRESSIONS]) + "\n")
+    BertTokenizer(str(raw / "vocab.txt")).save_pretrained(raw)
+    config = BertConfig(vocab_size=13, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=16, max_position_embeddings=16)  # fmt: skip
+    BertModel(config).save_pretrained(raw)
+    SentenceTransformer(str(raw), device="cpu").save(str(tmp_path / "st"))
+
+    table = train_led.load_expression_embeddings(str(tmp_path / "st"), None, ["happy", "sad"], 0.1)
+    assert table.config.embedding_dim == 8 and table.trained_labels == ["happy", "sad"]
+    assert table.supports_guidance and table.embeddings.abs().sum() > 0
+    with pytest.raises(TextEncoderNotAvailableError, match="does not exist"):
+        train_led.load_expression_embeddings(str(tmp_path / "no-such-encoder"), None, ["happy"], 0.0)
+
+
+def test_checkpoint_manifest_detects_incomplete_saves(tmp_path):
+    PartialState()  # the accelerate logger needs it
+    good = tmp_path / "checkpoint-4"
+    good.mkdir()
+    (good / "model.safetensors").write_bytes(b"12345")
+    (good / train_led.CHECKPOINT_STATE_FILE).write_text(json.dumps({"files": {"model.safetensors": 5}}))
+    assert train_led.checkpoint_problem(good) is None
+    (good / "model.safetensors").write_bytes(b"123")
+    assert "3 bytes instead of 5" in train_led.checkpoint_problem(good)
+    (tmp_path / "checkpoint-9").mkdir()
+    assert "did not finish" in train_led.checkpoint_problem(tmp_path / "checkpoint-9")
+    assert train_led.find_resume_checkpoint(str(tmp_path), "latest") is None  # both broken: start afresh
+    with pytest.raises(ValueError, match="Cannot resume from checkpoint"):
+        train_led.find_resume_checkpoint(str(tmp_path), "checkpoint-9")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Training runs
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_short_run_saves_a_loadable_pipeline_and_pushes(crops, embeddings_dir, tmp_path, example_image, caplog):
+    out = tmp_path / "model"
+    token = "hf_secret_token_value"
+    with mock.patch.object(train_led, "HfApi") as hf_api:
+        hf_api.return_value.create_repo.return_value.repo_id = "me/led-test"
+        result = train(
+            crops, embeddings_dir, out, "--max_train_steps", "3", "--use_ema", "--report_to", "tensorboard",
+            "--push_to_hub", "--hub_model_id", "me/led-test", "--hub_private_repo", "--hub_token", token,
+        )  # fmt: skip
+    assert result["global_step"] == 3
+    # Upload: the right repo, private, the whole output folder, never the token in the logs.
+    hf_api.assert_called_once_with(token=token)
+    hf_api.return_value.create_repo.assert_called_once_with(repo_id="me/led-test", private=True, exist_ok=True)
+    upload = hf_api.return_value.upload_folder.call_args.kwargs
+    assert upload["repo_id"] == "me/led-test" and Path(upload["folder_path"]) == out
+    assert "checkpoint-*" in upload["ignore_patterns"]
+    assert token not in caplog.text
+    assert token not in "".join(
+        p.read_text(errors="ignore") for p in out.rglob("*") if p.suffix in (".md", ".json", ".yml")
+    )
+
+    # Layout: a diffusers pipeline folder, EMA main weights + raw non_ema variant, card and grid.
+    for name in ("model_index.json", "unet/diffusion_pytorch_model.safetensors",
+                 "unet/diffusion_pytorch_model.non_ema.safetensors", "embeddings/config.json",
+                 "scheduler/scheduler_config.json", "README.md", "validation_grid.png"):  # fmt: skip
+        assert (out / name).is_file(), name
+    assert json.loads((out / "scheduler/scheduler_config.json").read_text())["num_train_timesteps"] == 500
+    card = (out / "README.md").read_text()
+    assert "license: other" in card and "RaFD" in card and "private" in card and "smooth L1" in card
+    assert list((out / "logs").rglob("events.out.tfevents*"))
+    ema = load_file(out / "unet/diffusion_pytorch_model.safetensors")
+    raw = load_file(out / "unet/diffusion_pytorch_model.non_ema.safetensors")
+    assert any(not torch.equal(ema[k], raw[k]) for k in ema)
+
+    with mock.patch.dict(os.environ, {"HF_HUB_OFFLINE": "1"}):
+        pipe = LocalExpressionPipeline.from_pretrained(out)
+        raw_pipe = LocalExpressionPipeline.from_pretrained(out, variant="non_ema")
+    key = next(iter(raw))
+    assert torch.equal(raw_pipe.unet.state_dict()[key], raw[key]) and torch.equal(
+        pipe.unet.state_dict()[key], ema[key]
+    )
+    assert pipe.embeddings.trained_labels == ["angry", "happy"] and pipe.color_mode == "rgb"
+    pipe.set_progress_bar_config(disable=True)
+    edited = pipe(example_image, target="happy", strength=0.2, num_inference_steps=2).images[0]
+    assert edited.size == example_image.size
+
+
+def test_resume_is_exact(crops, embeddings_dir, tmp_path, caplog):
+    """Interrupted at step 5 and resumed from checkpoint-3 (mid-epoch, with gradient accumulation) = uninterrupted."""
+    common = [
+        "--max_train_steps", "6", "--checkpointing_steps", "3", "--use_ema", "--gradient_accumulation_steps", "2",
+        "--random_flip", "--conditioning_dropout_prob", "0.2", "--validation_epochs", "1",
+    ]  # fmt: skip
+    train(crops, embeddings_dir, tmp_path / "straight", *common)
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+
+    calls = {"n": 0}
+    real_loss = train_led.compute_loss
+
+    def crash_on_step_5(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 9:  # the first micro-batch of optimisation step 5
+            raise KeyboardInterrupt("simulated crash")
+        return real_loss(*args, **kwargs)
+
+    interrupted = tmp_path / "interrupted"
+    with mock.patch.object(train_led, "compute_loss", crash_on_step_5), pytest.raises(KeyboardInterrupt):
+        train(crops, embeddings_dir, interrupted, *common)
+    assert sorted(p.name for p in interrupted.glob("checkpoint-*")) == ["checkpoint-3"]
+    (interrupted / "checkpoint-4").mkdir()  # a save that died before its manifest
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+
+    result = train(crops, embeddings_dir, interrupted, *common, "--resume_from_checkpoint", "latest")
+    assert result["resumed_from"].endswith("checkpoint-3") and result["global_step"] == 6
+    assert "Skipping checkpoint" in caplog.text and "checkpoint-4" in caplog.text
+    for name in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.non_ema.safetensors"):
+        a, b = load_file(tmp_path / "straight/unet" / name), load_file(interrupted / "unet" / name)
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    state_a = torch.load(tmp_path / "straight/checkpoint-6/optimizer.bin", weights_only=False)
+    state_b = torch.load(interrupted / "checkpoint-6/optimizer.bin", weights_only=False)
+    assert all(torch.equal(state_a["state"][i]["exp_avg"], state_b["state"][i]["exp_avg"]) for i in state_a["state"])
+
+
+def test_loss_falls_when_overfitting(crops, embeddings_dir, tmp_path):
+    result = train(crops, embeddings_dir, tmp_path / "overfit", "--max_train_steps", "40", "--train_batch_size", "4",
+                   "--lr_scheduler", "constant", "--learning_rate", "3e-3", "--checkpointing_steps", "10",
+                   "--checkpoints_total_limit", "2", "--loss_type", "l2")  # fmt: skip
+    losses = result["losses"]
+    assert len(losses) == 40
+    assert sorted(p.name for p in (tmp_path / "overfit").glob("checkpoint-*")) == ["checkpoint-30", "checkpoint-40"]
+    assert np.mean(losses[-8:]) < 0.7 * np.mean(losses[:8]), losses
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (["--resolution", "32"], "Resolution mismatch"),
+        (["--mixed_precision", "fp16"], "fp16 mixed precision needs a GPU"),
+        (["--push_to_hub"], "forbids publishing"),
+        (["--regions", "cheeks"], "training split is empty"),
+    ],
+)
+def test_clear_errors(crops, embeddings_dir, tmp_path, extra, match):
+    with pytest.raises(ValueError, match=match):
+        train(crops, embeddings_dir, tmp_path / "out", "--max_train_steps", "1", *extra)
+
+
+def test_label_without_embedding_and_empty_data(crops, embeddings_dir, tmp_path):
+    small = ExpressionEmbeddings(labels=["sad", "neutral"], embedding_dim=EMBEDDING_DIM)
+    small.save_pretrained(tmp_path / "small")
+    with pytest.raises(ValueError, match=r"\['angry', 'happy'\] have no embedding"):
+        train(crops, tmp_path / "small", tmp_path / "out", "--max_train_steps", "1")
+    AcceleratorState._reset_state(True)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="No training crops found"):
+        train(tmp_path / "empty", embeddings_dir, tmp_path / "out", "--max_train_steps", "1")
+
+
+def test_gray_crops_train_a_luminance_model(tmp_path, embeddings_dir):
+    data = write_crop_dataset(tmp_path / "gray", gray=True, source_format="folders")
+    train(data, embeddings_dir, tmp_path / "model", "--max_train_steps", "1")
+    config = json.loads((tmp_path / "model/unet/config.json").read_text())
+    assert config["in_channels"] == config["out_channels"] == 1
+
+
+def test_accelerate_launch_two_processes(crops, embeddings_dir, tmp_path):
+    """The real launcher: 2 CPU processes (gloo), bf16 autocast and gradient accumulation."""
+    out = tmp_path / "launched"
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--dynamo_backend", "no", "--main_process_port", "29517", str(REPO / "train_led.py"),
+        "--train_data_dir", str(crops), "--text_encoder", str(embeddings_dir), "--output_dir", str(out),
+        *FAST, "--max_train_steps", "2", "--gradient_accumulation_steps", "2", "--mixed_precision", "bf16",
+        "--checkpointing_steps", "1",
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "MULTI_CPU" in done.stderr and "Num processes: 2" in done.stderr
+    assert (out / "model_index.json").is_file()
+    assert (out / "checkpoint-2/random_states_1.pkl").is_file()
+    assert json.loads((out / "checkpoint-2" / train_led.CHECKPOINT_STATE_FILE).read_text())["num_processes"] == 2
