@@ -60,7 +60,13 @@ from tqdm.auto import tqdm
 
 from diffusers_led.expressions import EXPRESSIONS, ExpressionEmbeddings, canonical_expression
 from diffusers_led.image_processor import crops_to_tensor, tensor_to_crops
-from diffusers_led.pipeline_led import LocalExpressionPipeline
+from diffusers_led.data import metadata_path_problems
+from diffusers_led.pipeline_led import (
+    LocalExpressionPipeline,
+    UnsafeWeightsError,
+    pickled_only_components,
+    unsafe_weights_message,
+)
 from diffusers_led.unet_presets import UNET_PRESETS, build_unet
 
 
@@ -100,6 +106,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--revision", type=str, default=None, help="Revision of the pretrained model on the Hub.")
     parser.add_argument("--variant", type=str, default=None, help="Variant of the pretrained UNet, e.g. non_ema.")
+    parser.add_argument(
+        "--allow_pickled_weights", action="store_true",
+        help="Also load pickled (.bin/.pt) weights for --pretrained_model_name_or_path and a saved --text_encoder "
+        "table. Pickles can run arbitrary code when loaded: use only for files you trust. Default: safetensors only.",
+    )  # fmt: skip
     parser.add_argument(
         "--unet_config", type=str, default="cpu",
         help=f"UNet preset ({', '.join(UNET_PRESETS)}) or a JSON file of UNet2DConditionModel arguments; "
@@ -265,6 +276,14 @@ class EpochShuffleSampler(torch.utils.data.Sampler):
 
 
 def _load_raw_dataset(args: argparse.Namespace) -> datasets.DatasetDict:
+    for folder in (args.train_data_dir, args.dataset_name):
+        problems = metadata_path_problems(folder) if folder and Path(folder).is_dir() else []
+        if problems:
+            more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+            raise ValueError(
+                f"The dataset metadata in {folder} names files outside the dataset folder, which is refused: "
+                f"{'; '.join(problems[:3])}{more}. Fix or remove those rows (led-prepare-data writes plain file names)."
+            )
     try:
         if args.dataset_name is not None:
             return load_dataset(
@@ -365,12 +384,23 @@ def _embeddings_folder(path: str) -> Optional[str]:
     return None
 
 
+def safe_from_pretrained(cls, path: str, allow_pickled_weights: bool = False, **kwargs):
+    """``cls.from_pretrained(path, **kwargs)`` from safetensors only, unless ``allow_pickled_weights``
+    (``--allow_pickled_weights``); a local folder with only pickled weights raises :class:`UnsafeWeightsError`."""
+    if not allow_pickled_weights:
+        found = pickled_only_components(path, kwargs.get("subfolder"))
+        if found:
+            raise UnsafeWeightsError(unsafe_weights_message(os.path.join(path, kwargs.get("subfolder") or ""), found))
+    return cls.from_pretrained(path, use_safetensors=None if allow_pickled_weights else True, **kwargs)
+
+
 def load_expression_embeddings(
     text_encoder: Optional[str],
     pretrained_model_name_or_path: Optional[str],
     trained_labels: Sequence[str],
     conditioning_dropout_prob: float,
     revision: Optional[str] = None,
+    allow_pickled_weights: bool = False,
 ) -> ExpressionEmbeddings:
     """The label-embedding table the UNet is conditioned on, recording the labels trained and the dropout.
 
@@ -383,11 +413,12 @@ def load_expression_embeddings(
     """
     saved = _embeddings_folder(text_encoder) if text_encoder else None
     if saved is not None:
-        table = ExpressionEmbeddings.from_pretrained(saved)
+        table = safe_from_pretrained(ExpressionEmbeddings, saved, allow_pickled_weights)
     elif text_encoder is None and pretrained_model_name_or_path is not None:
-        table = ExpressionEmbeddings.from_pretrained(
-            pretrained_model_name_or_path, subfolder="embeddings", revision=revision
-        )
+        table = safe_from_pretrained(
+            ExpressionEmbeddings, pretrained_model_name_or_path, allow_pickled_weights, subfolder="embeddings",
+            revision=revision,
+        )  # fmt: skip
         trained_labels = sorted(set(trained_labels) | set(table.trained_labels), key=EXPRESSIONS.index)
     else:
         table = ExpressionEmbeddings.from_text_encoder(text_encoder or DEFAULT_TEXT_ENCODER, labels=EXPRESSIONS)
@@ -418,9 +449,10 @@ def load_or_build_unet(
         color_mode = resolve_color_mode(args.color_mode, crops)
         in_channels = 1 if color_mode == "luminance" else 3
         return build_unet(args.unet_config, in_channels, cross_attention_dim, args.resolution), color_mode
-    unet = UNet2DConditionModel.from_pretrained(
-        args.pretrained_model_name_or_path, subfolder="unet", revision=args.revision, variant=args.variant
-    )
+    unet = safe_from_pretrained(
+        UNet2DConditionModel, args.pretrained_model_name_or_path, getattr(args, "allow_pickled_weights", False),
+        subfolder="unet", revision=args.revision, variant=args.variant,
+    )  # fmt: skip
     color_mode = "luminance" if unet.config.in_channels == 1 else "rgb"
     checks = [
         ("sample_size", unet.config.sample_size, args.resolution, "--resolution"),
@@ -494,9 +526,18 @@ def list_checkpoints(output_dir: os.PathLike) -> List[Path]:
     return sorted(found, key=_checkpoint_step)
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def checkpoint_problem(path: os.PathLike) -> Optional[str]:
-    """Why the checkpoint at ``path`` cannot be resumed from (missing manifest, missing or truncated file), or
-    ``None`` when it is complete."""
+    """Why the checkpoint at ``path`` cannot be resumed from (missing manifest, missing, truncated or corrupt file),
+    or ``None`` when it is complete. Content hashes are checked when the manifest has them (checkpoints written
+    before they were added have sizes only)."""
     path = Path(path)
     state_file = path / CHECKPOINT_STATE_FILE
     if not state_file.is_file():
@@ -512,6 +553,9 @@ def checkpoint_problem(path: os.PathLike) -> Optional[str]:
             return f"{name} is missing"
         if file.stat().st_size != size:
             return f"{name} has {file.stat().st_size} bytes instead of {size}"
+    for name, digest in (state.get("sha256") or {}).items():
+        if (path / name).is_file() and _sha256(path / name) != digest:
+            return f"{name} is corrupt (its content does not match the checksum in {CHECKPOINT_STATE_FILE})"
     return None
 
 
@@ -552,6 +596,7 @@ def save_checkpoint(
     if accelerator.is_main_process:
         files = {p.relative_to(temporary).as_posix(): p.stat().st_size for p in temporary.rglob("*") if p.is_file()}
         state = {"global_step": global_step, **position, "num_processes": accelerator.num_processes, "files": files}
+        state["sha256"] = {name: _sha256(temporary / name) for name in files}
         with open(temporary / CHECKPOINT_STATE_FILE, "w") as handle:
             json.dump(state, handle, indent=1)
             handle.flush()
@@ -559,8 +604,10 @@ def save_checkpoint(
         if final.exists():  # re-reaching a step after resuming from an earlier checkpoint
             stale = final.with_name(f".old-{final.name}")
             os.replace(final, stale)
+            os.replace(temporary, final)
             shutil.rmtree(stale)
-        os.replace(temporary, final)
+        else:
+            os.replace(temporary, final)
         logger.info(f"Saved state to {final}")
         if total_limit is not None:
             for old in list_checkpoints(output_dir)[:-total_limit]:
@@ -576,27 +623,6 @@ def save_checkpoint(
 
 
 @torch.no_grad()
-def sdedit_crops(
-    unet: UNet2DConditionModel,
-    scheduler: DDIMScheduler,
-    originals: torch.Tensor,
-    encoder_hidden_states: torch.Tensor,
-    strength: float,
-    num_inference_steps: int,
-    generator: torch.Generator,
-) -> torch.Tensor:
-    """SDEdit on UNet-space crops: noise them to step ``int(T * strength)`` and denoise with the conditioning."""
-    scheduler.set_timesteps(num_inference_steps)
-    start = int(scheduler.config.num_train_timesteps * strength)
-    timesteps = scheduler.timesteps[scheduler.timesteps <= start]
-    noise = torch.randn(originals.shape, generator=generator).to(originals)
-    sample = scheduler.add_noise(originals, noise, timesteps[:1].repeat(len(originals)))
-    for t in timesteps:
-        noise_pred = unet(sample, t.to(originals.device), encoder_hidden_states=encoder_hidden_states).sample
-        sample = scheduler.step(noise_pred, t, sample).prev_sample
-    return sample
-
-
 def log_validation(
     unet: UNet2DConditionModel,
     noise_scheduler: DDPMScheduler,
@@ -616,18 +642,27 @@ def log_validation(
     originals = validation.pixel_values[indices].to(accelerator.device, dtype=unet.dtype)
     sources = [validation.crops[i] for i in indices]
     labels = embeddings.trained_labels
-    scheduler = DDIMScheduler.from_config(noise_scheduler.config)
-    generator = torch.Generator().manual_seed(args.seed)
+    # The pipeline's own crop-level SDEdit, with a fast scheduler; no face detection is involved.
+    pipeline = LocalExpressionPipeline(
+        unet=unet, scheduler=DDIMScheduler.from_config(noise_scheduler.config), embeddings=embeddings
+    )
+    pipeline.set_progress_bar_config(disable=True)
+    num_train_timesteps = noise_scheduler.config.num_train_timesteps
+    generator = torch.Generator().manual_seed(args.seed if args.seed is not None else 0)
     was_training = unet.training
     unet.eval()
     columns = [[PIL.Image.fromarray(crop) for crop in sources]]
     for strength in args.validation_strengths:
         batch = originals.repeat(len(labels), 1, 1, 1)
         targets = [label for label in labels for _ in indices]
-        conditioning = embeddings(targets).to(accelerator.device, dtype=unet.dtype)
-        edited = sdedit_crops(
-            unet, scheduler, batch, conditioning, strength, args.validation_inference_steps, generator
-        )
+        with torch.no_grad():
+            edited = pipeline.denoise_crops(
+                batch,
+                targets,
+                int(num_train_timesteps * strength),
+                args.validation_inference_steps,
+                generator=generator,
+            )
         images = tensor_to_crops(edited, sources * len(labels), color_mode)
         for k in range(len(labels)):
             chunk = images[k * len(indices) : (k + 1) * len(indices)]
@@ -786,8 +821,9 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
 
     if accelerator.is_main_process:
         os.makedirs(args.output_dir, exist_ok=True)
-        for stale in Path(args.output_dir).glob(f".tmp-{CHECKPOINT_PREFIX}*"):
-            shutil.rmtree(stale)  # an interrupted save
+        for pattern in (f".tmp-{CHECKPOINT_PREFIX}*", f".old-{CHECKPOINT_PREFIX}*"):
+            for stale in Path(args.output_dir).glob(pattern):
+                shutil.rmtree(stale)  # an interrupted save
 
     # Data, conditioning, model.
     with accelerator.main_process_first():
@@ -805,6 +841,7 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
         labels_seen,
         args.conditioning_dropout_prob,
         args.revision,
+        allow_pickled_weights=args.allow_pickled_weights,
     )
     unet, color_mode = load_or_build_unet(args, train_data.crops, embeddings.config.embedding_dim)
     train_data.to_tensors(color_mode)
@@ -901,7 +938,14 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
                 f"{resume_path} was saved with {resume_state['num_processes']} processes and this run has "
                 f"{accelerator.num_processes}: the data order will differ from an uninterrupted run."
             )
-        accelerator.load_state(str(resume_path))
+        try:
+            accelerator.load_state(str(resume_path))
+        except Exception as error:
+            raise ValueError(
+                f"Checkpoint {resume_path} could not be loaded ({type(error).__name__}: {error}). It is corrupt or "
+                "from another model or setup: delete it (--resume_from_checkpoint latest then takes the newest "
+                "remaining one), or train into a new --output_dir."
+            ) from error
         global_step, first_epoch, resume_batch = (resume_state[k] for k in ("global_step", "epoch", "batch_in_epoch"))
         if resume_batch >= len(train_dataloader):
             first_epoch, resume_batch = first_epoch + 1, 0

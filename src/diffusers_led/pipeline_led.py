@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
+import json
+import numbers
+import os
+import re
+import shutil
+import uuid
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -12,13 +20,16 @@ from diffusers import DiffusionPipeline, UNet2DConditionModel
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.schedulers import KarrasDiffusionSchedulers
 from diffusers.utils import BaseOutput, logging
+from diffusers.utils.hub_utils import load_or_create_model_card, populate_model_card
 from diffusers.utils.torch_utils import randn_tensor
+from huggingface_hub import create_repo
 
 from .expressions import ExpressionEmbeddings
 from .image_processor import (
     ImageInput,
     PreparedImage,
     crops_to_tensor,
+    is_image_batch,
     prepare_image,
     restore_image,
     return_unchanged,
@@ -44,6 +55,88 @@ EXAMPLE_DOC_STRING = """
 
 class NoFaceDetectedError(ValueError):
     """Raised when an input image has no detectable face."""
+
+
+class UnsafeWeightsError(OSError):
+    """Raised when a model's weights exist only as pickles (``.bin``, ``.pt``, ``.ckpt`` ...), which can run arbitrary
+    code when loaded, and loading them was not explicitly allowed (``use_safetensors=False``)."""
+
+
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+_SHARD = re.compile(r"^(?P<prefix>.+?)(?P<shard>-\d{5}-of-\d{5})?\.(?:safetensors|bin)$")
+
+
+def pickled_only_components(folder: Union[str, os.PathLike], subfolder: Optional[str] = None) -> List[str]:
+    """The components of a local pipeline folder (or the model folder itself when it has no ``model_index.json``)
+    whose weights exist only in a pickle format, as ``"<component>: <files>"``; empty for Hub ids and safe folders."""
+    root = Path(folder) / (subfolder or "")
+    if not root.is_dir():
+        return []
+    index = root / "model_index.json"
+    try:
+        names = [k for k, v in json.loads(index.read_text()).items() if isinstance(v, list) and v and v[0]]
+    except (OSError, ValueError, AttributeError):
+        names = []
+    found = []
+    for component in [root / name for name in names] if names else [root]:
+        files = sorted(p.name for p in component.glob("*") if p.is_file()) if component.is_dir() else []
+        pickles = [name for name in files if name.endswith(_PICKLE_SUFFIXES)]
+        if pickles and not any(name.endswith(".safetensors") for name in files):
+            found.append(f"{component.name}: {', '.join(pickles)}")
+    return found
+
+
+def unsafe_weights_message(location: Union[str, os.PathLike], found: Sequence[str]) -> str:
+    return (
+        f"{os.fspath(location)} has only pickled weights ({'; '.join(found)}). Pickles can run arbitrary code when "
+        "loaded, so only safetensors are loaded by default. If you trust the source, pass use_safetensors=False "
+        "(train_led.py: --allow_pickled_weights) once and re-save the model, which writes safetensors."
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb+") as handle:
+                os.fsync(handle.fileno())
+
+
+def _commit_folder(staging: Path, final: Path) -> None:
+    """Move a complete save from ``staging`` to ``final``. A new or empty ``final`` is replaced by one rename; an
+    existing one (e.g. a training output folder with checkpoints) gets each new file by an atomic ``os.replace``,
+    ``model_index.json`` last, and keeps its other files, as a plain ``save_pretrained`` would. Weight shards of a
+    previous save of the same name that the new save does not have are removed, as diffusers does."""
+    _fsync_tree(staging)
+    if final.is_dir() and not any(final.iterdir()):
+        final.rmdir()
+    if not final.exists():
+        os.replace(staging, final)
+        return
+    if not final.is_dir():
+        raise NotADirectoryError(f"{final} exists and is not a folder; choose another save_directory.")
+    files = sorted((p for p in staging.rglob("*") if p.is_file()), key=lambda p: p.name == "model_index.json")
+    written: Dict[Path, set] = {}
+    for path in files:
+        target = final / path.relative_to(staging)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+        written.setdefault(target.parent, set()).add(target.name)
+    for folder, names in written.items():
+        prefixes = {match["prefix"] for match in map(_SHARD.match, names) if match}
+        for old in folder.iterdir():
+            match = _SHARD.match(old.name)
+            if match and match["shard"] and match["prefix"] in prefixes and old.name not in names and old.is_file():
+                old.unlink()
 
 
 @dataclass
@@ -104,7 +197,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
         embeddings: ExpressionEmbeddings,
         face_detector: str = "dlib",
         regions: List[str] = ["eyes", "mouth"],
-        feather: List[float] = [0.1, 0.25],
+        feather: Union[float, List[float]] = [0.1, 0.25],
         residual_composite: bool = True,
         default_num_inference_steps: int = 20,
     ):
@@ -125,7 +218,64 @@ class LocalExpressionPipeline(DiffusionPipeline):
         """Load like [`DiffusionPipeline.from_pretrained`], but from safetensors only unless
         `use_safetensors=False` is passed explicitly (pickled weights can execute code)."""
         kwargs.setdefault("use_safetensors", True)
-        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        if kwargs["use_safetensors"]:
+            found = pickled_only_components(pretrained_model_name_or_path, kwargs.get("subfolder"))
+            if found:
+                raise UnsafeWeightsError(unsafe_weights_message(pretrained_model_name_or_path, found))
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        except OSError as error:  # a Hub repo or cached snapshot without safetensors
+            if kwargs["use_safetensors"] and "Could not find the necessary `safetensors`" in str(error):
+                raise UnsafeWeightsError(unsafe_weights_message(pretrained_model_name_or_path, [str(error)])) from error
+            raise
+
+    def save_pretrained(
+        self,
+        save_directory: Union[str, os.PathLike],
+        safe_serialization: bool = True,
+        variant: Optional[str] = None,
+        max_shard_size: Optional[Union[int, str]] = None,
+        push_to_hub: bool = False,
+        **kwargs,
+    ):
+        """[`DiffusionPipeline.save_pretrained`], crash-safe: everything is written into a temporary folder beside
+        `save_directory` and moved into place only once complete (see `_commit_folder`), so a crash or a kill
+        during the save leaves the previous files intact. Files already in `save_directory` that the pipeline does
+        not write (checkpoints, a model card, a `non_ema` variant) are kept. With `push_to_hub=True` the folder
+        is uploaded after it is complete (`repo_id`, `token`, `private`, `commit_message`, `create_pr` as in
+        diffusers)."""
+        final = Path(save_directory)
+        hub = {key: kwargs.pop(key) for key in ("commit_message", "private", "create_pr", "token", "repo_id") if key in kwargs}
+        if push_to_hub:  # as diffusers: the repository first, so that a bad token fails before the save
+            hub["repo_id"] = create_repo(
+                hub.get("repo_id", final.name), exist_ok=True, private=hub.get("private"), token=hub.get("token")
+            ).repo_id
+        final.parent.mkdir(parents=True, exist_ok=True)
+        prefix = f".{final.name}.saving-"
+        for stale in final.parent.iterdir():  # left by a killed save (its process is gone)
+            owner = stale.name[len(prefix) :].split("-")[0] if stale.name.startswith(prefix) else ""
+            if owner.isdigit() and not _alive(int(owner)) and stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+        staging = final.parent / f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        staging.mkdir()  # not mkdtemp: the folder becomes `final` and must get the usual permissions
+        try:
+            super().save_pretrained(
+                staging, safe_serialization=safe_serialization, variant=variant, max_shard_size=max_shard_size, **kwargs
+            )
+            if push_to_hub:
+                card = populate_model_card(load_or_create_model_card(hub["repo_id"], token=hub.get("token"), is_pipeline=True))
+                card.save(os.path.join(staging, "README.md"))
+            _commit_folder(staging, final)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        if push_to_hub:
+            self._upload_folder(
+                os.fspath(final),
+                hub["repo_id"],
+                token=hub.get("token"),
+                commit_message=hub.get("commit_message"),
+                create_pr=hub.get("create_pr", False),
+            )
 
     @property
     def color_mode(self) -> str:
@@ -165,16 +315,22 @@ class LocalExpressionPipeline(DiffusionPipeline):
             raise ValueError(
                 f"Got {len(targets)} targets for {len(images)} images: pass one target for all images or one per image."
             )
-        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
+        if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not 0.0 <= strength <= 1.0:
             raise ValueError(f"`strength` must be a number in [0, 1], got {strength!r}.")
         num_train_timesteps = self.scheduler.config.num_train_timesteps
         if start_timestep is not None and not (
-            isinstance(start_timestep, int) and 0 <= start_timestep < num_train_timesteps
+            isinstance(start_timestep, numbers.Integral)
+            and not isinstance(start_timestep, bool)
+            and 0 <= start_timestep < num_train_timesteps
         ):
             raise ValueError(
                 f"`start_timestep` must be an integer in [0, {num_train_timesteps - 1}], got {start_timestep!r}."
             )
-        if not isinstance(num_inference_steps, int) or num_inference_steps < 1:
+        if (
+            not isinstance(num_inference_steps, numbers.Integral)
+            or isinstance(num_inference_steps, bool)
+            or num_inference_steps < 1
+        ):
             raise ValueError(f"`num_inference_steps` must be a positive integer, got {num_inference_steps!r}.")
         unknown = [region for region in regions if region not in self.config.regions]
         if unknown or not regions:
@@ -182,8 +338,8 @@ class LocalExpressionPipeline(DiffusionPipeline):
                 f"`regions` must be a non-empty subset of this model's regions {tuple(self.config.regions)}, "
                 f"got {tuple(regions)}."
             )
-        if guidance_scale < 1.0:
-            raise ValueError(f"`guidance_scale` must be >= 1 (1 disables guidance), got {guidance_scale}.")
+        if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, numbers.Real) or not guidance_scale >= 1.0:
+            raise ValueError(f"`guidance_scale` must be a number >= 1 (1 disables guidance), got {guidance_scale!r}.")
         if guidance_scale > 1.0 and not self.embeddings.supports_guidance:
             raise ValueError(
                 "This model was trained without label dropout, so classifier-free guidance is undefined; "
@@ -227,6 +383,23 @@ class LocalExpressionPipeline(DiffusionPipeline):
             faces_per_image.append(faces)
         return faces_per_image
 
+    def _check_faces(
+        self, faces: List[List[FaceRegions]], prepared: List[PreparedImage], regions: Sequence[str], on_no_face: str
+    ) -> List[List[FaceRegions]]:
+        """Validate faces passed to `__call__` (one list per image, with crops of the requested regions)."""
+        if not isinstance(faces, (list, tuple)) or len(faces) != len(prepared):
+            raise ValueError(f"`faces` must hold one list of faces per image ({len(prepared)}), got {faces!r:.80}.")
+        for item, image_faces in zip(prepared, faces):
+            for face in image_faces:
+                missing = [r for r in regions if r not in face.crops] if isinstance(face, FaceRegions) else list(regions)
+                if missing:
+                    raise ValueError(f"`faces` of {item.name} lack the crops of regions {missing}.")
+            if not image_faces:
+                if on_no_face == "error":
+                    raise NoFaceDetectedError(f"No face detected in {item.name} (`faces` holds none for it).")
+                warnings.warn(f"No face detected in {item.name}. Returning it unchanged.", stacklevel=3)
+        return [list(image_faces) for image_faces in faces]
+
     def prepare_noise(
         self,
         shape: Tuple[int, ...],
@@ -241,7 +414,68 @@ class LocalExpressionPipeline(DiffusionPipeline):
             generator = [g for g, count in zip(generator, crops_per_image) for _ in range(count)]
         return randn_tensor(shape, generator=generator, device=device, dtype=dtype), generator
 
-    @torch.no_grad()
+    def denoise_crops(
+        self,
+        originals: torch.Tensor,
+        targets: List[str],
+        start_timestep: int,
+        num_inference_steps: int,
+        generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
+        crops_per_image: Optional[List[int]] = None,
+        guidance_scale: float = 1.0,
+        known_mask: Optional[torch.Tensor] = None,
+        callback_on_step_end: Optional[Callable] = None,
+        callback_on_step_end_tensor_inputs: List[str] = ["latents"],
+    ) -> torch.Tensor:
+        """SDEdit on crops already in UNet space: noise `originals` (`(N, C, S, S)` in [-1, 1]) to the scheduler's
+        first timestep at or below `start_timestep` and denoise them toward `targets` (one label per crop).
+
+        `known_mask` (`(N, 1, S, S)`, 1 = keep) re-injects the noised originals after every step (RePaint-style) so
+        the generated centre agrees with the untouched surroundings. A list of generators is one per image, with
+        `crops_per_image` saying how many crops each image has. Returns the denoised crops in [-1, 1] (unclamped).
+        """
+        device, dtype = originals.device, originals.dtype
+        count = len(originals)
+
+        # Conditioning: the target embeddings (and the null one for guidance).
+        encoder_hidden_states = self.embeddings(targets, allow_untrained=True).to(device=device, dtype=dtype)
+        do_guidance = guidance_scale > 1.0
+        if do_guidance:
+            null = self.embeddings.null_embedding(count).to(device=device, dtype=dtype)
+            encoder_hidden_states = torch.cat([null, encoder_hidden_states])
+
+        timesteps = self.get_timesteps(start_timestep, num_inference_steps, device)
+        noise, generator = self.prepare_noise(originals.shape, crops_per_image or [count], generator, device, dtype)
+        latents = self.scheduler.add_noise(originals, noise, timesteps[:1].repeat(count))
+        # Only stochastic schedulers (DDPM, DDIM with eta > 0 ...) take a generator; UniPC, Heun ... refuse one.
+        step_kwargs = {"generator": generator} if "generator" in inspect.signature(self.scheduler.step).parameters else {}
+
+        for i, t in enumerate(self.progress_bar(timesteps)):
+            model_input = torch.cat([latents] * 2) if do_guidance else latents
+            model_input = self.scheduler.scale_model_input(model_input, t)
+            noise_pred = self.unet(model_input, t, encoder_hidden_states=encoder_hidden_states).sample
+            if do_guidance:
+                noise_uncond, noise_cond = noise_pred.chunk(2)
+                noise_pred = noise_uncond + guidance_scale * (noise_cond - noise_uncond)
+            latents = self.scheduler.step(noise_pred, t, latents, **step_kwargs).prev_sample
+
+            if known_mask is not None:
+                # Outside the blend mask the crop must stay the original, noised to the level reached.
+                if i + 1 < len(timesteps):
+                    known = self.scheduler.add_noise(originals, noise, timesteps[i + 1 : i + 2].repeat(count))
+                else:
+                    known = originals
+                latents = known_mask * known + (1.0 - known_mask) * latents
+
+            if callback_on_step_end is not None:
+                callback_kwargs = {}
+                for k in callback_on_step_end_tensor_inputs:
+                    callback_kwargs[k] = locals()[k]
+                callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
+                latents = callback_outputs.pop("latents", latents)
+        return latents
+
+    @torch.inference_mode()
     def __call__(
         self,
         image: Union[ImageInput, List[ImageInput]],
@@ -261,6 +495,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
             Union[Callable[[Any, int, int, Dict], Dict], PipelineCallback, MultiPipelineCallbacks]
         ] = None,
         callback_on_step_end_tensor_inputs: List[str] = ["latents"],
+        faces: Optional[List[List[FaceRegions]]] = None,
     ) -> Union[LocalExpressionPipelineOutput, Tuple]:
         r"""
         Change the expression of every face in the image(s).
@@ -301,6 +536,10 @@ class LocalExpressionPipeline(DiffusionPipeline):
                 callback_kwargs)`, with the tensors named in `callback_on_step_end_tensor_inputs`.
             callback_on_step_end_tensor_inputs (`List[str]`, *optional*):
                 The tensors passed to `callback_on_step_end`; only `"latents"` (the noisy crops) is available.
+            faces (`List[List[FaceRegions]]`, *optional*):
+                Faces already found in these images, one list per image (from [`~LocalExpressionPipeline.detect_faces`]
+                or the `faces` of an earlier output for the same images), so detection is not run again: editing
+                one photo toward several targets, or detecting the next batch while this one is denoised.
 
         Examples:
 
@@ -309,16 +548,20 @@ class LocalExpressionPipeline(DiffusionPipeline):
         """
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
-        images = list(image) if isinstance(image, (list, tuple)) else [image]
+        images = list(image) if isinstance(image, (list, tuple)) or is_image_batch(image) else [image]
         targets = list(target) if isinstance(target, (list, tuple)) else [target]
-        num_inference_steps = num_inference_steps or self.config.default_num_inference_steps
-        regions = tuple(regions)
+        if num_inference_steps is None:
+            num_inference_steps = self.config.default_num_inference_steps
+        regions = (regions,) if isinstance(regions, str) else tuple(regions or ())
         self.check_inputs(
             images, targets, strength, start_timestep, num_inference_steps, regions, guidance_scale,
             generator, output_type, callback_on_step_end_tensor_inputs,
         )  # fmt: skip
         if on_no_face not in ("error", "skip"):
             raise ValueError(f"`on_no_face` must be 'error' or 'skip', got {on_no_face!r}.")
+        # numpy / torch scalars passed the checks; plain Python numbers from here on.
+        strength, num_inference_steps = float(strength), int(num_inference_steps)
+        start_timestep = None if start_timestep is None else int(start_timestep)
         targets = self.embeddings.resolve(targets * (len(images) // len(targets)), allow_untrained_targets)
         if start_timestep is None:
             start_timestep = int(self.scheduler.config.num_train_timesteps * strength)
@@ -330,7 +573,10 @@ class LocalExpressionPipeline(DiffusionPipeline):
             return LocalExpressionPipelineOutput(images=outputs, faces=[[] for _ in prepared]) if return_dict else (outputs,)
 
         # 2. Faces and their region crops, all images at once.
-        faces_per_image = self.detect_faces(prepared, regions, on_no_face)
+        if faces is None:
+            faces_per_image = self.detect_faces(prepared, regions, on_no_face)
+        else:
+            faces_per_image = self._check_faces(faces, prepared, regions, on_no_face)
         crops, masks, crop_targets, crops_per_image = [], [], [], []
         for faces, label in zip(faces_per_image, targets):
             count = 0
@@ -349,43 +595,19 @@ class LocalExpressionPipeline(DiffusionPipeline):
             originals = crops_to_tensor(crops, self.color_mode).to(device=device, dtype=dtype)
             known_mask = 1.0 - torch.from_numpy(np.stack(masks))[:, None].to(device=device, dtype=dtype)
 
-            # 3. Conditioning: the target embeddings (and the null one for guidance).
-            encoder_hidden_states = self.embeddings(crop_targets, allow_untrained=True).to(device=device, dtype=dtype)
-            do_guidance = guidance_scale > 1.0
-            if do_guidance:
-                encoder_hidden_states = torch.cat(
-                    [self.embeddings.null_embedding(len(crops)).to(device=device, dtype=dtype), encoder_hidden_states]
-                )
-
-            # 4. SDEdit: noise the crops to the start step, then denoise toward the target.
-            timesteps = self.get_timesteps(start_timestep, num_inference_steps, device)
-            noise, generator = self.prepare_noise(originals.shape, crops_per_image, generator, device, dtype)
-            latents = self.scheduler.add_noise(originals, noise, timesteps[:1].repeat(len(crops)))
-
-            for i, t in enumerate(self.progress_bar(timesteps)):
-                model_input = torch.cat([latents] * 2) if do_guidance else latents
-                model_input = self.scheduler.scale_model_input(model_input, t)
-                noise_pred = self.unet(model_input, t, encoder_hidden_states=encoder_hidden_states).sample
-                if do_guidance:
-                    noise_uncond, noise_cond = noise_pred.chunk(2)
-                    noise_pred = noise_uncond + guidance_scale * (noise_cond - noise_uncond)
-                latents = self.scheduler.step(noise_pred, t, latents, generator=generator).prev_sample
-
-                if reinject_known:
-                    # RePaint-style: outside the blend mask the crop must stay the (noised) original.
-                    if i + 1 < len(timesteps):
-                        known = self.scheduler.add_noise(originals, noise, timesteps[i + 1 : i + 2].repeat(len(crops)))
-                    else:
-                        known = originals
-                    latents = known_mask * known + (1.0 - known_mask) * latents
-
-                if callback_on_step_end is not None:
-                    callback_kwargs = {}
-                    for k in callback_on_step_end_tensor_inputs:
-                        callback_kwargs[k] = locals()[k]
-                    callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
-                    latents = callback_outputs.pop("latents", latents)
-
+            # 3-4. SDEdit of every crop of every face of every image in one batch.
+            latents = self.denoise_crops(
+                originals,
+                crop_targets,
+                start_timestep,
+                num_inference_steps,
+                generator=generator,
+                crops_per_image=crops_per_image,
+                guidance_scale=guidance_scale,
+                known_mask=known_mask if reinject_known else None,
+                callback_on_step_end=callback_on_step_end,
+                callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+            )
             edited_crops = tensor_to_crops(latents, crops, self.color_mode)
 
         # 5. Composite each image's edited crops back at full resolution.
