@@ -23,7 +23,7 @@ led-prepare-data --input_dir "$RUN_DIR/ckplus_sample" --output_dir "$RUN_DIR/cro
 accelerate launch --num_processes 1 train_led.py \
     --train_data_dir "$RUN_DIR/crops" --output_dir "$RUN_DIR/model" \
     --unet_config cpu --color_mode luminance --text_encoder all-mpnet-base-v2 \
-    --resolution 64 --train_batch_size 16 --num_train_epochs ${EPOCHS:-400} \
+    --resolution 64 --train_batch_size 16 --num_train_epochs ${EPOCHS:-150} \
     --learning_rate 1e-3 --lr_scheduler cosine --loss_type smooth_l1 \
     --use_ema --ema_decay 0.999 --ema_use_warmup \
     --conditioning_dropout_prob 0.1 \
