@@ -1,0 +1,651 @@
+"""``led-demo``: a local Gradio app to try LocalExpressionPipeline on a photo.
+
+Upload a photo (or pick the bundled example), choose the target expression and the strength, and see the photo
+before and after side by side, optionally with the detected faces and the eye / mouth regions drawn on top; the
+result downloads as a PNG. Install the optional extra (``pip install "diffusers-led[demo]"``) and run::
+
+    led-demo                                  # the bundled model, http://127.0.0.1:7860
+    led-demo --model path/or/hub-id --port 8080
+
+The app makes no network connection of its own: Gradio's analytics and version check are turned off before Gradio is
+imported, the page uses system fonts (no font CDN), and the server binds to 127.0.0.1 unless ``--host`` says
+otherwise. ``--share`` (a public gradio.live tunnel) is off unless asked for.
+
+Gradio is imported only inside the functions that need it, so ``diffusers_led`` itself never needs Gradio. The edit
+logic (:class:`ExpressionEditor`) does not import Gradio either and is tested on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import os
+import re
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, List, Optional, Sequence, Tuple
+
+import numpy as np
+import PIL.Image
+
+from .expressions import UntrainedExpressionError, canonical_expression
+from .image_processor import ImageLoadError, load_image
+
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+MODEL_ENV_VAR = "LED_MODEL"
+TITLE = "diffusers-led: change a facial expression"
+# The example photo of the repository (public domain, see the README); absent from a wheel install.
+REPO_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "astronaut.png"
+
+# Environment that keeps Gradio (and huggingface_hub inside it) off the network; set before Gradio is imported.
+OFFLINE_ENVIRONMENT = {
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+}
+
+CSS = """
+#led-after img, #led-before img { object-fit: contain; }
+.led-notice { border-left: 4px solid #f59e0b; padding: 0.4em 0.8em; }
+"""
+
+
+OUT_OF_MEMORY = (
+    "Out of memory while editing. Downscale the photo (a few megapixels is plenty: only the faces are edited) "
+    "or crop it around the faces, and try again."
+)
+
+
+class DemoInputError(ValueError):
+    """A problem with what the user entered (no photo, unknown expression ...), shown as a message in the page."""
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The edit, without Gradio
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EditResult:
+    """One finished edit.
+
+    Attributes:
+        before: the input photo as upright RGB ``uint8`` (what the overlay is drawn on).
+        after: the edited photo as the pipeline returned it (same size and mode as the input).
+        faces: the :class:`~diffusers_led.regions.FaceRegions` of the edited faces.
+        path: the edited photo saved as PNG (what the download button serves).
+        summary: a one-line Markdown description of what was done.
+        warnings: messages to show the user (untrained target, ...).
+        steps: the denoising steps that ran.
+    """
+
+    before: np.ndarray
+    after: PIL.Image.Image
+    faces: List[Any]
+    path: str
+    summary: str
+    warnings: List[str] = field(default_factory=list)
+    steps: int = 0
+
+
+def count_denoising_steps(scheduler, start_timestep: int, num_inference_steps: int) -> int:
+    """How many steps of ``num_inference_steps`` lie at or below ``start_timestep`` (what SDEdit runs), computed on a
+    fresh copy of ``scheduler`` so the pipeline's own scheduler is not touched. Used for the progress bar only."""
+    fresh = type(scheduler).from_config(scheduler.config)
+    fresh.set_timesteps(num_inference_steps)
+    timesteps = fresh.timesteps
+    order = getattr(fresh, "order", 1)
+    begin = next((i for i in range(0, len(timesteps), order) if timesteps[i] <= start_timestep), len(timesteps))
+    return max(1, len(timesteps) - begin)
+
+
+def _safe_stem(path: str) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(path).stem).strip("._") or "photo"
+    return stem[:60]
+
+
+class ExpressionEditor:
+    """What the demo does, independent of Gradio: read a photo, check the request, edit, draw the overlay, save.
+
+    Args:
+        pipe: a loaded :class:`~diffusers_led.LocalExpressionPipeline`.
+        output_dir: where edited PNGs are written (default: a fresh temporary folder).
+        model_name: how the model is named in the page.
+    """
+
+    def __init__(self, pipe, output_dir: Optional[str] = None, model_name: Optional[str] = None):
+        self.pipe = pipe
+        self.pipe.set_progress_bar_config(disable=True)
+        self.output_dir = Path(output_dir or tempfile.mkdtemp(prefix="led-demo-"))
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self.model_name = model_name or str(getattr(pipe, "name_or_path", "") or "model")
+        self._lock = threading.Lock()  # one pipeline, one edit at a time (its scheduler holds state)
+        self._counter = 0
+
+    # What the model offers -------------------------------------------------------------------------------------------
+    @property
+    def labels(self) -> List[str]:
+        return list(self.pipe.embeddings.labels)
+
+    @property
+    def trained_labels(self) -> List[str]:
+        return list(self.pipe.embeddings.trained_labels)
+
+    @property
+    def supports_guidance(self) -> bool:
+        return bool(self.pipe.embeddings.supports_guidance)
+
+    @property
+    def regions(self) -> List[str]:
+        return list(self.pipe.config.regions)
+
+    @property
+    def default_steps(self) -> int:
+        return int(self.pipe.config.default_num_inference_steps)
+
+    @property
+    def num_train_timesteps(self) -> int:
+        return int(self.pipe.scheduler.config.num_train_timesteps)
+
+    def target_choices(self) -> List[Tuple[str, str]]:
+        """``(display name, label)`` pairs for the dropdown; labels the model was not trained on say so."""
+        trained = set(self.trained_labels)
+        return [(label if label in trained else f"{label} (not trained)", label) for label in self.labels]
+
+    def default_target(self) -> str:
+        trained = self.trained_labels
+        return "happy" if "happy" in trained else (trained[0] if trained else self.labels[0])
+
+    # Checks ----------------------------------------------------------------------------------------------------------
+    def resolve_target(self, target: Optional[str]) -> Tuple[str, Optional[str]]:
+        """The canonical label for ``target`` (a label or an alias such as "joy") and a warning if the model was not
+        trained on it.
+
+        Raises:
+            DemoInputError: empty, unknown, or not in this model's embedding table.
+        """
+        if target is None or not str(target).strip():
+            raise DemoInputError("Choose a target expression.")
+        text = re.sub(r"\s*\(not trained\)\s*$", "", str(target).strip())
+        try:
+            label = canonical_expression(text)
+        except ValueError as error:
+            raise DemoInputError(str(error)) from None
+        if label not in self.labels:
+            raise DemoInputError(f"This model has no embedding for {label!r}; it knows: {', '.join(self.labels)}.")
+        if label not in self.trained_labels:
+            return label, (
+                f"This model was not trained on {label!r} (trained on: {', '.join(self.trained_labels)}); "
+                "the edit is shown, but do not expect that expression."
+            )
+        return label, None
+
+    @staticmethod
+    def load(image_path: Optional[str]) -> PIL.Image.Image:
+        """Open the uploaded file.
+
+        Raises:
+            DemoInputError: nothing uploaded. ImageLoadError: not a readable image.
+        """
+        if not image_path:
+            raise DemoInputError("Upload a photo first (or click the example below the upload box).")
+        return load_image(image_path)
+
+    def detect(self, image: PIL.Image.Image) -> Tuple[np.ndarray, List[Any]]:
+        """The upright RGB copy of ``image`` and its faces with their regions (for the overlay before an edit)."""
+        from .image_processor import prepare_image
+
+        rgb = prepare_image(image).rgb
+        with self._lock:
+            faces = self.pipe.region_processor.extract(rgb, regions=tuple(self.regions))
+        return rgb, faces
+
+    def overlay(self, rgb: np.ndarray, faces: Sequence[Any]) -> np.ndarray:
+        """``rgb`` with the face boxes, the 5 landmarks and the region quads drawn on it."""
+        return self.pipe.region_processor.draw_regions(np.ascontiguousarray(rgb), list(faces))
+
+    # The edit --------------------------------------------------------------------------------------------------------
+    def edit(
+        self,
+        image_path: Optional[str],
+        target: Optional[str],
+        strength: float = 0.5,
+        steps: Optional[int] = None,
+        seed: Optional[float] = 0,
+        guidance_scale: float = 1.0,
+        regions: Optional[Sequence[str]] = None,
+        progress: Optional[Callable[[int, int, str], None]] = None,
+    ) -> EditResult:
+        """Edit every face of the photo at ``image_path`` toward ``target``.
+
+        ``progress(done, total, description)`` is called before the edit and after every denoising step (through the
+        pipeline's ``callback_on_step_end``).
+
+        Raises:
+            DemoInputError, ImageLoadError, NoFaceDetectedError, ValueError (from the pipeline's checks).
+        """
+        import torch
+
+        from .image_processor import prepare_image
+
+        label, untrained_warning = self.resolve_target(target)
+        strength = float(strength)
+        if not 0.0 <= strength <= 1.0:
+            raise DemoInputError(f"Strength must be between 0 and 1, got {strength:g}.")
+        steps = int(steps) if steps else self.default_steps
+        if steps < 1:
+            raise DemoInputError(f"Steps must be at least 1, got {steps}.")
+        guidance_scale = float(guidance_scale or 1.0)
+        if guidance_scale > 1.0 and not self.supports_guidance:
+            raise DemoInputError(
+                "This model was trained without label dropout, so it has no guidance; set guidance to 1."
+            )
+        regions = tuple(self.regions) if regions is None else tuple(regions)
+        if not regions:
+            raise DemoInputError("Choose at least one region (eyes or mouth).")
+        seed = int(seed) if seed is not None and not (isinstance(seed, float) and np.isnan(seed)) else 0
+
+        image = self.load(image_path)
+        before = prepare_image(image).rgb
+        start_timestep = int(self.num_train_timesteps * strength)
+        messages = [untrained_warning] if untrained_warning else []
+
+        with self._lock:
+            total = count_denoising_steps(self.pipe.scheduler, start_timestep, steps) if start_timestep > 0 else 0
+            ran = {"steps": 0}
+
+            def on_step_end(pipe, i, t, callback_kwargs):
+                ran["steps"] = i + 1
+                if progress is not None:
+                    progress(i + 1, max(total, i + 1), f"Denoising step {i + 1}/{max(total, i + 1)} (t={int(t)})")
+                return callback_kwargs
+
+            if progress is not None:
+                progress(0, max(total, 1), "Finding faces")
+            began = time.perf_counter()
+            with warnings.catch_warnings():
+                # The page shows its own message for an untrained target; other warnings go to the server log.
+                warnings.filterwarnings("ignore", message=".*not trained on")
+                output = self.pipe(
+                    image,
+                    target=label,
+                    strength=strength,
+                    num_inference_steps=steps,
+                    regions=regions,
+                    guidance_scale=guidance_scale,
+                    generator=torch.Generator().manual_seed(seed),
+                    allow_untrained_targets=True,
+                    callback_on_step_end=on_step_end,
+                )
+            seconds = time.perf_counter() - began
+        after, faces = output.images[0], output.faces[0]
+
+        self._counter += 1
+        folder = self.output_dir / f"{self._counter:04d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{_safe_stem(image_path)}_{label}.png"
+        after.save(path)
+
+        count = len(faces)
+        summary = (
+            f"Edited {count} face{'s' if count != 1 else ''} ({', '.join(regions)}) toward **{label}** at strength "
+            f"{strength:.2f} (t_i = {start_timestep}), {ran['steps']} denoising step{'s' if ran['steps'] != 1 else ''}"
+            f"{f', guidance {guidance_scale:g}' if guidance_scale > 1 else ''}, seed {seed}, in {seconds:.1f} s."
+        )
+        if strength == 0:
+            summary = "Strength 0: the photo is returned unchanged."
+        return EditResult(before, after, list(faces), str(path), summary, messages, ran["steps"])
+
+
+def model_notice(model_path: Optional[str]) -> Optional[str]:
+    """A warning when the model card of a local model says it is a placeholder (random weights)."""
+    if not model_path:
+        return None
+    card = Path(model_path) / "README.md"
+    try:
+        text = card.read_text(encoding="utf-8", errors="replace")[:4000]
+    except OSError:
+        return None
+    front = text.split("---", 2)[1] if text.startswith("---") and text.count("---") >= 2 else ""
+    if re.search(r"\bplaceholder\b", front, re.IGNORECASE):  # a `placeholder` tag in the card
+        return (
+            "This model is a **random-weight placeholder**: the page works end to end, but the edits are noise-like "
+            "changes of the eyes and mouth, not expressions. Pass `--model` with a trained model."
+        )
+    return None
+
+
+def find_examples(extra: Sequence[str] = ()) -> List[str]:
+    """The example photos offered under the upload box: the repository's ``examples/astronaut.png`` when present,
+    then ``extra``."""
+    found = [str(REPO_EXAMPLE)] if REPO_EXAMPLE.is_file() else []
+    for item in extra:
+        if not Path(item).is_file():
+            raise FileNotFoundError(f"--example {item}: no such file.")
+        found.append(str(Path(item).resolve()))
+    return found
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The page
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _import_gradio():
+    """Import Gradio with its analytics and version check off (they read the environment at import and launch)."""
+    os.environ.update(OFFLINE_ENVIRONMENT)
+    try:
+        import gradio as gr
+    except ImportError as error:  # pragma: no cover - depends on the install
+        raise ImportError(
+            'led-demo needs Gradio: pip install "diffusers-led[demo]" (or pip install gradio).'
+        ) from error
+    return gr
+
+
+def _photo_input(gr, **kwargs):
+    """A ``gr.Image`` upload box that passes the file path on even when the file is not a readable image, so the
+    editor can say why (Gradio's own preprocessing would fail with a bare "Error").
+
+    The instance's ``preprocess`` is wrapped rather than subclassing ``gr.Image``: Gradio writes a ``.pyi`` stub next
+    to the source file of every component subclass, which must not happen inside an installed package.
+    """
+    photo = gr.Image(**kwargs)
+    preprocess = photo.preprocess
+
+    def tolerant_preprocess(payload):
+        try:
+            return preprocess(payload)
+        except Exception:
+            path = getattr(payload, "path", None)
+            return str(path) if path else None
+
+    photo.preprocess = tolerant_preprocess
+    return photo
+
+
+def _escape(message: str) -> str:
+    """Gradio renders alert messages as HTML; show file names and labels literally."""
+    return html.escape(str(message), quote=False)
+
+
+def make_handlers(editor: ExpressionEditor, gr):
+    """The event functions of the page (plain functions of their inputs, so tests can call them directly)."""
+    from .pipeline_led import NoFaceDetectedError
+
+    def views(state: Optional[dict], show_regions: bool, image_path: Optional[str] = None):
+        """``(before, after, status)`` to display: the stored edit, with the overlay when asked. Before any edit (or
+        for a newly uploaded photo) with the overlay on, the faces found in the photo are drawn on it."""
+        if state and (image_path is None or state.get("source") == image_path):
+            before, after = state["before"], state["after"]
+            if show_regions:
+                after_rgb = np.asarray(after.convert("RGB"))
+                before, after = editor.overlay(before, state["faces"]), editor.overlay(after_rgb, state["faces"])
+            return before, after, state.get("summary", "")
+        if image_path and show_regions:
+            try:
+                rgb, faces = editor.detect(editor.load(image_path))
+            except (ImageLoadError, DemoInputError) as error:
+                raise gr.Error(_escape(error), title="Cannot show the regions", print_exception=False) from None
+            count = len(faces)
+            note = f"{count} face{'s' if count != 1 else ''} found." if count else "No face found in this photo."
+            return editor.overlay(rgb, faces), None, note
+        return None, None, ""
+
+    def fail(message: str, title: str):
+        """A message box in the page (no traceback in the page or in the server log: these are user errors)."""
+        return gr.Error(_escape(message), title=title, print_exception=False)
+
+    def run_edit(
+        image_path, target, strength, steps, seed, guidance_scale, regions, show_regions, progress=gr.Progress()
+    ):
+        def report(done: int, total: int, description: str) -> None:
+            progress((done, total), desc=description, unit="steps")
+
+        try:
+            result = editor.edit(image_path, target, strength, steps, seed, guidance_scale, regions, progress=report)
+        except DemoInputError as error:
+            raise fail(str(error), "Cannot edit") from None
+        except ImageLoadError as error:
+            # Uploads live in Gradio's cache under their own name: show the name, not the cache path.
+            message = str(error).replace(str(image_path), Path(str(image_path)).name) if image_path else str(error)
+            raise fail(message, "Bad file") from None
+        except NoFaceDetectedError:
+            raise fail(
+                "No face found in this photo. Use a photo with a clearly visible, roughly frontal face at least "
+                "~40 pixels wide (profile views and very small or blurred faces are not detected).",
+                "No face found",
+            ) from None
+        except UntrainedExpressionError as error:
+            raise fail(str(error), "Expression not available") from None
+        except MemoryError:
+            raise fail(OUT_OF_MEMORY, "Out of memory") from None
+        except (ValueError, RuntimeError) as error:
+            if "out of memory" in str(error).lower():
+                raise fail(OUT_OF_MEMORY, "Out of memory") from None
+            raise fail(str(error), "Edit failed") from None
+        for message in result.warnings:
+            gr.Warning(_escape(message))
+        state = {
+            "source": image_path, "before": result.before, "after": result.after, "faces": result.faces,
+            "summary": result.summary,
+        }  # fmt: skip
+        before, after, summary = views(state, show_regions)
+        download = gr.DownloadButton(value=result.path, interactive=True)
+        return before, after, state, download, summary
+
+    def toggle_regions(state, show_regions, image_path):
+        return views(state, show_regions, image_path)
+
+    def new_photo(image_path, show_regions):
+        """A new photo: forget the last edit; with the overlay on, show the faces found in the new photo."""
+        before, after, note = views(None, show_regions, image_path)
+        return before, after, None, gr.DownloadButton(value=None, interactive=False), note
+
+    return {"views": views, "run_edit": run_edit, "toggle_regions": toggle_regions, "new_photo": new_photo}
+
+
+def build_demo(
+    pipe=None,
+    model: Optional[str] = None,
+    examples: Sequence[str] = (),
+    output_dir: Optional[str] = None,
+):
+    """The Gradio ``Blocks`` of the demo for a loaded pipeline (or the model at ``model``, default the bundled one).
+
+    Returns ``(blocks, launch_kwargs)``: pass ``launch_kwargs`` to ``blocks.launch`` (Gradio 6 takes the theme and
+    CSS there) together with the server options.
+    """
+    gr = _import_gradio()
+    if pipe is None:
+        pipe = load_pipeline(model)
+    model_path = model or getattr(pipe, "name_or_path", None)
+    editor = ExpressionEditor(pipe, output_dir=output_dir, model_name=model_path)
+    handlers = make_handlers(editor, gr)
+    examples = list(examples)
+
+    strength_info = (
+        f"How far the eyes and mouth are noised before being re-generated: t_i = strength x "
+        f"{editor.num_train_timesteps} (0.5 = the paper's t_250). Higher = stronger expression, less of the original."
+    )
+    notice = model_notice(model_path)
+    trained = editor.trained_labels
+    model_line = (
+        f"Model: `{Path(str(model_path)).name if model_path else 'custom'}` "
+        f"({'edits luminance, keeps the colours' if pipe.color_mode == 'luminance' else 'edits RGB'}; trained on "
+        f"{', '.join(trained)}; guidance {'available' if editor.supports_guidance else 'not available'})."
+    )
+
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as blocks:
+        gr.Markdown(
+            f"# {TITLE}\n"
+            "Only the **eyes** and **mouth** of every face are re-generated by a small diffusion model and blended "
+            "back; every other pixel of the photo stays as it was. " + model_line
+        )
+        if notice:
+            gr.Markdown(notice, elem_classes=["led-notice"], elem_id="led-notice")
+        with gr.Row():
+            with gr.Column(scale=1, min_width=300):
+                photo = _photo_input(
+                    gr, label="Photo", type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                    elem_id="led-photo", height=320,
+                )  # fmt: skip
+                if examples:
+                    gr.Examples(examples=[[path] for path in examples], inputs=[photo], label="Example photo")
+                target = gr.Dropdown(
+                    choices=editor.target_choices(), value=editor.default_target(), label="Target expression",
+                    allow_custom_value=True, elem_id="led-target",
+                    info="Also accepts aliases such as joy, anger, surprise, contempt.",
+                )  # fmt: skip
+                strength = gr.Slider(
+                    0.0, 1.0, value=0.5, step=0.05, label="Strength", info=strength_info, elem_id="led-strength"
+                )
+                with gr.Accordion("More settings", open=False):
+                    steps = gr.Slider(
+                        1, 100, value=editor.default_steps, step=1, label="Steps (of the full schedule)",
+                        info="Only the steps below t_i run, about steps x strength.", elem_id="led-steps",
+                    )  # fmt: skip
+                    seed = gr.Number(value=0, precision=0, label="Seed", elem_id="led-seed")
+                    guidance = gr.Slider(
+                        1.0, 10.0, value=1.0, step=0.5, label="Guidance scale",
+                        info="Classifier-free guidance toward the target; 1 = off.",
+                        visible=editor.supports_guidance, elem_id="led-guidance",
+                    )  # fmt: skip
+                    regions = gr.CheckboxGroup(
+                        choices=editor.regions, value=editor.regions, label="Regions", elem_id="led-regions"
+                    )
+                show_regions = gr.Checkbox(
+                    value=False, label="Show detected faces and regions", elem_id="led-show-regions"
+                )
+                run = gr.Button("Change expression", variant="primary", elem_id="led-run")
+            with gr.Column(scale=2):
+                with gr.Row():
+                    before = gr.Image(
+                        label="Before", type="numpy", interactive=False, elem_id="led-before", buttons=["fullscreen"],
+                        format="png",
+                    )  # fmt: skip
+                    after = gr.Image(
+                        label="After", type="pil", interactive=False, elem_id="led-after", buttons=["fullscreen"],
+                        format="png",
+                    )  # fmt: skip
+                download = gr.DownloadButton(
+                    "Download result (PNG)", value=None, interactive=False, elem_id="led-download"
+                )
+                status = gr.Markdown("", elem_id="led-status")
+        state = gr.State(None)
+
+        run.click(
+            handlers["run_edit"],
+            inputs=[photo, target, strength, steps, seed, guidance, regions, show_regions],
+            outputs=[before, after, state, download, status],
+            concurrency_limit=1,
+        )
+        show_regions.change(
+            handlers["toggle_regions"], inputs=[state, show_regions, photo], outputs=[before, after, status]
+        )
+        photo.change(
+            handlers["new_photo"], inputs=[photo, show_regions], outputs=[before, after, state, download, status]
+        )
+
+    theme = gr.themes.Default(
+        font=["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"],
+        font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"],
+    )  # system fonts: nothing to fetch
+    allowed = sorted({str(Path(p).resolve().parent) for p in examples})
+    launch_kwargs = {"theme": theme, "css": CSS, "allowed_paths": allowed, "show_error": True}
+    blocks.editor = editor  # for tests and embedding
+    return blocks, launch_kwargs
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def load_pipeline(
+    model: Optional[str] = None, variant: Optional[str] = None, device: str = "auto", face_detector=None
+):
+    """Load the pipeline for the demo (``model``: folder or Hub id; default ``$LED_MODEL`` or the bundled model)."""
+    import torch
+
+    from .pipeline_led import LocalExpressionPipeline
+    from .pretrained import default_model_path
+
+    model = model or os.environ.get(MODEL_ENV_VAR) or default_model_path()
+    kwargs = {"variant": variant} if variant else {}
+    pipe = LocalExpressionPipeline.from_pretrained(model, **kwargs)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    pipe.to(device)
+    if face_detector:
+        pipe.set_face_detector(face_detector)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="led-demo",
+        description="A local web page to change the facial expression in a photo (Gradio). Nothing leaves this "
+        "machine: the server listens on 127.0.0.1 unless --host is given, and no public link is made without --share.",
+    )
+    add = parser.add_argument
+    add("--model", default=None, help=f"Model folder or Hub id (default: ${MODEL_ENV_VAR} or the bundled model).")
+    add("--variant", default=None, help='Weights variant, e.g. "non_ema" for the raw training weights.')
+    add(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"Address to listen on (default {DEFAULT_HOST}; 0.0.0.0 = every interface).",
+    )
+    add("--port", type=int, default=DEFAULT_PORT, help=f"Port (default {DEFAULT_PORT}).")
+    add(
+        "--share",
+        action="store_true",
+        help="Also open a public gradio.live link (needs the internet). Off by default.",
+    )
+    add("--device", default="auto", help="cpu, cuda, ... (default: cuda when available, else cpu).")
+    add("--face-detector", default=None, help='Face detector: "dlib" or "yunet:/path/to/face_detection_yunet.onnx".')
+    add(
+        "--example",
+        action="append",
+        default=[],
+        help="An extra example photo offered under the upload box (repeatable).",
+    )
+    add("--output-dir", default=None, help="Where edited PNGs are kept (default: a temporary folder).")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``led-demo``."""
+    args = build_parser().parse_args(argv)
+    try:
+        _import_gradio()  # fail before loading the model when Gradio is missing
+        pipe = load_pipeline(args.model, args.variant, args.device, args.face_detector)
+        examples = find_examples(args.example)
+    except (ImportError, OSError, ValueError) as error:
+        print(f"led-demo: error: {error}", file=sys.stderr)
+        return 1
+    model = args.model or os.environ.get(MODEL_ENV_VAR) or str(pipe.name_or_path)
+    blocks, launch_kwargs = build_demo(pipe, model=model, examples=examples, output_dir=args.output_dir)
+    print(f"led-demo: model {model}; open http://{args.host}:{args.port} (Ctrl+C to stop)", flush=True)
+    blocks.queue(default_concurrency_limit=1).launch(
+        server_name=args.host,
+        server_port=args.port,
+        share=args.share,
+        inbrowser=False,
+        ssr_mode=False,
+        mcp_server=False,
+        pwa=False,
+        **launch_kwargs,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
