@@ -282,7 +282,8 @@ def _load_raw_dataset(args: argparse.Namespace) -> datasets.DatasetDict:
             more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
             raise ValueError(
                 f"The dataset metadata in {folder} names files outside the dataset folder, which is refused: "
-                f"{'; '.join(problems[:3])}{more}. Fix or remove those rows (led-prepare-data writes plain file names)."
+                f"{'; '.join(problems[:3])}{more}. Fix or remove those rows (led-prepare-data writes plain file "
+                "names)."
             )
     try:
         if args.dataset_name is not None:

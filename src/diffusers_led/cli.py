@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
+import uuid
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -36,21 +36,38 @@ def collect_images(inputs: Sequence[str]) -> List[Path]:
 
 
 def atomic_save(image, destination: Path, overwrite: bool) -> None:
-    """Save a PIL image to ``destination`` through a temporary file in the same folder and an atomic rename."""
+    """Save a PIL image to ``destination`` through a hidden temporary file in the same folder
+    (``.<name>.<random>.tmp``, never taken for an input image), synced to disk, then an atomic rename: a crash or a
+    kill never leaves a partial image under the final name, and an existing file is either the old one or the new
+    one."""
     if destination.exists() and not overwrite:
         raise CLIError(f"{destination} exists; pass --overwrite to replace it.")
+    image_format = _pil_formats().get(destination.suffix.lower())
+    if image_format is None:
+        kind = destination.suffix or "extension-less"
+        raise CLIError(f"{destination}: cannot write {kind} files; use .png or .jpg.")
     destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{destination.stem}.", suffix=destination.suffix, dir=destination.parent)
-    os.close(handle)
+    temporary = destination.with_name(f".{destination.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        if destination.suffix.lower() in (".jpg", ".jpeg") and image.mode in ("RGBA", "LA"):
-            image = image.convert("RGB" if image.mode == "RGBA" else "L")
-        image.save(temporary)
+        # os.open with 0o666 (not mkstemp's 0o600): the image gets the permissions the umask gives any new file.
+        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as stream:
+            if image_format == "JPEG" and image.mode in ("RGBA", "LA"):
+                image = image.convert("RGB" if image.mode == "RGBA" else "L")
+            image.save(stream, format=image_format)
+            stream.flush()
+            os.fsync(stream.fileno())
         os.replace(temporary, destination)
     except BaseException:
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
+
+
+def _pil_formats() -> dict:
+    """File extension -> Pillow format name (".png" -> "PNG")."""
+    from PIL import Image
+
+    return Image.registered_extensions()
 
 
 def output_paths(paths: Sequence[Path], output: Optional[str], target: str, single_file: bool) -> List[Path]:
@@ -81,6 +98,15 @@ def build_edit_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=8, help="Images edited together in one call.")
     parser.add_argument("--show-regions", action="store_true", help="Also write <output>_regions.png with the detected faces and boxes.")
     parser.add_argument("--paper", action="store_true", help="Paper mode: DDPM with all 500 steps from the start step.")
+    parser.add_argument(
+        "--threads", type=int, default=None,
+        help="Torch threads for the UNet (default: this process's share of the idle cores, one kept for detecting "
+        "the next batch when there are several).",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-prefetch", action="store_true",
+        help="Detect faces of the next batch only after the current one is edited (no background thread).",
+    )  # fmt: skip
     return parser
 
 
@@ -92,19 +118,41 @@ def edit_main(argv: Optional[Sequence[str]] = None) -> int:
     except (CLIError, ValueError, OSError) as error:
         print(f"led-edit: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("led-edit: interrupted; the files written so far are complete, the others were not written.", file=sys.stderr)
+        return 130
+    except Exception as error:  # no traceback from deep inside torch / OpenCV for the user; LED_DEBUG=1 shows it
+        return _unexpected("led-edit", error)
+
+
+def _unexpected(program: str, error: Exception) -> int:
+    if os.environ.get("LED_DEBUG"):
+        raise error
+    print(
+        f"{program}: error: unexpected {type(error).__name__}: {error} (run with LED_DEBUG=1 for the traceback and "
+        "please report it).",
+        file=sys.stderr,
+    )
+    return 2
 
 
 def _edit(args: argparse.Namespace) -> int:
+    from .batch import preload_face_detector
+
+    preloading = preload_face_detector(args.model)  # dlib's models load while torch and the UNet do
+
     import torch
 
+    from .batch import recommended_num_threads
     from .expressions import canonical_expression
-    from .image_processor import load_image
     from .pretrained import default_model_path
     from .pipeline_led import LocalExpressionPipeline
 
     target = canonical_expression(args.target)  # fail fast, before loading anything
     if not 0.0 <= args.strength <= 1.0:
         raise CLIError(f"--strength must be in [0, 1], got {args.strength}.")
+    if args.batch_size < 1 or (args.threads is not None and args.threads < 1):
+        raise CLIError("--batch-size and --threads must be at least 1.")
     paths = collect_images(args.inputs)
     single_file = len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir()
     destinations = output_paths(paths, args.output, target, single_file)
@@ -112,52 +160,81 @@ def _edit(args: argparse.Namespace) -> int:
     if existing and not args.overwrite:
         raise CLIError(f"{existing[0]} exists{f' (and {len(existing) - 1} more)' if len(existing) > 1 else ''}; pass --overwrite to replace.")
 
+    # Under `accelerate launch` (several processes), each process edits its own share of the files.
+    state = None
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from accelerate import PartialState
+
+        state = PartialState(cpu=not torch.cuda.is_available())
+        with state.split_between_processes(list(zip(paths, destinations))) as share:
+            share = list(share)
+        paths, destinations = [p for p, _ in share], [d for _, d in share]
+    prefix = f"[process {state.process_index} of {state.num_processes}] " if state is not None else ""
+    num_processes = state.num_processes if state is not None else 1
+
+    prefetch = not args.no_prefetch and len(paths) > args.batch_size
+    torch.set_num_threads(args.threads or recommended_num_threads(num_processes, background_threads=int(prefetch)))
+
     pipe = LocalExpressionPipeline.from_pretrained(args.model or default_model_path())
     pipe.set_progress_bar_config(disable=True)
+    pipe.embeddings.resolve([target])  # an untrained target fails once, not once per file
     if args.paper:
         from diffusers import DDPMScheduler
 
         pipe.scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
         args.steps = pipe.scheduler.config.num_train_timesteps
+    if preloading is not None:
+        preloading.join()
+
+    try:
+        failures = _edit_files(args, pipe, paths, destinations, target, prefetch, prefix)
+    finally:
+        if state is not None:
+            state.wait_for_everyone()  # a process that ends first must not make the launcher stop the others
+    if failures:
+        raise CLIError(f"{prefix}{len(failures)} of {len(paths)} images failed (see above).")
+    return 0
+
+
+def _edit_files(args, pipe, paths, destinations, target, prefetch, prefix) -> List[str]:
+    """Edit and save ``paths`` (this process's share); prints one line per file, returns the failures."""
+    from .batch import edit_files
 
     failures = []
-    for start in range(0, len(paths), args.batch_size):
-        batch = list(zip(paths, destinations))[start : start + args.batch_size]
-        loaded = []
-        for path, destination in batch:
-            try:
-                loaded.append((path, destination, load_image(path)))
-            except ImageLoadError as error:
-                failures.append(str(error))
-        if not loaded:
+    destination_of = dict(zip(paths, destinations))
+    results = edit_files(
+        pipe,
+        paths,
+        target,
+        batch_size=args.batch_size,
+        prefetch=prefetch,
+        seed=args.seed,
+        strength=args.strength,
+        start_timestep=args.start_timestep,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance_scale,
+    )
+    for result in results:
+        if result.error is not None:
+            failures.append(result.error)
             continue
-        result = pipe(
-            [image for _, _, image in loaded],
-            target=target,
-            strength=args.strength,
-            start_timestep=args.start_timestep,
-            num_inference_steps=args.steps,
-            guidance_scale=args.guidance_scale,
-            generator=[torch.Generator().manual_seed(args.seed) for _ in loaded],
-            on_no_face="skip",
-        )
-        for (path, destination, image), edited, faces in zip(loaded, result.images, result.faces):
-            if not faces:
-                failures.append(f"{path}: no face detected; nothing written.")
-                continue
-            atomic_save(edited, destination, args.overwrite)
-            print(f"{path} -> {destination} ({len(faces)} face{'s' if len(faces) != 1 else ''})")
+        destination = destination_of[result.path]
+        faces = result.faces
+        try:
+            atomic_save(result.image, destination, args.overwrite)
             if args.show_regions:
-                from PIL import Image
                 import numpy as np
+                from PIL import Image
 
-                debug = pipe.region_processor.draw_regions(np.asarray(image.convert("RGB")), faces)
+                debug = pipe.region_processor.draw_regions(np.asarray(result.source.convert("RGB")), faces)
                 atomic_save(Image.fromarray(debug), destination.with_name(destination.stem + "_regions.png"), True)
+        except (CLIError, OSError) as error:
+            failures.append(f"{result.path}: {error}")
+            continue
+        print(f"{prefix}{result.path} -> {destination} ({len(faces)} face{'s' if len(faces) != 1 else ''})")
     for failure in failures:
-        print(f"led-edit: skipped {failure}", file=sys.stderr)
-    if failures:
-        raise CLIError(f"{len(failures)} of {len(paths)} images failed (see above).")
-    return 0
+        print(f"led-edit: {prefix}skipped {failure}", file=sys.stderr)
+    return failures
 
 
 def build_prepare_data_parser() -> argparse.ArgumentParser:
@@ -214,6 +291,15 @@ def prepare_data_main(argv: Optional[Sequence[str]] = None) -> int:
     except (ValueError, OSError) as error:
         print(f"led-prepare-data: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(
+            "led-prepare-data: interrupted; the photos finished so far are kept: run the same command again to "
+            "complete the dataset.",
+            file=sys.stderr,
+        )
+        return 130
+    except Exception as error:
+        return _unexpected("led-prepare-data", error)
     print(
         f"{report.format}: {report.photos_found} labelled photos; {report.processed} cropped now, "
         f"{report.already_done} already done, {len(report.skipped)} skipped."
@@ -224,3 +310,109 @@ def prepare_data_main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"  skipped {item['source']}: {item['reason']}", file=sys.stderr)
     print(f"Report: {Path(args.output_dir) / REPORT_FILE}")
     return 0
+
+
+def evaluate_main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of ``led-evaluate``: edit held-out faces to every target at every strength and write a report
+    (``report.json``, ``report.md``, ``edits.csv``, PNG plots) with expression, identity, preservation, seam and
+    realism metrics. All logic is in :func:`diffusers_led.evaluation.evaluate`."""
+    parser = argparse.ArgumentParser(
+        prog="led-evaluate",
+        description="Evaluate a LocalExpressionPipeline: independent expression classifier, identity, pixels outside "
+        "the regions, seams (soft blend vs the paper's hard paste), per-region FID/KID and the paper's IS.",
+    )
+    parser.add_argument("--model", default=None, help="Model folder or Hub id (default: the bundled model).")
+    parser.add_argument(
+        "--data", required=True,
+        help="A led-prepare-data crop dataset (its --split source photos are edited), a folder of photos "
+        "(optionally labelled), or one photo.",
+    )  # fmt: skip
+    parser.add_argument("--out", required=True, help="Output folder for report.json, report.md and the plots.")
+    parser.add_argument("--targets", default="all", help="'all' (the model's trained labels) or comma-separated names.")
+    parser.add_argument("--strengths", default="0.2,0.35,0.5,0.65", help="Comma-separated strengths in [0, 1].")
+    parser.add_argument("--modes", default="blend,hard,paper", help="Comma-separated: blend, hard, paper, ddpm_blend.")
+    parser.add_argument("--seed", type=int, default=0, help="Seed; one generator per (photo, target), shared by all modes.")
+    parser.add_argument("--split", default="test", help="Split of a crop dataset whose photos are edited.")
+    parser.add_argument("--photos-root", default=None, help="Folder of a crop dataset's source photos (default: recorded).")
+    parser.add_argument("--subjects", default=None, help="Comma-separated subjects to edit (default: all of the split).")
+    parser.add_argument("--max-images", type=int, default=None, help="Edit at most this many photos.")
+    parser.add_argument("--batch-size", type=int, default=16, help="Photos per pipeline call.")
+    parser.add_argument("--steps", type=int, default=None, help="Fast sampler steps (default: the model's).")
+    parser.add_argument("--paper-steps", type=int, default=None, help="DDPM steps in the paper modes (default: T, the paper).")
+    parser.add_argument("--paper-strengths", default=None, help="Strengths of the DDPM modes (default: 0.5).")
+    parser.add_argument("--paper-max-images", type=int, default=2, help="Photos edited in the DDPM modes (0: all).")
+    parser.add_argument("--no-realism", action="store_true", help="Skip FID/KID (the Inception network).")
+    parser.add_argument("--realism-max-crops", type=int, default=50, help="Generated crops per row and region for FID/KID (0: all).")
+    parser.add_argument("--reference-data", default=None, help="Real crops (crop dataset or labelled photos) for FID/KID.")
+    parser.add_argument("--cache-dir", default="default", help="Inception feature cache folder ('none' to disable).")
+    parser.add_argument("--time-budget", type=float, default=15.0, help="Minutes; fewer photos are edited to fit (0: no limit).")
+    parser.add_argument("--allow-untrained-targets", action="store_true", help="Allow targets the model was not trained on.")
+    parser.add_argument("--threads", type=int, default=None, help="Torch threads (1 is faster on a busy shared machine).")
+    parser.add_argument("--quiet", action="store_true", help="No progress bars.")
+    args = parser.parse_args(argv)
+    try:
+        from .evaluation import evaluate
+
+        result = evaluate(
+            model=args.model,
+            data=args.data,
+            out_dir=args.out,
+            targets=args.targets,
+            strengths=[float(s) for s in _split_list(args.strengths)],
+            modes=_split_list(args.modes),
+            seed=args.seed,
+            split=args.split,
+            photos_root=args.photos_root,
+            subjects=_split_list(args.subjects) or None,
+            max_images=args.max_images,
+            batch_size=args.batch_size,
+            num_inference_steps=args.steps,
+            paper_steps=args.paper_steps,
+            paper_strengths=[float(s) for s in _split_list(args.paper_strengths)] or None,
+            paper_max_images=args.paper_max_images or None,
+            realism=not args.no_realism,
+            realism_max_crops=args.realism_max_crops or None,
+            reference_data=args.reference_data,
+            cache_dir=None if args.cache_dir.lower() == "none" else args.cache_dir,
+            time_budget=args.time_budget or None,
+            allow_untrained_targets=args.allow_untrained_targets,
+            progress=not args.quiet,
+            num_threads=args.threads,
+        )
+    except (ImportError, ValueError, OSError) as error:
+        print(f"led-evaluate: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("led-evaluate: interrupted; no report was written (cached Inception features are kept).", file=sys.stderr)
+        return 130
+    except Exception as error:
+        return _unexpected("led-evaluate", error)
+    report = result.report
+    base = report["baseline"]["expression"]
+    print(f"unedited: p(target) {base['p_target'] or 0:.3f}, hit {100 * (base['hit_rate'] or 0):.1f}%")
+    for entry in report["results"]:
+        x, ident, seams = entry["expression"], entry["identity"], entry["seams"]
+        print(
+            f"{entry['mode']:>10} s={entry['strength']:<5g} p(target) {x['p_target'] if x['p_target'] is not None else float('nan'):.3f}"
+            f"  hit {100 * (x['hit_rate'] or 0):5.1f}%  id {ident['distance_mean']:.3f}"
+            f"  outside max {entry['preservation']['max_abs_outside']:g}  seam {seams['score'] or 0:.3f}"
+        )
+    print(f"Report: {result.files['markdown']} (and report.json, plots) in {report['timings']['total_s'] / 60:.1f} min")
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``python -m diffusers_led.cli <command> [options]``, with command ``edit`` (``led-edit``), ``prepare-data``
+    (``led-prepare-data``) or ``evaluate`` (``led-evaluate``); e.g. ``accelerate launch -m diffusers_led.cli edit
+    photos/ --target happy -o out/`` splits a folder across processes."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    commands = {"edit": "edit_main", "prepare-data": "prepare_data_main", "evaluate": "evaluate_main"}
+    entry = globals().get(commands.get(argv[0], ""), None) if argv else None
+    if entry is None:
+        print(f"usage: python -m diffusers_led.cli {{{','.join(commands)}}} [options]", file=sys.stderr)
+        return 2
+    return entry(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

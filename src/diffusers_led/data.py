@@ -289,6 +289,62 @@ def _csv_value(value: Any) -> Any:
     return int(value) if value.isdigit() else value
 
 
+def resolve_inside(root: Path, file_name: Any) -> Tuple[Optional[Path], Optional[str]]:
+    """``root / file_name`` (normalised) when it stays inside ``root``, else ``(None, reason)``.
+
+    Metadata comes from files anyone can write, so a ``file_name`` must be a relative path that leads to a file
+    inside the folder: absolute paths, URLs, ``..`` that climbs out, and symbolic links pointing out are refused.
+    """
+    if not isinstance(file_name, str) or not file_name.strip():
+        return None, f"{file_name!r} is not a file name"
+    if "://" in file_name:
+        return None, f"{file_name!r} is a URL; only relative paths inside {root} are allowed"
+    if os.path.isabs(file_name) or Path(file_name).drive or file_name.startswith(("/", "\\")):
+        return None, f"{file_name!r} is an absolute path; only relative paths inside {root} are allowed"
+    path = Path(os.path.normpath(root / file_name))
+    try:
+        inside = path.resolve().is_relative_to(Path(root).resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        inside = False
+    if not inside:
+        how = "climbs out of" if ".." in Path(file_name).parts else "leads (through a symbolic link) outside"
+        return None, f"{file_name!r} {how} {root}; only files inside the dataset folder can be used"
+    return path, None
+
+
+def metadata_path_problems(folder: os.PathLike) -> List[str]:
+    """Every ``file_name`` (and ``*_file_name``, ``file_names``) entry of the imagefolder metadata files
+    (``metadata.jsonl`` / ``.csv`` / ``.parquet``) under ``folder`` that :func:`resolve_inside` refuses, as
+    ``"<metadata file>:<row>: <reason>"``."""
+    problems = []
+    for metadata_file in sorted(Path(folder).rglob("metadata.*")):
+        if metadata_file.suffix not in (".jsonl", ".csv", ".parquet") or not metadata_file.is_file():
+            continue
+        try:
+            if metadata_file.suffix == ".parquet":
+                import pyarrow.parquet as pq
+
+                rows = pq.read_table(metadata_file).to_pylist()
+            else:
+                rows = _metadata_rows(metadata_file)
+        except (OSError, ValueError) as error:
+            problems.append(f"{metadata_file}: unreadable ({error})")
+            continue
+        for number, row in enumerate(rows, 1):
+            for key, value in (row.items() if isinstance(row, dict) else []):
+                if key in ("file_name", "file_names") or key.endswith(("_file_name", "_file_names")):
+                    for name in value if isinstance(value, list) else [value]:
+                        _, problem = resolve_inside(metadata_file.parent, name)
+                        if problem:
+                            problems.append(f"{metadata_file}:{number}: {problem}")
+    return problems
+
+
+def _is_crop_file(split_dir: Path, file_name: Any) -> bool:
+    path, _ = resolve_inside(split_dir, file_name)
+    return path is not None and path.parent == Path(os.path.normpath(split_dir)) and path.is_file()
+
+
 def _list_labelled_rows(metadata_file: Path, input_dir: Path, attribute_keys: Sequence[str] = ()) -> PhotoListing:
     """Photos listed in a CSV / JSON-lines file with ``file_name`` (relative to the file's folder), ``expression``
     (or ``label`` / ``emotion``) and an optional ``subject``; ``attribute_keys`` columns are kept as extras."""
@@ -298,7 +354,10 @@ def _list_labelled_rows(metadata_file: Path, input_dir: Path, attribute_keys: Se
         raw_label = next((row[k] for k in ("expression", "label", "emotion") if row.get(k) not in (None, "")), None)
         if not file_name or raw_label is None:
             raise DatasetFormatError(f"{metadata_file.name} row {number}: needs file_name and expression, got {row}.")
-        path = metadata_file.parent / file_name
+        path, problem = resolve_inside(metadata_file.parent, file_name)
+        if path is None:
+            listing.skipped.append({"source": str(file_name), "reason": f"file_name refused: {problem}"})
+            continue
         source = _relative(path, input_dir)
         expression = _label(str(raw_label))
         if expression is None:
@@ -484,7 +543,7 @@ def _load_split_metadata(split_dir: Path, regions: Sequence[str]) -> Dict[str, L
             dropped = True
     finished = {}
     for source, records in by_source.items():
-        present = {r["region"] for r in records if (split_dir / r["file_name"]).is_file()}
+        present = {r["region"] for r in records if _is_crop_file(split_dir, r.get("file_name"))}
         if set(regions) <= present:
             finished[source] = records
         else:
@@ -596,7 +655,14 @@ def prepare_dataset(
         except ImageLoadError as error:
             skipped.append({"source": photo.source, "reason": f"unreadable: {error}"})
             continue
-        faces = processor.extract(image.rgb, regions=tuple(regions))
+        try:
+            faces = processor.extract(image.rgb, regions=tuple(regions))
+        except (ImportError, OSError):
+            raise  # a missing detector model fails every photo: stop with its message
+        except Exception as error:  # one odd photo must not end the run (KeyboardInterrupt still does)
+            reason = f"face detection failed ({type(error).__name__}: {error})"
+            skipped.append({"source": photo.source, "reason": reason})
+            continue
         if not faces:
             skipped.append({"source": photo.source, "reason": "no face detected"})
             continue

@@ -8,6 +8,8 @@ alpha channel, type) so the result goes back in the same form and size.
 from __future__ import annotations
 
 import os
+import threading
+import warnings
 from dataclasses import dataclass
 from typing import List, Literal, Optional, Union
 
@@ -23,7 +25,38 @@ ColorMode = Literal["rgb", "luminance"]
 
 
 class ImageLoadError(ValueError):
-    """Raised when an input cannot be read or understood as an image."""
+    """Raised when an input cannot be read or understood as an image. The message names the input and says what to
+    do about it."""
+
+
+#: Largest image (in pixels) that :func:`load_image` decodes: 400 MP, e.g. 20000x20000. Pillow's own
+#: decompression-bomb guard refuses files above ~179 MP; a 20000x15000 (300 MP) photo is legitimate, so files are
+#: checked against this limit instead, before any pixel is decoded. Editing costs about 4 full-size RGB copies
+#: (about 12 bytes per pixel, 3.6 GB at 300 MP). Override it with the environment variable
+#: ``DIFFUSERS_LED_MAX_IMAGE_PIXELS`` or by setting this attribute (``None`` or 0 disables the check).
+MAX_IMAGE_PIXELS: Optional[int] = 400_000_000
+
+_PIL_LIMIT_LOCK = threading.Lock()
+# Arrays are converted to uint8 this many values at a time, so that a float or 16-bit input of hundreds of
+# megapixels never needs a full-size float64 copy.
+_CHUNK_VALUES = 1 << 24
+
+
+def max_image_pixels() -> Optional[int]:
+    """The pixel limit of :func:`load_image`: ``DIFFUSERS_LED_MAX_IMAGE_PIXELS`` if set, else
+    :data:`MAX_IMAGE_PIXELS`; ``None`` means no limit."""
+    value = os.environ.get("DIFFUSERS_LED_MAX_IMAGE_PIXELS")
+    if value is not None and value.strip():
+        try:
+            limit = int(float(value))
+        except ValueError as error:
+            raise ImageLoadError(
+                f"DIFFUSERS_LED_MAX_IMAGE_PIXELS={value!r} is not a number; set it to a pixel count such as "
+                "400000000, or to 0 for no limit."
+            ) from error
+    else:
+        limit = MAX_IMAGE_PIXELS
+    return limit if limit and limit > 0 else None
 
 
 @dataclass
@@ -45,67 +78,203 @@ class PreparedImage:
     source: object = None
 
 
+def _check_size(name: str, width: int, height: int) -> None:
+    limit = max_image_pixels()
+    if width < 1 or height < 1:
+        raise ImageLoadError(f"{name}: the image is empty ({width}x{height} pixels).")
+    if limit is not None and width * height > limit:
+        raise ImageLoadError(
+            f"{name}: {width}x{height} is {width * height / 1e6:.0f} megapixels, above the limit of "
+            f"{limit / 1e6:.0f} megapixels (a guard against decompression bombs; editing needs about "
+            f"{12 * width * height / 2**30:.1f} GiB of memory). Downscale the image, or raise the limit with the "
+            "environment variable DIFFUSERS_LED_MAX_IMAGE_PIXELS (0 = no limit) if you trust the file."
+        )
+
+
+def _open(path: str) -> PIL.Image.Image:
+    """``PIL.Image.open`` (header only) with this module's size limit in place of Pillow's."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
+        try:
+            return PIL.Image.open(path)
+        except PIL.Image.DecompressionBombError:
+            pass
+        # Above twice Pillow's limit (about 179 MP): re-open with Pillow's guard off; our own limit applies next.
+        with _PIL_LIMIT_LOCK:
+            saved = PIL.Image.MAX_IMAGE_PIXELS
+            PIL.Image.MAX_IMAGE_PIXELS = None
+            try:
+                return PIL.Image.open(path)
+            finally:
+                PIL.Image.MAX_IMAGE_PIXELS = saved
+
+
 def load_image(path: Union[str, os.PathLike]) -> PIL.Image.Image:
-    """Open an image file fully (so truncated files fail here), raising :class:`ImageLoadError` with the reason."""
+    """Open an image file fully (so truncated files fail here), raising :class:`ImageLoadError` with the reason.
+
+    The size is checked against :func:`max_image_pixels` from the header, before any pixel is decoded.
+    """
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ImageLoadError(f"{path}: is a folder, not an image file; pass the image files (led-edit takes folders).")
     if not os.path.isfile(path):
-        raise ImageLoadError(f"{path}: no such file.")
+        raise ImageLoadError(f"{path}: no such file; check the path.")
+    if os.path.getsize(path) == 0:
+        raise ImageLoadError(f"{path}: the file is empty (0 bytes); re-export or re-download it.")
     try:
-        with PIL.Image.open(path) as image:
+        image = _open(path)
+    except PIL.UnidentifiedImageError as error:
+        raise ImageLoadError(
+            f"{path}: not an image file that can be read (unknown format or corrupt header, whatever its "
+            "extension); use a PNG, JPEG, WebP, BMP or TIFF file."
+        ) from error
+    except OSError as error:
+        raise ImageLoadError(f"{path}: cannot be read ({error}).") from error
+    with image:
+        _check_size(path, *image.size)
+        try:
             image.load()
-            return image.copy()
-    except (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError) as error:
-        raise ImageLoadError(f"{path}: not a readable image ({error}).") from error
+        except MemoryError as error:
+            raise ImageLoadError(
+                f"{path}: not enough memory to decode {image.size[0]}x{image.size[1]} pixels; downscale the image."
+            ) from error
+        except Exception as error:  # decoders raise OSError, SyntaxError, struct.error, zlib.error, EOFError ...
+            reason = "truncated" if "truncated" in str(error) else "corrupt"
+            raise ImageLoadError(
+                f"{path}: the image data is {reason} ({type(error).__name__}: {error}); re-export or re-download "
+                "the file."
+            ) from error
+    return image  # closing the file keeps the decoded pixels
+
+
+def _scale_to_uint8(array: np.ndarray, peak: float) -> np.ndarray:
+    """``rint(array / peak * 255)`` clipped to uint8, a few rows at a time (bounded temporary memory)."""
+    out = np.empty(array.shape, dtype=np.uint8)
+    rows = max(1, _CHUNK_VALUES // max(1, array[:1].size))
+    for start in range(0, array.shape[0], rows):
+        chunk = array[start : start + rows].astype(np.float32) * np.float32(255.0 / peak)
+        np.clip(np.rint(chunk, out=chunk), 0, 255, out=chunk)
+        out[start : start + rows] = chunk
+    return out
+
+
+_ALPHA_MODES = ("RGBA", "LA", "PA")
+_GRAY_MODES = ("L", "LA", "1")
+_HIGH_DEPTH_GRAY = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 
 
 def _pil_to_prepared(image: PIL.Image.Image, name: str) -> PreparedImage:
-    image = PIL.ImageOps.exif_transpose(image)
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        # 16-bit or float grayscale: scale to 8 bits by its own range type, not by clipping.
-        array = np.asarray(image, dtype=np.float64)
-        peak = 65535.0 if image.mode.startswith("I") and array.max() > 255 else 255.0
-        gray = np.clip(np.rint(array / peak * 255.0), 0, 255).astype(np.uint8)
+    try:
+        if image.getexif().get(0x0112, 1) not in (None, 1):  # transposing copies: only when EXIF says so
+            image = PIL.ImageOps.exif_transpose(image)
+    except Exception as error:  # a corrupt EXIF block must not make the photo unusable
+        warnings.warn(f"{name}: unreadable EXIF orientation ({error}); using the pixels as stored.", stacklevel=3)
+    if image.width < 1 or image.height < 1:
+        raise ImageLoadError(f"{name}: the image is empty ({image.width}x{image.height} pixels).")
+    if image.mode in ("La", "RGBa"):  # premultiplied alpha: Pillow converts these only to their plain forms
+        image = image.convert(image.mode[:-1] + "A")
+    if image.mode in _HIGH_DEPTH_GRAY:
+        # 16-bit, 32-bit or float grayscale: scale to 8 bits by the range of its type, not by clipping.
+        array = np.asarray(image)
+        if image.mode == "F":
+            array = np.nan_to_num(array, nan=0.0, posinf=255.0, neginf=0.0)
+            peak = 1.0 if array.size and float(array.max()) <= 1.0 else 255.0
+        elif image.mode.startswith("I;16"):
+            peak = 65535.0
+        else:  # "I": 32-bit integers, usually 16-bit data (PNG, TIFF) or 8-bit values
+            peak = 65535.0 if array.size and int(array.max()) > 255 else 255.0
+        gray = _scale_to_uint8(array, peak)
         return PreparedImage(np.repeat(gray[..., None], 3, axis=2), None, True, name)
-    has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
-    grayscale = image.mode in ("L", "LA", "1")
-    alpha = np.asarray(image.convert("RGBA"))[..., 3].copy() if has_alpha else None
-    rgb = np.asarray(image.convert("RGB")).copy()
+    has_alpha = image.mode in _ALPHA_MODES or (image.mode == "P" and "transparency" in image.info)
+    grayscale = image.mode in _GRAY_MODES
+    try:
+        alpha = np.array(image.convert("RGBA").getchannel("A")) if has_alpha else None
+        rgb = np.array(image if image.mode == "RGB" else image.convert("RGB"))
+    except (ValueError, OSError) as error:
+        raise ImageLoadError(
+            f"{name}: images in mode {image.mode!r} cannot be converted to RGB ({error}); convert it to RGB first."
+        ) from error
     return PreparedImage(rgb, alpha, grayscale, name)
+
+
+def _range_hint(low: float, high: float) -> str:
+    if low >= -1.0 and high <= 1.0 and low < 0:
+        return " It looks like [-1, 1] (diffusers' model range): pass (x + 1) / 2."
+    if low >= 0 and high <= 255.0:
+        return " It looks like [0, 255]: divide by 255 or pass uint8."
+    if low >= 0 and high <= 65535.0:
+        return " It looks like 16-bit values: divide by 65535 or pass uint16."
+    return " Rescale it to [0, 1]."
 
 
 def _array_to_prepared(array: np.ndarray, name: str) -> PreparedImage:
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
+        hint = ""
+        if array.ndim == 3 and array.shape[0] in (1, 3, 4):
+            hint = " It looks channels-first: transpose arrays to (H, W, C) (tensors are (C, H, W))."
+        elif array.ndim == 4:
+            hint = " For a batch, pass a list of images."
         raise ImageLoadError(
-            f"{name}: expected an array of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {array.shape}."
+            f"{name}: expected an array of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {array.shape}.{hint}"
         )
     if array.shape[0] < 1 or array.shape[1] < 1:
         raise ImageLoadError(f"{name}: the image is empty ({array.shape}).")
     if array.dtype == np.uint8:
         pixels = array
+    elif array.dtype == np.bool_:
+        pixels = array.astype(np.uint8) * np.uint8(255)
     elif array.dtype == np.uint16:
-        pixels = (array.astype(np.float64) / 257.0).round().astype(np.uint8)
-    elif np.issubdtype(array.dtype, np.floating) or array.dtype == np.bool_:
-        array = array.astype(np.float64)
-        if not np.isfinite(array).all():
-            raise ImageLoadError(f"{name}: the image contains NaN or infinite values.")
-        if array.min() < 0 or array.max() > 1:
+        pixels = _scale_to_uint8(array, 65535.0)
+    elif np.issubdtype(array.dtype, np.integer):
+        low, high = int(array.min()), int(array.max())
+        if low < 0 or high > 255:
             raise ImageLoadError(
-                f"{name}: float images must be in [0, 1], got values in [{array.min():.3g}, {array.max():.3g}]."
+                f"{name}: integer images of dtype {array.dtype} must hold 8-bit values in [0, 255], got values in "
+                f"[{low}, {high}]; pass uint8, uint16 (16-bit) or float in [0, 1]."
             )
-        pixels = np.rint(array * 255.0).astype(np.uint8)
+        pixels = array.astype(np.uint8)
+    elif np.issubdtype(array.dtype, np.floating):
+        low, high = float(array.min()), float(array.max())  # NaN propagates through min/max
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise ImageLoadError(
+                f"{name}: the image contains NaN or infinite values; fix the computation that produced it "
+                "(e.g. np.nan_to_num) before editing."
+            )
+        if low < 0 or high > 1:
+            raise ImageLoadError(
+                f"{name}: float images must be in [0, 1], got values in [{low:.3g}, {high:.3g}]."
+                + _range_hint(low, high)
+            )
+        pixels = _scale_to_uint8(array, 1.0)
     else:
-        raise ImageLoadError(f"{name}: unsupported dtype {array.dtype}; use uint8, uint16 or float in [0, 1].")
+        raise ImageLoadError(
+            f"{name}: unsupported dtype {array.dtype}; use uint8, uint16 (16-bit) or float in [0, 1]."
+        )
     if pixels.ndim == 2:
         return PreparedImage(np.repeat(pixels[..., None], 3, axis=2), None, True, name)
     alpha = pixels[..., 3].copy() if pixels.shape[-1] == 4 else None
     return PreparedImage(np.ascontiguousarray(pixels[..., :3]), alpha, False, name)
 
 
+def is_image_batch(image: object) -> bool:
+    """Whether ``image`` is a batch of images in one array: a ``(N, C, H, W)`` tensor or an ``(N, H, W[, C])`` array
+    (the pipeline then treats it as a list of ``N`` images)."""
+    if isinstance(image, torch.Tensor):
+        return image.ndim == 4
+    if isinstance(image, np.ndarray):
+        return image.ndim == 4
+    return False
+
+
 def prepare_image(image: ImageInput, index: int = 0) -> PreparedImage:
-    """Turn a PIL image, a file path, an ``(H, W[, C])`` array or a ``(C, H, W)`` tensor in [0, 1] into a
-    :class:`PreparedImage`."""
+    """Turn a PIL image, a file path, an ``(H, W[, C])`` array or a ``(C, H, W)`` (or ``(H, W)``) tensor in [0, 1]
+    into a :class:`PreparedImage`.
+
+    Raises:
+        ImageLoadError: the input cannot be read or understood; the message names it and says what to do.
+    """
     name = f"image {index}"
     source = image
     if isinstance(image, (str, os.PathLike)):
@@ -115,9 +284,23 @@ def prepare_image(image: ImageInput, index: int = 0) -> PreparedImage:
         name = getattr(image, "filename", None) or name
         prepared = _pil_to_prepared(image, name)
     elif isinstance(image, torch.Tensor):
+        if image.ndim == 2:
+            image = image[None]
         if image.ndim != 3 or image.shape[0] not in (1, 3, 4):
-            raise ImageLoadError(f"{name}: expected a (C, H, W) tensor with C in 1, 3, 4, got {tuple(image.shape)}.")
-        prepared = _array_to_prepared(image.detach().cpu().permute(1, 2, 0).numpy(), name)
+            hint = ""
+            if image.ndim == 3 and image.shape[-1] in (1, 3, 4):
+                hint = " It looks channels-last: pass tensor.permute(2, 0, 1)."
+            elif image.ndim == 4:
+                hint = " For a batch, pass the (N, C, H, W) tensor itself or a list of (C, H, W) tensors."
+            raise ImageLoadError(
+                f"{name}: expected a (C, H, W) tensor with C in 1, 3, 4, got {tuple(image.shape)}.{hint}"
+            )
+        tensor = image.detach().to("cpu")
+        if tensor.is_complex():
+            raise ImageLoadError(f"{name}: unsupported dtype {tensor.dtype}; use uint8 or float in [0, 1].")
+        if tensor.is_floating_point() and tensor.dtype not in (torch.float16, torch.float32, torch.float64):
+            tensor = tensor.float()  # bfloat16 / float8 have no numpy equivalent
+        prepared = _array_to_prepared(tensor.permute(1, 2, 0).numpy(), name)
     elif isinstance(image, np.ndarray):
         prepared = _array_to_prepared(image, name)
     else:

@@ -226,7 +226,13 @@ class LocalExpressionPipeline(DiffusionPipeline):
             return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
         except OSError as error:  # a Hub repo or cached snapshot without safetensors
             if kwargs["use_safetensors"] and "Could not find the necessary `safetensors`" in str(error):
-                raise UnsafeWeightsError(unsafe_weights_message(pretrained_model_name_or_path, [str(error)])) from error
+                message = unsafe_weights_message(pretrained_model_name_or_path, [str(error)])
+                raise UnsafeWeightsError(message) from error
+            if "Unable to load weights from checkpoint file" in str(error):
+                raise OSError(
+                    f"{str(error).strip()} The file is corrupt or truncated (an interrupted copy or download?): "
+                    "download the model again, or save it again from a good copy."
+                ) from error
             raise
 
     def save_pretrained(
@@ -245,7 +251,8 @@ class LocalExpressionPipeline(DiffusionPipeline):
         is uploaded after it is complete (`repo_id`, `token`, `private`, `commit_message`, `create_pr` as in
         diffusers)."""
         final = Path(save_directory)
-        hub = {key: kwargs.pop(key) for key in ("commit_message", "private", "create_pr", "token", "repo_id") if key in kwargs}
+        hub_keys = ("commit_message", "private", "create_pr", "token", "repo_id")
+        hub = {key: kwargs.pop(key) for key in hub_keys if key in kwargs}
         if push_to_hub:  # as diffusers: the repository first, so that a bad token fails before the save
             hub["repo_id"] = create_repo(
                 hub.get("repo_id", final.name), exist_ok=True, private=hub.get("private"), token=hub.get("token")
@@ -260,10 +267,15 @@ class LocalExpressionPipeline(DiffusionPipeline):
         staging.mkdir()  # not mkdtemp: the folder becomes `final` and must get the usual permissions
         try:
             super().save_pretrained(
-                staging, safe_serialization=safe_serialization, variant=variant, max_shard_size=max_shard_size, **kwargs
+                staging,
+                safe_serialization=safe_serialization,
+                variant=variant,
+                max_shard_size=max_shard_size,
+                **kwargs,
             )
             if push_to_hub:
-                card = populate_model_card(load_or_create_model_card(hub["repo_id"], token=hub.get("token"), is_pipeline=True))
+                card = load_or_create_model_card(hub["repo_id"], token=hub.get("token"), is_pipeline=True)
+                card = populate_model_card(card)
                 card.save(os.path.join(staging, "README.md"))
             _commit_folder(staging, final)
         finally:
@@ -338,7 +350,11 @@ class LocalExpressionPipeline(DiffusionPipeline):
                 f"`regions` must be a non-empty subset of this model's regions {tuple(self.config.regions)}, "
                 f"got {tuple(regions)}."
             )
-        if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, numbers.Real) or not guidance_scale >= 1.0:
+        if (
+            isinstance(guidance_scale, bool)
+            or not isinstance(guidance_scale, numbers.Real)
+            or not guidance_scale >= 1.0
+        ):
             raise ValueError(f"`guidance_scale` must be a number >= 1 (1 disables guidance), got {guidance_scale!r}.")
         if guidance_scale > 1.0 and not self.embeddings.supports_guidance:
             raise ValueError(

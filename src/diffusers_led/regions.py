@@ -125,6 +125,8 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     dst = np.asarray(dst, dtype=np.float64)
     if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or len(src) < 2:
         raise ValueError(f"need matching (N>=2, 2) point arrays, got {src.shape} and {dst.shape}")
+    if not (np.isfinite(src).all() and np.isfinite(dst).all()):
+        raise ValueError(f"landmarks must be finite numbers (no NaN or infinity), got {src.tolist()}")
     src_mean, dst_mean = src.mean(0), dst.mean(0)
     src_c, dst_c = src - src_mean, dst - dst_mean
     src_var = (src_c**2).sum() / len(src)
@@ -379,6 +381,10 @@ class FaceDetector:
         """Find faces in ``scaled`` (``image`` resized by ``scale``); return ORIGINAL coordinates."""
         raise NotImplementedError
 
+    def load(self) -> None:
+        """Load the detector's models now rather than on the first :meth:`detect` (once per process), e.g. in a
+        background thread while the diffusion model loads: dlib's models take about a second."""
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({args})"
@@ -498,6 +504,9 @@ class DlibFaceDetector(FaceDetector):
         self.verify_threshold = float(verify_threshold)
         self.landmark_face_size = float(landmark_face_size)
 
+    def load(self) -> None:
+        _dlib_models()
+
     def _detect(self, image: np.ndarray, scaled: np.ndarray, scale: float) -> list[DetectedFace]:
         (hog, predictor, cnn), lock = _dlib_models()
         faces = []
@@ -571,14 +580,20 @@ class YuNetFaceDetector(FaceDetector):
         self.score_threshold = float(score_threshold)
         self.nms_threshold = float(nms_threshold)
 
-    def _detect(self, image: np.ndarray, scaled: np.ndarray, scale: float) -> list[DetectedFace]:
+    def _model(self) -> tuple[Any, threading.Lock]:
         key = ("yunet", os.path.abspath(self.model_path), self.score_threshold, self.nms_threshold)
-        model, lock = _cached_model(
+        return _cached_model(
             key,
             lambda: cv2.FaceDetectorYN.create(
                 self.model_path, "", (320, 320), self.score_threshold, self.nms_threshold
             ),
         )
+
+    def load(self) -> None:
+        self._model()
+
+    def _detect(self, image: np.ndarray, scaled: np.ndarray, scale: float) -> list[DetectedFace]:
+        model, lock = self._model()
         code = cv2.COLOR_GRAY2BGR if scaled.ndim == 2 else cv2.COLOR_RGB2BGR
         bgr = cv2.cvtColor(scaled, code)
         with lock:  # the input size is state on the shared model
