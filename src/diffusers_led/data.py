@@ -611,8 +611,9 @@ def prepare_dataset(
         DatasetFormatError: unknown layout or no labelled photos.
         ValueError: a split that contradicts the one already in ``output_dir``.
     """
-    input_dir, output_dir = Path(input_dir), Path(output_dir)
-    if output_dir.resolve().is_relative_to(input_dir.resolve()):
+    # Absolute, so the report (which led-evaluate reads to find the source photos) works from any folder.
+    input_dir, output_dir = Path(input_dir).resolve(), Path(output_dir)
+    if output_dir.resolve().is_relative_to(input_dir):
         raise ValueError(f"--output_dir {output_dir} must not be inside --input_dir {input_dir}.")
     format, listing = list_labelled_photos(input_dir, format, rafd_angles, ckplus_peak_frames, ckplus_neutral_frames)
     if not listing.photos:
