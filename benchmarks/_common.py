@@ -1,0 +1,170 @@
+"""Shared helpers of the benchmark scripts: arguments, threads, timing, PSNR and markdown tables.
+
+Benchmarks print ratios measured in one run, interleaving the things compared, because absolute times on a shared
+machine move with whatever else runs; the machine line of every report says what the load was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE_IMAGE = REPO / "examples" / "astronaut.png"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--model", default=None, help="Model folder or Hub id (default: the bundled model).")
+    p.add_argument(
+        "--threads", type=int, default=None,
+        help="torch threads (default: diffusers_led.batch.recommended_num_threads(), as led-edit uses).",
+    )  # fmt: skip
+    p.add_argument("--repeats", type=int, default=5, help="Timed repetitions (the median is reported).")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def model_path(model: Optional[str]) -> str:
+    if model:
+        return model
+    from diffusers_led.pretrained import default_model_path
+
+    return default_model_path()
+
+
+def set_threads(threads: Optional[int], background_threads: int = 0) -> int:
+    import torch
+
+    from diffusers_led.batch import recommended_num_threads
+
+    n = threads or recommended_num_threads(background_threads=background_threads)
+    torch.set_num_threads(n)
+    return n
+
+
+def load_pipeline(model: Optional[str], optimize: bool = False):
+    """``(pipe, seconds)``: the pipeline loaded with progress bars off; ``optimize`` applies led-edit's inference
+    settings (``diffusers_led.batch.optimize_for_cpu``: channels_last) after the timed load."""
+    import diffusers
+
+    from diffusers_led import LocalExpressionPipeline
+
+    diffusers.utils.logging.disable_progress_bar()
+    start = time.perf_counter()
+    pipe = LocalExpressionPipeline.from_pretrained(model_path(model))
+    seconds = time.perf_counter() - start
+    pipe.set_progress_bar_config(disable=True)
+    if optimize:
+        from diffusers_led.batch import optimize_for_cpu
+
+        optimize_for_cpu(pipe)
+    return pipe, seconds
+
+
+def collect_images(items: Sequence[str]) -> List[Path]:
+    paths: List[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            paths += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            paths.append(path)
+    return paths
+
+
+def machine_line(threads: Optional[int] = None) -> str:
+    import torch
+
+    from diffusers_led.batch import available_cpus
+
+    try:
+        load = "%.1f" % os.getloadavg()[0]
+    except (AttributeError, OSError):
+        load = "n/a"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (
+        f"machine: {cpu}, {available_cpus()} usable cores, torch {torch.__version__}, "
+        f"{threads or torch.get_num_threads()} torch threads, 1-min load average {load} at start, "
+        f"python {sys.version.split()[0]}"
+    )
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def median(values: Iterable[float]) -> float:
+    return statistics.median(list(values))
+
+
+@contextmanager
+def wrapped(obj, name: str, totals: Dict[str, float], key: Optional[str] = None):
+    """Time every call of ``obj.name`` into ``totals[key]`` (an instance attribute shadows the method)."""
+    original = getattr(obj, name)
+    key = key or name
+
+    def timed_call(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            totals[key] = totals.get(key, 0.0) + time.perf_counter() - start
+
+    setattr(obj, name, timed_call)
+    try:
+        yield totals
+    finally:
+        try:
+            delattr(obj, name)
+        except AttributeError:
+            setattr(obj, name, original)
+
+
+def psnr(a: np.ndarray, b: np.ndarray, mask: Optional[np.ndarray] = None) -> float:
+    """PSNR in dB of two uint8-range images, over the pixels where ``mask`` > 0 (all when None)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    diff = (a - b) ** 2
+    if diff.ndim == 3:
+        diff = diff.mean(axis=2)
+    if mask is not None:
+        diff = diff[np.asarray(mask) > 0]
+    mse = float(diff.mean()) if diff.size else 0.0
+    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            if np.isnan(value):
+                return "n/a"
+            if value == float("inf"):
+                return "inf"
+            return f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+        return str(value)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def command_line() -> str:
+    return "python " + " ".join([os.path.relpath(sys.argv[0], REPO)] + sys.argv[1:])
