@@ -148,9 +148,11 @@ def test_count_denoising_steps_matches_the_pipeline(scheduler_name):
 
 
 def test_model_notice_and_examples(tmp_path):
-    assert "placeholder" in model_notice(default_model_path())  # the bundled model is still random weights
+    assert model_notice(default_model_path()) is None  # the bundled model is trained: no notice
     make_tiny_pipeline().save_pretrained(tmp_path / "model")
     assert model_notice(str(tmp_path / "model")) is None and model_notice("some-org/led-rafd") is None
+    (tmp_path / "model" / "README.md").write_text("---\ntags: [diffusers-led, placeholder]\n---\n# random\n")
+    assert "placeholder" in model_notice(str(tmp_path / "model"))
     assert find_examples() == [str(EXAMPLE_IMAGE)]
     with pytest.raises(FileNotFoundError, match="no such file"):
         find_examples([str(tmp_path / "missing.png")])

@@ -443,7 +443,6 @@ def test_large_image_is_detected_downscaled_and_edited_at_full_resolution(pipe, 
     assert_only_masked_pixels_changed(pipe, big, np.asarray(result.images[0]), result.faces[0])
 
 
-@pytest.mark.skipif(not os.environ.get("LED_SLOW_TESTS"), reason="20000x15000 edit (~30 s, ~4 GB): LED_SLOW_TESTS=1")
 def test_300_megapixel_file_end_to_end(tmp_path, face):
     """The real thing in a fresh process: a 20000x15000 PNG is read, detected downscaled, edited at full resolution;
     peak memory stays a small multiple of the decoded image (900 MB)."""
