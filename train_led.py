@@ -1041,6 +1041,8 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
         pipeline = LocalExpressionPipeline(
             unet=unet, scheduler=noise_scheduler, embeddings=embeddings.to("cpu"), regions=tuple(data_info["regions"])
         )
+        # Published models carry the measured fast sampler; the paper's DDPM is one from_config away.
+        pipeline.use_fast_scheduler()
         pipeline.save_pretrained(args.output_dir)
         write_model_card(
             args, repo_id, data_info, pipeline, global_step, args.num_train_epochs,

@@ -138,6 +138,23 @@ def wrapped(obj, name: str, totals: Dict[str, float], key: Optional[str] = None)
             setattr(obj, name, original)
 
 
+def flop_counter():
+    """``torch.utils.flop_counter.FlopCounterMode`` that also counts CPU attention: torch's CPU kernel of
+    ``scaled_dot_product_attention`` (``_scaled_dot_product_flash_attention_for_cpu``) has no FLOP formula of its
+    own and would count as 0."""
+    import torch
+    from torch.utils import flop_counter
+
+    def attention_flops(query, key, value, *args, out_shape=None, **kwargs):
+        return flop_counter.sdpa_flop_count(query, key, value)
+
+    custom = {}
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if op is not None:
+        custom[op] = attention_flops
+    return flop_counter.FlopCounterMode(display=False, custom_mapping=custom)
+
+
 def psnr(a: np.ndarray, b: np.ndarray, mask: Optional[np.ndarray] = None) -> float:
     """PSNR in dB of two uint8-range images, over the pixels where ``mask`` > 0 (all when None)."""
     a = np.asarray(a, dtype=np.float64)

@@ -1,5 +1,6 @@
 """How close the UNet runs to the machine's limit: achieved UNet GFLOP/s (FLOPs counted with
-``torch.utils.flop_counter.FlopCounterMode``) against the measured GFLOP/s of a large ``torch.matmul``.
+``torch.utils.flop_counter.FlopCounterMode``, attention included) against the measured GFLOP/s of a large
+``torch.matmul``.
 
     python benchmarks/bench_hardware.py --model /tmp/led-cpu [--threads 1]
 
@@ -22,7 +23,6 @@ def main() -> None:
     import copy
 
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     threads = c.set_threads(args.threads)
     pipe, _ = c.load_pipeline(args.model)
@@ -59,7 +59,7 @@ def main() -> None:
     with torch.inference_mode():
         for name, (run, flops) in list(cases.items()):
             if flops is None:
-                with FlopCounterMode(display=False) as counter:
+                with c.flop_counter() as counter:
                     run()
                 cases[name] = (run, counter.get_total_flops())
             run()  # warm-up

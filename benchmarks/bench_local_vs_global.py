@@ -3,8 +3,9 @@ the 2 crops of a face) vs SDEdit of the whole aligned 320x320 face with a UNet o
 
     python benchmarks/bench_local_vs_global.py --model /tmp/led-cpu
 
-FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` (convolutions, matmuls, attention); times are
-the median of interleaved repeats. The whole-face UNet has random weights: only its cost matters here.
+FLOPs are counted with ``torch.utils.flop_counter.FlopCounterMode`` (convolutions, matmuls, and attention, which torch
+does not count on CPU by itself); times are the median of interleaved repeats. The whole-face UNet has random
+weights: only its cost matters here.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ def main() -> None:
 
     import torch
     from diffusers import UNet2DConditionModel
-    from torch.utils.flop_counter import FlopCounterMode
 
     threads = c.set_threads(args.threads)
     pipe, _ = c.load_pipeline(args.model)
@@ -50,7 +50,7 @@ def main() -> None:
     flops, times, pixels = {}, {name: [] for name in cases}, {}
     with torch.inference_mode():
         for name, (model, sample) in cases.items():
-            with FlopCounterMode(display=False) as counter:
+            with c.flop_counter() as counter:
                 step(model, sample)
             flops[name] = counter.get_total_flops()
             pixels[name] = sample[0, 0].numel() * len(sample)

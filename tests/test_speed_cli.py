@@ -140,3 +140,40 @@ def test_accelerate_launch_splits_a_folder_across_two_processes(tiny_model, phot
     assert sorted(p.name for p in out.iterdir()) == ["a_happy.png", "b_happy.png", "c_happy.png"]
     assert "broken.png" in result.stderr and "blank.png: no face detected" in result.stderr
     assert result.returncode != 0
+
+
+def test_fast_default_and_the_paper_mode_one_argument_away(tmp_path, example_image):
+    from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
+
+    from diffusers_led import LocalExpressionPipeline
+    from diffusers_led.pipeline_led import FAST_NUM_INFERENCE_STEPS
+
+    pipe = make_tiny_pipeline()
+    training = DDPMScheduler.from_config(pipe.scheduler.config)
+    pipe.use_fast_scheduler()
+    pipe.save_pretrained(tmp_path / "model")
+    loaded = LocalExpressionPipeline.from_pretrained(tmp_path / "model")
+    assert isinstance(loaded.scheduler, DPMSolverMultistepScheduler)
+    assert loaded.scheduler.config.timestep_spacing == "trailing"
+    assert loaded.config.default_num_inference_steps == FAST_NUM_INFERENCE_STEPS
+    timesteps = loaded.get_timesteps(250, FAST_NUM_INFERENCE_STEPS, torch.device("cpu"))
+    assert len(timesteps) == FAST_NUM_INFERENCE_STEPS // 2 and int(timesteps[0]) == 249  # starts where asked
+
+    # The paper's DDPM comes back exactly from the saved fast scheduler's config.
+    paper = DDPMScheduler.from_config(loaded.scheduler.config)
+    assert torch.equal(paper.betas, training.betas) and paper.config.clip_sample == training.config.clip_sample
+    paper.set_timesteps(500)
+    training.set_timesteps(500)
+    assert torch.equal(paper.timesteps, training.timesteps)
+
+    out = tmp_path / "paper.png"
+    assert edit_main([str(EXAMPLE_IMAGE), "--target", "happy", "-o", str(out), "--model", str(tmp_path / "model"),
+                      "--paper", "--threads", "1"]) == 0  # fmt: skip
+    assert out.is_file()
+
+
+def test_bf16_option_runs(tiny_model, tmp_path):
+    out = tmp_path / "bf16.png"
+    assert edit_main([str(EXAMPLE_IMAGE), "--target", "happy", "-o", str(out), "--model", tiny_model,
+                      "--steps", "4", "--bf16", "--threads", "1"]) == 0  # fmt: skip
+    assert Image.open(out).size == Image.open(EXAMPLE_IMAGE).size

@@ -40,6 +40,25 @@ from .regions import FaceRegionProcessor, FaceRegions
 
 logger = logging.get_logger(__name__)
 
+#: The fast default sampler, chosen with benchmarks/bench_schedulers.py on the trained default model (held-out faces,
+#: strength 0.5): DPM-Solver++ (2M) on "trailing" timesteps, 10 steps of the full schedule = 5 UNet calls from t_249,
+#: 47x faster than the paper's DDPM from t_250 (251 calls) and as close to it (26.2 dB PSNR over the regions) as the
+#: converged ODE solution (26.4 dB), closer than two paper-mode edits are to each other (23.4 dB); 33.7 dB from the
+#: converged solution (DDIM, UniPC, Euler: 33.1 dB). "trailing" makes every sampler start at the step `strength`
+#: asks for ("linspace" starts DDIM at t_222, "leading" starts DPM-Solver at t_225).
+FAST_SCHEDULER_CLASS = "DPMSolverMultistepScheduler"
+FAST_SCHEDULER_CONFIG = {"algorithm_type": "dpmsolver++", "solver_order": 2, "timestep_spacing": "trailing"}
+FAST_NUM_INFERENCE_STEPS = 10
+
+
+def fast_scheduler(config: Dict[str, Any]):
+    """The fast default sampler (:data:`FAST_SCHEDULER_CLASS`) on the noise schedule of `config` (e.g. the training
+    `DDPMScheduler`'s config); `DDPMScheduler.from_config(fast.config)` gives the paper's scheduler back."""
+    import diffusers
+
+    return getattr(diffusers, FAST_SCHEDULER_CLASS).from_config(config, **FAST_SCHEDULER_CONFIG)
+
+
 EXAMPLE_DOC_STRING = """
     Examples:
         ```py
@@ -183,8 +202,9 @@ class LocalExpressionPipeline(DiffusionPipeline):
         residual_composite (`bool`, defaults to `True`):
             Composite only the change the model made to each crop (upsampled) instead of the crop itself, so the
             photo keeps its own detail at any resolution and unchanged areas stay exactly as they were.
-        default_num_inference_steps (`int`, defaults to 20):
-            The number of steps of the full schedule used when `num_inference_steps` is not given.
+        default_num_inference_steps (`int`, defaults to 10):
+            The number of steps of the full schedule used when `num_inference_steps` is not given (see
+            [`~LocalExpressionPipeline.use_fast_scheduler`]).
     """
 
     model_cpu_offload_seq = "unet"
@@ -199,7 +219,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
         regions: List[str] = ["eyes", "mouth"],
         feather: Union[float, List[float]] = [0.1, 0.25],
         residual_composite: bool = True,
-        default_num_inference_steps: int = 20,
+        default_num_inference_steps: int = FAST_NUM_INFERENCE_STEPS,
     ):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler, embeddings=embeddings)
@@ -293,6 +313,14 @@ class LocalExpressionPipeline(DiffusionPipeline):
     def color_mode(self) -> str:
         """`"luminance"` for a one-channel UNet, `"rgb"` for a three-channel one."""
         return "luminance" if self.unet.config.in_channels == 1 else "rgb"
+
+    def use_fast_scheduler(self, num_inference_steps: int = FAST_NUM_INFERENCE_STEPS) -> None:
+        """Make the measured fast sampler the default, as a saved model should carry it: [`fast_scheduler`] on this
+        model's noise schedule and `num_inference_steps` steps of the full schedule (5 UNet calls at strength 0.5).
+        The paper's mode stays one line away: `pipe.scheduler = DDPMScheduler.from_config(pipe.scheduler.config)` and
+        `num_inference_steps=pipe.scheduler.config.num_train_timesteps` (`led-edit --paper`)."""
+        self.scheduler = fast_scheduler(self.scheduler.config)
+        self.register_to_config(default_num_inference_steps=int(num_inference_steps))
 
     def set_face_detector(self, face_detector: str) -> None:
         """Switch the face detector (e.g. to `"yunet:/path/face_detection_yunet.onnx"`) and record it in the config."""
