@@ -404,9 +404,14 @@ class LocalExpressionPipeline(DiffusionPipeline):
         timesteps = self.scheduler.timesteps
         # Multi-order schedulers (Heun) list a timestep several times; begin on an order boundary.
         order = self.scheduler.order
-        begin = next(
-            (i for i in range(0, len(timesteps), order) if timesteps[i] <= start_timestep), len(timesteps)
-        )
+        begin = next((i for i in range(0, len(timesteps), order) if timesteps[i] <= start_timestep), None)
+        if begin is None:
+            # Too few steps for so low a start: run the schedule's last step rather than nothing.
+            begin = (len(timesteps) - 1) // order * order
+            logger.warning(
+                f"No step of the {num_inference_steps}-step schedule is at or below t={start_timestep}; starting at "
+                f"t={int(timesteps[begin])}. Raise `num_inference_steps` for a gentler edit."
+            )
         if hasattr(self.scheduler, "set_begin_index"):
             self.scheduler.set_begin_index(begin)
         return timesteps[begin:]
