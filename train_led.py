@@ -126,6 +126,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help="rgb: 3-channel UNet; luminance: 1-channel UNet on Y (colour photos keep their chroma); auto: "
         "luminance when every training crop is gray, else rgb.",
     )  # fmt: skip
+    parser.add_argument(
+        "--region_conditioning", action="store_true",
+        help="Give the UNet the crop's region as a class label (num_class_embeds), so the expression guidance cannot "
+        "paint one region's features (teeth) into another. The paper's UNet has no region input.",
+    )  # fmt: skip
     parser.add_argument("--ddpm_num_steps", type=int, default=500, help="DDPM training timesteps (the paper: 500).")
     parser.add_argument("--ddpm_beta_schedule", type=str, default="linear", help="DDPM beta schedule.")
     # Data.
@@ -147,6 +152,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--affine_degrees", type=float, default=0.0, help="Random rotation of crops, +- degrees.")
     parser.add_argument("--affine_translate", type=float, default=0.0, help="Random shift, +- fraction of the crop.")
     parser.add_argument("--affine_scale", type=float, default=0.0, help="Random zoom, +- fraction.")
+    parser.add_argument(
+        "--balance_expressions", action="store_true",
+        help="Draw crops so that every expression is seen equally often (sampling with replacement, weights 1 / "
+        "class size): small datasets are mostly neutral.",
+    )  # fmt: skip
     parser.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader worker processes.")
     # Optimisation.
     parser.add_argument("--output_dir", type=str, default="led-model", help="Where the model and checkpoints go.")
@@ -252,16 +262,27 @@ class CropDataset(torch.utils.data.Dataset):
         return len(self.crops)
 
     def __getitem__(self, index: int) -> Dict[str, Any]:
-        return {"pixel_values": self.pixel_values[index], "expression": self.expressions[index]}
+        return {
+            "pixel_values": self.pixel_values[index],
+            "expression": self.expressions[index],
+            "region": self.regions[index],
+        }
+
+    def balanced_weights(self) -> torch.Tensor:
+        """Per-crop sampling weights that give every expression the same total weight."""
+        counts = {label: self.expressions.count(label) for label in set(self.expressions)}
+        return torch.tensor([1.0 / counts[label] for label in self.expressions], dtype=torch.float64)
 
 
 class EpochShuffleSampler(torch.utils.data.Sampler):
     """A fresh permutation every epoch that depends only on ``(seed, epoch)``, so a resumed run sees the data in the
-    same order as an uninterrupted one (accelerate shards it across processes)."""
+    same order as an uninterrupted one (accelerate shards it across processes). With ``weights``, each epoch is
+    ``size`` draws with replacement in proportion to them instead."""
 
-    def __init__(self, size: int, seed: int):
+    def __init__(self, size: int, seed: int, weights: Optional[torch.Tensor] = None):
         self.size = size
         self.seed = seed
+        self.weights = weights
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -269,6 +290,8 @@ class EpochShuffleSampler(torch.utils.data.Sampler):
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        if self.weights is not None:
+            return iter(torch.multinomial(self.weights, self.size, replacement=True, generator=generator).tolist())
         return iter(torch.randperm(self.size, generator=generator).tolist())
 
     def __len__(self) -> int:
@@ -442,14 +465,16 @@ def load_expression_embeddings(
 
 
 def load_or_build_unet(
-    args: argparse.Namespace, crops: Sequence[np.ndarray], cross_attention_dim: int
+    args: argparse.Namespace, crops: Sequence[np.ndarray], cross_attention_dim: int, regions: Sequence[str]
 ) -> Tuple[UNet2DConditionModel, str]:
     """The UNet to train and its colour mode: the pretrained UNet (checked against ``--color_mode``,
-    ``--resolution`` and the label table) or a new one from ``--unet_config``."""
+    ``--resolution``, the label table and the regions) or a new one from ``--unet_config``."""
     if args.pretrained_model_name_or_path is None:
         color_mode = resolve_color_mode(args.color_mode, crops)
         in_channels = 1 if color_mode == "luminance" else 3
-        return build_unet(args.unet_config, in_channels, cross_attention_dim, args.resolution), color_mode
+        num_class_embeds = len(set(regions)) if args.region_conditioning else None
+        unet = build_unet(args.unet_config, in_channels, cross_attention_dim, args.resolution, num_class_embeds)
+        return unet, color_mode
     unet = safe_from_pretrained(
         UNet2DConditionModel, args.pretrained_model_name_or_path, getattr(args, "allow_pickled_weights", False),
         subfolder="unet", revision=args.revision, variant=args.variant,
@@ -460,6 +485,8 @@ def load_or_build_unet(
         ("color mode", color_mode, color_mode if args.color_mode == "auto" else args.color_mode, "--color_mode"),
         ("cross_attention_dim", unet.config.cross_attention_dim, cross_attention_dim, "the label embeddings"),
     ]
+    if unet.config.num_class_embeds is not None:
+        checks.append(("region classes", unet.config.num_class_embeds, len(set(regions)), "the data's regions"))
     for key, have, want, source in checks:
         if have != want:
             raise ValueError(f"The pretrained UNet has {key} {have} but {source} needs {want}.")
@@ -633,6 +660,7 @@ def log_validation(
     args: argparse.Namespace,
     accelerator: Accelerator,
     global_step: int,
+    regions: Sequence[str],
 ) -> PIL.Image.Image:
     """Edit held-out crops to every trained label at each validation strength; save the grid (rows: crops; columns:
     the original, then labels strength by strength) and log it to the trackers."""
@@ -645,8 +673,9 @@ def log_validation(
     labels = embeddings.trained_labels
     # The pipeline's own crop-level SDEdit, with a fast scheduler; no face detection is involved.
     pipeline = LocalExpressionPipeline(
-        unet=unet, scheduler=DDIMScheduler.from_config(noise_scheduler.config), embeddings=embeddings
-    )
+        unet=unet, scheduler=DDIMScheduler.from_config(noise_scheduler.config), embeddings=embeddings,
+        regions=tuple(regions),
+    )  # fmt: skip
     pipeline.set_progress_bar_config(disable=True)
     num_train_timesteps = noise_scheduler.config.num_train_timesteps
     generator = torch.Generator().manual_seed(args.seed if args.seed is not None else 0)
@@ -663,6 +692,7 @@ def log_validation(
                 int(num_train_timesteps * strength),
                 args.validation_inference_steps,
                 generator=generator,
+                crop_regions=[validation.regions[i] for i in indices] * len(labels),
             )
         images = tensor_to_crops(edited, sources * len(labels), color_mode)
         for k in range(len(labels)):
@@ -844,7 +874,9 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
         args.revision,
         allow_pickled_weights=args.allow_pickled_weights,
     )
-    unet, color_mode = load_or_build_unet(args, train_data.crops, embeddings.config.embedding_dim)
+    unet, color_mode = load_or_build_unet(
+        args, train_data.crops, embeddings.config.embedding_dim, data_info["regions"]
+    )
     train_data.to_tensors(color_mode)
     if validation_data is not None:
         validation_data.to_tensors(color_mode)
@@ -884,7 +916,9 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
         weight_decay=args.adam_weight_decay,
         eps=args.adam_epsilon,
     )
-    sampler = EpochShuffleSampler(len(train_data), args.seed)
+    sampler = EpochShuffleSampler(
+        len(train_data), args.seed, train_data.balanced_weights() if args.balance_expressions else None
+    )
     train_dataloader = torch.utils.data.DataLoader(
         train_data, sampler=sampler, batch_size=args.train_batch_size, num_workers=args.dataloader_num_workers
     )
@@ -969,8 +1003,9 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
             ema_unet.store(model.parameters())
             ema_unet.copy_to(model.parameters())
         grid = log_validation(
-            model, noise_scheduler, embeddings, validation_source, color_mode, args, accelerator, global_step
-        )
+            model, noise_scheduler, embeddings, validation_source, color_mode, args, accelerator, global_step,
+            data_info["regions"],
+        )  # fmt: skip
         if ema_unet is not None:
             ema_unet.restore(model.parameters())
         return grid
@@ -995,7 +1030,12 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
                 encoder_hidden_states = torch.where(
                     dropped[:, None, None], embeddings.null_embedding(bsz), encoder_hidden_states
                 )
-                model_pred = unet(noisy, timesteps, encoder_hidden_states, return_dict=False)[0]
+                class_labels = None
+                if unwrap_model(accelerator, unet).config.num_class_embeds is not None:
+                    class_labels = torch.tensor(
+                        [data_info["regions"].index(r) for r in batch["region"]], device=clean.device
+                    )
+                model_pred = unet(noisy, timesteps, encoder_hidden_states, class_labels=class_labels, return_dict=False)[0]
                 loss = compute_loss(model_pred, noise, args.loss_type, args.smooth_l1_beta)
 
                 avg_loss = accelerator.gather(loss.repeat(args.train_batch_size)).mean()

@@ -19,11 +19,13 @@ python scripts/install_text_encoder.py
 led-prepare-data --input_dir "$RUN_DIR/ckplus_sample" --output_dir "$RUN_DIR/crops" --format ckplus_sample \
     --test_subjects S111,S130,S132
 
-# 3. Train (resumable). EMA decay 0.999: a few thousand steps are too few for the usual 0.9999.
-accelerate launch --num_processes 1 train_led.py \
+# 3. Train (resumable). EMA decay 0.999: a few thousand steps are too few for the usual 0.9999. accelerate runs one
+#    CPU thread per process unless told otherwise; balanced sampling because 3/4 of the frames are neutral; the region
+#    class keeps "happy" guidance from painting teeth into the eyes.
+accelerate launch --num_processes 1 --num_cpu_threads_per_process "${THREADS:-$(nproc)}" train_led.py \
     --train_data_dir "$RUN_DIR/crops" --output_dir "$RUN_DIR/model" \
-    --unet_config cpu --color_mode luminance --text_encoder all-mpnet-base-v2 \
-    --resolution 64 --train_batch_size 16 --num_train_epochs ${EPOCHS:-150} \
+    --unet_config cpu --color_mode luminance --text_encoder all-mpnet-base-v2 --region_conditioning \
+    --resolution 64 --train_batch_size 16 --num_train_epochs ${EPOCHS:-400} --balance_expressions \
     --learning_rate 1e-3 --lr_scheduler cosine --loss_type smooth_l1 \
     --use_ema --ema_decay 0.999 --ema_use_warmup \
     --conditioning_dropout_prob 0.1 \

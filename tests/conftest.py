@@ -18,9 +18,14 @@ EXAMPLE_IMAGE = REPO / "examples" / "astronaut.png"
 
 
 def make_tiny_pipeline(
-    in_channels: int = 1, embedding_dim: int = 32, conditioning_dropout_prob: float = 0.0, seed: int = 0, **config
+    in_channels: int = 1,
+    embedding_dim: int = 32,
+    conditioning_dropout_prob: float = 0.0,
+    seed: int = 0,
+    num_class_embeds=None,
+    **config,
 ) -> LocalExpressionPipeline:
-    """A random-weight pipeline with a ~100k-parameter UNet."""
+    """A random-weight pipeline with a ~100k-parameter UNet (`num_class_embeds`: region classes)."""
     torch.manual_seed(seed)
     unet = UNet2DConditionModel(
         sample_size=64,
@@ -33,6 +38,7 @@ def make_tiny_pipeline(
         cross_attention_dim=embedding_dim,
         attention_head_dim=8,
         norm_num_groups=8,
+        num_class_embeds=num_class_embeds,
     )
     embeddings = ExpressionEmbeddings(
         labels=EXPRESSIONS,

@@ -171,6 +171,41 @@ def test_guidance_needs_a_model_trained_with_dropout(example_image):
     assert not np.array_equal(a, b)
 
 
+def test_region_conditioned_unet_is_told_each_crops_region(example_image, tmp_path):
+    pipe = make_tiny_pipeline(num_class_embeds=2, conditioning_dropout_prob=0.1)
+    seen = []
+    forward = pipe.unet.forward
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["class_labels"].tolist())
+        return forward(*args, **kwargs)
+
+    pipe.unet.forward = spy
+    edit(pipe, example_image)
+    assert seen and all(labels == [0, 1] for labels in seen)  # the face's eyes, then its mouth
+    seen.clear()
+    edit(pipe, example_image, regions=("mouth",), guidance_scale=2.0)
+    assert seen and all(labels == [1, 1] for labels in seen)  # unconditional and conditional halves
+    del pipe.unet.forward
+
+    # The label reaches the UNet: the same crop and noise, told it is eyes or mouth, comes out differently.
+    crop = torch.zeros(1, 1, 64, 64)
+    as_eyes, as_mouth = (
+        pipe.denoise_crops(crop, ["happy"], 250, 10, torch.Generator().manual_seed(0), crop_regions=[r])
+        for r in ("eyes", "mouth")
+    )
+    assert not torch.allclose(as_eyes, as_mouth)
+    with pytest.raises(ValueError, match="crop_regions"):
+        pipe.denoise_crops(crop, ["happy"], 250, 10)
+    with pytest.raises(ValueError, match=r"Unknown regions \['nose'\]"):
+        pipe.denoise_crops(crop, ["happy"], 250, 10, crop_regions=["nose"])
+
+    pipe.save_pretrained(tmp_path / "model")
+    loaded = LocalExpressionPipeline.from_pretrained(tmp_path / "model")
+    assert loaded.unet.config.num_class_embeds == 2
+    assert np.array_equal(np.asarray(edit(loaded, example_image).images[0]), np.asarray(edit(pipe, example_image).images[0]))
+
+
 def test_input_errors(tiny_pipeline, example_image):
     with pytest.raises(ValueError, match=r"strength.*\[0, 1\]"):
         edit(tiny_pipeline, example_image, strength=1.5)

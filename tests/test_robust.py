@@ -836,14 +836,14 @@ def test_pipeline_refuses_pickled_weights_unless_allowed(pickled_model):
 def test_training_refuses_pickled_weights_unless_allowed(pickled_model, tmp_path):
     args = train_led.parse_args(["--train_data_dir", "x", "--pretrained_model_name_or_path", str(pickled_model)])
     with pytest.raises(UnsafeWeightsError, match=r"unet.*diffusion_pytorch_model.bin.*--allow_pickled_weights"):
-        train_led.load_or_build_unet(args, [], 32)
+        train_led.load_or_build_unet(args, [], 32, ["eyes", "mouth"])
     with pytest.raises(UnsafeWeightsError, match="pickled"):
         train_led.load_expression_embeddings(None, str(pickled_model), ["happy"], 0.0)
     with pytest.raises(UnsafeWeightsError, match="pickled"):  # a saved table given as --text_encoder
         train_led.load_expression_embeddings(str(pickled_model), None, ["happy"], 0.0)
     allowed = train_led.parse_args(["--train_data_dir", "x", "--pretrained_model_name_or_path", str(pickled_model),
                                     "--allow_pickled_weights"])  # fmt: skip
-    unet, _ = train_led.load_or_build_unet(allowed, [], 32)
+    unet, _ = train_led.load_or_build_unet(allowed, [], 32, ["eyes", "mouth"])
     assert unet.config.in_channels == 1
     table = train_led.load_expression_embeddings(None, str(pickled_model), ["happy"], 0.0, allow_pickled_weights=True)
     assert table.config.embedding_dim == 32

@@ -260,6 +260,35 @@ def test_resume_is_exact(crops, embeddings_dir, tmp_path, caplog):
     assert all(torch.equal(state_a["state"][i]["exp_avg"], state_b["state"][i]["exp_avg"]) for i in state_a["state"])
 
 
+def test_balanced_sampling_evens_out_the_expressions():
+    data = train_led.CropDataset([None] * 100, ["neutral"] * 90 + ["happy"] * 10, ["eyes"] * 100, ["s"] * 100)
+    sampler = train_led.EpochShuffleSampler(len(data), seed=3, weights=data.balanced_weights())
+    drawn = []
+    for epoch in range(20):
+        sampler.set_epoch(epoch)
+        order = list(sampler)
+        assert len(order) == 100
+        drawn += order
+    happy_share = np.mean([data.expressions[i] == "happy" for i in drawn])
+    assert 0.45 < happy_share < 0.55, happy_share  # 0.10 without balancing
+    sampler.set_epoch(7)
+    again = train_led.EpochShuffleSampler(len(data), seed=3, weights=data.balanced_weights())
+    again.set_epoch(7)
+    assert list(sampler) == list(again)  # a resumed run draws the same crops
+
+
+def test_region_conditioning_trains_a_region_aware_unet(crops, embeddings_dir, tmp_path, example_image):
+    out = tmp_path / "regions"
+    result = train(crops, embeddings_dir, out, "--max_train_steps", "2", "--region_conditioning",
+                   "--balance_expressions", "--conditioning_dropout_prob", "0.2")  # fmt: skip
+    assert result["global_step"] == 2
+    pipe = LocalExpressionPipeline.from_pretrained(out)
+    assert pipe.unet.config.num_class_embeds == 2 and list(pipe.config.regions) == ["eyes", "mouth"]
+    assert (out / "validation_grid.png").is_file()
+    edited = pipe(example_image, target="happy", guidance_scale=2.0, generator=torch.Generator().manual_seed(0))
+    assert edited.images[0].size == example_image.size
+
+
 def test_loss_falls_when_overfitting(crops, embeddings_dir, tmp_path):
     result = train(crops, embeddings_dir, tmp_path / "overfit", "--max_train_steps", "40", "--train_batch_size", "4",
                    "--lr_scheduler", "constant", "--learning_rate", "3e-3", "--checkpointing_steps", "10",

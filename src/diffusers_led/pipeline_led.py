@@ -463,6 +463,24 @@ class LocalExpressionPipeline(DiffusionPipeline):
             generator = [g for g, count in zip(generator, crops_per_image) for _ in range(count)]
         return randn_tensor(shape, generator=generator, device=device, dtype=dtype), generator
 
+    def region_class_labels(
+        self, crop_regions: Optional[Sequence[str]], count: int, device: torch.device
+    ) -> Optional[torch.Tensor]:
+        """The UNet's region class of each crop (its index in the model's `regions`), or `None` for a UNet trained
+        without region classes (the paper's design)."""
+        if self.unet.config.num_class_embeds is None:
+            return None
+        regions = list(self.config.regions)
+        if crop_regions is None or len(crop_regions) != count:
+            raise ValueError(
+                f"This UNet is conditioned on the region ({regions}): pass `crop_regions`, one region per crop "
+                f"({count} crops)."
+            )
+        unknown = sorted(set(crop_regions) - set(regions))
+        if unknown:
+            raise ValueError(f"Unknown regions {unknown} for this model; it knows {regions}.")
+        return torch.tensor([regions.index(r) for r in crop_regions], device=device, dtype=torch.long)
+
     def denoise_crops(
         self,
         originals: torch.Tensor,
@@ -475,16 +493,19 @@ class LocalExpressionPipeline(DiffusionPipeline):
         known_mask: Optional[torch.Tensor] = None,
         callback_on_step_end: Optional[Callable] = None,
         callback_on_step_end_tensor_inputs: List[str] = ["latents"],
+        crop_regions: Optional[List[str]] = None,
     ) -> torch.Tensor:
         """SDEdit on crops already in UNet space: noise `originals` (`(N, C, S, S)` in [-1, 1]) to the scheduler's
         first timestep at or below `start_timestep` and denoise them toward `targets` (one label per crop).
 
         `known_mask` (`(N, 1, S, S)`, 1 = keep) re-injects the noised originals after every step (RePaint-style) so
         the generated centre agrees with the untouched surroundings. A list of generators is one per image, with
-        `crops_per_image` saying how many crops each image has. Returns the denoised crops in [-1, 1] (unclamped).
+        `crops_per_image` saying how many crops each image has. `crop_regions` names each crop's region; a UNet with
+        region classes (`num_class_embeds`) needs it. Returns the denoised crops in [-1, 1] (unclamped).
         """
         device, dtype = originals.device, originals.dtype
         count = len(originals)
+        class_labels = self.region_class_labels(crop_regions, count, device)
 
         # Conditioning: the target embeddings (and the null one for guidance).
         encoder_hidden_states = self.embeddings(targets, allow_untrained=True).to(device=device, dtype=dtype)
@@ -492,6 +513,8 @@ class LocalExpressionPipeline(DiffusionPipeline):
         if do_guidance:
             null = self.embeddings.null_embedding(count).to(device=device, dtype=dtype)
             encoder_hidden_states = torch.cat([null, encoder_hidden_states])
+            # Guidance is toward the expression only: both halves know which region they see.
+            class_labels = None if class_labels is None else torch.cat([class_labels, class_labels])
 
         timesteps = self.get_timesteps(start_timestep, num_inference_steps, device)
         noise, generator = self.prepare_noise(originals.shape, crops_per_image or [count], generator, device, dtype)
@@ -502,7 +525,9 @@ class LocalExpressionPipeline(DiffusionPipeline):
         for i, t in enumerate(self.progress_bar(timesteps)):
             model_input = torch.cat([latents] * 2) if do_guidance else latents
             model_input = self.scheduler.scale_model_input(model_input, t)
-            noise_pred = self.unet(model_input, t, encoder_hidden_states=encoder_hidden_states).sample
+            noise_pred = self.unet(
+                model_input, t, encoder_hidden_states=encoder_hidden_states, class_labels=class_labels
+            ).sample
             if do_guidance:
                 noise_uncond, noise_cond = noise_pred.chunk(2)
                 noise_pred = noise_uncond + guidance_scale * (noise_cond - noise_uncond)
@@ -626,7 +651,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
             faces_per_image = self.detect_faces(prepared, regions, on_no_face)
         else:
             faces_per_image = self._check_faces(faces, prepared, regions, on_no_face)
-        crops, masks, crop_targets, crops_per_image = [], [], [], []
+        crops, masks, crop_targets, crop_regions, crops_per_image = [], [], [], [], []
         for faces, label in zip(faces_per_image, targets):
             count = 0
             for face in faces:
@@ -634,6 +659,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
                     crops.append(face.crops[region])
                     masks.append(face.masks[region])
                     crop_targets.append(label)
+                    crop_regions.append(region)
                     count += 1
             crops_per_image.append(count)
 
@@ -656,6 +682,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
                 known_mask=known_mask if reinject_known else None,
                 callback_on_step_end=callback_on_step_end,
                 callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+                crop_regions=crop_regions,
             )
             edited_crops = tensor_to_crops(latents, crops, self.color_mode)
 

@@ -10,15 +10,16 @@ and works on 64x64 crops. The presets here are diffusers ``UNet2DConditionModel`
 - ``"tiny"``: blocks 8/16/16, cross-attention at 16 px only, for tests (about 90k parameters).
 
 Anything else is read as the path of a JSON file with ``UNet2DConditionModel`` keyword arguments (for example a
-``unet/config.json`` of a saved model). The channel counts, the sample size and the cross-attention size always come
-from the caller (the colour mode, the crop size and the text encoder), whatever the preset says.
+``unet/config.json`` of a saved model). The channel counts, the sample size, the cross-attention size and the number
+of region classes always come from the caller (the colour mode, the crop size, the text encoder and
+``--region_conditioning``), whatever the preset says.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 from diffusers import UNet2DConditionModel
 
@@ -50,10 +51,15 @@ UNET_PRESETS: Dict[str, Dict[str, Any]] = {
 
 
 def unet_config(
-    preset_or_json: str, in_channels: int, cross_attention_dim: int, sample_size: int = 64
+    preset_or_json: str,
+    in_channels: int,
+    cross_attention_dim: int,
+    sample_size: int = 64,
+    num_class_embeds: Optional[int] = None,
 ) -> Dict[str, Any]:
     """The ``UNet2DConditionModel`` keyword arguments of a named preset or a JSON file, with the channel counts,
-    sample size and cross-attention size set from the arguments.
+    sample size, cross-attention size and number of region classes (``None``: no region input) set from the
+    arguments.
 
     Raises:
         ValueError: if ``preset_or_json`` is neither a preset name nor a readable JSON object file.
@@ -80,12 +86,19 @@ def unet_config(
         in_channels=in_channels,
         out_channels=in_channels,
         cross_attention_dim=cross_attention_dim,
+        num_class_embeds=num_class_embeds,
     )
     return config
 
 
 def build_unet(
-    preset_or_json: str, in_channels: int, cross_attention_dim: int, sample_size: int = 64
+    preset_or_json: str,
+    in_channels: int,
+    cross_attention_dim: int,
+    sample_size: int = 64,
+    num_class_embeds: Optional[int] = None,
 ) -> UNet2DConditionModel:
     """A freshly initialised ``UNet2DConditionModel`` from :func:`unet_config`."""
-    return UNet2DConditionModel(**unet_config(preset_or_json, in_channels, cross_attention_dim, sample_size))
+    return UNet2DConditionModel(
+        **unet_config(preset_or_json, in_channels, cross_attention_dim, sample_size, num_class_embeds)
+    )
