@@ -68,6 +68,7 @@ from diffusers_led.pipeline_led import (
     unsafe_weights_message,
 )
 from diffusers_led.unet_presets import UNET_PRESETS, build_unet
+from diffusers_led.utils import file_digest
 
 
 logger = get_logger(__name__, log_level="INFO")
@@ -554,14 +555,6 @@ def list_checkpoints(output_dir: os.PathLike) -> List[Path]:
     return sorted(found, key=_checkpoint_step)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def checkpoint_problem(path: os.PathLike) -> Optional[str]:
     """Why the checkpoint at ``path`` cannot be resumed from (missing manifest, missing, truncated or corrupt file),
     or ``None`` when it is complete. Content hashes are checked when the manifest has them (checkpoints written
@@ -582,7 +575,7 @@ def checkpoint_problem(path: os.PathLike) -> Optional[str]:
         if file.stat().st_size != size:
             return f"{name} has {file.stat().st_size} bytes instead of {size}"
     for name, digest in (state.get("sha256") or {}).items():
-        if (path / name).is_file() and _sha256(path / name) != digest:
+        if (path / name).is_file() and file_digest(path / name) != digest:
             return f"{name} is corrupt (its content does not match the checksum in {CHECKPOINT_STATE_FILE})"
     return None
 
@@ -624,7 +617,7 @@ def save_checkpoint(
     if accelerator.is_main_process:
         files = {p.relative_to(temporary).as_posix(): p.stat().st_size for p in temporary.rglob("*") if p.is_file()}
         state = {"global_step": global_step, **position, "num_processes": accelerator.num_processes, "files": files}
-        state["sha256"] = {name: _sha256(temporary / name) for name in files}
+        state["sha256"] = {name: file_digest(temporary / name) for name in files}
         with open(temporary / CHECKPOINT_STATE_FILE, "w") as handle:
             json.dump(state, handle, indent=1)
             handle.flush()

@@ -35,6 +35,17 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def add_sampler_args(p: argparse.ArgumentParser) -> None:
+    """The sampler options of the scripts that edit with the model's settings."""
+    p.add_argument("--steps", type=int, default=None, help="num_inference_steps (default: the model's).")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast, as led-edit --bf16.")
+    p.add_argument(
+        "--fast-scheduler",
+        action="store_true",
+        help="Use LocalExpressionPipeline.use_fast_scheduler() instead of the model's saved sampler.",
+    )
+
+
 def model_path(model: Optional[str]) -> str:
     if model:
         return model

@@ -21,13 +21,7 @@ def main() -> None:
     p.add_argument("--image", default=str(c.EXAMPLE_IMAGE))
     p.add_argument("--target", default="happy")
     p.add_argument("--strength", type=float, default=0.5)
-    p.add_argument("--steps", type=int, default=None, help="num_inference_steps (default: the model's).")
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast, as led-edit --bf16.")
-    p.add_argument(
-        "--fast-scheduler",
-        action="store_true",
-        help="Use LocalExpressionPipeline.use_fast_scheduler() instead of the model's saved sampler.",
-    )
+    c.add_sampler_args(p)
     p.add_argument("--no-optimize", action="store_true", help="Without led-edit's channels_last setting.")
     args = p.parse_args()
 

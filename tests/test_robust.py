@@ -483,6 +483,7 @@ def test_led_edit_folder_reports_each_failure_and_finishes_the_rest(model_dir, b
     PIL.Image.new("RGB", (120, 90), (120, 130, 140)).save(folder / "noface.png")
     png_header_only(folder / "huge.png", 30000, 20000)
     PIL.Image.fromarray(np.tile(face, (1, 2, 1))).save(folder / "two.jpg")
+    (folder / "._two.jpg").write_bytes(b"\x00\x05\x16\x07 macOS resource fork")  # hidden: not a photo
     out = tmp_path / "edited"
     code = edit_main([str(folder), "--target", "joy", "--model", str(model_dir), "-o", str(out), "--steps", "10",
                       "--strength", "0.05", "--batch-size", "3", "--threads", "1"])  # fmt: skip

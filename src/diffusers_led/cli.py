@@ -20,12 +20,19 @@ class CLIError(Exception):
 
 
 def collect_images(inputs: Sequence[str]) -> List[Path]:
-    """Expand files and folders (non-recursive) into a sorted list of image paths."""
+    """Expand files and folders (non-recursive) into a sorted list of image paths. Hidden files in folders (macOS
+    ``._photo.png`` resource forks, our own ``.tmp`` files) are not photos and are left out."""
     paths: List[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            paths.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()))
+            paths.extend(
+                sorted(
+                    p
+                    for p in path.iterdir()
+                    if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+                )
+            )
         elif path.exists():
             paths.append(path)
         else:

@@ -47,7 +47,7 @@ import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import PIL.Image
@@ -263,7 +263,13 @@ def list_ckplus(input_dir: Path, peak_frames: int = 1, neutral_frames: int = 1) 
     return listing
 
 
-def _metadata_rows(metadata_file: Path) -> List[Dict[str, Any]]:
+def read_metadata_rows(metadata_file: Union[str, os.PathLike]) -> List[Dict[str, Any]]:
+    """The rows of a ``metadata.csv`` / ``metadata.jsonl`` (blank lines skipped).
+
+    Raises:
+        DatasetFormatError: a JSONL line that is not JSON (with its line number).
+    """
+    metadata_file = Path(metadata_file)
     if metadata_file.suffix == ".csv":
         with open(metadata_file, newline="", encoding="utf-8") as handle:
             return list(csv.DictReader(handle))
@@ -326,7 +332,7 @@ def metadata_path_problems(folder: os.PathLike) -> List[str]:
 
                 rows = pq.read_table(metadata_file).to_pylist()
             else:
-                rows = _metadata_rows(metadata_file)
+                rows = read_metadata_rows(metadata_file)
         except (OSError, ValueError) as error:
             problems.append(f"{metadata_file}: unreadable ({error})")
             continue
@@ -349,7 +355,7 @@ def _list_labelled_rows(metadata_file: Path, input_dir: Path, attribute_keys: Se
     """Photos listed in a CSV / JSON-lines file with ``file_name`` (relative to the file's folder), ``expression``
     (or ``label`` / ``emotion``) and an optional ``subject``; ``attribute_keys`` columns are kept as extras."""
     listing = PhotoListing()
-    for number, row in enumerate(_metadata_rows(metadata_file), 1):
+    for number, row in enumerate(read_metadata_rows(metadata_file), 1):
         file_name = row.get("file_name")
         raw_label = next((row[k] for k in ("expression", "label", "emotion") if row.get(k) not in (None, "")), None)
         if not file_name or raw_label is None:

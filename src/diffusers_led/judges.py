@@ -37,6 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .regions import alignment_matrix
+from .utils import file_digest
 
 
 __all__ = [
@@ -73,14 +74,6 @@ def find_package_file(package: str, relative: str, install_hint: str) -> str:
         if os.path.isfile(path):
             return path
     raise JudgeNotInstalledError(f"{relative} is missing from the installed {package!r}: {install_hint}")
-
-
-def _file_sha1(path: str) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -339,7 +332,7 @@ class InceptionFeatures:
     @property
     def model_key(self) -> str:
         if self._model_key is None:
-            self._model_key = _file_sha1(self.path)[:16]
+            self._model_key = file_digest(self.path, "sha1")[:16]
         return self._model_key
 
     @staticmethod

@@ -32,6 +32,7 @@ from ..data import (
     SPLITS,
     DatasetFormatError,
     guess_subject,
+    read_metadata_rows,
     list_labelled_photos,
 )
 
@@ -76,17 +77,6 @@ def is_crop_dataset(path: Union[str, os.PathLike]) -> bool:
     return path.is_dir() and any((path / split / METADATA_FILE).is_file() for split in SPLITS)
 
 
-def _read_jsonl(path: Path) -> List[Dict]:
-    records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not JSON ({error})") from error
-    return records
-
-
 def _load_crop(path: Path) -> np.ndarray:
     from PIL import Image
 
@@ -104,7 +94,7 @@ def load_crop_dataset(
     root = Path(root)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    records = {s: _read_jsonl(root / s / METADATA_FILE) for s in SPLITS if (root / s / METADATA_FILE).is_file()}
+    records = {s: read_metadata_rows(root / s / METADATA_FILE) for s in SPLITS if (root / s / METADATA_FILE).is_file()}
     if not records.get(split):
         raise ValueError(
             f"{root} has no {split!r} split ({root / split / METADATA_FILE} is missing or empty); "
@@ -252,7 +242,7 @@ def load_references(data: Union[str, os.PathLike]) -> EvalInputs:
         for split in SPLITS:
             metadata = root / split / METADATA_FILE
             if metadata.is_file():
-                for record in _read_jsonl(metadata):
+                for record in read_metadata_rows(metadata):
                     crop_path = root / split / record["file_name"]
                     if crop_path.is_file():
                         refs.append(
