@@ -251,7 +251,7 @@ def test_evaluate_end_to_end_on_labelled_photos(tmp_path, example_image, monkeyp
     example_image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(photos / "mirror.png")
     (photos / "metadata.csv").write_text("file_name,expression,subject\nwoman.png,happy,a\nmirror.png,happy,b\n")
 
-    pipe = make_tiny_pipeline()
+    pipe = make_tiny_pipeline(default_strength=0.2)  # the model's default is one of the strengths asked for
     original_scheduler = type(pipe.scheduler)
     original_config = dict(pipe.config)
     from diffusers_led import cli
@@ -274,6 +274,7 @@ def test_evaluate_end_to_end_on_labelled_photos(tmp_path, example_image, monkeyp
     results = {(r["mode"], r["strength"]): r for r in report["results"]}
     assert set(results) == {("blend", 0.0), ("blend", 0.2), ("hard", 0.0), ("hard", 0.2), ("paper", 0.2)}
     assert results[("paper", 0.2)]["n_photos"] == 1 and results[("paper", 0.2)]["denoising_steps"] >= 1
+    assert report["settings"]["default_strength"] == 0.2 and report["settings"]["guidance_scale"] == 1.0
     for entry in report["results"]:
         assert entry["preservation"]["max_abs_outside"] == 0.0  # pixels outside the masks are untouched
         assert set(entry["realism"]) == {"eyes", "mouth"}
@@ -307,6 +308,8 @@ def test_evaluate_python_api_is_deterministic(tmp_path, example_image, monkeypat
     kwargs = dict(targets="sad", strengths=[0.2], modes=["blend"], realism=False, time_budget=None, progress=False)
     first = evaluate(pipe, [array], tmp_path / "a", seed=3, **kwargs)
     second = evaluate(pipe, [array], tmp_path / "b", seed=3, **kwargs)
+    # The model's default strength (0.5) is always measured besides the ones asked for.
+    assert [r["strength"] for r in first.report["results"]] == [0.2, 0.5]
     keys = ("p_target", "id_distance", "seam_score", "psnr_face")
     assert [[row[k] for k in keys] for row in first.edits] == [[row[k] for k in keys] for row in second.edits]
     assert first.edits[0]["psnr_face"] < PSNR_CAP

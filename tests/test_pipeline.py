@@ -206,6 +206,19 @@ def test_region_conditioned_unet_is_told_each_crops_region(example_image, tmp_pa
     assert np.array_equal(np.asarray(edit(loaded, example_image).images[0]), np.asarray(edit(pipe, example_image).images[0]))
 
 
+def test_model_config_sets_default_strength_and_guidance(example_image, tmp_path):
+    pipe = make_tiny_pipeline(conditioning_dropout_prob=0.1, default_strength=0.3, default_guidance_scale=2.0)
+    implicit = np.asarray(edit(pipe, example_image).images[0])
+    explicit = np.asarray(edit(pipe, example_image, strength=0.3, guidance_scale=2.0).images[0])
+    assert np.array_equal(implicit, explicit)
+    assert not np.array_equal(implicit, np.asarray(edit(pipe, example_image, strength=0.3, guidance_scale=1.0).images[0]))
+    pipe.save_pretrained(tmp_path / "model")
+    loaded = LocalExpressionPipeline.from_pretrained(tmp_path / "model")
+    assert (loaded.config.default_strength, loaded.config.default_guidance_scale) == (0.3, 2.0)
+    # Without them, the paper: t_250 (strength 0.5), no guidance.
+    assert make_tiny_pipeline().config.default_strength == 0.5
+
+
 def test_input_errors(tiny_pipeline, example_image):
     with pytest.raises(ValueError, match=r"strength.*\[0, 1\]"):
         edit(tiny_pipeline, example_image, strength=1.5)

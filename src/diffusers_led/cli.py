@@ -94,10 +94,16 @@ def build_edit_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("inputs", nargs="+", help="Image files and/or folders of images.")
     parser.add_argument("--target", required=True, help="Target expression, e.g. happy, sad, surprise, contempt.")
-    parser.add_argument("--strength", type=float, default=0.5, help="Edit strength in [0, 1] (0.5 = the paper's t_250).")
+    parser.add_argument(
+        "--strength", type=float, default=None,
+        help="Edit strength in [0, 1] (0.5 = the paper's t_250; default: the model's default_strength).",
+    )  # fmt: skip
     parser.add_argument("--start-timestep", type=int, default=None, help="The paper's t_i directly; overrides --strength.")
     parser.add_argument("--steps", type=int, default=None, help="Inference steps of the full schedule.")
-    parser.add_argument("--guidance-scale", type=float, default=1.0, help="Classifier-free guidance (models with label dropout).")
+    parser.add_argument(
+        "--guidance-scale", type=float, default=None,
+        help="Classifier-free guidance (models with label dropout; default: the model's default_guidance_scale).",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="Random seed (per image).")
     parser.add_argument("--model", default=None, help="A model folder or Hub id (default: the bundled model).")
     parser.add_argument("-o", "--output", default=None, help="Output file (one input) or folder.")
@@ -160,7 +166,7 @@ def _edit(args: argparse.Namespace) -> int:
     from .pipeline_led import LocalExpressionPipeline
 
     target = canonical_expression(args.target)  # fail fast, before loading anything
-    if not 0.0 <= args.strength <= 1.0:
+    if args.strength is not None and not 0.0 <= args.strength <= 1.0:
         raise CLIError(f"--strength must be in [0, 1], got {args.strength}.")
     if args.batch_size < 1 or (args.threads is not None and args.threads < 1):
         raise CLIError("--batch-size and --threads must be at least 1.")
@@ -356,6 +362,10 @@ def evaluate_main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--max-images", type=int, default=None, help="Edit at most this many photos.")
     parser.add_argument("--batch-size", type=int, default=16, help="Photos per pipeline call.")
     parser.add_argument("--steps", type=int, default=None, help="Fast sampler steps (default: the model's).")
+    parser.add_argument(
+        "--guidance-scale", type=float, default=None,
+        help="Classifier-free guidance in every mode (default: the model's default_guidance_scale).",
+    )  # fmt: skip
     parser.add_argument("--paper-steps", type=int, default=None, help="DDPM steps in the paper modes (default: T, the paper).")
     parser.add_argument("--paper-strengths", default=None, help="Strengths of the DDPM modes (default: 0.5).")
     parser.add_argument("--paper-max-images", type=int, default=2, help="Photos edited in the DDPM modes (0: all).")
@@ -385,6 +395,7 @@ def evaluate_main(argv: Optional[Sequence[str]] = None) -> int:
             max_images=args.max_images,
             batch_size=args.batch_size,
             num_inference_steps=args.steps,
+            guidance_scale=args.guidance_scale,
             paper_steps=args.paper_steps,
             paper_strengths=[float(s) for s in _split_list(args.paper_strengths)] or None,
             paper_max_images=args.paper_max_images or None,

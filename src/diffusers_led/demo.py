@@ -150,6 +150,14 @@ class ExpressionEditor:
         return int(self.pipe.config.default_num_inference_steps)
 
     @property
+    def default_strength(self) -> float:
+        return float(self.pipe.config.get("default_strength", 0.5))
+
+    @property
+    def default_guidance_scale(self) -> float:
+        return float(self.pipe.config.get("default_guidance_scale", 1.0)) if self.supports_guidance else 1.0
+
+    @property
     def num_train_timesteps(self) -> int:
         return int(self.pipe.scheduler.config.num_train_timesteps)
 
@@ -215,10 +223,10 @@ class ExpressionEditor:
         self,
         image_path: Optional[str],
         target: Optional[str],
-        strength: float = 0.5,
+        strength: Optional[float] = None,
         steps: Optional[int] = None,
         seed: Optional[float] = 0,
-        guidance_scale: float = 1.0,
+        guidance_scale: Optional[float] = None,
         regions: Optional[Sequence[str]] = None,
         progress: Optional[Callable[[int, int, str], None]] = None,
     ) -> EditResult:
@@ -235,13 +243,13 @@ class ExpressionEditor:
         from .image_processor import prepare_image
 
         label, untrained_warning = self.resolve_target(target)
-        strength = float(strength)
+        strength = float(self.default_strength if strength is None else strength)
         if not 0.0 <= strength <= 1.0:
             raise DemoInputError(f"Strength must be between 0 and 1, got {strength:g}.")
         steps = int(steps) if steps else self.default_steps
         if steps < 1:
             raise DemoInputError(f"Steps must be at least 1, got {steps}.")
-        guidance_scale = float(guidance_scale or 1.0)
+        guidance_scale = float(self.default_guidance_scale if guidance_scale is None else guidance_scale or 1.0)
         if guidance_scale > 1.0 and not self.supports_guidance:
             raise DemoInputError(
                 "This model was trained without label dropout, so it has no guidance; set guidance to 1."
@@ -504,7 +512,7 @@ def build_demo(
                     info="Also accepts aliases such as joy, anger, surprise, contempt.",
                 )  # fmt: skip
                 strength = gr.Slider(
-                    0.0, 1.0, value=0.5, step=0.05, label="Strength", info=strength_info, elem_id="led-strength"
+                    0.0, 1.0, value=editor.default_strength, step=0.05, label="Strength", info=strength_info, elem_id="led-strength"
                 )
                 with gr.Accordion("More settings", open=False):
                     steps = gr.Slider(
@@ -513,7 +521,7 @@ def build_demo(
                     )  # fmt: skip
                     seed = gr.Number(value=0, precision=0, label="Seed", elem_id="led-seed")
                     guidance = gr.Slider(
-                        1.0, 10.0, value=1.0, step=0.5, label="Guidance scale",
+                        1.0, 10.0, value=editor.default_guidance_scale, step=0.5, label="Guidance scale",
                         info="Classifier-free guidance toward the target; 1 = off.",
                         visible=editor.supports_guidance, elem_id="led-guidance",
                     )  # fmt: skip

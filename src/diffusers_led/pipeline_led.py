@@ -205,6 +205,10 @@ class LocalExpressionPipeline(DiffusionPipeline):
         default_num_inference_steps (`int`, defaults to 10):
             The number of steps of the full schedule used when `num_inference_steps` is not given (see
             [`~LocalExpressionPipeline.use_fast_scheduler`]).
+        default_strength (`float`, defaults to 0.5):
+            The `strength` used when none is given: the setting the model was measured at (its model card).
+        default_guidance_scale (`float`, defaults to 1.0):
+            The `guidance_scale` used when none is given.
     """
 
     model_cpu_offload_seq = "unet"
@@ -220,6 +224,8 @@ class LocalExpressionPipeline(DiffusionPipeline):
         feather: Union[float, List[float]] = [0.1, 0.25],
         residual_composite: bool = True,
         default_num_inference_steps: int = FAST_NUM_INFERENCE_STEPS,
+        default_strength: float = 0.5,
+        default_guidance_scale: float = 1.0,
     ):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler, embeddings=embeddings)
@@ -229,6 +235,8 @@ class LocalExpressionPipeline(DiffusionPipeline):
             feather=list(feather) if isinstance(feather, (list, tuple)) else feather,
             residual_composite=residual_composite,
             default_num_inference_steps=default_num_inference_steps,
+            default_strength=default_strength,
+            default_guidance_scale=default_guidance_scale,
         )
         # Not a diffusers component (OpenCV, no weights): rebuilt from the config, like VaeImageProcessor.
         self.region_processor = self._make_region_processor()
@@ -554,11 +562,11 @@ class LocalExpressionPipeline(DiffusionPipeline):
         self,
         image: Union[ImageInput, List[ImageInput]],
         target: Union[str, List[str]],
-        strength: float = 0.5,
+        strength: Optional[float] = None,
         num_inference_steps: Optional[int] = None,
         start_timestep: Optional[int] = None,
         regions: Sequence[str] = ("eyes", "mouth"),
-        guidance_scale: float = 1.0,
+        guidance_scale: Optional[float] = None,
         reinject_known: bool = True,
         generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
         output_type: str = "pil",
@@ -580,9 +588,10 @@ class LocalExpressionPipeline(DiffusionPipeline):
                 tensors are `(C, H, W)` in [0, 1]. Grayscale and alpha are kept; EXIF orientation is applied.
             target (`str` or `List[str]`):
                 The target expression ("happy", "contempt", ...), one for all images or one per image.
-            strength (`float`, *optional*, defaults to 0.5):
+            strength (`float`, *optional*):
                 How far the regions are noised before being re-generated, in [0, 1]: the start step is
                 `int(num_train_timesteps * strength)` (0.5 is the paper's t_250). 0 returns the input unchanged.
+                Defaults to the pipeline's `default_strength` (0.5 unless the model sets another).
             num_inference_steps (`int`, *optional*):
                 Steps of the full schedule; only those below the start step run (as in img2img). Defaults to the
                 pipeline's `default_num_inference_steps`; the paper's mode is DDPM with 500.
@@ -590,8 +599,9 @@ class LocalExpressionPipeline(DiffusionPipeline):
                 The paper's t_i directly (e.g. 250); overrides `strength`.
             regions (`Sequence[str]`, *optional*, defaults to `("eyes", "mouth")`):
                 Which regions to re-generate.
-            guidance_scale (`float`, *optional*, defaults to 1.0):
+            guidance_scale (`float`, *optional*):
                 Classifier-free guidance toward the target (needs a model trained with label dropout); 1 disables it.
+                Defaults to the pipeline's `default_guidance_scale` (1 unless the model sets another).
             reinject_known (`bool`, *optional*, defaults to `True`):
                 Re-inject the noised original outside each crop's blend mask at every step, so the generated
                 centre agrees with the untouched surroundings (no visible border).
@@ -626,6 +636,10 @@ class LocalExpressionPipeline(DiffusionPipeline):
         targets = list(target) if isinstance(target, (list, tuple)) else [target]
         if num_inference_steps is None:
             num_inference_steps = self.config.default_num_inference_steps
+        if strength is None:
+            strength = self.config.get("default_strength", 0.5)
+        if guidance_scale is None:
+            guidance_scale = self.config.get("default_guidance_scale", 1.0)
         regions = (regions,) if isinstance(regions, str) else tuple(regions or ())
         self.check_inputs(
             images, targets, strength, start_timestep, num_inference_steps, regions, guidance_scale,

@@ -62,7 +62,9 @@ def render_markdown(report: Dict[str, Any], files: Dict[str, str]) -> str:
         f"{len(data['photos_skipped'])} skipped",
         f"- Targets: {', '.join(settings['targets'])}",
         f"- Fast sampler steps: {settings['fast_sampler_steps']}; DDPM steps: {settings['ddpm_steps']} "
-        f"(on {len(data['ddpm_photos'])} photos); seed {settings['seed']}",
+        f"(on {len(data['ddpm_photos'])} photos); guidance scale {settings.get('guidance_scale', 1.0):g} in every mode; "
+        f"seed {settings['seed']}",
+        f"- The model's default strength: {settings.get('default_strength', 0.5):g} (what `pipe(image, target)` uses)",
         f"- Run time: {report['timings'].get('total_s', 0) / 60:.1f} min",
         "",
         "Modes:",

@@ -269,6 +269,7 @@ def evaluate(
     max_images: Optional[int] = None,
     batch_size: int = 16,
     num_inference_steps: Optional[int] = None,
+    guidance_scale: Optional[float] = None,
     paper_steps: Optional[int] = None,
     paper_strengths: Optional[Sequence[float]] = None,
     paper_max_images: Optional[int] = 2,
@@ -289,13 +290,16 @@ def evaluate(
             (optionally labelled), one photo, or a list of paths / RGB uint8 arrays. See ``evaluation.inputs``.
         out_dir: where ``report.json``, ``report.md``, ``edits.csv`` and the PNG plots go (created).
         targets: ``"all"`` (the model's trained labels) or names / a comma-separated string.
-        strengths: edit strengths in [0, 1] (0.5 = the paper's t_250).
+        strengths: edit strengths in [0, 1] (0.5 = the paper's t_250). The model's default strength is always added,
+            so the report has a row for the setting users get.
         modes: names from :data:`MODES`; the unedited baseline is always measured.
         seed: one generator per (photo, target), seeded from this; identical across modes and strengths.
         split / photos_root / subjects: which photos of a crop dataset to edit and where its photos are.
         max_images: at most this many photos (round-robin over subjects).
         batch_size: photos per pipeline call (two crops each).
         num_inference_steps: steps of the fast sampler's full schedule (default: the model's).
+        guidance_scale: classifier-free guidance of every mode (default: the model's ``default_guidance_scale``), so
+            the modes differ only in sampler and compositing.
         paper_steps: DDPM steps for the ``ddpm`` sampler (default ``num_train_timesteps``: the paper).
         paper_strengths: strengths of the ``ddpm`` modes (default: 0.5 if requested, else the middle strength).
         paper_max_images: photos edited by the ``ddpm`` modes (the first of the selection); ``None``: all.
@@ -338,15 +342,18 @@ def evaluate(
     strengths = [float(s) for s in strengths]
     if not strengths or any(not 0.0 <= s <= 1.0 for s in strengths):
         raise ValueError(f"strengths must be numbers in [0, 1], got {strengths}")
-    strengths = sorted(dict.fromkeys(strengths))
-    if paper_strengths is None:
-        paper_strengths = [PAPER_STRENGTH] if PAPER_STRENGTH in strengths else [strengths[len(strengths) // 2]]
-    paper_strengths = sorted(dict.fromkeys(float(s) for s in paper_strengths))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     pipe, model_name = _load_pipeline(model)
     pipe.set_progress_bar_config(disable=True)
+    default_strength = float(pipe.config.get("default_strength", 0.5))
+    strengths = sorted(dict.fromkeys(strengths + [default_strength]))
+    if guidance_scale is None:
+        guidance_scale = float(pipe.config.get("default_guidance_scale", 1.0))
+    if paper_strengths is None:
+        paper_strengths = [PAPER_STRENGTH] if PAPER_STRENGTH in strengths else [strengths[len(strengths) // 2]]
+    paper_strengths = sorted(dict.fromkeys(float(s) for s in paper_strengths))
     target_list = _parse_targets(pipe, targets, allow_untrained_targets)
     regions = tuple(pipe.config.regions)
     processor = pipe.region_processor
@@ -417,7 +424,8 @@ def evaluate(
     n_all = len(faces)
     plan = _plan(pipe, faces, target_list, regions, modes, mode_strengths, steps, n_all, n_ddpm,
                  realism and bool(references), len(references), batch_size, time_budget,
-                 elapsed_s=time.perf_counter() - started, realism_max_crops=realism_max_crops)  # fmt: skip
+                 elapsed_s=time.perf_counter() - started, realism_max_crops=realism_max_crops,
+                 guidance_scale=guidance_scale)  # fmt: skip
     if plan["images"] < n_all or plan["ddpm_images"] < n_ddpm:
         message = (
             f"Time budget {time_budget:g} min: editing {plan['images']} of {n_all} photos "
@@ -488,6 +496,7 @@ def evaluate(
                     strength=strength,
                     num_inference_steps=ddpm_steps if spec.sampler == "ddpm" else fast_steps,
                     regions=regions,
+                    guidance_scale=guidance_scale,
                     reinject_known=spec.composite == "blend",
                     generator=generators,
                     output_type="np",
@@ -587,6 +596,7 @@ def evaluate(
         pipe=pipe, model_name=model_name, inputs=inputs, faces=faces, skipped=skipped, edits=edits,
         targets=target_list, modes=modes, mode_strengths=mode_strengths, steps=steps, starts=starts,
         fast_steps=fast_steps, ddpm_steps=ddpm_steps, n_ddpm=n_ddpm, seed=seed, plan=plan, realism=realism_rows,
+        guidance_scale=guidance_scale, default_strength=default_strength,
         reference_counts=reference_counts, timings=timings, base_probs=base_probs,
     )  # fmt: skip
     report = _json_safe(report)
@@ -600,7 +610,8 @@ def evaluate(
 
 
 def _plan(pipe, faces, targets, regions, modes, mode_strengths, steps, n_all, n_ddpm, realism, n_refs, batch_size,
-          time_budget, elapsed_s: float = 0.0, realism_max_crops: Optional[int] = None) -> Dict[str, Any]:  # fmt: skip
+          time_budget, elapsed_s: float = 0.0, realism_max_crops: Optional[int] = None,
+          guidance_scale: float = 1.0) -> Dict[str, Any]:  # fmt: skip
     """Estimate the run time from a timed UNet call and Inception batch, and cut photos to fit ``time_budget``
     (minutes, of which ``elapsed_s`` and a margin of 5% for loading the judges and writing the report are gone)."""
     fast_steps = sum(steps[(m, s)] for m in modes if MODES[m].sampler == "fast" for s in mode_strengths[m])
@@ -638,7 +649,7 @@ def _plan(pipe, faces, targets, regions, modes, mode_strengths, steps, n_all, n_
     configs = sum(len(mode_strengths[m]) for m in modes)
 
     def estimate(n: int, n_d: int) -> float:
-        crop_steps = (n * fast_steps + n_d * ddpm_steps) * len(targets) * len(regions)
+        crop_steps = (n * fast_steps + n_d * ddpm_steps) * len(targets) * len(regions) * (2 if guidance_scale > 1 else 1)
         n_edits = n * fast_edits + n_d * ddpm_edits
         per_config = min(n * len(targets), realism_max_crops or n * len(targets))
         n_inception = (configs * per_config + n) * len(regions) + n_refs
@@ -720,7 +731,8 @@ def _realism(
 
 
 def _aggregate(*, pipe, model_name, inputs, faces, skipped, edits, targets, modes, mode_strengths, steps, starts,
-               fast_steps, ddpm_steps, n_ddpm, seed, plan, realism, reference_counts, timings, base_probs) -> Dict[str, Any]:  # fmt: skip
+               fast_steps, ddpm_steps, n_ddpm, seed, plan, realism, reference_counts, timings, base_probs,
+               guidance_scale, default_strength) -> Dict[str, Any]:  # fmt: skip
     from .. import __version__
     from ..judges import EXPRESSION_JUDGE_CLASSES, FER_FACE_BOX
 
@@ -859,6 +871,8 @@ def _aggregate(*, pipe, model_name, inputs, faces, skipped, edits, targets, mode
             "strengths": {m: mode_strengths[m] for m in modes},
             "fast_sampler_steps": fast_steps,
             "ddpm_steps": ddpm_steps,
+            "guidance_scale": guidance_scale,
+            "default_strength": default_strength,
             "seed": seed,
             "plan": plan,
         },
