@@ -38,6 +38,9 @@ def parse_args(argv=None):
     parser.add_argument("--steps", type=int, default=None, help="Steps of the full schedule (default: the model's).")
     parser.add_argument("--paper", action="store_true", help="The paper's sampler: DDPM over every step below t_i.")
     parser.add_argument("--seed", type=int, default=0, help="One seed for every cell.")
+    parser.add_argument(
+        "--guidance-scale", type=float, default=None, help="Classifier-free guidance (default: the model's)."
+    )
     parser.add_argument("--cell", type=int, default=160, help="Cell size in pixels.")
     parser.add_argument("--no-example", action="store_true", help="Leave out the bundled photo.")
     parser.add_argument("-o", "--output", default="expression_grid.png", help="The PNG to write.")
@@ -67,11 +70,12 @@ def font(size):
         return ImageFont.load_default()
 
 
-def grid_block(pipe, photo, name, targets, timesteps, steps, seed, cell):
+def grid_block(pipe, photo, name, targets, timesteps, steps, seed, cell, guidance_scale=None):
     """One photo's block: a header row of t_i, then one row per target."""
     image = ImageOps.exif_transpose(Image.open(photo))  # upright, like the pipeline's output
     first = pipe(image, target=targets[0], start_timestep=timesteps[0], num_inference_steps=steps,
-                 generator=torch.Generator().manual_seed(seed), allow_untrained_targets=True)  # fmt: skip
+                 guidance_scale=guidance_scale, generator=torch.Generator().manual_seed(seed),
+                 allow_untrained_targets=True)  # fmt: skip
     window = face_window(first.faces[0][0], *image.size)
     label_width, header = int(cell * 0.9), int(cell * 0.28)
     block = Image.new("RGB", (label_width + cell * (len(timesteps) + 1), header + cell * len(targets)), "white")
@@ -93,7 +97,7 @@ def grid_block(pipe, photo, name, targets, timesteps, steps, seed, cell):
             else:
                 generator = torch.Generator().manual_seed(seed)
                 result = pipe(image, target=target, start_timestep=t_i, num_inference_steps=steps, generator=generator,
-                              allow_untrained_targets=True)  # fmt: skip
+                              guidance_scale=guidance_scale, allow_untrained_targets=True)  # fmt: skip
                 edited = result.images[0]
             block.paste(
                 edited.convert("RGB").crop(window).resize((cell, cell), Image.LANCZOS),
@@ -127,7 +131,10 @@ def main(argv=None):
     if not photos:
         raise SystemExit("No photo: drop --no-example or pass one.")
 
-    blocks = [grid_block(pipe, p, Path(p).name, targets, timesteps, args.steps, args.seed, args.cell) for p in photos]
+    blocks = [
+        grid_block(pipe, p, Path(p).name, targets, timesteps, args.steps, args.seed, args.cell, args.guidance_scale)
+        for p in photos
+    ]
     steps = args.steps or pipe.config.default_num_inference_steps
     sampler = (
         "DDPM, every step" if args.paper else f"{type(pipe.scheduler).__name__}, {steps} steps of the full schedule"
