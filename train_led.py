@@ -1028,7 +1028,9 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
                     class_labels = torch.tensor(
                         [data_info["regions"].index(r) for r in batch["region"]], device=clean.device
                     )
-                model_pred = unet(noisy, timesteps, encoder_hidden_states, class_labels=class_labels, return_dict=False)[0]
+                model_pred = unet(
+                    noisy, timesteps, encoder_hidden_states, class_labels=class_labels, return_dict=False
+                )[0]
                 loss = compute_loss(model_pred, noise, args.loss_type, args.smooth_l1_beta)
 
                 avg_loss = accelerator.gather(loss.repeat(args.train_batch_size)).mean()
