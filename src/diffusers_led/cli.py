@@ -360,7 +360,9 @@ def evaluate_main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--photos-root", default=None, help="Folder of a crop dataset's source photos (default: recorded).")
     parser.add_argument("--subjects", default=None, help="Comma-separated subjects to edit (default: all of the split).")
     parser.add_argument("--max-images", type=int, default=None, help="Edit at most this many photos.")
-    parser.add_argument("--batch-size", type=int, default=16, help="Photos per pipeline call.")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="Photos per pipeline call (default: about 16 crops per UNet call)."
+    )
     parser.add_argument("--steps", type=int, default=None, help="Fast sampler steps (default: the model's).")
     parser.add_argument(
         "--guidance-scale", type=float, default=None,
