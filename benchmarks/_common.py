@@ -46,6 +46,15 @@ def add_sampler_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def region_labels(unet, count: int):
+    """The class labels a region-conditioned UNet needs for ``count`` crops (eyes, mouth, eyes ...); ``None`` for a
+    UNet without region classes. They do not change the cost."""
+    import torch
+
+    classes = unet.config.num_class_embeds
+    return None if classes is None else torch.arange(count) % classes
+
+
 def model_path(model: Optional[str]) -> str:
     if model:
         return model

@@ -40,10 +40,11 @@ def main() -> None:
         if channels_last:
             sample = sample.contiguous(memory_format=torch.channels_last)
         states = torch.randn(batch, 1, dim)
+        labels = c.region_labels(model, batch)
 
         def run():
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                return model(sample, timestep, encoder_hidden_states=states).sample
+                return model(sample, timestep, encoder_hidden_states=states, class_labels=labels).sample
 
         return run
 

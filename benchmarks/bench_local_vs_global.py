@@ -45,7 +45,8 @@ def main() -> None:
 
     def step(model, sample):
         states = embedding.expand(len(sample), -1, -1)
-        return model(sample, timestep, encoder_hidden_states=states).sample
+        labels = c.region_labels(model, len(sample))
+        return model(sample, timestep, encoder_hidden_states=states, class_labels=labels).sample
 
     flops, times, pixels = {}, {name: [] for name in cases}, {}
     with torch.inference_mode():
