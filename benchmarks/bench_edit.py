@@ -20,7 +20,7 @@ def main() -> None:
     p = c.parser(__doc__.splitlines()[0])
     p.add_argument("--image", default=str(c.EXAMPLE_IMAGE))
     p.add_argument("--target", default="happy")
-    p.add_argument("--strength", type=float, default=0.5)
+    p.add_argument("--strength", type=float, default=None, help="Default: the model's default_strength.")
     c.add_sampler_args(p)
     p.add_argument("--no-optimize", action="store_true", help="Without led-edit's channels_last setting.")
     args = p.parse_args()
@@ -44,6 +44,9 @@ def main() -> None:
     image = Image.open(args.image)
     image.load()
     steps = args.steps or pipe.config.default_num_inference_steps
+    if args.strength is None:
+        args.strength = float(pipe.config.get("default_strength", 0.5))
+    guidance = float(pipe.config.get("default_guidance_scale", 1.0))
     start_timestep = int(pipe.scheduler.config.num_train_timesteps * args.strength)
     timesteps = pipe.get_timesteps(start_timestep, steps, torch.device("cpu"))
     steps_run, first_t = len(timesteps), int(timesteps[0]) if len(timesteps) else start_timestep
@@ -90,12 +93,12 @@ def main() -> None:
     stages = [
         ("detect (face + 5 landmarks)", med["detect"]),
         ("align + crop (2 regions)", med["extract"] - med["detect"]),
-        (f"diffusion ({steps_run} UNet calls on {2 * len(faces)} crops)", med["diffusion"]),
+        (f"diffusion ({steps_run} UNet calls on {2 * len(faces) * (2 if guidance > 1 else 1)} crops)", med["diffusion"]),
         ("composite", med["composite"]),
         ("other (image in/out, tensors)", med["total"] - med["extract"] - med["diffusion"] - med["composite"]),
         ("**total per edit**", med["total"]),
     ]
-    print(f"## One edit: {args.image}, target {args.target}, strength {args.strength}\n")
+    print(f"## One edit: {args.image}, target {args.target}, strength {args.strength}, guidance {guidance:g}\n")
     print(c.machine_line(threads))
     print(
         f"model: {c.model_path(args.model)} ({sum(p.numel() for p in pipe.unet.parameters()) / 1e6:.2f}M UNet "
