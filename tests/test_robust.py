@@ -341,7 +341,7 @@ def test_batched_tensor_and_array_inputs(pipe, face):
         ({"num_inference_steps": 2.5}, "positive integer"),
         ({"start_timestep": 500}, r"\[0, 499\]"),
         ({"start_timestep": -1}, r"\[0, 499\]"),
-        ({"guidance_scale": None}, "guidance_scale` must be a number >= 1"),
+        ({"guidance_scale": "3"}, "guidance_scale` must be a number >= 1"),  # None means the model default
         ({"guidance_scale": 0.5}, "guidance_scale"),
         ({"target": "smug"}, "Unknown expression 'smug'. Known expressions: angry"),
         ({"target": None}, "An expression must be a string"),
