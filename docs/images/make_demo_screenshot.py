@@ -1,6 +1,6 @@
 """Regenerate docs/images/demo.png: led-demo with a model (default: the bundled one) after one edit of the example.
 
-    python docs/images/make_demo_screenshot.py [--model path/or/hub-id] [--target surprised] [--strength 0.5]
+    python docs/images/make_demo_screenshot.py [--model path/or/hub-id] [--target surprised] [--strength 0.7]
 
 Needs the `demo` extra (Gradio), the `playwright` pip package and a Chromium (Debian: apt-get install -y chromium;
 set LED_CHROMIUM to use another binary). Nothing is fetched from the network.
@@ -28,7 +28,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
     parser.add_argument("--target", default="surprised")
-    parser.add_argument("--strength", type=float, default=0.5)
+    parser.add_argument("--strength", type=float, default=None, help="Default: the model's (the slider's start).")
     parser.add_argument("-o", "--output", default=str(HERE / "demo.png"))
     args = parser.parse_args()
     chromium = os.environ.get("LED_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -62,9 +62,10 @@ def main():
             target.click()
             target.fill(args.target)
             target.press("Enter")
-            strength = page.locator("#led-strength input[type=number]")
-            strength.fill(str(args.strength))
-            strength.press("Enter")
+            if args.strength is not None:
+                strength = page.locator("#led-strength input[type=number]")
+                strength.fill(str(args.strength))
+                strength.press("Enter")
             page.click("#led-run")
             expect(page.locator("#led-status")).to_contain_text("Edited", timeout=600_000)
             page.wait_for_timeout(500)
