@@ -2,7 +2,7 @@
 detected in a background thread (what ``led-edit folder/`` does), and optionally one ``led-edit`` process per photo
 vs one for the whole folder.
 
-    python benchmarks/bench_folder.py --model /tmp/led-cpu [--folder photos/] [--images 16] [--batch-size 8] [--cli 4]
+    python benchmarks/bench_folder.py --model /tmp/led-cpu [--folder photos/] [--images 16] [--batch-size N] [--cli 4]
 
 Without ``--folder`` the photos are variants of examples/astronaut.png (mirrored, rescaled, rotated, relit), written
 to a temporary folder. Runs go through ``diffusers_led.batch.edit_files`` (the code of ``led-edit``) without saving;
@@ -47,7 +47,7 @@ def main() -> None:
     p = c.parser(__doc__.splitlines()[0])
     p.add_argument("--folder", default=None, help="A folder of photos (default: astronaut variants).")
     p.add_argument("--images", type=int, default=16, help="Photos used (generated, or the first of --folder).")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=None, help="Default: led-edit's (about 16 crops per UNet call).")
     p.add_argument("--target", default="happy")
     c.add_sampler_args(p)
     p.add_argument("--cli", type=int, default=0, help="Also time N photos as N led-edit processes vs one (slow).")
@@ -56,7 +56,7 @@ def main() -> None:
 
     import torch
 
-    from diffusers_led.batch import edit_files, recommended_num_threads
+    from diffusers_led.batch import default_batch_size, edit_files, recommended_num_threads
 
     tmp = tempfile.TemporaryDirectory(prefix="led-bench-folder-")
     if args.folder:
@@ -67,6 +67,8 @@ def main() -> None:
     if args.fast_scheduler:
         pipe.use_fast_scheduler()
     pipe.region_processor.detector.load()
+    if args.batch_size is None:
+        args.batch_size = default_batch_size(pipe)
 
     def threads_for(prefetch: bool) -> int:  # as led-edit: the detection thread shares the cores
         return args.threads or recommended_num_threads()

@@ -15,7 +15,7 @@ import torch
 from conftest import EXAMPLE_IMAGE, make_tiny_pipeline
 from PIL import Image
 
-from diffusers_led.batch import available_cpus, edit_files, recommended_num_threads
+from diffusers_led.batch import available_cpus, default_batch_size, edit_files, recommended_num_threads
 from diffusers_led.cli import edit_main
 
 
@@ -106,6 +106,15 @@ def test_schedulers_without_a_generator_argument_work(tiny_pipeline, example_ima
         example_image, target="happy", num_inference_steps=6, generator=torch.Generator().manual_seed(0)
     )
     assert out.images[0].size == example_image.size
+
+
+def test_default_batch_holds_about_16_crops_per_unet_call():
+    plain = make_tiny_pipeline()
+    guided = make_tiny_pipeline(conditioning_dropout_prob=0.1, default_guidance_scale=3.0)
+    assert default_batch_size(plain) == 8  # 8 photos x 2 regions
+    assert default_batch_size(guided) == 4  # x 2 for the unconditional half
+    assert default_batch_size(guided, guidance_scale=1.0) == 8
+    assert default_batch_size(plain, faces_per_image=20) == 1
 
 
 def test_thread_recommendation_stays_within_the_cores():

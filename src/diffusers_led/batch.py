@@ -190,11 +190,25 @@ def _load_and_detect(pipe, paths: Sequence[Path], regions: Tuple[str, ...]) -> L
     return items
 
 
+#: Crops per UNet call that the default batch sizes aim at: on 2 cores the `cpu`-preset UNet takes 18 ms per crop at
+#: 16 crops, 26 ms at 64 and 34 ms at 128 (larger batches fall out of the CPU caches).
+CROPS_PER_UNET_CALL = 16
+
+
+def default_batch_size(pipe, guidance_scale: Optional[float] = None, faces_per_image: int = 1) -> int:
+    """Images per pipeline call so that one UNet call holds about :data:`CROPS_PER_UNET_CALL` crops (each face has one
+    crop per region, twice with classifier-free guidance; ``None`` means the model's default guidance)."""
+    if guidance_scale is None:
+        guidance_scale = float(pipe.config.get("default_guidance_scale", 1.0))
+    crops_per_image = len(pipe.config.regions) * max(1, faces_per_image) * (2 if guidance_scale > 1 else 1)
+    return max(1, CROPS_PER_UNET_CALL // crops_per_image)
+
+
 def edit_files(
     pipe,
     paths: Sequence[os.PathLike],
     target: str,
-    batch_size: int = 8,
+    batch_size: Optional[int] = None,
     prefetch: bool = True,
     seed: Optional[int] = 0,
     regions: Sequence[str] = ("eyes", "mouth"),
@@ -210,10 +224,13 @@ def edit_files(
     others go on.
 
     ``bf16`` runs the UNet in bfloat16 autocast (see :func:`bf16_is_fast`). ``call_kwargs`` go to the pipeline call
-    (``strength``, ``num_inference_steps``, ``guidance_scale`` ...).
+    (``strength``, ``num_inference_steps``, ``guidance_scale`` ...). ``batch_size`` defaults to
+    :func:`default_batch_size`.
     """
 
     paths = [Path(p) for p in paths]
+    if batch_size is None:
+        batch_size = default_batch_size(pipe, call_kwargs.get("guidance_scale"))
     regions = tuple(regions)
     batches = [paths[i : i + max(1, batch_size)] for i in range(0, len(paths), max(1, batch_size))]
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="led-detect") if prefetch else None

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..batch import default_batch_size
 from ..image_processor import prepare_image
 from ..regions import FaceRegions
 from .inputs import EvalInputs, EvalPhoto, ReferenceCrop, load_inputs, load_references, select_photos
@@ -68,9 +69,6 @@ MODES: Dict[str, ModeSpec] = {
 }
 DEFAULT_MODES = ("blend", "hard", "paper")
 DEFAULT_STRENGTHS = (0.2, 0.35, 0.5, 0.65)
-# Crops per UNet call for the default batch size: on 2 cores the cpu-preset UNet takes 18 ms per crop at 16 crops,
-# 26 ms at 64 and 34 ms at 128 (larger batches fall out of cache).
-CROPS_PER_UNET_CALL = 16
 PAPER_STRENGTH = 0.5  # t_250 of T = 500, the paper's setting
 THUMB_SIZE = 128
 SAMPLE_PHOTOS = 2  # photos whose edits are kept as thumbnails for the sample grids
@@ -300,7 +298,7 @@ def evaluate(
         split / photos_root / subjects: which photos of a crop dataset to edit and where its photos are.
         max_images: at most this many photos (round-robin over subjects).
         batch_size: photos per pipeline call (two crops each, twice that with guidance). Default: about
-            :data:`CROPS_PER_UNET_CALL` crops per UNet call, the fastest per crop on a small CPU.
+            ``diffusers_led.batch.CROPS_PER_UNET_CALL`` crops per UNet call, the fastest per crop on a small CPU.
         num_inference_steps: steps of the fast sampler's full schedule (default: the model's).
         guidance_scale: classifier-free guidance of every mode (default: the model's ``default_guidance_scale``), so
             the modes differ only in sampler and compositing.
@@ -356,8 +354,7 @@ def evaluate(
     if guidance_scale is None:
         guidance_scale = float(pipe.config.get("default_guidance_scale", 1.0))
     if batch_size is None:
-        crops_per_photo = len(pipe.config.regions) * (2 if guidance_scale > 1 else 1)
-        batch_size = max(1, CROPS_PER_UNET_CALL // crops_per_photo)
+        batch_size = default_batch_size(pipe, guidance_scale)
     if paper_strengths is None:
         paper_strengths = [PAPER_STRENGTH] if PAPER_STRENGTH in strengths else [strengths[len(strengths) // 2]]
     paper_strengths = sorted(dict.fromkeys(float(s) for s in paper_strengths))
