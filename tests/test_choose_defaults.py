@@ -1,0 +1,43 @@
+"""scripts/choose_defaults.py: the rule that picks a model's default strength / guidance, and how it is stored."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import make_tiny_pipeline
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+import choose_defaults  # noqa: E402
+
+from diffusers_led import LocalExpressionPipeline  # noqa: E402
+
+
+def row(guidance, strength, rise, identity):
+    return {"guidance_scale": guidance, "strength": strength, "rise": rise, "identity": identity, "happy_hit": None}
+
+
+def test_the_gentlest_setting_near_the_best_rise_that_keeps_identity_wins():
+    rows = [
+        row(1, 0.5, 0.01, 0.98),
+        row(3, 0.6, 0.10, 0.97),
+        row(3, 0.7, 0.11, 0.97),  # best allowed rise; 0.6 is within the tolerance and gentler
+        row(4, 0.7, 0.30, 0.90),  # the largest rise, but identity is lost too often
+    ]
+    assert choose_defaults.choose(rows, min_identity=0.95, tolerance=0.02) == rows[1]
+    assert choose_defaults.choose(rows, min_identity=0.95, tolerance=0.0) == rows[2]
+    assert choose_defaults.choose(rows, min_identity=0.85, tolerance=0.02) == rows[3]
+    with pytest.raises(SystemExit, match="keeps identity"):
+        choose_defaults.choose(rows, min_identity=0.99, tolerance=0.02)
+
+
+def test_written_defaults_are_what_the_loaded_pipeline_uses(tmp_path):
+    pipe = make_tiny_pipeline(conditioning_dropout_prob=0.1)
+    pipe.save_pretrained(tmp_path)
+    choose_defaults.write_defaults(str(tmp_path), {"strength": 0.6, "guidance_scale": 2.0})
+    assert [p.name for p in tmp_path.glob(".model_index.*")] == []  # the temporary file was renamed away
+    loaded = LocalExpressionPipeline.from_pretrained(tmp_path)
+    assert (loaded.config.default_strength, loaded.config.default_guidance_scale) == (0.6, 2.0)
+    assert json.loads((tmp_path / "model_index.json").read_text())["_class_name"] == "LocalExpressionPipeline"
