@@ -870,6 +870,12 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
     unet, color_mode = load_or_build_unet(
         args, train_data.crops, embeddings.config.embedding_dim, data_info["regions"]
     )
+    # A region-conditioned UNet gets each crop's region as a class index (its place in the saved `regions`).
+    region_classes = (
+        {region: index for index, region in enumerate(data_info["regions"])}
+        if unet.config.num_class_embeds is not None
+        else None
+    )
     train_data.to_tensors(color_mode)
     if validation_data is not None:
         validation_data.to_tensors(color_mode)
@@ -1024,10 +1030,8 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
                     dropped[:, None, None], embeddings.null_embedding(bsz), encoder_hidden_states
                 )
                 class_labels = None
-                if unwrap_model(accelerator, unet).config.num_class_embeds is not None:
-                    class_labels = torch.tensor(
-                        [data_info["regions"].index(r) for r in batch["region"]], device=clean.device
-                    )
+                if region_classes is not None:
+                    class_labels = torch.tensor([region_classes[r] for r in batch["region"]], device=clean.device)
                 model_pred = unet(
                     noisy, timesteps, encoder_hidden_states, class_labels=class_labels, return_dict=False
                 )[0]
