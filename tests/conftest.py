@@ -17,6 +17,16 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_IMAGE = REPO / "examples" / "astronaut.png"
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Two OpenMP threads on a 2-core machine that is busy with other work run the tiny UNet 10-30 times slower
+    than one (spinning threads): the modules that use this test behaviour, not speed."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def make_tiny_pipeline(
     in_channels: int = 1,
     embedding_dim: int = 32,

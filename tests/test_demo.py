@@ -36,18 +36,10 @@ from diffusers_led.demo import (
 from diffusers_led.pretrained import default_model_path
 
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 TINY_STEPS = 4  # default_num_inference_steps of the tiny test model: strength 0.5 runs 2 UNet calls
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The tiny UNet runs faster on one thread than on two competing with other work on a small machine."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

@@ -28,13 +28,7 @@ from diffusers_led.evaluation import (
 from diffusers_led.evaluation.metrics import PSNR_CAP
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The machines are 2 shared cores: one torch thread avoids oversubscription stalls (10x on a busy machine)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

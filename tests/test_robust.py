@@ -47,16 +47,7 @@ import train_led  # noqa: E402
 
 SUBPROCESS_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO / "tests")]),
                   "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}  # fmt: skip
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Two OpenMP threads on a 2-core machine that is busy with other work run the tiny UNet 10-30 times slower
-    than one (spinning threads): these tests are about behaviour, not speed."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
