@@ -45,8 +45,8 @@ def main() -> None:
     image.load()
     steps = args.steps or pipe.config.default_num_inference_steps
     if args.strength is None:
-        args.strength = float(pipe.config.get("default_strength", 0.5))
-    guidance = float(pipe.config.get("default_guidance_scale", 1.0))
+        args.strength = float(pipe.config.default_strength)
+    guidance = float(pipe.config.default_guidance_scale)
     start_timestep = int(pipe.scheduler.config.num_train_timesteps * args.strength)
     timesteps = pipe.get_timesteps(start_timestep, steps, torch.device("cpu"))
     steps_run, first_t = len(timesteps), int(timesteps[0]) if len(timesteps) else start_timestep

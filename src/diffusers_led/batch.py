@@ -199,7 +199,7 @@ def default_batch_size(pipe, guidance_scale: Optional[float] = None, faces_per_i
     """Images per pipeline call so that one UNet call holds about :data:`CROPS_PER_UNET_CALL` crops (each face has one
     crop per region, twice with classifier-free guidance; ``None`` means the model's default guidance)."""
     if guidance_scale is None:
-        guidance_scale = float(pipe.config.get("default_guidance_scale", 1.0))
+        guidance_scale = float(pipe.config.default_guidance_scale)
     crops_per_image = len(pipe.config.regions) * max(1, faces_per_image) * (2 if guidance_scale > 1 else 1)
     return max(1, CROPS_PER_UNET_CALL // crops_per_image)
 

@@ -151,11 +151,11 @@ class ExpressionEditor:
 
     @property
     def default_strength(self) -> float:
-        return float(self.pipe.config.get("default_strength", 0.5))
+        return float(self.pipe.config.default_strength)
 
     @property
     def default_guidance_scale(self) -> float:
-        return float(self.pipe.config.get("default_guidance_scale", 1.0)) if self.supports_guidance else 1.0
+        return float(self.pipe.config.default_guidance_scale) if self.supports_guidance else 1.0
 
     @property
     def num_train_timesteps(self) -> int:

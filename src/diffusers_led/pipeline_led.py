@@ -637,9 +637,9 @@ class LocalExpressionPipeline(DiffusionPipeline):
         if num_inference_steps is None:
             num_inference_steps = self.config.default_num_inference_steps
         if strength is None:
-            strength = self.config.get("default_strength", 0.5)
+            strength = self.config.default_strength
         if guidance_scale is None:
-            guidance_scale = self.config.get("default_guidance_scale", 1.0)
+            guidance_scale = self.config.default_guidance_scale
         regions = (regions,) if isinstance(regions, str) else tuple(regions or ())
         self.check_inputs(
             images, targets, strength, start_timestep, num_inference_steps, regions, guidance_scale,

@@ -349,10 +349,10 @@ def evaluate(
 
     pipe, model_name = _load_pipeline(model)
     pipe.set_progress_bar_config(disable=True)
-    default_strength = float(pipe.config.get("default_strength", 0.5))
+    default_strength = float(pipe.config.default_strength)
     strengths = sorted(dict.fromkeys(strengths + [default_strength]))
     if guidance_scale is None:
-        guidance_scale = float(pipe.config.get("default_guidance_scale", 1.0))
+        guidance_scale = float(pipe.config.default_guidance_scale)
     if batch_size is None:
         batch_size = default_batch_size(pipe, guidance_scale)
     if paper_strengths is None:
