@@ -60,7 +60,7 @@ from tqdm.auto import tqdm
 
 from diffusers_led.expressions import EXPRESSIONS, ExpressionEmbeddings, canonical_expression
 from diffusers_led.image_processor import crops_to_tensor, tensor_to_crops
-from diffusers_led.data import metadata_path_problems
+from diffusers_led.data import metadata_path_problems, read_crop_geometry
 from diffusers_led.pipeline_led import (
     LocalExpressionPipeline,
     UnsafeWeightsError,
@@ -146,6 +146,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--caption_column", type=str, default="expression", help="The column with the labels.")
     parser.add_argument("--region_column", type=str, default="region", help="The column with the region names.")
     parser.add_argument("--regions", type=str, nargs="+", default=None, help="Regions to train on (default: all).")
+    parser.add_argument(
+        "--region_anchor", type=str, default=None, choices=("landmarks", "template"),
+        help="The crop geometry of data without a led-prepare-data report (e.g. a Hub dataset); the saved model edits "
+        "with it. Data made by led-prepare-data records its own (--region_anchor there).",
+    )  # fmt: skip
     parser.add_argument("--validation_split", type=str, default="test", help="Split with held-out crops.")
     parser.add_argument("--max_train_samples", type=int, default=None, help="Truncate the training crops (debugging).")
     parser.add_argument("--resolution", type=int, default=64, help="Crop size; must match the data.")
@@ -352,6 +357,21 @@ def _read_split(split: datasets.Dataset, args: argparse.Namespace, name: str) ->
     return CropDataset(crops, expressions, regions, subjects)
 
 
+def crop_geometry(args: argparse.Namespace) -> Dict[str, Any]:
+    """Where the training crops' boxes sit (``region_anchor``, ``region_margins``): recorded by led-prepare-data,
+    else ``--region_anchor`` with its default margins. The saved pipeline must cut the same crops when editing."""
+    recorded = read_crop_geometry(args.train_data_dir) if args.train_data_dir else None
+    if recorded is None:
+        return {"region_anchor": args.region_anchor or "landmarks", "region_margins": None}
+    if args.region_anchor is not None and args.region_anchor != recorded["region_anchor"]:
+        raise ValueError(
+            f"--region_anchor {args.region_anchor}, but the crops in {args.train_data_dir} were cut with "
+            f"{recorded['region_anchor']} (its prepare_report.json): drop the flag, or re-make the crops with "
+            f"led-prepare-data --region_anchor {args.region_anchor}."
+        )
+    return recorded
+
+
 def load_crop_data(args: argparse.Namespace) -> Tuple[CropDataset, Optional[CropDataset], Dict[str, Any]]:
     """The training crops, the held-out crops (``None`` without a validation split) and a description of the data
     for the model card."""
@@ -376,7 +396,9 @@ def load_crop_data(args: argparse.Namespace) -> Tuple[CropDataset, Optional[Crop
         validation = _read_split(raw[args.validation_split], args, args.validation_split)
         validation = validation if len(validation) else None
     source_formats = sorted(set(train_split["source_format"])) if "source_format" in train_split.column_names else []
-    info = {"regions": found_regions, "source_formats": source_formats, "splits": []}
+    info = {
+        "regions": found_regions, "source_formats": source_formats, "splits": [], "geometry": crop_geometry(args)
+    }  # fmt: skip
     for name, data in (("train", train), (args.validation_split, validation)):
         if data is not None:
             counts = {label: data.expressions.count(label) for label in EXPRESSIONS if label in data.expressions}
@@ -1078,8 +1100,9 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
         if ema_unet is not None:
             ema_unet.copy_to(unet.parameters())
         pipeline = LocalExpressionPipeline(
-            unet=unet, scheduler=noise_scheduler, embeddings=embeddings.to("cpu"), regions=tuple(data_info["regions"])
-        )
+            unet=unet, scheduler=noise_scheduler, embeddings=embeddings.to("cpu"), regions=tuple(data_info["regions"]),
+            region_anchor=data_info["geometry"]["region_anchor"], region_margins=data_info["geometry"]["region_margins"],
+        )  # fmt: skip
         # Published models carry the measured fast sampler; the paper's DDPM is one from_config away.
         pipeline.use_fast_scheduler()
         pipeline.save_pretrained(args.output_dir)

@@ -15,9 +15,10 @@ mkdir -p "$RUN_DIR"
 [ -f "$RUN_DIR/ckplus_sample/labels.csv" ] || python scripts/fetch_ckplus_sample.py --output_dir "$RUN_DIR/ckplus_sample"
 python scripts/install_text_encoder.py
 
-# 2. Region crops, with the three neutral-only subjects held out for evaluation.
+# 2. Region crops, with the three neutral-only subjects held out for evaluation. Boxes at fixed places on the aligned
+#    face (template), not on the mouth corners as in the paper, so that the crops show a smile widening the mouth.
 led-prepare-data --input_dir "$RUN_DIR/ckplus_sample" --output_dir "$RUN_DIR/crops" --format ckplus_sample \
-    --test_subjects S111,S130,S132
+    --test_subjects S111,S130,S132 --region_anchor template
 
 # 3. Train (resumable). EMA decay 0.999: a few thousand steps are too few for the usual 0.9999. accelerate runs one
 #    CPU thread per process unless told otherwise; balanced sampling because 3/4 of the frames are neutral; the region

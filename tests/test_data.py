@@ -173,7 +173,10 @@ def test_subject_split():
 def test_prepare_rafd_folder_with_the_cli(rafd_dir, tmp_path, capsys):
     out = tmp_path / "crops"
     assert (
-        prepare_data_main(["--input_dir", str(rafd_dir), "--output_dir", str(out), "--test_subjects", "02", "--quiet"])
+        prepare_data_main(
+            ["--input_dir", str(rafd_dir), "--output_dir", str(out), "--test_subjects", "02", "--quiet",
+             "--region_anchor", "template"]
+        )  # fmt: skip
         == 0
     )
     printed = capsys.readouterr()
@@ -198,6 +201,7 @@ def test_prepare_rafd_folder_with_the_cli(rafd_dir, tmp_path, capsys):
     assert reasons["Rafd090_05_Kid_male_neutral_right.png"] == "no face detected"
     assert reasons["Rafd090_04_Moroccan_male_sad_left.jpg"].startswith("unreadable")
     assert report["splits"]["test"]["subjects"] == ["02"] and report["splits"]["train"]["crops"] == 8
+    assert report["processor"]["geometry"]["region_anchor"] == "template"
 
     loaded = load_dataset("imagefolder", data_dir=str(out))
     assert loaded["train"].num_rows == 8 and loaded["test"].num_rows == 4
@@ -243,6 +247,25 @@ def test_rerun_is_idempotent_and_resumes_an_interrupted_run(rafd_dir, tmp_path, 
 
     with pytest.raises(ValueError, match="use the same --test_subjects"):
         data.prepare_dataset(rafd_dir, out, test_subjects=["01"], processor=processor, progress=False)
+
+
+def test_crop_geometry_is_recorded_and_never_mixed(rafd_dir, tmp_path, processor):
+    out = tmp_path / "crops"
+    template = FaceRegionProcessor(region_anchor="template")
+    data.prepare_dataset(rafd_dir, out, test_fraction=0.0, processor=template, progress=False)
+    assert data.read_crop_geometry(out) == template.geometry
+    first = _records(out / "train")[0]
+    (regions,) = template.extract(np.asarray(Image.open(rafd_dir / first["source"]).convert("RGB")))
+    assert first["region_box"] == pytest.approx(list(regions.boxes[first["region"]]), abs=0.01)
+    with pytest.raises(ValueError, match="must not mix crop geometries"):
+        data.prepare_dataset(rafd_dir, out, test_fraction=0.0, processor=processor, progress=False)
+    assert data.read_crop_geometry(out) == template.geometry  # the refused run wrote nothing
+    # A report from before the geometry was recorded describes the paper's boxes; no report, no geometry.
+    report = json.loads((out / data.REPORT_FILE).read_text())
+    del report["processor"]["geometry"]
+    (out / data.REPORT_FILE).write_text(json.dumps(report))
+    assert data.read_crop_geometry(out) == processor.geometry and processor.geometry["region_anchor"] == "landmarks"
+    assert data.read_crop_geometry(tmp_path) is None
 
 
 def test_prepare_errors(tmp_path, rafd_dir):

@@ -219,6 +219,18 @@ def test_model_config_sets_default_strength_and_guidance(example_image, tmp_path
     assert make_tiny_pipeline().config.default_strength == 0.5
 
 
+def test_crop_geometry_comes_from_the_model_config(example_image, tmp_path):
+    margins = {"eyes": [40.0, 45.0], "mouth": [30.0, 44.0]}
+    pipe = make_tiny_pipeline(region_anchor="template", region_margins=margins)
+    pipe.save_pretrained(tmp_path / "model")
+    loaded = LocalExpressionPipeline.from_pretrained(tmp_path / "model")
+    assert loaded.region_processor.geometry == {"region_anchor": "template", "region_margins": margins}
+    paper = make_tiny_pipeline()
+    assert paper.region_processor.geometry["region_anchor"] == "landmarks"
+    # Different boxes: the edits differ even with the same weights and seed.
+    assert not np.array_equal(np.asarray(edit(loaded, example_image).images[0]), np.asarray(edit(paper, example_image).images[0]))
+
+
 def test_input_errors(tiny_pipeline, example_image):
     with pytest.raises(ValueError, match=r"strength.*\[0, 1\]"):
         edit(tiny_pipeline, example_image, strength=1.5)

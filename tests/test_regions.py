@@ -14,6 +14,8 @@ from diffusers_led import regions as R
 from diffusers_led.regions import (
     CANONICAL_SIZE,
     CROP_SIZE,
+    REGION_MARGINS,
+    TEMPLATE_REGION_MARGINS,
     DetectedFace,
     DlibFaceDetector,
     FaceRegionProcessor,
@@ -91,6 +93,39 @@ def test_canonical_template_is_scaled_arcface_with_level_eyes():
     assert abs(t[0, 1] - t[1, 1]) < 1.0 and t[0, 0] < t[1, 0]  # level, image-left eye first
     expected_eyes = region_box(t[0], t[1], 50, 50)
     assert expected_eyes[2] == pytest.approx((73.5318 - 38.2946) * 320 / 112 + 100)
+
+
+def test_template_anchored_boxes_let_a_smile_widen_the_mouth_in_the_crop():
+    template = canonical_template()
+    smile = template.copy()
+    smile[3] += (-15, -6)  # both corners 15 px out and 6 px up: a smile
+    smile[4] += (15, -6)
+    to_image = _similarity(angle_deg=12.0, scale=0.8, tx=60.0, ty=20.0)
+    faces = [_face_from_landmarks(transform_points(to_image, points)) for points in (template, smile)]
+    image = np.zeros((400, 400), np.uint8)
+
+    def corner_spread(processor: FaceRegionProcessor, face: DetectedFace) -> float:
+        (regions,) = processor.extract(image, [face])
+        corners = transform_points(regions.crop_matrices["mouth"], face.landmarks[3:5])
+        return float(corners[1, 0] - corners[0, 0])
+
+    paper, fixed = FaceRegionProcessor(), FaceRegionProcessor(region_anchor="template")
+    assert paper.margins == REGION_MARGINS and fixed.margins == TEMPLATE_REGION_MARGINS
+    for face in faces:  # the same box on the aligned face, whatever the landmarks did
+        (regions,) = fixed.extract(image, [face])
+        expected = region_box(template[3], template[4], *TEMPLATE_REGION_MARGINS["mouth"])
+        np.testing.assert_allclose(regions.boxes["mouth"], expected)
+    # The paper's box stretches with the corners, so the crop hardly shows the smile's width (64 * d / (d + 20));
+    # the template box shows it.
+    paper_gain = corner_spread(paper, faces[1]) - corner_spread(paper, faces[0])
+    fixed_gain = corner_spread(fixed, faces[1]) - corner_spread(fixed, faces[0])
+    assert fixed_gain > 3 * paper_gain > 0, (fixed_gain, paper_gain)
+    assert fixed.geometry == {
+        "region_anchor": "template",
+        "region_margins": {"eyes": [50.0, 50.0], "mouth": list(TEMPLATE_REGION_MARGINS["mouth"])},
+    }
+    with pytest.raises(ValueError, match="unknown region_anchor 'corners'; known: landmarks, template"):
+        FaceRegionProcessor(region_anchor="corners")
 
 
 def test_alignment_maps_landmarks_onto_template_and_inverts():

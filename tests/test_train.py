@@ -289,6 +289,19 @@ def test_region_conditioning_trains_a_region_aware_unet(crops, embeddings_dir, t
     assert edited.images[0].size == example_image.size
 
 
+def test_the_model_keeps_the_crop_geometry_of_its_data(embeddings_dir, tmp_path):
+    data = write_crop_dataset(tmp_path / "crops")
+    margins = {"eyes": [50.0, 50.0], "mouth": [46.0, 48.0]}
+    report = {"processor": {"regions": ["eyes", "mouth"], "geometry": {"region_anchor": "template", "region_margins": margins}}}
+    (data / "prepare_report.json").write_text(json.dumps(report))
+    train(data, embeddings_dir, tmp_path / "model", "--max_train_steps", "1")
+    pipe = LocalExpressionPipeline.from_pretrained(tmp_path / "model")
+    assert pipe.region_processor.geometry == {"region_anchor": "template", "region_margins": margins}
+    AcceleratorState._reset_state(True)
+    with pytest.raises(ValueError, match="were cut with template"):
+        train(data, embeddings_dir, tmp_path / "other", "--max_train_steps", "1", "--region_anchor", "landmarks")
+
+
 def test_loss_falls_when_overfitting(crops, embeddings_dir, tmp_path):
     result = train(crops, embeddings_dir, tmp_path / "overfit", "--max_train_steps", "40", "--train_batch_size", "4",
                    "--lr_scheduler", "constant", "--learning_rate", "3e-3", "--checkpointing_steps", "10",

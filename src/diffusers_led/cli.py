@@ -268,6 +268,7 @@ def _edit_files(args, pipe, paths, destinations, target, prefetch, prefix) -> Li
 
 def build_prepare_data_parser() -> argparse.ArgumentParser:
     from .data import FORMATS
+    from .regions import REGION_ANCHORS
 
     parser = argparse.ArgumentParser(
         prog="led-prepare-data",
@@ -284,6 +285,14 @@ def build_prepare_data_parser() -> argparse.ArgumentParser:
     add("--regions", default="eyes,mouth", help="Comma-separated regions to crop.")
     add("--detector", default="dlib", help="Face detector: dlib or yunet:<path to the YuNet ONNX file>.")
     add("--crop_size", type=int, default=64, help="Side of the square crops (the training --resolution).")
+    add(
+        "--region_anchor",
+        default="landmarks",
+        choices=REGION_ANCHORS,
+        help="Where the eye/mouth boxes sit: on the face's own landmarks (the paper; the mouth box follows the "
+        "mouth corners) or at a fixed place on the aligned face (template; a smile can widen the mouth inside the "
+        "crop). The trained model keeps the choice.",
+    )
     add("--rafd_angles", default="090", help="Comma-separated RaFD camera angles to keep (090 = frontal).")
     add("--ckplus_peak_frames", type=int, default=1, help="CK+: last frames of a labelled sequence used.")
     add("--ckplus_neutral_frames", type=int, default=1, help="CK+: first frames used as neutral.")
@@ -312,6 +321,7 @@ def prepare_data_main(argv: Optional[Sequence[str]] = None) -> int:
             regions=_split_list(args.regions),
             detector=args.detector,
             crop_size=args.crop_size,
+            region_anchor=args.region_anchor,
             rafd_angles=_split_list(args.rafd_angles),
             ckplus_peak_frames=args.ckplus_peak_frames,
             ckplus_neutral_frames=args.ckplus_neutral_frames,

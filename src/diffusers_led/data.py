@@ -578,6 +578,18 @@ def _split_summary(records: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     }
 
 
+def read_crop_geometry(data_dir: os.PathLike) -> Optional[Dict[str, Any]]:
+    """The crop geometry (:attr:`FaceRegionProcessor.geometry`) recorded in ``data_dir/prepare_report.json``;
+    ``None`` without a report. Reports written before the geometry was recorded describe the paper's boxes."""
+    report_file = Path(data_dir) / REPORT_FILE
+    if not report_file.is_file():
+        return None
+    processor = json.loads(report_file.read_text()).get("processor", {})
+    if "geometry" in processor:
+        return processor["geometry"]
+    return FaceRegionProcessor(detector="dlib", regions=tuple(processor.get("regions", ("eyes", "mouth")))).geometry
+
+
 def prepare_dataset(
     input_dir: os.PathLike,
     output_dir: os.PathLike,
@@ -593,6 +605,7 @@ def prepare_dataset(
     ckplus_neutral_frames: int = 1,
     processor: Optional[Any] = None,
     progress: bool = True,
+    region_anchor: str = "landmarks",
 ) -> PrepareReport:
     """Build (or complete) the region-crop imagefolder dataset of ``input_dir`` in ``output_dir``.
 
@@ -609,13 +622,16 @@ def prepare_dataset(
         ckplus_peak_frames / ckplus_neutral_frames: frames taken from the end / start of each labelled CK+ sequence.
         processor: an object with the ``FaceRegionProcessor.extract`` interface to use instead of building one.
         progress: show a progress bar.
+        region_anchor: where the region boxes sit, ``"landmarks"`` (the paper) or ``"template"``, see
+            :class:`~diffusers_led.regions.FaceRegionProcessor`. Recorded in the report; train_led.py copies it
+            into the model so that editing cuts the same crops.
 
     Returns:
         The :class:`PrepareReport` (also written to ``output_dir/prepare_report.json``).
 
     Raises:
         DatasetFormatError: unknown layout or no labelled photos.
-        ValueError: a split that contradicts the one already in ``output_dir``.
+        ValueError: a split or a crop geometry that contradicts the one already in ``output_dir``.
     """
     # Absolute, so the report (which led-evaluate reads to find the source photos) works from any folder.
     input_dir, output_dir = Path(input_dir).resolve(), Path(output_dir)
@@ -644,7 +660,17 @@ def prepare_dataset(
                 )
 
     if processor is None:
-        processor = FaceRegionProcessor(detector=detector, regions=tuple(regions), crop_size=crop_size)
+        processor = FaceRegionProcessor(
+            detector=detector, regions=tuple(regions), crop_size=crop_size, region_anchor=region_anchor
+        )
+    geometry = getattr(processor, "geometry", None)
+    if any(done[split] for split in SPLITS):
+        previous = read_crop_geometry(output_dir)
+        if geometry is not None and previous is not None and previous != geometry:
+            raise ValueError(
+                f"{output_dir} holds crops cut with {previous}, but this run cuts {geometry}: one dataset must not "
+                "mix crop geometries. Use the same --region_anchor as before, or a new --output_dir."
+            )
     skipped = list(listing.skipped)
     processed = already_done = 0
     photos = sorted(listing.photos, key=lambda p: p.source)
@@ -718,6 +744,7 @@ def prepare_dataset(
             "regions": list(regions),
             "crop_size": crop_size,
             "detector": str(detector),
+            **({"geometry": geometry} if geometry is not None else {}),
         },
     )
     _write_atomically(output_dir / REPORT_FILE, report.to_json())

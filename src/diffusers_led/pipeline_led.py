@@ -199,6 +199,11 @@ class LocalExpressionPipeline(DiffusionPipeline):
         feather (`float` or `List[float]`, defaults to `[0.1, 0.25]`):
             The width of the soft blend mask's falloff as a fraction of the crop, horizontally and vertically.
             The horizontal falloff is narrow because the paper's mouth box leaves only 10 px beside each corner.
+        region_anchor (`str`, defaults to `"landmarks"`):
+            Where the region boxes sit: on the face's aligned landmarks (the paper's Eq. 1-4) or at fixed places on
+            the aligned face (`"template"`). Set by training to the geometry of the training crops.
+        region_margins (`Dict[str, List[float]]`, *optional*):
+            The `(mx, my)` box margins per region in canonical pixels; `None` for the anchor's defaults.
         residual_composite (`bool`, defaults to `True`):
             Composite only the change the model made to each crop (upsampled) instead of the crop itself, so the
             photo keeps its own detail at any resolution and unchanged areas stay exactly as they were.
@@ -222,6 +227,8 @@ class LocalExpressionPipeline(DiffusionPipeline):
         face_detector: str = "dlib",
         regions: List[str] = ["eyes", "mouth"],
         feather: Union[float, List[float]] = [0.1, 0.25],
+        region_anchor: str = "landmarks",
+        region_margins: Optional[Dict[str, List[float]]] = None,
         residual_composite: bool = True,
         default_num_inference_steps: int = FAST_NUM_INFERENCE_STEPS,
         default_strength: float = 0.5,
@@ -233,6 +240,8 @@ class LocalExpressionPipeline(DiffusionPipeline):
             face_detector=face_detector,
             regions=list(regions),
             feather=list(feather) if isinstance(feather, (list, tuple)) else feather,
+            region_anchor=region_anchor,
+            region_margins={k: list(v) for k, v in region_margins.items()} if region_margins else None,
             residual_composite=residual_composite,
             default_num_inference_steps=default_num_inference_steps,
             default_strength=default_strength,
@@ -342,6 +351,8 @@ class LocalExpressionPipeline(DiffusionPipeline):
             regions=tuple(self.config.regions),
             crop_size=self.unet.config.sample_size,
             feather=tuple(feather) if isinstance(feather, list) else feather,
+            region_anchor=self.config.region_anchor,
+            margins=self.config.region_margins,
         )
 
     def check_inputs(

@@ -42,7 +42,9 @@ __all__ = [
     "CROP_SIZE",
     "LANDMARK_NAMES",
     "REGION_LANDMARKS",
+    "REGION_ANCHORS",
     "REGION_MARGINS",
+    "TEMPLATE_REGION_MARGINS",
     "DetectedFace",
     "DlibFaceDetector",
     "FaceDetector",
@@ -63,6 +65,14 @@ CANONICAL_SIZE = 320
 CROP_SIZE = 64
 #: (mx, my) margins in canonical (320x320) pixels, paper Sec. 3.1.
 REGION_MARGINS: dict[str, tuple[float, float]] = {"eyes": (50, 50), "mouth": (10, 40)}
+#: Where region boxes are anchored: on the face's own aligned landmarks (the paper, Eq. 1-4) or on the
+#: canonical template's, i.e. at a fixed place on the aligned face.
+REGION_ANCHORS = ("landmarks", "template")
+#: Default margins for template-anchored boxes. A smile moves each mouth corner ~15 canonical px outward
+#: (CK+ peaks: up to 118 px corner to corner vs the template's 83), so the mouth box needs room beside the corners
+#: that the paper's corner-anchored box (which moves with them) does not, and a surprised jaw drops below
+#: the paper's 40 px.
+TEMPLATE_REGION_MARGINS: dict[str, tuple[float, float]] = {"eyes": (50, 50), "mouth": (46, 48)}
 #: YuNet landmark order; "right" is the subject's right, i.e. the image's left.
 LANDMARK_NAMES = ("right_eye", "left_eye", "nose_tip", "right_mouth", "left_mouth")
 #: Indices into LANDMARK_NAMES of the (a1, a2) pair that spans each region in Eq. 1-4.
@@ -682,7 +692,12 @@ class FaceRegionProcessor:
         regions: the regions to extract, keys of ``margins``.
         canonical_size: side of the canonical aligned face (320 in the paper).
         crop_size: side of the square region crops (64 in the paper).
-        margins: region -> ``(mx, my)`` in canonical pixels.
+        margins: region -> ``(mx, my)`` in canonical pixels; ``None`` for the anchor's defaults
+            (:data:`REGION_MARGINS` or :data:`TEMPLATE_REGION_MARGINS`).
+        region_anchor: ``"landmarks"`` (the paper: each box spans the face's own aligned landmark pair, so
+            the mouth box follows the mouth corners) or ``"template"`` (each box spans the canonical
+            template's pair: a fixed place on the aligned face, so a crop shows the corners moving, e.g.
+            a smile widening the mouth). A model must be used with the geometry its crops were cut with.
         feather: blend-mask falloff as a fraction of the crop side, or a ``(horizontal,
             vertical)`` pair, see :func:`blend_mask`. The mouth box has only ``mx = 10`` of ~110
             canonical px beside each corner, so horizontal feathering fades the mouth corners
@@ -697,11 +712,17 @@ class FaceRegionProcessor:
         regions: Sequence[str] = ("eyes", "mouth"),
         canonical_size: int = CANONICAL_SIZE,
         crop_size: int = CROP_SIZE,
-        margins: Mapping[str, Sequence[float]] = REGION_MARGINS,
+        margins: Mapping[str, Sequence[float]] | None = None,
         feather: Feather = 0.25,
         max_detection_size: int = 1024,
         min_face_size: float = 40.0,
+        region_anchor: str = "landmarks",
     ) -> None:
+        if region_anchor not in REGION_ANCHORS:
+            raise ValueError(f"unknown region_anchor {region_anchor!r}; known: {', '.join(REGION_ANCHORS)}")
+        self.region_anchor = region_anchor
+        if margins is None:
+            margins = TEMPLATE_REGION_MARGINS if region_anchor == "template" else REGION_MARGINS
         self.margins = {name: (float(m[0]), float(m[1])) for name, m in margins.items()}
         self.regions = tuple(self._check_regions(regions))
         self.canonical_size = int(canonical_size)
@@ -751,11 +772,14 @@ class FaceRegionProcessor:
         results = []
         for face in faces:
             matrix = alignment_matrix(face.landmarks, self.canonical_size)
-            aligned = transform_points(matrix, face.landmarks)
+            if self.region_anchor == "template":
+                anchors = canonical_template(self.canonical_size)
+            else:
+                anchors = transform_points(matrix, face.landmarks)
             out = FaceRegions(face=face, matrix=matrix, boxes={}, crops={}, masks={})
             for region in regions:
                 i1, i2 = REGION_LANDMARKS[region]
-                box = region_box(aligned[i1], aligned[i2], *self.margins[region])
+                box = region_box(anchors[i1], anchors[i2], *self.margins[region])
                 to_crop = _compose(_box_to_crop(box, self.crop_size, self.crop_size), matrix)
                 out.boxes[region] = box
                 out.crop_matrices[region] = to_crop
@@ -919,9 +943,18 @@ class FaceRegionProcessor:
                 cv2.circle(canvas, tuple(fixed(point)), 2 * thick << shift, color, -1, cv2.LINE_AA, shift)
         return canvas
 
+    @property
+    def geometry(self) -> dict[str, Any]:
+        """What decides which pixels a crop shows (JSON-ready): a model trained on crops of one geometry must
+        edit with the same one, so data preparation records it and training copies it into the model."""
+        return {
+            "region_anchor": self.region_anchor,
+            "region_margins": {region: list(self.margins[region]) for region in self.regions},
+        }
+
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(detector={self.detector!r}, regions={self.regions}, "
             f"canonical_size={self.canonical_size}, crop_size={self.crop_size}, "
-            f"margins={self.margins}, feather={self.feather})"
+            f"region_anchor={self.region_anchor!r}, margins={self.margins}, feather={self.feather})"
         )
