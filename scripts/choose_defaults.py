@@ -1,16 +1,19 @@
 """Choose a trained model's default strength and guidance scale on validation photos, and store them in the model.
 
 The defaults are what `pipe(image, target)`, `led-edit` and the demo use. They are picked by measurement on photos
-that are neither trained on nor used for the reported evaluation (for led-default: held-out subject S111; the
-model card's numbers are on S130 and S132), with the same independent judges as `led-evaluate`:
+the model was not trained on, with the same independent judges as `led-evaluate`:
 
-    python scripts/choose_defaults.py --model RUN/model --data RUN/crops --subjects S111 \
-        --strengths 0.4,0.5,0.6,0.7 --guidance-scales 1,2,3 --write
+    python scripts/choose_defaults.py --model RUN/model --data RUN/crops --subjects S111,S130,S132 --cross-fit \
+        --strengths 0.5,0.6,0.7,0.8 --guidance-scales 2,3,4 --write
 
 Rule: among the settings that keep the identity of at least `--min-identity` of the edits (dlib distance < 0.6),
 take the largest mean rise of p(target) over the unedited photos; settings within `--tolerance` of it count as
 equal, and of those the gentlest (lowest strength, then lowest guidance) wins.
-"""
+
+With few held-out people, a choice made on some of them and measured on the others depends on who went where.
+`--cross-fit` measures the rule itself: for each subject, the setting chosen on all the others, measured on that
+subject (leave one subject out); pooled, that is the expected result on a person the choice never saw. The setting
+written with `--write` is the one chosen on all subjects."""
 
 from __future__ import annotations
 
@@ -23,35 +26,79 @@ from typing import Any, Dict, List
 
 
 def measure(args: argparse.Namespace) -> List[Dict[str, Any]]:
-    """One row per (guidance, strength): mean p(target) rise, happy hit rate, identity rate."""
+    """One row per (guidance, strength), or per (guidance, strength, subject) with ``--cross-fit``: the rise of
+    p(target) over the unedited photos and the top-1 hit rate per target, and the same-identity rate."""
     from diffusers_led import LocalExpressionPipeline
     from diffusers_led.evaluation import evaluate
 
     pipe = LocalExpressionPipeline.from_pretrained(args.model)
+    subjects = args.subjects.split(",") if args.subjects else None
+    if args.cross_fit and not subjects:
+        raise SystemExit("--cross-fit needs --subjects (at least two).")
+    groups = [[subject] for subject in subjects] if args.cross_fit else [subjects]
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         for guidance in [float(g) for g in args.guidance_scales.split(",")]:
-            report = evaluate(
-                model=pipe, data=args.data, out_dir=Path(scratch) / f"g{guidance:g}", targets=args.targets,
-                strengths=[float(s) for s in args.strengths.split(",")], modes=["blend"], seed=args.seed,
-                subjects=args.subjects.split(",") if args.subjects else None, guidance_scale=guidance,
-                realism=False, time_budget=0, progress=not args.quiet, num_threads=args.threads,
-            ).report  # fmt: skip
-            baseline = report["baseline"]["expression"]["per_target"]
-            for entry in report["results"]:
-                per_target = entry["expression"]["per_target"]
-                rises = [per_target[t]["p_target"] - baseline[t]["p_target"] for t in baseline]
-                rows.append(
-                    {
-                        "guidance_scale": guidance,
-                        "strength": entry["strength"],
-                        "rise": sum(rises) / len(rises),
-                        "happy_hit": per_target.get("happy", {}).get("hit_rate"),
-                        "identity": entry["identity"]["same_identity_rate"],
-                        "photos": entry["n_photos"],
-                    }
-                )
+            for group in groups:
+                report = evaluate(
+                    model=pipe, data=args.data, out_dir=Path(scratch) / f"g{guidance:g}-{len(rows)}",
+                    targets=args.targets, strengths=[float(s) for s in args.strengths.split(",")], modes=["blend"],
+                    seed=args.seed, subjects=group, guidance_scale=guidance, realism=False, time_budget=0,
+                    progress=not args.quiet, num_threads=args.threads,
+                ).report  # fmt: skip
+                baseline = report["baseline"]["expression"]["per_target"]
+                for entry in report["results"]:
+                    per_target = entry["expression"]["per_target"]
+                    rows.append(
+                        summarize(
+                            {
+                                "guidance_scale": guidance,
+                                "strength": entry["strength"],
+                                "subjects": ",".join(group) if group else "all",
+                                "photos": entry["n_photos"],
+                                "rises": {t: per_target[t]["p_target"] - baseline[t]["p_target"] for t in baseline},
+                                "hits": {t: per_target[t]["hit_rate"] for t in baseline},
+                                "identity": entry["identity"]["same_identity_rate"],
+                            }
+                        )
+                    )
     return rows
+
+
+def summarize(row: Dict[str, Any]) -> Dict[str, Any]:
+    """Add the row's mean rise over its targets (``rise``) and its happy hit rate (``happy_hit``)."""
+    rises = list(row["rises"].values())
+    return {**row, "rise": sum(rises) / len(rises), "happy_hit": row["hits"].get("happy")}
+
+
+def pool(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """Rows of one setting on disjoint photo sets as one row: means weighted by the photos (every photo has the
+    same targets, so this is the mean over all their edits)."""
+    photos = sum(r["photos"] for r in rows)
+
+    def mean(key: str, target: str = "") -> float:
+        return sum((r[key][target] if target else r[key]) * r["photos"] for r in rows) / photos
+
+    targets = rows[0]["rises"]
+    return summarize(
+        {
+            "guidance_scale": rows[0]["guidance_scale"],
+            "strength": rows[0]["strength"],
+            "subjects": ",".join(r["subjects"] for r in rows),
+            "photos": photos,
+            "rises": {t: mean("rises", t) for t in targets},
+            "hits": {t: mean("hits", t) for t in targets},
+            "identity": mean("identity"),
+        }
+    )
+
+
+def pool_by_setting(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """One pooled row per (guidance, strength)."""
+    settings: Dict[tuple, List[Dict[str, Any]]] = {}
+    for r in rows:
+        settings.setdefault((r["guidance_scale"], r["strength"]), []).append(r)
+    return [pool(group) for group in settings.values()]
 
 
 def choose(rows: List[Dict[str, Any]], min_identity: float, tolerance: float) -> Dict[str, Any]:
@@ -61,6 +108,21 @@ def choose(rows: List[Dict[str, Any]], min_identity: float, tolerance: float) ->
         raise SystemExit(f"No setting keeps identity for {min_identity:.0%} of the edits; lower the strengths.")
     best = max(r["rise"] for r in allowed)
     return min((r for r in allowed if r["rise"] >= best - tolerance), key=lambda r: (r["strength"], r["guidance_scale"]))
+
+
+def cross_fit(rows: List[Dict[str, Any]], min_identity: float, tolerance: float) -> List[Dict[str, Any]]:
+    """Leave one subject out: for each subject, the setting the rule picks on the others, measured on that subject.
+    Pooled, these rows estimate how the rule's choice does on people it was not chosen on."""
+    subjects = sorted({r["subjects"] for r in rows})
+    if len(subjects) < 2:
+        raise SystemExit("--cross-fit needs at least two subjects.")
+    held_out = []
+    for subject in subjects:
+        chosen = choose(pool_by_setting([r for r in rows if r["subjects"] != subject]), min_identity, tolerance)
+        setting = (chosen["guidance_scale"], chosen["strength"])
+        (measured,) = [r for r in rows if r["subjects"] == subject and (r["guidance_scale"], r["strength"]) == setting]
+        held_out.append(measured)
+    return held_out
 
 
 def write_defaults(model: str, chosen: Dict[str, Any]) -> None:
@@ -86,22 +148,43 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=0.02, help="Rises this close to the best count as equal.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--cross-fit", action="store_true",
+        help="Also estimate the rule on unseen people: choose on all subjects but one, measure on that one, in turn.",
+    )  # fmt: skip
     parser.add_argument("--write", action="store_true", help="Store the choice in the model's model_index.json.")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
 
     rows = measure(args)
+    pooled = pool_by_setting(rows)
     print("| guidance | strength | mean p(target) rise | happy top-1 | same identity | photos |")
     print("|---|---|---|---|---|---|")
-    for r in sorted(rows, key=lambda r: (r["guidance_scale"], r["strength"])):
-        happy = "n/a" if r["happy_hit"] is None else f"{r['happy_hit']:.0%}"
-        print(f"| {r['guidance_scale']:g} | {r['strength']:g} | {r['rise']:+.3f} | {happy} | {r['identity']:.0%} | "
-              f"{r['photos']} |")  # fmt: skip
-    chosen = choose(rows, args.min_identity, args.tolerance)
-    print(f"Chosen: strength {chosen['strength']:g}, guidance scale {chosen['guidance_scale']:g}")
+    for r in sorted(pooled, key=lambda r: (r["guidance_scale"], r["strength"])):
+        print(_table_row(r, (f"{r['guidance_scale']:g}", f"{r['strength']:g}")))
+    if args.cross_fit:
+        held_out = cross_fit(rows, args.min_identity, args.tolerance)
+        print("\nLeave one subject out (the setting chosen on the other subjects, measured on this one):\n")
+        print("| held-out subject | chosen guidance / strength | " + " | ".join(
+            f"{t} rise / top-1" for t in held_out[0]["rises"]) + " | same identity | photos |")  # fmt: skip
+        print("|---" * (len(held_out[0]["rises"]) + 4) + "|")
+        for r in held_out + [pool(held_out)]:
+            name = r["subjects"] if r in held_out else "pooled"
+            print(_table_row(r, (name, f"{r['guidance_scale']:g} / {r['strength']:g}"), per_target=True))
+    chosen = choose(pooled, args.min_identity, args.tolerance)
+    print(f"\nChosen on all subjects: strength {chosen['strength']:g}, guidance scale {chosen['guidance_scale']:g}")
     if args.write:
         write_defaults(args.model, chosen)
         print(f"Written to {Path(args.model) / 'model_index.json'}")
+
+
+def _table_row(r: Dict[str, Any], first: tuple, per_target: bool = False) -> str:
+    if per_target:
+        cells = [f"{r['rises'][t]:+.2f} / {r['hits'][t]:.0%}" for t in r["rises"]]
+    else:
+        happy = "n/a" if r["happy_hit"] is None else f"{r['happy_hit']:.0%}"
+        cells = [f"{r['rise']:+.3f}", happy]
+    return "| " + " | ".join([*first, *cells, f"{r['identity']:.0%}", str(r["photos"])]) + " |"
 
 
 if __name__ == "__main__":

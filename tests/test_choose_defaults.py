@@ -41,3 +41,34 @@ def test_written_defaults_are_what_the_loaded_pipeline_uses(tmp_path):
     loaded = LocalExpressionPipeline.from_pretrained(tmp_path)
     assert (loaded.config.default_strength, loaded.config.default_guidance_scale) == (0.6, 2.0)
     assert json.loads((tmp_path / "model_index.json").read_text())["_class_name"] == "LocalExpressionPipeline"
+
+
+def subject_row(subject, photos, guidance, strength, happy_rise, identity):
+    return choose_defaults.summarize(
+        {"guidance_scale": guidance, "strength": strength, "subjects": subject, "photos": photos,
+         "rises": {"angry": 0.1, "happy": happy_rise}, "hits": {"angry": 0.0, "happy": 1.0 if happy_rise > 0.3 else 0.0},
+         "identity": identity}
+    )  # fmt: skip
+
+
+def test_pooling_weights_subjects_by_their_photos():
+    pooled = choose_defaults.pool([subject_row("A", 6, 3, 0.7, 0.5, 1.0), subject_row("B", 14, 3, 0.7, 0.0, 0.9)])
+    assert pooled["photos"] == 20 and pooled["subjects"] == "A,B"
+    assert pooled["rises"]["happy"] == pytest.approx(0.5 * 6 / 20)
+    assert pooled["hits"]["happy"] == pytest.approx(6 / 20)
+    assert pooled["identity"] == pytest.approx((6 * 1.0 + 14 * 0.9) / 20)
+    assert pooled["rise"] == pytest.approx((0.1 + 0.15) / 2) and pooled["happy_hit"] == pooled["hits"]["happy"]
+
+
+def test_cross_fit_measures_each_subject_at_the_setting_chosen_on_the_others():
+    rows = [
+        # A and B alone favour guidance 3 (guidance 4 loses identity on them); C loves guidance 4.
+        subject_row("A", 10, 3, 0.7, 0.4, 1.0), subject_row("A", 10, 4, 0.7, 0.6, 0.8),
+        subject_row("B", 10, 3, 0.7, 0.4, 1.0), subject_row("B", 10, 4, 0.7, 0.6, 0.8),
+        subject_row("C", 10, 3, 0.7, 0.0, 1.0), subject_row("C", 10, 4, 0.7, 0.9, 1.0),
+    ]  # fmt: skip
+    held_out = choose_defaults.cross_fit(rows, min_identity=0.95, tolerance=0.0)
+    assert [(r["subjects"], r["guidance_scale"]) for r in held_out] == [("A", 3), ("B", 3), ("C", 3)]
+    assert held_out[2]["rises"]["happy"] == 0.0  # C is measured where the others chose, not where C does best
+    with pytest.raises(SystemExit, match="at least two subjects"):
+        choose_defaults.cross_fit(rows[:2], min_identity=0.95, tolerance=0.0)
