@@ -297,6 +297,7 @@ def test_the_model_keeps_the_crop_geometry_of_its_data(embeddings_dir, tmp_path)
     train(data, embeddings_dir, tmp_path / "model", "--max_train_steps", "1")
     pipe = LocalExpressionPipeline.from_pretrained(tmp_path / "model")
     assert pipe.region_processor.geometry == {"region_anchor": "template", "region_margins": margins}
+    assert "Crop geometry: **template**-anchored boxes" in (tmp_path / "model" / "README.md").read_text()
     AcceleratorState._reset_state(True)
     with pytest.raises(ValueError, match="were cut with template"):
         train(data, embeddings_dir, tmp_path / "other", "--max_train_steps", "1", "--region_anchor", "landmarks")
