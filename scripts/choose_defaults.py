@@ -8,7 +8,7 @@ the model was not trained on, with the same independent judges as `led-evaluate`
 
 Rule: among the settings that keep the identity of at least `--min-identity` of the edits (dlib distance < 0.6),
 take the largest mean rise of p(target) over the unedited photos; settings within `--tolerance` of it count as
-equal, and of those the gentlest (lowest strength, then lowest guidance) wins.
+equal, and of those the gentlest wins: the one that keeps identity best, then the lowest strength and guidance.
 
 With few held-out people, a choice made on some of them and measured on the others depends on who went where.
 `--cross-fit` measures the rule itself: for each subject, the setting chosen on all the others, measured on that
@@ -107,7 +107,12 @@ def choose(rows: List[Dict[str, Any]], min_identity: float, tolerance: float) ->
     if not allowed:
         raise SystemExit(f"No setting keeps identity for {min_identity:.0%} of the edits; lower the strengths.")
     best = max(r["rise"] for r in allowed)
-    return min((r for r in allowed if r["rise"] >= best - tolerance), key=lambda r: (r["strength"], r["guidance_scale"]))
+    # Gentlest as measured (identity kept best), then by the knobs: a lower strength at a higher guidance is not
+    # gentler when it keeps identity less well.
+    return min(
+        (r for r in allowed if r["rise"] >= best - tolerance),
+        key=lambda r: (-r["identity"], r["strength"], r["guidance_scale"]),
+    )
 
 
 def cross_fit(rows: List[Dict[str, Any]], min_identity: float, tolerance: float) -> List[Dict[str, Any]]:
@@ -152,11 +157,20 @@ def main() -> None:
         "--cross-fit", action="store_true",
         help="Also estimate the rule on unseen people: choose on all subjects but one, measure on that one, in turn.",
     )  # fmt: skip
+    parser.add_argument(
+        "--rows", default=None,
+        help="A JSON file of measured rows: read if it exists (no editing), else measured and written there.",
+    )  # fmt: skip
     parser.add_argument("--write", action="store_true", help="Store the choice in the model's model_index.json.")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
 
-    rows = measure(args)
+    if args.rows and Path(args.rows).is_file():
+        rows = json.loads(Path(args.rows).read_text())
+    else:
+        rows = measure(args)
+        if args.rows:
+            Path(args.rows).write_text(json.dumps(rows, indent=1))
     pooled = pool_by_setting(rows)
     print("| guidance | strength | mean p(target) rise | happy top-1 | same identity | photos |")
     print("|---|---|---|---|---|---|")

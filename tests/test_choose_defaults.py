@@ -29,6 +29,9 @@ def test_the_gentlest_setting_near_the_best_rise_that_keeps_identity_wins():
     assert choose_defaults.choose(rows, min_identity=0.95, tolerance=0.02) == rows[1]
     assert choose_defaults.choose(rows, min_identity=0.95, tolerance=0.0) == rows[2]
     assert choose_defaults.choose(rows, min_identity=0.85, tolerance=0.02) == rows[3]
+    # Within the tolerance, keeping identity better beats a lower strength pushed by a higher guidance.
+    dominated = row(4, 0.5, 0.105, 0.96)
+    assert choose_defaults.choose([dominated, *rows], min_identity=0.95, tolerance=0.02) == rows[1]
     with pytest.raises(SystemExit, match="keeps identity"):
         choose_defaults.choose(rows, min_identity=0.99, tolerance=0.02)
 
