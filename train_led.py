@@ -67,6 +67,7 @@ from diffusers_led.pipeline_led import (
     pickled_only_components,
     unsafe_weights_message,
 )
+from diffusers_led.regions import REGION_ANCHORS
 from diffusers_led.unet_presets import UNET_PRESETS, build_unet
 from diffusers_led.utils import file_digest
 
@@ -147,7 +148,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--region_column", type=str, default="region", help="The column with the region names.")
     parser.add_argument("--regions", type=str, nargs="+", default=None, help="Regions to train on (default: all).")
     parser.add_argument(
-        "--region_anchor", type=str, default=None, choices=("landmarks", "template"),
+        "--region_anchor", type=str, default=None, choices=REGION_ANCHORS,
         help="The crop geometry of data without a led-prepare-data report (e.g. a Hub dataset); the saved model edits "
         "with it. Data made by led-prepare-data records its own (--region_anchor there).",
     )  # fmt: skip
