@@ -65,6 +65,19 @@ def measure(args: argparse.Namespace) -> List[Dict[str, Any]]:
     return rows
 
 
+def measurement_key(args: argparse.Namespace) -> Dict[str, Any]:
+    """Everything the measured rows depend on: saved rows are reused only for the same key (same weights, photos
+    and grid), so a retrained model is measured again."""
+    from diffusers_led.utils import file_digest
+
+    weights = Path(args.model) / "unet" / "diffusion_pytorch_model.safetensors"
+    return {
+        "unet": file_digest(weights) if weights.is_file() else str(args.model),
+        **{name: getattr(args, name) for name in ("data", "subjects", "targets", "strengths", "guidance_scales")},
+        **{name: getattr(args, name) for name in ("seed", "cross_fit")},
+    }
+
+
 def summarize(row: Dict[str, Any]) -> Dict[str, Any]:
     """Add the row's mean rise over its targets (``rise``) and its happy hit rate (``happy_hit``)."""
     rises = list(row["rises"].values())
@@ -159,18 +172,21 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--rows", default=None,
-        help="A JSON file of measured rows: read if it exists (no editing), else measured and written there.",
+        help="A JSON file of measured rows: reused when it was measured for the same model weights, photos and grid "
+        "(no editing), else measured again and written there.",
     )  # fmt: skip
     parser.add_argument("--write", action="store_true", help="Store the choice in the model's model_index.json.")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
 
-    if args.rows and Path(args.rows).is_file():
-        rows = json.loads(Path(args.rows).read_text())
+    key = measurement_key(args)
+    saved = json.loads(Path(args.rows).read_text()) if args.rows and Path(args.rows).is_file() else {}
+    if saved.get("key") == key:
+        rows = saved["rows"]
     else:
         rows = measure(args)
         if args.rows:
-            Path(args.rows).write_text(json.dumps(rows, indent=1))
+            Path(args.rows).write_text(json.dumps({"key": key, "rows": rows}, indent=1))
     pooled = pool_by_setting(rows)
     print("| guidance | strength | mean p(target) rise | happy top-1 | same identity | photos |")
     print("|---|---|---|---|---|---|")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import make_tiny_pipeline
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
@@ -75,3 +77,16 @@ def test_cross_fit_measures_each_subject_at_the_setting_chosen_on_the_others():
     assert held_out[2]["rises"]["happy"] == 0.0  # C is measured where the others chose, not where C does best
     with pytest.raises(SystemExit, match="at least two subjects"):
         choose_defaults.cross_fit(rows[:2], min_identity=0.95, tolerance=0.0)
+
+
+def test_saved_rows_are_reused_only_for_the_same_weights_and_grid(tmp_path):
+    pipe = make_tiny_pipeline()
+    pipe.save_pretrained(tmp_path)
+    args = argparse.Namespace(model=str(tmp_path), data="crops", subjects="A,B", targets="all", strengths="0.5",
+                              guidance_scales="2", seed=0, cross_fit=True)  # fmt: skip
+    key = choose_defaults.measurement_key(args)
+    assert choose_defaults.measurement_key(argparse.Namespace(**{**vars(args), "strengths": "0.6"})) != key
+    with torch.no_grad():
+        next(pipe.unet.parameters()).add_(1.0)
+    pipe.save_pretrained(tmp_path)  # retrained: the same folder, other weights
+    assert choose_defaults.measurement_key(args) != key
