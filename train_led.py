@@ -780,8 +780,9 @@ def write_model_card(
         trained_labels=embeddings.trained_labels,
         color_mode=pipeline.color_mode,
         region_anchor=pipeline.region_processor.region_anchor,
-        region_margins=", ".join(f"{r} {mx:g} / {my:g}" for r, (mx, my) in pipeline.region_processor.margins.items()
-                                 if r in pipeline.region_processor.regions),
+        region_margins=", ".join(
+            f"{region} {mx:g} / {my:g}" for region, (mx, my) in pipeline.region_processor.geometry["region_margins"].items()
+        ),
         supports_guidance=embeddings.supports_guidance,
         conditioning_dropout_prob=args.conditioning_dropout_prob,
         data_description=(

@@ -29,6 +29,7 @@ def main() -> None:
     from PIL import Image
 
     import diffusers_led.pipeline_led  # noqa: F401
+    from diffusers_led.batch import crops_per_face
 
     import_s = time.perf_counter() - _START
     threads = c.set_threads(args.threads)
@@ -93,7 +94,7 @@ def main() -> None:
     stages = [
         ("detect (face + 5 landmarks)", med["detect"]),
         ("align + crop (2 regions)", med["extract"] - med["detect"]),
-        (f"diffusion ({steps_run} UNet calls on {2 * len(faces) * (2 if guidance > 1 else 1)} crops)", med["diffusion"]),
+        (f"diffusion ({steps_run} UNet calls on {crops_per_face(len(pipe.config.regions), guidance) * len(faces)} crops)", med["diffusion"]),
         ("composite", med["composite"]),
         ("other (image in/out, tensors)", med["total"] - med["extract"] - med["diffusion"] - med["composite"]),
         ("**total per edit**", med["total"]),

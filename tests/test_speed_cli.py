@@ -15,7 +15,13 @@ import torch
 from conftest import EXAMPLE_IMAGE, make_tiny_pipeline
 from PIL import Image
 
-from diffusers_led.batch import available_cpus, default_batch_size, edit_files, recommended_num_threads
+from diffusers_led.batch import (
+    available_cpus,
+    crops_per_face,
+    default_batch_size,
+    edit_files,
+    recommended_num_threads,
+)
 from diffusers_led.cli import edit_main
 
 
@@ -115,6 +121,7 @@ def test_default_batch_holds_about_16_crops_per_unet_call():
     assert default_batch_size(guided) == 4  # x 2 for the unconditional half
     assert default_batch_size(guided, guidance_scale=1.0) == 8
     assert default_batch_size(plain, faces_per_image=20) == 1
+    assert (crops_per_face(2, 1.0), crops_per_face(2, 3.0), crops_per_face(1, 1.5)) == (2, 4, 2)
 
 
 def test_thread_recommendation_stays_within_the_cores():

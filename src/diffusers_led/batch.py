@@ -195,12 +195,18 @@ def _load_and_detect(pipe, paths: Sequence[Path], regions: Tuple[str, ...]) -> L
 CROPS_PER_UNET_CALL = 16
 
 
+def crops_per_face(num_regions: int, guidance_scale: float) -> int:
+    """The crops one face puts into every UNet call: one per region, twice with classifier-free guidance (the
+    pipeline runs the conditional and unconditional halves in one call when ``guidance_scale > 1``)."""
+    return num_regions * (2 if guidance_scale > 1 else 1)
+
+
 def default_batch_size(pipe, guidance_scale: Optional[float] = None, faces_per_image: int = 1) -> int:
-    """Images per pipeline call so that one UNet call holds about :data:`CROPS_PER_UNET_CALL` crops (each face has one
-    crop per region, twice with classifier-free guidance; ``None`` means the model's default guidance)."""
+    """Images per pipeline call so that one UNet call holds about :data:`CROPS_PER_UNET_CALL` crops (see
+    :func:`crops_per_face`; ``None`` means the model's default guidance)."""
     if guidance_scale is None:
         guidance_scale = float(pipe.config.default_guidance_scale)
-    crops_per_image = len(pipe.config.regions) * max(1, faces_per_image) * (2 if guidance_scale > 1 else 1)
+    crops_per_image = crops_per_face(len(pipe.config.regions), guidance_scale) * max(1, faces_per_image)
     return max(1, CROPS_PER_UNET_CALL // crops_per_image)
 
 

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 import torch
 
-from ..batch import default_batch_size
+from ..batch import crops_per_face, default_batch_size
 from ..image_processor import prepare_image
 from ..regions import FaceRegions
 from .inputs import EvalInputs, EvalPhoto, ReferenceCrop, load_inputs, load_references, select_photos
@@ -625,7 +625,8 @@ def _plan(pipe, faces, targets, regions, modes, mode_strengths, steps, n_all, n_
     plan: Dict[str, Any] = {"images": n_all, "ddpm_images": n_ddpm, "time_budget_min": time_budget or None}
     if not time_budget:
         return plan
-    crops_per_call = max(1, min(batch_size, n_all * len(targets))) * len(regions) * (2 if guidance_scale > 1 else 1)
+    face_crops = crops_per_face(len(regions), guidance_scale)
+    crops_per_call = max(1, min(batch_size, n_all * len(targets))) * face_crops
     unet = pipe.unet
     sample = torch.randn(crops_per_call, unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
     hidden = pipe.embeddings([targets[0]] * crops_per_call, allow_untrained=True).to(unet.dtype)
@@ -654,7 +655,7 @@ def _plan(pipe, faces, targets, regions, modes, mode_strengths, steps, n_all, n_
     configs = sum(len(mode_strengths[m]) for m in modes)
 
     def estimate(n: int, n_d: int) -> float:
-        crop_steps = (n * fast_steps + n_d * ddpm_steps) * len(targets) * len(regions) * (2 if guidance_scale > 1 else 1)
+        crop_steps = (n * fast_steps + n_d * ddpm_steps) * len(targets) * face_crops
         n_edits = n * fast_edits + n_d * ddpm_edits
         per_config = min(n * len(targets), realism_max_crops or n * len(targets))
         n_inception = (configs * per_config + n) * len(regions) + n_refs
