@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, List
+
+from diffusers_led.utils import write_text_atomically
 
 
 def measure(args: argparse.Namespace) -> List[Dict[str, Any]]:
@@ -148,10 +149,7 @@ def write_defaults(model: str, chosen: Dict[str, Any]) -> None:
     index = Path(model) / "model_index.json"
     config = json.loads(index.read_text(encoding="utf-8"))
     config.update(default_strength=chosen["strength"], default_guidance_scale=chosen["guidance_scale"])
-    with tempfile.NamedTemporaryFile("w", dir=index.parent, prefix=".model_index.", delete=False) as handle:
-        json.dump(config, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-    os.replace(handle.name, index)
+    write_text_atomically(index, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def main() -> None:
@@ -186,7 +184,7 @@ def main() -> None:
     else:
         rows = measure(args)
         if args.rows:
-            Path(args.rows).write_text(json.dumps({"key": key, "rows": rows}, indent=1))
+            write_text_atomically(args.rows, json.dumps({"key": key, "rows": rows}, indent=1))
     pooled = pool_by_setting(rows)
     print("| guidance | strength | mean p(target) rise | happy top-1 | same identity | photos |")
     print("|---|---|---|---|---|---|")

@@ -42,7 +42,7 @@ def test_written_defaults_are_what_the_loaded_pipeline_uses(tmp_path):
     pipe = make_tiny_pipeline(conditioning_dropout_prob=0.1)
     pipe.save_pretrained(tmp_path)
     choose_defaults.write_defaults(str(tmp_path), {"strength": 0.6, "guidance_scale": 2.0})
-    assert [p.name for p in tmp_path.glob(".model_index.*")] == []  # the temporary file was renamed away
+    assert [p.name for p in tmp_path.glob("*.tmp")] == []  # the temporary file was renamed away
     loaded = LocalExpressionPipeline.from_pretrained(tmp_path)
     assert (loaded.config.default_strength, loaded.config.default_guidance_scale) == (0.6, 2.0)
     assert json.loads((tmp_path / "model_index.json").read_text())["_class_name"] == "LocalExpressionPipeline"

@@ -55,6 +55,7 @@ import PIL.Image
 from .expressions import EXPRESSIONS, canonical_expression
 from .image_processor import ImageLoadError, prepare_image
 from .regions import FaceRegionProcessor
+from .utils import write_text_atomically
 
 
 FORMATS = ("rafd", "ckplus", "ckplus_sample", "metadata", "folders")
@@ -527,12 +528,6 @@ def _append_lines(metadata_file: Path, records: Sequence[Dict[str, Any]]) -> Non
         os.fsync(handle.fileno())
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
 def _load_split_metadata(split_dir: Path, regions: Sequence[str]) -> Dict[str, List[Dict[str, Any]]]:
     """The finished photos of a split: source -> its records. Records of a photo that an interruption left
     incomplete (a torn last line, a region missing, a crop file missing) are dropped and the file rewritten."""
@@ -556,7 +551,7 @@ def _load_split_metadata(split_dir: Path, regions: Sequence[str]) -> Dict[str, L
             dropped = True
     if dropped:
         text = "".join(json.dumps(r) + "\n" for records in finished.values() for r in records)
-        _write_atomically(metadata_file, text)
+        write_text_atomically(metadata_file, text)
     return finished
 
 
@@ -747,5 +742,5 @@ def prepare_dataset(
             **({"geometry": geometry} if geometry is not None else {}),
         },
     )
-    _write_atomically(output_dir / REPORT_FILE, report.to_json())
+    write_text_atomically(output_dir / REPORT_FILE, report.to_json())
     return report
