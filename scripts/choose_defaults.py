@@ -1,14 +1,19 @@
-"""Choose a trained model's default strength and guidance scale on validation photos, and store them in the model.
+"""Choose a trained model's default strength, guidance scale and negative target on validation photos, and store them
+in the model.
 
 The defaults are what `pipe(image, target)`, `led-edit` and the demo use. They are picked by measurement on photos
 the model was not trained on, with the same independent judges as `led-evaluate`:
 
     python scripts/choose_defaults.py --model RUN/model --data RUN/crops --subjects S111,S130,S132 --cross-fit \
-        --strengths 0.5,0.6,0.7,0.8 --guidance-scales 2,3,4 --write
+        --strengths 0.5,0.6,0.7,0.8 --guidance-scales 2,3,4 --negative-targets null,neutral --write
+
+A setting is (negative target, guidance scale, strength); the negative target is what guidance pushes away from:
+"null" is plain classifier-free guidance, "neutral" steers along the change from a neutral face to the target.
 
 Rule: among the settings that keep the identity of at least `--min-identity` of the edits (dlib distance < 0.6),
 take the largest mean rise of p(target) over the unedited photos; settings within `--tolerance` of it count as
-equal, and of those the gentlest wins: the one that keeps identity best, then the lowest strength and guidance.
+equal, and of those the gentlest wins: the one that keeps identity best, then the lowest strength and guidance, then
+plain guidance.
 
 With few held-out people, a choice made on some of them and measured on the others depends on who went where.
 `--cross-fit` measures the rule itself: for each subject, the setting chosen on all the others, measured on that
@@ -18,17 +23,29 @@ written with `--write` is the one chosen on all subjects."""
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 from diffusers_led.utils import write_text_atomically
 
+NULL = "null"  # how the command line and the tables name the null label ("" in the pipeline)
+
+
+def setting(row: Dict[str, Any]) -> Tuple[str, float, float]:
+    """A row's (negative target, guidance scale, strength)."""
+    return row["negative_target"], row["guidance_scale"], row["strength"]
+
+
+def describe(row: Dict[str, Any]) -> str:
+    return f"{row['guidance_scale']:g} / {row['strength']:g} / {row['negative_target'] or NULL}"
+
 
 def measure(args: argparse.Namespace) -> List[Dict[str, Any]]:
-    """One row per (guidance, strength), or per (guidance, strength, subject) with ``--cross-fit``: the rise of
-    p(target) over the unedited photos and the top-1 hit rate per target, and the same-identity rate."""
+    """One row per setting, or per (setting, subject) with ``--cross-fit``: the rise of p(target) over the unedited
+    photos and the top-1 hit rate per target, and the same-identity rate."""
     from diffusers_led import LocalExpressionPipeline
     from diffusers_led.evaluation import evaluate
 
@@ -38,31 +55,33 @@ def measure(args: argparse.Namespace) -> List[Dict[str, Any]]:
         raise SystemExit("--cross-fit needs --subjects (at least two).")
     groups = [[subject] for subject in subjects] if args.cross_fit else [subjects]
     rows = []
+    negatives = ["" if n == NULL else n for n in args.negative_targets.split(",")]
+    guidances = [float(g) for g in args.guidance_scales.split(",")]
     with tempfile.TemporaryDirectory() as scratch:
-        for guidance in [float(g) for g in args.guidance_scales.split(",")]:
-            for group in groups:
-                report = evaluate(
-                    model=pipe, data=args.data, out_dir=Path(scratch) / f"g{guidance:g}-{len(rows)}",
-                    targets=args.targets, strengths=[float(s) for s in args.strengths.split(",")], modes=["blend"],
-                    seed=args.seed, subjects=group, guidance_scale=guidance, realism=False, time_budget=0,
-                    progress=not args.quiet, num_threads=args.threads,
-                ).report  # fmt: skip
-                baseline = report["baseline"]["expression"]["per_target"]
-                for entry in report["results"]:
-                    per_target = entry["expression"]["per_target"]
-                    rows.append(
-                        summarize(
-                            {
-                                "guidance_scale": guidance,
-                                "strength": entry["strength"],
-                                "subjects": ",".join(group) if group else "all",
-                                "photos": entry["n_photos"],
-                                "rises": {t: per_target[t]["p_target"] - baseline[t]["p_target"] for t in baseline},
-                                "hits": {t: per_target[t]["hit_rate"] for t in baseline},
-                                "identity": entry["identity"]["same_identity_rate"],
-                            }
-                        )
+        for negative, guidance, group in itertools.product(negatives, guidances, groups):
+            report = evaluate(
+                model=pipe, data=args.data, out_dir=Path(scratch) / f"run-{len(rows)}",
+                targets=args.targets, strengths=[float(s) for s in args.strengths.split(",")], modes=["blend"],
+                seed=args.seed, subjects=group, guidance_scale=guidance, negative_target=negative, realism=False,
+                time_budget=0, progress=not args.quiet, num_threads=args.threads,
+            ).report  # fmt: skip
+            baseline = report["baseline"]["expression"]["per_target"]
+            for entry in report["results"]:
+                per_target = entry["expression"]["per_target"]
+                rows.append(
+                    summarize(
+                        {
+                            "negative_target": negative,
+                            "guidance_scale": guidance,
+                            "strength": entry["strength"],
+                            "subjects": ",".join(group) if group else "all",
+                            "photos": entry["n_photos"],
+                            "rises": {t: per_target[t]["p_target"] - baseline[t]["p_target"] for t in baseline},
+                            "hits": {t: per_target[t]["hit_rate"] for t in baseline},
+                            "identity": entry["identity"]["same_identity_rate"],
+                        }
                     )
+                )
     return rows
 
 
@@ -75,6 +94,7 @@ def measurement_key(args: argparse.Namespace) -> Dict[str, Any]:
     return {
         "unet": file_digest(weights) if weights.is_file() else str(args.model),
         **{name: getattr(args, name) for name in ("data", "subjects", "targets", "strengths", "guidance_scales")},
+        "negative_targets": args.negative_targets,
         **{name: getattr(args, name) for name in ("seed", "cross_fit")},
     }
 
@@ -96,6 +116,7 @@ def pool(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
     targets = rows[0]["rises"]
     return summarize(
         {
+            "negative_target": rows[0]["negative_target"],
             "guidance_scale": rows[0]["guidance_scale"],
             "strength": rows[0]["strength"],
             "subjects": ",".join(r["subjects"] for r in rows),
@@ -108,10 +129,10 @@ def pool(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
 
 
 def pool_by_setting(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """One pooled row per (guidance, strength)."""
+    """One pooled row per setting."""
     settings: Dict[tuple, List[Dict[str, Any]]] = {}
     for r in rows:
-        settings.setdefault((r["guidance_scale"], r["strength"]), []).append(r)
+        settings.setdefault(setting(r), []).append(r)
     return [pool(group) for group in settings.values()]
 
 
@@ -125,7 +146,7 @@ def choose(rows: List[Dict[str, Any]], min_identity: float, tolerance: float) ->
     # gentler when it keeps identity less well.
     return min(
         (r for r in allowed if r["rise"] >= best - tolerance),
-        key=lambda r: (-r["identity"], r["strength"], r["guidance_scale"]),
+        key=lambda r: (-r["identity"], r["strength"], r["guidance_scale"], bool(r["negative_target"])),
     )
 
 
@@ -138,17 +159,21 @@ def cross_fit(rows: List[Dict[str, Any]], min_identity: float, tolerance: float)
     held_out = []
     for subject in subjects:
         chosen = choose(pool_by_setting([r for r in rows if r["subjects"] != subject]), min_identity, tolerance)
-        setting = (chosen["guidance_scale"], chosen["strength"])
-        (measured,) = [r for r in rows if r["subjects"] == subject and (r["guidance_scale"], r["strength"]) == setting]
+        (measured,) = [r for r in rows if r["subjects"] == subject and setting(r) == setting(chosen)]
         held_out.append(measured)
     return held_out
 
 
 def write_defaults(model: str, chosen: Dict[str, Any]) -> None:
-    """Set default_strength / default_guidance_scale in the model's model_index.json (atomic replace)."""
+    """Set default_strength / default_guidance_scale / default_negative_target in the model's model_index.json
+    (atomic replace)."""
     index = Path(model) / "model_index.json"
     config = json.loads(index.read_text(encoding="utf-8"))
-    config.update(default_strength=chosen["strength"], default_guidance_scale=chosen["guidance_scale"])
+    config.update(
+        default_strength=chosen["strength"],
+        default_guidance_scale=chosen["guidance_scale"],
+        default_negative_target=chosen["negative_target"] or None,
+    )
     write_text_atomically(index, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
@@ -160,6 +185,10 @@ def main() -> None:
     parser.add_argument("--targets", default="all")
     parser.add_argument("--strengths", default="0.4,0.5,0.6,0.7")
     parser.add_argument("--guidance-scales", default="1,2,3")
+    parser.add_argument(
+        "--negative-targets", default=NULL,
+        help=f"Comma-separated expressions guidance pushes away from; '{NULL}' is plain classifier-free guidance.",
+    )  # fmt: skip
     parser.add_argument("--min-identity", type=float, default=0.95, help="Required same-identity rate.")
     parser.add_argument("--tolerance", type=float, default=0.02, help="Rises this close to the best count as equal.")
     parser.add_argument("--seed", type=int, default=0)
@@ -186,21 +215,21 @@ def main() -> None:
         if args.rows:
             write_text_atomically(args.rows, json.dumps({"key": key, "rows": rows}, indent=1))
     pooled = pool_by_setting(rows)
-    print("| guidance | strength | mean p(target) rise | happy top-1 | same identity | photos |")
-    print("|---|---|---|---|---|---|")
-    for r in sorted(pooled, key=lambda r: (r["guidance_scale"], r["strength"])):
-        print(_table_row(r, (f"{r['guidance_scale']:g}", f"{r['strength']:g}")))
+    print("| guidance / strength / negative | mean p(target) rise | happy top-1 | same identity | photos |")
+    print("|---|---|---|---|---|")
+    for r in sorted(pooled, key=setting):
+        print(_table_row(r, (describe(r),)))
     if args.cross_fit:
         held_out = cross_fit(rows, args.min_identity, args.tolerance)
         print("\nLeave one subject out (the setting chosen on the other subjects, measured on this one):\n")
-        print("| held-out subject | chosen guidance / strength | " + " | ".join(
+        print("| held-out subject | chosen guidance / strength / negative | " + " | ".join(
             f"{t} rise / top-1" for t in held_out[0]["rises"]) + " | same identity | photos |")  # fmt: skip
         print("|---" * (len(held_out[0]["rises"]) + 4) + "|")
         for r in held_out + [pool(held_out)]:
             name = r["subjects"] if r in held_out else "pooled"
-            print(_table_row(r, (name, f"{r['guidance_scale']:g} / {r['strength']:g}"), per_target=True))
+            print(_table_row(r, (name, describe(r)), per_target=True))
     chosen = choose(pooled, args.min_identity, args.tolerance)
-    print(f"\nChosen on all subjects: strength {chosen['strength']:g}, guidance scale {chosen['guidance_scale']:g}")
+    print(f"\nChosen on all subjects (guidance / strength / negative): {describe(chosen)}")
     if args.write:
         write_defaults(args.model, chosen)
         print(f"Written to {Path(args.model) / 'model_index.json'}")

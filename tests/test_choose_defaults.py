@@ -1,4 +1,5 @@
-"""scripts/choose_defaults.py: the rule that picks a model's default strength / guidance, and how it is stored."""
+"""scripts/choose_defaults.py: the rule that picks a model's default strength / guidance / negative target, and how
+it is stored."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ import choose_defaults  # noqa: E402
 from diffusers_led import LocalExpressionPipeline  # noqa: E402
 
 
-def row(guidance, strength, rise, identity):
-    return {"guidance_scale": guidance, "strength": strength, "rise": rise, "identity": identity, "happy_hit": None}
+def row(guidance, strength, rise, identity, negative=""):
+    return {"negative_target": negative, "guidance_scale": guidance, "strength": strength, "rise": rise,
+            "identity": identity, "happy_hit": None}  # fmt: skip
 
 
 def test_the_gentlest_setting_near_the_best_rise_that_keeps_identity_wins():
@@ -34,6 +36,11 @@ def test_the_gentlest_setting_near_the_best_rise_that_keeps_identity_wins():
     # Within the tolerance, keeping identity better beats a lower strength pushed by a higher guidance.
     dominated = row(4, 0.5, 0.105, 0.96)
     assert choose_defaults.choose([dominated, *rows], min_identity=0.95, tolerance=0.02) == rows[1]
+    # A negative target is chosen when it does better, and plain guidance wins a tie.
+    away_from_neutral = row(3, 0.6, 0.20, 0.97, negative="neutral")
+    assert choose_defaults.choose([*rows, away_from_neutral], min_identity=0.95, tolerance=0.02) == away_from_neutral
+    tied = row(3, 0.6, 0.10, 0.97, negative="neutral")
+    assert choose_defaults.choose([tied, *rows], min_identity=0.95, tolerance=0.02) == rows[1]
     with pytest.raises(SystemExit, match="keeps identity"):
         choose_defaults.choose(rows, min_identity=0.99, tolerance=0.02)
 
@@ -41,16 +48,19 @@ def test_the_gentlest_setting_near_the_best_rise_that_keeps_identity_wins():
 def test_written_defaults_are_what_the_loaded_pipeline_uses(tmp_path):
     pipe = make_tiny_pipeline(conditioning_dropout_prob=0.1)
     pipe.save_pretrained(tmp_path)
-    choose_defaults.write_defaults(str(tmp_path), {"strength": 0.6, "guidance_scale": 2.0})
+    choose_defaults.write_defaults(str(tmp_path), {"strength": 0.6, "guidance_scale": 2.0, "negative_target": "neutral"})
     assert [p.name for p in tmp_path.glob("*.tmp")] == []  # the temporary file was renamed away
     loaded = LocalExpressionPipeline.from_pretrained(tmp_path)
-    assert (loaded.config.default_strength, loaded.config.default_guidance_scale) == (0.6, 2.0)
+    config = loaded.config
+    assert (config.default_strength, config.default_guidance_scale, config.default_negative_target) == (0.6, 2.0, "neutral")
+    choose_defaults.write_defaults(str(tmp_path), {"strength": 0.6, "guidance_scale": 2.0, "negative_target": ""})
+    assert LocalExpressionPipeline.from_pretrained(tmp_path).config.default_negative_target is None
     assert json.loads((tmp_path / "model_index.json").read_text())["_class_name"] == "LocalExpressionPipeline"
 
 
-def subject_row(subject, photos, guidance, strength, happy_rise, identity):
+def subject_row(subject, photos, guidance, strength, happy_rise, identity, negative=""):
     return choose_defaults.summarize(
-        {"guidance_scale": guidance, "strength": strength, "subjects": subject, "photos": photos,
+        {"negative_target": negative, "guidance_scale": guidance, "strength": strength, "subjects": subject, "photos": photos,
          "rises": {"angry": 0.1, "happy": happy_rise}, "hits": {"angry": 0.0, "happy": 1.0 if happy_rise > 0.3 else 0.0},
          "identity": identity}
     )  # fmt: skip
@@ -75,6 +85,11 @@ def test_cross_fit_measures_each_subject_at_the_setting_chosen_on_the_others():
     held_out = choose_defaults.cross_fit(rows, min_identity=0.95, tolerance=0.0)
     assert [(r["subjects"], r["guidance_scale"]) for r in held_out] == [("A", 3), ("B", 3), ("C", 3)]
     assert held_out[2]["rises"]["happy"] == 0.0  # C is measured where the others chose, not where C does best
+    # The negative target is part of the setting: C is measured at the others' choice of it too.
+    rows += [subject_row(s, 10, 3, 0.7, rise, 1.0, negative="neutral") for s, rise in (("A", 0.5), ("B", 0.5), ("C", 0.1))]
+    held_out = choose_defaults.cross_fit(rows, min_identity=0.95, tolerance=0.0)
+    assert [r["negative_target"] for r in held_out] == ["neutral"] * 3
+    assert held_out[2]["rises"]["happy"] == 0.1
     with pytest.raises(SystemExit, match="at least two subjects"):
         choose_defaults.cross_fit(rows[:2], min_identity=0.95, tolerance=0.0)
 
@@ -83,9 +98,10 @@ def test_saved_rows_are_reused_only_for_the_same_weights_and_grid(tmp_path):
     pipe = make_tiny_pipeline()
     pipe.save_pretrained(tmp_path)
     args = argparse.Namespace(model=str(tmp_path), data="crops", subjects="A,B", targets="all", strengths="0.5",
-                              guidance_scales="2", seed=0, cross_fit=True)  # fmt: skip
+                              guidance_scales="2", negative_targets="null", seed=0, cross_fit=True)  # fmt: skip
     key = choose_defaults.measurement_key(args)
     assert choose_defaults.measurement_key(argparse.Namespace(**{**vars(args), "strengths": "0.6"})) != key
+    assert choose_defaults.measurement_key(argparse.Namespace(**{**vars(args), "negative_targets": "neutral"})) != key
     with torch.no_grad():
         next(pipe.unet.parameters()).add_(1.0)
     pipe.save_pretrained(tmp_path)  # retrained: the same folder, other weights

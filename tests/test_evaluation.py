@@ -257,7 +257,7 @@ def test_evaluate_end_to_end_on_labelled_photos(tmp_path, example_image, monkeyp
         [
             "--data", str(photos), "--out", str(out), "--targets", "happy,contempt", "--strengths", "0,0.2",
             "--paper-steps", "4", "--paper-max-images", "1", "--allow-untrained-targets", "--time-budget", "0",
-            "--cache-dir", str(tmp_path / "cache"), "--quiet",
+            "--cache-dir", str(tmp_path / "cache"), "--negative-target", "neutral", "--quiet",
         ]
     )  # fmt: skip
     assert code == 0
@@ -269,6 +269,7 @@ def test_evaluate_end_to_end_on_labelled_photos(tmp_path, example_image, monkeyp
     assert set(results) == {("blend", 0.0), ("blend", 0.2), ("hard", 0.0), ("hard", 0.2), ("paper", 0.2)}
     assert results[("paper", 0.2)]["n_photos"] == 1 and results[("paper", 0.2)]["denoising_steps"] >= 1
     assert report["settings"]["default_strength"] == 0.2 and report["settings"]["guidance_scale"] == 1.0
+    assert report["settings"]["negative_target"] == "neutral"
     for entry in report["results"]:
         assert entry["preservation"]["max_abs_outside"] == 0.0  # pixels outside the masks are untouched
         assert set(entry["realism"]) == {"eyes", "mouth"}

@@ -171,6 +171,44 @@ def test_guidance_needs_a_model_trained_with_dropout(example_image):
     assert not np.array_equal(a, b)
 
 
+def test_negative_target_is_what_guidance_pushes_away_from(example_image, tmp_path):
+    pipe = make_tiny_pipeline(conditioning_dropout_prob=0.1, default_guidance_scale=3.0)
+    seen = []
+    forward = pipe.unet.forward
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["encoder_hidden_states"][:, 0].clone())
+        return forward(*args, **kwargs)
+
+    pipe.unet.forward = spy
+    plain = np.asarray(edit(pipe, example_image).images[0])
+    assert torch.count_nonzero(seen[0][:2]) == 0  # the null label for both crops
+    seen.clear()
+    away = np.asarray(edit(pipe, example_image, negative_target="calm").images[0])  # an alias of neutral
+    neutral = pipe.embeddings(["neutral"])[0, 0]
+    assert all(torch.equal(half, neutral) for half in seen[0][:2])
+    assert torch.equal(seen[0][2], pipe.embeddings(["happy"])[0, 0])
+    del pipe.unet.forward
+    assert not np.array_equal(plain, away)
+    assert np.array_equal(plain, np.asarray(edit(pipe, example_image, negative_target="").images[0]))
+    # Away from the target itself, guidance has nothing to push: the unguided edit.
+    same = np.asarray(edit(pipe, example_image, negative_target="happy").images[0]).astype(int)
+    unguided = np.asarray(edit(pipe, example_image, guidance_scale=1.0).images[0]).astype(int)
+    assert np.abs(same - unguided).max() <= 1
+
+    pipe.register_to_config(default_negative_target="neutral")
+    assert np.array_equal(away, np.asarray(edit(pipe, example_image).images[0]))
+    assert np.array_equal(plain, np.asarray(edit(pipe, example_image, negative_target="").images[0]))
+    pipe.save_pretrained(tmp_path / "model")
+    assert LocalExpressionPipeline.from_pretrained(tmp_path / "model").config.default_negative_target == "neutral"
+    assert make_tiny_pipeline().config.default_negative_target is None  # older models: plain guidance
+
+    with pytest.raises(ValueError, match="Unknown expression 'bored'. Known expressions: angry"):
+        edit(pipe, example_image, negative_target="bored")
+    with pytest.raises(ValueError, match="one for all images or one per image"):
+        edit(pipe, example_image, negative_target=["neutral", "sad"])
+
+
 def test_region_conditioned_unet_is_told_each_crops_region(example_image, tmp_path):
     pipe = make_tiny_pipeline(num_class_embeds=2, conditioning_dropout_prob=0.1)
     seen = []

@@ -193,3 +193,20 @@ def test_bf16_option_runs(tiny_model, tmp_path):
     assert edit_main([str(EXAMPLE_IMAGE), "--target", "happy", "-o", str(out), "--model", tiny_model,
                       "--steps", "4", "--bf16", "--threads", "1"]) == 0  # fmt: skip
     assert Image.open(out).size == Image.open(EXAMPLE_IMAGE).size
+
+
+def test_negative_target_option_reaches_the_pipeline(tmp_path):
+    from diffusers_led import LocalExpressionPipeline
+
+    model = tmp_path / "guided"
+    make_tiny_pipeline(conditioning_dropout_prob=0.1, default_guidance_scale=3.0).save_pretrained(model)
+    common = [str(EXAMPLE_IMAGE), "--target", "happy", "--model", str(model), "--steps", "4", "--threads", "1"]
+    assert edit_main([*common, "-o", str(tmp_path / "plain.png")]) == 0
+    assert edit_main([*common, "-o", str(tmp_path / "away.png"), "--negative-target", "neutral"]) == 0
+    plain, away = (np.asarray(Image.open(tmp_path / name)) for name in ("plain.png", "away.png"))
+    assert not np.array_equal(plain, away)
+    pipe = LocalExpressionPipeline.from_pretrained(model)
+    pipe.set_progress_bar_config(disable=True)
+    expected = pipe(Image.open(EXAMPLE_IMAGE), target="happy", num_inference_steps=4, negative_target="neutral",
+                    generator=torch.Generator().manual_seed(0)).images[0]  # fmt: skip
+    assert np.abs(np.asarray(expected, dtype=int) - away.astype(int)).max() <= 1

@@ -13,6 +13,10 @@ from .image_processor import ImageLoadError
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+NEGATIVE_TARGET_HELP = (
+    "Expression that guidance pushes away from, e.g. neutral; '' for none "
+    "(default: the model's default_negative_target)."
+)
 
 
 class CLIError(Exception):
@@ -104,6 +108,7 @@ def build_edit_parser() -> argparse.ArgumentParser:
         "--guidance-scale", type=float, default=None,
         help="Classifier-free guidance (models with label dropout; default: the model's default_guidance_scale).",
     )  # fmt: skip
+    parser.add_argument("--negative-target", default=None, help=NEGATIVE_TARGET_HELP)
     parser.add_argument("--seed", type=int, default=0, help="Random seed (per image).")
     parser.add_argument("--model", default=None, help="A model folder or Hub id (default: the bundled model).")
     parser.add_argument("-o", "--output", default=None, help="Output file (one input) or folder.")
@@ -241,6 +246,7 @@ def _edit_files(args, pipe, paths, destinations, target, prefetch, prefix) -> Li
         start_timestep=args.start_timestep,
         num_inference_steps=args.steps,
         guidance_scale=args.guidance_scale,
+        negative_target=args.negative_target,
         bf16=args.bf16,
     )
     for result in results:
@@ -383,6 +389,7 @@ def evaluate_main(argv: Optional[Sequence[str]] = None) -> int:
         "--guidance-scale", type=float, default=None,
         help="Classifier-free guidance in every mode (default: the model's default_guidance_scale).",
     )  # fmt: skip
+    parser.add_argument("--negative-target", default=None, help=NEGATIVE_TARGET_HELP)
     parser.add_argument("--paper-steps", type=int, default=None, help="DDPM steps in the paper modes (default: T, the paper).")
     parser.add_argument("--paper-strengths", default=None, help="Strengths of the DDPM modes (default: 0.5).")
     parser.add_argument("--paper-max-images", type=int, default=2, help="Photos edited in the DDPM modes (0: all).")
@@ -413,6 +420,7 @@ def evaluate_main(argv: Optional[Sequence[str]] = None) -> int:
             batch_size=args.batch_size,
             num_inference_steps=args.steps,
             guidance_scale=args.guidance_scale,
+            negative_target=args.negative_target,
             paper_steps=args.paper_steps,
             paper_strengths=[float(s) for s in _split_list(args.paper_strengths)] or None,
             paper_max_images=args.paper_max_images or None,

@@ -158,3 +158,12 @@ class ExpressionEmbeddings(ModelMixin, ConfigMixin):
     def null_embedding(self, batch_size: int = 1) -> torch.Tensor:
         """The unconditional embedding (zeros) for classifier-free guidance, ``(batch, 1, embedding_dim)``."""
         return self.embeddings.new_zeros(batch_size, 1, self.config.embedding_dim)
+
+    def negative_embeddings(self, negatives: Sequence[str]) -> torch.Tensor:
+        """What classifier-free guidance pushes away from, one per crop, ``(batch, 1, embedding_dim)``: the null
+        embedding for ``""`` and the label's own embedding otherwise (like ``negative_prompt`` in diffusers)."""
+        embeddings = self.null_embedding(len(negatives))
+        named = [i for i, negative in enumerate(negatives) if negative]
+        if named:
+            embeddings[named] = self([negatives[i] for i in named], allow_untrained=True)
+        return embeddings

@@ -214,6 +214,8 @@ class LocalExpressionPipeline(DiffusionPipeline):
             The `strength` used when none is given: the setting the model was measured at (its model card).
         default_guidance_scale (`float`, defaults to 1.0):
             The `guidance_scale` used when none is given.
+        default_negative_target (`str`, *optional*):
+            The `negative_target` used when none is given; `None` or `""` is plain classifier-free guidance.
     """
 
     model_cpu_offload_seq = "unet"
@@ -233,6 +235,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
         default_num_inference_steps: int = FAST_NUM_INFERENCE_STEPS,
         default_strength: float = 0.5,
         default_guidance_scale: float = 1.0,
+        default_negative_target: Optional[str] = None,
     ):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler, embeddings=embeddings)
@@ -246,6 +249,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
             default_num_inference_steps=default_num_inference_steps,
             default_strength=default_strength,
             default_guidance_scale=default_guidance_scale,
+            default_negative_target=default_negative_target,
         )
         # Not a diffusers component (OpenCV, no weights): rebuilt from the config, like VaeImageProcessor.
         self.region_processor = self._make_region_processor()
@@ -364,6 +368,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
         num_inference_steps: int,
         regions: Sequence[str],
         guidance_scale: float,
+        negative_targets: List[Any],
         generator: Optional[Union[torch.Generator, List[torch.Generator]]],
         output_type: str,
         callback_on_step_end_tensor_inputs: Optional[List[str]],
@@ -407,6 +412,11 @@ class LocalExpressionPipeline(DiffusionPipeline):
             raise ValueError(
                 "This model was trained without label dropout, so classifier-free guidance is undefined; "
                 "use guidance_scale=1 or a model trained with --conditioning_dropout_prob > 0."
+            )
+        if len(negative_targets) not in (1, len(images)) or not all(isinstance(n, str) for n in negative_targets):
+            raise ValueError(
+                f"`negative_target` must be an expression (or \"\" for none), one for all images or one per image; "
+                f"got {negative_targets!r} for {len(images)} images."
             )
         if isinstance(generator, list) and len(generator) != len(images):
             raise ValueError(f"Got {len(generator)} generators for {len(images)} images: pass one per image.")
@@ -513,6 +523,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
         callback_on_step_end: Optional[Callable] = None,
         callback_on_step_end_tensor_inputs: List[str] = ["latents"],
         crop_regions: Optional[List[str]] = None,
+        negative_targets: Optional[List[str]] = None,
     ) -> torch.Tensor:
         """SDEdit on crops already in UNet space: noise `originals` (`(N, C, S, S)` in [-1, 1]) to the scheduler's
         first timestep at or below `start_timestep` and denoise them toward `targets` (one label per crop).
@@ -520,18 +531,20 @@ class LocalExpressionPipeline(DiffusionPipeline):
         `known_mask` (`(N, 1, S, S)`, 1 = keep) re-injects the noised originals after every step (RePaint-style) so
         the generated centre agrees with the untouched surroundings. A list of generators is one per image, with
         `crops_per_image` saying how many crops each image has. `crop_regions` names each crop's region; a UNet with
-        region classes (`num_class_embeds`) needs it. Returns the denoised crops in [-1, 1] (unclamped).
+        region classes (`num_class_embeds`) needs it. `negative_targets` (one label per crop, `""` for the null
+        label) is what guidance pushes away from; `None` is the null label for all. Returns the denoised crops in
+        [-1, 1] (unclamped).
         """
         device, dtype = originals.device, originals.dtype
         count = len(originals)
         class_labels = self.region_class_labels(crop_regions, count, device)
 
-        # Conditioning: the target embeddings (and the null one for guidance).
+        # Conditioning: the target embeddings (and, for guidance, the negative ones: null unless named).
         encoder_hidden_states = self.embeddings(targets, allow_untrained=True).to(device=device, dtype=dtype)
         do_guidance = guidance_scale > 1.0
         if do_guidance:
-            null = self.embeddings.null_embedding(count).to(device=device, dtype=dtype)
-            encoder_hidden_states = torch.cat([null, encoder_hidden_states])
+            negative = self.embeddings.negative_embeddings(negative_targets or [""] * count)
+            encoder_hidden_states = torch.cat([negative.to(device=device, dtype=dtype), encoder_hidden_states])
             # Guidance is toward the expression only: both halves know which region they see.
             class_labels = None if class_labels is None else torch.cat([class_labels, class_labels])
 
@@ -548,8 +561,8 @@ class LocalExpressionPipeline(DiffusionPipeline):
                 model_input, t, encoder_hidden_states=encoder_hidden_states, class_labels=class_labels
             ).sample
             if do_guidance:
-                noise_uncond, noise_cond = noise_pred.chunk(2)
-                noise_pred = noise_uncond + guidance_scale * (noise_cond - noise_uncond)
+                noise_negative, noise_cond = noise_pred.chunk(2)
+                noise_pred = noise_negative + guidance_scale * (noise_cond - noise_negative)
             latents = self.scheduler.step(noise_pred, t, latents, **step_kwargs).prev_sample
 
             if known_mask is not None:
@@ -578,6 +591,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
         start_timestep: Optional[int] = None,
         regions: Sequence[str] = ("eyes", "mouth"),
         guidance_scale: Optional[float] = None,
+        negative_target: Optional[Union[str, List[str]]] = None,
         reinject_known: bool = True,
         generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
         output_type: str = "pil",
@@ -613,6 +627,11 @@ class LocalExpressionPipeline(DiffusionPipeline):
             guidance_scale (`float`, *optional*):
                 Classifier-free guidance toward the target (needs a model trained with label dropout); 1 disables it.
                 Defaults to the pipeline's `default_guidance_scale` (1 unless the model sets another).
+            negative_target (`str` or `List[str]`, *optional*):
+                The expression guidance pushes away from, one for all images or one per image (as `negative_prompt`
+                in diffusers): `"neutral"` steers along the change from a neutral face to the target instead of from
+                no label. `""` is the null label (plain classifier-free guidance). Defaults to the pipeline's
+                `default_negative_target`. Has no effect when `guidance_scale` is 1.
             reinject_known (`bool`, *optional*, defaults to `True`):
                 Re-inject the noised original outside each crop's blend mask at every step, so the generated
                 centre agrees with the untouched surroundings (no visible border).
@@ -651,9 +670,12 @@ class LocalExpressionPipeline(DiffusionPipeline):
             strength = self.config.default_strength
         if guidance_scale is None:
             guidance_scale = self.config.default_guidance_scale
+        if negative_target is None:
+            negative_target = self.config.default_negative_target or ""
+        negatives = list(negative_target) if isinstance(negative_target, (list, tuple)) else [negative_target]
         regions = (regions,) if isinstance(regions, str) else tuple(regions or ())
         self.check_inputs(
-            images, targets, strength, start_timestep, num_inference_steps, regions, guidance_scale,
+            images, targets, strength, start_timestep, num_inference_steps, regions, guidance_scale, negatives,
             generator, output_type, callback_on_step_end_tensor_inputs,
         )  # fmt: skip
         if on_no_face not in ("error", "skip"):
@@ -662,6 +684,10 @@ class LocalExpressionPipeline(DiffusionPipeline):
         strength, num_inference_steps = float(strength), int(num_inference_steps)
         start_timestep = None if start_timestep is None else int(start_timestep)
         targets = self.embeddings.resolve(targets * (len(images) // len(targets)), allow_untrained_targets)
+        negatives = [
+            self.embeddings.resolve(negative, allow_untrained_targets)[0] if negative else ""
+            for negative in negatives * (len(images) // len(negatives))
+        ]
         if start_timestep is None:
             start_timestep = int(self.scheduler.config.num_train_timesteps * strength)
         prepared = [prepare_image(item, index) for index, item in enumerate(images)]
@@ -676,14 +702,15 @@ class LocalExpressionPipeline(DiffusionPipeline):
             faces_per_image = self.detect_faces(prepared, regions, on_no_face)
         else:
             faces_per_image = self._check_faces(faces, prepared, regions, on_no_face)
-        crops, masks, crop_targets, crop_regions, crops_per_image = [], [], [], [], []
-        for faces, label in zip(faces_per_image, targets):
+        crops, masks, crop_targets, crop_negatives, crop_regions, crops_per_image = [], [], [], [], [], []
+        for faces, label, negative in zip(faces_per_image, targets, negatives):
             count = 0
             for face in faces:
                 for region in regions:
                     crops.append(face.crops[region])
                     masks.append(face.masks[region])
                     crop_targets.append(label)
+                    crop_negatives.append(negative)
                     crop_regions.append(region)
                     count += 1
             crops_per_image.append(count)
@@ -708,6 +735,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
                 callback_on_step_end=callback_on_step_end,
                 callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
                 crop_regions=crop_regions,
+                negative_targets=crop_negatives,
             )
             edited_crops = tensor_to_crops(latents, crops, self.color_mode)
 

@@ -10,6 +10,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..utils import write_text_atomically
+
 
 __all__ = ["write_report", "render_markdown"]
 
@@ -19,12 +21,6 @@ MODE_STYLES = {
     "paper": ("tab:purple", "D"),
     "ddpm_blend": ("tab:green", "^"),
 }
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -37,6 +33,11 @@ def _fmt(value: Any, digits: int = 3) -> str:
     if isinstance(value, float):
         return f"{value:.2e}" if abs(value) >= 1e5 else f"{value:.{digits}f}"
     return str(value)
+
+
+def _away_from(settings: Dict[str, Any]) -> str:
+    negative_target = settings.get("negative_target")
+    return f" away from {negative_target!r}" if negative_target and settings.get("guidance_scale", 1.0) > 1 else ""
 
 
 def _pct(value: Optional[float]) -> str:
@@ -62,8 +63,8 @@ def render_markdown(report: Dict[str, Any], files: Dict[str, str]) -> str:
         f"{len(data['photos_skipped'])} skipped",
         f"- Targets: {', '.join(settings['targets'])}",
         f"- Fast sampler steps: {settings['fast_sampler_steps']}; DDPM steps: {settings['ddpm_steps']} "
-        f"(on {len(data['ddpm_photos'])} photos); guidance scale {settings.get('guidance_scale', 1.0):g} in every mode; "
-        f"seed {settings['seed']}",
+        f"(on {len(data['ddpm_photos'])} photos); guidance scale {settings.get('guidance_scale', 1.0):g}"
+        f"{_away_from(settings)} in every mode; seed {settings['seed']}",
         f"- The model's default strength: {settings.get('default_strength', 0.5):g} (what `pipe(image, target)` uses)",
         f"- Run time: {report['timings'].get('total_s', 0) / 60:.1f} min",
         "",
@@ -348,6 +349,6 @@ def write_report(
     os.replace(temporary, out_dir / "edits.csv")
 
     report["files"] = dict(files)
-    _atomic_write_text(out_dir / "report.json", json.dumps(report, indent=2, allow_nan=False))
-    _atomic_write_text(out_dir / "report.md", render_markdown(report, files))
+    write_text_atomically(out_dir / "report.json", json.dumps(report, indent=2, allow_nan=False))
+    write_text_atomically(out_dir / "report.md", render_markdown(report, files))
     return {k: str(out_dir / v) for k, v in files.items()}

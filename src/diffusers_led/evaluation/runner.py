@@ -271,6 +271,7 @@ def evaluate(
     batch_size: Optional[int] = None,
     num_inference_steps: Optional[int] = None,
     guidance_scale: Optional[float] = None,
+    negative_target: Optional[str] = None,
     paper_steps: Optional[int] = None,
     paper_strengths: Optional[Sequence[float]] = None,
     paper_max_images: Optional[int] = 2,
@@ -302,6 +303,8 @@ def evaluate(
         num_inference_steps: steps of the fast sampler's full schedule (default: the model's).
         guidance_scale: classifier-free guidance of every mode (default: the model's ``default_guidance_scale``), so
             the modes differ only in sampler and compositing.
+        negative_target: what guidance pushes away from in every mode (default: the model's
+            ``default_negative_target``; ``""``: the null label).
         paper_steps: DDPM steps for the ``ddpm`` sampler (default ``num_train_timesteps``: the paper).
         paper_strengths: strengths of the ``ddpm`` modes (default: 0.5 if requested, else the middle strength).
         paper_max_images: photos edited by the ``ddpm`` modes (the first of the selection); ``None``: all.
@@ -353,6 +356,8 @@ def evaluate(
     strengths = sorted(dict.fromkeys(strengths + [default_strength]))
     if guidance_scale is None:
         guidance_scale = float(pipe.config.default_guidance_scale)
+    if negative_target is None:
+        negative_target = pipe.config.default_negative_target or ""
     if batch_size is None:
         batch_size = default_batch_size(pipe, guidance_scale)
     if paper_strengths is None:
@@ -501,6 +506,7 @@ def evaluate(
                     num_inference_steps=ddpm_steps if spec.sampler == "ddpm" else fast_steps,
                     regions=regions,
                     guidance_scale=guidance_scale,
+                    negative_target=negative_target,
                     reinject_known=spec.composite == "blend",
                     generator=generators,
                     output_type="np",
@@ -600,7 +606,7 @@ def evaluate(
         pipe=pipe, model_name=model_name, inputs=inputs, faces=faces, skipped=skipped, edits=edits,
         targets=target_list, modes=modes, mode_strengths=mode_strengths, steps=steps, starts=starts,
         fast_steps=fast_steps, ddpm_steps=ddpm_steps, n_ddpm=n_ddpm, seed=seed, plan=plan, realism=realism_rows,
-        guidance_scale=guidance_scale, default_strength=default_strength,
+        guidance_scale=guidance_scale, negative_target=negative_target, default_strength=default_strength,
         reference_counts=reference_counts, timings=timings, base_probs=base_probs,
     )  # fmt: skip
     report = _json_safe(report)
@@ -738,7 +744,7 @@ def _realism(
 
 def _aggregate(*, pipe, model_name, inputs, faces, skipped, edits, targets, modes, mode_strengths, steps, starts,
                fast_steps, ddpm_steps, n_ddpm, seed, plan, realism, reference_counts, timings, base_probs,
-               guidance_scale, default_strength) -> Dict[str, Any]:  # fmt: skip
+               guidance_scale, negative_target, default_strength) -> Dict[str, Any]:  # fmt: skip
     from .. import __version__
     from ..judges import EXPRESSION_JUDGE_CLASSES, FER_FACE_BOX
 
@@ -878,6 +884,7 @@ def _aggregate(*, pipe, model_name, inputs, faces, skipped, edits, targets, mode
             "fast_sampler_steps": fast_steps,
             "ddpm_steps": ddpm_steps,
             "guidance_scale": guidance_scale,
+            "negative_target": negative_target,
             "default_strength": default_strength,
             "seed": seed,
             "plan": plan,
