@@ -160,6 +160,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--affine_translate", type=float, default=0.0, help="Random shift, +- fraction of the crop.")
     parser.add_argument("--affine_scale", type=float, default=0.0, help="Random zoom, +- fraction.")
     parser.add_argument(
+        "--brightness_jitter", type=float, default=0.0,
+        help="Random brightness shift of crops, +- this fraction of the [-1, 1] range (lighting, skin and lip tone).",
+    )  # fmt: skip
+    parser.add_argument("--contrast_jitter", type=float, default=0.0, help="Random contrast factor, 1 +- this.")
+    parser.add_argument(
         "--balance_expressions", action="store_true",
         help="Draw crops so that every expression is seen equally often (sampling with replacement, weights 1 / "
         "class size): small datasets are mostly neutral.",
@@ -534,11 +539,13 @@ def batch_generator(seed: int, process_index: int, epoch: int, batch_index: int)
 
 
 def augment(pixel_values: torch.Tensor, generator: torch.Generator, args: argparse.Namespace) -> torch.Tensor:
-    """Random mirror and small affine jitter of a batch of crops.
+    """Random mirror, small affine jitter and brightness / contrast jitter of a batch of crops.
 
     Mirroring a crop equals cropping the mirrored face: the Eq. 1-4 boxes are symmetric about the midpoint of their
     landmark pair (eye centres, mouth corners), so the flipped crop is a valid crop of the same region with the same
-    expression (a one-sided contempt smirk moves to the other side, which is still contempt).
+    expression (a one-sided contempt smirk moves to the other side, which is still contempt). Brightness and contrast
+    change per crop about its mean, so that an expression is not learnt as the lighting or lip tone of the few people
+    who showed it.
     """
     batch = pixel_values.shape[0]
     if args.random_flip:
@@ -554,6 +561,13 @@ def augment(pixel_values: torch.Tensor, generator: torch.Generator, args: argpar
         pixel_values = F.grid_sample(
             pixel_values, grid, mode="bilinear", padding_mode="reflection", align_corners=False
         )
+    if args.brightness_jitter or args.contrast_jitter:
+        shape = (batch, 1, 1, 1)
+        contrast = 1 + (torch.rand(shape, generator=generator) * 2 - 1) * args.contrast_jitter
+        brightness = (torch.rand(shape, generator=generator) * 2 - 1) * 2 * args.brightness_jitter
+        mean = pixel_values.mean(dim=(1, 2, 3), keepdim=True)
+        pixel_values = (pixel_values - mean) * contrast.to(pixel_values) + mean + brightness.to(pixel_values)
+        pixel_values = pixel_values.clamp(-1, 1)
     return pixel_values
 
 
@@ -735,7 +749,7 @@ def hyperparameter_rows(args: argparse.Namespace) -> List[Tuple[str, Any]]:
         "gradient_accumulation_steps", "num_train_epochs", "max_train_steps", "learning_rate", "lr_scheduler",
         "lr_warmup_steps", "adam_beta1", "adam_beta2", "adam_weight_decay", "loss_type", "smooth_l1_beta",
         "ddpm_num_steps", "conditioning_dropout_prob", "use_ema", "ema_decay", "random_flip", "affine_degrees",
-        "affine_translate", "affine_scale", "mixed_precision", "seed",
+        "affine_translate", "affine_scale", "brightness_jitter", "contrast_jitter", "mixed_precision", "seed",
     ]  # fmt: skip
     return [(name, getattr(args, name)) for name in names]
 

@@ -134,6 +134,20 @@ def test_augment_flip_and_affine_are_deterministic():
         assert torch.equal(out, original) or torch.equal(out, original.flip(-1))
 
 
+def test_brightness_and_contrast_jitter_change_each_crop_about_its_mean():
+    args = train_led.parse_args(["--train_data_dir", "x", "--brightness_jitter", "0.1", "--contrast_jitter", "0.2"])
+    batch = torch.rand(64, 1, 64, 64) - 0.5  # in [-0.5, 0.5]: no clamping
+    jittered = train_led.augment(batch, train_led.batch_generator(0, 0, 0, 0), args)
+    shift = jittered.mean(dim=(1, 2, 3)) - batch.mean(dim=(1, 2, 3))
+    ratio = jittered.std(dim=(1, 2, 3)) / batch.std(dim=(1, 2, 3))
+    assert shift.abs().max() <= 0.2 + 1e-5 and shift.std() > 0.05  # +- 0.1 of the range, different per crop
+    assert ((ratio >= 0.8 - 1e-4) & (ratio <= 1.2 + 1e-4)).all() and ratio.std() > 0.05
+    # The shape of each crop is kept: a per-crop affine map of the intensities.
+    centred = (jittered - jittered.mean(dim=(1, 2, 3), keepdim=True)) / ratio[:, None, None, None]
+    assert torch.allclose(centred, batch - batch.mean(dim=(1, 2, 3), keepdim=True), atol=1e-4)
+    assert train_led.augment(batch.clamp(-1, 1) * 0 + 1, train_led.batch_generator(0, 0, 0, 0), args).max() <= 1
+
+
 def test_embeddings_from_a_tiny_sentence_transformer(tmp_path):
     from sentence_transformers import SentenceTransformer
     from transformers import BertConfig, BertModel, BertTokenizer
