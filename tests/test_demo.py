@@ -127,6 +127,15 @@ def test_guidance_needs_a_model_trained_with_label_dropout(tmp_path):
         plain.edit(str(EXAMPLE_IMAGE), "happy", guidance_scale=3.0)
 
 
+def test_summary_names_the_guidance_and_what_it_pushes_away_from(tmp_path):
+    pipe = make_tiny_pipeline(conditioning_dropout_prob=0.1, default_num_inference_steps=TINY_STEPS,
+                              default_guidance_scale=2.0, default_negative_target="neutral")  # fmt: skip
+    result = ExpressionEditor(pipe, output_dir=str(tmp_path)).edit(str(EXAMPLE_IMAGE), "happy")
+    assert ", guidance 2 away from neutral," in result.summary
+    unguided = ExpressionEditor(pipe, output_dir=str(tmp_path)).edit(str(EXAMPLE_IMAGE), "happy", guidance_scale=1.0)
+    assert "guidance" not in unguided.summary
+
+
 @pytest.mark.parametrize("scheduler_name", ["DDPMScheduler", "DDIMScheduler", "DPMSolverMultistepScheduler"])
 def test_count_denoising_steps_matches_the_pipeline(scheduler_name):
     import diffusers

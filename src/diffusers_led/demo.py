@@ -301,10 +301,13 @@ class ExpressionEditor:
         after.save(path)
 
         count = len(faces)
+        guidance = f", guidance {guidance_scale:g}" if guidance_scale > 1 else ""
+        if guidance and self.pipe.config.default_negative_target:
+            guidance += f" away from {self.pipe.config.default_negative_target}"
         summary = (
             f"Edited {count} face{'s' if count != 1 else ''} ({', '.join(regions)}) toward **{label}** at strength "
             f"{strength:.2f} (t_i = {start_timestep}), {ran['steps']} denoising step{'s' if ran['steps'] != 1 else ''}"
-            f"{f', guidance {guidance_scale:g}' if guidance_scale > 1 else ''}, seed {seed}, in {seconds:.1f} s."
+            f"{guidance}, seed {seed}, in {seconds:.1f} s."
         )
         if strength == 0:
             summary = "Strength 0: the photo is returned unchanged."
