@@ -270,6 +270,7 @@ def test_evaluate_end_to_end_on_labelled_photos(tmp_path, example_image, monkeyp
     assert results[("paper", 0.2)]["n_photos"] == 1 and results[("paper", 0.2)]["denoising_steps"] >= 1
     assert report["settings"]["default_strength"] == 0.2 and report["settings"]["guidance_scale"] == 1.0
     assert report["settings"]["negative_target"] == "neutral"
+    assert "guidance scale 1 in every mode" in (out / "report.md").read_text()  # no "away from": guidance is off
     for entry in report["results"]:
         assert entry["preservation"]["max_abs_outside"] == 0.0  # pixels outside the masks are untouched
         assert set(entry["realism"]) == {"eyes", "mouth"}
