@@ -93,9 +93,11 @@ def measurement_key(args: argparse.Namespace) -> Dict[str, Any]:
     weights = Path(args.model) / "unet" / "diffusion_pytorch_model.safetensors"
     return {
         "unet": file_digest(weights) if weights.is_file() else str(args.model),
-        **{name: getattr(args, name) for name in ("data", "subjects", "targets", "strengths", "guidance_scales")},
-        "negative_targets": args.negative_targets,
-        **{name: getattr(args, name) for name in ("seed", "cross_fit")},
+        **{
+            name: getattr(args, name)
+            for name in ("data", "subjects", "targets", "strengths", "guidance_scales", "negative_targets", "seed",
+                         "cross_fit")  # fmt: skip
+        },
     }
 
 
