@@ -59,7 +59,7 @@ from huggingface_hub import HfApi, ModelCard, ModelCardData
 from tqdm.auto import tqdm
 
 from diffusers_led.expressions import EXPRESSIONS, ExpressionEmbeddings, canonical_expression
-from diffusers_led.image_processor import crops_to_tensor, tensor_to_crops
+from diffusers_led.image_processor import crop_statistics, crops_to_tensor, tensor_to_crops
 from diffusers_led.data import metadata_path_problems, read_crop_geometry
 from diffusers_led.pipeline_led import (
     LocalExpressionPipeline,
@@ -691,6 +691,7 @@ def log_validation(
     accelerator: Accelerator,
     global_step: int,
     regions: Sequence[str],
+    crop_statistics: Optional[Dict[str, List[float]]] = None,
 ) -> PIL.Image.Image:
     """Edit held-out crops to every trained label at each validation strength; save the grid (rows: crops; columns:
     the original, then labels strength by strength) and log it to the trackers."""
@@ -704,7 +705,7 @@ def log_validation(
     # The pipeline's own crop-level SDEdit, with a fast scheduler; no face detection is involved.
     pipeline = LocalExpressionPipeline(
         unet=unet, scheduler=DDIMScheduler.from_config(noise_scheduler.config), embeddings=embeddings,
-        regions=tuple(regions),
+        regions=tuple(regions), crop_statistics=crop_statistics,
     )  # fmt: skip
     pipeline.set_progress_bar_config(disable=True)
     num_train_timesteps = noise_scheduler.config.num_train_timesteps
@@ -918,6 +919,8 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
         else None
     )
     train_data.to_tensors(color_mode)
+    # The exposure the model learns expressions at; the pipeline maps every photo's crops to it.
+    data_info["crop_statistics"] = crop_statistics(train_data.pixel_values, train_data.regions)
     if validation_data is not None:
         validation_data.to_tensors(color_mode)
     else:
@@ -1044,7 +1047,7 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
             ema_unet.copy_to(model.parameters())
         grid = log_validation(
             model, noise_scheduler, embeddings, validation_source, color_mode, args, accelerator, global_step,
-            data_info["regions"],
+            data_info["regions"], data_info["crop_statistics"],
         )  # fmt: skip
         if ema_unet is not None:
             ema_unet.restore(model.parameters())
@@ -1121,6 +1124,7 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
         pipeline = LocalExpressionPipeline(
             unet=unet, scheduler=noise_scheduler, embeddings=embeddings.to("cpu"), regions=tuple(data_info["regions"]),
             region_anchor=data_info["geometry"]["region_anchor"], region_margins=data_info["geometry"]["region_margins"],
+            crop_statistics=data_info["crop_statistics"],
         )  # fmt: skip
         # Published models carry the measured fast sampler; the paper's DDPM is one from_config away.
         pipeline.use_fast_scheduler()

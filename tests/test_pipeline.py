@@ -14,7 +14,7 @@ import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 
 from diffusers_led import LocalExpressionPipeline, NoFaceDetectedError, UntrainedExpressionError
-from diffusers_led.image_processor import prepare_image
+from diffusers_led.image_processor import CropExposure, crop_statistics, prepare_image
 
 from conftest import make_tiny_pipeline
 
@@ -267,6 +267,59 @@ def test_crop_geometry_comes_from_the_model_config(example_image, tmp_path):
     assert paper.region_processor.geometry["region_anchor"] == "landmarks"
     # Different boxes: the edits differ even with the same weights and seed.
     assert not np.array_equal(np.asarray(edit(loaded, example_image).images[0]), np.asarray(edit(paper, example_image).images[0]))
+
+
+def test_crops_are_edited_at_the_training_exposure_and_given_back_their_own(tmp_path):
+    statistics = {"eyes": [0.3, 0.5], "mouth": [0.2, 0.4]}
+    pipe = make_tiny_pipeline(crop_statistics=statistics)
+    seen = []
+    forward = pipe.unet.forward
+
+    def spy(sample, *args, **kwargs):
+        seen.append(sample.clone())
+        return forward(sample, *args, **kwargs)
+
+    pipe.unet.forward = spy
+    # One textured crop twice, the second darker and flatter (a dim photo): the model sees the same crop.
+    bright = torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(0)) * 1.6 - 0.8
+    dim = 0.6 * bright - 0.4
+    crops = torch.cat([bright, dim])
+    run = lambda pipe, crops: pipe.denoise_crops(  # noqa: E731
+        crops, ["happy"] * len(crops), 1, 10, [torch.Generator().manual_seed(0) for _ in crops], [1] * len(crops),
+        crop_regions=["eyes"] * len(crops),
+    )  # fmt: skip
+    edited = run(pipe, crops)
+    first_input = seen[0]
+    assert torch.allclose(first_input[0], first_input[1], atol=1e-5)
+    # ... at the training statistics of its region (up to the noise of the first step, t=1) ...
+    assert abs(first_input[0].mean() - 0.3) < 0.02 and abs(first_input[0].std() - 0.5) < 0.02
+    # ... and each result comes back at its own photo's exposure: the dim one is the bright one, dimmed.
+    assert torch.allclose(edited[1], 0.6 * edited[0] - 0.4, atol=1e-4)
+    assert (edited - crops).abs().mean() < 0.05  # t=1 barely changes a crop: it came back where it was
+    del pipe.unet.forward
+
+    # Without statistics (older models, the paper) the crops go in as they are, and the two edits differ.
+    plain = run(make_tiny_pipeline(), crops)
+    assert not torch.allclose(plain[1], 0.6 * plain[0] - 0.4, atol=1e-3)
+    # A nearly flat crop is not amplified beyond the gain limit.
+    flat = torch.full((1, 1, 64, 64), 0.1) + 1e-3 * torch.randn(1, 1, 64, 64)
+    assert pipe.crop_exposure(flat, ["mouth"]).scale.item() == pytest.approx(CropExposure.MAX_GAIN)
+    with pytest.raises(ValueError, match=r"crop_regions"):
+        pipe.denoise_crops(crops, ["happy"] * 2, 100, 10)
+    with pytest.raises(ValueError, match=r"No training crop statistics for regions \['nose'\]"):
+        pipe.crop_exposure(crops, ["nose", "eyes"])
+
+    pipe.save_pretrained(tmp_path / "model")
+    assert LocalExpressionPipeline.from_pretrained(tmp_path / "model").config.crop_statistics == statistics
+    assert make_tiny_pipeline().config.crop_statistics is None
+
+
+def test_crop_statistics_are_per_region_level_and_contrast():
+    crops = torch.stack([torch.full((1, 4, 4), 0.2), torch.tensor([[-1.0, 1.0] * 8]).view(1, 4, 4), torch.zeros(1, 4, 4)])
+    statistics = crop_statistics(crops, ["mouth", "eyes", "mouth"])
+    assert list(statistics) == ["eyes", "mouth"]
+    assert statistics["eyes"] == [pytest.approx(0.0), pytest.approx(float(torch.tensor([-1.0, 1.0] * 8).std()))]
+    assert statistics["mouth"] == [pytest.approx(0.1), pytest.approx(0.0)]
 
 
 def test_input_errors(tiny_pipeline, example_image):

@@ -18,6 +18,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from diffusers_led import EXPRESSIONS, ExpressionEmbeddings, LocalExpressionPipeline
+from diffusers_led.image_processor import crop_statistics, crops_to_tensor
 from diffusers_led.text_encoder import TextEncoderNotAvailableError
 from diffusers_led.unet_presets import UNET_PRESETS, build_unet, unet_config
 
@@ -231,6 +232,11 @@ def test_short_run_saves_a_loadable_pipeline_and_pushes(crops, embeddings_dir, t
         pipe.unet.state_dict()[key], ema[key]
     )
     assert pipe.embeddings.trained_labels == ["angry", "happy"] and pipe.color_mode == "rgb"
+    # The exposure the model learned at: level and contrast of the training crops, region by region.
+    lines = [json.loads(line) for line in (crops / "train/metadata.jsonl").read_text().splitlines()]
+    pixels = crops_to_tensor([np.asarray(Image.open(crops / "train" / line["file_name"])) for line in lines], "rgb")
+    expected = crop_statistics(pixels, [line["region"] for line in lines])
+    assert pipe.config.crop_statistics == expected and expected["eyes"] != expected["mouth"]
     pipe.set_progress_bar_config(disable=True)
     edited = pipe(example_image, target="happy", strength=0.2, num_inference_steps=2).images[0]
     assert edited.size == example_image.size

@@ -11,7 +11,7 @@ import os
 import threading
 import warnings
 from dataclasses import dataclass
-from typing import List, Literal, Optional, Union
+from typing import Dict, List, Literal, Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -377,3 +377,49 @@ def tensor_to_crops(samples: torch.Tensor, sources: List[np.ndarray], color_mode
         ycrcb[..., 0] = luma[..., 0] / 255.0
         edited.append(cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2RGB).clip(0.0, 1.0) * 255.0)
     return edited
+
+
+@dataclass
+class CropExposure:
+    """A per-crop affine map of brightness and contrast, ``crops * scale + shift``, and its inverse.
+
+    A small model trained on few people learns their lighting along with their expressions (the CK+ peak frames of
+    the training people are much brighter than other photos). Mapping every crop to the training crops' mean level
+    and contrast before denoising, and the result back afterwards, shows the model a crop it knows whatever the
+    exposure of the photo, and gives the photo back its own.
+    """
+
+    scale: torch.Tensor  # (N, 1, 1, 1)
+    shift: torch.Tensor  # (N, 1, 1, 1)
+
+    # A nearly flat crop (a blown-out or black region) would otherwise have its noise amplified without limit.
+    MAX_GAIN = 2.0
+
+    @classmethod
+    def matching(cls, crops: torch.Tensor, means: torch.Tensor, stds: torch.Tensor) -> "CropExposure":
+        """The map that gives each crop of ``crops`` (``(N, C, S, S)``) the mean ``means[i]`` and the standard deviation
+        ``stds[i]`` (both ``(N,)``, in the crops' units), with the gain kept within ``[1 / MAX_GAIN, MAX_GAIN]``."""
+        flat = crops.flatten(1)
+        mean, std = flat.mean(dim=1), flat.std(dim=1)
+        scale = (stds / std.clamp_min(1e-6)).clamp(1.0 / cls.MAX_GAIN, cls.MAX_GAIN)
+        shift = means - mean * scale
+        return cls(scale=scale.view(-1, 1, 1, 1), shift=shift.view(-1, 1, 1, 1))
+
+    def apply(self, crops: torch.Tensor) -> torch.Tensor:
+        return crops * self.scale + self.shift
+
+    def invert(self, crops: torch.Tensor) -> torch.Tensor:
+        return (crops - self.shift) / self.scale
+
+
+def crop_statistics(crops: torch.Tensor, regions: Sequence[str]) -> Dict[str, List[float]]:
+    """Per region, the mean level and the mean per-crop standard deviation of ``crops`` (``(N, C, S, S)`` in the
+    UNet's units, ``regions[i]`` naming crop ``i``'s region): what :class:`CropExposure` maps other crops to. Training
+    stores them in the model as ``crop_statistics``."""
+    flat = crops.flatten(1)
+    means, stds = flat.mean(dim=1), flat.std(dim=1)
+    statistics = {}
+    for region in sorted(set(regions)):
+        index = torch.tensor([r == region for r in regions])
+        statistics[region] = [round(float(means[index].mean()), 6), round(float(stds[index].mean()), 6)]
+    return statistics

@@ -26,6 +26,7 @@ from huggingface_hub import create_repo
 
 from .expressions import ExpressionEmbeddings
 from .image_processor import (
+    CropExposure,
     ImageInput,
     PreparedImage,
     crops_to_tensor,
@@ -216,6 +217,11 @@ class LocalExpressionPipeline(DiffusionPipeline):
             The `guidance_scale` used when none is given.
         default_negative_target (`str`, *optional*):
             The `negative_target` used when none is given; `None` or `""` is plain classifier-free guidance.
+        crop_statistics (`Dict[str, List[float]]`, *optional*):
+            Per region, the mean level and the mean contrast (standard deviation) of the training crops in the UNet's
+            [-1, 1] units. When set, every crop is mapped to them before denoising and the result mapped back (see
+            [`CropExposure`]), so a darker or flatter photo than the training photos is edited like one of them.
+            Set by training; `None` (older models) edits the crops as they are.
     """
 
     model_cpu_offload_seq = "unet"
@@ -236,6 +242,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
         default_strength: float = 0.5,
         default_guidance_scale: float = 1.0,
         default_negative_target: Optional[str] = None,
+        crop_statistics: Optional[Dict[str, List[float]]] = None,
     ):
         super().__init__()
         self.register_modules(unet=unet, scheduler=scheduler, embeddings=embeddings)
@@ -250,6 +257,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
             default_strength=default_strength,
             default_guidance_scale=default_guidance_scale,
             default_negative_target=default_negative_target,
+            crop_statistics={k: [float(x) for x in v] for k, v in crop_statistics.items()} if crop_statistics else None,
         )
         # Not a diffusers component (OpenCV, no weights): rebuilt from the config, like VaeImageProcessor.
         self.region_processor = self._make_region_processor()
@@ -510,6 +518,23 @@ class LocalExpressionPipeline(DiffusionPipeline):
             raise ValueError(f"Unknown regions {unknown} for this model; it knows {regions}.")
         return torch.tensor([regions.index(r) for r in crop_regions], device=device, dtype=torch.long)
 
+    def crop_exposure(self, crops: torch.Tensor, crop_regions: Optional[Sequence[str]]) -> Optional[CropExposure]:
+        """The map of each crop to the training crops' exposure in its region (the model's `crop_statistics`), or
+        `None` for a model without them."""
+        statistics = self.config.crop_statistics
+        if not statistics:
+            return None
+        if crop_regions is None or len(crop_regions) != len(crops):
+            raise ValueError(
+                f"This model matches each crop to its training crops' exposure per region ({sorted(statistics)}): "
+                f"pass `crop_regions`, one region per crop ({len(crops)} crops)."
+            )
+        unknown = sorted(set(crop_regions) - set(statistics))
+        if unknown:
+            raise ValueError(f"No training crop statistics for regions {unknown}; the model has {sorted(statistics)}.")
+        means, stds = torch.tensor([statistics[region] for region in crop_regions], dtype=crops.dtype).T
+        return CropExposure.matching(crops, means.to(crops.device), stds.to(crops.device))
+
     def denoise_crops(
         self,
         originals: torch.Tensor,
@@ -532,12 +557,16 @@ class LocalExpressionPipeline(DiffusionPipeline):
         the generated centre agrees with the untouched surroundings. A list of generators is one per image, with
         `crops_per_image` saying how many crops each image has. `crop_regions` names each crop's region; a UNet with
         region classes (`num_class_embeds`) needs it. `negative_targets` (one label per crop, `""` for the null
-        label) is what guidance pushes away from; `None` is the null label for all. Returns the denoised crops in
+        label) is what guidance pushes away from; `None` is the null label for all. A model with `crop_statistics`
+        sees each crop at its training crops' exposure and the result is mapped back. Returns the denoised crops in
         [-1, 1] (unclamped).
         """
         device, dtype = originals.device, originals.dtype
         count = len(originals)
         class_labels = self.region_class_labels(crop_regions, count, device)
+        exposure = self.crop_exposure(originals, crop_regions)
+        if exposure is not None:
+            originals = exposure.apply(originals)
 
         # Conditioning: the target embeddings (and, for guidance, the negative ones: null unless named).
         encoder_hidden_states = self.embeddings(targets, allow_untrained=True).to(device=device, dtype=dtype)
@@ -579,7 +608,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
                     callback_kwargs[k] = locals()[k]
                 callback_outputs = callback_on_step_end(self, i, t, callback_kwargs)
                 latents = callback_outputs.pop("latents", latents)
-        return latents
+        return latents if exposure is None else exposure.invert(latents)
 
     @torch.inference_mode()
     def __call__(
