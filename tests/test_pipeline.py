@@ -284,10 +284,11 @@ def test_crops_are_edited_at_the_training_exposure_and_given_back_their_own(tmp_
     bright = torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(0)) * 1.6 - 0.8
     dim = 0.6 * bright - 0.4
     crops = torch.cat([bright, dim])
-    run = lambda pipe, crops: pipe.denoise_crops(  # noqa: E731
-        crops, ["happy"] * len(crops), 1, 10, [torch.Generator().manual_seed(0) for _ in crops], [1] * len(crops),
-        crop_regions=["eyes"] * len(crops),
-    )  # fmt: skip
+
+    def run(pipe, crops):  # the same noise for each crop (t=1)
+        generators = [torch.Generator().manual_seed(0) for _ in crops]
+        return pipe.denoise_crops(crops, ["happy"] * len(crops), 1, 10, generators, [1] * len(crops), crop_regions=["eyes"] * len(crops))
+
     edited = run(pipe, crops)
     first_input = seen[0]
     assert torch.allclose(first_input[0], first_input[1], atol=1e-5)
