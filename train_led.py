@@ -59,7 +59,7 @@ from huggingface_hub import HfApi, ModelCard, ModelCardData
 from tqdm.auto import tqdm
 
 from diffusers_led.expressions import EXPRESSIONS, ExpressionEmbeddings, canonical_expression
-from diffusers_led.image_processor import crop_statistics, crops_to_tensor, tensor_to_crops
+from diffusers_led.image_processor import CropExposure, crop_statistics, crops_to_tensor, tensor_to_crops
 from diffusers_led.data import metadata_path_problems, read_crop_geometry
 from diffusers_led.pipeline_led import (
     LocalExpressionPipeline,
@@ -164,6 +164,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help="Random brightness shift of crops, +- this fraction of the [-1, 1] range (lighting, skin and lip tone).",
     )  # fmt: skip
     parser.add_argument("--contrast_jitter", type=float, default=0.0, help="Random contrast factor, 1 +- this.")
+    parser.add_argument(
+        "--match_crop_exposure", action="store_true",
+        help="Train on every crop mapped to its region's mean level and contrast over the training crops (what the "
+        "pipeline does to every photo's crops), so that the lighting of the few people who show an expression is "
+        "not learned as part of it.",
+    )  # fmt: skip
     parser.add_argument(
         "--balance_expressions", action="store_true",
         help="Draw crops so that every expression is seen equally often (sampling with replacement, weights 1 / "
@@ -750,7 +756,8 @@ def hyperparameter_rows(args: argparse.Namespace) -> List[Tuple[str, Any]]:
         "gradient_accumulation_steps", "num_train_epochs", "max_train_steps", "learning_rate", "lr_scheduler",
         "lr_warmup_steps", "adam_beta1", "adam_beta2", "adam_weight_decay", "loss_type", "smooth_l1_beta",
         "ddpm_num_steps", "conditioning_dropout_prob", "use_ema", "ema_decay", "random_flip", "affine_degrees",
-        "affine_translate", "affine_scale", "brightness_jitter", "contrast_jitter", "mixed_precision", "seed",
+        "affine_translate", "affine_scale", "brightness_jitter", "contrast_jitter", "match_crop_exposure",
+        "mixed_precision", "seed",
     ]  # fmt: skip
     return [(name, getattr(args, name)) for name in names]
 
@@ -921,6 +928,9 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
     train_data.to_tensors(color_mode)
     # The exposure the model learns expressions at; the pipeline maps every photo's crops to it.
     data_info["crop_statistics"] = crop_statistics(train_data.pixel_values, train_data.regions)
+    if args.match_crop_exposure:
+        exposure = CropExposure.to_statistics(train_data.pixel_values, train_data.regions, data_info["crop_statistics"])
+        train_data.pixel_values = exposure.apply(train_data.pixel_values)
     if validation_data is not None:
         validation_data.to_tensors(color_mode)
     else:

@@ -149,6 +149,26 @@ def test_brightness_and_contrast_jitter_change_each_crop_about_its_mean():
     assert train_led.augment(batch.clamp(-1, 1) * 0 + 1, train_led.batch_generator(0, 0, 0, 0), args).max() <= 1
 
 
+def test_match_crop_exposure_trains_on_crops_at_their_regions_statistics(crops, embeddings_dir, tmp_path):
+    mapped = []
+    to_statistics = train_led.CropExposure.to_statistics
+
+    def spy(crops, regions, statistics):
+        exposure = to_statistics(crops, regions, statistics)
+        mapped.append((exposure.apply(crops), list(regions), statistics))
+        return exposure
+
+    with mock.patch.object(train_led.CropExposure, "to_statistics", spy):
+        train(crops, embeddings_dir, tmp_path / "model", "--max_train_steps", "1", "--match_crop_exposure")
+    pixels, regions, statistics = mapped[0]  # the training crops, before the first step
+    assert len(pixels) == 8 and statistics == LocalExpressionPipeline.from_pretrained(tmp_path / "model").config.crop_statistics
+    for region, (mean, std) in statistics.items():
+        chosen = pixels[[r == region for r in regions]].flatten(1)
+        assert torch.allclose(chosen.mean(dim=1), torch.full((4,), mean), atol=1e-4)
+        assert torch.allclose(chosen.std(dim=1), torch.full((4,), std), atol=1e-4)
+    assert "match_crop_exposure" in (tmp_path / "model/README.md").read_text()
+
+
 def test_embeddings_from_a_tiny_sentence_transformer(tmp_path):
     from sentence_transformers import SentenceTransformer
     from transformers import BertConfig, BertModel, BertTokenizer

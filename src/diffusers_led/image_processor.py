@@ -405,6 +405,15 @@ class CropExposure:
         shift = means - mean * scale
         return cls(scale=scale.view(-1, 1, 1, 1), shift=shift.view(-1, 1, 1, 1))
 
+    @classmethod
+    def to_statistics(
+        cls, crops: torch.Tensor, regions: Sequence[str], statistics: Dict[str, List[float]]
+    ) -> "CropExposure":
+        """The map that gives each crop its region's ``[mean, std]`` in ``statistics`` (see :func:`crop_statistics`);
+        ``regions[i]`` names crop ``i``'s region."""
+        means, stds = torch.tensor([statistics[region] for region in regions], dtype=crops.dtype).T
+        return cls.matching(crops, means.to(crops.device), stds.to(crops.device))
+
     def apply(self, crops: torch.Tensor) -> torch.Tensor:
         return crops * self.scale + self.shift
 

@@ -532,8 +532,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
         unknown = sorted(set(crop_regions) - set(statistics))
         if unknown:
             raise ValueError(f"No training crop statistics for regions {unknown}; the model has {sorted(statistics)}.")
-        means, stds = torch.tensor([statistics[region] for region in crop_regions], dtype=crops.dtype).T
-        return CropExposure.matching(crops, means.to(crops.device), stds.to(crops.device))
+        return CropExposure.to_statistics(crops, crop_regions, statistics)
 
     def denoise_crops(
         self,
