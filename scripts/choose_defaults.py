@@ -32,6 +32,7 @@ from typing import Any, Dict, List, Tuple
 from diffusers_led.utils import write_text_atomically
 
 NULL = "null"  # how the command line and the tables name the null label ("" in the pipeline)
+CHOSEN_DEFAULTS = ("default_strength", "default_guidance_scale", "default_negative_target")
 
 
 def setting(row: Dict[str, Any]) -> Tuple[str, float, float]:
@@ -91,8 +92,12 @@ def measurement_key(args: argparse.Namespace) -> Dict[str, Any]:
     from diffusers_led.utils import file_digest
 
     weights = Path(args.model) / "unet" / "diffusion_pytorch_model.safetensors"
+    index = Path(args.model) / "model_index.json"
+    config = json.loads(index.read_text(encoding="utf-8")) if index.is_file() else {}
     return {
         "unet": file_digest(weights) if weights.is_file() else str(args.model),
+        # How the pipeline edits (crop geometry, exposure ...), but not the defaults this script writes.
+        "pipeline": {k: v for k, v in config.items() if k not in CHOSEN_DEFAULTS and not k.startswith("_")},
         **{
             name: getattr(args, name)
             for name in ("data", "subjects", "targets", "strengths", "guidance_scales", "negative_targets", "seed",
@@ -171,11 +176,7 @@ def write_defaults(model: str, chosen: Dict[str, Any]) -> None:
     (atomic replace)."""
     index = Path(model) / "model_index.json"
     config = json.loads(index.read_text(encoding="utf-8"))
-    config.update(
-        default_strength=chosen["strength"],
-        default_guidance_scale=chosen["guidance_scale"],
-        default_negative_target=chosen["negative_target"] or None,
-    )
+    config.update(zip(CHOSEN_DEFAULTS, (chosen["strength"], chosen["guidance_scale"], chosen["negative_target"] or None)))
     write_text_atomically(index, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 

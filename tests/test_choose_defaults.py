@@ -106,3 +106,12 @@ def test_saved_rows_are_reused_only_for_the_same_weights_and_grid(tmp_path):
         next(pipe.unet.parameters()).add_(1.0)
     pipe.save_pretrained(tmp_path)  # retrained: the same folder, other weights
     assert choose_defaults.measurement_key(args) != key
+    # The same weights editing another way (exposure matching, crop geometry) are measured again; writing the
+    # chosen defaults does not change what was measured.
+    key = choose_defaults.measurement_key(args)
+    choose_defaults.write_defaults(str(tmp_path), {"strength": 0.7, "guidance_scale": 3.0, "negative_target": ""})
+    assert choose_defaults.measurement_key(args) == key
+    assert LocalExpressionPipeline.from_pretrained(tmp_path).config.default_strength == 0.7
+    pipe.register_to_config(crop_statistics={"eyes": [0.3, 0.5], "mouth": [0.2, 0.4]})
+    pipe.save_pretrained(tmp_path)
+    assert choose_defaults.measurement_key(args) != key
