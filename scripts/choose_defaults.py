@@ -80,6 +80,7 @@ def measure(args: argparse.Namespace) -> List[Dict[str, Any]]:
                             "rises": {t: per_target[t]["p_target"] - baseline[t]["p_target"] for t in baseline},
                             "hits": {t: per_target[t]["hit_rate"] for t in baseline},
                             "identity": entry["identity"]["same_identity_rate"],
+                            "identities": {t: per_target[t]["same_identity_rate"] for t in baseline},
                         }
                     )
                 )

@@ -278,6 +278,7 @@ def test_evaluate_end_to_end_on_labelled_photos(tmp_path, example_image, monkeyp
         zero = results[(mode, 0.0)]
         assert zero["seams"]["score"] == 0.0
         assert zero["identity"]["distance_mean"] == 0.0
+        assert all(t["same_identity_rate"] == 1.0 for t in zero["expression"]["per_target"].values())
         assert zero["preservation"]["psnr_face"] == PSNR_CAP
     assert results[("blend", 0.2)]["preservation"]["psnr_face"] < PSNR_CAP
     assert results[("hard", 0.2)]["seams"]["score"] > results[("blend", 0.2)]["seams"]["score"]

@@ -257,6 +257,28 @@ def test_model_config_sets_default_strength_and_guidance(example_image, tmp_path
     assert make_tiny_pipeline().config.default_strength == 0.5
 
 
+def test_model_config_sets_a_default_strength_per_target(example_image, tmp_path):
+    pipe = make_tiny_pipeline(default_strength=0.6, target_strengths={"joy": 0.3})
+    assert pipe.config.target_strengths == {"happy": 0.3}  # aliases are stored as the label
+    single = {}
+    for target, strength in (("happy", 0.3), ("angry", 0.6)):
+        implicit = np.asarray(pipe(example_image, target=target, generator=torch.Generator().manual_seed(0)).images[0])
+        explicit = pipe(example_image, target=target, strength=strength, generator=torch.Generator().manual_seed(0))
+        assert np.array_equal(implicit, np.asarray(explicit.images[0])), target
+        single[target] = implicit
+    assert not np.array_equal(single["happy"], np.asarray(edit(pipe, example_image, strength=0.6).images[0]))
+    # One call with both targets: each image at its target's strength, as if edited alone (one generator each).
+    both = pipe([example_image] * 2, target=["happy", "angry"], generator=[torch.Generator().manual_seed(0) for _ in range(2)])
+    assert all(np.array_equal(np.asarray(image), single[t]) for image, t in zip(both.images, ("happy", "angry")))
+    # An explicit strength is for every target.
+    forced = pipe([example_image] * 2, target=["happy", "angry"], strength=0.0).images
+    assert all(np.array_equal(np.asarray(image), np.asarray(example_image)) for image in forced)
+    pipe.save_pretrained(tmp_path / "model")
+    assert LocalExpressionPipeline.from_pretrained(tmp_path / "model").config.target_strengths == {"happy": 0.3}
+    with pytest.raises(ValueError, match=r"`target_strengths` must be in \(0, 1\]"):
+        make_tiny_pipeline(target_strengths={"happy": 1.5})
+
+
 def test_crop_geometry_comes_from_the_model_config(example_image, tmp_path):
     margins = {"eyes": [40.0, 45.0], "mouth": [30.0, 44.0]}
     pipe = make_tiny_pipeline(region_anchor="template", region_margins=margins)

@@ -213,6 +213,9 @@ class LocalExpressionPipeline(DiffusionPipeline):
             [`~LocalExpressionPipeline.use_fast_scheduler`]).
         default_strength (`float`, defaults to 0.5):
             The `strength` used when none is given: the setting the model was measured at (its model card).
+        target_strengths (`Dict[str, float]`, *optional*):
+            Per target expression, the `strength` used when none is given, instead of `default_strength`: a model
+            may need more noise to open a smile than to lower the brows (its model card says how they were chosen).
         default_guidance_scale (`float`, defaults to 1.0):
             The `guidance_scale` used when none is given.
         default_negative_target (`str`, *optional*):
@@ -240,11 +243,15 @@ class LocalExpressionPipeline(DiffusionPipeline):
         residual_composite: bool = True,
         default_num_inference_steps: int = FAST_NUM_INFERENCE_STEPS,
         default_strength: float = 0.5,
+        target_strengths: Optional[Dict[str, float]] = None,
         default_guidance_scale: float = 1.0,
         default_negative_target: Optional[str] = None,
         crop_statistics: Optional[Dict[str, List[float]]] = None,
     ):
         super().__init__()
+        bad = {label: value for label, value in (target_strengths or {}).items() if not 0.0 < value <= 1.0}
+        if bad:
+            raise ValueError(f"`target_strengths` must be in (0, 1], got {bad}.")
         self.register_modules(unet=unet, scheduler=scheduler, embeddings=embeddings)
         self.register_to_config(
             face_detector=face_detector,
@@ -255,6 +262,9 @@ class LocalExpressionPipeline(DiffusionPipeline):
             residual_composite=residual_composite,
             default_num_inference_steps=default_num_inference_steps,
             default_strength=default_strength,
+            target_strengths={embeddings.resolve([label], True)[0]: float(value) for label, value in target_strengths.items()}
+            if target_strengths
+            else None,
             default_guidance_scale=default_guidance_scale,
             default_negative_target=default_negative_target,
             crop_statistics={k: [float(x) for x in v] for k, v in crop_statistics.items()} if crop_statistics else None,
@@ -644,7 +654,8 @@ class LocalExpressionPipeline(DiffusionPipeline):
             strength (`float`, *optional*):
                 How far the regions are noised before being re-generated, in [0, 1]: the start step is
                 `int(num_train_timesteps * strength)` (0.5 is the paper's t_250). 0 returns the input unchanged.
-                Defaults to the pipeline's `default_strength` (0.5 unless the model sets another).
+                Defaults to the model's strength for each image's target (`target_strengths`), else its
+                `default_strength` (0.5 unless the model sets another).
             num_inference_steps (`int`, *optional*):
                 Steps of the full schedule; only those below the start step run (as in img2img). Defaults to the
                 pipeline's `default_num_inference_steps`; the paper's mode is DDPM with 500.
@@ -694,8 +705,6 @@ class LocalExpressionPipeline(DiffusionPipeline):
         targets = list(target) if isinstance(target, (list, tuple)) else [target]
         if num_inference_steps is None:
             num_inference_steps = self.config.default_num_inference_steps
-        if strength is None:
-            strength = self.config.default_strength
         if guidance_scale is None:
             guidance_scale = self.config.default_guidance_scale
         if negative_target is None:
@@ -703,25 +712,31 @@ class LocalExpressionPipeline(DiffusionPipeline):
         negatives = list(negative_target) if isinstance(negative_target, (list, tuple)) else [negative_target]
         regions = (regions,) if isinstance(regions, str) else tuple(regions or ())
         self.check_inputs(
-            images, targets, strength, start_timestep, num_inference_steps, regions, guidance_scale, negatives,
+            images, targets, self.config.default_strength if strength is None else strength, start_timestep, num_inference_steps, regions, guidance_scale, negatives,
             generator, output_type, callback_on_step_end_tensor_inputs,
         )  # fmt: skip
         if on_no_face not in ("error", "skip"):
             raise ValueError(f"`on_no_face` must be 'error' or 'skip', got {on_no_face!r}.")
         # numpy / torch scalars passed the checks; plain Python numbers from here on.
-        strength, num_inference_steps = float(strength), int(num_inference_steps)
-        start_timestep = None if start_timestep is None else int(start_timestep)
+        num_inference_steps = int(num_inference_steps)
         targets = self.embeddings.resolve(targets * (len(images) // len(targets)), allow_untrained_targets)
         negatives = [
             self.embeddings.resolve(negative, allow_untrained_targets)[0] if negative else ""
             for negative in negatives * (len(images) // len(negatives))
         ]
-        if start_timestep is None:
-            start_timestep = int(self.scheduler.config.num_train_timesteps * strength)
+        if start_timestep is not None:
+            starts = [int(start_timestep)] * len(images)
+        else:
+            per_target = self.config.target_strengths or {}
+            strengths = [
+                float(strength) if strength is not None else per_target.get(label, self.config.default_strength)
+                for label in targets
+            ]
+            starts = [int(self.scheduler.config.num_train_timesteps * value) for value in strengths]
         prepared = [prepare_image(item, index) for index, item in enumerate(images)]
 
         # 1. Nothing to edit: give the inputs back exactly.
-        if strength == 0 or start_timestep == 0:
+        if not any(starts):
             outputs = [return_unchanged(item, output_type) for item in prepared]
             return LocalExpressionPipelineOutput(images=outputs, faces=[[] for _ in prepared]) if return_dict else (outputs,)
 
@@ -743,38 +758,50 @@ class LocalExpressionPipeline(DiffusionPipeline):
                     count += 1
             crops_per_image.append(count)
 
-        edited_crops: List[np.ndarray] = []
+        edited_crops: List[np.ndarray] = list(crops)
         if crops:
             device = self._execution_device
             dtype = self.unet.dtype
             originals = crops_to_tensor(crops, self.color_mode).to(device=device, dtype=dtype)
             known_mask = 1.0 - torch.from_numpy(np.stack(masks))[:, None].to(device=device, dtype=dtype)
+            crop_image = [index for index, count in enumerate(crops_per_image) for _ in range(count)]
 
-            # 3-4. SDEdit of every crop of every face of every image in one batch.
-            latents = self.denoise_crops(
-                originals,
-                crop_targets,
-                start_timestep,
-                num_inference_steps,
-                generator=generator,
-                crops_per_image=crops_per_image,
-                guidance_scale=guidance_scale,
-                known_mask=known_mask if reinject_known else None,
-                callback_on_step_end=callback_on_step_end,
-                callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
-                crop_regions=crop_regions,
-                negative_targets=crop_negatives,
-            )
-            edited_crops = tensor_to_crops(latents, crops, self.color_mode)
+            # 3-4. SDEdit of every crop of every face of every image in one batch per start step (one batch unless
+            # the targets of the images have different default strengths).
+            for start in sorted(set(starts) - {0}, reverse=True):
+                group = [index for index, value in enumerate(starts) if value == start]
+                members = [k for k, index in enumerate(crop_image) if starts[index] == start]
+                if not members:
+                    continue
+                latents = self.denoise_crops(
+                    originals[members],
+                    [crop_targets[k] for k in members],
+                    start,
+                    num_inference_steps,
+                    generator=[generator[index] for index in group] if isinstance(generator, list) else generator,
+                    crops_per_image=[crops_per_image[index] for index in group],
+                    guidance_scale=guidance_scale,
+                    known_mask=known_mask[members] if reinject_known else None,
+                    callback_on_step_end=callback_on_step_end,
+                    callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+                    crop_regions=[crop_regions[k] for k in members],
+                    negative_targets=[crop_negatives[k] for k in members],
+                )
+                edits = tensor_to_crops(latents, [crops[k] for k in members], self.color_mode)
+                for k, crop in zip(members, edits):
+                    edited_crops[k] = crop
 
         # 5. Composite each image's edited crops back at full resolution.
         outputs = []
         cursor = 0
-        for item, faces in zip(prepared, faces_per_image):
+        for item, faces, start in zip(prepared, faces_per_image, starts):
             edits = []
             for _ in faces:
                 edits.append({region: edited_crops[cursor + k] for k, region in enumerate(regions)})
                 cursor += len(regions)
+            if start == 0:  # a target whose strength is 0: this image comes back exactly
+                outputs.append(return_unchanged(item, output_type))
+                continue
             rgb = (
                 self.region_processor.composite(item.rgb, faces, edits, residual=self.config.residual_composite)
                 if faces

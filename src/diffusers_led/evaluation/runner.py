@@ -794,6 +794,7 @@ def _aggregate(*, pipe, model_name, inputs, faces, skipped, edits, targets, mode
                     "p_target": _mean([r["p_target"] for r in trows]),
                     "hit_rate": _mean([float(r["hit"]) for r in trows if r["hit"] is not None]),
                     "id_distance": _mean([r["id_distance"] for r in trows]),
+                    "same_identity_rate": _mean([float(r["same_identity"]) for r in trows]),
                 }
             probs = np.array([r["probs"] for r in rows])
             entry = {
