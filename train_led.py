@@ -927,10 +927,12 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
     )
     train_data.to_tensors(color_mode)
     # The exposure the model learns expressions at; the pipeline maps every photo's crops to it.
-    data_info["crop_statistics"] = crop_statistics(train_data.pixel_values, train_data.regions)
+    data_info["crop_statistics"] = None
     if args.match_crop_exposure:
-        exposure = CropExposure.to_statistics(train_data.pixel_values, train_data.regions, data_info["crop_statistics"])
+        statistics = crop_statistics(train_data.pixel_values, train_data.regions)
+        exposure = CropExposure.to_statistics(train_data.pixel_values, train_data.regions, statistics)
         train_data.pixel_values = exposure.apply(train_data.pixel_values)
+        data_info["crop_statistics"] = statistics
     if validation_data is not None:
         validation_data.to_tensors(color_mode)
     else:

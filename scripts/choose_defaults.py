@@ -9,6 +9,9 @@ the model was not trained on, with the same independent judges as `led-evaluate`
 
 A setting is (negative target, guidance scale, strength); the negative target is what guidance pushes away from:
 "null" is plain classifier-free guidance, "neutral" steers along the change from a neutral face to the target.
+With `--per-target-strength` the strength is chosen per target (one guidance scale and negative target for all),
+among every assignment of the measured strengths; the identity rule holds over all the edits together, so a target
+whose edit costs identity early (angry brows) can be gentler and leave room for one that needs more noise (a smile).
 
 Rule: among the settings that keep the identity of at least `--min-identity` of the edits (dlib distance < 0.6),
 take the largest mean rise of p(target) over the unedited photos; settings within `--tolerance` of it count as
@@ -32,7 +35,7 @@ from typing import Any, Dict, List, Tuple
 from diffusers_led.utils import write_text_atomically
 
 NULL = "null"  # how the command line and the tables name the null label ("" in the pipeline)
-CHOSEN_DEFAULTS = ("default_strength", "default_guidance_scale", "default_negative_target")
+CHOSEN_DEFAULTS = ("default_strength", "default_guidance_scale", "default_negative_target", "target_strengths")
 
 
 def setting(row: Dict[str, Any]) -> Tuple[str, float, float]:
@@ -41,7 +44,10 @@ def setting(row: Dict[str, Any]) -> Tuple[str, float, float]:
 
 
 def describe(row: Dict[str, Any]) -> str:
-    return f"{row['guidance_scale']:g} / {row['strength']:g} / {row['negative_target'] or NULL}"
+    strength = f"{row['strength']:g}"
+    if row.get("strengths"):  # per target: the default strength, and the targets that differ from it
+        strength += "".join(f", {t} {v:g}" for t, v in row["strengths"].items() if v != row["strength"])
+    return f"{row['guidance_scale']:g} / {strength} / {row['negative_target'] or NULL}"
 
 
 def measure(args: argparse.Namespace) -> List[Dict[str, Any]]:
@@ -132,6 +138,8 @@ def pool(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
             "rises": {t: mean("rises", t) for t in targets},
             "hits": {t: mean("hits", t) for t in targets},
             "identity": mean("identity"),
+            **({"identities": {t: mean("identities", t) for t in targets}} if "identities" in rows[0] else {}),
+            **({"strengths": rows[0]["strengths"]} if "strengths" in rows[0] else {}),
         }
     )
 
@@ -144,6 +152,61 @@ def pool_by_setting(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return [pool(group) for group in settings.values()]
 
 
+def compose(rows: List[Dict[str, Any]], strengths: Dict[str, float]) -> Dict[str, Any]:
+    """The row of per-target strengths, from rows of one negative target and guidance scale at single strengths:
+    each target's numbers come from the row of its own strength. Each photo is edited once per target, so the
+    same-identity rate over all edits is the mean over the targets."""
+    by_strength = {r["strength"]: r for r in rows}
+
+    def pick(key: str) -> Dict[str, float]:
+        return {t: by_strength[strengths[t]][key][t] for t in strengths}
+
+    values = sorted(strengths.values())
+    identities = pick("identities")
+    return summarize(
+        {
+            "negative_target": rows[0]["negative_target"],
+            "guidance_scale": rows[0]["guidance_scale"],
+            "strength": max(values, key=values.count),  # the default: the most common, the lowest of a tie
+            "strengths": dict(strengths),
+            "subjects": rows[0]["subjects"],
+            "photos": rows[0]["photos"],
+            "rises": pick("rises"),
+            "hits": pick("hits"),
+            "identities": identities,
+            "identity": sum(identities.values()) / len(identities),
+        }
+    )
+
+
+def per_target_settings(pooled: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Every assignment of a measured strength to each target, for each negative target and guidance scale."""
+    groups: Dict[tuple, List[Dict[str, Any]]] = {}
+    for r in pooled:
+        groups.setdefault((r["negative_target"], r["guidance_scale"]), []).append(r)
+    settings = []
+    for rows in groups.values():
+        targets, strengths = list(rows[0]["rises"]), sorted(r["strength"] for r in rows)
+        for assignment in itertools.product(strengths, repeat=len(targets)):
+            settings.append(compose(rows, dict(zip(targets, assignment))))
+    return settings
+
+
+def candidates(rows: List[Dict[str, Any]], per_target: bool) -> List[Dict[str, Any]]:
+    """The settings the rule chooses from: one pooled row per measured setting, or per-target strength assignments."""
+    pooled = pool_by_setting(rows)
+    return per_target_settings(pooled) if per_target else pooled
+
+
+def measured_at(rows: List[Dict[str, Any]], chosen: Dict[str, Any]) -> Dict[str, Any]:
+    """What ``rows`` (one subject's) measured at the ``chosen`` setting."""
+    same = [r for r in rows if (r["negative_target"], r["guidance_scale"]) == (chosen["negative_target"], chosen["guidance_scale"])]
+    if chosen.get("strengths"):
+        return compose(same, chosen["strengths"])
+    (row,) = [r for r in same if r["strength"] == chosen["strength"]]
+    return row
+
+
 def choose(rows: List[Dict[str, Any]], min_identity: float, tolerance: float) -> Dict[str, Any]:
     """The gentlest setting whose rise is within ``tolerance`` of the best among those keeping identity."""
     allowed = [r for r in rows if r["identity"] >= min_identity]
@@ -152,13 +215,16 @@ def choose(rows: List[Dict[str, Any]], min_identity: float, tolerance: float) ->
     best = max(r["rise"] for r in allowed)
     # Gentlest as measured (identity kept best), then by the knobs: a lower strength at a higher guidance is not
     # gentler when it keeps identity less well.
-    return min(
-        (r for r in allowed if r["rise"] >= best - tolerance),
-        key=lambda r: (-r["identity"], r["strength"], r["guidance_scale"], bool(r["negative_target"])),
-    )
+    def gentleness(r: Dict[str, Any]) -> tuple:
+        strengths = list(r["strengths"].values()) if r.get("strengths") else [r["strength"]]
+        return -r["identity"], sum(strengths) / len(strengths), r["guidance_scale"], bool(r["negative_target"])
+
+    return min((r for r in allowed if r["rise"] >= best - tolerance), key=gentleness)
 
 
-def cross_fit(rows: List[Dict[str, Any]], min_identity: float, tolerance: float) -> List[Dict[str, Any]]:
+def cross_fit(
+    rows: List[Dict[str, Any]], min_identity: float, tolerance: float, per_target: bool = False
+) -> List[Dict[str, Any]]:
     """Leave one subject out: for each subject, the setting the rule picks on the others, measured on that subject.
     Pooled, these rows estimate how the rule's choice does on people it was not chosen on."""
     subjects = sorted({r["subjects"] for r in rows})
@@ -166,18 +232,24 @@ def cross_fit(rows: List[Dict[str, Any]], min_identity: float, tolerance: float)
         raise SystemExit("--cross-fit needs at least two subjects.")
     held_out = []
     for subject in subjects:
-        chosen = choose(pool_by_setting([r for r in rows if r["subjects"] != subject]), min_identity, tolerance)
-        (measured,) = [r for r in rows if r["subjects"] == subject and setting(r) == setting(chosen)]
-        held_out.append(measured)
+        others = candidates([r for r in rows if r["subjects"] != subject], per_target)
+        chosen = choose(others, min_identity, tolerance)
+        held_out.append(measured_at([r for r in rows if r["subjects"] == subject], chosen))
     return held_out
 
 
 def write_defaults(model: str, chosen: Dict[str, Any]) -> None:
-    """Set default_strength / default_guidance_scale / default_negative_target in the model's model_index.json
-    (atomic replace)."""
+    """Set default_strength / default_guidance_scale / default_negative_target / target_strengths in the model's
+    model_index.json (atomic replace)."""
     index = Path(model) / "model_index.json"
     config = json.loads(index.read_text(encoding="utf-8"))
-    config.update(zip(CHOSEN_DEFAULTS, (chosen["strength"], chosen["guidance_scale"], chosen["negative_target"] or None)))
+    differing = {t: v for t, v in (chosen.get("strengths") or {}).items() if v != chosen["strength"]}
+    config.update(
+        default_strength=chosen["strength"],
+        default_guidance_scale=chosen["guidance_scale"],
+        default_negative_target=chosen["negative_target"] or None,
+        target_strengths=differing or None,
+    )
     write_text_atomically(index, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
@@ -206,6 +278,11 @@ def main() -> None:
         help="A JSON file of measured rows: reused when it was measured for the same model weights, photos and grid "
         "(no editing), else measured again and written there.",
     )  # fmt: skip
+    parser.add_argument(
+        "--per-target-strength", action="store_true",
+        help="Choose a strength per target (the model's target_strengths) with one guidance scale and negative target "
+        "for all: the identity rule holds over all the edits together.",
+    )  # fmt: skip
     parser.add_argument("--write", action="store_true", help="Store the choice in the model's model_index.json.")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
@@ -224,7 +301,7 @@ def main() -> None:
     for r in sorted(pooled, key=setting):
         print(_table_row(r, (describe(r),)))
     if args.cross_fit:
-        held_out = cross_fit(rows, args.min_identity, args.tolerance)
+        held_out = cross_fit(rows, args.min_identity, args.tolerance, args.per_target_strength)
         print("\nLeave one subject out (the setting chosen on the other subjects, measured on this one):\n")
         print("| held-out subject | chosen guidance / strength / negative | " + " | ".join(
             f"{t} rise / top-1" for t in held_out[0]["rises"]) + " | same identity | photos |")  # fmt: skip
@@ -232,8 +309,9 @@ def main() -> None:
         for r in held_out + [pool(held_out)]:
             name = r["subjects"] if r in held_out else "pooled"
             print(_table_row(r, (name, describe(r)), per_target=True))
-    chosen = choose(pooled, args.min_identity, args.tolerance)
+    chosen = choose(candidates(rows, args.per_target_strength), args.min_identity, args.tolerance)
     print(f"\nChosen on all subjects (guidance / strength / negative): {describe(chosen)}")
+    print(_table_row(chosen, ("all subjects", describe(chosen)), per_target=True))
     if args.write:
         write_defaults(args.model, chosen)
         print(f"Written to {Path(args.model) / 'model_index.json'}")

@@ -94,6 +94,38 @@ def test_cross_fit_measures_each_subject_at_the_setting_chosen_on_the_others():
         choose_defaults.cross_fit(rows[:2], min_identity=0.95, tolerance=0.0)
 
 
+def target_row(subject, strength, angry, happy, negative="neutral"):
+    """Rises per target; `angry` and `happy` are (rise, same-identity rate) of their edits at this strength."""
+    return choose_defaults.summarize(
+        {"negative_target": negative, "guidance_scale": 4, "strength": strength, "subjects": subject, "photos": 10,
+         "rises": {"angry": angry[0], "happy": happy[0]}, "hits": {"angry": 1.0, "happy": float(happy[0] > 0.5)},
+         "identities": {"angry": angry[1], "happy": happy[1]}, "identity": (angry[1] + happy[1]) / 2}
+    )  # fmt: skip
+
+
+def test_a_strength_per_target_when_one_target_costs_identity_sooner(tmp_path):
+    # Angry brows lose identity from 0.6, a smile needs 0.7: no single strength keeps 95% with both edits done.
+    grid = {0.5: ((0.40, 1.0), (0.20, 1.0)), 0.6: ((0.45, 0.8), (0.50, 1.0)), 0.7: ((0.50, 0.7), (0.90, 0.96))}
+    rows = [target_row(s, strength, *values) for s in ("A", "B") for strength, values in grid.items()]
+    single = choose_defaults.choose(choose_defaults.candidates(rows, per_target=False), 0.95, 0.0)
+    assert single["strength"] == 0.5 and single["hits"]["happy"] == 0.0
+    chosen = choose_defaults.choose(choose_defaults.candidates(rows, per_target=True), 0.95, 0.0)
+    assert chosen["strengths"] == {"angry": 0.5, "happy": 0.7}
+    assert chosen["rises"] == {"angry": 0.40, "happy": 0.90} and chosen["identity"] == pytest.approx(0.98)
+    assert choose_defaults.describe(chosen) == "4 / 0.5, happy 0.7 / neutral"
+    # Left out in turn, each subject is measured at the strengths chosen on the other, target by target.
+    held_out = choose_defaults.cross_fit(rows, 0.95, 0.0, per_target=True)
+    assert [r["strengths"] for r in held_out] == [{"angry": 0.5, "happy": 0.7}] * 2
+    assert choose_defaults.pool(held_out)["identities"] == {"angry": 1.0, "happy": 0.96}
+    # Written: the most common strength as the default, the others per target; the pipeline uses them.
+    make_tiny_pipeline(conditioning_dropout_prob=0.1).save_pretrained(tmp_path)
+    choose_defaults.write_defaults(str(tmp_path), chosen)
+    config = LocalExpressionPipeline.from_pretrained(tmp_path).config
+    assert (config.default_strength, config.target_strengths) == (0.5, {"happy": 0.7})
+    choose_defaults.write_defaults(str(tmp_path), single)  # a single strength clears them
+    assert LocalExpressionPipeline.from_pretrained(tmp_path).config.target_strengths is None
+
+
 def test_saved_rows_are_reused_only_for_the_same_weights_and_grid(tmp_path):
     pipe = make_tiny_pipeline()
     pipe.save_pretrained(tmp_path)

@@ -224,7 +224,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
             Per region, the mean level and the mean contrast (standard deviation) of the training crops in the UNet's
             [-1, 1] units. When set, every crop is mapped to them before denoising and the result mapped back (see
             [`CropExposure`]), so a darker or flatter photo than the training photos is edited like one of them.
-            Set by training; `None` (older models) edits the crops as they are.
+            Set by `train_led.py --match_crop_exposure`; `None` edits the crops as they are.
     """
 
     model_cpu_offload_seq = "unet"
