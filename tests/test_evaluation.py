@@ -313,6 +313,21 @@ def test_evaluate_python_api_is_deterministic(tmp_path, example_image, monkeypat
     assert (tmp_path / "a" / "report.md").is_file()
 
 
+@needs_judges
+def test_each_target_is_also_measured_at_its_own_default_strength(tmp_path, example_image):
+    pipe = make_tiny_pipeline(default_strength=0.5, target_strengths={"sad": 0.3})
+    kwargs = dict(targets="sad,angry", strengths=[0.2], modes=["blend"], realism=False, time_budget=None, progress=False)
+    report = evaluate(pipe, [np.asarray(example_image)], tmp_path / "a", seed=0, **kwargs).report
+    assert [r["strength"] for r in report["results"]] == [0.2, 0.3, 0.5]
+    assert report["settings"]["target_strengths"] == {"sad": 0.3}
+    results = {r["strength"]: r["expression"]["per_target"] for r in report["results"]}
+    defaults = report["at_defaults"]["per_target"]
+    assert defaults == {"sad": {"strength": 0.3, **results[0.3]["sad"]}, "angry": {"strength": 0.5, **results[0.5]["angry"]}}
+    assert report["at_defaults"]["p_target"] == pytest.approx((defaults["sad"]["p_target"] + defaults["angry"]["p_target"]) / 2)
+    markdown = (tmp_path / "a" / "report.md").read_text()
+    assert "default strength: 0.5, sad 0.3" in markdown and "At the model's defaults" in markdown
+
+
 def test_time_budget_cuts_photos(example_image):
     from diffusers_led.evaluation.runner import MODES, _plan
 

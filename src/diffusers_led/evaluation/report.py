@@ -65,7 +65,9 @@ def render_markdown(report: Dict[str, Any], files: Dict[str, str]) -> str:
         f"- Fast sampler steps: {settings['fast_sampler_steps']}; DDPM steps: {settings['ddpm_steps']} "
         f"(on {len(data['ddpm_photos'])} photos); guidance scale {settings.get('guidance_scale', 1.0):g}"
         f"{_away_from(settings)} in every mode; seed {settings['seed']}",
-        f"- The model's default strength: {settings.get('default_strength', 0.5):g} (what `pipe(image, target)` uses)",
+        f"- The model's default strength: {settings.get('default_strength', 0.5):g}"
+        + "".join(f", {t} {v:g}" for t, v in (settings.get("target_strengths") or {}).items())
+        + " (what `pipe(image, target)` uses)",
         f"- Run time: {report['timings'].get('total_s', 0) / 60:.1f} min",
         "",
         "Modes:",
@@ -117,6 +119,14 @@ def render_markdown(report: Dict[str, Any], files: Dict[str, str]) -> str:
                 )
             trows.append(cells)
         lines += ["Per target (mean p(target) / top-1 hit):", ""] + _table(header, trows)
+    defaults = report.get("at_defaults") or {}
+    if defaults.get("per_target"):
+        rows = [[t, f"{v['strength']:g}", _fmt(v["p_target"], 2), _pct(v["hit_rate"]), _pct(v["same_identity_rate"])]
+                for t, v in defaults["per_target"].items()]  # fmt: skip
+        rows.append(["all", "-", _fmt(defaults["p_target"], 2), _pct(defaults["hit_rate"]),
+                     _pct(defaults["same_identity_rate"])])  # fmt: skip
+        lines += ["At the model's defaults (each target at its own default strength, blend):", ""]
+        lines += _table(["target", "strength", "mean p(target)", "top-1 hit", "same person (< 0.6)"], rows)
 
     # Identity
     lines += ["## Identity (dlib 128-d embedding, input vs output)", ""]

@@ -353,7 +353,8 @@ def evaluate(
     pipe, model_name = _load_pipeline(model)
     pipe.set_progress_bar_config(disable=True)
     default_strength = float(pipe.config.default_strength)
-    strengths = sorted(dict.fromkeys(strengths + [default_strength]))
+    target_strengths = {t: float(v) for t, v in (pipe.config.get("target_strengths") or {}).items()}
+    strengths = sorted(dict.fromkeys(strengths + [default_strength] + list(target_strengths.values())))
     if guidance_scale is None:
         guidance_scale = float(pipe.config.default_guidance_scale)
     if negative_target is None:
@@ -607,7 +608,7 @@ def evaluate(
         targets=target_list, modes=modes, mode_strengths=mode_strengths, steps=steps, starts=starts,
         fast_steps=fast_steps, ddpm_steps=ddpm_steps, n_ddpm=n_ddpm, seed=seed, plan=plan, realism=realism_rows,
         guidance_scale=guidance_scale, negative_target=negative_target, default_strength=default_strength,
-        reference_counts=reference_counts, timings=timings, base_probs=base_probs,
+        target_strengths=target_strengths, reference_counts=reference_counts, timings=timings, base_probs=base_probs,
     )  # fmt: skip
     report = _json_safe(report)
     files = write_report(out_dir, report, edits, thumbs, input_thumbs, [f.photo.name for f in faces[:SAMPLE_PHOTOS]])
@@ -742,9 +743,28 @@ def _realism(
     return out
 
 
+def at_defaults(
+    results: List[Dict[str, Any]], targets: Sequence[str], default_strength: float, target_strengths: Dict[str, float]
+) -> Dict[str, Any]:
+    """Each target at the model's own default strength for it (from the blend rows): what `pipe(image, target)` does.
+    Every photo is edited once per target, so the same-identity rate over these edits is the mean over targets."""
+    blend = {e["strength"]: e for e in results if e["mode"] == "blend"}
+    per_target = {}
+    for target in targets:
+        strength = target_strengths.get(target, default_strength)
+        if strength in blend:
+            per_target[target] = {"strength": strength, **blend[strength]["expression"]["per_target"][target]}
+    return {
+        "per_target": per_target,
+        "p_target": _mean([t["p_target"] for t in per_target.values()]),
+        "hit_rate": _mean([t["hit_rate"] for t in per_target.values() if t["p_target"] is not None]),
+        "same_identity_rate": _mean([t["same_identity_rate"] for t in per_target.values()]),
+    }
+
+
 def _aggregate(*, pipe, model_name, inputs, faces, skipped, edits, targets, modes, mode_strengths, steps, starts,
                fast_steps, ddpm_steps, n_ddpm, seed, plan, realism, reference_counts, timings, base_probs,
-               guidance_scale, negative_target, default_strength) -> Dict[str, Any]:  # fmt: skip
+               guidance_scale, negative_target, default_strength, target_strengths) -> Dict[str, Any]:  # fmt: skip
     from .. import __version__
     from ..judges import EXPRESSION_JUDGE_CLASSES, FER_FACE_BOX
 
@@ -887,6 +907,7 @@ def _aggregate(*, pipe, model_name, inputs, faces, skipped, edits, targets, mode
             "guidance_scale": guidance_scale,
             "negative_target": negative_target,
             "default_strength": default_strength,
+            "target_strengths": target_strengths,
             "seed": seed,
             "plan": plan,
         },
@@ -912,6 +933,7 @@ def _aggregate(*, pipe, model_name, inputs, faces, skipped, edits, targets, mode
         },
         "baseline": baseline,
         "results": results,
+        "at_defaults": at_defaults(results, targets, default_strength, target_strengths),
         "realism_targets": realism.get("targets_with_references") if realism else None,
         "notes": notes,
         "timings": timings,
