@@ -136,6 +136,18 @@ def test_summary_names_the_guidance_and_what_it_pushes_away_from(tmp_path):
     assert "guidance" not in unguided.summary
 
 
+def test_the_strength_follows_the_models_default_for_the_target(tmp_path):
+    pipe = make_tiny_pipeline(default_num_inference_steps=TINY_STEPS, default_strength=0.5, target_strengths={"happy": 0.75})
+    editor = ExpressionEditor(pipe, output_dir=str(tmp_path))
+    assert (editor.strength_for("joy"), editor.strength_for("angry"), editor.strength_for("grumpy")) == (0.75, 0.5, 0.5)
+    assert "at strength 0.75 (t_i = 375)" in editor.edit(str(EXAMPLE_IMAGE), "happy").summary
+    assert "at strength 0.50 (t_i = 250)" in editor.edit(str(EXAMPLE_IMAGE), "angry").summary
+    gr = pytest.importorskip("gradio")
+    from diffusers_led.demo import make_handlers
+
+    assert make_handlers(editor, gr)["target_strength"]("happy") == 0.75  # the slider moves with the target
+
+
 @pytest.mark.parametrize("scheduler_name", ["DDPMScheduler", "DDIMScheduler", "DPMSolverMultistepScheduler"])
 def test_count_denoising_steps_matches_the_pipeline(scheduler_name):
     import diffusers

@@ -153,6 +153,14 @@ class ExpressionEditor:
     def default_strength(self) -> float:
         return float(self.pipe.config.default_strength)
 
+    def strength_for(self, target: Optional[str]) -> float:
+        """The model's default strength for ``target`` (its `target_strengths`, else `default_strength`)."""
+        try:
+            label = self.resolve_target(target)[0]
+        except DemoInputError:
+            return self.default_strength
+        return float((self.pipe.config.get("target_strengths") or {}).get(label, self.default_strength))
+
     @property
     def default_guidance_scale(self) -> float:
         return float(self.pipe.config.default_guidance_scale) if self.supports_guidance else 1.0
@@ -243,7 +251,7 @@ class ExpressionEditor:
         from .image_processor import prepare_image
 
         label, untrained_warning = self.resolve_target(target)
-        strength = float(self.default_strength if strength is None else strength)
+        strength = float(self.strength_for(label) if strength is None else strength)
         if not 0.0 <= strength <= 1.0:
             raise DemoInputError(f"Strength must be between 0 and 1, got {strength:g}.")
         steps = int(steps) if steps else self.default_steps
@@ -459,7 +467,14 @@ def make_handlers(editor: ExpressionEditor, gr):
         before, after, note = views(None, show_regions, image_path)
         return before, after, None, gr.DownloadButton(value=None, interactive=False), note
 
-    return {"views": views, "run_edit": run_edit, "toggle_regions": toggle_regions, "new_photo": new_photo}
+    def target_strength(target: Optional[str]) -> float:
+        """The strength slider follows the model's default for the chosen target (it may differ per target)."""
+        return editor.strength_for(target)
+
+    return {
+        "views": views, "run_edit": run_edit, "toggle_regions": toggle_regions, "new_photo": new_photo,
+        "target_strength": target_strength,
+    }  # fmt: skip
 
 
 def build_demo(
@@ -515,7 +530,8 @@ def build_demo(
                     info="Also accepts aliases such as joy, anger, surprise, contempt.",
                 )  # fmt: skip
                 strength = gr.Slider(
-                    0.0, 1.0, value=editor.default_strength, step=0.05, label="Strength", info=strength_info, elem_id="led-strength"
+                    0.0, 1.0, value=editor.strength_for(editor.default_target()), step=0.05, label="Strength",
+                    info=strength_info, elem_id="led-strength",
                 )
                 with gr.Accordion("More settings", open=False):
                     steps = gr.Slider(
@@ -557,6 +573,7 @@ def build_demo(
             outputs=[before, after, state, download, status],
             concurrency_limit=1,
         )
+        target.change(handlers["target_strength"], inputs=[target], outputs=[strength])
         show_regions.change(
             handlers["toggle_regions"], inputs=[state, show_regions, photo], outputs=[before, after, status]
         )
