@@ -20,7 +20,7 @@ def main() -> None:
     p = c.parser(__doc__.splitlines()[0])
     p.add_argument("--image", default=str(c.EXAMPLE_IMAGE))
     p.add_argument("--target", default="happy")
-    p.add_argument("--strength", type=float, default=None, help="Default: the model's default_strength.")
+    p.add_argument("--strength", type=float, default=None, help="Default: the model's strength for the target.")
     c.add_sampler_args(p)
     p.add_argument("--no-optimize", action="store_true", help="Without led-edit's channels_last setting.")
     args = p.parse_args()
@@ -45,8 +45,8 @@ def main() -> None:
     image = Image.open(args.image)
     image.load()
     steps = args.steps or pipe.config.default_num_inference_steps
-    if args.strength is None:
-        args.strength = float(pipe.config.default_strength)
+    if args.strength is None:  # the model's default for the target, as `pipe(image, target)` uses
+        args.strength = pipe.default_strength_for(args.target)
     guidance = float(pipe.config.default_guidance_scale)
     start_timestep = int(pipe.scheduler.config.num_train_timesteps * args.strength)
     timesteps = pipe.get_timesteps(start_timestep, steps, torch.device("cpu"))

@@ -100,7 +100,7 @@ def build_edit_parser() -> argparse.ArgumentParser:
     parser.add_argument("--target", required=True, help="Target expression, e.g. happy, sad, surprise, contempt.")
     parser.add_argument(
         "--strength", type=float, default=None,
-        help="Edit strength in [0, 1] (0.5 = the paper's t_250; default: the model's default_strength).",
+        help="Edit strength in [0, 1] (0.5 = the paper's t_250; default: the model's strength for the target).",
     )  # fmt: skip
     parser.add_argument("--start-timestep", type=int, default=None, help="The paper's t_i directly; overrides --strength.")
     parser.add_argument("--steps", type=int, default=None, help="Inference steps of the full schedule.")

@@ -156,10 +156,9 @@ class ExpressionEditor:
     def strength_for(self, target: Optional[str]) -> float:
         """The model's default strength for ``target`` (its `target_strengths`, else `default_strength`)."""
         try:
-            label = self.resolve_target(target)[0]
+            return self.pipe.default_strength_for(self.resolve_target(target)[0])
         except DemoInputError:
             return self.default_strength
-        return float((self.pipe.config.get("target_strengths") or {}).get(label, self.default_strength))
 
     @property
     def default_guidance_scale(self) -> float:

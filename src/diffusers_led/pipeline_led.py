@@ -361,6 +361,12 @@ class LocalExpressionPipeline(DiffusionPipeline):
         self.scheduler = fast_scheduler(self.scheduler.config)
         self.register_to_config(default_num_inference_steps=int(num_inference_steps))
 
+    def default_strength_for(self, target: str) -> float:
+        """The strength a call without one uses for `target` (a label or an alias): the model's `target_strengths`
+        entry for it, else its `default_strength`."""
+        label = self.embeddings.resolve([target], allow_untrained=True)[0]
+        return float((self.config.target_strengths or {}).get(label, self.config.default_strength))
+
     def set_face_detector(self, face_detector: str) -> None:
         """Switch the face detector (e.g. to `"yunet:/path/face_detection_yunet.onnx"`) and record it in the config."""
         self.register_to_config(face_detector=face_detector)
@@ -727,11 +733,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
         if start_timestep is not None:
             starts = [int(start_timestep)] * len(images)
         else:
-            per_target = self.config.target_strengths or {}
-            strengths = [
-                float(strength) if strength is not None else per_target.get(label, self.config.default_strength)
-                for label in targets
-            ]
+            strengths = [float(strength) if strength is not None else self.default_strength_for(t) for t in targets]
             starts = [int(self.scheduler.config.num_train_timesteps * value) for value in strengths]
         prepared = [prepare_image(item, index) for index, item in enumerate(images)]
 
