@@ -329,7 +329,7 @@ def test_crops_are_edited_at_the_training_exposure_and_given_back_their_own(tmp_
     assert pipe.crop_exposure(flat, ["mouth"]).scale.item() == pytest.approx(CropExposure.MAX_GAIN)
     with pytest.raises(ValueError, match=r"crop_regions"):
         pipe.denoise_crops(crops, ["happy"] * 2, 100, 10)
-    with pytest.raises(ValueError, match=r"No training crop statistics for regions \['nose'\]"):
+    with pytest.raises(ValueError, match=r"Unknown regions \['nose'\] for this model; it knows \['eyes', 'mouth'\]"):
         pipe.crop_exposure(crops, ["nose", "eyes"])
 
     pipe.save_pretrained(tmp_path / "model")

@@ -524,15 +524,17 @@ class LocalExpressionPipeline(DiffusionPipeline):
         if self.unet.config.num_class_embeds is None:
             return None
         regions = list(self.config.regions)
-        if crop_regions is None or len(crop_regions) != count:
-            raise ValueError(
-                f"This UNet is conditioned on the region ({regions}): pass `crop_regions`, one region per crop "
-                f"({count} crops)."
-            )
-        unknown = sorted(set(crop_regions) - set(regions))
-        if unknown:
-            raise ValueError(f"Unknown regions {unknown} for this model; it knows {regions}.")
+        self._check_crop_regions(crop_regions, count, regions, f"This UNet is conditioned on the region ({regions})")
         return torch.tensor([regions.index(r) for r in crop_regions], device=device, dtype=torch.long)
+
+    @staticmethod
+    def _check_crop_regions(crop_regions: Optional[Sequence[str]], count: int, known: List[str], needed_for: str) -> None:
+        """`crop_regions` must name one of the `known` regions for each of the `count` crops (`needed_for`: why)."""
+        if crop_regions is None or len(crop_regions) != count:
+            raise ValueError(f"{needed_for}: pass `crop_regions`, one region per crop ({count} crops).")
+        unknown = sorted(set(crop_regions) - set(known))
+        if unknown:
+            raise ValueError(f"Unknown regions {unknown} for this model; it knows {known}.")
 
     def crop_exposure(self, crops: torch.Tensor, crop_regions: Optional[Sequence[str]]) -> Optional[CropExposure]:
         """The map of each crop to the training crops' exposure in its region (the model's `crop_statistics`), or
@@ -540,14 +542,8 @@ class LocalExpressionPipeline(DiffusionPipeline):
         statistics = self.config.crop_statistics
         if not statistics:
             return None
-        if crop_regions is None or len(crop_regions) != len(crops):
-            raise ValueError(
-                f"This model matches each crop to its training crops' exposure per region ({sorted(statistics)}): "
-                f"pass `crop_regions`, one region per crop ({len(crops)} crops)."
-            )
-        unknown = sorted(set(crop_regions) - set(statistics))
-        if unknown:
-            raise ValueError(f"No training crop statistics for regions {unknown}; the model has {sorted(statistics)}.")
+        needed_for = f"This model matches each crop to its training crops' exposure per region ({sorted(statistics)})"
+        self._check_crop_regions(crop_regions, len(crops), sorted(statistics), needed_for)
         return CropExposure.to_statistics(crops, crop_regions, statistics)
 
     def denoise_crops(
