@@ -35,9 +35,10 @@ accelerate launch --num_processes 1 --num_cpu_threads_per_process "${THREADS:-$(
     --validation_epochs 100 --report_to tensorboard --seed 0 \
     --license "CK+ non-commercial research licence (see model card)"
 
-# 4. Default strength / guidance / negative target by the fixed rule, and the rule measured leaving one held-out person
-#    out (the model card's acceptance table); the measured grid is kept in choose-rows.json, so a re-run only re-prints
-#    it. "neutral" as the negative: guidance along the change from a neutral face to the target (see the model card).
+# 4. Default strengths (one per target) / guidance / negative target by the fixed rule, and the rule measured leaving
+#    one held-out person out (the model card's acceptance table); the measured grid is kept in choose-rows.json, so a
+#    re-run only re-prints it. "neutral" as the negative: guidance along the change from a neutral face to the target;
+#    a strength per target because angry brows cost identity long before a smile opens (see the model card).
 python scripts/choose_defaults.py --model "$RUN_DIR/model" --data "$RUN_DIR/crops" --subjects S111,S130,S132 \
-    --cross-fit --strengths 0.5,0.6,0.7,0.8 --guidance-scales 2,3,4 --negative-targets null,neutral \
-    --threads "${THREADS:-$(nproc)}" --rows "$RUN_DIR/choose-rows.json" --write
+    --cross-fit --strengths 0.3,0.4,0.5,0.6,0.7,0.8 --guidance-scales 3,4 --negative-targets null,neutral \
+    --per-target-strength --threads "${THREADS:-$(nproc)}" --rows "$RUN_DIR/choose-rows.json" --write
