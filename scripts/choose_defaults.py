@@ -307,8 +307,10 @@ def main() -> None:
             f"{t} rise / top-1" for t in held_out[0]["rises"]) + " | same identity | photos |")  # fmt: skip
         print("|---" * (len(held_out[0]["rises"]) + 4) + "|")
         for r in held_out + [pool(held_out)]:
-            name = r["subjects"] if r in held_out else "pooled"
-            print(_table_row(r, (name, describe(r)), per_target=True))
+            if r in held_out:
+                print(_table_row(r, (r["subjects"], describe(r)), per_target=True))
+            else:  # each subject at its own chosen setting
+                print(_table_row(r, ("pooled", ""), per_target=True))
     chosen = choose(candidates(rows, args.per_target_strength), args.min_identity, args.tolerance)
     print(f"\nChosen on all subjects (guidance / strength / negative): {describe(chosen)}")
     print(_table_row(chosen, ("all subjects", describe(chosen)), per_target=True))
