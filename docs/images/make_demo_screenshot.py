@@ -24,6 +24,14 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
 
+def model_strength(model, target: str) -> float:
+    """The strength the demo's slider moves to for `target`: the model's default for it."""
+    from diffusers_led import LocalExpressionPipeline
+    from diffusers_led.pretrained import default_model_path
+
+    return LocalExpressionPipeline.from_pretrained(model or default_model_path()).default_strength_for(target)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
@@ -62,10 +70,12 @@ def main():
             target.click()
             target.fill(args.target)
             target.press("Enter")
+            strength = page.locator("#led-strength input[type=number]")
             if args.strength is not None:
-                strength = page.locator("#led-strength input[type=number]")
                 strength.fill(str(args.strength))
                 strength.press("Enter")
+            else:  # the slider follows the target: let it arrive before clicking, or the edit runs at the old value
+                expect(strength).to_have_value(f"{model_strength(args.model, args.target):g}")
             page.click("#led-run")
             expect(page.locator("#led-status")).to_contain_text("Edited", timeout=600_000)
             page.wait_for_timeout(500)
