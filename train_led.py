@@ -926,9 +926,8 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
         else None
     )
     train_data.to_tensors(color_mode)
-    # The exposure the model learns expressions at; the pipeline maps every photo's crops to it.
     data_info["crop_statistics"] = None
-    if args.match_crop_exposure:
+    if args.match_crop_exposure:  # the exposure the model learns at; the pipeline maps every photo's crops to it
         statistics = crop_statistics(train_data.pixel_values, train_data.regions)
         exposure = CropExposure.to_statistics(train_data.pixel_values, train_data.regions, statistics)
         train_data.pixel_values = exposure.apply(train_data.pixel_values)

@@ -743,15 +743,13 @@ def _realism(
     return out
 
 
-def at_defaults(
-    results: List[Dict[str, Any]], targets: Sequence[str], default_strength: float, target_strengths: Dict[str, float]
-) -> Dict[str, Any]:
-    """Each target at the model's own default strength for it (from the blend rows): what `pipe(image, target)` does.
-    Every photo is edited once per target, so the same-identity rate over these edits is the mean over targets."""
+def at_defaults(results: List[Dict[str, Any]], default_strengths: Dict[str, float]) -> Dict[str, Any]:
+    """Each target at the model's own default strength for it (``default_strengths``, target -> strength; from the
+    blend rows): what `pipe(image, target)` does. Every photo is edited once per target, so the same-identity rate
+    over these edits is the mean over targets."""
     blend = {e["strength"]: e for e in results if e["mode"] == "blend"}
     per_target = {}
-    for target in targets:
-        strength = target_strengths.get(target, default_strength)
+    for target, strength in default_strengths.items():
         if strength in blend:
             per_target[target] = {"strength": strength, **blend[strength]["expression"]["per_target"][target]}
     return {
@@ -933,7 +931,7 @@ def _aggregate(*, pipe, model_name, inputs, faces, skipped, edits, targets, mode
         },
         "baseline": baseline,
         "results": results,
-        "at_defaults": at_defaults(results, targets, default_strength, target_strengths),
+        "at_defaults": at_defaults(results, {t: pipe.default_strength_for(t) for t in targets}),
         "realism_targets": realism.get("targets_with_references") if realism else None,
         "notes": notes,
         "timings": timings,
