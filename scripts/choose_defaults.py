@@ -139,7 +139,6 @@ def pool(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
             "hits": {t: mean("hits", t) for t in targets},
             "identity": mean("identity"),
             **({"identities": {t: mean("identities", t) for t in targets}} if "identities" in rows[0] else {}),
-            **({"strengths": rows[0]["strengths"]} if "strengths" in rows[0] else {}),
         }
     )
 
