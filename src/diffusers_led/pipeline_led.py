@@ -10,7 +10,7 @@ import re
 import shutil
 import uuid
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -24,7 +24,8 @@ from diffusers.utils.hub_utils import load_or_create_model_card, populate_model_
 from diffusers.utils.torch_utils import randn_tensor
 from huggingface_hub import create_repo
 
-from .expressions import ExpressionEmbeddings
+from .action_units import estimate_action_units, expression_action_units, parse_action_units
+from .expressions import ExpressionEmbeddings, canonical_expression
 from .image_processor import (
     CropExposure,
     ImageInput,
@@ -36,7 +37,8 @@ from .image_processor import (
     return_unchanged,
     tensor_to_crops,
 )
-from .regions import FaceRegionProcessor, FaceRegions
+from .regions import DetectedFace, FaceRegionProcessor, FaceRegions, face_shape, five_landmarks
+from .warp import action_unit_warp, inner_mouth_mask, mouth_opening
 
 
 logger = logging.get_logger(__name__)
@@ -50,6 +52,11 @@ logger = logging.get_logger(__name__)
 FAST_SCHEDULER_CLASS = "DPMSolverMultistepScheduler"
 FAST_SCHEDULER_CONFIG = {"algorithm_type": "dpmsolver++", "solver_order": 2, "timestep_spacing": "trailing"}
 FAST_NUM_INFERENCE_STEPS = 10
+#: How a call edits: the action-unit warp with the UNet re-generating opened mouths, the warp alone, or the paper's
+#: label-conditioned SDEdit of the regions.
+EDIT_MODES = ("geometry+texture", "geometry", "diffusion")
+#: A warp that opens the lips by more than this (inter-ocular distances) gets new texture inside the mouth.
+MIN_OPENING = 0.04
 
 
 def fast_scheduler(config: Dict[str, Any]):
@@ -225,6 +232,14 @@ class LocalExpressionPipeline(DiffusionPipeline):
             [-1, 1] units. When set, every crop is mapped to them before denoising and the result mapped back (see
             [`CropExposure`]), so a darker or flatter photo than the training photos is edited like one of them.
             Set by `train_led.py --match_crop_exposure`; `None` edits the crops as they are.
+        default_mode (`str`, defaults to `"diffusion"`):
+            How a call without `mode` edits (see [`~LocalExpressionPipeline.__call__`]): `"geometry+texture"`,
+            `"geometry"` or `"diffusion"` (the paper).
+        geometry_strength (`float`, defaults to 0.8):
+            The `strength` of the geometry modes when none is given: the fraction of each expression's
+            action-unit prototype a face is moved toward.
+        texture_strength (`float`, defaults to 0.5):
+            The SDEdit strength of the UNet inside a mouth that the warp opened, when none is given.
     """
 
     model_cpu_offload_seq = "unet"
@@ -247,8 +262,16 @@ class LocalExpressionPipeline(DiffusionPipeline):
         default_guidance_scale: float = 1.0,
         default_negative_target: Optional[str] = None,
         crop_statistics: Optional[Dict[str, List[float]]] = None,
+        default_mode: str = "diffusion",
+        geometry_strength: float = 0.8,
+        texture_strength: float = 0.5,
     ):
         super().__init__()
+        if default_mode not in EDIT_MODES:
+            raise ValueError(f"`default_mode` must be one of {', '.join(EDIT_MODES)}, got {default_mode!r}.")
+        for name, value in (("geometry_strength", geometry_strength), ("texture_strength", texture_strength)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"`{name}` must be in [0, 1], got {value!r}.")
         bad = {label: value for label, value in (target_strengths or {}).items() if not 0.0 < value <= 1.0}
         if bad:
             raise ValueError(f"`target_strengths` must be in (0, 1], got {bad}.")
@@ -268,6 +291,9 @@ class LocalExpressionPipeline(DiffusionPipeline):
             default_guidance_scale=default_guidance_scale,
             default_negative_target=default_negative_target,
             crop_statistics={k: [float(x) for x in v] for k, v in crop_statistics.items()} if crop_statistics else None,
+            default_mode=default_mode,
+            geometry_strength=float(geometry_strength),
+            texture_strength=float(texture_strength),
         )
         # Not a diffusers component (OpenCV, no weights): rebuilt from the config, like VaeImageProcessor.
         self.region_processor = self._make_region_processor()
@@ -625,8 +651,11 @@ class LocalExpressionPipeline(DiffusionPipeline):
     def __call__(
         self,
         image: Union[ImageInput, List[ImageInput]],
-        target: Union[str, List[str]],
+        target: Optional[Union[str, List[str]]] = None,
         strength: Optional[float] = None,
+        mode: Optional[str] = None,
+        action_units: Optional[Union[str, Dict[str, float]]] = None,
+        texture_strength: Optional[float] = None,
         num_inference_steps: Optional[int] = None,
         start_timestep: Optional[int] = None,
         regions: Sequence[str] = ("eyes", "mouth"),
@@ -651,20 +680,35 @@ class LocalExpressionPipeline(DiffusionPipeline):
             image (`PIL.Image.Image`, `np.ndarray`, `torch.Tensor`, path, or a list of them):
                 The photo(s) to edit. Arrays are `(H, W)`, `(H, W, 3)` or `(H, W, 4)` in uint8 or float [0, 1];
                 tensors are `(C, H, W)` in [0, 1]. Grayscale and alpha are kept; EXIF orientation is applied.
-            target (`str` or `List[str]`):
-                The target expression ("happy", "contempt", ...), one for all images or one per image.
+            target (`str` or `List[str]`, *optional*):
+                The target expression ("happy", "contempt", ...), one for all images or one per image. May be
+                omitted in the geometry modes when `action_units` say what to do.
             strength (`float`, *optional*):
-                How far the regions are noised before being re-generated, in [0, 1]: the start step is
-                `int(num_train_timesteps * strength)` (0.5 is the paper's t_250). 0 returns the input unchanged.
-                Defaults to the model's strength for each image's target (`target_strengths`), else its
-                `default_strength` (0.5 unless the model sets another).
+                How strong the edit is, in [0, 1]; 0 returns the input unchanged. In the geometry modes, the fraction
+                of the target's action-unit prototype the face is moved toward (defaults to the model's
+                `geometry_strength`). In the diffusion mode, how far the regions are noised before being
+                re-generated: the start step is `int(num_train_timesteps * strength)` (0.5 is the paper's t_250);
+                defaults to the model's strength for each image's target (`target_strengths`), else its
+                `default_strength`.
+            mode (`str`, *optional*):
+                `"geometry+texture"`: move the face's own features along the target's facial action units with a
+                smooth warp, then let the UNet re-generate only the inside of a mouth that opened;
+                `"geometry"`: the warp alone (no UNet call); `"diffusion"`: the paper's method, label-conditioned
+                SDEdit of the eye and mouth regions. Defaults to the model's `default_mode`.
+            action_units (`Dict[str, float]` or `str`, *optional*):
+                Facial action units to add, alone or on top of the target, e.g. `{"AU12": 0.8, "AU6": 0.4}` or
+                `"AU12=0.8,AU6=0.4"`; `R`/`L` prefixes act on one side (`"R12"`). Intensities in [-1.5, 1.5] (1 is
+                the unit as strong as in a full expression; negative undoes it). Geometry modes only.
+            texture_strength (`float`, *optional*):
+                In `"geometry+texture"` mode, the strength of the UNet's SDEdit inside a mouth the warp opened
+                (defaults to the model's `texture_strength`).
             num_inference_steps (`int`, *optional*):
                 Steps of the full schedule; only those below the start step run (as in img2img). Defaults to the
                 pipeline's `default_num_inference_steps`; the paper's mode is DDPM with 500.
             start_timestep (`int`, *optional*):
                 The paper's t_i directly (e.g. 250); overrides `strength`.
             regions (`Sequence[str]`, *optional*, defaults to `("eyes", "mouth")`):
-                Which regions to re-generate.
+                Which regions to re-generate in the diffusion mode.
             guidance_scale (`float`, *optional*):
                 Classifier-free guidance toward the target (needs a model trained with label dropout); 1 disables it.
                 Defaults to the pipeline's `default_guidance_scale` (1 unless the model sets another).
@@ -704,6 +748,14 @@ class LocalExpressionPipeline(DiffusionPipeline):
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         images = list(image) if isinstance(image, (list, tuple)) or is_image_batch(image) else [image]
+        mode = self.config.default_mode if mode is None else mode
+        if mode not in EDIT_MODES:
+            raise ValueError(f"`mode` must be one of {', '.join(EDIT_MODES)}, got {mode!r}.")
+        units = parse_action_units(action_units)
+        if target is None and not units:
+            raise ValueError("Pass a `target` expression, `action_units`, or both.")
+        if target is None and mode == "diffusion":
+            raise ValueError("The diffusion mode edits toward a `target` expression; action units need a geometry mode.")
         targets = list(target) if isinstance(target, (list, tuple)) else [target]
         if num_inference_steps is None:
             num_inference_steps = self.config.default_num_inference_steps
@@ -713,28 +765,39 @@ class LocalExpressionPipeline(DiffusionPipeline):
             negative_target = self.config.default_negative_target or ""
         negatives = list(negative_target) if isinstance(negative_target, (list, tuple)) else [negative_target]
         regions = (regions,) if isinstance(regions, str) else tuple(regions or ())
+        default_strength = self.config.default_strength if mode == "diffusion" else self.config.geometry_strength
         self.check_inputs(
-            images, targets, self.config.default_strength if strength is None else strength, start_timestep, num_inference_steps, regions, guidance_scale, negatives,
+            images, targets, default_strength if strength is None else strength, start_timestep, num_inference_steps, regions, guidance_scale, negatives,
             generator, output_type, callback_on_step_end_tensor_inputs,
         )  # fmt: skip
         if on_no_face not in ("error", "skip"):
             raise ValueError(f"`on_no_face` must be 'error' or 'skip', got {on_no_face!r}.")
         # numpy / torch scalars passed the checks; plain Python numbers from here on.
         num_inference_steps = int(num_inference_steps)
-        targets = self.embeddings.resolve(targets * (len(images) // len(targets)), allow_untrained_targets)
+        targets = targets * (len(images) // len(targets))
         negatives = [
             self.embeddings.resolve(negative, allow_untrained_targets)[0] if negative else ""
             for negative in negatives * (len(images) // len(negatives))
         ]
-        if start_timestep is not None:
-            starts = [int(start_timestep)] * len(images)
+        if mode == "diffusion":
+            targets = self.embeddings.resolve(targets, allow_untrained_targets)
+            if start_timestep is not None:
+                starts = [int(start_timestep)] * len(images)
+            else:
+                strengths = [float(strength) if strength is not None else self.default_strength_for(t) for t in targets]
+                starts = [int(self.scheduler.config.num_train_timesteps * value) for value in strengths]
+            nothing_to_do = not any(starts)
         else:
-            strengths = [float(strength) if strength is not None else self.default_strength_for(t) for t in targets]
-            starts = [int(self.scheduler.config.num_train_timesteps * value) for value in strengths]
+            targets = [None if t is None else canonical_expression(t) for t in targets]
+            geometry_strength = self.config.geometry_strength if strength is None else float(strength)
+            if texture_strength is None:
+                texture_strength = self.config.texture_strength
+            starts = [int(self.scheduler.config.num_train_timesteps * texture_strength)] * len(images)
+            nothing_to_do = geometry_strength == 0 and not units
         prepared = [prepare_image(item, index) for index, item in enumerate(images)]
 
         # 1. Nothing to edit: give the inputs back exactly.
-        if not any(starts):
+        if nothing_to_do:
             outputs = [return_unchanged(item, output_type) for item in prepared]
             return LocalExpressionPipelineOutput(images=outputs, faces=[[] for _ in prepared]) if return_dict else (outputs,)
 
@@ -743,6 +806,108 @@ class LocalExpressionPipeline(DiffusionPipeline):
             faces_per_image = self.detect_faces(prepared, regions, on_no_face)
         else:
             faces_per_image = self._check_faces(faces, prepared, regions, on_no_face)
+        rgbs = [item.rgb for item in prepared]
+        if mode == "diffusion":
+            edit_faces, edit_regions, labels = faces_per_image, regions, targets
+        else:
+            # 3. Geometry: move each face's own pixels along the action units of its target.
+            rgbs, faces_per_image = self.warp_faces(rgbs, faces_per_image, targets, geometry_strength, units)
+            # 4. Texture: the UNet re-generates only the inside of mouths that the warp opened.
+            edit_faces = [[] for _ in rgbs]
+            if mode == "geometry+texture" and texture_strength > 0 and "mouth" in self.config.regions:
+                edit_faces = [self.texture_faces(rgb, faces) for rgb, faces in zip(rgbs, faces_per_image)]
+            edit_regions, labels = ("mouth",), [self.texture_label(t) for t in targets]
+
+        # 5-6. SDEdit of the crops and compositing them back at full resolution.
+        rgbs = self.edit_crops(
+            rgbs, edit_faces, edit_regions, labels, negatives, starts, num_inference_steps,
+            generator=generator,
+            guidance_scale=guidance_scale,
+            reinject_known=reinject_known,
+            callback_on_step_end=callback_on_step_end,
+            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+        )  # fmt: skip
+        outputs = []
+        for item, rgb, start in zip(prepared, rgbs, starts):
+            if mode == "diffusion" and start == 0:  # a target whose strength is 0: this image comes back exactly
+                outputs.append(return_unchanged(item, output_type))
+            else:
+                outputs.append(restore_image(rgb, item, output_type))
+
+        self.maybe_free_model_hooks()
+
+        if not return_dict:
+            return (outputs, faces_per_image)
+        return LocalExpressionPipelineOutput(images=outputs, faces=faces_per_image)
+
+    def warp_faces(
+        self,
+        rgbs: List[np.ndarray],
+        faces_per_image: List[List[FaceRegions]],
+        targets: List[Optional[str]],
+        strength: float,
+        units: Dict[str, float],
+    ) -> Tuple[List[np.ndarray], List[List[FaceRegions]]]:
+        """The geometry stage: each face's landmarks moved along the action units that take its own expression to
+        its image's target at `strength` (plus `units`), by a smooth warp of its own pixels. Returns the warped
+        images and the faces, each with its `warp` (whose window is part of the edited area)."""
+        warped_images, warped_faces = [], []
+        for rgb, faces, target in zip(rgbs, faces_per_image, targets):
+            out, moved = rgb, []
+            for face in faces:
+                shape = face_shape(rgb, face.face)
+                if target is None:
+                    change = dict(units)
+                else:
+                    own = estimate_action_units(shape)
+                    change = expression_action_units(target, strength, own, extra=units)
+                warp = action_unit_warp(shape, face.matrix, change, rgb.shape[:2]) if change else None
+                if warp is not None:
+                    out = warp.apply(out)
+                moved.append(replace(face, warp=warp))
+            warped_images.append(out)
+            warped_faces.append(moved)
+        return warped_images, warped_faces
+
+    def texture_faces(self, rgb: np.ndarray, faces: List[FaceRegions]) -> List[FaceRegions]:
+        """The mouths of `faces` (already warped, in the warped image `rgb`) that the warp opened, re-cut around
+        their moved landmarks, each with a mask of the inside of its lips: what the UNet re-generates."""
+        opened = []
+        for face in faces:
+            if face.warp is None or mouth_opening(face.warp.shape) - mouth_opening(face.face.shape) < MIN_OPENING:
+                continue
+            shape = face.warp.shape
+            moved = DetectedFace(box=face.face.box, landmarks=five_landmarks(shape), score=face.face.score, shape=shape)
+            regions = self.region_processor.extract(rgb, faces=[moved], regions=("mouth",))[0]
+            regions.masks["mouth"] = inner_mouth_mask(shape, regions.crop_matrices["mouth"], self.unet.config.sample_size)
+            opened.append(regions)
+        return opened
+
+    def texture_label(self, target: Optional[str]) -> str:
+        """The label the UNet re-generates a mouth with: the target when the model was trained on it, else neutral
+        (a model knows what the inside of a mouth looks like even when it never saw the expression)."""
+        trained = self.embeddings.trained_labels
+        if target in trained:
+            return target
+        return "neutral" if "neutral" in trained else trained[0]
+
+    def edit_crops(
+        self,
+        rgbs: List[np.ndarray],
+        faces_per_image: List[List[FaceRegions]],
+        regions: Sequence[str],
+        targets: List[str],
+        negatives: List[str],
+        starts: List[int],
+        num_inference_steps: int,
+        generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
+        guidance_scale: float = 1.0,
+        reinject_known: bool = True,
+        callback_on_step_end: Optional[Callable] = None,
+        callback_on_step_end_tensor_inputs: List[str] = ["latents"],
+    ) -> List[np.ndarray]:
+        """SDEdit of the `regions` crops of every face toward its image's target (start step per image), all crops
+        in one UNet batch per start step, then each image's edited crops blended back into it (its masks)."""
         crops, masks, crop_targets, crop_negatives, crop_regions, crops_per_image = [], [], [], [], [], []
         for faces, label, negative in zip(faces_per_image, targets, negatives):
             count = 0
@@ -755,60 +920,44 @@ class LocalExpressionPipeline(DiffusionPipeline):
                     crop_regions.append(region)
                     count += 1
             crops_per_image.append(count)
+        if not crops:
+            return list(rgbs)
 
         edited_crops: List[np.ndarray] = list(crops)
-        if crops:
-            device = self._execution_device
-            dtype = self.unet.dtype
-            originals = crops_to_tensor(crops, self.color_mode).to(device=device, dtype=dtype)
-            known_mask = 1.0 - torch.from_numpy(np.stack(masks))[:, None].to(device=device, dtype=dtype)
-            crop_image = [index for index, count in enumerate(crops_per_image) for _ in range(count)]
+        device = self._execution_device
+        dtype = self.unet.dtype
+        originals = crops_to_tensor(crops, self.color_mode).to(device=device, dtype=dtype)
+        known_mask = 1.0 - torch.from_numpy(np.stack(masks))[:, None].to(device=device, dtype=dtype)
+        crop_image = [index for index, count in enumerate(crops_per_image) for _ in range(count)]
+        # One batch per start step (one batch unless the targets of the images have different default strengths).
+        for start in sorted(set(starts) - {0}, reverse=True):
+            group = [index for index, value in enumerate(starts) if value == start]
+            members = [k for k, index in enumerate(crop_image) if starts[index] == start]
+            if not members:
+                continue
+            latents = self.denoise_crops(
+                originals[members],
+                [crop_targets[k] for k in members],
+                start,
+                num_inference_steps,
+                generator=[generator[index] for index in group] if isinstance(generator, list) else generator,
+                crops_per_image=[crops_per_image[index] for index in group],
+                guidance_scale=guidance_scale,
+                known_mask=known_mask[members] if reinject_known else None,
+                callback_on_step_end=callback_on_step_end,
+                callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+                crop_regions=[crop_regions[k] for k in members],
+                negative_targets=[crop_negatives[k] for k in members],
+            )
+            for k, crop in zip(members, tensor_to_crops(latents, [crops[k] for k in members], self.color_mode)):
+                edited_crops[k] = crop
 
-            # 3-4. SDEdit of every crop of every face of every image in one batch per start step (one batch unless
-            # the targets of the images have different default strengths).
-            for start in sorted(set(starts) - {0}, reverse=True):
-                group = [index for index, value in enumerate(starts) if value == start]
-                members = [k for k, index in enumerate(crop_image) if starts[index] == start]
-                if not members:
-                    continue
-                latents = self.denoise_crops(
-                    originals[members],
-                    [crop_targets[k] for k in members],
-                    start,
-                    num_inference_steps,
-                    generator=[generator[index] for index in group] if isinstance(generator, list) else generator,
-                    crops_per_image=[crops_per_image[index] for index in group],
-                    guidance_scale=guidance_scale,
-                    known_mask=known_mask[members] if reinject_known else None,
-                    callback_on_step_end=callback_on_step_end,
-                    callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
-                    crop_regions=[crop_regions[k] for k in members],
-                    negative_targets=[crop_negatives[k] for k in members],
-                )
-                edits = tensor_to_crops(latents, [crops[k] for k in members], self.color_mode)
-                for k, crop in zip(members, edits):
-                    edited_crops[k] = crop
-
-        # 5. Composite each image's edited crops back at full resolution.
-        outputs = []
-        cursor = 0
-        for item, faces, start in zip(prepared, faces_per_image, starts):
+        outputs, cursor = [], 0
+        for rgb, faces in zip(rgbs, faces_per_image):
             edits = []
             for _ in faces:
                 edits.append({region: edited_crops[cursor + k] for k, region in enumerate(regions)})
                 cursor += len(regions)
-            if start == 0:  # a target whose strength is 0: this image comes back exactly
-                outputs.append(return_unchanged(item, output_type))
-                continue
-            rgb = (
-                self.region_processor.composite(item.rgb, faces, edits, residual=self.config.residual_composite)
-                if faces
-                else item.rgb
-            )
-            outputs.append(restore_image(rgb, item, output_type))
-
-        self.maybe_free_model_hooks()
-
-        if not return_dict:
-            return (outputs, faces_per_image)
-        return LocalExpressionPipelineOutput(images=outputs, faces=faces_per_image)
+            residual = self.config.residual_composite
+            outputs.append(self.region_processor.composite(rgb, faces, edits, residual=residual) if faces else rgb)
+        return outputs

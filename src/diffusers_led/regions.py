@@ -54,6 +54,8 @@ __all__ = [
     "alignment_matrix",
     "blend_mask",
     "canonical_template",
+    "face_shape",
+    "five_landmarks",
     "load_face_detector",
     "plausible_landmarks",
     "region_box",
@@ -305,11 +307,14 @@ class DetectedFace:
         landmarks: ``(5, 2)`` float32 points in :data:`LANDMARK_NAMES` order.
         score: detector confidence (dlib: HOG SVM margin, 0 is dlib's default threshold;
             YuNet: probability in [0, 1]).
+        shape: ``(68, 2)`` float32 points of the iBUG/dlib 68-point layout (brows, lids, lips, jaw),
+            which the action-unit warp moves; ``None`` until computed (see :func:`face_shape`).
     """
 
     box: Box
     landmarks: np.ndarray
     score: float
+    shape: np.ndarray | None = None
 
 
 def _as_image(image: Any) -> np.ndarray:
@@ -526,12 +531,10 @@ class DlibFaceDetector(FaceDetector):
                 box = _scale_box((rect.left(), rect.top(), rect.width(), rect.height()), 1.0 / scale)
                 if score < self.verify_below and not self._verified(image, cnn, box):
                     continue
-                roi, roi_scale, offset = _box_roi(image, box, 0.3, self.landmark_face_size, upscale=False)
-                parts = predictor(roi, _dlib_rect(_scale_box(box, roi_scale, offset))).parts()
-                pts68 = np.array([(p.x, p.y) for p in parts], dtype=np.float64)
-                five = np.stack([pts68[36:42].mean(0), pts68[42:48].mean(0), pts68[30], pts68[48], pts68[54]])
-                landmarks = _unscale(five, roi_scale, offset).astype(np.float32)
-                faces.append(DetectedFace(box=box, landmarks=landmarks, score=float(score)))
+                shape = _predict_shape(image, predictor, box, self.landmark_face_size)
+                faces.append(
+                    DetectedFace(box=box, landmarks=five_landmarks(shape), score=float(score), shape=shape.astype(np.float32))
+                )
         return faces
 
     def _verified(self, image: np.ndarray, cnn: Any, box: Box) -> bool:
@@ -544,6 +547,31 @@ class DlibFaceDetector(FaceDetector):
             if det.confidence >= self.verify_threshold and _iou(found, roi_box) >= 0.3:
                 return True
         return False
+
+
+def _predict_shape(image: np.ndarray, predictor: Any, box: Box, face_size: float) -> np.ndarray:
+    """dlib's 68 points of the face in ``box``, predicted on an original-resolution ROI (scaled down to about
+    ``face_size`` px for huge faces), in image coordinates, ``(68, 2)`` float64."""
+    roi, roi_scale, offset = _box_roi(image, box, 0.3, face_size, upscale=False)
+    parts = predictor(roi, _dlib_rect(_scale_box(box, roi_scale, offset))).parts()
+    return _unscale(np.array([(p.x, p.y) for p in parts], dtype=np.float64), roi_scale, offset)
+
+
+def five_landmarks(shape: np.ndarray) -> np.ndarray:
+    """YuNet's 5 points from 68: the eye centres (means of 36-41 and 42-47), the nose tip (30) and the mouth
+    corners (48, 54), ``(5, 2)`` float32."""
+    shape = np.asarray(shape, dtype=np.float64)
+    return np.stack([shape[36:42].mean(0), shape[42:48].mean(0), shape[30], shape[48], shape[54]]).astype(np.float32)
+
+
+def face_shape(image: np.ndarray, face: DetectedFace, face_size: float = 256.0) -> np.ndarray:
+    """The face's 68 points (``face.shape``), predicted by dlib's shape predictor on ``face.box`` when the detector
+    gave none (e.g. YuNet, which finds 5 points only)."""
+    if face.shape is None:
+        (_, predictor, _), lock = _dlib_models()
+        with lock:
+            face.shape = _predict_shape(_as_image(image), predictor, face.box, face_size).astype(np.float32)
+    return face.shape
 
 
 def _scale_box(box: Sequence[float], scale: float, offset: Sequence[float] = (0.0, 0.0)) -> Box:
@@ -664,6 +692,8 @@ class FaceRegions:
         crops: region -> ``crop x crop x 3`` uint8 RGB (``crop x crop`` for gray images).
         masks: region -> ``crop x crop`` float32 soft blend mask (editable before compositing).
         crop_matrices: region -> ``2x3`` float64 affine, original image -> crop pixels.
+        warp: the geometric warp applied to this face before its crops were cut (a
+            :class:`~diffusers_led.warp.FaceWarp`), or ``None``; its window counts as edited area.
     """
 
     face: DetectedFace
@@ -672,6 +702,7 @@ class FaceRegions:
     crops: dict[str, np.ndarray]
     masks: dict[str, np.ndarray]
     crop_matrices: dict[str, np.ndarray] = field(default_factory=dict)
+    warp: Any = None
 
     def region_quad(self, region: str) -> np.ndarray:
         """The region box's 4 corners in original-image coordinates, ``(4, 2)`` (clockwise)."""
@@ -901,12 +932,14 @@ class FaceRegionProcessor:
         """Total weight the edits of :meth:`composite` receive per pixel, ``HxW`` float32.
 
         ``1 - prod(1 - m_i)`` over the warped masks of all faces/regions (all extracted ones when
-        ``regions`` is None). Zero exactly where :meth:`composite` leaves pixels untouched; useful
+        ``regions`` is None) and the windows of the faces' geometric warps. Zero exactly where :meth:`composite` leaves pixels untouched; useful
         for evaluation (pixels outside the regions) and seam scores. Allocates a full-size float
         image, unlike :meth:`composite`.
         """
         keep = np.ones(tuple(image_shape[:2]), dtype=np.float32)
         for face in faces:
+            if face.warp is not None:
+                keep *= 1.0 - face.warp.mask(keep.shape)
             for region in face.crop_matrices if regions is None else regions:
                 rows_cols, _, mask_roi = self._warp_back(face, region, None, keep.shape)
                 keep[rows_cols] *= 1.0 - mask_roi
@@ -935,6 +968,8 @@ class FaceRegionProcessor:
                 canvas, tuple(fixed([x, y])), tuple(fixed([x + w, y + h])), (0, 255, 0), thick, cv2.LINE_AA, shift
             )
             if isinstance(item, FaceRegions):
+                if item.warp is not None:  # the outline of what the geometric warp may move
+                    cv2.polylines(canvas, [fixed(item.warp.ring)], True, (255, 255, 0), thick, cv2.LINE_AA, shift)
                 for region in item.boxes:
                     quad = fixed(item.region_quad(region))
                     color = region_colors.get(region, (255, 255, 255))

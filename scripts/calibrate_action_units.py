@@ -1,0 +1,92 @@
+#!/usr/bin/env python
+"""Measure the landmark displacements of expressions on the CK+ sample, and the mean neutral face shape.
+
+    python scripts/fetch_ckplus_sample.py --output_dir data/ckplus_sample
+    python scripts/calibrate_action_units.py --data data/ckplus_sample [--write-neutral]
+
+For every peak frame (labels.csv, written by the fetch script) it takes the neutral onset frames of the same
+sequence (else of the same person), aligns the peak onto them by the points an expression hardly moves (eye corners
+and nose bridge) and prints the mean displacement of the points each action unit moves, in inter-ocular units of the
+aligned face (x to the image's right, y down; "out" of the subject's right half is -x). These are the numbers the
+patterns in ``diffusers_led/action_units.py`` were set from. ``--write-neutral`` stores the mean neutral shape of
+all people (``diffusers_led/neutral_shape.json``: 68 points, inter-ocular units, a statistic of landmark positions,
+no pixels), against which :func:`~diffusers_led.action_units.estimate_action_units` reads a face's own expression.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from diffusers_led.action_units import NEUTRAL_SHAPE_FILE, align_shape, inter_ocular
+from diffusers_led.regions import CANONICAL_SIZE, DlibFaceDetector, alignment_matrix, canonical_template, transform_points
+
+#: Points named in the printed table (subject's right half and midline).
+GROUPS = {
+    "inner brow (21)": [21],
+    "outer brow (17, 18)": [17, 18],
+    "upper lid (37, 38)": [37, 38],
+    "lower lid (40, 41)": [40, 41],
+    "nose wing (31)": [31],
+    "upper lip (50-52)": [50, 51, 52],
+    "lip corner (48)": [48],
+    "lower lip (56-58)": [56, 57, 58],
+    "chin (8)": [8],
+    "inner lower lip (65-67)": [65, 66, 67],
+}
+
+
+def canonical_shapes(data: Path) -> list[tuple[dict, np.ndarray]]:
+    """(label row, 68 points in the canonical face / inter-ocular units) of every frame with one detected face."""
+    detector = DlibFaceDetector()
+    shapes = []
+    with open(data / "labels.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            faces = detector.detect(np.asarray(Image.open(data / row["file_name"]).convert("L")))
+            if len(faces) == 1:
+                matrix = alignment_matrix(faces[0].landmarks)
+                shapes.append((row, transform_points(matrix, faces[0].shape) / inter_ocular(canonical_template(CANONICAL_SIZE))))
+    return shapes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, type=Path, help="The CK+ sample folder (with labels.csv).")
+    parser.add_argument("--write-neutral", action="store_true", help="Write the mean neutral shape into the package.")
+    args = parser.parse_args()
+
+    shapes = canonical_shapes(args.data)
+    by_sequence, by_person = defaultdict(list), defaultdict(list)
+    for row, shape in shapes:
+        if row["expression"] == "neutral" and row["eyes_usable"] == "true":
+            by_sequence[row["sequence"]].append(shape)
+            by_person[row["subject"]].append(shape)
+    changes = defaultdict(list)
+    for row, shape in shapes:
+        if row["kind"] == "peak":
+            reference = np.mean(by_sequence.get(row["sequence"]) or by_person[row["subject"]], axis=0)
+            changes[row["expression"]].append((row["subject"], align_shape(shape, reference) - reference))
+    for expression, items in sorted(changes.items()):
+        people = sorted({person for person, _ in items})
+        mean = np.mean([change for _, change in items], axis=0)
+        print(f"{expression}: {len(items)} frames of {len(people)} people ({', '.join(people)})")
+        for name, points in GROUPS.items():
+            dx, dy = mean[points].mean(0)
+            print(f"    {name:24s} dx {dx:+.3f}  dy {dy:+.3f}")
+
+    # One mean per person first, so that people with more frames do not weigh more.
+    neutral = np.mean([np.mean(shapes_of_person, 0) for shapes_of_person in by_person.values()], 0)
+    print(f"mean neutral shape of {len(by_person)} people")
+    if args.write_neutral:
+        NEUTRAL_SHAPE_FILE.write_text(json.dumps({"people": len(by_person), "shape": np.round(neutral, 4).tolist()}))
+        print(f"wrote {NEUTRAL_SHAPE_FILE}")
+
+
+if __name__ == "__main__":
+    main()

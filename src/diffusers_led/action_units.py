@@ -1,0 +1,282 @@
+"""Facial action units as landmark displacements, and the eight expressions as action-unit prototypes.
+
+Each action unit (FACS, Ekman & Friesen) is a displacement pattern of the 68 iBUG/dlib landmarks in the aligned face
+frame, in units of the inter-ocular distance (the distance between the eye centres), with image axes (x to the
+image's right, y down). Patterns are written for the subject's right half (the image's left) and the midline, and
+mirrored onto the left half, so every unit also exists as a one-sided ``R``/``L`` variant (``"R12"``: the subject's
+right lip corner only), which contempt needs.
+
+Where the CK+ sample has neutral and peak frames of the same people, the magnitudes are the measured mean
+displacements (``scripts/calibrate_action_units.py`` measures them): happy (AU6, AU12; 3 people, 7 frames),
+surprise (AU1, AU2, AU5, AU26; 3 people, 6 frames), disgust (AU4, AU9, AU10; 4 people, 6 frames), anger (AU17;
+1 person, 2 frames). The others follow the FACS descriptions at magnitudes of the same order. :data:`SOURCES` says
+which is which.
+
+This module knows nothing of images: :mod:`diffusers_led.warp` turns displacements into a dense warp.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .expressions import canonical_expression
+from .regions import similarity_transform, transform_points
+
+__all__ = [
+    "ACTION_UNITS",
+    "EXPRESSION_PROTOTYPES",
+    "MIRROR",
+    "SOURCES",
+    "align_shape",
+    "estimate_action_units",
+    "inter_ocular",
+    "neutral_shape",
+    "expression_action_units",
+    "landmark_displacements",
+    "parse_action_units",
+]
+
+NUM_POINTS = 68
+#: The mean neutral face (68 points, inter-ocular units, 5-point aligned), written by
+#: scripts/calibrate_action_units.py from the neutral CK+ frames of 10 people.
+NEUTRAL_SHAPE_FILE = Path(__file__).with_name("neutral_shape.json")
+#: Points that expressions hardly move (eye corners, nose bridge): shapes are compared after aligning these.
+STABLE_POINTS = [36, 39, 42, 45, 27, 28, 29, 30]
+
+#: The left/right mirror of each of the 68 points (midline points map to themselves).
+MIRROR = np.array(
+    list(range(16, -1, -1))  # jaw 0-16
+    + list(range(26, 16, -1))  # brows 17-26
+    + [27, 28, 29, 30, 35, 34, 33, 32, 31]  # nose bridge 27-30, nostrils 31-35
+    + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]  # eyes 36-47
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]  # outer lips 48-59
+    + [64, 63, 62, 61, 60, 67, 66, 65]  # inner lips 60-67
+)
+#: The points on the midline.
+MIDLINE = np.flatnonzero(MIRROR == np.arange(NUM_POINTS))
+#: The points of the subject's right half (the image's left): jaw 0-7, brow 17-21, nostrils 31-32, eye 36-41, ...
+RIGHT_HALF = np.array([0, 1, 2, 3, 4, 5, 6, 7, 17, 18, 19, 20, 21, 31, 32, 36, 37, 38, 39, 40, 41, 48, 49, 50, 59, 58, 60, 61, 67])
+
+# Right-half and midline displacements (dx, dy) per action unit, inter-ocular units. For the right half, "out"
+# (away from the midline) is -x; mirroring negates dx.
+_PATTERNS: dict[int, dict[int, tuple[float, float]]] = {
+    # Inner brow raiser: the inner brow up (surprise: inner brow -0.13).
+    1: {21: (0.0, -0.13), 20: (0.0, -0.10), 19: (0.0, -0.06), 18: (0.0, -0.03)},
+    # Outer brow raiser: the outer brow up (surprise: outer brow -0.11).
+    2: {17: (0.0, -0.10), 18: (0.0, -0.11), 19: (0.0, -0.08), 20: (0.0, -0.04)},
+    # Brow lowerer: the brows down and together (disgust: inner brow +0.09, 0.03 toward the midline).
+    4: {21: (0.035, 0.09), 20: (0.02, 0.085), 19: (0.01, 0.07), 18: (0.0, 0.055), 17: (0.0, 0.045)},
+    # Upper lid raiser: the upper lid up (surprise: -0.03; dlib's lid points under-read it).
+    5: {37: (0.0, -0.04), 38: (0.0, -0.04)},
+    # Cheek raiser: the lower lid up (happy: -0.03), a little of the outer brow down.
+    6: {40: (0.0, -0.035), 41: (0.0, -0.035), 17: (0.0, 0.015)},
+    # Lid tightener: the lower lid up, the upper lid a little down (a narrower eye).
+    7: {40: (0.0, -0.035), 41: (0.0, -0.035), 37: (0.0, 0.015), 38: (0.0, 0.015)},
+    # Nose wrinkler: the nose wings and upper lip up, the inner brows down (disgust: wings -0.05).
+    9: {31: (0.0, -0.05), 32: (0.0, -0.045), 33: (0.0, -0.04), 21: (0.0, 0.04), 20: (0.0, 0.03),
+        49: (0.0, -0.02), 50: (0.0, -0.025), 51: (0.0, -0.025), 61: (0.0, -0.02), 62: (0.0, -0.02)},
+    # Upper lip raiser (disgust: upper lip -0.045).
+    10: {48: (0.0, -0.015), 49: (0.0, -0.04), 50: (0.0, -0.045), 51: (0.0, -0.045), 60: (0.0, -0.015),
+         61: (0.0, -0.045), 62: (0.0, -0.045)},
+    # Lip corner puller: corners up and out (happy: corner -0.16 out, -0.18 up).
+    12: {48: (-0.16, -0.18), 60: (-0.15, -0.17), 49: (-0.07, -0.09), 59: (-0.07, -0.08), 61: (-0.05, -0.07),
+         67: (-0.05, -0.06), 50: (-0.02, -0.04), 58: (-0.02, -0.03), 51: (0.0, -0.03), 62: (0.0, -0.03),
+         57: (0.0, -0.01), 66: (0.0, -0.01), 4: (0.0, -0.02), 5: (0.0, -0.015)},
+    # Dimpler: corners pulled in and tightened.
+    14: {48: (0.04, -0.02), 60: (0.035, -0.02), 49: (0.015, -0.01), 59: (0.015, -0.01)},
+    # Lip corner depressor: corners down.
+    15: {48: (0.0, 0.07), 60: (0.0, 0.065), 49: (0.0, 0.025), 59: (0.0, 0.035), 61: (0.0, 0.02), 67: (0.0, 0.03)},
+    # Lower lip depressor: the lower lip down.
+    16: {57: (0.0, 0.05), 56: (0.0, 0.045), 58: (0.0, 0.045), 66: (0.0, 0.035), 65: (0.0, 0.03), 67: (0.0, 0.03)},
+    # Chin raiser: the chin and lower lip up (anger: lower lip -0.11, with AU23).
+    17: {57: (0.0, -0.06), 56: (0.0, -0.05), 58: (0.0, -0.05), 55: (0.0, -0.03), 59: (0.0, -0.03),
+         66: (0.0, -0.04), 65: (0.0, -0.03), 67: (0.0, -0.03), 8: (0.0, -0.03), 7: (0.0, -0.02)},
+    # Lip stretcher: corners out horizontally.
+    20: {48: (-0.08, 0.01), 60: (-0.075, 0.01), 49: (-0.04, 0.0), 59: (-0.04, 0.0), 61: (-0.02, 0.0),
+         67: (-0.02, 0.0)},
+    # Lip tightener: narrower lips (corners in, the red of the lips thinner).
+    23: {48: (0.03, 0.0), 60: (0.025, 0.0), 50: (0.0, 0.015), 51: (0.0, 0.015), 57: (0.0, -0.015),
+         58: (0.0, -0.015)},
+    # Lips part: the lower inner lip down.
+    25: {65: (0.0, 0.05), 66: (0.0, 0.05), 67: (0.0, 0.05), 55: (0.0, 0.03), 56: (0.0, 0.035),
+         57: (0.0, 0.035), 58: (0.0, 0.035), 59: (0.0, 0.03), 61: (0.0, -0.01), 62: (0.0, -0.01)},
+    # Jaw drop: the lower lip, chin and jaw down (surprise: lower lip +0.56, chin +0.43, corners +0.24).
+    26: {57: (0.0, 0.50), 56: (0.0, 0.47), 58: (0.0, 0.47), 55: (0.0, 0.36), 59: (0.0, 0.36), 66: (0.0, 0.46),
+         65: (0.0, 0.42), 67: (0.0, 0.42), 48: (0.03, 0.20), 60: (0.03, 0.20), 8: (0.0, 0.42), 7: (0.0, 0.39),
+         6: (0.02, 0.32), 5: (0.04, 0.24), 4: (0.05, 0.15), 3: (0.03, 0.07), 49: (0.0, 0.02), 50: (0.0, 0.01)},
+}
+
+#: Where each pattern's magnitudes come from.
+SOURCES: dict[str, str] = {
+    "AU1": "CK+ surprise (3 people, 6 frames)",
+    "AU2": "CK+ surprise (3 people, 6 frames)",
+    "AU4": "CK+ disgust and anger (5 people, 8 frames)",
+    "AU5": "CK+ surprise (3 people, 6 frames), raised: dlib's lid points under-read it",
+    "AU6": "CK+ happy (3 people, 7 frames)",
+    "AU7": "FACS description",
+    "AU9": "CK+ disgust (4 people, 6 frames)",
+    "AU10": "CK+ disgust (4 people, 6 frames)",
+    "AU12": "CK+ happy (3 people, 7 frames)",
+    "AU14": "FACS description",
+    "AU15": "FACS description",
+    "AU16": "FACS description",
+    "AU17": "CK+ anger (1 person, 2 frames)",
+    "AU20": "FACS description",
+    "AU23": "FACS description",
+    "AU25": "FACS description",
+    "AU26": "CK+ surprise (3 people, 6 frames)",
+}
+
+
+def _full_pattern(unit: int, side: str = "") -> np.ndarray:
+    """The ``(68, 2)`` displacement of one unit on both halves (``side=""``), or the subject's right or left only."""
+    pattern = np.zeros((NUM_POINTS, 2))
+    for index, (dx, dy) in _PATTERNS[unit].items():
+        pattern[index] = (dx, dy)
+        if MIRROR[index] != index:
+            pattern[MIRROR[index]] = (-dx, dy)
+    if side:
+        half = set(RIGHT_HALF.tolist()) if side == "R" else {int(MIRROR[i]) for i in RIGHT_HALF}
+        keep = np.array([1.0 if i in half else 0.5 if i in MIDLINE else 0.0 for i in range(NUM_POINTS)])
+        pattern *= keep[:, None]
+    return pattern
+
+
+#: Every action unit by name ("AU12", "R12", "L12"), as a ``(68, 2)`` displacement in inter-ocular units.
+ACTION_UNITS: dict[str, np.ndarray] = {}
+for _unit in _PATTERNS:
+    ACTION_UNITS[f"AU{_unit}"] = _full_pattern(_unit)
+    ACTION_UNITS[f"R{_unit}"] = _full_pattern(_unit, "R")
+    ACTION_UNITS[f"L{_unit}"] = _full_pattern(_unit, "L")
+for _pattern in ACTION_UNITS.values():
+    _pattern.setflags(write=False)
+
+#: The EMFACS prototypes (Friesen & Ekman) with intensities; `strength` 1 is the full expression. Neutral is the
+#: empty prototype: editing toward it undoes the face's own action units (see :func:`expression_action_units`).
+EXPRESSION_PROTOTYPES: dict[str, dict[str, float]] = {
+    "happy": {"AU6": 1.0, "AU12": 1.0},
+    "sad": {"AU1": 1.0, "AU4": 0.6, "AU15": 1.0, "AU17": 0.4},
+    "surprised": {"AU1": 1.0, "AU2": 1.0, "AU5": 1.0, "AU25": 1.0, "AU26": 0.5},
+    "fearful": {"AU1": 1.0, "AU2": 0.6, "AU4": 0.6, "AU5": 1.0, "AU7": 0.5, "AU20": 1.0, "AU25": 1.0, "AU26": 0.3},
+    "angry": {"AU4": 1.2, "AU5": 0.5, "AU7": 1.0, "AU17": 0.5, "AU23": 1.0},
+    "disgusted": {"AU9": 1.0, "AU10": 0.6, "AU15": 0.7, "AU16": 0.6},
+    "contemptuous": {"R12": 0.5, "R14": 1.0},
+    "neutral": {},
+}
+
+#: Units estimated on a face to find its own expression (bilateral ones: one-sided estimates are too noisy).
+ESTIMATED_UNITS = ("AU1", "AU2", "AU4", "AU6", "AU12", "AU15", "AU26")
+#: Ridge weight of the estimate: opposing units (AU1 and AU4 on the brows) must not both grow to cancel out.
+ESTIMATE_RIDGE = 0.05
+
+_UNIT_NAME = re.compile(r"^(AU|R|L)(\d+)$")
+
+
+def parse_action_units(spec: str | Mapping[str, float] | None) -> dict[str, float]:
+    """Action-unit intensities from ``{"AU12": 0.8}`` or ``"AU12=0.8,AU6=0.4"`` (names are case-insensitive; ``R``/
+    ``L`` prefixes are one-sided units). Raises ``ValueError`` naming the known units for an unknown one."""
+    if spec is None:
+        return {}
+    if isinstance(spec, str):
+        items: dict[str, float] = {}
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            name, sep, value = part.partition("=")
+            if not sep:
+                raise ValueError(f"action unit {part!r} needs an intensity, e.g. AU12=0.8")
+            try:
+                items[name.strip()] = float(value)
+            except ValueError:
+                raise ValueError(f"action unit {name.strip()!r}: intensity {value.strip()!r} is not a number") from None
+        spec = items
+    out: dict[str, float] = {}
+    for name, value in spec.items():
+        key = str(name).strip().upper()
+        if key.isdigit():
+            key = f"AU{key}"
+        if key not in ACTION_UNITS:
+            known = ", ".join(f"AU{u}" for u in _PATTERNS)
+            raise ValueError(f"unknown action unit {name!r}; known: {known} (R/L prefixes for one side, e.g. R12)")
+        value = float(value)
+        if not np.isfinite(value) or not -1.5 <= value <= 1.5:
+            raise ValueError(f"action unit {name!r}: intensity must be in [-1.5, 1.5], got {value}")
+        out[key] = out.get(key, 0.0) + value
+    return out
+
+
+def landmark_displacements(units: Mapping[str, float]) -> np.ndarray:
+    """The ``(68, 2)`` displacement (inter-ocular units) of a set of action units at their intensities."""
+    total = np.zeros((NUM_POINTS, 2))
+    for name, intensity in parse_action_units(units).items():
+        total += intensity * ACTION_UNITS[name]
+    return total
+
+
+def inter_ocular(points: np.ndarray) -> float:
+    """The distance between the eye centres of 68 points (means of 36-41 and 42-47) or of 5 (points 0 and 1)."""
+    points = np.asarray(points, dtype=np.float64)
+    if len(points) == NUM_POINTS:
+        return float(np.linalg.norm(points[42:48].mean(0) - points[36:42].mean(0)))
+    return float(np.linalg.norm(points[1] - points[0]))
+
+
+def align_shape(shape: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``shape`` (68 points) moved by the similarity that best lays its :data:`STABLE_POINTS` onto ``reference``'s."""
+    matrix = similarity_transform(np.asarray(shape)[STABLE_POINTS], np.asarray(reference)[STABLE_POINTS])
+    return transform_points(matrix, shape)
+
+
+@lru_cache(maxsize=1)
+def neutral_shape() -> np.ndarray:
+    """The mean neutral face, ``(68, 2)`` inter-ocular units (see :data:`NEUTRAL_SHAPE_FILE`)."""
+    shape = np.array(json.loads(NEUTRAL_SHAPE_FILE.read_text())["shape"], dtype=np.float64)
+    shape.setflags(write=False)
+    return shape
+
+
+def estimate_action_units(shape: np.ndarray, threshold: float = 0.25) -> dict[str, float]:
+    """A face's own bilateral action units: the non-negative least-squares fit of its difference from the mean
+    neutral face (after aligning the stable points) by the patterns of :data:`ESTIMATED_UNITS`. ``shape``: 68
+    points in any frame. Activations below ``threshold`` are dropped: people differ from the mean face by that
+    much without any expression."""
+    from scipy.optimize import nnls
+
+    reference = neutral_shape()
+    shape = np.asarray(shape, dtype=np.float64)
+    scaled = shape * (inter_ocular(reference) / max(inter_ocular(shape), 1e-9))
+    change = align_shape(scaled, reference) - reference
+    basis = np.stack([ACTION_UNITS[name].ravel() for name in ESTIMATED_UNITS], axis=1)
+    ridge = ESTIMATE_RIDGE * np.linalg.norm(basis, axis=0).mean()
+    weights, _ = nnls(np.vstack([basis, ridge * np.eye(len(ESTIMATED_UNITS))]),
+                      np.concatenate([change.ravel(), np.zeros(len(ESTIMATED_UNITS))]))
+    return {name: round(min(float(w), 1.5), 3) for name, w in zip(ESTIMATED_UNITS, weights) if w >= threshold}
+
+
+def expression_action_units(
+    target: str,
+    strength: float = 1.0,
+    current: Mapping[str, float] | None = None,
+    extra: Mapping[str, float] | None = None,
+) -> dict[str, float]:
+    """The action-unit change that moves a face toward ``target`` at ``strength``: the prototype's units scaled by
+    ``strength`` minus what the face already shows of them (``current``, from :func:`estimate_action_units`), and
+    the face's own units that the target does not have undone by ``strength``; then ``extra`` units on top.
+
+    A face that already smiles is not smiled at twice; editing toward neutral undoes whatever the face shows."""
+    prototype = EXPRESSION_PROTOTYPES[canonical_expression(target)]
+    current = dict(current or {})
+    change: dict[str, float] = {}
+    for name, intensity in prototype.items():
+        own = current.get(name, 0.0)
+        change[name] = strength * max(intensity - own, 0.0)
+    for name, own in current.items():
+        if name not in prototype:
+            change[name] = change.get(name, 0.0) - strength * own
+    for name, value in parse_action_units(extra).items():
+        change[name] = change.get(name, 0.0) + value
+    return {name: value for name, value in change.items() if value != 0.0}

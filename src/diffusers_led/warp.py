@@ -1,0 +1,367 @@
+"""A smooth warp of a face's own pixels that moves its landmarks by given displacements (the geometry stage).
+
+The warp is a thin-plate spline through the 68 landmarks (each moved by its displacement, zero for those that stay)
+and a ring of fixed points around the face, multiplied by a window that is 1 on the features and falls smoothly to
+exactly 0 at the ring: every pixel outside the ring keeps its value bit for bit, and inside it the photo's own skin,
+lips and eyes are moved, not re-drawn. Torch-free: numpy and OpenCV only.
+
+Backward mapping: an output pixel ``q`` takes the source pixel at ``q + f(q)``, where ``f`` is the spline fitted
+from the moved points to the original ones (so no inversion of a forward field is needed).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .action_units import inter_ocular, landmark_displacements
+
+__all__ = ["FaceWarp", "action_unit_warp", "inner_mouth_mask", "mouth_opening", "plan_face_warp", "thin_plate_spline"]
+
+#: The inner lip contour of the 68 points (60 and 64 are the corners).
+INNER_LIPS = list(range(60, 68))
+
+#: Ring margin and window falloff, in inter-ocular distances: room for raised brows and a dropped jaw, and a fall
+#: wide enough that the warp shows no edge.
+RING_MARGIN = 0.45
+RING_FEATHER = 0.35
+#: The lips part further than this (inter-ocular distances): the inside of the mouth is re-made (MouthOpening).
+MIN_LIP_PARTING = 0.03
+#: The inside of an open mouth against the darkest part of the lips.
+DARKEN_INSIDE = 0.45
+#: The soft edge between the teeth and the dark inside, as a fraction of the opening.
+INSIDE_FEATHER = 0.2
+UPPER_INNER_LIP = [60, 61, 62, 63, 64]
+LOWER_INNER_LIP = [60, 67, 66, 65, 64]
+
+#: The fixed ring: this many points on an ellipse around the landmarks (and their moved positions).
+RING_POINTS = 40
+#: Largest side of the grid the spline is evaluated on before being resized to the face's pixels: the field is
+#: smooth, so a coarse evaluation loses nothing visible and bounds the cost for huge faces.
+MAX_FIELD_GRID = 64
+
+
+def thin_plate_spline(
+    centres: np.ndarray, values: np.ndarray, regularization: float = 0.0
+) -> "callable[[np.ndarray], np.ndarray]":
+    """A 2-D thin-plate spline through ``values`` (``(N, D)``) at ``centres`` (``(N, 2)``); returns a function of
+    ``(M, 2)`` points giving ``(M, D)``. ``regularization`` > 0 smooths instead of interpolating exactly."""
+    centres = np.asarray(centres, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    count = len(centres)
+    scale = max(float(np.ptp(centres, axis=0).max()), 1e-9)  # conditioning: work in units of the point spread
+    unit = centres / scale
+
+    def kernel(points: np.ndarray) -> np.ndarray:
+        squared = ((points[:, None, :] - unit[None, :, :]) ** 2).sum(-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(squared > 0, 0.5 * squared * np.log(squared), 0.0)
+
+    affine = np.hstack([np.ones((count, 1)), unit])
+    system = np.zeros((count + 3, count + 3))
+    system[:count, :count] = kernel(unit) + regularization * np.eye(count)
+    system[:count, count:] = affine
+    system[count:, :count] = affine.T
+    rhs = np.vstack([values, np.zeros((3, values.shape[1]))])
+    coefficients = np.linalg.lstsq(system, rhs, rcond=None)[0]
+
+    def evaluate(points: np.ndarray) -> np.ndarray:
+        points = np.asarray(points, dtype=np.float64) / scale
+        basis = np.hstack([kernel(points), np.ones((len(points), 1)), points])
+        return basis @ coefficients
+
+    return evaluate
+
+
+@dataclass
+class FaceWarp:
+    """One face's warp in image coordinates.
+
+    Attributes:
+        roi: ``(x0, y0, x1, y1)`` image pixels the warp may change (the ring's bounding box, clipped).
+        map_x, map_y: ``float32`` source coordinates of each ROI pixel (absolute image coordinates), for
+            ``cv2.remap``.
+        weight: ``float32`` window in ``[0, 1]`` over the ROI; 0 where the pixel is untouched.
+        shape: the 68 landmarks after the warp, image coordinates.
+        ring: the fixed ring's points, image coordinates (the outline of what may change).
+    """
+
+    roi: tuple[int, int, int, int]
+    map_x: np.ndarray
+    map_y: np.ndarray
+    weight: np.ndarray
+    shape: np.ndarray
+    ring: np.ndarray
+    mouth: "MouthOpening | None" = None
+
+    @property
+    def max_shift(self) -> float:
+        """The largest distance (px) a pixel is moved."""
+        dx = self.map_x - (np.arange(self.roi[0], self.roi[2], dtype=np.float32)[None, :])
+        dy = self.map_y - (np.arange(self.roi[1], self.roi[3], dtype=np.float32)[:, None])
+        return float(np.sqrt(dx * dx + dy * dy).max()) if dx.size else 0.0
+
+    def mask(self, image_hw: tuple[int, int]) -> np.ndarray:
+        """``HxW`` float32: the window over the full image (0 where :meth:`apply` leaves pixels untouched)."""
+        full = np.zeros(image_hw, dtype=np.float32)
+        x0, y0, x1, y1 = self.roi
+        full[y0:y1, x0:x1] = self.weight
+        return full
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """The warped copy of an ``HxW`` or ``HxWxC`` uint8 image (all channels move together, so colour goes
+        with the pixels); pixels where the window is 0 are copied bit for bit."""
+        out = image.copy()
+        x0, y0, x1, y1 = self.roi
+        if x1 <= x0 or y1 <= y0:
+            return out
+        warped = cv2.remap(
+            image, self.map_x, self.map_y, interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101
+        )
+        if self.mouth is not None:
+            warped = self.mouth.apply(image, warped, self.roi)
+        base = out[y0:y1, x0:x1]
+        moved = self.weight > 0
+        if image.ndim == 3:
+            moved = moved[:, :, None]
+        out[y0:y1, x0:x1] = np.where(moved, warped, base)
+        return out
+
+
+@dataclass
+class MouthOpening:
+    """How a warp that parts the lips fills the space between them, as a real mouth opens: the upper teeth stay
+    with the upper lip, the lower teeth go down with the lower lip, and between them the mouth's dark inside shows
+    (instead of the lips' seam or the teeth stretched tall).
+
+    Attributes:
+        upper_x, upper_y / lower_x, lower_y: ``cv2.remap`` maps over the warp's ROI of the same warp but with the
+            mouth kept shut at the upper / lower lip (the inside moves with that lip only).
+        share: ``float32`` over the ROI: 0 where the upper-lip warp shows, 1 where the lower-lip warp shows, and
+            ``cavity`` between them in weight.
+        cavity: ``float32`` over the ROI, the weight of the dark inside of the mouth.
+        lips: the outer lip contour before the warp (image px): the inside takes the colour of its darkest part.
+    """
+
+    upper_x: np.ndarray
+    upper_y: np.ndarray
+    lower_x: np.ndarray
+    lower_y: np.ndarray
+    share: np.ndarray
+    cavity: np.ndarray
+    lips: np.ndarray
+
+    def colour(self, image: np.ndarray) -> np.ndarray:
+        """The inside of the mouth: the darkest tenth of the pixels within the lips, darkened further."""
+        inside = np.zeros(image.shape[:2], dtype=np.uint8)
+        cv2.fillPoly(inside, [np.round(self.lips * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+        pixels = image[inside > 0].reshape(-1, 1 if image.ndim == 2 else image.shape[2]).astype(np.float32)
+        if len(pixels) == 0:
+            return np.full(pixels.shape[1], 40.0, dtype=np.float32)
+        level = pixels.mean(1)
+        darkest = pixels[level <= np.percentile(level, 10)]
+        return DARKEN_INSIDE * darkest.mean(0)
+
+    def apply(self, image: np.ndarray, warped: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
+        """``warped`` (the ROI of the plain warp) with the inside of the mouth re-made."""
+        upper = cv2.remap(image, self.upper_x, self.upper_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101)
+        lower = cv2.remap(image, self.lower_x, self.lower_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101)
+        share, cavity = self.share.clip(0.0, 1.0), self.cavity
+        colour = self.colour(image)
+        if image.ndim == 3:
+            share, cavity = share[:, :, None], cavity[:, :, None]
+        teeth = (1.0 - share) * upper.astype(np.float32) + share * lower.astype(np.float32)
+        inside = (1.0 - cavity) * teeth + cavity * colour
+        mouth = (self.share >= 0).astype(np.float32)  # share is -1 outside the opened mouth
+        if image.ndim == 3:
+            mouth = mouth[:, :, None]
+        blended = mouth * inside + (1.0 - mouth) * warped.astype(np.float32)
+        return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+
+def _ring(points: np.ndarray, moved: np.ndarray, margin: float) -> np.ndarray:
+    """Fixed points around all landmarks and their moved positions: their convex hull pushed out by ``margin`` px
+    from its centre, resampled to :data:`RING_POINTS` points evenly spaced along it."""
+    both = np.vstack([points, moved]).astype(np.float32)
+    hull = cv2.convexHull(both)[:, 0, :].astype(np.float64)
+    centre = hull.mean(0)
+    offsets = hull - centre
+    hull = centre + offsets * (1.0 + margin / np.maximum(np.linalg.norm(offsets, axis=1, keepdims=True), 1e-9))
+    closed = np.vstack([hull, hull[:1]])
+    lengths = np.linalg.norm(np.diff(closed, axis=0), axis=1)
+    along = np.concatenate([[0.0], np.cumsum(lengths)])
+    samples = np.linspace(0.0, along[-1], RING_POINTS, endpoint=False)
+    return np.stack([np.interp(samples, along, closed[:, k]) for k in range(2)], axis=1)
+
+
+def plan_face_warp(
+    shape: np.ndarray,
+    displacement: np.ndarray,
+    image_hw: tuple[int, int],
+    margin: float,
+    feather: float,
+) -> FaceWarp | None:
+    """Plan the warp that moves ``shape`` (``(68, 2)`` image px) by ``displacement`` (``(68, 2)`` image px).
+
+    Args:
+        shape: the face's landmarks in the image.
+        displacement: where each landmark moves (zeros hold a landmark in place).
+        image_hw: the image size.
+        margin: px between the outermost (moved or unmoved) landmark and the fixed ring.
+        feather: px over which the window falls from 1 to 0 toward the ring.
+
+    Returns:
+        The warp, or ``None`` when nothing moves.
+    """
+    shape = np.asarray(shape, dtype=np.float64)
+    displacement = np.asarray(displacement, dtype=np.float64)
+    if not np.abs(displacement).max(initial=0.0) > 1e-3:
+        return None
+    moved = shape + displacement
+    ring = _ring(shape, moved, margin)
+    height, width = image_hw
+    x0 = int(np.clip(math.floor(ring[:, 0].min()), 0, width))
+    y0 = int(np.clip(math.floor(ring[:, 1].min()), 0, height))
+    x1 = int(np.clip(math.ceil(ring[:, 0].max()) + 1, 0, width))
+    y1 = int(np.clip(math.ceil(ring[:, 1].max()) + 1, 0, height))
+    if x1 <= x0 or y1 <= y0:
+        return None
+
+    roi = (x0, y0, x1, y1)
+    inside = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+    cv2.fillPoly(inside, [np.round((ring - [x0, y0]) * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+    distance = cv2.distanceTransform(np.pad(inside, 1), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    ramp = np.clip(distance / max(feather, 1.0), 0.0, 1.0)
+    # Window: 1 well inside the ring, a raised-cosine fall to exactly 0 on it, 0 outside.
+    weight = (0.5 - 0.5 * np.cos(np.pi * ramp)).astype(np.float32)
+    map_x, map_y = _backward_maps(shape, displacement, ring, roi, weight)
+    shift = np.hypot(map_x - np.arange(x0, x1, dtype=np.float32)[None, :], map_y - np.arange(y0, y1)[:, None])
+    weight[shift < 0.02] = 0.0  # moved by under 1/50 px: left untouched
+    mouth = _mouth_opening(shape, displacement, ring, roi, weight)
+    return FaceWarp(roi=roi, map_x=map_x, map_y=map_y, weight=weight, shape=moved.astype(np.float32), ring=ring, mouth=mouth)
+
+
+def _backward_maps(
+    shape: np.ndarray, displacement: np.ndarray, ring: np.ndarray, roi: tuple[int, int, int, int], weight: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``cv2.remap`` maps over ``roi``: at each moved point the source is the original point, the ring stays, and
+    the field is scaled by ``weight``. The spline is evaluated on a coarse grid and resized (the field is smooth)."""
+    x0, y0, x1, y1 = roi
+    spline = thin_plate_spline(np.vstack([shape + displacement, ring]), np.vstack([-displacement, np.zeros_like(ring)]))
+    roi_w, roi_h = x1 - x0, y1 - y0
+    step = max(1.0, max(roi_w, roi_h) / MAX_FIELD_GRID)
+    grid_w, grid_h = max(2, math.ceil(roi_w / step)), max(2, math.ceil(roi_h / step))
+    gx = x0 + (np.arange(grid_w) + 0.5) * roi_w / grid_w - 0.5
+    gy = y0 + (np.arange(grid_h) + 0.5) * roi_h / grid_h - 0.5
+    field = spline(np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)).reshape(grid_h, grid_w, 2)
+    field = cv2.resize(field.astype(np.float32), (roi_w, roi_h), interpolation=cv2.INTER_LINEAR)
+    field *= weight[:, :, None]
+    map_x = np.arange(x0, x1, dtype=np.float32)[None, :] + field[:, :, 0]
+    map_y = np.arange(y0, y1, dtype=np.float32)[:, None] + field[:, :, 1]
+    return map_x.astype(np.float32), map_y.astype(np.float32)
+
+
+def _lip_gap(shape: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The mouth's frame (origin at the inner corner 60, axis to 64) and, in it, the upper and lower inner lip
+    heights at 5 positions along the axis."""
+    origin, axis = shape[60], shape[64] - shape[60]
+    length = max(np.linalg.norm(axis), 1e-9)
+    along, across = axis / length**2, np.array([-axis[1], axis[0]]) / length
+    frame = np.stack([along, across])
+    return origin, frame, np.stack([(shape[UPPER_INNER_LIP] - origin) @ frame.T, (shape[LOWER_INNER_LIP] - origin) @ frame.T])
+
+
+def _mouth_opening(
+    shape: np.ndarray, displacement: np.ndarray, ring: np.ndarray, roi: tuple[int, int, int, int], weight: np.ndarray
+) -> MouthOpening | None:
+    """How to fill a mouth the warp opens (see :class:`MouthOpening`), or ``None`` when the lips do not part more."""
+    moved = shape + displacement
+    iod = inter_ocular(shape)
+    if (mouth_opening(moved) - mouth_opening(shape)) * iod / max(inter_ocular(moved), 1e-9) < MIN_LIP_PARTING:
+        return None
+    upper_shut, lower_shut = displacement.copy(), displacement.copy()
+    upper_shut[[67, 66, 65]] = displacement[[61, 62, 63]]  # the inside goes with the upper lip only
+    lower_shut[[61, 62, 63]] = displacement[[67, 66, 65]]  # ... or with the lower lip only
+    upper_x, upper_y = _backward_maps(shape, upper_shut, ring, roi, weight)
+    lower_x, lower_y = _backward_maps(shape, lower_shut, ring, roi, weight)
+
+    # Where each pixel sits between the moved upper (t = 0) and lower (t = 1) inner lip, and how much of that
+    # height the closed mouth had (the teeth that show): the rest is the dark inside.
+    x0, y0, x1, y1 = roi
+    origin, frame, (upper, lower) = _lip_gap(moved)
+    _, _, (upper0, lower0) = _lip_gap(shape)
+    pixels = np.stack(np.meshgrid(np.arange(x0, x1), np.arange(y0, y1)), axis=-1).astype(np.float64) - origin
+    s, v = pixels @ frame[0], pixels @ frame[1]
+    order = np.argsort(upper[:, 0])
+    top = np.interp(s, upper[order, 0], upper[order, 1])
+    bottom = np.interp(s, lower[np.argsort(lower[:, 0]), 0], lower[np.argsort(lower[:, 0]), 1])
+    gap = bottom - top
+    gap0 = np.interp(s, upper0[:, 0], lower0[:, 1] - upper0[:, 1]) * iod / max(inter_ocular(moved), 1e-9)
+    inside = (s > 0) & (s < 1) & (gap > 0) & (v >= top) & (v <= bottom)
+    t = np.where(inside, (v - top) / np.maximum(gap, 1e-9), -1.0)
+    teeth = np.clip(gap0 / np.maximum(gap, 1e-9), 0.0, 1.0) / 2  # each lip keeps half of what showed before
+    soft = INSIDE_FEATHER
+    cavity = np.clip((t - teeth) / soft, 0, 1) * np.clip((1 - teeth - t) / soft, 0, 1) * inside
+    share = np.where(inside, np.clip((t - teeth) / np.maximum(1 - 2 * teeth, 1e-6), 0.0, 1.0), -1.0)
+    return MouthOpening(
+        upper_x=upper_x,
+        upper_y=upper_y,
+        lower_x=lower_x,
+        lower_y=lower_y,
+        share=share.astype(np.float32),
+        cavity=cavity.astype(np.float32),
+        lips=shape[48:60],
+    )
+
+
+def action_unit_warp(
+    shape: np.ndarray,
+    alignment: np.ndarray,
+    units: dict[str, float],
+    image_hw: tuple[int, int],
+    margin: float = RING_MARGIN,
+    feather: float = RING_FEATHER,
+) -> FaceWarp | None:
+    """The warp that performs action ``units`` (name -> intensity) on a face.
+
+    Args:
+        shape: the face's 68 landmarks, image px.
+        alignment: the ``2x3`` image -> aligned-face similarity (the patterns are defined in the aligned face).
+        units: e.g. ``{"AU6": 0.8, "AU12": 0.8}``.
+        image_hw: the image size.
+        margin, feather: ring margin and window falloff in inter-ocular distances.
+    """
+    shape = np.asarray(shape, dtype=np.float64)
+    linear = np.asarray(alignment, dtype=np.float64)[:, :2]
+    aligned = shape @ linear.T
+    # Patterns are in inter-ocular units of the aligned face; back to image px through the inverse rotation/scale.
+    displacement = landmark_displacements(units) * inter_ocular(aligned)
+    displacement = displacement @ np.linalg.inv(linear).T
+    iod = inter_ocular(shape)
+    return plan_face_warp(shape, displacement, image_hw, margin=margin * iod, feather=feather * iod)
+
+
+def mouth_opening(shape: np.ndarray) -> float:
+    """The gap between the inner lips (mean of 61-63 to 65-67), in inter-ocular distances."""
+    shape = np.asarray(shape, dtype=np.float64)
+    return float(np.linalg.norm(shape[65:68].mean(0) - shape[61:64].mean(0)) / max(inter_ocular(shape), 1e-9))
+
+
+def inner_mouth_mask(shape: np.ndarray, crop_matrix: np.ndarray, crop_size: int, grow: float = 0.08) -> np.ndarray:
+    """A soft ``crop_size`` square mask of the inside of the lips (the 68-point inner lip contour, grown by
+    ``grow`` inter-ocular distances and feathered as much again) in the crop cut by ``crop_matrix`` (image ->
+    crop px): where a mouth that the warp opened needs new texture (teeth, the dark of the mouth)."""
+    shape = np.asarray(shape, dtype=np.float64)
+    points = np.asarray(crop_matrix, dtype=np.float64)[:, :2] @ shape[INNER_LIPS].T + np.asarray(crop_matrix)[:, 2:]
+    scale = float(np.sqrt(abs(np.linalg.det(np.asarray(crop_matrix)[:, :2]))))
+    radius = max(grow * inter_ocular(shape) * scale, 1.0)
+    mask = np.zeros((crop_size, crop_size), dtype=np.float32)
+    cv2.fillPoly(mask, [np.round(points.T * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * math.ceil(radius) + 1,) * 2)
+    mask = cv2.GaussianBlur(cv2.dilate(mask, kernel), (0, 0), sigmaX=radius / 2)
+    edge = np.zeros_like(mask)
+    edge[1:-1, 1:-1] = 1.0  # zero on the crop's outer ring, as every blend mask
+    return np.clip(mask * edge, 0.0, 1.0)
