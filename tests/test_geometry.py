@@ -1,0 +1,258 @@
+"""Geometry first: action units, the landmark warp, and the pipeline's geometry modes on a real face."""
+
+from __future__ import annotations
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+
+from diffusers_led import LocalExpressionPipeline
+from diffusers_led.action_units import (
+    ACTION_UNITS,
+    EXPRESSION_PROTOTYPES,
+    MIRROR,
+    RIGHT_HALF,
+    SOURCES,
+    estimate_action_units,
+    expression_action_units,
+    landmark_displacements,
+    neutral_shape,
+    parse_action_units,
+)
+from diffusers_led.expressions import EXPRESSIONS
+from diffusers_led.image_processor import prepare_image
+from diffusers_led.warp import action_unit_warp, inner_mouth_mask, mouth_opening, plan_face_warp, thin_plate_spline
+
+from conftest import make_tiny_pipeline
+
+REQUIRED_UNITS = [1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26]
+
+
+# ----------------------------------------------------------------------------------------------- action units
+
+
+def test_every_required_unit_exists_on_both_sides_with_a_source():
+    for unit in REQUIRED_UNITS:
+        both, right, left = ACTION_UNITS[f"AU{unit}"], ACTION_UNITS[f"R{unit}"], ACTION_UNITS[f"L{unit}"]
+        assert np.abs(both).max() > 0.01, unit
+        assert np.allclose(right + left, both), f"AU{unit}: the halves must add up to the whole"
+        assert f"AU{unit}" in SOURCES
+
+
+def test_patterns_are_mirror_symmetric_and_one_sided_units_move_one_side():
+    for unit in REQUIRED_UNITS:
+        both = ACTION_UNITS[f"AU{unit}"]
+        assert np.allclose(both[MIRROR] * [-1, 1], both), f"AU{unit} is not left/right symmetric"
+    right = ACTION_UNITS["R12"]
+    left_half = sorted(set(range(68)) - set(RIGHT_HALF.tolist()) - set(np.flatnonzero(MIRROR == np.arange(68))))
+    assert np.abs(right[left_half]).max() == 0.0
+    assert right[48, 1] < -0.1  # the subject's right lip corner goes up
+
+
+def test_prototypes_cover_all_eight_expressions():
+    assert set(EXPRESSION_PROTOTYPES) == set(EXPRESSIONS)
+    assert set(EXPRESSION_PROTOTYPES["happy"]) == {"AU6", "AU12"}
+    assert all(name.startswith("R") for name in EXPRESSION_PROTOTYPES["contemptuous"])  # one-sided
+
+
+def test_parse_action_units_forms_and_errors():
+    assert parse_action_units("AU12=0.8, au6=0.4") == {"AU12": 0.8, "AU6": 0.4}
+    assert parse_action_units({"12": 0.5, "r14": 1}) == {"AU12": 0.5, "R14": 1.0}
+    with pytest.raises(ValueError, match="unknown action unit 'AU99'.*known: AU1"):
+        parse_action_units("AU99=1")
+    with pytest.raises(ValueError, match="needs an intensity"):
+        parse_action_units("AU12")
+    with pytest.raises(ValueError, match=r"\[-1.5, 1.5\]"):
+        parse_action_units({"AU12": 3})
+
+
+def test_estimate_reads_back_a_known_smile_and_neutral_undoes_it():
+    neutral = neutral_shape()
+    assert estimate_action_units(neutral) == {}
+    smiling = neutral + 0.8 * ACTION_UNITS["AU12"] + 0.6 * ACTION_UNITS["AU6"]
+    # The estimate works in any frame: scale, rotate and shift the shape.
+    angle = np.deg2rad(12)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    found = estimate_action_units(smiling @ rotation.T * 140 + [300, 200])
+    assert found["AU12"] == pytest.approx(0.8, abs=0.1) and found["AU6"] == pytest.approx(0.6, abs=0.2)
+    undo = expression_action_units("neutral", 1.0, found)
+    assert undo["AU12"] == pytest.approx(-found["AU12"])
+    # Already smiling: happy adds only what is missing.
+    assert expression_action_units("happy", 1.0, {"AU12": 1.2, "AU6": 0.5}) == {"AU6": 0.5}
+    assert expression_action_units("joy", 0.5, {}) == {"AU6": 0.5, "AU12": 0.5}
+    assert expression_action_units("happy", 0.5, {}, extra={"AU12": 0.2}) == {"AU6": 0.5, "AU12": 0.7}
+
+
+def test_landmark_displacements_add_up():
+    assert np.allclose(
+        landmark_displacements({"AU1": 1.0, "AU12": 0.5}), ACTION_UNITS["AU1"] + 0.5 * ACTION_UNITS["AU12"]
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- warp
+
+
+def test_thin_plate_spline_interpolates_and_keeps_affine_maps():
+    rng = np.random.default_rng(0)
+    centres = rng.uniform(0, 100, (20, 2))
+    values = rng.normal(size=(20, 2))
+    assert np.allclose(thin_plate_spline(centres, values)(centres), values, atol=1e-6)
+    affine = centres @ [[0.5, 0.1], [-0.2, 0.3]] + [1, 2]
+    points = rng.uniform(0, 100, (50, 2))
+    assert np.allclose(thin_plate_spline(centres, affine)(points), points @ [[0.5, 0.1], [-0.2, 0.3]] + [1, 2])
+
+
+def synthetic_face(size: int = 240) -> tuple[np.ndarray, np.ndarray]:
+    """A textured image and the mean neutral shape placed in its middle (inter-ocular distance 60 px)."""
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    shape = neutral_shape() * 60 + [size / 2 - 60 * neutral_shape()[:, 0].mean(), 40]
+    return image, shape
+
+
+def test_warp_moves_the_landmarks_and_leaves_everything_outside_its_window_bit_identical():
+    image, shape = synthetic_face()
+    displacement = np.zeros((68, 2))
+    displacement[48] = (-6, -8)  # the image-left lip corner up and out
+    warp = plan_face_warp(shape, displacement, image.shape[:2], margin=25, feather=20)
+    out = warp.apply(image)
+    outside = warp.mask(image.shape[:2]) == 0
+    assert outside.mean() > 0.3
+    assert np.array_equal(out[outside], image[outside])
+    assert not np.array_equal(out, image)
+    # Backward map: the moved corner samples the original corner; a fixed landmark samples itself.
+    x, y = np.round(shape[48] + displacement[48]).astype(int)
+    src = np.array([warp.map_x[y - warp.roi[1], x - warp.roi[0]], warp.map_y[y - warp.roi[1], x - warp.roi[0]]])
+    assert np.linalg.norm(src - (np.array([x, y]) - displacement[48])) < 1.0
+    fx, fy = np.round(shape[36]).astype(int)
+    fixed = np.array([warp.map_x[fy - warp.roi[1], fx - warp.roi[0]], warp.map_y[fy - warp.roi[1], fx - warp.roi[0]]])
+    assert np.linalg.norm(fixed - [fx, fy]) < 0.5
+    assert warp.shape[48] == pytest.approx(shape[48] + displacement[48])
+    assert plan_face_warp(shape, np.zeros((68, 2)), image.shape[:2], 25, 20) is None
+
+
+def test_an_opened_mouth_gets_a_dark_inside_not_stretched_lips():
+    image, shape = synthetic_face()
+    lips = np.zeros(image.shape[:2], np.uint8)
+    import cv2
+
+    cv2.fillPoly(lips, [np.round(shape[48:60]).astype(np.int32)], 1)
+    image[lips > 0] = (200, 90, 90)  # red lips
+    alignment = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    warp = action_unit_warp(shape, alignment, {"AU26": 0.6}, image.shape[:2])
+    assert warp.mouth is not None and mouth_opening(warp.shape) > mouth_opening(shape) + 0.1
+    out = warp.apply(image)
+    centre = np.round(warp.shape[[62, 66]].mean(0)).astype(int)
+    inside = out[centre[1], centre[0]].astype(float)
+    assert inside.max() < 120, f"the inside of the opened mouth must be dark, got {inside}"
+    mask = inner_mouth_mask(warp.shape, np.array([[0.5, 0, -20.0], [0, 0.5, -60.0]]), 64)
+    assert mask.max() > 0.9 and mask[0].max() == 0 and mask[:, -1].max() == 0
+
+
+# ------------------------------------------------------------------------------------------------ pipeline
+
+
+@pytest.fixture(scope="module")
+def geometry_pipeline(one_torch_thread) -> LocalExpressionPipeline:
+    return make_tiny_pipeline(default_mode="geometry+texture")
+
+
+@pytest.mark.parametrize("mode", ["geometry", "geometry+texture"])
+def test_all_eight_targets_edit_the_face_and_nothing_outside_the_edited_area(geometry_pipeline, example_image, mode):
+    source = np.asarray(example_image)
+    for target in EXPRESSIONS:
+        result = geometry_pipeline(example_image, target=target, mode=mode, generator=torch.Generator().manual_seed(0))
+        output = np.asarray(result.images[0])
+        face = result.faces[0][0]
+        assert face.warp is not None, target
+        area = geometry_pipeline.region_processor.composite_mask(source.shape, result.faces[0]) > 0
+        changed = np.any(output != source, axis=2)
+        assert changed.any(), target
+        assert not changed[~area].any(), f"{target}: pixels outside the warp window changed"
+
+
+def test_geometry_mode_makes_no_unet_call_and_texture_only_opens_mouths(geometry_pipeline, example_image, monkeypatch):
+    calls = []
+    forward = geometry_pipeline.unet.forward
+    monkeypatch.setattr(geometry_pipeline.unet, "forward", lambda *a, **k: calls.append(1) or forward(*a, **k))
+    geometry_pipeline(example_image, target="surprised", mode="geometry")
+    assert calls == []
+    geometry_pipeline(example_image, target="sad", mode="geometry+texture")  # lips do not part: no texture
+    assert calls == []
+    geometry_pipeline(example_image, target="surprised", mode="geometry+texture")
+    assert calls, "a surprised mouth opens: the UNet re-generates its inside"
+
+
+def test_action_units_alone_strength_zero_and_errors(geometry_pipeline, example_image):
+    source = np.asarray(example_image)
+    raised = np.asarray(geometry_pipeline(example_image, action_units="AU1=1,AU2=1", mode="geometry").images[0])
+    assert not np.array_equal(raised, source)
+    both = geometry_pipeline(example_image, target="happy", action_units={"AU2": 1.0}, mode="geometry").images[0]
+    happy = geometry_pipeline(example_image, target="happy", mode="geometry").images[0]
+    assert not np.array_equal(np.asarray(both), np.asarray(happy))
+    unchanged = geometry_pipeline(example_image, target="happy", strength=0.0).images[0]
+    assert np.array_equal(np.asarray(unchanged), source)
+    with pytest.raises(ValueError, match="`target` expression, `action_units`"):
+        geometry_pipeline(example_image)
+    with pytest.raises(ValueError, match="unknown action unit"):
+        geometry_pipeline(example_image, target="happy", action_units="AU77=1")
+    with pytest.raises(ValueError, match="`mode` must be one of"):
+        geometry_pipeline(example_image, target="happy", mode="magic")
+
+
+def test_stronger_is_further_and_contempt_is_one_sided(geometry_pipeline, example_image):
+    weak = geometry_pipeline(example_image, target="contempt", strength=0.3, mode="geometry")
+    strong = geometry_pipeline(example_image, target="contempt", strength=1.0, mode="geometry")
+    shift = [face.warp.shape - face.face.shape for face in (weak.faces[0][0], strong.faces[0][0])]
+    assert np.abs(shift[1]).max() > np.abs(shift[0]).max() > 0
+    # One-sided units (contempt's R12 + R14) move the subject's right lip corner (image left, point 48) only.
+    one_sided = geometry_pipeline(example_image, action_units="R12=1,R14=1", mode="geometry").faces[0][0]
+    moved = one_sided.warp.shape - one_sided.face.shape
+    assert np.linalg.norm(moved[48]) > 3 and np.linalg.norm(moved[54]) < 0.01
+
+
+def test_grayscale_and_rgba_come_back_in_their_form(geometry_pipeline, example_image):
+    gray = example_image.convert("L")
+    out = geometry_pipeline(gray, target="surprised", mode="geometry").images[0]
+    assert out.mode == "L" and out.size == gray.size and not np.array_equal(np.asarray(out), np.asarray(gray))
+    rgba = example_image.convert("RGBA")
+    out = geometry_pipeline(rgba, target="sad", mode="geometry").images[0]
+    assert out.mode == "RGBA"
+    assert np.array_equal(np.asarray(out)[..., 3], np.asarray(rgba)[..., 3])
+
+
+def test_two_faces_are_both_warped(geometry_pipeline, two_face_image):
+    result = geometry_pipeline(two_face_image, target="surprised", mode="geometry")
+    assert len(result.faces[0]) == 2 and all(face.warp is not None for face in result.faces[0])
+
+
+def test_geometry_settings_round_trip_and_older_folders_load_as_diffusion(tmp_path, example_image):
+    pipe = make_tiny_pipeline(default_mode="geometry", geometry_strength=0.6, texture_strength=0.3)
+    pipe.save_pretrained(tmp_path / "model")
+    loaded = LocalExpressionPipeline.from_pretrained(tmp_path / "model")
+    assert (loaded.config.default_mode, loaded.config.geometry_strength, loaded.config.texture_strength) == (
+        "geometry",
+        0.6,
+        0.3,
+    )
+    index = tmp_path / "model" / "model_index.json"
+    import json
+
+    config = json.loads(index.read_text())
+    for key in ("default_mode", "geometry_strength", "texture_strength"):
+        config.pop(key)
+    index.write_text(json.dumps(config))
+    older = LocalExpressionPipeline.from_pretrained(tmp_path / "model")
+    assert older.config.default_mode == "diffusion"
+    with pytest.raises(ValueError, match="default_mode"):
+        make_tiny_pipeline(default_mode="warp")
+
+
+def test_geometry_works_with_a_face_found_by_five_points_only(geometry_pipeline, example_image):
+    """A YuNet-style detection has no 68 points: they are predicted on its box."""
+    faces = geometry_pipeline.detect_faces([prepare_image(example_image)], ("eyes", "mouth"), "error")
+    faces[0][0].face.shape = None
+    out = geometry_pipeline(example_image, target="happy", mode="geometry", faces=faces)
+    assert out.faces[0][0].face.shape is not None and out.faces[0][0].warp is not None
+    assert isinstance(out.images[0], PIL.Image.Image)
