@@ -13,6 +13,8 @@ from .image_processor import ImageLoadError
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+#: led-edit --mode (the pipeline's EDIT_MODES, without importing torch before the arguments are checked).
+EDIT_MODE_CHOICES = ("geometry+texture", "geometry", "diffusion")
 NEGATIVE_TARGET_HELP = (
     "Expression that guidance pushes away from, e.g. neutral; '' for none "
     "(default: the model's default_negative_target)."
@@ -97,7 +99,17 @@ def build_edit_parser() -> argparse.ArgumentParser:
         prog="led-edit", description="Change the facial expression of every face in photos (eyes and mouth only)."
     )
     parser.add_argument("inputs", nargs="+", help="Image files and/or folders of images.")
-    parser.add_argument("--target", required=True, help="Target expression, e.g. happy, sad, surprise, contempt.")
+    parser.add_argument("--target", default=None, help="Target expression, e.g. happy, sad, surprise, contempt.")
+    parser.add_argument(
+        "--au", default=None, metavar="AU12=0.8,AU6=0.4",
+        help="Facial action units to add (alone or on top of --target); R/L prefixes act on one side, e.g. R12=0.5.",
+    )  # fmt: skip
+    parser.add_argument(
+        "--mode", choices=EDIT_MODE_CHOICES, default=None,
+        help="geometry+texture: warp the face's own features along action units, the UNet re-draws opened mouths; "
+        "geometry: the warp alone (fastest, no UNet); diffusion: the paper's SDEdit (default: the model's mode).",
+    )  # fmt: skip
+    parser.add_argument("--texture-strength", type=float, default=None, help="UNet strength inside opened mouths.")
     parser.add_argument(
         "--strength", type=float, default=None,
         help="Edit strength in [0, 1] (0.5 = the paper's t_250; default: the model's strength for the target).",
@@ -118,7 +130,10 @@ def build_edit_parser() -> argparse.ArgumentParser:
         help="Images edited together in one call (default: about 16 crops per UNet call, 4 photos with guidance).",
     )  # fmt: skip
     parser.add_argument("--show-regions", action="store_true", help="Also write <output>_regions.png with the detected faces and boxes.")
-    parser.add_argument("--paper", action="store_true", help="Paper mode: DDPM with all 500 steps from the start step.")
+    parser.add_argument(
+        "--paper", action="store_true",
+        help="Paper mode: the diffusion mode with DDPM and all 500 steps from the start step.",
+    )  # fmt: skip
     parser.add_argument(
         "--threads", type=int, default=None,
         help="Torch threads for the UNet (default: this process's share of the idle cores).",
@@ -173,14 +188,24 @@ def _edit(args: argparse.Namespace) -> int:
     from .pretrained import default_model_path
     from .pipeline_led import LocalExpressionPipeline
 
-    target = canonical_expression(args.target)  # fail fast, before loading anything
-    if args.strength is not None and not 0.0 <= args.strength <= 1.0:
-        raise CLIError(f"--strength must be in [0, 1], got {args.strength}.")
+    from .action_units import parse_action_units
+
+    if args.target is None and args.au is None:
+        raise CLIError("pass --target (an expression) and/or --au (action units, e.g. --au AU12=0.8,AU6=0.4).")
+    target = None if args.target is None else canonical_expression(args.target)  # fail fast, before loading anything
+    args.action_units = parse_action_units(args.au) or None
+    if args.paper:
+        args.mode = "diffusion"
+    if args.mode == "diffusion" and target is None:
+        raise CLIError("the diffusion mode (--mode diffusion, --paper) needs --target; --au needs a geometry mode.")
+    for flag, value in (("--strength", args.strength), ("--texture-strength", args.texture_strength)):
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise CLIError(f"{flag} must be in [0, 1], got {value}.")
     if (args.batch_size is not None and args.batch_size < 1) or (args.threads is not None and args.threads < 1):
         raise CLIError("--batch-size and --threads must be at least 1.")
     paths = collect_images(args.inputs)
     single_file = len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir()
-    destinations = output_paths(paths, args.output, target, single_file)
+    destinations = output_paths(paths, args.output, target or "au", single_file)
     existing = [str(d) for d in destinations if d.exists()]
     if existing and not args.overwrite:
         raise CLIError(f"{existing[0]} exists{f' (and {len(existing) - 1} more)' if len(existing) > 1 else ''}; pass --overwrite to replace.")
@@ -207,7 +232,8 @@ def _edit(args: argparse.Namespace) -> int:
     pipe = LocalExpressionPipeline.from_pretrained(args.model or default_model_path())
     pipe.set_progress_bar_config(disable=True)
     optimize_for_cpu(pipe)
-    pipe.embeddings.resolve([target])  # an untrained target fails once, not once per file
+    if (args.mode or pipe.config.default_mode) == "diffusion":
+        pipe.embeddings.resolve([target])  # an untrained target fails once, not once per file
     if args.paper:
         from diffusers import DDPMScheduler
 
@@ -247,6 +273,9 @@ def _edit_files(args, pipe, paths, destinations, target, prefetch, prefix) -> Li
         num_inference_steps=args.steps,
         guidance_scale=args.guidance_scale,
         negative_target=args.negative_target,
+        mode=args.mode,
+        action_units=args.action_units,
+        texture_strength=args.texture_strength,
         bf16=args.bf16,
     )
     for result in results:
