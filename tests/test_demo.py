@@ -479,3 +479,25 @@ def test_demo_in_a_real_browser(demo_server, tmp_path, faceless_png, capsys):
     with capsys.disabled():
         print(f"\nled-demo browser session: {elapsed:.1f} s; screenshots: {shot} {shot_regions}")
     assert Image.open(shot).size[0] >= 1000
+
+
+def test_geometry_mode_and_action_unit_sliders(tmp_path):
+    pipe = make_tiny_pipeline(default_num_inference_steps=TINY_STEPS, default_mode="geometry", geometry_strength=0.7)
+    editor = ExpressionEditor(pipe, output_dir=str(tmp_path))
+    assert editor.strength_for("happy") == 0.7 and editor.strength_for("happy", "diffusion") == 0.5
+    result = editor.edit(str(EXAMPLE_IMAGE), "contempt", action_units={"AU2": 0.5, "AU12": 0.0})
+    assert "toward **contemptuous** at strength 0.70 + AU2 +0.50" in result.summary and not result.warnings
+    assert result.steps == 0 and result.faces[0].warp is not None
+    with pytest.raises(DemoInputError, match="choose a geometry mode"):
+        editor.edit(str(EXAMPLE_IMAGE), "happy", mode="diffusion", action_units={"AU12": 1.0})
+    gr = pytest.importorskip("gradio")
+    from diffusers_led.demo import DEMO_ACTION_UNITS, make_handlers
+
+    functions = make_handlers(editor, gr)
+    sliders = [1.0 if name == "AU26" else 0.0 for name, _ in DEMO_ACTION_UNITS]
+    before, after, state, _, summary = functions["run_edit"](
+        str(EXAMPLE_IMAGE), "neutral", 0.0, TINY_STEPS, 0, 1.0, ["eyes", "mouth"], False, "geometry", *sliders,
+        progress=lambda *a, **k: None,
+    )  # fmt: skip
+    assert "AU26 +1.00" in summary and not np.array_equal(np.asarray(after.convert("RGB")), before)
+    assert functions["target_strength"]("happy", "geometry") == 0.7

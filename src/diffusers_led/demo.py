@@ -41,6 +41,12 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 MODEL_ENV_VAR = "LED_MODEL"
 TITLE = "diffusers-led: change a facial expression"
+#: The action units with a slider of their own in the demo (the ones the expressions are made of).
+DEMO_ACTION_UNITS = (
+    ("AU1", "inner brow raiser"), ("AU2", "outer brow raiser"), ("AU4", "brow lowerer"), ("AU5", "upper lid raiser"),
+    ("AU6", "cheek raiser"), ("AU7", "lid tightener"), ("AU9", "nose wrinkler"), ("AU12", "lip corner puller"),
+    ("AU15", "lip corner depressor"), ("AU26", "jaw drop"),
+)  # fmt: skip
 # The example photo of the repository (public domain, see the README); absent from a wheel install.
 REPO_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "astronaut.png"
 
@@ -150,15 +156,24 @@ class ExpressionEditor:
         return int(self.pipe.config.default_num_inference_steps)
 
     @property
+    def default_mode(self) -> str:
+        return str(self.pipe.config.default_mode)
+
+    @property
     def default_strength(self) -> float:
+        if self.default_mode != "diffusion":
+            return float(self.pipe.config.geometry_strength)
         return float(self.pipe.config.default_strength)
 
-    def strength_for(self, target: Optional[str]) -> float:
-        """The model's default strength for ``target`` (its `target_strengths`, else `default_strength`)."""
+    def strength_for(self, target: Optional[str], mode: Optional[str] = None) -> float:
+        """The model's default strength for ``target`` in ``mode``: its `geometry_strength` in the geometry modes,
+        else its `target_strengths` entry or `default_strength`."""
+        if (mode or self.default_mode) != "diffusion":
+            return float(self.pipe.config.geometry_strength)
         try:
             return self.pipe.default_strength_for(self.resolve_target(target)[0])
         except DemoInputError:
-            return self.default_strength
+            return float(self.pipe.config.default_strength)
 
     @property
     def default_guidance_scale(self) -> float:
@@ -236,8 +251,11 @@ class ExpressionEditor:
         guidance_scale: Optional[float] = None,
         regions: Optional[Sequence[str]] = None,
         progress: Optional[Callable[[int, int, str], None]] = None,
+        mode: Optional[str] = None,
+        action_units: Optional[dict] = None,
     ) -> EditResult:
-        """Edit every face of the photo at ``image_path`` toward ``target``.
+        """Edit every face of the photo at ``image_path`` toward ``target`` (in ``mode``, default the model's), with
+        ``action_units`` (name -> intensity) on top.
 
         ``progress(done, total, description)`` is called before the edit and after every denoising step (through the
         pipeline's ``callback_on_step_end``).
@@ -249,8 +267,14 @@ class ExpressionEditor:
 
         from .image_processor import prepare_image
 
+        mode = mode or self.default_mode
+        units = {name: float(value) for name, value in (action_units or {}).items() if value}
         label, untrained_warning = self.resolve_target(target)
-        strength = float(self.strength_for(label) if strength is None else strength)
+        if mode != "diffusion":
+            untrained_warning = None  # the geometry modes make every expression
+        elif units:
+            raise DemoInputError("Action units move the face's geometry: choose a geometry mode to use them.")
+        strength = float(self.strength_for(label, mode) if strength is None else strength)
         if not 0.0 <= strength <= 1.0:
             raise DemoInputError(f"Strength must be between 0 and 1, got {strength:g}.")
         steps = int(steps) if steps else self.default_steps
@@ -269,10 +293,14 @@ class ExpressionEditor:
         image = self.load(image_path)
         before = prepare_image(image).rgb
         start_timestep = int(self.num_train_timesteps * strength)
+        if mode != "diffusion":
+            start_timestep = int(self.num_train_timesteps * self.pipe.config.texture_strength)
         messages = [untrained_warning] if untrained_warning else []
 
         with self._lock:
             total = count_denoising_steps(self.pipe.scheduler, start_timestep, steps) if start_timestep > 0 else 0
+            if mode == "geometry":
+                total = 0
             ran = {"steps": 0}
 
             def on_step_end(pipe, i, t, callback_kwargs):
@@ -297,6 +325,8 @@ class ExpressionEditor:
                     generator=torch.Generator().manual_seed(seed),
                     allow_untrained_targets=True,
                     callback_on_step_end=on_step_end,
+                    mode=mode,
+                    action_units=units or None,
                 )
             seconds = time.perf_counter() - began
         after, faces = output.images[0], output.faces[0]
@@ -316,7 +346,14 @@ class ExpressionEditor:
             f"{strength:.2f} (t_i = {start_timestep}), {ran['steps']} denoising step{'s' if ran['steps'] != 1 else ''}"
             f"{guidance}, seed {seed}, in {seconds:.1f} s."
         )
-        if strength == 0:
+        if mode != "diffusion":
+            moved = f" + {', '.join(f'{k} {v:+.2f}' for k, v in units.items())}" if units else ""
+            texture = f", the UNet re-drew opened mouths in {ran['steps']} steps" if ran["steps"] else ""
+            summary = (
+                f"Moved {count} face{'s' if count != 1 else ''} toward **{label}** at strength {strength:.2f}{moved} "
+                f"({mode}: a warp of the face's own features{texture}), in {seconds:.1f} s."
+            )
+        if strength == 0 and not units:
             summary = "Strength 0: the photo is returned unchanged."
         return EditResult(before, after, list(faces), str(path), summary, messages, ran["steps"])
 
@@ -421,13 +458,18 @@ def make_handlers(editor: ExpressionEditor, gr):
         return gr.Error(_escape(message), title=title, print_exception=False)
 
     def run_edit(
-        image_path, target, strength, steps, seed, guidance_scale, regions, show_regions, progress=gr.Progress()
-    ):
+        image_path, target, strength, steps, seed, guidance_scale, regions, show_regions, mode=None, *unit_values,
+        progress=gr.Progress(),
+    ):  # fmt: skip
         def report(done: int, total: int, description: str) -> None:
             progress((done, total), desc=description, unit="steps")
 
+        units = {name: value for (name, _), value in zip(DEMO_ACTION_UNITS, unit_values)}
         try:
-            result = editor.edit(image_path, target, strength, steps, seed, guidance_scale, regions, progress=report)
+            result = editor.edit(
+                image_path, target, strength, steps, seed, guidance_scale, regions, progress=report, mode=mode,
+                action_units=units,
+            )  # fmt: skip
         except DemoInputError as error:
             raise fail(str(error), "Cannot edit") from None
         except ImageLoadError as error:
@@ -466,9 +508,9 @@ def make_handlers(editor: ExpressionEditor, gr):
         before, after, note = views(None, show_regions, image_path)
         return before, after, None, gr.DownloadButton(value=None, interactive=False), note
 
-    def target_strength(target: Optional[str]) -> float:
-        """The strength slider follows the model's default for the chosen target (it may differ per target)."""
-        return editor.strength_for(target)
+    def target_strength(target: Optional[str], mode: Optional[str] = None) -> float:
+        """The strength slider follows the model's default for the chosen target and mode."""
+        return editor.strength_for(target, mode)
 
     return {
         "views": views, "run_edit": run_edit, "toggle_regions": toggle_regions, "new_photo": new_photo,
@@ -496,8 +538,9 @@ def build_demo(
     examples = list(examples)
 
     strength_info = (
-        f"How far the eyes and mouth are noised before being re-generated: t_i = strength x "
-        f"{editor.num_train_timesteps} (0.5 = the paper's t_250). Higher = stronger expression, less of the original."
+        "Geometry modes: how far the face moves toward the expression's action units (1 = a full expression). "
+        f"Diffusion mode: how far the eyes and mouth are noised before being re-generated: t_i = strength x "
+        f"{editor.num_train_timesteps} (0.5 = the paper's t_250)."
     )
     notice = model_notice(model_path)
     trained = editor.trained_labels
@@ -510,8 +553,9 @@ def build_demo(
     with gr.Blocks(title=TITLE, analytics_enabled=False) as blocks:
         gr.Markdown(
             f"# {TITLE}\n"
-            "Only the **eyes** and **mouth** of every face are re-generated by a small diffusion model and blended "
-            "back; every other pixel of the photo stays as it was. " + model_line
+            "Each face's own brows, eyelids, lips and jaw are moved along the facial action units of the chosen "
+            "expression (a smooth warp of its own pixels); every pixel outside the face's edited area stays as it "
+            "was. " + model_line
         )
         if notice:
             gr.Markdown(notice, elem_classes=["led-notice"], elem_id="led-notice")
@@ -532,7 +576,19 @@ def build_demo(
                     0.0, 1.0, value=editor.strength_for(editor.default_target()), step=0.05, label="Strength",
                     info=strength_info, elem_id="led-strength",
                 )
+                with gr.Accordion("Action units", open=False):
+                    gr.Markdown("Move single facial action units, alone or on top of the target (geometry modes).")
+                    unit_sliders = [
+                        gr.Slider(-1.0, 1.0, value=0.0, step=0.1, label=f"{name} {description}", elem_id=f"led-{name}")
+                        for name, description in DEMO_ACTION_UNITS
+                    ]
                 with gr.Accordion("More settings", open=False):
+                    mode = gr.Radio(
+                        choices=["geometry", "geometry+texture", "diffusion"], value=editor.default_mode, label="Mode",
+                        info="geometry: warp the face's own features (all expressions); +texture: the model re-draws "
+                        "opened mouths; diffusion: the paper's method (trained expressions only).",
+                        elem_id="led-mode",
+                    )  # fmt: skip
                     steps = gr.Slider(
                         1, 100, value=editor.default_steps, step=1, label="Steps (of the full schedule)",
                         info="Only the steps below t_i run, about steps x strength.", elem_id="led-steps",
@@ -568,11 +624,12 @@ def build_demo(
 
         run.click(
             handlers["run_edit"],
-            inputs=[photo, target, strength, steps, seed, guidance, regions, show_regions],
+            inputs=[photo, target, strength, steps, seed, guidance, regions, show_regions, mode, *unit_sliders],
             outputs=[before, after, state, download, status],
             concurrency_limit=1,
         )
-        target.change(handlers["target_strength"], inputs=[target], outputs=[strength])
+        target.change(handlers["target_strength"], inputs=[target, mode], outputs=[strength])
+        mode.change(handlers["target_strength"], inputs=[target, mode], outputs=[strength])
         show_regions.change(
             handlers["toggle_regions"], inputs=[state, show_regions, photo], outputs=[before, after, status]
         )
