@@ -1,4 +1,5 @@
-"""The paper's figure: one face edited toward every expression (rows) at increasing noise levels t_i (columns).
+"""The paper's figure: one face edited toward every expression (rows) at increasing noise levels t_i (columns), in the
+diffusion mode (the paper's method; `examples/expression_sheet.py` shows the default geometry mode).
 
     python examples/expression_grid.py                                # the bundled photo -> expression_grid.png
     python examples/expression_grid.py me.jpg -o grid.png             # the bundled photo and yours, one block each
@@ -75,7 +76,7 @@ def grid_block(pipe, photo, name, targets, timesteps, steps, seed, cell, guidanc
     image = ImageOps.exif_transpose(Image.open(photo))  # upright, like the pipeline's output
     first = pipe(image, target=targets[0], start_timestep=timesteps[0], num_inference_steps=steps,
                  guidance_scale=guidance_scale, generator=torch.Generator().manual_seed(seed),
-                 allow_untrained_targets=True)  # fmt: skip
+                 allow_untrained_targets=True, mode="diffusion")  # fmt: skip
     window = face_window(first.faces[0][0], *image.size)
     label_width, header = int(cell * 0.9), int(cell * 0.28)
     block = Image.new("RGB", (label_width + cell * (len(timesteps) + 1), header + cell * len(targets)), "white")
@@ -97,7 +98,7 @@ def grid_block(pipe, photo, name, targets, timesteps, steps, seed, cell, guidanc
             else:
                 generator = torch.Generator().manual_seed(seed)
                 result = pipe(image, target=target, start_timestep=t_i, num_inference_steps=steps, generator=generator,
-                              guidance_scale=guidance_scale, allow_untrained_targets=True)  # fmt: skip
+                              guidance_scale=guidance_scale, allow_untrained_targets=True, mode="diffusion")  # fmt: skip
                 edited = result.images[0]
             block.paste(
                 edited.convert("RGB").crop(window).resize((cell, cell), Image.LANCZOS),
