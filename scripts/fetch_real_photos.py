@@ -29,6 +29,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -152,8 +153,8 @@ def fetch(
         (staged / MANIFEST_COPY).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         (staged / MARKER).write_text(f"scripts/fetch_real_photos.py from {Path(manifest_path).name}\n{LICENCE_NOTE}\n")
         publish(staged, output_dir)
-        splits = {s: sum(1 for p in manifest["photos"] if p["split"] == s) for s in sorted({p["split"] for p in manifest["photos"]})}
-        print(f"Wrote {len(written)} photos to {output_dir} ({', '.join(f'{s}: {n}' for s, n in splits.items())}).")
+        splits = ", ".join(f"{s}: {n}" for s, n in sorted(Counter(p["split"] for p in manifest["photos"]).items()))
+        print(f"Wrote {len(written)} photos to {output_dir} ({splits}).")
         return output_dir
     finally:
         shutil.rmtree(work, ignore_errors=True)

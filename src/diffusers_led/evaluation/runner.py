@@ -811,8 +811,7 @@ def at_defaults(results: List[Dict[str, Any]], default_strengths: Dict[str, floa
 def _colour(rows: Sequence[Dict[str, Any]], regions: Sequence[str]) -> Dict[str, Dict[str, Optional[float]]]:
     """Mean CIELAB change inside each region over ``rows`` (edits)."""
     return {
-        region: {"dL": _mean([r.get(f"dL_{region}") for r in rows]), "dab": _mean([r.get(f"dab_{region}") for r in rows])}
-        for region in regions
+        region: {key: _mean([r.get(f"{key}_{region}") for r in rows]) for key in ("dL", "dab")} for region in regions
     }
 
 
