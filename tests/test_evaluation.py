@@ -398,3 +398,122 @@ def test_realism_pairs_are_capped_and_balanced():
     assert len(pairs) == 9 and {t for _, t in pairs} == {"happy", "sad", "angry"}
     assert all(sum(1 for _, t in pairs if t == target) == 3 for target in ("happy", "sad", "angry"))
     assert pairs == _realism_pairs(10, ["happy", "sad", "angry"], 9, seed=1)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Colour inside the regions, relative gain, unlabelled photos with several faces
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_lab_change_matches_a_hand_computation():
+    from diffusers_led.evaluation import lab_change
+
+    # sRGB white -> L* 100, a* = b* = 0; sRGB mid gray 128 -> L* 53.585 (CIE formula by hand, below); pure red
+    # (255, 0, 0) -> L* 53.24, a* 80.09, b* 67.20 (the textbook D65 values).
+    def l_star(v):
+        c = v / 255
+        lin = c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+        return 116 * lin ** (1 / 3) - 16 if lin > (6 / 29) ** 3 else lin * (29 / 3) ** 3
+
+    white = np.full((2, 2, 3), 255, np.uint8)
+    gray = np.full((2, 2, 3), 128, np.uint8)
+    change = lab_change(white, gray, np.ones((2, 2)))
+    assert change["dL"] == pytest.approx(100 - l_star(128), abs=0.05)
+    assert change["dab"] == pytest.approx(0.0, abs=0.05)
+    red = np.zeros((2, 2, 3), np.uint8)
+    red[..., 0] = 255
+    assert lab_change(white, red, np.ones((2, 2)))["dab"] == pytest.approx(math.hypot(80.09, 67.20), abs=0.3)
+    # Weighted by the mask: one changed pixel with weight 1, one unchanged with weight 3 -> a quarter of the change.
+    half = white.copy()
+    half[0, 0] = 128
+    weight = np.array([[1.0, 3.0], [0.0, 0.0]])
+    assert lab_change(white, half, weight)["dL"] == pytest.approx((100 - l_star(128)) / 4, abs=0.02)
+    # Nothing changed: all zero; an empty mask: undefined.
+    assert lab_change(gray, gray, np.ones((2, 2))) == {"dL": 0.0, "dab": 0.0}
+    assert lab_change(gray, white, np.zeros((2, 2))) == {"dL": None, "dab": None}
+
+
+def test_relative_gain_matches_a_hand_computation():
+    from diffusers_led.evaluation import relative_gain
+
+    assert relative_gain(0.2, 0.6) == pytest.approx(0.5)  # (0.6 - 0.2) / (1 - 0.2)
+    assert relative_gain(0.9, 0.95) == pytest.approx(0.5)  # an already smiling face gains little in absolute terms
+    assert relative_gain(0.5, 0.25) == pytest.approx(-0.5)
+    assert relative_gain(0.3, 0.3) == 0.0
+    assert relative_gain(1.0, 1.0) is None
+
+
+def test_darkened_eyes_are_caught_inside_the_eye_region(astronaut):
+    from diffusers_led.evaluation import lab_change
+    from diffusers_led.regions import FaceRegionProcessor
+
+    rgb, face = astronaut
+    processor = FaceRegionProcessor()
+    weights = {r: processor.composite_mask(rgb.shape, [face], regions=[r]) for r in face.masks}
+    # An edit that changes nothing: zero everywhere.
+    assert all(lab_change(rgb, rgb, w) == {"dL": 0.0, "dab": 0.0} for w in weights.values())
+    # An edit that darkens the eyes to 40% (the "dark smeared eyes" failure): large dL* in the eyes, not the mouth.
+    eyes = weights["eyes"][..., None]
+    darker = np.clip(rgb * (1 - 0.6 * eyes), 0, 255).astype(np.uint8)
+    eyes_change = lab_change(rgb, darker, weights["eyes"])
+    mouth_change = lab_change(rgb, darker, weights["mouth"])
+    assert eyes_change["dL"] > 15
+    assert mouth_change["dL"] < 0.1 * eyes_change["dL"]
+
+
+@needs_judges
+def test_evaluate_unlabelled_group_photo_edits_every_face(tmp_path, two_face_image, example_image, monkeypatch):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    two_face_image.save(photos / "group.png")
+    example_image.save(photos / "single.png")
+    pipe = make_tiny_pipeline(default_strength=0.2)
+    from diffusers_led import cli
+    from diffusers_led.evaluation import runner
+
+    monkeypatch.setattr(runner, "_load_pipeline", lambda model: (pipe, "tiny"))
+    out = tmp_path / "report"
+    code = cli.evaluate_main(
+        ["--data", str(photos), "--out", str(out), "--targets", "happy,sad", "--strengths", "0,0.2",
+         "--modes", "blend", "--time-budget", "0", "--no-realism", "--quiet"]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    edited = [p["name"] for p in report["data"]["photos_edited"]]
+    assert sorted(edited) == ["group.png#face0", "group.png#face1", "single.png"]
+    assert len({p["subject"] for p in report["data"]["photos_edited"]}) == 3
+    results = {r["strength"]: r for r in report["results"]}
+    assert set(results) == {0.0, 0.2}
+    regions = set(report["baseline"]["colour"])
+    assert regions == {"eyes", "mouth"}
+    for strength, entry in results.items():
+        assert set(entry["colour"]) == regions
+        assert entry["expression"]["relative_gain"] is not None
+        for target in ("happy", "sad"):
+            per_target = entry["expression"]["per_target"][target]
+            assert per_target["relative_gain"] is not None and set(per_target["colour"]) == regions
+            assert per_target["n"] == 3
+    # Strength 0 changes nothing: no colour change and no gain.
+    for region in regions:
+        assert results[0.0]["colour"][region] == {"dL": 0.0, "dab": 0.0}
+    assert results[0.0]["expression"]["relative_gain"] == pytest.approx(0.0, abs=1e-6)
+    assert any(results[0.2]["colour"][r]["dL"] > 0 for r in regions)
+    rows = list(csv.DictReader(open(out / "edits.csv")))
+    assert len(rows) == 3 * 2 * 2
+    for row in rows:
+        p_before, p_after = float(row["p_before"]), float(row["p_target"])
+        assert float(row["relative_gain"]) == pytest.approx((p_after - p_before) / (1 - p_before), rel=1e-6, abs=1e-9)
+        assert row["dL_eyes"] != "" and row["dab_mouth"] != ""
+    # The two faces of the group photo are judged against their own unedited outputs.
+    zero = [r for r in rows if float(r["strength"]) == 0.0]
+    assert all(float(r["p_before"]) == pytest.approx(float(r["p_target"]), abs=1e-6) for r in zero)
+    # Contact sheets: one per target, every face a row, linked from report.md.
+    sheets = report["contact_sheets"]
+    assert sheets["mode"] == "blend" and set(sheets["files"]) == {"happy", "sad"}
+    markdown = (out / "report.md").read_text()
+    assert "## Contact sheets" in markdown and "relative gain" in markdown and "mean |dL*|" in markdown
+    for target, name in sheets["files"].items():
+        assert f"![contact sheet: {target}]({name})" in markdown
+        with Image.open(out / name) as sheet:
+            width, height = sheet.size
+        assert height >= 3 * 128 and width >= 3 * 128  # 3 faces x (unedited + 2 strengths)

@@ -12,8 +12,10 @@ from .metrics import (
     frechet_distance_sqrtm,
     identity_distances,
     kernel_inception_distance,
+    lab_change,
     preservation,
     psnr,
+    relative_gain,
     seam_score,
 )
 from .runner import DEFAULT_MODES, DEFAULT_STRENGTHS, MODES, EvaluationResult, ModeSpec, evaluate
@@ -31,7 +33,9 @@ __all__ = [
     "frechet_distance_sqrtm",
     "identity_distances",
     "kernel_inception_distance",
+    "lab_change",
     "preservation",
     "psnr",
+    "relative_gain",
     "seam_score",
 ]

@@ -4,7 +4,9 @@
 - :func:`expression_inception_score` (the paper's Eq. 6-7 over classifier probabilities),
 - :func:`identity_distances` (Euclidean and cosine between embeddings),
 - :func:`preservation` (pixels outside the edit masks) and :func:`psnr`,
-- :func:`seam_score` (the edit's gradient at the blend border relative to the texture around it).
+- :func:`seam_score` (the edit's gradient at the blend border relative to the texture around it),
+- :func:`lab_change` (lightness and colour change in CIELAB inside a mask) and :func:`relative_gain` (expression
+  gain over what was possible).
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ __all__ = [
     "frechet_distance_sqrtm",
     "identity_distances",
     "kernel_inception_distance",
+    "lab_change",
     "luminance",
     "preservation",
     "psnr",
+    "relative_gain",
     "seam_score",
 ]
 
@@ -280,3 +284,50 @@ def seam_score(
     reference = float(texture[bands].mean()) if bands.any() else 0.0
     score = border_change / max(reference, 1e-6)
     return {"score": score, "border_change": border_change, "texture": reference, "border_pixels": int(border.sum())}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Colour inside the regions, expression gain
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _lab(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    rgb = image[..., :3].astype(np.float32) / 255.0
+    return cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)  # float input: L* in [0, 100], a* b* about [-127, 127] (D65)
+
+
+def lab_change(original: np.ndarray, edited: np.ndarray, weight: np.ndarray) -> Dict[str, Optional[float]]:
+    """How much lightness and colour changed inside a mask, in CIELAB (sRGB, D65).
+
+    ``dL`` is the mean ``|L*(edited) - L*(original)|`` and ``dab`` the mean chroma-plane distance
+    ``sqrt(da*^2 + db*^2)``, both averaged over the pixels with weight > 0 and weighted by ``weight`` (the region's
+    blend mask, so the feathered rim counts as much as it is edited). A ``dL`` of 1 is about one just-noticeable
+    step in lightness. ``None`` when the mask is empty.
+    """
+    original, edited = np.asarray(original), np.asarray(edited)
+    if original.shape != edited.shape:
+        raise ValueError(f"image shapes differ: {original.shape} vs {edited.shape}")
+    weight = np.asarray(weight, dtype=np.float64)
+    total = float(weight[weight > 0].sum())
+    if total <= 0:
+        return {"dL": None, "dab": None}
+    delta = _lab(edited).astype(np.float64) - _lab(original).astype(np.float64)
+    d_l = np.abs(delta[..., 0])
+    d_ab = np.hypot(delta[..., 1], delta[..., 2])
+    inside = weight > 0
+    return {
+        "dL": float((d_l[inside] * weight[inside]).sum() / total),
+        "dab": float((d_ab[inside] * weight[inside]).sum() / total),
+    }
+
+
+def relative_gain(p_before: float, p_after: float) -> Optional[float]:
+    """``(p_after - p_before) / (1 - p_before)``: the share of the possible gain in the target's probability that an
+    edit achieved (1: now certain, 0: unchanged, negative: less of the target than before). ``None`` when the face
+    already had ``p_before == 1`` (nothing to gain), so already-smiling faces do not count as wins."""
+    if p_before is None or p_after is None or p_before >= 1.0:
+        return None
+    return float((p_after - p_before) / (1.0 - p_before))

