@@ -404,7 +404,10 @@ def evaluate_main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--out", required=True, help="Output folder for report.json, report.md and the plots.")
     parser.add_argument("--targets", default="all", help="'all' (the model's trained labels) or comma-separated names.")
     parser.add_argument("--strengths", default="0.2,0.35,0.5,0.65", help="Comma-separated strengths in [0, 1].")
-    parser.add_argument("--modes", default="blend,hard,paper", help="Comma-separated: blend, hard, paper, ddpm_blend.")
+    parser.add_argument(
+        "--modes", default="blend,hard,paper",
+        help="Comma-separated: geometry, geometry+texture, blend, hard, paper, ddpm_blend.",
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="Seed; one generator per (photo, target), shared by all modes.")
     parser.add_argument("--split", default="test", help="Split of a crop dataset whose photos are edited.")
     parser.add_argument("--photos-root", default=None, help="Folder of a crop dataset's source photos (default: recorded).")

@@ -70,6 +70,8 @@ MODES: Dict[str, ModeSpec] = {
     "hard": ModeSpec("fast", "hard", "model's scheduler, hard rectangular paste, no re-injection (paper compositing)"),
     "paper": ModeSpec("ddpm", "hard", "full DDPM from t_i, hard rectangular paste (the paper)"),
     "ddpm_blend": ModeSpec("ddpm", "blend", "full DDPM from t_i, soft blend + re-injection"),
+    "geometry": ModeSpec("fast", "geometry", "action-unit warp of the face's own pixels, no UNet"),
+    "geometry+texture": ModeSpec("fast", "geometry", "action-unit warp, the UNet re-draws opened mouths"),
 }
 DEFAULT_MODES = ("blend", "hard", "paper")
 DEFAULT_STRENGTHS = (0.2, 0.35, 0.5, 0.65)
@@ -277,12 +279,14 @@ def _load_pipeline(model: Any) -> Tuple[Any, str]:
     return pipe, os.fspath(model)
 
 
-def _parse_targets(pipe: Any, targets: Union[str, Sequence[str]], allow_untrained: bool) -> List[str]:
+def _parse_targets(pipe: Any, targets: Union[str, Sequence[str]], allow_untrained: bool, geometry: bool) -> List[str]:
+    """The targets: ``"all"`` is every expression when a geometry mode is measured (they make all eight), else the
+    model's trained labels."""
     if isinstance(targets, str):
         targets = [t.strip() for t in targets.split(",") if t.strip()]
     if list(targets) == ["all"]:
-        return list(pipe.embeddings.trained_labels)
-    resolved = pipe.embeddings.resolve(list(targets), allow_untrained)
+        return list(pipe.embeddings.labels if geometry else pipe.embeddings.trained_labels)
+    resolved = pipe.embeddings.resolve(list(targets), allow_untrained or geometry)
     return list(dict.fromkeys(resolved))
 
 
@@ -384,7 +388,8 @@ def evaluate(
     pipe.set_progress_bar_config(disable=True)
     default_strength = float(pipe.config.default_strength)
     target_strengths = {t: float(v) for t, v in (pipe.config.get("target_strengths") or {}).items()}
-    strengths = sorted(dict.fromkeys(strengths + [default_strength] + list(target_strengths.values())))
+    raw_strengths = [float(value) for value in strengths]
+    strengths = sorted(dict.fromkeys(raw_strengths + [default_strength] + list(target_strengths.values())))
     if guidance_scale is None:
         guidance_scale = float(pipe.config.default_guidance_scale)
     if negative_target is None:
@@ -394,7 +399,8 @@ def evaluate(
     if paper_strengths is None:
         paper_strengths = [PAPER_STRENGTH] if PAPER_STRENGTH in strengths else [strengths[len(strengths) // 2]]
     paper_strengths = sorted(dict.fromkeys(float(s) for s in paper_strengths))
-    target_list = _parse_targets(pipe, targets, allow_untrained_targets)
+    geometry_modes = [m for m in modes if MODES[m].composite == "geometry"]
+    target_list = _parse_targets(pipe, targets, allow_untrained_targets, bool(geometry_modes))
     regions = tuple(pipe.config.regions)
     processor = pipe.region_processor
     T = int(pipe.scheduler.config.num_train_timesteps)
@@ -457,6 +463,9 @@ def evaluate(
 
     # 2. The plan: steps per (mode, strength), and a cut to the time budget.
     mode_strengths = {m: (paper_strengths if MODES[m].sampler == "ddpm" else strengths) for m in modes}
+    geometry_strength = float(pipe.config.get("geometry_strength", 0.8))
+    for mode in geometry_modes:  # the geometry modes' own default strength, not the diffusion ones
+        mode_strengths[mode] = sorted(dict.fromkeys(list(raw_strengths) + [geometry_strength]))
     steps: Dict[Tuple[str, float], int] = {}
     starts: Dict[Tuple[str, float], int] = {}
     for mode in modes:
@@ -516,8 +525,15 @@ def evaluate(
     jobs = []
     for mode in modes:
         chosen = faces[:n_ddpm] if MODES[mode].sampler == "ddpm" else faces
+        trained = set(pipe.embeddings.trained_labels)
         for strength in mode_strengths[mode]:
-            pairs = [(i, target) for i in range(len(chosen)) for target in target_list]
+            # The diffusion modes edit only toward what the model learnt (unless untrained targets are allowed).
+            pairs = [
+                (i, target)
+                for i in range(len(chosen))
+                for target in target_list
+                if MODES[mode].composite == "geometry" or allow_untrained_targets or target in trained
+            ]
             for start in range(0, len(pairs), max(1, batch_size)):
                 jobs.append((mode, strength, pairs[start : start + max(1, batch_size)]))
     total = sum(len(job[2]) for job in jobs)
@@ -536,6 +552,7 @@ def evaluate(
             bar.set_postfix_str(f"{mode} s={strength:g}")
             batch_faces = [faces[i] for i, _ in pairs]
             geometry = [f.hard if spec.composite == "hard" else f.regions for f in batch_faces]
+            warps = spec.composite == "geometry"
             generators = [torch.Generator().manual_seed(_seed_for(seed, faces[i].photo.name, t)) for i, t in pairs]
             with _fixed_detections(pipe, geometry) as fixed, _paste(pipe, spec.composite):
                 result = pipe(
@@ -550,16 +567,17 @@ def evaluate(
                     generator=generators,
                     output_type="np",
                     allow_untrained_targets=allow_untrained_targets,
+                    mode=mode if warps else "diffusion",
                     **fixed,
                 )
-            if strength > 0 and any(found[0] is not used for found, used in zip(result.faces, geometry)):
+            if strength > 0 and not warps and any(found[0] is not used for found, used in zip(result.faces, geometry)):
                 raise RuntimeError(
                     "LocalExpressionPipeline did not edit the faces the evaluation gave it; the hard-paste baseline "
                     "would be wrong. Update evaluation.runner._fixed_detections."
                 )
             outputs = [_to_uint8(image) for image in result.images]
             fer_inputs, chips = [], []
-            for (index, target), face, output in zip(pairs, batch_faces, outputs):
+            for (index, target), face, output, found in zip(pairs, batch_faces, outputs, result.faces):
                 fer_inputs.append(judge.face_input(output, face.regions.face.landmarks))
                 chips.append(identity.chip(output, face.regions.face.box))
                 if (index, target) in realism_pairs:
@@ -571,11 +589,12 @@ def evaluate(
                         output, face.regions.matrix, processor.canonical_size
                     )
                 colour = {}
-                for region in regions:
-                    rows_cols, weight_roi = face.region_weights[(spec.composite, region)]
+                for region in regions:  # the geometry modes: the colour change inside the same region boxes
+                    rows_cols, weight_roi = face.region_weights[("blend" if warps else spec.composite, region)]
                     change = lab_change(face.rgb[rows_cols], output[rows_cols], weight_roi)
                     colour[f"dL_{region}"], colour[f"dab_{region}"] = change["dL"], change["dab"]
-                weight = face.weights[spec.composite]
+                # A warp's editable area depends on the target and strength: the window of this very edit.
+                weight = processor.composite_mask(face.rgb.shape, found) if warps else face.weights[spec.composite]
                 kept = preservation(face.rgb, output, weight)
                 seam = seam_score(face.rgb, output, weight, band=face.band)
                 edits.append(
