@@ -629,7 +629,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
         strength: Optional[float] = None,
         num_inference_steps: Optional[int] = None,
         start_timestep: Optional[int] = None,
-        regions: Sequence[str] = ("eyes", "mouth"),
+        regions: Optional[Sequence[str]] = None,
         guidance_scale: Optional[float] = None,
         negative_target: Optional[Union[str, List[str]]] = None,
         reinject_known: bool = True,
@@ -663,8 +663,9 @@ class LocalExpressionPipeline(DiffusionPipeline):
                 pipeline's `default_num_inference_steps`; the paper's mode is DDPM with 500.
             start_timestep (`int`, *optional*):
                 The paper's t_i directly (e.g. 250); overrides `strength`.
-            regions (`Sequence[str]`, *optional*, defaults to `("eyes", "mouth")`):
-                Which regions to re-generate.
+            regions (`Sequence[str]`, *optional*):
+                Which of the model's regions to re-generate. Defaults to all the regions the model was trained on
+                (its config's `regions`, e.g. only `("mouth",)` for a model trained with `--regions mouth`).
             guidance_scale (`float`, *optional*):
                 Classifier-free guidance toward the target (needs a model trained with label dropout); 1 disables it.
                 Defaults to the pipeline's `default_guidance_scale` (1 unless the model sets another).
@@ -712,7 +713,9 @@ class LocalExpressionPipeline(DiffusionPipeline):
         if negative_target is None:
             negative_target = self.config.default_negative_target or ""
         negatives = list(negative_target) if isinstance(negative_target, (list, tuple)) else [negative_target]
-        regions = (regions,) if isinstance(regions, str) else tuple(regions or ())
+        if regions is None:  # the model's own regions: a mouth-only model has only "mouth"
+            regions = self.config.regions
+        regions = (regions,) if isinstance(regions, str) else tuple(regions)
         self.check_inputs(
             images, targets, self.config.default_strength if strength is None else strength, start_timestep, num_inference_steps, regions, guidance_scale, negatives,
             generator, output_type, callback_on_step_end_tensor_inputs,
