@@ -129,7 +129,7 @@ def test_a_low_precision_unet_edits_end_to_end(dtype, output_type, example, one_
     """CPUs emulate half precision (a UNet call takes several times longer), so the edits here take 2 steps."""
     reference = make_tiny_pipeline()
     faces = reference.detect_faces([prepare_image(example)], ("eyes", "mouth"), "error")
-    kwargs = dict(strength=0.3, num_inference_steps=4, faces=faces)  # DDPM from t_125: 2 UNet calls
+    kwargs = {"strength": 0.3, "num_inference_steps": 4, "faces": faces}  # DDPM from t_125: 2 UNet calls
     full = reference(example, "happy", output_type="np", generator=torch.Generator().manual_seed(0), **kwargs)
     pipe = make_tiny_pipeline()
     pipe.unet.to(dtype)
@@ -224,7 +224,8 @@ def test_the_audit_catches_a_tensor_made_without_a_device():
     assert audit.violations == []
     source = "import torch\ndef made():\n    return torch.tensor([1.0]).to('cpu')\n"
     namespace = {}
-    exec(compile(source, str(PACKAGE / "_audit_probe.py"), "exec"), namespace)
+    # Compiled as if it were a file of the package (nothing is written there), so the audit watches it.
+    exec(compile(source, str(PACKAGE / "_audit_probe.py"), "exec"), namespace)  # noqa: S102
     with DeviceAudit() as audit:
         namespace["made"]()
     assert len(audit.violations) == 2 and "without a device" in audit.violations[0] and "to cpu" in audit.violations[1]
@@ -309,7 +310,8 @@ def test_no_string_cpu_device_in_the_inference_code():
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def test_a_mouth_only_model_edits_with_a_plain_call(example, tmp_path, one_torch_thread):
+def test_a_mouth_only_model_edits_with_a_plain_call(example, one_torch_thread):
+    """(test_train.py trains one with `--regions mouth` and runs led-edit on it.)"""
     pipe = make_tiny_pipeline(regions=["mouth"])
     output = pipe(example, "happy", strength=0.3, num_inference_steps=4, generator=torch.Generator().manual_seed(0))
     (face,) = output.faces[0]
@@ -317,12 +319,5 @@ def test_a_mouth_only_model_edits_with_a_plain_call(example, tmp_path, one_torch
     assert not np.array_equal(np.asarray(output.images[0]), np.asarray(example))
     with pytest.raises(ValueError, match=r"subset of this model's regions \('mouth',\)"):
         pipe(example, "happy", regions=("eyes", "mouth"))
-
-    model = tmp_path / "mouth-model"
-    pipe.save_pretrained(model)
     (result,) = edit_files(pipe, [EXAMPLE_IMAGE], "happy", num_inference_steps=4)
     assert result.error is None and list(result.faces[0].crops) == ["mouth"]
-    out = tmp_path / "edited.png"
-    assert edit_main([str(EXAMPLE_IMAGE), "--target", "happy", "--model", str(model), "-o", str(out),
-                      "--steps", "4", "--threads", "1"]) == 0  # fmt: skip
-    assert Image.open(out).size == example.size

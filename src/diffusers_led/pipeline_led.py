@@ -225,6 +225,9 @@ class LocalExpressionPipeline(DiffusionPipeline):
             [-1, 1] units. When set, every crop is mapped to them before denoising and the result mapped back (see
             [`CropExposure`]), so a darker or flatter photo than the training photos is edited like one of them.
             Set by `train_led.py --match_crop_exposure`; `None` edits the crops as they are.
+        license (`str`, *optional*):
+            How the weights may be used, as their model card says (e.g. "non-commercial research use only" for a
+            model trained on CK+ or RaFD). Informational: the pipeline does not enforce it.
     """
 
     model_cpu_offload_seq = "unet"
@@ -247,6 +250,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
         default_guidance_scale: float = 1.0,
         default_negative_target: Optional[str] = None,
         crop_statistics: Optional[Dict[str, List[float]]] = None,
+        license: Optional[str] = None,
     ):
         super().__init__()
         bad = {label: value for label, value in (target_strengths or {}).items() if not 0.0 < value <= 1.0}
@@ -268,6 +272,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
             default_guidance_scale=default_guidance_scale,
             default_negative_target=default_negative_target,
             crop_statistics={k: [float(x) for x in v] for k, v in crop_statistics.items()} if crop_statistics else None,
+            license=license,
         )
         # Not a diffusers component (OpenCV, no weights): rebuilt from the config, like VaeImageProcessor.
         self.region_processor = self._make_region_processor()
