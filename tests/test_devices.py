@@ -114,6 +114,12 @@ def test_the_three_commands_share_the_options():
         cli.build_edit_parser().parse_args(["x", "--target", "happy", "--dtype", "half"])
 
 
+def test_bf16_autocast_needs_float32_weights(tmp_path, capsys):
+    out = tmp_path / "out.png"
+    assert edit_main([str(EXAMPLE_IMAGE), "--target", "happy", "-o", str(out), "--bf16", "--dtype", "float16"]) == 1
+    assert "these are float16: add --dtype float32 or drop --bf16" in capsys.readouterr().err and not out.exists()
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Low precision end to end
 # ---------------------------------------------------------------------------------------------------------------------

@@ -179,6 +179,9 @@ def _edit(args: argparse.Namespace) -> int:
 
     target = canonical_expression(args.target)  # fail fast, before loading anything
     device, dtype = resolve_device_and_dtype(args.device, args.dtype)  # each process's own GPU under accelerate
+    if args.bf16 and dtype != torch.float32:
+        name = str(dtype).replace("torch.", "")
+        raise CLIError(f"--bf16 autocasts float32 weights, these are {name}: add --dtype float32 or drop --bf16.")
     if args.strength is not None and not 0.0 <= args.strength <= 1.0:
         raise CLIError(f"--strength must be in [0, 1], got {args.strength}.")
     if (args.batch_size is not None and args.batch_size < 1) or (args.threads is not None and args.threads < 1):
