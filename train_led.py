@@ -10,8 +10,13 @@ Shaped like diffusers' ``examples/text_to_image/train_text_to_image.py``; launch
 
 The data is the imagefolder written by ``led-prepare-data`` (eye and mouth crops with ``expression`` and ``region``
 columns; a ``test`` split of held-out subjects is used for validation). Both regions go through one UNet, as in the
-paper, without a region label: the crop itself tells the UNet which region it sees, and the pipeline needs nothing
-more than a crop and a target.
+paper. By default the UNet gets no region label (the paper's design: the crop itself shows which region it is);
+``--region_conditioning`` adds one, a class embedding per region (``num_class_embeds``), so that guidance toward a
+label cannot paint one region's features into the other (the bundled model is trained with it). The pipeline passes
+each crop's region itself. ``--regions mouth`` trains on one region; the saved model edits only that one.
+
+Devices: the script runs where ``accelerate`` puts it (``accelerate launch --multi_gpu`` gives each process its own
+GPU); every tensor of the loop is created on, or moved to, ``accelerator.device``.
 
 The expression labels are embedded once with a sentence-transformers model (``--text_encoder``) and the table is
 saved with the model. ``--conditioning_dropout_prob`` replaces the embedding by zeros (the table's null embedding) so
@@ -79,23 +84,24 @@ MODEL_CARD_TEMPLATE = Path(__file__).resolve().with_name("model_card.md")
 CHECKPOINT_PREFIX = "checkpoint-"
 CHECKPOINT_STATE_FILE = "training_state.json"
 VALIDATION_GRID = "validation_grid.png"
-# Data whose licence forbids publishing models trained on it openly (the `source_format` column of led-prepare-data):
-# format -> (name, terms).
+# Data whose terms restrict the images and what is made from them (the `source_format` column of led-prepare-data):
+# format -> (name, terms, whether a model trained on it may be published openly). None of them may have its images
+# redistributed, so a model trained on any of them is uploaded without the validation grid (held-out crops).
+_CKPLUS_TERMS = (
+    "the CK+ agreement covers its images: non-commercial research use only, and the images may not be redistributed "
+    "(none is part of this model). The weights are offered for non-commercial research use only."
+)
 RESTRICTED_SOURCES = {
     "rafd": (
         "RaFD (Radboud Faces Database)",
         "its terms allow research use only and forbid redistributing the images or publishing models trained on "
         "them openly.",
+        False,
     ),
-    "ckplus": (
-        "CK+ (Extended Cohn-Kanade)",
-        "its licence forbids redistributing the images; models trained on them must not be published openly.",
-    ),
-    "ckplus_sample": (
-        "CK+ frames (the EmoPy sample of Extended Cohn-Kanade)",
-        "CK+ forbids redistributing its images; models trained on them must not be published openly.",
-    ),
+    "ckplus": ("CK+ (Extended Cohn-Kanade)", _CKPLUS_TERMS, True),
+    "ckplus_sample": ("CK+ frames (the EmoPy sample of Extended Cohn-Kanade)", _CKPLUS_TERMS, True),
 }
+WEIGHTS_TERMS = "non-commercial research use only"
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -234,7 +240,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--hub_model_id", type=str, default=None, help="Repository name (default: --output_dir's).")
     parser.add_argument("--hub_private_repo", action="store_true", help="Create the Hub repository private.")
     parser.add_argument("--hub_token", type=str, default=None, help="Token for the Hub (never logged).")
-    parser.add_argument("--license", type=str, default="other", help="Licence of the weights for the model card.")
+    parser.add_argument(
+        "--license", type=str, default="other",
+        help="Hub licence id of the weights for the model card's metadata. Models trained on RaFD or CK+ are marked "
+        "'non-commercial research use only' in the card and model_index.json whatever it says.",
+    )  # fmt: skip
     parser.add_argument("--local_rank", type=int, default=-1, help="Set by the launcher.")
 
     args = parser.parse_args(argv)
@@ -763,8 +773,19 @@ def hyperparameter_rows(args: argparse.Namespace) -> List[Tuple[str, Any]]:
 
 
 def restricted_formats(data_info: Dict[str, Any]) -> List[str]:
-    """The training data's source formats whose licence forbids publishing the model openly."""
+    """The training data's source formats whose terms restrict the images and the model (:data:`RESTRICTED_SOURCES`)."""
     return [name for name in data_info["source_formats"] if name in RESTRICTED_SOURCES]
+
+
+def private_only_formats(data_info: Dict[str, Any]) -> List[str]:
+    """The training data's source formats whose terms forbid publishing a model trained on them openly (RaFD)."""
+    return [name for name in restricted_formats(data_info) if not RESTRICTED_SOURCES[name][2]]
+
+
+def weights_licence(args: argparse.Namespace, data_info: Dict[str, Any]) -> str:
+    """What the model card and ``model_index.json`` say about the use of the weights: the data's terms when it has
+    any (non-commercial research use), else ``--license``."""
+    return WEIGHTS_TERMS if restricted_formats(data_info) else args.license
 
 
 def write_model_card(
@@ -797,7 +818,8 @@ def write_model_card(
         regions=data_info["regions"],
         resolution=args.resolution,
         num_train_timesteps=pipeline.scheduler.config.num_train_timesteps,
-        restricted_sources=[RESTRICTED_SOURCES[name] for name in restricted_formats(data_info)],
+        restricted_sources=[RESTRICTED_SOURCES[name][:2] for name in restricted_formats(data_info)],
+        private_only=bool(private_only_formats(data_info)),
         has_non_ema=args.use_ema,
         trained_labels=embeddings.trained_labels,
         color_mode=pipeline.color_mode,
@@ -821,17 +843,17 @@ def write_model_card(
         epochs=epochs,
         final_loss=final_loss,
         hyperparameters=hyperparameter_rows(args),
-        validation_grid=validation_grid,
+        validation_grid=None if restricted_formats(data_info) else validation_grid,
         validation_strengths=args.validation_strengths,
-        license=args.license,
+        license=weights_licence(args, data_info),
     )
     card.save(os.path.join(args.output_dir, "README.md"))
     return card
 
 
 def check_publishable(args: argparse.Namespace, data_info: Dict[str, Any]) -> None:
-    """Refuse to push a model trained on RaFD/CK+ to a public repository (their terms forbid it)."""
-    restricted = restricted_formats(data_info)
+    """Refuse to push a model trained on RaFD to a public repository (its terms forbid it)."""
+    restricted = private_only_formats(data_info)
     if args.push_to_hub and restricted and not args.hub_private_repo:
         raise ValueError(
             f"The training data comes from {', '.join(restricted)}, whose licence forbids publishing models trained "
@@ -1135,7 +1157,7 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
         pipeline = LocalExpressionPipeline(
             unet=unet, scheduler=noise_scheduler, embeddings=embeddings.to("cpu"), regions=tuple(data_info["regions"]),
             region_anchor=data_info["geometry"]["region_anchor"], region_margins=data_info["geometry"]["region_margins"],
-            crop_statistics=data_info["crop_statistics"],
+            crop_statistics=data_info["crop_statistics"], license=weights_licence(args, data_info),
         )  # fmt: skip
         # Published models carry the measured fast sampler; the paper's DDPM is one from_config away.
         pipeline.use_fast_scheduler()
@@ -1149,7 +1171,9 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
                 repo_id=repo_id,
                 folder_path=args.output_dir,
                 commit_message="End of training",
-                ignore_patterns=[f"{CHECKPOINT_PREFIX}*", ".tmp-*", f"{args.logging_dir}/*", "validation/*"],
+                # Validation grids show training-data crops, which RaFD's and CK+'s terms forbid redistributing.
+                ignore_patterns=[f"{CHECKPOINT_PREFIX}*", ".tmp-*", f"{args.logging_dir}/*", "validation/*"]
+                + ([VALIDATION_GRID] if restricted_formats(data_info) else []),
             )
             logger.info(f"Pushed {args.output_dir} to https://huggingface.co/{repo_id}")
     accelerator.end_training()

@@ -25,8 +25,9 @@
 #   PYTHON        the Python of the environment where diffusers-led is installed (default: python)
 #   EVAL_ARGS     extra led-evaluate arguments (default: a quick report: blend mode, 2 strengths, 8 photos)
 #
-# Licences: models trained on RaFD or CK+ must NOT be published openly. If you push to the Hub, add
-# --push_to_hub --hub_private_repo (train_led.py refuses a public push of such data). See docs/training-rafd.md.
+# Licences: models trained on RaFD must NOT be published openly: if you push to the Hub, add --hub_private_repo
+# (train_led.py refuses a public push of RaFD data). CK+ images may not be redistributed and a model trained on them
+# is for non-commercial research use only. See docs/training-rafd.md and docs/training-ckplus.md.
 set -euo pipefail
 
 usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }

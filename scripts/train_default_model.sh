@@ -33,7 +33,7 @@ accelerate launch --num_processes 1 --num_cpu_threads_per_process "${THREADS:-$(
     --random_flip --affine_degrees 5 --affine_translate 0.05 --affine_scale 0.05 \
     --checkpointing_steps 250 --checkpoints_total_limit 2 --resume_from_checkpoint latest \
     --validation_epochs 100 --report_to tensorboard --seed 0 \
-    --license "CK+ non-commercial research licence (see model card)"
+    --license other
 
 # 4. Default strengths (one per target) / guidance / negative target by the fixed rule, and the rule measured leaving
 #    one held-out person out (the model card's acceptance table); the measured grid is kept in choose-rows.json, so a

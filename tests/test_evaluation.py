@@ -251,7 +251,7 @@ def test_evaluate_end_to_end_on_labelled_photos(tmp_path, example_image, monkeyp
     from diffusers_led import cli
     from diffusers_led.evaluation import runner
 
-    monkeypatch.setattr(runner, "_load_pipeline", lambda model: (pipe, "tiny"))
+    monkeypatch.setattr(runner, "_load_pipeline", lambda model, device=None, dtype=None: (pipe, "tiny"))
     out = tmp_path / "report"
     code = cli.evaluate_main(
         [

@@ -262,6 +262,23 @@ def test_short_run_saves_a_loadable_pipeline_and_pushes(crops, embeddings_dir, t
     assert edited.size == example_image.size
 
 
+def test_a_ckplus_model_may_be_pushed_openly_without_its_images(embeddings_dir, tmp_path):
+    """CK+'s agreement covers its images: the model is marked for non-commercial research use and uploaded without the
+    validation grid; RaFD's terms forbid publishing the model at all (test_clear_errors)."""
+    data = write_crop_dataset(tmp_path / "crops", source_format="ckplus_sample")
+    out = tmp_path / "model"
+    with mock.patch.object(train_led, "HfApi") as hf_api:
+        hf_api.return_value.create_repo.return_value.repo_id = "me/led-ck"
+        train(data, embeddings_dir, out, "--max_train_steps", "1", "--push_to_hub", "--hub_model_id", "me/led-ck")
+    hf_api.return_value.create_repo.assert_called_once_with(repo_id="me/led-ck", private=False, exist_ok=True)
+    assert train_led.VALIDATION_GRID in hf_api.return_value.upload_folder.call_args.kwargs["ignore_patterns"]
+    assert (out / train_led.VALIDATION_GRID).is_file()  # kept locally
+    card = (out / "README.md").read_text()
+    assert "non-commercial research use only" in card and "CK+ agreement covers its images" in card
+    assert "private" not in card and "](./validation_grid.png)" not in card
+    assert LocalExpressionPipeline.from_pretrained(out).config.license == "non-commercial research use only"
+
+
 def test_resume_is_exact(crops, embeddings_dir, tmp_path, caplog):
     """Interrupted at step 5 and resumed from checkpoint-3 (mid-epoch, with gradient accumulation) = uninterrupted."""
     common = [
@@ -327,6 +344,22 @@ def test_region_conditioning_trains_a_region_aware_unet(crops, embeddings_dir, t
     assert (out / "validation_grid.png").is_file()
     edited = pipe(example_image, target="happy", guidance_scale=2.0, generator=torch.Generator().manual_seed(0))
     assert edited.images[0].size == example_image.size
+
+
+def test_a_mouth_only_model_works_with_a_plain_call_and_led_edit(crops, embeddings_dir, tmp_path, example_image):
+    """`--regions mouth`: the model's config says so, and nothing downstream assumes eyes and mouth."""
+    from diffusers_led.cli import edit_main
+
+    out = tmp_path / "mouth"
+    train(crops, embeddings_dir, out, "--max_train_steps", "1", "--regions", "mouth")
+    pipe = LocalExpressionPipeline.from_pretrained(out)
+    assert list(pipe.config.regions) == ["mouth"]
+    output = pipe(example_image, "happy", num_inference_steps=4, generator=torch.Generator().manual_seed(0))
+    assert [list(face.crops) for face in output.faces[0]] == [["mouth"]]
+    edited = tmp_path / "edited.png"
+    assert edit_main([str(REPO / "examples" / "astronaut.png"), "--target", "happy", "--model", str(out),
+                      "-o", str(edited), "--steps", "4", "--threads", "1"]) == 0  # fmt: skip
+    assert Image.open(edited).size == example_image.size
 
 
 def test_the_model_keeps_the_crop_geometry_of_its_data(embeddings_dir, tmp_path):

@@ -217,7 +217,7 @@ def edit_files(
     batch_size: Optional[int] = None,
     prefetch: bool = True,
     seed: Optional[int] = 0,
-    regions: Sequence[str] = ("eyes", "mouth"),
+    regions: Optional[Sequence[str]] = None,
     bf16: bool = False,
     **call_kwargs: Any,
 ) -> Iterator[FileResult]:
@@ -229,7 +229,8 @@ def edit_files(
     it is in. A file that cannot be read, has no face, or makes the pipeline fail is reported in its result and the
     others go on.
 
-    ``bf16`` runs the UNet in bfloat16 autocast (see :func:`bf16_is_fast`). ``call_kwargs`` go to the pipeline call
+    ``regions`` defaults to all the regions the model was trained on (its config). ``bf16`` runs the UNet in bfloat16
+    autocast on the pipeline's device (see :func:`bf16_is_fast`). ``call_kwargs`` go to the pipeline call
     (``strength``, ``num_inference_steps``, ``guidance_scale`` ...). ``batch_size`` defaults to
     :func:`default_batch_size`.
     """
@@ -237,7 +238,7 @@ def edit_files(
     paths = [Path(p) for p in paths]
     if batch_size is None:
         batch_size = default_batch_size(pipe, call_kwargs.get("guidance_scale"))
-    regions = tuple(regions)
+    regions = tuple(pipe.config.regions if regions is None else regions)
     batches = [paths[i : i + max(1, batch_size)] for i in range(0, len(paths), max(1, batch_size))]
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="led-detect") if prefetch else None
     try:
@@ -263,7 +264,7 @@ def _edit_batch(
     errors: Dict[int, str] = {}
 
     def run(items: List[_Loaded]) -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(pipe.device.type, dtype=torch.bfloat16, enabled=bf16):
             output = pipe(
                 [item.image for item in items],
                 target=target,

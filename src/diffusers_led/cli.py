@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+from .devices import add_device_arguments
 from .image_processor import ImageLoadError
 
 
@@ -19,6 +20,7 @@ NEGATIVE_TARGET_HELP = (
     "Expression that guidance pushes away from, e.g. neutral; '' for none "
     "(default: the model's default_negative_target)."
 )
+UNTRAINED_HELP = "Allow (with a warning) targets the model has an embedding for but was not trained on."
 
 
 class CLIError(Exception):
@@ -147,6 +149,8 @@ def build_edit_parser() -> argparse.ArgumentParser:
         "--no-prefetch", action="store_true",
         help="Detect faces of the next batch only after the current one is edited (no background thread).",
     )  # fmt: skip
+    parser.add_argument("--allow-untrained-targets", action="store_true", help=UNTRAINED_HELP)
+    add_device_arguments(parser)
     return parser
 
 
@@ -184,9 +188,9 @@ def _edit(args: argparse.Namespace) -> int:
     import torch
 
     from .batch import default_batch_size, optimize_for_cpu, recommended_num_threads
+    from .devices import load_pipeline_on, resolve_device_and_dtype
     from .expressions import canonical_expression
     from .pretrained import default_model_path
-    from .pipeline_led import LocalExpressionPipeline
 
     from .action_units import parse_action_units
 
@@ -198,6 +202,10 @@ def _edit(args: argparse.Namespace) -> int:
         args.mode = "diffusion"
     if args.mode == "diffusion" and target is None:
         raise CLIError("the diffusion mode (--mode diffusion, --paper) needs --target; --au needs a geometry mode.")
+    device, dtype = resolve_device_and_dtype(args.device, args.dtype)  # each process's own GPU under accelerate
+    if args.bf16 and dtype != torch.float32:
+        name = str(dtype).replace("torch.", "")
+        raise CLIError(f"--bf16 autocasts float32 weights, these are {name}: add --dtype float32 or drop --bf16.")
     for flag, value in (("--strength", args.strength), ("--texture-strength", args.texture_strength)):
         if value is not None and not 0.0 <= value <= 1.0:
             raise CLIError(f"{flag} must be in [0, 1], got {value}.")
@@ -215,7 +223,7 @@ def _edit(args: argparse.Namespace) -> int:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         from accelerate import PartialState
 
-        state = PartialState(cpu=not torch.cuda.is_available())
+        state = PartialState(cpu=device.type != "cuda")
         with state.split_between_processes(list(zip(paths, destinations))) as share:
             share = list(share)
         paths, destinations = [p for p, _ in share], [d for _, d in share]
@@ -229,11 +237,11 @@ def _edit(args: argparse.Namespace) -> int:
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.disable_progress_bar()  # "Loading pipeline components" is noise on a command line
-    pipe = LocalExpressionPipeline.from_pretrained(args.model or default_model_path())
+    pipe = load_pipeline_on(args.model or default_model_path(), device, dtype)
     pipe.set_progress_bar_config(disable=True)
     optimize_for_cpu(pipe)
     if (args.mode or pipe.config.default_mode) == "diffusion":
-        pipe.embeddings.resolve([target])  # an untrained target fails once, not once per file
+        pipe.embeddings.resolve([target], args.allow_untrained_targets)  # an untrained target fails once, not per file
     if args.paper:
         from diffusers import DDPMScheduler
 
@@ -277,6 +285,7 @@ def _edit_files(args, pipe, paths, destinations, target, prefetch, prefix) -> Li
         action_units=args.action_units,
         texture_strength=args.texture_strength,
         bf16=args.bf16,
+        allow_untrained_targets=args.allow_untrained_targets,
     )
     for result in results:
         if result.error is not None:
@@ -430,9 +439,10 @@ def evaluate_main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--reference-data", default=None, help="Real crops (crop dataset or labelled photos) for FID/KID.")
     parser.add_argument("--cache-dir", default="default", help="Inception feature cache folder ('none' to disable).")
     parser.add_argument("--time-budget", type=float, default=15.0, help="Minutes; fewer photos are edited to fit (0: no limit).")
-    parser.add_argument("--allow-untrained-targets", action="store_true", help="Allow targets the model was not trained on.")
+    parser.add_argument("--allow-untrained-targets", action="store_true", help=UNTRAINED_HELP)
     parser.add_argument("--threads", type=int, default=None, help="Torch threads (1 is faster on a busy shared machine).")
     parser.add_argument("--quiet", action="store_true", help="No progress bars.")
+    add_device_arguments(parser)
     args = parser.parse_args(argv)
     try:
         from .evaluation import evaluate
@@ -464,6 +474,8 @@ def evaluate_main(argv: Optional[Sequence[str]] = None) -> int:
             allow_untrained_targets=args.allow_untrained_targets,
             progress=not args.quiet,
             num_threads=args.threads,
+            device=args.device,
+            dtype=args.dtype,
         )
     except (ImportError, ValueError, OSError) as error:
         print(f"led-evaluate: error: {error}", file=sys.stderr)

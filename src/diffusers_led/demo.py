@@ -33,6 +33,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 import numpy as np
 import PIL.Image
 
+from .devices import add_device_arguments
 from .expressions import UntrainedExpressionError, canonical_expression
 from .image_processor import ImageLoadError, load_image
 
@@ -653,20 +654,20 @@ def build_demo(
 
 
 def load_pipeline(
-    model: Optional[str] = None, variant: Optional[str] = None, device: str = "auto", face_detector=None
+    model: Optional[str] = None,
+    variant: Optional[str] = None,
+    device: str = "auto",
+    face_detector=None,
+    dtype: str = "auto",
 ):
-    """Load the pipeline for the demo (``model``: folder or Hub id; default ``$LED_MODEL`` or the bundled model)."""
-    import torch
-
-    from .pipeline_led import LocalExpressionPipeline
+    """Load the pipeline for the demo (``model``: folder or Hub id; default ``$LED_MODEL`` or the bundled model) on
+    ``device`` in ``dtype`` (see :mod:`diffusers_led.devices`)."""
+    from .devices import load_pipeline_on
     from .pretrained import default_model_path
 
     model = model or os.environ.get(MODEL_ENV_VAR) or default_model_path()
     kwargs = {"variant": variant} if variant else {}
-    pipe = LocalExpressionPipeline.from_pretrained(model, **kwargs)
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    pipe.to(device)
+    pipe = load_pipeline_on(model, device, dtype, **kwargs)
     if face_detector:
         pipe.set_face_detector(face_detector)
     pipe.set_progress_bar_config(disable=True)
@@ -693,7 +694,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Also open a public gradio.live link (needs the internet). Off by default.",
     )
-    add("--device", default="auto", help="cpu, cuda, ... (default: cuda when available, else cpu).")
+    add_device_arguments(parser)
     add("--face-detector", default=None, help='Face detector: "dlib" or "yunet:/path/to/face_detection_yunet.onnx".')
     add(
         "--example",
@@ -710,7 +711,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         _import_gradio()  # fail before loading the model when Gradio is missing
-        pipe = load_pipeline(args.model, args.variant, args.device, args.face_detector)
+        pipe = load_pipeline(args.model, args.variant, args.device, args.face_detector, args.dtype)
         examples = find_examples(args.example)
     except (ImportError, OSError, ValueError) as error:
         print(f"led-demo: error: {error}", file=sys.stderr)

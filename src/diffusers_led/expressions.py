@@ -144,7 +144,10 @@ class ExpressionEmbeddings(ModelMixin, ConfigMixin):
                     "its edits toward it are unreliable."
                 )
                 if not allow_untrained:
-                    raise UntrainedExpressionError(message + " Pass `allow_untrained_targets=True` to try anyway.")
+                    raise UntrainedExpressionError(
+                        message + " To try anyway: `allow_untrained_targets=True` in Python, "
+                        "`--allow-untrained-targets` with led-edit or led-evaluate."
+                    )
                 warnings.warn(message, stacklevel=3)
         return resolved
 

@@ -295,7 +295,7 @@ def prepare_image(image: ImageInput, index: int = 0) -> PreparedImage:
             raise ImageLoadError(
                 f"{name}: expected a (C, H, W) tensor with C in 1, 3, 4, got {tuple(image.shape)}.{hint}"
             )
-        tensor = image.detach().to("cpu")
+        tensor = image.detach().cpu()  # OpenCV and the compositing work in host memory, wherever the input is
         if tensor.is_complex():
             raise ImageLoadError(f"{name}: unsupported dtype {tensor.dtype}; use uint8 or float in [0, 1].")
         if tensor.is_floating_point() and tensor.dtype not in (torch.float16, torch.float32, torch.float64):
@@ -411,8 +411,9 @@ class CropExposure:
     ) -> "CropExposure":
         """The map that gives each crop its region's ``[mean, std]`` in ``statistics`` (see :func:`crop_statistics`);
         ``regions[i]`` names crop ``i``'s region."""
-        means, stds = torch.tensor([statistics[region] for region in regions], dtype=crops.dtype).T
-        return cls.matching(crops, means.to(crops.device), stds.to(crops.device))
+        values = [statistics[region] for region in regions]
+        means, stds = torch.tensor(values, dtype=crops.dtype, device=crops.device).T
+        return cls.matching(crops, means, stds)
 
     def apply(self, crops: torch.Tensor) -> torch.Tensor:
         return crops * self.scale + self.shift
@@ -429,6 +430,6 @@ def crop_statistics(crops: torch.Tensor, regions: Sequence[str]) -> Dict[str, Li
     means, stds = flat.mean(dim=1), flat.std(dim=1)
     statistics = {}
     for region in sorted(set(regions)):
-        index = torch.tensor([r == region for r in regions])
+        index = torch.tensor([r == region for r in regions], device=crops.device)
         statistics[region] = [round(float(means[index].mean()), 6), round(float(stds[index].mean()), 6)]
     return statistics

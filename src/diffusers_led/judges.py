@@ -175,7 +175,7 @@ class ExpressionJudge:
         )  # fmt: skip
         self.device = torch.device(device)
         self.net = FERNet()
-        state = torch.load(self.weights, map_location="cpu", weights_only=True)
+        state = torch.load(self.weights, map_location=self.device, weights_only=True)
         self.net.load_state_dict(state)
         self.net.to(self.device).eval()
 
@@ -325,7 +325,7 @@ class InceptionFeatures:
         self.batch_size = int(batch_size)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript loading
-            self.model = torch.jit.load(self.path, map_location="cpu").to(self.device).eval()
+            self.model = torch.jit.load(self.path, map_location=self.device).eval()
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self._model_key: Optional[str] = None
 

@@ -240,6 +240,9 @@ class LocalExpressionPipeline(DiffusionPipeline):
             action-unit prototype a face is moved toward.
         texture_strength (`float`, defaults to 0.5):
             The SDEdit strength of the UNet inside a mouth that the warp opened, when none is given.
+        license (`str`, *optional*):
+            How the weights may be used, as their model card says (e.g. "non-commercial research use only" for a
+            model trained on CK+ or RaFD). Informational: the pipeline does not enforce it.
     """
 
     model_cpu_offload_seq = "unet"
@@ -265,6 +268,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
         default_mode: str = "diffusion",
         geometry_strength: float = 0.8,
         texture_strength: float = 0.5,
+        license: Optional[str] = None,
     ):
         super().__init__()
         if default_mode not in EDIT_MODES:
@@ -294,6 +298,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
             default_mode=default_mode,
             geometry_strength=float(geometry_strength),
             texture_strength=float(texture_strength),
+            license=license,
         )
         # Not a diffusers component (OpenCV, no weights): rebuilt from the config, like VaeImageProcessor.
         self.region_processor = self._make_region_processor()
@@ -658,7 +663,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
         texture_strength: Optional[float] = None,
         num_inference_steps: Optional[int] = None,
         start_timestep: Optional[int] = None,
-        regions: Sequence[str] = ("eyes", "mouth"),
+        regions: Optional[Sequence[str]] = None,
         guidance_scale: Optional[float] = None,
         negative_target: Optional[Union[str, List[str]]] = None,
         reinject_known: bool = True,
@@ -707,8 +712,9 @@ class LocalExpressionPipeline(DiffusionPipeline):
                 pipeline's `default_num_inference_steps`; the paper's mode is DDPM with 500.
             start_timestep (`int`, *optional*):
                 The paper's t_i directly (e.g. 250); overrides `strength`.
-            regions (`Sequence[str]`, *optional*, defaults to `("eyes", "mouth")`):
-                Which regions to re-generate in the diffusion mode.
+            regions (`Sequence[str]`, *optional*):
+                Which of the model's regions to re-generate in the diffusion mode. Defaults to all the regions the model was trained on
+                (its config's `regions`, e.g. only `("mouth",)` for a model trained with `--regions mouth`).
             guidance_scale (`float`, *optional*):
                 Classifier-free guidance toward the target (needs a model trained with label dropout); 1 disables it.
                 Defaults to the pipeline's `default_guidance_scale` (1 unless the model sets another).
@@ -764,7 +770,9 @@ class LocalExpressionPipeline(DiffusionPipeline):
         if negative_target is None:
             negative_target = self.config.default_negative_target or ""
         negatives = list(negative_target) if isinstance(negative_target, (list, tuple)) else [negative_target]
-        regions = (regions,) if isinstance(regions, str) else tuple(regions or ())
+        if regions is None:  # the model's own regions: a mouth-only model has only "mouth"
+            regions = self.config.regions
+        regions = (regions,) if isinstance(regions, str) else tuple(regions)
         default_strength = self.config.default_strength if mode == "diffusion" else self.config.geometry_strength
         self.check_inputs(
             images, targets, default_strength if strength is None else strength, start_timestep, num_inference_steps, regions, guidance_scale, negatives,

@@ -237,7 +237,7 @@ def _scheduler(pipe: Any, sampler: str) -> Iterator[None]:
 def _num_steps(pipe: Any, start: int, num_inference_steps: int) -> int:
     if start <= 0:
         return 0
-    return len(pipe.get_timesteps(start, num_inference_steps, torch.device("cpu")))
+    return len(pipe.get_timesteps(start, num_inference_steps, pipe.device))
 
 
 def _mean(values: Sequence[Optional[float]]) -> Optional[float]:
@@ -266,17 +266,21 @@ def _json_safe(value: Any) -> Any:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _load_pipeline(model: Any) -> Tuple[Any, str]:
+def _load_pipeline(model: Any, device: Optional[str] = None, dtype: Optional[str] = None) -> Tuple[Any, str]:
+    """The pipeline to evaluate: a given one stays where it is unless ``device`` / ``dtype`` are set; a model folder or
+    Hub id is loaded on ``device`` (default ``"auto"``) in ``dtype`` (default ``"auto"``)."""
+    from ..devices import load_pipeline_on, resolve_device_and_dtype
     from ..pipeline_led import LocalExpressionPipeline
 
     if isinstance(model, LocalExpressionPipeline):
+        if device is not None or dtype is not None:
+            model.to(*resolve_device_and_dtype(device, dtype))
         return model, getattr(model, "name_or_path", None) or "<pipeline object>"
     if model is None:
         from ..pretrained import default_model_path
 
         model = default_model_path()
-    pipe = LocalExpressionPipeline.from_pretrained(os.fspath(model))
-    return pipe, os.fspath(model)
+    return load_pipeline_on(model, device, dtype), os.fspath(model)
 
 
 def _parse_targets(pipe: Any, targets: Union[str, Sequence[str]], allow_untrained: bool, geometry: bool) -> List[str]:
@@ -317,6 +321,8 @@ def evaluate(
     allow_untrained_targets: bool = False,
     progress: bool = True,
     num_threads: Optional[int] = None,
+    device: Optional[str] = None,
+    dtype: Optional[str] = None,
 ) -> EvaluationResult:
     """Edit every face of ``data`` to every target at every strength in every mode and write a report.
 
@@ -354,6 +360,10 @@ def evaluate(
         progress: tqdm progress bars.
         num_threads: torch threads for the run (restored afterwards); on a machine shared with other jobs 1 thread
             avoids OpenMP stalls that can make 2 threads several times slower.
+        device / dtype: where the pipeline and the judges' networks run (``"auto"``, ``"cpu"``, ``"cuda"``,
+            ``"cuda:N"``, ``"mps"``) and the pipeline's precision (``"auto"``, ``"float32"``, ``"float16"``,
+            ``"bfloat16"``), see :mod:`diffusers_led.devices`. ``None``: a given pipeline stays as it is; a loaded one
+            gets ``"auto"``.
 
     Returns:
         :class:`EvaluationResult`; the same report is in ``out_dir/report.json``.
@@ -381,10 +391,10 @@ def evaluate(
     strengths = [float(s) for s in strengths]
     if not strengths or any(not 0.0 <= s <= 1.0 for s in strengths):
         raise ValueError(f"strengths must be numbers in [0, 1], got {strengths}")
+    pipe, model_name = _load_pipeline(model, device, dtype)  # an unavailable device fails before anything is written
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    pipe, model_name = _load_pipeline(model)
     pipe.set_progress_bar_config(disable=True)
     default_strength = float(pipe.config.default_strength)
     target_strengths = {t: float(v) for t, v in (pipe.config.get("target_strengths") or {}).items()}
@@ -494,7 +504,7 @@ def evaluate(
 
     # 3. Judges and the unedited baseline.
     t0 = time.perf_counter()
-    judge = ExpressionJudge()
+    judge = ExpressionJudge(device=pipe.device)
     identity = IdentityJudge()
     for face in faces:
         face.weights["blend"] = processor.composite_mask(face.rgb.shape, [face.regions])
@@ -643,7 +653,7 @@ def evaluate(
         if cache_dir == "default":
             base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
             cache_dir = os.path.join(base, "diffusers_led", "eval_features")
-        inception = InceptionFeatures(cache_dir=cache_dir or None)
+        inception = InceptionFeatures(cache_dir=cache_dir or None, device=pipe.device)
         n_crops = (
             len(references)
             + len({i for i, _ in realism_pairs}) * len(regions)
@@ -701,22 +711,25 @@ def _plan(pipe, faces, targets, regions, modes, mode_strengths, steps, n_all, n_
     face_crops = crops_per_face(len(regions), guidance_scale)
     crops_per_call = max(1, min(batch_size, n_all * len(targets))) * face_crops
     unet = pipe.unet
-    sample = torch.randn(crops_per_call, unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
-    hidden = pipe.embeddings([targets[0]] * crops_per_call, allow_untrained=True).to(unet.dtype)
-    labels = pipe.region_class_labels([regions[i % len(regions)] for i in range(crops_per_call)], crops_per_call, "cpu")
+    size = unet.config.sample_size
+    sample = torch.randn(crops_per_call, unet.config.in_channels, size, size, device=unet.device, dtype=unet.dtype)
+    hidden = pipe.embeddings([targets[0]] * crops_per_call, allow_untrained=True).to(unet.device, unet.dtype)
+    crop_regions = [regions[i % len(regions)] for i in range(crops_per_call)]
+    labels = pipe.region_class_labels(crop_regions, crops_per_call, unet.device)
     with torch.no_grad():
         unet(sample[:1], 10, encoder_hidden_states=hidden[:1], class_labels=None if labels is None else labels[:1])
         times = []
         for _ in range(3):  # the median of three: a shared machine's load comes and goes
             t0 = time.perf_counter()
-            unet(sample, 10, encoder_hidden_states=hidden, class_labels=labels)
+            # .item() waits for a GPU to finish, which otherwise returns before the work is done.
+            unet(sample, 10, encoder_hidden_states=hidden, class_labels=labels).sample[0, 0, 0, 0].item()
             times.append(time.perf_counter() - t0)
         unet_s = float(np.median(times)) / crops_per_call
     inception_s = 0.0
     if realism:
         from ..judges import InceptionFeatures
 
-        features = InceptionFeatures()
+        features = InceptionFeatures(device=unet.device)
         crops = list(np.random.default_rng(0).integers(0, 256, (16, 64, 64, 3), dtype=np.uint8))
         features._forward(crops[:4])
         times = []
