@@ -9,7 +9,7 @@ sequence (else of the same person), aligns the peak onto them by the points an e
 and nose bridge) and prints the mean displacement of the points each action unit moves, in inter-ocular units of the
 aligned face (x to the image's right, y down; "out" of the subject's right half is -x). These are the numbers the
 patterns in ``diffusers_led/action_units.py`` were set from. ``--write-neutral`` stores the mean neutral shape of
-all people (``diffusers_led/neutral_shape.json``: 68 points, inter-ocular units, a statistic of landmark positions,
+the people with peak frames (``diffusers_led/neutral_shape.json``: 68 points, inter-ocular units, a statistic of landmark positions,
 no pixels), against which :func:`~diffusers_led.action_units.estimate_action_units` reads a face's own expression.
 """
 
@@ -80,11 +80,16 @@ def main() -> None:
             dx, dy = mean[points].mean(0)
             print(f"    {name:24s} dx {dx:+.3f}  dy {dy:+.3f}")
 
-    # One mean per person first, so that people with more frames do not weigh more.
-    neutral = np.mean([np.mean(shapes_of_person, 0) for shapes_of_person in by_person.values()], 0)
-    print(f"mean neutral shape of {len(by_person)} people")
+    # Only the people with peak frames calibrate anything: the others (S106 S111 S130 S132 in the EmoPy sample) stay
+    # held out for evaluation. One mean per person first, so that people with more frames do not weigh more.
+    calibration_people = sorted({person for items in changes.values() for person, _ in items})
+    neutral = np.mean([np.mean(by_person[person], 0) for person in calibration_people if person in by_person], 0)
+    held_out = sorted(set(by_person) - set(calibration_people))
+    print(f"mean neutral shape of {len(calibration_people)} people ({', '.join(calibration_people)}); "
+          f"held out: {', '.join(held_out)}")
     if args.write_neutral:
-        NEUTRAL_SHAPE_FILE.write_text(json.dumps({"people": len(by_person), "shape": np.round(neutral, 4).tolist()}))
+        record = {"people": calibration_people, "held_out": held_out, "shape": np.round(neutral, 4).tolist()}
+        NEUTRAL_SHAPE_FILE.write_text(json.dumps(record))
         print(f"wrote {NEUTRAL_SHAPE_FILE}")
 
 

@@ -44,7 +44,7 @@ __all__ = [
 
 NUM_POINTS = 68
 #: The mean neutral face (68 points, inter-ocular units, 5-point aligned), written by
-#: scripts/calibrate_action_units.py from the neutral CK+ frames of 10 people.
+#: scripts/calibrate_action_units.py from the neutral CK+ frames of the 6 people with peak frames.
 NEUTRAL_SHAPE_FILE = Path(__file__).with_name("neutral_shape.json")
 #: Points that expressions hardly move (eye corners, nose bridge): shapes are compared after aligning these.
 STABLE_POINTS = [36, 39, 42, 45, 27, 28, 29, 30]
