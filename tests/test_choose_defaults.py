@@ -147,3 +147,28 @@ def test_saved_rows_are_reused_only_for_the_same_weights_and_grid(tmp_path):
     pipe.register_to_config(crop_statistics={"eyes": [0.3, 0.5], "mouth": [0.2, 0.4]})
     pipe.save_pretrained(tmp_path)
     assert choose_defaults.measurement_key(args) != key
+
+
+def geometry_row(strength, gain, identity=1.0, dab=2.0):
+    target = {"relative_gain": gain, "same_identity_rate": identity, "colour": {"eyes": {"dab": dab}, "mouth": {"dab": 1}}}
+    contempt = dict(target, relative_gain=None)  # the judge has no contempt class
+    return {"mode": "geometry", "strength": strength, "expression": {"per_target": {"happy": target, "contemptuous": contempt}}}
+
+
+def test_geometry_strength_rule_refuses_lost_identity_colour_blotches_and_the_test_split(tmp_path, capsys):
+    import choose_geometry_strength as rule
+
+    rows = [geometry_row(0.6, 0.10), geometry_row(0.8, 0.15), geometry_row(0.9, 0.16), geometry_row(1.0, 0.30, 0.9)]
+    assert rule.choose(rows, 0.95, 8.0, 0.02)["strength"] == 0.8  # 1.0 loses identity; 0.9 is within tolerance
+    assert rule.choose([geometry_row(0.6, 0.1, dab=12.0)], 0.95, 8.0, 0.02) is None  # a colour blotch
+    model = tmp_path / "model"
+    make_tiny_pipeline().save_pretrained(model)
+    report = tmp_path / "report.json"
+    report.write_text(json.dumps({"data": {"path": str(tmp_path / "real" / "tune")}, "results": rows}))
+    assert rule.main(["--report", str(report), "--model", str(model), "--write"]) == 0
+    assert json.loads((model / "model_index.json").read_text())["geometry_strength"] == 0.8
+    assert LocalExpressionPipeline.from_pretrained(model).config.geometry_strength == 0.8
+    report.write_text(json.dumps({"data": {"path": str(tmp_path / "real" / "test")}, "results": rows}))
+    with pytest.raises(SystemExit):
+        rule.main(["--report", str(report)])
+    assert "final test split" in capsys.readouterr().err
