@@ -256,3 +256,14 @@ def test_geometry_works_with_a_face_found_by_five_points_only(geometry_pipeline,
     out = geometry_pipeline(example_image, target="happy", mode="geometry", faces=faces)
     assert out.faces[0][0].face.shape is not None and out.faces[0][0].warp is not None
     assert isinstance(out.images[0], PIL.Image.Image)
+
+
+def test_show_regions_draws_the_area_a_warp_may_change(geometry_pipeline, example_image):
+    faces = geometry_pipeline(example_image, target="surprised", mode="geometry").faces[0]
+    rgb = np.asarray(example_image)
+    drawn = geometry_pipeline.region_processor.draw_regions(rgb, faces)
+    ring = np.round(faces[0].warp.ring).astype(int)
+    x, y = ring[len(ring) // 4]
+    window = drawn[max(y - 3, 0) : y + 4, max(x - 3, 0) : x + 4].reshape(-1, 3).astype(int)
+    yellow = (window[:, 0] > 200) & (window[:, 1] > 200) & (window[:, 2] < 100)
+    assert yellow.any(), "the warp's ring is drawn in yellow"
