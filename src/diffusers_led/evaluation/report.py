@@ -430,7 +430,7 @@ def write_report(
         files[f"contact_{target}"] = name
 
     columns = ["mode", "strength", "start_timestep", "photo", "subject", "source_expression", "target", "p_target",
-               "p_before", "relative_gain", "predicted", "hit", "id_distance", "id_cosine", "same_identity",
+               "p_before", "relative_gain", "predicted", "predicted_before", "hit", "id_distance", "id_cosine", "same_identity",
                "max_abs_outside", "mean_abs_outside", "psnr_face", "seam_score", "seam_border_change"]  # fmt: skip
     columns += sorted({k for row in edits for k in row if k.startswith(("dL_", "dab_"))})
     temporary = out_dir / ".edits.csv.tmp"

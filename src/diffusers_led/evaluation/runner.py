@@ -630,6 +630,7 @@ def evaluate(
                     relative_gain=relative_gain(p_before, float(p[k])) if k is not None else None,
                     p_target=float(p[k]) if k is not None else None,
                     predicted=EXPRESSION_JUDGE_CLASSES[int(np.argmax(p))],
+                    predicted_before=EXPRESSION_JUDGE_CLASSES[int(np.argmax(faces[index].probs))],
                     hit=bool(np.argmax(p) == k) if k is not None else None,
                     probs=[round(float(v), 6) for v in p],
                     id_distance=float(euclid),
