@@ -509,7 +509,7 @@ def test_evaluate_unlabelled_group_photo_edits_every_face(tmp_path, two_face_ima
     assert all(float(r["p_before"]) == pytest.approx(float(r["p_target"]), abs=1e-6) for r in zero)
     # Contact sheets: one per target, every face a row, linked from report.md.
     sheets = report["contact_sheets"]
-    assert sheets["mode"] == "blend" and set(sheets["files"]) == {"happy", "sad"}
+    assert sheets["modes"] == ["blend"] and set(sheets["files"]) == {"happy", "sad"}
     markdown = (out / "report.md").read_text()
     assert "## Contact sheets" in markdown and "relative gain" in markdown and "mean |dL*|" in markdown
     for target, name in sheets["files"].items():

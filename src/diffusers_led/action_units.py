@@ -61,7 +61,9 @@ MIRROR = np.array(
 #: The points on the midline.
 MIDLINE = np.flatnonzero(MIRROR == np.arange(NUM_POINTS))
 #: The points of the subject's right half (the image's left): jaw 0-7, brow 17-21, nostrils 31-32, eye 36-41, ...
-RIGHT_HALF = np.array([0, 1, 2, 3, 4, 5, 6, 7, 17, 18, 19, 20, 21, 31, 32, 36, 37, 38, 39, 40, 41, 48, 49, 50, 59, 58, 60, 61, 67])
+RIGHT_HALF = np.array(
+    [0, 1, 2, 3, 4, 5, 6, 7, 17, 18, 19, 20, 21, 31, 32, 36, 37, 38, 39, 40, 41, 48, 49, 50, 58, 59, 60, 61, 67]
+)
 
 # Right-half and midline displacements (dx, dy) per action unit, inter-ocular units. For the right half, "out"
 # (away from the midline) is -x; mirroring negates dx.
@@ -192,7 +194,8 @@ def parse_action_units(spec: str | Mapping[str, float] | None) -> dict[str, floa
             try:
                 items[name.strip()] = float(value)
             except ValueError:
-                raise ValueError(f"action unit {name.strip()!r}: intensity {value.strip()!r} is not a number") from None
+                message = f"action unit {name.strip()!r}: intensity {value.strip()!r} is not a number"
+                raise ValueError(message) from None
         spec = items
     out: dict[str, float] = {}
     for name, value in spec.items():

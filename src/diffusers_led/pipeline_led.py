@@ -37,7 +37,7 @@ from .image_processor import (
     return_unchanged,
     tensor_to_crops,
 )
-from .regions import DetectedFace, FaceRegionProcessor, FaceRegions, face_shape, five_landmarks
+from .regions import FaceRegionProcessor, FaceRegions, face_shape, five_landmarks
 from .warp import action_unit_warp, inner_mouth_mask, mouth_opening
 
 
@@ -713,7 +713,8 @@ class LocalExpressionPipeline(DiffusionPipeline):
             start_timestep (`int`, *optional*):
                 The paper's t_i directly (e.g. 250); overrides `strength`.
             regions (`Sequence[str]`, *optional*):
-                Which of the model's regions to re-generate in the diffusion mode. Defaults to all the regions the model was trained on
+                Which of the model's regions to re-generate in the diffusion mode. Defaults to all the regions the
+                model was trained on
                 (its config's `regions`, e.g. only `("mouth",)` for a model trained with `--regions mouth`).
             guidance_scale (`float`, *optional*):
                 Classifier-free guidance toward the target (needs a model trained with label dropout); 1 disables it.
@@ -761,7 +762,9 @@ class LocalExpressionPipeline(DiffusionPipeline):
         if target is None and not units:
             raise ValueError("Pass a `target` expression, `action_units`, or both.")
         if target is None and mode == "diffusion":
-            raise ValueError("The diffusion mode edits toward a `target` expression; action units need a geometry mode.")
+            raise ValueError(
+                "The diffusion mode edits toward a `target` expression; action units need a geometry mode."
+            )
         targets = list(target) if isinstance(target, (list, tuple)) else [target]
         if num_inference_steps is None:
             num_inference_steps = self.config.default_num_inference_steps
@@ -885,9 +888,10 @@ class LocalExpressionPipeline(DiffusionPipeline):
             if face.warp is None or mouth_opening(face.warp.shape) - mouth_opening(face.face.shape) < MIN_OPENING:
                 continue
             shape = face.warp.shape
-            moved = DetectedFace(box=face.face.box, landmarks=five_landmarks(shape), score=face.face.score, shape=shape)
+            moved = replace(face.face, landmarks=five_landmarks(shape), shape=shape)
             regions = self.region_processor.extract(rgb, faces=[moved], regions=("mouth",))[0]
-            regions.masks["mouth"] = inner_mouth_mask(shape, regions.crop_matrices["mouth"], self.unet.config.sample_size)
+            size = self.unet.config.sample_size
+            regions.masks["mouth"] = inner_mouth_mask(shape, regions.crop_matrices["mouth"], size)
             opened.append(regions)
         return opened
 

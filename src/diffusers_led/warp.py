@@ -241,7 +241,8 @@ def plan_face_warp(
     shift = np.hypot(map_x - np.arange(x0, x1, dtype=np.float32)[None, :], map_y - np.arange(y0, y1)[:, None])
     weight[shift < 0.02] = 0.0  # moved by under 1/50 px: left untouched
     mouth = _mouth_opening(shape, displacement, ring, roi, weight)
-    return FaceWarp(roi=roi, map_x=map_x, map_y=map_y, weight=weight, shape=moved.astype(np.float32), ring=ring, mouth=mouth)
+    moved = moved.astype(np.float32)
+    return FaceWarp(roi=roi, map_x=map_x, map_y=map_y, weight=weight, shape=moved, ring=ring, mouth=mouth)
 
 
 def _backward_maps(
@@ -250,7 +251,8 @@ def _backward_maps(
     """``cv2.remap`` maps over ``roi``: at each moved point the source is the original point, the ring stays, and
     the field is scaled by ``weight``. The spline is evaluated on a coarse grid and resized (the field is smooth)."""
     x0, y0, x1, y1 = roi
-    spline = thin_plate_spline(np.vstack([shape + displacement, ring]), np.vstack([-displacement, np.zeros_like(ring)]))
+    centres = np.vstack([shape + displacement, ring])
+    spline = thin_plate_spline(centres, np.vstack([-displacement, np.zeros_like(ring)]))
     roi_w, roi_h = x1 - x0, y1 - y0
     step = max(1.0, max(roi_w, roi_h) / MAX_FIELD_GRID)
     grid_w, grid_h = max(2, math.ceil(roi_w / step)), max(2, math.ceil(roi_h / step))
@@ -271,7 +273,8 @@ def _lip_gap(shape: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     length = max(np.linalg.norm(axis), 1e-9)
     along, across = axis / length**2, np.array([-axis[1], axis[0]]) / length
     frame = np.stack([along, across])
-    return origin, frame, np.stack([(shape[UPPER_INNER_LIP] - origin) @ frame.T, (shape[LOWER_INNER_LIP] - origin) @ frame.T])
+    lips = [(shape[points] - origin) @ frame.T for points in (UPPER_INNER_LIP, LOWER_INNER_LIP)]
+    return origin, frame, np.stack(lips)
 
 
 def _mouth_opening(

@@ -233,7 +233,7 @@ def render_markdown(report: Dict[str, Any], files: Dict[str, str]) -> str:
         lines += ["## Contact sheets", ""]
         lines += [
             f"Every edited face (rows: {len(data['photos_edited'])}), unedited and edited toward each target at every "
-            f"strength of the `{sheets['mode']}` mode (columns); one sheet per target.",
+            f"strength of the {', '.join(f'`{m}`' for m in sheets['modes'])} mode(s) (columns); one sheet per target.",
             "",
         ]
         for target, name in sheets["files"].items():
@@ -375,36 +375,41 @@ def write_contact_sheets(
     out_dir: Path, report: Dict[str, Any], thumbs: Dict, input_thumbs: List[np.ndarray], names: List[str]
 ) -> Dict[str, Any]:
     """Per target, ``contact_<target>.png``: one row per edited face (its unedited crop first), one column per
-    strength of the ``blend`` mode (the first mode when blend was not run). Returns ``{"mode", "files"}``."""
+    (mode, strength) of every mode that kept every face's edit (the DDPM modes keep only a sample), so that the modes
+    can be compared face by face. Returns ``{"modes", "files"}``."""
     from PIL import Image, ImageDraw
 
     results = report["results"]
     modes = list(dict.fromkeys(e["mode"] for e in results))
     if not results or not input_thumbs:
         return {}
-    mode = "blend" if "blend" in modes else modes[0]
-    strengths = sorted(e["strength"] for e in results if e["mode"] == mode)
+    last_face = len(input_thumbs) - 1
+    kept = [m for m in modes if any(key[0] == m and key[2] == last_face for key in thumbs)]
+    columns_of = sorted(
+        ((e["mode"], e["strength"]) for e in results if e["mode"] in kept), key=lambda c: (kept.index(c[0]), c[1])
+    )
     size, head, side = input_thumbs[0].shape[0], 14, 110
     files = {}
     for target in report["settings"]["targets"]:
-        columns = 1 + len(strengths)
+        columns = 1 + len(columns_of)
         sheet = Image.new("RGB", (side + columns * size, head + len(input_thumbs) * size), "white")
         draw = ImageDraw.Draw(sheet)
         _label(draw, (side + 2, 1), "unedited", size)
-        for c, strength in enumerate(strengths, start=1):
-            _label(draw, (side + c * size + 2, 1), f"{target} s={strength:g}", size)
+        for c, (mode, strength) in enumerate(columns_of, start=1):
+            title = f"{mode} s={strength:g}" if len(kept) > 1 else f"{target} s={strength:g}"
+            _label(draw, (side + c * size + 2, 1), title, size)
         for r, (name, unedited) in enumerate(zip(names, input_thumbs)):
             y = head + r * size
             _label(draw, (2, y + size // 2 - 5), os.path.basename(name), side)
             sheet.paste(Image.fromarray(unedited), (side, y))
-            for c, strength in enumerate(strengths, start=1):
+            for c, (mode, strength) in enumerate(columns_of, start=1):
                 edited = thumbs.get((mode, strength, r, target))
                 if edited is not None:
                     sheet.paste(Image.fromarray(edited), (side + c * size, y))
         name = f"contact_{target}.png"
         sheet.save(out_dir / name)
         files[target] = name
-    return {"mode": mode, "files": files}
+    return {"modes": kept, "files": files}
 
 
 def write_report(
