@@ -471,7 +471,7 @@ def test_evaluate_unlabelled_group_photo_edits_every_face(tmp_path, two_face_ima
     from diffusers_led import cli
     from diffusers_led.evaluation import runner
 
-    monkeypatch.setattr(runner, "_load_pipeline", lambda model: (pipe, "tiny"))
+    monkeypatch.setattr(runner, "_load_pipeline", lambda model, *args, **kwargs: (pipe, "tiny"))
     out = tmp_path / "report"
     code = cli.evaluate_main(
         ["--data", str(photos), "--out", str(out), "--targets", "happy,sad", "--strengths", "0,0.2",
