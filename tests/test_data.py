@@ -208,26 +208,29 @@ def test_prepare_rafd_folder_with_the_cli(rafd_dir, tmp_path, capsys):
     assert {"image", "expression", "region", "subject", "source"} <= set(loaded["train"].column_names)
 
 
-def test_rerun_is_idempotent_and_resumes_an_interrupted_run(rafd_dir, tmp_path, processor):
+def test_rerun_is_idempotent_and_resumes_an_interrupted_run(rafd_dir, tmp_path, processor, monkeypatch):
     out = tmp_path / "crops"
     calls = {"n": 0}
+    append_lines = data._append_lines
 
-    class CrashingProcessor:
-        def extract(self, image, regions=None):
-            calls["n"] += 1
-            if calls["n"] == 4:
-                raise KeyboardInterrupt("simulated crash")
-            return processor.extract(image, regions=regions)
+    def crash_before_the_fourth_metadata(path, records):
+        calls["n"] += 1
+        if calls["n"] == 4:  # the 4th photo's crops are written, its metadata lines are not
+            raise KeyboardInterrupt("simulated crash")
+        append_lines(path, records)
 
+    monkeypatch.setattr(data, "_append_lines", crash_before_the_fourth_metadata)
     with pytest.raises(KeyboardInterrupt):
-        data.prepare_dataset(rafd_dir, out, test_fraction=0.0, processor=CrashingProcessor(), progress=False)
+        data.prepare_dataset(rafd_dir, out, test_fraction=0.0, processor=processor, progress=False)
+    monkeypatch.setattr(data, "_append_lines", append_lines)
     done = _records(out / "train")
     assert len(done) == 6  # the 3 photos finished before the crash, 2 crops each
-    # What a crash can leave: a torn last line, a crop without metadata, a temporary file.
+    # What a crash can leave: a torn last line, crops without metadata, a temporary file.
     with open(out / "train" / "metadata.jsonl", "a") as handle:
         handle.write('{"file_name": "torn')
-    Image.new("RGB", (64, 64)).save(out / "train" / "orphan_eyes.png")
-    (out / "train" / "half.png.tmp").write_bytes(b"")
+    orphans = [p for p in (out / "train").glob("*.png") if p.name not in {r["file_name"] for r in done}]
+    assert len(orphans) == 2
+    (out / "train" / (orphans[0].name + ".tmp")).write_bytes(b"")
 
     resumed = data.prepare_dataset(rafd_dir, out, test_fraction=0.0, processor=processor, progress=False)
     assert resumed.already_done == 3 and resumed.processed == 3

@@ -284,6 +284,12 @@ def build_prepare_data_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--input_dir", required=True, help="The labelled photos.")
     add("--output_dir", required=True, help="Where the crop dataset goes (an existing one is completed).")
+    add(
+        "--allow_other_files",
+        action="store_true",
+        help="Use an --output_dir that holds files led-prepare-data did not write (by default it is refused); they "
+        "are never replaced or deleted.",
+    )
     add("--format", default="auto", choices=("auto", *FORMATS), help="Label source (default: from the layout).")
     add("--test_subjects", default=None, help="Comma-separated subject ids for the test split.")
     add("--test_fraction", type=float, default=0.05, help="Fraction of subjects held out without --test_subjects.")
@@ -332,6 +338,7 @@ def prepare_data_main(argv: Optional[Sequence[str]] = None) -> int:
             ckplus_peak_frames=args.ckplus_peak_frames,
             ckplus_neutral_frames=args.ckplus_neutral_frames,
             progress=not args.quiet,
+            allow_other_files=args.allow_other_files,
         )
     except (ValueError, OSError) as error:
         print(f"led-prepare-data: error: {error}", file=sys.stderr)

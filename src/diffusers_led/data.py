@@ -16,6 +16,11 @@ are skipped and listed in the report. A re-run is idempotent and an interrupted 
 written atomically, a photo's metadata lines are appended (and synced) only after all its crops exist, and photos
 already in the metadata are not processed again.
 
+Only files it wrote itself are ever replaced or deleted: every file is recorded in ``<output_dir>/.led-written``
+(appended and synced before the file is written, so even a killed run's files are known), and an output folder that
+holds other files (or the input photos) is refused unless ``allow_other_files`` is set; even then those files are left
+as they are.
+
 Label sources (``format``):
 
 - ``rafd``: RaFD file names ``Rafd090_01_Caucasian_female_angry_frontal.jpg`` (camera angle, subject, ethnicity,
@@ -63,6 +68,9 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", "
 SPLITS = ("train", "test")
 METADATA_FILE = "metadata.jsonl"
 REPORT_FILE = "prepare_report.json"
+#: The record of the files led-prepare-data wrote in an output folder (one relative POSIX path a line). Hidden, so that
+#: ``datasets`` does not take it for data.
+WRITTEN_FILE = ".led-written"
 
 RAFD_PATTERN = re.compile(
     r"^Rafd(?P<angle>\d{3})_(?P<subject>\d+)_(?P<ethnicity>[A-Za-z]+)_(?P<gender>male|female)_"
@@ -93,6 +101,10 @@ _ATTRIBUTE_KEYS: Dict[str, Tuple[str, ...]] = {
 
 class DatasetFormatError(ValueError):
     """Raised when the input folder's layout or labels cannot be understood."""
+
+
+class OutputFolderError(ValueError):
+    """Raised when the output folder holds files that led-prepare-data did not write and could replace or mix with."""
 
 
 @dataclass
@@ -522,10 +534,7 @@ def _save_png_atomically(array: np.ndarray, destination: Path) -> None:
 
 def _append_lines(metadata_file: Path, records: Sequence[Dict[str, Any]]) -> None:
     """Append records as JSON lines in one write and sync them to disk."""
-    with open(metadata_file, "a", encoding="utf-8") as handle:
-        handle.write("".join(json.dumps(record) + "\n" for record in records))
-        handle.flush()
-        os.fsync(handle.fileno())
+    _append_text(metadata_file, "".join(json.dumps(record) + "\n" for record in records))
 
 
 def _load_split_metadata(split_dir: Path, regions: Sequence[str]) -> Dict[str, List[Dict[str, Any]]]:
@@ -555,11 +564,141 @@ def _load_split_metadata(split_dir: Path, regions: Sequence[str]) -> Dict[str, L
     return finished
 
 
-def _remove_strays(split_dir: Path, records: Iterable[Dict[str, Any]]) -> None:
-    """Delete crop files no metadata line refers to, and temporary files, left by an interrupted run."""
-    keep = {r["file_name"] for r in records}
+class WrittenFiles:
+    """The files led-prepare-data wrote in ``output_dir``, as paths relative to it (``"train/x_eyes.png"``).
+
+    The record (:data:`WRITTEN_FILE`) is appended and synced *before* each file is written, so the files of a run
+    killed mid-write are known too; a temporary ``<name>.tmp`` belongs with ``<name>``. A folder from before the record
+    existed is recognised by its ``prepare_report.json``: the report, the metadata files and the crops they list.
+    """
+
+    def __init__(self, output_dir: os.PathLike):
+        self.output_dir = Path(output_dir)
+        self.record = self.output_dir / WRITTEN_FILE
+        self.paths: set = set()
+        if self.record.is_file():
+            self.paths = {line for line in self.record.read_text(encoding="utf-8").splitlines() if line}
+        elif _is_our_report(self.output_dir / REPORT_FILE):
+            self.paths = {REPORT_FILE}
+            for split in SPLITS:
+                metadata_file = self.output_dir / split / METADATA_FILE
+                if metadata_file.is_file():
+                    self.paths.add(f"{split}/{METADATA_FILE}")
+                    self.paths.update(f"{split}/{name}" for name in _listed_file_names(metadata_file))
+            self.rewrite(self.paths)
+
+    def owns(self, relative: str) -> bool:
+        """Whether ``relative`` (a path relative to the output folder) was written by led-prepare-data."""
+        if relative in (WRITTEN_FILE, WRITTEN_FILE + ".tmp"):
+            return True
+        return relative in self.paths or (relative.endswith(".tmp") and relative[: -len(".tmp")] in self.paths)
+
+    def claim(self, relatives: Sequence[str]) -> None:
+        """Record that the files ``relatives`` are about to be written (one synced append).
+
+        Raises:
+            OutputFolderError: one of them exists and was not written by led-prepare-data.
+        """
+        new = [relative for relative in relatives if relative not in self.paths]
+        for relative in new:
+            path = self.output_dir / relative
+            if path.exists() or path.is_symlink():
+                raise OutputFolderError(
+                    f"{path} was not written by led-prepare-data and would be replaced: move it away, or use a new "
+                    "--output_dir."
+                )
+        if new:
+            _append_text(self.record, "".join(relative + "\n" for relative in new))
+            self.paths.update(new)
+
+    def rewrite(self, relatives: Iterable[str]) -> None:
+        """Replace the record with ``relatives`` (after the files no longer wanted were deleted)."""
+        self.paths = set(relatives)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(self.record, "".join(relative + "\n" for relative in sorted(self.paths)))
+
+    def others(self) -> List[str]:
+        """The entries of the output folder (and of its ``train/`` and ``test/``) that led-prepare-data did not
+        write, as relative paths; folders other than the splits count as one entry."""
+        found = []
+        if not self.output_dir.is_dir():
+            return found
+        for entry in sorted(self.output_dir.iterdir()):
+            if entry.name in SPLITS and entry.is_dir() and not entry.is_symlink():
+                found.extend(f"{entry.name}/{child.name}" for child in sorted(entry.iterdir()))
+            else:
+                found.append(entry.name)
+        return [relative for relative in found if not self.owns(relative)]
+
+
+def _is_our_report(report_file: Path) -> bool:
+    try:
+        report = json.loads(report_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(report, dict) and {"processor", "splits", "format"} <= set(report)
+
+
+def _listed_file_names(metadata_file: Path) -> List[str]:
+    names = []
+    for line in metadata_file.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            name = json.loads(line).get("file_name")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(name, str) and "/" not in name and "\\" not in name and name not in ("", ".", ".."):
+            names.append(name)
+    return names
+
+
+def _append_text(path: Path, text: str) -> None:
+    """Append ``text`` to ``path`` in one write and sync it to disk."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def check_output_folder(input_dir: Path, output_dir: Path, written: WrittenFiles, allow_other_files: bool) -> None:
+    """Refuse an output folder that would mix the crops with files led-prepare-data did not write.
+
+    Raises:
+        OutputFolderError: the input photos are inside the output folder (always refused inside ``train/`` or
+            ``test/``, where the crops would be written among them), or the folder holds other files and
+            ``allow_other_files`` is not set.
+    """
+    resolved = output_dir.resolve()
+    for split in SPLITS:
+        if input_dir.is_relative_to(resolved / split):
+            raise OutputFolderError(
+                f"--input_dir {input_dir} is inside {output_dir / split}, where the crops are written: they would "
+                "be mixed with the photos. Choose an --output_dir outside the input folder, e.g. a new folder."
+            )
+    if allow_other_files:
+        return
+    if input_dir.is_relative_to(resolved):
+        raise OutputFolderError(
+            f"--input_dir {input_dir} is inside --output_dir {output_dir}. Choose a new --output_dir outside the "
+            "photos, or pass --allow_other_files to use this one (files led-prepare-data did not write are never "
+            "replaced or deleted)."
+        )
+    others = written.others()
+    if others:
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        raise OutputFolderError(
+            f"--output_dir {output_dir} holds files led-prepare-data did not write ({shown}). Choose a new or "
+            "empty --output_dir, or pass --allow_other_files to use this one (those files are never replaced or "
+            "deleted)."
+        )
+
+
+def _remove_strays(split_dir: Path, records: Iterable[Dict[str, Any]], written: WrittenFiles) -> None:
+    """Delete the crop files an interrupted run wrote that no metadata line refers to, and its temporary files.
+    Only files in the record of written files are deleted."""
+    keep = {r["file_name"] for r in records} | {METADATA_FILE}
     for path in split_dir.iterdir():
-        if path.name.endswith(".tmp") or (path.suffix == ".png" and path.name not in keep):
+        relative = f"{split_dir.name}/{path.name}"
+        if written.owns(relative) and path.name not in keep and not path.is_dir():
             path.unlink()
 
 
@@ -601,6 +740,7 @@ def prepare_dataset(
     processor: Optional[Any] = None,
     progress: bool = True,
     region_anchor: str = "landmarks",
+    allow_other_files: bool = False,
 ) -> PrepareReport:
     """Build (or complete) the region-crop imagefolder dataset of ``input_dir`` in ``output_dir``.
 
@@ -620,12 +760,15 @@ def prepare_dataset(
         region_anchor: where the region boxes sit, ``"landmarks"`` (the paper) or ``"template"``, see
             :class:`~diffusers_led.regions.FaceRegionProcessor`. Recorded in the report; train_led.py copies it
             into the model so that editing cuts the same crops.
+        allow_other_files: use an ``output_dir`` that holds files led-prepare-data did not write (they are left as
+            they are; one that would have to be replaced stops the run).
 
     Returns:
         The :class:`PrepareReport` (also written to ``output_dir/prepare_report.json``).
 
     Raises:
         DatasetFormatError: unknown layout or no labelled photos.
+        OutputFolderError: ``output_dir`` holds other files, see :func:`check_output_folder`.
         ValueError: a split or a crop geometry that contradicts the one already in ``output_dir``.
     """
     # Absolute, so the report (which led-evaluate reads to find the source photos) works from any folder.
@@ -641,7 +784,11 @@ def prepare_dataset(
         )
     test_set = split_subjects([p.subject for p in listing.photos], test_subjects, test_fraction, seed)
 
+    written = WrittenFiles(output_dir)
+    check_output_folder(input_dir, output_dir, written, allow_other_files)
     split_dirs = {split: output_dir / split for split in SPLITS}
+    output_dir.mkdir(parents=True, exist_ok=True)
+    written.claim([REPORT_FILE, *(f"{split}/{METADATA_FILE}" for split in SPLITS)])
     done: Dict[str, Dict[str, List[Dict[str, Any]]]] = {}
     for split, split_dir in split_dirs.items():
         split_dir.mkdir(parents=True, exist_ok=True)
@@ -695,6 +842,7 @@ def prepare_dataset(
             skipped.append({"source": photo.source, "reason": "no face detected"})
             continue
         face = faces[0]  # largest first: the labelled person
+        written.claim([f"{split}/{crop_file_name(photo.source, region)}" for region in regions])
         records = []
         for region in regions:
             file_name = crop_file_name(photo.source, region)
@@ -721,10 +869,13 @@ def prepare_dataset(
         processed += 1
 
     splits = {}
+    kept = {REPORT_FILE}
     for split, split_dir in split_dirs.items():
         records = [r for records in done[split].values() for r in records]
-        _remove_strays(split_dir, records)
+        _remove_strays(split_dir, records, written)
         splits[split] = _split_summary(records)
+        kept.update(f"{split}/{name}" for name in [METADATA_FILE, *(r["file_name"] for r in records)])
+    written.rewrite(kept)
     report = PrepareReport(
         input_dir=str(input_dir),
         output_dir=str(output_dir),
