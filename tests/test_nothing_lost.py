@@ -6,15 +6,22 @@ Each test reproduces one way a run used to lose a user's work (issue "nothing-lo
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import threading
 from pathlib import Path
 
+import numpy as np
+import PIL.Image
 import pytest
 
 from diffusers_led import data
-from diffusers_led.cli import prepare_data_main
+from diffusers_led.cli import CLIError, atomic_save, check_destinations, edit_main, output_paths, prepare_data_main
 
-from conftest import EXAMPLE_IMAGE, StubProcessor
+from conftest import EXAMPLE_IMAGE, StubProcessor, make_tiny_pipeline
+
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _snapshot(folder: Path) -> dict:
@@ -114,3 +121,128 @@ def test_prepare_data_completes_a_dataset_made_before_the_record_of_written_file
     assert sorted(p.name for p in (out / "train").iterdir()) == sorted(
         ["metadata.jsonl", *(r["file_name"] for r in records)]
     )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# led-edit: one output per input, never replaced without --overwrite
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def face() -> np.ndarray:
+    """180x180 around the astronaut's face: detection on it is fast."""
+    return np.ascontiguousarray(np.asarray(PIL.Image.open(EXAMPLE_IMAGE).convert("RGB"))[40:220, 130:310])
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny-model")
+    make_tiny_pipeline().save_pretrained(folder)
+    return folder
+
+
+def led_edit(model_dir: Path, *argv: str) -> int:
+    """``led-edit`` in this process with the tiny model and the cheapest edit."""
+    return edit_main([*map(str, argv), "--target", "happy", "--model", str(model_dir), "--steps", "10",
+                      "--strength", "0.05", "--threads", "1"])  # fmt: skip
+
+
+def test_inputs_that_would_share_an_output_name_keep_their_extension(model_dir, face, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    PIL.Image.fromarray(face).save(folder / "a.png")
+    PIL.Image.fromarray(face[:, ::-1]).save(folder / "a.jpg", quality=95)
+    PIL.Image.fromarray(face).save(folder / "b.png")
+    out = tmp_path / "out"
+    assert led_edit(model_dir, folder, "-o", out, "--overwrite") == 0
+    printed = capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["a_jpg_happy.png", "a_png_happy.png", "b_happy.png"]
+    assert f"a.jpg -> {out / 'a_jpg_happy.png'}" in printed and f"a.png -> {out / 'a_png_happy.png'}" in printed
+    flipped = np.asarray(PIL.Image.open(out / "a_jpg_happy.png"))
+    assert np.abs(flipped.astype(int) - np.asarray(PIL.Image.open(out / "a_png_happy.png"))).mean() > 10
+    assert output_paths([Path("a.png")], None, "happy", single_file=True) == [Path("a_happy.png")], "unique: as before"
+
+    # Still one name for two inputs (one -o for two folders): refused before anything is loaded, with the list.
+    other = tmp_path / "other"
+    other.mkdir()
+    PIL.Image.fromarray(face).save(other / "a.png")
+    PIL.Image.fromarray(face).save(other / "a.jpg")
+    assert edit_main([str(folder), str(other), "--target", "happy", "-o", str(tmp_path / "o2"), "--model", "nowhere"]) == 1
+    err = capsys.readouterr().err
+    assert "4 inputs would be written to the same output" in err and f"{other / 'a.jpg'}" in err
+    assert not (tmp_path / "o2").exists()
+
+
+def _race(images, destination: Path) -> list:
+    """Every image saved to ``destination`` at once (one thread each, released together) without --overwrite;
+    returns each writer's outcome: "written" or the error message."""
+    barrier = threading.Barrier(len(images))
+    outcomes = [None] * len(images)
+
+    def write(index: int) -> None:
+        barrier.wait()
+        try:
+            atomic_save(images[index], destination, overwrite=False)
+            outcomes[index] = "written"
+        except CLIError as error:
+            outcomes[index] = str(error)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(len(images))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def test_no_overwrite_is_atomic_and_covers_symbolic_links(tmp_path, face):
+    images = [PIL.Image.fromarray(np.roll(face, 10 * i, axis=1)) for i in range(6)]
+    for round in range(20):
+        destination = tmp_path / f"out{round}.png"
+        outcomes = _race(images, destination)
+        assert outcomes.count("written") == 1, outcomes
+        assert all(o == "written" or "exists; pass --overwrite" in o for o in outcomes)
+        winner = images[outcomes.index("written")]
+        assert np.array_equal(np.asarray(PIL.Image.open(destination)), np.asarray(winner))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temporary file left"
+
+    link = tmp_path / "dangling.png"
+    link.symlink_to(tmp_path / "nowhere" / "target.png")
+    with pytest.raises(CLIError, match="exists; pass --overwrite"):
+        atomic_save(images[0], link, overwrite=False)
+    assert link.is_symlink() and not (tmp_path / "nowhere").exists()
+    with pytest.raises(CLIError, match="dangling.png exists"):
+        check_destinations([tmp_path / "in.png"], [link], overwrite=False)
+    atomic_save(images[0], link, overwrite=True)  # asked for: the link itself is replaced, never its target
+    assert not link.is_symlink() and not (tmp_path / "nowhere").exists()
+
+
+def test_show_regions_long_names_and_output_formats_are_checked_before_the_edit(model_dir, face, tmp_path, capsys):
+    photo = tmp_path / "photo.png"
+    PIL.Image.fromarray(face).save(photo)
+    regions = tmp_path / "out_regions.png"
+    regions.write_bytes(b"the user's file")
+    refused = {  # -o -> the one line printed; "nowhere" as the model shows the check comes before any loading
+        "out.png": f"{regions} exists; pass --overwrite to replace.",
+        "a" * 252 + ".png": "the file name is 256 bytes, above the 255-byte limit",
+        "out.gif": "GIF keeps only 256 colours; use one of .png",
+        "out.pdf": "cannot write .pdf files",
+        "photo.png": "is one of the inputs and would be replaced by an edit",
+    }
+    for output, message in refused.items():
+        argv = [str(photo), "--target", "happy", "-o", str(tmp_path / output), "--model", "nowhere", "--show-regions"]
+        assert edit_main(argv) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, (output, err)
+        assert sorted(os.listdir(tmp_path)) == ["out_regions.png", "photo.png"], "nothing written, no folder"
+    assert regions.read_bytes() == b"the user's file"
+
+    long_name = "b" * 248 + ".png"  # valid; its temporary name must be shortened to stay within 255 bytes
+    assert led_edit(model_dir, photo, "-o", tmp_path / long_name, "--show-regions") == 1, "its regions picture's name is too long"
+    assert "_regions.png: the file name is 260 bytes" in capsys.readouterr().err
+    assert led_edit(model_dir, photo, "-o", tmp_path / long_name) == 0
+    assert PIL.Image.open(tmp_path / long_name).size == (180, 180)
+    assert led_edit(model_dir, photo, "-o", tmp_path / "out.avif") == 0
+    assert PIL.Image.open(tmp_path / "out.avif").format == "AVIF"
+    assert led_edit(model_dir, photo, "-o", tmp_path / "out.png", "--show-regions", "--overwrite") == 0
+    assert regions.read_bytes() != b"the user's file" and PIL.Image.open(regions).size == (180, 180)

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import uuid
+from collections import Counter
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from .image_processor import ImageLoadError
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+#: Output extensions led-edit writes (Pillow format names). GIF keeps only 256 colours, so it is refused.
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
+                  ".bmp": "BMP", ".avif": "AVIF"}  # fmt: skip
+#: The longest file name (in bytes) that common file systems (ext4, APFS, NTFS, ...) allow.
+NAME_MAX = 255
+_TEMPORARY_EXTRA = len("..12345678.tmp")
 NEGATIVE_TARGET_HELP = (
     "Expression that guidance pushes away from, e.g. neutral; '' for none "
     "(default: the model's default_negative_target)."
@@ -41,55 +49,183 @@ def collect_images(inputs: Sequence[str]) -> List[Path]:
             paths.append(path)
         else:
             raise CLIError(f"{item}: no such file or folder.")
+    paths = list({os.path.realpath(p): p for p in reversed(paths)}.values())[::-1]  # each file once, first place
     if not paths:
         raise CLIError(f"no images found in {', '.join(inputs)} (looked for {', '.join(IMAGE_SUFFIXES)}).")
     return paths
 
 
-def atomic_save(image, destination: Path, overwrite: bool) -> None:
-    """Save a PIL image to ``destination`` through a hidden temporary file in the same folder
-    (``.<name>.<random>.tmp``, never taken for an input image), synced to disk, then an atomic rename: a crash or a
-    kill never leaves a partial image under the final name, and an existing file is either the old one or the new
-    one."""
-    if destination.exists() and not overwrite:
-        raise CLIError(f"{destination} exists; pass --overwrite to replace it.")
-    image_format = _pil_formats().get(destination.suffix.lower())
-    if image_format is None:
-        kind = destination.suffix or "extension-less"
-        raise CLIError(f"{destination}: cannot write {kind} files; use .png or .jpg.")
+def output_format(destination: Path) -> str:
+    """The Pillow format that ``destination``'s extension asks for.
+
+    Raises:
+        CLIError: an extension led-edit does not write (GIF, AVIF without Pillow's AVIF support, PDF, none ...).
+    """
+    suffix = destination.suffix.lower()
+    image_format = OUTPUT_FORMATS.get(suffix)
+    if image_format is not None and _pil_can_write(image_format):
+        return image_format
+    if suffix == ".gif":
+        reason = "GIF keeps only 256 colours"
+    elif image_format is not None:
+        reason = f"this Pillow cannot write {image_format}"
+    else:
+        reason = f"cannot write {suffix or 'extension-less'} files"
+    writable = ", ".join(s for s, f in OUTPUT_FORMATS.items() if _pil_can_write(f))
+    raise CLIError(f"{destination}: {reason}; use one of {writable} (.png keeps every pixel).")
+
+
+def _pil_can_write(image_format: str) -> bool:
+    from PIL import Image, features
+
+    if image_format == "AVIF" and not features.check("avif"):
+        return False
+    Image.init()
+    return image_format in Image.SAVE
+
+
+def _temporary_path(destination: Path) -> Path:
+    """A hidden temporary name beside ``destination`` (``.<name>.<random>.tmp``, never taken for an input image)
+    that stays within :data:`NAME_MAX` bytes: a long name is shortened."""
+    name = os.fsdecode(os.fsencode(destination.name)[: NAME_MAX - _TEMPORARY_EXTRA])
+    return destination.with_name(f".{name}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def _exists_error(destination: Path) -> CLIError:
+    return CLIError(f"{destination} exists; pass --overwrite to replace it.")
+
+
+def _move_into_place(temporary: Path, destination: Path, overwrite: bool) -> None:
+    """Rename ``temporary`` to ``destination``; without ``overwrite`` atomically only if no file (nor a symbolic
+    link, even a dangling one) has that name, so of two writers at once exactly one succeeds."""
+    if overwrite:
+        os.replace(temporary, destination)
+        return
+    try:
+        os.link(temporary, destination)  # fails if the name exists, whatever it is; never follows a link
+    except FileExistsError:
+        raise _exists_error(destination) from None
+    except OSError as error:
+        if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
+            raise
+        # A file system without hard links (FAT, some network shares): reserve the name, then replace it.
+        try:
+            os.close(os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            raise _exists_error(destination) from None
+        os.replace(temporary, destination)
+    else:
+        os.remove(temporary)
+
+
+def atomic_save(image, destination: Path, overwrite: bool, **save_options) -> None:
+    """Save a PIL image to ``destination`` through a hidden temporary file in the same folder, synced to disk, then
+    an atomic rename: a crash or a kill never leaves a partial image under the final name, and an existing file is
+    either the old one or the new one. Without ``overwrite`` an existing file (or symbolic link) is never replaced,
+    even by a writer that creates it at the same moment. ``save_options`` go to ``PIL.Image.Image.save``."""
+    if os.path.lexists(destination) and not overwrite:
+        raise _exists_error(destination)
+    image_format = output_format(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = destination.with_name(f".{destination.name}.{uuid.uuid4().hex[:8]}.tmp")
+    temporary = _temporary_path(destination)
     try:
         # os.open with 0o666 (not mkstemp's 0o600): the image gets the permissions the umask gives any new file.
         with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as stream:
             if image_format == "JPEG" and image.mode in ("RGBA", "LA"):
                 image = image.convert("RGB" if image.mode == "RGBA" else "L")
-            image.save(stream, format=image_format)
+            image.save(stream, format=image_format, **save_options)
             stream.flush()
             os.fsync(stream.fileno())
-        os.replace(temporary, destination)
+        _move_into_place(temporary, destination, overwrite)
     except BaseException:
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
 
 
-def _pil_formats() -> dict:
-    """File extension -> Pillow format name (".png" -> "PNG")."""
+def _looks_like_image_file(output: str) -> bool:
     from PIL import Image
 
-    return Image.registered_extensions()
+    suffix = Path(output).suffix.lower()
+    return suffix in OUTPUT_FORMATS or suffix in IMAGE_SUFFIXES or suffix in Image.registered_extensions()
 
 
 def output_paths(paths: Sequence[Path], output: Optional[str], target: str, single_file: bool) -> List[Path]:
     """Where each edited image goes: ``-o`` itself for one input file, else ``<stem>_<target>.png`` in ``-o`` (a
-    folder, default: beside each input)."""
-    if single_file and output and Path(output).suffix.lower() in IMAGE_SUFFIXES:
+    folder, default: beside each input). Inputs that would share a name (``a.png`` and ``a.jpg``) keep their
+    extension in it: ``a_png_<target>.png``, ``a_jpg_<target>.png``.
+
+    Raises:
+        CLIError: ``-o`` names an image file but several images are edited, or an extension led-edit cannot write,
+            or two inputs would still share an output name (e.g. ``x/a.png`` and ``y/a.png`` with one ``-o``).
+    """
+    if output and _looks_like_image_file(output):
+        if not single_file:
+            raise CLIError(f"-o {output} names one image file, but {len(paths)} images are edited: give a folder.")
+        output_format(Path(output))
         return [Path(output)]
     suffix = f"_{target.replace(' ', '-')}"
-    if output:
-        return [Path(output) / f"{p.stem}{suffix}.png" for p in paths]
-    return [p.with_name(f"{p.stem}{suffix}.png") for p in paths]
+
+    def name(path: Path, with_extension: bool) -> Path:
+        folder = Path(output) if output else path.parent
+        extension = f"_{path.suffix[1:]}" if with_extension and path.suffix else ""
+        return folder / f"{path.stem}{extension}{suffix}.png"
+
+    plain = Counter(name(p, False) for p in paths)
+    destinations = [name(p, plain[name(p, False)] > 1) for p in paths]
+    _refuse_shared_names(paths, destinations)
+    return destinations
+
+
+def _refuse_shared_names(paths: Sequence[Path], destinations: Sequence[Path]) -> None:
+    groups: Dict[Path, List[Path]] = {}
+    for path, destination in zip(paths, destinations):
+        groups.setdefault(destination, []).append(path)
+    shared = {d: group for d, group in groups.items() if len(group) > 1}
+    if shared:
+        listed = "; ".join(f"{', '.join(map(str, group))} -> {d}" for d, group in list(shared.items())[:5])
+        raise CLIError(
+            f"{sum(map(len, shared.values()))} inputs would be written to the same output ({listed}); edit them in "
+            "separate runs with different -o folders, or rename them."
+        )
+
+
+def regions_path(destination: Path) -> Path:
+    """Where ``--show-regions`` writes the picture of the detected faces of the output ``destination``."""
+    return destination.with_name(destination.stem + "_regions.png")
+
+
+def check_destinations(
+    paths: Sequence[Path], destinations: Sequence[Path], overwrite: bool, show_regions: bool = False
+) -> None:
+    """Refuse, before anything is edited, outputs that could not be written or would lose a file: a name longer than
+    :data:`NAME_MAX` bytes, two outputs with one name, an output that is one of the inputs, and (without
+    ``overwrite``) an existing file or symbolic link.
+
+    Raises:
+        CLIError: naming the first such output (and how many more).
+    """
+    files = list(destinations) + ([regions_path(d) for d in destinations] if show_regions else [])
+    too_long = [f for f in files if len(os.fsencode(f.name)) > NAME_MAX]
+    if too_long:
+        raise CLIError(
+            f"{too_long[0]}: the file name is {len(os.fsencode(too_long[0].name))} bytes, above the {NAME_MAX}-byte "
+            "limit of file systems; use a shorter -o (or rename the input)."
+        )
+    counts = Counter(os.path.abspath(f) for f in files)
+    shared = [f for f in files if counts[os.path.abspath(f)] > 1]
+    if shared:
+        raise CLIError(
+            f"{shared[0]} would be written twice (an output and a --show-regions picture); rename the input."
+        )
+    inputs = {os.path.realpath(p) for p in paths}
+    replaced = [f for f in files if os.path.realpath(f) in inputs]
+    if replaced:
+        raise CLIError(f"{replaced[0]} is one of the inputs and would be replaced by an edit; choose another -o.")
+    existing = [f for f in files if os.path.lexists(f)]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise CLIError(f"{existing[0]} exists{more}; pass --overwrite to replace.")
 
 
 def build_edit_parser() -> argparse.ArgumentParser:
@@ -181,9 +317,7 @@ def _edit(args: argparse.Namespace) -> int:
     paths = collect_images(args.inputs)
     single_file = len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir()
     destinations = output_paths(paths, args.output, target, single_file)
-    existing = [str(d) for d in destinations if d.exists()]
-    if existing and not args.overwrite:
-        raise CLIError(f"{existing[0]} exists{f' (and {len(existing) - 1} more)' if len(existing) > 1 else ''}; pass --overwrite to replace.")
+    check_destinations(paths, destinations, args.overwrite, args.show_regions)
 
     # Under `accelerate launch` (several processes), each process edits its own share of the files.
     state = None
@@ -262,7 +396,7 @@ def _edit_files(args, pipe, paths, destinations, target, prefetch, prefix) -> Li
                 from PIL import Image
 
                 debug = pipe.region_processor.draw_regions(np.asarray(result.source.convert("RGB")), faces)
-                atomic_save(Image.fromarray(debug), destination.with_name(destination.stem + "_regions.png"), True)
+                atomic_save(Image.fromarray(debug), regions_path(destination), args.overwrite)
         except (CLIError, OSError) as error:
             failures.append(f"{result.path}: {error}")
             continue
