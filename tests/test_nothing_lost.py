@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import PIL.Image
+import PIL.ImageCms
+import PIL.JpegImagePlugin
 import pytest
 
-from diffusers_led import data
+from diffusers_led import LocalExpressionPipeline, data
 from diffusers_led.cli import CLIError, atomic_save, check_destinations, edit_main, output_paths, prepare_data_main
 
 from conftest import EXAMPLE_IMAGE, StubProcessor, make_tiny_pipeline
@@ -80,7 +82,8 @@ def test_prepare_data_never_deletes_or_replaces_files_it_did_not_write(tmp_path)
     for relative, content in user_files.items():
         (out / relative).parent.mkdir(parents=True, exist_ok=True)
         (out / relative).write_bytes(content)
-    with pytest.raises(data.OutputFolderError, match=r"did not write \(extra, notes.txt, test/keep.jpg, .* and 1 more\)"):
+    listed = r"did not write \(extra, notes.txt, test/keep.jpg, .* and 1 more\)"
+    with pytest.raises(data.OutputFolderError, match=listed):
         _prepare(photos, out)
     assert _snapshot(out) == user_files, "a refused run writes nothing"
     assert prepare_data_main(["--input_dir", str(photos), "--output_dir", str(out), "--quiet"]) == 1
@@ -167,7 +170,8 @@ def test_inputs_that_would_share_an_output_name_keep_their_extension(model_dir, 
     other.mkdir()
     PIL.Image.fromarray(face).save(other / "a.png")
     PIL.Image.fromarray(face).save(other / "a.jpg")
-    assert edit_main([str(folder), str(other), "--target", "happy", "-o", str(tmp_path / "o2"), "--model", "nowhere"]) == 1
+    argv = [str(folder), str(other), "--target", "happy", "-o", str(tmp_path / "o2"), "--model", "nowhere"]
+    assert edit_main(argv) == 1
     err = capsys.readouterr().err
     assert "4 inputs would be written to the same output" in err and f"{other / 'a.jpg'}" in err
     assert not (tmp_path / "o2").exists()
@@ -238,7 +242,7 @@ def test_show_regions_long_names_and_output_formats_are_checked_before_the_edit(
     assert regions.read_bytes() == b"the user's file"
 
     long_name = "b" * 248 + ".png"  # valid; its temporary name must be shortened to stay within 255 bytes
-    assert led_edit(model_dir, photo, "-o", tmp_path / long_name, "--show-regions") == 1, "its regions picture's name is too long"
+    assert led_edit(model_dir, photo, "-o", tmp_path / long_name, "--show-regions") == 1, "regions name too long"
     assert "_regions.png: the file name is 260 bytes" in capsys.readouterr().err
     assert led_edit(model_dir, photo, "-o", tmp_path / long_name) == 0
     assert PIL.Image.open(tmp_path / long_name).size == (180, 180)
@@ -246,3 +250,68 @@ def test_show_regions_long_names_and_output_formats_are_checked_before_the_edit(
     assert PIL.Image.open(tmp_path / "out.avif").format == "AVIF"
     assert led_edit(model_dir, photo, "-o", tmp_path / "out.png", "--show-regions", "--overwrite") == 0
     assert regions.read_bytes() != b"the user's file" and PIL.Image.open(regions).size == (180, 180)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Outputs keep the input's colour profile, resolution and EXIF; lossy formats at high quality
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def portrait() -> np.ndarray:
+    """240x180 (upright, portrait) around the astronaut's face."""
+    return np.ascontiguousarray(np.asarray(PIL.Image.open(EXAMPLE_IMAGE).convert("RGB"))[10:250, 130:310])
+
+
+def _outside(model_dir: Path, upright: np.ndarray) -> np.ndarray:
+    """Where led-edit leaves the pixels of ``upright`` untouched (its regions' composite mask is 0)."""
+    pipe = LocalExpressionPipeline.from_pretrained(model_dir)
+    faces = pipe.region_processor.extract(upright, regions=pipe.config.regions)
+    return pipe.region_processor.composite_mask(upright.shape, faces) == 0
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(255.0**2 / np.mean((a.astype(np.float64) - b) ** 2)))
+
+
+def test_outputs_keep_the_colour_profile_resolution_and_exif(model_dir, portrait, tmp_path, capsys):
+    icc = PIL.ImageCms.ImageCmsProfile(PIL.ImageCms.createProfile("sRGB")).tobytes()
+    exif = PIL.Image.Exif()
+    exif[0x010F], exif[0x0112] = "TestCam", 6  # the camera stored the photo turned: the pixels are rotated 90°
+    photo = tmp_path / "photo.png"
+    PIL.Image.fromarray(np.rot90(portrait, k=1)).save(photo, icc_profile=icc, dpi=(300, 300), exif=exif.tobytes())
+    assert led_edit(model_dir, photo, "-o", tmp_path / "out.png") == 0
+    assert "warning" not in capsys.readouterr().err
+    out = PIL.Image.open(tmp_path / "out.png")
+    assert out.info["icc_profile"] == icc and out.info["dpi"] == pytest.approx((300, 300), abs=0.01)
+    assert out.getexif()[0x010F] == "TestCam" and out.getexif()[0x0112] == 1, "upright pixels, orientation 1"
+    edited = np.asarray(out)
+    outside = _outside(model_dir, portrait)
+    assert edited.shape == portrait.shape and 0 < (~outside).mean() < 0.5
+    assert np.array_equal(edited[outside], portrait[outside]), "PNG: every pixel outside the regions kept"
+    assert PIL.Image.open(EXAMPLE_IMAGE).info["icc_profile"], "the bundled example has a profile to keep too"
+
+
+def test_lossy_outputs_are_written_at_high_quality_with_one_warning(model_dir, portrait, tmp_path, capsys):
+    photo, jpeg = tmp_path / "photo.png", tmp_path / "photo.jpg"
+    PIL.Image.fromarray(portrait).save(photo)
+    PIL.Image.fromarray(portrait).save(jpeg, quality=90, subsampling=1)  # 4:2:2, as some cameras write
+    outside = _outside(model_dir, portrait)
+
+    assert led_edit(model_dir, photo, "-o", tmp_path / "from-png.jpg") == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warnings == ["led-edit: warning: .jpg (JPEG) is lossy: the pixels outside the edited regions will differ "
+                        "slightly from the input; use .png, .tif or .webp to keep them bit-identical."]  # fmt: skip
+    written = PIL.Image.open(tmp_path / "from-png.jpg")
+    assert PIL.JpegImagePlugin.get_sampling(written) == 0, "4:4:4 for a source that had full colour resolution"
+    assert _psnr(np.asarray(written)[outside], portrait[outside]) > 40  # Pillow's default quality 75 gave 35.9 dB
+
+    assert led_edit(model_dir, jpeg, "-o", tmp_path / "from-jpg.jpg") == 0
+    assert "warning" not in capsys.readouterr().err, "a JPEG input has already lost what JPEG loses"
+    written, source = PIL.Image.open(tmp_path / "from-jpg.jpg"), np.asarray(PIL.Image.open(jpeg))
+    assert PIL.JpegImagePlugin.get_sampling(written) == 1, "the input's subsampling"
+    assert _psnr(np.asarray(written)[outside], source[outside]) > 40
+
+    assert led_edit(model_dir, photo, "-o", tmp_path / "from-png.webp") == 0
+    assert "warning" not in capsys.readouterr().err
+    assert np.array_equal(np.asarray(PIL.Image.open(tmp_path / "from-png.webp"))[outside], portrait[outside])

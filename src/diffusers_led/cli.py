@@ -228,6 +228,24 @@ def check_destinations(
         raise CLIError(f"{existing[0]} exists{more}; pass --overwrite to replace.")
 
 
+def warn_if_lossy(paths: Sequence[Path], destinations: Sequence[Path]) -> bool:
+    """Print one warning when an output is written in a lossy format (JPEG, AVIF) although its input is lossless;
+    returns whether it did."""
+    from .image_processor import is_lossy_output
+
+    lossless_inputs = (".png", ".bmp", ".tif", ".tiff")
+    for path, destination in zip(paths, destinations):
+        image_format = output_format(destination)
+        if path.suffix.lower() in lossless_inputs and is_lossy_output(image_format, lossy_source=False):
+            print(
+                f"led-edit: warning: {destination.suffix} ({image_format}) is lossy: the pixels outside the edited "
+                "regions will differ slightly from the input; use .png, .tif or .webp to keep them bit-identical.",
+                file=sys.stderr,
+            )
+            return True
+    return False
+
+
 def build_edit_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="led-edit", description="Change the facial expression of every face in photos (eyes and mouth only)."
@@ -318,6 +336,7 @@ def _edit(args: argparse.Namespace) -> int:
     single_file = len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir()
     destinations = output_paths(paths, args.output, target, single_file)
     check_destinations(paths, destinations, args.overwrite, args.show_regions)
+    warn_if_lossy(paths, destinations)
 
     # Under `accelerate launch` (several processes), each process edits its own share of the files.
     state = None
@@ -366,6 +385,7 @@ def _edit(args: argparse.Namespace) -> int:
 def _edit_files(args, pipe, paths, destinations, target, prefetch, prefix) -> List[str]:
     """Edit and save ``paths`` (this process's share); prints one line per file, returns the failures."""
     from .batch import edit_files
+    from .image_processor import save_options
 
     failures = []
     destination_of = dict(zip(paths, destinations))
@@ -390,7 +410,8 @@ def _edit_files(args, pipe, paths, destinations, target, prefetch, prefix) -> Li
         destination = destination_of[result.path]
         faces = result.faces
         try:
-            atomic_save(result.image, destination, args.overwrite)
+            options = save_options(result.source, output_format(destination), result.image.mode)
+            atomic_save(result.image, destination, args.overwrite, **options)
             if args.show_regions:
                 import numpy as np
                 from PIL import Image
