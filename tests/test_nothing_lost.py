@@ -8,7 +8,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +27,7 @@ from diffusers_led.cli import CLIError, atomic_save, check_destinations, edit_ma
 from conftest import EXAMPLE_IMAGE, StubProcessor, make_tiny_pipeline
 
 
+REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -315,3 +320,109 @@ def test_lossy_outputs_are_written_at_high_quality_with_one_warning(model_dir, p
     assert led_edit(model_dir, photo, "-o", tmp_path / "from-png.webp") == 0
     assert "warning" not in capsys.readouterr().err
     assert np.array_equal(np.asarray(PIL.Image.open(tmp_path / "from-png.webp"))[outside], portrait[outside])
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# No abort and no traceback: early errors and Ctrl-C, in real processes
+# ---------------------------------------------------------------------------------------------------------------------
+
+SUBPROCESS_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO / "tests")]),
+                  "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONIOENCODING": "utf-8"}  # fmt: skip
+# What the installed `led-edit` script runs.
+LED_EDIT = [sys.executable, "-c", "import sys; from diffusers_led.cli import edit_main; sys.exit(edit_main())"]
+
+
+def _run_all(commands: list, timeout: float = 240) -> list:
+    """Run the commands at once; returns ``(exit code, stdout, stderr)`` of each."""
+    processes = [subprocess.Popen(command, env=SUBPROCESS_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for command in commands]  # fmt: skip
+    results = []
+    try:
+        for process in processes:
+            out, err = process.communicate(timeout=timeout)
+            results.append((process.returncode, out, err))
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+    return results
+
+
+def test_early_errors_end_with_one_line_and_exit_code_1_every_time(model_dir, face, tmp_path):
+    photo = tmp_path / "photo.png"
+    PIL.Image.fromarray(face).save(photo)
+    existing = tmp_path / "done.png"
+    existing.write_bytes(b"an earlier result")
+    no_embeddings = tmp_path / "model-without-embeddings"  # found only after the detector preload has started
+    shutil.copytree(model_dir, no_embeddings, ignore=shutil.ignore_patterns("embeddings"))
+    cases = {  # name -> (arguments, what the line says, repetitions)
+        "unknown target": ([photo, "--target", "smug"], "Unknown expression 'smug'", 20),
+        "strength 2": ([photo, "--target", "happy", "--strength", "2"], "--strength must be in [0, 1], got 2.0", 20),
+        "missing input": ([tmp_path / "nowhere.png", "--target", "happy"], "nowhere.png: no such file or folder", 20),
+        "existing output": ([photo, "--target", "happy", "-o", existing], "done.png exists", 20),
+        "broken model": ([photo, "--target", "happy", "--model", no_embeddings], "led-edit: error: ", 2),
+    }
+    commands = [LED_EDIT + [str(a) for a in argv] for argv, _, count in cases.values() for _ in range(count)]
+    results = iter(_run_all(commands))
+    for name, (_, message, count) in cases.items():
+        for _ in range(count):
+            code, out, err = next(results)
+            assert (code, out, err.count("\n")) == (1, "", 1), (name, code, err)
+            assert err.startswith("led-edit: error: ") and message in err, (name, err)
+    assert existing.read_bytes() == b"an earlier result"
+
+
+def _wait_until(condition, process, seconds: float = 120) -> None:
+    deadline = time.time() + seconds
+    while not condition():
+        assert process.poll() is None, process.communicate()
+        assert time.time() < deadline, "the moment to interrupt never came"
+        time.sleep(0.01)
+
+
+def test_ctrl_c_twice_at_any_moment_exits_130_with_one_line(model_dir, face, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index in range(12):
+        PIL.Image.fromarray(np.roll(face, index, axis=1)).save(folder / f"p{index:02d}.png")
+    args = ["--target", "happy", "--model", str(model_dir), "--steps", "10", "--strength", "0.05", "--threads", "1",
+            "--batch-size", "1"]  # fmt: skip
+    started = {  # moment -> process
+        moment: subprocess.Popen([*LED_EDIT, str(folder), *args, "-o", str(tmp_path / out)], env=SUBPROCESS_ENV,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for moment, out in [("importing torch", "a"), ("editing", "b")]
+    }  # fmt: skip
+    try:
+        first = started["importing torch"]
+        _wait_until(lambda: "libtorch" in Path(f"/proc/{first.pid}/maps").read_text(), first)
+        first.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        first.send_signal(signal.SIGINT)
+
+        second = started["editing"]
+        line = second.stdout.readline()  # the first photo is written
+        assert " -> " in line, (line, second.stderr.read() if second.poll() is not None else "")
+        second.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        second.send_signal(signal.SIGINT)
+        for moment, process in started.items():
+            out, err = process.communicate(timeout=120)
+            assert process.returncode == 130, (moment, process.returncode, err)
+            assert err.count("\n") == 1 and "led-edit: interrupted" in err, (moment, err)
+    finally:
+        for process in started.values():
+            if process.poll() is None:
+                process.kill()
+    written = sorted(p.name for p in (tmp_path / "b").iterdir())
+    assert 1 <= len(written) < 12 and not [n for n in written if n.startswith(".")], "no temporary file left"
+    for name in written:
+        assert PIL.Image.open(tmp_path / "b" / name).size == (180, 180), "every file written is complete"
+
+
+def test_the_detector_preload_is_finished_when_led_edit_returns(model_dir, face, tmp_path, capsys):
+    photo = tmp_path / "photo.png"
+    PIL.Image.fromarray(face).save(photo)
+    assert edit_main([str(photo), "--target", "happy", "--model", str(tmp_path / "nowhere")]) == 1
+    assert led_edit(model_dir, photo, "-o", tmp_path / "out.png") == 0
+    assert not [t for t in threading.enumerate() if t.name == "led-detector-preload"]
+    assert "Traceback" not in capsys.readouterr().err

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
+import functools
 import os
+import signal
 import sys
+import threading
 import uuid
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
-
-from .image_processor import ImageLoadError
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -289,6 +291,71 @@ def build_edit_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _interrupt_once() -> Iterator[None]:
+    """Ctrl-C raises ``KeyboardInterrupt`` once; from then on Ctrl-C is ignored for the rest of the process, which is
+    about to end (a second ``KeyboardInterrupt`` in the middle of the clean-up would print a traceback or leave a
+    thread in native code at exit, and one arriving as the interpreter shuts down would kill it with SIGINT).
+    Without an interrupt the previous handler is restored. Only in the main thread, where Python handles signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    interrupted = []
+
+    def on_interrupt(signum, frame) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        if not interrupted:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _wait_for_background_work() -> bool:
+    """Wait for the face detector preload (see :func:`~diffusers_led.batch.preload_face_detector`): a thread still
+    inside dlib's C++ code when the interpreter exits aborts the process. Returns whether Ctrl-C was pressed."""
+    batch = sys.modules.get(f"{__package__}.batch")
+    interrupted = False
+    while batch is not None:
+        try:
+            batch.wait_for_preloads()
+            break
+        except KeyboardInterrupt:
+            interrupted = True
+    return interrupted
+
+
+def _command(program: str) -> Callable:
+    """Make ``main(argv) -> exit code`` a command-line entry point that never ends in a traceback or an abort on
+    Ctrl-C: one press (at any moment, also before ``main`` catches it) gives one line and exit code 130, more presses
+    are ignored, and background threads are finished before returning."""
+
+    def decorate(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optional[Sequence[str]]], int]:
+        @functools.wraps(main)
+        def run(argv: Optional[Sequence[str]] = None) -> int:
+            with _interrupt_once():
+                code = None
+                try:
+                    code = main(argv)
+                except KeyboardInterrupt:
+                    pass
+                finally:
+                    interrupted = _wait_for_background_work()
+                if code is None or (interrupted and code != 130):
+                    print(f"{program}: interrupted.", file=sys.stderr)
+                    code = 130
+                return code
+
+        return run
+
+    return decorate
+
+
+@_command("led-edit")
 def edit_main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``led-edit``."""
     args = build_edit_parser().parse_args(argv)
@@ -316,18 +383,9 @@ def _unexpected(program: str, error: Exception) -> int:
 
 
 def _edit(args: argparse.Namespace) -> int:
-    from .batch import preload_face_detector
+    from .labels import canonical_expression
 
-    preloading = preload_face_detector(args.model)  # dlib's models load while torch and the UNet do
-
-    import torch
-
-    from .batch import default_batch_size, optimize_for_cpu, recommended_num_threads
-    from .expressions import canonical_expression
-    from .pretrained import default_model_path
-    from .pipeline_led import LocalExpressionPipeline
-
-    target = canonical_expression(args.target)  # fail fast, before loading anything
+    target = canonical_expression(args.target)  # fail fast, before loading anything (torch included)
     if args.strength is not None and not 0.0 <= args.strength <= 1.0:
         raise CLIError(f"--strength must be in [0, 1], got {args.strength}.")
     if (args.batch_size is not None and args.batch_size < 1) or (args.threads is not None and args.threads < 1):
@@ -336,6 +394,17 @@ def _edit(args: argparse.Namespace) -> int:
     single_file = len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir()
     destinations = output_paths(paths, args.output, target, single_file)
     check_destinations(paths, destinations, args.overwrite, args.show_regions)
+
+    from .batch import preload_face_detector
+
+    preloading = preload_face_detector(args.model)  # dlib's models load while torch and the UNet do
+
+    import torch
+
+    from .batch import default_batch_size, optimize_for_cpu, recommended_num_threads
+    from .pretrained import default_model_path
+    from .pipeline_led import LocalExpressionPipeline
+
     warn_if_lossy(paths, destinations)
 
     # Under `accelerate launch` (several processes), each process edits its own share of the files.
@@ -471,6 +540,7 @@ def _split_list(text: Optional[str]) -> List[str]:
     return [item.strip() for item in (text or "").split(",") if item.strip()]
 
 
+@_command("led-prepare-data")
 def prepare_data_main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``led-prepare-data``: prints a summary (the full report goes to
     ``<output_dir>/prepare_report.json``); returns the exit code."""
@@ -519,6 +589,7 @@ def prepare_data_main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
+@_command("led-evaluate")
 def evaluate_main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``led-evaluate``: edit held-out faces to every target at every strength and write a report
     (``report.json``, ``report.md``, ``edits.csv``, PNG plots) with expression, identity, preservation, seam and
