@@ -5,6 +5,7 @@ Each test reproduces one way a run used to lose a user's work (issue "nothing-lo
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -14,15 +15,18 @@ import sys
 import threading
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import PIL.Image
 import PIL.ImageCms
 import PIL.JpegImagePlugin
 import pytest
+from datasets import load_dataset
 
 from diffusers_led import LocalExpressionPipeline, data
 from diffusers_led.cli import CLIError, atomic_save, check_destinations, edit_main, output_paths, prepare_data_main
+from diffusers_led.utils import escape_file_name, unescape_file_name
 
 from conftest import EXAMPLE_IMAGE, StubProcessor, make_tiny_pipeline
 
@@ -426,3 +430,62 @@ def test_the_detector_preload_is_finished_when_led_edit_returns(model_dir, face,
     assert led_edit(model_dir, photo, "-o", tmp_path / "out.png") == 0
     assert not [t for t in threading.enumerate() if t.name == "led-detector-preload"]
     assert "Traceback" not in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# File names in any encoding
+# ---------------------------------------------------------------------------------------------------------------------
+
+LATIN1_NAME = os.fsdecode(b"caf\xe9.png")  # a Latin-1 file name on a UTF-8 system: not decodable
+
+
+def test_led_edit_reports_any_file_name_on_any_console(model_dir, face, tmp_path, monkeypatch):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ["a😀.png", "b.png", LATIN1_NAME]:
+        PIL.Image.fromarray(face).save(folder / name)
+    console = {name: io.TextIOWrapper(io.BytesIO(), encoding="cp1252") for name in ("stdout", "stderr")}
+    for name, stream in console.items():
+        monkeypatch.setattr(sys, name, stream)
+    assert led_edit(model_dir, folder, "-o", tmp_path / "out") == 0
+    printed = {}
+    for name, stream in console.items():
+        stream.flush()
+        printed[name] = stream.buffer.getvalue().decode("cp1252")
+    monkeypatch.undo()
+    written = sorted(os.listdir(tmp_path / "out"))
+    assert written == sorted(["a😀_happy.png", "b_happy.png", os.fsdecode(b"caf\xe9_happy.png")])
+    assert "a\\U0001f600.png -> " in printed["stdout"] and "caf\\udce9.png -> " in printed["stdout"], printed
+    assert printed["stderr"] == ""
+
+
+def test_prepare_data_takes_file_names_in_any_encoding(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    for name in ["happy/" + LATIN1_NAME, "happy/smile😀.png", "sad/b.png"]:
+        (photos / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(EXAMPLE_IMAGE, photos / name)
+    out = tmp_path / "crops"
+    argv = ["--input_dir", str(photos), "--output_dir", str(out), "--format", "folders", "--test_fraction", "0"]
+    with mock.patch.object(data, "FaceRegionProcessor", lambda **kwargs: StubProcessor()):
+        assert prepare_data_main(argv + ["--quiet"]) == 0
+    assert "3 cropped now" in capsys.readouterr().out
+    records = [json.loads(line) for line in (out / "train" / "metadata.jsonl").read_text().splitlines()]
+    sources = {r["source"] for r in records}
+    assert sources == {"happy/caf\\xe9.png", "happy/smile😀.png", "sad/b.png"}, "valid text, the byte escaped"
+    assert {r["subject"] for r in records} == {"caf\\xe9", "smile😀", "b"}
+    assert all((photos / unescape_file_name(source)).is_file() for source in sources), "the name comes back"
+    loaded = load_dataset("imagefolder", data_dir=str(out), cache_dir=str(tmp_path / "cache"))
+    assert sorted(set(loaded["train"]["source"])) == sorted(sources)
+    assert escape_file_name("plain/é.png") == "plain/é.png" and unescape_file_name("a\\x41.png") == "a\\x41.png"
+
+
+def test_every_per_file_failure_names_its_file(tmp_path, monkeypatch):
+    photos = _rafd_photos(tmp_path / "photos", ["01", "02"])
+
+    def disk_full(array, destination):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(data, "_save_png_atomically", disk_full)
+    with pytest.raises(OSError, match=r"Rafd090_01_Caucasian_female_happy_frontal.png: its eyes crop could not be "
+                                      r"written \(\[Errno 28\] No space left on device\)"):  # fmt: skip
+        _prepare(photos, tmp_path / "out", test_subjects=None, test_fraction=0.0)

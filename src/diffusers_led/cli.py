@@ -315,6 +315,15 @@ def _interrupt_once() -> Iterator[None]:
             signal.signal(signal.SIGINT, previous)
 
 
+def _print_any_file_name() -> None:
+    """Let stdout and stderr print any file name: characters the console's encoding lacks (an emoji under cp1252) and
+    the undecodable bytes of a file name (Latin-1 names on a UTF-8 system) are written as backslash escapes instead of
+    raising ``UnicodeEncodeError`` in the middle of a run."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
 def _wait_for_background_work() -> bool:
     """Wait for the face detector preload (see :func:`~diffusers_led.batch.preload_face_detector`): a thread still
     inside dlib's C++ code when the interpreter exits aborts the process. Returns whether Ctrl-C was pressed."""
@@ -337,6 +346,7 @@ def _command(program: str) -> Callable:
     def decorate(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optional[Sequence[str]]], int]:
         @functools.wraps(main)
         def run(argv: Optional[Sequence[str]] = None) -> int:
+            _print_any_file_name()
             with _interrupt_once():
                 code = None
                 try:

@@ -60,7 +60,7 @@ import PIL.Image
 from .expressions import EXPRESSIONS, canonical_expression
 from .image_processor import ImageLoadError, prepare_image
 from .regions import FaceRegionProcessor
-from .utils import write_text_atomically
+from .utils import escape_file_name, write_text_atomically
 
 
 FORMATS = ("rafd", "ckplus", "ckplus_sample", "metadata", "folders")
@@ -113,7 +113,8 @@ class LabelledPhoto:
 
     Attributes:
         path: the file.
-        source: its path relative to the input folder (POSIX), the photo's key in the output metadata.
+        source: its path relative to the input folder (POSIX; bytes that are not UTF-8 written as ``\\xNN``, see
+            :func:`~diffusers_led.utils.escape_file_name`), the photo's key in the output metadata.
         expression: a canonical label of :data:`~diffusers_led.expressions.EXPRESSIONS`.
         subject: the person's id; the split keeps each subject on one side.
         attributes: format-specific extras copied into the metadata (RaFD angle/gaze/gender/ethnicity,
@@ -167,7 +168,7 @@ def _images_under(folder: Path) -> List[Path]:
 
 
 def _relative(path: Path, root: Path) -> str:
-    return path.relative_to(root).as_posix()
+    return escape_file_name(path.relative_to(root).as_posix())
 
 
 def _find_dir(root: Path, names: Sequence[str], max_depth: int = 3) -> Optional[Path]:
@@ -197,7 +198,7 @@ def guess_subject(file_name: str) -> str:
     ckplus = CKPLUS_NAME_PATTERN.search(Path(file_name).stem)
     if ckplus:
         return ckplus["subject"].upper()
-    return Path(file_name).stem
+    return escape_file_name(Path(file_name).stem)
 
 
 def _label(name: str) -> Optional[str]:
@@ -846,7 +847,10 @@ def prepare_dataset(
         records = []
         for region in regions:
             file_name = crop_file_name(photo.source, region)
-            _save_png_atomically(np.ascontiguousarray(face.crops[region]), split_dirs[split] / file_name)
+            try:
+                _save_png_atomically(np.ascontiguousarray(face.crops[region]), split_dirs[split] / file_name)
+            except OSError as error:  # a full disk fails every photo: stop, but say where it happened
+                raise OSError(f"{photo.source}: its {region} crop could not be written ({error}).") from error
             records.append(
                 {
                     "file_name": file_name,
