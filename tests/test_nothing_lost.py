@@ -26,6 +26,7 @@ from datasets import load_dataset
 
 from diffusers_led import LocalExpressionPipeline, data
 from diffusers_led.cli import CLIError, atomic_save, check_destinations, edit_main, output_paths, prepare_data_main
+from diffusers_led.image_processor import ImageLoadError, load_image
 from diffusers_led.utils import escape_file_name, unescape_file_name
 
 from conftest import EXAMPLE_IMAGE, StubProcessor, make_tiny_pipeline
@@ -489,3 +490,36 @@ def test_every_per_file_failure_names_its_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match=r"Rafd090_01_Caucasian_female_happy_frontal.png: its eyes crop could not be "
                                       r"written \(\[Errno 28\] No space left on device\)"):  # fmt: skip
         _prepare(photos, tmp_path / "out", test_subjects=None, test_fraction=0.0)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Multi-frame files are refused; a folder's other files are reported
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def test_animations_and_multi_page_files_are_refused_and_folders_report_what_they_skip(model_dir, face, tmp_path,
+                                                                                       capsys):  # fmt: skip
+    frames = [PIL.Image.fromarray(np.roll(face, 20 * i, axis=0)) for i in range(3)]
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ["anim.gif", "pages.tif", "anim.png"]:
+        frames[0].save(folder / name, save_all=True, append_images=frames[1:])
+    frames[0].save(folder / "still.avif", quality=95)
+    frames[0].save(folder / "still.gif")
+    frames[0].save(tmp_path / "phone.jpg", format="MPO", save_all=True, append_images=frames[1:2])  # photo + preview
+    (folder / "notes.txt").write_text("not a photo")
+    (folder / "face.heic").write_bytes(b"an image type not read")
+
+    for name in ["anim.gif", "pages.tif", "anim.png"]:
+        with pytest.raises(ImageLoadError, match=f"{name}: has 3 frames .* only single images are edited"):
+            load_image(folder / name)
+    assert load_image(tmp_path / "phone.jpg").size == (180, 180), "a JPEG's extra pictures are not frames"
+
+    assert led_edit(model_dir, folder, "-o", tmp_path / "out") == 1
+    err = capsys.readouterr().err.splitlines()
+    assert sorted(os.listdir(tmp_path / "out")) == ["still_avif_happy.png", "still_gif_happy.png"]
+    for name in ["face.heic", "notes.txt"]:
+        assert [line for line in err if line.startswith(f"led-edit: skipped {folder / name}: not an image type")]
+    for name in ["anim.gif", "pages.tif", "anim.png"]:
+        assert [line for line in err if line.startswith(f"led-edit: skipped {folder / name}: has 3 frames")], err
+    assert err[-1] == "led-edit: error: 3 of 5 images failed (see above)."

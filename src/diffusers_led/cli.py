@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif")
 #: Output extensions led-edit writes (Pillow format names). GIF keeps only 256 colours, so it is refused.
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
                   ".bmp": "BMP", ".avif": "AVIF"}  # fmt: skip
@@ -35,18 +35,19 @@ class CLIError(Exception):
 
 def collect_images(inputs: Sequence[str]) -> List[Path]:
     """Expand files and folders (non-recursive) into a sorted list of image paths. Hidden files in folders (macOS
-    ``._photo.png`` resource forks, our own ``.tmp`` files) are not photos and are left out."""
+    ``._photo.png`` resource forks, our own ``.tmp`` files) are not photos and are left out; other files whose
+    extension is not one of :data:`IMAGE_SUFFIXES` are left out with one line each on stderr."""
     paths: List[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            paths.extend(
-                sorted(
-                    p
-                    for p in path.iterdir()
-                    if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+            files = sorted(p for p in path.iterdir() if not p.name.startswith(".") and p.is_file())
+            for other in [p for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]:
+                print(
+                    f"led-edit: skipped {other}: not an image type led-edit reads ({', '.join(IMAGE_SUFFIXES)}).",
+                    file=sys.stderr,
                 )
-            )
+            paths.extend(p for p in files if p.suffix.lower() in IMAGE_SUFFIXES)
         elif path.exists():
             paths.append(path)
         else:

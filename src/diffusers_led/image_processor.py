@@ -109,10 +109,26 @@ def _open(path: str) -> PIL.Image.Image:
                 PIL.Image.MAX_IMAGE_PIXELS = saved
 
 
+def _check_single_frame(name: str, image: PIL.Image.Image) -> None:
+    """Refuse animations and multi-page files (GIF, APNG, WebP, TIFF, AVIF): which frame to edit is the user's
+    choice, and editing the first one silently would drop the others. A JPEG's extra pictures (MPO: a phone's depth
+    map or preview) are not frames of the photo; the first picture is the photo."""
+    try:
+        frames = getattr(image, "n_frames", 1)
+    except Exception:  # noqa: BLE001 - a file whose frames cannot be counted is judged by its first frame
+        return
+    if frames > 1 and image.format != "MPO":
+        raise ImageLoadError(
+            f"{name}: has {frames} frames (an animation or a multi-page {image.format} file); only single images "
+            "are edited. Save the frame to edit as its own file (e.g. PNG) and edit that."
+        )
+
+
 def load_image(path: Union[str, os.PathLike]) -> PIL.Image.Image:
     """Open an image file fully (so truncated files fail here), raising :class:`ImageLoadError` with the reason.
 
-    The size is checked against :func:`max_image_pixels` from the header, before any pixel is decoded.
+    The size is checked against :func:`max_image_pixels` from the header, before any pixel is decoded. Animations and
+    multi-page files are refused (see :func:`_check_single_frame`).
     """
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -132,6 +148,7 @@ def load_image(path: Union[str, os.PathLike]) -> PIL.Image.Image:
         raise ImageLoadError(f"{path}: cannot be read ({error}).") from error
     with image:
         _check_size(path, *image.size)
+        _check_single_frame(path, image)
         try:
             image.load()
         except MemoryError as error:
