@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import tracemalloc
 from pathlib import Path
 from unittest import mock
 
@@ -27,6 +28,7 @@ from datasets import load_dataset
 from diffusers_led import LocalExpressionPipeline, data
 from diffusers_led.cli import CLIError, atomic_save, check_destinations, edit_main, output_paths, prepare_data_main
 from diffusers_led.image_processor import ImageLoadError, load_image
+from diffusers_led.model_checks import ModelConfigError, check_model_folder
 from diffusers_led.utils import escape_file_name, unescape_file_name
 
 from conftest import EXAMPLE_IMAGE, StubProcessor, make_tiny_pipeline
@@ -523,3 +525,47 @@ def test_animations_and_multi_page_files_are_refused_and_folders_report_what_the
     for name in ["anim.gif", "pages.tif", "anim.png"]:
         assert [line for line in err if line.startswith(f"led-edit: skipped {folder / name}: has 3 frames")], err
     assert err[-1] == "led-edit: error: 3 of 5 images failed (see above)."
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Model folders: absurd configs and missing components are named before anything is allocated
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "relative, field, value",
+    [
+        ("unet/config.json", "block_out_channels", [40000, 40000]),
+        ("unet/config.json", "sample_size", 60000),
+        ("scheduler/scheduler_config.json", "num_train_timesteps", 3_000_000_000),
+        ("model_index.json", "default_num_inference_steps", 2_000_000_000),
+        ("embeddings/config.json", "embedding_dim", float("nan")),
+    ],
+)
+def test_absurd_model_configs_are_refused_before_anything_is_allocated(model_dir, tmp_path, relative, field, value):
+    broken = tmp_path / "model"
+    shutil.copytree(model_dir, broken)
+    config = json.loads((broken / relative).read_text())
+    config[field] = value
+    (broken / relative).write_text(json.dumps(config))
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelConfigError, match=rf"{relative}: {field} = .* is outside the range any model uses"):
+            LocalExpressionPipeline.from_pretrained(broken)
+        assert tracemalloc.get_traced_memory()[1] < 50 * 2**20, "nothing big was allocated"
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_missing_model_component_is_named(model_dir, face, tmp_path, capsys):
+    broken = tmp_path / "m8"
+    shutil.copytree(model_dir, broken, ignore=shutil.ignore_patterns("embeddings"))
+    with pytest.raises(ModelConfigError, match="m8 has no embeddings/ folder, but model_index.json lists the "
+                                               "embeddings component"):  # fmt: skip
+        LocalExpressionPipeline.from_pretrained(broken)
+    photo = tmp_path / "photo.png"
+    PIL.Image.fromarray(face).save(photo)
+    assert edit_main([str(photo), "--target", "happy", "--model", str(broken)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has no embeddings/ folder" in err
+    check_model_folder(model_dir)  # a good model passes
