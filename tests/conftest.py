@@ -91,3 +91,16 @@ class StubProcessor:
         crops = {r: cv2.resize(np.ascontiguousarray(image), (16, 16)) for r in regions}
         boxes = {r: (0, 0, 1, 1) for r in regions}
         return [FaceRegions(face=face, matrix=np.eye(2, 3), boxes=boxes, crops=crops, masks={})]
+
+
+def distinct_copy(destination: Path, gray: bool = False) -> Path:
+    """The example portrait saved as another photo (grayscale if asked): the same pixels in a file of its own (its name
+    in a PNG text chunk), so that led-prepare-data does not take the copies for one photo listed twice."""
+    from PIL import PngImagePlugin
+
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.open(EXAMPLE_IMAGE)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("copy", repr(destination.name))
+    (image.convert("L") if gray else image).save(destination, format="PNG", pnginfo=info)
+    return destination

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,18 +14,11 @@ from diffusers_led import data
 from diffusers_led.cli import prepare_data_main
 from diffusers_led.regions import FaceRegionProcessor
 
+from conftest import distinct_copy
+
 
 REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "examples" / "astronaut.png"
-
-
-def _copy(destination: Path, gray: bool = False) -> Path:
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    if gray:
-        Image.open(ASTRONAUT).convert("L").save(destination)
-    else:
-        shutil.copy(ASTRONAUT, destination)
-    return destination
 
 
 def _touch_image(destination: Path) -> Path:
@@ -47,8 +39,8 @@ def rafd_dir(tmp_path) -> Path:
     root = tmp_path / "rafd"
     for subject in ("01", "02", "03"):
         for expression in ("angry", "happy"):
-            _copy(root / f"Rafd090_{subject}_Caucasian_female_{expression}_frontal.png", gray=subject == "03")
-    _copy(root / "Rafd045_01_Caucasian_female_sad_frontal.png")  # another camera angle: not used
+            distinct_copy(root / f"Rafd090_{subject}_Caucasian_female_{expression}_frontal.png", gray=subject == "03")
+    distinct_copy(root / "Rafd045_01_Caucasian_female_sad_frontal.png")  # another camera angle: not used
     (root / "Rafd090_04_Moroccan_male_sad_left.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
     Image.new("RGB", (120, 90), (128, 128, 128)).save(root / "Rafd090_05_Kid_male_neutral_right.png")
     (root / "notes.txt").write_text("not an image")

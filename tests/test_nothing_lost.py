@@ -31,7 +31,7 @@ from diffusers_led.image_processor import ImageLoadError, load_image
 from diffusers_led.model_checks import ModelConfigError, check_model_folder
 from diffusers_led.utils import escape_file_name, unescape_file_name
 
-from conftest import EXAMPLE_IMAGE, StubProcessor, make_tiny_pipeline
+from conftest import EXAMPLE_IMAGE, StubProcessor, distinct_copy, make_tiny_pipeline
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,9 +49,8 @@ def _snapshot(folder: Path) -> dict:
 
 
 def _rafd_photos(folder: Path, subjects=("01", "02", "03", "04")) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
     for subject in subjects:
-        shutil.copy(EXAMPLE_IMAGE, folder / f"Rafd090_{subject}_Caucasian_female_happy_frontal.png")
+        distinct_copy(folder / f"Rafd090_{subject}_Caucasian_female_happy_frontal.png")
     return folder
 
 
@@ -465,8 +464,7 @@ def test_led_edit_reports_any_file_name_on_any_console(model_dir, face, tmp_path
 def test_prepare_data_takes_file_names_in_any_encoding(tmp_path, capsys):
     photos = tmp_path / "photos"
     for name in ["happy/" + LATIN1_NAME, "happy/smile😀.png", "sad/b.png"]:
-        (photos / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(EXAMPLE_IMAGE, photos / name)
+        distinct_copy(photos / name)
     out = tmp_path / "crops"
     argv = ["--input_dir", str(photos), "--output_dir", str(out), "--format", "folders", "--test_fraction", "0"]
     with mock.patch.object(data, "FaceRegionProcessor", lambda **kwargs: StubProcessor()):
@@ -569,3 +567,47 @@ def test_a_missing_model_component_is_named(model_dir, face, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "has no embeddings/ folder" in err
     check_model_folder(model_dir)  # a good model passes
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# led-prepare-data: each photo once, each person once
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _labelled_folder(folder: Path, rows: list, links: dict) -> Path:
+    """Photos (distinct files; ``links``: name -> the photo it links to) listed in a metadata.jsonl of ``rows``."""
+    for name in sorted({row["file_name"] for row in rows} - set(links)):
+        distinct_copy(folder / name)
+    for name, target in links.items():
+        (folder / name).symlink_to(folder / target)
+    (folder / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return folder
+
+
+def test_prepare_data_uses_each_photo_once_and_each_person_once(tmp_path):
+    rows = [
+        *({"file_name": f"p{i}.png", "expression": "happy", "subject": s} for i, s in enumerate(["1", "01", "001"])),
+        {"file_name": "q.png", "expression": "sad", "subject": "2"},
+        {"file_name": "q.png", "expression": "sad", "subject": "2"},  # listed twice
+        {"file_name": "link.png", "expression": "sad", "subject": "02"},  # a symbolic link to q.png
+        {"file_name": "r.png", "expression": "happy", "subject": "3"},
+        {"file_name": "r.png", "expression": "sad", "subject": "3"},  # the same photo with another label
+    ]
+    photos = _labelled_folder(tmp_path / "photos", rows, {"link.png": "q.png"})
+    report = _prepare(photos, tmp_path / "out", format="metadata", test_subjects=["1"])
+    assert report.splits["test"]["subjects"] == ["001"] and report.splits["test"]["photos"] == 3, "one person"
+    assert report.splits["train"]["subjects"] == ["02"] and report.splits["train"]["photos"] == 1
+    reasons = sorted((item["source"], item["reason"].split(" (")[0].split(":")[0]) for item in report.skipped)
+    assert reasons == [("link.png", "duplicate of q.png"), ("q.png", "duplicate of q.png"),
+                       ("r.png", "the same photo"), ("r.png", "the same photo")], report.skipped  # fmt: skip
+    assert "has different expressions: r.png (happy), r.png (sad)" in report.skipped[-1]["reason"]
+
+    # A copy of one photo on both sides of the split is refused before anything is written.
+    rows = [{"file_name": "s.png", "expression": "happy", "subject": "4"},
+            {"file_name": "t.png", "expression": "happy", "subject": "5"}]  # fmt: skip
+    photos = _labelled_folder(tmp_path / "photos2", rows, {"t.png": "s.png"})
+    with pytest.raises(data.DatasetFormatError, match=r"s.png, t.png are the same photo .* subjects \['4', '5'\], "
+                                                      "which the split puts in train and test"):  # fmt: skip
+        _prepare(photos, tmp_path / "out2", format="metadata", test_subjects=["5"])
+    assert not (tmp_path / "out2").exists()
+    assert data.split_subjects(["1", "01", "7"], test_subjects=["001"]) == {"1"}

@@ -11,10 +11,12 @@ and read by the same :func:`~diffusers_led.image_processor.prepare_image` as inf
 grayscale sources (CK+) give crops whose three channels are equal, marked ``"grayscale": true`` in the metadata, so
 a luminance model (``--color_mode luminance``) loses nothing and an RGB model learns gray.
 
-The split is by subject: no subject has crops in both splits. Photos that cannot be read or have no detectable face
-are skipped and listed in the report. A re-run is idempotent and an interrupted run loses no finished work: crops are
-written atomically, a photo's metadata lines are appended (and synced) only after all its crops exist, and photos
-already in the metadata are not processed again.
+The split is by subject: no subject has crops in both splits (``"1"``, ``"01"`` and ``"001"`` are one subject). A
+photo present twice (a copy, a symbolic link, a metadata row listed twice) is used once; copies that disagree on the
+expression are left out, and copies on both sides of the split stop the run. Photos that cannot be read or have no
+detectable face are skipped and listed in the report. A re-run is idempotent and an interrupted run loses no finished
+work: crops are written atomically, a photo's metadata lines are appended (and synced) only after all its crops exist,
+and photos already in the metadata are not processed again.
 
 Only files it wrote itself are ever replaced or deleted: every file is recorded in ``<output_dir>/.led-written``
 (appended and synced before the file is written, so even a killed run's files are known), and an output folder that
@@ -60,7 +62,7 @@ import PIL.Image
 from .expressions import EXPRESSIONS, canonical_expression
 from .image_processor import ImageLoadError, prepare_image
 from .regions import FaceRegionProcessor
-from .utils import escape_file_name, write_text_atomically
+from .utils import escape_file_name, file_digest, write_text_atomically
 
 
 FORMATS = ("rafd", "ckplus", "ckplus_sample", "metadata", "folders")
@@ -487,31 +489,91 @@ def list_labelled_photos(
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def subject_key(subject: Any) -> str:
+    """The identity of a subject id: surrounding spaces dropped and leading zeros of a numeric id ignored, so
+    ``"1"``, ``"01"`` and ``"001"`` (one RaFD person written three ways) are one person."""
+    text = str(subject).strip()
+    return str(int(text)) if text.isdigit() else text
+
+
+def normalise_subjects(photos: Sequence[LabelledPhoto]) -> Dict[str, str]:
+    """Give every photo of one person (:func:`subject_key`) the same subject id, its longest spelling (``"001"`` of
+    ``"1"``, ``"01"``, ``"001"``: zero-padded ids sort as numbers). Returns key -> id."""
+    spellings: Dict[str, set] = {}
+    for photo in photos:
+        spellings.setdefault(subject_key(photo.subject), set()).add(str(photo.subject).strip())
+    canonical = {key: min(names, key=lambda name: (-len(name), name)) for key, names in spellings.items()}
+    for photo in photos:
+        photo.subject = canonical[subject_key(photo.subject)]
+    return canonical
+
+
+def remove_duplicate_photos(listing: PhotoListing, test_set: set) -> None:
+    """Keep one photo of each content (SHA-256 of the file: a copy, a symbolic link or a metadata row listed twice
+    are the same photo), moving the others to ``listing.skipped``. Copies labelled with different expressions are
+    all skipped (which label is right is unknown).
+
+    Raises:
+        DatasetFormatError: copies of one photo belong to subjects on both sides of the split (the same face would be
+            trained on and tested on).
+    """
+    groups: Dict[str, List[LabelledPhoto]] = {}
+    for photo in sorted(listing.photos, key=lambda p: (p.path.is_symlink(), p.source)):  # the file before a link
+        try:
+            digest = file_digest(photo.path)
+        except OSError as error:
+            listing.skipped.append({"source": photo.source, "reason": f"unreadable: {error}"})
+            continue
+        groups.setdefault(digest, []).append(photo)
+    kept = []
+    for copies in groups.values():
+        first = copies[0]
+        splits = {"test" if subject_key(c.subject) in test_set else "train" for c in copies}
+        if len(splits) > 1:
+            raise DatasetFormatError(
+                f"{', '.join(c.source for c in copies)} are the same photo (identical content) labelled as subjects "
+                f"{sorted({c.subject for c in copies})}, which the split puts in train and test: fix the labels, or "
+                "remove the copies."
+            )
+        if len({c.expression for c in copies}) > 1:
+            labels = ", ".join(f"{c.source} ({c.expression})" for c in copies)
+            reason = f"the same photo (identical content) has different expressions: {labels}; fix the labels"
+            listing.skipped.extend({"source": c.source, "reason": reason} for c in copies)
+            continue
+        kept.append(first)
+        reason = f"duplicate of {first.source} (identical content)"
+        listing.skipped.extend({"source": c.source, "reason": reason} for c in copies[1:])
+    listing.photos = kept
+
+
 def split_subjects(
     subjects: Iterable[str],
     test_subjects: Optional[Sequence[str]] = None,
     test_fraction: float = 0.05,
     seed: int = 0,
 ) -> set:
-    """The subjects of the test split.
+    """The subjects of the test split, as :func:`subject_key` gives them (``"01"`` and ``"1"`` are one subject).
 
     ``test_subjects`` names them; otherwise ``round(test_fraction * n)`` subjects (at least one when the fraction is
     positive and there are two or more subjects, never all of them) are drawn by a seeded hash, so the choice is the
     same on every run with the same subjects.
     """
-    subjects = sorted(set(subjects))
+    spelling = {}  # key -> the id as written (the draw below ranks the ids as written, as it always has)
+    for subject in subjects:
+        spelling.setdefault(subject_key(subject), str(subject).strip())
+    subjects = sorted(spelling.values())
     if test_subjects:
-        unknown = sorted(set(test_subjects) - set(subjects))
+        unknown = sorted({subject_key(s) for s in test_subjects} - set(spelling))
         if unknown:
             raise ValueError(f"--test_subjects {unknown} are not among the subjects found: {subjects}.")
-        return set(test_subjects)
+        return {subject_key(s) for s in test_subjects}
     if not 0.0 <= test_fraction < 1.0:
         raise ValueError(f"--test_fraction must be in [0, 1), got {test_fraction}.")
     if test_fraction == 0.0 or len(subjects) < 2:
         return set()
     count = min(max(1, round(test_fraction * len(subjects))), len(subjects) - 1)
     ranked = sorted(subjects, key=lambda s: hashlib.sha256(f"{seed}:{s}".encode()).hexdigest())
-    return set(ranked[:count])
+    return {subject_key(s) for s in ranked[:count]}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -783,7 +845,9 @@ def prepare_dataset(
             + (f", e.g. {listing.skipped[0]}" if listing.skipped else "")
             + "."
         )
+    normalise_subjects(listing.photos)
     test_set = split_subjects([p.subject for p in listing.photos], test_subjects, test_fraction, seed)
+    remove_duplicate_photos(listing, test_set)
 
     written = WrittenFiles(output_dir)
     check_output_folder(input_dir, output_dir, written, allow_other_files)
@@ -795,7 +859,7 @@ def prepare_dataset(
         split_dir.mkdir(parents=True, exist_ok=True)
         done[split] = _load_split_metadata(split_dir, regions)
         for source, records in done[split].items():
-            wanted = "test" if records[0]["subject"] in test_set else "train"
+            wanted = "test" if subject_key(records[0]["subject"]) in test_set else "train"
             if wanted != split:
                 raise ValueError(
                     f"{output_dir} holds subject {records[0]['subject']!r} in {split}, but this run puts it in "
@@ -822,7 +886,7 @@ def prepare_dataset(
 
         photos = tqdm(photos, desc="Cropping faces", unit="photo")
     for photo in photos:
-        split = "test" if photo.subject in test_set else "train"
+        split = "test" if subject_key(photo.subject) in test_set else "train"
         if photo.source in done[split]:
             already_done += 1
             continue
