@@ -99,6 +99,13 @@ def test_prepare_data_never_deletes_or_replaces_files_it_did_not_write(tmp_path)
     assert _snapshot(out) == user_files, "a refused run writes nothing"
     assert prepare_data_main(["--input_dir", str(photos), "--output_dir", str(out), "--quiet"]) == 1
 
+    clean = tmp_path / "clean"
+    for clutter in [".DS_Store", "train/Thumbs.db"]:  # what file managers leave: not data, no reason to refuse
+        (clean / clutter).parent.mkdir(parents=True, exist_ok=True)
+        (clean / clutter).write_bytes(b"clutter")
+    assert _prepare(photos, clean).processed == 4 and (clean / ".DS_Store").read_bytes() == b"clutter"
+    assert (clean / "train" / "Thumbs.db").read_bytes() == b"clutter"
+
     first = _prepare(photos, out, allow_other_files=True)
     again = _prepare(photos, out, allow_other_files=True)
     assert first.processed == 4 and again.already_done == 4

@@ -682,7 +682,8 @@ class WrittenFiles:
 
     def others(self) -> List[str]:
         """The entries of the output folder (and of its ``train/`` and ``test/``) that led-prepare-data did not
-        write, as relative paths; folders other than the splits count as one entry."""
+        write, as relative paths; folders other than the splits count as one entry. The files a file manager leaves
+        (``.DS_Store``, ``Thumbs.db``, other hidden files) do not count: they are not data (and are never touched)."""
         found = []
         if not self.output_dir.is_dir():
             return found
@@ -691,7 +692,12 @@ class WrittenFiles:
                 found.extend(f"{entry.name}/{child.name}" for child in sorted(entry.iterdir()))
             else:
                 found.append(entry.name)
-        return [relative for relative in found if not self.owns(relative)]
+        return [relative for relative in found if not self.owns(relative) and not _is_clutter(relative)]
+
+
+def _is_clutter(relative: str) -> bool:
+    name = relative.rsplit("/", 1)[-1]
+    return name.startswith(".") or name.lower() in ("thumbs.db", "desktop.ini")
 
 
 def _is_our_report(report_file: Path) -> bool:
