@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -11,6 +12,7 @@ from diffusers import DDPMScheduler, UNet2DConditionModel
 from PIL import Image
 
 from diffusers_led import EXPRESSIONS, ExpressionEmbeddings, LocalExpressionPipeline
+from diffusers_led.regions import DetectedFace, FaceRegions
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,3 +80,27 @@ def two_face_image(example_image) -> Image.Image:
     """Two copies of the example portrait side by side (a group photo with two faces)."""
     array = np.asarray(example_image)
     return Image.fromarray(np.concatenate([array, array[:, ::-1]], axis=1))
+
+
+class StubProcessor:
+    """A face region processor without a detector: one fixed 'face' whose crops are the photo resized to 16x16
+    (led-prepare-data tests that are about files, not faces)."""
+
+    def extract(self, image, regions=None):
+        face = DetectedFace(box=(0.0, 0.0, 8.0, 8.0), landmarks=np.zeros((5, 2), np.float32), score=1.0)
+        crops = {r: cv2.resize(np.ascontiguousarray(image), (16, 16)) for r in regions}
+        boxes = {r: (0, 0, 1, 1) for r in regions}
+        return [FaceRegions(face=face, matrix=np.eye(2, 3), boxes=boxes, crops=crops, masks={})]
+
+
+def distinct_copy(destination: Path, gray: bool = False) -> Path:
+    """The example portrait saved as another photo (grayscale if asked): the same pixels in a file of its own (its name
+    in a PNG text chunk), so that led-prepare-data does not take the copies for one photo listed twice."""
+    from PIL import PngImagePlugin
+
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.open(EXAMPLE_IMAGE)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("copy", repr(destination.name))
+    (image.convert("L") if gray else image).save(destination, format="PNG", pnginfo=info)
+    return destination

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,18 +14,11 @@ from diffusers_led import data
 from diffusers_led.cli import prepare_data_main
 from diffusers_led.regions import FaceRegionProcessor
 
+from conftest import distinct_copy
+
 
 REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "examples" / "astronaut.png"
-
-
-def _copy(destination: Path, gray: bool = False) -> Path:
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    if gray:
-        Image.open(ASTRONAUT).convert("L").save(destination)
-    else:
-        shutil.copy(ASTRONAUT, destination)
-    return destination
 
 
 def _touch_image(destination: Path) -> Path:
@@ -47,8 +39,8 @@ def rafd_dir(tmp_path) -> Path:
     root = tmp_path / "rafd"
     for subject in ("01", "02", "03"):
         for expression in ("angry", "happy"):
-            _copy(root / f"Rafd090_{subject}_Caucasian_female_{expression}_frontal.png", gray=subject == "03")
-    _copy(root / "Rafd045_01_Caucasian_female_sad_frontal.png")  # another camera angle: not used
+            distinct_copy(root / f"Rafd090_{subject}_Caucasian_female_{expression}_frontal.png", gray=subject == "03")
+    distinct_copy(root / "Rafd045_01_Caucasian_female_sad_frontal.png")  # another camera angle: not used
     (root / "Rafd090_04_Moroccan_male_sad_left.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
     Image.new("RGB", (120, 90), (128, 128, 128)).save(root / "Rafd090_05_Kid_male_neutral_right.png")
     (root / "notes.txt").write_text("not an image")
@@ -208,26 +200,29 @@ def test_prepare_rafd_folder_with_the_cli(rafd_dir, tmp_path, capsys):
     assert {"image", "expression", "region", "subject", "source"} <= set(loaded["train"].column_names)
 
 
-def test_rerun_is_idempotent_and_resumes_an_interrupted_run(rafd_dir, tmp_path, processor):
+def test_rerun_is_idempotent_and_resumes_an_interrupted_run(rafd_dir, tmp_path, processor, monkeypatch):
     out = tmp_path / "crops"
     calls = {"n": 0}
+    append_lines = data._append_lines
 
-    class CrashingProcessor:
-        def extract(self, image, regions=None):
-            calls["n"] += 1
-            if calls["n"] == 4:
-                raise KeyboardInterrupt("simulated crash")
-            return processor.extract(image, regions=regions)
+    def crash_before_the_fourth_metadata(path, records):
+        calls["n"] += 1
+        if calls["n"] == 4:  # the 4th photo's crops are written, its metadata lines are not
+            raise KeyboardInterrupt("simulated crash")
+        append_lines(path, records)
 
+    monkeypatch.setattr(data, "_append_lines", crash_before_the_fourth_metadata)
     with pytest.raises(KeyboardInterrupt):
-        data.prepare_dataset(rafd_dir, out, test_fraction=0.0, processor=CrashingProcessor(), progress=False)
+        data.prepare_dataset(rafd_dir, out, test_fraction=0.0, processor=processor, progress=False)
+    monkeypatch.setattr(data, "_append_lines", append_lines)
     done = _records(out / "train")
     assert len(done) == 6  # the 3 photos finished before the crash, 2 crops each
-    # What a crash can leave: a torn last line, a crop without metadata, a temporary file.
+    # What a crash can leave: a torn last line, crops without metadata, a temporary file.
     with open(out / "train" / "metadata.jsonl", "a") as handle:
         handle.write('{"file_name": "torn')
-    Image.new("RGB", (64, 64)).save(out / "train" / "orphan_eyes.png")
-    (out / "train" / "half.png.tmp").write_bytes(b"")
+    orphans = [p for p in (out / "train").glob("*.png") if p.name not in {r["file_name"] for r in done}]
+    assert len(orphans) == 2
+    (out / "train" / (orphans[0].name + ".tmp")).write_bytes(b"")
 
     resumed = data.prepare_dataset(rafd_dir, out, test_fraction=0.0, processor=processor, progress=False)
     assert resumed.already_done == 3 and resumed.processed == 3

@@ -35,9 +35,8 @@ from diffusers_led import data as data_module
 from diffusers_led.cli import atomic_save, edit_main
 from diffusers_led.image_processor import ImageLoadError, load_image, prepare_image
 from diffusers_led.pipeline_led import UnsafeWeightsError
-from diffusers_led.regions import DetectedFace, FaceRegions
 
-from conftest import EXAMPLE_IMAGE, make_tiny_pipeline
+from conftest import EXAMPLE_IMAGE, StubProcessor, make_tiny_pipeline
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -666,16 +665,6 @@ data._append_lines = append_or_tear
 data.prepare_dataset(input_dir, output_dir, format="folders", test_fraction=0.0, processor=Stub(), progress=False,
                      crop_size=16)
 """
-
-
-class StubProcessor:
-    """The same fixed 'face' as the child's: crop sources resized, no detector."""
-
-    def extract(self, image, regions=None):
-        face = DetectedFace(box=(0.0, 0.0, 8.0, 8.0), landmarks=np.zeros((5, 2), np.float32), score=1.0)
-        crops = {r: cv2.resize(np.ascontiguousarray(image), (16, 16)) for r in regions}
-        boxes = {r: (0, 0, 1, 1) for r in regions}
-        return [FaceRegions(face=face, matrix=np.eye(2, 3), boxes=boxes, crops=crops, masks={})]
 
 
 @pytest.fixture(scope="module")

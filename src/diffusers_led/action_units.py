@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .expressions import canonical_expression
+from .labels import canonical_expression
 from .regions import similarity_transform, transform_points
 
 __all__ = [

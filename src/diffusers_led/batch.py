@@ -26,7 +26,11 @@ __all__ = [
     "optimize_for_cpu",
     "preload_face_detector",
     "recommended_num_threads",
+    "wait_for_preloads",
 ]
+
+# The preload threads started and not yet waited for (see wait_for_preloads).
+_PRELOADS: List[threading.Thread] = []
 
 
 def available_cpus() -> int:
@@ -119,9 +123,14 @@ def bf16_is_fast() -> bool:
 
 
 def preload_face_detector(model: Optional[str]) -> Optional[threading.Thread]:
-    """Start loading the face detector of a local model folder (dlib's models: about a second) in a daemon thread,
-    so it overlaps importing torch/diffusers and loading the UNet. Returns the thread, or ``None`` when the model is
-    not a local folder. Failures are left for the real load to report."""
+    """Start loading the face detector of a local model folder (dlib's models: about a second) in a thread, so it
+    overlaps importing torch/diffusers and loading the UNet. Returns the thread, or ``None`` when the model is not a
+    local folder. Failures are left for the real load to report.
+
+    Call :func:`wait_for_preloads` before the program ends, whatever happens: a thread still inside dlib's C++ code
+    when the interpreter exits aborts the process ("terminate called without an active exception"). The thread is
+    not a daemon, so the interpreter also waits for it at a normal exit.
+    """
     import json
 
     from .regions import load_face_detector
@@ -146,9 +155,17 @@ def preload_face_detector(model: Optional[str]) -> Optional[threading.Thread]:
         except Exception:  # noqa: BLE001, S110 - the real load reports failures
             pass
 
-    thread = threading.Thread(target=load, name="led-detector-preload", daemon=True)
+    thread = threading.Thread(target=load, name="led-detector-preload", daemon=False)
     thread.start()
+    _PRELOADS.append(thread)
     return thread
+
+
+def wait_for_preloads() -> None:
+    """Wait until every thread of :func:`preload_face_detector` has finished (about a second at most)."""
+    while _PRELOADS:
+        _PRELOADS[0].join()
+        _PRELOADS.pop(0)
 
 
 @dataclass

@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import functools
 import os
+import signal
 import sys
+import threading
 import uuid
+from collections import Counter
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 from .devices import add_device_arguments
-from .image_processor import ImageLoadError
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif")
+#: Output extensions led-edit writes (Pillow format names). GIF keeps only 256 colours, so it is refused.
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
+                  ".bmp": "BMP", ".avif": "AVIF"}  # fmt: skip
+#: The longest file name (in bytes) that common file systems (ext4, APFS, NTFS, ...) allow.
+NAME_MAX = 255
+_TEMPORARY_EXTRA = len("..12345678.tmp")
 #: led-edit --mode (the pipeline's EDIT_MODES, without importing torch before the arguments are checked).
 EDIT_MODE_CHOICES = ("geometry+texture", "geometry", "diffusion")
 NEGATIVE_TARGET_HELP = (
@@ -29,71 +40,218 @@ class CLIError(Exception):
 
 def collect_images(inputs: Sequence[str]) -> List[Path]:
     """Expand files and folders (non-recursive) into a sorted list of image paths. Hidden files in folders (macOS
-    ``._photo.png`` resource forks, our own ``.tmp`` files) are not photos and are left out."""
+    ``._photo.png`` resource forks, our own ``.tmp`` files) are not photos and are left out; other files whose
+    extension is not one of :data:`IMAGE_SUFFIXES` are left out with one line each on stderr."""
     paths: List[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            paths.extend(
-                sorted(
-                    p
-                    for p in path.iterdir()
-                    if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()
+            files = sorted(p for p in path.iterdir() if not p.name.startswith(".") and p.is_file())
+            for other in [p for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]:
+                print(
+                    f"led-edit: skipped {other}: not an image type led-edit reads ({', '.join(IMAGE_SUFFIXES)}).",
+                    file=sys.stderr,
                 )
-            )
+            paths.extend(p for p in files if p.suffix.lower() in IMAGE_SUFFIXES)
         elif path.exists():
             paths.append(path)
         else:
             raise CLIError(f"{item}: no such file or folder.")
+    paths = list({os.path.realpath(p): p for p in reversed(paths)}.values())[::-1]  # each file once, first place
     if not paths:
         raise CLIError(f"no images found in {', '.join(inputs)} (looked for {', '.join(IMAGE_SUFFIXES)}).")
     return paths
 
 
-def atomic_save(image, destination: Path, overwrite: bool) -> None:
-    """Save a PIL image to ``destination`` through a hidden temporary file in the same folder
-    (``.<name>.<random>.tmp``, never taken for an input image), synced to disk, then an atomic rename: a crash or a
-    kill never leaves a partial image under the final name, and an existing file is either the old one or the new
-    one."""
-    if destination.exists() and not overwrite:
-        raise CLIError(f"{destination} exists; pass --overwrite to replace it.")
-    image_format = _pil_formats().get(destination.suffix.lower())
-    if image_format is None:
-        kind = destination.suffix or "extension-less"
-        raise CLIError(f"{destination}: cannot write {kind} files; use .png or .jpg.")
+def output_format(destination: Path) -> str:
+    """The Pillow format that ``destination``'s extension asks for.
+
+    Raises:
+        CLIError: an extension led-edit does not write (GIF, AVIF without Pillow's AVIF support, PDF, none ...).
+    """
+    suffix = destination.suffix.lower()
+    image_format = OUTPUT_FORMATS.get(suffix)
+    if image_format is not None and _pil_can_write(image_format):
+        return image_format
+    if suffix == ".gif":
+        reason = "GIF keeps only 256 colours"
+    elif image_format is not None:
+        reason = f"this Pillow cannot write {image_format}"
+    else:
+        reason = f"cannot write {suffix or 'extension-less'} files"
+    writable = ", ".join(s for s, f in OUTPUT_FORMATS.items() if _pil_can_write(f))
+    raise CLIError(f"{destination}: {reason}; use one of {writable} (.png keeps every pixel).")
+
+
+def _pil_can_write(image_format: str) -> bool:
+    from PIL import Image, features
+
+    if image_format == "AVIF" and not features.check("avif"):
+        return False
+    Image.init()
+    return image_format in Image.SAVE
+
+
+def _temporary_path(destination: Path) -> Path:
+    """A hidden temporary name beside ``destination`` (``.<name>.<random>.tmp``, never taken for an input image)
+    that stays within :data:`NAME_MAX` bytes: a long name is shortened."""
+    name = os.fsdecode(os.fsencode(destination.name)[: NAME_MAX - _TEMPORARY_EXTRA])
+    return destination.with_name(f".{name}.{uuid.uuid4().hex[:8]}.tmp")
+
+
+def _exists_error(destination: Path) -> CLIError:
+    return CLIError(f"{destination} exists; pass --overwrite to replace it.")
+
+
+def _move_into_place(temporary: Path, destination: Path, overwrite: bool) -> None:
+    """Rename ``temporary`` to ``destination``; without ``overwrite`` atomically only if no file (nor a symbolic
+    link, even a dangling one) has that name, so of two writers at once exactly one succeeds."""
+    if overwrite:
+        os.replace(temporary, destination)
+        return
+    try:
+        os.link(temporary, destination)  # fails if the name exists, whatever it is; never follows a link
+    except FileExistsError:
+        raise _exists_error(destination) from None
+    except OSError as error:
+        if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
+            raise
+        # A file system without hard links (FAT, some network shares): reserve the name, then replace it.
+        try:
+            os.close(os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            raise _exists_error(destination) from None
+        os.replace(temporary, destination)
+    else:
+        os.remove(temporary)
+
+
+def atomic_save(image, destination: Path, overwrite: bool, **save_options) -> None:
+    """Save a PIL image to ``destination`` through a hidden temporary file in the same folder, synced to disk, then
+    an atomic rename: a crash or a kill never leaves a partial image under the final name, and an existing file is
+    either the old one or the new one. Without ``overwrite`` an existing file (or symbolic link) is never replaced,
+    even by a writer that creates it at the same moment. ``save_options`` go to ``PIL.Image.Image.save``."""
+    if os.path.lexists(destination) and not overwrite:
+        raise _exists_error(destination)
+    image_format = output_format(destination)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = destination.with_name(f".{destination.name}.{uuid.uuid4().hex[:8]}.tmp")
+    temporary = _temporary_path(destination)
     try:
         # os.open with 0o666 (not mkstemp's 0o600): the image gets the permissions the umask gives any new file.
         with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as stream:
             if image_format == "JPEG" and image.mode in ("RGBA", "LA"):
                 image = image.convert("RGB" if image.mode == "RGBA" else "L")
-            image.save(stream, format=image_format)
+            image.save(stream, format=image_format, **save_options)
             stream.flush()
             os.fsync(stream.fileno())
-        os.replace(temporary, destination)
+        _move_into_place(temporary, destination, overwrite)
     except BaseException:
         if os.path.exists(temporary):
             os.remove(temporary)
         raise
 
 
-def _pil_formats() -> dict:
-    """File extension -> Pillow format name (".png" -> "PNG")."""
+def _looks_like_image_file(output: str) -> bool:
     from PIL import Image
 
-    return Image.registered_extensions()
+    suffix = Path(output).suffix.lower()
+    return suffix in OUTPUT_FORMATS or suffix in IMAGE_SUFFIXES or suffix in Image.registered_extensions()
 
 
 def output_paths(paths: Sequence[Path], output: Optional[str], target: str, single_file: bool) -> List[Path]:
     """Where each edited image goes: ``-o`` itself for one input file, else ``<stem>_<target>.png`` in ``-o`` (a
-    folder, default: beside each input)."""
-    if single_file and output and Path(output).suffix.lower() in IMAGE_SUFFIXES:
+    folder, default: beside each input). Inputs that would share a name (``a.png`` and ``a.jpg``) keep their
+    extension in it: ``a_png_<target>.png``, ``a_jpg_<target>.png``.
+
+    Raises:
+        CLIError: ``-o`` names an image file but several images are edited, or an extension led-edit cannot write,
+            or two inputs would still share an output name (e.g. ``x/a.png`` and ``y/a.png`` with one ``-o``).
+    """
+    if output and _looks_like_image_file(output):
+        if not single_file:
+            raise CLIError(f"-o {output} names one image file, but {len(paths)} images are edited: give a folder.")
+        output_format(Path(output))
         return [Path(output)]
     suffix = f"_{target.replace(' ', '-')}"
-    if output:
-        return [Path(output) / f"{p.stem}{suffix}.png" for p in paths]
-    return [p.with_name(f"{p.stem}{suffix}.png") for p in paths]
+
+    def name(path: Path, with_extension: bool) -> Path:
+        folder = Path(output) if output else path.parent
+        extension = f"_{path.suffix[1:]}" if with_extension and path.suffix else ""
+        return folder / f"{path.stem}{extension}{suffix}.png"
+
+    plain = Counter(name(p, False) for p in paths)
+    destinations = [name(p, plain[name(p, False)] > 1) for p in paths]
+    _refuse_shared_names(paths, destinations)
+    return destinations
+
+
+def _refuse_shared_names(paths: Sequence[Path], destinations: Sequence[Path]) -> None:
+    groups: Dict[Path, List[Path]] = {}
+    for path, destination in zip(paths, destinations):
+        groups.setdefault(destination, []).append(path)
+    shared = {d: group for d, group in groups.items() if len(group) > 1}
+    if shared:
+        listed = "; ".join(f"{', '.join(map(str, group))} -> {d}" for d, group in list(shared.items())[:5])
+        raise CLIError(
+            f"{sum(map(len, shared.values()))} inputs would be written to the same output ({listed}); edit them in "
+            "separate runs with different -o folders, or rename them."
+        )
+
+
+def regions_path(destination: Path) -> Path:
+    """Where ``--show-regions`` writes the picture of the detected faces of the output ``destination``."""
+    return destination.with_name(destination.stem + "_regions.png")
+
+
+def check_destinations(
+    paths: Sequence[Path], destinations: Sequence[Path], overwrite: bool, show_regions: bool = False
+) -> None:
+    """Refuse, before anything is edited, outputs that could not be written or would lose a file: a name longer than
+    :data:`NAME_MAX` bytes, two outputs with one name, an output that is one of the inputs, and (without
+    ``overwrite``) an existing file or symbolic link.
+
+    Raises:
+        CLIError: naming the first such output (and how many more).
+    """
+    files = list(destinations) + ([regions_path(d) for d in destinations] if show_regions else [])
+    too_long = [f for f in files if len(os.fsencode(f.name)) > NAME_MAX]
+    if too_long:
+        raise CLIError(
+            f"{too_long[0]}: the file name is {len(os.fsencode(too_long[0].name))} bytes, above the {NAME_MAX}-byte "
+            "limit of file systems; use a shorter -o (or rename the input)."
+        )
+    counts = Counter(os.path.abspath(f) for f in files)
+    shared = [f for f in files if counts[os.path.abspath(f)] > 1]
+    if shared:
+        raise CLIError(
+            f"{shared[0]} would be written twice (an output and a --show-regions picture); rename the input."
+        )
+    inputs = {os.path.realpath(p) for p in paths}
+    replaced = [f for f in files if os.path.realpath(f) in inputs]
+    if replaced:
+        raise CLIError(f"{replaced[0]} is one of the inputs and would be replaced by an edit; choose another -o.")
+    existing = [f for f in files if os.path.lexists(f)]
+    if existing and not overwrite:
+        more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+        raise CLIError(f"{existing[0]} exists{more}; pass --overwrite to replace.")
+
+
+def warn_if_lossy(paths: Sequence[Path], destinations: Sequence[Path]) -> bool:
+    """Print one warning when an output is written in a lossy format (JPEG, AVIF) although its input is lossless;
+    returns whether it did."""
+    from .image_processor import is_lossy_output
+
+    lossless_inputs = (".png", ".bmp", ".tif", ".tiff")
+    for path, destination in zip(paths, destinations):
+        image_format = output_format(destination)
+        if path.suffix.lower() in lossless_inputs and is_lossy_output(image_format, lossy_source=False):
+            print(
+                f"led-edit: warning: {destination.suffix} ({image_format}) is lossy: the pixels outside the edited "
+                "regions will differ slightly from the input; use .png, .tif or .webp to keep them bit-identical.",
+                file=sys.stderr,
+            )
+            return True
+    return False
 
 
 def build_edit_parser() -> argparse.ArgumentParser:
@@ -154,6 +312,81 @@ def build_edit_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _interrupt_once() -> Iterator[None]:
+    """Ctrl-C raises ``KeyboardInterrupt`` once; from then on Ctrl-C is ignored for the rest of the process, which is
+    about to end (a second ``KeyboardInterrupt`` in the middle of the clean-up would print a traceback or leave a
+    thread in native code at exit, and one arriving as the interpreter shuts down would kill it with SIGINT).
+    Without an interrupt the previous handler is restored. Only in the main thread, where Python handles signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    interrupted = []
+
+    def on_interrupt(signum, frame) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        if not interrupted:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _print_any_file_name() -> None:
+    """Let stdout and stderr print any file name: characters the console's encoding lacks (an emoji under cp1252) and
+    the undecodable bytes of a file name (Latin-1 names on a UTF-8 system) are written as backslash escapes instead of
+    raising ``UnicodeEncodeError`` in the middle of a run."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+
+
+def _wait_for_background_work() -> bool:
+    """Wait for the face detector preload (see :func:`~diffusers_led.batch.preload_face_detector`): a thread still
+    inside dlib's C++ code when the interpreter exits aborts the process. Returns whether Ctrl-C was pressed."""
+    batch = sys.modules.get(f"{__package__}.batch")
+    interrupted = False
+    while batch is not None:
+        try:
+            batch.wait_for_preloads()
+            break
+        except KeyboardInterrupt:
+            interrupted = True
+    return interrupted
+
+
+def _command(program: str) -> Callable:
+    """Make ``main(argv) -> exit code`` a command-line entry point that never ends in a traceback or an abort on
+    Ctrl-C: one press (at any moment, also before ``main`` catches it) gives one line and exit code 130, more presses
+    are ignored, and background threads are finished before returning."""
+
+    def decorate(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optional[Sequence[str]]], int]:
+        @functools.wraps(main)
+        def run(argv: Optional[Sequence[str]] = None) -> int:
+            _print_any_file_name()
+            with _interrupt_once():
+                code = None
+                try:
+                    code = main(argv)
+                except KeyboardInterrupt:
+                    pass
+                finally:
+                    interrupted = _wait_for_background_work()
+                if code is None or (interrupted and code != 130):
+                    print(f"{program}: interrupted.", file=sys.stderr)
+                    code = 130
+                return code
+
+        return run
+
+    return decorate
+
+
+@_command("led-edit")
 def edit_main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``led-edit``."""
     args = build_edit_parser().parse_args(argv)
@@ -181,16 +414,7 @@ def _unexpected(program: str, error: Exception) -> int:
 
 
 def _edit(args: argparse.Namespace) -> int:
-    from .batch import preload_face_detector
-
-    preloading = preload_face_detector(args.model)  # dlib's models load while torch and the UNet do
-
-    import torch
-
-    from .batch import default_batch_size, optimize_for_cpu, recommended_num_threads
-    from .devices import load_pipeline_on, resolve_device_and_dtype
-    from .expressions import canonical_expression
-    from .pretrained import default_model_path
+    from .labels import canonical_expression
 
     from .action_units import parse_action_units
 
@@ -202,10 +426,6 @@ def _edit(args: argparse.Namespace) -> int:
         args.mode = "diffusion"
     if args.mode == "diffusion" and target is None:
         raise CLIError("the diffusion mode (--mode diffusion, --paper) needs --target; --au needs a geometry mode.")
-    device, dtype = resolve_device_and_dtype(args.device, args.dtype)  # each process's own GPU under accelerate
-    if args.bf16 and dtype != torch.float32:
-        name = str(dtype).replace("torch.", "")
-        raise CLIError(f"--bf16 autocasts float32 weights, these are {name}: add --dtype float32 or drop --bf16.")
     for flag, value in (("--strength", args.strength), ("--texture-strength", args.texture_strength)):
         if value is not None and not 0.0 <= value <= 1.0:
             raise CLIError(f"{flag} must be in [0, 1], got {value}.")
@@ -214,9 +434,23 @@ def _edit(args: argparse.Namespace) -> int:
     paths = collect_images(args.inputs)
     single_file = len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir()
     destinations = output_paths(paths, args.output, target or "au", single_file)
-    existing = [str(d) for d in destinations if d.exists()]
-    if existing and not args.overwrite:
-        raise CLIError(f"{existing[0]} exists{f' (and {len(existing) - 1} more)' if len(existing) > 1 else ''}; pass --overwrite to replace.")
+    check_destinations(paths, destinations, args.overwrite, args.show_regions)
+
+    from .batch import preload_face_detector
+
+    preloading = preload_face_detector(args.model)  # dlib's models load while torch and the UNet do
+
+    import torch
+
+    from .batch import default_batch_size, optimize_for_cpu, recommended_num_threads
+    from .devices import load_pipeline_on, resolve_device_and_dtype
+    from .pretrained import default_model_path
+
+    device, dtype = resolve_device_and_dtype(args.device, args.dtype)  # each process's own GPU under accelerate
+    if args.bf16 and dtype != torch.float32:
+        name = str(dtype).replace("torch.", "")
+        raise CLIError(f"--bf16 autocasts float32 weights, these are {name}: add --dtype float32 or drop --bf16.")
+    warn_if_lossy(paths, destinations)
 
     # Under `accelerate launch` (several processes), each process edits its own share of the files.
     state = None
@@ -266,6 +500,7 @@ def _edit(args: argparse.Namespace) -> int:
 def _edit_files(args, pipe, paths, destinations, target, prefetch, prefix) -> List[str]:
     """Edit and save ``paths`` (this process's share); prints one line per file, returns the failures."""
     from .batch import edit_files
+    from .image_processor import save_options
 
     failures = []
     destination_of = dict(zip(paths, destinations))
@@ -294,13 +529,14 @@ def _edit_files(args, pipe, paths, destinations, target, prefetch, prefix) -> Li
         destination = destination_of[result.path]
         faces = result.faces
         try:
-            atomic_save(result.image, destination, args.overwrite)
+            options = save_options(result.source, output_format(destination), result.image.mode)
+            atomic_save(result.image, destination, args.overwrite, **options)
             if args.show_regions:
                 import numpy as np
                 from PIL import Image
 
                 debug = pipe.region_processor.draw_regions(np.asarray(result.source.convert("RGB")), faces)
-                atomic_save(Image.fromarray(debug), destination.with_name(destination.stem + "_regions.png"), True)
+                atomic_save(Image.fromarray(debug), regions_path(destination), args.overwrite)
         except (CLIError, OSError) as error:
             failures.append(f"{result.path}: {error}")
             continue
@@ -322,6 +558,12 @@ def build_prepare_data_parser() -> argparse.ArgumentParser:
     add = parser.add_argument
     add("--input_dir", required=True, help="The labelled photos.")
     add("--output_dir", required=True, help="Where the crop dataset goes (an existing one is completed).")
+    add(
+        "--allow_other_files",
+        action="store_true",
+        help="Use an --output_dir that holds files led-prepare-data did not write (by default it is refused); they "
+        "are never replaced or deleted.",
+    )
     add("--format", default="auto", choices=("auto", *FORMATS), help="Label source (default: from the layout).")
     add("--test_subjects", default=None, help="Comma-separated subject ids for the test split.")
     add("--test_fraction", type=float, default=0.05, help="Fraction of subjects held out without --test_subjects.")
@@ -348,6 +590,7 @@ def _split_list(text: Optional[str]) -> List[str]:
     return [item.strip() for item in (text or "").split(",") if item.strip()]
 
 
+@_command("led-prepare-data")
 def prepare_data_main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``led-prepare-data``: prints a summary (the full report goes to
     ``<output_dir>/prepare_report.json``); returns the exit code."""
@@ -370,6 +613,7 @@ def prepare_data_main(argv: Optional[Sequence[str]] = None) -> int:
             ckplus_peak_frames=args.ckplus_peak_frames,
             ckplus_neutral_frames=args.ckplus_neutral_frames,
             progress=not args.quiet,
+            allow_other_files=args.allow_other_files,
         )
     except (ValueError, OSError) as error:
         print(f"led-prepare-data: error: {error}", file=sys.stderr)
@@ -395,6 +639,7 @@ def prepare_data_main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
+@_command("led-evaluate")
 def evaluate_main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of ``led-evaluate``: edit held-out faces to every target at every strength and write a report
     (``report.json``, ``report.md``, ``edits.csv``, PNG plots) with expression, identity, preservation, seam and

@@ -11,10 +11,17 @@ and read by the same :func:`~diffusers_led.image_processor.prepare_image` as inf
 grayscale sources (CK+) give crops whose three channels are equal, marked ``"grayscale": true`` in the metadata, so
 a luminance model (``--color_mode luminance``) loses nothing and an RGB model learns gray.
 
-The split is by subject: no subject has crops in both splits. Photos that cannot be read or have no detectable face
-are skipped and listed in the report. A re-run is idempotent and an interrupted run loses no finished work: crops are
-written atomically, a photo's metadata lines are appended (and synced) only after all its crops exist, and photos
-already in the metadata are not processed again.
+The split is by subject: no subject has crops in both splits (``"1"``, ``"01"`` and ``"001"`` are one subject). A
+photo present twice (a copy, a symbolic link, a metadata row listed twice) is used once; copies that disagree on the
+expression are left out, and copies on both sides of the split stop the run. Photos that cannot be read or have no
+detectable face are skipped and listed in the report. A re-run is idempotent and an interrupted run loses no finished
+work: crops are written atomically, a photo's metadata lines are appended (and synced) only after all its crops exist,
+and photos already in the metadata are not processed again.
+
+Only files it wrote itself are ever replaced or deleted: every file is recorded in ``<output_dir>/.led-written``
+(appended and synced before the file is written, so even a killed run's files are known), and an output folder that
+holds other files (or the input photos) is refused unless ``allow_other_files`` is set; even then those files are left
+as they are.
 
 Label sources (``format``):
 
@@ -55,7 +62,7 @@ import PIL.Image
 from .expressions import EXPRESSIONS, canonical_expression
 from .image_processor import ImageLoadError, prepare_image
 from .regions import FaceRegionProcessor
-from .utils import write_text_atomically
+from .utils import escape_file_name, file_digest, write_text_atomically
 
 
 FORMATS = ("rafd", "ckplus", "ckplus_sample", "metadata", "folders")
@@ -63,6 +70,9 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", "
 SPLITS = ("train", "test")
 METADATA_FILE = "metadata.jsonl"
 REPORT_FILE = "prepare_report.json"
+#: The record of the files led-prepare-data wrote in an output folder (one relative POSIX path a line). Hidden, so that
+#: ``datasets`` does not take it for data.
+WRITTEN_FILE = ".led-written"
 
 RAFD_PATTERN = re.compile(
     r"^Rafd(?P<angle>\d{3})_(?P<subject>\d+)_(?P<ethnicity>[A-Za-z]+)_(?P<gender>male|female)_"
@@ -95,13 +105,18 @@ class DatasetFormatError(ValueError):
     """Raised when the input folder's layout or labels cannot be understood."""
 
 
+class OutputFolderError(ValueError):
+    """Raised when the output folder holds files that led-prepare-data did not write and could replace or mix with."""
+
+
 @dataclass
 class LabelledPhoto:
     """A source photo with its label, found in the input folder.
 
     Attributes:
         path: the file.
-        source: its path relative to the input folder (POSIX), the photo's key in the output metadata.
+        source: its path relative to the input folder (POSIX; bytes that are not UTF-8 written as ``\\xNN``, see
+            :func:`~diffusers_led.utils.escape_file_name`), the photo's key in the output metadata.
         expression: a canonical label of :data:`~diffusers_led.expressions.EXPRESSIONS`.
         subject: the person's id; the split keeps each subject on one side.
         attributes: format-specific extras copied into the metadata (RaFD angle/gaze/gender/ethnicity,
@@ -155,7 +170,7 @@ def _images_under(folder: Path) -> List[Path]:
 
 
 def _relative(path: Path, root: Path) -> str:
-    return path.relative_to(root).as_posix()
+    return escape_file_name(path.relative_to(root).as_posix())
 
 
 def _find_dir(root: Path, names: Sequence[str], max_depth: int = 3) -> Optional[Path]:
@@ -185,7 +200,7 @@ def guess_subject(file_name: str) -> str:
     ckplus = CKPLUS_NAME_PATTERN.search(Path(file_name).stem)
     if ckplus:
         return ckplus["subject"].upper()
-    return Path(file_name).stem
+    return escape_file_name(Path(file_name).stem)
 
 
 def _label(name: str) -> Optional[str]:
@@ -474,31 +489,91 @@ def list_labelled_photos(
 # ---------------------------------------------------------------------------------------------------------------------
 
 
+def subject_key(subject: Any) -> str:
+    """The identity of a subject id: surrounding spaces dropped and leading zeros of a numeric id ignored, so
+    ``"1"``, ``"01"`` and ``"001"`` (one RaFD person written three ways) are one person."""
+    text = str(subject).strip()
+    return str(int(text)) if text.isdigit() else text
+
+
+def normalise_subjects(photos: Sequence[LabelledPhoto]) -> Dict[str, str]:
+    """Give every photo of one person (:func:`subject_key`) the same subject id, its longest spelling (``"001"`` of
+    ``"1"``, ``"01"``, ``"001"``: zero-padded ids sort as numbers). Returns key -> id."""
+    spellings: Dict[str, set] = {}
+    for photo in photos:
+        spellings.setdefault(subject_key(photo.subject), set()).add(str(photo.subject).strip())
+    canonical = {key: min(names, key=lambda name: (-len(name), name)) for key, names in spellings.items()}
+    for photo in photos:
+        photo.subject = canonical[subject_key(photo.subject)]
+    return canonical
+
+
+def remove_duplicate_photos(listing: PhotoListing, test_set: set) -> None:
+    """Keep one photo of each content (SHA-256 of the file: a copy, a symbolic link or a metadata row listed twice
+    are the same photo), moving the others to ``listing.skipped``. Copies labelled with different expressions are
+    all skipped (which label is right is unknown).
+
+    Raises:
+        DatasetFormatError: copies of one photo belong to subjects on both sides of the split (the same face would be
+            trained on and tested on).
+    """
+    groups: Dict[str, List[LabelledPhoto]] = {}
+    for photo in sorted(listing.photos, key=lambda p: (p.path.is_symlink(), p.source)):  # the file before a link
+        try:
+            digest = file_digest(photo.path)
+        except OSError as error:
+            listing.skipped.append({"source": photo.source, "reason": f"unreadable: {error}"})
+            continue
+        groups.setdefault(digest, []).append(photo)
+    kept = []
+    for copies in groups.values():
+        first = copies[0]
+        splits = {"test" if subject_key(c.subject) in test_set else "train" for c in copies}
+        if len(splits) > 1:
+            raise DatasetFormatError(
+                f"{', '.join(c.source for c in copies)} are the same photo (identical content) labelled as subjects "
+                f"{sorted({c.subject for c in copies})}, which the split puts in train and test: fix the labels, or "
+                "remove the copies."
+            )
+        if len({c.expression for c in copies}) > 1:
+            labels = ", ".join(f"{c.source} ({c.expression})" for c in copies)
+            reason = f"the same photo (identical content) has different expressions: {labels}; fix the labels"
+            listing.skipped.extend({"source": c.source, "reason": reason} for c in copies)
+            continue
+        kept.append(first)
+        reason = f"duplicate of {first.source} (identical content)"
+        listing.skipped.extend({"source": c.source, "reason": reason} for c in copies[1:])
+    listing.photos = kept
+
+
 def split_subjects(
     subjects: Iterable[str],
     test_subjects: Optional[Sequence[str]] = None,
     test_fraction: float = 0.05,
     seed: int = 0,
 ) -> set:
-    """The subjects of the test split.
+    """The subjects of the test split, as :func:`subject_key` gives them (``"01"`` and ``"1"`` are one subject).
 
     ``test_subjects`` names them; otherwise ``round(test_fraction * n)`` subjects (at least one when the fraction is
     positive and there are two or more subjects, never all of them) are drawn by a seeded hash, so the choice is the
     same on every run with the same subjects.
     """
-    subjects = sorted(set(subjects))
+    spelling = {}  # key -> the id as written (the draw below ranks the ids as written, as it always has)
+    for subject in subjects:
+        spelling.setdefault(subject_key(subject), str(subject).strip())
+    subjects = sorted(spelling.values())
     if test_subjects:
-        unknown = sorted(set(test_subjects) - set(subjects))
+        unknown = sorted({subject_key(s) for s in test_subjects} - set(spelling))
         if unknown:
             raise ValueError(f"--test_subjects {unknown} are not among the subjects found: {subjects}.")
-        return set(test_subjects)
+        return {subject_key(s) for s in test_subjects}
     if not 0.0 <= test_fraction < 1.0:
         raise ValueError(f"--test_fraction must be in [0, 1), got {test_fraction}.")
     if test_fraction == 0.0 or len(subjects) < 2:
         return set()
     count = min(max(1, round(test_fraction * len(subjects))), len(subjects) - 1)
     ranked = sorted(subjects, key=lambda s: hashlib.sha256(f"{seed}:{s}".encode()).hexdigest())
-    return set(ranked[:count])
+    return {subject_key(s) for s in ranked[:count]}
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -522,10 +597,7 @@ def _save_png_atomically(array: np.ndarray, destination: Path) -> None:
 
 def _append_lines(metadata_file: Path, records: Sequence[Dict[str, Any]]) -> None:
     """Append records as JSON lines in one write and sync them to disk."""
-    with open(metadata_file, "a", encoding="utf-8") as handle:
-        handle.write("".join(json.dumps(record) + "\n" for record in records))
-        handle.flush()
-        os.fsync(handle.fileno())
+    _append_text(metadata_file, "".join(json.dumps(record) + "\n" for record in records))
 
 
 def _load_split_metadata(split_dir: Path, regions: Sequence[str]) -> Dict[str, List[Dict[str, Any]]]:
@@ -555,11 +627,147 @@ def _load_split_metadata(split_dir: Path, regions: Sequence[str]) -> Dict[str, L
     return finished
 
 
-def _remove_strays(split_dir: Path, records: Iterable[Dict[str, Any]]) -> None:
-    """Delete crop files no metadata line refers to, and temporary files, left by an interrupted run."""
-    keep = {r["file_name"] for r in records}
+class WrittenFiles:
+    """The files led-prepare-data wrote in ``output_dir``, as paths relative to it (``"train/x_eyes.png"``).
+
+    The record (:data:`WRITTEN_FILE`) is appended and synced *before* each file is written, so the files of a run
+    killed mid-write are known too; a temporary ``<name>.tmp`` belongs with ``<name>``. A folder from before the record
+    existed is recognised by its ``prepare_report.json``: the report, the metadata files and the crops they list.
+    """
+
+    def __init__(self, output_dir: os.PathLike):
+        self.output_dir = Path(output_dir)
+        self.record = self.output_dir / WRITTEN_FILE
+        self.paths: set = set()
+        if self.record.is_file():
+            self.paths = {line for line in self.record.read_text(encoding="utf-8").splitlines() if line}
+        elif _is_our_report(self.output_dir / REPORT_FILE):
+            self.paths = {REPORT_FILE}
+            for split in SPLITS:
+                metadata_file = self.output_dir / split / METADATA_FILE
+                if metadata_file.is_file():
+                    self.paths.add(f"{split}/{METADATA_FILE}")
+                    self.paths.update(f"{split}/{name}" for name in _listed_file_names(metadata_file))
+            self.rewrite(self.paths)
+
+    def owns(self, relative: str) -> bool:
+        """Whether ``relative`` (a path relative to the output folder) was written by led-prepare-data."""
+        if relative in (WRITTEN_FILE, WRITTEN_FILE + ".tmp"):
+            return True
+        return relative in self.paths or (relative.endswith(".tmp") and relative[: -len(".tmp")] in self.paths)
+
+    def claim(self, relatives: Sequence[str]) -> None:
+        """Record that the files ``relatives`` are about to be written (one synced append).
+
+        Raises:
+            OutputFolderError: one of them exists and was not written by led-prepare-data.
+        """
+        new = [relative for relative in relatives if relative not in self.paths]
+        for relative in new:
+            path = self.output_dir / relative
+            if path.exists() or path.is_symlink():
+                raise OutputFolderError(
+                    f"{path} was not written by led-prepare-data and would be replaced: move it away, or use a new "
+                    "--output_dir."
+                )
+        if new:
+            _append_text(self.record, "".join(relative + "\n" for relative in new))
+            self.paths.update(new)
+
+    def rewrite(self, relatives: Iterable[str]) -> None:
+        """Replace the record with ``relatives`` (after the files no longer wanted were deleted)."""
+        self.paths = set(relatives)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(self.record, "".join(relative + "\n" for relative in sorted(self.paths)))
+
+    def others(self) -> List[str]:
+        """The entries of the output folder (and of its ``train/`` and ``test/``) that led-prepare-data did not
+        write, as relative paths; folders other than the splits count as one entry. The files a file manager leaves
+        (``.DS_Store``, ``Thumbs.db``, other hidden files) do not count: they are not data (and are never touched)."""
+        found = []
+        if not self.output_dir.is_dir():
+            return found
+        for entry in sorted(self.output_dir.iterdir()):
+            if entry.name in SPLITS and entry.is_dir() and not entry.is_symlink():
+                found.extend(f"{entry.name}/{child.name}" for child in sorted(entry.iterdir()))
+            else:
+                found.append(entry.name)
+        return [relative for relative in found if not self.owns(relative) and not _is_clutter(relative)]
+
+
+def _is_clutter(relative: str) -> bool:
+    name = relative.rsplit("/", 1)[-1]
+    return name.startswith(".") or name.lower() in ("thumbs.db", "desktop.ini")
+
+
+def _is_our_report(report_file: Path) -> bool:
+    try:
+        report = json.loads(report_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(report, dict) and {"processor", "splits", "format"} <= set(report)
+
+
+def _listed_file_names(metadata_file: Path) -> List[str]:
+    names = []
+    for line in metadata_file.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            name = json.loads(line).get("file_name")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(name, str) and "/" not in name and "\\" not in name and name not in ("", ".", ".."):
+            names.append(name)
+    return names
+
+
+def _append_text(path: Path, text: str) -> None:
+    """Append ``text`` to ``path`` in one write and sync it to disk."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def check_output_folder(input_dir: Path, output_dir: Path, written: WrittenFiles, allow_other_files: bool) -> None:
+    """Refuse an output folder that would mix the crops with files led-prepare-data did not write.
+
+    Raises:
+        OutputFolderError: the input photos are inside the output folder (always refused inside ``train/`` or
+            ``test/``, where the crops would be written among them), or the folder holds other files and
+            ``allow_other_files`` is not set.
+    """
+    resolved = output_dir.resolve()
+    for split in SPLITS:
+        if input_dir.is_relative_to(resolved / split):
+            raise OutputFolderError(
+                f"--input_dir {input_dir} is inside {output_dir / split}, where the crops are written: they would "
+                "be mixed with the photos. Choose an --output_dir outside the input folder, e.g. a new folder."
+            )
+    if allow_other_files:
+        return
+    if input_dir.is_relative_to(resolved):
+        raise OutputFolderError(
+            f"--input_dir {input_dir} is inside --output_dir {output_dir}. Choose a new --output_dir outside the "
+            "photos, or pass --allow_other_files to use this one (files led-prepare-data did not write are never "
+            "replaced or deleted)."
+        )
+    others = written.others()
+    if others:
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        raise OutputFolderError(
+            f"--output_dir {output_dir} holds files led-prepare-data did not write ({shown}). Choose a new or "
+            "empty --output_dir, or pass --allow_other_files to use this one (those files are never replaced or "
+            "deleted)."
+        )
+
+
+def _remove_strays(split_dir: Path, records: Iterable[Dict[str, Any]], written: WrittenFiles) -> None:
+    """Delete the crop files an interrupted run wrote that no metadata line refers to, and its temporary files.
+    Only files in the record of written files are deleted."""
+    keep = {r["file_name"] for r in records} | {METADATA_FILE}
     for path in split_dir.iterdir():
-        if path.name.endswith(".tmp") or (path.suffix == ".png" and path.name not in keep):
+        relative = f"{split_dir.name}/{path.name}"
+        if written.owns(relative) and path.name not in keep and not path.is_dir():
             path.unlink()
 
 
@@ -601,6 +809,7 @@ def prepare_dataset(
     processor: Optional[Any] = None,
     progress: bool = True,
     region_anchor: str = "landmarks",
+    allow_other_files: bool = False,
 ) -> PrepareReport:
     """Build (or complete) the region-crop imagefolder dataset of ``input_dir`` in ``output_dir``.
 
@@ -620,12 +829,15 @@ def prepare_dataset(
         region_anchor: where the region boxes sit, ``"landmarks"`` (the paper) or ``"template"``, see
             :class:`~diffusers_led.regions.FaceRegionProcessor`. Recorded in the report; train_led.py copies it
             into the model so that editing cuts the same crops.
+        allow_other_files: use an ``output_dir`` that holds files led-prepare-data did not write (they are left as
+            they are; one that would have to be replaced stops the run).
 
     Returns:
         The :class:`PrepareReport` (also written to ``output_dir/prepare_report.json``).
 
     Raises:
         DatasetFormatError: unknown layout or no labelled photos.
+        OutputFolderError: ``output_dir`` holds other files, see :func:`check_output_folder`.
         ValueError: a split or a crop geometry that contradicts the one already in ``output_dir``.
     """
     # Absolute, so the report (which led-evaluate reads to find the source photos) works from any folder.
@@ -639,15 +851,21 @@ def prepare_dataset(
             + (f", e.g. {listing.skipped[0]}" if listing.skipped else "")
             + "."
         )
+    normalise_subjects(listing.photos)
     test_set = split_subjects([p.subject for p in listing.photos], test_subjects, test_fraction, seed)
+    remove_duplicate_photos(listing, test_set)
 
+    written = WrittenFiles(output_dir)
+    check_output_folder(input_dir, output_dir, written, allow_other_files)
     split_dirs = {split: output_dir / split for split in SPLITS}
+    output_dir.mkdir(parents=True, exist_ok=True)
+    written.claim([REPORT_FILE, *(f"{split}/{METADATA_FILE}" for split in SPLITS)])
     done: Dict[str, Dict[str, List[Dict[str, Any]]]] = {}
     for split, split_dir in split_dirs.items():
         split_dir.mkdir(parents=True, exist_ok=True)
         done[split] = _load_split_metadata(split_dir, regions)
         for source, records in done[split].items():
-            wanted = "test" if records[0]["subject"] in test_set else "train"
+            wanted = "test" if subject_key(records[0]["subject"]) in test_set else "train"
             if wanted != split:
                 raise ValueError(
                     f"{output_dir} holds subject {records[0]['subject']!r} in {split}, but this run puts it in "
@@ -674,7 +892,7 @@ def prepare_dataset(
 
         photos = tqdm(photos, desc="Cropping faces", unit="photo")
     for photo in photos:
-        split = "test" if photo.subject in test_set else "train"
+        split = "test" if subject_key(photo.subject) in test_set else "train"
         if photo.source in done[split]:
             already_done += 1
             continue
@@ -695,10 +913,14 @@ def prepare_dataset(
             skipped.append({"source": photo.source, "reason": "no face detected"})
             continue
         face = faces[0]  # largest first: the labelled person
+        written.claim([f"{split}/{crop_file_name(photo.source, region)}" for region in regions])
         records = []
         for region in regions:
             file_name = crop_file_name(photo.source, region)
-            _save_png_atomically(np.ascontiguousarray(face.crops[region]), split_dirs[split] / file_name)
+            try:
+                _save_png_atomically(np.ascontiguousarray(face.crops[region]), split_dirs[split] / file_name)
+            except OSError as error:  # a full disk fails every photo: stop, but say where it happened
+                raise OSError(f"{photo.source}: its {region} crop could not be written ({error}).") from error
             records.append(
                 {
                     "file_name": file_name,
@@ -721,10 +943,13 @@ def prepare_dataset(
         processed += 1
 
     splits = {}
+    kept = {REPORT_FILE}
     for split, split_dir in split_dirs.items():
         records = [r for records in done[split].values() for r in records]
-        _remove_strays(split_dir, records)
+        _remove_strays(split_dir, records, written)
         splits[split] = _split_summary(records)
+        kept.update(f"{split}/{name}" for name in [METADATA_FILE, *(r["file_name"] for r in records)])
+    written.rewrite(kept)
     report = PrepareReport(
         input_dir=str(input_dir),
         output_dir=str(output_dir),

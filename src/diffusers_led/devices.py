@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Tuple, Union
+from typing import TYPE_CHECKING, Tuple, Union
 
-import torch
+if TYPE_CHECKING:  # torch is imported where it is used: argument parsing must not pay for it
+    import torch
 
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+#: ``--dtype`` names (the torch dtypes of the same names).
+DTYPES = ("float32", "float16", "bfloat16")
 DEVICE_HELP = (
     "Where the UNet runs: auto (CUDA, then Apple MPS, then the CPU), cpu, cuda, cuda:N or mps. Under accelerate "
     "launch, auto and cuda use each process's own GPU."
@@ -27,10 +29,14 @@ class DeviceError(ValueError):
 
 
 def _cuda_count() -> int:
+    import torch
+
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def _mps_available() -> bool:
+    import torch
+
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
 
@@ -42,6 +48,8 @@ def resolve_device(name: Union[str, torch.device, None] = "auto") -> torch.devic
     process's own GPU: ``LOCAL_RANK`` under ``accelerate launch --multi_gpu`` or ``torchrun``, else the current one.
     Raises :class:`DeviceError` (one line, saying what to use instead) for a device this machine does not have.
     """
+    import torch
+
     text = "auto" if name is None else str(name).strip().lower()
     if text == "auto":
         text = "cuda" if _cuda_count() else "mps" if _mps_available() else "cpu"
@@ -78,8 +86,10 @@ def resolve_device(name: Union[str, torch.device, None] = "auto") -> torch.devic
 def resolve_dtype(name: Union[str, torch.dtype, None], device: torch.device) -> torch.dtype:
     """The torch dtype for a ``--dtype`` value on ``device``: ``"auto"`` is float16 on CUDA (half the memory, tensor
     cores) and float32 elsewhere (CPU half precision is emulated by most CPUs: slower, not faster)."""
+    import torch
+
     if isinstance(name, torch.dtype):
-        if name not in DTYPES.values():
+        if name not in [getattr(torch, known) for known in DTYPES]:
             raise DeviceError(f"--dtype {name}: use one of auto, {', '.join(DTYPES)}.")
         return name
     text = "auto" if name is None else str(name).strip().lower()
@@ -87,7 +97,7 @@ def resolve_dtype(name: Union[str, torch.dtype, None], device: torch.device) -> 
         return torch.float16 if torch.device(device).type == "cuda" else torch.float32
     if text not in DTYPES:
         raise DeviceError(f"--dtype {name!r}: use one of auto, {', '.join(DTYPES)}.")
-    return DTYPES[text]
+    return getattr(torch, text)
 
 
 def resolve_device_and_dtype(

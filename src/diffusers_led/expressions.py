@@ -8,58 +8,19 @@ embeddings are computed once (at training time) and stored with the model as the
 from __future__ import annotations
 
 import warnings
-from typing import Dict, List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
+# The vocabulary lives in a module without torch, so that the command line can check a label before importing it.
+from .labels import EXPRESSION_ALIASES, EXPRESSIONS, canonical_expression  # noqa: F401 - re-exported
 
-EXPRESSIONS = ("angry", "contemptuous", "disgusted", "fearful", "happy", "neutral", "sad", "surprised")
-"""The eight RaFD expression labels used by the paper, in its order."""
-
-EXPRESSION_ALIASES: Dict[str, str] = {
-    "anger": "angry",
-    "mad": "angry",
-    "contempt": "contemptuous",
-    "disgust": "disgusted",
-    "fear": "fearful",
-    "afraid": "fearful",
-    "scared": "fearful",
-    "joy": "happy",
-    "joyful": "happy",
-    "happiness": "happy",
-    "smile": "happy",
-    "smiling": "happy",
-    "calm": "neutral",
-    "none": "neutral",
-    "sadness": "sad",
-    "unhappy": "sad",
-    "surprise": "surprised",
-}
 
 # The text fed to the encoder for each label: bare words separate the labels better than phrases.
 _ENCODER_TEXT = {label: label for label in EXPRESSIONS}
-
-
-def canonical_expression(name: str) -> str:
-    """Map a label or an alias (case-insensitive) to one of :data:`EXPRESSIONS`.
-
-    Raises:
-        ValueError: if ``name`` is not a known expression; the message lists the known ones.
-    """
-    if not isinstance(name, str):
-        raise ValueError(f"An expression must be a string, got {type(name).__name__}: {name!r}.")
-    key = name.strip().lower()
-    if key in EXPRESSIONS:
-        return key
-    if key in EXPRESSION_ALIASES:
-        return EXPRESSION_ALIASES[key]
-    raise ValueError(
-        f"Unknown expression {name!r}. Known expressions: {', '.join(EXPRESSIONS)} "
-        f"(aliases: {', '.join(sorted(EXPRESSION_ALIASES))})."
-    )
 
 
 class UntrainedExpressionError(ValueError):

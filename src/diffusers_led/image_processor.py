@@ -11,7 +11,7 @@ import os
 import threading
 import warnings
 from dataclasses import dataclass
-from typing import Dict, List, Literal, Optional, Sequence, Union
+from typing import Any, Dict, List, Literal, Optional, Sequence, Union
 
 import cv2
 import numpy as np
@@ -109,10 +109,26 @@ def _open(path: str) -> PIL.Image.Image:
                 PIL.Image.MAX_IMAGE_PIXELS = saved
 
 
+def _check_single_frame(name: str, image: PIL.Image.Image) -> None:
+    """Refuse animations and multi-page files (GIF, APNG, WebP, TIFF, AVIF): which frame to edit is the user's
+    choice, and editing the first one silently would drop the others. A JPEG's extra pictures (MPO: a phone's depth
+    map or preview) are not frames of the photo; the first picture is the photo."""
+    try:
+        frames = getattr(image, "n_frames", 1)
+    except Exception:  # noqa: BLE001 - a file whose frames cannot be counted is judged by its first frame
+        return
+    if frames > 1 and image.format != "MPO":
+        raise ImageLoadError(
+            f"{name}: has {frames} frames (an animation or a multi-page {image.format} file); only single images "
+            "are edited. Save the frame to edit as its own file (e.g. PNG) and edit that."
+        )
+
+
 def load_image(path: Union[str, os.PathLike]) -> PIL.Image.Image:
     """Open an image file fully (so truncated files fail here), raising :class:`ImageLoadError` with the reason.
 
-    The size is checked against :func:`max_image_pixels` from the header, before any pixel is decoded.
+    The size is checked against :func:`max_image_pixels` from the header, before any pixel is decoded. Animations and
+    multi-page files are refused (see :func:`_check_single_frame`).
     """
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -132,6 +148,7 @@ def load_image(path: Union[str, os.PathLike]) -> PIL.Image.Image:
         raise ImageLoadError(f"{path}: cannot be read ({error}).") from error
     with image:
         _check_size(path, *image.size)
+        _check_single_frame(path, image)
         try:
             image.load()
         except MemoryError as error:
@@ -346,6 +363,59 @@ def return_unchanged(prepared: PreparedImage, output_type: str = "pil"):
     if output_type == "pt" and isinstance(source, torch.Tensor):
         return source.clone()
     return restore_image(prepared.rgb, prepared, output_type)
+
+
+#: Pillow formats whose files may have lost detail to compression. A WebP source counts as lossy (its header does not
+#: say); an edit saved in a lossy format changes the pixels outside the edited regions too.
+LOSSY_FORMATS = ("JPEG", "MPO", "WEBP", "AVIF", "HEIF")
+#: Quality of JPEG, lossy WebP and AVIF outputs: near-invisible loss (measured in tests/test_nothing_lost.py).
+OUTPUT_QUALITY = 95
+# The colour space an ICC profile describes (bytes 16-20 of its header) that an image mode needs.
+_ICC_SPACES = {"RGB": b"RGB ", "RGBA": b"RGB ", "L": b"GRAY", "LA": b"GRAY"}
+_EXIF_ORIENTATION = 0x0112
+
+
+def is_lossy_output(image_format: str, lossy_source: bool) -> bool:
+    """Whether :func:`save_options` writes ``image_format`` with loss: JPEG and AVIF always, WebP when the source was
+    itself lossy (a lossless source gives lossless WebP)."""
+    return image_format in ("JPEG", "AVIF") or (image_format == "WEBP" and lossy_source)
+
+
+def save_options(source: Optional[PIL.Image.Image], image_format: str, mode: str) -> Dict[str, Any]:
+    """Pillow ``save`` options that give an edited copy (in ``mode``) of the file image ``source`` its format-level
+    properties: the ICC colour profile (when it fits ``mode``), the resolution (DPI) and the EXIF data with the
+    orientation set to 1 (the pixels were turned upright when read). JPEG is written at :data:`OUTPUT_QUALITY` with
+    the source's chroma subsampling (4:4:4 for other sources), WebP lossless for a lossless source, else at
+    :data:`OUTPUT_QUALITY`, AVIF at :data:`OUTPUT_QUALITY`. Only lossless outputs (PNG, TIFF, lossless WebP) keep
+    the pixels outside the edited regions bit-identical.
+    """
+    options: Dict[str, Any] = {}
+    info = getattr(source, "info", None) or {}
+    profile = info.get("icc_profile")
+    if isinstance(profile, bytes) and len(profile) >= 20 and profile[16:20] == _ICC_SPACES.get(mode):
+        options["icc_profile"] = profile
+    if info.get("dpi"):
+        options["dpi"] = tuple(float(value) for value in info["dpi"])
+    if source is not None:
+        try:
+            exif = source.getexif()
+        except Exception:  # noqa: BLE001 - a corrupt EXIF block is dropped, not a reason to lose the edit
+            exif = None
+        if exif:
+            if _EXIF_ORIENTATION in exif:
+                exif[_EXIF_ORIENTATION] = 1
+            options["exif"] = exif.tobytes()
+    if image_format == "JPEG":
+        from PIL import JpegImagePlugin
+
+        sampling = JpegImagePlugin.get_sampling(source) if getattr(source, "format", None) == "JPEG" else -1
+        options.update(quality=OUTPUT_QUALITY, subsampling=max(sampling, 0))
+    elif image_format == "WEBP":
+        lossy = is_lossy_output(image_format, getattr(source, "format", None) in LOSSY_FORMATS)
+        options.update({"quality": OUTPUT_QUALITY} if lossy else {"lossless": True, "quality": 100})
+    elif image_format == "AVIF":
+        options["quality"] = OUTPUT_QUALITY
+    return options
 
 
 def crops_to_tensor(crops: List[np.ndarray], color_mode: ColorMode) -> torch.Tensor:

@@ -37,6 +37,7 @@ from .image_processor import (
     return_unchanged,
     tensor_to_crops,
 )
+from .model_checks import check_model_folder
 from .regions import FaceRegionProcessor, FaceRegions, face_shape, five_landmarks
 from .warp import action_unit_warp, inner_mouth_mask, mouth_opening
 
@@ -308,6 +309,9 @@ class LocalExpressionPipeline(DiffusionPipeline):
         """Load like [`DiffusionPipeline.from_pretrained`], but from safetensors only unless
         `use_safetensors=False` is passed explicitly (pickled weights can execute code)."""
         kwargs.setdefault("use_safetensors", True)
+        local = Path(pretrained_model_name_or_path, kwargs.get("subfolder") or "")
+        if local.is_dir():
+            check_model_folder(local)  # before diffusers allocates anything from the configs
         if kwargs["use_safetensors"]:
             found = pickled_only_components(pretrained_model_name_or_path, kwargs.get("subfolder"))
             if found:

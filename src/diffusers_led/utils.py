@@ -4,10 +4,28 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Union
 
-__all__ = ["file_digest", "write_text_atomically"]
+__all__ = ["escape_file_name", "file_digest", "unescape_file_name", "write_text_atomically"]
+
+# Bytes of a file name that are not UTF-8 reach Python as lone surrogates U+DC80..U+DCFF (os.fsdecode's
+# "surrogateescape"); escape_file_name writes them as \xNN.
+_ESCAPED_BYTE = re.compile(r"\\x([89a-f][0-9a-f])")
+
+
+def escape_file_name(name: str) -> str:
+    """``name`` (a file name or path as Python gives it) as valid Unicode text: each byte that is not UTF-8 (a
+    Latin-1 ``é`` on a UTF-8 system) becomes ``\\xNN``. Such text can be printed, written to JSON and read by
+    ``datasets`` (which refuses the lone surrogates Python uses for those bytes); :func:`unescape_file_name` gives the
+    name back. Names that are valid UTF-8 are returned unchanged."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def unescape_file_name(text: str) -> str:
+    """The file name :func:`escape_file_name` made ``text`` of."""
+    return _ESCAPED_BYTE.sub(lambda match: chr(0xDC00 + int(match[1], 16)), text)
 
 
 def file_digest(path: Union[str, os.PathLike], algorithm: str = "sha256") -> str:

@@ -35,6 +35,7 @@ from ..data import (
     read_metadata_rows,
     list_labelled_photos,
 )
+from ..utils import unescape_file_name
 
 
 @dataclass
@@ -123,9 +124,8 @@ def load_crop_dataset(
             continue
         source = record["source"]
         if source not in photos:
-            photos[source] = EvalPhoto(
-                source, str(photos_root / source), str(record.get("subject")), record.get("expression")
-            )
+            path = photos_root / unescape_file_name(source)  # the name as on disk (see escape_file_name)
+            photos[source] = EvalPhoto(source, str(path), str(record.get("subject")), record.get("expression"))
     if not photos:
         raise ValueError(f"no photos of subjects {sorted(wanted or [])} in the {split!r} split of {root}")
     missing = [p.path for p in photos.values() if not Path(p.path).is_file()]

@@ -1,0 +1,118 @@
+"""Checks of a model folder's configuration files before anything is built from them.
+
+A config value far outside what any model uses (a corrupt file, a typo, a hostile download) would otherwise make
+diffusers allocate tens of gigabytes before failing with an unrelated error. :func:`check_model_folder` reads the JSON
+files of a local folder, names the first missing component or out-of-range field, and allocates nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any, Dict, Tuple, Union
+
+
+__all__ = ["ModelConfigError", "CONFIG_BOUNDS", "check_model_folder"]
+
+
+class ModelConfigError(ValueError):
+    """A model folder misses a component, or a config field is outside the range any model of this kind uses."""
+
+
+#: Per config file (relative to the model folder): field -> inclusive (low, high) bounds; a list field is checked
+#: item by item. Generous: the largest published diffusers UNets (SDXL: 320-1280 channels, 1000 timesteps) fit.
+CONFIG_BOUNDS: Dict[str, Dict[str, Tuple[float, float]]] = {
+    "model_index.json": {
+        "default_num_inference_steps": (1, 10_000),
+        "default_strength": (0.0, 1.0),
+        "default_guidance_scale": (0.0, 100.0),
+        "feather": (0.0, 1.0),
+    },
+    "unet/config.json": {
+        "block_out_channels": (1, 4096),
+        "layers_per_block": (1, 16),
+        "sample_size": (8, 1024),
+        "in_channels": (1, 16),
+        "out_channels": (1, 16),
+        "cross_attention_dim": (1, 8192),
+        "attention_head_dim": (1, 4096),
+        "norm_num_groups": (1, 4096),
+        "num_class_embeds": (1, 10_000),
+        "transformer_layers_per_block": (1, 16),
+    },
+    "scheduler/scheduler_config.json": {"num_train_timesteps": (1, 100_000)},
+    "embeddings/config.json": {"embedding_dim": (1, 8192)},
+}
+# The most blocks (entries of block_out_channels) and labels a model of this kind has.
+_MAX_BLOCKS = 8
+_MAX_LABELS = 1000
+
+
+def _read(path: Path) -> Dict[str, Any]:
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise ModelConfigError(f"{path}: not a readable JSON config ({error}); copy the model again.") from error
+    if not isinstance(config, dict):
+        raise ModelConfigError(f"{path}: not a JSON object; copy the model again.")
+    return config
+
+
+def _check_value(where: Path, field: str, value: Any, low: float, high: float) -> None:
+    values = value if isinstance(value, (list, tuple)) else [value]
+    for item in values:
+        if isinstance(item, (list, tuple)):  # per-block lists of lists (transformer_layers_per_block)
+            _check_value(where, field, item, low, high)
+            continue
+        if item is None:
+            continue
+        number = isinstance(item, (int, float)) and not isinstance(item, bool)
+        if not number or not math.isfinite(item) or not low <= item <= high:
+            raise ModelConfigError(
+                f"{where}: {field} = {value!r} is outside the range any model uses ([{low:g}, {high:g}]); the file "
+                "is corrupt or edited by hand. Fix that field, or copy the model again."
+            )
+
+
+def check_model_folder(folder: Union[str, os.PathLike]) -> None:
+    """Check a local model folder before it is loaded: every component that ``model_index.json`` lists has its
+    sub-folder and config file, and the fields of :data:`CONFIG_BOUNDS` are in range (block count and label count
+    too). Reads only JSON files.
+
+    Raises:
+        ModelConfigError: naming the missing component or the file and field out of range.
+    """
+    folder = Path(folder)
+    index = _read(folder / "model_index.json")
+    for name, spec in index.items():
+        # A component is ["library", "ClassName"]; other lists (regions ["eyes", "mouth"]) are settings.
+        component_spec = isinstance(spec, list) and len(spec) == 2 and all(isinstance(x, str) for x in spec)
+        if name.startswith("_") or not component_spec or not re.fullmatch(r"[A-Z]\w*", spec[1]):
+            continue
+        component = folder / name
+        if not component.is_dir():
+            raise ModelConfigError(
+                f"{folder} has no {name}/ folder, but model_index.json lists the {name} component ({spec[1]}): the "
+                "model is incomplete; copy or download the whole folder again."
+            )
+        if not any((component / config).is_file() for config in ("config.json", "scheduler_config.json")):
+            raise ModelConfigError(f"{component} has no config.json: the {name} component is incomplete.")
+    for relative, bounds in CONFIG_BOUNDS.items():
+        path = folder / relative
+        if not path.is_file():
+            continue
+        config = index if relative == "model_index.json" else _read(path)
+        for field, (low, high) in bounds.items():
+            if field in config:
+                _check_value(path, field, config[field], low, high)
+        blocks = config.get("block_out_channels")
+        if isinstance(blocks, (list, tuple)) and not 1 <= len(blocks) <= _MAX_BLOCKS:
+            raise ModelConfigError(
+                f"{path}: block_out_channels has {len(blocks)} blocks; a UNet of this kind has 1 to {_MAX_BLOCKS}."
+            )
+        labels = config.get("labels")
+        if isinstance(labels, (list, tuple)) and len(labels) > _MAX_LABELS:
+            raise ModelConfigError(f"{path}: labels has {len(labels)} entries, more than {_MAX_LABELS}.")
