@@ -79,9 +79,11 @@ def test_estimate_reads_back_a_known_smile_and_neutral_undoes_it():
     undo = expression_action_units("neutral", 1.0, found)
     assert undo["AU12"] == pytest.approx(-found["AU12"])
     # Already smiling: happy adds only what is missing.
-    assert expression_action_units("happy", 1.0, {"AU12": 1.2, "AU6": 0.5}) == {"AU6": 0.5}
-    assert expression_action_units("joy", 0.5, {}) == {"AU6": 0.5, "AU12": 0.5}
-    assert expression_action_units("happy", 0.5, {}, extra={"AU12": 0.2}) == {"AU6": 0.5, "AU12": 0.7}
+    happy = EXPRESSION_PROTOTYPES["happy"]
+    assert expression_action_units("happy", 1.0, {"AU12": 1.5, "AU6": 0.5}) == {"AU6": pytest.approx(happy["AU6"] - 0.5)}
+    assert expression_action_units("joy", 0.5, {}) == {name: 0.5 * value for name, value in happy.items()}
+    with_extra = expression_action_units("happy", 0.5, {}, extra={"AU12": 0.2})
+    assert with_extra == {"AU6": 0.5 * happy["AU6"], "AU12": pytest.approx(0.5 * happy["AU12"] + 0.2)}
 
 
 def test_landmark_displacements_add_up():

@@ -290,7 +290,11 @@ def _parse_targets(pipe: Any, targets: Union[str, Sequence[str]], allow_untraine
         targets = [t.strip() for t in targets.split(",") if t.strip()]
     if list(targets) == ["all"]:
         return list(pipe.embeddings.labels if geometry else pipe.embeddings.trained_labels)
-    resolved = pipe.embeddings.resolve(list(targets), allow_untrained or geometry)
+    if geometry:  # the warp makes every expression: no "not trained on" warning for any of them
+        from ..labels import canonical_expression
+
+        return list(dict.fromkeys(canonical_expression(t) for t in targets))
+    resolved = pipe.embeddings.resolve(list(targets), allow_untrained)
     return list(dict.fromkeys(resolved))
 
 
