@@ -334,12 +334,12 @@ def test_batched_tensor_and_array_inputs(pipe, face):
         ({"guidance_scale": "3"}, "guidance_scale` must be a number >= 1"),  # None means the model default
         ({"guidance_scale": 0.5}, "guidance_scale"),
         ({"target": "smug"}, "Unknown expression 'smug'. Known expressions: angry"),
-        ({"target": None}, "An expression must be a string"),
+        ({"target": None}, "Pass a `target` expression, `action_units`, or both"),  # target=None needs action units
         ({"target": 3}, "An expression must be a string"),
         ({"target": []}, "Got 0 targets for 1 images"),
         ({"target": ["happy", "sad"]}, "Got 2 targets for 1 images: pass one target for all images or one per image"),
         ({"regions": "cheeks"}, "non-empty subset"),
-        ({"regions": None}, "non-empty subset"),
+        ({"regions": []}, "non-empty subset"),  # None is the model's own regions
         ({"output_type": "jpeg"}, "output_type"),
         ({"on_no_face": "ignore"}, "on_no_face"),
         ({"generator": [torch.Generator(), torch.Generator()]}, "2 generators for 1 images"),
