@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 from .devices import add_device_arguments
+from .labels import EDIT_MODES
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif")
@@ -25,8 +26,6 @@ OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP
 #: The longest file name (in bytes) that common file systems (ext4, APFS, NTFS, ...) allow.
 NAME_MAX = 255
 _TEMPORARY_EXTRA = len("..12345678.tmp")
-#: led-edit --mode (the pipeline's EDIT_MODES, without importing torch before the arguments are checked).
-EDIT_MODE_CHOICES = ("geometry+texture", "geometry", "diffusion")
 NEGATIVE_TARGET_HELP = (
     "Expression that guidance pushes away from, e.g. neutral; '' for none "
     "(default: the model's default_negative_target)."
@@ -265,7 +264,7 @@ def build_edit_parser() -> argparse.ArgumentParser:
         help="Facial action units to add (alone or on top of --target); R/L prefixes act on one side, e.g. R12=0.5.",
     )  # fmt: skip
     parser.add_argument(
-        "--mode", choices=EDIT_MODE_CHOICES, default=None,
+        "--mode", choices=EDIT_MODES, default=None,
         help="geometry+texture: warp the face's own features along action units, the UNet re-draws opened mouths; "
         "geometry: the warp alone (fastest, no UNet); diffusion: the paper's SDEdit (default: the model's mode).",
     )  # fmt: skip

@@ -36,6 +36,7 @@ import PIL.Image
 from .devices import add_device_arguments
 from .expressions import UntrainedExpressionError, canonical_expression
 from .image_processor import ImageLoadError, load_image
+from .labels import EDIT_MODES
 
 
 DEFAULT_HOST = "127.0.0.1"
@@ -585,7 +586,7 @@ def build_demo(
                     ]
                 with gr.Accordion("More settings", open=False):
                     mode = gr.Radio(
-                        choices=["geometry", "geometry+texture", "diffusion"], value=editor.default_mode, label="Mode",
+                        choices=list(EDIT_MODES), value=editor.default_mode, label="Mode",
                         info="geometry: warp the face's own features (all expressions); +texture: the model re-draws "
                         "opened mouths; diffusion: the paper's method (trained expressions only).",
                         elem_id="led-mode",

@@ -1,5 +1,6 @@
-"""The expression vocabulary: the eight labels of the paper and their aliases (no torch, so the command line can check
-a label before loading anything). :mod:`diffusers_led.expressions` re-exports all of it."""
+"""The expression vocabulary: the eight labels of the paper and their aliases, and the names of the edit modes (no
+torch, so the command line can check them before loading anything). :mod:`diffusers_led.expressions` re-exports the
+expression vocabulary."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ from typing import Dict
 
 EXPRESSIONS = ("angry", "contemptuous", "disgusted", "fearful", "happy", "neutral", "sad", "surprised")
 """The eight RaFD expression labels used by the paper, in its order."""
+
+EDIT_MODES = ("geometry", "geometry+texture", "diffusion")
+"""How a pipeline call edits: the action-unit warp alone, the warp with the UNet re-generating opened mouths, or the
+paper's label-conditioned SDEdit of the regions."""
 
 EXPRESSION_ALIASES: Dict[str, str] = {
     "anger": "angry",

@@ -37,6 +37,7 @@ from .image_processor import (
     return_unchanged,
     tensor_to_crops,
 )
+from .labels import EDIT_MODES
 from .model_checks import check_model_folder
 from .regions import FaceRegionProcessor, FaceRegions, face_shape, five_landmarks
 from .warp import action_unit_warp, inner_mouth_mask, mouth_opening
@@ -53,9 +54,6 @@ logger = logging.get_logger(__name__)
 FAST_SCHEDULER_CLASS = "DPMSolverMultistepScheduler"
 FAST_SCHEDULER_CONFIG = {"algorithm_type": "dpmsolver++", "solver_order": 2, "timestep_spacing": "trailing"}
 FAST_NUM_INFERENCE_STEPS = 10
-#: How a call edits: the action-unit warp with the UNet re-generating opened mouths, the warp alone, or the paper's
-#: label-conditioned SDEdit of the regions.
-EDIT_MODES = ("geometry+texture", "geometry", "diffusion")
 #: A warp that opens the lips by more than this (inter-ocular distances) gets new texture inside the mouth.
 MIN_OPENING = 0.04
 

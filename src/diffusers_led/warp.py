@@ -97,13 +97,6 @@ class FaceWarp:
     ring: np.ndarray
     mouth: "MouthOpening | None" = None
 
-    @property
-    def max_shift(self) -> float:
-        """The largest distance (px) a pixel is moved."""
-        dx = self.map_x - (np.arange(self.roi[0], self.roi[2], dtype=np.float32)[None, :])
-        dy = self.map_y - (np.arange(self.roi[1], self.roi[3], dtype=np.float32)[:, None])
-        return float(np.sqrt(dx * dx + dy * dy).max()) if dx.size else 0.0
-
     def mask(self, image_hw: tuple[int, int]) -> np.ndarray:
         """``HxW`` float32: the window over the full image (0 where :meth:`apply` leaves pixels untouched)."""
         full = np.zeros(image_hw, dtype=np.float32)
@@ -298,9 +291,9 @@ def _mouth_opening(
     _, _, (upper0, lower0) = _lip_gap(shape)
     pixels = np.stack(np.meshgrid(np.arange(x0, x1), np.arange(y0, y1)), axis=-1).astype(np.float64) - origin
     s, v = pixels @ frame[0], pixels @ frame[1]
-    order = np.argsort(upper[:, 0])
-    top = np.interp(s, upper[order, 0], upper[order, 1])
-    bottom = np.interp(s, lower[np.argsort(lower[:, 0]), 0], lower[np.argsort(lower[:, 0]), 1])
+    upper, lower = (lip[np.argsort(lip[:, 0])] for lip in (upper, lower))  # np.interp needs rising positions
+    top = np.interp(s, upper[:, 0], upper[:, 1])
+    bottom = np.interp(s, lower[:, 0], lower[:, 1])
     gap = bottom - top
     gap0 = np.interp(s, upper0[:, 0], lower0[:, 1] - upper0[:, 1]) * iod / max(inter_ocular(moved), 1e-9)
     inside = (s > 0) & (s < 1) & (gap > 0) & (v >= top) & (v <= bottom)

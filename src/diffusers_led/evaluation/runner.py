@@ -477,9 +477,8 @@ def evaluate(
 
     # 2. The plan: steps per (mode, strength), and a cut to the time budget.
     mode_strengths = {m: (paper_strengths if MODES[m].sampler == "ddpm" else strengths) for m in modes}
-    geometry_strength = float(pipe.config.get("geometry_strength", 0.8))
     for mode in geometry_modes:  # the geometry modes' own default strength, not the diffusion ones
-        mode_strengths[mode] = sorted(dict.fromkeys(list(raw_strengths) + [geometry_strength]))
+        mode_strengths[mode] = sorted(dict.fromkeys(raw_strengths + [float(pipe.config.geometry_strength)]))
     steps: Dict[Tuple[str, float], int] = {}
     starts: Dict[Tuple[str, float], int] = {}
     for mode in modes:
