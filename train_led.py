@@ -1,5 +1,4 @@
 #!/usr/bin/env python
-# coding=utf-8
 """Train the region-crop denoiser of diffusers-led (Local Expression Diffusion).
 
 Shaped like diffusers' ``examples/text_to_image/train_text_to_image.py``; launch with::
@@ -42,8 +41,9 @@ import math
 import os
 import random
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import datasets
 import diffusers
@@ -63,9 +63,9 @@ from diffusers.utils.torch_utils import is_compiled_module
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 from tqdm.auto import tqdm
 
+from diffusers_led.data import metadata_path_problems, read_crop_geometry
 from diffusers_led.expressions import EXPRESSIONS, ExpressionEmbeddings, canonical_expression
 from diffusers_led.image_processor import CropExposure, crop_statistics, crops_to_tensor, tensor_to_crops
-from diffusers_led.data import metadata_path_problems, read_crop_geometry
 from diffusers_led.pipeline_led import (
     LocalExpressionPipeline,
     UnsafeWeightsError,
@@ -75,7 +75,6 @@ from diffusers_led.pipeline_led import (
 from diffusers_led.regions import REGION_ANCHORS
 from diffusers_led.unet_presets import UNET_PRESETS, build_unet
 from diffusers_led.utils import file_digest
-
 
 logger = get_logger(__name__, log_level="INFO")
 
@@ -104,60 +103,76 @@ RESTRICTED_SOURCES = {
 WEIGHTS_TERMS = "non-commercial research use only"
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line of ``train_led.py`` (argument names as in diffusers' ``train_text_to_image.py``)."""
     parser = argparse.ArgumentParser(description="Train a Local Expression Diffusion region denoiser.")
     # Model.
     parser.add_argument(
-        "--pretrained_model_name_or_path", type=str, default=None,
+        "--pretrained_model_name_or_path",
+        type=str,
+        default=None,
         help="A LocalExpressionPipeline folder or Hub id to fine-tune (its unet, scheduler and embeddings).",
-    )  # fmt: skip
+    )
     parser.add_argument("--revision", type=str, default=None, help="Revision of the pretrained model on the Hub.")
     parser.add_argument("--variant", type=str, default=None, help="Variant of the pretrained UNet, e.g. non_ema.")
     parser.add_argument(
-        "--allow_pickled_weights", action="store_true",
+        "--allow_pickled_weights",
+        action="store_true",
         help="Also load pickled (.bin/.pt) weights for --pretrained_model_name_or_path and a saved --text_encoder "
         "table. Pickles can run arbitrary code when loaded: use only for files you trust. Default: safetensors only.",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--unet_config", type=str, default="cpu",
+        "--unet_config",
+        type=str,
+        default="cpu",
         help=f"UNet preset ({', '.join(UNET_PRESETS)}) or a JSON file of UNet2DConditionModel arguments; "
         "ignored with --pretrained_model_name_or_path.",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--text_encoder", type=str, default=None,
+        "--text_encoder",
+        type=str,
+        default=None,
         help=f"sentence-transformers model (name or path) that embeds the labels (default {DEFAULT_TEXT_ENCODER}, "
         "or the pretrained model's table), or a saved ExpressionEmbeddings / pipeline folder to reuse its table.",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--color_mode", type=str, default="auto", choices=("auto", "rgb", "luminance"),
+        "--color_mode",
+        type=str,
+        default="auto",
+        choices=("auto", "rgb", "luminance"),
         help="rgb: 3-channel UNet; luminance: 1-channel UNet on Y (colour photos keep their chroma); auto: "
         "luminance when every training crop is gray, else rgb.",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--region_conditioning", action="store_true",
+        "--region_conditioning",
+        action="store_true",
         help="Give the UNet the crop's region as a class label (num_class_embeds), so the expression guidance cannot "
         "paint one region's features (teeth) into another. The paper's UNet has no region input.",
-    )  # fmt: skip
+    )
     parser.add_argument("--ddpm_num_steps", type=int, default=500, help="DDPM training timesteps (the paper: 500).")
     parser.add_argument("--ddpm_beta_schedule", type=str, default="linear", help="DDPM beta schedule.")
     # Data.
     parser.add_argument("--dataset_name", type=str, default=None, help="A dataset on the Hub or a local dataset path.")
     parser.add_argument("--dataset_config_name", type=str, default=None, help="The dataset's config, if any.")
     parser.add_argument(
-        "--train_data_dir", type=str, default=None,
+        "--train_data_dir",
+        type=str,
+        default=None,
         help="The imagefolder made by led-prepare-data (train/ and test/ with metadata.jsonl).",
-    )  # fmt: skip
+    )
     parser.add_argument("--cache_dir", type=str, default=None, help="Where datasets are cached.")
     parser.add_argument("--image_column", type=str, default="image", help="The column with the crops.")
     parser.add_argument("--caption_column", type=str, default="expression", help="The column with the labels.")
     parser.add_argument("--region_column", type=str, default="region", help="The column with the region names.")
     parser.add_argument("--regions", type=str, nargs="+", default=None, help="Regions to train on (default: all).")
     parser.add_argument(
-        "--region_anchor", type=str, default=None, choices=REGION_ANCHORS,
+        "--region_anchor",
+        type=str,
+        default=None,
+        choices=REGION_ANCHORS,
         help="The crop geometry of data without a led-prepare-data report (e.g. a Hub dataset); the saved model edits "
         "with it. Data made by led-prepare-data records its own (--region_anchor there).",
-    )  # fmt: skip
+    )
     parser.add_argument("--validation_split", type=str, default="test", help="Split with held-out crops.")
     parser.add_argument("--max_train_samples", type=int, default=None, help="Truncate the training crops (debugging).")
     parser.add_argument("--resolution", type=int, default=64, help="Crop size; must match the data.")
@@ -166,21 +181,25 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--affine_translate", type=float, default=0.0, help="Random shift, +- fraction of the crop.")
     parser.add_argument("--affine_scale", type=float, default=0.0, help="Random zoom, +- fraction.")
     parser.add_argument(
-        "--brightness_jitter", type=float, default=0.0,
+        "--brightness_jitter",
+        type=float,
+        default=0.0,
         help="Random brightness shift of crops, +- this fraction of the [-1, 1] range (lighting, skin and lip tone).",
-    )  # fmt: skip
+    )
     parser.add_argument("--contrast_jitter", type=float, default=0.0, help="Random contrast factor, 1 +- this.")
     parser.add_argument(
-        "--match_crop_exposure", action="store_true",
+        "--match_crop_exposure",
+        action="store_true",
         help="Train on every crop mapped to its region's mean level and contrast over the training crops (what the "
         "pipeline does to every photo's crops), so that the lighting of the few people who show an expression is "
         "not learned as part of it.",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--balance_expressions", action="store_true",
+        "--balance_expressions",
+        action="store_true",
         help="Draw crops so that every expression is seen equally often (sampling with replacement, weights 1 / "
         "class size): small datasets are mostly neutral.",
-    )  # fmt: skip
+    )
     parser.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader worker processes.")
     # Optimisation.
     parser.add_argument("--output_dir", type=str, default="led-model", help="Where the model and checkpoints go.")
@@ -192,10 +211,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--learning_rate", type=float, default=1e-3)
     parser.add_argument("--scale_lr", action="store_true", help="Scale the LR by GPUs, accumulation and batch size.")
     parser.add_argument(
-        "--lr_scheduler", type=str, default="cosine",
+        "--lr_scheduler",
+        type=str,
+        default="cosine",
         help='"cosine" (the paper\'s CosineAnnealingLR), "linear", "cosine_with_restarts", "polynomial", '
         '"constant" or "constant_with_warmup".',
-    )  # fmt: skip
+    )
     parser.add_argument("--lr_warmup_steps", type=int, default=0)
     parser.add_argument("--adam_beta1", type=float, default=0.9)
     parser.add_argument("--adam_beta2", type=float, default=0.999)
@@ -205,9 +226,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--loss_type", type=str, default="smooth_l1", choices=("smooth_l1", "l2"))
     parser.add_argument("--smooth_l1_beta", type=float, default=1.0, help="beta of the smooth L1 loss (Eq. 5: 1).")
     parser.add_argument(
-        "--conditioning_dropout_prob", type=float, default=0.0,
+        "--conditioning_dropout_prob",
+        type=float,
+        default=0.0,
         help="Probability of replacing a label embedding by zeros; > 0 enables classifier-free guidance.",
-    )  # fmt: skip
+    )
     parser.add_argument("--use_ema", action="store_true", help="Keep an EMA of the weights (saved as the main ones).")
     parser.add_argument("--ema_decay", type=float, default=0.9999)
     parser.add_argument("--ema_min_decay", type=float, default=0.0)
@@ -216,16 +239,21 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--ema_inv_gamma", type=float, default=1.0)
     parser.add_argument("--ema_power", type=float, default=3 / 4)
     parser.add_argument(
-        "--mixed_precision", type=str, default=None, choices=("no", "fp16", "bf16"),
+        "--mixed_precision",
+        type=str,
+        default=None,
+        choices=("no", "fp16", "bf16"),
         help="Defaults to the accelerate config. bf16 works on CPU; fp16 needs a GPU.",
-    )  # fmt: skip
+    )
     # Checkpoints, logging, validation.
     parser.add_argument("--checkpointing_steps", type=int, default=500)
     parser.add_argument("--checkpoints_total_limit", type=int, default=None, help="Keep at most this many.")
     parser.add_argument(
-        "--resume_from_checkpoint", type=str, default=None,
+        "--resume_from_checkpoint",
+        type=str,
+        default=None,
         help='A checkpoint folder, or "latest" for the newest complete one in --output_dir.',
-    )  # fmt: skip
+    )
     parser.add_argument("--logging_dir", type=str, default="logs", help="TensorBoard log folder (in --output_dir).")
     parser.add_argument(
         "--report_to", type=str, default="tensorboard", help='"tensorboard", "wandb", "all" or "none".'
@@ -241,10 +269,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--hub_private_repo", action="store_true", help="Create the Hub repository private.")
     parser.add_argument("--hub_token", type=str, default=None, help="Token for the Hub (never logged).")
     parser.add_argument(
-        "--license", type=str, default="other",
+        "--license",
+        type=str,
+        default="other",
         help="Hub licence id of the weights for the model card's metadata. Models trained on RaFD or CK+ are marked "
         "'non-commercial research use only' in the card and model_index.json whatever it says.",
-    )  # fmt: skip
+    )
     parser.add_argument("--local_rank", type=int, default=-1, help="Set by the launcher.")
 
     args = parser.parse_args(argv)
@@ -274,14 +304,14 @@ class CropDataset(torch.utils.data.Dataset):
         expressions, regions, subjects: per-crop labels.
     """
 
-    def __init__(self, crops: List[np.ndarray], expressions: List[str], regions: List[str], subjects: List[str]):
+    def __init__(self, crops: list[np.ndarray], expressions: list[str], regions: list[str], subjects: list[str]):
         self.crops = crops
         self.expressions = expressions
         self.regions = regions
         self.subjects = subjects
-        self.pixel_values: Optional[torch.Tensor] = None
+        self.pixel_values: torch.Tensor | None = None
 
-    def to_tensors(self, color_mode: str) -> "CropDataset":
+    def to_tensors(self, color_mode: str) -> CropDataset:
         """Convert the crops to UNet inputs once (the pipeline's own conversion)."""
         self.pixel_values = crops_to_tensor(self.crops, color_mode)
         return self
@@ -289,7 +319,7 @@ class CropDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.crops)
 
-    def __getitem__(self, index: int) -> Dict[str, Any]:
+    def __getitem__(self, index: int) -> dict[str, Any]:
         return {
             "pixel_values": self.pixel_values[index],
             "expression": self.expressions[index],
@@ -307,7 +337,7 @@ class EpochShuffleSampler(torch.utils.data.Sampler):
     same order as an uninterrupted one (accelerate shards it across processes). With ``weights``, each epoch is
     ``size`` draws with replacement in proportion to them instead."""
 
-    def __init__(self, size: int, seed: int, weights: Optional[torch.Tensor] = None):
+    def __init__(self, size: int, seed: int, weights: torch.Tensor | None = None):
         self.size = size
         self.seed = seed
         self.weights = weights
@@ -379,7 +409,7 @@ def _read_split(split: datasets.Dataset, args: argparse.Namespace, name: str) ->
     return CropDataset(crops, expressions, regions, subjects)
 
 
-def crop_geometry(args: argparse.Namespace) -> Dict[str, Any]:
+def crop_geometry(args: argparse.Namespace) -> dict[str, Any]:
     """Where the training crops' boxes sit (``region_anchor``, ``region_margins``): recorded by led-prepare-data,
     else ``--region_anchor`` with its default margins. The saved pipeline must cut the same crops when editing."""
     recorded = read_crop_geometry(args.train_data_dir) if args.train_data_dir else None
@@ -394,7 +424,7 @@ def crop_geometry(args: argparse.Namespace) -> Dict[str, Any]:
     return recorded
 
 
-def load_crop_data(args: argparse.Namespace) -> Tuple[CropDataset, Optional[CropDataset], Dict[str, Any]]:
+def load_crop_data(args: argparse.Namespace) -> tuple[CropDataset, CropDataset | None, dict[str, Any]]:
     """The training crops, the held-out crops (``None`` without a validation split) and a description of the data
     for the model card."""
     raw = _load_raw_dataset(args)
@@ -418,16 +448,19 @@ def load_crop_data(args: argparse.Namespace) -> Tuple[CropDataset, Optional[Crop
         validation = _read_split(raw[args.validation_split], args, args.validation_split)
         validation = validation if len(validation) else None
     source_formats = sorted(set(train_split["source_format"])) if "source_format" in train_split.column_names else []
-    info = {
-        "regions": found_regions, "source_formats": source_formats, "splits": [], "geometry": crop_geometry(args)
-    }  # fmt: skip
+    info = {"regions": found_regions, "source_formats": source_formats, "splits": [], "geometry": crop_geometry(args)}
     for name, data in (("train", train), (args.validation_split, validation)):
         if data is not None:
             counts = {label: data.expressions.count(label) for label in EXPRESSIONS if label in data.expressions}
             info["splits"].append(
-                {"name": name, "crops": len(data), "photos": len(data) // len(found_regions),
-                 "subjects": len(set(data.subjects)), "expressions": ", ".join(f"{k} {v}" for k, v in counts.items())}
-            )  # fmt: skip
+                {
+                    "name": name,
+                    "crops": len(data),
+                    "photos": len(data) // len(found_regions),
+                    "subjects": len(set(data.subjects)),
+                    "expressions": ", ".join(f"{k} {v}" for k, v in counts.items()),
+                }
+            )
     return train, validation, info
 
 
@@ -444,7 +477,7 @@ def resolve_color_mode(requested: str, crops: Sequence[np.ndarray]) -> str:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _embeddings_folder(path: str) -> Optional[str]:
+def _embeddings_folder(path: str) -> str | None:
     """``path`` (or its ``embeddings/`` sub-folder) when it holds a saved ExpressionEmbeddings, else ``None``."""
     for folder in (Path(path), Path(path) / "embeddings"):
         config = folder / "config.json"
@@ -464,11 +497,11 @@ def safe_from_pretrained(cls, path: str, allow_pickled_weights: bool = False, **
 
 
 def load_expression_embeddings(
-    text_encoder: Optional[str],
-    pretrained_model_name_or_path: Optional[str],
+    text_encoder: str | None,
+    pretrained_model_name_or_path: str | None,
     trained_labels: Sequence[str],
     conditioning_dropout_prob: float,
-    revision: Optional[str] = None,
+    revision: str | None = None,
     allow_pickled_weights: bool = False,
 ) -> ExpressionEmbeddings:
     """The label-embedding table the UNet is conditioned on, recording the labels trained and the dropout.
@@ -485,9 +518,12 @@ def load_expression_embeddings(
         table = safe_from_pretrained(ExpressionEmbeddings, saved, allow_pickled_weights)
     elif text_encoder is None and pretrained_model_name_or_path is not None:
         table = safe_from_pretrained(
-            ExpressionEmbeddings, pretrained_model_name_or_path, allow_pickled_weights, subfolder="embeddings",
+            ExpressionEmbeddings,
+            pretrained_model_name_or_path,
+            allow_pickled_weights,
+            subfolder="embeddings",
             revision=revision,
-        )  # fmt: skip
+        )
         trained_labels = sorted(set(trained_labels) | set(table.trained_labels), key=EXPRESSIONS.index)
     else:
         table = ExpressionEmbeddings.from_text_encoder(text_encoder or DEFAULT_TEXT_ENCODER, labels=EXPRESSIONS)
@@ -511,7 +547,7 @@ def load_expression_embeddings(
 
 def load_or_build_unet(
     args: argparse.Namespace, crops: Sequence[np.ndarray], cross_attention_dim: int, regions: Sequence[str]
-) -> Tuple[UNet2DConditionModel, str]:
+) -> tuple[UNet2DConditionModel, str]:
     """The UNet to train and its colour mode: the pretrained UNet (checked against ``--color_mode``,
     ``--resolution``, the label table and the regions) or a new one from ``--unet_config``."""
     if args.pretrained_model_name_or_path is None:
@@ -521,9 +557,13 @@ def load_or_build_unet(
         unet = build_unet(args.unet_config, in_channels, cross_attention_dim, args.resolution, num_class_embeds)
         return unet, color_mode
     unet = safe_from_pretrained(
-        UNet2DConditionModel, args.pretrained_model_name_or_path, getattr(args, "allow_pickled_weights", False),
-        subfolder="unet", revision=args.revision, variant=args.variant,
-    )  # fmt: skip
+        UNet2DConditionModel,
+        args.pretrained_model_name_or_path,
+        getattr(args, "allow_pickled_weights", False),
+        subfolder="unet",
+        revision=args.revision,
+        variant=args.variant,
+    )
     color_mode = "luminance" if unet.config.in_channels == 1 else "rgb"
     checks = [
         ("sample_size", unet.config.sample_size, args.resolution, "--resolution"),
@@ -596,19 +636,20 @@ def _checkpoint_step(path: Path) -> int:
     return int(path.name[len(CHECKPOINT_PREFIX) :])
 
 
-def list_checkpoints(output_dir: os.PathLike) -> List[Path]:
+def list_checkpoints(output_dir: os.PathLike) -> list[Path]:
     """The ``checkpoint-<step>`` folders of ``output_dir``, oldest first."""
     output_dir = Path(output_dir)
     if not output_dir.is_dir():
         return []
     found = [
-        p for p in output_dir.iterdir()
+        p
+        for p in output_dir.iterdir()
         if p.is_dir() and p.name.startswith(CHECKPOINT_PREFIX) and p.name[len(CHECKPOINT_PREFIX) :].isdigit()
-    ]  # fmt: skip
+    ]
     return sorted(found, key=_checkpoint_step)
 
 
-def checkpoint_problem(path: os.PathLike) -> Optional[str]:
+def checkpoint_problem(path: os.PathLike) -> str | None:
     """Why the checkpoint at ``path`` cannot be resumed from (missing manifest, missing, truncated or corrupt file),
     or ``None`` when it is complete. Content hashes are checked when the manifest has them (checkpoints written
     before they were added have sizes only)."""
@@ -633,7 +674,7 @@ def checkpoint_problem(path: os.PathLike) -> Optional[str]:
     return None
 
 
-def find_resume_checkpoint(output_dir: str, resume_from_checkpoint: Optional[str]) -> Optional[Path]:
+def find_resume_checkpoint(output_dir: str, resume_from_checkpoint: str | None) -> Path | None:
     """The checkpoint to resume from: the named one (which must be complete) or, for ``"latest"``, the newest
     complete one in ``output_dir`` (incomplete ones are skipped with a warning); ``None`` to start afresh."""
     if not resume_from_checkpoint:
@@ -655,7 +696,7 @@ def find_resume_checkpoint(output_dir: str, resume_from_checkpoint: Optional[str
 
 
 def save_checkpoint(
-    accelerator: Accelerator, output_dir: str, global_step: int, position: Dict[str, int], total_limit: Optional[int]
+    accelerator: Accelerator, output_dir: str, global_step: int, position: dict[str, int], total_limit: int | None
 ) -> Path:
     """``accelerator.save_state`` into a temporary folder, a manifest of its files, then an atomic rename to
     ``checkpoint-<step>``; afterwards the oldest checkpoints beyond ``total_limit`` are removed. Call on every
@@ -707,7 +748,7 @@ def log_validation(
     accelerator: Accelerator,
     global_step: int,
     regions: Sequence[str],
-    crop_statistics: Optional[Dict[str, List[float]]] = None,
+    crop_statistics: dict[str, list[float]] | None = None,
 ) -> PIL.Image.Image:
     """Edit held-out crops to every trained label at each validation strength; save the grid (rows: crops; columns:
     the original, then labels strength by strength) and log it to the trackers."""
@@ -720,9 +761,12 @@ def log_validation(
     labels = embeddings.trained_labels
     # The pipeline's own crop-level SDEdit, with a fast scheduler; no face detection is involved.
     pipeline = LocalExpressionPipeline(
-        unet=unet, scheduler=DDIMScheduler.from_config(noise_scheduler.config), embeddings=embeddings,
-        regions=tuple(regions), crop_statistics=crop_statistics,
-    )  # fmt: skip
+        unet=unet,
+        scheduler=DDIMScheduler.from_config(noise_scheduler.config),
+        embeddings=embeddings,
+        regions=tuple(regions),
+        crop_statistics=crop_statistics,
+    )
     pipeline.set_progress_bar_config(disable=True)
     num_train_timesteps = noise_scheduler.config.num_train_timesteps
     generator = torch.Generator().manual_seed(args.seed if args.seed is not None else 0)
@@ -759,30 +803,52 @@ def log_validation(
     return grid
 
 
-def hyperparameter_rows(args: argparse.Namespace) -> List[Tuple[str, Any]]:
+def hyperparameter_rows(args: argparse.Namespace) -> list[tuple[str, Any]]:
     """The training settings worth a row of the model card (never the Hub token)."""
     names = [
-        "unet_config", "pretrained_model_name_or_path", "resolution", "train_batch_size",
-        "gradient_accumulation_steps", "num_train_epochs", "max_train_steps", "learning_rate", "lr_scheduler",
-        "lr_warmup_steps", "adam_beta1", "adam_beta2", "adam_weight_decay", "loss_type", "smooth_l1_beta",
-        "ddpm_num_steps", "conditioning_dropout_prob", "use_ema", "ema_decay", "random_flip", "affine_degrees",
-        "affine_translate", "affine_scale", "brightness_jitter", "contrast_jitter", "match_crop_exposure",
-        "mixed_precision", "seed",
-    ]  # fmt: skip
+        "unet_config",
+        "pretrained_model_name_or_path",
+        "resolution",
+        "train_batch_size",
+        "gradient_accumulation_steps",
+        "num_train_epochs",
+        "max_train_steps",
+        "learning_rate",
+        "lr_scheduler",
+        "lr_warmup_steps",
+        "adam_beta1",
+        "adam_beta2",
+        "adam_weight_decay",
+        "loss_type",
+        "smooth_l1_beta",
+        "ddpm_num_steps",
+        "conditioning_dropout_prob",
+        "use_ema",
+        "ema_decay",
+        "random_flip",
+        "affine_degrees",
+        "affine_translate",
+        "affine_scale",
+        "brightness_jitter",
+        "contrast_jitter",
+        "match_crop_exposure",
+        "mixed_precision",
+        "seed",
+    ]
     return [(name, getattr(args, name)) for name in names]
 
 
-def restricted_formats(data_info: Dict[str, Any]) -> List[str]:
-    """The training data's source formats whose terms restrict the images and the model (:data:`RESTRICTED_SOURCES`)."""
+def restricted_formats(data_info: dict[str, Any]) -> list[str]:
+    """The training data's source formats whose terms restrict the images and model (:data:`RESTRICTED_SOURCES`)."""
     return [name for name in data_info["source_formats"] if name in RESTRICTED_SOURCES]
 
 
-def private_only_formats(data_info: Dict[str, Any]) -> List[str]:
+def private_only_formats(data_info: dict[str, Any]) -> list[str]:
     """The training data's source formats whose terms forbid publishing a model trained on them openly (RaFD)."""
     return [name for name in restricted_formats(data_info) if not RESTRICTED_SOURCES[name][2]]
 
 
-def weights_licence(args: argparse.Namespace, data_info: Dict[str, Any]) -> str:
+def weights_licence(args: argparse.Namespace, data_info: dict[str, Any]) -> str:
     """What the model card and ``model_index.json`` say about the use of the weights: the data's terms when it has
     any (non-commercial research use), else ``--license``."""
     return WEIGHTS_TERMS if restricted_formats(data_info) else args.license
@@ -791,12 +857,12 @@ def weights_licence(args: argparse.Namespace, data_info: Dict[str, Any]) -> str:
 def write_model_card(
     args: argparse.Namespace,
     repo_id: str,
-    data_info: Dict[str, Any],
+    data_info: dict[str, Any],
     pipeline: LocalExpressionPipeline,
     global_step: int,
     epochs: int,
-    final_loss: Optional[float],
-    validation_grid: Optional[str],
+    final_loss: float | None,
+    validation_grid: str | None,
 ) -> ModelCard:
     """Fill ``model_card.md`` and write it as ``README.md`` in ``--output_dir``."""
     card_data = ModelCardData(
@@ -825,7 +891,8 @@ def write_model_card(
         color_mode=pipeline.color_mode,
         region_anchor=pipeline.region_processor.region_anchor,
         region_margins=", ".join(
-            f"{region} {mx:g} / {my:g}" for region, (mx, my) in pipeline.region_processor.geometry["region_margins"].items()
+            f"{region} {mx:g} / {my:g}"
+            for region, (mx, my) in pipeline.region_processor.geometry["region_margins"].items()
         ),
         supports_guidance=embeddings.supports_guidance,
         conditioning_dropout_prob=args.conditioning_dropout_prob,
@@ -851,7 +918,7 @@ def write_model_card(
     return card
 
 
-def check_publishable(args: argparse.Namespace, data_info: Dict[str, Any]) -> None:
+def check_publishable(args: argparse.Namespace, data_info: dict[str, Any]) -> None:
     """Refuse to push a model trained on RaFD to a public repository (its terms forbid it)."""
     restricted = private_only_formats(data_info)
     if args.push_to_hub and restricted and not args.hub_private_repo:
@@ -871,7 +938,7 @@ def unwrap_model(accelerator: Accelerator, model: torch.nn.Module) -> torch.nn.M
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def main(args: argparse.Namespace) -> Dict[str, Any]:
+def main(args: argparse.Namespace) -> dict[str, Any]:
     """Train; returns ``{"global_step", "losses" (per optimisation step), "output_dir", "resumed_from"}``."""
     if args.report_to == "wandb" and args.hub_token is not None:
         raise ValueError(
@@ -1070,7 +1137,7 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
     validation_source = validation_data or train_data
     null_probability = args.conditioning_dropout_prob
     num_train_timesteps = noise_scheduler.config.num_train_timesteps
-    losses: List[float] = []
+    losses: list[float] = []
     train_loss = 0.0
 
     def run_validation() -> PIL.Image.Image:
@@ -1079,9 +1146,17 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
             ema_unet.store(model.parameters())
             ema_unet.copy_to(model.parameters())
         grid = log_validation(
-            model, noise_scheduler, embeddings, validation_source, color_mode, args, accelerator, global_step,
-            data_info["regions"], data_info["crop_statistics"],
-        )  # fmt: skip
+            model,
+            noise_scheduler,
+            embeddings,
+            validation_source,
+            color_mode,
+            args,
+            accelerator,
+            global_step,
+            data_info["regions"],
+            data_info["crop_statistics"],
+        )
         if ema_unet is not None:
             ema_unet.restore(model.parameters())
         return grid
@@ -1155,17 +1230,28 @@ def main(args: argparse.Namespace) -> Dict[str, Any]:
         if ema_unet is not None:
             ema_unet.copy_to(unet.parameters())
         pipeline = LocalExpressionPipeline(
-            unet=unet, scheduler=noise_scheduler, embeddings=embeddings.to("cpu"), regions=tuple(data_info["regions"]),
-            region_anchor=data_info["geometry"]["region_anchor"], region_margins=data_info["geometry"]["region_margins"],
-            crop_statistics=data_info["crop_statistics"], license=weights_licence(args, data_info),
-        )  # fmt: skip
+            unet=unet,
+            scheduler=noise_scheduler,
+            embeddings=embeddings.to("cpu"),
+            regions=tuple(data_info["regions"]),
+            region_anchor=data_info["geometry"]["region_anchor"],
+            region_margins=data_info["geometry"]["region_margins"],
+            crop_statistics=data_info["crop_statistics"],
+            license=weights_licence(args, data_info),
+        )
         # Published models carry the measured fast sampler; the paper's DDPM is one from_config away.
         pipeline.use_fast_scheduler()
         pipeline.save_pretrained(args.output_dir)
         write_model_card(
-            args, repo_id, data_info, pipeline, global_step, args.num_train_epochs,
-            losses[-1] if losses else None, VALIDATION_GRID,
-        )  # fmt: skip
+            args,
+            repo_id,
+            data_info,
+            pipeline,
+            global_step,
+            args.num_train_epochs,
+            losses[-1] if losses else None,
+            VALIDATION_GRID,
+        )
         if hub_api is not None:
             hub_api.upload_folder(
                 repo_id=repo_id,

@@ -12,9 +12,9 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
@@ -27,9 +27,11 @@ def parser(description: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--model", default=None, help="Model folder or Hub id (default: the bundled model).")
     p.add_argument(
-        "--threads", type=int, default=None,
+        "--threads",
+        type=int,
+        default=None,
         help="torch threads (default: diffusers_led.batch.recommended_num_threads(), as led-edit uses).",
-    )  # fmt: skip
+    )
     p.add_argument("--repeats", type=int, default=5, help="Timed repetitions (the median is reported).")
     p.add_argument("--seed", type=int, default=0)
     return p
@@ -55,7 +57,7 @@ def region_labels(unet, count: int):
     return None if classes is None else torch.arange(count) % classes
 
 
-def model_path(model: Optional[str]) -> str:
+def model_path(model: str | None) -> str:
     if model:
         return model
     from diffusers_led.pretrained import default_model_path
@@ -63,7 +65,7 @@ def model_path(model: Optional[str]) -> str:
     return default_model_path()
 
 
-def set_threads(threads: Optional[int], background_threads: int = 0) -> int:
+def set_threads(threads: int | None, background_threads: int = 0) -> int:
     import torch
 
     from diffusers_led.batch import recommended_num_threads
@@ -73,7 +75,7 @@ def set_threads(threads: Optional[int], background_threads: int = 0) -> int:
     return n
 
 
-def load_pipeline(model: Optional[str], optimize: bool = False):
+def load_pipeline(model: str | None, optimize: bool = False):
     """``(pipe, seconds)``: the pipeline loaded with progress bars off; ``optimize`` applies led-edit's inference
     settings (``diffusers_led.batch.optimize_for_cpu``: channels_last) after the timed load."""
     import diffusers
@@ -92,8 +94,8 @@ def load_pipeline(model: Optional[str], optimize: bool = False):
     return pipe, seconds
 
 
-def collect_images(items: Sequence[str]) -> List[Path]:
-    paths: List[Path] = []
+def collect_images(items: Sequence[str]) -> list[Path]:
+    paths: list[Path] = []
     for item in items:
         path = Path(item)
         if path.is_dir():
@@ -103,13 +105,13 @@ def collect_images(items: Sequence[str]) -> List[Path]:
     return paths
 
 
-def machine_line(threads: Optional[int] = None) -> str:
+def machine_line(threads: int | None = None) -> str:
     import torch
 
     from diffusers_led.batch import available_cpus
 
     try:
-        load = "%.1f" % os.getloadavg()[0]
+        load = f"{os.getloadavg()[0]:.1f}"
     except (AttributeError, OSError):
         load = "n/a"
     cpu = platform.processor() or platform.machine()
@@ -136,7 +138,7 @@ def median(values: Iterable[float]) -> float:
 
 
 @contextmanager
-def wrapped(obj, name: str, totals: Dict[str, float], key: Optional[str] = None):
+def wrapped(obj, name: str, totals: dict[str, float], key: str | None = None):
     """Time every call of ``obj.name`` into ``totals[key]`` (an instance attribute shadows the method)."""
     original = getattr(obj, name)
     key = key or name
@@ -175,7 +177,7 @@ def flop_counter():
     return flop_counter.FlopCounterMode(display=False, custom_mapping=custom)
 
 
-def psnr(a: np.ndarray, b: np.ndarray, mask: Optional[np.ndarray] = None) -> float:
+def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
     """PSNR in dB of two uint8-range images, over the pixels where ``mask`` > 0 (all when None)."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)

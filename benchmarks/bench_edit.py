@@ -91,10 +91,14 @@ def main() -> None:
         key: c.median(run.get(key, 0.0) for run in runs)
         for key in ("detect", "extract", "diffusion", "composite", "total")
     }
+    n_crops = crops_per_face(len(pipe.config.regions), guidance) * len(faces)
     stages = [
         ("detect (face + 5 landmarks)", med["detect"]),
         ("align + crop (2 regions)", med["extract"] - med["detect"]),
-        (f"diffusion ({steps_run} UNet calls on {crops_per_face(len(pipe.config.regions), guidance) * len(faces)} crops)", med["diffusion"]),
+        (
+            f"diffusion ({steps_run} UNet calls on {n_crops} crops)",
+            med["diffusion"],
+        ),
         ("composite", med["composite"]),
         ("other (image in/out, tensors)", med["total"] - med["extract"] - med["diffusion"] - med["composite"]),
         ("**total per edit**", med["total"]),
@@ -112,24 +116,28 @@ def main() -> None:
     print(
         f"\nper UNet call: {med['diffusion'] / max(steps_run, 1) * 1000:.0f} ms; first (cold) edit: {cold_s:.3f} s\n"
     )
-    print(c.table(
-        ["load", "seconds"],
-        [
-            ("import torch + diffusers + diffusers_led", import_s),
-            ("pipeline from_pretrained (UNet, scheduler, embeddings)", pipeline_s),
-            ("face detector models (dlib HOG, 68-point landmarks, CNN check)", detector_s),
-            ("**model load (pipeline + detector)**", pipeline_s + detector_s),
-        ],
-    ))  # fmt: skip
+    print(
+        c.table(
+            ["load", "seconds"],
+            [
+                ("import torch + diffusers + diffusers_led", import_s),
+                ("pipeline from_pretrained (UNet, scheduler, embeddings)", pipeline_s),
+                ("face detector models (dlib HOG, 68-point landmarks, CNN check)", detector_s),
+                ("**model load (pipeline + detector)**", pipeline_s + detector_s),
+            ],
+        )
+    )
     print()
-    print(c.table(
-        ["memory", "MiB"],
-        [
-            ("peak RSS after loading (ru_maxrss)", rss_loaded),
-            ("peak RSS after the edits (ru_maxrss)", rss_peak),
-            ("peak Python/numpy allocations during one edit (tracemalloc)", traced_peak / 2**20),
-        ],
-    ))  # fmt: skip
+    print(
+        c.table(
+            ["memory", "MiB"],
+            [
+                ("peak RSS after loading (ru_maxrss)", rss_loaded),
+                ("peak RSS after the edits (ru_maxrss)", rss_peak),
+                ("peak Python/numpy allocations during one edit (tracemalloc)", traced_peak / 2**20),
+            ],
+        )
+    )
     print(f"\n`{c.command_line()}`")
 
 

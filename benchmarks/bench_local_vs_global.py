@@ -35,12 +35,14 @@ def main() -> None:
     crops_per_face = len(pipe.config.regions)
     cases = {
         f"local: {crops_per_face * args.faces} crops of {crop}x{crop}": (
-            local, torch.randn(crops_per_face * args.faces, channels, crop, crop)
+            local,
+            torch.randn(crops_per_face * args.faces, channels, crop, crop),
         ),
         f"whole face: {args.faces} x {args.face_size}x{args.face_size}": (
-            whole, torch.randn(args.faces, channels, args.face_size, args.face_size)
+            whole,
+            torch.randn(args.faces, channels, args.face_size, args.face_size),
         ),
-    }  # fmt: skip
+    }
     timestep = torch.tensor(200)
 
     def step(model, sample):
@@ -79,9 +81,11 @@ def main() -> None:
         f"model: {c.model_path(args.model)}; UNet blocks {list(local.config.block_out_channels)}; "
         f"median of {args.repeats}\n"
     )
-    print(c.table(
-        ["input", "UNet params (M)", "pixels", "GFLOP per step", "FLOP ratio", "ms per step", "time ratio"], rows
-    ))  # fmt: skip
+    print(
+        c.table(
+            ["input", "UNet params (M)", "pixels", "GFLOP per step", "FLOP ratio", "ms per step", "time ratio"], rows
+        )
+    )
     print(
         f"\nThe whole face costs {rows[1][4]:.0f}x the FLOPs and {rows[1][6]:.0f}x the time of the local crops "
         f"per step ({rows[1][2] / rows[0][2]:.0f}x the pixels; self-attention grows with the square of the pixels)."

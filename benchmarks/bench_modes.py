@@ -33,27 +33,39 @@ def main() -> None:
     )
 
     def edit(mode: str, faces=None):
-        return pipe(image, target=args.target, mode=mode, faces=faces, generator=torch.Generator().manual_seed(0),
-                    allow_untrained_targets=True)  # fmt: skip
+        return pipe(
+            image,
+            target=args.target,
+            mode=mode,
+            faces=faces,
+            generator=torch.Generator().manual_seed(0),
+            allow_untrained_targets=True,
+        )
 
     rows, totals = [], {}
     for mode in ("geometry", "geometry+texture", "diffusion"):
         edit(mode)  # warm-up
-        totals[mode] = c.median(c.timed(lambda: edit(mode)) for _ in range(args.repeats))
+        totals[mode] = c.median(c.timed(lambda mode=mode: edit(mode)) for _ in range(args.repeats))
         faces = pipe.detect_faces(prepared, tuple(pipe.config.regions), "error")
-        after_detection = c.median(c.timed(lambda: edit(mode, faces)) for _ in range(args.repeats))
+        after_detection = c.median(
+            c.timed(lambda mode=mode, faces=faces: edit(mode, faces)) for _ in range(args.repeats)
+        )
         rows.append((mode, totals[mode], after_detection))
     print(f"## Edit modes: {args.image}, target {args.target}\n")
     print(c.machine_line(threads))
-    print(f"model: {c.model_path(args.model)}; median of {args.repeats} edits after one warm-up; detection alone "
-          f"{detect_s:.3f} s\n")  # fmt: skip
+    print(
+        f"model: {c.model_path(args.model)}; median of {args.repeats} edits after one warm-up; detection alone "
+        f"{detect_s:.3f} s\n"
+    )
     print(c.table(["mode", "seconds per edit", "seconds after detection"], rows))
     base = totals["geometry"]
     print()
-    print(c.table(
-        ["ratio", "x"],
-        [(f"{mode} / geometry", totals[mode] / base) for mode in ("geometry+texture", "diffusion")],
-    ))  # fmt: skip
+    print(
+        c.table(
+            ["ratio", "x"],
+            [(f"{mode} / geometry", totals[mode] / base) for mode in ("geometry+texture", "diffusion")],
+        )
+    )
     print(f"\n`{c.command_line()}`")
 
 

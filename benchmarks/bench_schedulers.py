@@ -15,8 +15,6 @@ faces are detected once and passed in) so they compare the diffusion itself.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
-
 import _common as c
 import numpy as np
 
@@ -28,7 +26,7 @@ SAMPLERS = {
 }
 
 
-def make_scheduler(pipe, class_name: str, overrides: Dict):
+def make_scheduler(pipe, class_name: str, overrides: dict):
     import diffusers
 
     return getattr(diffusers, class_name).from_config(pipe.scheduler.config, **overrides)
@@ -99,15 +97,19 @@ def main() -> None:
         image = image.reshape(*image.shape[:2], -1)
         return np.repeat(image, 3, axis=2) if image.shape[2] == 1 else image[..., :3]
 
-    def run(scheduler, steps: int, seed: int) -> Tuple[List[np.ndarray], float]:
+    def run(scheduler, steps: int, seed: int) -> tuple[list[np.ndarray], float]:
         pipe.scheduler = scheduler
         images = [photos[k] for k, _ in jobs]
         start = time.perf_counter()
         out = pipe(
-            images, target=[t for _, t in jobs], strength=args.strength, num_inference_steps=steps,
-            faces=[faces[k] for k, _ in jobs], output_type="np",
+            images,
+            target=[t for _, t in jobs],
+            strength=args.strength,
+            num_inference_steps=steps,
+            faces=[faces[k] for k, _ in jobs],
+            output_type="np",
             generator=[torch.Generator().manual_seed(seed + i) for i in range(len(jobs))],
-        )  # fmt: skip
+        )
         seconds = time.perf_counter() - start
         return [rgb(np.rint(np.asarray(img) * 255.0)) for img in out.images], seconds / len(jobs)
 
@@ -122,7 +124,7 @@ def main() -> None:
         timesteps = pipe.get_timesteps(start_t, steps, torch.device("cpu"))
         return f"{len(timesteps)} ({int(timesteps[0]) if len(timesteps) else '-'})"
 
-    configs: List[Tuple[str, object, int]] = [
+    configs: list[tuple[str, object, int]] = [
         (
             f"model default: {type(saved_scheduler).__name__} ({saved_scheduler.config.get('timestep_spacing', '?')})",
             saved_scheduler,
@@ -153,8 +155,8 @@ def main() -> None:
     ode = make_scheduler(pipe, "DDIMScheduler", {})
     ode_images, ode_s = run(ode, T, args.seed)
     paper_s = (paper_s + floor_s) / 2  # the same 251 calls twice: their mean is the paper mode's time
-    times: Dict[int, List[float]] = {i: [] for i in range(len(configs))}
-    outputs: Dict[int, List[np.ndarray]] = {}
+    times: dict[int, list[float]] = {i: [] for i in range(len(configs))}
+    outputs: dict[int, list[np.ndarray]] = {}
     for _ in range(args.repeats):  # interleaved, so load changes hit every configuration alike
         for i, (_, scheduler, steps) in enumerate(configs):
             images, seconds = run(scheduler, steps, args.seed)
@@ -163,7 +165,7 @@ def main() -> None:
 
     judge = load_judge()
 
-    def expression(images: List[np.ndarray]) -> Tuple[float, float]:
+    def expression(images: list[np.ndarray]) -> tuple[float, float]:
         if judge is None:
             return float("nan"), float("nan")
         probs, hits = [], []
@@ -177,10 +179,10 @@ def main() -> None:
                 hits.append(float(np.argmax(pr) == index))
         return (float(np.mean(probs)), float(np.mean(hits))) if probs else (float("nan"), float("nan"))
 
-    def closeness(images: List[np.ndarray], to: Optional[List[np.ndarray]] = None) -> float:
+    def closeness(images: list[np.ndarray], to: list[np.ndarray] | None = None) -> float:
         return float(np.mean([c.psnr(a, b, m) for a, b, m in zip(images, reference if to is None else to, masks)]))
 
-    def ode_closeness(images: List[np.ndarray]) -> float:
+    def ode_closeness(images: list[np.ndarray]) -> float:
         return closeness(images, ode_images)
 
     originals = [np.asarray(photos[k].convert("RGB"), dtype=np.float64) for k, _ in jobs]
@@ -228,16 +230,35 @@ def main() -> None:
     ]
     for i, (name, scheduler, steps) in enumerate(configs):
         seconds = c.median(times[i])
-        rows.append((
-            name, steps, unet_calls(scheduler, steps), seconds, paper_s / seconds, closeness(outputs[i]),
-            ode_closeness(outputs[i]), *expression(outputs[i]),
-        ))  # fmt: skip
+        rows.append(
+            (
+                name,
+                steps,
+                unet_calls(scheduler, steps),
+                seconds,
+                paper_s / seconds,
+                closeness(outputs[i]),
+                ode_closeness(outputs[i]),
+                *expression(outputs[i]),
+            )
+        )
     pipe.scheduler = saved_scheduler
-    print(c.table(
-        ["sampler", "num_inference_steps", "UNet calls (first t)", "s per edit (no detection)", "speed-up vs paper",
-         "PSNR vs paper (dB)", "PSNR vs converged ODE (dB)", "p(target)", "hit rate"],
-        rows,
-    ))  # fmt: skip
+    print(
+        c.table(
+            [
+                "sampler",
+                "num_inference_steps",
+                "UNet calls (first t)",
+                "s per edit (no detection)",
+                "speed-up vs paper",
+                "PSNR vs paper (dB)",
+                "PSNR vs converged ODE (dB)",
+                "p(target)",
+                "hit rate",
+            ],
+            rows,
+        )
+    )
     print(f"\n`{c.command_line()}`")
 
 

@@ -23,9 +23,11 @@ def build_cpu_pipeline(like: str | None = None, preset: str = "cpu", seed: int =
     torch.manual_seed(seed)
     embedding_dim = reference.embeddings.config.embedding_dim
     unet = build_unet(
-        preset, in_channels=reference.unet.config.in_channels, cross_attention_dim=embedding_dim,
+        preset,
+        in_channels=reference.unet.config.in_channels,
+        cross_attention_dim=embedding_dim,
         num_class_embeds=reference.unet.config.num_class_embeds,
-    )  # fmt: skip
+    )
     embeddings = ExpressionEmbeddings(labels=EXPRESSIONS, embedding_dim=embedding_dim, conditioning_dropout_prob=0.1)
     embeddings.embeddings.data.normal_()
     config = {

@@ -20,7 +20,6 @@ from diffusers_led import ImageLoadError, LocalExpressionPipeline
 from diffusers_led.image_processor import load_image
 from diffusers_led.pretrained import default_model_path
 
-
 SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 
 

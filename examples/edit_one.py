@@ -16,7 +16,6 @@ from PIL import Image
 from diffusers_led import LocalExpressionPipeline
 from diffusers_led.pretrained import default_model_path
 
-
 HERE = Path(__file__).resolve().parent
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -22,7 +22,6 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 from diffusers_led import LocalExpressionPipeline
 from diffusers_led.pretrained import default_model_path
 
-
 HERE = Path(__file__).resolve().parent
 
 
@@ -74,9 +73,16 @@ def font(size):
 def grid_block(pipe, photo, name, targets, timesteps, steps, seed, cell, guidance_scale=None):
     """One photo's block: a header row of t_i, then one row per target."""
     image = ImageOps.exif_transpose(Image.open(photo))  # upright, like the pipeline's output
-    first = pipe(image, target=targets[0], start_timestep=timesteps[0], num_inference_steps=steps,
-                 guidance_scale=guidance_scale, generator=torch.Generator().manual_seed(seed),
-                 allow_untrained_targets=True, mode="diffusion")  # fmt: skip
+    first = pipe(
+        image,
+        target=targets[0],
+        start_timestep=timesteps[0],
+        num_inference_steps=steps,
+        guidance_scale=guidance_scale,
+        generator=torch.Generator().manual_seed(seed),
+        allow_untrained_targets=True,
+        mode="diffusion",
+    )
     window = face_window(first.faces[0][0], *image.size)
     label_width, header = int(cell * 0.9), int(cell * 0.28)
     block = Image.new("RGB", (label_width + cell * (len(timesteps) + 1), header + cell * len(targets)), "white")
@@ -97,8 +103,16 @@ def grid_block(pipe, photo, name, targets, timesteps, steps, seed, cell, guidanc
                 edited = first.images[0]
             else:
                 generator = torch.Generator().manual_seed(seed)
-                result = pipe(image, target=target, start_timestep=t_i, num_inference_steps=steps, generator=generator,
-                              guidance_scale=guidance_scale, allow_untrained_targets=True, mode="diffusion")  # fmt: skip
+                result = pipe(
+                    image,
+                    target=target,
+                    start_timestep=t_i,
+                    num_inference_steps=steps,
+                    generator=generator,
+                    guidance_scale=guidance_scale,
+                    allow_untrained_targets=True,
+                    mode="diffusion",
+                )
                 edited = result.images[0]
             block.paste(
                 edited.convert("RGB").crop(window).resize((cell, cell), Image.LANCZOS),
@@ -158,8 +172,10 @@ def main(argv=None):
         sheet.paste(b, (0, y))
         y += b.height
     sheet.save(args.output)
-    print(f"wrote {args.output} ({sheet.width}x{sheet.height}: {len(photos)} photo(s) x {len(targets)} targets x "
-          f"t_i {', '.join(map(str, timesteps))})")  # fmt: skip
+    print(
+        f"wrote {args.output} ({sheet.width}x{sheet.height}: {len(photos)} photo(s) x {len(targets)} targets x "
+        f"t_i {', '.join(map(str, timesteps))})"
+    )
     return args.output
 
 

@@ -13,13 +13,12 @@ import os
 from pathlib import Path
 
 import torch
+from expression_grid import face_window, font
 from PIL import Image, ImageDraw, ImageOps
 
 from diffusers_led import EXPRESSIONS, LocalExpressionPipeline
 from diffusers_led.image_processor import prepare_image
 from diffusers_led.pretrained import default_model_path
-
-from expression_grid import face_window, font
 
 HERE = Path(__file__).resolve().parent
 
@@ -55,16 +54,29 @@ def main(argv=None):
     for row, (photo, mode) in enumerate(rows):
         image = ImageOps.exif_transpose(Image.open(photo))
         top = header + cell * row
-        draw.text((label_width - 6, top + cell // 2), f"{photo.stem}\n{mode}", fill="black", font=small, anchor="rm",
-                  align="right")  # fmt: skip
+        draw.text(
+            (label_width - 6, top + cell // 2),
+            f"{photo.stem}\n{mode}",
+            fill="black",
+            font=small,
+            anchor="rm",
+            align="right",
+        )
         faces = pipe.detect_faces([prepare_image(image)], tuple(pipe.config.regions), on_no_face="error")
         window = face_window(faces[0][0], *image.size)
         for column, target in enumerate([None] + targets):
             edited = image
             if target is not None:
                 generator = torch.Generator().manual_seed(args.seed)
-                edited = pipe(image, target=target, mode=mode, strength=args.strength, generator=generator,
-                              faces=faces, allow_untrained_targets=True).images[0]  # fmt: skip
+                edited = pipe(
+                    image,
+                    target=target,
+                    mode=mode,
+                    strength=args.strength,
+                    generator=generator,
+                    faces=faces,
+                    allow_untrained_targets=True,
+                ).images[0]
             cropped = edited.convert("RGB").crop(window).resize((cell, cell), Image.LANCZOS)
             sheet.paste(cropped, (label_width + cell * column, top))
         print(f"  {photo.name} ({mode}) done", flush=True)

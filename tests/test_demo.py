@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import EXAMPLE_IMAGE, REPO, make_tiny_pipeline
 from PIL import Image
 
-from conftest import EXAMPLE_IMAGE, REPO, make_tiny_pipeline
 from diffusers_led import ImageLoadError, NoFaceDetectedError
 from diffusers_led.demo import (
     DemoInputError,
@@ -34,7 +34,6 @@ from diffusers_led.demo import (
     model_notice,
 )
 from diffusers_led.pretrained import default_model_path
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -128,8 +127,12 @@ def test_guidance_needs_a_model_trained_with_label_dropout(tmp_path):
 
 
 def test_summary_names_the_guidance_and_what_it_pushes_away_from(tmp_path):
-    pipe = make_tiny_pipeline(conditioning_dropout_prob=0.1, default_num_inference_steps=TINY_STEPS,
-                              default_guidance_scale=2.0, default_negative_target="neutral")  # fmt: skip
+    pipe = make_tiny_pipeline(
+        conditioning_dropout_prob=0.1,
+        default_num_inference_steps=TINY_STEPS,
+        default_guidance_scale=2.0,
+        default_negative_target="neutral",
+    )
     result = ExpressionEditor(pipe, output_dir=str(tmp_path)).edit(str(EXAMPLE_IMAGE), "happy")
     assert ", guidance 2 away from neutral," in result.summary
     unguided = ExpressionEditor(pipe, output_dir=str(tmp_path)).edit(str(EXAMPLE_IMAGE), "happy", guidance_scale=1.0)
@@ -137,9 +140,15 @@ def test_summary_names_the_guidance_and_what_it_pushes_away_from(tmp_path):
 
 
 def test_the_strength_follows_the_models_default_for_the_target(tmp_path):
-    pipe = make_tiny_pipeline(default_num_inference_steps=TINY_STEPS, default_strength=0.5, target_strengths={"happy": 0.75})
+    pipe = make_tiny_pipeline(
+        default_num_inference_steps=TINY_STEPS, default_strength=0.5, target_strengths={"happy": 0.75}
+    )
     editor = ExpressionEditor(pipe, output_dir=str(tmp_path))
-    assert (editor.strength_for("joy"), editor.strength_for("angry"), editor.strength_for("grumpy")) == (0.75, 0.5, 0.5)
+    assert (editor.strength_for("joy"), editor.strength_for("angry"), editor.strength_for("grumpy")) == (
+        0.75,
+        0.5,
+        0.5,
+    )
     assert "at strength 0.75 (t_i = 375)" in editor.edit(str(EXAMPLE_IMAGE), "happy").summary
     assert "at strength 0.50 (t_i = 250)" in editor.edit(str(EXAMPLE_IMAGE), "angry").summary
     gr = pytest.importorskip("gradio")
@@ -246,9 +255,10 @@ def test_handler_outputs_and_overlay_toggle(handlers):
 
 
 def test_build_demo_leaves_the_package_alone_and_tolerates_bad_uploads(handlers, editor, not_an_image, tmp_path):
+    from gradio.data_classes import ImageData
+
     import diffusers_led
     from diffusers_led.demo import build_demo
-    from gradio.data_classes import ImageData
 
     package = Path(diffusers_led.__file__).parent
     stubs = set(package.rglob("*.pyi"))
@@ -267,10 +277,16 @@ def test_build_demo_leaves_the_package_alone_and_tolerates_bad_uploads(handlers,
 # ---------------------------------------------------------------------------------------------------------------------
 
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--no-proxy-server",  # talk to 127.0.0.1 directly even if the environment names a proxy
-]  # fmt: skip
+]
 
 # Loaded into the demo server through PYTHONPATH: refuses and records every connection to a non-loopback address,
 # so the test proves the server makes no network call (analytics, version check, fonts, share link).
@@ -363,8 +379,17 @@ def demo_server(tmp_path_factory):
         "no_proxy": "127.0.0.1,localhost",
     }
     env.pop("GRADIO_ANALYTICS_ENABLED", None)  # led-demo must turn analytics off by itself
-    command = [sys.executable, "-m", "diffusers_led.demo", "--model", str(root / "tiny"), "--port", str(port),
-               "--output-dir", str(root / "out")]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "diffusers_led.demo",
+        "--model",
+        str(root / "tiny"),
+        "--port",
+        str(port),
+        "--output-dir",
+        str(root / "out"),
+    ]
     log = open(root / "server.log", "w+")
     server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(root))
     url = f"http://127.0.0.1:{port}/"
@@ -496,8 +521,17 @@ def test_geometry_mode_and_action_unit_sliders(tmp_path):
     functions = make_handlers(editor, gr)
     sliders = [1.0 if name == "AU26" else 0.0 for name, _ in DEMO_ACTION_UNITS]
     before, after, state, _, summary = functions["run_edit"](
-        str(EXAMPLE_IMAGE), "neutral", 0.0, TINY_STEPS, 0, 1.0, ["eyes", "mouth"], False, "geometry", *sliders,
+        str(EXAMPLE_IMAGE),
+        "neutral",
+        0.0,
+        TINY_STEPS,
+        0,
+        1.0,
+        ["eyes", "mouth"],
+        False,
+        "geometry",
+        *sliders,
         progress=lambda *a, **k: None,
-    )  # fmt: skip
+    )
     assert "AU26 +1.00" in summary and not np.array_equal(np.asarray(after.convert("RGB")), before)
     assert functions["target_strength"]("happy", "geometry") == 0.7

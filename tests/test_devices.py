@@ -24,7 +24,6 @@ from diffusers_led.cli import edit_main, evaluate_main
 from diffusers_led.devices import DeviceError, resolve_device, resolve_device_and_dtype, resolve_dtype
 from diffusers_led.image_processor import crop_statistics, prepare_image
 
-
 PACKAGE = Path(diffusers_led.__file__).resolve().parent
 
 
@@ -107,8 +106,10 @@ def test_the_three_commands_share_the_options():
     from diffusers_led import cli, demo
 
     for parser in (cli.build_edit_parser(), demo.build_parser()):
-        args = parser.parse_args(["--device", "cuda:1", "--dtype", "bfloat16"] + (["x", "--target", "happy"]
-                                  if parser.prog == "led-edit" else []))  # fmt: skip
+        args = parser.parse_args(
+            ["--device", "cuda:1", "--dtype", "bfloat16"]
+            + (["x", "--target", "happy"] if parser.prog == "led-edit" else [])
+        )
         assert (args.device, args.dtype) == ("cuda:1", "bfloat16")
     with pytest.raises(SystemExit):
         cli.build_edit_parser().parse_args(["x", "--target", "happy", "--dtype", "half"])
@@ -148,12 +149,16 @@ def test_a_low_precision_unet_edits_end_to_end(dtype, output_type, example, one_
         return forward(sample, timestep, encoder_hidden_states, **kwargs)
 
     pipe.unet.forward = spy
-    outputs = {kind: pipe(example, "happy", output_type=kind, generator=torch.Generator().manual_seed(0), **kwargs)
-               for kind in ("np", output_type)}  # fmt: skip
+    outputs = {
+        kind: pipe(example, "happy", output_type=kind, generator=torch.Generator().manual_seed(0), **kwargs)
+        for kind in ("np", output_type)
+    }
     assert len(seen) == 4 and set(seen) == {(dtype, pipe.device, dtype, pipe.device)}
 
     array = outputs["np"].images[0]
-    assert array.dtype == np.float32 and array.shape == (*example.size[::-1], 3) and 0 <= array.min() <= array.max() <= 1
+    assert (
+        array.dtype == np.float32 and array.shape == (*example.size[::-1], 3) and 0 <= array.min() <= array.max() <= 1
+    )
     other = outputs[output_type].images[0]
     if output_type == "pil":
         assert other.mode == "RGB" and other.size == example.size
@@ -181,8 +186,25 @@ def test_led_edit_dtype_option_casts_the_model(tmp_path, one_torch_thread):
     out = tmp_path / "bf16.png"
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(devices, "load_pipeline_on", spy)
-        code = edit_main([str(EXAMPLE_IMAGE), "--target", "happy", "-o", str(out), "--model", str(model),
-                          "--steps", "4", "--threads", "1", "--device", "cpu", "--dtype", "bfloat16"])  # fmt: skip
+        code = edit_main(
+            [
+                str(EXAMPLE_IMAGE),
+                "--target",
+                "happy",
+                "-o",
+                str(out),
+                "--model",
+                str(model),
+                "--steps",
+                "4",
+                "--threads",
+                "1",
+                "--device",
+                "cpu",
+                "--dtype",
+                "bfloat16",
+            ]
+        )
     assert code == 0
     assert loaded["pipe"].unet.dtype is torch.bfloat16 and loaded["pipe"].device == torch.device("cpu")
     assert Image.open(out).size == Image.open(EXAMPLE_IMAGE).size and Image.open(out).mode == "RGB"
@@ -193,9 +215,19 @@ def test_led_edit_dtype_option_casts_the_model(tmp_path, one_torch_thread):
 # ---------------------------------------------------------------------------------------------------------------------
 
 _FACTORIES = {
-    torch.tensor, torch.as_tensor, torch.zeros, torch.ones, torch.full, torch.empty, torch.arange, torch.linspace,
-    torch.eye, torch.rand, torch.randn, torch.randint,
-}  # fmt: skip
+    torch.tensor,
+    torch.as_tensor,
+    torch.zeros,
+    torch.ones,
+    torch.full,
+    torch.empty,
+    torch.arange,
+    torch.linspace,
+    torch.eye,
+    torch.rand,
+    torch.randn,
+    torch.randint,
+}
 
 
 class DeviceAudit(TorchFunctionMode):
@@ -241,12 +273,21 @@ def test_the_pipeline_makes_every_tensor_on_its_device(example, one_torch_thread
     """All branches that create tensors: guidance with a named negative, region classes, exposure matching."""
     statistics = {"eyes": [0.1, 0.3], "mouth": [-0.1, 0.25]}
     pipe = make_tiny_pipeline(
-        conditioning_dropout_prob=0.1, num_class_embeds=2, crop_statistics=statistics, default_guidance_scale=2.0,
+        conditioning_dropout_prob=0.1,
+        num_class_embeds=2,
+        crop_statistics=statistics,
+        default_guidance_scale=2.0,
         default_negative_target="neutral",
-    )  # fmt: skip
+    )
     with DeviceAudit(host_side={"tensor_to_crops", "prepare_image"}) as audit:
-        output = pipe(example, "happy", strength=0.4, num_inference_steps=10, output_type="pt",
-                      generator=[torch.Generator().manual_seed(0)])  # fmt: skip
+        output = pipe(
+            example,
+            "happy",
+            strength=0.4,
+            num_inference_steps=10,
+            output_type="pt",
+            generator=[torch.Generator().manual_seed(0)],
+        )
     assert output.images[0].shape[0] == 3
     assert audit.violations == []
 
@@ -296,8 +337,21 @@ def test_the_evaluation_timing_runs_on_the_unet_device(one_torch_thread):
     pipe = make_tiny_pipeline(num_class_embeds=2)
     pipe.unet.to(torch.bfloat16)
     with DeviceAudit() as audit:
-        plan = _plan(pipe, [], ["happy"], ("eyes", "mouth"), ["blend"], {"blend": [0.5]}, {("blend", 0.5): 5}, 3, 1,
-                     False, 0, 2, time_budget=10.0)  # fmt: skip
+        plan = _plan(
+            pipe,
+            [],
+            ["happy"],
+            ("eyes", "mouth"),
+            ["blend"],
+            {"blend": [0.5]},
+            {("blend", 0.5): 5},
+            3,
+            1,
+            False,
+            0,
+            2,
+            time_budget=10.0,
+        )
     assert plan["unet_s_per_crop_step"] > 0 and audit.violations == []
 
 
@@ -306,8 +360,12 @@ def test_no_string_cpu_device_in_the_inference_code():
     files = [PACKAGE / name for name in ("pipeline_led.py", "image_processor.py", "batch.py", "cli.py", "demo.py")]
     files += sorted((PACKAGE / "evaluation").glob("*.py"))
     pattern = re.compile(r"(?<!`)[\"']cpu[\"']")
-    found = [f"{path.name}:{n}" for path in files for n, line in enumerate(path.read_text().splitlines(), 1)
-             if pattern.search(line)]  # fmt: skip
+    found = [
+        f"{path.name}:{n}"
+        for path in files
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
     assert found == []
 
 

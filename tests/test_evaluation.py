@@ -10,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from conftest import EXAMPLE_IMAGE, make_tiny_pipeline
 from PIL import Image
 
-from conftest import EXAMPLE_IMAGE, make_tiny_pipeline
 from diffusers_led.evaluation import (
     evaluate,
     expression_inception_score,
@@ -26,7 +25,6 @@ from diffusers_led.evaluation import (
     seam_score,
 )
 from diffusers_led.evaluation.metrics import PSNR_CAP
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -152,9 +150,11 @@ def test_pixel_metrics_of_an_identity_edit_are_zero_and_hard_paste_has_a_seam():
     assert seam_score(image, image, soft)["score"] == 0.0
     assert seam_score(image, image, hard)["score"] == 0.0
     assert preservation(image, image, soft) == {
-        "max_abs_outside": 0.0, "mean_abs_outside": 0.0, "changed_pixels_outside": 0,
+        "max_abs_outside": 0.0,
+        "mean_abs_outside": 0.0,
+        "changed_pixels_outside": 0,
         "pixels_outside": int((soft <= 0).sum()),
-    }  # fmt: skip
+    }
     assert psnr(image, image) == PSNR_CAP
 
     # The same generated content (brighter, different texture) composited hard and soft.
@@ -255,14 +255,38 @@ def test_evaluate_end_to_end_on_labelled_photos(tmp_path, example_image, monkeyp
     out = tmp_path / "report"
     code = cli.evaluate_main(
         [
-            "--data", str(photos), "--out", str(out), "--targets", "happy,contempt", "--strengths", "0,0.2",
-            "--paper-steps", "4", "--paper-max-images", "1", "--allow-untrained-targets", "--time-budget", "0",
-            "--cache-dir", str(tmp_path / "cache"), "--negative-target", "neutral", "--quiet",
+            "--data",
+            str(photos),
+            "--out",
+            str(out),
+            "--targets",
+            "happy,contempt",
+            "--strengths",
+            "0,0.2",
+            "--paper-steps",
+            "4",
+            "--paper-max-images",
+            "1",
+            "--allow-untrained-targets",
+            "--time-budget",
+            "0",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--negative-target",
+            "neutral",
+            "--quiet",
         ]
-    )  # fmt: skip
+    )
     assert code == 0
-    for name in ("report.json", "report.md", "edits.csv", "expression_vs_strength.png", "identity_vs_strength.png",
-                 "seams_vs_strength.png", "samples.png"):  # fmt: skip
+    for name in (
+        "report.json",
+        "report.md",
+        "edits.csv",
+        "expression_vs_strength.png",
+        "identity_vs_strength.png",
+        "seams_vs_strength.png",
+        "samples.png",
+    ):
         assert (out / name).is_file(), name
     report = json.loads((out / "report.json").read_text())
     results = {(r["mode"], r["strength"]): r for r in report["results"]}
@@ -316,14 +340,21 @@ def test_evaluate_python_api_is_deterministic(tmp_path, example_image, monkeypat
 @needs_judges
 def test_each_target_is_also_measured_at_its_own_default_strength(tmp_path, example_image):
     pipe = make_tiny_pipeline(default_strength=0.5, target_strengths={"sad": 0.3})
-    kwargs = dict(targets="sad,angry", strengths=[0.2], modes=["blend"], realism=False, time_budget=None, progress=False)
+    kwargs = dict(
+        targets="sad,angry", strengths=[0.2], modes=["blend"], realism=False, time_budget=None, progress=False
+    )
     report = evaluate(pipe, [np.asarray(example_image)], tmp_path / "a", seed=0, **kwargs).report
     assert [r["strength"] for r in report["results"]] == [0.2, 0.3, 0.5]
     assert report["settings"]["target_strengths"] == {"sad": 0.3}
     results = {r["strength"]: r["expression"]["per_target"] for r in report["results"]}
     defaults = report["at_defaults"]["per_target"]
-    assert defaults == {"sad": {"strength": 0.3, **results[0.3]["sad"]}, "angry": {"strength": 0.5, **results[0.5]["angry"]}}
-    assert report["at_defaults"]["p_target"] == pytest.approx((defaults["sad"]["p_target"] + defaults["angry"]["p_target"]) / 2)
+    assert defaults == {
+        "sad": {"strength": 0.3, **results[0.3]["sad"]},
+        "angry": {"strength": 0.5, **results[0.5]["angry"]},
+    }
+    assert report["at_defaults"]["p_target"] == pytest.approx(
+        (defaults["sad"]["p_target"] + defaults["angry"]["p_target"]) / 2
+    )
     markdown = (tmp_path / "a" / "report.md").read_text()
     assert "default strength: 0.5, sad 0.3" in markdown and "At the model's defaults" in markdown
 
@@ -362,8 +393,17 @@ def test_crop_dataset_inputs_edit_the_source_photos_of_the_test_split(tmp_path):
             for region in ("eyes", "mouth"):
                 file_name = f"{Path(source).stem}_{region}.png"
                 Image.new("RGB", (64, 64), (10, 20, 30)).save(crops / split / file_name)
-                lines.append(json.dumps({"file_name": file_name, "region": region, "expression": expression,
-                                         "subject": subject, "source": source}))  # fmt: skip
+                lines.append(
+                    json.dumps(
+                        {
+                            "file_name": file_name,
+                            "region": region,
+                            "expression": expression,
+                            "subject": subject,
+                            "source": source,
+                        }
+                    )
+                )
         (crops / split / "metadata.jsonl").write_text("\n".join(lines) + "\n")
     (crops / "prepare_report.json").write_text(json.dumps({"input_dir": str(photos)}))
 
@@ -373,8 +413,11 @@ def test_crop_dataset_inputs_edit_the_source_photos_of_the_test_split(tmp_path):
     assert Path(inputs.photos[0].path) == photos / "a/s1_neutral.png"
     # References: the crops of the photos not edited (the train split here).
     assert sorted((r.region, r.expression) for r in inputs.reference_crops) == [
-        ("eyes", "happy"), ("eyes", "happy"), ("mouth", "happy"), ("mouth", "happy"),
-    ]  # fmt: skip
+        ("eyes", "happy"),
+        ("eyes", "happy"),
+        ("mouth", "happy"),
+        ("mouth", "happy"),
+    ]
     assert not inputs.references_include_evaluated
     assert len(load_inputs(crops, split="train").photos) == 2
 
@@ -474,9 +517,23 @@ def test_evaluate_unlabelled_group_photo_edits_every_face(tmp_path, two_face_ima
     monkeypatch.setattr(runner, "_load_pipeline", lambda model, *args, **kwargs: (pipe, "tiny"))
     out = tmp_path / "report"
     code = cli.evaluate_main(
-        ["--data", str(photos), "--out", str(out), "--targets", "happy,sad", "--strengths", "0,0.2",
-         "--modes", "blend", "--time-budget", "0", "--no-realism", "--quiet"]
-    )  # fmt: skip
+        [
+            "--data",
+            str(photos),
+            "--out",
+            str(out),
+            "--targets",
+            "happy,sad",
+            "--strengths",
+            "0,0.2",
+            "--modes",
+            "blend",
+            "--time-budget",
+            "0",
+            "--no-realism",
+            "--quiet",
+        ]
+    )
     assert code == 0
     report = json.loads((out / "report.json").read_text())
     edited = [p["name"] for p in report["data"]["photos_edited"]]
@@ -486,7 +543,7 @@ def test_evaluate_unlabelled_group_photo_edits_every_face(tmp_path, two_face_ima
     assert set(results) == {0.0, 0.2}
     regions = set(report["baseline"]["colour"])
     assert regions == {"eyes", "mouth"}
-    for strength, entry in results.items():
+    for _strength, entry in results.items():
         assert set(entry["colour"]) == regions
         assert entry["expression"]["relative_gain"] is not None
         for target in ("happy", "sad"):

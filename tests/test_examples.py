@@ -12,10 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageEnhance, ImageOps
-
 from conftest import EXAMPLE_IMAGE, REPO, make_tiny_pipeline
-
+from PIL import Image, ImageEnhance, ImageOps
 
 EXAMPLES = REPO / "examples"
 BIN = Path(sys.executable).parent  # the environment's console scripts (led-prepare-data, accelerate)
@@ -62,9 +60,26 @@ def test_edit_one(tiny_model, tmp_path):
 def test_expression_grid(tiny_model, tmp_path):
     other = tmp_path / "mirrored.png"
     ImageOps.mirror(Image.open(EXAMPLE_IMAGE)).save(other)
-    done = run([sys.executable, EXAMPLES / "expression_grid.py", other, "--model", tiny_model, "--targets",
-                "happy,contempt", "--timesteps", "100,400", "--steps", "10", "--cell", "96", "-o", tmp_path / "g.png"],
-               cwd=tmp_path)  # fmt: skip
+    done = run(
+        [
+            sys.executable,
+            EXAMPLES / "expression_grid.py",
+            other,
+            "--model",
+            tiny_model,
+            "--targets",
+            "happy,contempt",
+            "--timesteps",
+            "100,400",
+            "--steps",
+            "10",
+            "--cell",
+            "96",
+            "-o",
+            tmp_path / "g.png",
+        ],
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "2 photo(s) x 2 targets x t_i 100, 400" in done.stdout
     grid = np.asarray(Image.open(tmp_path / "g.png").convert("RGB")).astype(int)
@@ -97,8 +112,21 @@ def test_batch_folder(tiny_model, tmp_path):
     Image.new("RGB", (120, 90), "gray").save(photos / "wall.png")  # no face
     (photos / "broken.png").write_bytes(b"not a png")
     (photos / "notes.txt").write_text("ignored")
-    done = run([sys.executable, EXAMPLES / "batch_folder.py", photos, tmp_path / "out", "--target", "sadness",
-                "--batch-size", "2", "--model", tiny_model], cwd=tmp_path)  # fmt: skip
+    done = run(
+        [
+            sys.executable,
+            EXAMPLES / "batch_folder.py",
+            photos,
+            tmp_path / "out",
+            "--target",
+            "sadness",
+            "--batch-size",
+            "2",
+            "--model",
+            tiny_model,
+        ],
+        cwd=tmp_path,
+    )
     assert done.returncode == 1, done.stderr[-3000:]  # some photos were skipped
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_sad.png", "b_sad.png"]
     assert "skipped broken.png" in done.stderr and "skipped wall.png: no face found" in done.stderr
@@ -125,19 +153,43 @@ def test_train_small_sh(tmp_path):
 
     out = tmp_path / "run"
     done = run(
-        ["bash", EXAMPLES / "train_small.sh", photos, out,
-         "--num_validation_samples", "1", "--validation_strengths", "0.5", "--validation_inference_steps", "2",
-         "--report_to", "none", "--checkpointing_steps", "1"],
-        cwd=tmp_path, timeout=400, MAX_STEPS="2", UNET="tiny", BATCH_SIZE="2", TEST_SUBJECTS="03",
-        PYTHON=sys.executable, LED_EVALUATE_ARGS=str(tmp_path / "evaluate-args.txt"),
+        [
+            "bash",
+            EXAMPLES / "train_small.sh",
+            photos,
+            out,
+            "--num_validation_samples",
+            "1",
+            "--validation_strengths",
+            "0.5",
+            "--validation_inference_steps",
+            "2",
+            "--report_to",
+            "none",
+            "--checkpointing_steps",
+            "1",
+        ],
+        cwd=tmp_path,
+        timeout=400,
+        MAX_STEPS="2",
+        UNET="tiny",
+        BATCH_SIZE="2",
+        TEST_SUBJECTS="03",
+        PYTHON=sys.executable,
+        LED_EVALUATE_ARGS=str(tmp_path / "evaluate-args.txt"),
         PATH=f"{stub}{os.pathsep}{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    )  # fmt: skip
+    )
     assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-4000:])
     assert "rafd: 6 labelled photos" in done.stdout and "train: 8 crops of 2 subjects" in done.stdout
     assert "test: 4 crops of 1 subjects" in done.stdout
     model = out / "model"
-    for name in ("model_index.json", "unet/diffusion_pytorch_model.safetensors",
-                 "unet/diffusion_pytorch_model.non_ema.safetensors", "README.md", "checkpoint-2"):  # fmt: skip
+    for name in (
+        "model_index.json",
+        "unet/diffusion_pytorch_model.safetensors",
+        "unet/diffusion_pytorch_model.non_ema.safetensors",
+        "README.md",
+        "checkpoint-2",
+    ):
         assert (model / name).exists(), name
     card = (model / "README.md").read_text()
     assert "RaFD" in card and "private" in card

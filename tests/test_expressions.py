@@ -6,9 +6,18 @@ from diffusers_led import EXPRESSIONS, ExpressionEmbeddings, UntrainedExpression
 
 @pytest.mark.parametrize(
     "name, expected",
-    [("happy", "happy"), ("Joy", "happy"), ("HAPPINESS", "happy"), (" contempt ", "contemptuous"),
-     ("anger", "angry"), ("fear", "fearful"), ("disgust", "disgusted"), ("sadness", "sad"),
-     ("surprise", "surprised"), ("calm", "neutral")],
+    [
+        ("happy", "happy"),
+        ("Joy", "happy"),
+        ("HAPPINESS", "happy"),
+        (" contempt ", "contemptuous"),
+        ("anger", "angry"),
+        ("fear", "fearful"),
+        ("disgust", "disgusted"),
+        ("sadness", "sad"),
+        ("surprise", "surprised"),
+        ("calm", "neutral"),
+    ],
 )
 def test_aliases_map_to_the_paper_labels(name, expected):
     assert canonical_expression(name) == expected

@@ -6,6 +6,7 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from conftest import make_tiny_pipeline
 
 from diffusers_led import LocalExpressionPipeline
 from diffusers_led.action_units import (
@@ -23,8 +24,6 @@ from diffusers_led.action_units import (
 from diffusers_led.expressions import EXPRESSIONS
 from diffusers_led.image_processor import prepare_image
 from diffusers_led.warp import action_unit_warp, inner_mouth_mask, mouth_opening, plan_face_warp, thin_plate_spline
-
-from conftest import make_tiny_pipeline
 
 REQUIRED_UNITS = [1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26]
 
@@ -80,7 +79,9 @@ def test_estimate_reads_back_a_known_smile_and_neutral_undoes_it():
     assert undo["AU12"] == pytest.approx(-found["AU12"])
     # Already smiling: happy adds only what is missing.
     happy = EXPRESSION_PROTOTYPES["happy"]
-    assert expression_action_units("happy", 1.0, {"AU12": 1.5, "AU6": 0.5}) == {"AU6": pytest.approx(happy["AU6"] - 0.5)}
+    assert expression_action_units("happy", 1.0, {"AU12": 1.5, "AU6": 0.5}) == {
+        "AU6": pytest.approx(happy["AU6"] - 0.5)
+    }
     assert expression_action_units("joy", 0.5, {}) == {name: 0.5 * value for name, value in happy.items()}
     with_extra = expression_action_units("happy", 0.5, {}, extra={"AU12": 0.2})
     assert with_extra == {"AU6": 0.5 * happy["AU6"], "AU12": pytest.approx(0.5 * happy["AU12"] + 0.2)}

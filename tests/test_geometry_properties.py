@@ -27,7 +27,6 @@ from diffusers_led.regions import (
     transform_points,
 )
 
-
 PROPERTY_SETTINGS = settings(
     max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
 )

@@ -23,6 +23,7 @@ import PIL.Image
 import PIL.ImageCms
 import PIL.JpegImagePlugin
 import pytest
+from conftest import EXAMPLE_IMAGE, StubProcessor, distinct_copy, make_tiny_pipeline
 from datasets import load_dataset
 
 from diffusers_led import LocalExpressionPipeline, data
@@ -30,9 +31,6 @@ from diffusers_led.cli import CLIError, atomic_save, check_destinations, edit_ma
 from diffusers_led.image_processor import ImageLoadError, load_image
 from diffusers_led.model_checks import ModelConfigError, check_model_folder
 from diffusers_led.utils import escape_file_name, unescape_file_name
-
-from conftest import EXAMPLE_IMAGE, StubProcessor, distinct_copy, make_tiny_pipeline
-
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -55,8 +53,14 @@ def _rafd_photos(folder: Path, subjects=("01", "02", "03", "04")) -> Path:
 
 
 def _prepare(input_dir: Path, output_dir: Path, **kwargs) -> data.PrepareReport:
-    kwargs = {"format": "rafd", "test_subjects": ["04"], "processor": StubProcessor(), "progress": False,
-              "crop_size": 16, **kwargs}  # fmt: skip
+    kwargs = {
+        "format": "rafd",
+        "test_subjects": ["04"],
+        "processor": StubProcessor(),
+        "progress": False,
+        "crop_size": 16,
+        **kwargs,
+    }
     return data.prepare_dataset(input_dir, output_dir, **kwargs)
 
 
@@ -64,8 +68,17 @@ def test_prepare_data_refuses_an_output_folder_that_holds_the_input_photos(tmp_p
     # The issue's reproduction: the photos in D/train, the dataset asked for in D.
     photos = _rafd_photos(tmp_path / "D" / "train")
     before = _snapshot(tmp_path / "D")
-    argv = ["--input_dir", str(photos), "--output_dir", str(tmp_path / "D"), "--format", "rafd", "--test_subjects",
-            "04", "--quiet"]  # fmt: skip
+    argv = [
+        "--input_dir",
+        str(photos),
+        "--output_dir",
+        str(tmp_path / "D"),
+        "--format",
+        "rafd",
+        "--test_subjects",
+        "04",
+        "--quiet",
+    ]
     for extra in ([], ["--allow_other_files"]):  # crops among the photos: refused even when other files are allowed
         assert prepare_data_main(argv + extra) == 1
         err = capsys.readouterr().err
@@ -88,8 +101,14 @@ def test_prepare_data_never_deletes_or_replaces_files_it_did_not_write(tmp_path)
     photos = _rafd_photos(tmp_path / "photos")
     out = tmp_path / "out"
     # The user's files, some named like what an interrupted run leaves behind (a crop without metadata, a .tmp).
-    user_files = {"notes.txt": b"mine", "train/holiday.png": b"\x89PNG my photo", "train/face_eyes.png": b"crop?",
-                  "train/half.png.tmp": b"", "test/keep.jpg": b"jpeg", "extra/a.png": b"nested"}  # fmt: skip
+    user_files = {
+        "notes.txt": b"mine",
+        "train/holiday.png": b"\x89PNG my photo",
+        "train/face_eyes.png": b"crop?",
+        "train/half.png.tmp": b"",
+        "test/keep.jpg": b"jpeg",
+        "extra/a.png": b"nested",
+    }
     for relative, content in user_files.items():
         (out / relative).parent.mkdir(parents=True, exist_ok=True)
         (out / relative).write_bytes(content)
@@ -164,8 +183,21 @@ def model_dir(tmp_path_factory) -> Path:
 
 def led_edit(model_dir: Path, *argv: str) -> int:
     """``led-edit`` in this process with the tiny model and the cheapest edit."""
-    return edit_main([*map(str, argv), "--target", "happy", "--model", str(model_dir), "--steps", "10",
-                      "--strength", "0.05", "--threads", "1"])  # fmt: skip
+    return edit_main(
+        [
+            *map(str, argv),
+            "--target",
+            "happy",
+            "--model",
+            str(model_dir),
+            "--steps",
+            "10",
+            "--strength",
+            "0.05",
+            "--threads",
+            "1",
+        ]
+    )
 
 
 def test_inputs_that_would_share_an_output_name_keep_their_extension(model_dir, face, tmp_path, capsys):
@@ -318,8 +350,10 @@ def test_lossy_outputs_are_written_at_high_quality_with_one_warning(model_dir, p
 
     assert led_edit(model_dir, photo, "-o", tmp_path / "from-png.jpg") == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
-    assert warnings == ["led-edit: warning: .jpg (JPEG) is lossy: the pixels outside the edited regions will differ "
-                        "slightly from the input; use .png, .tif or .webp to keep them bit-identical."]  # fmt: skip
+    assert warnings == [
+        "led-edit: warning: .jpg (JPEG) is lossy: the pixels outside the edited regions will differ "
+        "slightly from the input; use .png, .tif or .webp to keep them bit-identical."
+    ]
     written = PIL.Image.open(tmp_path / "from-png.jpg")
     assert PIL.JpegImagePlugin.get_sampling(written) == 0, "4:4:4 for a source that had full colour resolution"
     assert _psnr(np.asarray(written)[outside], portrait[outside]) > 40  # Pillow's default quality 75 gave 35.9 dB
@@ -339,16 +373,23 @@ def test_lossy_outputs_are_written_at_high_quality_with_one_warning(model_dir, p
 # No abort and no traceback: early errors and Ctrl-C, in real processes
 # ---------------------------------------------------------------------------------------------------------------------
 
-SUBPROCESS_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO / "tests")]),
-                  "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONIOENCODING": "utf-8"}  # fmt: skip
+SUBPROCESS_ENV = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO / "tests")]),
+    "OMP_NUM_THREADS": "1",
+    "HF_HUB_OFFLINE": "1",
+    "PYTHONIOENCODING": "utf-8",
+}
 # What the installed `led-edit` script runs.
 LED_EDIT = [sys.executable, "-c", "import sys; from diffusers_led.cli import edit_main; sys.exit(edit_main())"]
 
 
 def _run_all(commands: list, timeout: float = 240) -> list:
     """Run the commands at once; returns ``(exit code, stdout, stderr)`` of each."""
-    processes = [subprocess.Popen(command, env=SUBPROCESS_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True) for command in commands]  # fmt: skip
+    processes = [
+        subprocess.Popen(command, env=SUBPROCESS_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for command in commands
+    ]
     results = []
     try:
         for process in processes:
@@ -398,13 +439,30 @@ def test_ctrl_c_twice_at_any_moment_exits_130_with_one_line(model_dir, face, tmp
     folder.mkdir()
     for index in range(12):
         PIL.Image.fromarray(np.roll(face, index, axis=1)).save(folder / f"p{index:02d}.png")
-    args = ["--target", "happy", "--model", str(model_dir), "--steps", "10", "--strength", "0.05", "--threads", "1",
-            "--batch-size", "1"]  # fmt: skip
+    args = [
+        "--target",
+        "happy",
+        "--model",
+        str(model_dir),
+        "--steps",
+        "10",
+        "--strength",
+        "0.05",
+        "--threads",
+        "1",
+        "--batch-size",
+        "1",
+    ]
     started = {  # moment -> process
-        moment: subprocess.Popen([*LED_EDIT, str(folder), *args, "-o", str(tmp_path / out)], env=SUBPROCESS_ENV,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        moment: subprocess.Popen(
+            [*LED_EDIT, str(folder), *args, "-o", str(tmp_path / out)],
+            env=SUBPROCESS_ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for moment, out in [("importing torch", "a"), ("editing", "b")]
-    }  # fmt: skip
+    }
     try:
         first = started["importing torch"]
         _wait_until(lambda: "libtorch" in Path(f"/proc/{first.pid}/maps").read_text(), first)
@@ -494,8 +552,11 @@ def test_every_per_file_failure_names_its_file(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(data, "_save_png_atomically", disk_full)
-    with pytest.raises(OSError, match=r"Rafd090_01_Caucasian_female_happy_frontal.png: its eyes crop could not be "
-                                      r"written \(\[Errno 28\] No space left on device\)"):  # fmt: skip
+    with pytest.raises(
+        OSError,
+        match=r"Rafd090_01_Caucasian_female_happy_frontal.png: its eyes crop could not be "
+        r"written \(\[Errno 28\] No space left on device\)",
+    ):
         _prepare(photos, tmp_path / "out", test_subjects=None, test_fraction=0.0)
 
 
@@ -504,8 +565,9 @@ def test_every_per_file_failure_names_its_file(tmp_path, monkeypatch):
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def test_animations_and_multi_page_files_are_refused_and_folders_report_what_they_skip(model_dir, face, tmp_path,
-                                                                                       capsys):  # fmt: skip
+def test_animations_and_multi_page_files_are_refused_and_folders_report_what_they_skip(
+    model_dir, face, tmp_path, capsys
+):
     frames = [PIL.Image.fromarray(np.roll(face, 20 * i, axis=0)) for i in range(3)]
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -565,8 +627,9 @@ def test_absurd_model_configs_are_refused_before_anything_is_allocated(model_dir
 def test_a_missing_model_component_is_named(model_dir, face, tmp_path, capsys):
     broken = tmp_path / "m8"
     shutil.copytree(model_dir, broken, ignore=shutil.ignore_patterns("embeddings"))
-    with pytest.raises(ModelConfigError, match="m8 has no embeddings/ folder, but model_index.json lists the "
-                                               "embeddings component"):  # fmt: skip
+    with pytest.raises(
+        ModelConfigError, match="m8 has no embeddings/ folder, but model_index.json lists the embeddings component"
+    ):
         LocalExpressionPipeline.from_pretrained(broken)
     photo = tmp_path / "photo.png"
     PIL.Image.fromarray(face).save(photo)
@@ -605,16 +668,25 @@ def test_prepare_data_uses_each_photo_once_and_each_person_once(tmp_path):
     assert report.splits["test"]["subjects"] == ["001"] and report.splits["test"]["photos"] == 3, "one person"
     assert report.splits["train"]["subjects"] == ["02"] and report.splits["train"]["photos"] == 1
     reasons = sorted((item["source"], item["reason"].split(" (")[0].split(":")[0]) for item in report.skipped)
-    assert reasons == [("link.png", "duplicate of q.png"), ("q.png", "duplicate of q.png"),
-                       ("r.png", "the same photo"), ("r.png", "the same photo")], report.skipped  # fmt: skip
+    assert reasons == [
+        ("link.png", "duplicate of q.png"),
+        ("q.png", "duplicate of q.png"),
+        ("r.png", "the same photo"),
+        ("r.png", "the same photo"),
+    ], report.skipped
     assert "has different expressions: r.png (happy), r.png (sad)" in report.skipped[-1]["reason"]
 
     # A copy of one photo on both sides of the split is refused before anything is written.
-    rows = [{"file_name": "s.png", "expression": "happy", "subject": "4"},
-            {"file_name": "t.png", "expression": "happy", "subject": "5"}]  # fmt: skip
+    rows = [
+        {"file_name": "s.png", "expression": "happy", "subject": "4"},
+        {"file_name": "t.png", "expression": "happy", "subject": "5"},
+    ]
     photos = _labelled_folder(tmp_path / "photos2", rows, {"t.png": "s.png"})
-    with pytest.raises(data.DatasetFormatError, match=r"s.png, t.png are the same photo .* subjects \['4', '5'\], "
-                                                      "which the split puts in train and test"):  # fmt: skip
+    with pytest.raises(
+        data.DatasetFormatError,
+        match=r"s.png, t.png are the same photo .* subjects \['4', '5'\], "
+        "which the split puts in train and test",
+    ):
         _prepare(photos, tmp_path / "out2", format="metadata", test_subjects=["5"])
     assert not (tmp_path / "out2").exists()
     assert data.split_subjects(["1", "01", "7"], test_subjects=["001"]) == {"1"}

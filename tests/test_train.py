@@ -22,17 +22,27 @@ from diffusers_led.image_processor import crop_statistics, crops_to_tensor
 from diffusers_led.text_encoder import TextEncoderNotAvailableError
 from diffusers_led.unet_presets import UNET_PRESETS, build_unet, unet_config
 
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 import train_led  # noqa: E402
 
-
 EMBEDDING_DIM = 16
 FAST = [
-    "--unet_config", "tiny", "--train_batch_size", "2", "--seed", "0", "--report_to", "none",
-    "--num_validation_samples", "1", "--validation_strengths", "0.5", "--validation_inference_steps", "2",
-]  # fmt: skip
+    "--unet_config",
+    "tiny",
+    "--train_batch_size",
+    "2",
+    "--seed",
+    "0",
+    "--report_to",
+    "none",
+    "--num_validation_samples",
+    "1",
+    "--validation_strengths",
+    "0.5",
+    "--validation_inference_steps",
+    "2",
+]
 
 
 def _crop(label_index: int, region_index: int, variant: int, gray: bool = False) -> np.ndarray:
@@ -54,13 +64,21 @@ def write_crop_dataset(
         folder.mkdir(parents=True)
         lines = []
         for s, subject in enumerate(subjects):
-            for li, label in enumerate(labels):
+            for _li, label in enumerate(labels):
                 for ri, region in enumerate(("eyes", "mouth")):
                     name = f"{subject}_{label}_{region}.png"
                     crop = _crop(EXPRESSIONS.index(label), ri, s, gray)
                     Image.fromarray(crop).resize((size, size)).save(folder / name)
-                    lines.append({"file_name": name, "region": region, "expression": label, "subject": subject,
-                                  "source": f"{subject}_{label}.png", "source_format": source_format})  # fmt: skip
+                    lines.append(
+                        {
+                            "file_name": name,
+                            "region": region,
+                            "expression": label,
+                            "subject": subject,
+                            "source": f"{subject}_{label}.png",
+                            "source_format": source_format,
+                        }
+                    )
         (folder / "metadata.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     return root
 
@@ -123,8 +141,19 @@ def test_unet_presets(tmp_path):
 
 
 def test_augment_flip_and_affine_are_deterministic():
-    args = train_led.parse_args(["--train_data_dir", "x", "--random_flip", "--affine_degrees", "5",
-                                 "--affine_translate", "0.05", "--affine_scale", "0.05"])  # fmt: skip
+    args = train_led.parse_args(
+        [
+            "--train_data_dir",
+            "x",
+            "--random_flip",
+            "--affine_degrees",
+            "5",
+            "--affine_translate",
+            "0.05",
+            "--affine_scale",
+            "0.05",
+        ]
+    )
     batch = torch.rand(6, 3, 64, 64) * 2 - 1
     first = train_led.augment(batch, train_led.batch_generator(0, 0, 1, 2), args)
     again = train_led.augment(batch, train_led.batch_generator(0, 0, 1, 2), args)
@@ -161,11 +190,17 @@ def test_match_crop_exposure_trains_on_crops_at_their_regions_statistics(crops, 
     with mock.patch.object(train_led.CropExposure, "to_statistics", spy):
         train(crops, embeddings_dir, tmp_path / "model", "--max_train_steps", "1", "--match_crop_exposure")
     pixels, regions, statistics = mapped[0]  # the training crops, before the first step
-    assert len(pixels) == 8 and statistics == LocalExpressionPipeline.from_pretrained(tmp_path / "model").config.crop_statistics
+    assert (
+        len(pixels) == 8
+        and statistics == LocalExpressionPipeline.from_pretrained(tmp_path / "model").config.crop_statistics
+    )
     # The exposure the model learned at: level and contrast of the training crops, region by region.
     lines = [json.loads(line) for line in (crops / "train/metadata.jsonl").read_text().splitlines()]
     raw = crops_to_tensor([np.asarray(Image.open(crops / "train" / line["file_name"])) for line in lines], "rgb")
-    assert statistics == crop_statistics(raw, [line["region"] for line in lines]) and statistics["eyes"] != statistics["mouth"]
+    assert (
+        statistics == crop_statistics(raw, [line["region"] for line in lines])
+        and statistics["eyes"] != statistics["mouth"]
+    )
     for region, (mean, std) in statistics.items():
         chosen = pixels[[r == region for r in regions]].flatten(1)
         assert torch.allclose(chosen.mean(dim=1), torch.full((4,), mean), atol=1e-4)
@@ -181,8 +216,14 @@ def test_embeddings_from_a_tiny_sentence_transformer(tmp_path):
     raw.mkdir()
     (raw / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *EXPRESSIONS]) + "\n")
     BertTokenizer(str(raw / "vocab.txt")).save_pretrained(raw)
-    config = BertConfig(vocab_size=13, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=16, max_position_embeddings=16)  # fmt: skip
+    config = BertConfig(
+        vocab_size=13,
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=16,
+        max_position_embeddings=16,
+    )
     BertModel(config).save_pretrained(raw)
     SentenceTransformer(str(raw), device="cpu").save(str(tmp_path / "st"))
 
@@ -220,9 +261,21 @@ def test_short_run_saves_a_loadable_pipeline_and_pushes(crops, embeddings_dir, t
     with mock.patch.object(train_led, "HfApi") as hf_api:
         hf_api.return_value.create_repo.return_value.repo_id = "me/led-test"
         result = train(
-            crops, embeddings_dir, out, "--max_train_steps", "3", "--use_ema", "--report_to", "tensorboard",
-            "--push_to_hub", "--hub_model_id", "me/led-test", "--hub_private_repo", "--hub_token", token,
-        )  # fmt: skip
+            crops,
+            embeddings_dir,
+            out,
+            "--max_train_steps",
+            "3",
+            "--use_ema",
+            "--report_to",
+            "tensorboard",
+            "--push_to_hub",
+            "--hub_model_id",
+            "me/led-test",
+            "--hub_private_repo",
+            "--hub_token",
+            token,
+        )
     assert result["global_step"] == 3
     # Upload: the right repo, private, the whole output folder, never the token in the logs.
     hf_api.assert_called_once_with(token=token)
@@ -236,9 +289,15 @@ def test_short_run_saves_a_loadable_pipeline_and_pushes(crops, embeddings_dir, t
     )
 
     # Layout: a diffusers pipeline folder, EMA main weights + raw non_ema variant, card and grid.
-    for name in ("model_index.json", "unet/diffusion_pytorch_model.safetensors",
-                 "unet/diffusion_pytorch_model.non_ema.safetensors", "embeddings/config.json",
-                 "scheduler/scheduler_config.json", "README.md", "validation_grid.png"):  # fmt: skip
+    for name in (
+        "model_index.json",
+        "unet/diffusion_pytorch_model.safetensors",
+        "unet/diffusion_pytorch_model.non_ema.safetensors",
+        "embeddings/config.json",
+        "scheduler/scheduler_config.json",
+        "README.md",
+        "validation_grid.png",
+    ):
         assert (out / name).is_file(), name
     assert json.loads((out / "scheduler/scheduler_config.json").read_text())["num_train_timesteps"] == 500
     card = (out / "README.md").read_text()
@@ -256,7 +315,9 @@ def test_short_run_saves_a_loadable_pipeline_and_pushes(crops, embeddings_dir, t
         pipe.unet.state_dict()[key], ema[key]
     )
     assert pipe.embeddings.trained_labels == ["angry", "happy"] and pipe.color_mode == "rgb"
-    assert pipe.config.crop_statistics is None  # crops are edited as they are unless trained with --match_crop_exposure
+    assert (
+        pipe.config.crop_statistics is None
+    )  # crops are edited as they are unless trained with --match_crop_exposure
     pipe.set_progress_bar_config(disable=True)
     edited = pipe(example_image, target="happy", strength=0.2, num_inference_steps=2).images[0]
     assert edited.size == example_image.size
@@ -282,9 +343,19 @@ def test_a_ckplus_model_may_be_pushed_openly_without_its_images(embeddings_dir, 
 def test_resume_is_exact(crops, embeddings_dir, tmp_path, caplog):
     """Interrupted at step 5 and resumed from checkpoint-3 (mid-epoch, with gradient accumulation) = uninterrupted."""
     common = [
-        "--max_train_steps", "6", "--checkpointing_steps", "3", "--use_ema", "--gradient_accumulation_steps", "2",
-        "--random_flip", "--conditioning_dropout_prob", "0.2", "--validation_epochs", "1",
-    ]  # fmt: skip
+        "--max_train_steps",
+        "6",
+        "--checkpointing_steps",
+        "3",
+        "--use_ema",
+        "--gradient_accumulation_steps",
+        "2",
+        "--random_flip",
+        "--conditioning_dropout_prob",
+        "0.2",
+        "--validation_epochs",
+        "1",
+    ]
     train(crops, embeddings_dir, tmp_path / "straight", *common)
     AcceleratorState._reset_state(True)
     GradientState._reset_state()
@@ -336,8 +407,17 @@ def test_balanced_sampling_evens_out_the_expressions():
 
 def test_region_conditioning_trains_a_region_aware_unet(crops, embeddings_dir, tmp_path, example_image):
     out = tmp_path / "regions"
-    result = train(crops, embeddings_dir, out, "--max_train_steps", "2", "--region_conditioning",
-                   "--balance_expressions", "--conditioning_dropout_prob", "0.2")  # fmt: skip
+    result = train(
+        crops,
+        embeddings_dir,
+        out,
+        "--max_train_steps",
+        "2",
+        "--region_conditioning",
+        "--balance_expressions",
+        "--conditioning_dropout_prob",
+        "0.2",
+    )
     assert result["global_step"] == 2
     pipe = LocalExpressionPipeline.from_pretrained(out)
     assert pipe.unet.config.num_class_embeds == 2 and list(pipe.config.regions) == ["eyes", "mouth"]
@@ -357,15 +437,36 @@ def test_a_mouth_only_model_works_with_a_plain_call_and_led_edit(crops, embeddin
     output = pipe(example_image, "happy", num_inference_steps=4, generator=torch.Generator().manual_seed(0))
     assert [list(face.crops) for face in output.faces[0]] == [["mouth"]]
     edited = tmp_path / "edited.png"
-    assert edit_main([str(REPO / "examples" / "astronaut.png"), "--target", "happy", "--model", str(out),
-                      "-o", str(edited), "--steps", "4", "--threads", "1"]) == 0  # fmt: skip
+    assert (
+        edit_main(
+            [
+                str(REPO / "examples" / "astronaut.png"),
+                "--target",
+                "happy",
+                "--model",
+                str(out),
+                "-o",
+                str(edited),
+                "--steps",
+                "4",
+                "--threads",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert Image.open(edited).size == example_image.size
 
 
 def test_the_model_keeps_the_crop_geometry_of_its_data(embeddings_dir, tmp_path):
     data = write_crop_dataset(tmp_path / "crops")
     margins = {"eyes": [50.0, 50.0], "mouth": [46.0, 48.0]}
-    report = {"processor": {"regions": ["eyes", "mouth"], "geometry": {"region_anchor": "template", "region_margins": margins}}}
+    report = {
+        "processor": {
+            "regions": ["eyes", "mouth"],
+            "geometry": {"region_anchor": "template", "region_margins": margins},
+        }
+    }
     (data / "prepare_report.json").write_text(json.dumps(report))
     train(data, embeddings_dir, tmp_path / "model", "--max_train_steps", "1")
     pipe = LocalExpressionPipeline.from_pretrained(tmp_path / "model")
@@ -377,9 +478,25 @@ def test_the_model_keeps_the_crop_geometry_of_its_data(embeddings_dir, tmp_path)
 
 
 def test_loss_falls_when_overfitting(crops, embeddings_dir, tmp_path):
-    result = train(crops, embeddings_dir, tmp_path / "overfit", "--max_train_steps", "40", "--train_batch_size", "4",
-                   "--lr_scheduler", "constant", "--learning_rate", "3e-3", "--checkpointing_steps", "10",
-                   "--checkpoints_total_limit", "2", "--loss_type", "l2")  # fmt: skip
+    result = train(
+        crops,
+        embeddings_dir,
+        tmp_path / "overfit",
+        "--max_train_steps",
+        "40",
+        "--train_batch_size",
+        "4",
+        "--lr_scheduler",
+        "constant",
+        "--learning_rate",
+        "3e-3",
+        "--checkpointing_steps",
+        "10",
+        "--checkpoints_total_limit",
+        "2",
+        "--loss_type",
+        "l2",
+    )
     losses = result["losses"]
     assert len(losses) == 40
     assert sorted(p.name for p in (tmp_path / "overfit").glob("checkpoint-*")) == ["checkpoint-30", "checkpoint-40"]
@@ -422,12 +539,35 @@ def test_accelerate_launch_two_processes(crops, embeddings_dir, tmp_path):
     """The real launcher: 2 CPU processes (gloo), bf16 autocast and gradient accumulation."""
     out = tmp_path / "launched"
     command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-        "--num_machines", "1", "--dynamo_backend", "no", "--main_process_port", "29517", str(REPO / "train_led.py"),
-        "--train_data_dir", str(crops), "--text_encoder", str(embeddings_dir), "--output_dir", str(out),
-        *FAST, "--max_train_steps", "2", "--gradient_accumulation_steps", "2", "--mixed_precision", "bf16",
-        "--checkpointing_steps", "1",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "29517",
+        str(REPO / "train_led.py"),
+        "--train_data_dir",
+        str(crops),
+        "--text_encoder",
+        str(embeddings_dir),
+        "--output_dir",
+        str(out),
+        *FAST,
+        "--max_train_steps",
+        "2",
+        "--gradient_accumulation_steps",
+        "2",
+        "--mixed_precision",
+        "bf16",
+        "--checkpointing_steps",
+        "1",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
 
-
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 
@@ -58,9 +57,12 @@ def main():
                 time.sleep(0.5)
         with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
             context = playwright.chromium.launch_persistent_context(
-                profile, executable_path=chromium, headless=True, viewport={"width": 1280, "height": 900},
+                profile,
+                executable_path=chromium,
+                headless=True,
+                viewport={"width": 1280, "height": 900},
                 args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--no-proxy-server"],
-            )  # fmt: skip
+            )
             page = context.new_page()
             page.set_default_timeout(300_000)
             page.goto(url)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any
 
 from .image_processor import ImageLoadError, load_image, prepare_image
 
@@ -30,7 +31,7 @@ __all__ = [
 ]
 
 # The preload threads started and not yet waited for (see wait_for_preloads).
-_PRELOADS: List[threading.Thread] = []
+_PRELOADS: list[threading.Thread] = []
 
 
 def available_cpus() -> int:
@@ -122,7 +123,7 @@ def bf16_is_fast() -> bool:
         return False
 
 
-def preload_face_detector(model: Optional[str]) -> Optional[threading.Thread]:
+def preload_face_detector(model: str | None) -> threading.Thread | None:
     """Start loading the face detector of a local model folder (dlib's models: about a second) in a thread, so it
     overlaps importing torch/diffusers and loading the UNet. Returns the thread, or ``None`` when the model is not a
     local folder. Failures are left for the real load to report.
@@ -176,19 +177,19 @@ class FileResult:
     path: Path
     image: Any = None
     source: Any = None
-    faces: List[Any] = field(default_factory=list)
-    error: Optional[str] = None
+    faces: list[Any] = field(default_factory=list)
+    error: str | None = None
 
 
 @dataclass
 class _Loaded:
     path: Path
     image: Any = None
-    faces: Optional[List[Any]] = None
-    error: Optional[str] = None
+    faces: list[Any] | None = None
+    error: str | None = None
 
 
-def _load_and_detect(pipe, paths: Sequence[Path], regions: Tuple[str, ...]) -> List[_Loaded]:
+def _load_and_detect(pipe, paths: Sequence[Path], regions: tuple[str, ...]) -> list[_Loaded]:
     """Read and detect one batch (runs in the background thread); every failure stays with its file."""
     items = []
     for index, path in enumerate(paths):
@@ -218,7 +219,7 @@ def crops_per_face(num_regions: int, guidance_scale: float) -> int:
     return num_regions * (2 if guidance_scale > 1 else 1)
 
 
-def default_batch_size(pipe, guidance_scale: Optional[float] = None, faces_per_image: int = 1) -> int:
+def default_batch_size(pipe, guidance_scale: float | None = None, faces_per_image: int = 1) -> int:
     """Images per pipeline call so that one UNet call holds about :data:`CROPS_PER_UNET_CALL` crops (see
     :func:`crops_per_face`; ``None`` means the model's default guidance)."""
     if guidance_scale is None:
@@ -231,10 +232,10 @@ def edit_files(
     pipe,
     paths: Sequence[os.PathLike],
     target: str,
-    batch_size: Optional[int] = None,
+    batch_size: int | None = None,
     prefetch: bool = True,
-    seed: Optional[int] = 0,
-    regions: Optional[Sequence[str]] = None,
+    seed: int | None = 0,
+    regions: Sequence[str] | None = None,
     bf16: bool = False,
     **call_kwargs: Any,
 ) -> Iterator[FileResult]:
@@ -272,15 +273,15 @@ def edit_files(
 
 
 def _edit_batch(
-    pipe, loaded: List[_Loaded], target, seed, regions, bf16: bool, call_kwargs: Dict[str, Any]
+    pipe, loaded: list[_Loaded], target, seed, regions, bf16: bool, call_kwargs: dict[str, Any]
 ) -> Iterator[FileResult]:
     import torch
 
     ready = [item for item in loaded if item.error is None]
-    edited: Dict[int, Any] = {}
-    errors: Dict[int, str] = {}
+    edited: dict[int, Any] = {}
+    errors: dict[int, str] = {}
 
-    def run(items: List[_Loaded]) -> None:
+    def run(items: list[_Loaded]) -> None:
         with torch.autocast(pipe.device.type, dtype=torch.bfloat16, enabled=bf16):
             output = pipe(
                 [item.image for item in items],

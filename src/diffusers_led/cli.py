@@ -12,17 +12,24 @@ import sys
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 from .devices import add_device_arguments
 from .labels import EDIT_MODES
 
-
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif")
 #: Output extensions led-edit writes (Pillow format names). GIF keeps only 256 colours, so it is refused.
-OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
-                  ".bmp": "BMP", ".avif": "AVIF"}  # fmt: skip
+OUTPUT_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+    ".avif": "AVIF",
+}
 #: The longest file name (in bytes) that common file systems (ext4, APFS, NTFS, ...) allow.
 NAME_MAX = 255
 _TEMPORARY_EXTRA = len("..12345678.tmp")
@@ -37,11 +44,11 @@ class CLIError(Exception):
     """A failure reported as one line and a non-zero exit code."""
 
 
-def collect_images(inputs: Sequence[str]) -> List[Path]:
+def collect_images(inputs: Sequence[str]) -> list[Path]:
     """Expand files and folders (non-recursive) into a sorted list of image paths. Hidden files in folders (macOS
     ``._photo.png`` resource forks, our own ``.tmp`` files) are not photos and are left out; other files whose
     extension is not one of :data:`IMAGE_SUFFIXES` are left out with one line each on stderr."""
-    paths: List[Path] = []
+    paths: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
@@ -157,7 +164,7 @@ def _looks_like_image_file(output: str) -> bool:
     return suffix in OUTPUT_FORMATS or suffix in IMAGE_SUFFIXES or suffix in Image.registered_extensions()
 
 
-def output_paths(paths: Sequence[Path], output: Optional[str], target: str, single_file: bool) -> List[Path]:
+def output_paths(paths: Sequence[Path], output: str | None, target: str, single_file: bool) -> list[Path]:
     """Where each edited image goes: ``-o`` itself for one input file, else ``<stem>_<target>.png`` in ``-o`` (a
     folder, default: beside each input). Inputs that would share a name (``a.png`` and ``a.jpg``) keep their
     extension in it: ``a_png_<target>.png``, ``a_jpg_<target>.png``.
@@ -185,7 +192,7 @@ def output_paths(paths: Sequence[Path], output: Optional[str], target: str, sing
 
 
 def _refuse_shared_names(paths: Sequence[Path], destinations: Sequence[Path]) -> None:
-    groups: Dict[Path, List[Path]] = {}
+    groups: dict[Path, list[Path]] = {}
     for path, destination in zip(paths, destinations):
         groups.setdefault(destination, []).append(path)
     shared = {d: group for d, group in groups.items() if len(group) > 1}
@@ -260,52 +267,73 @@ def build_edit_parser() -> argparse.ArgumentParser:
     parser.add_argument("inputs", nargs="+", help="Image files and/or folders of images.")
     parser.add_argument("--target", default=None, help="Target expression, e.g. happy, sad, surprise, contempt.")
     parser.add_argument(
-        "--au", default=None, metavar="AU12=0.8,AU6=0.4",
+        "--au",
+        default=None,
+        metavar="AU12=0.8,AU6=0.4",
         help="Facial action units to add (alone or on top of --target); R/L prefixes act on one side, e.g. R12=0.5.",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--mode", choices=EDIT_MODES, default=None,
+        "--mode",
+        choices=EDIT_MODES,
+        default=None,
         help="geometry+texture: warp the face's own features along action units, the UNet re-draws opened mouths; "
         "geometry: the warp alone (fastest, no UNet); diffusion: the paper's SDEdit (default: the model's mode).",
-    )  # fmt: skip
+    )
     parser.add_argument("--texture-strength", type=float, default=None, help="UNet strength inside opened mouths.")
     parser.add_argument(
-        "--strength", type=float, default=None,
+        "--strength",
+        type=float,
+        default=None,
         help="Edit strength in [0, 1] (0.5 = the paper's t_250; default: the model's strength for the target).",
-    )  # fmt: skip
-    parser.add_argument("--start-timestep", type=int, default=None, help="The paper's t_i directly; overrides --strength.")
+    )
+    parser.add_argument(
+        "--start-timestep", type=int, default=None, help="The paper's t_i directly; overrides --strength."
+    )
     parser.add_argument("--steps", type=int, default=None, help="Inference steps of the full schedule.")
     parser.add_argument(
-        "--guidance-scale", type=float, default=None,
+        "--guidance-scale",
+        type=float,
+        default=None,
         help="Classifier-free guidance (models with label dropout; default: the model's default_guidance_scale).",
-    )  # fmt: skip
+    )
     parser.add_argument("--negative-target", default=None, help=NEGATIVE_TARGET_HELP)
     parser.add_argument("--seed", type=int, default=0, help="Random seed (per image).")
     parser.add_argument("--model", default=None, help="A model folder or Hub id (default: the bundled model).")
     parser.add_argument("-o", "--output", default=None, help="Output file (one input) or folder.")
     parser.add_argument("--overwrite", action="store_true", help="Replace existing output files.")
     parser.add_argument(
-        "--batch-size", type=int, default=None,
+        "--batch-size",
+        type=int,
+        default=None,
         help="Images edited together in one call (default: about 16 crops per UNet call, 4 photos with guidance).",
-    )  # fmt: skip
-    parser.add_argument("--show-regions", action="store_true", help="Also write <output>_regions.png with the detected faces and boxes.")
+    )
     parser.add_argument(
-        "--paper", action="store_true",
+        "--show-regions",
+        action="store_true",
+        help="Also write <output>_regions.png with the detected faces and boxes.",
+    )
+    parser.add_argument(
+        "--paper",
+        action="store_true",
         help="Paper mode: the diffusion mode with DDPM and all 500 steps from the start step.",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--threads", type=int, default=None,
+        "--threads",
+        type=int,
+        default=None,
         help="Torch threads for the UNet (default: this process's share of the idle cores).",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--bf16", action="store_true",
-        help="Run the UNet in bfloat16 autocast: 1.4-1.9x faster on CPUs with AVX512-BF16 or AMX, results within about "
-        "a grey level of float32; slower elsewhere.",
-    )  # fmt: skip
+        "--bf16",
+        action="store_true",
+        help="Run the UNet in bfloat16 autocast: 1.4-1.9x faster on CPUs with AVX512-BF16 or AMX, results within "
+        "about a grey level of float32; slower elsewhere.",
+    )
     parser.add_argument(
-        "--no-prefetch", action="store_true",
+        "--no-prefetch",
+        action="store_true",
         help="Detect faces of the next batch only after the current one is edited (no background thread).",
-    )  # fmt: skip
+    )
     parser.add_argument("--allow-untrained-targets", action="store_true", help=UNTRAINED_HELP)
     add_device_arguments(parser)
     return parser
@@ -363,9 +391,9 @@ def _command(program: str) -> Callable:
     Ctrl-C: one press (at any moment, also before ``main`` catches it) gives one line and exit code 130, more presses
     are ignored, and background threads are finished before returning."""
 
-    def decorate(main: Callable[[Optional[Sequence[str]]], int]) -> Callable[[Optional[Sequence[str]]], int]:
+    def decorate(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence[str] | None], int]:
         @functools.wraps(main)
-        def run(argv: Optional[Sequence[str]] = None) -> int:
+        def run(argv: Sequence[str] | None = None) -> int:
             _print_any_file_name()
             with _interrupt_once():
                 code = None
@@ -386,7 +414,7 @@ def _command(program: str) -> Callable:
 
 
 @_command("led-edit")
-def edit_main(argv: Optional[Sequence[str]] = None) -> int:
+def edit_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``led-edit``."""
     args = build_edit_parser().parse_args(argv)
     try:
@@ -395,7 +423,10 @@ def edit_main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"led-edit: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("led-edit: interrupted; the files written so far are complete, the others were not written.", file=sys.stderr)
+        print(
+            "led-edit: interrupted; the files written so far are complete, the others were not written.",
+            file=sys.stderr,
+        )
         return 130
     except Exception as error:  # no traceback from deep inside torch / OpenCV for the user; LED_DEBUG=1 shows it
         return _unexpected("led-edit", error)
@@ -413,9 +444,8 @@ def _unexpected(program: str, error: Exception) -> int:
 
 
 def _edit(args: argparse.Namespace) -> int:
-    from .labels import canonical_expression
-
     from .action_units import parse_action_units
+    from .labels import canonical_expression
 
     if args.target is None and args.au is None:
         raise CLIError("pass --target (an expression) and/or --au (action units, e.g. --au AU12=0.8,AU6=0.4).")
@@ -496,7 +526,7 @@ def _edit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _edit_files(args, pipe, paths, destinations, target, prefetch, prefix) -> List[str]:
+def _edit_files(args, pipe, paths, destinations, target, prefetch, prefix) -> list[str]:
     """Edit and save ``paths`` (this process's share); prints one line per file, returns the failures."""
     from .batch import edit_files
     from .image_processor import save_options
@@ -585,12 +615,12 @@ def build_prepare_data_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _split_list(text: Optional[str]) -> List[str]:
+def _split_list(text: str | None) -> list[str]:
     return [item.strip() for item in (text or "").split(",") if item.strip()]
 
 
 @_command("led-prepare-data")
-def prepare_data_main(argv: Optional[Sequence[str]] = None) -> int:
+def prepare_data_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``led-prepare-data``: prints a summary (the full report goes to
     ``<output_dir>/prepare_report.json``); returns the exit code."""
     from .data import REPORT_FILE, prepare_dataset
@@ -639,7 +669,7 @@ def prepare_data_main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 @_command("led-evaluate")
-def evaluate_main(argv: Optional[Sequence[str]] = None) -> int:
+def evaluate_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``led-evaluate``: edit held-out faces to every target at every strength and write a report
     (``report.json``, ``report.md``, ``edits.csv``, PNG plots) with expression, identity, preservation, seam and
     realism metrics. All logic is in :func:`diffusers_led.evaluation.evaluate`."""
@@ -650,41 +680,66 @@ def evaluate_main(argv: Optional[Sequence[str]] = None) -> int:
     )
     parser.add_argument("--model", default=None, help="Model folder or Hub id (default: the bundled model).")
     parser.add_argument(
-        "--data", required=True,
+        "--data",
+        required=True,
         help="A led-prepare-data crop dataset (its --split source photos are edited), a folder of photos "
         "(optionally labelled), or one photo.",
-    )  # fmt: skip
+    )
     parser.add_argument("--out", required=True, help="Output folder for report.json, report.md and the plots.")
-    parser.add_argument("--targets", default="all", help="'all' (the model's trained labels) or comma-separated names.")
+    parser.add_argument(
+        "--targets", default="all", help="'all' (the model's trained labels) or comma-separated names."
+    )
     parser.add_argument("--strengths", default="0.2,0.35,0.5,0.65", help="Comma-separated strengths in [0, 1].")
     parser.add_argument(
-        "--modes", default="blend,hard,paper",
+        "--modes",
+        default="blend,hard,paper",
         help="Comma-separated: geometry, geometry+texture, blend, hard, paper, ddpm_blend.",
-    )  # fmt: skip
-    parser.add_argument("--seed", type=int, default=0, help="Seed; one generator per (photo, target), shared by all modes.")
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="Seed; one generator per (photo, target), shared by all modes."
+    )
     parser.add_argument("--split", default="test", help="Split of a crop dataset whose photos are edited.")
-    parser.add_argument("--photos-root", default=None, help="Folder of a crop dataset's source photos (default: recorded).")
-    parser.add_argument("--subjects", default=None, help="Comma-separated subjects to edit (default: all of the split).")
+    parser.add_argument(
+        "--photos-root", default=None, help="Folder of a crop dataset's source photos (default: recorded)."
+    )
+    parser.add_argument(
+        "--subjects", default=None, help="Comma-separated subjects to edit (default: all of the split)."
+    )
     parser.add_argument("--max-images", type=int, default=None, help="Edit at most this many photos.")
     parser.add_argument(
-        "--batch-size", type=int, default=None, help="Photos per pipeline call (default: about 16 crops per UNet call)."
+        "--batch-size",
+        type=int,
+        default=None,
+        help="Photos per pipeline call (default: about 16 crops per UNet call).",
     )
     parser.add_argument("--steps", type=int, default=None, help="Fast sampler steps (default: the model's).")
     parser.add_argument(
-        "--guidance-scale", type=float, default=None,
+        "--guidance-scale",
+        type=float,
+        default=None,
         help="Classifier-free guidance in every mode (default: the model's default_guidance_scale).",
-    )  # fmt: skip
+    )
     parser.add_argument("--negative-target", default=None, help=NEGATIVE_TARGET_HELP)
-    parser.add_argument("--paper-steps", type=int, default=None, help="DDPM steps in the paper modes (default: T, the paper).")
+    parser.add_argument(
+        "--paper-steps", type=int, default=None, help="DDPM steps in the paper modes (default: T, the paper)."
+    )
     parser.add_argument("--paper-strengths", default=None, help="Strengths of the DDPM modes (default: 0.5).")
     parser.add_argument("--paper-max-images", type=int, default=2, help="Photos edited in the DDPM modes (0: all).")
     parser.add_argument("--no-realism", action="store_true", help="Skip FID/KID (the Inception network).")
-    parser.add_argument("--realism-max-crops", type=int, default=50, help="Generated crops per row and region for FID/KID (0: all).")
-    parser.add_argument("--reference-data", default=None, help="Real crops (crop dataset or labelled photos) for FID/KID.")
+    parser.add_argument(
+        "--realism-max-crops", type=int, default=50, help="Generated crops per row and region for FID/KID (0: all)."
+    )
+    parser.add_argument(
+        "--reference-data", default=None, help="Real crops (crop dataset or labelled photos) for FID/KID."
+    )
     parser.add_argument("--cache-dir", default="default", help="Inception feature cache folder ('none' to disable).")
-    parser.add_argument("--time-budget", type=float, default=15.0, help="Minutes; fewer photos are edited to fit (0: no limit).")
+    parser.add_argument(
+        "--time-budget", type=float, default=15.0, help="Minutes; fewer photos are edited to fit (0: no limit)."
+    )
     parser.add_argument("--allow-untrained-targets", action="store_true", help=UNTRAINED_HELP)
-    parser.add_argument("--threads", type=int, default=None, help="Torch threads (1 is faster on a busy shared machine).")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="Torch threads (1 is faster on a busy shared machine)."
+    )
     parser.add_argument("--quiet", action="store_true", help="No progress bars.")
     add_device_arguments(parser)
     args = parser.parse_args(argv)
@@ -725,7 +780,9 @@ def evaluate_main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"led-evaluate: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("led-evaluate: interrupted; no report was written (cached Inception features are kept).", file=sys.stderr)
+        print(
+            "led-evaluate: interrupted; no report was written (cached Inception features are kept).", file=sys.stderr
+        )
         return 130
     except Exception as error:
         return _unexpected("led-evaluate", error)
@@ -734,16 +791,19 @@ def evaluate_main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"unedited: p(target) {base['p_target'] or 0:.3f}, hit {100 * (base['hit_rate'] or 0):.1f}%")
     for entry in report["results"]:
         x, ident, seams = entry["expression"], entry["identity"], entry["seams"]
+        p_target = x["p_target"] if x["p_target"] is not None else float("nan")
         print(
-            f"{entry['mode']:>10} s={entry['strength']:<5g} p(target) {x['p_target'] if x['p_target'] is not None else float('nan'):.3f}"
+            f"{entry['mode']:>10} s={entry['strength']:<5g} p(target) {p_target:.3f}"
             f"  hit {100 * (x['hit_rate'] or 0):5.1f}%  id {ident['distance_mean']:.3f}"
             f"  outside max {entry['preservation']['max_abs_outside']:g}  seam {seams['score'] or 0:.3f}"
         )
-    print(f"Report: {result.files['markdown']} (and report.json, plots) in {report['timings']['total_s'] / 60:.1f} min")
+    print(
+        f"Report: {result.files['markdown']} (and report.json, plots) in {report['timings']['total_s'] / 60:.1f} min"
+    )
     return 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """``python -m diffusers_led.cli <command> [options]``, with command ``edit`` (``led-edit``), ``prepare-data``
     (``led-prepare-data``) or ``evaluate`` (``led-evaluate``); e.g. ``accelerate launch -m diffusers_led.cli edit
     photos/ --target happy -o out/`` splits a folder across processes."""

@@ -52,9 +52,10 @@ import json
 import os
 import re
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import numpy as np
 import PIL.Image
@@ -63,7 +64,6 @@ from .expressions import EXPRESSIONS, canonical_expression
 from .image_processor import ImageLoadError, prepare_image
 from .regions import FaceRegionProcessor
 from .utils import escape_file_name, file_digest, write_text_atomically
-
 
 FORMATS = ("rafd", "ckplus", "ckplus_sample", "metadata", "folders")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -92,7 +92,7 @@ CKPLUS_EMOTION_CODES = {
 }
 CKPLUS_SAMPLE_LABELS = "labels.csv"
 # Format-specific metadata columns (the same keys on every line of a dataset, so `datasets` infers one schema).
-_ATTRIBUTE_KEYS: Dict[str, Tuple[str, ...]] = {
+_ATTRIBUTE_KEYS: dict[str, tuple[str, ...]] = {
     "rafd": ("angle", "ethnicity", "gender", "gaze"),
     "ckplus": ("sequence", "frame"),
     "ckplus_sample": ("sequence", "frame", "kind", "eyes_usable", "note"),
@@ -127,15 +127,15 @@ class LabelledPhoto:
     source: str
     expression: str
     subject: str
-    attributes: Dict[str, Any] = field(default_factory=dict)
+    attributes: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class PhotoListing:
     """What a format reader found: usable photos and the files it had to leave out (with the reason)."""
 
-    photos: List[LabelledPhoto] = field(default_factory=list)
-    skipped: List[Dict[str, str]] = field(default_factory=list)
+    photos: list[LabelledPhoto] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -148,9 +148,9 @@ class PrepareReport:
     photos_found: int
     processed: int
     already_done: int
-    skipped: List[Dict[str, str]]
-    splits: Dict[str, Dict[str, Any]]
-    processor: Dict[str, Any]
+    skipped: list[dict[str, str]]
+    splits: dict[str, dict[str, Any]]
+    processor: dict[str, Any]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=False)
@@ -165,7 +165,7 @@ def _is_image(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
-def _images_under(folder: Path) -> List[Path]:
+def _images_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if _is_image(p))
 
 
@@ -173,7 +173,7 @@ def _relative(path: Path, root: Path) -> str:
     return escape_file_name(path.relative_to(root).as_posix())
 
 
-def _find_dir(root: Path, names: Sequence[str], max_depth: int = 3) -> Optional[Path]:
+def _find_dir(root: Path, names: Sequence[str], max_depth: int = 3) -> Path | None:
     """The shallowest folder under ``root`` (itself included) whose name is one of ``names`` (case-insensitive)."""
     wanted = {name.lower() for name in names}
     level = [root]
@@ -185,7 +185,7 @@ def _find_dir(root: Path, names: Sequence[str], max_depth: int = 3) -> Optional[
     return None
 
 
-def parse_rafd_name(file_name: str) -> Optional[Dict[str, str]]:
+def parse_rafd_name(file_name: str) -> dict[str, str] | None:
     """The fields of a RaFD file name (``angle``, ``subject``, ``ethnicity``, ``gender``, ``expression``, ``gaze``),
     or ``None`` when the name does not follow the RaFD pattern. The expression is returned as written."""
     match = RAFD_PATTERN.match(Path(file_name).stem)
@@ -203,7 +203,7 @@ def guess_subject(file_name: str) -> str:
     return escape_file_name(Path(file_name).stem)
 
 
-def _label(name: str) -> Optional[str]:
+def _label(name: str) -> str | None:
     try:
         return canonical_expression(name)
     except ValueError:
@@ -231,7 +231,7 @@ def list_rafd(input_dir: Path, angles: Sequence[str] = ("090",)) -> PhotoListing
     return listing
 
 
-def _read_ckplus_code(label_file: Path) -> Optional[str]:
+def _read_ckplus_code(label_file: Path) -> str | None:
     try:
         code = int(float(label_file.read_text().split()[0]))
     except (OSError, ValueError, IndexError):
@@ -279,7 +279,7 @@ def list_ckplus(input_dir: Path, peak_frames: int = 1, neutral_frames: int = 1) 
     return listing
 
 
-def read_metadata_rows(metadata_file: Union[str, os.PathLike]) -> List[Dict[str, Any]]:
+def read_metadata_rows(metadata_file: str | os.PathLike) -> list[dict[str, Any]]:
     """The rows of a ``metadata.csv`` / ``metadata.jsonl`` (blank lines skipped).
 
     Raises:
@@ -311,7 +311,7 @@ def _csv_value(value: Any) -> Any:
     return int(value) if value.isdigit() else value
 
 
-def resolve_inside(root: Path, file_name: Any) -> Tuple[Optional[Path], Optional[str]]:
+def resolve_inside(root: Path, file_name: Any) -> tuple[Path | None, str | None]:
     """``root / file_name`` (normalised) when it stays inside ``root``, else ``(None, reason)``.
 
     Metadata comes from files anyone can write, so a ``file_name`` must be a relative path that leads to a file
@@ -334,7 +334,7 @@ def resolve_inside(root: Path, file_name: Any) -> Tuple[Optional[Path], Optional
     return path, None
 
 
-def metadata_path_problems(folder: os.PathLike) -> List[str]:
+def metadata_path_problems(folder: os.PathLike) -> list[str]:
     """Every ``file_name`` (and ``*_file_name``, ``file_names``) entry of the imagefolder metadata files
     (``metadata.jsonl`` / ``.csv`` / ``.parquet``) under ``folder`` that :func:`resolve_inside` refuses, as
     ``"<metadata file>:<row>: <reason>"``."""
@@ -353,7 +353,7 @@ def metadata_path_problems(folder: os.PathLike) -> List[str]:
             problems.append(f"{metadata_file}: unreadable ({error})")
             continue
         for number, row in enumerate(rows, 1):
-            for key, value in (row.items() if isinstance(row, dict) else []):
+            for key, value in row.items() if isinstance(row, dict) else []:
                 if key in ("file_name", "file_names") or key.endswith(("_file_name", "_file_names")):
                     for name in value if isinstance(value, list) else [value]:
                         _, problem = resolve_inside(metadata_file.parent, name)
@@ -465,14 +465,14 @@ def list_labelled_photos(
     rafd_angles: Sequence[str] = ("090",),
     ckplus_peak_frames: int = 1,
     ckplus_neutral_frames: int = 1,
-) -> Tuple[str, PhotoListing]:
+) -> tuple[str, PhotoListing]:
     """Find the labelled photos of ``input_dir`` in the given (or detected) layout; returns ``(format, listing)``."""
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
         raise DatasetFormatError(f"--input_dir {input_dir} is not a folder.")
     if format == "auto":
         format = detect_format(input_dir)
-    readers: Dict[str, Callable[[], PhotoListing]] = {
+    readers: dict[str, Callable[[], PhotoListing]] = {
         "rafd": lambda: list_rafd(input_dir, rafd_angles),
         "ckplus": lambda: list_ckplus(input_dir, ckplus_peak_frames, ckplus_neutral_frames),
         "ckplus_sample": lambda: list_ckplus_sample(input_dir),
@@ -496,10 +496,10 @@ def subject_key(subject: Any) -> str:
     return str(int(text)) if text.isdigit() else text
 
 
-def normalise_subjects(photos: Sequence[LabelledPhoto]) -> Dict[str, str]:
+def normalise_subjects(photos: Sequence[LabelledPhoto]) -> dict[str, str]:
     """Give every photo of one person (:func:`subject_key`) the same subject id, its longest spelling (``"001"`` of
     ``"1"``, ``"01"``, ``"001"``: zero-padded ids sort as numbers). Returns key -> id."""
-    spellings: Dict[str, set] = {}
+    spellings: dict[str, set] = {}
     for photo in photos:
         spellings.setdefault(subject_key(photo.subject), set()).add(str(photo.subject).strip())
     canonical = {key: min(names, key=lambda name: (-len(name), name)) for key, names in spellings.items()}
@@ -517,7 +517,7 @@ def remove_duplicate_photos(listing: PhotoListing, test_set: set) -> None:
         DatasetFormatError: copies of one photo belong to subjects on both sides of the split (the same face would be
             trained on and tested on).
     """
-    groups: Dict[str, List[LabelledPhoto]] = {}
+    groups: dict[str, list[LabelledPhoto]] = {}
     for photo in sorted(listing.photos, key=lambda p: (p.path.is_symlink(), p.source)):  # the file before a link
         try:
             digest = file_digest(photo.path)
@@ -548,7 +548,7 @@ def remove_duplicate_photos(listing: PhotoListing, test_set: set) -> None:
 
 def split_subjects(
     subjects: Iterable[str],
-    test_subjects: Optional[Sequence[str]] = None,
+    test_subjects: Sequence[str] | None = None,
     test_fraction: float = 0.05,
     seed: int = 0,
 ) -> set:
@@ -595,18 +595,18 @@ def _save_png_atomically(array: np.ndarray, destination: Path) -> None:
     os.replace(temporary, destination)
 
 
-def _append_lines(metadata_file: Path, records: Sequence[Dict[str, Any]]) -> None:
+def _append_lines(metadata_file: Path, records: Sequence[dict[str, Any]]) -> None:
     """Append records as JSON lines in one write and sync them to disk."""
     _append_text(metadata_file, "".join(json.dumps(record) + "\n" for record in records))
 
 
-def _load_split_metadata(split_dir: Path, regions: Sequence[str]) -> Dict[str, List[Dict[str, Any]]]:
+def _load_split_metadata(split_dir: Path, regions: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
     """The finished photos of a split: source -> its records. Records of a photo that an interruption left
     incomplete (a torn last line, a region missing, a crop file missing) are dropped and the file rewritten."""
     metadata_file = split_dir / METADATA_FILE
     if not metadata_file.is_file():
         return {}
-    by_source: Dict[str, List[Dict[str, Any]]] = {}
+    by_source: dict[str, list[dict[str, Any]]] = {}
     dropped = False
     for line in metadata_file.read_text(encoding="utf-8").splitlines():
         try:
@@ -680,7 +680,7 @@ class WrittenFiles:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         write_text_atomically(self.record, "".join(relative + "\n" for relative in sorted(self.paths)))
 
-    def others(self) -> List[str]:
+    def others(self) -> list[str]:
         """The entries of the output folder (and of its ``train/`` and ``test/``) that led-prepare-data did not
         write, as relative paths; folders other than the splits count as one entry. The files a file manager leaves
         (``.DS_Store``, ``Thumbs.db``, other hidden files) do not count: they are not data (and are never touched)."""
@@ -708,7 +708,7 @@ def _is_our_report(report_file: Path) -> bool:
     return isinstance(report, dict) and {"processor", "splits", "format"} <= set(report)
 
 
-def _listed_file_names(metadata_file: Path) -> List[str]:
+def _listed_file_names(metadata_file: Path) -> list[str]:
     names = []
     for line in metadata_file.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
@@ -761,7 +761,7 @@ def check_output_folder(input_dir: Path, output_dir: Path, written: WrittenFiles
         )
 
 
-def _remove_strays(split_dir: Path, records: Iterable[Dict[str, Any]], written: WrittenFiles) -> None:
+def _remove_strays(split_dir: Path, records: Iterable[dict[str, Any]], written: WrittenFiles) -> None:
     """Delete the crop files an interrupted run wrote that no metadata line refers to, and its temporary files.
     Only files in the record of written files are deleted."""
     keep = {r["file_name"] for r in records} | {METADATA_FILE}
@@ -771,7 +771,7 @@ def _remove_strays(split_dir: Path, records: Iterable[Dict[str, Any]], written: 
             path.unlink()
 
 
-def _split_summary(records: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+def _split_summary(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {
         "crops": len(records),
         "photos": len({r["source"] for r in records}),
@@ -781,7 +781,7 @@ def _split_summary(records: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     }
 
 
-def read_crop_geometry(data_dir: os.PathLike) -> Optional[Dict[str, Any]]:
+def read_crop_geometry(data_dir: os.PathLike) -> dict[str, Any] | None:
     """The crop geometry (:attr:`FaceRegionProcessor.geometry`) recorded in ``data_dir/prepare_report.json``;
     ``None`` without a report. Reports written before the geometry was recorded describe the paper's boxes."""
     report_file = Path(data_dir) / REPORT_FILE
@@ -797,7 +797,7 @@ def prepare_dataset(
     input_dir: os.PathLike,
     output_dir: os.PathLike,
     format: str = "auto",
-    test_subjects: Optional[Sequence[str]] = None,
+    test_subjects: Sequence[str] | None = None,
     test_fraction: float = 0.05,
     seed: int = 0,
     regions: Sequence[str] = ("eyes", "mouth"),
@@ -806,7 +806,7 @@ def prepare_dataset(
     rafd_angles: Sequence[str] = ("090",),
     ckplus_peak_frames: int = 1,
     ckplus_neutral_frames: int = 1,
-    processor: Optional[Any] = None,
+    processor: Any | None = None,
     progress: bool = True,
     region_anchor: str = "landmarks",
     allow_other_files: bool = False,
@@ -860,11 +860,11 @@ def prepare_dataset(
     split_dirs = {split: output_dir / split for split in SPLITS}
     output_dir.mkdir(parents=True, exist_ok=True)
     written.claim([REPORT_FILE, *(f"{split}/{METADATA_FILE}" for split in SPLITS)])
-    done: Dict[str, Dict[str, List[Dict[str, Any]]]] = {}
+    done: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for split, split_dir in split_dirs.items():
         split_dir.mkdir(parents=True, exist_ok=True)
         done[split] = _load_split_metadata(split_dir, regions)
-        for source, records in done[split].items():
+        for _source, records in done[split].items():
             wanted = "test" if subject_key(records[0]["subject"]) in test_set else "train"
             if wanted != split:
                 raise ValueError(

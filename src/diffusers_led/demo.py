@@ -26,9 +26,10 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 import PIL.Image
@@ -38,17 +39,23 @@ from .expressions import UntrainedExpressionError, canonical_expression
 from .image_processor import ImageLoadError, load_image
 from .labels import EDIT_MODES
 
-
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 MODEL_ENV_VAR = "LED_MODEL"
 TITLE = "diffusers-led: change a facial expression"
 #: The action units with a slider of their own in the demo (the ones the expressions are made of).
 DEMO_ACTION_UNITS = (
-    ("AU1", "inner brow raiser"), ("AU2", "outer brow raiser"), ("AU4", "brow lowerer"), ("AU5", "upper lid raiser"),
-    ("AU6", "cheek raiser"), ("AU7", "lid tightener"), ("AU9", "nose wrinkler"), ("AU12", "lip corner puller"),
-    ("AU15", "lip corner depressor"), ("AU26", "jaw drop"),
-)  # fmt: skip
+    ("AU1", "inner brow raiser"),
+    ("AU2", "outer brow raiser"),
+    ("AU4", "brow lowerer"),
+    ("AU5", "upper lid raiser"),
+    ("AU6", "cheek raiser"),
+    ("AU7", "lid tightener"),
+    ("AU9", "nose wrinkler"),
+    ("AU12", "lip corner puller"),
+    ("AU15", "lip corner depressor"),
+    ("AU26", "jaw drop"),
+)
 # The example photo of the repository (public domain, see the README); absent from a wheel install.
 REPO_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "astronaut.png"
 
@@ -95,10 +102,10 @@ class EditResult:
 
     before: np.ndarray
     after: PIL.Image.Image
-    faces: List[Any]
+    faces: list[Any]
     path: str
     summary: str
-    warnings: List[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     steps: int = 0
 
 
@@ -127,7 +134,7 @@ class ExpressionEditor:
         model_name: how the model is named in the page.
     """
 
-    def __init__(self, pipe, output_dir: Optional[str] = None, model_name: Optional[str] = None):
+    def __init__(self, pipe, output_dir: str | None = None, model_name: str | None = None):
         self.pipe = pipe
         self.pipe.set_progress_bar_config(disable=True)
         self.output_dir = Path(output_dir or tempfile.mkdtemp(prefix="led-demo-"))
@@ -138,11 +145,11 @@ class ExpressionEditor:
 
     # What the model offers -------------------------------------------------------------------------------------------
     @property
-    def labels(self) -> List[str]:
+    def labels(self) -> list[str]:
         return list(self.pipe.embeddings.labels)
 
     @property
-    def trained_labels(self) -> List[str]:
+    def trained_labels(self) -> list[str]:
         return list(self.pipe.embeddings.trained_labels)
 
     @property
@@ -150,7 +157,7 @@ class ExpressionEditor:
         return bool(self.pipe.embeddings.supports_guidance)
 
     @property
-    def regions(self) -> List[str]:
+    def regions(self) -> list[str]:
         return list(self.pipe.config.regions)
 
     @property
@@ -167,7 +174,7 @@ class ExpressionEditor:
             return float(self.pipe.config.geometry_strength)
         return float(self.pipe.config.default_strength)
 
-    def strength_for(self, target: Optional[str], mode: Optional[str] = None) -> float:
+    def strength_for(self, target: str | None, mode: str | None = None) -> float:
         """The model's default strength for ``target`` in ``mode``: its `geometry_strength` in the geometry modes,
         else its `target_strengths` entry or `default_strength`."""
         if (mode or self.default_mode) != "diffusion":
@@ -185,7 +192,7 @@ class ExpressionEditor:
     def num_train_timesteps(self) -> int:
         return int(self.pipe.scheduler.config.num_train_timesteps)
 
-    def target_choices(self) -> List[Tuple[str, str]]:
+    def target_choices(self) -> list[tuple[str, str]]:
         """``(display name, label)`` pairs for the dropdown; labels the model was not trained on say so."""
         trained = set(self.trained_labels)
         return [(label if label in trained else f"{label} (not trained)", label) for label in self.labels]
@@ -195,7 +202,7 @@ class ExpressionEditor:
         return "happy" if "happy" in trained else (trained[0] if trained else self.labels[0])
 
     # Checks ----------------------------------------------------------------------------------------------------------
-    def resolve_target(self, target: Optional[str]) -> Tuple[str, Optional[str]]:
+    def resolve_target(self, target: str | None) -> tuple[str, str | None]:
         """The canonical label for ``target`` (a label or an alias such as "joy") and a warning if the model was not
         trained on it.
 
@@ -219,7 +226,7 @@ class ExpressionEditor:
         return label, None
 
     @staticmethod
-    def load(image_path: Optional[str]) -> PIL.Image.Image:
+    def load(image_path: str | None) -> PIL.Image.Image:
         """Open the uploaded file.
 
         Raises:
@@ -229,7 +236,7 @@ class ExpressionEditor:
             raise DemoInputError("Upload a photo first (or click the example below the upload box).")
         return load_image(image_path)
 
-    def detect(self, image: PIL.Image.Image) -> Tuple[np.ndarray, List[Any]]:
+    def detect(self, image: PIL.Image.Image) -> tuple[np.ndarray, list[Any]]:
         """The upright RGB copy of ``image`` and its faces with their regions (for the overlay before an edit)."""
         from .image_processor import prepare_image
 
@@ -245,16 +252,16 @@ class ExpressionEditor:
     # The edit --------------------------------------------------------------------------------------------------------
     def edit(
         self,
-        image_path: Optional[str],
-        target: Optional[str],
-        strength: Optional[float] = None,
-        steps: Optional[int] = None,
-        seed: Optional[float] = 0,
-        guidance_scale: Optional[float] = None,
-        regions: Optional[Sequence[str]] = None,
-        progress: Optional[Callable[[int, int, str], None]] = None,
-        mode: Optional[str] = None,
-        action_units: Optional[dict] = None,
+        image_path: str | None,
+        target: str | None,
+        strength: float | None = None,
+        steps: int | None = None,
+        seed: float | None = 0,
+        guidance_scale: float | None = None,
+        regions: Sequence[str] | None = None,
+        progress: Callable[[int, int, str], None] | None = None,
+        mode: str | None = None,
+        action_units: dict | None = None,
     ) -> EditResult:
         """Edit every face of the photo at ``image_path`` toward ``target`` (in ``mode``, default the model's), with
         ``action_units`` (name -> intensity) on top.
@@ -360,7 +367,7 @@ class ExpressionEditor:
         return EditResult(before, after, list(faces), str(path), summary, messages, ran["steps"])
 
 
-def model_notice(model_path: Optional[str]) -> Optional[str]:
+def model_notice(model_path: str | None) -> str | None:
     """A warning when the model card of a local model says it is a placeholder (random weights)."""
     if not model_path:
         return None
@@ -378,7 +385,7 @@ def model_notice(model_path: Optional[str]) -> Optional[str]:
     return None
 
 
-def find_examples(extra: Sequence[str] = ()) -> List[str]:
+def find_examples(extra: Sequence[str] = ()) -> list[str]:
     """The example photos offered under the upload box: the repository's ``examples/astronaut.png`` when present,
     then ``extra``."""
     found = [str(REPO_EXAMPLE)] if REPO_EXAMPLE.is_file() else []
@@ -436,7 +443,7 @@ def make_handlers(editor: ExpressionEditor, gr):
     """The event functions of the page (plain functions of their inputs, so tests can call them directly)."""
     from .pipeline_led import NoFaceDetectedError
 
-    def views(state: Optional[dict], show_regions: bool, image_path: Optional[str] = None):
+    def views(state: dict | None, show_regions: bool, image_path: str | None = None):
         """``(before, after, status)`` to display: the stored edit, with the overlay when asked. Before any edit (or
         for a newly uploaded photo) with the overlay on, the faces found in the photo are drawn on it."""
         if state and (image_path is None or state.get("source") == image_path):
@@ -460,18 +467,35 @@ def make_handlers(editor: ExpressionEditor, gr):
         return gr.Error(_escape(message), title=title, print_exception=False)
 
     def run_edit(
-        image_path, target, strength, steps, seed, guidance_scale, regions, show_regions, mode=None, *unit_values,
-        progress=gr.Progress(),
-    ):  # fmt: skip
+        image_path,
+        target,
+        strength,
+        steps,
+        seed,
+        guidance_scale,
+        regions,
+        show_regions,
+        mode=None,
+        *unit_values,
+        progress=gr.Progress(),  # noqa: B008 - Gradio injects its progress tracker through this default
+    ):
         def report(done: int, total: int, description: str) -> None:
             progress((done, total), desc=description, unit="steps")
 
         units = {name: value for (name, _), value in zip(DEMO_ACTION_UNITS, unit_values)}
         try:
             result = editor.edit(
-                image_path, target, strength, steps, seed, guidance_scale, regions, progress=report, mode=mode,
+                image_path,
+                target,
+                strength,
+                steps,
+                seed,
+                guidance_scale,
+                regions,
+                progress=report,
+                mode=mode,
                 action_units=units,
-            )  # fmt: skip
+            )
         except DemoInputError as error:
             raise fail(str(error), "Cannot edit") from None
         except ImageLoadError as error:
@@ -495,9 +519,12 @@ def make_handlers(editor: ExpressionEditor, gr):
         for message in result.warnings:
             gr.Warning(_escape(message))
         state = {
-            "source": image_path, "before": result.before, "after": result.after, "faces": result.faces,
+            "source": image_path,
+            "before": result.before,
+            "after": result.after,
+            "faces": result.faces,
             "summary": result.summary,
-        }  # fmt: skip
+        }
         before, after, summary = views(state, show_regions)
         download = gr.DownloadButton(value=result.path, interactive=True)
         return before, after, state, download, summary
@@ -510,21 +537,24 @@ def make_handlers(editor: ExpressionEditor, gr):
         before, after, note = views(None, show_regions, image_path)
         return before, after, None, gr.DownloadButton(value=None, interactive=False), note
 
-    def target_strength(target: Optional[str], mode: Optional[str] = None) -> float:
+    def target_strength(target: str | None, mode: str | None = None) -> float:
         """The strength slider follows the model's default for the chosen target and mode."""
         return editor.strength_for(target, mode)
 
     return {
-        "views": views, "run_edit": run_edit, "toggle_regions": toggle_regions, "new_photo": new_photo,
+        "views": views,
+        "run_edit": run_edit,
+        "toggle_regions": toggle_regions,
+        "new_photo": new_photo,
         "target_strength": target_strength,
-    }  # fmt: skip
+    }
 
 
 def build_demo(
     pipe=None,
-    model: Optional[str] = None,
+    model: str | None = None,
     examples: Sequence[str] = (),
-    output_dir: Optional[str] = None,
+    output_dir: str | None = None,
 ):
     """The Gradio ``Blocks`` of the demo for a loaded pipeline (or the model at ``model``, default the bundled one).
 
@@ -564,19 +594,32 @@ def build_demo(
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
                 photo = _photo_input(
-                    gr, label="Photo", type="filepath", image_mode=None, sources=["upload", "clipboard"],
-                    elem_id="led-photo", height=320,
-                )  # fmt: skip
+                    gr,
+                    label="Photo",
+                    type="filepath",
+                    image_mode=None,
+                    sources=["upload", "clipboard"],
+                    elem_id="led-photo",
+                    height=320,
+                )
                 if examples:
                     gr.Examples(examples=[[path] for path in examples], inputs=[photo], label="Example photo")
                 target = gr.Dropdown(
-                    choices=editor.target_choices(), value=editor.default_target(), label="Target expression",
-                    allow_custom_value=True, elem_id="led-target",
+                    choices=editor.target_choices(),
+                    value=editor.default_target(),
+                    label="Target expression",
+                    allow_custom_value=True,
+                    elem_id="led-target",
                     info="Also accepts aliases such as joy, anger, surprise, contempt.",
-                )  # fmt: skip
+                )
                 strength = gr.Slider(
-                    0.0, 1.0, value=editor.strength_for(editor.default_target()), step=0.05, label="Strength",
-                    info=strength_info, elem_id="led-strength",
+                    0.0,
+                    1.0,
+                    value=editor.strength_for(editor.default_target()),
+                    step=0.05,
+                    label="Strength",
+                    info=strength_info,
+                    elem_id="led-strength",
                 )
                 with gr.Accordion("Action units", open=False):
                     gr.Markdown("Move single facial action units, alone or on top of the target (geometry modes).")
@@ -586,21 +629,33 @@ def build_demo(
                     ]
                 with gr.Accordion("More settings", open=False):
                     mode = gr.Radio(
-                        choices=list(EDIT_MODES), value=editor.default_mode, label="Mode",
+                        choices=list(EDIT_MODES),
+                        value=editor.default_mode,
+                        label="Mode",
                         info="geometry: warp the face's own features (all expressions); +texture: the model re-draws "
                         "opened mouths; diffusion: the paper's method (trained expressions only).",
                         elem_id="led-mode",
-                    )  # fmt: skip
+                    )
                     steps = gr.Slider(
-                        1, 100, value=editor.default_steps, step=1, label="Steps (of the full schedule)",
-                        info="Only the steps below t_i run, about steps x strength.", elem_id="led-steps",
-                    )  # fmt: skip
+                        1,
+                        100,
+                        value=editor.default_steps,
+                        step=1,
+                        label="Steps (of the full schedule)",
+                        info="Only the steps below t_i run, about steps x strength.",
+                        elem_id="led-steps",
+                    )
                     seed = gr.Number(value=0, precision=0, label="Seed", elem_id="led-seed")
                     guidance = gr.Slider(
-                        1.0, 10.0, value=editor.default_guidance_scale, step=0.5, label="Guidance scale",
+                        1.0,
+                        10.0,
+                        value=editor.default_guidance_scale,
+                        step=0.5,
+                        label="Guidance scale",
                         info="Classifier-free guidance toward the target; 1 = off.",
-                        visible=editor.supports_guidance, elem_id="led-guidance",
-                    )  # fmt: skip
+                        visible=editor.supports_guidance,
+                        elem_id="led-guidance",
+                    )
                     regions = gr.CheckboxGroup(
                         choices=editor.regions, value=editor.regions, label="Regions", elem_id="led-regions"
                     )
@@ -611,13 +666,21 @@ def build_demo(
             with gr.Column(scale=2):
                 with gr.Row():
                     before = gr.Image(
-                        label="Before", type="numpy", interactive=False, elem_id="led-before", buttons=["fullscreen"],
+                        label="Before",
+                        type="numpy",
+                        interactive=False,
+                        elem_id="led-before",
+                        buttons=["fullscreen"],
                         format="png",
-                    )  # fmt: skip
+                    )
                     after = gr.Image(
-                        label="After", type="pil", interactive=False, elem_id="led-after", buttons=["fullscreen"],
+                        label="After",
+                        type="pil",
+                        interactive=False,
+                        elem_id="led-after",
+                        buttons=["fullscreen"],
                         format="png",
-                    )  # fmt: skip
+                    )
                 download = gr.DownloadButton(
                     "Download result (PNG)", value=None, interactive=False, elem_id="led-download"
                 )
@@ -655,8 +718,8 @@ def build_demo(
 
 
 def load_pipeline(
-    model: Optional[str] = None,
-    variant: Optional[str] = None,
+    model: str | None = None,
+    variant: str | None = None,
     device: str = "auto",
     face_detector=None,
     dtype: str = "auto",
@@ -707,7 +770,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``led-demo``."""
     args = build_parser().parse_args(argv)
     try:

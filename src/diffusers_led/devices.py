@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import TYPE_CHECKING, Tuple, Union
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch is imported where it is used: argument parsing must not pay for it
     import torch
@@ -25,7 +25,7 @@ DTYPE_HELP = (
 
 
 class DeviceError(ValueError):
-    """A ``--device`` or ``--dtype`` that this machine cannot honour (reported as one line by the command-line tools)."""
+    """A ``--device`` or ``--dtype`` this machine cannot honour (reported as one line by the command-line tools)."""
 
 
 def _cuda_count() -> int:
@@ -41,7 +41,7 @@ def _mps_available() -> bool:
     return bool(backend is not None and backend.is_available())
 
 
-def resolve_device(name: Union[str, torch.device, None] = "auto") -> torch.device:
+def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
     """The torch device for a ``--device`` value.
 
     ``"auto"`` is the first GPU there is (CUDA, then MPS), else the CPU. ``"cuda"`` without an index means this
@@ -83,7 +83,7 @@ def resolve_device(name: Union[str, torch.device, None] = "auto") -> torch.devic
     raise DeviceError(f"--device {name!r} is not supported; use one of {', '.join(DEVICE_CHOICES)}.")
 
 
-def resolve_dtype(name: Union[str, torch.dtype, None], device: torch.device) -> torch.dtype:
+def resolve_dtype(name: str | torch.dtype | None, device: torch.device) -> torch.dtype:
     """The torch dtype for a ``--dtype`` value on ``device``: ``"auto"`` is float16 on CUDA (half the memory, tensor
     cores) and float32 elsewhere (CPU half precision is emulated by most CPUs: slower, not faster)."""
     import torch
@@ -101,8 +101,8 @@ def resolve_dtype(name: Union[str, torch.dtype, None], device: torch.device) -> 
 
 
 def resolve_device_and_dtype(
-    device: Union[str, torch.device, None] = "auto", dtype: Union[str, torch.dtype, None] = "auto"
-) -> Tuple[torch.device, torch.dtype]:
+    device: str | torch.device | None = "auto", dtype: str | torch.dtype | None = "auto"
+) -> tuple[torch.device, torch.dtype]:
     """:func:`resolve_device` and then :func:`resolve_dtype` for it."""
     resolved = resolve_device(device)
     return resolved, resolve_dtype(dtype, resolved)
@@ -115,9 +115,9 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_pipeline_on(
-    model: Union[str, os.PathLike],
-    device: Union[str, torch.device, None] = "auto",
-    dtype: Union[str, torch.dtype, None] = "auto",
+    model: str | os.PathLike,
+    device: str | torch.device | None = "auto",
+    dtype: str | torch.dtype | None = "auto",
     **kwargs,
 ):
     """``LocalExpressionPipeline.from_pretrained(model, torch_dtype=..., **kwargs)`` moved to the resolved device. The
@@ -147,4 +147,3 @@ __all__ = [
     "resolve_device_and_dtype",
     "resolve_dtype",
 ]
-

@@ -8,7 +8,7 @@ embeddings are computed once (at training time) and stored with the model as the
 from __future__ import annotations
 
 import warnings
-from typing import List, Optional, Sequence, Union
+from collections.abc import Sequence
 
 import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
@@ -17,7 +17,6 @@ from torch import nn
 
 # The vocabulary lives in a module without torch, so that the command line can check a label before importing it.
 from .labels import EXPRESSION_ALIASES, EXPRESSIONS, canonical_expression  # noqa: F401 - re-exported
-
 
 # The text fed to the encoder for each label: bare words separate the labels better than phrases.
 _ENCODER_TEXT = {label: label for label in EXPRESSIONS}
@@ -49,8 +48,8 @@ class ExpressionEmbeddings(ModelMixin, ConfigMixin):
         self,
         labels: Sequence[str] = EXPRESSIONS,
         embedding_dim: int = 768,
-        trained_labels: Optional[Sequence[str]] = None,
-        text_encoder: Optional[str] = None,
+        trained_labels: Sequence[str] | None = None,
+        text_encoder: str | None = None,
         conditioning_dropout_prob: float = 0.0,
     ):
         super().__init__()
@@ -68,11 +67,11 @@ class ExpressionEmbeddings(ModelMixin, ConfigMixin):
     @classmethod
     def from_text_encoder(
         cls,
-        text_encoder: Union[str, "object"] = "sentence-transformers/all-mpnet-base-v2",
+        text_encoder: str | object = "sentence-transformers/all-mpnet-base-v2",
         labels: Sequence[str] = EXPRESSIONS,
-        trained_labels: Optional[Sequence[str]] = None,
+        trained_labels: Sequence[str] | None = None,
         conditioning_dropout_prob: float = 0.0,
-    ) -> "ExpressionEmbeddings":
+    ) -> ExpressionEmbeddings:
         """Compute the table with a sentence-transformers model (a name, a local path or a loaded model)."""
         from .text_encoder import load_sentence_encoder
 
@@ -90,7 +89,7 @@ class ExpressionEmbeddings(ModelMixin, ConfigMixin):
         table.embeddings.data.copy_(vectors.float())
         return table
 
-    def resolve(self, targets: Union[str, Sequence[str]], allow_untrained: bool = False) -> List[str]:
+    def resolve(self, targets: str | Sequence[str], allow_untrained: bool = False) -> list[str]:
         """Canonicalise ``targets`` and check that the table has them and the model was trained on them."""
         targets = [targets] if isinstance(targets, str) else list(targets)
         resolved = [canonical_expression(target) for target in targets]
@@ -112,7 +111,7 @@ class ExpressionEmbeddings(ModelMixin, ConfigMixin):
                 warnings.warn(message, stacklevel=3)
         return resolved
 
-    def forward(self, targets: Union[str, Sequence[str]], allow_untrained: bool = False) -> torch.Tensor:
+    def forward(self, targets: str | Sequence[str], allow_untrained: bool = False) -> torch.Tensor:
         """Return the embeddings of ``targets`` as ``(batch, 1, embedding_dim)``, the UNet's
         ``encoder_hidden_states``."""
         resolved = self.resolve(targets, allow_untrained=allow_untrained)

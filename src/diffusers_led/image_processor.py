@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import threading
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Dict, List, Literal, Optional, Sequence, Union
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -19,8 +20,7 @@ import PIL.Image
 import PIL.ImageOps
 import torch
 
-
-ImageInput = Union[PIL.Image.Image, np.ndarray, torch.Tensor, str, os.PathLike]
+ImageInput = PIL.Image.Image | np.ndarray | torch.Tensor | str | os.PathLike
 ColorMode = Literal["rgb", "luminance"]
 
 
@@ -34,7 +34,7 @@ class ImageLoadError(ValueError):
 #: checked against this limit instead, before any pixel is decoded. Editing costs about 4 full-size RGB copies
 #: (about 12 bytes per pixel, 3.6 GB at 300 MP). Override it with the environment variable
 #: ``DIFFUSERS_LED_MAX_IMAGE_PIXELS`` or by setting this attribute (``None`` or 0 disables the check).
-MAX_IMAGE_PIXELS: Optional[int] = 400_000_000
+MAX_IMAGE_PIXELS: int | None = 400_000_000
 
 _PIL_LIMIT_LOCK = threading.Lock()
 # Arrays are converted to uint8 this many values at a time, so that a float or 16-bit input of hundreds of
@@ -42,7 +42,7 @@ _PIL_LIMIT_LOCK = threading.Lock()
 _CHUNK_VALUES = 1 << 24
 
 
-def max_image_pixels() -> Optional[int]:
+def max_image_pixels() -> int | None:
     """The pixel limit of :func:`load_image`: ``DIFFUSERS_LED_MAX_IMAGE_PIXELS`` if set, else
     :data:`MAX_IMAGE_PIXELS`; ``None`` means no limit."""
     value = os.environ.get("DIFFUSERS_LED_MAX_IMAGE_PIXELS")
@@ -72,7 +72,7 @@ class PreparedImage:
     """
 
     rgb: np.ndarray
-    alpha: Optional[np.ndarray]
+    alpha: np.ndarray | None
     grayscale: bool
     name: str
     source: object = None
@@ -124,7 +124,7 @@ def _check_single_frame(name: str, image: PIL.Image.Image) -> None:
         )
 
 
-def load_image(path: Union[str, os.PathLike]) -> PIL.Image.Image:
+def load_image(path: str | os.PathLike) -> PIL.Image.Image:
     """Open an image file fully (so truncated files fail here), raising :class:`ImageLoadError` with the reason.
 
     The size is checked against :func:`max_image_pixels` from the header, before any pixel is decoded. Animations and
@@ -381,7 +381,7 @@ def is_lossy_output(image_format: str, lossy_source: bool) -> bool:
     return image_format in ("JPEG", "AVIF") or (image_format == "WEBP" and lossy_source)
 
 
-def save_options(source: Optional[PIL.Image.Image], image_format: str, mode: str) -> Dict[str, Any]:
+def save_options(source: PIL.Image.Image | None, image_format: str, mode: str) -> dict[str, Any]:
     """Pillow ``save`` options that give an edited copy (in ``mode``) of the file image ``source`` its format-level
     properties: the ICC colour profile (when it fits ``mode``), the resolution (DPI) and the EXIF data with the
     orientation set to 1 (the pixels were turned upright when read). JPEG is written at :data:`OUTPUT_QUALITY` with
@@ -389,7 +389,7 @@ def save_options(source: Optional[PIL.Image.Image], image_format: str, mode: str
     :data:`OUTPUT_QUALITY`, AVIF at :data:`OUTPUT_QUALITY`. Only lossless outputs (PNG, TIFF, lossless WebP) keep
     the pixels outside the edited regions bit-identical.
     """
-    options: Dict[str, Any] = {}
+    options: dict[str, Any] = {}
     info = getattr(source, "info", None) or {}
     profile = info.get("icc_profile")
     if isinstance(profile, bytes) and len(profile) >= 20 and profile[16:20] == _ICC_SPACES.get(mode):
@@ -418,7 +418,7 @@ def save_options(source: Optional[PIL.Image.Image], image_format: str, mode: str
     return options
 
 
-def crops_to_tensor(crops: List[np.ndarray], color_mode: ColorMode) -> torch.Tensor:
+def crops_to_tensor(crops: list[np.ndarray], color_mode: ColorMode) -> torch.Tensor:
     """Stack RGB ``uint8`` crops into the UNet's input in [-1, 1]: ``(N, 3, S, S)`` for ``"rgb"``, ``(N, 1, S, S)``
     (the Y of YCrCb) for ``"luminance"``."""
     if color_mode == "luminance":
@@ -431,7 +431,7 @@ def crops_to_tensor(crops: List[np.ndarray], color_mode: ColorMode) -> torch.Ten
     return stacked / 127.5 - 1.0
 
 
-def tensor_to_crops(samples: torch.Tensor, sources: List[np.ndarray], color_mode: ColorMode) -> List[np.ndarray]:
+def tensor_to_crops(samples: torch.Tensor, sources: list[np.ndarray], color_mode: ColorMode) -> list[np.ndarray]:
     """Turn UNet samples in [-1, 1] back into RGB float crops in [0, 255].
 
     In ``"luminance"`` mode the edited Y is merged with the chroma of the ``sources`` crops, so colour photos keep
@@ -466,9 +466,10 @@ class CropExposure:
     MAX_GAIN = 2.0
 
     @classmethod
-    def matching(cls, crops: torch.Tensor, means: torch.Tensor, stds: torch.Tensor) -> "CropExposure":
-        """The map that gives each crop of ``crops`` (``(N, C, S, S)``) the mean ``means[i]`` and the standard deviation
-        ``stds[i]`` (both ``(N,)``, in the crops' units), with the gain kept within ``[1 / MAX_GAIN, MAX_GAIN]``."""
+    def matching(cls, crops: torch.Tensor, means: torch.Tensor, stds: torch.Tensor) -> CropExposure:
+        """The map that gives each crop of ``crops`` (``(N, C, S, S)``) the mean ``means[i]`` and the standard
+        deviation ``stds[i]`` (both ``(N,)``, in the crops' units), with the gain kept within
+        ``[1 / MAX_GAIN, MAX_GAIN]``."""
         flat = crops.flatten(1)
         mean, std = flat.mean(dim=1), flat.std(dim=1)
         scale = (stds / std.clamp_min(1e-6)).clamp(1.0 / cls.MAX_GAIN, cls.MAX_GAIN)
@@ -477,8 +478,8 @@ class CropExposure:
 
     @classmethod
     def to_statistics(
-        cls, crops: torch.Tensor, regions: Sequence[str], statistics: Dict[str, List[float]]
-    ) -> "CropExposure":
+        cls, crops: torch.Tensor, regions: Sequence[str], statistics: dict[str, list[float]]
+    ) -> CropExposure:
         """The map that gives each crop its region's ``[mean, std]`` in ``statistics`` (see :func:`crop_statistics`);
         ``regions[i]`` names crop ``i``'s region."""
         values = [statistics[region] for region in regions]
@@ -492,7 +493,7 @@ class CropExposure:
         return (crops - self.shift) / self.scale
 
 
-def crop_statistics(crops: torch.Tensor, regions: Sequence[str]) -> Dict[str, List[float]]:
+def crop_statistics(crops: torch.Tensor, regions: Sequence[str]) -> dict[str, list[float]]:
     """Per region, the mean level and the mean per-crop standard deviation of ``crops`` (``(N, C, S, S)`` in the
     UNet's units, ``regions[i]`` naming crop ``i``'s region): what :class:`CropExposure` maps other crops to. Training
     stores them in the model as ``crop_statistics``."""

@@ -27,8 +27,8 @@ import hashlib
 import importlib.util
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -38,7 +38,6 @@ import torch.nn.functional as F
 
 from .regions import alignment_matrix
 from .utils import file_digest
-
 
 __all__ = [
     "EXPRESSION_JUDGE_CLASSES",
@@ -132,7 +131,7 @@ def _pil_gray(image: np.ndarray) -> np.ndarray:
 
 
 def _square_warp(
-    gray: np.ndarray, image_to_template: np.ndarray, box: Tuple[float, float, float], size: int
+    gray: np.ndarray, image_to_template: np.ndarray, box: tuple[float, float, float], size: int
 ) -> np.ndarray:
     """Anti-aliased warp of the template-frame square ``box`` (cx, cy, side) of ``gray`` to ``size x size`` float32.
 
@@ -148,9 +147,12 @@ def _square_warp(
     matrix[:, :2] = to_fine[:, :2] @ image_to_template[:, :2]
     matrix[:, 2] = to_fine[:, :2] @ image_to_template[:, 2] + to_fine[:, 2]
     warped = cv2.warpAffine(
-        gray.astype(np.float32), matrix, (size * fine, size * fine), flags=cv2.INTER_LINEAR,
+        gray.astype(np.float32),
+        matrix,
+        (size * fine, size * fine),
+        flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
-    )  # fmt: skip
+    )
     return cv2.resize(warped, (size, size), interpolation=cv2.INTER_AREA)
 
 
@@ -169,17 +171,19 @@ class ExpressionJudge:
     classes = EXPRESSION_JUDGE_CLASSES
     package_classes = FER_CLASSES
 
-    def __init__(self, weights: Optional[Union[str, os.PathLike]] = None, device: Union[str, torch.device] = "cpu"):
-        self.weights = os.fspath(weights) if weights else find_package_file(
-            "what_the_face_classification", "active_model.pth", FER_INSTALL_HINT
-        )  # fmt: skip
+    def __init__(self, weights: str | os.PathLike | None = None, device: str | torch.device = "cpu"):
+        self.weights = (
+            os.fspath(weights)
+            if weights
+            else find_package_file("what_the_face_classification", "active_model.pth", FER_INSTALL_HINT)
+        )
         self.device = torch.device(device)
         self.net = FERNet()
         state = torch.load(self.weights, map_location=self.device, weights_only=True)
         self.net.load_state_dict(state)
         self.net.to(self.device).eval()
 
-    def class_index(self, expression: str) -> Optional[int]:
+    def class_index(self, expression: str) -> int | None:
         """Index of a canonical expression in :attr:`classes`, ``None`` if the judge has no such class (contempt)."""
         return self.classes.index(expression) if expression in self.classes else None
 
@@ -191,7 +195,7 @@ class ExpressionJudge:
         return np.clip(face, 0.0, 255.0) / 255.0
 
     @torch.no_grad()
-    def predict_inputs(self, inputs: Union[np.ndarray, Sequence[np.ndarray]], batch_size: int = 256) -> np.ndarray:
+    def predict_inputs(self, inputs: np.ndarray | Sequence[np.ndarray], batch_size: int = 256) -> np.ndarray:
         """Class probabilities ``(N, 7)`` (float64, order :attr:`classes`) for ``(N, 48, 48)`` inputs of
         :meth:`face_input`."""
         inputs = np.asarray(inputs, dtype=np.float32).reshape(-1, FER_INPUT_SIZE, FER_INPUT_SIZE)
@@ -202,8 +206,8 @@ class ExpressionJudge:
         return np.concatenate(out) if out else np.zeros((0, len(self.classes)))
 
     def predict(
-        self, image: np.ndarray, landmarks: Optional[np.ndarray] = None, detector: str = "dlib"
-    ) -> Dict[str, float]:
+        self, image: np.ndarray, landmarks: np.ndarray | None = None, detector: str = "dlib"
+    ) -> dict[str, float]:
         """Probabilities per class for the largest face in an RGB / gray uint8 image (detected if no landmarks)."""
         image = np.asarray(image)
         if landmarks is None:
@@ -234,7 +238,7 @@ class IdentityJudge:
 
     threshold = 0.6
 
-    def __init__(self, models_dir: Optional[Union[str, os.PathLike]] = None):
+    def __init__(self, models_dir: str | os.PathLike | None = None):
         try:
             import dlib
         except ImportError as error:  # pragma: no cover - dlib is a core dependency
@@ -311,10 +315,10 @@ class InceptionFeatures:
 
     def __init__(
         self,
-        path: Optional[Union[str, os.PathLike]] = None,
-        device: Union[str, torch.device] = "cpu",
+        path: str | os.PathLike | None = None,
+        device: str | torch.device = "cpu",
         batch_size: int = 32,
-        cache_dir: Optional[Union[str, os.PathLike]] = None,
+        cache_dir: str | os.PathLike | None = None,
     ):
         self.path = (
             os.fspath(path)
@@ -327,7 +331,7 @@ class InceptionFeatures:
             warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript loading
             self.model = torch.jit.load(self.path, map_location=self.device).eval()
         self.cache_dir = Path(cache_dir) if cache_dir else None
-        self._model_key: Optional[str] = None
+        self._model_key: str | None = None
 
     @property
     def model_key(self) -> str:
@@ -347,7 +351,7 @@ class InceptionFeatures:
         return np.ascontiguousarray(image[..., :3])
 
     @torch.inference_mode()
-    def _forward(self, images: List[np.ndarray]) -> np.ndarray:
+    def _forward(self, images: list[np.ndarray]) -> np.ndarray:
         batch = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2).float() / 255.0
         if batch.shape[-2:] != (INCEPTION_SIZE, INCEPTION_SIZE):
             batch = _nv_bilinear(batch, INCEPTION_SIZE)
@@ -358,14 +362,14 @@ class InceptionFeatures:
             feats = feats.mean(dim=tuple(range(2, feats.ndim)))
         return feats.float().cpu().numpy().astype(np.float64)
 
-    def __call__(self, images: Sequence[np.ndarray], progress: Optional[object] = None) -> np.ndarray:
+    def __call__(self, images: Sequence[np.ndarray], progress: object | None = None) -> np.ndarray:
         """``(N, 2048)`` float64 features of uint8 ``HxWx3`` (or gray) images of one size.
 
         ``progress``: an optional tqdm-like object whose ``update(n)`` is called per image.
         """
         images = [self._as_rgb(image) for image in images]
         out = np.zeros((len(images), 2048), dtype=np.float64)
-        keys: List[Optional[Path]] = [None] * len(images)
+        keys: list[Path | None] = [None] * len(images)
         todo = []
         for index, image in enumerate(images):
             if self.cache_dir is not None:

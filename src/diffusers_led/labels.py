@@ -4,9 +4,6 @@ expression vocabulary."""
 
 from __future__ import annotations
 
-from typing import Dict
-
-
 EXPRESSIONS = ("angry", "contemptuous", "disgusted", "fearful", "happy", "neutral", "sad", "surprised")
 """The eight RaFD expression labels used by the paper, in its order."""
 
@@ -14,7 +11,7 @@ EDIT_MODES = ("geometry", "geometry+texture", "diffusion")
 """How a pipeline call edits: the action-unit warp alone, the warp with the UNet re-generating opened mouths, or the
 paper's label-conditioned SDEdit of the regions."""
 
-EXPRESSION_ALIASES: Dict[str, str] = {
+EXPRESSION_ALIASES: dict[str, str] = {
     "anger": "angry",
     "mad": "angry",
     "contempt": "contemptuous",

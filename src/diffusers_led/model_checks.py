@@ -12,8 +12,7 @@ import math
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, Tuple, Union
-
+from typing import Any
 
 __all__ = ["ModelConfigError", "CONFIG_BOUNDS", "check_model_folder"]
 
@@ -24,7 +23,7 @@ class ModelConfigError(ValueError):
 
 #: Per config file (relative to the model folder): field -> inclusive (low, high) bounds; a list field is checked
 #: item by item. Generous: the largest published diffusers UNets (SDXL: 320-1280 channels, 1000 timesteps) fit.
-CONFIG_BOUNDS: Dict[str, Dict[str, Tuple[float, float]]] = {
+CONFIG_BOUNDS: dict[str, dict[str, tuple[float, float]]] = {
     "model_index.json": {
         "default_num_inference_steps": (1, 10_000),
         "default_strength": (0.0, 1.0),
@@ -51,7 +50,7 @@ _MAX_BLOCKS = 8
 _MAX_LABELS = 1000
 
 
-def _read(path: Path) -> Dict[str, Any]:
+def _read(path: Path) -> dict[str, Any]:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as error:
@@ -77,7 +76,7 @@ def _check_value(where: Path, field: str, value: Any, low: float, high: float) -
             )
 
 
-def check_model_folder(folder: Union[str, os.PathLike]) -> None:
+def check_model_folder(folder: str | os.PathLike) -> None:
     """Check a local model folder before it is loaded: every component that ``model_index.json`` lists has its
     sub-folder and config file, and the fields of :data:`CONFIG_BOUNDS` are in range (block count and label count
     too). Reads only JSON files.

@@ -10,9 +10,10 @@ import re
 import shutil
 import uuid
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,7 +43,6 @@ from .model_checks import check_model_folder
 from .regions import FaceRegionProcessor, FaceRegions, face_shape, five_landmarks
 from .warp import action_unit_warp, inner_mouth_mask, mouth_opening
 
-
 logger = logging.get_logger(__name__)
 
 #: The fast default sampler, chosen with benchmarks/bench_schedulers.py on the trained default model (held-out faces,
@@ -58,7 +58,7 @@ FAST_NUM_INFERENCE_STEPS = 10
 MIN_OPENING = 0.04
 
 
-def fast_scheduler(config: Dict[str, Any]):
+def fast_scheduler(config: dict[str, Any]):
     """The fast default sampler (:data:`FAST_SCHEDULER_CLASS`) on the noise schedule of `config` (e.g. the training
     `DDPMScheduler`'s config); `DDPMScheduler.from_config(fast.config)` gives the paper's scheduler back."""
     import diffusers
@@ -92,7 +92,7 @@ _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 _SHARD = re.compile(r"^(?P<prefix>.+?)(?P<shard>-\d{5}-of-\d{5})?\.(?:safetensors|bin)$")
 
 
-def pickled_only_components(folder: Union[str, os.PathLike], subfolder: Optional[str] = None) -> List[str]:
+def pickled_only_components(folder: str | os.PathLike, subfolder: str | None = None) -> list[str]:
     """The components of a local pipeline folder (or the model folder itself when it has no ``model_index.json``)
     whose weights exist only in a pickle format, as ``"<component>: <files>"``; empty for Hub ids and safe folders."""
     root = Path(folder) / (subfolder or "")
@@ -112,7 +112,7 @@ def pickled_only_components(folder: Union[str, os.PathLike], subfolder: Optional
     return found
 
 
-def unsafe_weights_message(location: Union[str, os.PathLike], found: Sequence[str]) -> str:
+def unsafe_weights_message(location: str | os.PathLike, found: Sequence[str]) -> str:
     return (
         f"{os.fspath(location)} has only pickled weights ({'; '.join(found)}). Pickles can run arbitrary code when "
         "loaded, so only safetensors are loaded by default. If you trust the source, pass use_safetensors=False "
@@ -151,7 +151,7 @@ def _commit_folder(staging: Path, final: Path) -> None:
     if not final.is_dir():
         raise NotADirectoryError(f"{final} exists and is not a folder; choose another save_directory.")
     files = sorted((p for p in staging.rglob("*") if p.is_file()), key=lambda p: p.name == "model_index.json")
-    written: Dict[Path, set] = {}
+    written: dict[Path, set] = {}
     for path in files:
         target = final / path.relative_to(staging)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -177,8 +177,8 @@ class LocalExpressionPipelineOutput(BaseOutput):
             For each image, the faces that were edited: landmarks, alignment matrix and region boxes.
     """
 
-    images: List[Any]
-    faces: List[List[FaceRegions]]
+    images: list[Any]
+    faces: list[list[FaceRegions]]
 
 
 class LocalExpressionPipeline(DiffusionPipeline):
@@ -253,22 +253,26 @@ class LocalExpressionPipeline(DiffusionPipeline):
         scheduler: KarrasDiffusionSchedulers,
         embeddings: ExpressionEmbeddings,
         face_detector: str = "dlib",
-        regions: List[str] = ["eyes", "mouth"],
-        feather: Union[float, List[float]] = [0.1, 0.25],
+        regions: list[str] = None,
+        feather: float | list[float] = None,
         region_anchor: str = "landmarks",
-        region_margins: Optional[Dict[str, List[float]]] = None,
+        region_margins: dict[str, list[float]] | None = None,
         residual_composite: bool = True,
         default_num_inference_steps: int = FAST_NUM_INFERENCE_STEPS,
         default_strength: float = 0.5,
-        target_strengths: Optional[Dict[str, float]] = None,
+        target_strengths: dict[str, float] | None = None,
         default_guidance_scale: float = 1.0,
-        default_negative_target: Optional[str] = None,
-        crop_statistics: Optional[Dict[str, List[float]]] = None,
+        default_negative_target: str | None = None,
+        crop_statistics: dict[str, list[float]] | None = None,
         default_mode: str = "diffusion",
         geometry_strength: float = 0.8,
         texture_strength: float = 0.5,
-        license: Optional[str] = None,
+        license: str | None = None,
     ):
+        if feather is None:
+            feather = [0.1, 0.25]
+        if regions is None:
+            regions = ["eyes", "mouth"]
         super().__init__()
         if default_mode not in EDIT_MODES:
             raise ValueError(f"`default_mode` must be one of {', '.join(EDIT_MODES)}, got {default_mode!r}.")
@@ -288,12 +292,16 @@ class LocalExpressionPipeline(DiffusionPipeline):
             residual_composite=residual_composite,
             default_num_inference_steps=default_num_inference_steps,
             default_strength=default_strength,
-            target_strengths={embeddings.resolve([label], True)[0]: float(value) for label, value in target_strengths.items()}
+            target_strengths={
+                embeddings.resolve([label], True)[0]: float(value) for label, value in target_strengths.items()
+            }
             if target_strengths
             else None,
             default_guidance_scale=default_guidance_scale,
             default_negative_target=default_negative_target,
-            crop_statistics={k: [float(x) for x in v] for k, v in crop_statistics.items()} if crop_statistics else None,
+            crop_statistics={k: [float(x) for x in v] for k, v in crop_statistics.items()}
+            if crop_statistics
+            else None,
             default_mode=default_mode,
             geometry_strength=float(geometry_strength),
             texture_strength=float(texture_strength),
@@ -303,7 +311,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
         self.region_processor = self._make_region_processor()
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "LocalExpressionPipeline":
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> LocalExpressionPipeline:
         """Load like [`DiffusionPipeline.from_pretrained`], but from safetensors only unless
         `use_safetensors=False` is passed explicitly (pickled weights can execute code)."""
         kwargs.setdefault("use_safetensors", True)
@@ -329,10 +337,10 @@ class LocalExpressionPipeline(DiffusionPipeline):
 
     def save_pretrained(
         self,
-        save_directory: Union[str, os.PathLike],
+        save_directory: str | os.PathLike,
         safe_serialization: bool = True,
-        variant: Optional[str] = None,
-        max_shard_size: Optional[Union[int, str]] = None,
+        variant: str | None = None,
+        max_shard_size: int | str | None = None,
         push_to_hub: bool = False,
         **kwargs,
     ):
@@ -418,23 +426,24 @@ class LocalExpressionPipeline(DiffusionPipeline):
 
     def check_inputs(
         self,
-        images: List[Any],
-        targets: List[Any],
+        images: list[Any],
+        targets: list[Any],
         strength: float,
-        start_timestep: Optional[int],
+        start_timestep: int | None,
         num_inference_steps: int,
         regions: Sequence[str],
         guidance_scale: float,
-        negative_targets: List[Any],
-        generator: Optional[Union[torch.Generator, List[torch.Generator]]],
+        negative_targets: list[Any],
+        generator: torch.Generator | list[torch.Generator] | None,
         output_type: str,
-        callback_on_step_end_tensor_inputs: Optional[List[str]],
+        callback_on_step_end_tensor_inputs: list[str] | None,
     ) -> None:
         if len(images) == 0:
             raise ValueError("`image` is empty: pass at least one image.")
         if len(targets) not in (1, len(images)):
             raise ValueError(
-                f"Got {len(targets)} targets for {len(images)} images: pass one target for all images or one per image."
+                f"Got {len(targets)} targets for {len(images)} images: pass one target for all images or one per "
+                "image."
             )
         if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not 0.0 <= strength <= 1.0:
             raise ValueError(f"`strength` must be a number in [0, 1], got {strength!r}.")
@@ -472,7 +481,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
             )
         if len(negative_targets) not in (1, len(images)) or not all(isinstance(n, str) for n in negative_targets):
             raise ValueError(
-                f"`negative_target` must be an expression (or \"\" for none), one for all images or one per image; "
+                f'`negative_target` must be an expression (or "" for none), one for all images or one per image; '
                 f"got {negative_targets!r} for {len(images)} images."
             )
         if isinstance(generator, list) and len(generator) != len(images):
@@ -502,7 +511,9 @@ class LocalExpressionPipeline(DiffusionPipeline):
             self.scheduler.set_begin_index(begin)
         return timesteps[begin:]
 
-    def detect_faces(self, prepared: List[PreparedImage], regions: Sequence[str], on_no_face: str) -> List[List[FaceRegions]]:
+    def detect_faces(
+        self, prepared: list[PreparedImage], regions: Sequence[str], on_no_face: str
+    ) -> list[list[FaceRegions]]:
         """Detect and crop every face of every image (detection runs once per image)."""
         faces_per_image = []
         for item in prepared:
@@ -519,14 +530,16 @@ class LocalExpressionPipeline(DiffusionPipeline):
         return faces_per_image
 
     def _check_faces(
-        self, faces: List[List[FaceRegions]], prepared: List[PreparedImage], regions: Sequence[str], on_no_face: str
-    ) -> List[List[FaceRegions]]:
+        self, faces: list[list[FaceRegions]], prepared: list[PreparedImage], regions: Sequence[str], on_no_face: str
+    ) -> list[list[FaceRegions]]:
         """Validate faces passed to `__call__` (one list per image, with crops of the requested regions)."""
         if not isinstance(faces, (list, tuple)) or len(faces) != len(prepared):
             raise ValueError(f"`faces` must hold one list of faces per image ({len(prepared)}), got {faces!r:.80}.")
         for item, image_faces in zip(prepared, faces):
             for face in image_faces:
-                missing = [r for r in regions if r not in face.crops] if isinstance(face, FaceRegions) else list(regions)
+                missing = (
+                    [r for r in regions if r not in face.crops] if isinstance(face, FaceRegions) else list(regions)
+                )
                 if missing:
                     raise ValueError(f"`faces` of {item.name} lack the crops of regions {missing}.")
             if not image_faces:
@@ -537,12 +550,12 @@ class LocalExpressionPipeline(DiffusionPipeline):
 
     def prepare_noise(
         self,
-        shape: Tuple[int, ...],
-        crops_per_image: List[int],
-        generator: Optional[Union[torch.Generator, List[torch.Generator]]],
+        shape: tuple[int, ...],
+        crops_per_image: list[int],
+        generator: torch.Generator | list[torch.Generator] | None,
         device: torch.device,
         dtype: torch.dtype,
-    ) -> Tuple[torch.Tensor, Optional[Union[torch.Generator, List[torch.Generator]]]]:
+    ) -> tuple[torch.Tensor, torch.Generator | list[torch.Generator] | None]:
         """Noise for all crops, and the generator(s) the scheduler should use: a list of generators (one per image)
         is expanded to one per crop so each image's result depends only on its own generator."""
         if isinstance(generator, list):
@@ -550,8 +563,8 @@ class LocalExpressionPipeline(DiffusionPipeline):
         return randn_tensor(shape, generator=generator, device=device, dtype=dtype), generator
 
     def region_class_labels(
-        self, crop_regions: Optional[Sequence[str]], count: int, device: torch.device
-    ) -> Optional[torch.Tensor]:
+        self, crop_regions: Sequence[str] | None, count: int, device: torch.device
+    ) -> torch.Tensor | None:
         """The UNet's region class of each crop (its index in the model's `regions`), or `None` for a UNet trained
         without region classes (the paper's design)."""
         if self.unet.config.num_class_embeds is None:
@@ -561,7 +574,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
         return torch.tensor([regions.index(r) for r in crop_regions], device=device, dtype=torch.long)
 
     @staticmethod
-    def _check_crop_regions(crop_regions: Optional[Sequence[str]], count: int, known: List[str], needed_for: str) -> None:
+    def _check_crop_regions(crop_regions: Sequence[str] | None, count: int, known: list[str], needed_for: str) -> None:
         """`crop_regions` must name one of the `known` regions for each of the `count` crops (`needed_for`: why)."""
         if crop_regions is None or len(crop_regions) != count:
             raise ValueError(f"{needed_for}: pass `crop_regions`, one region per crop ({count} crops).")
@@ -569,7 +582,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
         if unknown:
             raise ValueError(f"Unknown regions {unknown} for this model; it knows {known}.")
 
-    def crop_exposure(self, crops: torch.Tensor, crop_regions: Optional[Sequence[str]]) -> Optional[CropExposure]:
+    def crop_exposure(self, crops: torch.Tensor, crop_regions: Sequence[str] | None) -> CropExposure | None:
         """The map of each crop to the training crops' exposure in its region (the model's `crop_statistics`), or
         `None` for a model without them."""
         statistics = self.config.crop_statistics
@@ -582,17 +595,17 @@ class LocalExpressionPipeline(DiffusionPipeline):
     def denoise_crops(
         self,
         originals: torch.Tensor,
-        targets: List[str],
+        targets: list[str],
         start_timestep: int,
         num_inference_steps: int,
-        generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
-        crops_per_image: Optional[List[int]] = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
+        crops_per_image: list[int] | None = None,
         guidance_scale: float = 1.0,
-        known_mask: Optional[torch.Tensor] = None,
-        callback_on_step_end: Optional[Callable] = None,
-        callback_on_step_end_tensor_inputs: List[str] = ["latents"],
-        crop_regions: Optional[List[str]] = None,
-        negative_targets: Optional[List[str]] = None,
+        known_mask: torch.Tensor | None = None,
+        callback_on_step_end: Callable | None = None,
+        callback_on_step_end_tensor_inputs: list[str] = None,
+        crop_regions: list[str] | None = None,
+        negative_targets: list[str] | None = None,
     ) -> torch.Tensor:
         """SDEdit on crops already in UNet space: noise `originals` (`(N, C, S, S)` in [-1, 1]) to the scheduler's
         first timestep at or below `start_timestep` and denoise them toward `targets` (one label per crop).
@@ -605,6 +618,8 @@ class LocalExpressionPipeline(DiffusionPipeline):
         sees each crop at its training crops' exposure and the result is mapped back. Returns the denoised crops in
         [-1, 1] (unclamped).
         """
+        if callback_on_step_end_tensor_inputs is None:
+            callback_on_step_end_tensor_inputs = ["latents"]
         device, dtype = originals.device, originals.dtype
         count = len(originals)
         class_labels = self.region_class_labels(crop_regions, count, device)
@@ -625,7 +640,9 @@ class LocalExpressionPipeline(DiffusionPipeline):
         noise, generator = self.prepare_noise(originals.shape, crops_per_image or [count], generator, device, dtype)
         latents = self.scheduler.add_noise(originals, noise, timesteps[:1].repeat(count))
         # Only stochastic schedulers (DDPM, DDIM with eta > 0 ...) take a generator; UniPC, Heun ... refuse one.
-        step_kwargs = {"generator": generator} if "generator" in inspect.signature(self.scheduler.step).parameters else {}
+        step_kwargs = (
+            {"generator": generator} if "generator" in inspect.signature(self.scheduler.step).parameters else {}
+        )
 
         for i, t in enumerate(self.progress_bar(timesteps)):
             model_input = torch.cat([latents] * 2) if do_guidance else latents
@@ -657,29 +674,30 @@ class LocalExpressionPipeline(DiffusionPipeline):
     @torch.inference_mode()
     def __call__(
         self,
-        image: Union[ImageInput, List[ImageInput]],
-        target: Optional[Union[str, List[str]]] = None,
-        strength: Optional[float] = None,
-        mode: Optional[str] = None,
-        action_units: Optional[Union[str, Dict[str, float]]] = None,
-        texture_strength: Optional[float] = None,
-        num_inference_steps: Optional[int] = None,
-        start_timestep: Optional[int] = None,
-        regions: Optional[Sequence[str]] = None,
-        guidance_scale: Optional[float] = None,
-        negative_target: Optional[Union[str, List[str]]] = None,
+        image: ImageInput | list[ImageInput],
+        target: str | list[str] | None = None,
+        strength: float | None = None,
+        mode: str | None = None,
+        action_units: str | dict[str, float] | None = None,
+        texture_strength: float | None = None,
+        num_inference_steps: int | None = None,
+        start_timestep: int | None = None,
+        regions: Sequence[str] | None = None,
+        guidance_scale: float | None = None,
+        negative_target: str | list[str] | None = None,
         reinject_known: bool = True,
-        generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
         on_no_face: str = "error",
         allow_untrained_targets: bool = False,
-        callback_on_step_end: Optional[
-            Union[Callable[[Any, int, int, Dict], Dict], PipelineCallback, MultiPipelineCallbacks]
-        ] = None,
-        callback_on_step_end_tensor_inputs: List[str] = ["latents"],
-        faces: Optional[List[List[FaceRegions]]] = None,
-    ) -> Union[LocalExpressionPipelineOutput, Tuple]:
+        callback_on_step_end: Callable[[Any, int, int, dict], dict]
+        | PipelineCallback
+        | MultiPipelineCallbacks
+        | None = None,
+        callback_on_step_end_tensor_inputs: list[str] = None,
+        faces: list[list[FaceRegions]] | None = None,
+    ) -> LocalExpressionPipelineOutput | tuple:
         r"""
         Change the expression of every face in the image(s).
 
@@ -754,6 +772,8 @@ class LocalExpressionPipeline(DiffusionPipeline):
         Returns:
             [`LocalExpressionPipelineOutput`] or `tuple`: the edited images and, per image, the faces found.
         """
+        if callback_on_step_end_tensor_inputs is None:
+            callback_on_step_end_tensor_inputs = ["latents"]
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         images = list(image) if isinstance(image, (list, tuple)) or is_image_batch(image) else [image]
@@ -780,9 +800,18 @@ class LocalExpressionPipeline(DiffusionPipeline):
         regions = (regions,) if isinstance(regions, str) else tuple(regions)
         default_strength = self.config.default_strength if mode == "diffusion" else self.config.geometry_strength
         self.check_inputs(
-            images, targets, default_strength if strength is None else strength, start_timestep, num_inference_steps, regions, guidance_scale, negatives,
-            generator, output_type, callback_on_step_end_tensor_inputs,
-        )  # fmt: skip
+            images,
+            targets,
+            default_strength if strength is None else strength,
+            start_timestep,
+            num_inference_steps,
+            regions,
+            guidance_scale,
+            negatives,
+            generator,
+            output_type,
+            callback_on_step_end_tensor_inputs,
+        )
         if on_no_face not in ("error", "skip"):
             raise ValueError(f"`on_no_face` must be 'error' or 'skip', got {on_no_face!r}.")
         # numpy / torch scalars passed the checks; plain Python numbers from here on.
@@ -797,7 +826,9 @@ class LocalExpressionPipeline(DiffusionPipeline):
             if start_timestep is not None:
                 starts = [int(start_timestep)] * len(images)
             else:
-                strengths = [float(strength) if strength is not None else self.default_strength_for(t) for t in targets]
+                strengths = [
+                    float(strength) if strength is not None else self.default_strength_for(t) for t in targets
+                ]
                 starts = [int(self.scheduler.config.num_train_timesteps * value) for value in strengths]
             nothing_to_do = not any(starts)
         else:
@@ -812,7 +843,11 @@ class LocalExpressionPipeline(DiffusionPipeline):
         # 1. Nothing to edit: give the inputs back exactly.
         if nothing_to_do:
             outputs = [return_unchanged(item, output_type) for item in prepared]
-            return LocalExpressionPipelineOutput(images=outputs, faces=[[] for _ in prepared]) if return_dict else (outputs,)
+            return (
+                LocalExpressionPipelineOutput(images=outputs, faces=[[] for _ in prepared])
+                if return_dict
+                else (outputs,)
+            )
 
         # 2. Faces and their region crops, all images at once.
         if faces is None:
@@ -833,13 +868,19 @@ class LocalExpressionPipeline(DiffusionPipeline):
 
         # 5-6. SDEdit of the crops and compositing them back at full resolution.
         rgbs = self.edit_crops(
-            rgbs, edit_faces, edit_regions, labels, negatives, starts, num_inference_steps,
+            rgbs,
+            edit_faces,
+            edit_regions,
+            labels,
+            negatives,
+            starts,
+            num_inference_steps,
             generator=generator,
             guidance_scale=guidance_scale,
             reinject_known=reinject_known,
             callback_on_step_end=callback_on_step_end,
             callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
-        )  # fmt: skip
+        )
         outputs = []
         for item, rgb, start in zip(prepared, rgbs, starts):
             if mode == "diffusion" and start == 0:  # a target whose strength is 0: this image comes back exactly
@@ -855,12 +896,12 @@ class LocalExpressionPipeline(DiffusionPipeline):
 
     def warp_faces(
         self,
-        rgbs: List[np.ndarray],
-        faces_per_image: List[List[FaceRegions]],
-        targets: List[Optional[str]],
+        rgbs: list[np.ndarray],
+        faces_per_image: list[list[FaceRegions]],
+        targets: list[str | None],
         strength: float,
-        units: Dict[str, float],
-    ) -> Tuple[List[np.ndarray], List[List[FaceRegions]]]:
+        units: dict[str, float],
+    ) -> tuple[list[np.ndarray], list[list[FaceRegions]]]:
         """The geometry stage: each face's landmarks moved along the action units that take its own expression to
         its image's target at `strength` (plus `units`), by a smooth warp of its own pixels. Returns the warped
         images and the faces, each with its `warp` (whose window is part of the edited area)."""
@@ -882,7 +923,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
             warped_faces.append(moved)
         return warped_images, warped_faces
 
-    def texture_faces(self, rgb: np.ndarray, faces: List[FaceRegions]) -> List[FaceRegions]:
+    def texture_faces(self, rgb: np.ndarray, faces: list[FaceRegions]) -> list[FaceRegions]:
         """The mouths of `faces` (already warped, in the warped image `rgb`) that the warp opened, re-cut around
         their moved landmarks, each with a mask of the inside of its lips: what the UNet re-generates."""
         opened = []
@@ -897,7 +938,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
             opened.append(regions)
         return opened
 
-    def texture_label(self, target: Optional[str]) -> str:
+    def texture_label(self, target: str | None) -> str:
         """The label the UNet re-generates a mouth with: the target when the model was trained on it, else neutral
         (a model knows what the inside of a mouth looks like even when it never saw the expression)."""
         trained = self.embeddings.trained_labels
@@ -907,21 +948,23 @@ class LocalExpressionPipeline(DiffusionPipeline):
 
     def edit_crops(
         self,
-        rgbs: List[np.ndarray],
-        faces_per_image: List[List[FaceRegions]],
+        rgbs: list[np.ndarray],
+        faces_per_image: list[list[FaceRegions]],
         regions: Sequence[str],
-        targets: List[str],
-        negatives: List[str],
-        starts: List[int],
+        targets: list[str],
+        negatives: list[str],
+        starts: list[int],
         num_inference_steps: int,
-        generator: Optional[Union[torch.Generator, List[torch.Generator]]] = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         guidance_scale: float = 1.0,
         reinject_known: bool = True,
-        callback_on_step_end: Optional[Callable] = None,
-        callback_on_step_end_tensor_inputs: List[str] = ["latents"],
-    ) -> List[np.ndarray]:
+        callback_on_step_end: Callable | None = None,
+        callback_on_step_end_tensor_inputs: list[str] = None,
+    ) -> list[np.ndarray]:
         """SDEdit of the `regions` crops of every face toward its image's target (start step per image), all crops
         in one UNet batch per start step, then each image's edited crops blended back into it (its masks)."""
+        if callback_on_step_end_tensor_inputs is None:
+            callback_on_step_end_tensor_inputs = ["latents"]
         crops, masks, crop_targets, crop_negatives, crop_regions, crops_per_image = [], [], [], [], [], []
         for faces, label, negative in zip(faces_per_image, targets, negatives):
             count = 0
@@ -937,7 +980,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
         if not crops:
             return list(rgbs)
 
-        edited_crops: List[np.ndarray] = list(crops)
+        edited_crops: list[np.ndarray] = list(crops)
         device = self._execution_device
         dtype = self.unet.dtype
         originals = crops_to_tensor(crops, self.color_mode).to(device=device, dtype=dtype)

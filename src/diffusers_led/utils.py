@@ -6,7 +6,6 @@ import hashlib
 import os
 import re
 from pathlib import Path
-from typing import Union
 
 __all__ = ["escape_file_name", "file_digest", "unescape_file_name", "write_text_atomically"]
 
@@ -28,7 +27,7 @@ def unescape_file_name(text: str) -> str:
     return _ESCAPED_BYTE.sub(lambda match: chr(0xDC00 + int(match[1], 16)), text)
 
 
-def file_digest(path: Union[str, os.PathLike], algorithm: str = "sha256") -> str:
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
     """Hex digest of a file read in 1 MiB blocks (``hashlib.file_digest`` needs Python 3.11)."""
     digest = hashlib.new(algorithm)
     with open(path, "rb") as handle:
@@ -37,7 +36,7 @@ def file_digest(path: Union[str, os.PathLike], algorithm: str = "sha256") -> str
     return digest.hexdigest()
 
 
-def write_text_atomically(path: Union[str, os.PathLike], text: str) -> None:
+def write_text_atomically(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file beside it and an atomic rename: a crash leaves the old file
     or the new one, never a torn one."""
     path = Path(path)

@@ -46,7 +46,7 @@ MAX_FIELD_GRID = 64
 
 def thin_plate_spline(
     centres: np.ndarray, values: np.ndarray, regularization: float = 0.0
-) -> "callable[[np.ndarray], np.ndarray]":
+) -> callable[[np.ndarray], np.ndarray]:
     """A 2-D thin-plate spline through ``values`` (``(N, D)``) at ``centres`` (``(N, 2)``); returns a function of
     ``(M, 2)`` points giving ``(M, D)``. ``regularization`` > 0 smooths instead of interpolating exactly."""
     centres = np.asarray(centres, dtype=np.float64)
@@ -95,7 +95,7 @@ class FaceWarp:
     weight: np.ndarray
     shape: np.ndarray
     ring: np.ndarray
-    mouth: "MouthOpening | None" = None
+    mouth: MouthOpening | None = None
 
     def mask(self, image_hw: tuple[int, int]) -> np.ndarray:
         """``HxW`` float32: the window over the full image (0 where :meth:`apply` leaves pixels untouched)."""

@@ -20,7 +20,6 @@ from .metrics import (
 )
 from .runner import DEFAULT_MODES, DEFAULT_STRENGTHS, MODES, EvaluationResult, ModeSpec, evaluate
 
-
 __all__ = [
     "DEFAULT_MODES",
     "DEFAULT_STRENGTHS",

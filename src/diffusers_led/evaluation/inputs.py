@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -32,8 +32,8 @@ from ..data import (
     SPLITS,
     DatasetFormatError,
     guess_subject,
-    read_metadata_rows,
     list_labelled_photos,
+    read_metadata_rows,
 )
 from ..utils import unescape_file_name
 
@@ -43,10 +43,10 @@ class EvalPhoto:
     """A photo to edit (or to cut reference crops from)."""
 
     name: str
-    path: Optional[str]
+    path: str | None
     subject: str
-    expression: Optional[str] = None
-    image: Optional[np.ndarray] = None  # set for in-memory inputs
+    expression: str | None = None
+    image: np.ndarray | None = None  # set for in-memory inputs
 
 
 @dataclass
@@ -65,14 +65,14 @@ class EvalInputs:
 
     kind: str
     root: str
-    photos: List[EvalPhoto]
-    reference_crops: List[ReferenceCrop] = field(default_factory=list)
-    reference_photos: List[EvalPhoto] = field(default_factory=list)
+    photos: list[EvalPhoto]
+    reference_crops: list[ReferenceCrop] = field(default_factory=list)
+    reference_photos: list[EvalPhoto] = field(default_factory=list)
     references_include_evaluated: bool = False
-    notes: List[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
-def is_crop_dataset(path: Union[str, os.PathLike]) -> bool:
+def is_crop_dataset(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a region-crop dataset of ``led-prepare-data``."""
     path = Path(path)
     return path.is_dir() and any((path / split / METADATA_FILE).is_file() for split in SPLITS)
@@ -86,10 +86,10 @@ def _load_crop(path: Path) -> np.ndarray:
 
 
 def load_crop_dataset(
-    root: Union[str, os.PathLike],
+    root: str | os.PathLike,
     split: str = "test",
-    photos_root: Optional[Union[str, os.PathLike]] = None,
-    subjects: Optional[Sequence[str]] = None,
+    photos_root: str | os.PathLike | None = None,
+    subjects: Sequence[str] | None = None,
 ) -> EvalInputs:
     """Photos of ``split`` (their source photos) to edit and the other photos' crops as references."""
     root = Path(root)
@@ -118,7 +118,7 @@ def load_crop_dataset(
         photos_root = candidate if candidate.is_dir() else photos_root
 
     wanted = set(subjects) if subjects else None
-    photos: Dict[str, EvalPhoto] = {}
+    photos: dict[str, EvalPhoto] = {}
     for record in records[split]:
         if wanted is not None and str(record.get("subject")) not in wanted:
             continue
@@ -157,7 +157,7 @@ def load_crop_dataset(
     return inputs
 
 
-def _images_under(folder: Path) -> List[Path]:
+def _images_under(folder: Path) -> list[Path]:
     return sorted(
         p
         for p in folder.rglob("*")
@@ -165,7 +165,7 @@ def _images_under(folder: Path) -> List[Path]:
     )
 
 
-def load_photos(data: Union[str, os.PathLike, Sequence], subjects: Optional[Sequence[str]] = None) -> EvalInputs:
+def load_photos(data: str | os.PathLike | Sequence, subjects: Sequence[str] | None = None) -> EvalInputs:
     """A folder of (optionally labelled) photos, one photo file, or a list of paths / RGB uint8 arrays."""
     if isinstance(data, (list, tuple)):
         photos = []
@@ -179,9 +179,11 @@ def load_photos(data: Union[str, os.PathLike, Sequence], subjects: Optional[Sequ
     root = Path(data)
     if root.is_file():
         return EvalInputs(
-            "photos", str(root), [EvalPhoto(root.name, str(root), guess_subject(root.name))],
+            "photos",
+            str(root),
+            [EvalPhoto(root.name, str(root), guess_subject(root.name))],
             notes=["One unlabelled photo: no real references, so no FID/KID."],
-        )  # fmt: skip
+        )
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such file or folder")
     try:
@@ -223,10 +225,10 @@ def load_photos(data: Union[str, os.PathLike, Sequence], subjects: Optional[Sequ
 
 
 def load_inputs(
-    data: Union[str, os.PathLike, Sequence],
+    data: str | os.PathLike | Sequence,
     split: str = "test",
-    photos_root: Optional[Union[str, os.PathLike]] = None,
-    subjects: Optional[Sequence[str]] = None,
+    photos_root: str | os.PathLike | None = None,
+    subjects: Sequence[str] | None = None,
 ) -> EvalInputs:
     """:func:`load_crop_dataset` for a region-crop dataset, else :func:`load_photos`."""
     if not isinstance(data, (list, tuple)) and is_crop_dataset(data):
@@ -234,7 +236,7 @@ def load_inputs(
     return load_photos(data, subjects)
 
 
-def load_references(data: Union[str, os.PathLike]) -> EvalInputs:
+def load_references(data: str | os.PathLike) -> EvalInputs:
     """Reference data given separately: every crop of a crop dataset, or every labelled photo of a folder."""
     if is_crop_dataset(data):
         root = Path(data)
@@ -258,14 +260,14 @@ def load_references(data: Union[str, os.PathLike]) -> EvalInputs:
     return EvalInputs("photos", str(data), [], reference_photos=labelled)
 
 
-def select_photos(photos: Sequence[EvalPhoto], count: Optional[int]) -> List[EvalPhoto]:
+def select_photos(photos: Sequence[EvalPhoto], count: int | None) -> list[EvalPhoto]:
     """Up to ``count`` photos taken round-robin over subjects (sorted), so a cut keeps every subject it can."""
     if count is None or count >= len(photos):
         return list(photos)
-    by_subject: Dict[str, List[EvalPhoto]] = {}
+    by_subject: dict[str, list[EvalPhoto]] = {}
     for photo in sorted(photos, key=lambda p: (p.subject, p.name)):
         by_subject.setdefault(photo.subject, []).append(photo)
-    chosen: List[EvalPhoto] = []
+    chosen: list[EvalPhoto] = []
     queues = [list(v) for _, v in sorted(by_subject.items())]
     while len(chosen) < count:
         for queue in queues:

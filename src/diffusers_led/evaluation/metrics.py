@@ -12,11 +12,9 @@
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional, Tuple
 
 import cv2
 import numpy as np
-
 
 __all__ = [
     "PSNR_CAP",
@@ -111,10 +109,10 @@ def kernel_inception_distance(
     subset_size: int = 1000,
     degree: int = 3,
     coef0: float = 1.0,
-    gamma: Optional[float] = None,
+    gamma: float | None = None,
     seed: int = 0,
     estimator: str = "unbiased",
-) -> Tuple[float, float]:
+) -> tuple[float, float]:
     """Kernel Inception Distance (Bińkowski et al. 2018): MMD² with the polynomial kernel
     ``(gamma x.y + coef0)^degree``, ``gamma = 1 / D``. Returns ``(mean, std)`` over subsets.
 
@@ -171,7 +169,7 @@ def expression_inception_score(probs: np.ndarray, eps: float = 1e-12) -> float:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def identity_distances(a: np.ndarray, b: np.ndarray) -> Dict[str, np.ndarray]:
+def identity_distances(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
     """Row-wise ``euclidean`` and ``cosine`` (``1 - cos``) distances between two ``(N, D)`` embedding sets."""
     a, b = np.atleast_2d(np.asarray(a, dtype=np.float64)), np.atleast_2d(np.asarray(b, dtype=np.float64))
     euclidean = np.linalg.norm(a - b, axis=1)
@@ -194,7 +192,7 @@ def luminance(image: np.ndarray) -> np.ndarray:
     return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
 
 
-def preservation(original: np.ndarray, edited: np.ndarray, weight: np.ndarray) -> Dict[str, float]:
+def preservation(original: np.ndarray, edited: np.ndarray, weight: np.ndarray) -> dict[str, float]:
     """How much the pixels the edit must not touch changed: max and mean absolute difference (uint8 levels) where
     the composite ``weight`` (``FaceRegionProcessor.composite_mask``) is 0. Both must be 0 for this pipeline."""
     original, edited = np.asarray(original), np.asarray(edited)
@@ -213,7 +211,7 @@ def preservation(original: np.ndarray, edited: np.ndarray, weight: np.ndarray) -
     }
 
 
-def psnr(a: np.ndarray, b: np.ndarray, mask: Optional[np.ndarray] = None, max_value: float = 255.0) -> float:
+def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None, max_value: float = 255.0) -> float:
     """Peak signal-to-noise ratio in dB over all channels (within ``mask`` if given); identical images give
     :data:`PSNR_CAP` instead of infinity."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
@@ -233,9 +231,7 @@ def _gradient_magnitude(image: np.ndarray) -> np.ndarray:
     return np.sqrt(gx * gx + gy * gy)
 
 
-def seam_score(
-    original: np.ndarray, edited: np.ndarray, weight: np.ndarray, band: int = 4
-) -> Dict[str, Optional[float]]:
+def seam_score(original: np.ndarray, edited: np.ndarray, weight: np.ndarray, band: int = 4) -> dict[str, float | None]:
     """A boundary score for a composited edit.
 
     The *border* is where the edit fades in: the pixels whose composite weight is strictly between 0 and 1, plus
@@ -299,7 +295,7 @@ def _lab(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)  # float input: L* in [0, 100], a* b* about [-127, 127] (D65)
 
 
-def lab_change(original: np.ndarray, edited: np.ndarray, weight: np.ndarray) -> Dict[str, Optional[float]]:
+def lab_change(original: np.ndarray, edited: np.ndarray, weight: np.ndarray) -> dict[str, float | None]:
     """How much lightness and colour changed inside a mask, in CIELAB (sRGB, D65).
 
     ``dL`` is the mean ``|L*(edited) - L*(original)|`` and ``dab`` the mean chroma-plane distance
@@ -324,7 +320,7 @@ def lab_change(original: np.ndarray, edited: np.ndarray, weight: np.ndarray) -> 
     }
 
 
-def relative_gain(p_before: float, p_after: float) -> Optional[float]:
+def relative_gain(p_before: float, p_after: float) -> float | None:
     """``(p_after - p_before) / (1 - p_before)``: the share of the possible gain in the target's probability that an
     edit achieved (1: now certain, 0: unchanged, negative: less of the target than before). ``None`` when the face
     already had ``p_before == 1`` (nothing to gain), so already-smiling faces do not count as wins."""

@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, Union
-
+from typing import Any
 
 __all__ = ["FINAL_SPLIT", "MANIFEST_PATH", "SPLITS", "load_manifest", "people_by_split", "validate_manifest"]
 
@@ -23,7 +22,7 @@ FINAL_SPLIT = "test"
 _PHOTO_KEYS = ("file_name", "split", "source", "member", "sha256", "licence", "author", "faces_detected", "people")
 
 
-def validate_manifest(manifest: Dict[str, Any]) -> None:
+def validate_manifest(manifest: dict[str, Any]) -> None:
     """Raise ``ValueError`` unless every photo has its fields, a known source and split, a SHA-256, a licence and
     people with ids, face indices below its face count, and no person is in both splits."""
     sources = manifest.get("sources") or {}
@@ -53,16 +52,16 @@ def validate_manifest(manifest: Dict[str, Any]) -> None:
         raise ValueError("the manifest lists no photos")
 
 
-def load_manifest(path: Union[str, os.PathLike] = MANIFEST_PATH) -> Dict[str, Any]:
+def load_manifest(path: str | os.PathLike = MANIFEST_PATH) -> dict[str, Any]:
     """The manifest as a dict, validated (:func:`validate_manifest`)."""
     manifest = json.loads(Path(path).read_text(encoding="utf-8"))
     validate_manifest(manifest)
     return manifest
 
 
-def people_by_split(manifest: Dict[str, Any]) -> Dict[str, set]:
+def people_by_split(manifest: dict[str, Any]) -> dict[str, set]:
     """``{split: {person ids}}``; group photos count once per person in them."""
-    out: Dict[str, set] = {split: set() for split in SPLITS}
+    out: dict[str, set] = {split: set() for split in SPLITS}
     for photo in manifest["photos"]:
         out[photo["split"]].update(p["person"] for p in photo["people"])
     return out

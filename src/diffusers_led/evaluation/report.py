@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 
 from ..utils import write_text_atomically
-
 
 __all__ = ["write_report", "render_markdown", "write_contact_sheets"]
 
@@ -37,29 +37,29 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-def _away_from(settings: Dict[str, Any]) -> str:
+def _away_from(settings: dict[str, Any]) -> str:
     negative_target = settings.get("negative_target")
     return f" away from {negative_target!r}" if negative_target and settings.get("guidance_scale", 1.0) > 1 else ""
 
 
-def _pct(value: Optional[float]) -> str:
+def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[str]:
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return lines + [""]
 
 
-def render_markdown(report: Dict[str, Any], files: Dict[str, str]) -> str:
+def render_markdown(report: dict[str, Any], files: dict[str, str]) -> str:
     """The human-readable report."""
     model, data, settings, base = report["model"], report["data"], report["settings"], report["baseline"]
     results = report["results"]
     lines = ["# diffusers-led evaluation", ""]
     lines += [
-        f"- Model: `{model['path']}` ({model['scheduler']}, T = {model['num_train_timesteps']}, {model['color_mode']}, "
-        f"{model['unet_parameters']:,} UNet parameters, feather {model['feather']})",
+        f"- Model: `{model['path']}` ({model['scheduler']}, T = {model['num_train_timesteps']}, "
+        f"{model['color_mode']}, {model['unet_parameters']:,} UNet parameters, feather {model['feather']})",
         f"- Data: `{data['path']}` ({data['kind']}); {len(data['photos_edited'])} photos edited of "
         f"{data['photos_available']} available ({len({p['subject'] for p in data['photos_edited']})} subjects); "
         f"{len(data['photos_skipped'])} skipped",
@@ -78,17 +78,38 @@ def render_markdown(report: Dict[str, Any], files: Dict[str, str]) -> str:
     lines += [f"- **{name}**: {spec['description']}" for name, spec in settings["modes"].items()]
     lines += ["- **unedited**: the input photos themselves (the baseline)", ""]
 
-    def key(entry: Dict[str, Any]) -> Tuple[str, str]:
+    def key(entry: dict[str, Any]) -> tuple[str, str]:
         return entry["mode"], f"{entry['strength']:g}"
 
     # Expression
     lines += ["## Expression (independent FER classifier)", ""]
-    rows = [["unedited", "-", "-", "-", len(data["photos_edited"]), _fmt(base["expression"]["p_target"]),
-             _pct(base["expression"]["hit_rate"]), "0", _fmt(base["expression"]["expression_is"])]]  # fmt: skip
+    rows = [
+        [
+            "unedited",
+            "-",
+            "-",
+            "-",
+            len(data["photos_edited"]),
+            _fmt(base["expression"]["p_target"]),
+            _pct(base["expression"]["hit_rate"]),
+            "0",
+            _fmt(base["expression"]["expression_is"]),
+        ]
+    ]
     for e in results:
         x = e["expression"]
-        rows.append([*key(e), e["start_timestep"], e["denoising_steps"], e["n_edits"], _fmt(x["p_target"]),
-                     _pct(x["hit_rate"]), _fmt(x.get("relative_gain")), _fmt(x["expression_is"])])  # fmt: skip
+        rows.append(
+            [
+                *key(e),
+                e["start_timestep"],
+                e["denoising_steps"],
+                e["n_edits"],
+                _fmt(x["p_target"]),
+                _pct(x["hit_rate"]),
+                _fmt(x.get("relative_gain")),
+                _fmt(x["expression_is"]),
+            ]
+        )
     lines += _table(
         ["mode", "strength", "t_i", "steps", "edits", "mean p(target)", "top-1 hit", "relative gain", "expression IS"],
         rows,
@@ -105,8 +126,9 @@ def render_markdown(report: Dict[str, Any], files: Dict[str, str]) -> str:
     ]
     if base["expression"].get("n_labelled_inputs"):
         lines += [
-            f"Judge check: on the {base['expression']['n_labelled_inputs']} unedited inputs with a label it has a class "
-            f"for, the judge agrees with the label on {_pct(base['expression']['judge_accuracy_on_input_labels'])}.",
+            f"Judge check: on the {base['expression']['n_labelled_inputs']} unedited inputs with a label it has a "
+            "class for, the judge agrees with the label on "
+            f"{_pct(base['expression']['judge_accuracy_on_input_labels'])}.",
             "",
         ]
     if results:
@@ -127,17 +149,34 @@ def render_markdown(report: Dict[str, Any], files: Dict[str, str]) -> str:
         lines += ["Per target (mean p(target) / top-1 hit):", ""] + _table(header, trows)
     defaults = report.get("at_defaults") or {}
     if defaults.get("per_target"):
-        rows = [[t, f"{v['strength']:g}", _fmt(v["p_target"], 2), _pct(v["hit_rate"]), _pct(v["same_identity_rate"])]
-                for t, v in defaults["per_target"].items()]  # fmt: skip
-        rows.append(["all", "-", _fmt(defaults["p_target"], 2), _pct(defaults["hit_rate"]),
-                     _pct(defaults["same_identity_rate"])])  # fmt: skip
+        rows = [
+            [t, f"{v['strength']:g}", _fmt(v["p_target"], 2), _pct(v["hit_rate"]), _pct(v["same_identity_rate"])]
+            for t, v in defaults["per_target"].items()
+        ]
+        rows.append(
+            [
+                "all",
+                "-",
+                _fmt(defaults["p_target"], 2),
+                _pct(defaults["hit_rate"]),
+                _pct(defaults["same_identity_rate"]),
+            ]
+        )
         lines += ["At the model's defaults (each target at its own default strength, blend):", ""]
         lines += _table(["target", "strength", "mean p(target)", "top-1 hit", "same person (< 0.6)"], rows)
 
     # Identity
     lines += ["## Identity (dlib 128-d embedding, input vs output)", ""]
-    rows = [[*key(e), _fmt(e["identity"]["distance_mean"]), _fmt(e["identity"]["distance_max"]),
-             _fmt(e["identity"]["cosine_mean"], 4), _pct(e["identity"]["same_identity_rate"])] for e in results]  # fmt: skip
+    rows = [
+        [
+            *key(e),
+            _fmt(e["identity"]["distance_mean"]),
+            _fmt(e["identity"]["distance_max"]),
+            _fmt(e["identity"]["cosine_mean"], 4),
+            _pct(e["identity"]["same_identity_rate"]),
+        ]
+        for e in results
+    ]
     lines += _table(
         ["mode", "strength", "mean distance", "max distance", "mean cosine distance", "same person (< 0.6)"], rows
     )
@@ -147,13 +186,20 @@ def render_markdown(report: Dict[str, Any], files: Dict[str, str]) -> str:
     if colour_regions and results:
         lines += ["## Lightness and colour inside the regions (CIELAB, against the unedited photo)", ""]
         header = ["mode", "strength"] + [f"{r} {m}" for r in colour_regions for m in ("mean |dL*|", "mean |da*b*|")]
-        rows = [[*key(e)] + [_fmt(e["colour"][r][m], 2) for r in colour_regions for m in ("dL", "dab")]
-                for e in results]  # fmt: skip
+        rows = [
+            [*key(e)] + [_fmt(e["colour"][r][m], 2) for r in colour_regions for m in ("dL", "dab")] for e in results
+        ]
         lines += _table(header, rows)
         targets = settings["targets"]
         header = ["target"] + [f"{m} {s}" for m, s in (key(e) for e in results)]
-        rows = [[t] + [" / ".join(_fmt(e["expression"]["per_target"][t]["colour"][r]["dL"], 1) for r in colour_regions)
-                       for e in results] for t in targets]  # fmt: skip
+        rows = [
+            [t]
+            + [
+                " / ".join(_fmt(e["expression"]["per_target"][t]["colour"][r]["dL"], 1) for r in colour_regions)
+                for e in results
+            ]
+            for t in targets
+        ]
         lines += [f"Per target, mean |dL*| ({' / '.join(colour_regions)}):", ""] + _table(header, rows)
         lines += [
             "Mean absolute change of CIELAB lightness L* (0-100) and distance in the a*b* colour plane inside each",
@@ -166,8 +212,15 @@ def render_markdown(report: Dict[str, Any], files: Dict[str, str]) -> str:
 
     # Preservation
     lines += ["## Preservation (pixels outside the edit masks must be unchanged)", ""]
-    rows = [[*key(e), _fmt(e["preservation"]["max_abs_outside"], 1), _fmt(e["preservation"]["mean_abs_outside"], 4),
-             _fmt(e["preservation"]["psnr_face"], 2)] for e in results]  # fmt: skip
+    rows = [
+        [
+            *key(e),
+            _fmt(e["preservation"]["max_abs_outside"], 1),
+            _fmt(e["preservation"]["mean_abs_outside"], 4),
+            _fmt(e["preservation"]["psnr_face"], 2),
+        ]
+        for e in results
+    ]
     lines += _table(
         ["mode", "strength", "max abs diff outside", "mean abs diff outside", "PSNR of the face (dB)"], rows
     )
@@ -253,7 +306,7 @@ def render_markdown(report: Dict[str, Any], files: Dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def _plot_vs_strength(path: Path, report: Dict[str, Any], panels: Sequence[Tuple[Any, ...]]) -> None:
+def _plot_vs_strength(path: Path, report: dict[str, Any], panels: Sequence[tuple[Any, ...]]) -> None:
     """One panel per ``(title, ylabel, getter(entry) -> y, (label, y) baseline or None, (ymin, ymax) or None)``."""
     import matplotlib
 
@@ -287,7 +340,7 @@ def _plot_vs_strength(path: Path, report: Dict[str, Any], panels: Sequence[Tuple
 
 
 def _plot_samples(
-    path: Path, report: Dict[str, Any], thumbs: Dict, input_thumbs: List[np.ndarray], names: List[str]
+    path: Path, report: dict[str, Any], thumbs: dict, input_thumbs: list[np.ndarray], names: list[str]
 ) -> bool:
     if not input_thumbs or not thumbs:
         return False
@@ -331,31 +384,56 @@ def _plot_samples(
     return True
 
 
-def _write_plots(out_dir: Path, report: Dict[str, Any], files: Dict[str, str], thumbs: Dict,
-                 input_thumbs: List[np.ndarray], sample_names: List[str]) -> None:  # fmt: skip
+def _write_plots(
+    out_dir: Path,
+    report: dict[str, Any],
+    files: dict[str, str],
+    thumbs: dict,
+    input_thumbs: list[np.ndarray],
+    sample_names: list[str],
+) -> None:
     base = report["baseline"]
     _plot_vs_strength(
         out_dir / "expression_vs_strength.png",
         report,
         [
-            ("Target probability", "mean p(target)", lambda e: e["expression"]["p_target"],
-             ("unedited", base["expression"]["p_target"]) if base["expression"]["p_target"] is not None else None,
-             (-0.02, 1.02)),
-            ("Top-1 hit rate", "hit rate", lambda e: e["expression"]["hit_rate"],
-             ("unedited", base["expression"]["hit_rate"]) if base["expression"]["hit_rate"] is not None else None,
-             (-0.02, 1.02)),
+            (
+                "Target probability",
+                "mean p(target)",
+                lambda e: e["expression"]["p_target"],
+                ("unedited", base["expression"]["p_target"]) if base["expression"]["p_target"] is not None else None,
+                (-0.02, 1.02),
+            ),
+            (
+                "Top-1 hit rate",
+                "hit rate",
+                lambda e: e["expression"]["hit_rate"],
+                ("unedited", base["expression"]["hit_rate"]) if base["expression"]["hit_rate"] is not None else None,
+                (-0.02, 1.02),
+            ),
         ],
-    )  # fmt: skip
+    )
     files["expression_plot"] = "expression_vs_strength.png"
     _plot_vs_strength(
         out_dir / "identity_vs_strength.png",
         report,
         [
-            ("Identity distance (input vs output)", "mean dlib distance", lambda e: e["identity"]["distance_mean"],
-             ("same-person threshold", 0.6), (0.0, None)),
-            ("Same person", "rate of distance < 0.6", lambda e: e["identity"]["same_identity_rate"], None, (-0.02, 1.02)),
+            (
+                "Identity distance (input vs output)",
+                "mean dlib distance",
+                lambda e: e["identity"]["distance_mean"],
+                ("same-person threshold", 0.6),
+                (0.0, None),
+            ),
+            (
+                "Same person",
+                "rate of distance < 0.6",
+                lambda e: e["identity"]["same_identity_rate"],
+                None,
+                (-0.02, 1.02),
+            ),
         ],
-    )  # fmt: skip
+    )
     files["identity_plot"] = "identity_vs_strength.png"
     _plot_vs_strength(
         out_dir / "seams_vs_strength.png",
@@ -367,13 +445,13 @@ def _write_plots(out_dir: Path, report: Dict[str, Any], files: Dict[str, str], t
         files["samples"] = "samples.png"
 
 
-def _label(draw: Any, xy: Tuple[int, int], text: str, width: int) -> None:
+def _label(draw: Any, xy: tuple[int, int], text: str, width: int) -> None:
     draw.text(xy, text[: max(4, width // 6)], fill=(0, 0, 0))
 
 
 def write_contact_sheets(
-    out_dir: Path, report: Dict[str, Any], thumbs: Dict, input_thumbs: List[np.ndarray], names: List[str]
-) -> Dict[str, Any]:
+    out_dir: Path, report: dict[str, Any], thumbs: dict, input_thumbs: list[np.ndarray], names: list[str]
+) -> dict[str, Any]:
     """Per target, ``contact_<target>.png``: one row per edited face (its unedited crop first), one column per
     (mode, strength) of every mode that kept every face's edit (the DDPM modes keep only a sample), so that the modes
     can be compared face by face. Returns ``{"modes", "files"}``."""
@@ -414,16 +492,16 @@ def write_contact_sheets(
 
 def write_report(
     out_dir: Path,
-    report: Dict[str, Any],
-    edits: Sequence[Dict[str, Any]],
-    thumbs: Dict,
-    input_thumbs: List[np.ndarray],
-    sample_names: List[str],
-) -> Dict[str, str]:
+    report: dict[str, Any],
+    edits: Sequence[dict[str, Any]],
+    thumbs: dict,
+    input_thumbs: list[np.ndarray],
+    sample_names: list[str],
+) -> dict[str, str]:
     """Write everything into ``out_dir``; returns ``{kind: file name}``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    files: Dict[str, str] = {"json": "report.json", "markdown": "report.md", "edits": "edits.csv"}
+    files: dict[str, str] = {"json": "report.json", "markdown": "report.md", "edits": "edits.csv"}
     try:
         import matplotlib  # noqa: F401
     except ImportError:
@@ -434,9 +512,29 @@ def write_report(
     for target, name in (report["contact_sheets"].get("files") or {}).items():
         files[f"contact_{target}"] = name
 
-    columns = ["mode", "strength", "start_timestep", "photo", "subject", "source_expression", "target", "p_target",
-               "p_before", "relative_gain", "predicted", "predicted_before", "hit", "id_distance", "id_cosine", "same_identity",
-               "max_abs_outside", "mean_abs_outside", "psnr_face", "seam_score", "seam_border_change"]  # fmt: skip
+    columns = [
+        "mode",
+        "strength",
+        "start_timestep",
+        "photo",
+        "subject",
+        "source_expression",
+        "target",
+        "p_target",
+        "p_before",
+        "relative_gain",
+        "predicted",
+        "predicted_before",
+        "hit",
+        "id_distance",
+        "id_cosine",
+        "same_identity",
+        "max_abs_outside",
+        "mean_abs_outside",
+        "psnr_face",
+        "seam_score",
+        "seam_border_change",
+    ]
     columns += sorted({k for row in edits for k in row if k.startswith(("dL_", "dab_"))})
     temporary = out_dir / ".edits.csv.tmp"
     with open(temporary, "w", newline="", encoding="utf-8") as handle:

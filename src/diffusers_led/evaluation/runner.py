@@ -27,9 +27,10 @@ import os
 import time
 import warnings
 import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any
 
 import cv2
 import numpy as np
@@ -51,7 +52,6 @@ from .metrics import (
     seam_score,
 )
 
-
 __all__ = ["MODES", "EvaluationResult", "ModeSpec", "evaluate"]
 
 
@@ -65,7 +65,7 @@ class ModeSpec:
     description: str
 
 
-MODES: Dict[str, ModeSpec] = {
+MODES: dict[str, ModeSpec] = {
     "blend": ModeSpec("fast", "blend", "model's scheduler, soft blend + re-injection (the pipeline's default)"),
     "hard": ModeSpec("fast", "hard", "model's scheduler, hard rectangular paste, no re-injection (paper compositing)"),
     "paper": ModeSpec("ddpm", "hard", "full DDPM from t_i, hard rectangular paste (the paper)"),
@@ -86,9 +86,9 @@ _EDIT_OVERHEAD_S = 0.12
 class EvaluationResult:
     """What :func:`evaluate` returns: the report (as written to ``report.json``), the per-edit rows and the files."""
 
-    report: Dict[str, Any]
-    edits: List[Dict[str, Any]]
-    files: Dict[str, str]
+    report: dict[str, Any]
+    edits: list[dict[str, Any]]
+    files: dict[str, str]
 
 
 @dataclass
@@ -99,14 +99,14 @@ class _Face:
     rgb: np.ndarray
     regions: FaceRegions  # soft-blend masks, as extracted
     hard: FaceRegions  # the same with all-ones masks: rectangular paste
-    weights: Dict[str, np.ndarray] = field(default_factory=dict)  # composite kind -> HxW composite weight
+    weights: dict[str, np.ndarray] = field(default_factory=dict)  # composite kind -> HxW composite weight
     # (composite kind, region) -> (the region's bounding rows/cols, its weight there), for the colour change
-    region_weights: Dict[Tuple[str, str], Tuple[Tuple[slice, slice], np.ndarray]] = field(default_factory=dict)
-    face_mask: Optional[np.ndarray] = None  # pixels of the canonical face square (for PSNR)
+    region_weights: dict[tuple[str, str], tuple[tuple[slice, slice], np.ndarray]] = field(default_factory=dict)
+    face_mask: np.ndarray | None = None  # pixels of the canonical face square (for PSNR)
     band: int = 4
-    fer_input: Optional[np.ndarray] = None
-    probs: Optional[np.ndarray] = None
-    embedding: Optional[np.ndarray] = None
+    fer_input: np.ndarray | None = None
+    probs: np.ndarray | None = None
+    embedding: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -115,7 +115,7 @@ class _Face:
 
 
 def _seed_for(seed: int, photo: str, target: str) -> int:
-    return zlib.crc32(f"{seed}:{photo}:{target}".encode("utf-8"))
+    return zlib.crc32(f"{seed}:{photo}:{target}".encode())
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:
@@ -137,11 +137,16 @@ def _thumbnail(rgb: np.ndarray, matrix: np.ndarray, canonical: int, size: int = 
     full = np.empty((2, 3))
     full[:, :2] = outer[:, :2] @ matrix[:, :2]
     full[:, 2] = outer[:, :2] @ matrix[:, 2] + outer[:, 2]
-    return cv2.warpAffine(rgb, full, (size, size), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    return cv2.warpAffine(
+        rgb,
+        full,
+        (size, size),
+        flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
 
 
-def _face_square_mask(shape: Tuple[int, int], matrix: np.ndarray, canonical: int) -> np.ndarray:
+def _face_square_mask(shape: tuple[int, int], matrix: np.ndarray, canonical: int) -> np.ndarray:
     corners = np.array([[0, 0], [canonical, 0], [canonical, canonical], [0, canonical]], dtype=np.float64)
     inverse = cv2.invertAffineTransform(matrix)
     quad = corners @ inverse[:, :2].T + inverse[:, 2]
@@ -150,7 +155,7 @@ def _face_square_mask(shape: Tuple[int, int], matrix: np.ndarray, canonical: int
     return mask.astype(bool)
 
 
-def _faces_to_edit(photo: EvalPhoto, found: Sequence[FaceRegions]) -> List[Tuple[EvalPhoto, FaceRegions]]:
+def _faces_to_edit(photo: EvalPhoto, found: Sequence[FaceRegions]) -> list[tuple[EvalPhoto, FaceRegions]]:
     """The largest face of a labelled photo (its label is the photo's); every face of an unlabelled one, numbered
     from the left, each a photo of its own (``name#face<k>``, subject ``subject#face<k>``) when there are several."""
     if photo.expression is not None or len(found) == 1:
@@ -163,8 +168,8 @@ def _faces_to_edit(photo: EvalPhoto, found: Sequence[FaceRegions]) -> List[Tuple
 
 
 def _region_weight(
-    processor: Any, shape: Tuple[int, ...], face: FaceRegions, region: str
-) -> Tuple[Tuple[slice, slice], np.ndarray]:
+    processor: Any, shape: tuple[int, ...], face: FaceRegions, region: str
+) -> tuple[tuple[slice, slice], np.ndarray]:
     """One region's blend weight, cut to its bounding box (full-size maps of every face would not fit in memory)."""
     weight = processor.composite_mask(shape, [face], regions=[region])
     ys, xs = np.nonzero(weight > 0)
@@ -179,7 +184,7 @@ def _accepts_faces(pipe: Any) -> bool:
 
 
 @contextlib.contextmanager
-def _fixed_detections(pipe: Any, faces: Sequence[FaceRegions]) -> Iterator[Dict[str, Any]]:
+def _fixed_detections(pipe: Any, faces: Sequence[FaceRegions]) -> Iterator[dict[str, Any]]:
     """Make the next ``pipe(...)`` call edit exactly these (already detected) faces, one per image.
 
     Yields the extra keyword arguments for the call: ``faces=`` where the pipeline accepts it; otherwise (older
@@ -190,7 +195,7 @@ def _fixed_detections(pipe: Any, faces: Sequence[FaceRegions]) -> Iterator[Dict[
         yield {"faces": [[face] for face in faces]}
         return
 
-    def detect_faces(prepared: Sequence[Any], regions: Sequence[str], on_no_face: str) -> List[List[FaceRegions]]:
+    def detect_faces(prepared: Sequence[Any], regions: Sequence[str], on_no_face: str) -> list[list[FaceRegions]]:
         if len(prepared) != len(faces):
             raise RuntimeError(f"internal: {len(prepared)} images but {len(faces)} faces")
         return [[face] for face in faces]
@@ -240,7 +245,7 @@ def _num_steps(pipe: Any, start: int, num_inference_steps: int) -> int:
     return len(pipe.get_timesteps(start, num_inference_steps, pipe.device))
 
 
-def _mean(values: Sequence[Optional[float]]) -> Optional[float]:
+def _mean(values: Sequence[float | None]) -> float | None:
     values = [v for v in values if v is not None and np.isfinite(v)]
     return float(np.mean(values)) if values else None
 
@@ -266,7 +271,7 @@ def _json_safe(value: Any) -> Any:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _load_pipeline(model: Any, device: Optional[str] = None, dtype: Optional[str] = None) -> Tuple[Any, str]:
+def _load_pipeline(model: Any, device: str | None = None, dtype: str | None = None) -> tuple[Any, str]:
     """The pipeline to evaluate: a given one stays where it is unless ``device`` / ``dtype`` are set; a model folder or
     Hub id is loaded on ``device`` (default ``"auto"``) in ``dtype`` (default ``"auto"``)."""
     from ..devices import load_pipeline_on, resolve_device_and_dtype
@@ -283,7 +288,7 @@ def _load_pipeline(model: Any, device: Optional[str] = None, dtype: Optional[str
     return load_pipeline_on(model, device, dtype), os.fspath(model)
 
 
-def _parse_targets(pipe: Any, targets: Union[str, Sequence[str]], allow_untrained: bool, geometry: bool) -> List[str]:
+def _parse_targets(pipe: Any, targets: str | Sequence[str], allow_untrained: bool, geometry: bool) -> list[str]:
     """The targets: ``"all"`` is every expression when a geometry mode is measured (they make all eight), else the
     model's trained labels."""
     if isinstance(targets, str):
@@ -301,32 +306,32 @@ def _parse_targets(pipe: Any, targets: Union[str, Sequence[str]], allow_untraine
 def evaluate(
     model: Any = None,
     data: Any = None,
-    out_dir: Union[str, os.PathLike] = "report",
-    targets: Union[str, Sequence[str]] = "all",
+    out_dir: str | os.PathLike = "report",
+    targets: str | Sequence[str] = "all",
     strengths: Sequence[float] = DEFAULT_STRENGTHS,
     modes: Sequence[str] = DEFAULT_MODES,
     seed: int = 0,
     split: str = "test",
-    photos_root: Optional[Union[str, os.PathLike]] = None,
-    subjects: Optional[Sequence[str]] = None,
-    max_images: Optional[int] = None,
-    batch_size: Optional[int] = None,
-    num_inference_steps: Optional[int] = None,
-    guidance_scale: Optional[float] = None,
-    negative_target: Optional[str] = None,
-    paper_steps: Optional[int] = None,
-    paper_strengths: Optional[Sequence[float]] = None,
-    paper_max_images: Optional[int] = 2,
+    photos_root: str | os.PathLike | None = None,
+    subjects: Sequence[str] | None = None,
+    max_images: int | None = None,
+    batch_size: int | None = None,
+    num_inference_steps: int | None = None,
+    guidance_scale: float | None = None,
+    negative_target: str | None = None,
+    paper_steps: int | None = None,
+    paper_strengths: Sequence[float] | None = None,
+    paper_max_images: int | None = 2,
     realism: bool = True,
-    realism_max_crops: Optional[int] = 50,
-    reference_data: Optional[Union[str, os.PathLike]] = None,
-    cache_dir: Optional[Union[str, os.PathLike]] = "default",
-    time_budget: Optional[float] = 15.0,
+    realism_max_crops: int | None = 50,
+    reference_data: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = "default",
+    time_budget: float | None = 15.0,
     allow_untrained_targets: bool = False,
     progress: bool = True,
-    num_threads: Optional[int] = None,
-    device: Optional[str] = None,
-    dtype: Optional[str] = None,
+    num_threads: int | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
 ) -> EvaluationResult:
     """Edit every face of ``data`` to every target at every strength in every mode and write a report.
 
@@ -386,7 +391,7 @@ def evaluate(
     from .report import write_report
 
     started = time.perf_counter()
-    timings: Dict[str, float] = {}
+    timings: dict[str, float] = {}
     if data is None:
         raise ValueError("data is required: a crop dataset, a folder of photos, a photo or a list of them")
     unknown = [m for m in modes if m not in MODES]
@@ -430,9 +435,9 @@ def evaluate(
         inputs.references_include_evaluated = False
         inputs.notes.append(f"References from {reference_data}.")
     candidates = select_photos(inputs.photos, max_images)
-    skipped: List[Dict[str, str]] = []
+    skipped: list[dict[str, str]] = []
 
-    def prepare(photo: EvalPhoto, log: List[Dict[str, str]]) -> Optional[Tuple[np.ndarray, List[FaceRegions]]]:
+    def prepare(photo: EvalPhoto, log: list[dict[str, str]]) -> tuple[np.ndarray, list[FaceRegions]] | None:
         try:
             rgb = prepare_image(photo.image if photo.image is not None else photo.path).rgb
         except (OSError, ValueError) as error:
@@ -444,7 +449,7 @@ def evaluate(
             return None
         return rgb, found
 
-    faces: List[_Face] = []
+    faces: list[_Face] = []
     for photo in tqdm(candidates, desc="Detecting faces", unit="photo", disable=not progress):
         prepared = prepare(photo, skipped)
         if prepared is None:
@@ -457,8 +462,8 @@ def evaluate(
     if not faces:
         raise ValueError(f"no usable face in {data}: {skipped[:3]}")
 
-    references: List[ReferenceCrop] = list(inputs.reference_crops)
-    reference_skipped: List[Dict[str, str]] = []
+    references: list[ReferenceCrop] = list(inputs.reference_crops)
+    reference_skipped: list[dict[str, str]] = []
     for photo in inputs.reference_photos:
         if not photo.expression:
             continue
@@ -479,8 +484,8 @@ def evaluate(
     mode_strengths = {m: (paper_strengths if MODES[m].sampler == "ddpm" else strengths) for m in modes}
     for mode in geometry_modes:  # the geometry modes' own default strength, not the diffusion ones
         mode_strengths[mode] = sorted(dict.fromkeys(raw_strengths + [float(pipe.config.geometry_strength)]))
-    steps: Dict[Tuple[str, float], int] = {}
-    starts: Dict[Tuple[str, float], int] = {}
+    steps: dict[tuple[str, float], int] = {}
+    starts: dict[tuple[str, float], int] = {}
     for mode in modes:
         with _scheduler(pipe, MODES[mode].sampler):
             count = ddpm_steps if MODES[mode].sampler == "ddpm" else fast_steps
@@ -489,10 +494,24 @@ def evaluate(
                 steps[(mode, strength)] = _num_steps(pipe, int(T * strength), count)
     n_ddpm = len(faces) if paper_max_images is None else min(len(faces), paper_max_images)
     n_all = len(faces)
-    plan = _plan(pipe, faces, target_list, regions, modes, mode_strengths, steps, n_all, n_ddpm,
-                 realism and bool(references), len(references), batch_size, time_budget,
-                 elapsed_s=time.perf_counter() - started, realism_max_crops=realism_max_crops,
-                 guidance_scale=guidance_scale)  # fmt: skip
+    plan = _plan(
+        pipe,
+        faces,
+        target_list,
+        regions,
+        modes,
+        mode_strengths,
+        steps,
+        n_all,
+        n_ddpm,
+        realism and bool(references),
+        len(references),
+        batch_size,
+        time_budget,
+        elapsed_s=time.perf_counter() - started,
+        realism_max_crops=realism_max_crops,
+        guidance_scale=guidance_scale,
+    )
     if plan["images"] < n_all or plan["ddpm_images"] < n_ddpm:
         message = (
             f"Time budget {time_budget:g} min: editing {plan['images']} of {n_all} photos "
@@ -527,12 +546,12 @@ def evaluate(
     realism_targets = [t for t in target_list if any(r.expression == t for r in references)]
     realism_pairs = _realism_pairs(len(faces), realism_targets, realism_max_crops, seed) if realism else set()
 
-    thumbs: Dict[Tuple[str, float, int, str], np.ndarray] = {}
+    thumbs: dict[tuple[str, float, int, str], np.ndarray] = {}
     input_thumbs = [_thumbnail(f.rgb, f.regions.matrix, processor.canonical_size) for f in faces]
-    generated: Dict[
-        Tuple[str, float, str], List[Tuple[str, np.ndarray]]
+    generated: dict[
+        tuple[str, float, str], list[tuple[str, np.ndarray]]
     ] = {}  # (mode, strength, region) -> (target, crop)
-    edits: List[Dict[str, Any]] = []
+    edits: list[dict[str, Any]] = []
 
     # 4. The edits: one batched pipeline call per (mode, strength, chunk).
     jobs = []
@@ -612,14 +631,21 @@ def evaluate(
                 seam = seam_score(face.rgb, output, weight, band=face.band)
                 edits.append(
                     {
-                        "mode": mode, "strength": strength, "start_timestep": starts[(mode, strength)],
-                        "photo": face.photo.name, "subject": face.photo.subject,
-                        "source_expression": face.photo.expression, "target": target,
-                        "max_abs_outside": kept["max_abs_outside"], "mean_abs_outside": kept["mean_abs_outside"],
+                        "mode": mode,
+                        "strength": strength,
+                        "start_timestep": starts[(mode, strength)],
+                        "photo": face.photo.name,
+                        "subject": face.photo.subject,
+                        "source_expression": face.photo.expression,
+                        "target": target,
+                        "max_abs_outside": kept["max_abs_outside"],
+                        "mean_abs_outside": kept["mean_abs_outside"],
                         "psnr_face": psnr(face.rgb, output, face.face_mask),
-                        "seam_score": seam["score"], "seam_border_change": seam["border_change"], **colour,
+                        "seam_score": seam["score"],
+                        "seam_border_change": seam["border_change"],
+                        **colour,
                     }
-                )  # fmt: skip
+                )
             probs = judge.predict_inputs(fer_inputs)
             embeddings = identity.embed_chips(chips)
             distances = identity_distances(np.stack([faces[i].embedding for i, _ in pairs]), embeddings)
@@ -648,11 +674,14 @@ def evaluate(
 
     # 5. Realism: Inception features of references, inputs and generated crops; FID / KID per region.
     t0 = time.perf_counter()
-    realism_rows: Dict[str, Any] = {}
+    realism_rows: dict[str, Any] = {}
     reference_counts = {
-        region: {e: sum(1 for r in references if r.region == region and r.expression == e) for e in sorted({r.expression for r in references})}
+        region: {
+            e: sum(1 for r in references if r.region == region and r.expression == e)
+            for e in sorted({r.expression for r in references})
+        }
         for region in regions
-    }  # fmt: skip
+    }
     if realism and references:
         if cache_dir == "default":
             base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -683,13 +712,32 @@ def evaluate(
     # 6. Aggregate and write.
     timings["total_s"] = time.perf_counter() - started
     report = _aggregate(
-        pipe=pipe, model_name=model_name, inputs=inputs, faces=faces, skipped=skipped, edits=edits,
-        targets=target_list, modes=modes, mode_strengths=mode_strengths, steps=steps, starts=starts,
-        fast_steps=fast_steps, ddpm_steps=ddpm_steps, n_ddpm=n_ddpm, seed=seed, plan=plan, realism=realism_rows,
-        guidance_scale=guidance_scale, negative_target=negative_target, default_strength=default_strength,
-        target_strengths=target_strengths, reference_counts=reference_counts, timings=timings, base_probs=base_probs,
+        pipe=pipe,
+        model_name=model_name,
+        inputs=inputs,
+        faces=faces,
+        skipped=skipped,
+        edits=edits,
+        targets=target_list,
+        modes=modes,
+        mode_strengths=mode_strengths,
+        steps=steps,
+        starts=starts,
+        fast_steps=fast_steps,
+        ddpm_steps=ddpm_steps,
+        n_ddpm=n_ddpm,
+        seed=seed,
+        plan=plan,
+        realism=realism_rows,
+        guidance_scale=guidance_scale,
+        negative_target=negative_target,
+        default_strength=default_strength,
+        target_strengths=target_strengths,
+        reference_counts=reference_counts,
+        timings=timings,
+        base_probs=base_probs,
         regions=regions,
-    )  # fmt: skip
+    )
     report = _json_safe(report)
     files = write_report(out_dir, report, edits, thumbs, input_thumbs, [f.photo.name for f in faces])
     return EvaluationResult(report=report, edits=edits, files=files)
@@ -700,16 +748,31 @@ def evaluate(
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _plan(pipe, faces, targets, regions, modes, mode_strengths, steps, n_all, n_ddpm, realism, n_refs, batch_size,
-          time_budget, elapsed_s: float = 0.0, realism_max_crops: Optional[int] = None,
-          guidance_scale: float = 1.0) -> Dict[str, Any]:  # fmt: skip
+def _plan(
+    pipe,
+    faces,
+    targets,
+    regions,
+    modes,
+    mode_strengths,
+    steps,
+    n_all,
+    n_ddpm,
+    realism,
+    n_refs,
+    batch_size,
+    time_budget,
+    elapsed_s: float = 0.0,
+    realism_max_crops: int | None = None,
+    guidance_scale: float = 1.0,
+) -> dict[str, Any]:
     """Estimate the run time from a timed UNet call and Inception batch, and cut photos to fit ``time_budget``
     (minutes, of which ``elapsed_s`` and a margin of 5% for loading the judges and writing the report are gone)."""
     fast_steps = sum(steps[(m, s)] for m in modes if MODES[m].sampler == "fast" for s in mode_strengths[m])
     ddpm_steps = sum(steps[(m, s)] for m in modes if MODES[m].sampler == "ddpm" for s in mode_strengths[m])
     fast_edits = sum(len(mode_strengths[m]) for m in modes if MODES[m].sampler == "fast") * len(targets)
     ddpm_edits = sum(len(mode_strengths[m]) for m in modes if MODES[m].sampler == "ddpm") * len(targets)
-    plan: Dict[str, Any] = {"images": n_all, "ddpm_images": n_ddpm, "time_budget_min": time_budget or None}
+    plan: dict[str, Any] = {"images": n_all, "ddpm_images": n_ddpm, "time_budget_min": time_budget or None}
     if not time_budget:
         return plan
     face_crops = crops_per_face(len(regions), guidance_scale)
@@ -760,9 +823,13 @@ def _plan(pipe, faces, targets, regions, modes, mode_strengths, steps, n_all, n_
         n -= 1
     n_d = min(n_d, n)
     plan.update(
-        images=n, ddpm_images=n_d, estimated_min=estimate(n, n_d) / 60.0, estimated_full_min=full / 60.0,
-        unet_s_per_crop_step=unet_s, inception_s_per_crop=inception_s,
-    )  # fmt: skip
+        images=n,
+        ddpm_images=n_d,
+        estimated_min=estimate(n, n_d) / 60.0,
+        estimated_full_min=full / 60.0,
+        unet_s_per_crop_step=unet_s,
+        inception_s_per_crop=inception_s,
+    )
     return plan
 
 
@@ -771,7 +838,7 @@ def _plan(pipe, faces, targets, regions, modes, mode_strengths, steps, n_all, n_
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def _realism_pairs(n_photos: int, targets: Sequence[str], cap: Optional[int], seed: int) -> set:
+def _realism_pairs(n_photos: int, targets: Sequence[str], cap: int | None, seed: int) -> set:
     """``(photo index, target)`` pairs for FID/KID: all of them, or ``cap`` drawn round-robin over the targets in a
     seeded order (each target's photos shuffled), so every target is equally represented."""
     pairs = [(i, t) for i in range(n_photos) for t in targets]
@@ -779,7 +846,7 @@ def _realism_pairs(n_photos: int, targets: Sequence[str], cap: Optional[int], se
         return set(pairs)
     rng = np.random.default_rng(seed)
     queues = [[(int(i), t) for i in rng.permutation(n_photos)] for t in targets]
-    chosen: List[Tuple[int, str]] = []
+    chosen: list[tuple[int, str]] = []
     while len(chosen) < cap:
         for queue in queues:
             if queue and len(chosen) < cap:
@@ -787,8 +854,8 @@ def _realism_pairs(n_photos: int, targets: Sequence[str], cap: Optional[int], se
     return set(chosen)
 
 
-def _distances(ref: np.ndarray, gen: np.ndarray, seed: int) -> Dict[str, Any]:
-    row: Dict[str, Any] = {"n_generated": int(len(gen)), "n_reference": int(len(ref))}
+def _distances(ref: np.ndarray, gen: np.ndarray, seed: int) -> dict[str, Any]:
+    row: dict[str, Any] = {"n_generated": int(len(gen)), "n_reference": int(len(ref))}
     if len(gen) >= 2 and len(ref) >= 2:
         row["fid"] = frechet_distance(ref, gen)
         row["kid"], row["kid_std"] = kernel_inception_distance(ref, gen, seed=seed)
@@ -799,13 +866,13 @@ def _distances(ref: np.ndarray, gen: np.ndarray, seed: int) -> Dict[str, Any]:
 
 def _realism(
     references, ref_feats, input_feats, gen_feats, generated, faces, regions, targets, seed
-) -> Dict[str, Any]:
+) -> dict[str, Any]:
     """Per region: the unedited inputs and each (mode, strength)'s generated crops against the real crops of the
     same targets (pooled over targets), plus per-target KID."""
     labels = np.array([r.expression for r in references])
     ref_regions = np.array([r.region for r in references])
     with_refs = [t for t in targets if any((labels == t) & (ref_regions == regions[0]))]
-    out: Dict[str, Any] = {"targets_with_references": with_refs, "unedited": {}, "configs": []}
+    out: dict[str, Any] = {"targets_with_references": with_refs, "unedited": {}, "configs": []}
     for region in regions:
         pool = (ref_regions == region) & np.isin(labels, with_refs)
         out["unedited"][region] = _distances(ref_feats[pool], input_feats[region], seed)
@@ -826,7 +893,7 @@ def _realism(
     return out
 
 
-def at_defaults(results: List[Dict[str, Any]], default_strengths: Dict[str, float]) -> Dict[str, Any]:
+def at_defaults(results: list[dict[str, Any]], default_strengths: dict[str, float]) -> dict[str, Any]:
     """Each target at the model's own default strength for it (``default_strengths``, target -> strength; from the
     blend rows): what `pipe(image, target)` does. Every photo is edited once per target, so the same-identity rate
     over these edits is the mean over targets."""
@@ -844,17 +911,41 @@ def at_defaults(results: List[Dict[str, Any]], default_strengths: Dict[str, floa
     }
 
 
-def _colour(rows: Sequence[Dict[str, Any]], regions: Sequence[str]) -> Dict[str, Dict[str, Optional[float]]]:
+def _colour(rows: Sequence[dict[str, Any]], regions: Sequence[str]) -> dict[str, dict[str, float | None]]:
     """Mean CIELAB change inside each region over ``rows`` (edits)."""
     return {
         region: {key: _mean([r.get(f"{key}_{region}") for r in rows]) for key in ("dL", "dab")} for region in regions
     }
 
 
-def _aggregate(*, pipe, model_name, inputs, faces, skipped, edits, targets, modes, mode_strengths, steps, starts,
-               fast_steps, ddpm_steps, n_ddpm, seed, plan, realism, reference_counts, timings, base_probs,
-               guidance_scale, negative_target, default_strength, target_strengths,
-               regions) -> Dict[str, Any]:  # fmt: skip
+def _aggregate(
+    *,
+    pipe,
+    model_name,
+    inputs,
+    faces,
+    skipped,
+    edits,
+    targets,
+    modes,
+    mode_strengths,
+    steps,
+    starts,
+    fast_steps,
+    ddpm_steps,
+    n_ddpm,
+    seed,
+    plan,
+    realism,
+    reference_counts,
+    timings,
+    base_probs,
+    guidance_scale,
+    negative_target,
+    default_strength,
+    target_strengths,
+    regions,
+) -> dict[str, Any]:
     from .. import __version__
     from ..judges import EXPRESSION_JUDGE_CLASSES, FER_FACE_BOX
 
@@ -869,8 +960,11 @@ def _aggregate(*, pipe, model_name, inputs, faces, skipped, edits, targets, mode
             "p_target": float(base_probs[:, k].mean()),
             "hit_rate": float((base_probs.argmax(1) == k).mean()),
         }
-    labelled = [(i, EXPRESSION_JUDGE_CLASSES.index(f.photo.expression)) for i, f in enumerate(faces)
-                if f.photo.expression in EXPRESSION_JUDGE_CLASSES]  # fmt: skip
+    labelled = [
+        (i, EXPRESSION_JUDGE_CLASSES.index(f.photo.expression))
+        for i, f in enumerate(faces)
+        if f.photo.expression in EXPRESSION_JUDGE_CLASSES
+    ]
     judge_accuracy = float(np.mean([base_probs[i].argmax() == k for i, k in labelled])) if labelled else None
     baseline = {
         "expression": {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 DEFAULT_MODEL_NAME = "led-default"
 
 
