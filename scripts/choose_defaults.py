@@ -18,6 +18,15 @@ take the largest mean rise of p(target) over the unedited photos; settings withi
 equal, and of those the gentlest wins: the one that keeps identity best, then the lowest strength and guidance, then
 plain guidance.
 
+Lab frames are not the photos users bring. `--real-photos` adds the TUNING split of the real-photo set (colour
+photos of other people, `scripts/fetch_real_photos.py`): every setting is measured there too, a setting is refused
+unless it keeps the person in at least `--min-identity` of the real edits of EVERY target and its mean colour change
+stays at or under `--max-colour` (|Δa*b*| in CIELAB) in every region for every target, and the rise it is ranked by
+is the mean of the lab rise and the real-photo rise. A folder holding photos of the final test split is refused.
+
+    python scripts/choose_defaults.py --model RUN/model --data RUN/crops --subjects S111,S130,S132 \
+        --real-photos data/real_photos/tune --strengths 0.3,0.5 --guidance-scales 2,3
+
 With few held-out people, a choice made on some of them and measured on the others depends on who went where.
 `--cross-fit` measures the rule itself: for each subject, the setting chosen on all the others, measured on that
 subject (leave one subject out); pooled, that is the expected result on a person the choice never saw. The setting
@@ -50,9 +59,11 @@ def describe(row: dict[str, Any]) -> str:
     return f"{row['guidance_scale']:g} / {strength} / {row['negative_target'] or NULL}"
 
 
-def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """One row per setting, or per (setting, subject) with ``--cross-fit``: the rise of p(target) over the unedited
-    photos and the top-1 hit rate per target, and the same-identity rate."""
+def measure(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The lab rows and the real-photo rows. Lab: one row per setting, or per (setting, subject) with ``--cross-fit``:
+    the rise of p(target) over the unedited photos and the top-1 hit rate per target, and the same-identity rate.
+    Real photos (``--real-photos``): one row per setting with the rise, same-identity rate and largest regional
+    colour change per target."""
     from diffusers_led import LocalExpressionPipeline
     from diffusers_led.evaluation import evaluate
 
@@ -61,15 +72,16 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
     if args.cross_fit and not subjects:
         raise SystemExit("--cross-fit needs --subjects (at least two).")
     groups = [[subject] for subject in subjects] if args.cross_fit else [subjects]
-    rows = []
+    rows, real_rows = [], []
     negatives = ["" if n == NULL else n for n in args.negative_targets.split(",")]
     guidances = [float(g) for g in args.guidance_scales.split(",")]
     with tempfile.TemporaryDirectory() as scratch:
-        for negative, guidance, group in itertools.product(negatives, guidances, groups):
-            report = evaluate(
+
+        def run(data: str, negative: str, guidance: float, group: list[str] | None) -> dict[str, Any]:
+            return evaluate(
                 model=pipe,
-                data=args.data,
-                out_dir=Path(scratch) / f"run-{len(rows)}",
+                data=data,
+                out_dir=Path(scratch) / f"run-{len(rows) + len(real_rows)}",
                 targets=args.targets,
                 strengths=[float(s) for s in args.strengths.split(",")],
                 modes=["blend"],
@@ -82,6 +94,12 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
                 progress=not args.quiet,
                 num_threads=args.threads,
             ).report
+
+        if args.real_photos:
+            for negative, guidance in itertools.product(negatives, guidances):
+                real_rows += real_photo_rows(run(args.real_photos, negative, guidance, None), negative, guidance)
+        for negative, guidance, group in itertools.product(negatives, guidances, groups):
+            report = run(args.data, negative, guidance, group)
             baseline = report["baseline"]["expression"]["per_target"]
             for entry in report["results"]:
                 per_target = entry["expression"]["per_target"]
@@ -100,7 +118,52 @@ def measure(args: argparse.Namespace) -> list[dict[str, Any]]:
                         }
                     )
                 )
+    return rows, real_rows
+
+
+def real_photo_rows(report: dict[str, Any], negative: str, guidance: float) -> list[dict[str, Any]]:
+    """One row per strength of a led-evaluate report on real photos: per target the rise of p(target), the
+    same-identity rate and the largest mean |Δa*b*| of a region."""
+    baseline = report["baseline"]["expression"]["per_target"]
+    rows = []
+    for entry in report["results"]:
+        per_target = entry["expression"]["per_target"]
+        rows.append(
+            {
+                "negative_target": negative,
+                "guidance_scale": guidance,
+                "strength": entry["strength"],
+                "photos": entry["n_photos"],
+                "rises": {t: per_target[t]["p_target"] - baseline[t]["p_target"] for t in baseline},
+                "identities": {t: v["same_identity_rate"] for t, v in per_target.items()},
+                "colours": {t: max(r["dab"] for r in v["colour"].values()) for t, v in per_target.items()},
+            }
+        )
     return rows
+
+
+def with_real_photos(row: dict[str, Any], real_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """``row`` with what its setting did to the real photos (``real``: the rise, the lowest same-identity rate and the
+    largest colour change over the targets, each target at its own strength) and ``rise`` the mean of the lab rise
+    (kept as ``lab_rise``) and the real-photo rise."""
+    at = {
+        r["strength"]: r
+        for r in real_rows
+        if (r["negative_target"], r["guidance_scale"]) == (row["negative_target"], row["guidance_scale"])
+    }
+    strengths = row.get("strengths") or {}
+    targets = list(next(iter(at.values()))["identities"])
+
+    def of(target: str) -> dict[str, Any]:
+        return at[strengths.get(target, row["strength"])]
+
+    rises = [of(t)["rises"][t] for t in targets if t in of(t)["rises"]]
+    real = {
+        "rise": sum(rises) / len(rises),
+        "identity": min(of(t)["identities"][t] for t in targets),
+        "colour": max(of(t)["colours"][t] for t in targets),
+    }
+    return {**row, "lab_rise": row["rise"], "rise": (row["rise"] + real["rise"]) / 2, "real": real}
 
 
 def measurement_key(args: argparse.Namespace) -> dict[str, Any]:
@@ -126,6 +189,7 @@ def measurement_key(args: argparse.Namespace) -> dict[str, Any]:
                 "negative_targets",
                 "seed",
                 "cross_fit",
+                "real_photos",
             )
         },
     }
@@ -209,10 +273,14 @@ def per_target_settings(pooled: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return settings
 
 
-def candidates(rows: list[dict[str, Any]], per_target: bool) -> list[dict[str, Any]]:
-    """The settings the rule chooses from: one pooled row per measured setting, or per-target strength assignments."""
+def candidates(
+    rows: list[dict[str, Any]], per_target: bool, real_rows: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """The settings the rule chooses from: one pooled row per measured setting, or per-target strength assignments,
+    each with its real-photo measurements when there are ``real_rows``."""
     pooled = pool_by_setting(rows)
-    return per_target_settings(pooled) if per_target else pooled
+    settings = per_target_settings(pooled) if per_target else pooled
+    return [with_real_photos(r, real_rows) for r in settings] if real_rows else settings
 
 
 def measured_at(rows: list[dict[str, Any]], chosen: dict[str, Any]) -> dict[str, Any]:
@@ -228,11 +296,26 @@ def measured_at(rows: list[dict[str, Any]], chosen: dict[str, Any]) -> dict[str,
     return row
 
 
-def choose(rows: list[dict[str, Any]], min_identity: float, tolerance: float) -> dict[str, Any]:
-    """The gentlest setting whose rise is within ``tolerance`` of the best among those keeping identity."""
-    allowed = [r for r in rows if r["identity"] >= min_identity]
+def allowed_on_real_photos(row: dict[str, Any], min_identity: float, max_colour: float) -> bool:
+    """Whether the setting kept the person in ``min_identity`` of the real-photo edits of every target and changed no
+    region's colour by more than ``max_colour`` (true when it was not measured on real photos)."""
+    real = row.get("real")
+    return real is None or (real["identity"] >= min_identity and real["colour"] <= max_colour)
+
+
+def choose(
+    rows: list[dict[str, Any]], min_identity: float, tolerance: float, max_colour: float = float("inf")
+) -> dict[str, Any]:
+    """The gentlest setting whose rise is within ``tolerance`` of the best among those keeping identity (and, when
+    measured there, identity and colour on the real photos)."""
+    allowed = [
+        r for r in rows if r["identity"] >= min_identity and allowed_on_real_photos(r, min_identity, max_colour)
+    ]
     if not allowed:
-        raise SystemExit(f"No setting keeps identity for {min_identity:.0%} of the edits; lower the strengths.")
+        raise SystemExit(
+            f"No setting keeps identity for {min_identity:.0%} of the edits (and, with --real-photos, of every "
+            f"target's real-photo edits with colour changes up to {max_colour:g}); lower the strengths."
+        )
     best = max(r["rise"] for r in allowed)
 
     # Gentlest as measured (identity kept best), then by the knobs: a lower strength at a higher guidance is not
@@ -245,7 +328,12 @@ def choose(rows: list[dict[str, Any]], min_identity: float, tolerance: float) ->
 
 
 def cross_fit(
-    rows: list[dict[str, Any]], min_identity: float, tolerance: float, per_target: bool = False
+    rows: list[dict[str, Any]],
+    min_identity: float,
+    tolerance: float,
+    per_target: bool = False,
+    real_rows: list[dict[str, Any]] | None = None,
+    max_colour: float = float("inf"),
 ) -> list[dict[str, Any]]:
     """Leave one subject out: for each subject, the setting the rule picks on the others, measured on that subject.
     Pooled, these rows estimate how the rule's choice does on people it was not chosen on."""
@@ -254,8 +342,8 @@ def cross_fit(
         raise SystemExit("--cross-fit needs at least two subjects.")
     held_out = []
     for subject in subjects:
-        others = candidates([r for r in rows if r["subjects"] != subject], per_target)
-        chosen = choose(others, min_identity, tolerance)
+        others = candidates([r for r in rows if r["subjects"] != subject], per_target, real_rows)
+        chosen = choose(others, min_identity, tolerance, max_colour)
         held_out.append(measured_at([r for r in rows if r["subjects"] == subject], chosen))
     return held_out
 
@@ -275,7 +363,7 @@ def write_defaults(model: str, chosen: dict[str, Any]) -> None:
     write_text_atomically(index, json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="A saved LocalExpressionPipeline folder.")
     parser.add_argument(
@@ -311,25 +399,57 @@ def main() -> None:
         help="Choose a strength per target (the model's target_strengths) with one guidance scale and negative target "
         "for all: the identity rule holds over all the edits together.",
     )
+    parser.add_argument(
+        "--real-photos",
+        default=None,
+        help="The tuning split of the real-photo set: settings that lose the person or blotch colours there are "
+        "refused, and its rise counts half. Photos of the final test split are refused.",
+    )
+    parser.add_argument(
+        "--max-colour", type=float, default=8.0, help="With --real-photos: largest mean |Δa*b*| of a region."
+    )
     parser.add_argument("--write", action="store_true", help="Store the choice in the model's model_index.json.")
     parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    if args.real_photos:
+        from diffusers_led.evaluation.real_photos import final_split_photos
+
+        if not Path(args.real_photos).is_dir():
+            parser.error(f"--real-photos {args.real_photos} is not a folder (scripts/fetch_real_photos.py).")
+        final = final_split_photos(args.real_photos)
+        if final:
+            parser.error(
+                f"--real-photos {args.real_photos} holds photos of the final test split ({', '.join(final)}); "
+                "choose on the tune split only."
+            )
 
     key = measurement_key(args)
     saved = json.loads(Path(args.rows).read_text()) if args.rows and Path(args.rows).is_file() else {}
     if saved.get("key") == key:
-        rows = saved["rows"]
+        rows, real_rows = saved["rows"], saved.get("real_rows", [])
     else:
-        rows = measure(args)
+        rows, real_rows = measure(args)
         if args.rows:
-            write_text_atomically(args.rows, json.dumps({"key": key, "rows": rows}, indent=1))
-    pooled = pool_by_setting(rows)
+            write_text_atomically(args.rows, json.dumps({"key": key, "rows": rows, "real_rows": real_rows}, indent=1))
     print("| guidance / strength / negative | mean p(target) rise | happy top-1 | same identity | photos |")
     print("|---|---|---|---|---|")
-    for r in sorted(pooled, key=setting):
+    for r in sorted(pool_by_setting(rows), key=setting):
         print(_table_row(r, (describe(r),)))
+    if real_rows:
+        print(
+            "\nReal photos (tune split): | guidance / strength / negative | mean rise | lowest same identity of a "
+            "target | largest colour change |"
+        )
+        for r in sorted(candidates(rows, False, real_rows), key=setting):
+            real = r["real"]
+            verdict = "ok" if allowed_on_real_photos(r, args.min_identity, args.max_colour) else "refused"
+            print(
+                f"| {describe(r)} | {real['rise']:+.3f} | {real['identity']:.1%} | {real['colour']:.1f} | {verdict} |"
+            )
     if args.cross_fit:
-        held_out = cross_fit(rows, args.min_identity, args.tolerance, args.per_target_strength)
+        held_out = cross_fit(
+            rows, args.min_identity, args.tolerance, args.per_target_strength, real_rows, args.max_colour
+        )
         print("\nLeave one subject out (the setting chosen on the other subjects, measured on this one):\n")
         print(
             "| held-out subject | chosen guidance / strength / negative | "
@@ -342,7 +462,9 @@ def main() -> None:
                 print(_table_row(r, (r["subjects"], describe(r)), per_target=True))
             else:  # each subject at its own chosen setting
                 print(_table_row(r, ("pooled", ""), per_target=True))
-    chosen = choose(candidates(rows, args.per_target_strength), args.min_identity, args.tolerance)
+    chosen = choose(
+        candidates(rows, args.per_target_strength, real_rows), args.min_identity, args.tolerance, args.max_colour
+    )
     print(f"\nChosen on all subjects (guidance / strength / negative): {describe(chosen)}")
     print(_table_row(chosen, ("all subjects", describe(chosen)), per_target=True))
     if args.write:

@@ -23,6 +23,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from diffusers_led.evaluation.real_photos import FINAL_SPLIT, final_split_photos
 from diffusers_led.utils import write_text_atomically
 
 
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report = json.loads(Path(args.report).read_text())
     data = str(report.get("data", {}).get("path", report.get("data", "")))
-    if Path(data.rstrip("/")).name == "test":
+    if Path(data.rstrip("/")).name == FINAL_SPLIT or final_split_photos(data):
         parser.error(f"{args.report} measured the final test split ({data}); choose on the tune split only.")
     rows = [row for row in report["results"] if row["mode"] == args.mode]
     if not rows:

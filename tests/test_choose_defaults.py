@@ -171,10 +171,12 @@ def test_saved_rows_are_reused_only_for_the_same_weights_and_grid(tmp_path):
         negative_targets="null",
         seed=0,
         cross_fit=True,
+        real_photos=None,
     )
     key = choose_defaults.measurement_key(args)
     assert choose_defaults.measurement_key(argparse.Namespace(**{**vars(args), "strengths": "0.6"})) != key
     assert choose_defaults.measurement_key(argparse.Namespace(**{**vars(args), "negative_targets": "neutral"})) != key
+    assert choose_defaults.measurement_key(argparse.Namespace(**{**vars(args), "real_photos": "tune"})) != key
     with torch.no_grad():
         next(pipe.unet.parameters()).add_(1.0)
     pipe.save_pretrained(tmp_path)  # retrained: the same folder, other weights
@@ -220,4 +222,77 @@ def test_geometry_strength_rule_refuses_lost_identity_colour_blotches_and_the_te
     report.write_text(json.dumps({"data": {"path": str(tmp_path / "real" / "test")}, "results": rows}))
     with pytest.raises(SystemExit):
         rule.main(["--report", str(report)])
+    assert "final test split" in capsys.readouterr().err
+
+
+def real_row(guidance, strength, happy_rise, identity, colour=2.0, angry_identity=None):
+    return {
+        "negative_target": "",
+        "guidance_scale": guidance,
+        "strength": strength,
+        "photos": 5,
+        "rises": {"happy": happy_rise, "angry": 0.0},
+        "identities": {"happy": identity, "angry": identity if angry_identity is None else angry_identity},
+        "colours": {"happy": colour, "angry": 1.0},
+    }
+
+
+def lab_rows(*settings):
+    """Lab rows of one subject, (guidance, strength, happy rise, identity) each."""
+    identities = {"angry": 1.0, "happy": 1.0}
+    return [{**subject_row("S1", 10, *setting), "identities": identities} for setting in settings]
+
+
+def test_real_photos_refuse_settings_that_lose_the_person_or_blotch_colours_there():
+    lab = lab_rows((3, 0.5, 0.10, 1.0), (3, 0.7, 0.30, 1.0))  # on lab frames 0.7 is clearly better
+    real = [real_row(3, 0.5, 0.10, 1.0), real_row(3, 0.7, 0.40, 0.8)]  # ... but loses real people
+    chosen = choose_defaults.choose(choose_defaults.candidates(lab, False, real), 0.95, 0.02, 8.0)
+    assert chosen["strength"] == 0.5
+    assert chosen["real"] == {"rise": 0.05, "identity": 1.0, "colour": 2.0}
+    assert chosen["lab_rise"] == pytest.approx(0.10) and chosen["rise"] == pytest.approx((0.10 + 0.05) / 2)
+    # One target losing the person is enough to refuse (the lowest rate over targets counts, not the mean).
+    real[1] = real_row(3, 0.7, 0.40, 1.0, angry_identity=0.9)
+    assert choose_defaults.choose(choose_defaults.candidates(lab, False, real), 0.95, 0.02, 8.0)["strength"] == 0.5
+    # A colour blotch is refused too; without it the real-photo gain counts half of the ranking.
+    real[1] = real_row(3, 0.7, 0.40, 1.0, colour=12.0)
+    assert choose_defaults.choose(choose_defaults.candidates(lab, False, real), 0.95, 0.02, 8.0)["strength"] == 0.5
+    real[1] = real_row(3, 0.7, 0.40, 1.0)
+    chosen = choose_defaults.choose(choose_defaults.candidates(lab, False, real), 0.95, 0.02, 8.0)
+    assert chosen["strength"] == 0.7 and chosen["rise"] == pytest.approx((0.20 + 0.20) / 2)
+    # Without real photos the lab frames alone decide, as before.
+    assert choose_defaults.choose(choose_defaults.candidates(lab, False), 0.95, 0.02)["strength"] == 0.7
+    with pytest.raises(SystemExit, match="real-photo"):
+        choose_defaults.choose(
+            choose_defaults.candidates(lab, False, [real_row(3, s, 0.1, 0.5) for s in (0.5, 0.7)]), 0.95, 0.02, 8.0
+        )
+
+
+def test_real_photos_with_a_strength_per_target_read_each_target_at_its_own_strength():
+    lab = lab_rows((3, 0.5, 0.10, 1.0), (3, 0.7, 0.30, 1.0))
+    # At 0.7 happy keeps the person but angry does not: happy 0.7 with angry 0.5 is allowed.
+    real = [real_row(3, 0.5, 0.10, 1.0), real_row(3, 0.7, 0.40, 1.0, angry_identity=0.5)]
+    settings = choose_defaults.candidates(lab, True, real)
+    allowed = [s for s in settings if choose_defaults.allowed_on_real_photos(s, 0.95, 8.0)]
+    assert sorted((s["strengths"]["happy"], s["strengths"]["angry"]) for s in allowed) == [(0.5, 0.5), (0.7, 0.5)]
+    chosen = choose_defaults.choose(settings, 0.95, 0.02, 8.0)
+    assert chosen["strengths"] == {"happy": 0.7, "angry": 0.5}
+    assert chosen["real"]["rise"] == pytest.approx(0.20)  # happy at 0.7 (0.40), angry at 0.5 (0.0)
+
+
+def test_the_final_test_split_is_refused_by_name_and_by_content(tmp_path, capsys):
+    from diffusers_led.evaluation.real_photos import final_split_photos
+    from diffusers_led.utils import file_digest
+
+    tune = tmp_path / "tune"
+    tune.mkdir()
+    (tune / "a.jpg").write_bytes(b"a tune photo")
+    (tune / "renamed.jpg").write_bytes(b"a test photo")
+    manifest = {"photos": [{"sha256": file_digest(tune / "renamed.jpg"), "split": "test"}]}
+    assert final_split_photos(tune, manifest) == ["renamed.jpg"]
+    assert final_split_photos(tune, {"photos": []}) == []
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "b.jpg").write_bytes(b"x")
+    assert final_split_photos(tmp_path / "test") == ["b.jpg"]
+    with pytest.raises(SystemExit):
+        choose_defaults.main(["--model", "m", "--data", "d", "--real-photos", str(tmp_path / "test")])
     assert "final test split" in capsys.readouterr().err

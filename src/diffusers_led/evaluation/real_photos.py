@@ -14,7 +14,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FINAL_SPLIT", "MANIFEST_PATH", "SPLITS", "load_manifest", "people_by_split", "validate_manifest"]
+__all__ = [
+    "FINAL_SPLIT",
+    "MANIFEST_PATH",
+    "SPLITS",
+    "final_split_photos",
+    "load_manifest",
+    "people_by_split",
+    "validate_manifest",
+]
 
 MANIFEST_PATH = Path(__file__).with_name("real_photos.json")
 SPLITS = ("tune", "test")
@@ -65,3 +73,20 @@ def people_by_split(manifest: dict[str, Any]) -> dict[str, set]:
     for photo in manifest["photos"]:
         out[photo["split"]].update(p["person"] for p in photo["people"])
     return out
+
+
+def final_split_photos(folder: str | os.PathLike, manifest: dict[str, Any] | None = None) -> list[str]:
+    """The photos in ``folder`` that are in the manifest's final test split, recognised by content (SHA-256), so a
+    renamed or copied test photo is caught too; all of them when the folder itself is named after that split.
+    Default choices refuse such a folder: the final split is only for reporting a model already chosen."""
+    from ..utils import file_digest
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    if folder.name == FINAL_SPLIT:
+        return [p.name for p in files]
+    manifest = manifest or load_manifest()
+    final = {photo["sha256"] for photo in manifest["photos"] if photo["split"] == FINAL_SPLIT}
+    return [p.name for p in files if file_digest(p) in final]
