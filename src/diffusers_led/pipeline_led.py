@@ -41,7 +41,7 @@ from .image_processor import (
 from .labels import EDIT_MODES
 from .model_checks import check_model_folder
 from .regions import FaceRegionProcessor, FaceRegions, face_shape, five_landmarks
-from .warp import action_unit_warp, inner_mouth_mask, mouth_opening
+from .warp import action_unit_warp, inner_mouth_mask
 
 logger = logging.get_logger(__name__)
 
@@ -54,8 +54,6 @@ logger = logging.get_logger(__name__)
 FAST_SCHEDULER_CLASS = "DPMSolverMultistepScheduler"
 FAST_SCHEDULER_CONFIG = {"algorithm_type": "dpmsolver++", "solver_order": 2, "timestep_spacing": "trailing"}
 FAST_NUM_INFERENCE_STEPS = 10
-#: A warp that opens the lips by more than this (inter-ocular distances) gets new texture inside the mouth.
-MIN_OPENING = 0.04
 
 
 def fast_scheduler(config: dict[str, Any]):
@@ -925,10 +923,12 @@ class LocalExpressionPipeline(DiffusionPipeline):
 
     def texture_faces(self, rgb: np.ndarray, faces: list[FaceRegions]) -> list[FaceRegions]:
         """The mouths of `faces` (already warped, in the warped image `rgb`) that the warp opened, re-cut around
-        their moved landmarks, each with a mask of the inside of its lips: what the UNet re-generates."""
+        their moved landmarks, each with a mask of the inside of its lips: what the UNet re-generates. A mouth is
+        opened when the warp parted its lips (``FaceWarp.mouth``: the one decision, so texture goes exactly where
+        the warp showed the inside of the mouth)."""
         opened = []
         for face in faces:
-            if face.warp is None or mouth_opening(face.warp.shape) - mouth_opening(face.face.shape) < MIN_OPENING:
+            if face.warp is None or face.warp.mouth is None:
                 continue
             shape = face.warp.shape
             moved = replace(face.face, landmarks=five_landmarks(shape), shape=shape)
