@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from diffusers_led.action_units import NEUTRAL_SHAPE_FILE, align_shape, inter_ocular
+from diffusers_led.action_units import ESTIMATED_UNITS, NEUTRAL_SHAPE_FILE, align_shape, fit_action_units, inter_ocular
 from diffusers_led.regions import (
     CANONICAL_SIZE,
     DlibFaceDetector,
@@ -33,6 +33,7 @@ from diffusers_led.regions import (
     canonical_template,
     transform_points,
 )
+from diffusers_led.utils import write_text_atomically
 
 #: Points named in the printed table (subject's right half and midline).
 GROUPS = {
@@ -98,9 +99,25 @@ def main() -> None:
         f"mean neutral shape of {len(calibration_people)} people ({', '.join(calibration_people)}); "
         f"held out: {', '.join(held_out)}"
     )
+    # How far neutral faces read as expressions: per unit, the largest reading on these people's neutral frames,
+    # rounded up to 0.05. Editing does not undo readings up to it (a person's low brows are not a frown).
+    readings = np.array(
+        [
+            [fit_action_units(shape, neutral)[unit] for unit in ESTIMATED_UNITS]
+            for person in calibration_people
+            for shape in by_person.get(person, [])
+        ]
+    )
+    variation = {unit: float(np.ceil(v * 20) / 20) for unit, v in zip(ESTIMATED_UNITS, readings.max(axis=0))}
+    print(f"largest readings on {len(readings)} neutral frames: {variation}")
     if args.write_neutral:
-        record = {"people": calibration_people, "held_out": held_out, "shape": np.round(neutral, 4).tolist()}
-        NEUTRAL_SHAPE_FILE.write_text(json.dumps(record))
+        record = {
+            "people": calibration_people,
+            "held_out": held_out,
+            "shape": np.round(neutral, 4).tolist(),
+            "variation": variation,
+        }
+        write_text_atomically(NEUTRAL_SHAPE_FILE, json.dumps(record))
         print(f"wrote {NEUTRAL_SHAPE_FILE}")
 
 

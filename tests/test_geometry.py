@@ -87,6 +87,28 @@ def test_estimate_reads_back_a_known_smile_and_neutral_undoes_it():
     assert with_extra == {"AU6": 0.5 * happy["AU6"], "AU12": pytest.approx(0.5 * happy["AU12"] + 0.2)}
 
 
+def test_readings_that_neutral_faces_reach_are_not_undone():
+    from diffusers_led.action_units import ESTIMATED_UNITS, neutral_variation
+
+    variation = neutral_variation()
+    assert set(variation) == set(ESTIMATED_UNITS) and all(0 < v <= 1.5 for v in variation.values())
+    low_brows = {"AU4": variation["AU4"] - 0.05}  # a person's low brows: as far as neutral faces read
+    assert expression_action_units("neutral", 1.0, low_brows) == {}
+    assert expression_action_units("happy", 1.0, low_brows) == expression_action_units("happy", 1.0, {})
+    frown = {"AU4": variation["AU4"] + 0.1}  # beyond what neutral faces show: an expression, undone
+    assert expression_action_units("neutral", 0.5, frown) == {"AU4": pytest.approx(-0.5 * frown["AU4"])}
+    # A part of the face beyond neutral is undone whole: a raised brow loses its inner and its outer half.
+    raised = {"AU1": variation["AU1"] - 0.1, "AU2": variation["AU2"] + 0.3, "AU12": variation["AU12"] - 0.1}
+    assert expression_action_units("neutral", 1.0, raised) == {
+        "AU1": pytest.approx(-raised["AU1"]),
+        "AU2": pytest.approx(-raised["AU2"]),
+    }
+    # The target's own units still count whatever their size: a slight smile is not smiled at twice.
+    slight_smile = {"AU12": 0.3}
+    happy = expression_action_units("happy", 1.0, slight_smile)
+    assert happy["AU12"] == pytest.approx(EXPRESSION_PROTOTYPES["happy"]["AU12"] - 0.3)
+
+
 def test_landmark_displacements_add_up():
     assert np.allclose(
         landmark_displacements({"AU1": 1.0, "AU12": 0.5}), ACTION_UNITS["AU1"] + 0.5 * ACTION_UNITS["AU12"]

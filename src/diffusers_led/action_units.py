@@ -35,8 +35,10 @@ __all__ = [
     "SOURCES",
     "align_shape",
     "estimate_action_units",
+    "fit_action_units",
     "inter_ocular",
     "neutral_shape",
+    "neutral_variation",
     "expression_action_units",
     "landmark_displacements",
     "parse_action_units",
@@ -249,6 +251,10 @@ EXPRESSION_PROTOTYPES: dict[str, dict[str, float]] = {
 
 #: Units estimated on a face to find its own expression (bilateral ones: one-sided estimates are too noisy).
 ESTIMATED_UNITS = ("AU1", "AU2", "AU4", "AU6", "AU12", "AU15", "AU26")
+#: Units of one part of the face, read together: when one of them is beyond what neutral faces show
+#: (:func:`neutral_variation`), that part shows an expression and all of its readings are undone (undoing the outer
+#: half of a raised brow and keeping the inner half makes a new expression, not none).
+FACE_PARTS = (("AU1", "AU2", "AU4"), ("AU6",), ("AU12", "AU15", "AU26"))
 #: Ridge weight of the estimate: opposing units (AU1 and AU4 on the brows) must not both grow to cancel out.
 ESTIMATE_RIDGE = 0.05
 
@@ -317,14 +323,21 @@ def neutral_shape() -> np.ndarray:
     return shape
 
 
-def estimate_action_units(shape: np.ndarray, threshold: float = 0.25) -> dict[str, float]:
-    """A face's own bilateral action units: the non-negative least-squares fit of its difference from the mean
-    neutral face (after aligning the stable points) by the patterns of :data:`ESTIMATED_UNITS`. ``shape``: 68
-    points in any frame. Activations below ``threshold`` are dropped: people differ from the mean face by that
-    much without any expression."""
+@lru_cache(maxsize=1)
+def neutral_variation() -> dict[str, float]:
+    """Per estimated unit, the largest reading :func:`fit_action_units` gave on the neutral frames of the
+    calibration people (see :data:`NEUTRAL_SHAPE_FILE`): readings up to this can be a person's face shape (low brows,
+    full cheeks, a wide mouth) rather than an expression, so editing does not undo them."""
+    return dict(json.loads(NEUTRAL_SHAPE_FILE.read_text())["variation"])
+
+
+def fit_action_units(shape: np.ndarray, reference: np.ndarray | None = None) -> dict[str, float]:
+    """The non-negative least-squares fit of a face's difference from ``reference`` (default: the mean neutral face),
+    after aligning the stable points, by the patterns of :data:`ESTIMATED_UNITS`; every unit's weight, none dropped.
+    ``shape``: 68 points in any frame."""
     from scipy.optimize import nnls
 
-    reference = neutral_shape()
+    reference = neutral_shape() if reference is None else np.asarray(reference, dtype=np.float64)
     shape = np.asarray(shape, dtype=np.float64)
     scaled = shape * (inter_ocular(reference) / max(inter_ocular(shape), 1e-9))
     change = align_shape(scaled, reference) - reference
@@ -334,7 +347,14 @@ def estimate_action_units(shape: np.ndarray, threshold: float = 0.25) -> dict[st
         np.vstack([basis, ridge * np.eye(len(ESTIMATED_UNITS))]),
         np.concatenate([change.ravel(), np.zeros(len(ESTIMATED_UNITS))]),
     )
-    return {name: round(min(float(w), 1.5), 3) for name, w in zip(ESTIMATED_UNITS, weights) if w >= threshold}
+    return {name: float(w) for name, w in zip(ESTIMATED_UNITS, weights)}
+
+
+def estimate_action_units(shape: np.ndarray, threshold: float = 0.25) -> dict[str, float]:
+    """A face's own bilateral action units (:func:`fit_action_units`), capped at 1.5. Activations below
+    ``threshold`` are dropped: people differ from the mean face by that much without any expression."""
+    weights = fit_action_units(shape)
+    return {name: round(min(w, 1.5), 3) for name, w in weights.items() if w >= threshold}
 
 
 def expression_action_units(
@@ -347,15 +367,22 @@ def expression_action_units(
     ``strength`` minus what the face already shows of them (``current``, from :func:`estimate_action_units`), and
     the face's own units that the target does not have undone by ``strength``; then ``extra`` units on top.
 
-    A face that already smiles is not smiled at twice; editing toward neutral undoes whatever the face shows."""
+    A face that already smiles is not smiled at twice; editing toward neutral undoes what the face clearly shows.
+    Only readings above what neutral faces show (:func:`neutral_variation`) are undone: a person's low brows or
+    wide mouth are not an expression to take away."""
     prototype = EXPRESSION_PROTOTYPES[canonical_expression(target)]
     current = dict(current or {})
+    variation = neutral_variation()
+    parts = [*FACE_PARTS, *((name,) for name in current if not any(name in part for part in FACE_PARTS))]
+    expressive = {
+        name for part in parts if any(current.get(u, 0.0) > variation.get(u, 0.0) for u in part) for name in part
+    }
     change: dict[str, float] = {}
     for name, intensity in prototype.items():
         own = current.get(name, 0.0)
         change[name] = strength * max(intensity - own, 0.0)
     for name, own in current.items():
-        if name not in prototype:
+        if name not in prototype and name in expressive:
             change[name] = change.get(name, 0.0) - strength * own
     for name, value in parse_action_units(extra).items():
         change[name] = change.get(name, 0.0) + value
