@@ -63,16 +63,14 @@ from diffusers.utils.torch_utils import is_compiled_module
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 from tqdm.auto import tqdm
 
+from diffusers_led.commands import ArgumentParser
 from diffusers_led.data import metadata_path_problems, read_crop_geometry
 from diffusers_led.expressions import EXPRESSIONS, ExpressionEmbeddings, canonical_expression
 from diffusers_led.image_processor import CropExposure, crop_statistics, crops_to_tensor, tensor_to_crops
-from diffusers_led.pipeline_led import (
-    LocalExpressionPipeline,
-    UnsafeWeightsError,
-    pickled_only_components,
-    unsafe_weights_message,
-)
+from diffusers_led.model_checks import UnsafeWeightsError, pickled_only_components, unsafe_weights_message
+from diffusers_led.pipeline_led import LocalExpressionPipeline
 from diffusers_led.regions import REGION_ANCHORS
+from diffusers_led.serialization import replace_folder, write_text_atomically
 from diffusers_led.unet_presets import UNET_PRESETS, build_unet
 from diffusers_led.utils import file_digest
 
@@ -103,10 +101,19 @@ RESTRICTED_SOURCES = {
 WEIGHTS_TERMS = "non-commercial research use only"
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The command line of ``train_led.py`` (argument names as in diffusers' ``train_text_to_image.py``)."""
-    parser = argparse.ArgumentParser(description="Train a Local Expression Diffusion region denoiser.")
-    # Model.
+def build_parser() -> ArgumentParser:
+    """The command line of ``train_led.py``: argument names as in diffusers' ``train_text_to_image.py``
+    (underscores; the dashed spelling works too)."""
+    parser = ArgumentParser(description="Train a Local Expression Diffusion region denoiser.")
+    _add_model_arguments(parser)
+    _add_data_arguments(parser)
+    _add_optimization_arguments(parser)
+    _add_output_arguments(parser)
+    return parser
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model: what to fine-tune or build, the label embeddings, the noise schedule."""
     parser.add_argument(
         "--pretrained_model_name_or_path",
         type=str,
@@ -151,7 +158,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--ddpm_num_steps", type=int, default=500, help="DDPM training timesteps (the paper: 500).")
     parser.add_argument("--ddpm_beta_schedule", type=str, default="linear", help="DDPM beta schedule.")
-    # Data.
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The crops: where they come from, which are used, and their augmentation."""
     parser.add_argument("--dataset_name", type=str, default=None, help="A dataset on the Hub or a local dataset path.")
     parser.add_argument("--dataset_config_name", type=str, default=None, help="The dataset's config, if any.")
     parser.add_argument(
@@ -201,7 +211,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "class size): small datasets are mostly neutral.",
     )
     parser.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader worker processes.")
-    # Optimisation.
+
+
+def _add_optimization_arguments(parser: argparse.ArgumentParser) -> None:
+    """The optimisation: batches, learning rate, loss, label dropout, EMA, precision."""
     parser.add_argument("--output_dir", type=str, default="led-model", help="Where the model and checkpoints go.")
     parser.add_argument("--seed", type=int, default=None, help="A seed for reproducible training.")
     parser.add_argument("--train_batch_size", type=int, default=16, help="Batch size per device.")
@@ -245,7 +258,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=("no", "fp16", "bf16"),
         help="Defaults to the accelerate config. bf16 works on CPU; fp16 needs a GPU.",
     )
-    # Checkpoints, logging, validation.
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """Checkpoints, logging, validation and the Hub."""
     parser.add_argument("--checkpointing_steps", type=int, default=500)
     parser.add_argument("--checkpoints_total_limit", type=int, default=None, help="Keep at most this many.")
     parser.add_argument(
@@ -277,6 +293,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--local_rank", type=int, default=-1, help="Set by the launcher.")
 
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The parsed and checked command line of ``train_led.py`` (see :func:`build_parser`)."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     env_local_rank = int(os.environ.get("LOCAL_RANK", -1))
     if env_local_rank != -1 and env_local_rank != args.local_rank:
@@ -712,17 +732,8 @@ def save_checkpoint(
         files = {p.relative_to(temporary).as_posix(): p.stat().st_size for p in temporary.rglob("*") if p.is_file()}
         state = {"global_step": global_step, **position, "num_processes": accelerator.num_processes, "files": files}
         state["sha256"] = {name: file_digest(temporary / name) for name in files}
-        with open(temporary / CHECKPOINT_STATE_FILE, "w") as handle:
-            json.dump(state, handle, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if final.exists():  # re-reaching a step after resuming from an earlier checkpoint
-            stale = final.with_name(f".old-{final.name}")
-            os.replace(final, stale)
-            os.replace(temporary, final)
-            shutil.rmtree(stale)
-        else:
-            os.replace(temporary, final)
+        write_text_atomically(temporary / CHECKPOINT_STATE_FILE, json.dumps(state, indent=1))
+        replace_folder(temporary, final)  # an existing one: re-reaching a step after resuming from an earlier one
         logger.info(f"Saved state to {final}")
         if total_limit is not None:
             for old in list_checkpoints(output_dir)[:-total_limit]:
@@ -983,7 +994,8 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
     if accelerator.is_main_process:
         os.makedirs(args.output_dir, exist_ok=True)
-        for pattern in (f".tmp-{CHECKPOINT_PREFIX}*", f".old-{CHECKPOINT_PREFIX}*"):
+        # Staging folders and replaced checkpoints (serialization.replace_folder; .old-* from earlier versions).
+        for pattern in (f".tmp-{CHECKPOINT_PREFIX}*", f".{CHECKPOINT_PREFIX}*.old-*", f".old-{CHECKPOINT_PREFIX}*"):
             for stale in Path(args.output_dir).glob(pattern):
                 shutil.rmtree(stale)  # an interrupted save
 

@@ -63,10 +63,10 @@ import PIL.Image
 from .expressions import EXPRESSIONS, canonical_expression
 from .image_processor import ImageLoadError, prepare_image
 from .regions import FaceRegionProcessor
-from .utils import escape_file_name, file_digest, write_text_atomically
+from .serialization import append_text, atomic_write, write_text_atomically
+from .utils import IMAGE_EXTENSIONS, escape_file_name, file_digest
 
 FORMATS = ("rafd", "ckplus", "ckplus_sample", "metadata", "folders")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 SPLITS = ("train", "test")
 METADATA_FILE = "metadata.jsonl"
 REPORT_FILE = "prepare_report.json"
@@ -590,14 +590,15 @@ def crop_file_name(source: str, region: str) -> str:
 
 
 def _save_png_atomically(array: np.ndarray, destination: Path) -> None:
+    # Through <name>.tmp, which WrittenFiles knows as ours; not synced, like PIL's own save (thousands of crops).
+    image = PIL.Image.fromarray(array)
     temporary = destination.with_name(destination.name + ".tmp")
-    PIL.Image.fromarray(array).save(temporary, format="PNG")
-    os.replace(temporary, destination)
+    atomic_write(destination, lambda stream: image.save(stream, format="PNG"), temporary=temporary, sync=False)
 
 
 def _append_lines(metadata_file: Path, records: Sequence[dict[str, Any]]) -> None:
     """Append records as JSON lines in one write and sync them to disk."""
-    _append_text(metadata_file, "".join(json.dumps(record) + "\n" for record in records))
+    append_text(metadata_file, "".join(json.dumps(record) + "\n" for record in records))
 
 
 def _load_split_metadata(split_dir: Path, regions: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
@@ -671,7 +672,7 @@ class WrittenFiles:
                     "--output_dir."
                 )
         if new:
-            _append_text(self.record, "".join(relative + "\n" for relative in new))
+            append_text(self.record, "".join(relative + "\n" for relative in new))
             self.paths.update(new)
 
     def rewrite(self, relatives: Iterable[str]) -> None:
@@ -718,14 +719,6 @@ def _listed_file_names(metadata_file: Path) -> list[str]:
         if isinstance(name, str) and "/" not in name and "\\" not in name and name not in ("", ".", ".."):
             names.append(name)
     return names
-
-
-def _append_text(path: Path, text: str) -> None:
-    """Append ``text`` to ``path`` in one write and sync it to disk."""
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def check_output_folder(input_dir: Path, output_dir: Path, written: WrittenFiles, allow_other_files: bool) -> None:

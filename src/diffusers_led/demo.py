@@ -34,14 +34,15 @@ from typing import Any
 import numpy as np
 import PIL.Image
 
+from .commands import ArgumentParser, report_errors
 from .devices import add_device_arguments
 from .expressions import UntrainedExpressionError, canonical_expression
 from .image_processor import ImageLoadError, load_image
 from .labels import EDIT_MODES
+from .pretrained import MODEL_ENV_VAR, resolve_model
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
-MODEL_ENV_VAR = "LED_MODEL"
 TITLE = "diffusers-led: change a facial expression"
 #: The action units with a slider of their own in the demo (the ones the expressions are made of).
 DEMO_ACTION_UNITS = (
@@ -727,9 +728,8 @@ def load_pipeline(
     """Load the pipeline for the demo (``model``: folder or Hub id; default ``$LED_MODEL`` or the bundled model) on
     ``device`` in ``dtype`` (see :mod:`diffusers_led.devices`)."""
     from .devices import load_pipeline_on
-    from .pretrained import default_model_path
 
-    model = model or os.environ.get(MODEL_ENV_VAR) or default_model_path()
+    model = resolve_model(model, use_env=True)
     kwargs = {"variant": variant} if variant else {}
     pipe = load_pipeline_on(model, device, dtype, **kwargs)
     if face_detector:
@@ -739,7 +739,7 @@ def load_pipeline(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="led-demo",
         description="A local web page to change the facial expression in a photo (Gradio). Nothing leaves this "
         "machine: the server listens on 127.0.0.1 unless --host is given, and no public link is made without --share.",
@@ -773,14 +773,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``led-demo``."""
     args = build_parser().parse_args(argv)
-    try:
-        _import_gradio()  # fail before loading the model when Gradio is missing
-        pipe = load_pipeline(args.model, args.variant, args.device, args.face_detector, args.dtype)
-        examples = find_examples(args.example)
-    except (ImportError, OSError, ValueError) as error:
-        print(f"led-demo: error: {error}", file=sys.stderr)
-        return 1
-    model = args.model or os.environ.get(MODEL_ENV_VAR) or str(pipe.name_or_path)
+    return report_errors("led-demo", lambda: _serve(args), errors=(ImportError, OSError, ValueError))
+
+
+def _serve(args: argparse.Namespace) -> int:
+    _import_gradio()  # fail before loading the model when Gradio is missing
+    pipe = load_pipeline(args.model, args.variant, args.device, args.face_detector, args.dtype)
+    examples = find_examples(args.example)
+    model = resolve_model(args.model, use_env=True)
     blocks, launch_kwargs = build_demo(pipe, model=model, examples=examples, output_dir=args.output_dir)
     print(f"led-demo: model {model}; open http://{args.host}:{args.port} (Ctrl+C to stop)", flush=True)
     blocks.queue(default_concurrency_limit=1).launch(
