@@ -949,8 +949,8 @@ def unwrap_model(accelerator: Accelerator, model: torch.nn.Module) -> torch.nn.M
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def main(args: argparse.Namespace) -> dict[str, Any]:
-    """Train; returns ``{"global_step", "losses" (per optimisation step), "output_dir", "resumed_from"}``."""
+def _make_accelerator(args: argparse.Namespace) -> Accelerator:
+    """The accelerator of the run (multi-CPU when several processes have no GPU) and the logging of each process."""
     if args.report_to == "wandb" and args.hub_token is not None:
         raise ValueError(
             "You cannot use both --report_to=wandb and --hub_token due to a security risk of exposing your token."
@@ -982,7 +982,12 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     else:
         datasets.utils.logging.set_verbosity_error()
         diffusers.utils.logging.set_verbosity_error()
+    return accelerator
 
+
+def _seed_and_clean_up(args: argparse.Namespace, accelerator: Accelerator) -> tuple[Path | None, dict | None]:
+    """The checkpoint to resume from and its state (or ``None``s), the seed set on every process, and what an
+    interrupted save left in ``--output_dir`` removed."""
     # The seed fixes the data order and the noise; every process needs the same one (and a resumed run the old one).
     resume_path = find_resume_checkpoint(args.output_dir, args.resume_from_checkpoint)
     resume_state = json.loads((resume_path / CHECKPOINT_STATE_FILE).read_text()) if resume_path else None
@@ -998,16 +1003,16 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         for pattern in (f".tmp-{CHECKPOINT_PREFIX}*", f".{CHECKPOINT_PREFIX}*.old-*", f".old-{CHECKPOINT_PREFIX}*"):
             for stale in Path(args.output_dir).glob(pattern):
                 shutil.rmtree(stale)  # an interrupted save
+    return resume_path, resume_state
 
-    # Data, conditioning, model.
+
+def _load_data_and_model(args: argparse.Namespace, accelerator: Accelerator) -> tuple:
+    """The training and validation crops (as tensors of the model's colour mode, exposure-matched if asked), what
+    the data says about itself (``data_info``), the label embeddings, the UNet, its colour mode and the noise
+    scheduler."""
     with accelerator.main_process_first():
         train_data, validation_data, data_info = load_crop_data(args)
     check_publishable(args, data_info)
-    hub_api, repo_id = None, args.hub_model_id or Path(args.output_dir).name
-    if args.push_to_hub and accelerator.is_main_process:
-        hub_api = HfApi(token=args.hub_token)
-        repo_id = hub_api.create_repo(repo_id=repo_id, private=args.hub_private_repo, exist_ok=True).repo_id
-
     labels_seen = [label for label in EXPRESSIONS if label in set(train_data.expressions)]
     embeddings = load_expression_embeddings(
         args.text_encoder,
@@ -1019,12 +1024,6 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     )
     unet, color_mode = load_or_build_unet(
         args, train_data.crops, embeddings.config.embedding_dim, data_info["regions"]
-    )
-    # A region-conditioned UNet gets each crop's region as a class index (its place in the saved `regions`).
-    region_classes = (
-        {region: index for index, region in enumerate(data_info["regions"])}
-        if unet.config.num_class_embeds is not None
-        else None
     )
     train_data.to_tensors(color_mode)
     data_info["crop_statistics"] = None
@@ -1045,7 +1044,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         noise_scheduler = DDPMScheduler(num_train_timesteps=args.ddpm_num_steps, beta_schedule=args.ddpm_beta_schedule)
     unet.train()
     embeddings.to(accelerator.device)
+    return train_data, validation_data, data_info, embeddings, unet, color_mode, noise_scheduler
 
+
+def _make_ema(args: argparse.Namespace, unet: UNet2DConditionModel, accelerator: Accelerator) -> EMAModel | None:
+    """The EMA of the UNet's weights (``--use_ema``), saved in checkpoints; ``None`` without it."""
     ema_unet = None
     if args.use_ema:
         ema_unet = EMAModel(
@@ -1061,7 +1064,13 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         )
         ema_unet.to(accelerator.device)
         accelerator.register_for_checkpointing(ema_unet)
+    return ema_unet
 
+
+def _prepare_training(args: argparse.Namespace, accelerator: Accelerator, unet, train_data) -> tuple:
+    """The optimizer (AdamW), the epoch-seeded sampler and data loader, the LR schedule, all prepared by
+    accelerate; sets ``args.max_train_steps`` and ``args.num_train_epochs`` from each other. Returns ``(unet,
+    optimizer, sampler, train_dataloader, lr_scheduler)``."""
     if args.scale_lr:
         args.learning_rate *= args.gradient_accumulation_steps * args.train_batch_size * accelerator.num_processes
     optimizer = torch.optim.AdamW(
@@ -1102,7 +1111,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if args.max_train_steps is None:
         args.max_train_steps = args.num_train_epochs * num_update_steps_per_epoch
     args.num_train_epochs = math.ceil(args.max_train_steps / num_update_steps_per_epoch)
+    return unet, optimizer, sampler, train_dataloader, lr_scheduler
 
+
+def _log_run_start(args, accelerator: Accelerator, train_data, data_info: dict, color_mode: str) -> None:
+    """Start the trackers (with the arguments, never the Hub token) and log the run's sizes."""
     if accelerator.is_main_process:
         tracker_config = {
             key: value if isinstance(value, (int, float, str, bool)) else str(value)
@@ -1120,25 +1133,141 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     logger.info(f"  Gradient Accumulation steps = {args.gradient_accumulation_steps}")
     logger.info(f"  Total optimization steps = {args.max_train_steps}")
 
+
+def _restore_checkpoint(
+    accelerator: Accelerator, resume_path: Path, resume_state: dict, num_batches: int
+) -> tuple[int, int, int]:
+    """Load a checkpoint's state; returns ``(global_step, first_epoch, first batch of that epoch)``."""
+    accelerator.print(f"Resuming from checkpoint {resume_path}")
+    if resume_state["num_processes"] != accelerator.num_processes:
+        logger.warning(
+            f"{resume_path} was saved with {resume_state['num_processes']} processes and this run has "
+            f"{accelerator.num_processes}: the data order will differ from an uninterrupted run."
+        )
+    try:
+        accelerator.load_state(str(resume_path))
+    except Exception as error:
+        raise ValueError(
+            f"Checkpoint {resume_path} could not be loaded ({type(error).__name__}: {error}). It is corrupt or "
+            "from another model or setup: delete it (--resume_from_checkpoint latest then takes the newest "
+            "remaining one), or train into a new --output_dir."
+        ) from error
+    global_step, first_epoch, resume_batch = (resume_state[k] for k in ("global_step", "epoch", "batch_in_epoch"))
+    if resume_batch >= num_batches:
+        first_epoch, resume_batch = first_epoch + 1, 0
+    return global_step, first_epoch, resume_batch
+
+
+def _denoising_loss(
+    unet, embeddings, noise_scheduler, batch: dict, generator: torch.Generator, region_classes, args
+) -> torch.Tensor:
+    """The loss of one batch: augmented crops noised at random timesteps, labels dropped with
+    ``--conditioning_dropout_prob``, the UNet's noise prediction against the noise (Eq. 5)."""
+    clean = augment(batch["pixel_values"], generator, args)
+    bsz = clean.shape[0]
+    noise = torch.randn(clean.shape, generator=generator).to(clean)
+    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (bsz,), generator=generator).to(
+        clean.device
+    )
+    dropped = (torch.rand(bsz, generator=generator) < args.conditioning_dropout_prob).to(clean.device)
+    noisy = noise_scheduler.add_noise(clean, noise, timesteps)
+    encoder_hidden_states = embeddings(batch["expression"])
+    encoder_hidden_states = torch.where(dropped[:, None, None], embeddings.null_embedding(bsz), encoder_hidden_states)
+    class_labels = None
+    if region_classes is not None:
+        class_labels = torch.tensor([region_classes[r] for r in batch["region"]], device=clean.device)
+    model_pred = unet(noisy, timesteps, encoder_hidden_states, class_labels=class_labels, return_dict=False)[0]
+    return compute_loss(model_pred, noise, args.loss_type, args.smooth_l1_beta)
+
+
+def _save_trained_pipeline(
+    args,
+    accelerator,
+    unet,
+    ema_unet,
+    noise_scheduler,
+    embeddings,
+    data_info,
+    run_validation,
+    global_step,
+    losses,
+    hub_api,
+    repo_id,
+) -> None:
+    """Save the pipeline (main process): the EMA weights as the main ones, the raw weights as the ``non_ema`` variant,
+    the validation grid and the model card; push it with ``--push_to_hub``."""
+    unet = unwrap_model(accelerator, unet)
+    if ema_unet is not None:
+        unet.save_pretrained(os.path.join(args.output_dir, "unet"), variant="non_ema")
+    grid = run_validation()  # with the EMA weights, like the saved model
+    grid.save(os.path.join(args.output_dir, VALIDATION_GRID))
+    if ema_unet is not None:
+        ema_unet.copy_to(unet.parameters())
+    pipeline = LocalExpressionPipeline(
+        unet=unet,
+        scheduler=noise_scheduler,
+        embeddings=embeddings.to("cpu"),
+        regions=tuple(data_info["regions"]),
+        region_anchor=data_info["geometry"]["region_anchor"],
+        region_margins=data_info["geometry"]["region_margins"],
+        crop_statistics=data_info["crop_statistics"],
+        license=weights_licence(args, data_info),
+    )
+    # Published models carry the measured fast sampler; the paper's DDPM is one from_config away.
+    pipeline.use_fast_scheduler()
+    pipeline.save_pretrained(args.output_dir)
+    write_model_card(
+        args,
+        repo_id,
+        data_info,
+        pipeline,
+        global_step,
+        args.num_train_epochs,
+        losses[-1] if losses else None,
+        VALIDATION_GRID,
+    )
+    if hub_api is not None:
+        hub_api.upload_folder(
+            repo_id=repo_id,
+            folder_path=args.output_dir,
+            commit_message="End of training",
+            # Validation grids show training-data crops, which RaFD's and CK+'s terms forbid redistributing.
+            ignore_patterns=[f"{CHECKPOINT_PREFIX}*", ".tmp-*", f"{args.logging_dir}/*", "validation/*"]
+            + ([VALIDATION_GRID] if restricted_formats(data_info) else []),
+        )
+        logger.info(f"Pushed {args.output_dir} to https://huggingface.co/{repo_id}")
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    """Train; returns ``{"global_step", "losses" (per optimisation step), "output_dir", "resumed_from"}``."""
+    accelerator = _make_accelerator(args)
+
+    resume_path, resume_state = _seed_and_clean_up(args, accelerator)
+
+    train_data, validation_data, data_info, embeddings, unet, color_mode, noise_scheduler = _load_data_and_model(
+        args, accelerator
+    )
+    hub_api, repo_id = None, args.hub_model_id or Path(args.output_dir).name
+    if args.push_to_hub and accelerator.is_main_process:
+        hub_api = HfApi(token=args.hub_token)
+        repo_id = hub_api.create_repo(repo_id=repo_id, private=args.hub_private_repo, exist_ok=True).repo_id
+    # A region-conditioned UNet gets each crop's region as a class index (its place in the saved `regions`).
+    region_classes = (
+        {region: index for index, region in enumerate(data_info["regions"])}
+        if unet.config.num_class_embeds is not None
+        else None
+    )
+    ema_unet = _make_ema(args, unet, accelerator)
+
+    unet, optimizer, sampler, train_dataloader, lr_scheduler = _prepare_training(args, accelerator, unet, train_data)
+
+    _log_run_start(args, accelerator, train_data, data_info, color_mode)
+
     global_step, first_epoch, resume_batch = 0, 0, 0
     if resume_path is not None:
-        accelerator.print(f"Resuming from checkpoint {resume_path}")
-        if resume_state["num_processes"] != accelerator.num_processes:
-            logger.warning(
-                f"{resume_path} was saved with {resume_state['num_processes']} processes and this run has "
-                f"{accelerator.num_processes}: the data order will differ from an uninterrupted run."
-            )
-        try:
-            accelerator.load_state(str(resume_path))
-        except Exception as error:
-            raise ValueError(
-                f"Checkpoint {resume_path} could not be loaded ({type(error).__name__}: {error}). It is corrupt or "
-                "from another model or setup: delete it (--resume_from_checkpoint latest then takes the newest "
-                "remaining one), or train into a new --output_dir."
-            ) from error
-        global_step, first_epoch, resume_batch = (resume_state[k] for k in ("global_step", "epoch", "batch_in_epoch"))
-        if resume_batch >= len(train_dataloader):
-            first_epoch, resume_batch = first_epoch + 1, 0
+        global_step, first_epoch, resume_batch = _restore_checkpoint(
+            accelerator, resume_path, resume_state, len(train_dataloader)
+        )
 
     progress_bar = tqdm(
         range(0, args.max_train_steps),
@@ -1147,8 +1276,6 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         disable=not accelerator.is_local_main_process,
     )
     validation_source = validation_data or train_data
-    null_probability = args.conditioning_dropout_prob
-    num_train_timesteps = noise_scheduler.config.num_train_timesteps
     losses: list[float] = []
     train_loss = 0.0
 
@@ -1183,23 +1310,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         for batch_index, batch in enumerate(active_dataloader, start=skip):
             with accelerator.accumulate(unet):
                 generator = batch_generator(args.seed, accelerator.process_index, epoch, batch_index)
-                clean = augment(batch["pixel_values"], generator, args)
-                bsz = clean.shape[0]
-                noise = torch.randn(clean.shape, generator=generator).to(clean)
-                timesteps = torch.randint(0, num_train_timesteps, (bsz,), generator=generator).to(clean.device)
-                dropped = (torch.rand(bsz, generator=generator) < null_probability).to(clean.device)
-                noisy = noise_scheduler.add_noise(clean, noise, timesteps)
-                encoder_hidden_states = embeddings(batch["expression"])
-                encoder_hidden_states = torch.where(
-                    dropped[:, None, None], embeddings.null_embedding(bsz), encoder_hidden_states
-                )
-                class_labels = None
-                if region_classes is not None:
-                    class_labels = torch.tensor([region_classes[r] for r in batch["region"]], device=clean.device)
-                model_pred = unet(
-                    noisy, timesteps, encoder_hidden_states, class_labels=class_labels, return_dict=False
-                )[0]
-                loss = compute_loss(model_pred, noise, args.loss_type, args.smooth_l1_beta)
+                loss = _denoising_loss(unet, embeddings, noise_scheduler, batch, generator, region_classes, args)
 
                 avg_loss = accelerator.gather(loss.repeat(args.train_batch_size)).mean()
                 train_loss += avg_loss.item() / args.gradient_accumulation_steps
@@ -1234,46 +1345,20 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     # Save the pipeline: EMA weights as the main ones, the raw weights as the non_ema variant.
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        unet = unwrap_model(accelerator, unet)
-        if ema_unet is not None:
-            unet.save_pretrained(os.path.join(args.output_dir, "unet"), variant="non_ema")
-        grid = run_validation()  # with the EMA weights, like the saved model
-        grid.save(os.path.join(args.output_dir, VALIDATION_GRID))
-        if ema_unet is not None:
-            ema_unet.copy_to(unet.parameters())
-        pipeline = LocalExpressionPipeline(
-            unet=unet,
-            scheduler=noise_scheduler,
-            embeddings=embeddings.to("cpu"),
-            regions=tuple(data_info["regions"]),
-            region_anchor=data_info["geometry"]["region_anchor"],
-            region_margins=data_info["geometry"]["region_margins"],
-            crop_statistics=data_info["crop_statistics"],
-            license=weights_licence(args, data_info),
-        )
-        # Published models carry the measured fast sampler; the paper's DDPM is one from_config away.
-        pipeline.use_fast_scheduler()
-        pipeline.save_pretrained(args.output_dir)
-        write_model_card(
+        _save_trained_pipeline(
             args,
-            repo_id,
+            accelerator,
+            unet,
+            ema_unet,
+            noise_scheduler,
+            embeddings,
             data_info,
-            pipeline,
+            run_validation,
             global_step,
-            args.num_train_epochs,
-            losses[-1] if losses else None,
-            VALIDATION_GRID,
+            losses,
+            hub_api,
+            repo_id,
         )
-        if hub_api is not None:
-            hub_api.upload_folder(
-                repo_id=repo_id,
-                folder_path=args.output_dir,
-                commit_message="End of training",
-                # Validation grids show training-data crops, which RaFD's and CK+'s terms forbid redistributing.
-                ignore_patterns=[f"{CHECKPOINT_PREFIX}*", ".tmp-*", f"{args.logging_dir}/*", "validation/*"]
-                + ([VALIDATION_GRID] if restricted_formats(data_info) else []),
-            )
-            logger.info(f"Pushed {args.output_dir} to https://huggingface.co/{repo_id}")
     accelerator.end_training()
     return {
         "global_step": global_step,
