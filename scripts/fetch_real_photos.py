@@ -29,9 +29,9 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
-from fetch_ckplus_sample import pip_download, refuse_foreign_folder
+from fetch_ckplus_sample import pip_download, refuse_foreign_folder, run_fetch_command
 
-from diffusers_led.commands import ArgumentParser, report_errors
+from diffusers_led.commands import ArgumentParser
 from diffusers_led.evaluation.real_photos import MANIFEST_PATH, load_manifest
 from diffusers_led.serialization import commit_folder, staging_folder
 from diffusers_led.utils import file_digest
@@ -169,18 +169,15 @@ def build_parser() -> ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    print(LICENCE_NOTE)
-    try:
-        archives = dict(item.split("=", 1) for item in args.archive)
-    except ValueError:
-        parser.error("--archive takes SOURCE=PATH")
 
-    def run() -> int:
-        fetch(Path(args.output_dir), archives={k: Path(v) for k, v in archives.items()}, force=args.force)
-        return 0
+    def fetch_with(args) -> Path:
+        try:
+            archives = dict(item.split("=", 1) for item in args.archive)
+        except ValueError:
+            parser.error("--archive takes SOURCE=PATH")
+        return fetch(Path(args.output_dir), archives={k: Path(v) for k, v in archives.items()}, force=args.force)
 
-    return report_errors(parser.prog, run, errors=(RuntimeError,))
+    return run_fetch_command(parser, argv, LICENCE_NOTE, fetch_with)
 
 
 if __name__ == "__main__":

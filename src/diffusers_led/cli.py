@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .commands import ArgumentParser, CLIError, command
-from .commands import command as _command  # led-evaluate's entry point
+
+# The names led-evaluate's entry point uses (until it passes `errors=` to `command` like the others).
+from .commands import command as _command
 from .commands import report_unexpected as _unexpected
 from .devices import add_device_arguments
 from .labels import EDIT_MODES
