@@ -63,16 +63,14 @@ from diffusers.utils.torch_utils import is_compiled_module
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 from tqdm.auto import tqdm
 
+from diffusers_led.commands import ArgumentParser
 from diffusers_led.data import metadata_path_problems, read_crop_geometry
 from diffusers_led.expressions import EXPRESSIONS, ExpressionEmbeddings, canonical_expression
 from diffusers_led.image_processor import CropExposure, crop_statistics, crops_to_tensor, tensor_to_crops
-from diffusers_led.pipeline_led import (
-    LocalExpressionPipeline,
-    UnsafeWeightsError,
-    pickled_only_components,
-    unsafe_weights_message,
-)
+from diffusers_led.model_checks import UnsafeWeightsError, pickled_only_components, unsafe_weights_message
+from diffusers_led.pipeline_led import LocalExpressionPipeline
 from diffusers_led.regions import REGION_ANCHORS
+from diffusers_led.serialization import replace_folder, write_text_atomically
 from diffusers_led.unet_presets import UNET_PRESETS, build_unet
 from diffusers_led.utils import file_digest
 
@@ -103,10 +101,19 @@ RESTRICTED_SOURCES = {
 WEIGHTS_TERMS = "non-commercial research use only"
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The command line of ``train_led.py`` (argument names as in diffusers' ``train_text_to_image.py``)."""
-    parser = argparse.ArgumentParser(description="Train a Local Expression Diffusion region denoiser.")
-    # Model.
+def build_parser() -> ArgumentParser:
+    """The command line of ``train_led.py``: argument names as in diffusers' ``train_text_to_image.py``
+    (underscores; the dashed spelling works too)."""
+    parser = ArgumentParser(description="Train a Local Expression Diffusion region denoiser.")
+    _add_model_arguments(parser)
+    _add_data_arguments(parser)
+    _add_optimization_arguments(parser)
+    _add_output_arguments(parser)
+    return parser
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The model: what to fine-tune or build, the label embeddings, the noise schedule."""
     parser.add_argument(
         "--pretrained_model_name_or_path",
         type=str,
@@ -151,7 +158,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--ddpm_num_steps", type=int, default=500, help="DDPM training timesteps (the paper: 500).")
     parser.add_argument("--ddpm_beta_schedule", type=str, default="linear", help="DDPM beta schedule.")
-    # Data.
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The crops: where they come from, which are used, and their augmentation."""
     parser.add_argument("--dataset_name", type=str, default=None, help="A dataset on the Hub or a local dataset path.")
     parser.add_argument("--dataset_config_name", type=str, default=None, help="The dataset's config, if any.")
     parser.add_argument(
@@ -201,7 +211,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "class size): small datasets are mostly neutral.",
     )
     parser.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader worker processes.")
-    # Optimisation.
+
+
+def _add_optimization_arguments(parser: argparse.ArgumentParser) -> None:
+    """The optimisation: batches, learning rate, loss, label dropout, EMA, precision."""
     parser.add_argument("--output_dir", type=str, default="led-model", help="Where the model and checkpoints go.")
     parser.add_argument("--seed", type=int, default=None, help="A seed for reproducible training.")
     parser.add_argument("--train_batch_size", type=int, default=16, help="Batch size per device.")
@@ -245,7 +258,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         choices=("no", "fp16", "bf16"),
         help="Defaults to the accelerate config. bf16 works on CPU; fp16 needs a GPU.",
     )
-    # Checkpoints, logging, validation.
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """Checkpoints, logging, validation and the Hub."""
     parser.add_argument("--checkpointing_steps", type=int, default=500)
     parser.add_argument("--checkpoints_total_limit", type=int, default=None, help="Keep at most this many.")
     parser.add_argument(
@@ -277,6 +293,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--local_rank", type=int, default=-1, help="Set by the launcher.")
 
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The parsed and checked command line of ``train_led.py`` (see :func:`build_parser`)."""
+    parser = build_parser()
     args = parser.parse_args(argv)
     env_local_rank = int(os.environ.get("LOCAL_RANK", -1))
     if env_local_rank != -1 and env_local_rank != args.local_rank:
@@ -712,17 +732,8 @@ def save_checkpoint(
         files = {p.relative_to(temporary).as_posix(): p.stat().st_size for p in temporary.rglob("*") if p.is_file()}
         state = {"global_step": global_step, **position, "num_processes": accelerator.num_processes, "files": files}
         state["sha256"] = {name: file_digest(temporary / name) for name in files}
-        with open(temporary / CHECKPOINT_STATE_FILE, "w") as handle:
-            json.dump(state, handle, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if final.exists():  # re-reaching a step after resuming from an earlier checkpoint
-            stale = final.with_name(f".old-{final.name}")
-            os.replace(final, stale)
-            os.replace(temporary, final)
-            shutil.rmtree(stale)
-        else:
-            os.replace(temporary, final)
+        write_text_atomically(temporary / CHECKPOINT_STATE_FILE, json.dumps(state, indent=1))
+        replace_folder(temporary, final)  # an existing one: re-reaching a step after resuming from an earlier one
         logger.info(f"Saved state to {final}")
         if total_limit is not None:
             for old in list_checkpoints(output_dir)[:-total_limit]:
@@ -938,8 +949,8 @@ def unwrap_model(accelerator: Accelerator, model: torch.nn.Module) -> torch.nn.M
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def main(args: argparse.Namespace) -> dict[str, Any]:
-    """Train; returns ``{"global_step", "losses" (per optimisation step), "output_dir", "resumed_from"}``."""
+def _make_accelerator(args: argparse.Namespace) -> Accelerator:
+    """The accelerator of the run (multi-CPU when several processes have no GPU) and the logging of each process."""
     if args.report_to == "wandb" and args.hub_token is not None:
         raise ValueError(
             "You cannot use both --report_to=wandb and --hub_token due to a security risk of exposing your token."
@@ -971,7 +982,12 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     else:
         datasets.utils.logging.set_verbosity_error()
         diffusers.utils.logging.set_verbosity_error()
+    return accelerator
 
+
+def _seed_and_clean_up(args: argparse.Namespace, accelerator: Accelerator) -> tuple[Path | None, dict | None]:
+    """The checkpoint to resume from and its state (or ``None``s), the seed set on every process, and what an
+    interrupted save left in ``--output_dir`` removed."""
     # The seed fixes the data order and the noise; every process needs the same one (and a resumed run the old one).
     resume_path = find_resume_checkpoint(args.output_dir, args.resume_from_checkpoint)
     resume_state = json.loads((resume_path / CHECKPOINT_STATE_FILE).read_text()) if resume_path else None
@@ -983,19 +999,20 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
 
     if accelerator.is_main_process:
         os.makedirs(args.output_dir, exist_ok=True)
-        for pattern in (f".tmp-{CHECKPOINT_PREFIX}*", f".old-{CHECKPOINT_PREFIX}*"):
+        # Staging folders and replaced checkpoints (serialization.replace_folder; .old-* from earlier versions).
+        for pattern in (f".tmp-{CHECKPOINT_PREFIX}*", f".{CHECKPOINT_PREFIX}*.old-*", f".old-{CHECKPOINT_PREFIX}*"):
             for stale in Path(args.output_dir).glob(pattern):
                 shutil.rmtree(stale)  # an interrupted save
+    return resume_path, resume_state
 
-    # Data, conditioning, model.
+
+def _load_data_and_model(args: argparse.Namespace, accelerator: Accelerator) -> tuple:
+    """The training and validation crops (as tensors of the model's colour mode, exposure-matched if asked), what
+    the data says about itself (``data_info``), the label embeddings, the UNet, its colour mode and the noise
+    scheduler."""
     with accelerator.main_process_first():
         train_data, validation_data, data_info = load_crop_data(args)
     check_publishable(args, data_info)
-    hub_api, repo_id = None, args.hub_model_id or Path(args.output_dir).name
-    if args.push_to_hub and accelerator.is_main_process:
-        hub_api = HfApi(token=args.hub_token)
-        repo_id = hub_api.create_repo(repo_id=repo_id, private=args.hub_private_repo, exist_ok=True).repo_id
-
     labels_seen = [label for label in EXPRESSIONS if label in set(train_data.expressions)]
     embeddings = load_expression_embeddings(
         args.text_encoder,
@@ -1007,12 +1024,6 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     )
     unet, color_mode = load_or_build_unet(
         args, train_data.crops, embeddings.config.embedding_dim, data_info["regions"]
-    )
-    # A region-conditioned UNet gets each crop's region as a class index (its place in the saved `regions`).
-    region_classes = (
-        {region: index for index, region in enumerate(data_info["regions"])}
-        if unet.config.num_class_embeds is not None
-        else None
     )
     train_data.to_tensors(color_mode)
     data_info["crop_statistics"] = None
@@ -1033,7 +1044,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         noise_scheduler = DDPMScheduler(num_train_timesteps=args.ddpm_num_steps, beta_schedule=args.ddpm_beta_schedule)
     unet.train()
     embeddings.to(accelerator.device)
+    return train_data, validation_data, data_info, embeddings, unet, color_mode, noise_scheduler
 
+
+def _make_ema(args: argparse.Namespace, unet: UNet2DConditionModel, accelerator: Accelerator) -> EMAModel | None:
+    """The EMA of the UNet's weights (``--use_ema``), saved in checkpoints; ``None`` without it."""
     ema_unet = None
     if args.use_ema:
         ema_unet = EMAModel(
@@ -1049,7 +1064,13 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         )
         ema_unet.to(accelerator.device)
         accelerator.register_for_checkpointing(ema_unet)
+    return ema_unet
 
+
+def _prepare_training(args: argparse.Namespace, accelerator: Accelerator, unet, train_data) -> tuple:
+    """The optimizer (AdamW), the epoch-seeded sampler and data loader, the LR schedule, all prepared by
+    accelerate; sets ``args.max_train_steps`` and ``args.num_train_epochs`` from each other. Returns ``(unet,
+    optimizer, sampler, train_dataloader, lr_scheduler)``."""
     if args.scale_lr:
         args.learning_rate *= args.gradient_accumulation_steps * args.train_batch_size * accelerator.num_processes
     optimizer = torch.optim.AdamW(
@@ -1090,7 +1111,11 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     if args.max_train_steps is None:
         args.max_train_steps = args.num_train_epochs * num_update_steps_per_epoch
     args.num_train_epochs = math.ceil(args.max_train_steps / num_update_steps_per_epoch)
+    return unet, optimizer, sampler, train_dataloader, lr_scheduler
 
+
+def _log_run_start(args, accelerator: Accelerator, train_data, data_info: dict, color_mode: str) -> None:
+    """Start the trackers (with the arguments, never the Hub token) and log the run's sizes."""
     if accelerator.is_main_process:
         tracker_config = {
             key: value if isinstance(value, (int, float, str, bool)) else str(value)
@@ -1108,25 +1133,127 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     logger.info(f"  Gradient Accumulation steps = {args.gradient_accumulation_steps}")
     logger.info(f"  Total optimization steps = {args.max_train_steps}")
 
+
+def _restore_checkpoint(
+    accelerator: Accelerator, resume_path: Path, resume_state: dict, num_batches: int
+) -> tuple[int, int, int]:
+    """Load a checkpoint's state; returns ``(global_step, first_epoch, first batch of that epoch)``."""
+    accelerator.print(f"Resuming from checkpoint {resume_path}")
+    if resume_state["num_processes"] != accelerator.num_processes:
+        logger.warning(
+            f"{resume_path} was saved with {resume_state['num_processes']} processes and this run has "
+            f"{accelerator.num_processes}: the data order will differ from an uninterrupted run."
+        )
+    try:
+        accelerator.load_state(str(resume_path))
+    except Exception as error:
+        raise ValueError(
+            f"Checkpoint {resume_path} could not be loaded ({type(error).__name__}: {error}). It is corrupt or "
+            "from another model or setup: delete it (--resume_from_checkpoint latest then takes the newest "
+            "remaining one), or train into a new --output_dir."
+        ) from error
+    global_step, first_epoch, resume_batch = (resume_state[k] for k in ("global_step", "epoch", "batch_in_epoch"))
+    if resume_batch >= num_batches:
+        first_epoch, resume_batch = first_epoch + 1, 0
+    return global_step, first_epoch, resume_batch
+
+
+def _denoising_loss(
+    unet, embeddings, noise_scheduler, batch: dict, generator: torch.Generator, region_classes, args
+) -> torch.Tensor:
+    """The loss of one batch: augmented crops noised at random timesteps, labels dropped with
+    ``--conditioning_dropout_prob``, the UNet's noise prediction against the noise (Eq. 5)."""
+    clean = augment(batch["pixel_values"], generator, args)
+    bsz = clean.shape[0]
+    noise = torch.randn(clean.shape, generator=generator).to(clean)
+    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (bsz,), generator=generator).to(
+        clean.device
+    )
+    dropped = (torch.rand(bsz, generator=generator) < args.conditioning_dropout_prob).to(clean.device)
+    noisy = noise_scheduler.add_noise(clean, noise, timesteps)
+    encoder_hidden_states = embeddings(batch["expression"])
+    encoder_hidden_states = torch.where(dropped[:, None, None], embeddings.null_embedding(bsz), encoder_hidden_states)
+    class_labels = None
+    if region_classes is not None:
+        class_labels = torch.tensor([region_classes[r] for r in batch["region"]], device=clean.device)
+    model_pred = unet(noisy, timesteps, encoder_hidden_states, class_labels=class_labels, return_dict=False)[0]
+    return compute_loss(model_pred, noise, args.loss_type, args.smooth_l1_beta)
+
+
+def _final_unet(args: argparse.Namespace, accelerator: Accelerator, unet, ema_unet, run_validation) -> Any:
+    """The UNet to publish (main process): the raw weights saved as the ``non_ema`` variant, the validation grid
+    drawn with the EMA weights, and the EMA weights copied into the UNet."""
+    unet = unwrap_model(accelerator, unet)
+    if ema_unet is not None:
+        unet.save_pretrained(os.path.join(args.output_dir, "unet"), variant="non_ema")
+    grid = run_validation()  # with the EMA weights, like the saved model
+    grid.save(os.path.join(args.output_dir, VALIDATION_GRID))
+    if ema_unet is not None:
+        ema_unet.copy_to(unet.parameters())
+    return unet
+
+
+def _save_pipeline(args: argparse.Namespace, unet, noise_scheduler, embeddings, data_info: dict) -> Any:
+    """The trained ``LocalExpressionPipeline``, with the data's crop geometry and the measured fast sampler, saved
+    in ``--output_dir``."""
+    pipeline = LocalExpressionPipeline(
+        unet=unet,
+        scheduler=noise_scheduler,
+        embeddings=embeddings.to("cpu"),
+        regions=tuple(data_info["regions"]),
+        region_anchor=data_info["geometry"]["region_anchor"],
+        region_margins=data_info["geometry"]["region_margins"],
+        crop_statistics=data_info["crop_statistics"],
+        license=weights_licence(args, data_info),
+    )
+    # Published models carry the measured fast sampler; the paper's DDPM is one from_config away.
+    pipeline.use_fast_scheduler()
+    pipeline.save_pretrained(args.output_dir)
+    return pipeline
+
+
+def _push_to_hub(args: argparse.Namespace, hub_api: HfApi, repo_id: str, data_info: dict) -> None:
+    hub_api.upload_folder(
+        repo_id=repo_id,
+        folder_path=args.output_dir,
+        commit_message="End of training",
+        # Validation grids show training-data crops, which RaFD's and CK+'s terms forbid redistributing.
+        ignore_patterns=[f"{CHECKPOINT_PREFIX}*", ".tmp-*", f"{args.logging_dir}/*", "validation/*"]
+        + ([VALIDATION_GRID] if restricted_formats(data_info) else []),
+    )
+    logger.info(f"Pushed {args.output_dir} to https://huggingface.co/{repo_id}")
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    """Train; returns ``{"global_step", "losses" (per optimisation step), "output_dir", "resumed_from"}``."""
+    accelerator = _make_accelerator(args)
+
+    resume_path, resume_state = _seed_and_clean_up(args, accelerator)
+
+    train_data, validation_data, data_info, embeddings, unet, color_mode, noise_scheduler = _load_data_and_model(
+        args, accelerator
+    )
+    hub_api, repo_id = None, args.hub_model_id or Path(args.output_dir).name
+    if args.push_to_hub and accelerator.is_main_process:
+        hub_api = HfApi(token=args.hub_token)
+        repo_id = hub_api.create_repo(repo_id=repo_id, private=args.hub_private_repo, exist_ok=True).repo_id
+    # A region-conditioned UNet gets each crop's region as a class index (its place in the saved `regions`).
+    region_classes = (
+        {region: index for index, region in enumerate(data_info["regions"])}
+        if unet.config.num_class_embeds is not None
+        else None
+    )
+    ema_unet = _make_ema(args, unet, accelerator)
+
+    unet, optimizer, sampler, train_dataloader, lr_scheduler = _prepare_training(args, accelerator, unet, train_data)
+
+    _log_run_start(args, accelerator, train_data, data_info, color_mode)
+
     global_step, first_epoch, resume_batch = 0, 0, 0
     if resume_path is not None:
-        accelerator.print(f"Resuming from checkpoint {resume_path}")
-        if resume_state["num_processes"] != accelerator.num_processes:
-            logger.warning(
-                f"{resume_path} was saved with {resume_state['num_processes']} processes and this run has "
-                f"{accelerator.num_processes}: the data order will differ from an uninterrupted run."
-            )
-        try:
-            accelerator.load_state(str(resume_path))
-        except Exception as error:
-            raise ValueError(
-                f"Checkpoint {resume_path} could not be loaded ({type(error).__name__}: {error}). It is corrupt or "
-                "from another model or setup: delete it (--resume_from_checkpoint latest then takes the newest "
-                "remaining one), or train into a new --output_dir."
-            ) from error
-        global_step, first_epoch, resume_batch = (resume_state[k] for k in ("global_step", "epoch", "batch_in_epoch"))
-        if resume_batch >= len(train_dataloader):
-            first_epoch, resume_batch = first_epoch + 1, 0
+        global_step, first_epoch, resume_batch = _restore_checkpoint(
+            accelerator, resume_path, resume_state, len(train_dataloader)
+        )
 
     progress_bar = tqdm(
         range(0, args.max_train_steps),
@@ -1135,8 +1262,6 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         disable=not accelerator.is_local_main_process,
     )
     validation_source = validation_data or train_data
-    null_probability = args.conditioning_dropout_prob
-    num_train_timesteps = noise_scheduler.config.num_train_timesteps
     losses: list[float] = []
     train_loss = 0.0
 
@@ -1171,23 +1296,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         for batch_index, batch in enumerate(active_dataloader, start=skip):
             with accelerator.accumulate(unet):
                 generator = batch_generator(args.seed, accelerator.process_index, epoch, batch_index)
-                clean = augment(batch["pixel_values"], generator, args)
-                bsz = clean.shape[0]
-                noise = torch.randn(clean.shape, generator=generator).to(clean)
-                timesteps = torch.randint(0, num_train_timesteps, (bsz,), generator=generator).to(clean.device)
-                dropped = (torch.rand(bsz, generator=generator) < null_probability).to(clean.device)
-                noisy = noise_scheduler.add_noise(clean, noise, timesteps)
-                encoder_hidden_states = embeddings(batch["expression"])
-                encoder_hidden_states = torch.where(
-                    dropped[:, None, None], embeddings.null_embedding(bsz), encoder_hidden_states
-                )
-                class_labels = None
-                if region_classes is not None:
-                    class_labels = torch.tensor([region_classes[r] for r in batch["region"]], device=clean.device)
-                model_pred = unet(
-                    noisy, timesteps, encoder_hidden_states, class_labels=class_labels, return_dict=False
-                )[0]
-                loss = compute_loss(model_pred, noise, args.loss_type, args.smooth_l1_beta)
+                loss = _denoising_loss(unet, embeddings, noise_scheduler, batch, generator, region_classes, args)
 
                 avg_loss = accelerator.gather(loss.repeat(args.train_batch_size)).mean()
                 train_loss += avg_loss.item() / args.gradient_accumulation_steps
@@ -1222,46 +1331,14 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
     # Save the pipeline: EMA weights as the main ones, the raw weights as the non_ema variant.
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        unet = unwrap_model(accelerator, unet)
-        if ema_unet is not None:
-            unet.save_pretrained(os.path.join(args.output_dir, "unet"), variant="non_ema")
-        grid = run_validation()  # with the EMA weights, like the saved model
-        grid.save(os.path.join(args.output_dir, VALIDATION_GRID))
-        if ema_unet is not None:
-            ema_unet.copy_to(unet.parameters())
-        pipeline = LocalExpressionPipeline(
-            unet=unet,
-            scheduler=noise_scheduler,
-            embeddings=embeddings.to("cpu"),
-            regions=tuple(data_info["regions"]),
-            region_anchor=data_info["geometry"]["region_anchor"],
-            region_margins=data_info["geometry"]["region_margins"],
-            crop_statistics=data_info["crop_statistics"],
-            license=weights_licence(args, data_info),
-        )
-        # Published models carry the measured fast sampler; the paper's DDPM is one from_config away.
-        pipeline.use_fast_scheduler()
-        pipeline.save_pretrained(args.output_dir)
+        unet = _final_unet(args, accelerator, unet, ema_unet, run_validation)
+        pipeline = _save_pipeline(args, unet, noise_scheduler, embeddings, data_info)
+        last_loss = losses[-1] if losses else None
         write_model_card(
-            args,
-            repo_id,
-            data_info,
-            pipeline,
-            global_step,
-            args.num_train_epochs,
-            losses[-1] if losses else None,
-            VALIDATION_GRID,
+            args, repo_id, data_info, pipeline, global_step, args.num_train_epochs, last_loss, VALIDATION_GRID
         )
         if hub_api is not None:
-            hub_api.upload_folder(
-                repo_id=repo_id,
-                folder_path=args.output_dir,
-                commit_message="End of training",
-                # Validation grids show training-data crops, which RaFD's and CK+'s terms forbid redistributing.
-                ignore_patterns=[f"{CHECKPOINT_PREFIX}*", ".tmp-*", f"{args.logging_dir}/*", "validation/*"]
-                + ([VALIDATION_GRID] if restricted_formats(data_info) else []),
-            )
-            logger.info(f"Pushed {args.output_dir} to https://huggingface.co/{repo_id}")
+            _push_to_hub(args, hub_api, repo_id, data_info)
     accelerator.end_training()
     return {
         "global_step": global_step,

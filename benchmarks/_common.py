@@ -18,19 +18,21 @@ from pathlib import Path
 
 import numpy as np
 
+from diffusers_led.commands import ArgumentParser
+from diffusers_led.utils import IMAGE_EXTENSIONS
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_IMAGE = REPO / "examples" / "astronaut.png"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def parser(description: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description)
+    p = ArgumentParser(description=description)
     p.add_argument("--model", default=None, help="Model folder or Hub id (default: the bundled model).")
     p.add_argument(
         "--threads",
         type=int,
         default=None,
-        help="torch threads (default: diffusers_led.batch.recommended_num_threads(), as led-edit uses).",
+        help="torch threads (default: diffusers_led.cpu.recommended_num_threads(), as led-edit uses).",
     )
     p.add_argument("--repeats", type=int, default=5, help="Timed repetitions (the median is reported).")
     p.add_argument("--seed", type=int, default=0)
@@ -58,17 +60,15 @@ def region_labels(unet, count: int):
 
 
 def model_path(model: str | None) -> str:
-    if model:
-        return model
-    from diffusers_led.pretrained import default_model_path
+    from diffusers_led.pretrained import resolve_model
 
-    return default_model_path()
+    return resolve_model(model)
 
 
 def set_threads(threads: int | None, background_threads: int = 0) -> int:
     import torch
 
-    from diffusers_led.batch import recommended_num_threads
+    from diffusers_led.cpu import recommended_num_threads
 
     n = threads or recommended_num_threads(background_threads=background_threads)
     torch.set_num_threads(n)
@@ -88,7 +88,7 @@ def load_pipeline(model: str | None, optimize: bool = False):
     seconds = time.perf_counter() - start
     pipe.set_progress_bar_config(disable=True)
     if optimize:
-        from diffusers_led.batch import optimize_for_cpu
+        from diffusers_led.cpu import optimize_for_cpu
 
         optimize_for_cpu(pipe)
     return pipe, seconds
@@ -99,7 +99,7 @@ def collect_images(items: Sequence[str]) -> list[Path]:
     for item in items:
         path = Path(item)
         if path.is_dir():
-            paths += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            paths += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         else:
             paths.append(path)
     return paths
@@ -108,7 +108,7 @@ def collect_images(items: Sequence[str]) -> list[Path]:
 def machine_line(threads: int | None = None) -> str:
     import torch
 
-    from diffusers_led.batch import available_cpus
+    from diffusers_led.cpu import available_cpus
 
     try:
         load = f"{os.getloadavg()[0]:.1f}"

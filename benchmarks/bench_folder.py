@@ -56,7 +56,8 @@ def main() -> None:
 
     import torch
 
-    from diffusers_led.batch import default_batch_size, edit_files, recommended_num_threads
+    from diffusers_led.batch import default_batch_size, edit_files
+    from diffusers_led.cpu import recommended_num_threads
 
     tmp = tempfile.TemporaryDirectory(prefix="led-bench-folder-")
     if args.folder:

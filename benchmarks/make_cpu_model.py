@@ -8,18 +8,17 @@ like the shipped model except for its (random) weights.
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 
 from diffusers_led import EXPRESSIONS, ExpressionEmbeddings, LocalExpressionPipeline
+from diffusers_led.commands import ArgumentParser
 from diffusers_led.unet_presets import build_unet
 
 
 def build_cpu_pipeline(like: str | None = None, preset: str = "cpu", seed: int = 0) -> LocalExpressionPipeline:
-    from diffusers_led.pretrained import default_model_path
+    from diffusers_led.pretrained import resolve_model
 
-    reference = LocalExpressionPipeline.from_pretrained(like or default_model_path())
+    reference = LocalExpressionPipeline.from_pretrained(resolve_model(like))
     torch.manual_seed(seed)
     embedding_dim = reference.embeddings.config.embedding_dim
     unet = build_unet(
@@ -39,7 +38,7 @@ def build_cpu_pipeline(like: str | None = None, preset: str = "cpu", seed: int =
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="/tmp/led-cpu")
     parser.add_argument("--like", default=None, help="Model folder to copy the scheduler and settings from.")
     parser.add_argument("--preset", default="cpu", help="UNet preset of diffusers_led.unet_presets.")

@@ -9,22 +9,20 @@ with ``--seed``, so its result does not depend on which other photos share its b
 -o edited/`` does the same from the command line.)
 """
 
-import argparse
-import os
 import sys
 from pathlib import Path
 
 import torch
 
 from diffusers_led import ImageLoadError, LocalExpressionPipeline
+from diffusers_led.commands import ArgumentParser
 from diffusers_led.image_processor import load_image
-from diffusers_led.pretrained import default_model_path
-
-SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+from diffusers_led.pretrained import resolve_model
+from diffusers_led.utils import IMAGE_EXTENSIONS
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("input_dir", help="Folder of photos (not recursive).")
     parser.add_argument("output_dir", help="Where the edited photos go (created).")
     parser.add_argument("--target", default="happy", help="Target expression for every photo.")
@@ -32,14 +30,12 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=None, help="Steps of the full schedule (default: the model's).")
     parser.add_argument("--batch-size", type=int, default=8, help="Photos per pipeline call.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of every photo's generator.")
-    parser.add_argument(
-        "--model", default=os.environ.get("LED_MODEL") or default_model_path(), help="Model folder or Hub id."
-    )
+    parser.add_argument("--model", default=resolve_model(use_env=True), help="Model folder or Hub id.")
     args = parser.parse_args(argv)
 
-    files = sorted(p for p in Path(args.input_dir).iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+    files = sorted(p for p in Path(args.input_dir).iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
     if not files:
-        sys.exit(f"No photos ({', '.join(sorted(SUFFIXES))}) in {args.input_dir}.")
+        sys.exit(f"No photos ({', '.join(IMAGE_EXTENSIONS)}) in {args.input_dir}.")
     out_dir = Path(args.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 

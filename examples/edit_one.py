@@ -7,18 +7,17 @@
 The three lines that matter are marked below; the rest is argument parsing.
 """
 
-import argparse
-import os
 from pathlib import Path
 
 from PIL import Image
 
 from diffusers_led import LocalExpressionPipeline
-from diffusers_led.pretrained import default_model_path
+from diffusers_led.commands import ArgumentParser
+from diffusers_led.pretrained import resolve_model
 
 HERE = Path(__file__).resolve().parent
 
-parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser = ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument(
     "image", nargs="?", default=str(HERE / "astronaut.png"), help="The photo (default: the bundled one)."
 )
@@ -26,9 +25,7 @@ parser.add_argument("--target", default="happy", help="Target expression: happy,
 parser.add_argument(
     "--strength", type=float, default=0.5, help="0..1; the regions are noised to t_i = 500 x strength."
 )
-parser.add_argument(
-    "--model", default=os.environ.get("LED_MODEL") or default_model_path(), help="Model folder or Hub id."
-)
+parser.add_argument("--model", default=resolve_model(use_env=True), help="Model folder or Hub id.")
 parser.add_argument("-o", "--output", default=None, help="Output file (default: <photo>_<target>.png here).")
 args = parser.parse_args()
 output = args.output or f"{Path(args.image).stem}_{args.target}.png"

@@ -11,8 +11,6 @@ All cells of one photo share one seed, so they differ only by target and t_i. By
 model was trained on (``--targets all`` adds the others, which the model never learnt).
 """
 
-import argparse
-import os
 import warnings
 from pathlib import Path
 
@@ -20,17 +18,16 @@ import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from diffusers_led import LocalExpressionPipeline
-from diffusers_led.pretrained import default_model_path
+from diffusers_led.commands import ArgumentParser
+from diffusers_led.pretrained import resolve_model
 
 HERE = Path(__file__).resolve().parent
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="*", help="Extra photos (the bundled example is always the first block).")
-    parser.add_argument(
-        "--model", default=os.environ.get("LED_MODEL") or default_model_path(), help="Model folder or Hub id."
-    )
+    parser.add_argument("--model", default=resolve_model(use_env=True), help="Model folder or Hub id.")
     parser.add_argument(
         "--targets", default=None, help="Comma-separated targets, or 'all' (default: the trained ones)."
     )

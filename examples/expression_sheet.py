@@ -8,8 +8,6 @@ Each cell is the first face of the edited photo, enlarged; every face of a group
 the first. All cells share one seed.
 """
 
-import argparse
-import os
 from pathlib import Path
 
 import torch
@@ -17,16 +15,17 @@ from expression_grid import face_window, font
 from PIL import Image, ImageDraw, ImageOps
 
 from diffusers_led import EXPRESSIONS, LocalExpressionPipeline
+from diffusers_led.commands import ArgumentParser
 from diffusers_led.image_processor import prepare_image
-from diffusers_led.pretrained import default_model_path
+from diffusers_led.pretrained import resolve_model
 
 HERE = Path(__file__).resolve().parent
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="*", help="Extra photos (the bundled example is always the first row).")
-    parser.add_argument("--model", default=os.environ.get("LED_MODEL") or default_model_path(), help="Model folder.")
+    parser.add_argument("--model", default=resolve_model(use_env=True), help="Model folder.")
     parser.add_argument("--modes", default=None, help="Comma-separated modes, one row each (default: the model's).")
     parser.add_argument("--targets", default=",".join(EXPRESSIONS), help="Comma-separated targets.")
     parser.add_argument("--strength", type=float, default=None, help="Strength (default: the model's).")

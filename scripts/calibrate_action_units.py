@@ -16,7 +16,6 @@ face's own expression.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 from collections import defaultdict
@@ -26,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from diffusers_led.action_units import ESTIMATED_UNITS, NEUTRAL_SHAPE_FILE, align_shape, fit_action_units, inter_ocular
+from diffusers_led.commands import ArgumentParser
 from diffusers_led.regions import (
     CANONICAL_SIZE,
     DlibFaceDetector,
@@ -66,7 +66,7 @@ def canonical_shapes(data: Path) -> list[tuple[dict, np.ndarray]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", required=True, type=Path, help="The CK+ sample folder (with labels.csv).")
     parser.add_argument("--write-neutral", action="store_true", help="Write the mean neutral shape into the package.")
     args = parser.parse_args()

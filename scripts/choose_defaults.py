@@ -41,6 +41,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from diffusers_led.commands import ArgumentParser
 from diffusers_led.utils import write_text_atomically
 
 NULL = "null"  # how the command line and the tables name the null label ("" in the pipeline)
@@ -364,7 +365,7 @@ def write_defaults(model: str, chosen: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="A saved LocalExpressionPipeline folder.")
     parser.add_argument(
         "--data", required=True, help="Validation photos: a crop dataset (with --subjects) or a folder."

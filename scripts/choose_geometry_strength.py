@@ -18,11 +18,11 @@ The report of a `test` split is refused: the final test split is only for report
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
 
+from diffusers_led.commands import ArgumentParser
 from diffusers_led.evaluation.real_photos import FINAL_SPLIT, final_split_photos
 from diffusers_led.utils import write_text_atomically
 
@@ -52,7 +52,7 @@ def choose(rows: list[dict[str, Any]], min_identity: float, max_colour: float, t
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--report", required=True, help="report.json of led-evaluate --modes geometry on the tune split"
     )

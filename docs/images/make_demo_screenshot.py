@@ -26,9 +26,9 @@ REPO = HERE.parents[1]
 def model_strength(model, target: str) -> float:
     """The strength the demo's slider moves to for `target`: the model's default for it."""
     from diffusers_led import LocalExpressionPipeline
-    from diffusers_led.pretrained import default_model_path
+    from diffusers_led.pretrained import resolve_model
 
-    return LocalExpressionPipeline.from_pretrained(model or default_model_path()).default_strength_for(target)
+    return LocalExpressionPipeline.from_pretrained(resolve_model(model)).default_strength_for(target)
 
 
 def main():

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import errno
-import functools
 import os
-import signal
 import sys
-import threading
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from .commands import ArgumentParser, CLIError, command
+
+# The names led-evaluate's entry point uses (until it passes `errors=` to `command` like the others).
+from .commands import command as _command
+from .commands import report_unexpected as _unexpected
 from .devices import add_device_arguments
 from .labels import EDIT_MODES
+from .serialization import NAME_MAX, atomic_write
+from .utils import IMAGE_EXTENSIONS
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif")
 #: Output extensions led-edit writes (Pillow format names). GIF keeps only 256 colours, so it is refused.
 OUTPUT_FORMATS = {
     ".png": "PNG",
@@ -30,9 +30,6 @@ OUTPUT_FORMATS = {
     ".bmp": "BMP",
     ".avif": "AVIF",
 }
-#: The longest file name (in bytes) that common file systems (ext4, APFS, NTFS, ...) allow.
-NAME_MAX = 255
-_TEMPORARY_EXTRA = len("..12345678.tmp")
 NEGATIVE_TARGET_HELP = (
     "Expression that guidance pushes away from, e.g. neutral; '' for none "
     "(default: the model's default_negative_target)."
@@ -40,32 +37,28 @@ NEGATIVE_TARGET_HELP = (
 UNTRAINED_HELP = "Allow (with a warning) targets the model has an embedding for but was not trained on."
 
 
-class CLIError(Exception):
-    """A failure reported as one line and a non-zero exit code."""
-
-
 def collect_images(inputs: Sequence[str]) -> list[Path]:
     """Expand files and folders (non-recursive) into a sorted list of image paths. Hidden files in folders (macOS
     ``._photo.png`` resource forks, our own ``.tmp`` files) are not photos and are left out; other files whose
-    extension is not one of :data:`IMAGE_SUFFIXES` are left out with one line each on stderr."""
+    extension is not one of :data:`IMAGE_EXTENSIONS` are left out with one line each on stderr."""
     paths: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
             files = sorted(p for p in path.iterdir() if not p.name.startswith(".") and p.is_file())
-            for other in [p for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]:
+            for other in [p for p in files if p.suffix.lower() not in IMAGE_EXTENSIONS]:
                 print(
-                    f"led-edit: skipped {other}: not an image type led-edit reads ({', '.join(IMAGE_SUFFIXES)}).",
+                    f"led-edit: skipped {other}: not an image type led-edit reads ({', '.join(IMAGE_EXTENSIONS)}).",
                     file=sys.stderr,
                 )
-            paths.extend(p for p in files if p.suffix.lower() in IMAGE_SUFFIXES)
+            paths.extend(p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS)
         elif path.exists():
             paths.append(path)
         else:
             raise CLIError(f"{item}: no such file or folder.")
     paths = list({os.path.realpath(p): p for p in reversed(paths)}.values())[::-1]  # each file once, first place
     if not paths:
-        raise CLIError(f"no images found in {', '.join(inputs)} (looked for {', '.join(IMAGE_SUFFIXES)}).")
+        raise CLIError(f"no images found in {', '.join(inputs)} (looked for {', '.join(IMAGE_EXTENSIONS)}).")
     return paths
 
 
@@ -98,38 +91,8 @@ def _pil_can_write(image_format: str) -> bool:
     return image_format in Image.SAVE
 
 
-def _temporary_path(destination: Path) -> Path:
-    """A hidden temporary name beside ``destination`` (``.<name>.<random>.tmp``, never taken for an input image)
-    that stays within :data:`NAME_MAX` bytes: a long name is shortened."""
-    name = os.fsdecode(os.fsencode(destination.name)[: NAME_MAX - _TEMPORARY_EXTRA])
-    return destination.with_name(f".{name}.{uuid.uuid4().hex[:8]}.tmp")
-
-
 def _exists_error(destination: Path) -> CLIError:
     return CLIError(f"{destination} exists; pass --overwrite to replace it.")
-
-
-def _move_into_place(temporary: Path, destination: Path, overwrite: bool) -> None:
-    """Rename ``temporary`` to ``destination``; without ``overwrite`` atomically only if no file (nor a symbolic
-    link, even a dangling one) has that name, so of two writers at once exactly one succeeds."""
-    if overwrite:
-        os.replace(temporary, destination)
-        return
-    try:
-        os.link(temporary, destination)  # fails if the name exists, whatever it is; never follows a link
-    except FileExistsError:
-        raise _exists_error(destination) from None
-    except OSError as error:
-        if error.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
-            raise
-        # A file system without hard links (FAT, some network shares): reserve the name, then replace it.
-        try:
-            os.close(os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-        except FileExistsError:
-            raise _exists_error(destination) from None
-        os.replace(temporary, destination)
-    else:
-        os.remove(temporary)
 
 
 def atomic_save(image, destination: Path, overwrite: bool, **save_options) -> None:
@@ -140,28 +103,22 @@ def atomic_save(image, destination: Path, overwrite: bool, **save_options) -> No
     if os.path.lexists(destination) and not overwrite:
         raise _exists_error(destination)
     image_format = output_format(destination)
+    if image_format == "JPEG" and image.mode in ("RGBA", "LA"):
+        image = image.convert("RGB" if image.mode == "RGBA" else "L")
     destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = _temporary_path(destination)
     try:
-        # os.open with 0o666 (not mkstemp's 0o600): the image gets the permissions the umask gives any new file.
-        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as stream:
-            if image_format == "JPEG" and image.mode in ("RGBA", "LA"):
-                image = image.convert("RGB" if image.mode == "RGBA" else "L")
-            image.save(stream, format=image_format, **save_options)
-            stream.flush()
-            os.fsync(stream.fileno())
-        _move_into_place(temporary, destination, overwrite)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+        atomic_write(
+            destination, lambda stream: image.save(stream, format=image_format, **save_options), overwrite=overwrite
+        )
+    except FileExistsError:
+        raise _exists_error(destination) from None
 
 
 def _looks_like_image_file(output: str) -> bool:
     from PIL import Image
 
     suffix = Path(output).suffix.lower()
-    return suffix in OUTPUT_FORMATS or suffix in IMAGE_SUFFIXES or suffix in Image.registered_extensions()
+    return suffix in OUTPUT_FORMATS or suffix in IMAGE_EXTENSIONS or suffix in Image.registered_extensions()
 
 
 def output_paths(paths: Sequence[Path], output: str | None, target: str, single_file: bool) -> list[Path]:
@@ -261,7 +218,7 @@ def warn_if_lossy(paths: Sequence[Path], destinations: Sequence[Path]) -> bool:
 
 
 def build_edit_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="led-edit", description="Change the facial expression of every face in photos (eyes and mouth only)."
     )
     parser.add_argument("inputs", nargs="+", help="Image files and/or folders of images.")
@@ -339,108 +296,14 @@ def build_edit_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@contextlib.contextmanager
-def _interrupt_once() -> Iterator[None]:
-    """Ctrl-C raises ``KeyboardInterrupt`` once; from then on Ctrl-C is ignored for the rest of the process, which is
-    about to end (a second ``KeyboardInterrupt`` in the middle of the clean-up would print a traceback or leave a
-    thread in native code at exit, and one arriving as the interpreter shuts down would kill it with SIGINT).
-    Without an interrupt the previous handler is restored. Only in the main thread, where Python handles signals."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    interrupted = []
-
-    def on_interrupt(signum, frame) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        interrupted.append(signum)
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGINT, on_interrupt)
-    try:
-        yield
-    finally:
-        if not interrupted:
-            signal.signal(signal.SIGINT, previous)
-
-
-def _print_any_file_name() -> None:
-    """Let stdout and stderr print any file name: characters the console's encoding lacks (an emoji under cp1252) and
-    the undecodable bytes of a file name (Latin-1 names on a UTF-8 system) are written as backslash escapes instead of
-    raising ``UnicodeEncodeError`` in the middle of a run."""
-    for stream in (sys.stdout, sys.stderr):
-        if hasattr(stream, "reconfigure"):
-            stream.reconfigure(errors="backslashreplace")
-
-
-def _wait_for_background_work() -> bool:
-    """Wait for the face detector preload (see :func:`~diffusers_led.batch.preload_face_detector`): a thread still
-    inside dlib's C++ code when the interpreter exits aborts the process. Returns whether Ctrl-C was pressed."""
-    batch = sys.modules.get(f"{__package__}.batch")
-    interrupted = False
-    while batch is not None:
-        try:
-            batch.wait_for_preloads()
-            break
-        except KeyboardInterrupt:
-            interrupted = True
-    return interrupted
-
-
-def _command(program: str) -> Callable:
-    """Make ``main(argv) -> exit code`` a command-line entry point that never ends in a traceback or an abort on
-    Ctrl-C: one press (at any moment, also before ``main`` catches it) gives one line and exit code 130, more presses
-    are ignored, and background threads are finished before returning."""
-
-    def decorate(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence[str] | None], int]:
-        @functools.wraps(main)
-        def run(argv: Sequence[str] | None = None) -> int:
-            _print_any_file_name()
-            with _interrupt_once():
-                code = None
-                try:
-                    code = main(argv)
-                except KeyboardInterrupt:
-                    pass
-                finally:
-                    interrupted = _wait_for_background_work()
-                if code is None or (interrupted and code != 130):
-                    print(f"{program}: interrupted.", file=sys.stderr)
-                    code = 130
-                return code
-
-        return run
-
-    return decorate
-
-
-@_command("led-edit")
+@command(
+    "led-edit",
+    errors=(CLIError, ValueError, OSError),
+    interrupted="the files written so far are complete, the others were not written.",
+)
 def edit_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``led-edit``."""
-    args = build_edit_parser().parse_args(argv)
-    try:
-        return _edit(args)
-    except (CLIError, ValueError, OSError) as error:
-        print(f"led-edit: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(
-            "led-edit: interrupted; the files written so far are complete, the others were not written.",
-            file=sys.stderr,
-        )
-        return 130
-    except Exception as error:  # no traceback from deep inside torch / OpenCV for the user; LED_DEBUG=1 shows it
-        return _unexpected("led-edit", error)
-
-
-def _unexpected(program: str, error: Exception) -> int:
-    if os.environ.get("LED_DEBUG"):
-        raise error
-    print(
-        f"{program}: error: unexpected {type(error).__name__}: {error} (run with LED_DEBUG=1 for the traceback and "
-        "please report it).",
-        file=sys.stderr,
-    )
-    return 2
+    return _edit(build_edit_parser().parse_args(argv))
 
 
 def _edit(args: argparse.Namespace) -> int:
@@ -471,9 +334,10 @@ def _edit(args: argparse.Namespace) -> int:
 
     import torch
 
-    from .batch import default_batch_size, optimize_for_cpu, recommended_num_threads
+    from .batch import default_batch_size
+    from .cpu import optimize_for_cpu, recommended_num_threads
     from .devices import load_pipeline_on, resolve_device_and_dtype
-    from .pretrained import default_model_path
+    from .pretrained import resolve_model
 
     device, dtype = resolve_device_and_dtype(args.device, args.dtype)  # each process's own GPU under accelerate
     if args.bf16 and dtype != torch.float32:
@@ -500,7 +364,7 @@ def _edit(args: argparse.Namespace) -> int:
     from diffusers.utils import logging as diffusers_logging
 
     diffusers_logging.disable_progress_bar()  # "Loading pipeline components" is noise on a command line
-    pipe = load_pipeline_on(args.model or default_model_path(), device, dtype)
+    pipe = load_pipeline_on(resolve_model(args.model), device, dtype)
     pipe.set_progress_bar_config(disable=True)
     optimize_for_cpu(pipe)
     if (args.mode or pipe.config.default_mode) == "diffusion":
@@ -579,7 +443,7 @@ def build_prepare_data_parser() -> argparse.ArgumentParser:
     from .data import FORMATS
     from .regions import REGION_ANCHORS
 
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="led-prepare-data",
         description="Turn a folder of labelled face photos into the eye/mouth region-crop dataset train_led.py uses "
         "(a datasets imagefolder with train/ and test/ splits, split by subject).",
@@ -619,43 +483,34 @@ def _split_list(text: str | None) -> list[str]:
     return [item.strip() for item in (text or "").split(",") if item.strip()]
 
 
-@_command("led-prepare-data")
+@command(
+    "led-prepare-data",
+    errors=(ValueError, OSError),
+    interrupted="the photos finished so far are kept: run the same command again to complete the dataset.",
+)
 def prepare_data_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``led-prepare-data``: prints a summary (the full report goes to
     ``<output_dir>/prepare_report.json``); returns the exit code."""
     from .data import REPORT_FILE, prepare_dataset
 
     args = build_prepare_data_parser().parse_args(argv)
-    try:
-        report = prepare_dataset(
-            args.input_dir,
-            args.output_dir,
-            format=args.format,
-            test_subjects=_split_list(args.test_subjects) or None,
-            test_fraction=args.test_fraction,
-            seed=args.seed,
-            regions=_split_list(args.regions),
-            detector=args.detector,
-            crop_size=args.crop_size,
-            region_anchor=args.region_anchor,
-            rafd_angles=_split_list(args.rafd_angles),
-            ckplus_peak_frames=args.ckplus_peak_frames,
-            ckplus_neutral_frames=args.ckplus_neutral_frames,
-            progress=not args.quiet,
-            allow_other_files=args.allow_other_files,
-        )
-    except (ValueError, OSError) as error:
-        print(f"led-prepare-data: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(
-            "led-prepare-data: interrupted; the photos finished so far are kept: run the same command again to "
-            "complete the dataset.",
-            file=sys.stderr,
-        )
-        return 130
-    except Exception as error:
-        return _unexpected("led-prepare-data", error)
+    report = prepare_dataset(
+        args.input_dir,
+        args.output_dir,
+        format=args.format,
+        test_subjects=_split_list(args.test_subjects) or None,
+        test_fraction=args.test_fraction,
+        seed=args.seed,
+        regions=_split_list(args.regions),
+        detector=args.detector,
+        crop_size=args.crop_size,
+        region_anchor=args.region_anchor,
+        rafd_angles=_split_list(args.rafd_angles),
+        ckplus_peak_frames=args.ckplus_peak_frames,
+        ckplus_neutral_frames=args.ckplus_neutral_frames,
+        progress=not args.quiet,
+        allow_other_files=args.allow_other_files,
+    )
     print(
         f"{report.format}: {report.photos_found} labelled photos; {report.processed} cropped now, "
         f"{report.already_done} already done, {len(report.skipped)} skipped."
@@ -673,7 +528,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``led-evaluate``: edit held-out faces to every target at every strength and write a report
     (``report.json``, ``report.md``, ``edits.csv``, PNG plots) with expression, identity, preservation, seam and
     realism metrics. All logic is in :func:`diffusers_led.evaluation.evaluate`."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="led-evaluate",
         description="Evaluate a LocalExpressionPipeline: independent expression classifier, identity, pixels outside "
         "the regions, seams (soft blend vs the paper's hard paste), per-region FID/KID and the paper's IS.",

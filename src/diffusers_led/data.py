@@ -63,10 +63,10 @@ import PIL.Image
 from .expressions import EXPRESSIONS, canonical_expression
 from .image_processor import ImageLoadError, prepare_image
 from .regions import FaceRegionProcessor
-from .utils import escape_file_name, file_digest, write_text_atomically
+from .serialization import append_text, atomic_write, write_text_atomically
+from .utils import IMAGE_EXTENSIONS, escape_file_name, file_digest
 
 FORMATS = ("rafd", "ckplus", "ckplus_sample", "metadata", "folders")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 SPLITS = ("train", "test")
 METADATA_FILE = "metadata.jsonl"
 REPORT_FILE = "prepare_report.json"
@@ -590,14 +590,15 @@ def crop_file_name(source: str, region: str) -> str:
 
 
 def _save_png_atomically(array: np.ndarray, destination: Path) -> None:
+    # Through <name>.tmp, which WrittenFiles knows as ours; not synced, like PIL's own save (thousands of crops).
+    image = PIL.Image.fromarray(array)
     temporary = destination.with_name(destination.name + ".tmp")
-    PIL.Image.fromarray(array).save(temporary, format="PNG")
-    os.replace(temporary, destination)
+    atomic_write(destination, lambda stream: image.save(stream, format="PNG"), temporary=temporary, sync=False)
 
 
 def _append_lines(metadata_file: Path, records: Sequence[dict[str, Any]]) -> None:
     """Append records as JSON lines in one write and sync them to disk."""
-    _append_text(metadata_file, "".join(json.dumps(record) + "\n" for record in records))
+    append_text(metadata_file, "".join(json.dumps(record) + "\n" for record in records))
 
 
 def _load_split_metadata(split_dir: Path, regions: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
@@ -671,7 +672,7 @@ class WrittenFiles:
                     "--output_dir."
                 )
         if new:
-            _append_text(self.record, "".join(relative + "\n" for relative in new))
+            append_text(self.record, "".join(relative + "\n" for relative in new))
             self.paths.update(new)
 
     def rewrite(self, relatives: Iterable[str]) -> None:
@@ -718,14 +719,6 @@ def _listed_file_names(metadata_file: Path) -> list[str]:
         if isinstance(name, str) and "/" not in name and "\\" not in name and name not in ("", ".", ".."):
             names.append(name)
     return names
-
-
-def _append_text(path: Path, text: str) -> None:
-    """Append ``text`` to ``path`` in one write and sync it to disk."""
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def check_output_folder(input_dir: Path, output_dir: Path, written: WrittenFiles, allow_other_files: bool) -> None:
@@ -857,33 +850,14 @@ def prepare_dataset(
 
     written = WrittenFiles(output_dir)
     check_output_folder(input_dir, output_dir, written, allow_other_files)
-    split_dirs = {split: output_dir / split for split in SPLITS}
-    output_dir.mkdir(parents=True, exist_ok=True)
-    written.claim([REPORT_FILE, *(f"{split}/{METADATA_FILE}" for split in SPLITS)])
-    done: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for split, split_dir in split_dirs.items():
-        split_dir.mkdir(parents=True, exist_ok=True)
-        done[split] = _load_split_metadata(split_dir, regions)
-        for _source, records in done[split].items():
-            wanted = "test" if subject_key(records[0]["subject"]) in test_set else "train"
-            if wanted != split:
-                raise ValueError(
-                    f"{output_dir} holds subject {records[0]['subject']!r} in {split}, but this run puts it in "
-                    f"{wanted}: use the same --test_subjects/--test_fraction/--seed as before, or a new --output_dir."
-                )
-
+    done = _finished_photos(output_dir, written, regions, test_set)
     if processor is None:
         processor = FaceRegionProcessor(
             detector=detector, regions=tuple(regions), crop_size=crop_size, region_anchor=region_anchor
         )
     geometry = getattr(processor, "geometry", None)
-    if any(done[split] for split in SPLITS):
-        previous = read_crop_geometry(output_dir)
-        if geometry is not None and previous is not None and previous != geometry:
-            raise ValueError(
-                f"{output_dir} holds crops cut with {previous}, but this run cuts {geometry}: one dataset must not "
-                "mix crop geometries. Use the same --region_anchor as before, or a new --output_dir."
-            )
+    _check_same_geometry(output_dir, done, geometry)
+
     skipped = list(listing.skipped)
     processed = already_done = 0
     photos = sorted(listing.photos, key=lambda p: p.source)
@@ -896,60 +870,13 @@ def prepare_dataset(
         if photo.source in done[split]:
             already_done += 1
             continue
-        try:
-            image = prepare_image(photo.path)
-        except ImageLoadError as error:
-            skipped.append({"source": photo.source, "reason": f"unreadable: {error}"})
-            continue
-        try:
-            faces = processor.extract(image.rgb, regions=tuple(regions))
-        except (ImportError, OSError):
-            raise  # a missing detector model fails every photo: stop with its message
-        except Exception as error:  # one odd photo must not end the run (KeyboardInterrupt still does)
-            reason = f"face detection failed ({type(error).__name__}: {error})"
+        records, reason = _crop_photo(photo, format, processor, regions, output_dir / split, written)
+        if records is None:
             skipped.append({"source": photo.source, "reason": reason})
             continue
-        if not faces:
-            skipped.append({"source": photo.source, "reason": "no face detected"})
-            continue
-        face = faces[0]  # largest first: the labelled person
-        written.claim([f"{split}/{crop_file_name(photo.source, region)}" for region in regions])
-        records = []
-        for region in regions:
-            file_name = crop_file_name(photo.source, region)
-            try:
-                _save_png_atomically(np.ascontiguousarray(face.crops[region]), split_dirs[split] / file_name)
-            except OSError as error:  # a full disk fails every photo: stop, but say where it happened
-                raise OSError(f"{photo.source}: its {region} crop could not be written ({error}).") from error
-            records.append(
-                {
-                    "file_name": file_name,
-                    "region": region,
-                    "expression": photo.expression,
-                    "subject": photo.subject,
-                    "source": photo.source,
-                    "source_format": format,
-                    "grayscale": image.grayscale,
-                    "image_size": [int(image.rgb.shape[1]), int(image.rgb.shape[0])],
-                    "num_faces": len(faces),
-                    "face_score": float(face.face.score),
-                    "landmarks": np.round(np.asarray(face.face.landmarks, dtype=np.float64), 2).tolist(),
-                    "region_box": [round(float(v), 2) for v in face.boxes[region]],
-                    **{key: photo.attributes.get(key) for key in _ATTRIBUTE_KEYS[format]},
-                }
-            )
-        _append_lines(split_dirs[split] / METADATA_FILE, records)
         done[split][photo.source] = records
         processed += 1
 
-    splits = {}
-    kept = {REPORT_FILE}
-    for split, split_dir in split_dirs.items():
-        records = [r for records in done[split].values() for r in records]
-        _remove_strays(split_dir, records, written)
-        splits[split] = _split_summary(records)
-        kept.update(f"{split}/{name}" for name in [METADATA_FILE, *(r["file_name"] for r in records)])
-    written.rewrite(kept)
     report = PrepareReport(
         input_dir=str(input_dir),
         output_dir=str(output_dir),
@@ -958,7 +885,7 @@ def prepare_dataset(
         processed=processed,
         already_done=already_done,
         skipped=skipped,
-        splits=splits,
+        splits=_finish_splits(output_dir, done, written),
         processor={
             "repr": repr(processor),
             "regions": list(regions),
@@ -969,3 +896,110 @@ def prepare_dataset(
     )
     write_text_atomically(output_dir / REPORT_FILE, report.to_json())
     return report
+
+
+def _finished_photos(
+    output_dir: Path, written: WrittenFiles, regions: Sequence[str], test_set: set
+) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Create the split folders and read the photos an earlier run finished (split -> source -> records).
+
+    Raises:
+        ValueError: a subject that an earlier run put in the other split.
+    """
+    output_dir.mkdir(parents=True, exist_ok=True)
+    written.claim([REPORT_FILE, *(f"{split}/{METADATA_FILE}" for split in SPLITS)])
+    done: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for split in SPLITS:
+        split_dir = output_dir / split
+        split_dir.mkdir(parents=True, exist_ok=True)
+        done[split] = _load_split_metadata(split_dir, regions)
+        for _source, records in done[split].items():
+            wanted = "test" if subject_key(records[0]["subject"]) in test_set else "train"
+            if wanted != split:
+                raise ValueError(
+                    f"{output_dir} holds subject {records[0]['subject']!r} in {split}, but this run puts it in "
+                    f"{wanted}: use the same --test_subjects/--test_fraction/--seed as before, or a new --output_dir."
+                )
+    return done
+
+
+def _check_same_geometry(output_dir: Path, done: dict[str, dict], geometry: dict[str, Any] | None) -> None:
+    """Refuse to add crops of another geometry (region anchor, margins) to crops already in ``output_dir``."""
+    if not any(done[split] for split in SPLITS):
+        return
+    previous = read_crop_geometry(output_dir)
+    if geometry is not None and previous is not None and previous != geometry:
+        raise ValueError(
+            f"{output_dir} holds crops cut with {previous}, but this run cuts {geometry}: one dataset must not "
+            "mix crop geometries. Use the same --region_anchor as before, or a new --output_dir."
+        )
+
+
+def _crop_photo(
+    photo: LabelledPhoto,
+    format: str,
+    processor: Any,
+    regions: Sequence[str],
+    split_dir: Path,
+    written: WrittenFiles,
+) -> tuple[list[dict[str, Any]] | None, str | None]:
+    """Detect the labelled face of one photo, write its region crops into ``split_dir`` and append their metadata:
+    ``(records, None)``, or ``(None, reason)`` when the photo is skipped.
+
+    Raises:
+        ImportError, OSError: a missing detector model or a full disk, which would fail every photo.
+    """
+    try:
+        image = prepare_image(photo.path)
+    except ImageLoadError as error:
+        return None, f"unreadable: {error}"
+    try:
+        faces = processor.extract(image.rgb, regions=tuple(regions))
+    except (ImportError, OSError):
+        raise  # a missing detector model fails every photo: stop with its message
+    except Exception as error:  # one odd photo must not end the run (KeyboardInterrupt still does)
+        return None, f"face detection failed ({type(error).__name__}: {error})"
+    if not faces:
+        return None, "no face detected"
+    face = faces[0]  # largest first: the labelled person
+    written.claim([f"{split_dir.name}/{crop_file_name(photo.source, region)}" for region in regions])
+    records = []
+    for region in regions:
+        file_name = crop_file_name(photo.source, region)
+        try:
+            _save_png_atomically(np.ascontiguousarray(face.crops[region]), split_dir / file_name)
+        except OSError as error:  # a full disk fails every photo: stop, but say where it happened
+            raise OSError(f"{photo.source}: its {region} crop could not be written ({error}).") from error
+        records.append(
+            {
+                "file_name": file_name,
+                "region": region,
+                "expression": photo.expression,
+                "subject": photo.subject,
+                "source": photo.source,
+                "source_format": format,
+                "grayscale": image.grayscale,
+                "image_size": [int(image.rgb.shape[1]), int(image.rgb.shape[0])],
+                "num_faces": len(faces),
+                "face_score": float(face.face.score),
+                "landmarks": np.round(np.asarray(face.face.landmarks, dtype=np.float64), 2).tolist(),
+                "region_box": [round(float(v), 2) for v in face.boxes[region]],
+                **{key: photo.attributes.get(key) for key in _ATTRIBUTE_KEYS[format]},
+            }
+        )
+    _append_lines(split_dir / METADATA_FILE, records)
+    return records, None
+
+
+def _finish_splits(output_dir: Path, done: dict[str, dict], written: WrittenFiles) -> dict[str, dict[str, Any]]:
+    """Remove what an interrupted run left beside the finished crops, record the files kept, and summarise each
+    split."""
+    splits = {}
+    kept = {REPORT_FILE}
+    for split in SPLITS:
+        records = [r for records in done[split].values() for r in records]
+        _remove_strays(output_dir / split, records, written)
+        splits[split] = _split_summary(records)
+        kept.update(f"{split}/{name}" for name in [METADATA_FILE, *(r["file_name"] for r in records)])
+    written.rewrite(kept)
+    return splits

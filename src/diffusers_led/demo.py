@@ -34,14 +34,15 @@ from typing import Any
 import numpy as np
 import PIL.Image
 
+from .commands import ArgumentParser, report_errors
 from .devices import add_device_arguments
 from .expressions import UntrainedExpressionError, canonical_expression
 from .image_processor import ImageLoadError, load_image
 from .labels import EDIT_MODES
+from .pretrained import MODEL_ENV_VAR, resolve_model
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
-MODEL_ENV_VAR = "LED_MODEL"
 TITLE = "diffusers-led: change a facial expression"
 #: The action units with a slider of their own in the demo (the ones the expressions are made of).
 DEMO_ACTION_UNITS = (
@@ -569,138 +570,31 @@ def build_demo(
     handlers = make_handlers(editor, gr)
     examples = list(examples)
 
-    strength_info = (
-        "Geometry modes: how far the face moves toward the expression's action units (1 = a full expression). "
-        f"Diffusion mode: how far the eyes and mouth are noised before being re-generated: t_i = strength x "
-        f"{editor.num_train_timesteps} (0.5 = the paper's t_250)."
-    )
-    notice = model_notice(model_path)
-    trained = editor.trained_labels
-    model_line = (
-        f"Model: `{Path(str(model_path)).name if model_path else 'custom'}` "
-        f"({'edits luminance, keeps the colours' if pipe.color_mode == 'luminance' else 'edits RGB'}; trained on "
-        f"{', '.join(trained)}; guidance {'available' if editor.supports_guidance else 'not available'})."
-    )
-
     with gr.Blocks(title=TITLE, analytics_enabled=False) as blocks:
-        gr.Markdown(
-            f"# {TITLE}\n"
-            "Each face's own brows, eyelids, lips and jaw are moved along the facial action units of the chosen "
-            "expression (a smooth warp of its own pixels); every pixel outside the face's edited area stays as it "
-            "was. " + model_line
-        )
-        if notice:
-            gr.Markdown(notice, elem_classes=["led-notice"], elem_id="led-notice")
+        _header(gr, editor, pipe, model_path)
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
-                photo = _photo_input(
-                    gr,
-                    label="Photo",
-                    type="filepath",
-                    image_mode=None,
-                    sources=["upload", "clipboard"],
-                    elem_id="led-photo",
-                    height=320,
-                )
-                if examples:
-                    gr.Examples(examples=[[path] for path in examples], inputs=[photo], label="Example photo")
-                target = gr.Dropdown(
-                    choices=editor.target_choices(),
-                    value=editor.default_target(),
-                    label="Target expression",
-                    allow_custom_value=True,
-                    elem_id="led-target",
-                    info="Also accepts aliases such as joy, anger, surprise, contempt.",
-                )
-                strength = gr.Slider(
-                    0.0,
-                    1.0,
-                    value=editor.strength_for(editor.default_target()),
-                    step=0.05,
-                    label="Strength",
-                    info=strength_info,
-                    elem_id="led-strength",
-                )
-                with gr.Accordion("Action units", open=False):
-                    gr.Markdown("Move single facial action units, alone or on top of the target (geometry modes).")
-                    unit_sliders = [
-                        gr.Slider(-1.0, 1.0, value=0.0, step=0.1, label=f"{name} {description}", elem_id=f"led-{name}")
-                        for name, description in DEMO_ACTION_UNITS
-                    ]
-                with gr.Accordion("More settings", open=False):
-                    mode = gr.Radio(
-                        choices=list(EDIT_MODES),
-                        value=editor.default_mode,
-                        label="Mode",
-                        info="geometry: warp the face's own features (all expressions); +texture: the model re-draws "
-                        "opened mouths; diffusion: the paper's method (trained expressions only).",
-                        elem_id="led-mode",
-                    )
-                    steps = gr.Slider(
-                        1,
-                        100,
-                        value=editor.default_steps,
-                        step=1,
-                        label="Steps (of the full schedule)",
-                        info="Only the steps below t_i run, about steps x strength.",
-                        elem_id="led-steps",
-                    )
-                    seed = gr.Number(value=0, precision=0, label="Seed", elem_id="led-seed")
-                    guidance = gr.Slider(
-                        1.0,
-                        10.0,
-                        value=editor.default_guidance_scale,
-                        step=0.5,
-                        label="Guidance scale",
-                        info="Classifier-free guidance toward the target; 1 = off.",
-                        visible=editor.supports_guidance,
-                        elem_id="led-guidance",
-                    )
-                    regions = gr.CheckboxGroup(
-                        choices=editor.regions, value=editor.regions, label="Regions", elem_id="led-regions"
-                    )
-                show_regions = gr.Checkbox(
-                    value=False, label="Show detected faces and regions", elem_id="led-show-regions"
-                )
-                run = gr.Button("Change expression", variant="primary", elem_id="led-run")
+                ui = _input_column(gr, editor, examples)
             with gr.Column(scale=2):
-                with gr.Row():
-                    before = gr.Image(
-                        label="Before",
-                        type="numpy",
-                        interactive=False,
-                        elem_id="led-before",
-                        buttons=["fullscreen"],
-                        format="png",
-                    )
-                    after = gr.Image(
-                        label="After",
-                        type="pil",
-                        interactive=False,
-                        elem_id="led-after",
-                        buttons=["fullscreen"],
-                        format="png",
-                    )
-                download = gr.DownloadButton(
-                    "Download result (PNG)", value=None, interactive=False, elem_id="led-download"
-                )
-                status = gr.Markdown("", elem_id="led-status")
+                ui.update(_result_column(gr))
         state = gr.State(None)
 
-        run.click(
+        shown = [ui["before"], ui["after"], state, ui["download"], ui["status"]]
+        settings = ["photo", "target", "strength", "steps", "seed", "guidance", "regions", "show_regions", "mode"]
+        ui["run"].click(
             handlers["run_edit"],
-            inputs=[photo, target, strength, steps, seed, guidance, regions, show_regions, mode, *unit_sliders],
-            outputs=[before, after, state, download, status],
+            inputs=[ui[name] for name in settings] + ui["unit_sliders"],
+            outputs=shown,
             concurrency_limit=1,
         )
-        target.change(handlers["target_strength"], inputs=[target, mode], outputs=[strength])
-        mode.change(handlers["target_strength"], inputs=[target, mode], outputs=[strength])
-        show_regions.change(
-            handlers["toggle_regions"], inputs=[state, show_regions, photo], outputs=[before, after, status]
+        for control in (ui["target"], ui["mode"]):
+            control.change(handlers["target_strength"], inputs=[ui["target"], ui["mode"]], outputs=[ui["strength"]])
+        ui["show_regions"].change(
+            handlers["toggle_regions"],
+            inputs=[state, ui["show_regions"], ui["photo"]],
+            outputs=[ui["before"], ui["after"], ui["status"]],
         )
-        photo.change(
-            handlers["new_photo"], inputs=[photo, show_regions], outputs=[before, after, state, download, status]
-        )
+        ui["photo"].change(handlers["new_photo"], inputs=[ui["photo"], ui["show_regions"]], outputs=shown)
 
     theme = gr.themes.Default(
         font=["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"],
@@ -710,6 +604,126 @@ def build_demo(
     launch_kwargs = {"theme": theme, "css": CSS, "allowed_paths": allowed, "show_error": True}
     blocks.editor = editor  # for tests and embedding
     return blocks, launch_kwargs
+
+
+def _header(gr, editor: ExpressionEditor, pipe, model_path: str | None) -> None:
+    """The title, what the demo does, the model line and the model's notice (if any)."""
+    trained = editor.trained_labels
+    model_line = (
+        f"Model: `{Path(str(model_path)).name if model_path else 'custom'}` "
+        f"({'edits luminance, keeps the colours' if pipe.color_mode == 'luminance' else 'edits RGB'}; trained on "
+        f"{', '.join(trained)}; guidance {'available' if editor.supports_guidance else 'not available'})."
+    )
+    gr.Markdown(
+        f"# {TITLE}\n"
+        "Each face's own brows, eyelids, lips and jaw are moved along the facial action units of the chosen "
+        "expression (a smooth warp of its own pixels); every pixel outside the face's edited area stays as it "
+        "was. " + model_line
+    )
+    notice = model_notice(model_path)
+    if notice:
+        gr.Markdown(notice, elem_classes=["led-notice"], elem_id="led-notice")
+
+
+def _input_column(gr, editor: ExpressionEditor, examples: list[str]) -> dict[str, Any]:
+    """The left column: the photo, the target and its strength, the action units, the settings and the button."""
+    strength_info = (
+        "Geometry modes: how far the face moves toward the expression's action units (1 = a full expression). "
+        f"Diffusion mode: how far the eyes and mouth are noised before being re-generated: t_i = strength x "
+        f"{editor.num_train_timesteps} (0.5 = the paper's t_250)."
+    )
+    ui: dict[str, Any] = {}
+    ui["photo"] = _photo_input(
+        gr,
+        label="Photo",
+        type="filepath",
+        image_mode=None,
+        sources=["upload", "clipboard"],
+        elem_id="led-photo",
+        height=320,
+    )
+    if examples:
+        gr.Examples(examples=[[path] for path in examples], inputs=[ui["photo"]], label="Example photo")
+    ui["target"] = gr.Dropdown(
+        choices=editor.target_choices(),
+        value=editor.default_target(),
+        label="Target expression",
+        allow_custom_value=True,
+        elem_id="led-target",
+        info="Also accepts aliases such as joy, anger, surprise, contempt.",
+    )
+    ui["strength"] = gr.Slider(
+        0.0,
+        1.0,
+        value=editor.strength_for(editor.default_target()),
+        step=0.05,
+        label="Strength",
+        info=strength_info,
+        elem_id="led-strength",
+    )
+    with gr.Accordion("Action units", open=False):
+        gr.Markdown("Move single facial action units, alone or on top of the target (geometry modes).")
+        ui["unit_sliders"] = [
+            gr.Slider(-1.0, 1.0, value=0.0, step=0.1, label=f"{name} {description}", elem_id=f"led-{name}")
+            for name, description in DEMO_ACTION_UNITS
+        ]
+    with gr.Accordion("More settings", open=False):
+        ui.update(_more_settings(gr, editor))
+    ui["show_regions"] = gr.Checkbox(value=False, label="Show detected faces and regions", elem_id="led-show-regions")
+    ui["run"] = gr.Button("Change expression", variant="primary", elem_id="led-run")
+    return ui
+
+
+def _more_settings(gr, editor: ExpressionEditor) -> dict[str, Any]:
+    """The "More settings" accordion: mode, steps, seed, guidance and regions."""
+    return {
+        "mode": gr.Radio(
+            choices=list(EDIT_MODES),
+            value=editor.default_mode,
+            label="Mode",
+            info="geometry: warp the face's own features (all expressions); +texture: the model re-draws "
+            "opened mouths; diffusion: the paper's method (trained expressions only).",
+            elem_id="led-mode",
+        ),
+        "steps": gr.Slider(
+            1,
+            100,
+            value=editor.default_steps,
+            step=1,
+            label="Steps (of the full schedule)",
+            info="Only the steps below t_i run, about steps x strength.",
+            elem_id="led-steps",
+        ),
+        "seed": gr.Number(value=0, precision=0, label="Seed", elem_id="led-seed"),
+        "guidance": gr.Slider(
+            1.0,
+            10.0,
+            value=editor.default_guidance_scale,
+            step=0.5,
+            label="Guidance scale",
+            info="Classifier-free guidance toward the target; 1 = off.",
+            visible=editor.supports_guidance,
+            elem_id="led-guidance",
+        ),
+        "regions": gr.CheckboxGroup(
+            choices=editor.regions, value=editor.regions, label="Regions", elem_id="led-regions"
+        ),
+    }
+
+
+def _result_column(gr) -> dict[str, Any]:
+    """The right column: the photo before and after, the download button and the status line."""
+    ui = {}
+    with gr.Row():
+        ui["before"] = gr.Image(
+            label="Before", type="numpy", interactive=False, elem_id="led-before", buttons=["fullscreen"], format="png"
+        )
+        ui["after"] = gr.Image(
+            label="After", type="pil", interactive=False, elem_id="led-after", buttons=["fullscreen"], format="png"
+        )
+    ui["download"] = gr.DownloadButton("Download result (PNG)", value=None, interactive=False, elem_id="led-download")
+    ui["status"] = gr.Markdown("", elem_id="led-status")
+    return ui
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -727,9 +741,8 @@ def load_pipeline(
     """Load the pipeline for the demo (``model``: folder or Hub id; default ``$LED_MODEL`` or the bundled model) on
     ``device`` in ``dtype`` (see :mod:`diffusers_led.devices`)."""
     from .devices import load_pipeline_on
-    from .pretrained import default_model_path
 
-    model = model or os.environ.get(MODEL_ENV_VAR) or default_model_path()
+    model = resolve_model(model, use_env=True)
     kwargs = {"variant": variant} if variant else {}
     pipe = load_pipeline_on(model, device, dtype, **kwargs)
     if face_detector:
@@ -739,7 +752,7 @@ def load_pipeline(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="led-demo",
         description="A local web page to change the facial expression in a photo (Gradio). Nothing leaves this "
         "machine: the server listens on 127.0.0.1 unless --host is given, and no public link is made without --share.",
@@ -773,14 +786,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``led-demo``."""
     args = build_parser().parse_args(argv)
-    try:
-        _import_gradio()  # fail before loading the model when Gradio is missing
-        pipe = load_pipeline(args.model, args.variant, args.device, args.face_detector, args.dtype)
-        examples = find_examples(args.example)
-    except (ImportError, OSError, ValueError) as error:
-        print(f"led-demo: error: {error}", file=sys.stderr)
-        return 1
-    model = args.model or os.environ.get(MODEL_ENV_VAR) or str(pipe.name_or_path)
+    return report_errors("led-demo", lambda: _serve(args), errors=(ImportError, OSError, ValueError))
+
+
+def _serve(args: argparse.Namespace) -> int:
+    _import_gradio()  # fail before loading the model when Gradio is missing
+    pipe = load_pipeline(args.model, args.variant, args.device, args.face_detector, args.dtype)
+    examples = find_examples(args.example)
+    model = resolve_model(args.model, use_env=True)
     blocks, launch_kwargs = build_demo(pipe, model=model, examples=examples, output_dir=args.output_dir)
     print(f"led-demo: model {model}; open http://{args.host}:{args.port} (Ctrl+C to stop)", flush=True)
     blocks.queue(default_concurrency_limit=1).launch(

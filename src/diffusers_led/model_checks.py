@@ -1,8 +1,11 @@
-"""Checks of a model folder's configuration files before anything is built from them.
+"""Checks of a model folder before anything is built from it: its configuration files and its weight formats.
 
 A config value far outside what any model uses (a corrupt file, a typo, a hostile download) would otherwise make
 diffusers allocate tens of gigabytes before failing with an unrelated error. :func:`check_model_folder` reads the JSON
 files of a local folder, names the first missing component or out-of-range field, and allocates nothing.
+
+Weights that exist only as pickles (``.bin``, ``.pt``, ``.ckpt`` ...) can run arbitrary code when loaded;
+:func:`pickled_only_components` finds them so that loaders refuse them (:class:`UnsafeWeightsError`) unless asked.
 """
 
 from __future__ import annotations
@@ -11,14 +14,30 @@ import json
 import math
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ModelConfigError", "CONFIG_BOUNDS", "check_model_folder"]
+__all__ = [
+    "CONFIG_BOUNDS",
+    "ModelConfigError",
+    "UnsafeWeightsError",
+    "check_model_folder",
+    "pickled_only_components",
+    "unsafe_weights_message",
+]
 
 
 class ModelConfigError(ValueError):
     """A model folder misses a component, or a config field is outside the range any model of this kind uses."""
+
+
+class UnsafeWeightsError(OSError):
+    """Raised when a model's weights exist only as pickles (``.bin``, ``.pt``, ``.ckpt`` ...), which can run arbitrary
+    code when loaded, and loading them was not explicitly allowed (``use_safetensors=False``)."""
+
+
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
 
 #: Per config file (relative to the model folder): field -> inclusive (low, high) bounds; a list field is checked
@@ -115,3 +134,32 @@ def check_model_folder(folder: str | os.PathLike) -> None:
         labels = config.get("labels")
         if isinstance(labels, (list, tuple)) and len(labels) > _MAX_LABELS:
             raise ModelConfigError(f"{path}: labels has {len(labels)} entries, more than {_MAX_LABELS}.")
+
+
+def pickled_only_components(folder: str | os.PathLike, subfolder: str | None = None) -> list[str]:
+    """The components of a local pipeline folder (or the model folder itself when it has no ``model_index.json``)
+    whose weights exist only in a pickle format, as ``"<component>: <files>"``; empty for Hub ids and safe folders."""
+    root = Path(folder) / (subfolder or "")
+    if not root.is_dir():
+        return []
+    index = root / "model_index.json"
+    try:
+        names = [k for k, v in json.loads(index.read_text()).items() if isinstance(v, list) and v and v[0]]
+    except (OSError, ValueError, AttributeError):
+        names = []
+    found = []
+    for component in [root / name for name in names] if names else [root]:
+        files = sorted(p.name for p in component.glob("*") if p.is_file()) if component.is_dir() else []
+        pickles = [name for name in files if name.endswith(_PICKLE_SUFFIXES)]
+        if pickles and not any(name.endswith(".safetensors") for name in files):
+            found.append(f"{component.name}: {', '.join(pickles)}")
+    return found
+
+
+def unsafe_weights_message(location: str | os.PathLike, found: Sequence[str]) -> str:
+    """What :class:`UnsafeWeightsError` says about ``location`` whose components ``found`` are pickles only."""
+    return (
+        f"{os.fspath(location)} has only pickled weights ({'; '.join(found)}). Pickles can run arbitrary code when "
+        "loaded, so only safetensors are loaded by default. If you trust the source, pass use_safetensors=False "
+        "(train_led.py: --allow_pickled_weights) once and re-save the model, which writes safetensors."
+    )

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import inspect
-import json
 import numbers
 import os
-import re
-import shutil
-import uuid
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -39,8 +35,14 @@ from .image_processor import (
     tensor_to_crops,
 )
 from .labels import EDIT_MODES
-from .model_checks import check_model_folder
+from .model_checks import (
+    UnsafeWeightsError,
+    check_model_folder,
+    pickled_only_components,
+    unsafe_weights_message,
+)
 from .regions import FaceRegionProcessor, FaceRegions, face_shape, five_landmarks
+from .serialization import commit_folder, remove_stale_shards, staging_folder
 from .warp import action_unit_warp, inner_mouth_mask
 
 logger = logging.get_logger(__name__)
@@ -79,88 +81,6 @@ EXAMPLE_DOC_STRING = """
 
 class NoFaceDetectedError(ValueError):
     """Raised when an input image has no detectable face."""
-
-
-class UnsafeWeightsError(OSError):
-    """Raised when a model's weights exist only as pickles (``.bin``, ``.pt``, ``.ckpt`` ...), which can run arbitrary
-    code when loaded, and loading them was not explicitly allowed (``use_safetensors=False``)."""
-
-
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-_SHARD = re.compile(r"^(?P<prefix>.+?)(?P<shard>-\d{5}-of-\d{5})?\.(?:safetensors|bin)$")
-
-
-def pickled_only_components(folder: str | os.PathLike, subfolder: str | None = None) -> list[str]:
-    """The components of a local pipeline folder (or the model folder itself when it has no ``model_index.json``)
-    whose weights exist only in a pickle format, as ``"<component>: <files>"``; empty for Hub ids and safe folders."""
-    root = Path(folder) / (subfolder or "")
-    if not root.is_dir():
-        return []
-    index = root / "model_index.json"
-    try:
-        names = [k for k, v in json.loads(index.read_text()).items() if isinstance(v, list) and v and v[0]]
-    except (OSError, ValueError, AttributeError):
-        names = []
-    found = []
-    for component in [root / name for name in names] if names else [root]:
-        files = sorted(p.name for p in component.glob("*") if p.is_file()) if component.is_dir() else []
-        pickles = [name for name in files if name.endswith(_PICKLE_SUFFIXES)]
-        if pickles and not any(name.endswith(".safetensors") for name in files):
-            found.append(f"{component.name}: {', '.join(pickles)}")
-    return found
-
-
-def unsafe_weights_message(location: str | os.PathLike, found: Sequence[str]) -> str:
-    return (
-        f"{os.fspath(location)} has only pickled weights ({'; '.join(found)}). Pickles can run arbitrary code when "
-        "loaded, so only safetensors are loaded by default. If you trust the source, pass use_safetensors=False "
-        "(train_led.py: --allow_pickled_weights) once and re-save the model, which writes safetensors."
-    )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by someone else
-    return True
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with open(path, "rb+") as handle:
-                os.fsync(handle.fileno())
-
-
-def _commit_folder(staging: Path, final: Path) -> None:
-    """Move a complete save from ``staging`` to ``final``. A new or empty ``final`` is replaced by one rename; an
-    existing one (e.g. a training output folder with checkpoints) gets each new file by an atomic ``os.replace``,
-    ``model_index.json`` last, and keeps its other files, as a plain ``save_pretrained`` would. Weight shards of a
-    previous save of the same name that the new save does not have are removed, as diffusers does."""
-    _fsync_tree(staging)
-    if final.is_dir() and not any(final.iterdir()):
-        final.rmdir()
-    if not final.exists():
-        os.replace(staging, final)
-        return
-    if not final.is_dir():
-        raise NotADirectoryError(f"{final} exists and is not a folder; choose another save_directory.")
-    files = sorted((p for p in staging.rglob("*") if p.is_file()), key=lambda p: p.name == "model_index.json")
-    written: dict[Path, set] = {}
-    for path in files:
-        target = final / path.relative_to(staging)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, target)
-        written.setdefault(target.parent, set()).add(target.name)
-    for folder, names in written.items():
-        prefixes = {match["prefix"] for match in map(_SHARD.match, names) if match}
-        for old in folder.iterdir():
-            match = _SHARD.match(old.name)
-            if match and match["shard"] and match["prefix"] in prefixes and old.name not in names and old.is_file():
-                old.unlink()
 
 
 @dataclass
@@ -343,10 +263,10 @@ class LocalExpressionPipeline(DiffusionPipeline):
         **kwargs,
     ):
         """[`DiffusionPipeline.save_pretrained`], crash-safe: everything is written into a temporary folder beside
-        `save_directory` and moved into place only once complete (see `_commit_folder`), so a crash or a kill
-        during the save leaves the previous files intact. Files already in `save_directory` that the pipeline does
-        not write (checkpoints, a model card, a `non_ema` variant) are kept. With `push_to_hub=True` the folder
-        is uploaded after it is complete (`repo_id`, `token`, `private`, `commit_message`, `create_pr` as in
+        `save_directory` and moved into place only once complete (see [`~serialization.commit_folder`]), so a crash
+        or a kill during the save leaves the previous files intact. Files already in `save_directory` that the
+        pipeline does not write (checkpoints, a model card, a `non_ema` variant) are kept. With `push_to_hub=True` the
+        folder is uploaded after it is complete (`repo_id`, `token`, `private`, `commit_message`, `create_pr` as in
         diffusers)."""
         final = Path(save_directory)
         hub_keys = ("commit_message", "private", "create_pr", "token", "repo_id")
@@ -355,15 +275,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
             hub["repo_id"] = create_repo(
                 hub.get("repo_id", final.name), exist_ok=True, private=hub.get("private"), token=hub.get("token")
             ).repo_id
-        final.parent.mkdir(parents=True, exist_ok=True)
-        prefix = f".{final.name}.saving-"
-        for stale in final.parent.iterdir():  # left by a killed save (its process is gone)
-            owner = stale.name[len(prefix) :].split("-")[0] if stale.name.startswith(prefix) else ""
-            if owner.isdigit() and not _alive(int(owner)) and stale.is_dir():
-                shutil.rmtree(stale, ignore_errors=True)
-        staging = final.parent / f"{prefix}{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        staging.mkdir()  # not mkdtemp: the folder becomes `final` and must get the usual permissions
-        try:
+        with staging_folder(final, "saving") as staging:  # also removes the staging folders of killed saves
             super().save_pretrained(
                 staging,
                 safe_serialization=safe_serialization,
@@ -375,9 +287,8 @@ class LocalExpressionPipeline(DiffusionPipeline):
                 card = load_or_create_model_card(hub["repo_id"], token=hub.get("token"), is_pipeline=True)
                 card = populate_model_card(card)
                 card.save(os.path.join(staging, "README.md"))
-            _commit_folder(staging, final)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            # model_index.json last: until it is replaced, the folder loads as the previous save.
+            remove_stale_shards(commit_folder(staging, final, last=("model_index.json",)))
         if push_to_hub:
             self._upload_folder(
                 os.fspath(final),

@@ -5,9 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from pathlib import Path
 
-__all__ = ["escape_file_name", "file_digest", "unescape_file_name", "write_text_atomically"]
+from .serialization import write_text_atomically  # noqa: F401 - kept importable from here
+
+__all__ = ["IMAGE_EXTENSIONS", "escape_file_name", "file_digest", "unescape_file_name", "write_text_atomically"]
+
+#: The photo file types the package reads (led-edit, led-prepare-data, led-evaluate, the examples), lower case.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif", ".ppm", ".pgm")
 
 # Bytes of a file name that are not UTF-8 reach Python as lone surrogates U+DC80..U+DCFF (os.fsdecode's
 # "surrogateescape"); escape_file_name writes them as \xNN.
@@ -34,12 +38,3 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def write_text_atomically(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file beside it and an atomic rename: a crash leaves the old file
-    or the new one, never a torn one."""
-    path = Path(path)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)

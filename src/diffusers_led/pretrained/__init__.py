@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 DEFAULT_MODEL_NAME = "led-default"
+#: The environment variable that names the model of led-demo and the examples when none is given.
+MODEL_ENV_VAR = "LED_MODEL"
 
 
 def default_model_path() -> str:
@@ -15,3 +18,17 @@ def default_model_path() -> str:
             f"The bundled default model is missing from {path}; reinstall diffusers-led or pass --model."
         )
     return str(path)
+
+
+def resolve_model(model: str | os.PathLike | None = None, use_env: bool = False) -> str:
+    """The model to load: ``model`` (a folder or Hub id) when given, else (with ``use_env``, as led-demo and the
+    examples do) ``$LED_MODEL`` when set, else the bundled default model (:func:`default_model_path`).
+
+    Raises:
+        FileNotFoundError: the bundled model is needed and missing.
+    """
+    if model:
+        return os.fspath(model)
+    if use_env and os.environ.get(MODEL_ENV_VAR):
+        return os.environ[MODEL_ENV_VAR]
+    return default_model_path()
