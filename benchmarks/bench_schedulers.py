@@ -65,6 +65,7 @@ def main() -> None:
     import torch
     from PIL import Image
 
+    from diffusers_led.evaluation.metrics import psnr
     from diffusers_led.image_processor import prepare_image
 
     threads = c.set_threads(args.threads)
@@ -181,7 +182,7 @@ def main() -> None:
         return (float(np.mean(probs)), float(np.mean(hits))) if probs else (float("nan"), float("nan"))
 
     def closeness(images: list[np.ndarray], to: list[np.ndarray] | None = None) -> float:
-        return float(np.mean([c.psnr(a, b, m) for a, b, m in zip(images, reference if to is None else to, masks)]))
+        return float(np.mean([psnr(a, b, m) for a, b, m in zip(images, reference if to is None else to, masks)]))
 
     def ode_closeness(images: list[np.ndarray]) -> float:
         return closeness(images, ode_images)
