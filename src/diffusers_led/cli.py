@@ -668,11 +668,7 @@ def prepare_data_main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-@_command("led-evaluate")
-def evaluate_main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``led-evaluate``: edit held-out faces to every target at every strength and write a report
-    (``report.json``, ``report.md``, ``edits.csv``, PNG plots) with expression, identity, preservation, seam and
-    realism metrics. All logic is in :func:`diffusers_led.evaluation.evaluate`."""
+def build_evaluate_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="led-evaluate",
         description="Evaluate a LocalExpressionPipeline: independent expression classifier, identity, pixels outside "
@@ -742,7 +738,30 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--quiet", action="store_true", help="No progress bars.")
     add_device_arguments(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _print_evaluation_summary(report: dict, files: dict[str, str]) -> None:
+    """The headline numbers of an evaluation's ``report``, one line per (mode, strength), and where it is."""
+    base = report["baseline"]["expression"]
+    print(f"unedited: p(target) {base['p_target'] or 0:.3f}, hit {100 * (base['hit_rate'] or 0):.1f}%")
+    for entry in report["results"]:
+        x, ident, seams = entry["expression"], entry["identity"], entry["seams"]
+        p_target = x["p_target"] if x["p_target"] is not None else float("nan")
+        print(
+            f"{entry['mode']:>10} s={entry['strength']:<5g} p(target) {p_target:.3f}"
+            f"  hit {100 * (x['hit_rate'] or 0):5.1f}%  id {ident['distance_mean']:.3f}"
+            f"  outside max {entry['preservation']['max_abs_outside']:g}  seam {seams['score'] or 0:.3f}"
+        )
+    print(f"Report: {files['markdown']} (and report.json, plots) in {report['timings']['total_s'] / 60:.1f} min")
+
+
+@_command("led-evaluate")
+def evaluate_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``led-evaluate``: edit held-out faces to every target at every strength and write a report
+    (``report.json``, ``report.md``, ``edits.csv``, PNG plots) with expression, identity, preservation, seam and
+    realism metrics. All logic is in :func:`diffusers_led.evaluation.evaluate`."""
+    args = build_evaluate_parser().parse_args(argv)
     try:
         from .evaluation import evaluate
 
@@ -786,20 +805,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as error:
         return _unexpected("led-evaluate", error)
-    report = result.report
-    base = report["baseline"]["expression"]
-    print(f"unedited: p(target) {base['p_target'] or 0:.3f}, hit {100 * (base['hit_rate'] or 0):.1f}%")
-    for entry in report["results"]:
-        x, ident, seams = entry["expression"], entry["identity"], entry["seams"]
-        p_target = x["p_target"] if x["p_target"] is not None else float("nan")
-        print(
-            f"{entry['mode']:>10} s={entry['strength']:<5g} p(target) {p_target:.3f}"
-            f"  hit {100 * (x['hit_rate'] or 0):5.1f}%  id {ident['distance_mean']:.3f}"
-            f"  outside max {entry['preservation']['max_abs_outside']:g}  seam {seams['score'] or 0:.3f}"
-        )
-    print(
-        f"Report: {result.files['markdown']} (and report.json, plots) in {report['timings']['total_s'] / 60:.1f} min"
-    )
+    _print_evaluation_summary(result.report, result.files)
     return 0
 
 
