@@ -347,7 +347,7 @@ def _resolve_run(
         fast_steps=int(num_inference_steps or pipe.config.default_num_inference_steps),
         ddpm_steps=int(paper_steps or num_train_timesteps),
         guidance_scale=guidance_scale,
-        negative_target=pipe.config.default_negative_target or "" if negative_target is None else negative_target,
+        negative_target=(pipe.config.default_negative_target or "") if negative_target is None else negative_target,
         default_strength=default_strength,
         target_strengths=target_strengths,
         batch_size=default_batch_size(pipe, guidance_scale) if batch_size is None else batch_size,
