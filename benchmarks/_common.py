@@ -1,4 +1,4 @@
-"""Shared helpers of the benchmark scripts: arguments, threads, timing, PSNR and markdown tables.
+"""Shared helpers of the benchmark scripts: arguments, threads, timing and markdown tables.
 
 Benchmarks print ratios measured in one run, interleaving the things compared, because absolute times on a shared
 machine move with whatever else runs; the machine line of every report says what the load was.
@@ -175,19 +175,6 @@ def flop_counter():
     if op is not None:
         custom[op] = attention_flops
     return flop_counter.FlopCounterMode(display=False, custom_mapping=custom)
-
-
-def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
-    """PSNR in dB of two uint8-range images, over the pixels where ``mask`` > 0 (all when None)."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    diff = (a - b) ** 2
-    if diff.ndim == 3:
-        diff = diff.mean(axis=2)
-    if mask is not None:
-        diff = diff[np.asarray(mask) > 0]
-    mse = float(diff.mean()) if diff.size else 0.0
-    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:

@@ -8,9 +8,10 @@ the pixels the edit may change (the blend masks). The paper mode is stochastic, 
 edits with different seeds is printed as the floor: a sampler that reaches it is as close to the paper mode as the
 paper mode is to itself. The deterministic samplers (DDIM, DPM-Solver++, UniPC, Euler) all approximate one ODE
 solution, which DDIM with every step computes: the PSNR to it isolates a sampler's discretisation error, i.e. how
-many steps are enough. When an expression classifier is installed (``diffusers_led.judges.ExpressionJudge``) the
-table adds its probability of the target and the hit rate (target = arg max). Times exclude face detection (the
-faces are detected once and passed in) so they compare the diffusion itself.
+many steps are enough. When an expression classifier is installed
+(``diffusers_led.evaluation.judges.ExpressionJudge``) the table adds its probability of the target and the hit rate
+(target = arg max). Times exclude face detection (the faces are detected once and passed in) so they compare the
+diffusion itself.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def make_scheduler(pipe, class_name: str, overrides: dict):
 
 def load_judge():
     try:
-        from diffusers_led.judges import ExpressionJudge
+        from diffusers_led.evaluation.judges import ExpressionJudge
 
         return ExpressionJudge()
     except Exception as error:  # noqa: BLE001 - the judge is optional
@@ -64,6 +65,7 @@ def main() -> None:
     import torch
     from PIL import Image
 
+    from diffusers_led.evaluation.metrics import psnr
     from diffusers_led.image_processor import prepare_image
 
     threads = c.set_threads(args.threads)
@@ -180,7 +182,7 @@ def main() -> None:
         return (float(np.mean(probs)), float(np.mean(hits))) if probs else (float("nan"), float("nan"))
 
     def closeness(images: list[np.ndarray], to: list[np.ndarray] | None = None) -> float:
-        return float(np.mean([c.psnr(a, b, m) for a, b, m in zip(images, reference if to is None else to, masks)]))
+        return float(np.mean([psnr(a, b, m) for a, b, m in zip(images, reference if to is None else to, masks)]))
 
     def ode_closeness(images: list[np.ndarray]) -> float:
         return closeness(images, ode_images)

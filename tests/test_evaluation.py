@@ -179,7 +179,7 @@ def test_pixel_metrics_of_an_identity_edit_are_zero_and_hard_paste_has_a_seam():
 def test_expression_judge_follows_the_package_and_sees_the_smile(astronaut):
     import importlib.util
 
-    from diffusers_led.judges import FER_CLASSES, ExpressionJudge
+    from diffusers_led.evaluation.judges import FER_CLASSES, ExpressionJudge
 
     # The class order is the package's own (read from its source, which we never import).
     folder = importlib.util.find_spec("what_the_face_classification").submodule_search_locations[0]
@@ -198,7 +198,7 @@ def test_expression_judge_follows_the_package_and_sees_the_smile(astronaut):
 
 
 def test_identity_judge(astronaut):
-    from diffusers_led.judges import IdentityJudge
+    from diffusers_led.evaluation.judges import IdentityJudge
 
     rgb, face = astronaut
     judge = IdentityJudge()
@@ -216,7 +216,7 @@ def test_identity_judge(astronaut):
 
 @needs_judges
 def test_inception_features_fid_of_identical_crops_is_zero(astronaut, tmp_path):
-    from diffusers_led.judges import InceptionFeatures
+    from diffusers_led.evaluation.judges import InceptionFeatures
 
     rgb, face = astronaut
     crops = [np.roll(face.crops[region], shift, axis=1) for region in ("eyes", "mouth") for shift in (0, 3, 6)]
@@ -320,6 +320,39 @@ def test_evaluate_end_to_end_on_labelled_photos(tmp_path, example_image, monkeyp
     # The pipeline is left as it was: its own face detection and scheduler.
     assert "detect_faces" not in pipe.__dict__ and type(pipe.scheduler) is original_scheduler
     assert dict(pipe.config) == original_config
+
+
+@needs_judges
+def test_evaluate_calls_the_pipeline_with_arguments_and_never_changes_it(tmp_path, example_image, monkeypatch):
+    """A mode's sampler, compositing and faces are arguments of the pipeline's call, not changes to the pipeline."""
+    from diffusers_led import LocalExpressionPipeline
+
+    pipe = make_tiny_pipeline()
+    pipe.use_fast_scheduler()
+    changes, calls = [], []
+    set_attribute, register, call = (
+        LocalExpressionPipeline.__setattr__,
+        LocalExpressionPipeline.register_to_config,
+        LocalExpressionPipeline.__call__,
+    )
+    monkeypatch.setattr(
+        LocalExpressionPipeline, "__setattr__", lambda self, k, v: changes.append(k) or set_attribute(self, k, v)
+    )
+    monkeypatch.setattr(
+        LocalExpressionPipeline, "register_to_config", lambda self, **k: changes.append(k) or register(self, **k)
+    )
+    monkeypatch.setattr(
+        LocalExpressionPipeline, "__call__", lambda self, *a, **k: calls.append(k) or call(self, *a, **k)
+    )
+    modes = ["blend", "hard", "paper"]
+    kwargs = dict(targets="happy", strengths=[0.2], paper_steps=4, realism=False, time_budget=None, progress=False)
+    report = evaluate(pipe, [np.asarray(example_image)], tmp_path / "r", modes=modes, **kwargs).report
+    assert [r["mode"] for r in report["results"]] == ["blend", "blend", "hard", "hard", "paper"]
+    assert [change for change in changes if change != "_progress_bar_config"] == []
+    arguments = {(k["scheduler"], k["reinject_known"], k["residual_composite"]) for k in calls}
+    assert arguments == {(None, True, None), (None, False, False), ("DDPMScheduler", False, False)}
+    assert all(len(k["faces"]) == 1 and len(k["faces"][0]) == 1 for k in calls), "the faces it detected once"
+    assert report["model"]["scheduler"] == "DPMSolverMultistepScheduler"
 
 
 @needs_judges

@@ -28,6 +28,7 @@ from datasets import load_dataset
 
 from diffusers_led import LocalExpressionPipeline, data
 from diffusers_led.cli import CLIError, atomic_save, check_destinations, edit_main, output_paths, prepare_data_main
+from diffusers_led.evaluation.metrics import psnr
 from diffusers_led.image_processor import ImageLoadError, load_image
 from diffusers_led.model_checks import ModelConfigError, check_model_folder
 from diffusers_led.utils import escape_file_name, unescape_file_name
@@ -320,10 +321,6 @@ def _outside(model_dir: Path, upright: np.ndarray) -> np.ndarray:
     return pipe.region_processor.composite_mask(upright.shape, faces) == 0
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    return float(10 * np.log10(255.0**2 / np.mean((a.astype(np.float64) - b) ** 2)))
-
-
 def test_outputs_keep_the_colour_profile_resolution_and_exif(model_dir, portrait, tmp_path, capsys):
     icc = PIL.ImageCms.ImageCmsProfile(PIL.ImageCms.createProfile("sRGB")).tobytes()
     exif = PIL.Image.Exif()
@@ -356,13 +353,13 @@ def test_lossy_outputs_are_written_at_high_quality_with_one_warning(model_dir, p
     ]
     written = PIL.Image.open(tmp_path / "from-png.jpg")
     assert PIL.JpegImagePlugin.get_sampling(written) == 0, "4:4:4 for a source that had full colour resolution"
-    assert _psnr(np.asarray(written)[outside], portrait[outside]) > 40  # Pillow's default quality 75 gave 35.9 dB
+    assert psnr(np.asarray(written)[outside], portrait[outside]) > 40  # Pillow's default quality 75 gave 35.9 dB
 
     assert led_edit(model_dir, jpeg, "-o", tmp_path / "from-jpg.jpg") == 0
     assert "warning" not in capsys.readouterr().err, "a JPEG input has already lost what JPEG loses"
     written, source = PIL.Image.open(tmp_path / "from-jpg.jpg"), np.asarray(PIL.Image.open(jpeg))
     assert PIL.JpegImagePlugin.get_sampling(written) == 1, "the input's subsampling"
-    assert _psnr(np.asarray(written)[outside], source[outside]) > 40
+    assert psnr(np.asarray(written)[outside], source[outside]) > 40
 
     assert led_edit(model_dir, photo, "-o", tmp_path / "from-png.webp") == 0
     assert "warning" not in capsys.readouterr().err

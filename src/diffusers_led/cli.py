@@ -10,10 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .commands import ArgumentParser, CLIError, command
-
-# The names led-evaluate's entry point uses (until it passes `errors=` to `command` like the others).
-from .commands import command as _command
-from .commands import report_unexpected as _unexpected
 from .devices import add_device_arguments
 from .labels import EDIT_MODES
 from .serialization import NAME_MAX, atomic_write
@@ -523,11 +519,7 @@ def prepare_data_main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-@_command("led-evaluate")
-def evaluate_main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``led-evaluate``: edit held-out faces to every target at every strength and write a report
-    (``report.json``, ``report.md``, ``edits.csv``, PNG plots) with expression, identity, preservation, seam and
-    realism metrics. All logic is in :func:`diffusers_led.evaluation.evaluate`."""
+def build_evaluate_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="led-evaluate",
         description="Evaluate a LocalExpressionPipeline: independent expression classifier, identity, pixels outside "
@@ -597,51 +589,11 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--quiet", action="store_true", help="No progress bars.")
     add_device_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        from .evaluation import evaluate
+    return parser
 
-        result = evaluate(
-            model=args.model,
-            data=args.data,
-            out_dir=args.out,
-            targets=args.targets,
-            strengths=[float(s) for s in _split_list(args.strengths)],
-            modes=_split_list(args.modes),
-            seed=args.seed,
-            split=args.split,
-            photos_root=args.photos_root,
-            subjects=_split_list(args.subjects) or None,
-            max_images=args.max_images,
-            batch_size=args.batch_size,
-            num_inference_steps=args.steps,
-            guidance_scale=args.guidance_scale,
-            negative_target=args.negative_target,
-            paper_steps=args.paper_steps,
-            paper_strengths=[float(s) for s in _split_list(args.paper_strengths)] or None,
-            paper_max_images=args.paper_max_images or None,
-            realism=not args.no_realism,
-            realism_max_crops=args.realism_max_crops or None,
-            reference_data=args.reference_data,
-            cache_dir=None if args.cache_dir.lower() == "none" else args.cache_dir,
-            time_budget=args.time_budget or None,
-            allow_untrained_targets=args.allow_untrained_targets,
-            progress=not args.quiet,
-            num_threads=args.threads,
-            device=args.device,
-            dtype=args.dtype,
-        )
-    except (ImportError, ValueError, OSError) as error:
-        print(f"led-evaluate: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(
-            "led-evaluate: interrupted; no report was written (cached Inception features are kept).", file=sys.stderr
-        )
-        return 130
-    except Exception as error:
-        return _unexpected("led-evaluate", error)
-    report = result.report
+
+def _print_evaluation_summary(report: dict, files: dict[str, str]) -> None:
+    """The headline numbers of an evaluation's ``report``, one line per (mode, strength), and where it is."""
     base = report["baseline"]["expression"]
     print(f"unedited: p(target) {base['p_target'] or 0:.3f}, hit {100 * (base['hit_rate'] or 0):.1f}%")
     for entry in report["results"]:
@@ -652,9 +604,52 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
             f"  hit {100 * (x['hit_rate'] or 0):5.1f}%  id {ident['distance_mean']:.3f}"
             f"  outside max {entry['preservation']['max_abs_outside']:g}  seam {seams['score'] or 0:.3f}"
         )
-    print(
-        f"Report: {result.files['markdown']} (and report.json, plots) in {report['timings']['total_s'] / 60:.1f} min"
+    print(f"Report: {files['markdown']} (and report.json, plots) in {report['timings']['total_s'] / 60:.1f} min")
+
+
+@command(
+    "led-evaluate",
+    errors=(ImportError, ValueError, OSError),
+    interrupted="no report was written (cached Inception features are kept).",
+)
+def evaluate_main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``led-evaluate``: edit held-out faces to every target at every strength and write a report
+    (``report.json``, ``report.md``, ``edits.csv``, PNG plots) with expression, identity, preservation, seam and
+    realism metrics. All logic is in :func:`diffusers_led.evaluation.evaluate`."""
+    args = build_evaluate_parser().parse_args(argv)
+    from .evaluation import evaluate
+
+    result = evaluate(
+        model=args.model,
+        data=args.data,
+        out_dir=args.out,
+        targets=args.targets,
+        strengths=[float(s) for s in _split_list(args.strengths)],
+        modes=_split_list(args.modes),
+        seed=args.seed,
+        split=args.split,
+        photos_root=args.photos_root,
+        subjects=_split_list(args.subjects) or None,
+        max_images=args.max_images,
+        batch_size=args.batch_size,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance_scale,
+        negative_target=args.negative_target,
+        paper_steps=args.paper_steps,
+        paper_strengths=[float(s) for s in _split_list(args.paper_strengths)] or None,
+        paper_max_images=args.paper_max_images or None,
+        realism=not args.no_realism,
+        realism_max_crops=args.realism_max_crops or None,
+        reference_data=args.reference_data,
+        cache_dir=None if args.cache_dir.lower() == "none" else args.cache_dir,
+        time_budget=args.time_budget or None,
+        allow_untrained_targets=args.allow_untrained_targets,
+        progress=not args.quiet,
+        num_threads=args.threads,
+        device=args.device,
+        dtype=args.dtype,
     )
+    _print_evaluation_summary(result.report, result.files)
     return 0
 
 

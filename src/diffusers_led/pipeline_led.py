@@ -7,7 +7,7 @@ import numbers
 import os
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from diffusers import DiffusionPipeline, UNet2DConditionModel
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
-from diffusers.schedulers import KarrasDiffusionSchedulers
+from diffusers.schedulers import KarrasDiffusionSchedulers, SchedulerMixin
 from diffusers.utils import BaseOutput, logging
 from diffusers.utils.hub_utils import load_or_create_model_card, populate_model_card
 from diffusers.utils.torch_utils import randn_tensor
@@ -64,6 +64,29 @@ def fast_scheduler(config: dict[str, Any]):
     import diffusers
 
     return getattr(diffusers, FAST_SCHEDULER_CLASS).from_config(config, **FAST_SCHEDULER_CONFIG)
+
+
+@dataclass
+class _EditSettings:
+    """One `__call__`'s arguments checked and completed from the model's config, per image where images differ: what
+    the stages of the edit read."""
+
+    mode: str
+    targets: list[str | None]  # labels (diffusion), canonical expressions or None (geometry), one per image
+    negatives: list[str]  # one per image, "" for the null label
+    units: dict[str, float]
+    regions: tuple[str, ...]
+    num_inference_steps: int
+    guidance_scale: float
+    starts: list[int] = field(default_factory=list)  # the SDEdit start step per image (the texture's in geometry)
+    geometry_strength: float = 0.0
+    texture_strength: float = 0.0
+
+    @property
+    def nothing_to_do(self) -> bool:
+        if self.mode == "diffusion":
+            return not any(self.starts)
+        return self.geometry_strength == 0 and not self.units
 
 
 EXAMPLE_DOC_STRING = """
@@ -402,12 +425,47 @@ class LocalExpressionPipeline(DiffusionPipeline):
         ):
             raise ValueError(f"`callback_on_step_end_tensor_inputs` must be in {self._callback_tensor_inputs}.")
 
-    def get_timesteps(self, start_timestep: int, num_inference_steps: int, device: torch.device) -> torch.Tensor:
-        """The scheduler's timesteps from the first one at or below `start_timestep` down to the end (SDEdit)."""
-        self.scheduler.set_timesteps(num_inference_steps, device=device)
-        timesteps = self.scheduler.timesteps
+    def resolve_scheduler(self, scheduler: SchedulerMixin | str | None = None) -> SchedulerMixin:
+        """The scheduler a call with `scheduler=` denoises with, leaving `pipe.scheduler` as it is: `None` is
+        `pipe.scheduler`; a diffusers scheduler class name (e.g. `"DDPMScheduler"`, the paper's sampler) is a new
+        instance of that class on this model's noise schedule (`from_config(pipe.scheduler.config)`); an instance
+        is used as it is and must have this model's `num_train_timesteps`."""
+        if scheduler is None:
+            return self.scheduler
+        if isinstance(scheduler, str):
+            import diffusers
+
+            cls = getattr(diffusers, scheduler, None)
+            if not (isinstance(cls, type) and issubclass(cls, SchedulerMixin)):
+                names = sorted(c.__name__ for c in self.scheduler.compatibles)
+                raise ValueError(f"`scheduler` {scheduler!r} is not a diffusers scheduler class; use one of {names}.")
+            return cls.from_config(self.scheduler.config)
+        if not isinstance(scheduler, SchedulerMixin):
+            raise ValueError(
+                f"`scheduler` must be a diffusers scheduler or the name of one, got {type(scheduler).__name__}."
+            )
+        expected = self.scheduler.config.num_train_timesteps
+        if scheduler.config.num_train_timesteps != expected:
+            raise ValueError(
+                f"`scheduler` has {scheduler.config.num_train_timesteps} training timesteps but this model has "
+                f"{expected}: build it with `{type(scheduler).__name__}.from_config(pipe.scheduler.config)`."
+            )
+        return scheduler
+
+    def get_timesteps(
+        self,
+        start_timestep: int,
+        num_inference_steps: int,
+        device: torch.device,
+        scheduler: SchedulerMixin | str | None = None,
+    ) -> torch.Tensor:
+        """The timesteps of `scheduler` (see [`~LocalExpressionPipeline.resolve_scheduler`]; default
+        `pipe.scheduler`) from the first one at or below `start_timestep` down to the end (SDEdit)."""
+        scheduler = self.resolve_scheduler(scheduler)
+        scheduler.set_timesteps(num_inference_steps, device=device)
+        timesteps = scheduler.timesteps
         # Multi-order schedulers (Heun) list a timestep several times; begin on an order boundary.
-        order = self.scheduler.order
+        order = scheduler.order
         begin = next((i for i in range(0, len(timesteps), order) if timesteps[i] <= start_timestep), None)
         if begin is None:
             # Too few steps for so low a start: run the schedule's last step rather than nothing.
@@ -416,8 +474,8 @@ class LocalExpressionPipeline(DiffusionPipeline):
                 f"No step of the {num_inference_steps}-step schedule is at or below t={start_timestep}; starting at "
                 f"t={int(timesteps[begin])}. Raise `num_inference_steps` for a gentler edit."
             )
-        if hasattr(self.scheduler, "set_begin_index"):
-            self.scheduler.set_begin_index(begin)
+        if hasattr(scheduler, "set_begin_index"):
+            scheduler.set_begin_index(begin)
         return timesteps[begin:]
 
     def detect_faces(
@@ -515,6 +573,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
         callback_on_step_end_tensor_inputs: list[str] = None,
         crop_regions: list[str] | None = None,
         negative_targets: list[str] | None = None,
+        scheduler: SchedulerMixin | str | None = None,
     ) -> torch.Tensor:
         """SDEdit on crops already in UNet space: noise `originals` (`(N, C, S, S)` in [-1, 1]) to the scheduler's
         first timestep at or below `start_timestep` and denoise them toward `targets` (one label per crop).
@@ -524,7 +583,8 @@ class LocalExpressionPipeline(DiffusionPipeline):
         `crops_per_image` saying how many crops each image has. `crop_regions` names each crop's region; a UNet with
         region classes (`num_class_embeds`) needs it. `negative_targets` (one label per crop, `""` for the null
         label) is what guidance pushes away from; `None` is the null label for all. A model with `crop_statistics`
-        sees each crop at its training crops' exposure and the result is mapped back. Returns the denoised crops in
+        sees each crop at its training crops' exposure and the result is mapped back. `scheduler` is the sampler (see
+        [`~LocalExpressionPipeline.resolve_scheduler`]; default `pipe.scheduler`). Returns the denoised crops in
         [-1, 1] (unclamped).
         """
         if callback_on_step_end_tensor_inputs is None:
@@ -545,29 +605,28 @@ class LocalExpressionPipeline(DiffusionPipeline):
             # Guidance is toward the expression only: both halves know which region they see.
             class_labels = None if class_labels is None else torch.cat([class_labels, class_labels])
 
-        timesteps = self.get_timesteps(start_timestep, num_inference_steps, device)
+        scheduler = self.resolve_scheduler(scheduler)
+        timesteps = self.get_timesteps(start_timestep, num_inference_steps, device, scheduler=scheduler)
         noise, generator = self.prepare_noise(originals.shape, crops_per_image or [count], generator, device, dtype)
-        latents = self.scheduler.add_noise(originals, noise, timesteps[:1].repeat(count))
+        latents = scheduler.add_noise(originals, noise, timesteps[:1].repeat(count))
         # Only stochastic schedulers (DDPM, DDIM with eta > 0 ...) take a generator; UniPC, Heun ... refuse one.
-        step_kwargs = (
-            {"generator": generator} if "generator" in inspect.signature(self.scheduler.step).parameters else {}
-        )
+        step_kwargs = {"generator": generator} if "generator" in inspect.signature(scheduler.step).parameters else {}
 
         for i, t in enumerate(self.progress_bar(timesteps)):
             model_input = torch.cat([latents] * 2) if do_guidance else latents
-            model_input = self.scheduler.scale_model_input(model_input, t)
+            model_input = scheduler.scale_model_input(model_input, t)
             noise_pred = self.unet(
                 model_input, t, encoder_hidden_states=encoder_hidden_states, class_labels=class_labels
             ).sample
             if do_guidance:
                 noise_negative, noise_cond = noise_pred.chunk(2)
                 noise_pred = noise_negative + guidance_scale * (noise_cond - noise_negative)
-            latents = self.scheduler.step(noise_pred, t, latents, **step_kwargs).prev_sample
+            latents = scheduler.step(noise_pred, t, latents, **step_kwargs).prev_sample
 
             if known_mask is not None:
                 # Outside the blend mask the crop must stay the original, noised to the level reached.
                 if i + 1 < len(timesteps):
-                    known = self.scheduler.add_noise(originals, noise, timesteps[i + 1 : i + 2].repeat(count))
+                    known = scheduler.add_noise(originals, noise, timesteps[i + 1 : i + 2].repeat(count))
                 else:
                     known = originals
                 latents = known_mask * known + (1.0 - known_mask) * latents
@@ -606,6 +665,8 @@ class LocalExpressionPipeline(DiffusionPipeline):
         | None = None,
         callback_on_step_end_tensor_inputs: list[str] = None,
         faces: list[list[FaceRegions]] | None = None,
+        scheduler: SchedulerMixin | str | None = None,
+        residual_composite: bool | None = None,
     ) -> LocalExpressionPipelineOutput | tuple:
         r"""
         Change the expression of every face in the image(s).
@@ -675,6 +736,14 @@ class LocalExpressionPipeline(DiffusionPipeline):
                 Faces already found in these images, one list per image (from [`~LocalExpressionPipeline.detect_faces`]
                 or the `faces` of an earlier output for the same images), so detection is not run again: editing
                 one photo toward several targets, or detecting the next batch while this one is denoised.
+            scheduler (`SchedulerMixin` or `str`, *optional*):
+                The sampler of this call only; `pipe.scheduler` stays as it is. A scheduler, or the name of a diffusers
+                scheduler class built on this model's noise schedule, e.g. `"DDPMScheduler"` with
+                `num_inference_steps=500` for the paper's sampler (see [`~LocalExpressionPipeline.resolve_scheduler`]).
+                Defaults to `pipe.scheduler`.
+            residual_composite (`bool`, *optional*):
+                `True` composites only the change the model made to each crop (upsampled), `False` the generated crop
+                itself (the paper). Defaults to the model's `residual_composite`.
 
         Examples:
 
@@ -686,6 +755,97 @@ class LocalExpressionPipeline(DiffusionPipeline):
         if isinstance(callback_on_step_end, (PipelineCallback, MultiPipelineCallbacks)):
             callback_on_step_end_tensor_inputs = callback_on_step_end.tensor_inputs
         images = list(image) if isinstance(image, (list, tuple)) or is_image_batch(image) else [image]
+
+        # 1. Check the inputs; fill in the model's defaults, one target and start step per image.
+        settings = self._resolve_settings(
+            images,
+            target,
+            strength,
+            mode,
+            action_units,
+            texture_strength,
+            num_inference_steps,
+            start_timestep,
+            regions,
+            guidance_scale,
+            negative_target,
+            generator,
+            output_type,
+            on_no_face,
+            allow_untrained_targets,
+            callback_on_step_end_tensor_inputs,
+        )
+        scheduler = self.resolve_scheduler(scheduler)
+        prepared = [prepare_image(item, index) for index, item in enumerate(images)]
+
+        # 2. Nothing to edit: give the inputs back exactly.
+        if settings.nothing_to_do:
+            outputs = [return_unchanged(item, output_type) for item in prepared]
+            return (
+                LocalExpressionPipelineOutput(images=outputs, faces=[[] for _ in prepared])
+                if return_dict
+                else (outputs,)
+            )
+
+        # 3. Faces and their region crops, all images at once.
+        if faces is None:
+            faces_per_image = self.detect_faces(prepared, settings.regions, on_no_face)
+        else:
+            faces_per_image = self._check_faces(faces, prepared, settings.regions, on_no_face)
+        rgbs = [item.rgb for item in prepared]
+        edit_faces, edit_regions, labels = faces_per_image, settings.regions, settings.targets
+
+        # 4. Geometry modes: warp each face's own pixels; the UNet re-draws only the mouths the warp opened.
+        if settings.mode != "diffusion":
+            rgbs, faces_per_image, edit_faces = self._geometry_stage(rgbs, faces_per_image, settings)
+            edit_regions, labels = ("mouth",), [self.texture_label(t) for t in settings.targets]
+
+        # 5. SDEdit of the crops and compositing them back at full resolution.
+        rgbs = self.edit_crops(
+            rgbs,
+            edit_faces,
+            edit_regions,
+            labels,
+            settings.negatives,
+            settings.starts,
+            settings.num_inference_steps,
+            generator=generator,
+            guidance_scale=settings.guidance_scale,
+            reinject_known=reinject_known,
+            callback_on_step_end=callback_on_step_end,
+            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+            scheduler=scheduler,
+            residual_composite=residual_composite,
+        )
+
+        # 6. Each image in the size, channels and type of its input.
+        outputs = self._restore_outputs(prepared, rgbs, settings, output_type)
+        self.maybe_free_model_hooks()
+
+        if not return_dict:
+            return (outputs, faces_per_image)
+        return LocalExpressionPipelineOutput(images=outputs, faces=faces_per_image)
+
+    def _resolve_settings(
+        self,
+        images: list[Any],
+        target: str | list[str] | None,
+        strength: float | None,
+        mode: str | None,
+        action_units: str | dict[str, float] | None,
+        texture_strength: float | None,
+        num_inference_steps: int | None,
+        start_timestep: int | None,
+        regions: Sequence[str] | None,
+        guidance_scale: float | None,
+        negative_target: str | list[str] | None,
+        generator: torch.Generator | list[torch.Generator] | None,
+        output_type: str,
+        on_no_face: str,
+        allow_untrained_targets: bool,
+        callback_on_step_end_tensor_inputs: list[str],
+    ) -> _EditSettings:
+        """Step 1 of `__call__`: its arguments checked and completed from the model's config."""
         mode = self.config.default_mode if mode is None else mode
         if mode not in EDIT_MODES:
             raise ValueError(f"`mode` must be one of {', '.join(EDIT_MODES)}, got {mode!r}.")
@@ -724,84 +884,78 @@ class LocalExpressionPipeline(DiffusionPipeline):
         if on_no_face not in ("error", "skip"):
             raise ValueError(f"`on_no_face` must be 'error' or 'skip', got {on_no_face!r}.")
         # numpy / torch scalars passed the checks; plain Python numbers from here on.
-        num_inference_steps = int(num_inference_steps)
-        targets = targets * (len(images) // len(targets))
-        negatives = [
-            self.embeddings.resolve(negative, allow_untrained_targets)[0] if negative else ""
-            for negative in negatives * (len(images) // len(negatives))
-        ]
-        if mode == "diffusion":
-            targets = self.embeddings.resolve(targets, allow_untrained_targets)
+        settings = _EditSettings(
+            mode=mode,
+            targets=targets * (len(images) // len(targets)),
+            negatives=[
+                self.embeddings.resolve(negative, allow_untrained_targets)[0] if negative else ""
+                for negative in negatives * (len(images) // len(negatives))
+            ],
+            units=units,
+            regions=regions,
+            num_inference_steps=int(num_inference_steps),
+            guidance_scale=guidance_scale,
+        )
+        return self._resolve_strengths(settings, strength, start_timestep, texture_strength, allow_untrained_targets)
+
+    def _resolve_strengths(
+        self,
+        settings: _EditSettings,
+        strength: float | None,
+        start_timestep: int | None,
+        texture_strength: float | None,
+        allow_untrained_targets: bool,
+    ) -> _EditSettings:
+        """The targets as the mode reads them and each image's start step: in the diffusion mode from `strength`,
+        `start_timestep` or the target's default strength; in the geometry modes the texture's."""
+        count, num_train_timesteps = len(settings.targets), self.scheduler.config.num_train_timesteps
+        if settings.mode == "diffusion":
+            settings.targets = self.embeddings.resolve(settings.targets, allow_untrained_targets)
             if start_timestep is not None:
-                starts = [int(start_timestep)] * len(images)
+                settings.starts = [int(start_timestep)] * count
             else:
                 strengths = [
-                    float(strength) if strength is not None else self.default_strength_for(t) for t in targets
+                    float(strength) if strength is not None else self.default_strength_for(t) for t in settings.targets
                 ]
-                starts = [int(self.scheduler.config.num_train_timesteps * value) for value in strengths]
-            nothing_to_do = not any(starts)
-        else:
-            targets = [None if t is None else canonical_expression(t) for t in targets]
-            geometry_strength = self.config.geometry_strength if strength is None else float(strength)
-            if texture_strength is None:
-                texture_strength = self.config.texture_strength
-            starts = [int(self.scheduler.config.num_train_timesteps * texture_strength)] * len(images)
-            nothing_to_do = geometry_strength == 0 and not units
-        prepared = [prepare_image(item, index) for index, item in enumerate(images)]
+                settings.starts = [int(num_train_timesteps * value) for value in strengths]
+            return settings
+        settings.targets = [None if t is None else canonical_expression(t) for t in settings.targets]
+        settings.geometry_strength = self.config.geometry_strength if strength is None else float(strength)
+        if texture_strength is None:
+            texture_strength = self.config.texture_strength
+        settings.texture_strength = texture_strength
+        settings.starts = [int(num_train_timesteps * texture_strength)] * count
+        return settings
 
-        # 1. Nothing to edit: give the inputs back exactly.
-        if nothing_to_do:
-            outputs = [return_unchanged(item, output_type) for item in prepared]
-            return (
-                LocalExpressionPipelineOutput(images=outputs, faces=[[] for _ in prepared])
-                if return_dict
-                else (outputs,)
-            )
-
-        # 2. Faces and their region crops, all images at once.
-        if faces is None:
-            faces_per_image = self.detect_faces(prepared, regions, on_no_face)
-        else:
-            faces_per_image = self._check_faces(faces, prepared, regions, on_no_face)
-        rgbs = [item.rgb for item in prepared]
-        if mode == "diffusion":
-            edit_faces, edit_regions, labels = faces_per_image, regions, targets
-        else:
-            # 3. Geometry: move each face's own pixels along the action units of its target.
-            rgbs, faces_per_image = self.warp_faces(rgbs, faces_per_image, targets, geometry_strength, units)
-            # 4. Texture: the UNet re-generates only the inside of mouths that the warp opened.
-            edit_faces = [[] for _ in rgbs]
-            if mode == "geometry+texture" and texture_strength > 0 and "mouth" in self.config.regions:
-                edit_faces = [self.texture_faces(rgb, faces) for rgb, faces in zip(rgbs, faces_per_image)]
-            edit_regions, labels = ("mouth",), [self.texture_label(t) for t in targets]
-
-        # 5-6. SDEdit of the crops and compositing them back at full resolution.
-        rgbs = self.edit_crops(
-            rgbs,
-            edit_faces,
-            edit_regions,
-            labels,
-            negatives,
-            starts,
-            num_inference_steps,
-            generator=generator,
-            guidance_scale=guidance_scale,
-            reinject_known=reinject_known,
-            callback_on_step_end=callback_on_step_end,
-            callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
+    def _geometry_stage(
+        self, rgbs: list[np.ndarray], faces_per_image: list[list[FaceRegions]], settings: _EditSettings
+    ) -> tuple[list[np.ndarray], list[list[FaceRegions]], list[list[FaceRegions]]]:
+        """Step 4 of `__call__` in the geometry modes: each face moved along the action units of its target (see
+        [`~LocalExpressionPipeline.warp_faces`]), then in `"geometry+texture"` the mouths the warp opened chosen for
+        the UNet ([`~LocalExpressionPipeline.texture_faces`]). Returns the warped images, their moved faces and, per
+        image, the faces whose mouths are re-generated."""
+        rgbs, faces_per_image = self.warp_faces(
+            rgbs, faces_per_image, settings.targets, settings.geometry_strength, settings.units
         )
+        edit_faces = [[] for _ in rgbs]
+        if settings.mode == "geometry+texture" and settings.texture_strength > 0 and "mouth" in self.config.regions:
+            edit_faces = [self.texture_faces(rgb, faces) for rgb, faces in zip(rgbs, faces_per_image)]
+        return rgbs, faces_per_image, edit_faces
+
+    @staticmethod
+    def _restore_outputs(
+        prepared: list[PreparedImage], rgbs: list[np.ndarray], settings: _EditSettings, output_type: str
+    ) -> list[Any]:
+        """Step 6 of `__call__`: each edited image in the size, channels and type of its input."""
         outputs = []
-        for item, rgb, start in zip(prepared, rgbs, starts):
-            if mode == "diffusion" and start == 0:  # a target whose strength is 0: this image comes back exactly
+        for item, rgb, start in zip(prepared, rgbs, settings.starts):
+            if (
+                settings.mode == "diffusion" and start == 0
+            ):  # a target whose strength is 0: this image comes back exactly
                 outputs.append(return_unchanged(item, output_type))
             else:
                 outputs.append(restore_image(rgb, item, output_type))
-
-        self.maybe_free_model_hooks()
-
-        if not return_dict:
-            return (outputs, faces_per_image)
-        return LocalExpressionPipelineOutput(images=outputs, faces=faces_per_image)
+        return outputs
 
     def warp_faces(
         self,
@@ -871,9 +1025,12 @@ class LocalExpressionPipeline(DiffusionPipeline):
         reinject_known: bool = True,
         callback_on_step_end: Callable | None = None,
         callback_on_step_end_tensor_inputs: list[str] = None,
+        scheduler: SchedulerMixin | str | None = None,
+        residual_composite: bool | None = None,
     ) -> list[np.ndarray]:
         """SDEdit of the `regions` crops of every face toward its image's target (start step per image), all crops
-        in one UNet batch per start step, then each image's edited crops blended back into it (its masks)."""
+        in one UNet batch per start step, then each image's edited crops blended back into it (its masks).
+        `scheduler` and `residual_composite` are as in [`~LocalExpressionPipeline.__call__`]."""
         if callback_on_step_end_tensor_inputs is None:
             callback_on_step_end_tensor_inputs = ["latents"]
         crops, masks, crop_targets, crop_negatives, crop_regions, crops_per_image = [], [], [], [], [], []
@@ -892,6 +1049,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
             return list(rgbs)
 
         edited_crops: list[np.ndarray] = list(crops)
+        scheduler = self.resolve_scheduler(scheduler)
         device = self._execution_device
         dtype = self.unet.dtype
         originals = crops_to_tensor(crops, self.color_mode).to(device=device, dtype=dtype)
@@ -916,16 +1074,20 @@ class LocalExpressionPipeline(DiffusionPipeline):
                 callback_on_step_end_tensor_inputs=callback_on_step_end_tensor_inputs,
                 crop_regions=[crop_regions[k] for k in members],
                 negative_targets=[crop_negatives[k] for k in members],
+                scheduler=scheduler,
             )
             for k, crop in zip(members, tensor_to_crops(latents, [crops[k] for k in members], self.color_mode)):
                 edited_crops[k] = crop
 
+        if residual_composite is None:
+            residual_composite = self.config.residual_composite
         outputs, cursor = [], 0
         for rgb, faces in zip(rgbs, faces_per_image):
             edits = []
             for _ in faces:
                 edits.append({region: edited_crops[cursor + k] for k, region in enumerate(regions)})
                 cursor += len(regions)
-            residual = self.config.residual_composite
-            outputs.append(self.region_processor.composite(rgb, faces, edits, residual=residual) if faces else rgb)
+            if faces:
+                rgb = self.region_processor.composite(rgb, faces, edits, residual=residual_composite)
+            outputs.append(rgb)
         return outputs

@@ -3,7 +3,7 @@ have used (independent expression classifier, identity, preservation, seams, KID
 
 ``evaluate(model, data, out_dir, ...)`` is the entry point (``led-evaluate`` on the command line); the metric
 functions are plain numpy in :mod:`.metrics`; the judges (classifier, identity and Inception networks) live in
-:mod:`diffusers_led.judges`.
+:mod:`.judges`.
 """
 
 from .metrics import (

