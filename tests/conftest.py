@@ -82,6 +82,12 @@ class StubProcessor:
         return [FaceRegions(face=face, matrix=np.eye(2, 3), boxes=boxes, crops=crops, masks={})]
 
 
+def edit_example_args(out: Path, model: str | Path, *options: str) -> list[str]:
+    """``led-edit`` arguments that edit the bundled example toward happy into ``out`` with ``model`` on one thread,
+    then ``options``."""
+    return [str(EXAMPLE_IMAGE), "--target", "happy", "-o", str(out), "--model", str(model), "--threads", "1", *options]
+
+
 def distinct_copy(destination: Path, gray: bool = False) -> Path:
     """The example portrait saved as another photo (grayscale if asked): the same pixels in a file of its own (its name
     in a PNG text chunk), so that led-prepare-data does not take the copies for one photo listed twice."""

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import EXAMPLE_IMAGE, make_tiny_pipeline
+from conftest import EXAMPLE_IMAGE, edit_example_args, make_tiny_pipeline
 from PIL import Image
 from torch.overrides import TorchFunctionMode
 
@@ -186,25 +186,7 @@ def test_led_edit_dtype_option_casts_the_model(tmp_path, one_torch_thread):
     out = tmp_path / "bf16.png"
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(devices, "load_pipeline_on", spy)
-        code = edit_main(
-            [
-                str(EXAMPLE_IMAGE),
-                "--target",
-                "happy",
-                "-o",
-                str(out),
-                "--model",
-                str(model),
-                "--steps",
-                "4",
-                "--threads",
-                "1",
-                "--device",
-                "cpu",
-                "--dtype",
-                "bfloat16",
-            ]
-        )
+        code = edit_main(edit_example_args(out, model, "--steps", "4", "--device", "cpu", "--dtype", "bfloat16"))
     assert code == 0
     assert loaded["pipe"].unet.dtype is torch.bfloat16 and loaded["pipe"].device == torch.device("cpu")
     assert Image.open(out).size == Image.open(EXAMPLE_IMAGE).size and Image.open(out).mode == "RGB"

@@ -182,23 +182,14 @@ def model_dir(tmp_path_factory) -> Path:
     return folder
 
 
+def cheapest_edit(model_dir: Path) -> list[str]:
+    """``led-edit`` options for the cheapest edit toward happy with the tiny model."""
+    return ["--target", "happy", "--model", str(model_dir), "--steps", "10", "--strength", "0.05", "--threads", "1"]
+
+
 def led_edit(model_dir: Path, *argv: str) -> int:
     """``led-edit`` in this process with the tiny model and the cheapest edit."""
-    return edit_main(
-        [
-            *map(str, argv),
-            "--target",
-            "happy",
-            "--model",
-            str(model_dir),
-            "--steps",
-            "10",
-            "--strength",
-            "0.05",
-            "--threads",
-            "1",
-        ]
-    )
+    return edit_main([*map(str, argv), *cheapest_edit(model_dir)])
 
 
 def test_inputs_that_would_share_an_output_name_keep_their_extension(model_dir, face, tmp_path, capsys):
@@ -436,20 +427,7 @@ def test_ctrl_c_twice_at_any_moment_exits_130_with_one_line(model_dir, face, tmp
     folder.mkdir()
     for index in range(12):
         PIL.Image.fromarray(np.roll(face, index, axis=1)).save(folder / f"p{index:02d}.png")
-    args = [
-        "--target",
-        "happy",
-        "--model",
-        str(model_dir),
-        "--steps",
-        "10",
-        "--strength",
-        "0.05",
-        "--threads",
-        "1",
-        "--batch-size",
-        "1",
-    ]
+    args = [*cheapest_edit(model_dir), "--batch-size", "1"]
     started = {  # moment -> process
         moment: subprocess.Popen(
             [*LED_EDIT, str(folder), *args, "-o", str(tmp_path / out)],

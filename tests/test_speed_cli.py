@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import EXAMPLE_IMAGE, make_tiny_pipeline
+from conftest import EXAMPLE_IMAGE, edit_example_args, make_tiny_pipeline
 from PIL import Image
 
 from diffusers_led.batch import crops_per_face, default_batch_size, edit_files
@@ -236,47 +236,13 @@ def test_fast_default_and_the_paper_mode_one_argument_away(tmp_path, example_ima
     assert torch.equal(paper.timesteps, training.timesteps)
 
     out = tmp_path / "paper.png"
-    assert (
-        edit_main(
-            [
-                str(EXAMPLE_IMAGE),
-                "--target",
-                "happy",
-                "-o",
-                str(out),
-                "--model",
-                str(tmp_path / "model"),
-                "--paper",
-                "--threads",
-                "1",
-            ]
-        )
-        == 0
-    )
+    assert edit_main(edit_example_args(out, tmp_path / "model", "--paper")) == 0
     assert out.is_file()
 
 
 def test_bf16_option_runs(tiny_model, tmp_path):
     out = tmp_path / "bf16.png"
-    assert (
-        edit_main(
-            [
-                str(EXAMPLE_IMAGE),
-                "--target",
-                "happy",
-                "-o",
-                str(out),
-                "--model",
-                tiny_model,
-                "--steps",
-                "4",
-                "--bf16",
-                "--threads",
-                "1",
-            ]
-        )
-        == 0
-    )
+    assert edit_main(edit_example_args(out, tiny_model, "--steps", "4", "--bf16")) == 0
     assert Image.open(out).size == Image.open(EXAMPLE_IMAGE).size
 
 

@@ -16,7 +16,7 @@ import torch
 from diffusers import DiffusionPipeline, UNet2DConditionModel
 from diffusers.callbacks import MultiPipelineCallbacks, PipelineCallback
 from diffusers.schedulers import KarrasDiffusionSchedulers, SchedulerMixin
-from diffusers.utils import BaseOutput, logging
+from diffusers.utils import BaseOutput, logging, replace_example_docstring
 from diffusers.utils.hub_utils import load_or_create_model_card, populate_model_card
 from diffusers.utils.torch_utils import randn_tensor
 from huggingface_hub import create_repo
@@ -97,7 +97,8 @@ EXAMPLE_DOC_STRING = """
 
         >>> pipe = LocalExpressionPipeline.from_pretrained("path/or/hub-id")
         >>> image = Image.open("portrait.jpg")
-        >>> edited = pipe(image, target="happy", strength=0.5).images[0]
+        >>> edited = pipe(image, target="contempt", strength=0.5).images[0]
+        >>> smile = pipe(image, action_units={"AU12": 0.8, "AU6": 0.4}).images[0]
         ```
 """
 
@@ -570,7 +571,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
         guidance_scale: float = 1.0,
         known_mask: torch.Tensor | None = None,
         callback_on_step_end: Callable | None = None,
-        callback_on_step_end_tensor_inputs: list[str] = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
         crop_regions: list[str] | None = None,
         negative_targets: list[str] | None = None,
         scheduler: SchedulerMixin | str | None = None,
@@ -640,6 +641,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
         return latents if exposure is None else exposure.invert(latents)
 
     @torch.inference_mode()
+    @replace_example_docstring(EXAMPLE_DOC_STRING)
     def __call__(
         self,
         image: ImageInput | list[ImageInput],
@@ -663,7 +665,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
         | PipelineCallback
         | MultiPipelineCallbacks
         | None = None,
-        callback_on_step_end_tensor_inputs: list[str] = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
         faces: list[list[FaceRegions]] | None = None,
         scheduler: SchedulerMixin | str | None = None,
         residual_composite: bool | None = None,
@@ -1024,7 +1026,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
         guidance_scale: float = 1.0,
         reinject_known: bool = True,
         callback_on_step_end: Callable | None = None,
-        callback_on_step_end_tensor_inputs: list[str] = None,
+        callback_on_step_end_tensor_inputs: list[str] | None = None,
         scheduler: SchedulerMixin | str | None = None,
         residual_composite: bool | None = None,
     ) -> list[np.ndarray]:
