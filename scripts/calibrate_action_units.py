@@ -50,6 +50,13 @@ GROUPS = {
 }
 
 
+#: Below this much of a full unit a reading is ambiguous. Leaving one calibration person out in turn, a limit of the
+#: other five people's largest neutral reading read 17 of the sixth person's 45 neutral frames as expressive (2 of 6
+#: people's faces differ from the others that much) and found 19 of 21 peak expressions; at least 0.8: 6 of 45 and
+#: the same 19 of 21 (max + 0.1 or + 0.2, 1.5 x max, mean + 2 or 3 sd: 15 to 16 of 45).
+MIN_VARIATION = 0.8
+
+
 def canonical_shapes(data: Path) -> list[tuple[dict, np.ndarray]]:
     """(label row, 68 points in the canonical face / inter-ocular units) of every frame with one detected face."""
     detector = DlibFaceDetector()
@@ -100,7 +107,8 @@ def main() -> None:
         f"held out: {', '.join(held_out)}"
     )
     # How far neutral faces read as expressions: per unit, the largest reading on these people's neutral frames,
-    # rounded up to 0.05. Editing does not undo readings up to it (a person's low brows are not a frown).
+    # rounded up to 0.05, and at least MIN_VARIATION. Editing does not undo readings up to it (a person's low brows
+    # are not a frown).
     readings = np.array(
         [
             [fit_action_units(shape, neutral)[unit] for unit in ESTIMATED_UNITS]
@@ -108,8 +116,10 @@ def main() -> None:
             for shape in by_person.get(person, [])
         ]
     )
-    variation = {unit: float(np.ceil(v * 20) / 20) for unit, v in zip(ESTIMATED_UNITS, readings.max(axis=0))}
-    print(f"largest readings on {len(readings)} neutral frames: {variation}")
+    variation = {
+        unit: max(float(np.ceil(v * 20) / 20), MIN_VARIATION) for unit, v in zip(ESTIMATED_UNITS, readings.max(axis=0))
+    }
+    print(f"limits (largest reading on {len(readings)} neutral frames, at least {MIN_VARIATION}): {variation}")
     if args.write_neutral:
         record = {
             "people": calibration_people,
