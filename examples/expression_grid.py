@@ -11,6 +11,7 @@ All cells of one photo share one seed, so they differ only by target and t_i. By
 model was trained on (``--targets all`` adds the others, which the model never learnt).
 """
 
+import os
 import warnings
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from diffusers_led import LocalExpressionPipeline
+from diffusers_led.cli import atomic_save
 from diffusers_led.commands import ArgumentParser
 from diffusers_led.pretrained import resolve_model
 
@@ -41,7 +43,11 @@ def parse_args(argv=None):
     parser.add_argument("--cell", type=int, default=160, help="Cell size in pixels.")
     parser.add_argument("--no-example", action="store_true", help="Leave out the bundled photo.")
     parser.add_argument("-o", "--output", default="expression_grid.png", help="The PNG to write.")
-    return parser.parse_args(argv)
+    parser.add_argument("--overwrite", action="store_true", help="Replace the output file if it exists.")
+    args = parser.parse_args(argv)
+    if os.path.lexists(args.output) and not args.overwrite:
+        parser.error(f"{args.output} exists; pass --overwrite to replace it.")
+    return args
 
 
 def face_window(face, width, height, zoom=1.5):
@@ -168,7 +174,7 @@ def main(argv=None):
     for b in blocks:
         sheet.paste(b, (0, y))
         y += b.height
-    sheet.save(args.output)
+    atomic_save(sheet, Path(args.output), overwrite=args.overwrite)
     print(
         f"wrote {args.output} ({sheet.width}x{sheet.height}: {len(photos)} photo(s) x {len(targets)} targets x "
         f"t_i {', '.join(map(str, timesteps))})"

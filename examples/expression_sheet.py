@@ -8,6 +8,7 @@ Each cell is the first face of the edited photo, enlarged; every face of a group
 the first. All cells share one seed.
 """
 
+import os
 from pathlib import Path
 
 import torch
@@ -15,6 +16,7 @@ from expression_grid import face_window, font
 from PIL import Image, ImageDraw, ImageOps
 
 from diffusers_led import EXPRESSIONS, LocalExpressionPipeline
+from diffusers_led.cli import atomic_save
 from diffusers_led.commands import ArgumentParser
 from diffusers_led.image_processor import prepare_image
 from diffusers_led.pretrained import resolve_model
@@ -33,7 +35,11 @@ def parse_args(argv=None):
     parser.add_argument("--cell", type=int, default=160, help="Cell size in pixels.")
     parser.add_argument("--no-example", action="store_true", help="Leave out the bundled photo.")
     parser.add_argument("-o", "--output", default="expression_sheet.png", help="The PNG to write.")
-    return parser.parse_args(argv)
+    parser.add_argument("--overwrite", action="store_true", help="Replace the output file if it exists.")
+    args = parser.parse_args(argv)
+    if os.path.lexists(args.output) and not args.overwrite:
+        parser.error(f"{args.output} exists; pass --overwrite to replace it.")
+    return args
 
 
 def main(argv=None):
@@ -79,7 +85,7 @@ def main(argv=None):
             cropped = edited.convert("RGB").crop(window).resize((cell, cell), Image.LANCZOS)
             sheet.paste(cropped, (label_width + cell * column, top))
         print(f"  {photo.name} ({mode}) done", flush=True)
-    sheet.save(args.output)
+    atomic_save(sheet, Path(args.output), overwrite=args.overwrite)
     print(f"wrote {args.output}")
 
 

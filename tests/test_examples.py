@@ -103,6 +103,15 @@ def test_expression_grid(tiny_model, tmp_path):
     assert not np.array_equal(cell_at(0, 0, 0), cell_at(1, 0, 0))  # the second photo is the mirrored one
 
 
+@pytest.mark.parametrize("script", ["expression_grid.py", "expression_sheet.py"])
+def test_figure_scripts_keep_an_existing_output_without_overwrite(script, tiny_model, tmp_path):
+    output = tmp_path / "figure.png"
+    output.write_bytes(b"the user's figure")
+    done = run([sys.executable, EXAMPLES / script, "--model", tiny_model, "-o", output], cwd=tmp_path)
+    assert done.returncode == 2 and "exists; pass --overwrite" in done.stderr
+    assert output.read_bytes() == b"the user's figure"
+
+
 def test_batch_folder(tiny_model, tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
