@@ -82,6 +82,19 @@ class StubProcessor:
         return [FaceRegions(face=face, matrix=np.eye(2, 3), boxes=boxes, crops=crops, masks={})]
 
 
+#: train_led.py options that make its validation cheapest and log nowhere.
+QUICK_VALIDATION = [
+    "--num_validation_samples",
+    "1",
+    "--validation_strengths",
+    "0.5",
+    "--validation_inference_steps",
+    "2",
+    "--report_to",
+    "none",
+]
+
+
 def edit_example_args(out: Path, model: str | Path, *options: str) -> list[str]:
     """``led-edit`` arguments that edit the bundled example toward happy into ``out`` with ``model`` on one thread,
     then ``options``."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import EXAMPLE_IMAGE, REPO, make_tiny_pipeline
+from conftest import EXAMPLE_IMAGE, QUICK_VALIDATION, REPO, make_tiny_pipeline
 from PIL import Image, ImageEnhance, ImageOps
 
 EXAMPLES = REPO / "examples"
@@ -167,14 +167,7 @@ def test_train_small_sh(tmp_path):
             EXAMPLES / "train_small.sh",
             photos,
             out,
-            "--num_validation_samples",
-            "1",
-            "--validation_strengths",
-            "0.5",
-            "--validation_inference_steps",
-            "2",
-            "--report_to",
-            "none",
+            *QUICK_VALIDATION,
             "--checkpointing_steps",
             "1",
         ],

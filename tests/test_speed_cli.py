@@ -48,25 +48,26 @@ def _run_cli(args, **kwargs):
     return subprocess.run(args, capture_output=True, text=True, env=env, timeout=600, **kwargs)
 
 
+def edit_folder_args(folder, out, model: str, steps: int) -> list[str]:
+    """``led-edit`` arguments that edit every photo of ``folder`` toward happy into ``out``, two at a time."""
+    return [
+        str(folder),
+        "--target",
+        "happy",
+        "-o",
+        str(out),
+        "--model",
+        model,
+        "--steps",
+        str(steps),
+        "--batch-size",
+        "2",
+    ]
+
+
 def test_folder_edit_reports_failures_per_file_and_writes_the_rest(tiny_model, photo_folder, tmp_path, capsys):
     out = tmp_path / "out"
-    code = edit_main(
-        [
-            str(photo_folder),
-            "--target",
-            "happy",
-            "-o",
-            str(out),
-            "--model",
-            tiny_model,
-            "--steps",
-            "4",
-            "--batch-size",
-            "2",
-            "--threads",
-            "1",
-        ]
-    )
+    code = edit_main([*edit_folder_args(photo_folder, out, tiny_model, steps=4), "--threads", "1"])
     captured = capsys.readouterr()
     assert code == 1
     assert sorted(p.name for p in out.iterdir()) == ["a_happy.png", "b_happy.png", "c_happy.png"]
@@ -191,17 +192,7 @@ def test_accelerate_launch_splits_a_folder_across_two_processes(tiny_model, phot
             "-m",
             "diffusers_led.cli",
             "edit",
-            str(photo_folder),
-            "--target",
-            "happy",
-            "-o",
-            str(out),
-            "--model",
-            tiny_model,
-            "--steps",
-            "2",
-            "--batch-size",
-            "2",
+            *edit_folder_args(photo_folder, out, tiny_model, steps=2),
         ]
     )
     # Both processes ran, each on its own share; the failures are reported per file and the exit code says so.

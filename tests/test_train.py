@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 from accelerate.state import AcceleratorState, GradientState, PartialState
+from conftest import QUICK_VALIDATION
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -27,22 +28,7 @@ sys.path.insert(0, str(REPO))
 import train_led  # noqa: E402
 
 EMBEDDING_DIM = 16
-FAST = [
-    "--unet_config",
-    "tiny",
-    "--train_batch_size",
-    "2",
-    "--seed",
-    "0",
-    "--report_to",
-    "none",
-    "--num_validation_samples",
-    "1",
-    "--validation_strengths",
-    "0.5",
-    "--validation_inference_steps",
-    "2",
-]
+FAST = ["--unet_config", "tiny", "--train_batch_size", "2", "--seed", "0", *QUICK_VALIDATION]
 
 
 def _crop(label_index: int, region_index: int, variant: int, gray: bool = False) -> np.ndarray:
