@@ -69,12 +69,12 @@ def test_parse_action_units_forms_and_errors():
 def test_estimate_reads_back_a_known_smile_and_neutral_undoes_it():
     neutral = neutral_shape()
     assert estimate_action_units(neutral) == {}
-    smiling = neutral + 0.8 * ACTION_UNITS["AU12"] + 0.6 * ACTION_UNITS["AU6"]
+    smiling = neutral + 1.2 * ACTION_UNITS["AU12"] + 0.6 * ACTION_UNITS["AU6"]  # a clear smile
     # The estimate works in any frame: scale, rotate and shift the shape.
     angle = np.deg2rad(12)
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     found = estimate_action_units(smiling @ rotation.T * 140 + [300, 200])
-    assert found["AU12"] == pytest.approx(0.8, abs=0.1) and found["AU6"] == pytest.approx(0.6, abs=0.2)
+    assert found["AU12"] == pytest.approx(1.2, abs=0.1) and found["AU6"] == pytest.approx(0.6, abs=0.2)
     undo = expression_action_units("neutral", 1.0, found)
     assert undo["AU12"] == pytest.approx(-found["AU12"])
     # Already smiling: happy adds only what is missing.
