@@ -42,7 +42,13 @@ def parse_args(argv=None):
     )
     parser.add_argument("--cell", type=int, default=160, help="Cell size in pixels.")
     parser.add_argument("--no-example", action="store_true", help="Leave out the bundled photo.")
-    parser.add_argument("-o", "--output", default="expression_grid.png", help="The PNG to write.")
+    return parse_with_output(parser, argv, default="expression_grid.png")
+
+
+def parse_with_output(parser, argv, default):
+    """``parser``'s arguments plus ``-o/--output`` (a PNG, ``default``) and ``--overwrite``; an existing output is
+    refused before any slow work unless ``--overwrite`` is given."""
+    parser.add_argument("-o", "--output", default=default, help="The PNG to write.")
     parser.add_argument("--overwrite", action="store_true", help="Replace the output file if it exists.")
     args = parser.parse_args(argv)
     if os.path.lexists(args.output) and not args.overwrite:

@@ -8,11 +8,10 @@ Each cell is the first face of the edited photo, enlarged; every face of a group
 the first. All cells share one seed.
 """
 
-import os
 from pathlib import Path
 
 import torch
-from expression_grid import face_window, font
+from expression_grid import face_window, font, parse_with_output
 from PIL import Image, ImageDraw, ImageOps
 
 from diffusers_led import EXPRESSIONS, LocalExpressionPipeline
@@ -34,12 +33,7 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="One seed for every cell.")
     parser.add_argument("--cell", type=int, default=160, help="Cell size in pixels.")
     parser.add_argument("--no-example", action="store_true", help="Leave out the bundled photo.")
-    parser.add_argument("-o", "--output", default="expression_sheet.png", help="The PNG to write.")
-    parser.add_argument("--overwrite", action="store_true", help="Replace the output file if it exists.")
-    args = parser.parse_args(argv)
-    if os.path.lexists(args.output) and not args.overwrite:
-        parser.error(f"{args.output} exists; pass --overwrite to replace it.")
-    return args
+    return parse_with_output(parser, argv, default="expression_sheet.png")
 
 
 def main(argv=None):

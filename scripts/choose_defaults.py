@@ -74,6 +74,7 @@ def measure(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[s
         raise SystemExit("--cross-fit needs --subjects (at least two).")
     groups = [[subject] for subject in subjects] if args.cross_fit else [subjects]
     rows, real_rows = [], []
+    run_number = itertools.count()
     negatives = ["" if n == NULL else n for n in args.negative_targets.split(",")]
     guidances = [float(g) for g in args.guidance_scales.split(",")]
     with tempfile.TemporaryDirectory() as scratch:
@@ -82,7 +83,7 @@ def measure(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[s
             return evaluate(
                 model=pipe,
                 data=data,
-                out_dir=Path(scratch) / f"run-{len(rows) + len(real_rows)}",
+                out_dir=Path(scratch) / f"run-{next(run_number)}",
                 targets=args.targets,
                 strengths=[float(s) for s in args.strengths.split(",")],
                 modes=["blend"],
@@ -98,33 +99,18 @@ def measure(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[s
 
         if args.real_photos:
             for negative, guidance in itertools.product(negatives, guidances):
-                real_rows += real_photo_rows(run(args.real_photos, negative, guidance, None), negative, guidance)
+                real_rows += report_rows(run(args.real_photos, negative, guidance, None), negative, guidance)
         for negative, guidance, group in itertools.product(negatives, guidances, groups):
-            report = run(args.data, negative, guidance, group)
-            baseline = report["baseline"]["expression"]["per_target"]
-            for entry in report["results"]:
-                per_target = entry["expression"]["per_target"]
-                rows.append(
-                    summarize(
-                        {
-                            "negative_target": negative,
-                            "guidance_scale": guidance,
-                            "strength": entry["strength"],
-                            "subjects": ",".join(group) if group else "all",
-                            "photos": entry["n_photos"],
-                            "rises": {t: per_target[t]["p_target"] - baseline[t]["p_target"] for t in baseline},
-                            "hits": {t: per_target[t]["hit_rate"] for t in baseline},
-                            "identity": entry["identity"]["same_identity_rate"],
-                            "identities": {t: per_target[t]["same_identity_rate"] for t in baseline},
-                        }
-                    )
-                )
+            subject = ",".join(group) if group else "all"
+            for row in report_rows(run(args.data, negative, guidance, group), negative, guidance):
+                rows.append(summarize({**row, "subjects": subject}))
     return rows, real_rows
 
 
-def real_photo_rows(report: dict[str, Any], negative: str, guidance: float) -> list[dict[str, Any]]:
-    """One row per strength of a led-evaluate report on real photos: per target the rise of p(target), the
-    same-identity rate and the largest mean |Δa*b*| of a region."""
+def report_rows(report: dict[str, Any], negative: str, guidance: float) -> list[dict[str, Any]]:
+    """One row per strength of a led-evaluate report: per target the rise of p(target) over the unedited photos, the
+    top-1 hit rate, the same-identity rate and the largest mean |Δa*b*| of a region, and the same-identity rate over
+    all the edits."""
     baseline = report["baseline"]["expression"]["per_target"]
     rows = []
     for entry in report["results"]:
@@ -136,6 +122,8 @@ def real_photo_rows(report: dict[str, Any], negative: str, guidance: float) -> l
                 "strength": entry["strength"],
                 "photos": entry["n_photos"],
                 "rises": {t: per_target[t]["p_target"] - baseline[t]["p_target"] for t in baseline},
+                "hits": {t: per_target[t]["hit_rate"] for t in baseline},
+                "identity": entry["identity"]["same_identity_rate"],
                 "identities": {t: v["same_identity_rate"] for t, v in per_target.items()},
                 "colours": {t: max(r["dab"] for r in v["colour"].values()) for t, v in per_target.items()},
             }
