@@ -166,13 +166,59 @@ def test_an_opened_mouth_gets_a_dark_inside_not_stretched_lips():
     image[lips > 0] = (200, 90, 90)  # red lips
     alignment = np.array([[1.0, 0, 0], [0, 1.0, 0]])
     warp = action_unit_warp(shape, alignment, {"AU26": 0.6}, image.shape[:2])
-    assert warp.mouth is not None and mouth_opening(warp.shape) > mouth_opening(shape) + 0.1
+    assert warp.mouth is not None and warp.mouth.opens and mouth_opening(warp.shape) > mouth_opening(shape) + 0.1
     out = warp.apply(image)
     centre = np.round(warp.shape[[62, 66]].mean(0)).astype(int)
     inside = out[centre[1], centre[0]].astype(float)
     assert inside.max() < 120, f"the inside of the opened mouth must be dark, got {inside}"
     mask = inner_mouth_mask(warp.shape, np.array([[0.5, 0, -20.0], [0, 0.5, -60.0]]), 64)
     assert mask.max() > 0.9 and mask[0].max() == 0 and mask[:, -1].max() == 0
+
+
+def _open_toothy_mouth(size: int = 240) -> tuple[np.ndarray, np.ndarray]:
+    """The synthetic face with its jaw dropped 0.25 inter-ocular distances and random 'teeth' between the lips."""
+    import cv2
+
+    image, shape = synthetic_face(size)
+    shape = shape.copy()
+    shape[[65, 66, 67, 55, 56, 57, 58, 59]] += (0, 15)
+    teeth = np.random.default_rng(2).integers(150, 256, image.shape, dtype=np.uint8)
+    inside = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(inside, [np.round(shape[60:68]).astype(np.int32)], 1)
+    image[inside > 0] = teeth[inside > 0]
+    return image, shape
+
+
+def test_a_narrowing_mouth_covers_its_teeth_instead_of_squeezing_them():
+    image, shape = _open_toothy_mouth()
+    alignment = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    warp = action_unit_warp(shape, alignment, {"AU12": -1.0}, image.shape[:2])  # a smile undone: corners in, down
+    assert warp.mouth is not None and not warp.mouth.opens
+    x0, y0 = warp.roi[:2]
+    teeth = (warp.mouth.inside == 1) & (warp.mouth.upper == 1) & (warp.weight > 0)
+    assert teeth.sum() > 20
+    rows, cols = np.nonzero(teeth)
+    plain_shift = np.hypot(warp.map_x[teeth] - (cols + x0), warp.map_y[teeth] - (rows + y0))
+    assert plain_shift.max() > 1.0, "the plain warp would have moved (squeezed) these teeth"
+    out = warp.apply(image)
+    assert np.array_equal(out[rows + y0, cols + x0], image[rows + y0, cols + x0]), "the teeth stay where they were"
+
+
+def test_a_shut_mouth_that_stays_shut_gets_no_dark_inside():
+    image, shape = synthetic_face()
+    import cv2
+
+    shape = shape.copy()
+    shape[[65, 66, 67]] += (0, 3)  # the seam between shut lips, as dlib reads it (0.05 inter-ocular distances)
+    image[:] = (180, 140, 120)  # skin
+    cv2.fillPoly(image, [np.round(shape[48:60]).astype(np.int32)], (200, 90, 90))  # lips
+    cv2.fillPoly(image, [np.round(shape[60:68]).astype(np.int32)], (170, 75, 75))  # the seam
+    alignment = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    for units in ({"AU12": -1.0}, {"AU15": 1.0, "AU17": 0.5}, {"AU12": 1.4, "AU6": 1.0}):
+        warp = action_unit_warp(shape, alignment, units, image.shape[:2])
+        assert warp.mouth is None or not warp.mouth.opens, units
+        out = warp.apply(image)
+        assert out.min() >= 60, f"{units}: a dark inside appeared ({out.min()})"  # it would be ~34
 
 
 # ------------------------------------------------------------------------------------------------ pipeline

@@ -991,11 +991,11 @@ class LocalExpressionPipeline(DiffusionPipeline):
     def texture_faces(self, rgb: np.ndarray, faces: list[FaceRegions]) -> list[FaceRegions]:
         """The mouths of `faces` (already warped, in the warped image `rgb`) that the warp opened, re-cut around
         their moved landmarks, each with a mask of the inside of its lips: what the UNet re-generates. A mouth is
-        opened when the warp parted its lips (``FaceWarp.mouth``: the one decision, so texture goes exactly where
-        the warp showed the inside of the mouth)."""
+        opened when the warp parted its lips (``FaceWarp.mouth.opens``: the one decision, so texture goes exactly
+        where the warp showed more of the inside of the mouth)."""
         opened = []
         for face in faces:
-            if face.warp is None or face.warp.mouth is None:
+            if face.warp is None or face.warp.mouth is None or not face.warp.mouth.opens:
                 continue
             shape = face.warp.shape
             moved = replace(face.face, landmarks=five_landmarks(shape), shape=shape)

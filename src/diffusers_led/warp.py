@@ -28,12 +28,17 @@ INNER_LIPS = list(range(60, 68))
 #: wide enough that the warp shows no edge.
 RING_MARGIN = 0.45
 RING_FEATHER = 0.35
-#: The lips part further than this (inter-ocular distances): the inside of the mouth is re-made (MouthOpening).
+#: Lips parted further than this (inter-ocular distances) show the inside of the mouth (MouthInside).
 MIN_LIP_PARTING = 0.03
 #: The inside of an open mouth against the darkest part of the lips.
 DARKEN_INSIDE = 0.45
-#: The soft edge between the teeth and the dark inside, as a fraction of the opening.
-INSIDE_FEATHER = 0.2
+#: A mouth open this far (inter-ocular distances) shows teeth or its inside; dlib's inner lip points read a closed
+#: mouth's seam as a gap of up to about 0.07.
+OPEN_MOUTH = 0.1
+#: How far into an opened mouth the lips' shade reaches before its dark inside (inter-ocular distances).
+LIP_SHADE = 0.06
+#: The soft edge between what the upper and the lower teeth showed, as a fraction of the opening.
+JAW_SPLIT_FEATHER = 0.2
 UPPER_INNER_LIP = [60, 61, 62, 63, 64]
 LOWER_INNER_LIP = [60, 67, 66, 65, 64]
 
@@ -95,7 +100,7 @@ class FaceWarp:
     weight: np.ndarray
     shape: np.ndarray
     ring: np.ndarray
-    mouth: MouthOpening | None = None
+    mouth: MouthInside | None = None
 
     def mask(self, image_hw: tuple[int, int]) -> np.ndarray:
         """``HxW`` float32: the window over the full image (0 where :meth:`apply` leaves pixels untouched)."""
@@ -125,27 +130,30 @@ class FaceWarp:
 
 
 @dataclass
-class MouthOpening:
-    """How a warp that parts the lips fills the space between them, as a real mouth opens: the upper teeth stay
-    with the upper lip, the lower teeth go down with the lower lip, and between them the mouth's dark inside shows
-    (instead of the lips' seam or the teeth stretched tall).
+class MouthInside:
+    """How the warp fills the inside of the lips, as in a real mouth: the upper teeth are fixed to the skull and stay
+    where they were, the lower teeth go with the jaw, and the lips slide over them. A mouth that narrows or closes
+    covers its teeth instead of squeezing them; a mouth that opens shows its teeth unstretched and, where neither jaw
+    showed anything before, the mouth's dark inside.
 
     Attributes:
-        upper_x, upper_y / lower_x, lower_y: ``cv2.remap`` maps over the warp's ROI of the same warp but with the
-            mouth kept shut at the upper / lower lip (the inside moves with that lip only).
-        share: ``float32`` over the ROI: 0 where the upper-lip warp shows, 1 where the lower-lip warp shows, and
-            ``cavity`` between them in weight.
-        cavity: ``float32`` over the ROI, the weight of the dark inside of the mouth.
-        lips: the outer lip contour before the warp (image px): the inside takes the colour of its darkest part.
+        inside: ``float32`` over the warp's ROI, the soft inner lip contour after the warp (what this fills).
+        depth: ``float32`` over the ROI, 0 at the inner lip line rising to 1 a little inside it: the dark of an
+            opened mouth deepens away from the lips instead of starting at a hard edge.
+        upper, lower: ``float32`` over the ROI, the soft upper and lower half of the inside before the warp (what
+            each jaw's teeth showed).
+        jaw_shift: ``(dx, dy)`` px the lower teeth move: with the middle of the lower lip, which the jaw carries.
+        lips: the outer lip contour before the warp (image px): the dark inside takes the colour of its darkest part.
+        opens: whether the warp parts the lips further (only then may texture re-make the inside).
     """
 
-    upper_x: np.ndarray
-    upper_y: np.ndarray
-    lower_x: np.ndarray
-    lower_y: np.ndarray
-    share: np.ndarray
-    cavity: np.ndarray
+    inside: np.ndarray
+    depth: np.ndarray
+    upper: np.ndarray
+    lower: np.ndarray
+    jaw_shift: np.ndarray
     lips: np.ndarray
+    opens: bool
 
     def colour(self, image: np.ndarray) -> np.ndarray:
         """The inside of the mouth: the darkest tenth of the pixels within the lips, darkened further."""
@@ -159,19 +167,30 @@ class MouthOpening:
         return DARKEN_INSIDE * darkest.mean(0)
 
     def apply(self, image: np.ndarray, warped: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
-        """``warped`` (the ROI of the plain warp) with the inside of the mouth re-made."""
-        upper = cv2.remap(image, self.upper_x, self.upper_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101)
-        lower = cv2.remap(image, self.lower_x, self.lower_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101)
-        share, cavity = self.share.clip(0.0, 1.0), self.cavity
-        colour = self.colour(image)
+        """``warped`` (the ROI of the plain warp) with the inside of the lips re-made."""
+        x0, y0, x1, y1 = roi
+        size = (x1 - x0, y1 - y0)
+        dx, dy = (float(v) for v in self.jaw_shift)
+        upper_teeth = image[y0:y1, x0:x1].astype(np.float32)
+        # An output pixel q takes the lower jaw's content (and its mask) from q - jaw_shift.
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        jaw = np.float32([[1, 0, x0 - dx], [0, 1, y0 - dy]])
+        lower_teeth = cv2.warpAffine(image, jaw, size, flags=flags, borderMode=cv2.BORDER_REFLECT101)
+        lower = cv2.warpAffine(self.lower, np.float32([[1, 0, -dx], [0, 1, -dy]]), size, flags=flags)
+        upper, inside = self.upper, self.inside
         if image.ndim == 3:
-            share, cavity = share[:, :, None], cavity[:, :, None]
-        teeth = (1.0 - share) * upper.astype(np.float32) + share * lower.astype(np.float32)
-        inside = (1.0 - cavity) * teeth + cavity * colour
-        mouth = (self.share >= 0).astype(np.float32)  # share is -1 outside the opened mouth
-        if image.ndim == 3:
-            mouth = mouth[:, :, None]
-        blended = mouth * inside + (1.0 - mouth) * warped.astype(np.float32)
+            upper, lower, inside = upper[:, :, None], lower[:, :, None], inside[:, :, None]
+        warped = warped.astype(np.float32)
+        # Where neither jaw showed anything: the dark inside of a mouth that opens; the plain warp (the lips' seam
+        # moved) in one that does not.
+        if self.opens:
+            depth = self.depth[:, :, None] if image.ndim == 3 else self.depth
+            behind = depth * self.colour(image) + (1.0 - depth) * warped
+        else:
+            behind = warped
+        below = lower * lower_teeth.astype(np.float32) + (1.0 - lower) * behind
+        filled = upper * upper_teeth + (1.0 - upper) * below
+        blended = inside * filled + (1.0 - inside) * warped
         return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 
@@ -233,7 +252,7 @@ def plan_face_warp(
     map_x, map_y = _backward_maps(shape, displacement, ring, roi, weight)
     shift = np.hypot(map_x - np.arange(x0, x1, dtype=np.float32)[None, :], map_y - np.arange(y0, y1)[:, None])
     weight[shift < 0.02] = 0.0  # moved by under 1/50 px: left untouched
-    mouth = _mouth_opening(shape, displacement, ring, roi, weight)
+    mouth = _mouth_inside(shape, displacement, roi)
     moved = moved.astype(np.float32)
     return FaceWarp(roi=roi, map_x=map_x, map_y=map_y, weight=weight, shape=moved, ring=ring, mouth=mouth)
 
@@ -270,46 +289,65 @@ def _lip_gap(shape: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return origin, frame, np.stack(lips)
 
 
-def _mouth_opening(
-    shape: np.ndarray, displacement: np.ndarray, ring: np.ndarray, roi: tuple[int, int, int, int], weight: np.ndarray
-) -> MouthOpening | None:
-    """How to fill a mouth the warp opens (see :class:`MouthOpening`), or ``None`` when the lips do not part more."""
-    moved = shape + displacement
-    iod = inter_ocular(shape)
-    if (mouth_opening(moved) - mouth_opening(shape)) * iod / max(inter_ocular(moved), 1e-9) < MIN_LIP_PARTING:
-        return None
-    upper_shut, lower_shut = displacement.copy(), displacement.copy()
-    upper_shut[[67, 66, 65]] = displacement[[61, 62, 63]]  # the inside goes with the upper lip only
-    lower_shut[[61, 62, 63]] = displacement[[67, 66, 65]]  # ... or with the lower lip only
-    upper_x, upper_y = _backward_maps(shape, upper_shut, ring, roi, weight)
-    lower_x, lower_y = _backward_maps(shape, lower_shut, ring, roi, weight)
+def _inner_lip_outline(shape: np.ndarray, samples: int = 12) -> np.ndarray:
+    """The inner lip contour as a smooth closed curve: a natural cubic spline along the upper and along the lower
+    inner lip, meeting at the mouth corners (which stay sharp), ``2 * samples`` points."""
+    from scipy.interpolate import CubicSpline
 
-    # Where each pixel sits between the moved upper (t = 0) and lower (t = 1) inner lip, and how much of that
-    # height the closed mouth had (the teeth that show): the rest is the dark inside.
+    curves = []
+    for lip in (UPPER_INNER_LIP, LOWER_INNER_LIP[::-1]):  # 60 -> 64 along the top, 64 -> 60 along the bottom
+        points = shape[lip]
+        along = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+        if along[-1] <= 1e-6 or np.any(np.diff(along) <= 1e-9):
+            curves.append(points[:-1])  # coincident points: the polygon itself
+            continue
+        curve = CubicSpline(along, points, bc_type="natural")
+        curves.append(curve(np.linspace(0.0, along[-1], samples, endpoint=False)))
+    return np.vstack(curves)
+
+
+def _polygon_mask(points: np.ndarray, origin: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """``float32`` mask of ``size`` (w, h) with the polygon ``points`` (image px) filled, anti-aliased, the mask's
+    top-left at image px ``origin``."""
+    mask = np.zeros(size[::-1], dtype=np.uint8)
+    cv2.fillPoly(mask, [np.round((points - origin) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+    return mask.astype(np.float32) / 255.0
+
+
+def _mouth_inside(shape: np.ndarray, displacement: np.ndarray, roi: tuple[int, int, int, int]) -> MouthInside | None:
+    """How to fill the inside of the lips after the warp (see :class:`MouthInside`), or ``None`` when the lips do
+    not move or are shut before and after."""
+    moved = shape + displacement
+    before = mouth_opening(shape)
+    after = mouth_opening(moved) * inter_ocular(moved) / max(inter_ocular(shape), 1e-9)  # in the old face's units
+    if not np.abs(displacement[48:68]).max(initial=0.0) > 1e-3 or max(before, after) < MIN_LIP_PARTING:
+        return None
     x0, y0, x1, y1 = roi
-    origin, frame, (upper, lower) = _lip_gap(moved)
-    _, _, (upper0, lower0) = _lip_gap(shape)
+    size = (x1 - x0, y1 - y0)
+    inside = _polygon_mask(_inner_lip_outline(moved), (x0, y0), size)
+    feather = max(LIP_SHADE * inter_ocular(shape), 1.0)
+    depth = np.clip(cv2.distanceTransform((inside > 0.5).astype(np.uint8), cv2.DIST_L2, 3) / feather, 0.0, 1.0)
+    was_inside = _polygon_mask(_inner_lip_outline(shape), (x0, y0), size)
+
+    # Where each pixel sat between the upper (t = 0) and lower (t = 1) inner lip before the warp: the upper half of
+    # what showed belongs to the upper teeth, the lower half to the lower teeth.
+    origin, frame, (upper_lip, lower_lip) = _lip_gap(shape)
     pixels = np.stack(np.meshgrid(np.arange(x0, x1), np.arange(y0, y1)), axis=-1).astype(np.float64) - origin
     s, v = pixels @ frame[0], pixels @ frame[1]
-    upper, lower = (lip[np.argsort(lip[:, 0])] for lip in (upper, lower))  # np.interp needs rising positions
-    top = np.interp(s, upper[:, 0], upper[:, 1])
-    bottom = np.interp(s, lower[:, 0], lower[:, 1])
-    gap = bottom - top
-    gap0 = np.interp(s, upper0[:, 0], lower0[:, 1] - upper0[:, 1]) * iod / max(inter_ocular(moved), 1e-9)
-    inside = (s > 0) & (s < 1) & (gap > 0) & (v >= top) & (v <= bottom)
-    t = np.where(inside, (v - top) / np.maximum(gap, 1e-9), -1.0)
-    teeth = np.clip(gap0 / np.maximum(gap, 1e-9), 0.0, 1.0) / 2  # each lip keeps half of what showed before
-    soft = INSIDE_FEATHER
-    cavity = np.clip((t - teeth) / soft, 0, 1) * np.clip((1 - teeth - t) / soft, 0, 1) * inside
-    share = np.where(inside, np.clip((t - teeth) / np.maximum(1 - 2 * teeth, 1e-6), 0.0, 1.0), -1.0)
-    return MouthOpening(
-        upper_x=upper_x,
-        upper_y=upper_y,
-        lower_x=lower_x,
-        lower_y=lower_y,
-        share=share.astype(np.float32),
-        cavity=cavity.astype(np.float32),
+    upper_lip, lower_lip = (lip[np.argsort(lip[:, 0])] for lip in (upper_lip, lower_lip))  # np.interp: rising
+    top = np.interp(s, upper_lip[:, 0], upper_lip[:, 1])
+    t = (v - top) / np.maximum(np.interp(s, lower_lip[:, 0], lower_lip[:, 1]) - top, 1e-9)
+    upper_share = np.clip((0.5 - t) / JAW_SPLIT_FEATHER + 0.5, 0.0, 1.0).astype(np.float32)
+    if before < OPEN_MOUTH:
+        was_inside[:] = 0.0  # the lips' seam, not teeth: it moves with the lips (the plain warp)
+    return MouthInside(
+        inside=inside,
+        depth=depth.astype(np.float32),
+        upper=was_inside * upper_share,
+        lower=was_inside * (1.0 - upper_share),
+        jaw_shift=displacement[LOWER_INNER_LIP[1:4]].mean(0),
         lips=shape[48:60],
+        opens=after - before >= MIN_LIP_PARTING,
     )
 
 
