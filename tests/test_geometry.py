@@ -23,7 +23,14 @@ from diffusers_led.action_units import (
 )
 from diffusers_led.expressions import EXPRESSIONS
 from diffusers_led.image_processor import prepare_image
-from diffusers_led.warp import action_unit_warp, inner_mouth_mask, mouth_opening, plan_face_warp, thin_plate_spline
+from diffusers_led.warp import (
+    action_unit_warp,
+    inner_mouth_mask,
+    keep_lids_apart,
+    mouth_opening,
+    plan_face_warp,
+    thin_plate_spline,
+)
 
 REQUIRED_UNITS = [1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26]
 
@@ -219,6 +226,20 @@ def test_a_shut_mouth_that_stays_shut_gets_no_dark_inside():
         assert warp.mouth is None or not warp.mouth.opens, units
         out = warp.apply(image)
         assert out.min() >= 60, f"{units}: a dark inside appeared ({out.min()})"  # it would be ~34
+
+
+def test_a_smile_lifts_the_lower_lid_of_an_open_eye_fully_but_never_folds_a_closed_eye():
+    shape = neutral_shape() * 60
+    units = landmark_displacements({"AU6": 1.3}) * 60  # happy's cheek raise
+    assert np.array_equal(keep_lids_apart(shape, units), units), "an open eye takes the full movement"
+    closed = shape.copy()
+    closed[[40, 41]] = closed[[38, 37]] + (0, 1.5)  # lids 1.5 px apart: a closed or squinting eye
+    moved = closed + keep_lids_apart(closed, units)
+    for upper, lower in ((37, 41), (38, 40)):
+        assert moved[lower, 1] - moved[upper, 1] >= 0.4 * 1.5 - 1e-9
+    plain = closed + units
+    assert plain[41, 1] < plain[37, 1], "without the limit the lower lid would fold over the upper one"
+    assert np.array_equal(moved[42:48], plain[42:48]), "the open eye beside it is not held back"
 
 
 # ------------------------------------------------------------------------------------------------ pipeline

@@ -19,7 +19,15 @@ import numpy as np
 
 from .action_units import inter_ocular, landmark_displacements
 
-__all__ = ["FaceWarp", "action_unit_warp", "inner_mouth_mask", "mouth_opening", "plan_face_warp", "thin_plate_spline"]
+__all__ = [
+    "FaceWarp",
+    "action_unit_warp",
+    "inner_mouth_mask",
+    "keep_lids_apart",
+    "mouth_opening",
+    "plan_face_warp",
+    "thin_plate_spline",
+]
 
 #: The inner lip contour of the 68 points (60 and 64 are the corners).
 INNER_LIPS = list(range(60, 68))
@@ -41,6 +49,12 @@ LIP_SHADE = 0.06
 JAW_SPLIT_FEATHER = 0.2
 UPPER_INNER_LIP = [60, 61, 62, 63, 64]
 LOWER_INNER_LIP = [60, 67, 66, 65, 64]
+
+#: Upper and lower lid points facing each other, and the least share of its opening an eye keeps under an edit.
+EYELID_PAIRS = ((37, 41), (38, 40), (43, 47), (44, 46))
+MIN_EYE_OPENING = 0.4
+#: Upper and lower inner lip points facing each other: an edit may close the lips but not push them through.
+INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
 
 #: The fixed ring: this many points on an ellipse around the landmarks (and their moved positions).
 RING_POINTS = 40
@@ -372,10 +386,28 @@ def action_unit_warp(
     linear = np.asarray(alignment, dtype=np.float64)[:, :2]
     aligned = shape @ linear.T
     # Patterns are in inter-ocular units of the aligned face; back to image px through the inverse rotation/scale.
-    displacement = landmark_displacements(units) * inter_ocular(aligned)
+    displacement = keep_lids_apart(aligned, landmark_displacements(units) * inter_ocular(aligned))
     displacement = displacement @ np.linalg.inv(linear).T
     iod = inter_ocular(shape)
     return plan_face_warp(shape, displacement, image_hw, margin=margin * iod, feather=feather * iod)
+
+
+def keep_lids_apart(aligned: np.ndarray, displacement: np.ndarray) -> np.ndarray:
+    """``displacement`` (px, aligned face frame: y down) with the lids' closing movements scaled down where they
+    would close an eye below :data:`MIN_EYE_OPENING` of its opening, or push the lips through each other.
+
+    The action-unit patterns are the same on every face, but eyes are not: a squinting or closed eye lifted by a
+    smile's full cheek raise would fold its lower lid over the upper one."""
+    displacement = np.array(displacement, dtype=np.float64)
+    for pairs, keep in ((EYELID_PAIRS, MIN_EYE_OPENING), (INNER_LIP_PAIRS, 0.0)):
+        for upper, lower in pairs:
+            opening = aligned[lower, 1] - aligned[upper, 1]
+            closing = displacement[upper, 1] - displacement[lower, 1]  # how much the gap shrinks
+            allowed = max(opening * (1.0 - keep), 0.0)
+            if closing > allowed:
+                scale = allowed / closing
+                displacement[[upper, lower], 1] *= scale
+    return displacement
 
 
 def mouth_opening(shape: np.ndarray) -> float:
