@@ -359,3 +359,14 @@ def test_show_regions_draws_the_area_a_warp_may_change(geometry_pipeline, exampl
     window = drawn[max(y - 3, 0) : y + 4, max(x - 3, 0) : x + 4].reshape(-1, 3).astype(int)
     yellow = (window[:, 0] > 200) & (window[:, 1] > 200) & (window[:, 2] < 100)
     assert yellow.any(), "the warp's ring is drawn in yellow"
+
+
+def test_the_default_strength_of_a_target_is_a_lookup_without_warnings(geometry_pipeline):
+    import warnings
+
+    assert "contemptuous" not in geometry_pipeline.embeddings.trained_labels
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the geometry modes edit toward it: nothing to warn about
+        assert geometry_pipeline.default_strength_for("contempt") == geometry_pipeline.default_strength_for("sad")
+    with pytest.raises(ValueError, match="Known expressions"):
+        geometry_pipeline.default_strength_for("bogus")

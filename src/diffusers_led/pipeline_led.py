@@ -337,8 +337,9 @@ class LocalExpressionPipeline(DiffusionPipeline):
 
     def default_strength_for(self, target: str) -> float:
         """The strength a call without one uses for `target` (a label or an alias): the model's `target_strengths`
-        entry for it, else its `default_strength`."""
-        label = self.embeddings.resolve([target], allow_untrained=True)[0]
+        entry for it, else its `default_strength`. A lookup: it does not check or warn what the model was trained on
+        (the geometry modes edit toward every expression)."""
+        label = canonical_expression(target)
         return float((self.config.target_strengths or {}).get(label, self.config.default_strength))
 
     def set_face_detector(self, face_detector: str) -> None:
