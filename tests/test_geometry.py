@@ -17,6 +17,7 @@ from diffusers_led.action_units import (
     SOURCES,
     estimate_action_units,
     expression_action_units,
+    inter_ocular,
     landmark_displacements,
     neutral_shape,
     parse_action_units,
@@ -27,6 +28,7 @@ from diffusers_led.warp import (
     action_unit_warp,
     inner_mouth_mask,
     keep_lids_apart,
+    least_area_ratio,
     mouth_opening,
     plan_face_warp,
     thin_plate_spline,
@@ -242,6 +244,26 @@ def test_a_smile_lifts_the_lower_lid_of_an_open_eye_fully_but_never_folds_a_clos
     assert np.array_equal(moved[42:48], plain[42:48]), "the open eye beside it is not held back"
 
 
+def test_a_warp_never_folds_the_photo_where_landmarks_crowd():
+    from diffusers_led.warp import MIN_AREA_RATIO, _backward_maps
+
+    image, shape = synthetic_face()
+    shape = shape.copy()
+    shape[[4, 12]] = shape[[48, 54]] + [(2, 3), (-2, 3)]  # a jaw line drawn through the lip corners (a hidden chin)
+    alignment = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    units = {"AU12": 1.4, "AU6": 1.3}
+    warp = action_unit_warp(shape, alignment, units, image.shape[:2])
+    full = landmark_displacements(units) * inter_ocular(shape)
+    folded = _backward_maps(shape, full, warp.ring, warp.roi, warp.weight)
+    assert least_area_ratio(*folded, warp.weight, shape + full, warp.roi) < 0, "the full smile folds here"
+    assert 0.2 < warp.kept < 1.0
+    assert least_area_ratio(warp.map_x, warp.map_y, warp.weight, warp.shape, warp.roi) >= MIN_AREA_RATIO
+    assert warp.shape[48] == pytest.approx(shape[48] + warp.kept * full[48], abs=1e-3)
+
+    _, frontal = synthetic_face()  # the same smile on an uncrowded face is made in full
+    assert action_unit_warp(frontal, alignment, units, image.shape[:2]).kept == 1.0
+
+
 # ------------------------------------------------------------------------------------------------ pipeline
 
 
@@ -370,3 +392,19 @@ def test_the_default_strength_of_a_target_is_a_lookup_without_warnings(geometry_
         assert geometry_pipeline.default_strength_for("contempt") == geometry_pipeline.default_strength_for("sad")
     with pytest.raises(ValueError, match="Known expressions"):
         geometry_pipeline.default_strength_for("bogus")
+
+
+def test_the_pipeline_says_when_a_face_could_only_be_edited_in_part(geometry_pipeline, example_image, monkeypatch):
+    import diffusers_led.pipeline_led as pipeline_module
+
+    real_shape = pipeline_module.face_shape
+
+    def crowded_shape(rgb, face):
+        shape = real_shape(rgb, face).copy()
+        shape[[4, 12]] = shape[[48, 54]] + [(2, 3), (-2, 3)]  # a jaw line through the lip corners (a hidden chin)
+        return shape
+
+    monkeypatch.setattr(pipeline_module, "face_shape", crowded_shape)
+    with pytest.warns(UserWarning, match="fold the photo over itself"):
+        result = geometry_pipeline(example_image, action_units="AU12=-1.4", mode="geometry")
+    assert result.faces[0][0].warp.kept < 0.5

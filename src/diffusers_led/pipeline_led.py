@@ -45,6 +45,9 @@ from .regions import FaceRegionProcessor, FaceRegions, face_shape, five_landmark
 from .serialization import commit_folder, remove_stale_shards, staging_folder
 from .warp import action_unit_warp, inner_mouth_mask
 
+#: Below this share of an edit's movement (FaceWarp.kept), the pipeline says that a face could not be edited fully.
+FOLD_WARNING = 0.5
+
 logger = logging.get_logger(__name__)
 
 #: The fast default sampler, chosen with benchmarks/bench_schedulers.py on the trained default model (held-out faces,
@@ -984,6 +987,14 @@ class LocalExpressionPipeline(DiffusionPipeline):
                 warp = action_unit_warp(shape, face.matrix, change, rgb.shape[:2]) if change else None
                 if warp is not None:
                     out = warp.apply(out)
+                    if warp.kept < FOLD_WARNING:
+                        warnings.warn(
+                            f"The face at {tuple(round(v) for v in face.face.box)} was edited at {warp.kept:.0%} of "
+                            "the asked-for movement: its landmarks crowd (a turned or partly hidden face?) and the "
+                            "full movement would fold the photo over itself. Check them with --show-regions / "
+                            "draw_regions.",
+                            stacklevel=5,  # the caller of __call__ (under torch.no_grad's wrapper)
+                        )
                 moved.append(replace(face, warp=warp))
             warped_images.append(out)
             warped_faces.append(moved)

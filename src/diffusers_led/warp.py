@@ -24,6 +24,7 @@ __all__ = [
     "action_unit_warp",
     "inner_mouth_mask",
     "keep_lids_apart",
+    "least_area_ratio",
     "mouth_opening",
     "plan_face_warp",
     "thin_plate_spline",
@@ -55,6 +56,13 @@ EYELID_PAIRS = ((37, 41), (38, 40), (43, 47), (44, 46))
 MIN_EYE_OPENING = 0.4
 #: Upper and lower inner lip points facing each other: an edit may close the lips but not push them through.
 INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
+
+#: The least Jacobian determinant a warp may have outside the lips (0: it folds the photo over itself, drawing a lip
+#: corner twice or rings where landmarks crowd), the bisection steps that find the largest share of an edit that
+#: keeps it, and the margin around the moved inner lips left out of the check (inter-ocular distances).
+MIN_AREA_RATIO = 0.1
+FOLD_SEARCH_STEPS = 6
+LIPS_FOLD_MARGIN = 0.05
 
 #: The fixed ring: this many points on an ellipse around the landmarks (and their moved positions).
 RING_POINTS = 40
@@ -106,6 +114,9 @@ class FaceWarp:
         weight: ``float32`` window in ``[0, 1]`` over the ROI; 0 where the pixel is untouched.
         shape: the 68 landmarks after the warp, image coordinates.
         ring: the fixed ring's points, image coordinates (the outline of what may change).
+        mouth: how the inside of the lips is filled, or ``None`` when the lips stay shut or do not move.
+        kept: the share of the asked-for displacement the warp performs (below 1 where the full one would fold the
+            photo over itself).
     """
 
     roi: tuple[int, int, int, int]
@@ -115,6 +126,7 @@ class FaceWarp:
     shape: np.ndarray
     ring: np.ndarray
     mouth: MouthInside | None = None
+    kept: float = 1.0
 
     def mask(self, image_hw: tuple[int, int]) -> np.ndarray:
         """``HxW`` float32: the window over the full image (0 where :meth:`apply` leaves pixels untouched)."""
@@ -264,11 +276,49 @@ def plan_face_warp(
     # Window: 1 well inside the ring, a raised-cosine fall to exactly 0 on it, 0 outside.
     weight = (0.5 - 0.5 * np.cos(np.pi * ramp)).astype(np.float32)
     map_x, map_y = _backward_maps(shape, displacement, ring, roi, weight)
+    kept = 1.0
+    if least_area_ratio(map_x, map_y, weight, moved, roi) < MIN_AREA_RATIO:
+        # The field folds (crowded landmarks of a turned or occluded face moved past each other): keep the largest
+        # share of the edit that does not, found by bisection.
+        low, high = 0.0, 1.0
+        for _ in range(FOLD_SEARCH_STEPS):
+            middle = (low + high) / 2
+            maps = _backward_maps(shape, middle * displacement, ring, roi, weight)
+            if least_area_ratio(*maps, weight, shape + middle * displacement, roi) >= MIN_AREA_RATIO:
+                low, (map_x, map_y) = middle, maps
+            else:
+                high = middle
+        if low == 0.0:
+            return None
+        kept, displacement = low, low * displacement
+        moved = shape + displacement
     shift = np.hypot(map_x - np.arange(x0, x1, dtype=np.float32)[None, :], map_y - np.arange(y0, y1)[:, None])
     weight[shift < 0.02] = 0.0  # moved by under 1/50 px: left untouched
     mouth = _mouth_inside(shape, displacement, roi)
     moved = moved.astype(np.float32)
-    return FaceWarp(roi=roi, map_x=map_x, map_y=map_y, weight=weight, shape=moved, ring=ring, mouth=mouth)
+    return FaceWarp(roi=roi, map_x=map_x, map_y=map_y, weight=weight, shape=moved, ring=ring, mouth=mouth, kept=kept)
+
+
+def least_area_ratio(
+    map_x: np.ndarray, map_y: np.ndarray, weight: np.ndarray, moved: np.ndarray, roi: tuple[int, int, int, int]
+) -> float:
+    """The smallest Jacobian determinant of a backward map (how much it shrinks a patch of the photo; 0 or less
+    where it folds the photo over itself) over the pixels it moves, leaving out the inside of the moved lips (which
+    :class:`MouthInside` re-makes). Evaluated every few pixels: the field is smooth."""
+    x0, y0, x1, y1 = roi
+    step = max(1, round(max(x1 - x0, y1 - y0) / 256))
+    sampled_x, sampled_y = map_x[::step, ::step].astype(np.float64), map_y[::step, ::step].astype(np.float64)
+    if min(sampled_x.shape) < 2:
+        return 1.0
+    dxx, dxy = np.gradient(sampled_x, step)[::-1]  # d/dx (columns), d/dy (rows)
+    dyx, dyy = np.gradient(sampled_y, step)[::-1]
+    determinant = dxx * dyy - dxy * dyx
+    lips = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+    cv2.fillPoly(lips, [np.round((_inner_lip_outline(moved) - [x0, y0]) * 16).astype(np.int32)], 1, shift=4)
+    grow = max(1, round(LIPS_FOLD_MARGIN * inter_ocular(moved)))
+    lips = cv2.dilate(lips, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
+    counted = (weight[::step, ::step] > 0) & (lips[::step, ::step] == 0)
+    return float(determinant[counted].min(initial=1.0))
 
 
 def _backward_maps(
