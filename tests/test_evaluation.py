@@ -607,3 +607,29 @@ def test_evaluate_unlabelled_group_photo_edits_every_face(tmp_path, two_face_ima
         with Image.open(out / name) as sheet:
             width, height = sheet.size
         assert height >= 3 * 128 and width >= 3 * 128  # 3 faces x (unedited + 2 strengths)
+
+
+@needs_judges
+def test_evaluate_geometry_rows_say_how_much_of_each_warp_was_made(tmp_path, example_image, monkeypatch):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    example_image.save(photos / "single.png")
+    pipe = make_tiny_pipeline()
+    from diffusers_led.evaluation import evaluate, runner
+
+    monkeypatch.setattr(runner, "_load_pipeline", lambda model, *args, **kwargs: (pipe, "tiny"))
+    out = tmp_path / "report"
+    evaluate(
+        data=str(photos),
+        out_dir=str(out),
+        targets="happy,surprised",
+        strengths=[1.0],
+        modes=["geometry", "blend"],
+        time_budget=0,
+        realism=False,
+        progress=False,
+    )
+    rows = list(csv.DictReader(open(out / "edits.csv")))
+    geometry = [r for r in rows if r["mode"] == "geometry"]
+    assert len(geometry) >= 2 and all(0.0 < float(r["warp_kept"]) <= 1.0 for r in geometry)
+    assert all(r["warp_kept"] == "" for r in rows if r["mode"] == "blend"), "a diffusion edit has no warp"

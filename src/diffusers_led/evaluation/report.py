@@ -895,6 +895,7 @@ def write_report(
         "psnr_face",
         "seam_score",
         "seam_border_change",
+        "warp_kept",
     ]
     columns += sorted({k for row in edits for k in row if k.startswith(("dL_", "dab_"))})
     temporary = out_dir / ".edits.csv.tmp"

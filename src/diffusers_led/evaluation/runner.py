@@ -714,6 +714,8 @@ def _measure_pixels(
         "psnr_face": psnr(face.rgb, output, face.face_mask),
         "seam_score": seam["score"],
         "seam_border_change": seam["border_change"],
+        # The share of the asked-for movement the warp made (below 1 where the full one would fold the photo).
+        "warp_kept": min((f.warp.kept for f in found if f.warp is not None), default=1.0) if warps else None,
         **colour,
     }
 
