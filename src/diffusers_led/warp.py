@@ -378,6 +378,21 @@ def _polygon_mask(points: np.ndarray, origin: tuple[int, int], size: tuple[int, 
     return mask.astype(np.float32) / 255.0
 
 
+def _teeth_halves(shape: np.ndarray, roi: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The soft upper and lower half of the inside of the lips before the warp, over ``roi``: where each pixel sat
+    between the upper (t = 0) and lower (t = 1) inner lip, the upper half belonging to the upper teeth."""
+    x0, y0, x1, y1 = roi
+    was_inside = _polygon_mask(_inner_lip_outline(shape), (x0, y0), (x1 - x0, y1 - y0))
+    origin, frame, (upper_lip, lower_lip) = _lip_gap(shape)
+    pixels = np.stack(np.meshgrid(np.arange(x0, x1), np.arange(y0, y1)), axis=-1).astype(np.float64) - origin
+    s, v = pixels @ frame[0], pixels @ frame[1]
+    upper_lip, lower_lip = (lip[np.argsort(lip[:, 0])] for lip in (upper_lip, lower_lip))  # np.interp: rising
+    top = np.interp(s, upper_lip[:, 0], upper_lip[:, 1])
+    t = (v - top) / np.maximum(np.interp(s, lower_lip[:, 0], lower_lip[:, 1]) - top, 1e-9)
+    upper_share = np.clip((0.5 - t) / JAW_SPLIT_FEATHER + 0.5, 0.0, 1.0).astype(np.float32)
+    return was_inside * upper_share, was_inside * (1.0 - upper_share)
+
+
 def _mouth_inside(shape: np.ndarray, displacement: np.ndarray, roi: tuple[int, int, int, int]) -> MouthInside | None:
     """How to fill the inside of the lips after the warp (see :class:`MouthInside`), or ``None`` when the lips do
     not move or are shut before and after."""
@@ -391,24 +406,15 @@ def _mouth_inside(shape: np.ndarray, displacement: np.ndarray, roi: tuple[int, i
     inside = _polygon_mask(_inner_lip_outline(moved), (x0, y0), size)
     feather = max(LIP_SHADE * inter_ocular(shape), 1.0)
     depth = np.clip(cv2.distanceTransform((inside > 0.5).astype(np.uint8), cv2.DIST_L2, 3) / feather, 0.0, 1.0)
-    was_inside = _polygon_mask(_inner_lip_outline(shape), (x0, y0), size)
-
-    # Where each pixel sat between the upper (t = 0) and lower (t = 1) inner lip before the warp: the upper half of
-    # what showed belongs to the upper teeth, the lower half to the lower teeth.
-    origin, frame, (upper_lip, lower_lip) = _lip_gap(shape)
-    pixels = np.stack(np.meshgrid(np.arange(x0, x1), np.arange(y0, y1)), axis=-1).astype(np.float64) - origin
-    s, v = pixels @ frame[0], pixels @ frame[1]
-    upper_lip, lower_lip = (lip[np.argsort(lip[:, 0])] for lip in (upper_lip, lower_lip))  # np.interp: rising
-    top = np.interp(s, upper_lip[:, 0], upper_lip[:, 1])
-    t = (v - top) / np.maximum(np.interp(s, lower_lip[:, 0], lower_lip[:, 1]) - top, 1e-9)
-    upper_share = np.clip((0.5 - t) / JAW_SPLIT_FEATHER + 0.5, 0.0, 1.0).astype(np.float32)
-    if before < OPEN_MOUTH:
-        was_inside[:] = 0.0  # the lips' seam, not teeth: it moves with the lips (the plain warp)
+    if before < OPEN_MOUTH:  # the lips' seam, not teeth: it moves with the lips (the plain warp)
+        upper = lower = np.zeros(inside.shape, dtype=np.float32)
+    else:
+        upper, lower = _teeth_halves(shape, roi)
     return MouthInside(
         inside=inside,
         depth=depth.astype(np.float32),
-        upper=was_inside * upper_share,
-        lower=was_inside * (1.0 - upper_share),
+        upper=upper,
+        lower=lower,
         jaw_shift=displacement[LOWER_INNER_LIP[1:4]].mean(0),
         lips=shape[48:60],
         opens=after - before >= MIN_LIP_PARTING,
