@@ -41,8 +41,10 @@ from .model_checks import (
     pickled_only_components,
     unsafe_weights_message,
 )
+from .mouth_closing import MOUTH_OPENING_UNITS, closes_mouth
 from .regions import FaceRegionProcessor, FaceRegions, face_shape, five_landmarks
 from .serialization import commit_folder, remove_stale_shards, staging_folder
+from .texture import ExpressionRatioMaps
 from .warp import action_unit_warp, inner_mouth_mask
 
 #: Below this share of an edit's movement (FaceWarp.kept), the pipeline says that a face could not be edited fully.
@@ -144,6 +146,10 @@ class LocalExpressionPipeline(DiffusionPipeline):
             [`DPMSolverMultistepScheduler`].
         embeddings ([`ExpressionEmbeddings`]):
             The table of expression-label embeddings the UNet is conditioned on.
+        ratio_maps ([`ExpressionRatioMaps`], *optional*):
+            Per action unit, the shading it makes on skin (furrows, folds): the geometry modes lay it on the warped
+            face at the units' intensities and divide out the units the face shows and the target lacks. `None`:
+            the warp alone.
         face_detector (`str`, defaults to `"dlib"`):
             The face detector: `"dlib"` (offline default) or `"yunet:<path to the YuNet ONNX file>"`.
         regions (`List[str]`, defaults to `["eyes", "mouth"]`):
@@ -190,6 +196,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "unet"
+    _optional_components = ["ratio_maps"]
     _callback_tensor_inputs = ["latents"]
 
     def __init__(
@@ -197,6 +204,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
         unet: UNet2DConditionModel,
         scheduler: KarrasDiffusionSchedulers,
         embeddings: ExpressionEmbeddings,
+        ratio_maps: ExpressionRatioMaps | None = None,
         face_detector: str = "dlib",
         regions: list[str] = None,
         feather: float | list[float] = None,
@@ -227,7 +235,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
         bad = {label: value for label, value in (target_strengths or {}).items() if not 0.0 < value <= 1.0}
         if bad:
             raise ValueError(f"`target_strengths` must be in (0, 1], got {bad}.")
-        self.register_modules(unet=unet, scheduler=scheduler, embeddings=embeddings)
+        self.register_modules(unet=unet, scheduler=scheduler, embeddings=embeddings, ratio_maps=ratio_maps)
         self.register_to_config(
             face_detector=face_detector,
             regions=list(regions),
@@ -984,9 +992,19 @@ class LocalExpressionPipeline(DiffusionPipeline):
                 else:
                     own = estimate_action_units(shape)
                     change = expression_action_units(target, strength, own, extra=units)
-                warp = action_unit_warp(shape, face.matrix, change, rgb.shape[:2]) if change else None
+                # An open mouth closes toward a target that parts no lips (the jaw-drop unit alone cannot).
+                closing = strength if closes_mouth(target, units) else 0.0
+                if closing:
+                    change = {k: v for k, v in change.items() if not (k in MOUTH_OPENING_UNITS and v < 0)}
+                warp = (
+                    action_unit_warp(shape, face.matrix, change, rgb.shape[:2], close_mouth=closing)
+                    if change or closing
+                    else None
+                )
                 if warp is not None:
                     out = warp.apply(out)
+                    if self.ratio_maps is not None:
+                        out = self.ratio_maps.shade(out, warp, change)
                     if warp.kept < FOLD_WARNING:
                         warnings.warn(
                             f"The face at {tuple(round(v) for v in face.face.box)} was edited at {warp.kept:.0%} of "
