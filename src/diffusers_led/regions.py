@@ -309,12 +309,18 @@ class DetectedFace:
             YuNet: probability in [0, 1]).
         shape: ``(68, 2)`` float32 points of the iBUG/dlib 68-point layout (brows, lids, lips, jaw),
             which the action-unit warp moves; ``None`` until computed (see :func:`face_shape`).
+        mesh: ``(478, 3)`` float32 MediaPipe Face Mesh V2 points (x, y in image pixels, z depth in pixels, smaller
+            is nearer) from the ``"mesh"`` detector (:mod:`diffusers_led.face_mesh`); ``None`` from the others.
+        blendshapes: the 52 MediaPipe blendshape scores in [0, 1] by name (e.g. ``"jawOpen"``) from the
+            ``"mesh"`` detector; ``None`` from the others.
     """
 
     box: Box
     landmarks: np.ndarray
     score: float
     shape: np.ndarray | None = None
+    mesh: np.ndarray | None = None
+    blendshapes: dict[str, float] | None = None
 
 
 def _as_image(image: Any) -> np.ndarray:
@@ -653,7 +659,8 @@ class YuNetFaceDetector(FaceDetector):
 
 
 def load_face_detector(name_or_path: str | os.PathLike | FaceDetector = "dlib", **kwargs: Any) -> FaceDetector:
-    """Build a detector from a spec: ``"dlib"``, ``"yunet:<path.onnx>"`` or a ``.onnx`` path.
+    """Build a detector from a spec: ``"mesh"`` (BlazeFace + Face Mesh V2, :mod:`diffusers_led.face_mesh`),
+    ``"dlib"``, ``"yunet:<path.onnx>"`` or a ``.onnx`` path.
 
     A :class:`FaceDetector` instance is returned unchanged. ``kwargs`` go to the constructor
     (e.g. ``max_detection_size``, ``min_face_size``).
@@ -667,6 +674,10 @@ def load_face_detector(name_or_path: str | os.PathLike | FaceDetector = "dlib", 
     spec = os.fspath(name_or_path)
     if spec.lower() == "dlib":
         return DlibFaceDetector(**kwargs)
+    if spec.lower() == "mesh":
+        from .face_mesh import MeshFaceDetector  # local import: face_mesh builds on this module
+
+        return MeshFaceDetector(**kwargs)
     if spec.lower().startswith("yunet:"):
         return YuNetFaceDetector(spec[len("yunet:") :], **kwargs)
     if spec.lower() == "yunet":
@@ -675,7 +686,7 @@ def load_face_detector(name_or_path: str | os.PathLike | FaceDetector = "dlib", 
         )
     if spec.lower().endswith(".onnx"):
         return YuNetFaceDetector(spec, **kwargs)
-    raise ValueError(f"unknown face detector {spec!r}: use 'dlib', 'yunet:<path.onnx>' or a .onnx path")
+    raise ValueError(f"unknown face detector {spec!r}: use 'mesh', 'dlib', 'yunet:<path.onnx>' or a .onnx path")
 
 
 # --------------------------------------------------------------------------------------------
@@ -705,6 +716,18 @@ class FaceRegions:
     masks: dict[str, np.ndarray]
     crop_matrices: dict[str, np.ndarray] = field(default_factory=dict)
     warp: Any = None
+
+    @property
+    def mesh(self) -> np.ndarray | None:
+        """``(478, 3)`` Face Mesh V2 points in image pixels (``face.mesh``); ``None`` unless the ``"mesh"`` detector
+        found the face."""
+        return self.face.mesh
+
+    @property
+    def blendshapes(self) -> dict[str, float] | None:
+        """The 52 MediaPipe blendshape scores by name (``face.blendshapes``); ``None`` unless the ``"mesh"``
+        detector found the face."""
+        return self.face.blendshapes
 
     def region_quad(self, region: str) -> np.ndarray:
         """The region box's 4 corners in original-image coordinates, ``(4, 2)`` (clockwise)."""

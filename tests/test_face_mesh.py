@@ -1,0 +1,124 @@
+"""The "mesh" detector: BlazeFace full range + Face Mesh V2 (478 points) + Blendshape V2, on real faces."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from diffusers_led.face_mesh import BLENDSHAPE_NAMES, MESH_TO_IBUG68, MeshFaceDetector, mesh_to_ibug68
+from diffusers_led.regions import DlibFaceDetector, load_face_detector
+
+#: The 68-point layout's left-right mirror: jaw, brows, nose, eyes, outer and inner lips.
+IBUG68_MIRROR = (
+    list(range(16, -1, -1))
+    + list(range(26, 16, -1))
+    + [27, 28, 29, 30, 35, 34, 33, 32, 31]
+    + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]
+    + [64, 63, 62, 61, 60, 67, 66, 65]
+)
+
+
+@pytest.fixture(scope="module")
+def astronaut(example_image) -> np.ndarray:
+    return np.asarray(example_image)
+
+
+@pytest.fixture(scope="module")
+def detector() -> MeshFaceDetector:
+    return load_face_detector("mesh")
+
+
+def _eye_distance(face) -> float:
+    return float(np.linalg.norm(face.landmarks[1] - face.landmarks[0]))
+
+
+def test_mesh_detector_reads_478_points_and_52_blendshapes_of_the_astronaut(detector, astronaut):
+    (face,) = detector.detect(astronaut)
+    assert face.mesh.shape == (478, 3) and face.mesh.dtype == np.float32
+    assert list(face.blendshapes) == list(BLENDSHAPE_NAMES) and len(BLENDSHAPE_NAMES) == 52
+    assert all(0.0 <= v <= 1.0 for v in face.blendshapes.values())
+    # She smiles with closed lips: the smile scores are high, an open jaw's low.
+    assert min(face.blendshapes["mouthSmileLeft"], face.blendshapes["mouthSmileRight"]) > 0.5
+    assert face.blendshapes["jawOpen"] < 0.2
+    x, y, w, h = face.box
+    inside = (face.mesh[:, 0] > x - w) & (face.mesh[:, 0] < x + 2 * w) & (face.mesh[:, 1] > y - h)
+    assert inside.all() and 0.5 < face.score <= 1.0
+    # YuNet's order: the subject's right eye (the image's left) first, eyes above the mouth.
+    right_eye, left_eye, nose, mouth_r, mouth_l = face.landmarks
+    assert right_eye[0] < left_eye[0] and mouth_r[0] < mouth_l[0] and nose[1] < mouth_r[1]
+    assert max(right_eye[1], left_eye[1]) < nose[1]
+
+
+def test_the_68_points_read_off_the_mesh_match_dlibs_and_the_map_is_a_mirror_symmetric_layout(detector, astronaut):
+    assert MESH_TO_IBUG68.shape == (68,) and len(set(MESH_TO_IBUG68.tolist())) == 68
+    assert MESH_TO_IBUG68.min() >= 0 and MESH_TO_IBUG68.max() < 468  # the face, not the irises
+    (face,) = detector.detect(astronaut)
+    (dlib_face,) = DlibFaceDetector().detect(astronaut)
+    assert np.array_equal(face.shape, mesh_to_ibug68(face.mesh))
+    error = np.linalg.norm(face.shape - dlib_face.shape, axis=1) / _eye_distance(dlib_face)
+    assert np.median(error) < 0.08 and error.max() < 0.35
+    # Mirror the photo: each point must land on its mirror partner's place (the map has no side bias).
+    mirrored = astronaut[:, ::-1].copy()
+    (flipped,) = detector.detect(mirrored)
+    unflipped = flipped.shape.copy()
+    unflipped[:, 0] = astronaut.shape[1] - 1 - unflipped[:, 0]
+    mirror_error = np.linalg.norm(unflipped[IBUG68_MIRROR] - face.shape, axis=1) / _eye_distance(face)
+    assert np.median(mirror_error) < 0.06
+
+
+def test_turned_gray_and_mirrored_faces_are_found_level_by_their_eye_line(detector, astronaut):
+    gray = cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)
+    height, width = gray.shape
+    for angle in (-35.0, 25.0):
+        rotation = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), angle, 1.0)
+        turned = cv2.warpAffine(gray[:, ::-1], rotation, (width, height), borderMode=cv2.BORDER_REFLECT)
+        (face,) = detector.detect(turned)
+        eye_line = face.landmarks[1] - face.landmarks[0]
+        # Upright the eyes are about level; rotating the photo by +angle (counter-clockwise) tilts them by -angle.
+        assert math.degrees(math.atan2(eye_line[1], eye_line[0])) == pytest.approx(-angle, abs=8)
+        assert face.mesh.shape == (478, 3)
+
+
+def test_a_large_photo_with_small_faces_is_searched_in_tiles_and_the_smallest_face_is_stated(astronaut):
+    """Issue #26: an 8000x6000 photo with faces of ~180 px had "no face detected" (the whole photo was shrunk to
+    1024 px, making them 23 px). The mesh detector tiles the photo finely enough for its minimum."""
+    face_size = 180
+    small = cv2.resize(astronaut, None, fx=1.7, fy=1.7, interpolation=cv2.INTER_AREA)  # the face box: ~180 px
+    canvas = np.full((6000, 8000, 3), 90, dtype=np.uint8)
+    places = [(300, 500), (3100, 2200), (6900, 4800), (5200, 900)]
+    for x, y in places:
+        canvas[y : y + small.shape[0], x : x + small.shape[1]] = small
+    detector = MeshFaceDetector(min_face_size=120)
+    assert detector.smallest_face(canvas.shape[:2]) <= face_size
+    faces = detector.detect(canvas)
+    assert len(faces) == len(places)
+    found = sorted((round(f.box[0], -2), round(f.box[1], -2)) for f in faces)
+    assert [x for x, _ in found] == pytest.approx(sorted(x + 294 for x, _ in places), abs=150)
+    assert all(f.mesh.shape == (478, 3) for f in faces)
+    assert DlibFaceDetector().detect(canvas) == []  # what the dlib default found
+
+
+def test_smallest_face_grows_with_the_photo_and_levels_stay_bounded():
+    detector = MeshFaceDetector(max_tiles=16)
+    assert detector.smallest_face((480, 640)) == pytest.approx(640 * 16 / 192)  # one detector run
+    assert detector.smallest_face((6000, 8000)) > detector.smallest_face((600, 800))
+    with pytest.raises(ValueError, match="max_tiles"):
+        MeshFaceDetector(max_tiles=0)
+
+
+def test_litert_and_opencv_backends_read_the_same_mesh(astronaut):
+    pytest.importorskip("ai_edge_litert")
+    (fast,) = MeshFaceDetector(backend="litert").detect(astronaut)
+    (fallback,) = MeshFaceDetector(backend="opencv").detect(astronaut)
+    assert np.abs(fast.mesh - fallback.mesh).max() < 0.5
+    assert fast.blendshapes["mouthSmileLeft"] == pytest.approx(fallback.blendshapes["mouthSmileLeft"], abs=0.02)
+
+
+def test_no_face_in_noise_or_a_flat_image(detector):
+    rng = np.random.default_rng(0)
+    assert detector.detect(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)) == []
+    assert detector.detect(np.full((300, 300), 128, dtype=np.uint8)) == []
