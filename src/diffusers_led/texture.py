@@ -52,6 +52,11 @@ OUTLINE_INSET = 0.1
 FIELD_GRID = 48
 #: Largest change of shading a map may make, as a log factor (about x0.5 to x1.6).
 MAX_LOG_RATIO = 0.5
+#: Largest lightening a map may make on a photo (log factor, about x1.13): the maps' light parts are skin bulging
+#: toward the light in a lab's even lighting; on a photo's lit cheek, more turns skin into a white blotch.
+MAX_LIGHTEN = 0.12
+#: A pixel whose brightest channel is above this is (nearly) blown out; at 255 it is not shaded at all.
+HIGHLIGHT = 225.0
 #: Removing a unit: how much of the flattening a unit's map strength gives (|M| of 0.1 at intensity 1: all of it),
 #: and the widths between which a crease lies (inter-ocular distances): finer is skin texture, wider is shading.
 REMOVAL_SCALE = 10.0
@@ -252,7 +257,12 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
         iod = inter_ocular(warp.shape)
         fine = cv2.GaussianBlur(colour, (0, 0), max(FINE_TEXTURE * iod, 0.5))
         crease = fine - cv2.GaussianBlur(colour, (0, 0), max(CREASE_WIDTH * iod, 1.0))
-        factor = np.exp(np.clip(added, -MAX_LOG_RATIO, MAX_LOG_RATIO))
+        # Blown highlights have lost their colour: shading them would paint grey or bluish patches, so they keep
+        # their value; elsewhere a pixel is lightened only as far as its brightest channel allows (hue kept).
+        brightest = colour if image.ndim == 2 else colour[:, :, :3].max(2)
+        lit = np.clip((brightest - HIGHLIGHT) / (255.0 - HIGHLIGHT), 0.0, 1.0)
+        factor = np.exp(np.clip(added, -MAX_LOG_RATIO, MAX_LIGHTEN) * (1.0 - lit))
+        factor = np.minimum(factor, np.maximum(255.0 / np.maximum(brightest, 1.0), 1.0))
         if image.ndim == 3:
             removed, factor = removed[:, :, None], np.repeat(factor[:, :, None], image.shape[2], axis=2)
             if image.shape[2] == 4:

@@ -896,6 +896,7 @@ def write_report(
         "seam_score",
         "seam_border_change",
         "warp_kept",
+        "blendshape_rise",
     ]
     columns += sorted({k for row in edits for k in row if k.startswith(("dL_", "dab_"))})
     temporary = out_dir / ".edits.csv.tmp"

@@ -42,6 +42,7 @@ import torch
 from ..batch import crops_per_face, default_batch_size
 from ..image_processor import prepare_image
 from ..regions import FaceRegions
+from .blendshapes import intended_rise, shared_judge
 from .inputs import EvalInputs, EvalPhoto, ReferenceCrop, load_inputs, load_references, select_photos
 from .metrics import (
     frechet_distance,
@@ -123,6 +124,7 @@ class _Face:
     band: int = 4
     fer_input: np.ndarray | None = None
     probs: np.ndarray | None = None
+    blendshapes: dict[str, float] | None = None  # MediaPipe's 52 scores on the unedited face
     embedding: np.ndarray | None = None
 
 
@@ -615,6 +617,8 @@ def _judge_inputs(run: _Run, faces: Sequence[_Face]) -> tuple[Any, Any, np.ndarr
         face.face_mask = _face_square_mask(face.rgb.shape[:2], face.regions.matrix, processor.canonical_size)
         face.fer_input = judge.face_input(face.rgb, face.regions.face.landmarks)
     base_probs = judge.predict_inputs([f.fer_input for f in faces])
+    for face in faces:
+        face.blendshapes = shared_judge().read(face.rgb, face.regions.face.box)
     base_embeddings = identity.embed_chips([identity.chip(f.rgb, f.regions.face.box) for f in faces])
     for face, probs, embedding in zip(faces, base_probs, base_embeddings):
         face.probs, face.embedding = probs, embedding
@@ -733,7 +737,8 @@ def _judge_outputs(
     probs = judge.predict_inputs([judge.face_input(o, f.regions.face.landmarks) for f, o in zip(faces, outputs)])
     embeddings = identity.embed_chips([identity.chip(o, f.regions.face.box) for f, o in zip(faces, outputs)])
     distances = identity_distances(np.stack([f.embedding for f in faces]), embeddings)
-    for row, face, p, euclid, cosine in zip(rows, faces, probs, distances["euclidean"], distances["cosine"]):
+    scores = zip(probs, distances["euclidean"], distances["cosine"])
+    for row, face, output, (p, euclid, cosine) in zip(rows, faces, outputs, scores):
         k = judge.class_index(row["target"])
         p_before = float(face.probs[k]) if k is not None else None
         row.update(
@@ -748,6 +753,9 @@ def _judge_outputs(
             id_cosine=float(cosine),
             same_identity=bool(euclid < identity.threshold),
         )
+        # The second judge: did the target's blendshapes rise on the output (MediaPipe, independent of the first)?
+        after = shared_judge().read(output, face.regions.face.box) if face.blendshapes else None
+        row["blendshape_rise"] = intended_rise(face.blendshapes, after, row["target"]) if after else None
 
 
 def _edit_and_measure(
