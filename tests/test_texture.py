@@ -148,3 +148,20 @@ def test_an_open_mouth_closes_toward_targets_that_part_no_lips():
     assert not closes_mouth("surprised") and not closes_mouth("happy") and not closes_mouth(None)
     assert not closes_mouth("neutral", {"AU26": 0.5})
     assert inter_ocular(closed) == pytest.approx(inter_ocular(shape))  # the eyes do not move
+
+
+def test_the_blendshape_judge_scores_the_targets_own_units():
+    from diffusers_led.evaluation.blendshapes import INTENDED, intended_rise
+    from diffusers_led.face_mesh import BLENDSHAPE_NAMES
+
+    calm = dict.fromkeys(BLENDSHAPE_NAMES, 0.05)
+    frown = calm | {"browDownLeft": 0.6, "browDownRight": 0.6}
+    assert intended_rise(calm, frown, "angry") > 0.1
+    assert intended_rise(calm, frown, "happy") == 0.0
+    assert intended_rise(frown, calm, "neutral") > 0.0  # a frown taken away is a step toward neutral
+    one_sided = calm | {"mouthSmileLeft": 0.5, "mouthDimpleLeft": 0.3}
+    both_sides = calm | {"mouthSmileLeft": 0.5, "mouthSmileRight": 0.5}
+    assert intended_rise(calm, one_sided, "contempt") > 0.3
+    assert intended_rise(calm, both_sides, "contempt") < intended_rise(calm, one_sided, "contempt")
+    for target, names in INTENDED.items():
+        assert set(names) <= set(BLENDSHAPE_NAMES) | {"mouthSmile", "mouthDimple"}, target
