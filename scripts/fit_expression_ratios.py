@@ -37,7 +37,6 @@ from diffusers_led.regions import DlibFaceDetector
 from diffusers_led.serialization import commit_folder, staging_folder
 from diffusers_led.texture import (
     MAP_SIZE,
-    MAX_LOG_RATIO,
     ExpressionRatioMaps,
     face_frame_maps,
     skin_mask,
@@ -54,6 +53,8 @@ RIDGE = 0.5
 SMOOTH = 1.5
 #: Luminance offset: dark pixels (shadowed skin, 8-bit noise) must not give huge ratios.
 DARK = 12.0
+#: Largest log-ratio of one pair (a misregistered edge, a blink, a lock of hair is not an expression).
+CLAMP = 0.5
 
 
 def frame_in_map(gray: np.ndarray, shape: np.ndarray) -> np.ndarray:
@@ -101,7 +102,7 @@ def pair_ratios(sequences, units: list[str], mask: np.ndarray):
             intensities |= LABEL_UNITS.get(row["expression"], {})
             ratio = np.log(frame + DARK) - np.log(base + DARK)
             ratio -= np.median(ratio[mask > 0.5])
-            ratio = np.clip(cv2.GaussianBlur(ratio, (0, 0), SMOOTH), -MAX_LOG_RATIO, MAX_LOG_RATIO) * mask
+            ratio = np.clip(cv2.GaussianBlur(ratio, (0, 0), SMOOTH), -CLAMP, CLAMP) * mask
             rows.append([intensities.get(name, 0.0) for name in units])
             ratios.append(ratio.ravel())
             people.append(row["subject"])

@@ -31,7 +31,15 @@ from diffusers.models.modeling_utils import ModelMixin
 from .action_units import MIRROR, inter_ocular, neutral_shape
 from .warp import FaceWarp, thin_plate_spline
 
-__all__ = ["ExpressionRatioMaps", "load_ratio_maps", "face_frame_maps", "one_side", "skin_mask", "template_shape"]
+__all__ = [
+    "ExpressionRatioMaps",
+    "load_ratio_maps",
+    "face_frame_maps",
+    "frontal_share",
+    "one_side",
+    "skin_mask",
+    "template_shape",
+]
 
 #: The map frame: a ``MAP_SIZE`` square in which the mean neutral face's eyes are ``MAP_IOD`` px apart, the eyes
 #: a little above the middle so that the forehead above the brows (where raised brows make lines) is inside.
@@ -51,7 +59,18 @@ OUTLINE_INSET = 0.1
 #: Largest side of the grid the face -> map spline is evaluated on (the field is smooth).
 FIELD_GRID = 48
 #: Largest change of shading a map may make, as a log factor (about x0.5 to x1.6).
-MAX_LOG_RATIO = 0.5
+MAX_LOG_RATIO = 0.3
+#: The deepest a fold may darken a pixel, as a multiple of the local contrast (standard deviation over mean of the
+#: luminance within CONTRAST_WINDOW inter-ocular distances), and never less deep than MIN_DEPTH (log factors).
+CONTRAST_DEPTH = 2.5
+CONTRAST_WINDOW = 0.15
+MIN_DEPTH = 0.06
+#: How much more a shadow darkens each RGB channel than the red one (as exponents of the darkening factor).
+SHADOW_WARMTH = (1.0, 1.12, 1.25)
+#: Head turn (nose-to-jaw ratio of the nearer to the farther side) above which a face is shaded fully, and below
+#: which not at all: the maps are frontal, and on a turned face the spline through crowded points misplaces them.
+TURN_FULL = 0.6
+TURN_NONE = 0.3
 #: Largest lightening a map may make on a photo (log factor, about x1.13): the maps' light parts are skin bulging
 #: toward the light in a lab's even lighting; on a photo's lit cheek, more turns skin into a white blotch.
 MAX_LIGHTEN = 0.12
@@ -110,6 +129,15 @@ def unit_region(unit: str, template: np.ndarray | None = None) -> np.ndarray:
     if bottom is not None:
         inside *= np.clip((template[bottom, 1] - rows) / soft + 0.5, 0.0, 1.0)
     return np.repeat(inside[:, None], MAP_SIZE, axis=1)
+
+
+def frontal_share(shape: np.ndarray) -> float:
+    """1 for a frontal face, falling to 0 as the head turns: from the ratio of the nose tip's distances to the two
+    sides of the jaw (68 points), full shading above :data:`TURN_FULL`, none below :data:`TURN_NONE`."""
+    shape = np.asarray(shape, dtype=np.float64)
+    sides = [np.linalg.norm(shape[30] - shape[point]) for point in (2, 14)]
+    ratio = min(sides) / max(max(sides), 1e-9)
+    return float(np.clip((ratio - TURN_NONE) / (TURN_FULL - TURN_NONE), 0.0, 1.0))
 
 
 def _grown(points: np.ndarray, margin: float) -> np.ndarray:
@@ -218,10 +246,13 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
             layer = maps[self.units.index(unit)]
             if side:
                 layer = layer * (right if side == "R" else 1.0 - right)  # the subject's right is the image's left
+            # The maps were measured up to about a full unit; a prototype stronger than that moves the landmarks
+            # further but shades no deeper.
+            intensity = float(np.clip(intensity, -1.0, 1.0))
             if intensity > 0:
-                added += float(intensity) * layer
+                added += intensity * layer
             else:
-                removed += float(-intensity) * np.abs(layer)
+                removed += -intensity * np.abs(layer)
         return added, removed
 
     def shade(
@@ -234,7 +265,9 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
         face shows and the target lacks) flatten the face's own creases where that unit makes them: the skin is
         drawn toward its local mean there (dividing by the mean map would paint bright streaks wherever this face's
         creases do not sit exactly where the average face's do). ``gain``: the config's unless given."""
-        gain = self.config.gain if gain is None else gain
+        # Where the warp was held back (crowded landmarks) or the head is turned, the maps would land on the wrong
+        # skin (a fold drawn across a turned cheek): they fade out with both.
+        gain = (self.config.gain if gain is None else gain) * warp.kept * frontal_share(warp.shape)
         added, removed = self.layers(units)
         added, removed = gain * added, np.clip(gain * removed * REMOVAL_SCALE, 0.0, 1.0)
         if not max(np.abs(added).max(initial=0.0), removed.max(initial=0.0)) > 1e-4:
@@ -261,10 +294,25 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
         # their value; elsewhere a pixel is lightened only as far as its brightest channel allows (hue kept).
         brightest = colour if image.ndim == 2 else colour[:, :, :3].max(2)
         lit = np.clip((brightest - HIGHLIGHT) / (255.0 - HIGHLIGHT), 0.0, 1.0)
-        factor = np.exp(np.clip(added, -MAX_LOG_RATIO, MAX_LIGHTEN) * (1.0 - lit))
+        # A photo shows its shading at its own contrast (a soft, blurred or evenly lit face has shallow folds): a
+        # fold may darken a pixel by at most a few times the face's local contrast there.
+        luminance = colour if image.ndim == 2 else colour[:, :, :3].mean(2)
+        sigma = max(CONTRAST_WINDOW * iod, 1.0)
+        skin = (window > 0).astype(np.float32)  # the skin's own contrast: lips, eyes and brows are not shading
+        weight = np.maximum(cv2.GaussianBlur(skin, (0, 0), sigma), 1e-3)
+        mean = cv2.GaussianBlur(luminance * skin, (0, 0), sigma) / weight
+        second = cv2.GaussianBlur(luminance**2 * skin, (0, 0), sigma) / weight
+        spread = np.sqrt(np.maximum(second - mean**2, 0.0))
+        deepest = np.clip(CONTRAST_DEPTH * spread / np.maximum(mean, 1.0), MIN_DEPTH, MAX_LOG_RATIO)
+        factor = np.exp(np.clip(added, -deepest, MAX_LIGHTEN) * (1.0 - lit))
         factor = np.minimum(factor, np.maximum(255.0 / np.maximum(brightest, 1.0), 1.0))
         if image.ndim == 3:
-            removed, factor = removed[:, :, None], np.repeat(factor[:, :, None], image.shape[2], axis=2)
+            # A shadow on skin is warmer than the lit skin (light that enters the skin comes out red): darkening
+            # takes more blue and green than red, so a fold does not turn the skin grey.
+            warmth = np.ones(image.shape[2], dtype=np.float32)
+            warmth[:3] = SHADOW_WARMTH
+            factor = factor[:, :, None] ** np.where(factor[:, :, None] < 1.0, warmth, 1.0)
+            removed = removed[:, :, None]
             if image.shape[2] == 4:
                 factor[:, :, 3] = 1.0  # alpha is not shading
         colour -= removed * crease
