@@ -60,6 +60,8 @@ OUTLINE_INSET = 0.1
 FIELD_GRID = 48
 #: Largest change of shading a map may make, as a log factor (about x0.5 to x1.6).
 MAX_LOG_RATIO = 0.3
+#: Shading broader than this (inter-ocular distances, a Gaussian's sigma) is left out of the maps when applied.
+BROAD_SHADING = 0.12
 #: The deepest a fold may darken a pixel, as a multiple of the local contrast (standard deviation over mean of the
 #: luminance within CONTRAST_WINDOW inter-ocular distances), and never less deep than MIN_DEPTH (log factors).
 CONTRAST_DEPTH = 2.5
@@ -250,7 +252,9 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
             # further but shades no deeper.
             intensity = float(np.clip(intensity, -1.0, 1.0))
             if intensity > 0:
-                added += intensity * layer
+                # Only the crease-scale part of a map transfers: its broad part is how the lab's light fell on
+                # bulging cheeks, which under another photo's light is a grey smudge, not a fold.
+                added += intensity * (layer - cv2.GaussianBlur(layer, (0, 0), BROAD_SHADING * MAP_IOD))
             else:
                 removed += -intensity * np.abs(layer)
         return added, removed
@@ -304,7 +308,7 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
         second = cv2.GaussianBlur(luminance**2 * skin, (0, 0), sigma) / weight
         spread = np.sqrt(np.maximum(second - mean**2, 0.0))
         deepest = np.clip(CONTRAST_DEPTH * spread / np.maximum(mean, 1.0), MIN_DEPTH, MAX_LOG_RATIO)
-        factor = np.exp(np.clip(added, -deepest, MAX_LIGHTEN) * (1.0 - lit))
+        factor = np.exp(np.clip(added, -deepest, np.minimum(deepest, MAX_LIGHTEN)) * (1.0 - lit))
         factor = np.minimum(factor, np.maximum(255.0 / np.maximum(brightest, 1.0), 1.0))
         if image.ndim == 3:
             # A shadow on skin is warmer than the lit skin (light that enters the skin comes out red): darkening
