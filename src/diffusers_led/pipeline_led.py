@@ -144,8 +144,10 @@ class LocalExpressionPipeline(DiffusionPipeline):
             [`DPMSolverMultistepScheduler`].
         embeddings ([`ExpressionEmbeddings`]):
             The table of expression-label embeddings the UNet is conditioned on.
-        face_detector (`str`, defaults to `"dlib"`):
-            The face detector: `"dlib"` (offline default) or `"yunet:<path to the YuNet ONNX file>"`.
+        face_detector (`str`, defaults to `"mesh"`):
+            The face detector: `"mesh"` (MediaPipe's BlazeFace full range and Face Mesh V2, shipped: finds turned,
+            black-and-white and small faces and gives each 478 points and 52 blendshape scores), `"dlib"` (frontal
+            faces) or `"yunet:<path to the YuNet ONNX file>"`. All run offline.
         regions (`List[str]`, defaults to `["eyes", "mouth"]`):
             The regions the model was trained on.
         feather (`float` or `List[float]`, defaults to `[0.1, 0.25]`):
@@ -197,7 +199,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
         unet: UNet2DConditionModel,
         scheduler: KarrasDiffusionSchedulers,
         embeddings: ExpressionEmbeddings,
-        face_detector: str = "dlib",
+        face_detector: str = "mesh",
         regions: list[str] = None,
         feather: float | list[float] = None,
         region_anchor: str = "landmarks",
@@ -253,6 +255,7 @@ class LocalExpressionPipeline(DiffusionPipeline):
             license=license,
         )
         # Not a diffusers component (OpenCV, no weights): rebuilt from the config, like VaeImageProcessor.
+        self._detector_sizes: dict[str, float] = {}  # set_face_detector's min_face_size / max_detection_size
         self.region_processor = self._make_region_processor()
 
     @classmethod
@@ -345,14 +348,28 @@ class LocalExpressionPipeline(DiffusionPipeline):
         label = canonical_expression(target)
         return float((self.config.target_strengths or {}).get(label, self.config.default_strength))
 
-    def set_face_detector(self, face_detector: str) -> None:
-        """Switch the face detector (e.g. to `"yunet:/path/face_detection_yunet.onnx"`) and record it in the config."""
-        self.register_to_config(face_detector=face_detector)
+    def set_face_detector(
+        self,
+        face_detector: str | None = None,
+        min_face_size: float | None = None,
+        max_detection_size: int | None = None,
+    ) -> None:
+        """Switch the face detector (e.g. to `"dlib"` or `"yunet:/path/face_detection_yunet.onnx"`) and record it in
+        the config, and/or set the smallest face looked for (px) and the long side cap of the photo the detector sees
+        (dlib, YuNet; the `"mesh"` detector tiles large photos instead). The sizes are settings of this session, not
+        of the saved model."""
+        if face_detector is not None:
+            self.register_to_config(face_detector=face_detector)
+        if min_face_size is not None:
+            self._detector_sizes["min_face_size"] = float(min_face_size)
+        if max_detection_size is not None:
+            self._detector_sizes["max_detection_size"] = int(max_detection_size)
         self.region_processor = self._make_region_processor()
 
     def _make_region_processor(self) -> FaceRegionProcessor:
         feather = self.config.feather
         return FaceRegionProcessor(
+            **self._detector_sizes,
             detector=self.config.face_detector,
             regions=tuple(self.config.regions),
             crop_size=self.unet.config.sample_size,
@@ -489,15 +506,19 @@ class LocalExpressionPipeline(DiffusionPipeline):
         """Detect and crop every face of every image (detection runs once per image)."""
         faces_per_image = []
         for item in prepared:
-            faces = self.region_processor.extract(item.rgb, regions=tuple(regions))
+            found = self.region_processor.detect(item.rgb)
+            faces = self.region_processor.extract(item.rgb, faces=found, regions=tuple(regions))
+            reason = self.region_processor.no_face_reason(item.rgb.shape, found)
             if not faces:
-                message = f"No face detected in {item.name}."
+                message = f"No face detected in {item.name} ({reason})."
                 if on_no_face == "error":
                     raise NoFaceDetectedError(
-                        message + " Use a photo with a visible, roughly frontal face (at least ~40 px wide), "
-                        "or pass on_no_face='skip' to return such images unchanged."
+                        message + " Use a photo with a visible face, or pass on_no_face='skip' to return such images "
+                        "unchanged."
                     )
                 warnings.warn(message + " Returning it unchanged.", stacklevel=3)
+            elif getattr(found, "unreadable", None):
+                warnings.warn(f"In {item.name}: {reason}.", stacklevel=3)
             faces_per_image.append(faces)
         return faces_per_image
 

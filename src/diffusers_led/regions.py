@@ -382,6 +382,16 @@ class FaceDetector:
         min_face = min_face_size or self.min_face_size
         return min(max(1.0, self.native_min_face_size / min_face), max_size / max(image_hw))
 
+    def smallest_face(
+        self,
+        image_hw: tuple[int, int],
+        min_face_size: float | None = None,
+        max_detection_size: int | None = None,
+    ) -> float:
+        """The smallest face (px) :meth:`detect` finds in a photo of this size: the long side cap shrinks huge photos,
+        so their minimum grows with them."""
+        return self.native_min_face_size / self.detection_scale(image_hw, max_detection_size, min_face_size)
+
     def detect(
         self,
         image: np.ndarray,
@@ -803,6 +813,23 @@ class FaceRegionProcessor:
     def detect(self, image: np.ndarray) -> list[DetectedFace]:
         """Faces in an RGB / gray uint8 image (original coordinates), largest first."""
         return self.detector.detect(image)
+
+    def no_face_reason(self, image_hw: tuple[int, int], faces: Sequence[DetectedFace] = ()) -> str:
+        """Why :meth:`detect` returned no face for a photo of this size, for messages: the faces found but not
+        readable (``faces.unreadable`` of the ``"mesh"`` detector: too turned, small or hidden), or the smallest face
+        size looked for, which grows with the photo."""
+        unreadable = getattr(faces, "unreadable", ())
+        if unreadable:
+            where = ", ".join(f"({x:.0f}, {y:.0f}, {w:.0f}x{h:.0f} px)" for x, y, w, h in unreadable)
+            return (
+                f"{len(unreadable)} face(s) found at {where} but too turned, too small or too hidden to read their "
+                "landmarks; they are left unchanged"
+            )
+        smallest = self.detector.smallest_face(tuple(image_hw[:2]))
+        return (
+            f"faces at least ~{smallest:.0f} px wide are looked for in this {image_hw[1]}x{image_hw[0]} photo; "
+            "min_face_size / --min-face-size looks for smaller ones"
+        )
 
     def extract(
         self,
