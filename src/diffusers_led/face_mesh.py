@@ -319,6 +319,8 @@ class MeshFaceDetector(FaceDetector):
 
     def load(self) -> None:
         _models(self.backend)
+        if self.shape == "dlib":
+            _dlib_models()
 
     # -- detection ---------------------------------------------------------------------------
 
