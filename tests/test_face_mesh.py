@@ -120,6 +120,18 @@ def test_a_large_photo_with_small_faces_is_searched_in_tiles_and_the_smallest_fa
     assert DlibFaceDetector().detect(canvas) == []  # what the dlib default found
 
 
+def test_a_large_face_is_read_from_an_area_sampled_crop_like_the_same_face_small(detector, astronaut):
+    """A face several times the mesh model's 256 px input is shrunk by area before cropping: its mesh matches the
+    small face's, scaled."""
+    (small,) = detector.detect(astronaut)
+    big = cv2.resize(astronaut, None, fx=3.5, fy=3.5, interpolation=cv2.INTER_LINEAR)
+    (large,) = MeshFaceDetector(min_face_size=200).detect(big)
+    assert large.box[2] * 1.5 > 2 * 256  # the shrinking path is taken
+    scaled = (small.mesh[:, :2] + 0.5) * 3.5 - 0.5
+    error = np.linalg.norm(large.mesh[:, :2] - scaled, axis=1) / (3.5 * _eye_distance(small))
+    assert np.median(error) < 0.03
+
+
 def test_smallest_face_grows_with_the_photo_and_levels_stay_bounded():
     detector = MeshFaceDetector(max_tiles=16)
     assert detector.smallest_face((480, 640)) == pytest.approx(640 * 16 / 192)  # one detector run
