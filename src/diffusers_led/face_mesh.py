@@ -144,6 +144,11 @@ class _TFLiteModel:
                 return
         if backend not in ("auto", "opencv"):
             raise ValueError(f"unknown backend {backend!r}: use 'auto', 'litert' or 'opencv'")
+        if int(cv2.__version__.split(".")[0]) < 5:  # OpenCV 4's TFLite importer lays these models' outputs out wrong
+            raise ImportError(
+                f"the face models need LiteRT (pip install ai-edge-litert) or OpenCV 5 (this is {cv2.__version__}): "
+                "pip install -U opencv-python-headless"
+            )
         self._net = cv2.dnn.readNet(str(path))
         self._names = self._net.getUnconnectedOutLayersNames()
         self.backend = "opencv"
