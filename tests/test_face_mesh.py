@@ -11,7 +11,7 @@ from conftest import make_tiny_pipeline
 from PIL import Image
 
 from diffusers_led import NoFaceDetectedError
-from diffusers_led.face_mesh import BLENDSHAPE_NAMES, MESH_TO_IBUG68, MeshFaceDetector, mesh_to_ibug68
+from diffusers_led.face_mesh import BLENDSHAPE_NAMES, MESH_TO_IBUG68, MeshFaceDetector, _tiles, mesh_to_ibug68
 from diffusers_led.regions import DlibFaceDetector, load_face_detector
 
 #: The 68-point layout's left-right mirror: jaw, brows, nose, eyes, outer and inner lips.
@@ -130,6 +130,20 @@ def test_a_large_face_is_read_from_an_area_sampled_crop_like_the_same_face_small
     scaled = (small.mesh[:, :2] + 0.5) * 3.5 - 0.5
     error = np.linalg.norm(large.mesh[:, :2] - scaled, axis=1) / (3.5 * _eye_distance(small))
     assert np.median(error) < 0.03
+
+
+@pytest.mark.parametrize("height, width, side", [(6000, 8000, 1000), (1280, 1536, 384), (720, 1280, 640), (50, 90, 9)])
+def test_tiles_cover_the_photo_and_hold_every_face_up_to_a_quarter_of_their_side_whole(height, width, side):
+    tiles = _tiles(height, width, side)
+    covered = np.zeros((height, width), dtype=bool)
+    for x0, y0, x1, y1 in tiles:
+        assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
+        covered[y0:y1, x0:x1] = True
+    assert covered.all()
+    rng = np.random.default_rng(0)
+    size = min(side, height, width) // 4
+    for x, y in zip(rng.integers(0, width - size, 200), rng.integers(0, height - size, 200)):
+        assert any(x0 <= x and x + size <= x1 and y0 <= y and y + size <= y1 for x0, y0, x1, y1 in tiles)
 
 
 def test_smallest_face_grows_with_the_photo_and_levels_stay_bounded():
