@@ -66,10 +66,10 @@ from tqdm.auto import tqdm
 from diffusers_led.commands import ArgumentParser
 from diffusers_led.data import metadata_path_problems, read_crop_geometry
 from diffusers_led.expressions import EXPRESSIONS, ExpressionEmbeddings, canonical_expression
+from diffusers_led.faces.regions import REGION_ANCHORS
 from diffusers_led.image_processor import CropExposure, crop_statistics, crops_to_tensor, tensor_to_crops
 from diffusers_led.model_checks import UnsafeWeightsError, pickled_only_components, unsafe_weights_message
 from diffusers_led.pipeline_led import LocalExpressionPipeline
-from diffusers_led.regions import REGION_ANCHORS
 from diffusers_led.serialization import replace_folder, write_text_atomically
 from diffusers_led.unet_presets import UNET_PRESETS, build_unet
 from diffusers_led.utils import file_digest

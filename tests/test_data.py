@@ -13,7 +13,7 @@ from PIL import Image
 
 from diffusers_led import data
 from diffusers_led.cli import prepare_data_main
-from diffusers_led.regions import FaceRegionProcessor
+from diffusers_led.faces.regions import FaceRegionProcessor
 
 REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "examples" / "astronaut.png"

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def astronaut():
     """The example portrait (a smiling woman) and its detected face regions."""
-    from diffusers_led.regions import FaceRegionProcessor
+    from diffusers_led.faces.regions import FaceRegionProcessor
 
     rgb = np.asarray(Image.open(EXAMPLE_IMAGE).convert("RGB"))
     faces = FaceRegionProcessor().extract(rgb)
@@ -521,7 +521,7 @@ def test_relative_gain_matches_a_hand_computation():
 
 def test_darkened_eyes_are_caught_inside_the_eye_region(astronaut):
     from diffusers_led.evaluation import lab_change
-    from diffusers_led.regions import FaceRegionProcessor
+    from diffusers_led.faces.regions import FaceRegionProcessor
 
     rgb, face = astronaut
     processor = FaceRegionProcessor()

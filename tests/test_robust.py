@@ -684,7 +684,8 @@ pipe.save_pretrained(target)
 CHILD_PREPARE = """
 import sys, time, numpy as np, cv2
 from diffusers_led import data
-from diffusers_led.regions import DetectedFace, FaceRegions
+from diffusers_led.faces.detection import DetectedFace
+from diffusers_led.faces.regions import FaceRegions
 input_dir, output_dir, ready = sys.argv[1:4]
 
 class Stub:

@@ -46,8 +46,8 @@ def preload_face_detector(model: str | None) -> threading.Thread | None:
     """
     import json
 
+    from .faces.detection import load_face_detector
     from .pretrained import resolve_model
-    from .regions import load_face_detector
 
     try:
         model = resolve_model(model)

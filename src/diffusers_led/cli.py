@@ -303,7 +303,7 @@ def edit_main(argv: Sequence[str] | None = None) -> int:
 
 
 def _edit(args: argparse.Namespace) -> int:
-    from .action_units import parse_action_units
+    from .geometry.action_units import parse_action_units
     from .labels import canonical_expression
 
     if args.target is None and args.au is None:
@@ -437,7 +437,7 @@ def _edit_files(args, pipe, paths, destinations, target, prefetch, prefix) -> li
 
 def build_prepare_data_parser() -> argparse.ArgumentParser:
     from .data import FORMATS
-    from .regions import REGION_ANCHORS
+    from .faces.regions import REGION_ANCHORS
 
     parser = ArgumentParser(
         prog="led-prepare-data",

@@ -6,8 +6,9 @@ The output is a Hugging Face ``datasets`` *imagefolder*::
     <output_dir>/test/<crop>.png  + metadata.jsonl
     <output_dir>/prepare_report.json
 
-Each photo gives one crop per region (eyes, mouth), cut by the same :class:`~diffusers_led.regions.FaceRegionProcessor`
-and read by the same :func:`~diffusers_led.image_processor.prepare_image` as inference. Crops are stored as RGB PNG;
+Each photo gives one crop per region (eyes, mouth), cut by the same
+:class:`~diffusers_led.faces.regions.FaceRegionProcessor` and read by the same
+:func:`~diffusers_led.image_processor.prepare_image` as inference. Crops are stored as RGB PNG;
 grayscale sources (CK+) give crops whose three channels are equal, marked ``"grayscale": true`` in the metadata, so
 a luminance model (``--color_mode luminance``) loses nothing and an RGB model learns gray.
 
@@ -61,8 +62,8 @@ import numpy as np
 import PIL.Image
 
 from .expressions import EXPRESSIONS, canonical_expression
+from .faces.regions import FaceRegionProcessor
 from .image_processor import ImageLoadError, prepare_image
-from .regions import FaceRegionProcessor
 from .serialization import append_text, atomic_write, write_text_atomically
 from .utils import IMAGE_EXTENSIONS, escape_file_name, file_digest
 
@@ -812,7 +813,7 @@ def prepare_dataset(
         format: ``"auto"`` or one of :data:`FORMATS`.
         test_subjects / test_fraction / seed: the subject-wise split, see :func:`split_subjects`.
         regions: the regions to crop.
-        detector: the face detector of the :class:`~diffusers_led.regions.FaceRegionProcessor` (``"dlib"``,
+        detector: the face detector of the :class:`~diffusers_led.faces.regions.FaceRegionProcessor` (``"dlib"``,
             ``"yunet:<path.onnx>"``).
         crop_size: the crop side (the UNet's ``sample_size``).
         rafd_angles: RaFD camera angles to keep (``"090"`` is frontal).
@@ -820,7 +821,7 @@ def prepare_dataset(
         processor: an object with the ``FaceRegionProcessor.extract`` interface to use instead of building one.
         progress: show a progress bar.
         region_anchor: where the region boxes sit, ``"landmarks"`` (the paper) or ``"template"``, see
-            :class:`~diffusers_led.regions.FaceRegionProcessor`. Recorded in the report; train_led.py copies it
+            :class:`~diffusers_led.faces.regions.FaceRegionProcessor`. Recorded in the report; train_led.py copies it
             into the model so that editing cuts the same crops.
         allow_other_files: use an ``output_dir`` that holds files led-prepare-data did not write (they are left as
             they are; one that would have to be replaced stops the run).

@@ -94,7 +94,7 @@ class EditResult:
     Attributes:
         before: the input photo as upright RGB ``uint8`` (what the overlay is drawn on).
         after: the edited photo as the pipeline returned it (same size and mode as the input).
-        faces: the :class:`~diffusers_led.regions.FaceRegions` of the edited faces.
+        faces: the :class:`~diffusers_led.faces.regions.FaceRegions` of the edited faces.
         path: the edited photo saved as PNG (what the download button serves).
         summary: a one-line Markdown description of what was done.
         warnings: messages to show the user (untrained target, ...).

@@ -21,8 +21,11 @@ from diffusers.utils.hub_utils import load_or_create_model_card, populate_model_
 from diffusers.utils.torch_utils import randn_tensor
 from huggingface_hub import create_repo
 
-from .action_units import estimate_action_units, expression_action_units, parse_action_units
 from .expressions import ExpressionEmbeddings, canonical_expression
+from .faces.detection import face_shape, five_landmarks
+from .faces.regions import FaceRegionProcessor, FaceRegions
+from .geometry.action_units import estimate_action_units, expression_action_units, parse_action_units
+from .geometry.warp import action_unit_warp, inner_mouth_mask
 from .image_processor import (
     CropExposure,
     ImageInput,
@@ -41,9 +44,7 @@ from .model_checks import (
     pickled_only_components,
     unsafe_weights_message,
 )
-from .regions import FaceRegionProcessor, FaceRegions, face_shape, five_landmarks
 from .serialization import commit_folder, remove_stale_shards, staging_folder
-from .warp import action_unit_warp, inner_mouth_mask
 
 #: Below this share of an edit's movement (FaceWarp.kept), the pipeline says that a face could not be edited fully.
 FOLD_WARNING = 0.5

@@ -40,8 +40,8 @@ import numpy as np
 import torch
 
 from ..batch import crops_per_face, default_batch_size
+from ..faces.regions import FaceRegions
 from ..image_processor import prepare_image
-from ..regions import FaceRegions
 from .inputs import EvalInputs, EvalPhoto, ReferenceCrop, load_inputs, load_references, select_photos
 from .metrics import (
     frechet_distance,

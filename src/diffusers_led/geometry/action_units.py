@@ -12,7 +12,7 @@ surprise (AU1, AU2, AU5, AU26; 3 people, 6 frames), disgust (AU4, AU9, AU10; 4 p
 1 person, 2 frames). The others follow the FACS descriptions at magnitudes of the same order. :data:`SOURCES` says
 which is which.
 
-This module knows nothing of images: :mod:`diffusers_led.warp` turns displacements into a dense warp.
+This module knows nothing of images: :mod:`diffusers_led.geometry.warp` turns displacements into a dense warp.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .labels import canonical_expression
-from .regions import similarity_transform, transform_points
+from ..labels import canonical_expression
+from .transforms import similarity_transform, transform_points
 
 __all__ = [
     "ACTION_UNITS",
