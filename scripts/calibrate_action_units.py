@@ -34,7 +34,7 @@ from diffusers_led.geometry.action_units import (
     inter_ocular,
 )
 from diffusers_led.geometry.transforms import CANONICAL_SIZE, alignment_matrix, canonical_template, transform_points
-from diffusers_led.utils import write_text_atomically
+from diffusers_led.serialization import write_text_atomically
 
 #: Points named in the printed table (subject's right half and midline).
 GROUPS = {

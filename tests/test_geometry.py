@@ -9,7 +9,6 @@ import torch
 from conftest import make_tiny_pipeline
 
 from diffusers_led import LocalExpressionPipeline
-from diffusers_led.expressions import EXPRESSIONS
 from diffusers_led.geometry.action_units import (
     ACTION_UNITS,
     EXPRESSION_PROTOTYPES,
@@ -33,6 +32,7 @@ from diffusers_led.geometry.warp import (
     thin_plate_spline,
 )
 from diffusers_led.image_processor import prepare_image
+from diffusers_led.labels import EXPRESSIONS
 
 REQUIRED_UNITS = [1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26]
 
@@ -395,16 +395,16 @@ def test_the_default_strength_of_a_target_is_a_lookup_without_warnings(geometry_
 
 
 def test_the_pipeline_says_when_a_face_could_only_be_edited_in_part(geometry_pipeline, example_image, monkeypatch):
-    import diffusers_led.pipeline_led as pipeline_module
+    import diffusers_led.geometry.warper as warper_module
 
-    real_shape = pipeline_module.face_shape
+    real_shape = warper_module.face_shape
 
     def crowded_shape(rgb, face):
         shape = real_shape(rgb, face).copy()
         shape[[4, 12]] = shape[[48, 54]] + [(2, 3), (-2, 3)]  # a jaw line through the lip corners (a hidden chin)
         return shape
 
-    monkeypatch.setattr(pipeline_module, "face_shape", crowded_shape)
+    monkeypatch.setattr(warper_module, "face_shape", crowded_shape)
     with pytest.warns(UserWarning, match="fold the photo over itself"):
         result = geometry_pipeline(example_image, action_units="AU12=-1.4", mode="geometry")
     assert result.faces[0][0].warp.kept < 0.5

@@ -526,7 +526,7 @@ def test_every_per_file_failure_names_its_file(tmp_path, monkeypatch):
     def disk_full(array, destination):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(data, "_save_png_atomically", disk_full)
+    monkeypatch.setattr(data.writer, "_save_png_atomically", disk_full)
     with pytest.raises(
         OSError,
         match=r"Rafd090_01_Caucasian_female_happy_frontal.png: its eyes crop could not be "

@@ -1,25 +1,20 @@
-"""Face detection, 5-point alignment, eye/mouth region crops and seamless compositing.
-
-This module is the image-processing half of diffusers-led (the other half is the diffusion
-pipeline). It is deliberately torch-free: numpy, OpenCV and dlib only.
+"""The eye and mouth regions of detected faces: their boxes (paper Eq. 1-4) in the canonical face, the aligned
+crops and blend masks, and compositing edited crops (and geometric warps) back into the photo.
 
 Data flow::
 
-    image --detect--> DetectedFace (box + 5 landmarks, image px)
+    image --FaceRegionProcessor.detect--> DetectedFace (box + 5 landmarks, image px; faces/detection.py)
           --extract--> FaceRegions (image->canonical similarity, Eq. 1-4 boxes, 64x64 crops, masks)
-          --(diffusion edits the crops)-->
-          --composite--> image with only the soft-masked region pixels changed
+          --(the warp moves the face; the UNet re-draws crops)-->
+          --composite--> image with only the edited area's pixels changed
 
 Conventions:
 
 * Images are numpy ``uint8`` arrays, ``HxWx3`` RGB or ``HxW`` grayscale.
-* Point coordinates use the pixel-index convention: the centre of pixel ``(col, row)`` is
-  ``(col, row)``; affine matrices are OpenCV-style ``2x3`` forward maps.
-* Landmarks follow YuNet's order (:data:`LANDMARK_NAMES`): the subject's right eye, which is on the
-  image's *left*, comes first.
-* The canonical face is the ArcFace 112x112 five-point template scaled to ``canonical_size``
-  (320 in the paper); region boxes (paper Eq. 1-4) are computed there, so they are level and of a
-  fixed size relative to the face whatever its pose in the photo.
+* Point coordinates and the canonical face: see :mod:`diffusers_led.geometry.transforms`. Region boxes are computed
+  in the canonical face, so they are level and of a fixed size relative to the face whatever its pose in the photo.
+
+Torch-free: numpy and OpenCV only.
 """
 
 from __future__ import annotations
