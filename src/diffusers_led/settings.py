@@ -127,12 +127,10 @@ def check_request(
             raise ValueError(f"`mode` must be one of {', '.join(EDIT_MODES)}, got {mode!r}.")
         mode = mode.strip().lower()
     units = parse_action_units(action_units)
-    targets = list(target) if isinstance(target, (list, tuple)) else [target]
-    if not targets:
-        raise ValueError("`target` is an empty list: pass an expression, or one per image.")
-    targets = [None if t is None else canonical_expression(t) for t in targets]
-    if all(t is None for t in targets) and not units:
+    if target is None and not units:
         raise ValueError("Pass a `target` expression, `action_units`, or both.")
+    targets = list(target) if isinstance(target, (list, tuple)) else [target]
+    targets = [None if t is None else canonical_expression(t) for t in targets]  # an empty list: see check_inputs
     strength = None if strength is None else to_number(strength, "strength")
     texture_strength = None if texture_strength is None else to_number(texture_strength, "texture_strength")
     if mode == "diffusion":
