@@ -21,7 +21,7 @@ from _common import collect_images, machine_line, median, table, timed
 from PIL import Image, ImageOps
 
 from diffusers_led.commands import ArgumentParser
-from diffusers_led.regions import load_face_detector
+from diffusers_led.faces.loader import load_face_detector
 
 MANIFEST = Path(__file__).resolve().parents[1] / "src" / "diffusers_led" / "evaluation" / "real_photos.json"
 

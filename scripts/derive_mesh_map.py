@@ -1,4 +1,4 @@
-"""Derive ``face_mesh.MESH_TO_IBUG68``: for each of dlib's 68 points, the Face Mesh V2 vertex nearest to it.
+"""Derive ``faces.mesh.MESH_TO_IBUG68``: for each of dlib's 68 points, the Face Mesh V2 vertex nearest to it.
 
 Run on the real-photo TUNE split only (never test)::
 
@@ -18,8 +18,8 @@ import numpy as np
 from PIL import Image
 
 from diffusers_led.commands import ArgumentParser
-from diffusers_led.face_mesh import MESH_TO_IBUG68, MeshFaceDetector
-from diffusers_led.regions import DlibFaceDetector
+from diffusers_led.faces.detection import DlibFaceDetector
+from diffusers_led.faces.mesh import MESH_TO_IBUG68, MeshFaceDetector
 
 #: dlib's 68 points' left-right partners.
 IBUG68_MIRROR = (

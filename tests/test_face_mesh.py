@@ -11,8 +11,9 @@ from conftest import make_tiny_pipeline
 from PIL import Image
 
 from diffusers_led import NoFaceDetectedError
-from diffusers_led.face_mesh import BLENDSHAPE_NAMES, MESH_TO_IBUG68, MeshFaceDetector, _tiles, mesh_to_ibug68
-from diffusers_led.regions import DlibFaceDetector, load_face_detector
+from diffusers_led.faces.detection import DlibFaceDetector
+from diffusers_led.faces.loader import load_face_detector
+from diffusers_led.faces.mesh import BLENDSHAPE_NAMES, MESH_TO_IBUG68, MeshFaceDetector, _tiles, mesh_to_ibug68
 
 #: The 68-point layout's left-right mirror: jaw, brows, nose, eyes, outer and inner lips.
 IBUG68_MIRROR = (

@@ -9,11 +9,12 @@ detector misses (turned heads, black-and-white photos, small faces in groups) an
 
 The 68 iBUG points the action-unit warp moves are dlib's, predicted in the box dlib's detector would give the face
 (the points the warp was calibrated on), or read off the mesh through :data:`MESH_TO_IBUG68` (``shape="mesh"``); the
-5 alignment points are derived from those 68 exactly as for dlib (:func:`~diffusers_led.regions.five_landmarks`).
+5 alignment points are derived from those 68 exactly as for dlib
+(:func:`~diffusers_led.faces.detection.five_landmarks`).
 
-The three models are MediaPipe's own ``.tflite`` files, shipped in ``face_models/`` (Apache-2.0, see its README.md)
-and run offline by LiteRT's interpreter (``ai-edge-litert``) when it is installed, else by OpenCV's DNN module, which
-reads TFLite too (about half as fast; the meshes agree within 0.5 px).
+The three models are MediaPipe's own ``.tflite`` files, shipped in ``faces/models/`` (Apache-2.0, see its
+README.md) and run offline by LiteRT's interpreter (``ai-edge-litert``) when it is installed, else by OpenCV's DNN
+module, which reads TFLite too (about half as fast; the meshes agree within 0.5 px).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .regions import (
+from .detection import (
     DetectedFace,
     FaceDetector,
     _as_image,
@@ -48,7 +49,7 @@ __all__ = [
     "mesh_to_ibug68",
 ]
 
-MODEL_DIR = Path(__file__).resolve().parent / "face_models"
+MODEL_DIR = Path(__file__).resolve().parent / "models"
 DETECTOR_FILE = "face_detection_full_range.tflite"
 LANDMARKER_FILE = "face_landmarks_detector.tflite"
 BLENDSHAPES_FILE = "face_blendshapes.tflite"
@@ -254,7 +255,7 @@ def _upright_crop_matrix(centre: np.ndarray, angle: float, side: float) -> np.nd
 
 
 class MeshFaces(list):
-    """The faces :meth:`MeshFaceDetector.detect` read (a list of :class:`~diffusers_led.regions.DetectedFace`,
+    """The faces :meth:`MeshFaceDetector.detect` read (a list of :class:`~diffusers_led.faces.detection.DetectedFace`,
     largest first), with ``unreadable``: the ``(x, y, w, h)`` boxes of faces it found but could not read (the mesh
     model saw no face in their crop: too turned, too small or hidden), which are left out, never edited."""
 
@@ -266,9 +267,10 @@ class MeshFaces(list):
 class MeshFaceDetector(FaceDetector):
     """BlazeFace full-range detection on a pyramid of tiles, then Face Mesh V2 and Blendshape V2 per face.
 
-    Every :class:`~diffusers_led.regions.DetectedFace` it returns carries ``mesh`` (``(478, 3)`` float32: x, y in
-    image pixels, z depth in pixels, smaller is nearer), ``blendshapes`` (name -> score in [0, 1]), ``shape`` (the
-    68 iBUG points read off the mesh) and 5 ``landmarks`` derived from them as for dlib.
+    Every :class:`~diffusers_led.faces.detection.DetectedFace` it returns carries ``mesh`` (``(478, 3)`` float32:
+    x, y in image pixels, z depth in pixels, smaller is nearer), ``blendshapes`` (name -> score in [0, 1]),
+    ``shape`` (the 68 iBUG points the warp moves, see ``shape`` below) and 5 ``landmarks`` derived from them as for
+    dlib.
 
     Detection adapts to the photo: the whole photo, letterboxed to the detector's 192 px, finds faces down to about
     ``16 / 192`` of its long side; finer levels of square tiles (each half the previous side, overlapping by a
