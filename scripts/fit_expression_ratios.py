@@ -31,9 +31,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from diffusers_led.action_units import EXPRESSION_PROTOTYPES, NEUTRAL_SHAPE_FILE, fit_action_units, inter_ocular
 from diffusers_led.commands import ArgumentParser
-from diffusers_led.regions import DlibFaceDetector
+from diffusers_led.faces.detection import DlibFaceDetector
+from diffusers_led.geometry.action_units import (
+    EXPRESSION_PROTOTYPES,
+    NEUTRAL_SHAPE_FILE,
+    fit_action_units,
+    inter_ocular,
+)
 from diffusers_led.serialization import commit_folder, staging_folder
 from diffusers_led.texture import (
     MAP_SIZE,

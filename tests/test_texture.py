@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from diffusers_led import LocalExpressionPipeline
-from diffusers_led.action_units import inter_ocular, neutral_shape
-from diffusers_led.mouth_closing import closes_mouth, mouth_closing
+from diffusers_led.geometry.action_units import inter_ocular, neutral_shape
+from diffusers_led.geometry.mouth_closing import closes_mouth, mouth_closing
+from diffusers_led.geometry.warp import action_unit_warp, mouth_opening
 from diffusers_led.pretrained import resolve_model
 from diffusers_led.texture import MAP_SIZE, ExpressionRatioMaps, template_shape, unit_region
-from diffusers_led.warp import action_unit_warp, mouth_opening
 
 IDENTITY = np.array([[1.0, 0, 0], [0, 1.0, 0]])
 
@@ -161,7 +161,7 @@ def test_an_open_mouth_closes_toward_targets_that_part_no_lips():
 
 def test_the_blendshape_judge_scores_the_targets_own_units():
     from diffusers_led.evaluation.blendshapes import INTENDED, intended_rise
-    from diffusers_led.face_mesh import BLENDSHAPE_NAMES
+    from diffusers_led.faces.mesh import BLENDSHAPE_NAMES
 
     calm = dict.fromkeys(BLENDSHAPE_NAMES, 0.05)
     frown = calm | {"browDownLeft": 0.6, "browDownRight": 0.6}

@@ -16,18 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# The CPU settings lived here first; still importable from here.
-from .cpu import available_cpus, bf16_is_fast, optimize_for_cpu, recommended_num_threads
 from .image_processor import ImageLoadError, load_image, prepare_image
 
 __all__ = [
     "FileResult",
-    "available_cpus",
-    "bf16_is_fast",
     "edit_files",
-    "optimize_for_cpu",
     "preload_face_detector",
-    "recommended_num_threads",
     "wait_for_preloads",
 ]
 
@@ -46,8 +40,8 @@ def preload_face_detector(model: str | None) -> threading.Thread | None:
     """
     import json
 
+    from .faces.loader import load_face_detector
     from .pretrained import resolve_model
-    from .regions import load_face_detector
 
     try:
         model = resolve_model(model)
@@ -107,9 +101,11 @@ def _load_and_detect(pipe, paths: Sequence[Path], regions: tuple[str, ...]) -> l
         try:
             item.image = load_image(path)
             prepared = prepare_image(item.image, index)
-            item.faces = pipe.region_processor.extract(prepared.rgb, regions=regions)
+            found = pipe.region_processor.detect(prepared.rgb)
+            item.faces = pipe.region_processor.extract(prepared.rgb, faces=found, regions=regions)
             if not item.faces:
-                item.error = f"{path}: no face detected; nothing written."
+                reason = pipe.region_processor.no_face_reason(prepared.rgb.shape, found)
+                item.error = f"{path}: no face detected ({reason}); nothing written."
         except ImageLoadError as error:
             item.error = str(error)
         except Exception as error:  # noqa: BLE001 - one bad file must not stop the others

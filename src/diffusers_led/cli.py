@@ -1,4 +1,6 @@
-"""Thin command-line entry points; all logic lives in the library modules."""
+"""The command lines ``led-edit``, ``led-prepare-data`` and ``led-evaluate``: their arguments, checked before a model
+is loaded (:mod:`diffusers_led.settings` for an edit), files in and out (atomic, never over an existing file without
+``--overwrite``); the edits, the data preparation and the evaluation themselves are the library's."""
 
 from __future__ import annotations
 
@@ -213,7 +215,7 @@ def warn_if_lossy(paths: Sequence[Path], destinations: Sequence[Path]) -> bool:
     return False
 
 
-def build_edit_parser() -> argparse.ArgumentParser:
+def build_edit_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="led-edit", description="Change the facial expression of every face in photos (eyes and mouth only)."
     )
@@ -252,6 +254,24 @@ def build_edit_parser() -> argparse.ArgumentParser:
     parser.add_argument("--negative-target", default=None, help=NEGATIVE_TARGET_HELP)
     parser.add_argument("--seed", type=int, default=0, help="Random seed (per image).")
     parser.add_argument("--model", default=None, help="A model folder or Hub id (default: the bundled model).")
+    parser.add_argument(
+        "--face-detector",
+        default=None,
+        help="mesh (BlazeFace + Face Mesh: turned, gray and small faces), dlib (frontal faces) or "
+        "yunet:<path to the YuNet ONNX file> (default: the model's).",
+    )
+    parser.add_argument(
+        "--min-face-size",
+        type=float,
+        default=None,
+        help="Smallest face looked for, in pixels (default 40; larger photos may raise it, as the message says).",
+    )
+    parser.add_argument(
+        "--max-detection-size",
+        type=int,
+        default=None,
+        help="dlib/YuNet: the long side the photo is shrunk to for detection (default 1024); mesh tiles instead.",
+    )
     parser.add_argument("-o", "--output", default=None, help="Output file (one input) or folder.")
     parser.add_argument("--overwrite", action="store_true", help="Replace existing output files.")
     parser.add_argument(
@@ -303,22 +323,29 @@ def edit_main(argv: Sequence[str] | None = None) -> int:
 
 
 def _edit(args: argparse.Namespace) -> int:
-    from .action_units import parse_action_units
-    from .labels import canonical_expression
+    from .settings import check_request
 
     if args.target is None and args.au is None:
         raise CLIError("pass --target (an expression) and/or --au (action units, e.g. --au AU12=0.8,AU6=0.4).")
-    target = None if args.target is None else canonical_expression(args.target)  # fail fast, before loading anything
-    args.action_units = parse_action_units(args.au) or None
     if args.paper:
         args.mode = "diffusion"
-    if args.mode == "diffusion" and target is None:
+    if args.mode == "diffusion" and args.target is None:
         raise CLIError("the diffusion mode (--mode diffusion, --paper) needs --target; --au needs a geometry mode.")
-    for flag, value in (("--strength", args.strength), ("--texture-strength", args.texture_strength)):
-        if value is not None and not 0.0 <= value <= 1.0:
-            raise CLIError(f"{flag} must be in [0, 1], got {value}.")
+    # The pipeline's own checks, before loading anything (the mode-dependent ones again once the model is known).
+    try:
+        request = check_request(args.target, args.au, args.mode, args.strength, args.texture_strength)
+    except ValueError as error:  # the same message, naming the flags rather than the Python arguments
+        message = str(error)
+        for argument, flag in (("strength", "--strength"), ("texture_strength", "--texture-strength")):
+            message = message.replace(f"`{argument}`", flag)
+        raise CLIError(message) from None
+    target, args.action_units = request.targets[0], request.units or None
     if (args.batch_size is not None and args.batch_size < 1) or (args.threads is not None and args.threads < 1):
         raise CLIError("--batch-size and --threads must be at least 1.")
+    if (args.min_face_size is not None and args.min_face_size <= 0) or (
+        args.max_detection_size is not None and args.max_detection_size < 32
+    ):
+        raise CLIError("--min-face-size must be positive and --max-detection-size at least 32.")
     paths = collect_images(args.inputs)
     single_file = len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir()
     destinations = output_paths(paths, args.output, target or "au", single_file)
@@ -362,6 +389,8 @@ def _edit(args: argparse.Namespace) -> int:
     diffusers_logging.disable_progress_bar()  # "Loading pipeline components" is noise on a command line
     pipe = load_pipeline_on(resolve_model(args.model), device, dtype)
     pipe.set_progress_bar_config(disable=True)
+    if args.face_detector or args.min_face_size or args.max_detection_size:
+        pipe.set_face_detector(args.face_detector, args.min_face_size, args.max_detection_size)
     optimize_for_cpu(pipe)
     if (args.mode or pipe.config.default_mode) == "diffusion":
         pipe.embeddings.resolve([target], args.allow_untrained_targets)  # an untrained target fails once, not per file
@@ -435,9 +464,9 @@ def _edit_files(args, pipe, paths, destinations, target, prefetch, prefix) -> li
     return failures
 
 
-def build_prepare_data_parser() -> argparse.ArgumentParser:
-    from .data import FORMATS
-    from .regions import REGION_ANCHORS
+def build_prepare_data_parser() -> ArgumentParser:
+    from .data.formats import FORMATS
+    from .faces.regions import REGION_ANCHORS
 
     parser = ArgumentParser(
         prog="led-prepare-data",
@@ -487,7 +516,8 @@ def _split_list(text: str | None) -> list[str]:
 def prepare_data_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``led-prepare-data``: prints a summary (the full report goes to
     ``<output_dir>/prepare_report.json``); returns the exit code."""
-    from .data import REPORT_FILE, prepare_dataset
+    from .data.formats import REPORT_FILE
+    from .data.writer import prepare_dataset
 
     args = build_prepare_data_parser().parse_args(argv)
     report = prepare_dataset(
@@ -520,6 +550,8 @@ def prepare_data_main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_evaluate_parser() -> ArgumentParser:
+    from .evaluation.modes import DEFAULT_MODES, DEFAULT_STRENGTHS, MODES
+
     parser = ArgumentParser(
         prog="led-evaluate",
         description="Evaluate a LocalExpressionPipeline: independent expression classifier, identity, pixels outside "
@@ -541,11 +573,16 @@ def build_evaluate_parser() -> ArgumentParser:
     parser.add_argument(
         "--targets", default="all", help="'all' (the model's trained labels) or comma-separated names."
     )
-    parser.add_argument("--strengths", default="0.2,0.35,0.5,0.65", help="Comma-separated strengths in [0, 1].")
+    parser.add_argument(
+        "--strengths",
+        default=",".join(f"{s:g}" for s in DEFAULT_STRENGTHS),
+        help="Comma-separated strengths in [0, 1].",
+    )
     parser.add_argument(
         "--modes",
-        default="blend,hard,paper",
-        help="Comma-separated: geometry, geometry+texture, blend, hard, paper, ddpm_blend.",
+        default=None,
+        help=f"Comma-separated, of: {', '.join(MODES)} (the pipeline's modes and variants of the diffusion mode; see "
+        f"docs/evaluation.md). Default: the model's default mode, then {','.join(DEFAULT_MODES)}.",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="Seed; one generator per (photo, target), shared by all modes."
@@ -630,7 +667,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         out_dir=args.out,
         targets=args.targets,
         strengths=[float(s) for s in _split_list(args.strengths)],
-        modes=_split_list(args.modes),
+        modes=_split_list(args.modes) or None,
         seed=args.seed,
         split=args.split,
         photos_root=args.photos_root,

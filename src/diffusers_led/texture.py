@@ -28,8 +28,8 @@ import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
-from .action_units import MIRROR, inter_ocular, neutral_shape
-from .warp import FaceWarp, thin_plate_spline
+from .geometry.action_units import MIRROR, inter_ocular, neutral_shape
+from .geometry.warp import FaceWarp, thin_plate_spline
 
 __all__ = [
     "ExpressionRatioMaps",

@@ -2,7 +2,7 @@
 
 The 7-class expression classifier says which expression a face looks like; it can be pleased by a cue that is not
 the expression (and it has no contempt). The blendshape model (MediaPipe Blendshape V2 on the Face Mesh V2 points,
-:class:`~diffusers_led.face_mesh.MeshFaceDetector`) reads what the face *does* (brows down, nose sneer, jaw open,
+:class:`~diffusers_led.faces.mesh.MeshFaceDetector`) reads what the face *does* (brows down, nose sneer, jaw open,
 lip corners up ...), so an edit is also judged by whether the action units of its target moved on the output photo:
 :data:`INTENDED` lists, per target, the blendshapes that should rise (for neutral: every expression blendshape should
 fall; for contempt, the one-sided smile and dimple: the difference between the two sides should grow).
@@ -59,7 +59,7 @@ class BlendshapeJudge:
     the box grown by half its size). Needs ``ai-edge-litert`` or OpenCV's DNN module and the bundled models."""
 
     def __init__(self) -> None:
-        from ..face_mesh import MeshFaceDetector
+        from ..faces.mesh import MeshFaceDetector
 
         self.detector = MeshFaceDetector(min_face_size=24.0)
 

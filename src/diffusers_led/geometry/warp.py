@@ -432,7 +432,7 @@ def action_unit_warp(
     close_mouth: float = 0.0,
 ) -> FaceWarp | None:
     """The warp that performs action ``units`` (name -> intensity) on a face, and closes its open mouth by
-    ``close_mouth`` (0 to 1, :func:`~diffusers_led.mouth_closing.mouth_closing`).
+    ``close_mouth`` (0 to 1, :func:`~diffusers_led.geometry.mouth_closing.mouth_closing`).
 
     Args:
         shape: the face's 68 landmarks, image px.

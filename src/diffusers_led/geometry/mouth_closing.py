@@ -13,8 +13,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ..labels import canonical_expression
 from .action_units import EXPRESSION_PROTOTYPES, inter_ocular
-from .labels import canonical_expression
 
 __all__ = ["MOUTH_OPENING_UNITS", "closes_mouth", "mouth_closing"]
 
