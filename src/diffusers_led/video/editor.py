@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from ..action_units import ACTION_UNITS, estimate_action_units
 from ..regions import alignment_matrix, five_landmarks
@@ -177,10 +178,21 @@ def edit_video(
     schedule = _schedule(pipe, target, keyframes, strength, action_units)
     editor = VideoExpressionEditor(pipe, schedule, detect_every=detect_every, smooth=smooth)
     if output is not None:
-        if isinstance(video, (str, os.PathLike)):
+        if not isinstance(video, (str, os.PathLike)):
+            raise ValueError("`output` needs `video` to be a clip's path (frames have no audio or timestamps to keep).")
+        with threadpool_limits(limits=1, user_api="blas"):
             written = transcode_video(video, output, editor, video_quality, overwrite=overwrite, progress=progress)
-            return VideoEditResult(path=Path(output), written=written, stats=editor.stats)
-        raise ValueError("`output` needs `video` to be a clip's path (frames have no audio or timestamps to keep).")
+        return VideoEditResult(path=Path(output), written=written, stats=editor.stats)
+    return _edited_frames(editor, video, fps)
+
+
+def _edited_frames(editor: VideoExpressionEditor, video, fps: float) -> Iterator[np.ndarray]:
+    """The edited frames of a clip's path or of frames, one at a time."""
     if isinstance(video, (str, os.PathLike)):
-        return (editor(frame.rgb, frame.time) for frame in iter_frames(video))
-    return (editor(np.asarray(frame, dtype=np.uint8), index / fps) for index, frame in enumerate(video))
+        timed = ((frame.rgb, frame.time) for frame in iter_frames(video))
+    else:
+        timed = ((np.asarray(frame, dtype=np.uint8), index / fps) for index, frame in enumerate(video))
+    for rgb, time in timed:
+        with threadpool_limits(limits=1, user_api="blas"):
+            edited = editor(rgb, time)
+        yield edited

@@ -6,6 +6,7 @@ popping."""
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 
@@ -132,6 +133,12 @@ class FaceTracker:
         self.min_cutoff, self.beta = float(min_cutoff), float(beta)
         self.fade_seconds = float(fade_seconds)
         self.max_misses = int(max_misses)
+        # Faces already followed are re-found without dlib's CNN check (a quarter second per call): the check is for
+        # false positives, and a face followed since it was checked is not one.
+        self._recheck = detector
+        if getattr(detector, "verify_below", None) is not None:
+            self._recheck = copy.copy(detector)
+            self._recheck.verify_below = -math.inf
         self.tracks: list[FaceTrack] = []
         self.frame_index = 0
         self.detections = 0
@@ -172,7 +179,12 @@ class FaceTracker:
         """Run the detector: match its faces to the followed ones (by box overlap), start new tracks for the
         others, count a miss for each followed face it did not find."""
         self.detections += 1
-        faces = self.detector.detect(rgb, min_face_size=self.min_face_size)
+        detector = self._recheck if self.tracks else self.detector
+        faces = detector.detect(rgb, min_face_size=self.min_face_size)
+        if detector is not self.detector and any(
+            max((box_overlap(t.followed_box(), f.box) for t in self.tracks), default=0.0) < 0.3 for f in faces
+        ):  # a face not followed yet: the full detector (with its false-positive check) decides
+            faces = self.detector.detect(rgb, min_face_size=self.min_face_size)
         unmatched = list(range(len(faces)))
         for track in self.tracks:
             box = track.followed_box()
