@@ -14,6 +14,8 @@ from .devices import add_device_arguments
 from .labels import EDIT_MODES
 from .serialization import NAME_MAX, atomic_write
 from .utils import IMAGE_EXTENSIONS
+from .video.cli import add_video_arguments, edit_clips, split_clips
+from .video.formats import is_video_path
 
 #: Output extensions led-edit writes (Pillow format names). GIF keeps only 256 colours, so it is refused.
 OUTPUT_FORMATS = {
@@ -42,7 +44,7 @@ def collect_images(inputs: Sequence[str]) -> list[Path]:
         path = Path(item)
         if path.is_dir():
             files = sorted(p for p in path.iterdir() if not p.name.startswith(".") and p.is_file())
-            for other in [p for p in files if p.suffix.lower() not in IMAGE_EXTENSIONS]:
+            for other in [p for p in files if p.suffix.lower() not in IMAGE_EXTENSIONS and not is_video_path(p)]:
                 print(
                     f"led-edit: skipped {other}: not an image type led-edit reads ({', '.join(IMAGE_EXTENSIONS)}).",
                     file=sys.stderr,
@@ -217,7 +219,7 @@ def build_edit_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(
         prog="led-edit", description="Change the facial expression of every face in photos (eyes and mouth only)."
     )
-    parser.add_argument("inputs", nargs="+", help="Image files and/or folders of images.")
+    parser.add_argument("inputs", nargs="+", help="Image or video files and/or folders of them.")
     parser.add_argument("--target", default=None, help="Target expression, e.g. happy, sad, surprise, contempt.")
     parser.add_argument(
         "--au",
@@ -288,6 +290,7 @@ def build_edit_parser() -> argparse.ArgumentParser:
         help="Detect faces of the next batch only after the current one is edited (no background thread).",
     )
     parser.add_argument("--allow-untrained-targets", action="store_true", help=UNTRAINED_HELP)
+    add_video_arguments(parser)
     add_device_arguments(parser)
     return parser
 
@@ -306,10 +309,19 @@ def _edit(args: argparse.Namespace) -> int:
     from .action_units import parse_action_units
     from .labels import canonical_expression
 
-    if args.target is None and args.au is None:
+    if args.target is None and args.au is None and args.keyframes is None:
         raise CLIError("pass --target (an expression) and/or --au (action units, e.g. --au AU12=0.8,AU6=0.4).")
     target = None if args.target is None else canonical_expression(args.target)  # fail fast, before loading anything
     args.action_units = parse_action_units(args.au) or None
+    clips, args.inputs = split_clips(args.inputs)
+    if clips:  # clips have their own path (tracking, PyAV); photos given beside them go on below
+        failures = edit_clips(args, clips, target, single_file=len(clips) == 1 and not args.inputs)
+        if failures:
+            raise CLIError(f"{len(failures)} of {len(clips)} clips failed (see above).")
+        if not args.inputs:
+            return 0
+    if args.keyframes is not None:
+        raise CLIError("--keyframes applies to clips; for photos give --target.")
     if args.paper:
         args.mode = "diffusion"
     if args.mode == "diffusion" and target is None:

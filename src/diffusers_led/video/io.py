@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..serialization import atomic_write
+from .formats import DEFAULT_VIDEO_QUALITY, OUTPUT_CONTAINERS, VIDEO_EXTENSIONS, is_video_path
 
 __all__ = [
     "VIDEO_EXTENSIONS",
@@ -30,25 +31,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: The clip types led-edit reads (any container and codec FFmpeg decodes; these are the ones told apart by name).
-VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
-#: Output container -> (FFmpeg format, video encoder, audio codecs the container takes as they are; None: any).
-OUTPUT_CONTAINERS: dict[str, tuple[str, str, frozenset[str] | None]] = {
-    ".mp4": ("mp4", "libx264", frozenset({"aac", "mp3", "opus", "flac", "ac3", "eac3", "alac"})),
-    ".m4v": ("mp4", "libx264", frozenset({"aac", "mp3", "opus", "flac", "ac3", "eac3", "alac"})),
-    ".mov": ("mov", "libx264", frozenset({"aac", "mp3", "alac", "pcm_s16le", "pcm_s24le", "pcm_f32le", "ac3"})),
-    ".mkv": ("matroska", "libx264", None),
-    ".webm": ("webm", "libvpx-vp9", frozenset({"opus", "vorbis"})),
-}
-#: x264's CRF scale (0 lossless .. 51): 18 is visually lossless for most clips.
-DEFAULT_VIDEO_QUALITY = 18
-
-
-def is_video_path(path: str | os.PathLike) -> bool:
-    """Whether ``path`` names a clip led-edit reads (by its extension)."""
-    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
-
 
 def _open(path: str | os.PathLike):
     import av
