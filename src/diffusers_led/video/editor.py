@@ -179,7 +179,9 @@ def edit_video(
     editor = VideoExpressionEditor(pipe, schedule, detect_every=detect_every, smooth=smooth)
     if output is not None:
         if not isinstance(video, (str, os.PathLike)):
-            raise ValueError("`output` needs `video` to be a clip's path (frames have no audio or timestamps to keep).")
+            raise ValueError(
+                "`output` needs `video` to be a clip's path (frames have no audio or timestamps to keep)."
+            )
         with threadpool_limits(limits=1, user_api="blas"):
             written = transcode_video(video, output, editor, video_quality, overwrite=overwrite, progress=progress)
         return VideoEditResult(path=Path(output), written=written, stats=editor.stats)

@@ -32,6 +32,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+
 def _open(path: str | os.PathLike):
     import av
 
@@ -224,7 +225,9 @@ def _transcode(source, stream, destination, info, edit_frame, quality, progress,
         video_out.time_base = video_in.time_base
         video_out.codec_context.time_base = video_in.time_base
         options = {"crf": str(quality)}
-        options.update({"preset": "veryfast"} if encoder == "libx264" else {"b": "0", "row-mt": "1", "deadline": "good"})
+        options.update(
+            {"preset": "veryfast"} if encoder == "libx264" else {"b": "0", "row-mt": "1", "deadline": "good"}
+        )
         video_out.options = options
         if info.rotation:
             video_out.set_display_rotation(info.rotation)
