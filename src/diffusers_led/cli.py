@@ -542,7 +542,7 @@ def build_evaluate_parser() -> ArgumentParser:
         "--data",
         required=True,
         help="A led-prepare-data crop dataset (its --split source photos are edited), a folder of photos "
-        "(optionally labelled), or one photo.",
+        "(optionally labelled), one photo, or a clip (the video path's stability, speed and what it keeps).",
     )
     parser.add_argument("--out", required=True, help="Output folder for report.json, report.md and the plots.")
     parser.add_argument(
@@ -629,6 +629,8 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     (``report.json``, ``report.md``, ``edits.csv``, PNG plots) with expression, identity, preservation, seam and
     realism metrics. All logic is in :func:`diffusers_led.evaluation.evaluate`."""
     args = build_evaluate_parser().parse_args(argv)
+    if is_video_path(args.data):
+        return _evaluate_clip(args)
     from .evaluation import evaluate
 
     result = evaluate(
@@ -662,6 +664,28 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         dtype=args.dtype,
     )
     _print_evaluation_summary(result.report, result.files)
+    return 0
+
+
+def _evaluate_clip(args: argparse.Namespace) -> int:
+    """``led-evaluate --data clip.mp4``: the video path's report (see :func:`diffusers_led.evaluation.clips`)."""
+    from .evaluation.clips import evaluate_clip
+    from .pipeline_led import LocalExpressionPipeline
+    from .pretrained import resolve_model
+
+    targets = ["happy"] if args.targets == "all" else _split_list(args.targets)
+    pipe = LocalExpressionPipeline.from_pretrained(resolve_model(args.model))
+    for target in targets:
+        report = evaluate_clip(pipe, args.data, Path(args.out) / target, target, progress=not args.quiet)
+        kept, flicker, identity = report["kept"], report["flicker"], report["identity"]
+        print(
+            f"{target}: {kept['frames'][1]} of {kept['frames'][0]} frames, timestamps kept "
+            f"{kept['timestamps_identical']}, audio identical {kept['audio_identical']}; edited "
+            f"{report['faces']['frames_edited']} of {report['faces']['frames_with_faces']} frames with a face; "
+            f"identity kept {identity['kept']}/{identity['sampled_frames']}; flicker {flicker['video_path']:.3f} vs "
+            f"{flicker['independent_photo_edits']:.3f} for per-frame photo edits; {report['frames_per_second']:.1f} "
+            f"frames/s -> {Path(args.out) / target / 'report.json'}"
+        )
     return 0
 
 

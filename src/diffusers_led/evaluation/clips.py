@@ -1,0 +1,114 @@
+"""led-evaluate on a clip: what the video path keeps (frame count, timestamps, duration, audio packets), how many
+frames with a face it edits, whether the person stays the same person on sampled frames, and the flicker of its edit
+beside that of independent per-frame photo edits of the same frames (see :mod:`diffusers_led.video.flicker`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..serialization import write_text_atomically
+
+__all__ = ["evaluate_clip"]
+
+
+def _timestamps_and_audio(path: Path) -> tuple[list[float | None], list[bytes]]:
+    """Every frame's time (seconds, to the millisecond Matroska keeps) and every audio packet's bytes."""
+    import av
+
+    with av.open(os.fspath(path)) as container:
+        audio = [bytes(p) for p in container.demux(*container.streams.audio) if p.dts is not None]
+    with av.open(os.fspath(path)) as container:
+        pts = [None if f.time is None else round(f.time, 3) for f in container.decode(video=0)]
+    return pts, audio
+
+
+def evaluate_clip(
+    pipe: Any,
+    clip: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    target: str = "happy",
+    compare_frames: int = 48,
+    identity_every: int = 12,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Edit ``clip`` toward ``target`` with the video path and measure it; writes ``report.json`` and the edited
+    clip into ``out_dir`` and returns the report.
+
+    Args:
+        compare_frames: the first this many frames are also edited one by one as photos (``pipe(frame)``, the
+            independent edits the flicker is compared with).
+        identity_every: the identity judge compares input and output faces on every this many frames.
+    """
+    from ..video import FlickerMeter, edit_video, iter_frames, probe_video
+    from ..video.formats import OUTPUT_CONTAINERS
+    from .judges import IdentityJudge
+    from .metrics import identity_distances
+
+    clip, out_dir = Path(clip), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # The input's container when it can be written (else Matroska, which takes any audio as it is).
+    suffix = clip.suffix.lower() if clip.suffix.lower() in OUTPUT_CONTAINERS else ".mkv"
+    edited_path = out_dir / f"{clip.stem}_{target}{suffix}"
+    start = time.perf_counter()
+    result = edit_video(pipe, clip, target, edited_path, overwrite=True, progress=progress)
+    seconds = time.perf_counter() - start
+    before, after = probe_video(clip), probe_video(edited_path)
+    (pts_in, audio_in), (pts_out, audio_out) = _timestamps_and_audio(clip), _timestamps_and_audio(edited_path)
+
+    # Flicker and identity on the frames in memory (the written clip adds the encoder's loss to both).
+    smoothed, independent = FlickerMeter(), FlickerMeter()
+    judge, distances = IdentityJudge(), []
+    detector = pipe.region_processor.detector
+    sources = (frame.rgb for frame in iter_frames(clip))
+    for index, (source, edited) in enumerate(zip(sources, edit_video(pipe, clip, target))):
+        if index < compare_frames:
+            smoothed.update(source, edited)
+            photo = pipe(source, target=target, mode="geometry", on_no_face="skip", output_type="np").images[0]
+            independent.update(source, np.clip(np.rint(photo * 255), 0, 255).astype(np.uint8))
+        if index % identity_every == 0:
+            faces = detector.detect(source)
+            if faces:
+                embeddings = judge.embed_chips([judge.chip(image, faces[0].box) for image in (source, edited)])
+                distances.append(float(identity_distances(embeddings[:1], embeddings[1:])["euclidean"][0]))
+    report = {
+        "clip": str(clip),
+        "target": target,
+        "edited_clip": str(edited_path),
+        "seconds": seconds,
+        "frames_per_second": result.written.frames / seconds,
+        "kept": {
+            "frames": [len(pts_in), len(pts_out)],
+            "timestamps_identical": pts_in == pts_out,
+            "frame_rate": [str(before.frame_rate), str(after.frame_rate)],
+            "duration_s": [before.duration, after.duration],
+            "audio_packets": [len(audio_in), len(audio_out)],
+            "audio_identical": audio_in == audio_out,
+            "stopped_early": result.written.stopped_early,
+        },
+        "faces": {
+            "frames_with_faces": result.stats.frames_with_faces,
+            "frames_edited": result.stats.frames_edited,
+            "distinct_faces": result.stats.faces,
+            "held_back_face_frames": result.stats.held_back,
+        },
+        "identity": {
+            "sampled_frames": len(distances),
+            "distance_max": max(distances, default=None),
+            "kept": sum(d < judge.threshold for d in distances),
+            "threshold": judge.threshold,
+        },
+        "flicker": {
+            "frames": smoothed.pairs + 1,
+            "video_path": smoothed.value,
+            "independent_photo_edits": independent.value,
+            "ratio": smoothed.value / independent.value if independent.value > 0 else None,
+        },
+    }
+    write_text_atomically(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
+    return report
