@@ -22,7 +22,8 @@ def _timestamps_and_audio(path: Path) -> tuple[list[float | None], list[bytes]]:
     import av
 
     with av.open(os.fspath(path)) as container:
-        audio = [bytes(p) for p in container.demux(*container.streams.audio) if p.dts is not None]
+        streams = container.streams.audio  # demux() of no stream would read them all
+        audio = [bytes(p) for p in container.demux(*streams) if p.dts is not None] if streams else []
     with av.open(os.fspath(path)) as container:
         pts = [None if f.time is None else round(f.time, 3) for f in container.decode(video=0)]
     return pts, audio
