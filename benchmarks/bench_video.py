@@ -29,6 +29,7 @@ def main() -> None:
     p.add_argument("--photo-frames", type=int, default=10, help="Frames edited one by one as photos.")
     p.add_argument("--size", default="640x360", help="Frame size WxH.")
     p.add_argument("--detect-every", type=int, default=10)
+    p.set_defaults(repeats=3)
     args = p.parse_args()
 
     from PIL import Image
@@ -68,22 +69,29 @@ def main() -> None:
                 pipe(frame, target=args.target, mode="geometry", output_type="np")
             return len(frames) / (time.perf_counter() - start)
 
-        # Interleaved: video, photos, video again; the video rate is the mean of its two runs.
-        video_a, rss_short = video_edit(short, "a.mp4")
-        photo_fps = photo_edits()
-        video_b, _ = video_edit(short, "b.mp4")
-        video_fps = (video_a + video_b) / 2
+        # Interleaved (video, photos, video, photos, video): the machine's load moves both alike; medians reported.
+        video_runs, photo_runs = [], []
+        for run in range(args.repeats):
+            fps, rss_short = video_edit(short, f"run{run}.mp4")
+            video_runs.append(fps)
+            if run < args.repeats - 1:
+                photo_runs.append(photo_edits())
+        video_fps, photo_fps = c.median(video_runs), c.median(photo_runs)
         long_fps, rss_long = video_edit(long, "long_out.mp4")
 
     print(f"## Video editing speed ({width}x{height}, target {args.target}, geometry mode)\n")
     print(machine)
     print(f"command: {c.command_line()}\n")
     rows = [
-        ["edit_video (tracked, smoothed)", f"{args.frames}", video_fps, video_fps / photo_fps],
+        ["edit_video (tracked, smoothed), median", f"{args.frames}", video_fps, video_fps / photo_fps],
         ["edit_video, 4x longer clip", f"{4 * args.frames}", long_fps, long_fps / photo_fps],
-        ["pipe(frame) per frame (photo edits)", f"{len(frames)}", photo_fps, 1.0],
+        ["pipe(frame) per frame (photo edits), median", f"{len(frames)}", photo_fps, 1.0],
     ]
     print(c.table(["path", "frames", "frames/s", "x photo edits"], rows))
+    print(
+        f"\nedit_video runs: {', '.join(f'{v:.1f}' for v in video_runs)} frames/s; photo edits: "
+        f"{', '.join(f'{v:.2f}' for v in photo_runs)} frames/s"
+    )
     print(
         f"\npeak RSS: {rss_short:.0f} MiB after the {args.frames}-frame clip, {rss_long:.0f} MiB after the "
         f"{4 * args.frames}-frame one (+{rss_long - rss_short:.0f} MiB)"

@@ -203,3 +203,23 @@ def test_led_edit_edits_a_clip_and_refuses_to_overwrite(tmp_path, talking_clip):
     assert again.returncode == 1 and "--overwrite" in again.stderr
     webm = subprocess.run([*command, "-o", str(tmp_path / "x.webm")], capture_output=True, text=True)
     assert webm.returncode == 1 and "cannot go into a .webm" in webm.stderr
+
+
+def test_led_evaluate_reports_what_a_clip_keeps_and_its_flicker(tmp_path, pipe, talking_clip):
+    from diffusers_led.evaluation.clips import evaluate_clip
+
+    report = evaluate_clip(pipe, talking_clip, tmp_path, "happy", compare_frames=4, identity_every=4, progress=False)
+    kept = report["kept"]
+    assert kept["frames"] == [8, 8] and kept["timestamps_identical"] and kept["audio_identical"]
+    assert report["faces"]["frames_edited"] == 8 and report["identity"]["kept"] == 2
+    assert report["flicker"]["frames"] == 4 and report["flicker"]["video_path"] >= 0
+    assert (tmp_path / "report.json").is_file() and (tmp_path / "talking_happy.mp4").is_file()
+
+
+def test_the_demo_edits_a_clip_and_refuses_a_missing_one(tmp_path, pipe, talking_clip):
+    from diffusers_led.video.demo import edit_clip
+
+    output = edit_clip(pipe, str(talking_clip), "sad", "", 0.6, tmp_path)
+    assert output.suffix == ".mp4" and frame_times(output) == frame_times(talking_clip)
+    with pytest.raises(ValueError, match="Upload a clip"):
+        edit_clip(pipe, None, "sad", "", 0.6, tmp_path)
