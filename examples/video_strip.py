@@ -6,7 +6,6 @@ with keyframes neutral -> happy -> surprised; every 8th frame of the input above
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from diffusers_led import LocalExpressionPipeline
+from diffusers_led.commands import ArgumentParser
 from diffusers_led.pretrained import resolve_model
 from diffusers_led.video import iter_frames
 from diffusers_led.video.synthetic import make_photo_clip
@@ -22,7 +22,7 @@ EXAMPLE = Path(__file__).resolve().parent / "astronaut.png"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="video_strip.png")
     parser.add_argument("--keyframes", default="0:neutral,0.6:happy,1.4:surprised")
     args = parser.parse_args()
