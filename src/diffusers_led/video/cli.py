@@ -122,9 +122,15 @@ def edit_clips(args: argparse.Namespace, clips: Sequence[Path], target: str | No
             continue
         stats, written = result.stats, result.written
         if written.stopped_early:
-            print(f"led-edit: warning: {clip}: {written.stopped_early}; the frames before it are all kept.")
+            print(
+                f"led-edit: warning: {clip}: {written.stopped_early}; the frames before it are all kept.",
+                file=sys.stderr,
+            )
         if stats.frames_with_faces == 0:
-            print(f"led-edit: warning: {clip}: no face found in any frame; written unchanged (re-encoded).")
+            print(
+                f"led-edit: warning: {clip}: no face found in any frame; written unchanged (re-encoded).",
+                file=sys.stderr,
+            )
         print(
             f"{clip} -> {destination} ({written.frames} frames, a face in {stats.frames_with_faces}, edited "
             f"{stats.frames_edited}; {stats.faces} face{'s' if stats.faces != 1 else ''}; "
