@@ -223,3 +223,13 @@ def test_the_demo_edits_a_clip_and_refuses_a_missing_one(tmp_path, pipe, talking
     assert output.suffix == ".mp4" and frame_times(output) == frame_times(talking_clip)
     with pytest.raises(ValueError, match="Upload a clip"):
         edit_clip(pipe, None, "sad", "", 0.6, tmp_path)
+
+
+def test_a_face_gone_at_a_cut_leaves_no_edit_on_what_replaced_it(pipe, photo, talking_clip):
+    import cv2
+
+    frames = [frame.rgb for frame in iter_frames(talking_clip)][:4]
+    elsewhere = cv2.resize(photo[330:510, 0:320], frames[0].shape[1::-1])  # the next shot: the suit, no face
+    edits = list(edit_video(pipe, frames + [elsewhere] * 3, "happy", detect_every=10))
+    assert all((src != out).any() for src, out in zip(frames, edits[:4]))
+    assert all((out == elsewhere).all() for out in edits[4:])

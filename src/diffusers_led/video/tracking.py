@@ -10,6 +10,7 @@ import copy
 import math
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from ..action_units import inter_ocular
@@ -73,6 +74,7 @@ class FaceTrack:
         presence: in [0, 1], how much of the edit this face gets: eases in when it appears, out when it leaves
             (or goes past the frame's edge).
         misses: detections in a row that did not find it.
+        jumped: its box's content changed at once on this frame (see :data:`MAX_CONTENT_CHANGE`).
     """
 
     id: int
@@ -81,6 +83,8 @@ class FaceTrack:
     shape: np.ndarray
     presence: float = 0.0
     misses: int = 0
+    jumped: bool = False
+    patch: np.ndarray | None = None
     box_in_landmarks: np.ndarray = field(default_factory=lambda: np.zeros(4))
     landmark_filter: OneEuroFilter | None = None
 
@@ -98,6 +102,11 @@ class FaceTrack:
         size = max(x1 - x0, y1 - y0, 1.0)
         dx, dy, w, h = self.box_in_landmarks * size
         return (float(x0 + dx), float(y0 + dy), float(w), float(h))
+
+
+#: Mean change (grey levels) of a face box's 16x16 thumbnail from one frame to the next beyond which the face may be
+#: gone (a cut): a talking, moving face changes it by a few levels per frame.
+MAX_CONTENT_CHANGE = 30.0
 
 
 class FaceTracker:
@@ -155,10 +164,13 @@ class FaceTracker:
         followed (some may be fading out, with ``presence`` going to 0)."""
         lost = False
         for track in self.tracks:
-            track.raw_shape = face_shape(rgb, DetectedFace(track.followed_box(), np.zeros((5, 2)), 0.0)).astype(
-                np.float64
-            )
-            lost |= not plausible_landmarks(five_landmarks(track.raw_shape))
+            box = track.followed_box()
+            track.raw_shape = face_shape(rgb, DetectedFace(box, np.zeros((5, 2)), 0.0)).astype(np.float64)
+            # The box's content changing at once (a scene cut, the face gone): the predictor would draw a face on
+            # whatever is there now, so the detector decides.
+            patch, track.patch = track.patch, _thumbnail(rgb, box)
+            track.jumped = patch is not None and float(np.abs(track.patch - patch).mean()) > MAX_CONTENT_CHANGE
+            lost |= track.jumped or not plausible_landmarks(five_landmarks(track.raw_shape))
         if self.frame_index % self.detect_every == 0 or lost:
             self._detect(rgb)
         self.tracks = [t for t in self.tracks if plausible_landmarks(five_landmarks(t.raw_shape))]
@@ -195,6 +207,8 @@ class FaceTracker:
                 shape = face_shape(rgb, faces[best]).astype(np.float64)
                 track.raw_shape = shape
                 track.set_box(faces[best].box, shape)
+            elif track.jumped:  # gone, not missed: the edit must not stay on what replaced the face
+                track.misses, track.presence = self.max_misses + 1, 0.0
             else:
                 track.misses += 1
         for k in unmatched:
@@ -205,6 +219,14 @@ class FaceTracker:
             track.set_box(faces[k].box, shape)
             self._next_id += 1
             self.tracks.append(track)
+
+
+def _thumbnail(rgb: np.ndarray, box: Box) -> np.ndarray:
+    """The box's content as a 16x16 grey thumbnail (float32), zeros where it leaves the frame."""
+    x, y, w, h = box
+    matrix = np.float32([[16 / max(w, 1.0), 0, -x * 16 / max(w, 1.0)], [0, 16 / max(h, 1.0), -y * 16 / max(h, 1.0)]])
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    return cv2.warpAffine(gray, matrix, (16, 16), flags=cv2.INTER_AREA).astype(np.float32)
 
 
 def _inside_share(shape: np.ndarray, image_hw: tuple[int, int]) -> float:
