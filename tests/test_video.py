@@ -56,10 +56,15 @@ def frame_times(path) -> list[tuple[int, float]]:
         return [(frame.pts, frame.time) for frame in container.decode(video=0)]
 
 
-@pytest.mark.parametrize("suffix, rotation, variable", [(".mp4", 0, False), (".mkv", -90, True)])
-def test_transcode_keeps_size_timestamps_rotation_and_audio_bit_exact(tmp_path, photo, suffix, rotation, variable):
-    source = tmp_path / f"in{suffix}"
-    make_photo_clip(photo, source, (160, 96), frames=7, rotation=rotation, variable_rate=variable)
+@pytest.mark.parametrize(
+    "suffix, rotation, variable, codec",
+    [(".mp4", 0, False, "libx264"), (".mkv", -90, True, "libx264"), (".webm", 0, False, "libvpx-vp9")],
+)
+def test_transcode_keeps_size_timestamps_rotation_and_audio_bit_exact(
+    tmp_path, photo, suffix, rotation, variable, codec
+):
+    source = tmp_path / f"in{suffix}"  # .webm: VP9 with Opus audio
+    make_photo_clip(photo, source, (160, 96), frames=7, rotation=rotation, variable_rate=variable, codec=codec)
     seen = []
 
     def edit(rgb, time):
