@@ -58,12 +58,17 @@ def frame_times(path) -> list[tuple[int, float]]:
 
 @pytest.mark.parametrize(
     "suffix, rotation, variable, codec",
-    [(".mp4", 0, False, "libx264"), (".mkv", -90, True, "libx264"), (".webm", 0, False, "libvpx-vp9")],
+    [
+        (".mp4", 0, False, "libx264"),
+        (".mkv", -90, True, "libx264"),
+        (".webm", 0, False, "libvpx-vp9"),
+        (".mov", 180, False, "libx265"),
+    ],
 )
 def test_transcode_keeps_size_timestamps_rotation_and_audio_bit_exact(
     tmp_path, photo, suffix, rotation, variable, codec
 ):
-    source = tmp_path / f"in{suffix}"  # .webm: VP9 with Opus audio
+    source = tmp_path / f"in{suffix}"  # .webm: VP9 with Opus audio; .mov: HEVC
     make_photo_clip(photo, source, (160, 96), frames=7, rotation=rotation, variable_rate=variable, codec=codec)
     seen = []
 
@@ -208,6 +213,14 @@ def test_led_edit_edits_a_clip_and_refuses_to_overwrite(tmp_path, talking_clip):
     assert again.returncode == 1 and "--overwrite" in again.stderr
     webm = subprocess.run([*command, "-o", str(tmp_path / "x.webm")], capture_output=True, text=True)
     assert webm.returncode == 1 and "cannot go into a .webm" in webm.stderr
+    folder = subprocess.run(  # a folder of clips: each written beside the others in -o, in its own container
+        [sys.executable, "-m", "diffusers_led.cli", "edit", str(talking_clip.parent), "--au", "AU12=0.6"]
+        + ["-o", str(tmp_path / "edited")],
+        capture_output=True,
+        text=True,
+    )
+    assert folder.returncode == 0, folder.stderr
+    assert sorted(p.name for p in (tmp_path / "edited").iterdir()) == ["talking_au.mp4"]
 
 
 def test_led_evaluate_reports_what_a_clip_keeps_and_its_flicker(tmp_path, pipe, talking_clip):

@@ -77,7 +77,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         stream = container.streams.video[0]
         rotation = 0
         for frame in container.decode(stream):
-            rotation = int(round(frame.rotation or 0))
+            rotation = (int(round(frame.rotation or 0)) + 179) % 360 - 179  # in (-180, 180]: 180, never -180
             break
         duration = container.duration / 1_000_000 if container.duration else 0.0
         return VideoInfo(
