@@ -71,7 +71,8 @@ $LAUNCHER "$TRAIN_SCRIPT" \
 echo "== 3/3 Evaluation -> $OUT/report"
 if command -v led-evaluate >/dev/null 2>&1; then
     # shellcheck disable=SC2086  # EVAL_ARGS is a list of arguments on purpose
-    led-evaluate --model "$OUT/model" --data "$OUT/crops" --out "$OUT/report" \
+    # --overwrite: a re-run replaces its own earlier report (never other files).
+    led-evaluate --model "$OUT/model" --data "$OUT/crops" --out "$OUT/report" --overwrite \
         ${EVAL_ARGS:---modes blend --strengths 0.35,0.5 --max-images 8 --no-realism}
     echo "Report: $OUT/report/report.md"
 else

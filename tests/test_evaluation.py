@@ -633,3 +633,55 @@ def test_evaluate_geometry_rows_say_how_much_of_each_warp_was_made(tmp_path, exa
     geometry = [r for r in rows if r["mode"] == "geometry"]
     assert len(geometry) >= 2 and all(0.0 < float(r["warp_kept"]) <= 1.0 for r in geometry)
     assert all(r["warp_kept"] == "" for r in rows if r["mode"] == "blend"), "a diffusion edit has no warp"
+
+
+@needs_judges
+def test_evaluate_never_replaces_a_file_it_did_not_write(tmp_path, example_image, monkeypatch, capsys):
+    """led-evaluate refuses, before any work, to replace a user's file or an input photo in --out; --overwrite
+    replaces only the files an earlier run wrote."""
+    from diffusers_led import cli
+    from diffusers_led.evaluation import runner
+
+    pipe = make_tiny_pipeline()
+    monkeypatch.setattr(runner, "_load_pipeline", lambda model, *args, **kwargs: (pipe, "tiny"))
+    data = tmp_path / "d"
+    data.mkdir()
+    example_image.save(data / "p.png")
+    example_image.save(data / "samples.png")  # the user's photo, named like the report's sample sheet
+    photo_bytes = (data / "samples.png").read_bytes()
+    fast = ["--modes", "geometry", "--targets", "happy", "--strengths", "1.0", "--no-realism", "--time-budget", "0"]
+
+    def evaluate_into(out: Path, *extra: str) -> int:
+        return cli.evaluate_main(["--data", str(data), "--out", str(out), *fast, "--quiet", *extra])
+
+    # The data folder as --out: its photo samples.png would become a sample sheet.
+    for extra in ((), ("--overwrite",)):
+        assert evaluate_into(data, *extra) != 0
+        assert "samples.png is an input photo of this run" in capsys.readouterr().err
+        assert (data / "samples.png").read_bytes() == photo_bytes
+        assert sorted(path.name for path in data.iterdir()) == ["p.png", "samples.png"]
+    # A user's report.md in --out is kept, with or without --overwrite.
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.md").write_text("my notes")
+    for extra in ((), ("--overwrite",)):
+        assert evaluate_into(out, *extra) != 0
+        assert "report.md was not written by led-evaluate" in capsys.readouterr().err
+        assert (out / "report.md").read_text() == "my notes"
+    # Its own files: refused without --overwrite, replaced with it.
+    (out / "report.md").unlink()
+    assert evaluate_into(out) == 0
+    first = (out / "report.json").read_text()
+    assert evaluate_into(out) != 0
+    error = capsys.readouterr().err
+    assert "report.json exists" in error and "pass --overwrite" in error
+    (out / "report.json").write_text("{}")  # a file it wrote, changed: --overwrite writes it again
+    assert evaluate_into(out, "--overwrite") == 0
+    assert json.loads((out / "report.json").read_text())["results"] == json.loads(first)["results"]
+    # Never an input: a sheet it wrote into the data folder earlier is now one of the photos read.
+    (data / "samples.png").unlink()
+    assert evaluate_into(data) == 0 and (data / "samples.png").is_file()
+    sheet_bytes = (data / "samples.png").read_bytes()
+    assert evaluate_into(data, "--overwrite") != 0
+    assert "is an input photo of this run" in capsys.readouterr().err
+    assert (data / "samples.png").read_bytes() == sheet_bytes

@@ -546,6 +546,11 @@ def build_evaluate_parser() -> ArgumentParser:
     )
     parser.add_argument("--out", required=True, help="Output folder for report.json, report.md and the plots.")
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="Replace the files an earlier led-evaluate run wrote in --out (never other files).",
+    )
+    parser.add_argument(
         "--targets", default="all", help="'all' (the model's trained labels) or comma-separated names."
     )
     parser.add_argument("--strengths", default="0.2,0.35,0.5,0.65", help="Comma-separated strengths in [0, 1].")
@@ -662,6 +667,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         num_threads=args.threads,
         device=args.device,
         dtype=args.dtype,
+        overwrite=args.overwrite,
     )
     _print_evaluation_summary(result.report, result.files)
     return 0

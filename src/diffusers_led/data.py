@@ -629,31 +629,46 @@ def _load_split_metadata(split_dir: Path, regions: Sequence[str]) -> dict[str, l
 
 
 class WrittenFiles:
-    """The files led-prepare-data wrote in ``output_dir``, as paths relative to it (``"train/x_eyes.png"``).
+    """The files led-prepare-data (or another :attr:`writer`) wrote in ``output_dir``, as paths relative to it
+    (``"train/x_eyes.png"``).
 
     The record (:data:`WRITTEN_FILE`) is appended and synced *before* each file is written, so the files of a run
     killed mid-write are known too; a temporary ``<name>.tmp`` belongs with ``<name>``. A folder from before the record
     existed is recognised by its ``prepare_report.json``: the report, the metadata files and the crops they list.
     """
 
+    #: The command named in messages, the record's file name and the option that names the folder; another command
+    #: keeping its own record (led-evaluate) sets its own.
+    writer = "led-prepare-data"
+    record_name = WRITTEN_FILE
+    folder_option = "--output_dir"
+
     def __init__(self, output_dir: os.PathLike):
         self.output_dir = Path(output_dir)
-        self.record = self.output_dir / WRITTEN_FILE
+        self.record = self.output_dir / self.record_name
         self.paths: set = set()
         if self.record.is_file():
             self.paths = {line for line in self.record.read_text(encoding="utf-8").splitlines() if line}
-        elif _is_our_report(self.output_dir / REPORT_FILE):
-            self.paths = {REPORT_FILE}
-            for split in SPLITS:
-                metadata_file = self.output_dir / split / METADATA_FILE
-                if metadata_file.is_file():
-                    self.paths.add(f"{split}/{METADATA_FILE}")
-                    self.paths.update(f"{split}/{name}" for name in _listed_file_names(metadata_file))
-            self.rewrite(self.paths)
+        else:
+            earlier = self.files_before_record()
+            if earlier:
+                self.rewrite(earlier)
+
+    def files_before_record(self) -> set[str]:
+        """The files of a folder written before the record existed, recognised by its report."""
+        if not _is_our_report(self.output_dir / REPORT_FILE):
+            return set()
+        paths = {REPORT_FILE}
+        for split in SPLITS:
+            metadata_file = self.output_dir / split / METADATA_FILE
+            if metadata_file.is_file():
+                paths.add(f"{split}/{METADATA_FILE}")
+                paths.update(f"{split}/{name}" for name in _listed_file_names(metadata_file))
+        return paths
 
     def owns(self, relative: str) -> bool:
-        """Whether ``relative`` (a path relative to the output folder) was written by led-prepare-data."""
-        if relative in (WRITTEN_FILE, WRITTEN_FILE + ".tmp"):
+        """Whether ``relative`` (a path relative to the output folder) was written by this command."""
+        if relative in (self.record_name, self.record_name + ".tmp"):
             return True
         return relative in self.paths or (relative.endswith(".tmp") and relative[: -len(".tmp")] in self.paths)
 
@@ -661,15 +676,15 @@ class WrittenFiles:
         """Record that the files ``relatives`` are about to be written (one synced append).
 
         Raises:
-            OutputFolderError: one of them exists and was not written by led-prepare-data.
+            OutputFolderError: one of them exists and was not written by this command.
         """
         new = [relative for relative in relatives if relative not in self.paths]
         for relative in new:
             path = self.output_dir / relative
             if path.exists() or path.is_symlink():
                 raise OutputFolderError(
-                    f"{path} was not written by led-prepare-data and would be replaced: move it away, or use a new "
-                    "--output_dir."
+                    f"{path} was not written by {self.writer} and would be replaced: move it away, or use a new "
+                    f"{self.folder_option}."
                 )
         if new:
             append_text(self.record, "".join(relative + "\n" for relative in new))

@@ -1,23 +1,112 @@
 """An evaluation's report: its schema (:func:`build_report`, the content of ``report.json``) and the files,
-``report.json``, ``report.md`` (tables), ``edits.csv``, PNG plots and contact sheets (:func:`write_report`)."""
+``report.json``, ``report.md`` (tables), ``edits.csv``, PNG plots and contact sheets (:func:`write_report`).
+
+Only files led-evaluate wrote itself are ever replaced: each is recorded in ``<out>/.led-evaluate-written`` before it
+is written (:class:`ReportFiles`, the record led-prepare-data keeps) and written atomically."""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
-from ..utils import write_text_atomically
+from ..data import OutputFolderError, WrittenFiles
+from ..serialization import atomic_write
 from .metrics import expression_inception_score
 
-__all__ = ["build_report", "write_report", "render_markdown", "write_contact_sheets"]
+__all__ = [
+    "ReportFiles",
+    "build_report",
+    "check_report_folder",
+    "report_file_names",
+    "write_report",
+    "render_markdown",
+    "write_contact_sheets",
+]
+
+#: The files of every report; besides them, one ``contact_<target>.png`` per target.
+REPORT_FILES = (
+    "report.json",
+    "report.md",
+    "edits.csv",
+    "expression_vs_strength.png",
+    "identity_vs_strength.png",
+    "seams_vs_strength.png",
+    "samples.png",
+)
+
+
+class ReportFiles(WrittenFiles):
+    """The files led-evaluate wrote in an output folder (the record led-prepare-data keeps, under its own name)."""
+
+    writer = "led-evaluate"
+    record_name = ".led-evaluate-written"
+    folder_option = "--out"
+
+    def files_before_record(self) -> set[str]:
+        """A report from before the record: ``report.json`` and the files it lists."""
+        try:
+            report = json.loads((self.output_dir / "report.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return set()
+        if not (isinstance(report, dict) and isinstance(report.get("files"), dict) and "results" in report):
+            return set()
+        listed = {name for name in report["files"].values() if isinstance(name, str) and "/" not in name}
+        return {"report.json", *listed}
+
+    def write(self, name: str, write: Callable[[BinaryIO], object]) -> None:
+        """Record ``name`` as led-evaluate's, then write it atomically with ``write(stream)``.
+
+        Raises:
+            OutputFolderError: ``name`` exists and led-evaluate did not write it.
+        """
+        self.claim([name])
+        atomic_write(self.output_dir / name, write)
+
+
+def report_file_names(targets: Iterable[str]) -> list[str]:
+    """The names of the files a report on ``targets`` may write in its folder."""
+    return [*REPORT_FILES, *(f"contact_{target}.png" for target in targets)]
+
+
+def check_report_folder(
+    out_dir: os.PathLike, targets: Iterable[str], overwrite: bool, inputs: Iterable[os.PathLike] = ()
+) -> None:
+    """Refuse, before any work, a report that would replace a file led-evaluate did not write, one of its own
+    without ``overwrite``, or one of the ``inputs`` (photos read by this run) in any case.
+
+    Raises:
+        OutputFolderError: with the file and what to do.
+    """
+    out_dir = Path(out_dir)
+    inputs = {Path(path).resolve() for path in inputs}
+    written = ReportFiles(out_dir)
+    for name in report_file_names(targets):
+        path = out_dir / name
+        if path.resolve() in inputs:
+            raise OutputFolderError(
+                f"{path} is an input photo of this run and would be replaced; choose another --out."
+            )
+        if not (path.exists() or path.is_symlink()):
+            continue
+        if not written.owns(name):
+            raise OutputFolderError(
+                f"{path} was not written by led-evaluate and would be replaced: move it away, or choose another --out."
+            )
+        if not overwrite:
+            raise OutputFolderError(
+                f"{path} exists (an earlier report); pass --overwrite to replace the files led-evaluate wrote, or "
+                "choose another --out."
+            )
+
 
 SAMPLE_PHOTOS = 2  # photos in the samples.png grid (the contact sheets show every face)
 
@@ -667,7 +756,9 @@ def render_markdown(report: dict[str, Any], files: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def _plot_vs_strength(path: Path, report: dict[str, Any], panels: Sequence[tuple[Any, ...]]) -> None:
+def _plot_vs_strength(
+    written: ReportFiles, name: str, report: dict[str, Any], panels: Sequence[tuple[Any, ...]]
+) -> None:
     """One panel per ``(title, ylabel, getter(entry) -> y, (label, y) baseline or None, (ymin, ymax) or None)``."""
     import matplotlib
 
@@ -696,12 +787,17 @@ def _plot_vs_strength(path: Path, report: dict[str, Any], panels: Sequence[tuple
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    written.write(name, lambda stream: fig.savefig(stream, format="png", dpi=110))
     plt.close(fig)
 
 
 def _plot_samples(
-    path: Path, report: dict[str, Any], thumbs: dict, input_thumbs: list[np.ndarray], names: list[str]
+    written: ReportFiles,
+    name: str,
+    report: dict[str, Any],
+    thumbs: dict,
+    input_thumbs: list[np.ndarray],
+    names: list[str],
 ) -> bool:
     if not input_thumbs or not thumbs:
         return False
@@ -740,13 +836,13 @@ def _plot_samples(
             if r == 0:
                 ax.set_title(targets[c - 1], fontsize=7)
     fig.tight_layout(pad=0.2)
-    fig.savefig(path, dpi=100)
+    written.write(name, lambda stream: fig.savefig(stream, format="png", dpi=100))
     plt.close(fig)
     return True
 
 
 def _write_plots(
-    out_dir: Path,
+    written: ReportFiles,
     report: dict[str, Any],
     files: dict[str, str],
     thumbs: dict,
@@ -755,7 +851,8 @@ def _write_plots(
 ) -> None:
     base = report["baseline"]
     _plot_vs_strength(
-        out_dir / "expression_vs_strength.png",
+        written,
+        "expression_vs_strength.png",
         report,
         [
             (
@@ -776,7 +873,8 @@ def _write_plots(
     )
     files["expression_plot"] = "expression_vs_strength.png"
     _plot_vs_strength(
-        out_dir / "identity_vs_strength.png",
+        written,
+        "identity_vs_strength.png",
         report,
         [
             (
@@ -797,12 +895,13 @@ def _write_plots(
     )
     files["identity_plot"] = "identity_vs_strength.png"
     _plot_vs_strength(
-        out_dir / "seams_vs_strength.png",
+        written,
+        "seams_vs_strength.png",
         report,
         [("Seam score", "border gradient of the change / texture", lambda e: e["seams"]["score"], None, (0.0, None))],
     )
     files["seams_plot"] = "seams_vs_strength.png"
-    if _plot_samples(out_dir / "samples.png", report, thumbs, input_thumbs[:SAMPLE_PHOTOS], sample_names):
+    if _plot_samples(written, "samples.png", report, thumbs, input_thumbs[:SAMPLE_PHOTOS], sample_names):
         files["samples"] = "samples.png"
 
 
@@ -811,7 +910,7 @@ def _label(draw: Any, xy: tuple[int, int], text: str, width: int) -> None:
 
 
 def write_contact_sheets(
-    out_dir: Path, report: dict[str, Any], thumbs: dict, input_thumbs: list[np.ndarray], names: list[str]
+    written: ReportFiles, report: dict[str, Any], thumbs: dict, input_thumbs: list[np.ndarray], names: list[str]
 ) -> dict[str, Any]:
     """Per target, ``contact_<target>.png``: one row per edited face (its unedited crop first), one column per
     (mode, strength) of every mode that kept every face's edit (the DDPM modes keep only a sample), so that the modes
@@ -846,7 +945,7 @@ def write_contact_sheets(
                 if edited is not None:
                     sheet.paste(Image.fromarray(edited), (side + c * size, y))
         name = f"contact_{target}.png"
-        sheet.save(out_dir / name)
+        written.write(name, lambda stream, sheet=sheet: sheet.save(stream, format="PNG"))
         files[target] = name
     return {"modes": kept, "files": files}
 
@@ -859,17 +958,19 @@ def write_report(
     input_thumbs: list[np.ndarray],
     sample_names: list[str],
 ) -> dict[str, str]:
-    """Write everything into ``out_dir``; returns ``{kind: file name}``."""
+    """Write everything into ``out_dir``; returns ``{kind: file name}``. A file there that led-evaluate did not
+    write is never replaced (:class:`ReportFiles`): :func:`check_report_folder` refuses such a folder up front."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    written = ReportFiles(out_dir)
     files: dict[str, str] = {"json": "report.json", "markdown": "report.md", "edits": "edits.csv"}
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         report.setdefault("notes", []).append("matplotlib is not installed (pip install matplotlib): no plots.")
     else:
-        _write_plots(out_dir, report, files, thumbs, input_thumbs, sample_names)
-    report["contact_sheets"] = write_contact_sheets(out_dir, report, thumbs, input_thumbs, sample_names)
+        _write_plots(written, report, files, thumbs, input_thumbs, sample_names)
+    report["contact_sheets"] = write_contact_sheets(written, report, thumbs, input_thumbs, sample_names)
     for target, name in (report["contact_sheets"].get("files") or {}).items():
         files[f"contact_{target}"] = name
 
@@ -898,15 +999,16 @@ def write_report(
         "warp_kept",
     ]
     columns += sorted({k for row in edits for k in row if k.startswith(("dL_", "dab_"))})
-    temporary = out_dir / ".edits.csv.tmp"
-    with open(temporary, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        for row in edits:
-            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
-    os.replace(temporary, out_dir / "edits.csv")
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in edits:
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in columns})
+    written.write("edits.csv", lambda stream: stream.write(table.getvalue().encode("utf-8")))
 
     report["files"] = dict(files)
-    write_text_atomically(out_dir / "report.json", json.dumps(report, indent=2, allow_nan=False))
-    write_text_atomically(out_dir / "report.md", render_markdown(report, files))
+    report_json = json.dumps(report, indent=2, allow_nan=False)
+    written.write("report.json", lambda stream: stream.write(report_json.encode("utf-8")))
+    markdown = render_markdown(report, files)
+    written.write("report.md", lambda stream: stream.write(markdown.encode("utf-8")))
     return {k: str(out_dir / v) for k, v in files.items()}

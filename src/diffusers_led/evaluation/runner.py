@@ -927,6 +927,7 @@ def evaluate(
     num_threads: int | None = None,
     device: str | None = None,
     dtype: str | None = None,
+    overwrite: bool = False,
 ) -> EvaluationResult:
     """Edit every face of ``data`` to every target at every strength in every mode and write a report.
 
@@ -934,7 +935,9 @@ def evaluate(
         model: a model folder or Hub id, a loaded ``LocalExpressionPipeline``, or ``None`` for the bundled model.
         data: a ``led-prepare-data`` crop dataset (its ``split`` source photos are edited), a folder of photos
             (optionally labelled), one photo, or a list of paths / RGB uint8 arrays. See ``evaluation.inputs``.
-        out_dir: where ``report.json``, ``report.md``, ``edits.csv`` and the PNG plots go (created).
+        out_dir: where ``report.json``, ``report.md``, ``edits.csv`` and the PNG plots go (created). A file there
+            that led-evaluate did not write (or that is an input photo) is never replaced: the run stops before any
+            work.
         targets: ``"all"`` (the model's trained labels) or names / a comma-separated string.
         strengths: edit strengths in [0, 1] (0.5 = the paper's t_250). The model's default strength is always added,
             so the report has a row for the setting users get.
@@ -968,11 +971,12 @@ def evaluate(
             ``"cuda:N"``, ``"mps"``) and the pipeline's precision (``"auto"``, ``"float32"``, ``"float16"``,
             ``"bfloat16"``), see :mod:`diffusers_led.devices`. ``None``: a given pipeline stays as it is; a loaded one
             gets ``"auto"``.
+        overwrite: replace the files an earlier evaluation wrote in ``out_dir`` (never other files).
 
     Returns:
         :class:`EvaluationResult`; the same report is in ``out_dir/report.json``.
     """
-    from .report import build_report, write_report
+    from .report import build_report, check_report_folder, write_report
 
     with _torch_threads(num_threads):
         started = time.perf_counter()
@@ -981,7 +985,6 @@ def evaluate(
         # An unavailable device fails before anything is written.
         pipe, model_name = _load_pipeline(model, device, dtype)
         out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
         pipe.set_progress_bar_config(disable=True)
         run = _resolve_run(
             pipe,
@@ -1005,6 +1008,8 @@ def evaluate(
         )
         with _timed(timings, "detection_s"):  # 1. Inputs and one detection per photo.
             inputs = _load_data(data, split, photos_root, subjects, reference_data)
+            read = [p.path for p in (*inputs.photos, *inputs.reference_photos) if p.path is not None]
+            check_report_folder(out_dir, run.targets, overwrite, read)  # before any work
             faces, skipped = _detect(run, inputs, max_images)
             if not faces:
                 raise ValueError(f"no usable face in {data}: {skipped[:3]}")
