@@ -224,6 +224,7 @@ def test_led_edit_edits_a_clip_and_refuses_to_overwrite(tmp_path, talking_clip):
 
 
 def test_led_evaluate_reports_what_a_clip_keeps_and_its_flicker(tmp_path, pipe, talking_clip):
+    from diffusers_led.data import OutputFolderError
     from diffusers_led.evaluation.clips import evaluate_clip
 
     report = evaluate_clip(pipe, talking_clip, tmp_path, "happy", compare_frames=4, identity_every=4, progress=False)
@@ -232,6 +233,13 @@ def test_led_evaluate_reports_what_a_clip_keeps_and_its_flicker(tmp_path, pipe, 
     assert report["faces"]["frames_edited"] == 8 and report["identity"]["kept"] == 2
     assert report["flicker"]["frames"] == 4 and report["flicker"]["video_path"] >= 0
     assert (tmp_path / "report.json").is_file() and (tmp_path / "talking_happy.mp4").is_file()
+    with pytest.raises(OutputFolderError, match="--overwrite"):  # its own report: replaced only when asked
+        evaluate_clip(pipe, talking_clip, tmp_path, "happy", progress=False)
+    (tmp_path / "sad").mkdir()
+    (tmp_path / "sad" / "report.json").write_text("mine")
+    with pytest.raises(OutputFolderError, match="not written by led-evaluate"):
+        evaluate_clip(pipe, talking_clip, tmp_path / "sad", "sad", progress=False, overwrite=True)
+    assert (tmp_path / "sad" / "report.json").read_text() == "mine"
 
 
 def test_the_demo_edits_a_clip_and_refuses_a_missing_one(tmp_path, pipe, talking_clip):

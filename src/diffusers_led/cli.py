@@ -682,7 +682,8 @@ def _evaluate_clip(args: argparse.Namespace) -> int:
     targets = ["happy"] if args.targets == "all" else _split_list(args.targets)
     pipe = LocalExpressionPipeline.from_pretrained(resolve_model(args.model))
     for target in targets:
-        report = evaluate_clip(pipe, args.data, Path(args.out) / target, target, progress=not args.quiet)
+        out = Path(args.out) / target
+        report = evaluate_clip(pipe, args.data, out, target, progress=not args.quiet, overwrite=args.overwrite)
         kept, flicker, identity = report["kept"], report["flicker"], report["identity"]
         print(
             f"{target}: {kept['frames'][1]} of {kept['frames'][0]} frames, timestamps kept "

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from ..serialization import write_text_atomically
+from ..data import OutputFolderError
+from .report import ReportFiles
 
 __all__ = ["evaluate_clip"]
 
@@ -37,6 +38,7 @@ def evaluate_clip(
     compare_frames: int = 48,
     identity_every: int = 12,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Edit ``clip`` toward ``target`` with the video path and measure it; writes ``report.json`` and the edited
     clip into ``out_dir`` and returns the report.
@@ -45,6 +47,7 @@ def evaluate_clip(
         compare_frames: the first this many frames are also edited one by one as photos (``pipe(frame)``, the
             independent edits the flicker is compared with).
         identity_every: the identity judge compares input and output faces on every this many frames.
+        overwrite: replace the files an earlier led-evaluate run wrote in ``out_dir`` (never other files).
     """
     from ..video import FlickerMeter, edit_video, iter_frames, probe_video
     from ..video.formats import OUTPUT_CONTAINERS
@@ -52,10 +55,10 @@ def evaluate_clip(
     from .metrics import identity_distances
 
     clip, out_dir = Path(clip), Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     # The input's container when it can be written (else Matroska, which takes any audio as it is).
     suffix = clip.suffix.lower() if clip.suffix.lower() in OUTPUT_CONTAINERS else ".mkv"
     edited_path = out_dir / f"{clip.stem}_{target}{suffix}"
+    written = _claim_report_files(out_dir, [edited_path.name, "report.json"], clip, overwrite)
     start = time.perf_counter()
     result = edit_video(pipe, clip, target, edited_path, overwrite=True, progress=progress)
     seconds = time.perf_counter() - start
@@ -111,5 +114,20 @@ def evaluate_clip(
             "ratio": smoothed.value / independent.value if independent.value > 0 else None,
         },
     }
-    write_text_atomically(out_dir / "report.json", json.dumps(report, indent=2) + "\n")
+    written.write("report.json", lambda stream: stream.write((json.dumps(report, indent=2) + "\n").encode()))
     return report
+
+
+def _claim_report_files(out_dir: Path, names: list[str], clip: Path, overwrite: bool) -> ReportFiles:
+    """Record ``names`` in ``out_dir`` as led-evaluate's, refusing first (as every led-evaluate report does) a file
+    it did not write (:meth:`ReportFiles.claim`), one of its own without ``overwrite``, or the input clip."""
+    written = ReportFiles(out_dir)
+    for name in names:
+        path = out_dir / name
+        if path.resolve() == clip.resolve():
+            raise OutputFolderError(f"{path} is the input clip and would be replaced; choose another --out.")
+        if (path.exists() or path.is_symlink()) and written.owns(name) and not overwrite:
+            raise OutputFolderError(f"{path} exists (an earlier report); pass --overwrite to replace it.")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written.claim(names)
+    return written
