@@ -689,7 +689,9 @@ def _evaluate_clip(args: argparse.Namespace) -> int:
             f"{target}: {kept['frames'][1]} of {kept['frames'][0]} frames, timestamps kept "
             f"{kept['timestamps_identical']}, audio identical {kept['audio_identical']}; edited "
             f"{report['faces']['frames_edited']} of {report['faces']['frames_with_faces']} frames with a face; "
-            f"identity kept {identity['kept']}/{identity['sampled_frames']}; flicker {flicker['video_path']:.3f} vs "
+            f"identity kept {identity['kept']}/{identity['sampled_frames']}; p({target}) "
+            f"{report['expression']['p_target_input'] or 0:.3f} -> {report['expression']['p_target_edited'] or 0:.3f};"
+            f" flicker {flicker['video_path']:.3f} vs "
             f"{flicker['independent_photo_edits']:.3f} for per-frame photo edits; {report['frames_per_second']:.1f} "
             f"frames/s -> {Path(args.out) / target / 'report.json'}"
         )

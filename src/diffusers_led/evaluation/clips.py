@@ -1,6 +1,7 @@
 """led-evaluate on a clip: what the video path keeps (frame count, timestamps, duration, audio packets), how many
 frames with a face it edits, whether the person stays the same person on sampled frames, and the flicker of its edit
-beside that of independent per-frame photo edits of the same frames (see :mod:`diffusers_led.video.flicker`)."""
+beside that of independent per-frame photo edits of the same frames, and the expression classifier's probability of
+the target on sampled frames before and after (see :mod:`diffusers_led.video.flicker`)."""
 
 from __future__ import annotations
 
@@ -49,9 +50,10 @@ def evaluate_clip(
         identity_every: the identity judge compares input and output faces on every this many frames.
         overwrite: replace the files an earlier led-evaluate run wrote in ``out_dir`` (never other files).
     """
+    from ..labels import canonical_expression
     from ..video import FlickerMeter, edit_video, iter_frames, probe_video
     from ..video.formats import OUTPUT_CONTAINERS
-    from .judges import IdentityJudge
+    from .judges import ExpressionJudge, IdentityJudge, JudgeNotInstalledError
     from .metrics import identity_distances
 
     clip, out_dir = Path(clip), Path(out_dir)
@@ -68,6 +70,12 @@ def evaluate_clip(
     # Flicker and identity on the frames in memory (the written clip adds the encoder's loss to both).
     smoothed, independent = FlickerMeter(), FlickerMeter()
     judge, distances = IdentityJudge(), []
+    try:
+        expression_judge = ExpressionJudge()
+    except JudgeNotInstalledError:  # the classifier is an optional install (see the README)
+        expression_judge = None
+    label = None if expression_judge is None else expression_judge.class_index(canonical_expression(target))
+    p_target: list[tuple[float, float]] = []
     detector = pipe.region_processor.detector
     sources = (frame.rgb for frame in iter_frames(clip))
     for index, (source, edited) in enumerate(zip(sources, edit_video(pipe, clip, target))):
@@ -80,6 +88,10 @@ def evaluate_clip(
             if faces:
                 embeddings = judge.embed_chips([judge.chip(image, faces[0].box) for image in (source, edited)])
                 distances.append(float(identity_distances(embeddings[:1], embeddings[1:])["euclidean"][0]))
+                if label is not None:
+                    inputs = [expression_judge.face_input(image, faces[0].landmarks) for image in (source, edited)]
+                    p_input, p_edited = expression_judge.predict_inputs(inputs)[:, label]
+                    p_target.append((float(p_input), float(p_edited)))
     report = {
         "clip": str(clip),
         "target": target,
@@ -106,6 +118,11 @@ def evaluate_clip(
             "distance_max": max(distances, default=None),
             "kept": sum(d < judge.threshold for d in distances),
             "threshold": judge.threshold,
+        },
+        "expression": {
+            "sampled_frames": len(p_target),
+            "p_target_input": float(np.mean([b for b, _ in p_target])) if p_target else None,
+            "p_target_edited": float(np.mean([a for _, a in p_target])) if p_target else None,
         },
         "flicker": {
             "frames": smoothed.pairs + 1,
