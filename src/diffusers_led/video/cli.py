@@ -10,14 +10,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..commands import CLIError
+from ..commands import ArgumentParser, CLIError
 from ..utils import IMAGE_EXTENSIONS
 from .formats import DEFAULT_VIDEO_QUALITY, OUTPUT_CONTAINERS, is_video_path
 
 __all__ = ["add_video_arguments", "clip_destinations", "edit_clips", "split_clips"]
 
 
-def add_video_arguments(parser: argparse.ArgumentParser) -> None:
+def add_video_arguments(parser: ArgumentParser) -> None:
     """The options of ``led-edit`` that only clips use."""
     parser.add_argument(
         "--keyframes",
@@ -72,9 +72,16 @@ def clip_destinations(clips: Sequence[Path], output: str | None, label: str, sin
     return destinations
 
 
-def edit_clips(args: argparse.Namespace, clips: Sequence[Path], target: str | None, single_file: bool) -> list[str]:
+def edit_clips(args: argparse.Namespace, clips: Sequence[Path], single_file: bool) -> list[str]:
     """Edit every clip (geometry mode, the faces tracked); prints one line per clip, returns the failures."""
+    from ..geometry.action_units import parse_action_units
+    from ..labels import canonical_expression
     from .editor import edit_video
+
+    target = None if args.target is None else canonical_expression(args.target)  # fail fast, before loading
+    action_units = parse_action_units(args.au) or None
+    if args.strength is not None and not 0.0 <= args.strength <= 1.0:
+        raise CLIError(f"--strength must be in [0, 1], got {args.strength}.")
 
     if args.keyframes is not None and target is not None:
         raise CLIError("pass --target or --keyframes for clips, not both.")
@@ -111,7 +118,7 @@ def edit_clips(args: argparse.Namespace, clips: Sequence[Path], target: str | No
                 destination,
                 keyframes=args.keyframes,
                 strength=args.strength,
-                action_units=args.action_units,
+                action_units=action_units,
                 video_quality=args.video_quality,
                 overwrite=args.overwrite,
                 progress=sys.stderr.isatty(),

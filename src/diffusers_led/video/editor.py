@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ..action_units import ACTION_UNITS, estimate_action_units
-from ..regions import alignment_matrix, five_landmarks
-from ..warp import action_unit_warp
+from ..faces.detection import five_landmarks
+from ..geometry.action_units import ACTION_UNITS, estimate_action_units
+from ..geometry.transforms import alignment_matrix
+from ..geometry.warp import action_unit_warp
 from .io import DEFAULT_VIDEO_QUALITY, TranscodeResult, iter_frames, transcode_video
 from .schedule import ExpressionKey, ExpressionSchedule, parse_keyframes
 from .tracking import FaceTracker, OneEuroFilter

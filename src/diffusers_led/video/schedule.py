@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..action_units import expression_action_units, parse_action_units
+from ..geometry.action_units import expression_action_units, parse_action_units
 from ..labels import canonical_expression
 
 __all__ = ["ExpressionKey", "ExpressionSchedule", "parse_keyframes"]

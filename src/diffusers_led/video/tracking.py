@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ..action_units import inter_ocular
-from ..regions import Box, DetectedFace, FaceDetector, face_shape, five_landmarks, plausible_landmarks
-from ..regions import _iou as box_overlap  # one definition of a box's overlap
+from ..faces.detection import DetectedFace, FaceDetector, face_shape, five_landmarks, plausible_landmarks
+from ..faces.detection import _iou as box_overlap  # one definition of a box's overlap
+from ..geometry.action_units import inter_ocular
+from ..geometry.transforms import Box
 
 __all__ = ["FaceTrack", "FaceTracker", "OneEuroFilter"]
 
