@@ -259,3 +259,21 @@ def test_a_face_gone_at_a_cut_leaves_no_edit_on_what_replaced_it(pipe, photo, ta
     edits = list(edit_video(pipe, frames + [elsewhere] * 3, "happy", detect_every=10))
     assert all((src != out).any() for src, out in zip(frames, edits[:4]))
     assert all((out == elsewhere).all() for out in edits[4:])
+
+
+def test_two_faces_keep_their_ids_while_the_camera_moves(pipe, two_face_image):
+    import cv2
+
+    from diffusers_led.video import VideoExpressionEditor
+
+    group = np.asarray(two_face_image)[:300]  # 1024 x 300: both heads
+    frames = [cv2.resize(group[:, 10 * k : 10 * k + 960], (640, 200)) for k in range(6)]  # a slow pan
+    editor = VideoExpressionEditor(pipe, ExpressionSchedule.constant("happy", 0.6), detect_every=2)
+    centres = []
+    for k, frame in enumerate(frames):
+        out = editor(frame, k / 25)
+        assert (out != frame).any()
+        centres.append({t.id: t.shape.mean(0)[0] for t in editor.tracker.tracks})
+    assert all(sorted(c) == [0, 1] for c in centres) and editor.stats.faces == 2
+    for before, after in zip(centres, centres[1:]):  # each id stays on its own face (the left one stays left)
+        assert all(abs(after[i] - before[i]) < 20 for i in (0, 1))
