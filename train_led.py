@@ -73,6 +73,7 @@ from diffusers_led.labels import EXPRESSIONS, canonical_expression
 from diffusers_led.model_checks import UnsafeWeightsError, pickled_only_components, unsafe_weights_message
 from diffusers_led.pipeline_led import LocalExpressionPipeline
 from diffusers_led.serialization import replace_folder, write_text_atomically
+from diffusers_led.texture import load_ratio_maps
 from diffusers_led.unet_presets import UNET_PRESETS, build_unet
 from diffusers_led.utils import file_digest
 
@@ -292,6 +293,13 @@ def _add_output_arguments(parser: ArgumentParser) -> None:
         default="other",
         help="Hub licence id of the weights for the model card's metadata. Models trained on RaFD or CK+ are marked "
         "'non-commercial research use only' in the card and model_index.json whatever it says.",
+    )
+    parser.add_argument(
+        "--ratio_maps",
+        type=str,
+        default=None,
+        help="Folder of the action units' shading maps (scripts/fit_expression_ratios.py) the saved model carries for "
+        "its geometry modes (default: the bundled model's); 'none' for a model without them.",
     )
     parser.add_argument("--local_rank", type=int, default=-1, help="Set by the launcher.")
 
@@ -1207,6 +1215,7 @@ def _save_pipeline(args: argparse.Namespace, unet, noise_scheduler, embeddings, 
         region_margins=data_info["geometry"]["region_margins"],
         crop_statistics=data_info["crop_statistics"],
         license=weights_licence(args, data_info),
+        ratio_maps=load_ratio_maps(args.ratio_maps),
     )
     # Published models carry the measured fast sampler; the paper's DDPM is one from_config away.
     pipeline.use_fast_scheduler()

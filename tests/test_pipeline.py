@@ -392,7 +392,7 @@ def test_save_load_round_trip_is_identical(tiny_pipeline, example_image, tmp_pat
     index = json.loads((tmp_path / "model_index.json").read_text())
     assert index["_class_name"] == "LocalExpressionPipeline"
     assert index["embeddings"] == ["diffusers_led.expressions", "ExpressionEmbeddings"]
-    assert index["face_detector"] == "dlib"
+    assert index["face_detector"] == "mesh"  # the default detector
     for component in ("unet", "embeddings"):
         assert (tmp_path / component / "diffusion_pytorch_model.safetensors").is_file()
     assert (tmp_path / "scheduler" / "scheduler_config.json").is_file()

@@ -15,9 +15,9 @@ from diffusers_led.faces.detection import (
     DetectedFace,
     DlibFaceDetector,
     YuNetFaceDetector,
-    load_face_detector,
     plausible_landmarks,
 )
+from diffusers_led.faces.loader import load_face_detector
 from diffusers_led.faces.regions import (
     CROP_SIZE,
     REGION_MARGINS,

@@ -394,7 +394,7 @@ def test_numpy_numbers_and_a_region_name_are_accepted(pipe, face):
 @pytest.mark.parametrize("shape", [(1, 1, 3), (1, 1), (2, 3, 4), (1, 3000, 3), (3000, 1)])
 def test_degenerate_sizes(pipe, shape):
     image = np.full(shape, 128, np.uint8)
-    with pytest.raises(NoFaceDetectedError, match="No face detected in image 0.*at least ~40 px wide"):
+    with pytest.raises(NoFaceDetectedError, match=r"No face detected in image 0.*at least ~\d+ px wide"):
         quick_edit(pipe, image)
     with pytest.warns(UserWarning, match="No face detected"):
         out = quick_edit(pipe, image, on_no_face="skip", output_type="np")
@@ -404,7 +404,8 @@ def test_degenerate_sizes(pipe, shape):
 def test_tiny_faces(pipe, face):
     small = cv2.resize(face, (70, 70), interpolation=cv2.INTER_AREA)  # a 36 px face: still found
     result = quick_edit(pipe, small)
-    assert len(result.faces[0]) == 1 and result.faces[0][0].face.box[2] < 40
+    # BlazeFace's box spans brows to chin: 43 px for this face (36 px in dlib's box).
+    assert len(result.faces[0]) == 1 and result.faces[0][0].face.box[2] < 48
     assert_only_masked_pixels_changed(pipe, small, np.asarray(result.images[0]), result.faces[0])
     tiny = cv2.resize(face, (32, 32), interpolation=cv2.INTER_AREA)  # a 16 px face: below what can be edited
     with pytest.raises(NoFaceDetectedError, match="at least ~40 px wide"):
@@ -432,28 +433,32 @@ def test_face_cut_by_the_border(pipe, astronaut):
     assert (output != cut).any()
 
 
-def test_large_image_is_detected_downscaled_and_edited_at_full_resolution(pipe, face):
-    """12 MP: detection sees at most 1024 px, the edit is composited at full size, and the extra memory is about
-    one copy of the image (tracemalloc follows numpy and OpenCV arrays; Pillow's buffers are not traced, so the
-    output is asked for as numpy)."""
+@pytest.mark.parametrize("detector", ["mesh", "dlib"])
+def test_large_image_is_detected_downscaled_and_edited_at_full_resolution(face, detector):
+    """12 MP: detection sees small copies (dlib: at most 1024 px; mesh: 192 px tiles), the edit is composited at full
+    size, and the extra memory is about one copy of the image (tracemalloc follows numpy and OpenCV arrays; Pillow's
+    buffers are not traced, so the output is asked for as numpy)."""
+    pipe = make_tiny_pipeline(face_detector=detector)
     big = np.full((3000, 4000, 3), 90, np.uint8)
     big[:, :3000] = cv2.resize(face, (3000, 3000), interpolation=cv2.INTER_LINEAR)
     seen = []
-    detector = pipe.region_processor.detector
-    real = detector._detect
+    model = pipe.region_processor.detector
+    real = model._detect
 
     def spy(image, scaled, scale):
         seen.append(scaled.shape)
         return real(image, scaled, scale)
 
-    with mock.patch.object(detector, "_detect", spy):
+    with mock.patch.object(model, "_detect", spy):
         tracemalloc.start()
         try:
             result = quick_edit(pipe, big, output_type="pil")
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
-    assert max(seen[0][:2]) <= 1024 and len(result.faces[0]) == 1
+    assert len(result.faces[0]) == 1
+    if detector == "dlib":
+        assert max(seen[0][:2]) <= 1024
     assert result.images[0].size == (4000, 3000)
     assert peak < 2 * big.nbytes + 64 * 2**20, f"peak {peak / 2**20:.0f} MiB for a {big.nbytes / 2**20:.0f} MiB image"
     assert_only_masked_pixels_changed(pipe, big, np.asarray(result.images[0]), result.faces[0])

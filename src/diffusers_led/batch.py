@@ -40,7 +40,7 @@ def preload_face_detector(model: str | None) -> threading.Thread | None:
     """
     import json
 
-    from .faces.detection import load_face_detector
+    from .faces.loader import load_face_detector
     from .pretrained import resolve_model
 
     try:
@@ -101,9 +101,11 @@ def _load_and_detect(pipe, paths: Sequence[Path], regions: tuple[str, ...]) -> l
         try:
             item.image = load_image(path)
             prepared = prepare_image(item.image, index)
-            item.faces = pipe.region_processor.extract(prepared.rgb, regions=regions)
+            found = pipe.region_processor.detect(prepared.rgb)
+            item.faces = pipe.region_processor.extract(prepared.rgb, faces=found, regions=regions)
             if not item.faces:
-                item.error = f"{path}: no face detected; nothing written."
+                reason = pipe.region_processor.no_face_reason(prepared.rgb.shape, found)
+                item.error = f"{path}: no face detected ({reason}); nothing written."
         except ImageLoadError as error:
             item.error = str(error)
         except Exception as error:  # noqa: BLE001 - one bad file must not stop the others

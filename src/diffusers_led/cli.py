@@ -256,6 +256,24 @@ def build_edit_parser() -> ArgumentParser:
     parser.add_argument("--negative-target", default=None, help=NEGATIVE_TARGET_HELP)
     parser.add_argument("--seed", type=int, default=0, help="Random seed (per image).")
     parser.add_argument("--model", default=None, help="A model folder or Hub id (default: the bundled model).")
+    parser.add_argument(
+        "--face-detector",
+        default=None,
+        help="mesh (BlazeFace + Face Mesh: turned, gray and small faces), dlib (frontal faces) or "
+        "yunet:<path to the YuNet ONNX file> (default: the model's).",
+    )
+    parser.add_argument(
+        "--min-face-size",
+        type=float,
+        default=None,
+        help="Smallest face looked for, in pixels (default 40; larger photos may raise it, as the message says).",
+    )
+    parser.add_argument(
+        "--max-detection-size",
+        type=int,
+        default=None,
+        help="dlib/YuNet: the long side the photo is shrunk to for detection (default 1024); mesh tiles instead.",
+    )
     parser.add_argument("-o", "--output", default=None, help="Output file (one input) or folder.")
     parser.add_argument("--overwrite", action="store_true", help="Replace existing output files.")
     parser.add_argument(
@@ -336,6 +354,10 @@ def _edit(args: argparse.Namespace) -> int:
     target, args.action_units = request.targets[0], request.units or None
     if (args.batch_size is not None and args.batch_size < 1) or (args.threads is not None and args.threads < 1):
         raise CLIError("--batch-size and --threads must be at least 1.")
+    if (args.min_face_size is not None and args.min_face_size <= 0) or (
+        args.max_detection_size is not None and args.max_detection_size < 32
+    ):
+        raise CLIError("--min-face-size must be positive and --max-detection-size at least 32.")
     paths = collect_images(args.inputs)
     single_file = len(args.inputs) == 1 and not Path(args.inputs[0]).is_dir()
     destinations = output_paths(paths, args.output, target or "au", single_file)
@@ -379,6 +401,8 @@ def _edit(args: argparse.Namespace) -> int:
     diffusers_logging.disable_progress_bar()  # "Loading pipeline components" is noise on a command line
     pipe = load_pipeline_on(resolve_model(args.model), device, dtype)
     pipe.set_progress_bar_config(disable=True)
+    if args.face_detector or args.min_face_size or args.max_detection_size:
+        pipe.set_face_detector(args.face_detector, args.min_face_size, args.max_detection_size)
     optimize_for_cpu(pipe)
     if (args.mode or pipe.config.default_mode) == "diffusion":
         pipe.embeddings.resolve([target], args.allow_untrained_targets)  # an untrained target fails once, not per file

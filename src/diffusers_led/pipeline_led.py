@@ -10,6 +10,7 @@ photo           any input to an upright RGB array (and back)          :mod:`diff
 faces           detection, 68 landmarks, aligned eye/mouth crops      :mod:`diffusers_led.faces`
 action units    the target's change from the face's own expression    :mod:`diffusers_led.geometry.action_units`
 warp            the face's own pixels moved along those units         :mod:`diffusers_led.geometry.warper`
+shading         the units' furrows and folds laid on the warped skin  :mod:`diffusers_led.texture`
 texture         the UNet re-draws crops (SDEdit): opened mouths       :meth:`LocalExpressionPipeline.edit_crops`
                 (geometry+texture) or the eye and mouth regions
                 (diffusion)
@@ -57,6 +58,7 @@ from .schedulers import FAST_NUM_INFERENCE_STEPS, fast_scheduler, resolve_schedu
 from .sdedit import CropSDEditMixin
 from .serialization import commit_folder, remove_stale_shards, staging_folder
 from .settings import EditSettings, check_request, default_strength, resolve_settings
+from .texture import ExpressionRatioMaps
 
 logger = logging.get_logger(__name__)
 
@@ -121,8 +123,14 @@ class LocalExpressionPipeline(CropSDEditMixin, DiffusionPipeline):
             [`DPMSolverMultistepScheduler`].
         embeddings ([`ExpressionEmbeddings`]):
             The table of expression-label embeddings the UNet is conditioned on.
-        face_detector (`str`, defaults to `"dlib"`):
-            The face detector: `"dlib"` (offline default) or `"yunet:<path to the YuNet ONNX file>"`.
+        ratio_maps ([`ExpressionRatioMaps`], *optional*):
+            Per action unit, the shading it makes on skin (furrows, folds): the geometry modes lay it on the warped
+            face at the units' intensities and flatten the face's own creases of units the target lacks. `None`:
+            the warp alone.
+        face_detector (`str`, defaults to `"mesh"`):
+            The face detector: `"mesh"` (MediaPipe's BlazeFace full range and Face Mesh V2, shipped: finds turned,
+            black-and-white and small faces and gives each 478 points and 52 blendshape scores), `"dlib"` (frontal
+            faces) or `"yunet:<path to the YuNet ONNX file>"`. All run offline.
         regions (`List[str]`, defaults to `["eyes", "mouth"]`):
             The regions the model was trained on.
         feather (`float` or `List[float]`, defaults to `[0.1, 0.25]`):
@@ -167,6 +175,7 @@ class LocalExpressionPipeline(CropSDEditMixin, DiffusionPipeline):
     """
 
     model_cpu_offload_seq = "unet"
+    _optional_components = ["ratio_maps"]
     _callback_tensor_inputs = ["latents"]
 
     def __init__(
@@ -174,7 +183,8 @@ class LocalExpressionPipeline(CropSDEditMixin, DiffusionPipeline):
         unet: UNet2DConditionModel,
         scheduler: KarrasDiffusionSchedulers,
         embeddings: ExpressionEmbeddings,
-        face_detector: str = "dlib",
+        ratio_maps: ExpressionRatioMaps | None = None,
+        face_detector: str = "mesh",
         regions: list[str] = None,
         feather: float | list[float] = None,
         region_anchor: str = "landmarks",
@@ -204,7 +214,7 @@ class LocalExpressionPipeline(CropSDEditMixin, DiffusionPipeline):
         bad = {label: value for label, value in (target_strengths or {}).items() if not 0.0 < value <= 1.0}
         if bad:
             raise ValueError(f"`target_strengths` must be in (0, 1], got {bad}.")
-        self.register_modules(unet=unet, scheduler=scheduler, embeddings=embeddings)
+        self.register_modules(unet=unet, scheduler=scheduler, embeddings=embeddings, ratio_maps=ratio_maps)
         self.register_to_config(
             face_detector=face_detector,
             regions=list(regions),
@@ -230,6 +240,7 @@ class LocalExpressionPipeline(CropSDEditMixin, DiffusionPipeline):
             license=license,
         )
         # Not diffusers components (OpenCV, no weights): rebuilt from the config, like VaeImageProcessor.
+        self._detector_sizes: dict[str, float] = {}  # set_face_detector's min_face_size / max_detection_size
         self.region_processor = self._make_region_processor()
         self.warper = ExpressionWarper(self.region_processor, unet.config.sample_size)
 
@@ -322,15 +333,29 @@ class LocalExpressionPipeline(CropSDEditMixin, DiffusionPipeline):
         (the geometry modes edit toward every expression)."""
         return default_strength(self.config, "diffusion", target)
 
-    def set_face_detector(self, face_detector: str) -> None:
-        """Switch the face detector (e.g. to `"yunet:/path/face_detection_yunet.onnx"`) and record it in the config."""
-        self.register_to_config(face_detector=face_detector)
+    def set_face_detector(
+        self,
+        face_detector: str | None = None,
+        min_face_size: float | None = None,
+        max_detection_size: int | None = None,
+    ) -> None:
+        """Switch the face detector (e.g. to `"dlib"` or `"yunet:/path/face_detection_yunet.onnx"`) and record it in
+        the config, and/or set the smallest face looked for (px) and the long side cap of the photo the detector sees
+        (dlib, YuNet; the `"mesh"` detector tiles large photos instead). The sizes are settings of this session, not
+        of the saved model."""
+        if face_detector is not None:
+            self.register_to_config(face_detector=face_detector)
+        if min_face_size is not None:
+            self._detector_sizes["min_face_size"] = float(min_face_size)
+        if max_detection_size is not None:
+            self._detector_sizes["max_detection_size"] = int(max_detection_size)
         self.region_processor = self._make_region_processor()
         self.warper = ExpressionWarper(self.region_processor, self.unet.config.sample_size)
 
     def _make_region_processor(self) -> FaceRegionProcessor:
         feather = self.config.feather
         return FaceRegionProcessor(
+            **self._detector_sizes,
             detector=self.config.face_detector,
             regions=tuple(self.config.regions),
             crop_size=self.unet.config.sample_size,
@@ -362,15 +387,19 @@ class LocalExpressionPipeline(CropSDEditMixin, DiffusionPipeline):
         """Detect and crop every face of every image (detection runs once per image)."""
         faces_per_image = []
         for item in prepared:
-            faces = self.region_processor.extract(item.rgb, regions=tuple(regions))
+            found = self.region_processor.detect(item.rgb)
+            faces = self.region_processor.extract(item.rgb, faces=found, regions=tuple(regions))
+            reason = self.region_processor.no_face_reason(item.rgb.shape, found)
             if not faces:
-                message = f"No face detected in {item.name}."
+                message = f"No face detected in {item.name} ({reason})."
                 if on_no_face == "error":
                     raise NoFaceDetectedError(
-                        message + " Use a photo with a visible, roughly frontal face (at least ~40 px wide), "
-                        "or pass on_no_face='skip' to return such images unchanged."
+                        message + " Use a photo with a visible face, or pass on_no_face='skip' to return such images "
+                        "unchanged."
                     )
                 warnings.warn(message + " Returning it unchanged.", stacklevel=3)
+            elif getattr(found, "unreadable", None):
+                warnings.warn(f"In {item.name}: {reason}.", stacklevel=3)
             faces_per_image.append(faces)
         return faces_per_image
 
@@ -608,7 +637,7 @@ class LocalExpressionPipeline(CropSDEditMixin, DiffusionPipeline):
         chosen for the UNet ([`~geometry.warper.ExpressionWarper.texture_faces`]). Returns the warped images, their
         moved faces and, per image, the faces whose mouths are re-generated."""
         rgbs, faces_per_image = self.warper.warp_faces(
-            rgbs, faces_per_image, settings.targets, settings.geometry_strength, settings.units
+            rgbs, faces_per_image, settings.targets, settings.geometry_strength, settings.units, self.ratio_maps
         )
         edit_faces = [[] for _ in rgbs]
         if settings.mode == "geometry+texture" and settings.texture_strength > 0 and "mouth" in self.config.regions:

@@ -480,7 +480,7 @@ def build_parser() -> ArgumentParser:
         help="Also open a public gradio.live link (needs the internet). Off by default.",
     )
     add_device_arguments(parser)
-    add("--face-detector", default=None, help='Face detector: "dlib" or "yunet:/path/to/face_detection_yunet.onnx".')
+    add("--face-detector", default=None, help='Face detector: "mesh", "dlib" or "yunet:/path/to/face.onnx".')
     add(
         "--example",
         action="append",

@@ -213,7 +213,7 @@ class ExpressionJudge:
         """Probabilities per class for the largest face in an RGB / gray uint8 image (detected if no landmarks)."""
         image = np.asarray(image)
         if landmarks is None:
-            from ..faces.detection import load_face_detector
+            from ..faces.loader import load_face_detector
 
             faces = load_face_detector(detector).detect(image)
             if not faces:

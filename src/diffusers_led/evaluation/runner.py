@@ -34,6 +34,7 @@ import torch
 from ..batch import default_batch_size
 from ..faces.regions import FaceRegions
 from ..image_processor import prepare_image
+from .blendshapes import intended_rise, shared_judge
 from .inputs import EvalInputs, EvalPhoto, ReferenceCrop, load_inputs, load_references, select_photos
 from .metrics import (
     identity_distances,
@@ -374,6 +375,8 @@ def _judge_inputs(run: _Run, faces: Sequence[_Face]) -> tuple[Any, Any, np.ndarr
         face.face_mask = _face_square_mask(face.rgb.shape[:2], face.regions.matrix, processor.canonical_size)
         face.fer_input = judge.face_input(face.rgb, face.regions.face.landmarks)
     base_probs = judge.predict_inputs([f.fer_input for f in faces])
+    for face in faces:
+        face.blendshapes = shared_judge().read(face.rgb, face.regions.face.box)
     base_embeddings = identity.embed_chips([identity.chip(f.rgb, f.regions.face.box) for f in faces])
     for face, probs, embedding in zip(faces, base_probs, base_embeddings):
         face.probs, face.embedding = probs, embedding
@@ -495,7 +498,8 @@ def _judge_outputs(
     probs = judge.predict_inputs([judge.face_input(o, f.regions.face.landmarks) for f, o in zip(faces, outputs)])
     embeddings = identity.embed_chips([identity.chip(o, f.regions.face.box) for f, o in zip(faces, outputs)])
     distances = identity_distances(np.stack([f.embedding for f in faces]), embeddings)
-    for row, face, p, euclid, cosine in zip(rows, faces, probs, distances["euclidean"], distances["cosine"]):
+    scores = zip(probs, distances["euclidean"], distances["cosine"])
+    for row, face, output, (p, euclid, cosine) in zip(rows, faces, outputs, scores):
         k = judge.class_index(row["target"])
         p_before = float(face.probs[k]) if k is not None else None
         row.update(
@@ -510,6 +514,9 @@ def _judge_outputs(
             id_cosine=float(cosine),
             same_identity=bool(euclid < identity.threshold),
         )
+        # The second judge: did the target's blendshapes rise on the output (MediaPipe, independent of the first)?
+        after = shared_judge().read(output, face.regions.face.box) if face.blendshapes else None
+        row["blendshape_rise"] = intended_rise(face.blendshapes, after, row["target"]) if after else None
 
 
 def _edit_and_measure(

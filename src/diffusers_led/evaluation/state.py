@@ -30,6 +30,7 @@ class _Face:
     band: int = 4
     fer_input: np.ndarray | None = None
     probs: np.ndarray | None = None
+    blendshapes: dict[str, float] | None = None  # MediaPipe's 52 scores on the unedited face
     embedding: np.ndarray | None = None
 
 

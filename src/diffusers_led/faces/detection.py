@@ -28,7 +28,6 @@ __all__ = [
     "YuNetFaceDetector",
     "face_shape",
     "five_landmarks",
-    "load_face_detector",
     "plausible_landmarks",
 ]
 
@@ -68,12 +67,18 @@ class DetectedFace:
             YuNet: probability in [0, 1]).
         shape: ``(68, 2)`` float32 points of the iBUG/dlib 68-point layout (brows, lids, lips, jaw),
             which the action-unit warp moves; ``None`` until computed (see :func:`face_shape`).
+        mesh: ``(478, 3)`` float32 MediaPipe Face Mesh V2 points (x, y in image pixels, z depth in pixels, smaller
+            is nearer) from the ``"mesh"`` detector (:mod:`diffusers_led.faces.mesh`); ``None`` from the others.
+        blendshapes: the 52 MediaPipe blendshape scores in [0, 1] by name (e.g. ``"jawOpen"``) from the
+            ``"mesh"`` detector; ``None`` from the others.
     """
 
     box: Box
     landmarks: np.ndarray
     score: float
     shape: np.ndarray | None = None
+    mesh: np.ndarray | None = None
+    blendshapes: dict[str, float] | None = None
 
 
 def _as_image(image: Any) -> np.ndarray:
@@ -134,6 +139,16 @@ class FaceDetector:
         max_size = max_detection_size or self.max_detection_size
         min_face = min_face_size or self.min_face_size
         return min(max(1.0, self.native_min_face_size / min_face), max_size / max(image_hw))
+
+    def smallest_face(
+        self,
+        image_hw: tuple[int, int],
+        min_face_size: float | None = None,
+        max_detection_size: int | None = None,
+    ) -> float:
+        """The smallest face (px) :meth:`detect` finds in a photo of this size: the long side cap shrinks huge photos,
+        so their minimum grows with them."""
+        return self.native_min_face_size / self.detection_scale(image_hw, max_detection_size, min_face_size)
 
     def detect(
         self,
@@ -409,29 +424,3 @@ class YuNetFaceDetector(FaceDetector):
                 )
             )
         return faces
-
-
-def load_face_detector(name_or_path: str | os.PathLike | FaceDetector = "dlib", **kwargs: Any) -> FaceDetector:
-    """Build a detector from a spec: ``"dlib"``, ``"yunet:<path.onnx>"`` or a ``.onnx`` path.
-
-    A :class:`FaceDetector` instance is returned unchanged. ``kwargs`` go to the constructor
-    (e.g. ``max_detection_size``, ``min_face_size``).
-
-    Raises:
-        FileNotFoundError: a YuNet spec whose ONNX file does not exist.
-        ValueError: an unknown spec.
-    """
-    if isinstance(name_or_path, FaceDetector):
-        return name_or_path
-    spec = os.fspath(name_or_path)
-    if spec.lower() == "dlib":
-        return DlibFaceDetector(**kwargs)
-    if spec.lower().startswith("yunet:"):
-        return YuNetFaceDetector(spec[len("yunet:") :], **kwargs)
-    if spec.lower() == "yunet":
-        raise FileNotFoundError(
-            "the YuNet detector needs its ONNX file: pass 'yunet:/path/to/face_detection_yunet.onnx'"
-        )
-    if spec.lower().endswith(".onnx"):
-        return YuNetFaceDetector(spec, **kwargs)
-    raise ValueError(f"unknown face detector {spec!r}: use 'dlib', 'yunet:<path.onnx>' or a .onnx path")

@@ -36,7 +36,8 @@ from ..geometry.transforms import (
     canonical_template,
     transform_points,
 )
-from .detection import DetectedFace, FaceDetector, _as_image, load_face_detector
+from .detection import DetectedFace, FaceDetector, _as_image
+from .loader import load_face_detector
 
 if TYPE_CHECKING:  # the warp is made after the regions are cut; only its type is named here
     from ..geometry.warp import FaceWarp
@@ -228,6 +229,18 @@ class FaceRegions:
     crop_matrices: dict[str, np.ndarray] = field(default_factory=dict)
     warp: FaceWarp | None = None
 
+    @property
+    def mesh(self) -> np.ndarray | None:
+        """``(478, 3)`` Face Mesh V2 points in image pixels (``face.mesh``); ``None`` unless the ``"mesh"`` detector
+        found the face."""
+        return self.face.mesh
+
+    @property
+    def blendshapes(self) -> dict[str, float] | None:
+        """The 52 MediaPipe blendshape scores by name (``face.blendshapes``); ``None`` unless the ``"mesh"``
+        detector found the face."""
+        return self.face.blendshapes
+
     def region_quad(self, region: str) -> np.ndarray:
         """The region box's 4 corners in original-image coordinates, ``(4, 2)`` (clockwise)."""
         x, y, w, h = self.boxes[region]
@@ -302,6 +315,23 @@ class FaceRegionProcessor:
     def detect(self, image: np.ndarray) -> list[DetectedFace]:
         """Faces in an RGB / gray uint8 image (original coordinates), largest first."""
         return self.detector.detect(image)
+
+    def no_face_reason(self, image_hw: tuple[int, ...], faces: Sequence[DetectedFace] = ()) -> str:
+        """Why :meth:`detect` returned no face for a photo of this size, for messages: the faces found but not
+        readable (``faces.unreadable`` of the ``"mesh"`` detector: too turned, small or hidden), or the smallest face
+        size looked for, which grows with the photo."""
+        unreadable = getattr(faces, "unreadable", ())
+        if unreadable:
+            where = ", ".join(f"({x:.0f}, {y:.0f}, {w:.0f}x{h:.0f} px)" for x, y, w, h in unreadable)
+            return (
+                f"{len(unreadable)} face(s) found at {where} but too turned, too small or too hidden to read their "
+                "landmarks; they are left unchanged"
+            )
+        smallest = self.detector.smallest_face(tuple(image_hw[:2]))
+        return (
+            f"faces at least ~{smallest:.0f} px wide are looked for in this {image_hw[1]}x{image_hw[0]} photo; "
+            "min_face_size / --min-face-size looks for smaller ones"
+        )
 
     def extract(
         self,

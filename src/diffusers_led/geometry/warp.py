@@ -19,6 +19,7 @@ import numpy as np
 from scipy.spatial.distance import cdist
 
 from .action_units import inter_ocular, landmark_displacements
+from .mouth_closing import mouth_closing
 
 __all__ = [
     "FaceWarp",
@@ -429,8 +430,10 @@ def action_unit_warp(
     image_hw: tuple[int, int],
     margin: float = RING_MARGIN,
     feather: float = RING_FEATHER,
+    close_mouth: float = 0.0,
 ) -> FaceWarp | None:
-    """The warp that performs action ``units`` (name -> intensity) on a face.
+    """The warp that performs action ``units`` (name -> intensity) on a face, and closes its open mouth by
+    ``close_mouth`` (0 to 1, :func:`~diffusers_led.geometry.mouth_closing.mouth_closing`).
 
     Args:
         shape: the face's 68 landmarks, image px.
@@ -443,7 +446,10 @@ def action_unit_warp(
     linear = np.asarray(alignment, dtype=np.float64)[:, :2]
     aligned = shape @ linear.T
     # Patterns are in inter-ocular units of the aligned face; back to image px through the inverse rotation/scale.
-    displacement = keep_lids_apart(aligned, landmark_displacements(units) * inter_ocular(aligned))
+    displacement = landmark_displacements(units) * inter_ocular(aligned)
+    if close_mouth > 0:
+        displacement += mouth_closing(aligned, close_mouth)
+    displacement = keep_lids_apart(aligned, displacement)
     displacement = displacement @ np.linalg.inv(linear).T
     iod = inter_ocular(shape)
     return plan_face_warp(shape, displacement, image_hw, margin=margin * iod, feather=feather * iod)

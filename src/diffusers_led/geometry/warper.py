@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..texture import ExpressionRatioMaps
 
 from ..faces.detection import face_shape, five_landmarks
 from ..faces.regions import FaceRegionProcessor, FaceRegions
 from .action_units import estimate_action_units, expression_action_units
+from .mouth_closing import MOUTH_OPENING_UNITS, closes_mouth
 from .warp import action_unit_warp, inner_mouth_mask
 
 __all__ = ["FOLD_WARNING", "ExpressionWarper"]
@@ -43,10 +48,12 @@ class ExpressionWarper:
         targets: list[str | None],
         strength: float,
         units: dict[str, float],
+        ratio_maps: ExpressionRatioMaps | None = None,
     ) -> tuple[list[np.ndarray], list[list[FaceRegions]]]:
         """The geometry stage: each face's landmarks moved along the action units that take its own expression to
-        its image's target at `strength` (plus `units`), by a smooth warp of its own pixels. Returns the warped
-        images and the faces, each with its `warp` (whose window is part of the edited area)."""
+        its image's target at `strength` (plus `units`), by a smooth warp of its own pixels; an open mouth closes
+        toward a target that parts no lips; with `ratio_maps`, the units' shading is laid on the warped skin.
+        Returns the warped images and the faces, each with its `warp` (whose window is part of the edited area)."""
         warped_images, warped_faces = [], []
         for rgb, faces, target in zip(rgbs, faces_per_image, targets):
             out, moved = rgb, []
@@ -57,9 +64,19 @@ class ExpressionWarper:
                 else:
                     own = estimate_action_units(shape)
                     change = expression_action_units(target, strength, own, extra=units)
-                warp = action_unit_warp(shape, face.matrix, change, rgb.shape[:2]) if change else None
+                # An open mouth closes toward a target that parts no lips (the jaw-drop unit alone cannot).
+                closing = strength if closes_mouth(target, units) else 0.0
+                if closing:
+                    change = {k: v for k, v in change.items() if not (k in MOUTH_OPENING_UNITS and v < 0)}
+                warp = (
+                    action_unit_warp(shape, face.matrix, change, rgb.shape[:2], close_mouth=closing)
+                    if change or closing
+                    else None
+                )
                 if warp is not None:
                     out = warp.apply(out)
+                    if ratio_maps is not None:
+                        out = ratio_maps.shade(out, warp, change)
                     if warp.kept < FOLD_WARNING:
                         warnings.warn(
                             f"The face at {tuple(round(v) for v in face.face.box)} was edited at {warp.kept:.0%} of "

@@ -35,7 +35,8 @@ def _camera_at(keys: Sequence[CameraKey], t: float) -> tuple[float, float, float
 def _speaking(photo: np.ndarray) -> Callable[[float], np.ndarray]:
     """A function of ``phase`` in [0, 1] giving ``photo`` with its first face's jaw dropped that far into a
     speaking movement (AU26); the photo itself when it has no face."""
-    from ..faces.detection import face_shape, load_face_detector
+    from ..faces.detection import face_shape
+    from ..faces.loader import load_face_detector
     from ..geometry.transforms import alignment_matrix
     from ..geometry.warp import action_unit_warp
 

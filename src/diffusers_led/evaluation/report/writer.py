@@ -64,6 +64,7 @@ def write_report(
         "seam_score",
         "seam_border_change",
         "warp_kept",
+        "blendshape_rise",
     ]
     columns += sorted({k for row in edits for k in row if k.startswith(("dL_", "dab_"))})
     table = io.StringIO(newline="")

@@ -1,0 +1,336 @@
+"""Expression ratio maps: the shading an action unit makes on skin (furrows, folds, wrinkles), per unit.
+
+A warp of 68 landmarks moves a face's features but cannot make what many expressions are made of: the vertical
+lines between lowered brows, the nasolabial folds of a smile, the wrinkled bridge of a disgusted nose. Expression
+ratio images (Liu, Shan & Zhang, "Expressive expression mapping with ratio images", SIGGRAPH 2001) carry exactly
+that: for one person, the peak frame warped onto the neutral frame's shape, divided by the neutral frame, is the
+change of shading the expression makes, with little of the person in it. :class:`ExpressionRatioMaps` holds one
+log-ratio map per action unit in a shape-free face frame (the mean neutral face, :func:`template_shape`), fitted by
+least squares over neutral/peak pairs (``scripts/fit_expression_ratios.py``); the maps are per-unit averages over
+several people, no person's pixels.
+
+Applying them (:meth:`ExpressionRatioMaps.shade`): the maps are carried onto the warped face by a thin-plate
+spline through its moved landmarks, and each pixel's colour is multiplied by ``exp(sum_k intensity_k * M_k)``
+(all channels alike, so colour stays): positive intensities add a unit's shading, negative ones (a unit the face
+shows and the target lacks) divide it out. Only pixels inside the warp's window change, by the window's weight:
+every pixel outside stays bit for bit; the eyes, brows and lips are left to the warp.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
+
+from .geometry.action_units import MIRROR, inter_ocular, neutral_shape
+from .geometry.warp import FaceWarp, thin_plate_spline
+
+__all__ = [
+    "ExpressionRatioMaps",
+    "load_ratio_maps",
+    "face_frame_maps",
+    "frontal_share",
+    "one_side",
+    "skin_mask",
+    "template_shape",
+]
+
+#: The map frame: a ``MAP_SIZE`` square in which the mean neutral face's eyes are ``MAP_IOD`` px apart, the eyes
+#: a little above the middle so that the forehead above the brows (where raised brows make lines) is inside.
+MAP_SIZE = 128
+MAP_IOD = 40.0
+EYE_LEVEL = 0.42
+#: The eyes and the inside of the lips are not skin: the warp and the mouth's inside decide them (inter-ocular
+#: distances of margin around their landmarks).
+EYE_MARGIN = 0.16
+LIPS_MARGIN = 0.04
+BROW_WIDTH = 0.14
+#: How far above the brows the skin mask reaches, and its soft edge (inter-ocular distances).
+FOREHEAD = 0.55
+SKIN_FEATHER = 0.12
+#: The share of the face outline (from the nose tip) left out of the skin mask.
+OUTLINE_INSET = 0.1
+#: Largest side of the grid the face -> map spline is evaluated on (the field is smooth).
+FIELD_GRID = 48
+#: Largest change of shading a map may make, as a log factor (about x0.5 to x1.6).
+MAX_LOG_RATIO = 0.3
+#: Shading broader than this (inter-ocular distances, a Gaussian's sigma) is left out of the maps when applied.
+BROAD_SHADING = 0.12
+#: The deepest a fold may darken a pixel, as a multiple of the local contrast (standard deviation over mean of the
+#: luminance within CONTRAST_WINDOW inter-ocular distances), and never less deep than MIN_DEPTH (log factors).
+CONTRAST_DEPTH = 2.5
+CONTRAST_WINDOW = 0.15
+MIN_DEPTH = 0.06
+#: How much more a shadow darkens each RGB channel than the red one (as exponents of the darkening factor).
+SHADOW_WARMTH = (1.0, 1.12, 1.25)
+#: Head turn (nose-to-jaw ratio of the nearer to the farther side) above which a face is shaded fully, and below
+#: which not at all: the maps are frontal, and on a turned face the spline through crowded points misplaces them.
+TURN_FULL = 0.6
+TURN_NONE = 0.3
+#: Largest lightening a map may make on a photo (log factor, about x1.13): the maps' light parts are skin bulging
+#: toward the light in a lab's even lighting; on a photo's lit cheek, more turns skin into a white blotch.
+MAX_LIGHTEN = 0.12
+#: A pixel whose brightest channel is above this is (nearly) blown out; at 255 it is not shaded at all.
+HIGHLIGHT = 225.0
+#: Removing a unit: how much of the flattening a unit's map strength gives (|M| of 0.1 at intensity 1: all of it),
+#: and the widths between which a crease lies (inter-ocular distances): finer is skin texture, wider is shading.
+REMOVAL_SCALE = 10.0
+CREASE_WIDTH = 0.06
+FINE_TEXTURE = 0.012
+
+EYES = (list(range(36, 42)), list(range(42, 48)))
+OUTER_LIPS = list(range(48, 60))
+JAW = list(range(17))
+BROWS = list(range(17, 27))
+
+
+def template_shape() -> np.ndarray:
+    """The mean neutral face's 68 points in the map frame (px)."""
+    shape = neutral_shape() * MAP_IOD
+    eyes = shape[36:48].mean(0)
+    return shape + np.array([MAP_SIZE / 2, EYE_LEVEL * MAP_SIZE]) - eyes
+
+
+def _fill(mask: np.ndarray, points: np.ndarray, value: float) -> None:
+    hull = cv2.convexHull(np.round(points * 16).astype(np.int32))
+    cv2.fillConvexPoly(mask, hull, value, cv2.LINE_AA, shift=4)
+
+
+#: Where on the face each unit shades, as a band of heights between two landmarks of the mean neutral face (y grows
+#: downward): the brow units shade the forehead and the brows' root, the smile the cheeks and the folds beside the
+#: mouth, the jaw drop the lower face. Fitting each unit only there keeps units that always come together in the
+#: data (surprise raises the brows and drops the jaw at once) from taking each other's shading.
+UNIT_BANDS: dict[str, tuple[int | None, int | None]] = {
+    "AU1": (None, 29),
+    "AU2": (None, 29),
+    "AU4": (None, 30),
+    "AU6": (19, 33),
+    "AU9": (21, 51),
+    "AU12": (29, None),
+    "AU15": (33, None),
+    "AU26": (31, None),
+}
+
+
+def unit_region(unit: str, template: np.ndarray | None = None) -> np.ndarray:
+    """``float32`` ``MAP_SIZE`` square: 1 in the band of heights where ``unit`` shades the face (:data:`UNIT_BANDS`;
+    everywhere for a unit without one), falling off softly."""
+    template = template_shape() if template is None else template
+    top, bottom = UNIT_BANDS.get(unit, (None, None))
+    rows = np.arange(MAP_SIZE, dtype=np.float32)
+    soft = MAP_IOD * 0.1
+    inside = np.ones(MAP_SIZE, dtype=np.float32)
+    if top is not None:
+        inside *= np.clip((rows - template[top, 1]) / soft + 0.5, 0.0, 1.0)
+    if bottom is not None:
+        inside *= np.clip((template[bottom, 1] - rows) / soft + 0.5, 0.0, 1.0)
+    return np.repeat(inside[:, None], MAP_SIZE, axis=1)
+
+
+def frontal_share(shape: np.ndarray) -> float:
+    """1 for a frontal face, falling to 0 as the head turns: from the ratio of the nose tip's distances to the two
+    sides of the jaw (68 points), full shading above :data:`TURN_FULL`, none below :data:`TURN_NONE`."""
+    shape = np.asarray(shape, dtype=np.float64)
+    sides = [np.linalg.norm(shape[30] - shape[point]) for point in (2, 14)]
+    ratio = min(sides) / max(max(sides), 1e-9)
+    return float(np.clip((ratio - TURN_NONE) / (TURN_FULL - TURN_NONE), 0.0, 1.0))
+
+
+def _grown(points: np.ndarray, margin: float) -> np.ndarray:
+    """``points`` moved ``margin`` px away from their centre."""
+    offsets = points - points.mean(0)
+    return points + margin * offsets / np.maximum(np.linalg.norm(offsets, axis=1)[:, None], 1e-9)
+
+
+def skin_mask(shape: np.ndarray, size: tuple[int, int], origin: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """``float32`` ``size`` (h, w) mask of a face's skin from its 68 points (px, ``origin`` at the mask's top-left):
+    the face outline raised over the forehead, without the eyes, brows and lips, soft-edged."""
+    shape = np.asarray(shape, dtype=np.float64) - np.asarray(origin, dtype=np.float64)
+    iod = inter_ocular(shape)
+    up = shape[27] - shape[8]
+    up = up / max(np.linalg.norm(up), 1e-9)
+    forehead = shape[BROWS] + FOREHEAD * iod * up
+    # The outline pulled in a little: beyond the jaw line lies background or hair, which no unit shades.
+    outline = np.vstack([shape[JAW], forehead])
+    outline = shape[30] + (1.0 - OUTLINE_INSET) * (outline - shape[30])
+    mask = np.zeros(size, dtype=np.float32)
+    _fill(mask, outline, 1.0)
+    for eye in EYES:
+        _fill(mask, _grown(shape[eye], EYE_MARGIN * iod), 0.0)
+    _fill(mask, _grown(shape[OUTER_LIPS], LIPS_MARGIN * iod), 0.0)
+    # The brows' hair: where dlib puts a brow is a few px off between frames, and a map there would draw a ghost
+    # brow; the furrows between and above the brows are kept.
+    for brow in (BROWS[:5], BROWS[5:]):
+        line = np.round(shape[brow] * 16).astype(np.int32)
+        cv2.polylines(mask, [line], False, 0.0, max(1, round(BROW_WIDTH * iod)), cv2.LINE_AA, shift=4)
+    sigma = max(SKIN_FEATHER * iod / 2, 0.5)
+    return cv2.GaussianBlur(mask, (0, 0), sigma) * (mask > 0)
+
+
+def face_frame_maps(
+    from_points: np.ndarray, to_points: np.ndarray, size: tuple[int, int], origin: tuple[float, float] = (0.0, 0.0)
+) -> tuple[np.ndarray, np.ndarray]:
+    """``cv2.remap`` maps over a ``size`` (h, w) grid whose top-left is at ``origin`` in ``from_points``' frame:
+    where each grid pixel lies in ``to_points``' frame, by a thin-plate spline through the 68 point pairs. Evaluated
+    on a coarse grid and resized (the field is smooth)."""
+    height, width = size
+    spline = thin_plate_spline(from_points, to_points, regularization=1e-3)
+    step = max(1.0, max(height, width) / FIELD_GRID)
+    grid_w, grid_h = max(2, int(np.ceil(width / step))), max(2, int(np.ceil(height / step)))
+    gx = origin[0] + (np.arange(grid_w) + 0.5) * width / grid_w - 0.5
+    gy = origin[1] + (np.arange(grid_h) + 0.5) * height / grid_h - 0.5
+    field = spline(np.stack(np.meshgrid(gx, gy), axis=-1).reshape(-1, 2)).reshape(grid_h, grid_w, 2)
+    field = cv2.resize(field.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+    return field[:, :, 0], field[:, :, 1]
+
+
+def one_side(name: str) -> tuple[str, str]:
+    """``("AU12", "R")`` for ``"R12"``, ``("AU12", "")`` for ``"AU12"``."""
+    if name[0] in "RL" and name[1:].isdigit():
+        return f"AU{name[1:]}", name[0]
+    return name, ""
+
+
+class ExpressionRatioMaps(ModelMixin, ConfigMixin):
+    r"""
+    One log-ratio map of shading per facial action unit, in the mean neutral face's frame, saved and loaded with the
+    pipeline like any diffusers model (safetensors).
+
+    Parameters:
+        units (`List[str]`): the action units that have a map (row ``i`` of ``maps`` is ``units[i]``).
+        size (`int`): the maps' side in px (the frame of :func:`template_shape`).
+        pairs (`int`): how many neutral/peak pairs the maps were fitted on, and ``people``: of how many people.
+        source (`str`): where the pairs came from.
+        gain (`float`): how strongly the maps are laid on (1: the fitted per-unit shading at the units' intensities;
+            chosen on real photos, see the model card).
+    """
+
+    @register_to_config
+    def __init__(
+        self,
+        units: list[str] | tuple[str, ...] = ("AU1", "AU2", "AU4", "AU6", "AU12", "AU15", "AU26"),
+        size: int = MAP_SIZE,
+        pairs: int = 0,
+        people: int = 0,
+        source: str | None = None,
+        gain: float = 1.0,
+    ):
+        super().__init__()
+        if size != MAP_SIZE:
+            raise ValueError(f"`size` must be {MAP_SIZE} (the frame of template_shape), got {size}.")
+        if not 0.0 <= gain <= 4.0:
+            raise ValueError(f"`gain` must be in [0, 4], got {gain}.")
+        self.units = list(units)
+        self.register_buffer("maps", torch.zeros(len(self.units), size, size))
+
+    def layers(self, units: Mapping[str, float]) -> tuple[np.ndarray, np.ndarray]:
+        """In the map frame, for units like ``{"AU4": 1.2, "R12": -0.5}``: ``sum_k intensity_k * M_k`` over the
+        units to add (positive intensities), and where the units to remove (negative ones) shade the skin,
+        ``sum_k |intensity_k| * |M_k|``. One-sided units use their map on the subject's right / left half only;
+        units without a map add nothing."""
+        maps = self.maps.detach().float().cpu().numpy()
+        added = np.zeros(maps.shape[1:], dtype=np.float32)
+        removed = np.zeros(maps.shape[1:], dtype=np.float32)
+        midline = template_shape()[MIRROR == np.arange(len(MIRROR))][:, 0].mean()
+        right = cv2.GaussianBlur(
+            np.tile((np.arange(maps.shape[2]) < midline).astype(np.float32), (maps.shape[1], 1)), (0, 0), 2.0
+        )
+        for name, intensity in units.items():
+            unit, side = one_side(name)
+            if unit not in self.units:
+                continue
+            layer = maps[self.units.index(unit)]
+            if side:
+                layer = layer * (right if side == "R" else 1.0 - right)  # the subject's right is the image's left
+            # The maps were measured up to about a full unit; a prototype stronger than that moves the landmarks
+            # further but shades no deeper.
+            intensity = float(np.clip(intensity, -1.0, 1.0))
+            if intensity > 0:
+                # Only the crease-scale part of a map transfers: its broad part is how the lab's light fell on
+                # bulging cheeks, which under another photo's light is a grey smudge, not a fold.
+                added += intensity * (layer - cv2.GaussianBlur(layer, (0, 0), BROAD_SHADING * MAP_IOD))
+            else:
+                removed += -intensity * np.abs(layer)
+        return added, removed
+
+    def shade(
+        self, image: np.ndarray, warp: FaceWarp, units: Mapping[str, float], gain: float | None = None
+    ) -> np.ndarray:
+        """``image`` (the warped photo, ``HxW`` or ``HxWxC`` uint8) with the shading of ``units`` laid on the face
+        that ``warp`` moved, within ``warp``'s window only: pixels outside it are returned bit for bit.
+
+        Positive intensities multiply the skin by ``exp(gain * sum_k intensity_k * M_k)``. Negative ones (a unit the
+        face shows and the target lacks) flatten the face's own creases where that unit makes them: the skin is
+        drawn toward its local mean there (dividing by the mean map would paint bright streaks wherever this face's
+        creases do not sit exactly where the average face's do). ``gain``: the config's unless given."""
+        # Where the warp was held back (crowded landmarks) or the head is turned, the maps would land on the wrong
+        # skin (a fold drawn across a turned cheek): they fade out with both.
+        gain = (self.config.gain if gain is None else gain) * warp.kept * frontal_share(warp.shape)
+        added, removed = self.layers(units)
+        added, removed = gain * added, np.clip(gain * removed * REMOVAL_SCALE, 0.0, 1.0)
+        if not max(np.abs(added).max(initial=0.0), removed.max(initial=0.0)) > 1e-4:
+            return image
+        x0, y0, x1, y1 = warp.roi
+        size = (y1 - y0, x1 - x0)
+        map_x, map_y = face_frame_maps(warp.shape, template_shape(), size, (x0, y0))
+        window = warp.weight * skin_mask(warp.shape, size, (x0, y0))
+        added, removed = (
+            cv2.remap(layer, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderValue=0.0) * window
+            for layer in (added, removed)
+        )
+        changed = (added != 0.0) | (removed > 0.0)
+        if not changed.any():
+            return image
+        region = image[y0:y1, x0:x1]
+        colour = region.astype(np.float32)
+        # Removing: the band of scales a crease has (wider than pores and freckles, narrower than the cheek's
+        # shading) taken out, so the skin's fine texture stays.
+        iod = inter_ocular(warp.shape)
+        fine = cv2.GaussianBlur(colour, (0, 0), max(FINE_TEXTURE * iod, 0.5))
+        crease = fine - cv2.GaussianBlur(colour, (0, 0), max(CREASE_WIDTH * iod, 1.0))
+        # Blown highlights have lost their colour: shading them would paint grey or bluish patches, so they keep
+        # their value; elsewhere a pixel is lightened only as far as its brightest channel allows (hue kept).
+        brightest = colour if image.ndim == 2 else colour[:, :, :3].max(2)
+        lit = np.clip((brightest - HIGHLIGHT) / (255.0 - HIGHLIGHT), 0.0, 1.0)
+        # A photo shows its shading at its own contrast (a soft, blurred or evenly lit face has shallow folds): a
+        # fold may darken a pixel by at most a few times the face's local contrast there.
+        luminance = colour if image.ndim == 2 else colour[:, :, :3].mean(2)
+        sigma = max(CONTRAST_WINDOW * iod, 1.0)
+        skin = (window > 0).astype(np.float32)  # the skin's own contrast: lips, eyes and brows are not shading
+        weight = np.maximum(cv2.GaussianBlur(skin, (0, 0), sigma), 1e-3)
+        mean = cv2.GaussianBlur(luminance * skin, (0, 0), sigma) / weight
+        second = cv2.GaussianBlur(luminance**2 * skin, (0, 0), sigma) / weight
+        spread = np.sqrt(np.maximum(second - mean**2, 0.0))
+        deepest = np.clip(CONTRAST_DEPTH * spread / np.maximum(mean, 1.0), MIN_DEPTH, MAX_LOG_RATIO)
+        factor = np.exp(np.clip(added, -deepest, np.minimum(deepest, MAX_LIGHTEN)) * (1.0 - lit))
+        factor = np.minimum(factor, np.maximum(255.0 / np.maximum(brightest, 1.0), 1.0))
+        if image.ndim == 3:
+            # A shadow on skin is warmer than the lit skin (light that enters the skin comes out red): darkening
+            # takes more blue and green than red, so a fold does not turn the skin grey.
+            warmth = np.ones(image.shape[2], dtype=np.float32)
+            warmth[:3] = SHADOW_WARMTH
+            factor = factor[:, :, None] ** np.where(factor[:, :, None] < 1.0, warmth, 1.0)
+            removed = removed[:, :, None]
+            if image.shape[2] == 4:
+                factor[:, :, 3] = 1.0  # alpha is not shading
+        colour -= removed * crease
+        shaded = np.clip(np.rint(colour * factor), 0, 255).astype(np.uint8)
+        out = image.copy()
+        out[y0:y1, x0:x1] = np.where(changed[:, :, None] if image.ndim == 3 else changed, shaded, region)
+        return out
+
+
+def load_ratio_maps(folder: str | os.PathLike | None = None) -> ExpressionRatioMaps | None:
+    """The maps saved in ``folder`` (an :class:`ExpressionRatioMaps` folder); ``None`` or ``""``: the bundled
+    model's; ``"none"``: no maps."""
+    if folder is not None and str(folder).lower() == "none":
+        return None
+    from .pretrained import default_model_path
+
+    return ExpressionRatioMaps.from_pretrained(folder or Path(default_model_path(), "ratio_maps"))

@@ -1,0 +1,176 @@
+"""Expression ratio maps (the shading of action units) and closing an open mouth."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from diffusers_led import LocalExpressionPipeline
+from diffusers_led.geometry.action_units import inter_ocular, neutral_shape
+from diffusers_led.geometry.mouth_closing import closes_mouth, mouth_closing
+from diffusers_led.geometry.warp import action_unit_warp, mouth_opening
+from diffusers_led.pretrained import resolve_model
+from diffusers_led.texture import MAP_SIZE, ExpressionRatioMaps, template_shape, unit_region
+
+IDENTITY = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+
+
+def skin_face(size: int = 240) -> tuple[np.ndarray, np.ndarray]:
+    """A skin-coloured image with fine noise and the mean neutral shape in its middle (inter-ocular 60 px)."""
+    rng = np.random.default_rng(2)
+    image = np.clip(rng.normal((170, 130, 110), 6, (size, size, 3)), 0, 255).astype(np.uint8)
+    shape = neutral_shape() * 60 + [size / 2 - 60 * neutral_shape()[:, 0].mean(), 40]
+    return image, shape
+
+
+def crease_maps(value: float = -0.3) -> ExpressionRatioMaps:
+    """Maps whose AU12 darkens a band beside the mouth (a nasolabial fold) and whose AU4 darkens the brows' root."""
+    maps = ExpressionRatioMaps(units=["AU4", "AU12"])
+    template = template_shape()
+    rows, cols = np.mgrid[:MAP_SIZE, :MAP_SIZE]
+    fold = (np.abs(cols - template[31, 0]) < 3) & (rows > template[33, 1]) & (rows < template[48, 1])
+    root = (np.abs(cols - template[27, 0]) < 3) & (np.abs(rows - template[21, 1] - 6) < 4)
+    maps.maps[1] = torch.from_numpy(value * fold.astype(np.float32))
+    maps.maps[0] = torch.from_numpy(value * root.astype(np.float32))
+    return maps
+
+
+def test_shading_darkens_only_inside_the_warp_window_and_keeps_colour_ratios():
+    image, shape = skin_face()
+    warp = action_unit_warp(shape, IDENTITY, {"AU12": 1.0}, image.shape[:2])
+    warped = warp.apply(image)
+    out = crease_maps().shade(warped, warp, {"AU12": 1.0})
+    outside = warp.mask(image.shape[:2]) == 0
+    assert np.array_equal(out[outside], warped[outside])
+    changed = np.any(out != warped, axis=2)
+    assert changed.sum() > 20
+    change = out.astype(float).sum(2) - warped.astype(float).sum(2)
+    fold = np.zeros(changed.shape, dtype=bool)
+    x, top, bottom = warp.shape[31, 0], warp.shape[33, 1], warp.shape[48, 1]
+    fold[int(top) + 3 : int(bottom) - 3, int(x - 2) : int(x + 2)] = True
+    # A fold is a shadow; beside it the skin is a little lighter (the crease-scale part of the map is applied).
+    assert change[fold].mean() < -10
+    assert np.abs(change[changed & ~fold]).mean() < 0.5 * np.abs(change[fold].mean())
+    # All channels scaled alike: the hue of the skin stays.
+    ratio = out[changed].astype(float) / np.maximum(warped[changed].astype(float), 1)
+    assert np.abs(ratio[:, 0] - ratio[:, 2]).max() < 0.05
+    # A unit without a map and a unit at intensity 0 change nothing.
+    assert np.array_equal(crease_maps().shade(warped, warp, {"AU26": 1.0, "AU12": 0.0}), warped)
+
+
+def test_one_sided_units_shade_one_half_of_the_face():
+    image, shape = skin_face()
+    warp = action_unit_warp(shape, IDENTITY, {"R12": 1.0}, image.shape[:2])
+    warped = warp.apply(image)
+    out = crease_maps().shade(warped, warp, {"R12": 1.0})
+    change = np.abs(out.astype(float) - warped).sum(axis=(0, 2))
+    midline = int(shape[27, 0])
+    assert change[:midline].sum() > 0
+    assert change[midline + 4 :].sum() < 0.05 * change[:midline].sum()  # the subject's right is the image's left
+
+
+def test_removing_a_unit_flattens_the_faces_own_crease_and_keeps_fine_texture():
+    image, shape = skin_face()
+    warp = action_unit_warp(shape, IDENTITY, {"AU12": -1.0}, image.shape[:2])
+    warped = warp.apply(image)
+    # The face's own fold where the AU12 map has it (the map frame is the mean face at 40 px between the eyes).
+    fold = np.zeros(image.shape[:2], dtype=bool)
+    x, top, bottom = warp.shape[31, 0], warp.shape[33, 1], warp.shape[48, 1]
+    fold[int(top) + 2 : int(bottom) - 2, int(x - 2) : int(x + 2)] = True  # 0.07 inter-ocular distances wide
+    creased = warped.copy()
+    creased[fold] = (creased[fold] * 0.7).astype(np.uint8)
+    removed = crease_maps().shade(creased, warp, {"AU12": -1.0})
+    before = np.abs(creased[fold].astype(float) - warped[fold]).mean()
+    after = np.abs(removed[fold].astype(float) - warped[fold]).mean()
+    assert after < 0.85 * before  # flattened in part: the part finer than the crease blur stays
+    # The skin's pixel-scale noise is not blurred away: removal takes out a band of scales, not everything.
+    skin = np.s_[int(shape[33, 1]) : int(shape[48, 1]), int(shape[31, 0]) - 14 : int(shape[31, 0]) - 6]
+    assert removed[skin].std() > 0.6 * warped[skin].std()
+
+
+def test_unit_regions_keep_brow_units_off_the_jaw_and_the_jaw_off_the_forehead():
+    template = template_shape()
+    brow, jaw = unit_region("AU1"), unit_region("AU26")
+    assert brow[int(template[19, 1]) - 5].min() == 1.0 and brow[int(template[8, 1]) - 2].max() == 0.0
+    assert jaw[int(template[8, 1]) - 2].min() == 1.0 and jaw[int(template[19, 1])].max() == 0.0
+    assert unit_region("AU99").min() == 1.0
+
+
+def test_ratio_maps_round_trip_and_reject_bad_config(tmp_path):
+    maps = crease_maps()
+    maps.save_pretrained(tmp_path / "maps")
+    assert (tmp_path / "maps" / "diffusion_pytorch_model.safetensors").is_file()
+    loaded = ExpressionRatioMaps.from_pretrained(tmp_path / "maps")
+    assert loaded.units == ["AU4", "AU12"]
+    assert torch.equal(loaded.maps, maps.maps)
+    with pytest.raises(ValueError, match="size"):
+        ExpressionRatioMaps(size=64)
+    with pytest.raises(ValueError, match="gain"):
+        ExpressionRatioMaps(gain=-1.0)
+
+
+def test_the_bundled_model_carries_the_maps_fitted_on_calibration_people_only():
+    folder = Path(resolve_model(None))
+    config = json.loads((folder / "ratio_maps" / "config.json").read_text())
+    assert config["people"] >= 5 and config["pairs"] >= 20
+    pipe = LocalExpressionPipeline.from_pretrained(folder)
+    assert isinstance(pipe.ratio_maps, ExpressionRatioMaps)
+    assert {"AU4", "AU12", "AU9"} <= set(pipe.ratio_maps.units)
+    # A smile's map darkens the folds beside the mouth.
+    fold = pipe.ratio_maps.maps[pipe.ratio_maps.units.index("AU12")].numpy()
+    template = template_shape()
+    beside_mouth = fold[int(template[33, 1]) : int(template[48, 1]), int(template[48, 0]) - 6 : int(template[48, 0])]
+    assert beside_mouth.mean() < -0.02
+
+
+def test_fit_recovers_known_maps_from_synthetic_pairs():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from fit_expression_ratios import fit_maps
+
+    rng = np.random.default_rng(0)
+    truth = rng.normal(0, 0.1, (3, 50))
+    truth[2, :25] = 0.0  # the third unit shades only half the pixels
+    design = rng.uniform(0, 1.5, (40, 3))
+    ratios = design @ truth + rng.normal(0, 0.005, (40, 50))
+    regions = np.ones((3, 50))
+    regions[2, :25] = 0
+    fitted = fit_maps(design, ratios, regions)
+    assert np.abs(fitted - truth).max() < 0.02
+    assert np.all(fitted[2, :25] == 0.0)
+
+
+def test_an_open_mouth_closes_toward_targets_that_part_no_lips():
+    shape = neutral_shape() * 60
+    shape[[65, 66, 67]] += (0, 0.3 * 60)  # a mouth open by 0.3 inter-ocular distances
+    opening = mouth_opening(shape)
+    closed = shape + mouth_closing(shape)
+    assert opening > 0.25 and mouth_opening(closed) < 0.05
+    assert closed[8, 1] < shape[8, 1]  # the chin rises with the jaw
+    shut = neutral_shape() * 60
+    assert np.abs(mouth_closing(shut)).max() == 0.0
+    assert closes_mouth("neutral") and closes_mouth("angry") and closes_mouth("contempt")
+    assert not closes_mouth("surprised") and not closes_mouth("happy") and not closes_mouth(None)
+    assert not closes_mouth("neutral", {"AU26": 0.5})
+    assert inter_ocular(closed) == pytest.approx(inter_ocular(shape))  # the eyes do not move
+
+
+def test_the_blendshape_judge_scores_the_targets_own_units():
+    from diffusers_led.evaluation.blendshapes import INTENDED, intended_rise
+    from diffusers_led.faces.mesh import BLENDSHAPE_NAMES
+
+    calm = dict.fromkeys(BLENDSHAPE_NAMES, 0.05)
+    frown = calm | {"browDownLeft": 0.6, "browDownRight": 0.6}
+    assert intended_rise(calm, frown, "angry") > 0.1
+    assert intended_rise(calm, frown, "happy") == 0.0
+    assert intended_rise(frown, calm, "neutral") > 0.0  # a frown taken away is a step toward neutral
+    one_sided = calm | {"mouthSmileLeft": 0.5, "mouthDimpleLeft": 0.3}
+    both_sides = calm | {"mouthSmileLeft": 0.5, "mouthSmileRight": 0.5}
+    assert intended_rise(calm, one_sided, "contempt") > 0.3
+    assert intended_rise(calm, both_sides, "contempt") < intended_rise(calm, one_sided, "contempt")
+    for target, names in INTENDED.items():
+        assert set(names) <= set(BLENDSHAPE_NAMES) | {"mouthSmile", "mouthDimple"}, target
