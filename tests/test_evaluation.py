@@ -685,3 +685,32 @@ def test_evaluate_never_replaces_a_file_it_did_not_write(tmp_path, example_image
     assert evaluate_into(data, "--overwrite") != 0
     assert "is an input photo of this run" in capsys.readouterr().err
     assert (data / "samples.png").read_bytes() == sheet_bytes
+
+
+@needs_judges
+def test_evaluate_reads_a_photo_whose_file_name_is_not_utf8(tmp_path, example_image, monkeypatch):
+    """A Latin-1 file name on a UTF-8 system reaches Python as lone surrogates; the report names it escaped."""
+    import os
+
+    from diffusers_led.evaluation import runner
+
+    pipe = make_tiny_pipeline()
+    monkeypatch.setattr(runner, "_load_pipeline", lambda model, *args, **kwargs: (pipe, "tiny"))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    example_image.save(photos / os.fsdecode(b"caf\xe9.png"))
+    out = tmp_path / "report"
+    result = evaluate(
+        data=str(photos),
+        out_dir=out,
+        targets="happy",
+        strengths=[1.0],
+        modes=["geometry"],
+        time_budget=0,
+        realism=False,
+        progress=False,
+    )
+    assert {row["photo"] for row in result.edits} == {"caf\\xe9.png"}
+    rows = list(csv.DictReader(open(out / "edits.csv", encoding="utf-8")))
+    assert rows and all(row["photo"] == "caf\\xe9.png" for row in rows)
+    assert (out / "contact_happy.png").is_file() and (out / "samples.png").is_file()  # both label the photo
