@@ -63,7 +63,7 @@ import PIL.Image
 from .expressions import EXPRESSIONS, canonical_expression
 from .image_processor import ImageLoadError, prepare_image
 from .regions import FaceRegionProcessor
-from .serialization import append_text, atomic_write, write_text_atomically
+from .serialization import NAME_MAX, append_text, atomic_write, write_text_atomically
 from .utils import IMAGE_EXTENSIONS, escape_file_name, file_digest
 
 FORMATS = ("rafd", "ckplus", "ckplus_sample", "metadata", "folders")
@@ -583,10 +583,12 @@ def split_subjects(
 
 def crop_file_name(source: str, region: str) -> str:
     """The crop's file name: the source's stem, a short hash of its relative path (stems repeat across folders) and
-    the region."""
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(source).stem)
+    the region. A long stem is shortened so that the name (and its ``.tmp`` while written) fits :data:`NAME_MAX`
+    bytes; the hash keeps it unique."""
     digest = hashlib.sha1(source.encode("utf-8")).hexdigest()[:8]
-    return f"{stem}-{digest}_{region}.png"
+    ending = f"-{digest}_{region}.png"
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(source).stem)  # ASCII: one byte a character
+    return stem[: NAME_MAX - len(".tmp") - len(ending)] + ending
 
 
 def _save_png_atomically(array: np.ndarray, destination: Path) -> None:
