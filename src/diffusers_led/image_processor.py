@@ -69,6 +69,8 @@ class PreparedImage:
         grayscale: whether the input had a single luminance channel.
         name: a name for messages (the file name when known, else ``"image <index>"``).
         source: the input as given, returned as is when nothing is edited.
+        precise: an array input holding more than 8 bits a value (uint16, float), ``(H, W[, C])`` as given: the
+            pixels an edit leaves as they were come back from it, not from ``rgb``.
     """
 
     rgb: np.ndarray
@@ -76,6 +78,7 @@ class PreparedImage:
     grayscale: bool
     name: str
     source: object = None
+    precise: np.ndarray | None = None
 
 
 def _check_size(name: str, width: int, height: int) -> None:
@@ -269,10 +272,11 @@ def _array_to_prepared(array: np.ndarray, name: str) -> PreparedImage:
         raise ImageLoadError(
             f"{name}: unsupported dtype {array.dtype}; use uint8, uint16 (16-bit) or float in [0, 1]."
         )
+    precise = array if array.dtype == np.uint16 or np.issubdtype(array.dtype, np.floating) else None
     if pixels.ndim == 2:
-        return PreparedImage(np.repeat(pixels[..., None], 3, axis=2), None, True, name)
+        return PreparedImage(np.repeat(pixels[..., None], 3, axis=2), None, True, name, precise=precise)
     alpha = pixels[..., 3].copy() if pixels.shape[-1] == 4 else None
-    return PreparedImage(np.ascontiguousarray(pixels[..., :3]), alpha, False, name)
+    return PreparedImage(np.ascontiguousarray(pixels[..., :3]), alpha, False, name, precise=precise)
 
 
 def is_image_batch(image: object) -> bool:
@@ -333,7 +337,9 @@ def restore_image(rgb: np.ndarray, prepared: PreparedImage, output_type: str = "
     """Give an edited upright RGB ``uint8`` image back in the form the input came in.
 
     ``output_type`` is ``"pil"`` (a PIL image in mode L, LA, RGB or RGBA), ``"np"`` (float32 ``(H, W, C)`` in
-    [0, 1]) or ``"pt"`` (float32 ``(C, H, W)`` in [0, 1]); ``C`` is 1 for grayscale input, 4 with alpha.
+    [0, 1]) or ``"pt"`` (float32 ``(C, H, W)`` in [0, 1]); ``C`` is 1 for grayscale input, 4 with alpha. With
+    ``"np"`` and ``"pt"`` the pixels of a 16-bit or float array input that the edit did not change keep their values
+    exactly (a float64 input as float32); a PIL image has 8 bits a value.
     """
     if prepared.grayscale:
         # Grayscale inputs edit with three equal channels; any drift between them is rounding.
@@ -346,6 +352,12 @@ def restore_image(rgb: np.ndarray, prepared: PreparedImage, output_type: str = "
         mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[pixels.shape[-1]]
         return PIL.Image.fromarray(pixels[..., 0] if mode == "L" else pixels, mode=mode)
     as_float = pixels.astype(np.float32) / 255.0
+    if prepared.precise is not None:
+        # A 16-bit or float input: the pixels the edit left as they were keep its values, not their 8-bit rounding.
+        precise = prepared.precise
+        precise = precise.astype(np.float32) / np.float32(65535.0 if precise.dtype == np.uint16 else 1.0)
+        unchanged = np.all(rgb == prepared.rgb, axis=-1)
+        np.copyto(as_float, precise.reshape(as_float.shape), where=unchanged[..., None])
     if output_type == "np":
         return as_float
     if output_type == "pt":
