@@ -985,6 +985,13 @@ class LocalExpressionPipeline(DiffusionPipeline):
                     own = estimate_action_units(shape)
                     change = expression_action_units(target, strength, own, extra=units)
                 warp = action_unit_warp(shape, face.matrix, change, rgb.shape[:2]) if change else None
+                if warp is not None and warp.leaves_photo(shape, rgb.shape[:2]):
+                    warnings.warn(
+                        f"The face at {tuple(round(v) for v in face.face.box)} is cut by the edge of the photo where "
+                        "the edit would move it (e.g. a mouth at the border): it is left unchanged.",
+                        stacklevel=5,
+                    )
+                    warp = None
                 if warp is not None:
                     out = warp.apply(out)
                     if warp.kept < FOLD_WARNING:
