@@ -357,6 +357,17 @@ def test_lossy_outputs_are_written_at_high_quality_with_one_warning(model_dir, p
     assert np.array_equal(np.asarray(PIL.Image.open(tmp_path / "from-png.webp"))[outside], portrait[outside])
 
 
+def test_lossless_webp_keeps_the_colour_under_transparent_pixels(model_dir, face, tmp_path):
+    """Pillow's WebP encoder drops the RGB of fully transparent pixels unless asked to keep it exactly."""
+    rgba = np.dstack([face, np.full(face.shape[:2], 255, np.uint8)])
+    rgba[:, :40, 3] = 0  # a transparent band whose colour is still there (an editor may show it again)
+    photo = tmp_path / "photo.png"
+    PIL.Image.fromarray(rgba).save(photo)
+    assert led_edit(model_dir, photo, "-o", tmp_path / "out.webp") == 0
+    out = np.asarray(PIL.Image.open(tmp_path / "out.webp"))
+    assert out.shape == rgba.shape and np.array_equal(out[:, :40], rgba[:, :40])
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # No abort and no traceback: early errors and Ctrl-C, in real processes
 # ---------------------------------------------------------------------------------------------------------------------

@@ -424,7 +424,8 @@ def save_options(source: PIL.Image.Image | None, image_format: str, mode: str) -
         options.update(quality=OUTPUT_QUALITY, subsampling=max(sampling, 0))
     elif image_format == "WEBP":
         lossy = is_lossy_output(image_format, getattr(source, "format", None) in LOSSY_FORMATS)
-        options.update({"quality": OUTPUT_QUALITY} if lossy else {"lossless": True, "quality": 100})
+        # exact: lossless WebP otherwise drops the colour of fully transparent pixels.
+        options.update({"quality": OUTPUT_QUALITY} if lossy else {"lossless": True, "quality": 100, "exact": True})
     elif image_format == "AVIF":
         options["quality"] = OUTPUT_QUALITY
     return options
