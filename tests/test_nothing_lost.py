@@ -294,6 +294,41 @@ def test_show_regions_long_names_and_output_formats_are_checked_before_the_edit(
     assert regions.read_bytes() != b"the user's file" and PIL.Image.open(regions).size == (180, 180)
 
 
+def test_outputs_inputs_and_models_that_cannot_work_are_refused_before_the_edit(
+    model_dir, face, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    PIL.Image.fromarray(face).save("photo.png")
+    Path("notes").write_text("the user's notes")
+    os.mkfifo("fifo")
+    deep = "/".join(["d" * 200] * 21)  # every folder name fits, the path does not
+    refused = {  # (input, -o) -> the one line printed; "--model nowhere" shows the check comes before any loading
+        ("photo.png", "notes"): "-o notes is an existing file, not a folder",
+        ("photo.png", "notes/"): "-o notes/: notes is a file, not a folder",
+        ("photo.png", "x.xyz"): "-o x.xyz cannot be written as .xyz: use one of .png",
+        ("photo.png", ".png"): "-o .png has no name before its extension",
+        ("photo.png", "d" * 300 + "/x.png"): "is 300 bytes, above the 255-byte limit of file systems",
+        ("photo.png", f"{deep}/x.png"): "-byte limit of this system; use a shorter -o.",
+        ("fifo", "f.png"): "fifo: not an image file (a device, pipe or socket)",
+        ("/dev/zero", "z.png"): "/dev/zero: not an image file (a device, pipe or socket)",
+    }
+    for (photo, output), message in refused.items():
+        assert edit_main([photo, "--target", "happy", "-o", output, "--model", "nowhere"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, (output, err)
+        assert sorted(os.listdir()) == ["fifo", "notes", "photo.png"], "nothing written, no folder"
+    assert Path("notes").read_text() == "the user's notes"
+    models = {"./missing_dir": "./missing_dir: no such model folder", "photo.png": "photo.png is a file, not a model"}
+    for model, message in models.items():
+        assert edit_main(["photo.png", "--target", "happy", "-o", "out.png", "--model", model]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, (model, err)
+        with pytest.raises(ModelConfigError, match=message):
+            LocalExpressionPipeline.from_pretrained(model)
+    assert led_edit(model_dir, "photo.png", "-o", "x.xyz/") == 0, "a trailing slash asks for a folder"
+    assert Path("x.xyz/photo_happy.png").is_file()
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Outputs keep the input's colour profile, resolution and EXIF; lossy formats at high quality
 # ---------------------------------------------------------------------------------------------------------------------

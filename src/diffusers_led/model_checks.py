@@ -23,6 +23,7 @@ __all__ = [
     "ModelConfigError",
     "UnsafeWeightsError",
     "check_model_folder",
+    "check_model_reference",
     "pickled_only_components",
     "unsafe_weights_message",
 ]
@@ -93,6 +94,26 @@ def _check_value(where: Path, field: str, value: Any, low: float, high: float) -
                 f"{where}: {field} = {value!r} is outside the range any model uses ([{low:g}, {high:g}]); the file "
                 "is corrupt or edited by hand. Fix that field, or copy the model again."
             )
+
+
+def check_model_reference(model: str | os.PathLike) -> None:
+    """Refuse a model given as a local path that is no model folder: a file (``--model photo.png``), or a path that
+    cannot be a Hub id (``./x``, ``/x``, ``~/x``, ``a/b/c``) and does not exist; the Hub's answers to those are about
+    repository ids and caches.
+
+    Raises:
+        ModelConfigError: naming the path.
+    """
+    text = os.fspath(model)
+    path = Path(text)
+    if path.is_dir():
+        return
+    if path.exists():
+        raise ModelConfigError(
+            f"{text} is a file, not a model folder: pass the folder that holds model_index.json, or a Hub model id."
+        )
+    if os.path.isabs(text) or text.startswith((".", "~")) or text.count("/") > 1 or "\\" in text:
+        raise ModelConfigError(f"{text}: no such model folder; check the path (a Hub model id is owner/name).")
 
 
 def check_model_folder(folder: str | os.PathLike) -> None:
