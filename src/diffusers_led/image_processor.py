@@ -7,9 +7,12 @@ alpha channel, type) so the result goes back in the same form and size.
 
 from __future__ import annotations
 
+import math
 import os
+import struct
 import threading
 import warnings
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -86,9 +89,12 @@ def _check_size(name: str, width: int, height: int) -> None:
     if width < 1 or height < 1:
         raise ImageLoadError(f"{name}: the image is empty ({width}x{height} pixels).")
     if limit is not None and width * height > limit:
+        digits = 0  # as many decimals as it takes to tell the two apart (400.02 is above 400.00)
+        while digits < 6 and round(width * height / 1e6, digits) == round(limit / 1e6, digits):
+            digits += 1
         raise ImageLoadError(
-            f"{name}: {width}x{height} is {width * height / 1e6:.0f} megapixels, above the limit of "
-            f"{limit / 1e6:.0f} megapixels (a guard against decompression bombs; editing needs about "
+            f"{name}: {width}x{height} is {width * height / 1e6:.{digits}f} megapixels, above the limit of "
+            f"{limit / 1e6:.{digits}f} megapixels (a guard against decompression bombs; editing needs about "
             f"{12 * width * height / 2**30:.1f} GiB of memory). Downscale the image, or raise the limit with the "
             "environment variable DIFFUSERS_LED_MAX_IMAGE_PIXELS (0 = no limit) if you trust the file."
         )
@@ -137,6 +143,8 @@ def load_image(path: str | os.PathLike) -> PIL.Image.Image:
     if os.path.isdir(path):
         raise ImageLoadError(f"{path}: is a folder, not an image file; pass the image files (led-edit takes folders).")
     if not os.path.isfile(path):
+        if os.path.exists(path):
+            raise ImageLoadError(f"{path}: not an image file (a device, pipe or socket); pass an image file.")
         raise ImageLoadError(f"{path}: no such file; check the path.")
     if os.path.getsize(path) == 0:
         raise ImageLoadError(f"{path}: the file is empty (0 bytes); re-export or re-download it.")
@@ -164,7 +172,68 @@ def load_image(path: str | os.PathLike) -> PIL.Image.Image:
                 f"{path}: the image data is {reason} ({type(error).__name__}: {error}); re-export or re-download "
                 "the file."
             ) from error
+        if image.format == "PNG" and _png_data_is_short(path, image):
+            raise ImageLoadError(
+                f"{path}: the image data is truncated (fewer pixel rows than its header says); re-export or "
+                "re-download the file."
+            )
     return image  # closing the file keeps the decoded pixels
+
+
+# Channels of each PNG colour type, and the Adam7 passes (x0, y0, dx, dy) of an interlaced file.
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _png_data_is_short(path: str, image: PIL.Image.Image) -> bool:
+    """Whether a PNG file holds less pixel data than its header promises. Pillow decodes one whose compressed stream
+    is complete but ends early without an error and leaves the missing rows 0 (black), so the data is counted (by
+    inflating it, in bounded memory) when the last row is 0 or the file is interlaced; ``False`` when unsure."""
+    width, height = image.size
+    last_row = np.asarray(image.crop((0, height - 1, width, height)))
+    if not image.info.get("interlace") and last_row.any():
+        return False
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(8)  # the signature
+            length, kind = struct.unpack(">I4s", handle.read(8))
+            header = handle.read(length)
+            if kind != b"IHDR" or len(header) != 13:
+                return False
+            bit_depth, colour, interlace = header[8], header[9], header[12]
+            bits = bit_depth * _PNG_CHANNELS[colour]
+            passes = _ADAM7 if interlace else ((0, 0, 1, 1),)
+            expected = 0
+            for x0, y0, dx, dy in passes:
+                columns, rows = math.ceil((width - x0) / dx), math.ceil((height - y0) / dy)
+                if columns > 0 and rows > 0:
+                    expected += rows * (1 + math.ceil(columns * bits / 8))  # a filter byte a row
+            handle.seek(4, os.SEEK_CUR)  # IHDR's CRC
+            inflater, produced = zlib.decompressobj(), 0
+            while produced < expected:
+                chunk_header = handle.read(8)
+                if len(chunk_header) < 8:
+                    break
+                length, kind = struct.unpack(">I4s", chunk_header)
+                if kind == b"IEND":
+                    break
+                if kind != b"IDAT":
+                    handle.seek(length + 4, os.SEEK_CUR)
+                    continue
+                for offset in range(0, length, 1 << 20):
+                    data = handle.read(min(1 << 20, length - offset))
+                    while data and produced < expected:
+                        produced += len(inflater.decompress(data, 1 << 22))
+                        data = inflater.unconsumed_tail
+                handle.seek(4, os.SEEK_CUR)  # the CRC
+            while produced < expected:  # output the inflater holds back once max_length was reached
+                more = len(inflater.decompress(b"", 1 << 22))
+                if not more:
+                    break
+                produced += more
+    except (OSError, KeyError, struct.error, zlib.error):
+        return False
+    return produced < expected
 
 
 def _scale_to_uint8(array: np.ndarray, peak: float) -> np.ndarray:
