@@ -647,6 +647,14 @@ def build_evaluate_parser() -> ArgumentParser:
     return parser
 
 
+def _numbers(flag: str, text: str | None) -> list[float]:
+    """The comma-separated numbers of option ``flag``."""
+    try:
+        return [float(value) for value in _split_list(text)]
+    except ValueError:
+        raise CLIError(f"{flag} takes comma-separated numbers such as 0.35,0.5, got {text!r}.") from None
+
+
 def _print_evaluation_summary(report: dict, files: dict[str, str]) -> None:
     """The headline numbers of an evaluation's ``report``, one line per (mode, strength), and where it is."""
     base = report["baseline"]["expression"]
@@ -664,7 +672,7 @@ def _print_evaluation_summary(report: dict, files: dict[str, str]) -> None:
 
 @command(
     "led-evaluate",
-    errors=(ImportError, ValueError, OSError),
+    errors=(CLIError, ImportError, ValueError, OSError),
     interrupted="no report was written (cached Inception features are kept).",
 )
 def evaluate_main(argv: Sequence[str] | None = None) -> int:
@@ -672,6 +680,8 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     (``report.json``, ``report.md``, ``edits.csv``, PNG plots) with expression, identity, preservation, seam and
     realism metrics. All logic is in :func:`diffusers_led.evaluation.evaluate`."""
     args = build_evaluate_parser().parse_args(argv)
+    if args.max_images is not None and args.max_images < 1:
+        raise CLIError(f"--max-images must be at least 1 (leave it out for all photos), got {args.max_images}.")
     from .evaluation import evaluate
 
     result = evaluate(
@@ -679,7 +689,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         data=args.data,
         out_dir=args.out,
         targets=args.targets,
-        strengths=[float(s) for s in _split_list(args.strengths)],
+        strengths=_numbers("--strengths", args.strengths),
         modes=_split_list(args.modes),
         seed=args.seed,
         split=args.split,
@@ -691,7 +701,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         guidance_scale=args.guidance_scale,
         negative_target=args.negative_target,
         paper_steps=args.paper_steps,
-        paper_strengths=[float(s) for s in _split_list(args.paper_strengths)] or None,
+        paper_strengths=_numbers("--paper-strengths", args.paper_strengths) or None,
         paper_max_images=args.paper_max_images or None,
         realism=not args.no_realism,
         realism_max_crops=args.realism_max_crops or None,
