@@ -625,6 +625,7 @@ def test_animations_and_multi_page_files_are_refused_and_folders_report_what_the
     [
         ("unet/config.json", "block_out_channels", [40000, 40000]),
         ("unet/config.json", "sample_size", 60000),
+        ("unet/config.json", "sample_size", 1024),  # passed, then needed 7.5 GB
         ("scheduler/scheduler_config.json", "num_train_timesteps", 3_000_000_000),
         ("model_index.json", "default_num_inference_steps", 2_000_000_000),
         ("embeddings/config.json", "embedding_dim", float("nan")),
@@ -643,6 +644,16 @@ def test_absurd_model_configs_are_refused_before_anything_is_allocated(model_dir
         assert tracemalloc.get_traced_memory()[1] < 50 * 2**20, "nothing big was allocated"
     finally:
         tracemalloc.stop()
+
+
+def test_a_config_field_that_is_not_a_number_is_named_so(model_dir, tmp_path):
+    broken = tmp_path / "model"
+    shutil.copytree(model_dir, broken)
+    config = json.loads((broken / "unet/config.json").read_text())
+    config["layers_per_block"] = "16"
+    (broken / "unet/config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelConfigError, match="layers_per_block = '16' is not a number \\(a str\\)"):
+        LocalExpressionPipeline.from_pretrained(broken)
 
 
 def test_a_missing_model_component_is_named(model_dir, face, tmp_path, capsys):
