@@ -64,9 +64,12 @@ from huggingface_hub import HfApi, ModelCard, ModelCardData
 from tqdm.auto import tqdm
 
 from diffusers_led.commands import ArgumentParser
-from diffusers_led.data import metadata_path_problems, read_crop_geometry
-from diffusers_led.expressions import EXPRESSIONS, ExpressionEmbeddings, canonical_expression
+from diffusers_led.data.formats import metadata_path_problems
+from diffusers_led.data.writer import read_crop_geometry
+from diffusers_led.expressions import ExpressionEmbeddings
+from diffusers_led.faces.regions import REGION_ANCHORS
 from diffusers_led.image_processor import CropExposure, crop_statistics, crops_to_tensor, tensor_to_crops
+from diffusers_led.labels import EXPRESSIONS, canonical_expression
 from diffusers_led.model_checks import (
     CONFIG_BOUNDS,
     UnsafeWeightsError,
@@ -74,7 +77,6 @@ from diffusers_led.model_checks import (
     unsafe_weights_message,
 )
 from diffusers_led.pipeline_led import LocalExpressionPipeline
-from diffusers_led.regions import REGION_ANCHORS
 from diffusers_led.serialization import replace_folder, write_text_atomically
 from diffusers_led.unet_presets import UNET_PRESETS, build_unet
 from diffusers_led.utils import file_digest
@@ -117,7 +119,7 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
-def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_model_arguments(parser: ArgumentParser) -> None:
     """The model: what to fine-tune or build, the label embeddings, the noise schedule."""
     parser.add_argument(
         "--pretrained_model_name_or_path",
@@ -165,7 +167,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ddpm_beta_schedule", type=str, default="linear", help="DDPM beta schedule.")
 
 
-def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_data_arguments(parser: ArgumentParser) -> None:
     """The crops: where they come from, which are used, and their augmentation."""
     parser.add_argument("--dataset_name", type=str, default=None, help="A dataset on the Hub or a local dataset path.")
     parser.add_argument("--dataset_config_name", type=str, default=None, help="The dataset's config, if any.")
@@ -218,7 +220,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataloader_num_workers", type=int, default=0, help="DataLoader worker processes.")
 
 
-def _add_optimization_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_optimization_arguments(parser: ArgumentParser) -> None:
     """The optimisation: batches, learning rate, loss, label dropout, EMA, precision."""
     parser.add_argument("--output_dir", type=str, default="led-model", help="Where the model and checkpoints go.")
     parser.add_argument("--seed", type=int, default=None, help="A seed for reproducible training.")
@@ -265,7 +267,7 @@ def _add_optimization_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_output_arguments(parser: ArgumentParser) -> None:
     """Checkpoints, logging, validation and the Hub."""
     parser.add_argument("--checkpointing_steps", type=int, default=500)
     parser.add_argument("--checkpoints_total_limit", type=int, default=None, help="Keep at most this many.")

@@ -6,7 +6,6 @@ machine move with whatever else runs; the machine line of every report says what
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import statistics
@@ -25,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_IMAGE = REPO / "examples" / "astronaut.png"
 
 
-def parser(description: str) -> argparse.ArgumentParser:
+def parser(description: str) -> ArgumentParser:
     p = ArgumentParser(description=description)
     p.add_argument("--model", default=None, help="Model folder or Hub id (default: the bundled model).")
     p.add_argument(
@@ -39,7 +38,7 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
-def add_sampler_args(p: argparse.ArgumentParser) -> None:
+def add_sampler_args(p: ArgumentParser) -> None:
     """The sampler options of the scripts that edit with the model's settings."""
     p.add_argument("--steps", type=int, default=None, help="num_inference_steps (default: the model's).")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast, as led-edit --bf16.")
@@ -77,7 +76,7 @@ def set_threads(threads: int | None, background_threads: int = 0) -> int:
 
 def load_pipeline(model: str | None, optimize: bool = False):
     """``(pipe, seconds)``: the pipeline loaded with progress bars off; ``optimize`` applies led-edit's inference
-    settings (``diffusers_led.batch.optimize_for_cpu``: channels_last) after the timed load."""
+    settings (``diffusers_led.cpu.optimize_for_cpu``: channels_last) after the timed load."""
     import diffusers
 
     from diffusers_led import LocalExpressionPipeline

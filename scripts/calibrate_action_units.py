@@ -8,10 +8,10 @@ For every peak frame (labels.csv, written by the fetch script) it takes the neut
 sequence (else of the same person), aligns the peak onto them by the points an expression hardly moves (eye corners
 and nose bridge) and prints the mean displacement of the points each action unit moves, in inter-ocular units of the
 aligned face (x to the image's right, y down; "out" of the subject's right half is -x). These are the numbers the
-patterns in ``diffusers_led/action_units.py`` were set from. ``--write-neutral`` stores the mean neutral shape of
-the people with peak frames (``diffusers_led/neutral_shape.json``: 68 points, inter-ocular units, a statistic of
-landmark positions, no pixels), against which :func:`~diffusers_led.action_units.estimate_action_units` reads a
-face's own expression.
+patterns in ``diffusers_led/geometry/action_units.py`` were set from. ``--write-neutral`` stores the mean neutral
+shape of the people with peak frames (``diffusers_led/geometry/neutral_shape.json``: 68 points, inter-ocular units, a
+statistic of landmark positions, no pixels), against which
+:func:`~diffusers_led.geometry.action_units.estimate_action_units` reads a face's own expression.
 """
 
 from __future__ import annotations
@@ -24,16 +24,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from diffusers_led.action_units import ESTIMATED_UNITS, NEUTRAL_SHAPE_FILE, align_shape, fit_action_units, inter_ocular
 from diffusers_led.commands import ArgumentParser
-from diffusers_led.regions import (
-    CANONICAL_SIZE,
-    DlibFaceDetector,
-    alignment_matrix,
-    canonical_template,
-    transform_points,
+from diffusers_led.faces.detection import DlibFaceDetector
+from diffusers_led.geometry.action_units import (
+    ESTIMATED_UNITS,
+    NEUTRAL_SHAPE_FILE,
+    align_shape,
+    fit_action_units,
+    inter_ocular,
 )
-from diffusers_led.utils import write_text_atomically
+from diffusers_led.geometry.transforms import CANONICAL_SIZE, alignment_matrix, canonical_template, transform_points
+from diffusers_led.serialization import write_text_atomically
 
 #: Points named in the printed table (subject's right half and midline).
 GROUPS = {

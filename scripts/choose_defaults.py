@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from diffusers_led.commands import ArgumentParser
-from diffusers_led.utils import write_text_atomically
+from diffusers_led.serialization import write_text_atomically
 
 NULL = "null"  # how the command line and the tables name the null label ("" in the pipeline)
 CHOSEN_DEFAULTS = ("default_strength", "default_guidance_scale", "default_negative_target", "target_strengths")
@@ -86,7 +86,7 @@ def measure(args: argparse.Namespace) -> tuple[list[dict[str, Any]], list[dict[s
                 out_dir=Path(scratch) / f"run-{next(run_number)}",
                 targets=args.targets,
                 strengths=[float(s) for s in args.strengths.split(",")],
-                modes=["blend"],
+                modes=["diffusion"],
                 seed=args.seed,
                 subjects=group,
                 guidance_scale=guidance,

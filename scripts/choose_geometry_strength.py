@@ -24,7 +24,7 @@ from typing import Any
 
 from diffusers_led.commands import ArgumentParser
 from diffusers_led.evaluation.real_photos import FINAL_SPLIT, final_split_photos
-from diffusers_led.utils import write_text_atomically
+from diffusers_led.serialization import write_text_atomically
 
 
 def passes(row: dict[str, Any], min_identity: float, max_colour: float) -> bool:

@@ -12,7 +12,8 @@ from diffusers import DDPMScheduler
 from PIL import Image
 
 from diffusers_led import EXPRESSIONS, ExpressionEmbeddings, LocalExpressionPipeline
-from diffusers_led.regions import DetectedFace, FaceRegions
+from diffusers_led.faces.detection import DetectedFace
+from diffusers_led.faces.regions import FaceRegions
 from diffusers_led.unet_presets import build_unet
 
 REPO = Path(__file__).resolve().parents[1]

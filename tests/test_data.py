@@ -13,7 +13,8 @@ from PIL import Image
 
 from diffusers_led import data
 from diffusers_led.cli import prepare_data_main
-from diffusers_led.regions import FaceRegionProcessor
+from diffusers_led.faces.regions import FaceRegionProcessor
+from diffusers_led.serialization import NAME_MAX
 
 REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "examples" / "astronaut.png"
@@ -226,7 +227,7 @@ def test_prepare_rafd_folder_with_the_cli(rafd_dir, tmp_path, capsys):
 def test_rerun_is_idempotent_and_resumes_an_interrupted_run(rafd_dir, tmp_path, processor, monkeypatch):
     out = tmp_path / "crops"
     calls = {"n": 0}
-    append_lines = data._append_lines
+    append_lines = data.writer._append_lines
 
     def crash_before_the_fourth_metadata(path, records):
         calls["n"] += 1
@@ -234,10 +235,10 @@ def test_rerun_is_idempotent_and_resumes_an_interrupted_run(rafd_dir, tmp_path, 
             raise KeyboardInterrupt("simulated crash")
         append_lines(path, records)
 
-    monkeypatch.setattr(data, "_append_lines", crash_before_the_fourth_metadata)
+    monkeypatch.setattr(data.writer, "_append_lines", crash_before_the_fourth_metadata)
     with pytest.raises(KeyboardInterrupt):
         data.prepare_dataset(rafd_dir, out, test_fraction=0.0, processor=processor, progress=False)
-    monkeypatch.setattr(data, "_append_lines", append_lines)
+    monkeypatch.setattr(data.writer, "_append_lines", append_lines)
     done = _records(out / "train")
     assert len(done) == 6  # the 3 photos finished before the crash, 2 crops each
     # What a crash can leave: a torn last line, crops without metadata, a temporary file.
@@ -296,7 +297,7 @@ def test_photos_with_the_longest_file_names_are_cropped(tmp_path, processor):
     assert report.processed == 2 and report.skipped == []
     records = _records(tmp_path / "crops" / "train")
     file_names = {record["file_name"] for record in records}
-    assert len(file_names) == 4 and all(len(name) + len(".tmp") <= data.NAME_MAX for name in file_names)
+    assert len(file_names) == 4 and all(len(name) + len(".tmp") <= NAME_MAX for name in file_names)
     assert all((tmp_path / "crops" / "train" / name).is_file() for name in file_names)
     assert data.crop_file_name("happy/short.png", "eyes").startswith("short-")  # short names are as before
 

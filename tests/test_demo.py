@@ -25,14 +25,8 @@ from conftest import EXAMPLE_IMAGE, REPO, make_tiny_pipeline
 from PIL import Image
 
 from diffusers_led import ImageLoadError, NoFaceDetectedError
-from diffusers_led.demo import (
-    DemoInputError,
-    ExpressionEditor,
-    build_parser,
-    count_denoising_steps,
-    find_examples,
-    model_notice,
-)
+from diffusers_led.demo.app import build_parser, find_examples, model_notice
+from diffusers_led.demo.editor import DemoInputError, ExpressionEditor, count_denoising_steps
 from diffusers_led.pretrained import default_model_path
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -105,7 +99,7 @@ def test_editor_overlay_and_untrained_target(editor):
         ({"image_path": None}, DemoInputError, "Upload a photo"),
         ({"target": "grumpy"}, DemoInputError, "Unknown expression 'grumpy'.*Known expressions: angry"),
         ({"target": ""}, DemoInputError, "Choose a target"),
-        ({"strength": 1.5}, DemoInputError, "between 0 and 1"),
+        ({"strength": 1.5}, DemoInputError, r"strength` must be a number in \[0, 1\]"),
         ({"regions": []}, DemoInputError, "at least one region"),
         ({"image_path": "not_an_image"}, ImageLoadError, r"holiday\.png: not a"),
         ({"image_path": "faceless_png"}, NoFaceDetectedError, "No face detected"),
@@ -152,7 +146,7 @@ def test_the_strength_follows_the_models_default_for_the_target(tmp_path):
     assert "at strength 0.75 (t_i = 375)" in editor.edit(str(EXAMPLE_IMAGE), "happy").summary
     assert "at strength 0.50 (t_i = 250)" in editor.edit(str(EXAMPLE_IMAGE), "angry").summary
     gr = pytest.importorskip("gradio")
-    from diffusers_led.demo import make_handlers
+    from diffusers_led.demo.app import make_handlers
 
     assert make_handlers(editor, gr)["target_strength"]("happy") == 0.75  # the slider moves with the target
 
@@ -203,7 +197,7 @@ def test_core_package_does_not_need_gradio():
 @pytest.fixture(scope="module")
 def handlers(editor):
     gr = pytest.importorskip("gradio")
-    from diffusers_led.demo import make_handlers
+    from diffusers_led.demo.app import make_handlers
 
     return gr, make_handlers(editor, gr)
 
@@ -258,7 +252,7 @@ def test_build_demo_leaves_the_package_alone_and_tolerates_bad_uploads(handlers,
     from gradio.data_classes import ImageData
 
     import diffusers_led
-    from diffusers_led.demo import build_demo
+    from diffusers_led.demo.app import build_demo
 
     package = Path(diffusers_led.__file__).parent
     stubs = set(package.rglob("*.pyi"))
@@ -513,10 +507,10 @@ def test_geometry_mode_and_action_unit_sliders(tmp_path):
     result = editor.edit(str(EXAMPLE_IMAGE), "contempt", action_units={"AU2": 0.5, "AU12": 0.0})
     assert "toward **contemptuous** at strength 0.70 + AU2 +0.50" in result.summary and not result.warnings
     assert result.steps == 0 and result.faces[0].warp is not None
-    with pytest.raises(DemoInputError, match="choose a geometry mode"):
+    with pytest.raises(DemoInputError, match="need a geometry mode"):
         editor.edit(str(EXAMPLE_IMAGE), "happy", mode="diffusion", action_units={"AU12": 1.0})
     gr = pytest.importorskip("gradio")
-    from diffusers_led.demo import DEMO_ACTION_UNITS, make_handlers
+    from diffusers_led.demo.app import DEMO_ACTION_UNITS, make_handlers
 
     functions = make_handlers(editor, gr)
     sliders = [1.0 if name == "AU26" else 0.0 for name, _ in DEMO_ACTION_UNITS]

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture(scope="module")
 def astronaut():
     """The example portrait (a smiling woman) and its detected face regions."""
-    from diffusers_led.regions import FaceRegionProcessor
+    from diffusers_led.faces.regions import FaceRegionProcessor
 
     rgb = np.asarray(Image.open(EXAMPLE_IMAGE).convert("RGB"))
     faces = FaceRegionProcessor().extract(rgb)
@@ -195,6 +195,10 @@ def test_expression_judge_follows_the_package_and_sees_the_smile(astronaut):
     assert judge.class_index("contemptuous") is None
     batch = judge.predict_inputs(np.stack([judge.face_input(rgb, face.face.landmarks)] * 2))
     assert batch.shape == (2, 7) and np.allclose(batch.sum(1), 1.0)
+    # Without landmarks the judge finds the face itself (the same dlib detection the package uses).
+    assert judge.predict(rgb) == pytest.approx(probs)
+    with pytest.raises(ValueError, match="no face detected"):
+        judge.predict(np.zeros((64, 64, 3), np.uint8))
 
 
 def test_identity_judge(astronaut):
@@ -290,7 +294,7 @@ def test_evaluate_end_to_end_on_labelled_photos(tmp_path, example_image, monkeyp
         assert (out / name).is_file(), name
     report = json.loads((out / "report.json").read_text())
     results = {(r["mode"], r["strength"]): r for r in report["results"]}
-    assert set(results) == {("blend", 0.0), ("blend", 0.2), ("hard", 0.0), ("hard", 0.2), ("paper", 0.2)}
+    assert set(results) == {("diffusion", 0.0), ("diffusion", 0.2), ("hard", 0.0), ("hard", 0.2), ("paper", 0.2)}
     assert results[("paper", 0.2)]["n_photos"] == 1 and results[("paper", 0.2)]["denoising_steps"] >= 1
     assert report["settings"]["default_strength"] == 0.2 and report["settings"]["guidance_scale"] == 1.0
     assert report["settings"]["negative_target"] == "neutral"
@@ -298,21 +302,21 @@ def test_evaluate_end_to_end_on_labelled_photos(tmp_path, example_image, monkeyp
     for entry in report["results"]:
         assert entry["preservation"]["max_abs_outside"] == 0.0  # pixels outside the masks are untouched
         assert set(entry["realism"]) == {"eyes", "mouth"}
-    for mode in ("blend", "hard"):  # strength 0 is the identity edit
+    for mode in ("diffusion", "hard"):  # strength 0 is the identity edit
         zero = results[(mode, 0.0)]
         assert zero["seams"]["score"] == 0.0
         assert zero["identity"]["distance_mean"] == 0.0
         assert all(t["same_identity_rate"] == 1.0 for t in zero["expression"]["per_target"].values())
         assert zero["preservation"]["psnr_face"] == PSNR_CAP
-    assert results[("blend", 0.2)]["preservation"]["psnr_face"] < PSNR_CAP
-    assert results[("hard", 0.2)]["seams"]["score"] > results[("blend", 0.2)]["seams"]["score"]
+    assert results[("diffusion", 0.2)]["preservation"]["psnr_face"] < PSNR_CAP
+    assert results[("hard", 0.2)]["seams"]["score"] > results[("diffusion", 0.2)]["seams"]["score"]
     # Contempt has no class in the judge: no probability, and the report says why.
-    assert results[("blend", 0.2)]["expression"]["per_target"]["contemptuous"]["p_target"] is None
+    assert results[("diffusion", 0.2)]["expression"]["per_target"]["contemptuous"]["p_target"] is None
     assert any("no class for contemptuous" in note for note in report["notes"])
     assert report["data"]["references_include_evaluated"] is True
     # Every photo is edited, so the references are the inputs' own crops: the unedited FID compares identical sets.
     assert report["baseline"]["realism"]["eyes"]["fid"] == pytest.approx(0.0, abs=1e-6)
-    assert results[("blend", 0.2)]["realism"]["mouth"]["fid"] > 0
+    assert results[("diffusion", 0.2)]["realism"]["mouth"]["fid"] > 0
     rows = list(csv.DictReader(open(out / "edits.csv")))
     assert len(rows) == 2 * 2 * 2 * 2 + 1 * 2  # (blend, hard) x 2 strengths x 2 photos x 2 targets + paper
     markdown = (out / "report.md").read_text()
@@ -344,10 +348,10 @@ def test_evaluate_calls_the_pipeline_with_arguments_and_never_changes_it(tmp_pat
     monkeypatch.setattr(
         LocalExpressionPipeline, "__call__", lambda self, *a, **k: calls.append(k) or call(self, *a, **k)
     )
-    modes = ["blend", "hard", "paper"]
+    modes = ["diffusion", "hard", "paper"]
     kwargs = dict(targets="happy", strengths=[0.2], paper_steps=4, realism=False, time_budget=None, progress=False)
     report = evaluate(pipe, [np.asarray(example_image)], tmp_path / "r", modes=modes, **kwargs).report
-    assert [r["mode"] for r in report["results"]] == ["blend", "blend", "hard", "hard", "paper"]
+    assert [r["mode"] for r in report["results"]] == ["diffusion", "diffusion", "hard", "hard", "paper"]
     assert [change for change in changes if change != "_progress_bar_config"] == []
     arguments = {(k["scheduler"], k["reinject_known"], k["residual_composite"]) for k in calls}
     assert arguments == {(None, True, None), (None, False, False), ("DDPMScheduler", False, False)}
@@ -359,7 +363,7 @@ def test_evaluate_calls_the_pipeline_with_arguments_and_never_changes_it(tmp_pat
 def test_evaluate_python_api_is_deterministic(tmp_path, example_image, monkeypatch):
     pipe = make_tiny_pipeline()
     array = np.asarray(example_image)
-    kwargs = dict(targets="sad", strengths=[0.2], modes=["blend"], realism=False, time_budget=None, progress=False)
+    kwargs = dict(targets="sad", strengths=[0.2], modes=["diffusion"], realism=False, time_budget=None, progress=False)
     first = evaluate(pipe, [array], tmp_path / "a", seed=3, **kwargs)
     second = evaluate(pipe, [array], tmp_path / "b", seed=3, **kwargs)
     # The model's default strength (0.5) is always measured besides the ones asked for.
@@ -374,7 +378,7 @@ def test_evaluate_python_api_is_deterministic(tmp_path, example_image, monkeypat
 def test_each_target_is_also_measured_at_its_own_default_strength(tmp_path, example_image):
     pipe = make_tiny_pipeline(default_strength=0.5, target_strengths={"sad": 0.3})
     kwargs = dict(
-        targets="sad,angry", strengths=[0.2], modes=["blend"], realism=False, time_budget=None, progress=False
+        targets="sad,angry", strengths=[0.2], modes=["diffusion"], realism=False, time_budget=None, progress=False
     )
     report = evaluate(pipe, [np.asarray(example_image)], tmp_path / "a", seed=0, **kwargs).report
     assert [r["strength"] for r in report["results"]] == [0.2, 0.3, 0.5]
@@ -393,12 +397,13 @@ def test_each_target_is_also_measured_at_its_own_default_strength(tmp_path, exam
 
 
 def test_time_budget_cuts_photos(example_image):
-    from diffusers_led.evaluation.runner import MODES, _plan
+    from diffusers_led.evaluation.modes import MODES
+    from diffusers_led.evaluation.planning import _plan
 
     pipe = make_tiny_pipeline()
-    modes = ["blend", "paper"]
-    strengths = {"blend": [0.2, 0.5], "paper": [0.5]}
-    steps = {("blend", 0.2): 4, ("blend", 0.5): 10, ("paper", 0.5): 250}
+    modes = ["diffusion", "paper"]
+    strengths = {"diffusion": [0.2, 0.5], "paper": [0.5]}
+    steps = {("diffusion", 0.2): 4, ("diffusion", 0.5): 10, ("paper", 0.5): 250}
     assert MODES["paper"].sampler == "ddpm"
     unlimited = _plan(pipe, None, ["happy"], ("eyes", "mouth"), modes, strengths, steps, 30, 2, False, 0, 1, None)
     assert unlimited["images"] == 30 and unlimited["ddpm_images"] == 2
@@ -467,7 +472,7 @@ def test_crop_dataset_inputs_edit_the_source_photos_of_the_test_split(tmp_path):
 
 
 def test_realism_pairs_are_capped_and_balanced():
-    from diffusers_led.evaluation.runner import _realism_pairs
+    from diffusers_led.evaluation.realism import _realism_pairs
 
     assert len(_realism_pairs(3, ["happy", "sad"], None, 0)) == 6
     pairs = _realism_pairs(10, ["happy", "sad", "angry"], 9, seed=1)
@@ -521,7 +526,7 @@ def test_relative_gain_matches_a_hand_computation():
 
 def test_darkened_eyes_are_caught_inside_the_eye_region(astronaut):
     from diffusers_led.evaluation import lab_change
-    from diffusers_led.regions import FaceRegionProcessor
+    from diffusers_led.faces.regions import FaceRegionProcessor
 
     rgb, face = astronaut
     processor = FaceRegionProcessor()
@@ -560,7 +565,7 @@ def test_evaluate_unlabelled_group_photo_edits_every_face(tmp_path, two_face_ima
             "--strengths",
             "0,0.2",
             "--modes",
-            "blend",
+            "diffusion",
             "--time-budget",
             "0",
             "--no-realism",
@@ -601,7 +606,7 @@ def test_evaluate_unlabelled_group_photo_edits_every_face(tmp_path, two_face_ima
     assert all(float(r["p_before"]) == pytest.approx(float(r["p_target"]), abs=1e-6) for r in zero)
     # Contact sheets: one per target, every face a row, linked from report.md.
     sheets = report["contact_sheets"]
-    assert sheets["modes"] == ["blend"] and set(sheets["files"]) == {"happy", "sad"}
+    assert sheets["modes"] == ["diffusion"] and set(sheets["files"]) == {"happy", "sad"}
     markdown = (out / "report.md").read_text()
     assert "## Contact sheets" in markdown and "relative gain" in markdown and "mean |dL*|" in markdown
     for target, name in sheets["files"].items():
@@ -626,7 +631,7 @@ def test_evaluate_geometry_rows_say_how_much_of_each_warp_was_made(tmp_path, exa
         out_dir=str(out),
         targets="happy,surprised",
         strengths=[1.0],
-        modes=["geometry", "blend"],
+        modes=["geometry", "diffusion"],
         time_budget=0,
         realism=False,
         progress=False,
@@ -642,7 +647,29 @@ def test_evaluate_geometry_rows_say_how_much_of_each_warp_was_made(tmp_path, exa
     row = next(r for r in report["results"] if r["mode"] == "geometry")
     assert row["start_timestep"] is None and row["denoising_steps"] == 0
     assert re.search(r"^\| geometry \| 1 \| - \| - \|", (out / "report.md").read_text(), re.MULTILINE)
-    assert all(r["warp_kept"] == "" for r in rows if r["mode"] == "blend"), "a diffusion edit has no warp"
+    assert all(r["warp_kept"] == "" for r in rows if r["mode"] == "diffusion"), "a diffusion edit has no warp"
+
+
+@needs_judges
+def test_evaluate_without_mode_flags_measures_the_model_default_mode(tmp_path, example_image, monkeypatch, capsys):
+    """A new user's first run (no --modes) measures what the model does by default, then the diffusion modes."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    example_image.save(photos / "portrait.png")
+    pipe = make_tiny_pipeline(default_mode="geometry")
+    from diffusers_led import cli
+    from diffusers_led.evaluation import runner
+
+    monkeypatch.setattr(runner, "_load_pipeline", lambda model, *args, **kwargs: (pipe, "tiny"))
+    out = tmp_path / "report"
+    argv = ["--data", str(photos), "--out", str(out), "--targets", "happy", "--strengths", "0.5", "--no-realism"]
+    argv += ["--paper-steps", "2", "--paper-max-images", "1", "--time-budget", "0", "--threads", "1", "--quiet"]
+    assert cli.evaluate_main(argv) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert list(report["settings"]["modes"]) == ["geometry", "diffusion", "hard", "paper"]
+    geometry = [r for r in report["results"] if r["mode"] == "geometry"]
+    assert geometry and geometry[0]["preservation"]["max_abs_outside"] == 0
+    assert "geometry" in capsys.readouterr().out
 
 
 @needs_judges

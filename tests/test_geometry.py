@@ -11,7 +11,7 @@ import torch
 from conftest import make_tiny_pipeline
 
 from diffusers_led import LocalExpressionPipeline
-from diffusers_led.action_units import (
+from diffusers_led.geometry.action_units import (
     ACTION_UNITS,
     EXPRESSION_PROTOTYPES,
     MIRROR,
@@ -24,9 +24,7 @@ from diffusers_led.action_units import (
     neutral_shape,
     parse_action_units,
 )
-from diffusers_led.expressions import EXPRESSIONS
-from diffusers_led.image_processor import prepare_image
-from diffusers_led.warp import (
+from diffusers_led.geometry.warp import (
     action_unit_warp,
     inner_mouth_mask,
     keep_lids_apart,
@@ -35,6 +33,8 @@ from diffusers_led.warp import (
     plan_face_warp,
     thin_plate_spline,
 )
+from diffusers_led.image_processor import prepare_image
+from diffusers_led.labels import EXPRESSIONS
 
 REQUIRED_UNITS = [1, 2, 4, 5, 6, 7, 9, 10, 12, 14, 15, 17, 20, 23, 25, 26]
 
@@ -99,7 +99,7 @@ def test_estimate_reads_back_a_known_smile_and_neutral_undoes_it():
 
 
 def test_readings_that_neutral_faces_reach_are_not_undone():
-    from diffusers_led.action_units import ESTIMATED_UNITS, neutral_variation
+    from diffusers_led.geometry.action_units import ESTIMATED_UNITS, neutral_variation
 
     variation = neutral_variation()
     assert set(variation) == set(ESTIMATED_UNITS) and all(0 < v <= 1.5 for v in variation.values())
@@ -247,7 +247,7 @@ def test_a_smile_lifts_the_lower_lid_of_an_open_eye_fully_but_never_folds_a_clos
 
 
 def test_a_warp_never_folds_the_photo_where_landmarks_crowd():
-    from diffusers_led.warp import MIN_AREA_RATIO, _backward_maps
+    from diffusers_led.geometry.warp import MIN_AREA_RATIO, _backward_maps
 
     image, shape = synthetic_face()
     shape = shape.copy()
@@ -413,16 +413,16 @@ def test_the_default_strength_of_a_target_is_a_lookup_without_warnings(geometry_
 
 
 def test_the_pipeline_says_when_a_face_could_only_be_edited_in_part(geometry_pipeline, example_image, monkeypatch):
-    import diffusers_led.pipeline_led as pipeline_module
+    import diffusers_led.geometry.warper as warper_module
 
-    real_shape = pipeline_module.face_shape
+    real_shape = warper_module.face_shape
 
     def crowded_shape(rgb, face):
         shape = real_shape(rgb, face).copy()
         shape[[4, 12]] = shape[[48, 54]] + [(2, 3), (-2, 3)]  # a jaw line through the lip corners (a hidden chin)
         return shape
 
-    monkeypatch.setattr(pipeline_module, "face_shape", crowded_shape)
+    monkeypatch.setattr(warper_module, "face_shape", crowded_shape)
     with pytest.warns(UserWarning, match="fold the photo over itself"):
         result = geometry_pipeline(example_image, action_units="AU12=-1.4", mode="geometry")
     assert result.faces[0][0].warp.kept < 0.5

@@ -14,16 +14,12 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from diffusers_led.regions import (
+from diffusers_led.faces.detection import DetectedFace, FaceDetector, plausible_landmarks
+from diffusers_led.faces.regions import FaceRegionProcessor, _quad_roi, _warp_to_crop
+from diffusers_led.geometry.transforms import (
     ARCFACE_TEMPLATE_112,
-    DetectedFace,
-    FaceDetector,
-    FaceRegionProcessor,
-    _quad_roi,
-    _warp_to_crop,
     alignment_matrix,
     canonical_template,
-    plausible_landmarks,
     transform_points,
 )
 

@@ -445,7 +445,11 @@ def test_early_errors_end_with_one_line_and_exit_code_1_every_time(model_dir, fa
     shutil.copytree(model_dir, no_embeddings, ignore=shutil.ignore_patterns("embeddings"))
     cases = {  # name -> (arguments, what the line says, repetitions)
         "unknown target": ([photo, "--target", "smug"], "Unknown expression 'smug'", 20),
-        "strength 2": ([photo, "--target", "happy", "--strength", "2"], "--strength must be in [0, 1], got 2.0", 20),
+        "strength 2": (
+            [photo, "--target", "happy", "--strength", "2"],
+            "--strength must be a number in [0, 1], got 2.0",
+            20,
+        ),
         "missing input": ([tmp_path / "nowhere.png", "--target", "happy"], "nowhere.png: no such file or folder", 20),
         "existing output": ([photo, "--target", "happy", "-o", existing], "done.png exists", 20),
         "broken model": ([photo, "--target", "happy", "--model", no_embeddings], "led-edit: error: ", 2),
@@ -553,7 +557,7 @@ def test_prepare_data_takes_file_names_in_any_encoding(tmp_path, capsys):
         distinct_copy(photos / name)
     out = tmp_path / "crops"
     argv = ["--input_dir", str(photos), "--output_dir", str(out), "--format", "folders", "--test_fraction", "0"]
-    with mock.patch.object(data, "FaceRegionProcessor", lambda **kwargs: StubProcessor()):
+    with mock.patch.object(data.writer, "FaceRegionProcessor", lambda **kwargs: StubProcessor()):
         assert prepare_data_main(argv + ["--quiet"]) == 0
     assert "3 cropped now" in capsys.readouterr().out
     records = [json.loads(line) for line in (out / "train" / "metadata.jsonl").read_text().splitlines()]
@@ -572,7 +576,7 @@ def test_every_per_file_failure_names_its_file(tmp_path, monkeypatch):
     def disk_full(array, destination):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(data, "_save_png_atomically", disk_full)
+    monkeypatch.setattr(data.writer, "_save_png_atomically", disk_full)
     with pytest.raises(
         OSError,
         match=r"Rafd090_01_Caucasian_female_happy_frontal.png: its eyes crop could not be "

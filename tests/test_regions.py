@@ -1,4 +1,4 @@
-"""Tests for diffusers_led.regions: geometry, crops, masks, compositing and detection."""
+"""Tests for diffusers_led.faces (detection, regions) and geometry.transforms: alignment, crops, masks, compositing."""
 
 from __future__ import annotations
 
@@ -10,22 +10,26 @@ import cv2
 import numpy as np
 import pytest
 
-from diffusers_led import regions as R
-from diffusers_led.regions import (
-    CANONICAL_SIZE,
+from diffusers_led.faces import detection as R
+from diffusers_led.faces.detection import (
+    DetectedFace,
+    DlibFaceDetector,
+    YuNetFaceDetector,
+    load_face_detector,
+    plausible_landmarks,
+)
+from diffusers_led.faces.regions import (
     CROP_SIZE,
     REGION_MARGINS,
     TEMPLATE_REGION_MARGINS,
-    DetectedFace,
-    DlibFaceDetector,
     FaceRegionProcessor,
-    YuNetFaceDetector,
-    alignment_matrix,
     blend_mask,
-    canonical_template,
-    load_face_detector,
-    plausible_landmarks,
     region_box,
+)
+from diffusers_led.geometry.transforms import (
+    CANONICAL_SIZE,
+    alignment_matrix,
+    canonical_template,
     similarity_transform,
     transform_points,
 )

@@ -566,7 +566,7 @@ def test_led_edit_refuses_bad_models_and_arguments_clearly(model_dir, pipe, face
         (["--model", str(pickled)], "has only pickled weights (embeddings: diffusion_pytorch_model.bin; unet"),
         (["--model", str(corrupt)], "The file is corrupt or truncated"),
         (["--model", str(tmp_path / "nowhere")], "led-edit: error:"),
-        (["--model", str(model_dir), "--strength", "2"], "--strength must be in [0, 1]"),
+        (["--model", str(model_dir), "--strength", "2"], "--strength must be a number in [0, 1]"),
         (["--model", str(model_dir), "--target", "smug"], "Unknown expression 'smug'"),
     ]
     for extra, message in cases:
@@ -703,7 +703,8 @@ pipe.save_pretrained(target)
 CHILD_PREPARE = """
 import sys, time, numpy as np, cv2
 from diffusers_led import data
-from diffusers_led.regions import DetectedFace, FaceRegions
+from diffusers_led.faces.detection import DetectedFace
+from diffusers_led.faces.regions import FaceRegions
 input_dir, output_dir, ready = sys.argv[1:4]
 
 class Stub:
@@ -714,7 +715,7 @@ class Stub:
         return [FaceRegions(face=face, matrix=np.eye(2, 3), boxes=boxes, crops=crops, masks={})]
 
 calls = {"n": 0}
-real = data._append_lines
+real = data.writer._append_lines
 def append_or_tear(path, records):
     calls["n"] += 1
     if calls["n"] == 4:  # killed in the middle of a metadata line, after the photo's crops were written
@@ -724,7 +725,7 @@ def append_or_tear(path, records):
         open(ready, "w").write("torn")
         time.sleep(600)
     real(path, records)
-data._append_lines = append_or_tear
+data.writer._append_lines = append_or_tear
 data.prepare_dataset(input_dir, output_dir, format="folders", test_fraction=0.0, processor=Stub(), progress=False,
                      crop_size=16)
 """

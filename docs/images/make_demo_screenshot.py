@@ -6,7 +6,6 @@ Needs the `demo` extra (Gradio), the `playwright` pip package and a Chromium (De
 set LED_CHROMIUM to use another binary). Nothing is fetched from the network.
 """
 
-import argparse
 import os
 import shutil
 import socket
@@ -32,7 +31,9 @@ def model_strength(model, target: str) -> float:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from diffusers_led.commands import ArgumentParser
+
+    parser = ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
     parser.add_argument("--target", default="surprised")
     parser.add_argument("--strength", type=float, default=None, help="Default: the model's (the slider's start).")

@@ -16,18 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# The CPU settings lived here first; still importable from here.
-from .cpu import available_cpus, bf16_is_fast, optimize_for_cpu, recommended_num_threads
 from .image_processor import ImageLoadError, load_image, prepare_image
 
 __all__ = [
     "FileResult",
-    "available_cpus",
-    "bf16_is_fast",
     "edit_files",
-    "optimize_for_cpu",
     "preload_face_detector",
-    "recommended_num_threads",
     "wait_for_preloads",
 ]
 
@@ -46,8 +40,8 @@ def preload_face_detector(model: str | None) -> threading.Thread | None:
     """
     import json
 
+    from .faces.detection import load_face_detector
     from .pretrained import resolve_model
-    from .regions import load_face_detector
 
     try:
         model = resolve_model(model)

@@ -1,4 +1,6 @@
-"""Thin command-line entry points; all logic lives in the library modules."""
+"""The command lines ``led-edit``, ``led-prepare-data`` and ``led-evaluate``: their arguments, checked before a model
+is loaded (:mod:`diffusers_led.settings` for an edit), files in and out (atomic, never over an existing file without
+``--overwrite``); the edits, the data preparation and the evaluation themselves are the library's."""
 
 from __future__ import annotations
 
@@ -263,7 +265,7 @@ def warn_if_lossy(paths: Sequence[Path], destinations: Sequence[Path]) -> bool:
     return False
 
 
-def build_edit_parser() -> argparse.ArgumentParser:
+def build_edit_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="led-edit", description="Change the facial expression of every face in photos (eyes and mouth only)."
     )
@@ -353,20 +355,23 @@ def edit_main(argv: Sequence[str] | None = None) -> int:
 
 
 def _edit(args: argparse.Namespace) -> int:
-    from .action_units import parse_action_units
-    from .labels import canonical_expression
+    from .settings import check_request
 
     if args.target is None and args.au is None:
         raise CLIError("pass --target (an expression) and/or --au (action units, e.g. --au AU12=0.8,AU6=0.4).")
-    target = None if args.target is None else canonical_expression(args.target)  # fail fast, before loading anything
-    args.action_units = parse_action_units(args.au) or None
     if args.paper:
         args.mode = "diffusion"
-    if args.mode == "diffusion" and target is None:
+    if args.mode == "diffusion" and args.target is None:
         raise CLIError("the diffusion mode (--mode diffusion, --paper) needs --target; --au needs a geometry mode.")
-    for flag, value in (("--strength", args.strength), ("--texture-strength", args.texture_strength)):
-        if value is not None and not 0.0 <= value <= 1.0:
-            raise CLIError(f"{flag} must be in [0, 1], got {value}.")
+    # The pipeline's own checks, before loading anything (the mode-dependent ones again once the model is known).
+    try:
+        request = check_request(args.target, args.au, args.mode, args.strength, args.texture_strength)
+    except ValueError as error:  # the same message, naming the flags rather than the Python arguments
+        message = str(error)
+        for argument, flag in (("strength", "--strength"), ("texture_strength", "--texture-strength")):
+            message = message.replace(f"`{argument}`", flag)
+        raise CLIError(message) from None
+    target, args.action_units = request.targets[0], request.units or None
     if (args.batch_size is not None and args.batch_size < 1) or (args.threads is not None and args.threads < 1):
         raise CLIError("--batch-size and --threads must be at least 1.")
     paths = collect_images(args.inputs)
@@ -485,9 +490,9 @@ def _edit_files(args, pipe, paths, destinations, target, prefetch, prefix) -> li
     return failures
 
 
-def build_prepare_data_parser() -> argparse.ArgumentParser:
-    from .data import FORMATS
-    from .regions import REGION_ANCHORS
+def build_prepare_data_parser() -> ArgumentParser:
+    from .data.formats import FORMATS
+    from .faces.regions import REGION_ANCHORS
 
     parser = ArgumentParser(
         prog="led-prepare-data",
@@ -537,7 +542,8 @@ def _split_list(text: str | None) -> list[str]:
 def prepare_data_main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``led-prepare-data``: prints a summary (the full report goes to
     ``<output_dir>/prepare_report.json``); returns the exit code."""
-    from .data import REPORT_FILE, prepare_dataset
+    from .data.formats import REPORT_FILE
+    from .data.writer import prepare_dataset
 
     args = build_prepare_data_parser().parse_args(argv)
     report = prepare_dataset(
@@ -570,6 +576,8 @@ def prepare_data_main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_evaluate_parser() -> ArgumentParser:
+    from .evaluation.modes import DEFAULT_MODES, DEFAULT_STRENGTHS, MODES
+
     parser = ArgumentParser(
         prog="led-evaluate",
         description="Evaluate a LocalExpressionPipeline: independent expression classifier, identity, pixels outside "
@@ -591,11 +599,16 @@ def build_evaluate_parser() -> ArgumentParser:
     parser.add_argument(
         "--targets", default="all", help="'all' (the model's trained labels) or comma-separated names."
     )
-    parser.add_argument("--strengths", default="0.2,0.35,0.5,0.65", help="Comma-separated strengths in [0, 1].")
+    parser.add_argument(
+        "--strengths",
+        default=",".join(f"{s:g}" for s in DEFAULT_STRENGTHS),
+        help="Comma-separated strengths in [0, 1].",
+    )
     parser.add_argument(
         "--modes",
-        default="blend,hard,paper",
-        help="Comma-separated: geometry, geometry+texture, blend, hard, paper, ddpm_blend.",
+        default=None,
+        help=f"Comma-separated, of: {', '.join(MODES)} (the pipeline's modes and variants of the diffusion mode; see "
+        f"docs/evaluation.md). Default: the model's default mode, then {','.join(DEFAULT_MODES)}.",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="Seed; one generator per (photo, target), shared by all modes."
@@ -690,7 +703,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         out_dir=args.out,
         targets=args.targets,
         strengths=_numbers("--strengths", args.strengths),
-        modes=_split_list(args.modes),
+        modes=_split_list(args.modes) or None,
         seed=args.seed,
         split=args.split,
         photos_root=args.photos_root,

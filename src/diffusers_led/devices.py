@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 from typing import TYPE_CHECKING
+
+from .commands import ArgumentParser
 
 if TYPE_CHECKING:  # torch is imported where it is used: argument parsing must not pay for it
     import torch
@@ -108,7 +109,7 @@ def resolve_device_and_dtype(
     return resolved, resolve_dtype(dtype, resolved)
 
 
-def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+def add_device_arguments(parser: ArgumentParser) -> None:
     """Add ``--device`` and ``--dtype`` (both default ``auto``) to a command's parser."""
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--dtype", default="auto", choices=("auto", *DTYPES), help=DTYPE_HELP)

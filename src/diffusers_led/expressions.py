@@ -16,7 +16,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 # The vocabulary lives in a module without torch, so that the command line can check a label before importing it.
-from .labels import EXPRESSION_ALIASES, EXPRESSIONS, canonical_expression  # noqa: F401 - re-exported
+from .labels import EXPRESSIONS, canonical_expression
 
 # The text fed to the encoder for each label: bare words separate the labels better than phrases.
 _ENCODER_TEXT = {label: label for label in EXPRESSIONS}

@@ -1,6 +1,5 @@
 """The expression vocabulary: the eight labels of the paper and their aliases, and the names of the edit modes (no
-torch, so the command line can check them before loading anything). :mod:`diffusers_led.expressions` re-exports the
-expression vocabulary."""
+torch, so the command line can check them before loading anything)."""
 
 from __future__ import annotations
 

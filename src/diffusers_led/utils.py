@@ -6,9 +6,7 @@ import hashlib
 import os
 import re
 
-from .serialization import write_text_atomically  # noqa: F401 - kept importable from here
-
-__all__ = ["IMAGE_EXTENSIONS", "escape_file_name", "file_digest", "unescape_file_name", "write_text_atomically"]
+__all__ = ["IMAGE_EXTENSIONS", "escape_file_name", "file_digest", "unescape_file_name"]
 
 #: The photo file types the package reads (led-edit, led-prepare-data, led-evaluate, the examples), lower case.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif", ".ppm", ".pgm")

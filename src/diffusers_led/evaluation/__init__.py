@@ -1,40 +1,55 @@
 """Evaluation of LocalExpressionPipeline: the paper's metrics (expression IS, per-region FID) and the ones it should
 have used (independent expression classifier, identity, preservation, seams, KID), with baselines.
 
-``evaluate(model, data, out_dir, ...)`` is the entry point (``led-evaluate`` on the command line); the metric
-functions are plain numpy in :mod:`.metrics`; the judges (classifier, identity and Inception networks) live in
-:mod:`.judges`.
+``evaluate(model, data, out_dir, ...)`` is the entry point (``led-evaluate`` on the command line). Its stages, one
+module each: the inputs (:mod:`.inputs`), the modes compared (:mod:`.modes`: the pipeline's own and variants of the
+diffusion mode), the plan cut to a time budget (:mod:`.planning`), the edits and their measures (:mod:`.runner`), the
+judges (classifier, identity and Inception networks, :mod:`.judges`), realism (:mod:`.realism`) and the report
+(:mod:`.report`). The metric functions are plain numpy in :mod:`.metrics`.
+
+The names below are imported on first use, so ``diffusers_led.evaluation.modes`` is read without torch.
 """
 
-from .metrics import (
-    expression_inception_score,
-    frechet_distance,
-    frechet_distance_sqrtm,
-    identity_distances,
-    kernel_inception_distance,
-    lab_change,
-    preservation,
-    psnr,
-    relative_gain,
-    seam_score,
-)
-from .runner import DEFAULT_MODES, DEFAULT_STRENGTHS, MODES, EvaluationResult, ModeSpec, evaluate
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_MODES",
-    "DEFAULT_STRENGTHS",
-    "MODES",
-    "EvaluationResult",
-    "ModeSpec",
-    "evaluate",
-    "expression_inception_score",
-    "frechet_distance",
-    "frechet_distance_sqrtm",
-    "identity_distances",
-    "kernel_inception_distance",
-    "lab_change",
-    "preservation",
-    "psnr",
-    "relative_gain",
-    "seam_score",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "DEFAULT_MODES": ".modes",
+    "DEFAULT_STRENGTHS": ".modes",
+    "MODES": ".modes",
+    "ModeSpec": ".modes",
+    "default_modes": ".modes",
+    "EvaluationResult": ".runner",
+    "evaluate": ".runner",
+    **{
+        name: ".metrics"
+        for name in (
+            "expression_inception_score",
+            "frechet_distance",
+            "frechet_distance_sqrtm",
+            "identity_distances",
+            "kernel_inception_distance",
+            "lab_change",
+            "preservation",
+            "psnr",
+            "relative_gain",
+            "seam_score",
+        )
+    },
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list:
+    return sorted([*globals(), *_EXPORTS])

@@ -25,8 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import (
-    IMAGE_EXTENSIONS,
+from ..data.formats import (
     METADATA_FILE,
     REPORT_FILE,
     SPLITS,
@@ -35,7 +34,7 @@ from ..data import (
     list_labelled_photos,
     read_metadata_rows,
 )
-from ..utils import escape_file_name, unescape_file_name
+from ..utils import IMAGE_EXTENSIONS, escape_file_name, unescape_file_name
 
 
 @dataclass

@@ -36,7 +36,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..regions import alignment_matrix
+from ..geometry.transforms import alignment_matrix
 from ..utils import file_digest
 
 __all__ = [
@@ -86,11 +86,12 @@ EXPRESSION_JUDGE_CLASSES = ("angry", "disgusted", "fearful", "happy", "sad", "su
 FER_INSTALL_HINT = "pip install --no-deps what-the-face-classification==0.0.27"
 
 #: The face square the classifier sees, ``(centre x, centre y, side)`` in the 112x112 ArcFace template frame that
-#: :func:`~diffusers_led.regions.alignment_matrix` maps faces to. The package crops the first box of OpenCV's Haar
-#: cascade (``detectMultiScale(image, 1.3, 5)``); this is the median of that box over 102 CK+ sample frames
-#: mapped through our landmark alignment (centre spread 0.8 / 1.2, side 5.4 template px). With it the judge agrees
-#: with the package's own Haar preprocessing on 97% of those frames (side 94: 92%, side 84: 40%), so the geometry
-#: matters and is matched rather than guessed. OpenCV 5 has no Haar cascades any more, hence the landmark crop.
+#: :func:`~diffusers_led.geometry.transforms.alignment_matrix` maps faces to. The package crops the first box of
+#: OpenCV's Haar cascade (``detectMultiScale(image, 1.3, 5)``); this is the median of that box over 102 CK+ sample
+#: frames mapped through our landmark alignment (centre spread 0.8 / 1.2, side 5.4 template px). With it the judge
+#: agrees with the package's own Haar preprocessing on 97% of those frames (side 94: 92%, side 84: 40%), so the
+#: geometry matters and is matched rather than guessed. OpenCV 5 has no Haar cascades any more, hence the landmark
+#: crop.
 FER_FACE_BOX = (55.35, 63.32, 107.5)
 FER_INPUT_SIZE = 48
 
@@ -179,7 +180,8 @@ class ExpressionJudge:
         )
         self.device = torch.device(device)
         self.net = FERNet()
-        state = torch.load(self.weights, map_location=self.device, weights_only=True)
+        # The judge's package ships only a .pt state dict; weights_only=True refuses anything but tensors.
+        state = torch.load(self.weights, map_location=self.device, weights_only=True)  # noqa: TID251
         self.net.load_state_dict(state)
         self.net.to(self.device).eval()
 
@@ -211,12 +213,12 @@ class ExpressionJudge:
         """Probabilities per class for the largest face in an RGB / gray uint8 image (detected if no landmarks)."""
         image = np.asarray(image)
         if landmarks is None:
-            from .regions import load_face_detector
+            from ..faces.detection import load_face_detector
 
             faces = load_face_detector(detector).detect(image)
             if not faces:
                 raise ValueError("no face detected")
-            landmarks = faces[0].landmarks
+            landmarks = max(faces, key=lambda face: face.box[2] * face.box[3]).landmarks
         probs = self.predict_inputs(self.face_input(image, landmarks)[None])[0]
         return dict(zip(self.classes, probs.tolist()))
 

@@ -1,14 +1,7 @@
 """``evaluate``: edit every held-out face to every target at every strength, in several modes, and measure.
 
-Modes (:data:`MODES`), all sharing one seed per (photo, target) so that they differ only by what they name:
-
-- ``blend``: the pipeline as shipped: the model's saved (fast) scheduler with its default steps, the soft blend mask
-  and re-injection of the known surroundings at every step.
-- ``hard``: the paper's compositing with the same fast sampler: the generated crop itself pasted as a rectangle,
-  no feathering, no re-injection (and no residual compositing).
-- ``paper``: the paper: ``DDPMScheduler`` over all ``num_train_timesteps`` steps from ``t_i`` (``paper_steps``
-  limits it), hard paste. Expensive, so by default only at the paper's strength (0.5 = t_250) and on a few photos.
-- ``ddpm_blend``: the DDPM sampler with the soft blend (not run by default).
+The modes (:mod:`.modes`: the pipeline's own, each as shipped, and variants of the diffusion mode that change only its
+sampler or compositing) all share one seed per (photo, target), so that they differ only by what they name.
 
 Every face is detected once per photo. In a labelled photo the largest face is the one edited and measured (the
 label is the photo's); in an unlabelled photo every face is, numbered from the left (``group.jpg#face0`` is the
@@ -17,9 +10,9 @@ leftmost) and judged against its own unedited output. The edits of one
 mode's sampler (``scheduler=``) and compositing (``reinject_known=``, ``residual_composite=``) as arguments, so the
 pipeline measured is the pipeline shipped, and the evaluation leaves it as it was.
 
-The stages of :func:`evaluate`: 1. detect (one detection per photo), 2. plan (a cut to the time budget), 3. judge the
-unedited inputs, 4. edit and measure each batch as it comes, 5. realism (FID / KID), 6. the report
-(:mod:`.report`).
+The stages of :func:`evaluate`: 1. detect (one detection per photo), 2. plan (a cut to the time budget,
+:mod:`.planning`), 3. judge the unedited inputs, 4. edit and measure each batch as it comes, 5. realism (FID / KID,
+:mod:`.realism`), 6. the report (:mod:`.report`). The state they share is in :mod:`.state`.
 """
 
 from __future__ import annotations
@@ -28,7 +21,6 @@ import contextlib
 import dataclasses
 import os
 import time
-import warnings
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -39,64 +31,28 @@ import cv2
 import numpy as np
 import torch
 
-from ..batch import crops_per_face, default_batch_size
+from ..batch import default_batch_size
+from ..faces.regions import FaceRegions
 from ..image_processor import prepare_image
-from ..regions import FaceRegions
 from .inputs import EvalInputs, EvalPhoto, ReferenceCrop, load_inputs, load_references, select_photos
 from .metrics import (
-    frechet_distance,
     identity_distances,
-    kernel_inception_distance,
     lab_change,
     preservation,
     psnr,
     relative_gain,
     seam_score,
 )
+from .modes import DEFAULT_STRENGTHS, MODES, PAPER_STRENGTH, ModeSpec, default_modes
+from .planning import _fit_to_budget
+from .realism import _measure_realism, _realism_pairs, _reference_counts
+from .state import _Face, _Run
 
-__all__ = ["MODES", "EvaluationResult", "ModeSpec", "evaluate"]
-
-
-@dataclass(frozen=True)
-class ModeSpec:
-    """How one evaluation mode edits: the sampler (``"fast"``: the model's scheduler; ``"ddpm"``: the paper's full
-    DDPM) and the compositing (``"blend"``: soft mask + re-injection; ``"hard"``: rectangular paste)."""
-
-    sampler: str
-    composite: str
-    description: str
-
-    @property
-    def scheduler(self) -> str | None:
-        """The pipeline call's ``scheduler``: ``None`` (the model's own) or the paper's ``"DDPMScheduler"``."""
-        return "DDPMScheduler" if self.sampler == "ddpm" else None
-
-    def pipeline_arguments(self, name: str) -> dict[str, Any]:
-        """The arguments of ``pipe(...)`` that make this mode (``name``, its key in :data:`MODES`): the sampler, the
-        re-injection, and for the hard paste the generated crop itself composited (the paper), not its residual."""
-        return {
-            "mode": name if self.composite == "geometry" else "diffusion",
-            "scheduler": self.scheduler,
-            "reinject_known": self.composite == "blend",
-            "residual_composite": False if self.composite == "hard" else None,
-        }
+__all__ = ["MODES", "EvaluationResult", "ModeSpec", "evaluate"]  # MODES, ModeSpec: from .modes
 
 
-MODES: dict[str, ModeSpec] = {
-    "blend": ModeSpec("fast", "blend", "model's scheduler, soft blend + re-injection (the pipeline's default)"),
-    "hard": ModeSpec("fast", "hard", "model's scheduler, hard rectangular paste, no re-injection (paper compositing)"),
-    "paper": ModeSpec("ddpm", "hard", "full DDPM from t_i, hard rectangular paste (the paper)"),
-    "ddpm_blend": ModeSpec("ddpm", "blend", "full DDPM from t_i, soft blend + re-injection"),
-    "geometry": ModeSpec("fast", "geometry", "action-unit warp of the face's own pixels, no UNet"),
-    "geometry+texture": ModeSpec("fast", "geometry", "action-unit warp, the UNet re-draws opened mouths"),
-}
-DEFAULT_MODES = ("blend", "hard", "paper")
-DEFAULT_STRENGTHS = (0.2, 0.35, 0.5, 0.65)
-PAPER_STRENGTH = 0.5  # t_250 of T = 500, the paper's setting
 THUMB_SIZE = 128
 SAMPLE_PHOTOS = 2  # photos whose DDPM-mode edits are kept as thumbnails (the fast modes keep every face's)
-# Rough per-edit cost (s) of everything but the UNet: compositing, the judges, the metrics (2 CPU cores).
-_EDIT_OVERHEAD_S = 0.12
 
 
 @dataclass
@@ -106,24 +62,6 @@ class EvaluationResult:
     report: dict[str, Any]
     edits: list[dict[str, Any]]
     files: dict[str, str]
-
-
-@dataclass
-class _Face:
-    """A photo prepared for editing: pixels, its face and the per-face geometry the metrics reuse."""
-
-    photo: EvalPhoto
-    rgb: np.ndarray
-    regions: FaceRegions  # soft-blend masks, as extracted
-    hard: FaceRegions  # the same with all-ones masks: rectangular paste
-    weights: dict[str, np.ndarray] = field(default_factory=dict)  # composite kind -> HxW composite weight
-    # (composite kind, region) -> (the region's bounding rows/cols, its weight there), for the colour change
-    region_weights: dict[tuple[str, str], tuple[tuple[slice, slice], np.ndarray]] = field(default_factory=dict)
-    face_mask: np.ndarray | None = None  # pixels of the canonical face square (for PSNR)
-    band: int = 4
-    fer_input: np.ndarray | None = None
-    probs: np.ndarray | None = None
-    embedding: np.ndarray | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -239,62 +177,13 @@ def _parse_targets(pipe: Any, targets: str | Sequence[str], allow_untrained: boo
     return list(dict.fromkeys(resolved))
 
 
-@dataclass
-class _Run:
-    """One evaluation's settings, resolved from its arguments and the model."""
-
-    pipe: Any
-    modes: list[str]
-    targets: list[str]
-    regions: tuple[str, ...]
-    mode_strengths: dict[str, list[float]]  # mode -> the strengths it edits at
-    fast_steps: int
-    ddpm_steps: int
-    guidance_scale: float
-    negative_target: str
-    default_strength: float
-    target_strengths: dict[str, float]
-    batch_size: int
-    seed: int
-    allow_untrained_targets: bool
-    progress: bool
-    paper_max_images: int | None
-    realism: bool
-    realism_max_crops: int | None
-    cache_dir: str | os.PathLike | None
-    time_budget: float | None
-    starts: dict[tuple[str, float], int] = field(default_factory=dict)  # (mode, strength) -> t_i
-    steps: dict[tuple[str, float], int] = field(default_factory=dict)  # (mode, strength) -> denoising steps
-
-    @property
-    def processor(self) -> Any:
-        return self.pipe.region_processor
-
-    def num_inference_steps(self, mode: str) -> int:
-        return self.ddpm_steps if MODES[mode].sampler == "ddpm" else self.fast_steps
-
-    def report_settings(self, plan: dict[str, Any]) -> dict[str, Any]:
-        """The ``settings`` of ``report.json``."""
-        return {
-            "targets": self.targets,
-            "modes": {m: dataclasses.asdict(MODES[m]) for m in self.modes},
-            "strengths": {m: self.mode_strengths[m] for m in self.modes},
-            "fast_sampler_steps": self.fast_steps,
-            "ddpm_steps": self.ddpm_steps,
-            "guidance_scale": self.guidance_scale,
-            "negative_target": self.negative_target,
-            "default_strength": self.default_strength,
-            "target_strengths": self.target_strengths,
-            "seed": self.seed,
-            "plan": plan,
-        }
-
-
-def _check_arguments(data: Any, modes: Sequence[str], strengths: Sequence[float], max_images: int | None) -> None:
+def _check_arguments(
+    data: Any, modes: Sequence[str] | None, strengths: Sequence[float], max_images: int | None
+) -> None:
     if data is None:
         raise ValueError("data is required: a crop dataset, a folder of photos, a photo or a list of them")
-    unknown = [m for m in modes if m not in MODES]
-    if unknown or not modes:
+    unknown = [m for m in modes or () if m not in MODES]
+    if unknown or (modes is not None and not modes):
         raise ValueError(f"unknown modes {unknown}; choose from {list(MODES)}")
     strengths = [float(s) for s in strengths]
     if not strengths or any(not 0.0 <= s <= 1.0 for s in strengths):
@@ -475,134 +364,6 @@ def _references(run: _Run, inputs: EvalInputs, faces: Sequence[_Face]) -> list[R
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# 2. The plan: a cut to the time budget
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def _fit_to_budget(
-    run: _Run, faces: list[_Face], inputs: EvalInputs, n_references: int, elapsed_s: float
-) -> tuple[list[_Face], int, dict[str, Any]]:
-    """The faces to edit, how many of them (the first) the DDPM modes edit, and the plan (see :func:`_plan`);
-    ``elapsed_s`` of the time budget are gone."""
-    n_all, time_budget = len(faces), run.time_budget
-    n_ddpm = n_all if run.paper_max_images is None else min(n_all, run.paper_max_images)
-    plan = _plan(
-        run.pipe,
-        faces,
-        run.targets,
-        run.regions,
-        run.modes,
-        run.mode_strengths,
-        run.steps,
-        n_all,
-        n_ddpm,
-        run.realism and bool(n_references),
-        n_references,
-        run.batch_size,
-        time_budget,
-        elapsed_s=elapsed_s,
-        realism_max_crops=run.realism_max_crops,
-        guidance_scale=run.guidance_scale,
-    )
-    if plan["images"] < n_all or plan["ddpm_images"] < n_ddpm:
-        message = (
-            f"Time budget {time_budget:g} min: editing {plan['images']} of {n_all} photos "
-            f"({plan['ddpm_images']} in the DDPM modes); estimated {plan['estimated_min']:.1f} min "
-            f"(all photos: {plan['estimated_full_min']:.1f} min). Raise --time-budget or set it to 0 for all."
-        )
-        warnings.warn(message, stacklevel=3)
-        inputs.notes.append(message)
-    kept = {id(p) for p in select_photos([f.photo for f in faces], plan["images"])}
-    faces = [f for f in faces if id(f.photo) in kept]
-    return faces, min(plan["ddpm_images"], len(faces)), plan
-
-
-def _plan(
-    pipe,
-    faces,
-    targets,
-    regions,
-    modes,
-    mode_strengths,
-    steps,
-    n_all,
-    n_ddpm,
-    realism,
-    n_refs,
-    batch_size,
-    time_budget,
-    elapsed_s: float = 0.0,
-    realism_max_crops: int | None = None,
-    guidance_scale: float = 1.0,
-) -> dict[str, Any]:
-    """Estimate the run time from a timed UNet call and Inception batch, and cut photos to fit ``time_budget``
-    (minutes, of which ``elapsed_s`` and a margin of 5% for loading the judges and writing the report are gone)."""
-    fast_steps = sum(steps[(m, s)] for m in modes if MODES[m].sampler == "fast" for s in mode_strengths[m])
-    ddpm_steps = sum(steps[(m, s)] for m in modes if MODES[m].sampler == "ddpm" for s in mode_strengths[m])
-    fast_edits = sum(len(mode_strengths[m]) for m in modes if MODES[m].sampler == "fast") * len(targets)
-    ddpm_edits = sum(len(mode_strengths[m]) for m in modes if MODES[m].sampler == "ddpm") * len(targets)
-    plan: dict[str, Any] = {"images": n_all, "ddpm_images": n_ddpm, "time_budget_min": time_budget or None}
-    if not time_budget:
-        return plan
-    face_crops = crops_per_face(len(regions), guidance_scale)
-    crops_per_call = max(1, min(batch_size, n_all * len(targets))) * face_crops
-    unet = pipe.unet
-    size = unet.config.sample_size
-    sample = torch.randn(crops_per_call, unet.config.in_channels, size, size, device=unet.device, dtype=unet.dtype)
-    hidden = pipe.embeddings([targets[0]] * crops_per_call, allow_untrained=True).to(unet.device, unet.dtype)
-    crop_regions = [regions[i % len(regions)] for i in range(crops_per_call)]
-    labels = pipe.region_class_labels(crop_regions, crops_per_call, unet.device)
-    with torch.no_grad():
-        unet(sample[:1], 10, encoder_hidden_states=hidden[:1], class_labels=None if labels is None else labels[:1])
-        times = []
-        for _ in range(3):  # the median of three: a shared machine's load comes and goes
-            t0 = time.perf_counter()
-            # .item() waits for a GPU to finish, which otherwise returns before the work is done.
-            unet(sample, 10, encoder_hidden_states=hidden, class_labels=labels).sample[0, 0, 0, 0].item()
-            times.append(time.perf_counter() - t0)
-        unet_s = float(np.median(times)) / crops_per_call
-    inception_s = 0.0
-    if realism:
-        from .judges import InceptionFeatures
-
-        features = InceptionFeatures(device=unet.device)
-        crops = list(np.random.default_rng(0).integers(0, 256, (16, 64, 64, 3), dtype=np.uint8))
-        features._forward(crops[:4])
-        times = []
-        for _ in range(2):
-            t0 = time.perf_counter()
-            features._forward(crops)
-            times.append(time.perf_counter() - t0)
-        inception_s = float(np.mean(times)) / len(crops)
-    configs = sum(len(mode_strengths[m]) for m in modes)
-
-    def estimate(n: int, n_d: int) -> float:
-        crop_steps = (n * fast_steps + n_d * ddpm_steps) * len(targets) * face_crops
-        n_edits = n * fast_edits + n_d * ddpm_edits
-        per_config = min(n * len(targets), realism_max_crops or n * len(targets))
-        n_inception = (configs * per_config + n) * len(regions) + n_refs
-        return crop_steps * unet_s + n_edits * _EDIT_OVERHEAD_S + n_inception * inception_s
-
-    budget_s = float(time_budget) * 60.0 * 0.95 - elapsed_s
-    full = estimate(n_all, n_ddpm)
-    n, n_d = n_all, n_ddpm
-    while estimate(n, n_d) > budget_s and n_d > 1:
-        n_d -= 1
-    while estimate(n, min(n_d, n)) > budget_s and n > 1:
-        n -= 1
-    n_d = min(n_d, n)
-    plan.update(
-        images=n,
-        ddpm_images=n_d,
-        estimated_min=estimate(n, n_d) / 60.0,
-        estimated_full_min=full / 60.0,
-        unet_s_per_crop_step=unet_s,
-        inception_s_per_crop=inception_s,
-    )
-    return plan
-
-
-# ---------------------------------------------------------------------------------------------------------------------
 # 3. Judges and the unedited baseline
 # ---------------------------------------------------------------------------------------------------------------------
 
@@ -670,21 +431,24 @@ def _call_pipeline(
     """One batch of edits by the pipeline as shipped: the faces already detected (``faces=``; for the hard paste
     with all-ones masks), the mode's sampler and compositing as arguments; one generator per (photo, target)."""
     spec = MODES[mode]
+    sampler = {
+        "num_inference_steps": run.num_inference_steps(mode),
+        "guidance_scale": run.guidance_scale,
+        "negative_target": run.negative_target,
+    }
     return run.pipe(
         [f.rgb for f in faces],
         target=[t for _, t in pairs],
         strength=strength,
-        num_inference_steps=run.num_inference_steps(mode),
         regions=run.regions,
-        guidance_scale=run.guidance_scale,
-        negative_target=run.negative_target,
+        **(sampler if spec.pipeline_mode != "geometry" else {}),  # the warp alone has no sampler
         generator=[
             torch.Generator().manual_seed(_seed_for(run.seed, f.photo.name, t)) for f, (_, t) in zip(faces, pairs)
         ],
         output_type="np",
         allow_untrained_targets=run.allow_untrained_targets,
         faces=[[f.hard if spec.composite == "hard" else f.regions] for f in faces],
-        **spec.pipeline_arguments(mode),
+        **spec.pipeline_arguments(),
     )
 
 
@@ -792,117 +556,6 @@ def _edit_and_measure(
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# 5. Realism
-# ---------------------------------------------------------------------------------------------------------------------
-
-
-def _measure_realism(
-    run: _Run,
-    inputs: EvalInputs,
-    faces: Sequence[_Face],
-    references: Sequence[ReferenceCrop],
-    realism_pairs: set,
-    generated: dict[tuple[str, float, str], list[tuple[str, np.ndarray]]],
-) -> dict[str, Any]:
-    """Inception features of the references, the inputs and the generated crops; FID / KID per region (see
-    :func:`_realism`). Empty when realism is off or there are no real crops (the report's notes say so)."""
-    from tqdm.auto import tqdm
-
-    from .judges import InceptionFeatures
-
-    if not run.realism:
-        return {}
-    if not references:
-        inputs.notes.append("No labelled real crops to compare against: FID/KID not computed.")
-        return {}
-    cache_dir = run.cache_dir
-    if cache_dir == "default":
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        cache_dir = os.path.join(base, "diffusers_led", "eval_features")
-    inception = InceptionFeatures(cache_dir=cache_dir or None, device=run.pipe.device)
-    input_photos = sorted({i for i, _ in realism_pairs})
-    n_crops = len(references) + len(input_photos) * len(run.regions) + sum(len(v) for v in generated.values())
-    with tqdm(total=n_crops, desc="Inception features", unit="crop", disable=not run.progress) as feature_bar:
-        ref_feats = inception([r.crop for r in references], progress=feature_bar)
-        input_feats = {
-            region: inception([faces[i].regions.crops[region] for i in input_photos], progress=feature_bar)
-            for region in run.regions
-        }
-        gen_feats = {
-            key: inception([crop for _, crop in items], progress=feature_bar) for key, items in generated.items()
-        }
-    return _realism(
-        references, ref_feats, input_feats, gen_feats, generated, faces, run.regions, run.targets, run.seed
-    )
-
-
-def _reference_counts(references: Sequence[ReferenceCrop], regions: Sequence[str]) -> dict[str, dict[str, int]]:
-    """Per region and expression, how many real crops there are."""
-    return {
-        region: {
-            e: sum(1 for r in references if r.region == region and r.expression == e)
-            for e in sorted({r.expression for r in references})
-        }
-        for region in regions
-    }
-
-
-def _realism_pairs(n_photos: int, targets: Sequence[str], cap: int | None, seed: int) -> set:
-    """``(photo index, target)`` pairs for FID/KID: all of them, or ``cap`` drawn round-robin over the targets in a
-    seeded order (each target's photos shuffled), so every target is equally represented."""
-    pairs = [(i, t) for i in range(n_photos) for t in targets]
-    if cap is None or len(pairs) <= cap:
-        return set(pairs)
-    rng = np.random.default_rng(seed)
-    queues = [[(int(i), t) for i in rng.permutation(n_photos)] for t in targets]
-    chosen: list[tuple[int, str]] = []
-    while len(chosen) < cap:
-        for queue in queues:
-            if queue and len(chosen) < cap:
-                chosen.append(queue.pop(0))
-    return set(chosen)
-
-
-def _distances(ref: np.ndarray, gen: np.ndarray, seed: int) -> dict[str, Any]:
-    row: dict[str, Any] = {"n_generated": int(len(gen)), "n_reference": int(len(ref))}
-    if len(gen) >= 2 and len(ref) >= 2:
-        row["fid"] = frechet_distance(ref, gen)
-        row["kid"], row["kid_std"] = kernel_inception_distance(ref, gen, seed=seed)
-    else:
-        row["fid"] = row["kid"] = row["kid_std"] = None
-    return row
-
-
-def _realism(
-    references, ref_feats, input_feats, gen_feats, generated, faces, regions, targets, seed
-) -> dict[str, Any]:
-    """Per region: the unedited inputs and each (mode, strength)'s generated crops against the real crops of the
-    same targets (pooled over targets), plus per-target KID."""
-    labels = np.array([r.expression for r in references])
-    ref_regions = np.array([r.region for r in references])
-    with_refs = [t for t in targets if any((labels == t) & (ref_regions == regions[0]))]
-    out: dict[str, Any] = {"targets_with_references": with_refs, "unedited": {}, "configs": []}
-    for region in regions:
-        pool = (ref_regions == region) & np.isin(labels, with_refs)
-        out["unedited"][region] = _distances(ref_feats[pool], input_feats[region], seed)
-    for (mode, strength, region), items in sorted(generated.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
-        feats = gen_feats[(mode, strength, region)]
-        item_targets = np.array([t for t, _ in items])
-        keep = np.isin(item_targets, with_refs)
-        pool = (ref_regions == region) & np.isin(labels, with_refs)
-        row = {"mode": mode, "strength": strength, "region": region, **_distances(ref_feats[pool], feats[keep], seed)}
-        per_target = {}
-        for target in with_refs:
-            ref = ref_feats[(ref_regions == region) & (labels == target)]
-            gen = feats[item_targets == target]
-            if len(ref) >= 2 and len(gen) >= 2:
-                per_target[target] = kernel_inception_distance(ref, gen, seed=seed)[0]
-        row["kid_per_target"] = per_target
-        out["configs"].append(row)
-    return out
-
-
-# ---------------------------------------------------------------------------------------------------------------------
 # evaluate
 # ---------------------------------------------------------------------------------------------------------------------
 
@@ -913,7 +566,7 @@ def evaluate(
     out_dir: str | os.PathLike = "report",
     targets: str | Sequence[str] = "all",
     strengths: Sequence[float] = DEFAULT_STRENGTHS,
-    modes: Sequence[str] = DEFAULT_MODES,
+    modes: Sequence[str] | None = None,
     seed: int = 0,
     split: str = "test",
     photos_root: str | os.PathLike | None = None,
@@ -950,7 +603,8 @@ def evaluate(
         targets: ``"all"`` (the model's trained labels) or names / a comma-separated string.
         strengths: edit strengths in [0, 1] (0.5 = the paper's t_250). The model's default strength is always added,
             so the report has a row for the setting users get.
-        modes: names from :data:`MODES`; the unedited baseline is always measured.
+        modes: names from :data:`MODES` (the pipeline's modes and variants of the diffusion mode); ``None``: the
+            model's ``default_mode`` and :data:`~.modes.DEFAULT_MODES`. The unedited baseline is always measured.
         seed: one generator per (photo, target), seeded from this; identical across modes and strengths.
         split / photos_root / subjects: which photos of a crop dataset to edit and where its photos are.
         max_images: at most this many photos (round-robin over subjects).
@@ -993,6 +647,7 @@ def evaluate(
         _check_arguments(data, modes, strengths, max_images)
         # An unavailable device fails before anything is written.
         pipe, model_name = _load_pipeline(model, device, dtype)
+        modes = default_modes(pipe.config.default_mode, modes)
         out_dir = Path(out_dir)
         pipe.set_progress_bar_config(disable=True)
         run = _resolve_run(

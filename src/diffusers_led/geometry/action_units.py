@@ -12,21 +12,23 @@ surprise (AU1, AU2, AU5, AU26; 3 people, 6 frames), disgust (AU4, AU9, AU10; 4 p
 1 person, 2 frames). The others follow the FACS descriptions at magnitudes of the same order. :data:`SOURCES` says
 which is which.
 
-This module knows nothing of images: :mod:`diffusers_led.warp` turns displacements into a dense warp.
+This module knows nothing of images: :mod:`diffusers_led.geometry.warp` turns displacements into a dense warp.
 """
 
 from __future__ import annotations
 
 import json
+import numbers
 import re
+import warnings
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from .labels import canonical_expression
-from .regions import similarity_transform, transform_points
+from ..labels import canonical_expression
+from .transforms import similarity_transform, transform_points
 
 __all__ = [
     "ACTION_UNITS",
@@ -263,38 +265,56 @@ FACE_PARTS = (("AU1", "AU2", "AU4"), ("AU6",), ("AU12", "AU15", "AU26"))
 #: Ridge weight of the estimate: opposing units (AU1 and AU4 on the brows) must not both grow to cancel out.
 ESTIMATE_RIDGE = 0.05
 
+#: The largest intensity of a unit, either way: 1.5 times the unit as strong as in a full expression.
+MAX_INTENSITY = 1.5
+
 _UNIT_NAME = re.compile(r"^(AU|R|L)(\d+)$")
 
 
 def parse_action_units(spec: str | Mapping[str, float] | None) -> dict[str, float]:
     """Action-unit intensities from ``{"AU12": 0.8}`` or ``"AU12=0.8,AU6=0.4"`` (names are case-insensitive; ``R``/
-    ``L`` prefixes are one-sided units). Raises ``ValueError`` naming the known units for an unknown one."""
+    ``L`` prefixes are one-sided units). Raises ``ValueError`` naming the known units for an unknown one, and for an
+    intensity that is not a number in [-1.5, 1.5] or a unit named twice (``AU12`` and ``au12``)."""
     if spec is None:
         return {}
     if isinstance(spec, str):
-        items: dict[str, float] = {}
+        items: list[tuple[str, float]] = []
         for part in filter(None, (p.strip() for p in spec.split(","))):
             name, sep, value = part.partition("=")
             if not sep:
                 raise ValueError(f"action unit {part!r} needs an intensity, e.g. AU12=0.8")
             try:
-                items[name.strip()] = float(value)
+                items.append((name.strip(), float(value)))
             except ValueError:
                 message = f"action unit {name.strip()!r}: intensity {value.strip()!r} is not a number"
                 raise ValueError(message) from None
-        spec = items
+    elif isinstance(spec, Mapping):
+        items = list(spec.items())
+    else:
+        raise ValueError(
+            f'action units must be a mapping such as {{"AU12": 0.8}} or a string such as "AU12=0.8,AU6=0.4", '
+            f"got {type(spec).__name__} {spec!r:.60}"
+        )
     out: dict[str, float] = {}
-    for name, value in spec.items():
+    for name, value in items:
         key = str(name).strip().upper()
         if key.isdigit():
             key = f"AU{key}"
         if key not in ACTION_UNITS:
             known = ", ".join(f"AU{u}" for u in _PATTERNS)
             raise ValueError(f"unknown action unit {name!r}; known: {known} (R/L prefixes for one side, e.g. R12)")
-        value = float(value)
-        if not np.isfinite(value) or not -1.5 <= value <= 1.5:
-            raise ValueError(f"action unit {name!r}: intensity must be in [-1.5, 1.5], got {value}")
-        out[key] = out.get(key, 0.0) + value
+        if key in out:
+            raise ValueError(f"action unit {key} is given twice; give each unit once")
+        if getattr(value, "shape", None) == () and hasattr(value, "item"):  # a 0-d array or tensor
+            try:
+                value = value.item()
+            except (RuntimeError, NotImplementedError, TypeError, ValueError):
+                pass  # a tensor whose value cannot be read (the meta device): refused below
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+            raise ValueError(f"action unit {name!r}: intensity must be a number in [-1.5, 1.5], got {value!r}")
+        if not -1.5 <= value <= 1.5:
+            raise ValueError(f"action unit {name!r}: intensity must be in [-1.5, 1.5], got {float(value)}")
+        out[key] = float(value)
     return out
 
 
@@ -370,7 +390,8 @@ def expression_action_units(
 ) -> dict[str, float]:
     """The action-unit change that moves a face toward ``target`` at ``strength``: the prototype's units scaled by
     ``strength`` minus what the face already shows of them (``current``, from :func:`estimate_action_units`), and
-    the face's own units that the target does not have undone by ``strength``; then ``extra`` units on top.
+    the face's own units that the target does not have undone by ``strength``; then ``extra`` units on top, each sum
+    clipped (with a warning) to [-1.5, 1.5], the range a unit's pattern was measured over.
 
     A face that already smiles is not smiled at twice; editing toward neutral undoes what the face clearly shows.
     Only readings above what neutral faces show (:func:`neutral_variation`) are undone: a person's low brows or
@@ -391,4 +412,13 @@ def expression_action_units(
             change[name] = change.get(name, 0.0) - strength * own
     for name, value in parse_action_units(extra).items():
         change[name] = change.get(name, 0.0) + value
+    clipped = {name: value for name, value in change.items() if abs(value) > MAX_INTENSITY}
+    if clipped:
+        warnings.warn(
+            f"The change toward {canonical_expression(target)!r} plus the given action units is beyond "
+            f"[-{MAX_INTENSITY}, {MAX_INTENSITY}] for {', '.join(f'{k} ({v:+.2f})' for k, v in clipped.items())}; "
+            "clipped to the range.",
+            stacklevel=2,
+        )
+    change = {name: float(np.clip(value, -MAX_INTENSITY, MAX_INTENSITY)) for name, value in change.items()}
     return {name: value for name, value in change.items() if value != 0.0}

@@ -1,0 +1,97 @@
+"""The geometry stage of the pipeline as one component: :class:`ExpressionWarper` moves each detected face along the
+facial action units that take its own expression to a target (:mod:`.action_units`), by a smooth warp of its own
+pixels (:mod:`.warp`), and picks the mouths the warp opened for the UNet to re-draw (the texture stage).
+
+Like the pipeline's :class:`~diffusers_led.faces.regions.FaceRegionProcessor`, it holds no weights: the pipeline
+builds it from its config. Torch-free: numpy, OpenCV and dlib only.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+
+import numpy as np
+
+from ..faces.detection import face_shape, five_landmarks
+from ..faces.regions import FaceRegionProcessor, FaceRegions
+from .action_units import estimate_action_units, expression_action_units
+from .warp import action_unit_warp, inner_mouth_mask
+
+__all__ = ["FOLD_WARNING", "ExpressionWarper"]
+
+#: Below this share of an edit's movement (FaceWarp.kept), the pipeline says that a face could not be edited fully.
+FOLD_WARNING = 0.5
+
+
+class ExpressionWarper:
+    """Warp faces toward target expressions and cut the mouths the warp opened.
+
+    Args:
+        region_processor: the pipeline's, which cuts the re-drawn mouths (the same boxes as the diffusion mode's).
+        crop_size: the UNet's crop size (its ``sample_size``), for the mask of the inside of a mouth.
+    """
+
+    def __init__(self, region_processor: FaceRegionProcessor, crop_size: int) -> None:
+        self.region_processor = region_processor
+        self.crop_size = int(crop_size)
+
+    def warp_faces(
+        self,
+        rgbs: list[np.ndarray],
+        faces_per_image: list[list[FaceRegions]],
+        targets: list[str | None],
+        strength: float,
+        units: dict[str, float],
+    ) -> tuple[list[np.ndarray], list[list[FaceRegions]]]:
+        """The geometry stage: each face's landmarks moved along the action units that take its own expression to
+        its image's target at `strength` (plus `units`), by a smooth warp of its own pixels. Returns the warped
+        images and the faces, each with its `warp` (whose window is part of the edited area)."""
+        warped_images, warped_faces = [], []
+        for rgb, faces, target in zip(rgbs, faces_per_image, targets):
+            out, moved = rgb, []
+            for face in faces:
+                shape = face_shape(rgb, face.face)
+                if target is None:
+                    change = dict(units)
+                else:
+                    own = estimate_action_units(shape)
+                    change = expression_action_units(target, strength, own, extra=units)
+                warp = action_unit_warp(shape, face.matrix, change, rgb.shape[:2]) if change else None
+                if warp is not None and warp.leaves_photo(shape, rgb.shape[:2]):
+                    warnings.warn(
+                        f"The face at {tuple(round(v) for v in face.face.box)} is cut by the edge of the photo where "
+                        "the edit would move it (e.g. a mouth at the border): it is left unchanged.",
+                        stacklevel=5,
+                    )
+                    warp = None
+                if warp is not None:
+                    out = warp.apply(out)
+                    if warp.kept < FOLD_WARNING:
+                        warnings.warn(
+                            f"The face at {tuple(round(v) for v in face.face.box)} was edited at {warp.kept:.0%} of "
+                            "the asked-for movement: its landmarks crowd (a turned or partly hidden face?) and the "
+                            "full movement would fold the photo over itself. Check them with --show-regions / "
+                            "draw_regions.",
+                            stacklevel=5,  # the caller of __call__ (under torch.no_grad's wrapper)
+                        )
+                moved.append(replace(face, warp=warp))
+            warped_images.append(out)
+            warped_faces.append(moved)
+        return warped_images, warped_faces
+
+    def texture_faces(self, rgb: np.ndarray, faces: list[FaceRegions]) -> list[FaceRegions]:
+        """The mouths of `faces` (already warped, in the warped image `rgb`) that the warp opened, re-cut around
+        their moved landmarks, each with a mask of the inside of its lips: what the UNet re-generates. A mouth is
+        opened when the warp parted its lips (``FaceWarp.mouth.opens``: the one decision, so texture goes exactly
+        where the warp showed more of the inside of the mouth)."""
+        opened = []
+        for face in faces:
+            if face.warp is None or face.warp.mouth is None or not face.warp.mouth.opens:
+                continue
+            shape = face.warp.shape
+            moved = replace(face.face, landmarks=five_landmarks(shape), shape=shape)
+            regions = self.region_processor.extract(rgb, faces=[moved], regions=("mouth",))[0]
+            regions.masks["mouth"] = inner_mouth_mask(shape, regions.crop_matrices["mouth"], self.crop_size)
+            opened.append(regions)
+        return opened

@@ -1,0 +1,38 @@
+"""The bundled model (src/diffusers_led/pretrained/led-default) end to end, as a new user runs it: every target on the
+example photo at the default settings keeps the person (dlib's face descriptor) and visibly moves the face, and
+nothing outside the edited area changes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from diffusers_led import EXPRESSIONS, LocalExpressionPipeline
+from diffusers_led.evaluation.judges import IdentityJudge
+from diffusers_led.pretrained import default_model_path
+
+
+@pytest.fixture(scope="module")
+def shipped(one_torch_thread) -> LocalExpressionPipeline:
+    pipe = LocalExpressionPipeline.from_pretrained(default_model_path())
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_every_target_keeps_the_person_and_moves_the_face(shipped, example_image):
+    judge = IdentityJudge()
+    before = np.asarray(example_image)
+    for target in EXPRESSIONS:
+        output = shipped(example_image, target=target, generator=torch.Generator().manual_seed(0))
+        after, faces = np.asarray(output.images[0]), output.faces[0]
+        assert len(faces) == 1 and after.shape == before.shape, target
+        box = faces[0].face.box
+        distance = float(np.linalg.norm(judge.embed(before, box) - judge.embed(after, box)))
+        assert distance < judge.threshold, (target, distance)  # the same person (dlib's threshold, 0.6)
+        changed = np.abs(after.astype(np.int16) - before.astype(np.int16)).max(axis=2) > 8
+        # The face moved: a warp was made and at least ~1% of the face box changed visibly...
+        assert faces[0].warp is not None and changed.sum() > 0.01 * box[2] * box[3], (target, int(changed.sum()))
+        # ...and only inside the edited area.
+        edited = shipped.region_processor.composite_mask(before.shape, faces) > 0
+        assert not (changed & ~edited).any(), target
