@@ -17,6 +17,8 @@ from .devices import add_device_arguments
 from .labels import EDIT_MODES
 from .serialization import NAME_MAX, atomic_write
 from .utils import IMAGE_EXTENSIONS
+from .video.cli import add_video_arguments, edit_clips, split_clips
+from .video.formats import is_video_path
 
 #: Output extensions led-edit writes (Pillow format names). GIF keeps only 256 colours, so it is refused.
 OUTPUT_FORMATS = {
@@ -45,7 +47,7 @@ def collect_images(inputs: Sequence[str]) -> list[Path]:
         path = Path(item)
         if path.is_dir():
             files = sorted(p for p in path.iterdir() if not p.name.startswith(".") and p.is_file())
-            for other in [p for p in files if p.suffix.lower() not in IMAGE_EXTENSIONS]:
+            for other in [p for p in files if p.suffix.lower() not in IMAGE_EXTENSIONS and not is_video_path(p)]:
                 print(
                     f"led-edit: skipped {other}: not an image type led-edit reads ({', '.join(IMAGE_EXTENSIONS)}).",
                     file=sys.stderr,
@@ -269,7 +271,7 @@ def build_edit_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="led-edit", description="Change the facial expression of every face in photos (eyes and mouth only)."
     )
-    parser.add_argument("inputs", nargs="+", help="Image files and/or folders of images.")
+    parser.add_argument("inputs", nargs="+", help="Image or video files and/or folders of them.")
     parser.add_argument("--target", default=None, help="Target expression, e.g. happy, sad, surprise, contempt.")
     parser.add_argument(
         "--au",
@@ -340,6 +342,7 @@ def build_edit_parser() -> ArgumentParser:
         help="Detect faces of the next batch only after the current one is edited (no background thread).",
     )
     parser.add_argument("--allow-untrained-targets", action="store_true", help=UNTRAINED_HELP)
+    add_video_arguments(parser)
     add_device_arguments(parser)
     return parser
 
@@ -357,8 +360,17 @@ def edit_main(argv: Sequence[str] | None = None) -> int:
 def _edit(args: argparse.Namespace) -> int:
     from .settings import check_request
 
-    if args.target is None and args.au is None:
+    if args.target is None and args.au is None and args.keyframes is None:
         raise CLIError("pass --target (an expression) and/or --au (action units, e.g. --au AU12=0.8,AU6=0.4).")
+    clips, args.inputs = split_clips(args.inputs)
+    if clips:  # clips have their own path (tracking, PyAV); photos given beside them go on below
+        failures = edit_clips(args, clips, single_file=len(clips) == 1 and not args.inputs)
+        if failures:
+            raise CLIError(f"{len(failures)} of {len(clips)} clips failed (see above).")
+        if not args.inputs:
+            return 0
+    if args.keyframes is not None:
+        raise CLIError("--keyframes applies to clips; for photos give --target.")
     if args.paper:
         args.mode = "diffusion"
     if args.mode == "diffusion" and args.target is None:
@@ -588,7 +600,7 @@ def build_evaluate_parser() -> ArgumentParser:
         "--data",
         required=True,
         help="A led-prepare-data crop dataset (its --split source photos are edited), a folder of photos "
-        "(optionally labelled), or one photo.",
+        "(optionally labelled), one photo, or a clip (the video path's stability, speed and what it keeps).",
     )
     parser.add_argument("--out", required=True, help="Output folder for report.json, report.md and the plots.")
     parser.add_argument(
@@ -695,6 +707,8 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     args = build_evaluate_parser().parse_args(argv)
     if args.max_images is not None and args.max_images < 1:
         raise CLIError(f"--max-images must be at least 1 (leave it out for all photos), got {args.max_images}.")
+    if is_video_path(args.data):
+        return _evaluate_clip(args)
     from .evaluation import evaluate
 
     result = evaluate(
@@ -729,6 +743,31 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         overwrite=args.overwrite,
     )
     _print_evaluation_summary(result.report, result.files)
+    return 0
+
+
+def _evaluate_clip(args: argparse.Namespace) -> int:
+    """``led-evaluate --data clip.mp4``: the video path's report (see :func:`diffusers_led.evaluation.clips`)."""
+    from .evaluation.clips import evaluate_clip
+    from .pipeline_led import LocalExpressionPipeline
+    from .pretrained import resolve_model
+
+    targets = ["happy"] if args.targets == "all" else _split_list(args.targets)
+    pipe = LocalExpressionPipeline.from_pretrained(resolve_model(args.model))
+    for target in targets:
+        out = Path(args.out) / target
+        report = evaluate_clip(pipe, args.data, out, target, progress=not args.quiet, overwrite=args.overwrite)
+        kept, flicker, identity = report["kept"], report["flicker"], report["identity"]
+        print(
+            f"{target}: {kept['frames'][1]} of {kept['frames'][0]} frames, timestamps kept "
+            f"{kept['timestamps_identical']}, audio identical {kept['audio_identical']}; edited "
+            f"{report['faces']['frames_edited']} of {report['faces']['frames_with_faces']} frames with a face; "
+            f"identity kept {identity['kept']}/{identity['sampled_frames']}; p({target}) "
+            f"{report['expression']['p_target_input'] or 0:.3f} -> {report['expression']['p_target_edited'] or 0:.3f};"
+            f" flicker {flicker['video_path']:.3f} vs "
+            f"{flicker['independent_photo_edits']:.3f} for per-frame photo edits; {report['frames_per_second']:.1f} "
+            f"frames/s -> {Path(args.out) / target / 'report.json'}"
+        )
     return 0
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -583,6 +583,24 @@ class LocalExpressionPipeline(CropSDEditMixin, DiffusionPipeline):
         if not return_dict:
             return (outputs, faces_per_image)
         return LocalExpressionPipelineOutput(images=outputs, faces=faces_per_image)
+
+    def edit_video(
+        self,
+        video: str | os.PathLike | Iterable[np.ndarray],
+        target: str | None = None,
+        output: str | os.PathLike | None = None,
+        **kwargs: Any,
+    ):
+        r"""
+        Change the expression of every face in a clip, geometry only (see [`~diffusers_led.video.edit_video`] for
+        every option: `keyframes`, `strength`, `action_units`, `video_quality`, `overwrite`, ...). Faces are tracked
+        across frames and the edit is smoothed in time; with `output` the clip is written (audio copied bit for bit,
+        timestamps kept) and a [`~diffusers_led.video.VideoEditResult`] returned, otherwise an iterator of the edited
+        frames.
+        """
+        from .video import edit_video
+
+        return edit_video(self, video, target, output, **kwargs)
 
     def _geometry_stage(
         self, rgbs: list[np.ndarray], faces_per_image: list[list[FaceRegions]], settings: EditSettings

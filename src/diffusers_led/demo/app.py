@@ -300,6 +300,9 @@ def build_demo(
             outputs=[ui["before"], ui["after"], ui["status"]],
         )
         ui["photo"].change(handlers["new_photo"], inputs=[ui["photo"], ui["show_regions"]], outputs=shown)
+        from ..video.demo import video_section
+
+        video_section(gr, pipe, editor.output_dir)
 
     theme = gr.themes.Default(
         font=["ui-sans-serif", "system-ui", "Segoe UI", "Roboto", "Helvetica", "Arial", "sans-serif"],
