@@ -70,7 +70,12 @@ from diffusers_led.expressions import ExpressionEmbeddings
 from diffusers_led.faces.regions import REGION_ANCHORS
 from diffusers_led.image_processor import CropExposure, crop_statistics, crops_to_tensor, tensor_to_crops
 from diffusers_led.labels import EXPRESSIONS, canonical_expression
-from diffusers_led.model_checks import UnsafeWeightsError, pickled_only_components, unsafe_weights_message
+from diffusers_led.model_checks import (
+    CONFIG_BOUNDS,
+    UnsafeWeightsError,
+    pickled_only_components,
+    unsafe_weights_message,
+)
 from diffusers_led.pipeline_led import LocalExpressionPipeline
 from diffusers_led.serialization import replace_folder, write_text_atomically
 from diffusers_led.texture import load_ratio_maps
@@ -317,6 +322,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--conditioning_dropout_prob must be in [0, 1).")
     if any(not 0.0 < s <= 1.0 for s in args.validation_strengths):
         parser.error("--validation_strengths must be in (0, 1].")
+    low, high = CONFIG_BOUNDS["unet/config.json"]["sample_size"]  # what a saved model may have, to be loadable
+    if not low <= args.resolution <= high:
+        parser.error(f"--resolution must be in [{low:g}, {high:g}] (the crop side in pixels), got {args.resolution}.")
     return args
 
 

@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -74,11 +75,16 @@ def download_source(name: str, source: dict, dest: Path) -> Path | None:
         archive = _npm_pack(source["spec"], dest)
     else:
         raise RuntimeError(f"source {name}: unknown kind {source['kind']!r}")
+    _check_digest(archive, source, f"{archive.name} ({name})")
+    return archive
+
+
+def _check_digest(archive: Path, source: dict, what: str) -> None:
+    """Refuse an archive whose SHA-256 differs from the one the manifest pins for its source (if any)."""
     if source.get("sha256"):
         digest = file_digest(archive)
         if digest != source["sha256"]:
-            raise RuntimeError(f"{archive.name} has SHA-256 {digest}, expected {source['sha256']} ({name}).")
-    return archive
+            raise RuntimeError(f"{what} has SHA-256 {digest}, expected {source['sha256']}; get it again.")
 
 
 def _read_member(archive: Path, member: str) -> bytes:
@@ -103,6 +109,10 @@ def extract_photos(manifest: dict, archives: dict[str, Path | None], staged: Pat
         except (KeyError, FileNotFoundError) as error:
             where = "this repository" if archive is None else archive.name
             raise RuntimeError(f"{photo['member']} is not in {where}: {error}") from error
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, OSError) as error:
+            raise RuntimeError(
+                f"{archive} cannot be read ({error}): it is corrupt or cut short; get it again."
+            ) from error
         target = staged / photo["split"] / photo["file_name"]
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
@@ -111,6 +121,26 @@ def extract_photos(manifest: dict, archives: dict[str, Path | None], staged: Pat
             raise RuntimeError(f"{photo['file_name']} has SHA-256 {digest}, expected {photo['sha256']}.")
         written.append(target)
     return written
+
+
+def check_archives(archives: dict[str, Path], manifest: dict) -> dict[str, Path]:
+    """The archives given with ``--archive``, each checked (a source of the manifest, an existing zip or tar file,
+    its SHA-256 where the manifest pins one) before any other source is downloaded."""
+    checked = {}
+    for name, given in archives.items():
+        path = Path(given).expanduser()
+        option = f"--archive {name}={given}"
+        source = manifest["sources"].get(name)
+        if source is None or source["kind"] == "repository":
+            known = ", ".join(sorted(n for n, s in manifest["sources"].items() if s["kind"] != "repository"))
+            raise RuntimeError(f"{option}: the manifest has no source {name!r} to download (sources: {known}).")
+        if not path.is_file():
+            raise RuntimeError(f"{option}: no such file.")
+        if not (zipfile.is_zipfile(path) or tarfile.is_tarfile(path)):
+            raise RuntimeError(f"{option}: not a zip or tar archive (corrupt, or another file); get it again.")
+        _check_digest(path, source, option)
+        checked[name] = path
+    return checked
 
 
 def is_fetched(output_dir: Path, manifest: dict) -> bool:
@@ -133,7 +163,10 @@ def fetch(
     """Fetch the set into ``output_dir``. ``archives`` maps source names to already downloaded archives (the rest
     are downloaded)."""
     output_dir = Path(output_dir).expanduser().absolute()
+    if output_dir.exists() and not output_dir.is_dir():
+        raise RuntimeError(f"--output_dir {output_dir} is a file, not a folder; choose a folder.")
     manifest = load_manifest(manifest_path)
+    archives = check_archives(archives or {}, manifest)  # before anything is downloaded
     if is_fetched(output_dir, manifest) and not force:
         print(f"The real-photo set is already in {output_dir} (use --force to fetch it again).")
         return output_dir
@@ -141,8 +174,8 @@ def fetch(
     with staging_folder(output_dir) as work:
         found: dict[str, Path | None] = {}
         for name in sorted({photo["source"] for photo in manifest["photos"]}):
-            given = (archives or {}).get(name)
-            found[name] = Path(given) if given else download_source(name, manifest["sources"][name], work / name)
+            given = archives.get(name)
+            found[name] = given if given else download_source(name, manifest["sources"][name], work / name)
         staged = work / "photos"
         written = extract_photos(manifest, found, staged)
         (staged / MANIFEST_COPY).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

@@ -14,6 +14,7 @@ from PIL import Image
 from diffusers_led import data
 from diffusers_led.cli import prepare_data_main
 from diffusers_led.faces.regions import FaceRegionProcessor
+from diffusers_led.serialization import NAME_MAX
 
 REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "examples" / "astronaut.png"
@@ -284,6 +285,21 @@ def test_crop_geometry_is_recorded_and_never_mixed(rafd_dir, tmp_path, processor
     (out / data.REPORT_FILE).write_text(json.dumps(report))
     assert data.read_crop_geometry(out) == processor.geometry and processor.geometry["region_anchor"] == "landmarks"
     assert data.read_crop_geometry(tmp_path) is None
+
+
+def test_photos_with_the_longest_file_names_are_cropped(tmp_path, processor):
+    """A 255-byte photo name (the file systems' limit) gives crop names that fit too, and distinct ones."""
+    photos = tmp_path / "photos"
+    names = ["a" * 251 + ".png", "a" * 250 + "b.png"]  # the same first 240 characters
+    for name in names:
+        distinct_copy(photos / "happy" / name)
+    report = data.prepare_dataset(photos, tmp_path / "crops", format="folders", test_fraction=0.0, processor=processor)
+    assert report.processed == 2 and report.skipped == []
+    records = _records(tmp_path / "crops" / "train")
+    file_names = {record["file_name"] for record in records}
+    assert len(file_names) == 4 and all(len(name) + len(".tmp") <= NAME_MAX for name in file_names)
+    assert all((tmp_path / "crops" / "train" / name).is_file() for name in file_names)
+    assert data.crop_file_name("happy/short.png", "eyes").startswith("short-")  # short names are as before
 
 
 def test_prepare_errors(tmp_path, rafd_dir):

@@ -576,6 +576,8 @@ def test_evaluate_unlabelled_group_photo_edits_every_face(tmp_path, two_face_ima
     report = json.loads((out / "report.json").read_text())
     edited = [p["name"] for p in report["data"]["photos_edited"]]
     assert sorted(edited) == ["group.png#face0", "group.png#face1", "single.png"]
+    assert report["data"]["files_edited"] == 2
+    assert "3 faces in 2 photos edited of 2 available (3 subjects); 0 skipped" in (out / "report.md").read_text()
     assert len({p["subject"] for p in report["data"]["photos_edited"]}) == 3
     results = {r["strength"]: r for r in report["results"]}
     assert set(results) == {0.0, 0.2}
@@ -637,6 +639,14 @@ def test_evaluate_geometry_rows_say_how_much_of_each_warp_was_made(tmp_path, exa
     rows = list(csv.DictReader(open(out / "edits.csv")))
     geometry = [r for r in rows if r["mode"] == "geometry"]
     assert len(geometry) >= 2 and all(0.0 < float(r["warp_kept"]) <= 1.0 for r in geometry)
+    # A warp has no timestep and no denoising step: the geometry rows say so instead of showing the strength's.
+    assert all(r["start_timestep"] == "" for r in geometry) and all(
+        r["start_timestep"] for r in rows if r not in geometry
+    )
+    report = json.loads((out / "report.json").read_text())
+    row = next(r for r in report["results"] if r["mode"] == "geometry")
+    assert row["start_timestep"] is None and row["denoising_steps"] == 0
+    assert re.search(r"^\| geometry \| 1 \| - \| - \|", (out / "report.md").read_text(), re.MULTILINE)
     assert all(r["warp_kept"] == "" for r in rows if r["mode"] == "diffusion"), "a diffusion edit has no warp"
 
 
@@ -712,3 +722,50 @@ def test_evaluate_never_replaces_a_file_it_did_not_write(tmp_path, example_image
     assert evaluate_into(data, "--overwrite") != 0
     assert "is an input photo of this run" in capsys.readouterr().err
     assert (data / "samples.png").read_bytes() == sheet_bytes
+
+
+@needs_judges
+def test_evaluate_reads_a_photo_whose_file_name_is_not_utf8(tmp_path, example_image, monkeypatch):
+    """A Latin-1 file name on a UTF-8 system reaches Python as lone surrogates; the report names it escaped."""
+    import os
+
+    from diffusers_led.evaluation import runner
+
+    pipe = make_tiny_pipeline()
+    monkeypatch.setattr(runner, "_load_pipeline", lambda model, *args, **kwargs: (pipe, "tiny"))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    example_image.save(photos / os.fsdecode(b"caf\xe9.png"))
+    out = tmp_path / "report"
+    result = evaluate(
+        data=str(photos),
+        out_dir=out,
+        targets="happy",
+        strengths=[1.0],
+        modes=["geometry"],
+        time_budget=0,
+        realism=False,
+        progress=False,
+    )
+    assert {row["photo"] for row in result.edits} == {"caf\\xe9.png"}
+    rows = list(csv.DictReader(open(out / "edits.csv", encoding="utf-8")))
+    assert rows and all(row["photo"] == "caf\\xe9.png" for row in rows)
+    assert (out / "contact_happy.png").is_file() and (out / "samples.png").is_file()  # both label the photo
+
+
+def test_led_evaluate_names_a_bad_number_of_photos_or_strengths(tmp_path, capsys):
+    from diffusers_led import cli
+
+    base = ["--data", str(EXAMPLE_IMAGE), "--out", str(tmp_path / "r"), "--model", "nowhere"]
+    cases = {
+        ("--max-images", "0"): "--max-images must be at least 1 (leave it out for all photos), got 0.",
+        ("--strengths", "abc"): "--strengths takes comma-separated numbers such as 0.35,0.5, got 'abc'.",
+        ("--paper-strengths", "0.5,x"): "--paper-strengths takes comma-separated numbers",
+    }
+    for extra, message in cases.items():
+        assert cli.evaluate_main([*base, *extra]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(ValueError, match="max_images must be at least 1"):
+        evaluate(make_tiny_pipeline(), str(EXAMPLE_IMAGE), tmp_path / "r", max_images=0)

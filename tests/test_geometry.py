@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import PIL.Image
 import pytest
@@ -284,6 +286,22 @@ def test_all_eight_targets_edit_the_face_and_nothing_outside_the_edited_area(geo
         changed = np.any(output != source, axis=2)
         assert changed.any(), target
         assert not changed[~area].any(), f"{target}: pixels outside the warp window changed"
+
+
+@pytest.mark.parametrize("mode", ["geometry", "geometry+texture"])
+def test_a_face_cut_by_the_photo_edge_where_it_moves_is_left_alone_with_a_warning(
+    geometry_pipeline, example_image, mode
+):
+    """The example cut below the upper lip: opening the mouth would move pixels the photo does not have (it drew a
+    dark blob); an edit that moves only what the photo holds is made."""
+    cut = np.asarray(example_image)[:160]
+    with pytest.warns(UserWarning, match="cut by the edge of the photo"):
+        result = geometry_pipeline(cut, target="surprised", mode=mode, generator=torch.Generator().manual_seed(0))
+    assert np.array_equal(np.asarray(result.images[0]), cut) and result.faces[0][0].warp is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        sad = geometry_pipeline(cut, target="sad", mode=mode, generator=torch.Generator().manual_seed(0))
+    assert sad.faces[0][0].warp is not None and not np.array_equal(np.asarray(sad.images[0]), cut)
 
 
 def test_geometry_mode_makes_no_unet_call_and_texture_only_opens_mouths(geometry_pipeline, example_image, monkeypatch):

@@ -294,6 +294,41 @@ def test_show_regions_long_names_and_output_formats_are_checked_before_the_edit(
     assert regions.read_bytes() != b"the user's file" and PIL.Image.open(regions).size == (180, 180)
 
 
+def test_outputs_inputs_and_models_that_cannot_work_are_refused_before_the_edit(
+    model_dir, face, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    PIL.Image.fromarray(face).save("photo.png")
+    Path("notes").write_text("the user's notes")
+    os.mkfifo("fifo")
+    deep = "/".join(["d" * 200] * 21)  # every folder name fits, the path does not
+    refused = {  # (input, -o) -> the one line printed; "--model nowhere" shows the check comes before any loading
+        ("photo.png", "notes"): "-o notes is an existing file, not a folder",
+        ("photo.png", "notes/"): "-o notes/: notes is a file, not a folder",
+        ("photo.png", "x.xyz"): "-o x.xyz cannot be written as .xyz: use one of .png",
+        ("photo.png", ".png"): "-o .png has no name before its extension",
+        ("photo.png", "d" * 300 + "/x.png"): "is 300 bytes, above the 255-byte limit of file systems",
+        ("photo.png", f"{deep}/x.png"): "-byte limit of this system; use a shorter -o.",
+        ("fifo", "f.png"): "fifo: not an image file (a device, pipe or socket)",
+        ("/dev/zero", "z.png"): "/dev/zero: not an image file (a device, pipe or socket)",
+    }
+    for (photo, output), message in refused.items():
+        assert edit_main([photo, "--target", "happy", "-o", output, "--model", "nowhere"]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, (output, err)
+        assert sorted(os.listdir()) == ["fifo", "notes", "photo.png"], "nothing written, no folder"
+    assert Path("notes").read_text() == "the user's notes"
+    models = {"./missing_dir": "./missing_dir: no such model folder", "photo.png": "photo.png is a file, not a model"}
+    for model, message in models.items():
+        assert edit_main(["photo.png", "--target", "happy", "-o", "out.png", "--model", model]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, (model, err)
+        with pytest.raises(ModelConfigError, match=message):
+            LocalExpressionPipeline.from_pretrained(model)
+    assert led_edit(model_dir, "photo.png", "-o", "x.xyz/") == 0, "a trailing slash asks for a folder"
+    assert Path("x.xyz/photo_happy.png").is_file()
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Outputs keep the input's colour profile, resolution and EXIF; lossy formats at high quality
 # ---------------------------------------------------------------------------------------------------------------------
@@ -355,6 +390,17 @@ def test_lossy_outputs_are_written_at_high_quality_with_one_warning(model_dir, p
     assert led_edit(model_dir, photo, "-o", tmp_path / "from-png.webp") == 0
     assert "warning" not in capsys.readouterr().err
     assert np.array_equal(np.asarray(PIL.Image.open(tmp_path / "from-png.webp"))[outside], portrait[outside])
+
+
+def test_lossless_webp_keeps_the_colour_under_transparent_pixels(model_dir, face, tmp_path):
+    """Pillow's WebP encoder drops the RGB of fully transparent pixels unless asked to keep it exactly."""
+    rgba = np.dstack([face, np.full(face.shape[:2], 255, np.uint8)])
+    rgba[:, :40, 3] = 0  # a transparent band whose colour is still there (an editor may show it again)
+    photo = tmp_path / "photo.png"
+    PIL.Image.fromarray(rgba).save(photo)
+    assert led_edit(model_dir, photo, "-o", tmp_path / "out.webp") == 0
+    out = np.asarray(PIL.Image.open(tmp_path / "out.webp"))
+    assert out.shape == rgba.shape and np.array_equal(out[:, :40], rgba[:, :40])
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -583,6 +629,7 @@ def test_animations_and_multi_page_files_are_refused_and_folders_report_what_the
     [
         ("unet/config.json", "block_out_channels", [40000, 40000]),
         ("unet/config.json", "sample_size", 60000),
+        ("unet/config.json", "sample_size", 1024),  # passed, then needed 7.5 GB
         ("scheduler/scheduler_config.json", "num_train_timesteps", 3_000_000_000),
         ("model_index.json", "default_num_inference_steps", 2_000_000_000),
         ("embeddings/config.json", "embedding_dim", float("nan")),
@@ -601,6 +648,16 @@ def test_absurd_model_configs_are_refused_before_anything_is_allocated(model_dir
         assert tracemalloc.get_traced_memory()[1] < 50 * 2**20, "nothing big was allocated"
     finally:
         tracemalloc.stop()
+
+
+def test_a_config_field_that_is_not_a_number_is_named_so(model_dir, tmp_path):
+    broken = tmp_path / "model"
+    shutil.copytree(model_dir, broken)
+    config = json.loads((broken / "unet/config.json").read_text())
+    config["layers_per_block"] = "16"
+    (broken / "unet/config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelConfigError, match="layers_per_block = '16' is not a number \\(a str\\)"):
+        LocalExpressionPipeline.from_pretrained(broken)
 
 
 def test_a_missing_model_component_is_named(model_dir, face, tmp_path, capsys):

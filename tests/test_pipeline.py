@@ -79,6 +79,30 @@ def test_input_forms_come_back_in_their_form(tiny_pipeline, example_image):
     assert np.allclose(out_pt.permute(1, 2, 0).numpy(), out_np, atol=1 / 255)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "uint16", "float32 tensor"])
+def test_precise_inputs_keep_their_values_outside_the_edit(tiny_pipeline, example_image, dtype):
+    """16-bit and float inputs hold values between the 8-bit steps; the edit must not round the rest of the photo."""
+    rng = np.random.default_rng(0)
+    fine = np.clip(
+        np.asarray(example_image) / 255.0 + rng.uniform(-1.5e-3, 1.5e-3, (*example_image.size[::-1], 3)), 0.0, 1.0
+    )
+    if dtype == "uint16":
+        image = np.round(fine * 65535).astype(np.uint16)
+        expected = image.astype(np.float32) / np.float32(65535.0)
+    else:
+        image = expected = fine.astype(np.float32)
+    output_type = "np"
+    if dtype.endswith("tensor"):
+        image, output_type = torch.from_numpy(image).permute(2, 0, 1), "pt"
+    result = edit(tiny_pipeline, image, output_type=output_type, strength=0.6, num_inference_steps=2)
+    out = result.images[0]
+    out = out.permute(1, 2, 0).numpy() if output_type == "pt" else out
+    area = editable_area(tiny_pipeline, example_image, result.faces[0])
+    assert out.dtype == np.float32 and not np.array_equal(out[area], expected[area]), "the face is edited"
+    assert np.array_equal(out[~area], expected[~area]), "pixels outside the edit must keep their exact values"
+    assert np.array_equal(np.round(out[~area] * 65535), np.round(expected[~area] * 65535))
+
+
 def test_exif_rotated_input_is_edited_upright(tiny_pipeline, example_image, tmp_path):
     rotated = example_image.transpose(PIL.Image.Transpose.ROTATE_90)
     exif = PIL.Image.Exif()

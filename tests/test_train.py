@@ -561,3 +561,10 @@ def test_accelerate_launch_two_processes(crops, embeddings_dir, tmp_path):
     assert (out / "model_index.json").is_file()
     assert (out / "checkpoint-2/random_states_1.pkl").is_file()
     assert json.loads((out / "checkpoint-2" / train_led.CHECKPOINT_STATE_FILE).read_text())["num_processes"] == 2
+
+
+def test_a_resolution_no_saved_model_could_load_is_refused_before_training(capsys):
+    with pytest.raises(SystemExit):
+        train_led.parse_args(["--train_data_dir", "x", "--resolution", "1024"])
+    assert "--resolution must be in [8, 256] (the crop side in pixels), got 1024." in capsys.readouterr().err
+    assert train_led.parse_args(["--train_data_dir", "x", "--resolution", "256"]).resolution == 256

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -52,8 +53,10 @@ def collect_images(inputs: Sequence[str]) -> list[Path]:
                     file=sys.stderr,
                 )
             paths.extend(p for p in files if p.suffix.lower() in IMAGE_EXTENSIONS)
-        elif path.exists():
+        elif path.is_file():
             paths.append(path)
+        elif path.exists():
+            raise CLIError(f"{item}: not an image file (a device, pipe or socket); pass image files or folders.")
         else:
             raise CLIError(f"{item}: no such file or folder.")
     paths = list({os.path.realpath(p): p for p in reversed(paths)}.values())[::-1]  # each file once, first place
@@ -135,6 +138,8 @@ def output_paths(paths: Sequence[Path], output: str | None, target: str, single_
             raise CLIError(f"-o {output} names one image file, but {len(paths)} images are edited: give a folder.")
         output_format(Path(output))
         return [Path(output)]
+    if output:
+        _check_output_folder(output)
     suffix = f"_{target.replace(' ', '-')}"
 
     def name(path: Path, with_extension: bool) -> Path:
@@ -146,6 +151,30 @@ def output_paths(paths: Sequence[Path], output: str | None, target: str, single_
     destinations = [name(p, plain[name(p, False)] > 1) for p in paths]
     _refuse_shared_names(paths, destinations)
     return destinations
+
+
+def _check_output_folder(output: str) -> None:
+    """Refuse an ``-o`` taken for a folder that is an existing file, or a new name that looks like a file name
+    (``x.xyz``, ``.png``): a folder made of it would hide the mistake. A trailing slash asks for the folder."""
+    folder = Path(output)
+    # os.path's tests, not Path's: they say False for a path too long to look up (refused by check_destinations).
+    if os.path.isdir(output) or output.endswith(("/", os.sep)):
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise CLIError(f"-o {output}: {folder} is a file, not a folder.")
+        return
+    if os.path.exists(output):
+        raise CLIError(
+            f"-o {output} is an existing file, not a folder: give an image file name with its extension (.png keeps "
+            "every pixel) or a folder."
+        )
+    hidden_extension = folder.name.lower() in OUTPUT_FORMATS or folder.name.lower() in IMAGE_EXTENSIONS
+    if hidden_extension or re.fullmatch(r"\.[A-Za-z][A-Za-z0-9]{0,4}", folder.suffix):
+        writable = ", ".join(s for s, f in OUTPUT_FORMATS.items() if _pil_can_write(f))
+        what = "has no name before its extension" if hidden_extension else f"cannot be written as {folder.suffix}"
+        raise CLIError(
+            f"-o {output} {what}: use one of {writable} for an image file, or end -o with '/' for a new folder of "
+            "that name."
+        )
 
 
 def _refuse_shared_names(paths: Sequence[Path], destinations: Sequence[Path]) -> None:
@@ -183,6 +212,19 @@ def check_destinations(
             f"{too_long[0]}: the file name is {len(os.fsencode(too_long[0].name))} bytes, above the {NAME_MAX}-byte "
             "limit of file systems; use a shorter -o (or rename the input)."
         )
+    for file in files:
+        folder = next((part for part in file.parent.parts if len(os.fsencode(part)) > NAME_MAX), None)
+        if folder is not None:
+            raise CLIError(
+                f"-o: the folder name {folder[:40]}... is {len(os.fsencode(folder))} bytes, above the {NAME_MAX}-byte "
+                "limit of file systems; use a shorter -o."
+            )
+        if len(os.fsencode(os.path.abspath(file))) >= _path_max():
+            shown = str(file) if len(str(file)) < 80 else f"{str(file)[:40]}...{str(file)[-30:]}"
+            raise CLIError(
+                f"{shown}: the path is {len(os.fsencode(os.path.abspath(file)))} bytes, above the "
+                f"{_path_max() - 1}-byte limit of this system; use a shorter -o."
+            )
     counts = Counter(os.path.abspath(f) for f in files)
     shared = [f for f in files if counts[os.path.abspath(f)] > 1]
     if shared:
@@ -197,6 +239,14 @@ def check_destinations(
     if existing and not overwrite:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
         raise CLIError(f"{existing[0]} exists{more}; pass --overwrite to replace.")
+
+
+def _path_max() -> int:
+    """The longest path this system opens, in bytes with the final NUL (4096 on Linux, 1024 on macOS)."""
+    try:
+        return os.pathconf("/", "PC_PATH_MAX")
+    except (AttributeError, OSError, ValueError):  # no pathconf (Windows) or no such limit
+        return 4096
 
 
 def warn_if_lossy(paths: Sequence[Path], destinations: Sequence[Path]) -> bool:
@@ -646,6 +696,14 @@ def build_evaluate_parser() -> ArgumentParser:
     return parser
 
 
+def _numbers(flag: str, text: str | None) -> list[float]:
+    """The comma-separated numbers of option ``flag``."""
+    try:
+        return [float(value) for value in _split_list(text)]
+    except ValueError:
+        raise CLIError(f"{flag} takes comma-separated numbers such as 0.35,0.5, got {text!r}.") from None
+
+
 def _print_evaluation_summary(report: dict, files: dict[str, str]) -> None:
     """The headline numbers of an evaluation's ``report``, one line per (mode, strength), and where it is."""
     base = report["baseline"]["expression"]
@@ -663,7 +721,7 @@ def _print_evaluation_summary(report: dict, files: dict[str, str]) -> None:
 
 @command(
     "led-evaluate",
-    errors=(ImportError, ValueError, OSError),
+    errors=(CLIError, ImportError, ValueError, OSError),
     interrupted="no report was written (cached Inception features are kept).",
 )
 def evaluate_main(argv: Sequence[str] | None = None) -> int:
@@ -671,6 +729,8 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
     (``report.json``, ``report.md``, ``edits.csv``, PNG plots) with expression, identity, preservation, seam and
     realism metrics. All logic is in :func:`diffusers_led.evaluation.evaluate`."""
     args = build_evaluate_parser().parse_args(argv)
+    if args.max_images is not None and args.max_images < 1:
+        raise CLIError(f"--max-images must be at least 1 (leave it out for all photos), got {args.max_images}.")
     if is_video_path(args.data):
         return _evaluate_clip(args)
     from .evaluation import evaluate
@@ -680,7 +740,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         data=args.data,
         out_dir=args.out,
         targets=args.targets,
-        strengths=[float(s) for s in _split_list(args.strengths)],
+        strengths=_numbers("--strengths", args.strengths),
         modes=_split_list(args.modes) or None,
         seed=args.seed,
         split=args.split,
@@ -692,7 +752,7 @@ def evaluate_main(argv: Sequence[str] | None = None) -> int:
         guidance_scale=args.guidance_scale,
         negative_target=args.negative_target,
         paper_steps=args.paper_steps,
-        paper_strengths=[float(s) for s in _split_list(args.paper_strengths)] or None,
+        paper_strengths=_numbers("--paper-strengths", args.paper_strengths) or None,
         paper_max_images=args.paper_max_images or None,
         realism=not args.no_realism,
         realism_max_crops=args.realism_max_crops or None,

@@ -7,9 +7,12 @@ alpha channel, type) so the result goes back in the same form and size.
 
 from __future__ import annotations
 
+import math
 import os
+import struct
 import threading
 import warnings
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -69,6 +72,8 @@ class PreparedImage:
         grayscale: whether the input had a single luminance channel.
         name: a name for messages (the file name when known, else ``"image <index>"``).
         source: the input as given, returned as is when nothing is edited.
+        precise: an array input holding more than 8 bits a value (uint16, float), ``(H, W[, C])`` as given: the
+            pixels an edit leaves as they were come back from it, not from ``rgb``.
     """
 
     rgb: np.ndarray
@@ -76,6 +81,7 @@ class PreparedImage:
     grayscale: bool
     name: str
     source: object = None
+    precise: np.ndarray | None = None
 
 
 def _check_size(name: str, width: int, height: int) -> None:
@@ -83,9 +89,12 @@ def _check_size(name: str, width: int, height: int) -> None:
     if width < 1 or height < 1:
         raise ImageLoadError(f"{name}: the image is empty ({width}x{height} pixels).")
     if limit is not None and width * height > limit:
+        digits = 0  # as many decimals as it takes to tell the two apart (400.02 is above 400.00)
+        while digits < 6 and round(width * height / 1e6, digits) == round(limit / 1e6, digits):
+            digits += 1
         raise ImageLoadError(
-            f"{name}: {width}x{height} is {width * height / 1e6:.0f} megapixels, above the limit of "
-            f"{limit / 1e6:.0f} megapixels (a guard against decompression bombs; editing needs about "
+            f"{name}: {width}x{height} is {width * height / 1e6:.{digits}f} megapixels, above the limit of "
+            f"{limit / 1e6:.{digits}f} megapixels (a guard against decompression bombs; editing needs about "
             f"{12 * width * height / 2**30:.1f} GiB of memory). Downscale the image, or raise the limit with the "
             "environment variable DIFFUSERS_LED_MAX_IMAGE_PIXELS (0 = no limit) if you trust the file."
         )
@@ -134,6 +143,8 @@ def load_image(path: str | os.PathLike) -> PIL.Image.Image:
     if os.path.isdir(path):
         raise ImageLoadError(f"{path}: is a folder, not an image file; pass the image files (led-edit takes folders).")
     if not os.path.isfile(path):
+        if os.path.exists(path):
+            raise ImageLoadError(f"{path}: not an image file (a device, pipe or socket); pass an image file.")
         raise ImageLoadError(f"{path}: no such file; check the path.")
     if os.path.getsize(path) == 0:
         raise ImageLoadError(f"{path}: the file is empty (0 bytes); re-export or re-download it.")
@@ -161,7 +172,68 @@ def load_image(path: str | os.PathLike) -> PIL.Image.Image:
                 f"{path}: the image data is {reason} ({type(error).__name__}: {error}); re-export or re-download "
                 "the file."
             ) from error
+        if image.format == "PNG" and _png_data_is_short(path, image):
+            raise ImageLoadError(
+                f"{path}: the image data is truncated (fewer pixel rows than its header says); re-export or "
+                "re-download the file."
+            )
     return image  # closing the file keeps the decoded pixels
+
+
+# Channels of each PNG colour type, and the Adam7 passes (x0, y0, dx, dy) of an interlaced file.
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _png_data_is_short(path: str, image: PIL.Image.Image) -> bool:
+    """Whether a PNG file holds less pixel data than its header promises. Pillow decodes one whose compressed stream
+    is complete but ends early without an error and leaves the missing rows 0 (black), so the data is counted (by
+    inflating it, in bounded memory) when the last row is 0 or the file is interlaced; ``False`` when unsure."""
+    width, height = image.size
+    last_row = np.asarray(image.crop((0, height - 1, width, height)))
+    if not image.info.get("interlace") and last_row.any():
+        return False
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(8)  # the signature
+            length, kind = struct.unpack(">I4s", handle.read(8))
+            header = handle.read(length)
+            if kind != b"IHDR" or len(header) != 13:
+                return False
+            bit_depth, colour, interlace = header[8], header[9], header[12]
+            bits = bit_depth * _PNG_CHANNELS[colour]
+            passes = _ADAM7 if interlace else ((0, 0, 1, 1),)
+            expected = 0
+            for x0, y0, dx, dy in passes:
+                columns, rows = math.ceil((width - x0) / dx), math.ceil((height - y0) / dy)
+                if columns > 0 and rows > 0:
+                    expected += rows * (1 + math.ceil(columns * bits / 8))  # a filter byte a row
+            handle.seek(4, os.SEEK_CUR)  # IHDR's CRC
+            inflater, produced = zlib.decompressobj(), 0
+            while produced < expected:
+                chunk_header = handle.read(8)
+                if len(chunk_header) < 8:
+                    break
+                length, kind = struct.unpack(">I4s", chunk_header)
+                if kind == b"IEND":
+                    break
+                if kind != b"IDAT":
+                    handle.seek(length + 4, os.SEEK_CUR)
+                    continue
+                for offset in range(0, length, 1 << 20):
+                    data = handle.read(min(1 << 20, length - offset))
+                    while data and produced < expected:
+                        produced += len(inflater.decompress(data, 1 << 22))
+                        data = inflater.unconsumed_tail
+                handle.seek(4, os.SEEK_CUR)  # the CRC
+            while produced < expected:  # output the inflater holds back once max_length was reached
+                more = len(inflater.decompress(b"", 1 << 22))
+                if not more:
+                    break
+                produced += more
+    except (OSError, KeyError, struct.error, zlib.error):
+        return False
+    return produced < expected
 
 
 def _scale_to_uint8(array: np.ndarray, peak: float) -> np.ndarray:
@@ -269,10 +341,11 @@ def _array_to_prepared(array: np.ndarray, name: str) -> PreparedImage:
         raise ImageLoadError(
             f"{name}: unsupported dtype {array.dtype}; use uint8, uint16 (16-bit) or float in [0, 1]."
         )
+    precise = array if array.dtype == np.uint16 or np.issubdtype(array.dtype, np.floating) else None
     if pixels.ndim == 2:
-        return PreparedImage(np.repeat(pixels[..., None], 3, axis=2), None, True, name)
+        return PreparedImage(np.repeat(pixels[..., None], 3, axis=2), None, True, name, precise=precise)
     alpha = pixels[..., 3].copy() if pixels.shape[-1] == 4 else None
-    return PreparedImage(np.ascontiguousarray(pixels[..., :3]), alpha, False, name)
+    return PreparedImage(np.ascontiguousarray(pixels[..., :3]), alpha, False, name, precise=precise)
 
 
 def is_image_batch(image: object) -> bool:
@@ -333,7 +406,9 @@ def restore_image(rgb: np.ndarray, prepared: PreparedImage, output_type: str = "
     """Give an edited upright RGB ``uint8`` image back in the form the input came in.
 
     ``output_type`` is ``"pil"`` (a PIL image in mode L, LA, RGB or RGBA), ``"np"`` (float32 ``(H, W, C)`` in
-    [0, 1]) or ``"pt"`` (float32 ``(C, H, W)`` in [0, 1]); ``C`` is 1 for grayscale input, 4 with alpha.
+    [0, 1]) or ``"pt"`` (float32 ``(C, H, W)`` in [0, 1]); ``C`` is 1 for grayscale input, 4 with alpha. With
+    ``"np"`` and ``"pt"`` the pixels of a 16-bit or float array input that the edit did not change keep their values
+    exactly (a float64 input as float32); a PIL image has 8 bits a value.
     """
     if prepared.grayscale:
         # Grayscale inputs edit with three equal channels; any drift between them is rounding.
@@ -346,6 +421,12 @@ def restore_image(rgb: np.ndarray, prepared: PreparedImage, output_type: str = "
         mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[pixels.shape[-1]]
         return PIL.Image.fromarray(pixels[..., 0] if mode == "L" else pixels, mode=mode)
     as_float = pixels.astype(np.float32) / 255.0
+    if prepared.precise is not None:
+        # A 16-bit or float input: the pixels the edit left as they were keep its values, not their 8-bit rounding.
+        precise = prepared.precise
+        precise = precise.astype(np.float32) / np.float32(65535.0 if precise.dtype == np.uint16 else 1.0)
+        unchanged = np.all(rgb == prepared.rgb, axis=-1)
+        np.copyto(as_float, precise.reshape(as_float.shape), where=unchanged[..., None])
     if output_type == "np":
         return as_float
     if output_type == "pt":
@@ -412,7 +493,8 @@ def save_options(source: PIL.Image.Image | None, image_format: str, mode: str) -
         options.update(quality=OUTPUT_QUALITY, subsampling=max(sampling, 0))
     elif image_format == "WEBP":
         lossy = is_lossy_output(image_format, getattr(source, "format", None) in LOSSY_FORMATS)
-        options.update({"quality": OUTPUT_QUALITY} if lossy else {"lossless": True, "quality": 100})
+        # exact: lossless WebP otherwise drops the colour of fully transparent pixels.
+        options.update({"quality": OUTPUT_QUALITY} if lossy else {"lossless": True, "quality": 100, "exact": True})
     elif image_format == "AVIF":
         options["quality"] = OUTPUT_QUALITY
     return options

@@ -51,6 +51,7 @@ from .labels import EDIT_MODES
 from .model_checks import (
     UnsafeWeightsError,
     check_model_folder,
+    check_model_reference,
     pickled_only_components,
     unsafe_weights_message,
 )
@@ -249,6 +250,7 @@ class LocalExpressionPipeline(CropSDEditMixin, DiffusionPipeline):
         """Load like [`DiffusionPipeline.from_pretrained`], but from safetensors only unless
         `use_safetensors=False` is passed explicitly (pickled weights can execute code)."""
         kwargs.setdefault("use_safetensors", True)
+        check_model_reference(pretrained_model_name_or_path)
         local = Path(pretrained_model_name_or_path, kwargs.get("subfolder") or "")
         if local.is_dir():
             check_model_folder(local)  # before diffusers allocates anything from the configs

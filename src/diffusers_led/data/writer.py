@@ -43,7 +43,7 @@ import PIL.Image
 
 from ..faces.regions import FaceRegionProcessor
 from ..image_processor import ImageLoadError, prepare_image
-from ..serialization import append_text, atomic_write, write_text_atomically
+from ..serialization import NAME_MAX, append_text, atomic_write, write_text_atomically
 from .formats import (
     _ATTRIBUTE_KEYS,
     METADATA_FILE,
@@ -87,10 +87,12 @@ class PrepareReport:
 
 def crop_file_name(source: str, region: str) -> str:
     """The crop's file name: the source's stem, a short hash of its relative path (stems repeat across folders) and
-    the region."""
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(source).stem)
+    the region. A long stem is shortened so that the name (and its ``.tmp`` while written) fits :data:`NAME_MAX`
+    bytes; the hash keeps it unique."""
     digest = hashlib.sha1(source.encode("utf-8")).hexdigest()[:8]
-    return f"{stem}-{digest}_{region}.png"
+    ending = f"-{digest}_{region}.png"
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(source).stem)  # ASCII: one byte a character
+    return stem[: NAME_MAX - len(".tmp") - len(ending)] + ending
 
 
 def _save_png_atomically(array: np.ndarray, destination: Path) -> None:

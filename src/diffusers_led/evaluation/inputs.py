@@ -34,14 +34,14 @@ from ..data.formats import (
     list_labelled_photos,
     read_metadata_rows,
 )
-from ..utils import IMAGE_EXTENSIONS, unescape_file_name
+from ..utils import IMAGE_EXTENSIONS, escape_file_name, unescape_file_name
 
 
 @dataclass
 class EvalPhoto:
     """A photo to edit (or to cut reference crops from)."""
 
-    name: str
+    name: str  # as text: bytes of the file name that are not UTF-8 are escaped (``utils.escape_file_name``)
     path: str | None
     subject: str
     expression: str | None = None
@@ -173,14 +173,14 @@ def load_photos(data: str | os.PathLike | Sequence, subjects: Sequence[str] | No
                 photos.append(EvalPhoto(f"image_{index}", None, f"image_{index}", image=item))
             else:
                 path = Path(item)
-                photos.append(EvalPhoto(path.name, str(path), guess_subject(path.name)))
+                photos.append(EvalPhoto(escape_file_name(path.name), str(path), guess_subject(path.name)))
         return EvalInputs("photos", "<list>", photos, notes=["Unlabelled photos: no real references, so no FID/KID."])
     root = Path(data)
     if root.is_file():
         return EvalInputs(
             "photos",
             str(root),
-            [EvalPhoto(root.name, str(root), guess_subject(root.name))],
+            [EvalPhoto(escape_file_name(root.name), str(root), guess_subject(root.name))],
             notes=["One unlabelled photo: no real references, so no FID/KID."],
         )
     if not root.is_dir():
@@ -192,7 +192,8 @@ def load_photos(data: str | os.PathLike | Sequence, subjects: Sequence[str] | No
         format_name, labelled = None, []
     if not labelled:
         photos = [
-            EvalPhoto(p.relative_to(root).as_posix(), str(p), guess_subject(p.name)) for p in _images_under(root)
+            EvalPhoto(escape_file_name(p.relative_to(root).as_posix()), str(p), guess_subject(p.name))
+            for p in _images_under(root)
         ]
         if not photos:
             raise ValueError(f"no images in {root} (looked for {', '.join(IMAGE_EXTENSIONS)})")

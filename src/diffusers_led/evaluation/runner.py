@@ -178,7 +178,9 @@ def _parse_targets(pipe: Any, targets: str | Sequence[str], allow_untrained: boo
     return list(dict.fromkeys(resolved))
 
 
-def _check_arguments(data: Any, modes: Sequence[str] | None, strengths: Sequence[float]) -> None:
+def _check_arguments(
+    data: Any, modes: Sequence[str] | None, strengths: Sequence[float], max_images: int | None
+) -> None:
     if data is None:
         raise ValueError("data is required: a crop dataset, a folder of photos, a photo or a list of them")
     unknown = [m for m in modes or () if m not in MODES]
@@ -187,6 +189,8 @@ def _check_arguments(data: Any, modes: Sequence[str] | None, strengths: Sequence
     strengths = [float(s) for s in strengths]
     if not strengths or any(not 0.0 <= s <= 1.0 for s in strengths):
         raise ValueError(f"strengths must be numbers in [0, 1], got {strengths}")
+    if max_images is not None and max_images < 1:
+        raise ValueError(f"max_images must be at least 1 (None: all photos), got {max_images}")
 
 
 def _resolve_run(
@@ -247,9 +251,16 @@ def _resolve_run(
         cache_dir=cache_dir,
         time_budget=time_budget,
     )
+    texture_start = int(num_train_timesteps * float(pipe.config.texture_strength))
     for mode in modes:
         for strength in mode_strengths[mode]:
             start = int(num_train_timesteps * strength)
+            if MODES[mode].composite == "geometry":
+                # A warp has no timestep; geometry+texture runs the UNet in opened mouths, at the texture strength.
+                run.starts[(mode, strength)] = None
+                textured = mode == "geometry+texture"
+                run.steps[(mode, strength)] = _num_steps(pipe, texture_start, run.fast_steps) if textured else 0
+                continue
             run.starts[(mode, strength)] = start
             run.steps[(mode, strength)] = _num_steps(pipe, start, run.num_inference_steps(mode), MODES[mode].scheduler)
     return run
@@ -640,7 +651,7 @@ def evaluate(
     with _torch_threads(num_threads):
         started = time.perf_counter()
         timings: dict[str, float] = {}
-        _check_arguments(data, modes, strengths)
+        _check_arguments(data, modes, strengths, max_images)
         # An unavailable device fails before anything is written.
         pipe, model_name = _load_pipeline(model, device, dtype)
         modes = default_modes(pipe.config.default_mode, modes)

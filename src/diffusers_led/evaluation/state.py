@@ -58,7 +58,7 @@ class _Run:
     realism_max_crops: int | None
     cache_dir: str | os.PathLike | None
     time_budget: float | None
-    starts: dict[tuple[str, float], int] = field(default_factory=dict)  # (mode, strength) -> t_i
+    starts: dict[tuple[str, float], int | None] = field(default_factory=dict)  # (mode, strength) -> t_i; None: a warp
     steps: dict[tuple[str, float], int] = field(default_factory=dict)  # (mode, strength) -> denoising steps
 
     @property

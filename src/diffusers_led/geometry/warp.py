@@ -66,6 +66,10 @@ MIN_AREA_RATIO = 0.1
 FOLD_SEARCH_STEPS = 6
 LIPS_FOLD_MARGIN = 0.05
 
+#: How far (inter-ocular distances) a warp may move a landmark that lies outside the photo, before or after moving:
+#: further, it would move pixels the photo does not have (a mouth cut by the photo's edge opening into a dark blob).
+MAX_MOVE_OUTSIDE = 0.05
+
 #: The fixed ring: this many points on an ellipse around the landmarks (and their moved positions).
 RING_POINTS = 40
 #: Largest side of the grid the spline is evaluated on before being resized to the face's pixels: the field is
@@ -136,6 +140,16 @@ class FaceWarp:
         x0, y0, x1, y1 = self.roi
         full[y0:y1, x0:x1] = self.weight
         return full
+
+    def leaves_photo(self, shape: np.ndarray, image_hw: tuple[int, int]) -> bool:
+        """Whether the warp moves a landmark of ``shape`` (the face before the warp) that lies outside the photo,
+        before or after moving, by more than :data:`MAX_MOVE_OUTSIDE`: a face cut by the photo's edge where it is
+        edited."""
+        shape = np.asarray(shape, dtype=np.float64)
+        moving = np.linalg.norm(self.shape - shape, axis=1) > MAX_MOVE_OUTSIDE * inter_ocular(shape)
+        height, width = image_hw
+        points = np.concatenate([shape[moving], self.shape[moving]])
+        return bool(((points < 0) | (points > [width - 1, height - 1])).any())
 
     def apply(self, image: np.ndarray) -> np.ndarray:
         """The warped copy of an ``HxW`` or ``HxWxC`` uint8 image (all channels move together, so colour goes

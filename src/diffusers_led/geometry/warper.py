@@ -73,6 +73,13 @@ class ExpressionWarper:
                     if change or closing
                     else None
                 )
+                if warp is not None and warp.leaves_photo(shape, rgb.shape[:2]):
+                    warnings.warn(
+                        f"The face at {tuple(round(v) for v in face.face.box)} is cut by the edge of the photo where "
+                        "the edit would move it (e.g. a mouth at the border): it is left unchanged.",
+                        stacklevel=5,
+                    )
+                    warp = None
                 if warp is not None:
                     out = warp.apply(out)
                     if ratio_maps is not None:

@@ -40,6 +40,12 @@ def _key(entry: dict[str, Any]) -> tuple[str, str]:
     return entry["mode"], f"{entry['strength']:g}"
 
 
+def _edited(data: dict[str, Any]) -> str:
+    """``4 photos edited``, or ``6 faces in 4 photos edited`` when group photos gave several faces."""
+    faces, files = len(data["photos_edited"]), data.get("files_edited", len(data["photos_edited"]))
+    return f"{files} photos edited" if faces == files else f"{faces} faces in {files} photos edited"
+
+
 def _md_overview(report: dict[str, Any]) -> list[str]:
     """The model, the data, the settings and the modes."""
     model, data, settings = report["model"], report["data"], report["settings"]
@@ -47,9 +53,8 @@ def _md_overview(report: dict[str, Any]) -> list[str]:
     lines += [
         f"- Model: `{model['path']}` ({model['scheduler']}, T = {model['num_train_timesteps']}, "
         f"{model['color_mode']}, {model['unet_parameters']:,} UNet parameters, feather {model['feather']})",
-        f"- Data: `{data['path']}` ({data['kind']}); {len(data['photos_edited'])} photos edited of "
-        f"{data['photos_available']} available ({len({p['subject'] for p in data['photos_edited']})} subjects); "
-        f"{len(data['photos_skipped'])} skipped",
+        f"- Data: `{data['path']}` ({data['kind']}); {_edited(data)} of {data['photos_available']} available "
+        f"({len({p['subject'] for p in data['photos_edited']})} subjects); {len(data['photos_skipped'])} skipped",
         f"- Targets: {', '.join(settings['targets'])}",
         f"- Fast sampler steps: {settings['fast_sampler_steps']}; DDPM steps: {settings['ddpm_steps']} "
         f"(on {len(data['ddpm_photos'])} photos); guidance scale {settings.get('guidance_scale', 1.0):g}"
@@ -89,8 +94,8 @@ def _md_expression(report: dict[str, Any]) -> list[str]:
         rows.append(
             [
                 *_key(e),
-                e["start_timestep"],
-                e["denoising_steps"],
+                "-" if e["start_timestep"] is None else e["start_timestep"],  # a warp has no timestep
+                e["denoising_steps"] or "-",
                 e["n_edits"],
                 _fmt(x["p_target"]),
                 _pct(x["hit_rate"]),

@@ -292,7 +292,9 @@ def build_report(
             "kind": inputs.kind,
             "path": inputs.root,
             "photos_available": len(inputs.photos),
+            # Faces: every face of an unlabelled group photo is one entry (``group.jpg#face1``).
             "photos_edited": [{"name": p.name, "subject": p.subject, "expression": p.expression} for p in photos],
+            "files_edited": len({p.path if p.path is not None else id(p.image) for p in photos}),
             "photos_skipped": skipped,
             "ddpm_photos": [p.name for p in photos[:n_ddpm]],
             "reference_crops": reference_counts,
