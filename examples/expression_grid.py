@@ -19,8 +19,8 @@ import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from diffusers_led import LocalExpressionPipeline
-from diffusers_led.cli import atomic_save
 from diffusers_led.commands import ArgumentParser
+from diffusers_led.output_files import atomic_save
 from diffusers_led.pretrained import resolve_model
 
 HERE = Path(__file__).resolve().parent

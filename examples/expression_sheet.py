@@ -15,9 +15,9 @@ from expression_grid import face_window, font, parse_with_output
 from PIL import Image, ImageDraw, ImageOps
 
 from diffusers_led import EXPRESSIONS, LocalExpressionPipeline
-from diffusers_led.cli import atomic_save
 from diffusers_led.commands import ArgumentParser
 from diffusers_led.image_processor import prepare_image
+from diffusers_led.output_files import atomic_save
 from diffusers_led.pretrained import resolve_model
 
 HERE = Path(__file__).resolve().parent

@@ -27,10 +27,11 @@ from conftest import EXAMPLE_IMAGE, StubProcessor, distinct_copy, make_tiny_pipe
 from datasets import load_dataset
 
 from diffusers_led import LocalExpressionPipeline, data
-from diffusers_led.cli import CLIError, atomic_save, check_destinations, edit_main, output_paths, prepare_data_main
+from diffusers_led.cli import CLIError, edit_main, prepare_data_main
 from diffusers_led.evaluation.metrics import psnr
 from diffusers_led.image_processor import ImageLoadError, load_image
 from diffusers_led.model_checks import ModelConfigError, check_model_folder
+from diffusers_led.output_files import atomic_save, check_destinations, output_paths
 from diffusers_led.utils import escape_file_name, unescape_file_name
 
 REPO = Path(__file__).resolve().parents[1]

@@ -33,8 +33,9 @@ from conftest import EXAMPLE_IMAGE, StubProcessor, make_tiny_pipeline
 
 from diffusers_led import LocalExpressionPipeline, NoFaceDetectedError
 from diffusers_led import data as data_module
-from diffusers_led.cli import atomic_save, edit_main
+from diffusers_led.cli import edit_main
 from diffusers_led.image_processor import ImageLoadError, load_image, prepare_image
+from diffusers_led.output_files import atomic_save
 from diffusers_led.pipeline_led import UnsafeWeightsError
 
 REPO = Path(__file__).resolve().parents[1]
