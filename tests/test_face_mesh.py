@@ -240,3 +240,12 @@ def test_led_edit_finds_all_30_faces_of_a_1536x1280_group_and_has_the_detector_s
     assert "(30 faces)" in capsys.readouterr().out
     assert edit_main([*common, "-o", str(tmp_path / "x.png"), "--min-face-size", "0"]) == 1
     assert "--min-face-size must be positive" in capsys.readouterr().err
+
+
+def test_a_box_inside_a_much_larger_face_is_not_a_face_of_its_own():
+    """A fine tile sees an eye of a large face as a face; a neighbour's face beside it, or one of similar size that
+    overlaps it (a group photo), is kept."""
+    from diffusers_led.faces.mesh import _inside_larger_box
+
+    boxes = np.array([[0, 0, 100, 100], [40, 40, 20, 20], [150, 0, 100, 100], [90, 10, 60, 60]], dtype=float)
+    assert _inside_larger_box(boxes).tolist() == [False, True, False, False]

@@ -230,6 +230,20 @@ def _detect_tile(
     return boxes, keypoints, scores
 
 
+def _inside_larger_box(boxes: np.ndarray) -> np.ndarray:
+    """For ``(N, 4)`` ``x, y, w, h`` boxes, whether each lies mostly (over half its area) inside a box at least twice
+    its side: a fine tile sees an eye or a mouth of a large face as a face of its own, and no face sits inside another.
+    NMS keeps such pairs (their IoU is small)."""
+    x0, y0 = boxes[:, 0], boxes[:, 1]
+    x1, y1 = x0 + boxes[:, 2], y0 + boxes[:, 3]
+    side = np.maximum(boxes[:, 2], boxes[:, 3])
+    overlap_w = np.clip(np.minimum(x1[:, None], x1[None]) - np.maximum(x0[:, None], x0[None]), 0, None)
+    overlap_h = np.clip(np.minimum(y1[:, None], y1[None]) - np.maximum(y0[:, None], y0[None]), 0, None)
+    inside = overlap_w * overlap_h > 0.5 * (boxes[:, 2] * boxes[:, 3])[:, None]
+    larger = side[None] >= 2 * side[:, None]
+    return (inside & larger).any(axis=1)
+
+
 def _tiles(height: int, width: int, tile: float) -> list[tuple[int, int, int, int]]:
     """Square tiles of side ``tile`` overlapping by a quarter, covering the image: ``(x0, y0, x1, y1)``. Any face at
     most a quarter of the side wide lies wholly inside one of them."""
@@ -404,6 +418,7 @@ class MeshFaceDetector(FaceDetector):
             return boxes, points, scores
         keep = cv2.dnn.NMSBoxes(boxes.tolist(), scores.tolist(), self.score_threshold, self.nms_threshold)
         keep = np.asarray(keep, dtype=int).reshape(-1)
+        keep = keep[~_inside_larger_box(boxes[keep])]
         return boxes[keep], points[keep], scores[keep]
 
     # -- landmarks ---------------------------------------------------------------------------
