@@ -277,3 +277,16 @@ def test_two_faces_keep_their_ids_while_the_camera_moves(pipe, two_face_image):
     assert all(sorted(c) == [0, 1] for c in centres) and editor.stats.faces == 2
     for before, after in zip(centres, centres[1:]):  # each id stays on its own face (the left one stays left)
         assert all(abs(after[i] - before[i]) < 20 for i in (0, 1))
+
+
+def test_a_followed_face_smaller_than_min_face_size_is_kept_under_its_id(tmp_path, pipe, photo):
+    """A face a little under the tracker's min_face_size (found at first, then its box shrinks as the camera pulls
+    back) is looked for at its own size: it stays one face, followed on every frame, never dropped and re-found."""
+    from diffusers_led.video.tracking import FaceTracker
+
+    path = tmp_path / "small.mp4"
+    make_photo_clip(photo, path, (320, 180), frames=12, camera=[(0.0, 256, 150, 1.5), (1.0, 256, 150, 1.3)])
+    tracker = FaceTracker(pipe.region_processor.detector, detect_every=3, min_face_size=64)
+    followed = [len(tracker.update(frame.rgb, k / 25)) for k, frame in enumerate(iter_frames(path))]
+    assert followed == [1] * 12 and tracker.faces_seen == 1
+    assert all(track.misses == 0 for track in tracker.tracks)
