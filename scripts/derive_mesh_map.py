@@ -19,17 +19,8 @@ from PIL import Image
 
 from diffusers_led.commands import ArgumentParser
 from diffusers_led.faces.detection import DlibFaceDetector
-from diffusers_led.faces.mesh import MESH_TO_IBUG68, MeshFaceDetector
+from diffusers_led.faces.mesh import IBUG68_MIRROR, MESH_TO_IBUG68, MeshFaceDetector
 
-#: dlib's 68 points' left-right partners.
-IBUG68_MIRROR = (
-    list(range(16, -1, -1))
-    + list(range(26, 16, -1))
-    + [27, 28, 29, 30, 35, 34, 33, 32, 31]
-    + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
-    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]
-    + [64, 63, 62, 61, 60, 67, 66, 65]
-)
 #: The mesh's eye and mouth corner vertices, for dlib's 36, 39, 42, 45, 48 and 54.
 CORNERS = {36: 33, 39: 133, 42: 362, 45: 263, 48: 61, 54: 291}
 

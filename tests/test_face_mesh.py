@@ -13,16 +13,13 @@ from PIL import Image
 from diffusers_led import NoFaceDetectedError
 from diffusers_led.faces.detection import DlibFaceDetector
 from diffusers_led.faces.loader import load_face_detector
-from diffusers_led.faces.mesh import BLENDSHAPE_NAMES, MESH_TO_IBUG68, MeshFaceDetector, _tiles, mesh_to_ibug68
-
-#: The 68-point layout's left-right mirror: jaw, brows, nose, eyes, outer and inner lips.
-IBUG68_MIRROR = (
-    list(range(16, -1, -1))
-    + list(range(26, 16, -1))
-    + [27, 28, 29, 30, 35, 34, 33, 32, 31]
-    + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
-    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]
-    + [64, 63, 62, 61, 60, 67, 66, 65]
+from diffusers_led.faces.mesh import (
+    BLENDSHAPE_NAMES,
+    IBUG68_MIRROR,
+    MESH_TO_IBUG68,
+    MeshFaceDetector,
+    _tiles,
+    mesh_to_ibug68,
 )
 
 

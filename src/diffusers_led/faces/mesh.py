@@ -92,6 +92,17 @@ BLENDSHAPE_NAMES = (
     "noseSneerLeft", "noseSneerRight",
 )  # fmt: skip
 
+#: dlib's 68 points' left-right partners (jaw, brows, nose, eyes, outer and inner lips): point k of a face is point
+#: ``IBUG68_MIRROR[k]`` of its mirror image; the mesh map is checked against it.
+IBUG68_MIRROR = (
+    list(range(16, -1, -1))
+    + list(range(26, 16, -1))
+    + [27, 28, 29, 30, 35, 34, 33, 32, 31]
+    + [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40]
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]
+    + [64, 63, 62, 61, 60, 67, 66, 65]
+)
+
 #: For each of the 68 iBUG/dlib points, a Face Mesh V2 vertex: jaw 0-16, brows 17-26, nose 27-35, eyes 36-47 (the
 #: subject's right eye, on the image's left, first), lips 48-67. Derived on the tune split (20 faces both detectors
 #: found, each photo also mirrored; scripts/derive_mesh_map.py): per dlib point the vertex with the smallest median
