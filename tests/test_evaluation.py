@@ -769,3 +769,19 @@ def test_led_evaluate_names_a_bad_number_of_photos_or_strengths(tmp_path, capsys
     assert not (tmp_path / "r").exists()
     with pytest.raises(ValueError, match="max_images must be at least 1"):
         evaluate(make_tiny_pipeline(), str(EXAMPLE_IMAGE), tmp_path / "r", max_images=0)
+
+
+@needs_judges
+def test_at_the_defaults_reads_the_models_default_mode(tmp_path, example_image):
+    """A geometry-first model's 'at the model's defaults' rows are its geometry edits at its geometry_strength, not
+    the diffusion rows."""
+    pipe = make_tiny_pipeline(default_mode="geometry", geometry_strength=0.7)
+    kwargs = dict(targets="happy", modes=["geometry", "diffusion"], realism=False, time_budget=None, progress=False)
+    report = evaluate(pipe, [np.asarray(example_image)], tmp_path / "a", strengths=[0.7], seed=0, **kwargs).report
+    geometry = {r["strength"]: r for r in report["results"] if r["mode"] == "geometry"}
+    assert report["at_defaults"]["mode"] == "geometry"
+    assert report["at_defaults"]["per_target"]["happy"] == {
+        "strength": 0.7,
+        **geometry[0.7]["expression"]["per_target"]["happy"],
+    }
+    assert "default strength, geometry mode" in (tmp_path / "a" / "report.md").read_text()

@@ -165,7 +165,8 @@ def _md_at_defaults(report: dict[str, Any]) -> list[str]:
             _pct(defaults["same_identity_rate"]),
         ]
     )
-    lines = ["At the model's defaults (each target at its own default strength, blend):", ""]
+    mode = defaults.get("mode", "diffusion")
+    lines = [f"At the model's defaults (each target at its own default strength, {mode} mode):", ""]
     return lines + _table(["target", "strength", "mean p(target)", "top-1 hit", "same person (< 0.6)"], rows)
 
 

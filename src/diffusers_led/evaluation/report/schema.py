@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ...settings import default_strength
 from ..metrics import expression_inception_score
 
 
@@ -36,16 +37,17 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def at_defaults(results: list[dict[str, Any]], default_strengths: dict[str, float]) -> dict[str, Any]:
-    """Each target at the model's own default strength for it (``default_strengths``, target -> strength; from the
-    diffusion rows): what `pipe(image, target, mode="diffusion")` does. Every photo is edited once per target, so the
-    same-identity rate over these edits is the mean over targets."""
-    blend = {e["strength"]: e for e in results if e["mode"] == "diffusion"}
+def at_defaults(results: list[dict[str, Any]], mode: str, default_strengths: dict[str, float]) -> dict[str, Any]:
+    """Each target at the model's own default strength for it (``default_strengths``, target -> strength) in its
+    default ``mode``: what `pipe(image, target)` does. Every photo is edited once per target, so the same-identity rate
+    over these edits is the mean over targets."""
+    rows = {e["strength"]: e for e in results if e["mode"] == mode}
     per_target = {}
     for target, strength in default_strengths.items():
-        if strength in blend:
-            per_target[target] = {"strength": strength, **blend[strength]["expression"]["per_target"][target]}
+        if strength in rows:
+            per_target[target] = {"strength": strength, **rows[strength]["expression"]["per_target"][target]}
     return {
+        "mode": mode,
         "per_target": per_target,
         "p_target": _mean([t["p_target"] for t in per_target.values()]),
         "hit_rate": _mean([t["hit_rate"] for t in per_target.values() if t["p_target"] is not None]),
@@ -304,7 +306,11 @@ def build_report(
         "judges": _judges(unjudged),
         "baseline": _baseline(base_probs, [p.expression for p in photos], targets, regions, realism),
         "results": results,
-        "at_defaults": at_defaults(results, {t: pipe.default_strength_for(t) for t in targets}),
+        "at_defaults": at_defaults(
+            results,
+            pipe.config.default_mode,
+            {t: default_strength(pipe.config, pipe.config.default_mode, t) for t in targets},
+        ),
         "realism_targets": realism.get("targets_with_references") if realism else None,
         "notes": _notes(inputs.notes, unjudged, realism),
         "timings": timings,
