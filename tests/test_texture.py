@@ -74,6 +74,20 @@ def test_one_sided_units_shade_one_half_of_the_face():
     assert change[midline + 4 :].sum() < 0.05 * change[:midline].sum()  # the subject's right is the image's left
 
 
+def test_the_nose_wrinkle_is_laid_on_stronger_than_its_fitted_map():
+    from diffusers_led.texture import UNIT_EMPHASIS
+
+    same = ExpressionRatioMaps(units=["AU4", "AU9"])
+    same.maps[0] = same.maps[1] = crease_maps().maps[0]  # the same crease for both units
+    brow, _ = same.layers({"AU4": 0.8})
+    nose, _ = same.layers({"AU9": 0.8})
+    assert np.abs(brow).max() > 0
+    assert UNIT_EMPHASIS["AU9"] > 1
+    np.testing.assert_allclose(nose, UNIT_EMPHASIS["AU9"] * brow, rtol=1e-5, atol=1e-7)
+    # Taking the unit away flattens the face's own creases as far as the fitted map reaches, no further.
+    np.testing.assert_allclose(same.layers({"AU9": -0.8})[1], same.layers({"AU4": -0.8})[1])
+
+
 def test_removing_a_unit_flattens_the_faces_own_crease_and_keeps_fine_texture():
     image, shape = skin_face()
     warp = action_unit_warp(shape, IDENTITY, {"AU12": -1.0}, image.shape[:2])
