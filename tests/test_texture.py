@@ -12,7 +12,7 @@ import torch
 
 from diffusers_led import LocalExpressionPipeline
 from diffusers_led.geometry.action_units import inter_ocular, neutral_shape
-from diffusers_led.geometry.mouth_closing import closes_mouth, mouth_closing
+from diffusers_led.geometry.mouth_closing import closes_mouth, cover_teeth, mouth_closing
 from diffusers_led.geometry.warp import action_unit_warp, mouth_opening
 from diffusers_led.pretrained import resolve_model
 from diffusers_led.texture import MAP_SIZE, ExpressionRatioMaps, template_shape, unit_region
@@ -72,6 +72,20 @@ def test_one_sided_units_shade_one_half_of_the_face():
     midline = int(shape[27, 0])
     assert change[:midline].sum() > 0
     assert change[midline + 4 :].sum() < 0.05 * change[:midline].sum()  # the subject's right is the image's left
+
+
+def test_the_nose_wrinkle_is_laid_on_stronger_than_its_fitted_map():
+    from diffusers_led.texture import UNIT_EMPHASIS
+
+    same = ExpressionRatioMaps(units=["AU4", "AU9"])
+    same.maps[0] = same.maps[1] = crease_maps().maps[0]  # the same crease for both units
+    brow, _ = same.layers({"AU4": 0.8})
+    nose, _ = same.layers({"AU9": 0.8})
+    assert np.abs(brow).max() > 0
+    assert UNIT_EMPHASIS["AU9"] > 1
+    np.testing.assert_allclose(nose, UNIT_EMPHASIS["AU9"] * brow, rtol=1e-5, atol=1e-7)
+    # Taking the unit away flattens the face's own creases as far as the fitted map reaches, no further.
+    np.testing.assert_allclose(same.layers({"AU9": -0.8})[1], same.layers({"AU4": -0.8})[1])
 
 
 def test_removing_a_unit_flattens_the_faces_own_crease_and_keeps_fine_texture():
@@ -157,6 +171,40 @@ def test_an_open_mouth_closes_toward_targets_that_part_no_lips():
     assert not closes_mouth("surprised") and not closes_mouth("happy") and not closes_mouth(None)
     assert not closes_mouth("neutral", {"AU26": 0.5})
     assert inter_ocular(closed) == pytest.approx(inter_ocular(shape))  # the eyes do not move
+
+
+def test_teeth_left_between_closed_lips_are_painted_over_with_the_lips():
+    import cv2
+
+    after = neutral_shape() * 60 + (10, -30)
+    before = after.copy()
+    before[[55, 56, 57, 58, 59, 65, 66, 67]] += (0, 12)  # the toothy mouth before the warp closed it
+    skin, lip, tooth = (205, 160, 130), (185, 90, 95), (240, 238, 230)
+
+    def painted(shape: np.ndarray, inside: np.ndarray) -> np.ndarray:
+        image = np.zeros((200, 200, 3), dtype=np.uint8)
+        image[:] = skin
+        cv2.fillPoly(image, [np.round(shape[48:60]).astype(np.int32)], lip)
+        cv2.fillPoly(image, [np.round(inside).astype(np.int32)], tooth)
+        return image
+
+    original = painted(before, before[60:68])
+    # dlib's inner lip points sat on the teeth: closing them to a seam leaves a strip of teeth between the lips.
+    strip = np.vstack([after[60:65] + (0, -2), after[64:59:-1] + (0, 2)])
+    warped = painted(after, strip)
+    outer = np.zeros((200, 200), dtype=np.uint8)
+    cv2.fillPoly(outer, [np.round(after[48:60]).astype(np.int32)], 1)
+    white = np.abs(warped.astype(int) - tooth).sum(2) < 30
+    assert (white & (outer > 0)).sum() > 20
+    covered = cover_teeth(original, warped, before, after)
+    still_white = np.abs(covered.astype(int) - tooth).sum(2) < 60
+    assert (still_white & (outer > 0)).sum() == 0
+    changed = np.any(covered != warped, axis=2)
+    assert not (changed & (cv2.dilate(outer, np.ones((3, 3), np.uint8)) == 0)).any()  # only the lips change
+    # A mouth whose inside showed lip, not teeth, is left alone.
+    lips_inside = original.copy()
+    cv2.fillPoly(lips_inside, [np.round(before[60:68]).astype(np.int32)], lip)
+    assert np.array_equal(cover_teeth(lips_inside, warped, before, after), warped)
 
 
 def test_the_blendshape_judge_scores_the_targets_own_units():

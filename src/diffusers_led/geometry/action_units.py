@@ -247,14 +247,24 @@ for _pattern in ACTION_UNITS.values():
 #: 0.56). With the shading of the units (texture.ExpressionRatioMaps) and closing mouths, angry, sad and disgusted
 #: are 1.3 times those (AU4 capped at 1.5): on the tune split p(angry) +0.103 -> +0.139, p(sad) +0.188 -> +0.229,
 #: p(disgusted) +0.032 -> +0.039, their blendshapes rose on 10, 10 and 8 of 10 faces (9, 9, 6 before), 10 of 10
-#: people kept; fearful at 1.3 fell (p -0.015 -> -0.035) and stays.
+#: people kept; fearful at 1.3 fell (p -0.015 -> -0.035) and stays. Angry then lost its upper-lid raise (AU5 widened
+#: the eyes into fear) for a full lid tightening, a little nose wrinkle (AU9: the inner brows lower further, the
+#: nose flares), corners down (AU15) and harder pressed lips (AU17, AU23): on the tune split p(angry) 0.145 -> 0.212,
+#: top-1 0/10 -> 1/10, 11 of 11 kept. Fearful read as surprise (an O-shaped open mouth): it now draws the raised
+#: inner brows together (AU1 1.3, AU4 1.0, less outer raise AU2 0.5), opens the eyes wider (AU5 1.3, no AU7),
+#: stretches the lips sideways (AU20 1.5) and only parts them (AU25 0.6, no jaw drop AU26): on the tune split mean
+#: p(fearful) 0.153 -> 0.187, top-1 0/9 both (the judge reads a stretched mouth with teeth as happy), 11 of 11 kept.
+#: Disgust read as a raised upper lip or a pout: it now wrinkles the nose fully (AU9 1.5, its shading laid on
+#: stronger: texture.UNIT_EMPHASIS), raises the cheeks (AU6 1.0), lowers the brows (AU4 1.1, AU7 0.6) and raises the
+#: upper lip less with no lower lip drop (AU10 0.8, AU15 0.3, no AU16): on the tune split mean p(disgusted) 0.020 ->
+#: 0.040, top-1 0/11 both (the judge calls it angry), 11 of 11 kept; the same shading lifts p(angry) 0.223 -> 0.248.
 EXPRESSION_PROTOTYPES: dict[str, dict[str, float]] = {
     "happy": {"AU6": 1.3, "AU12": 1.4},
     "sad": {"AU1": 1.3, "AU4": 0.78, "AU15": 1.3, "AU17": 0.52},
     "surprised": {"AU1": 1.2, "AU2": 1.2, "AU5": 1.3, "AU25": 1.0, "AU26": 0.8},
-    "fearful": {"AU1": 1.0, "AU2": 0.6, "AU4": 0.6, "AU5": 1.0, "AU7": 0.5, "AU20": 1.0, "AU25": 1.0, "AU26": 0.3},
-    "angry": {"AU4": 1.5, "AU5": 0.65, "AU7": 1.3, "AU17": 0.65, "AU23": 1.3},
-    "disgusted": {"AU4": 0.845, "AU7": 0.52, "AU9": 1.04, "AU10": 0.65, "AU15": 0.715, "AU16": 0.65},
+    "fearful": {"AU1": 1.3, "AU2": 0.5, "AU4": 1.0, "AU5": 1.3, "AU20": 1.5, "AU25": 0.6},
+    "angry": {"AU4": 1.5, "AU7": 1.5, "AU9": 0.5, "AU15": 0.3, "AU17": 0.8, "AU23": 1.5},
+    "disgusted": {"AU4": 1.1, "AU6": 1.0, "AU7": 0.6, "AU9": 1.5, "AU10": 0.8, "AU15": 0.3},
     "contemptuous": {"R12": 0.5, "R14": 1.0},
     "neutral": {},
 }

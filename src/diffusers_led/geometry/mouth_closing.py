@@ -5,18 +5,20 @@ sad, angry, disgusted, contempt) must close: the lips meet and the inside of the
 jaw-drop unit (AU26) moves the lower lip by a fixed pattern and cannot reach every opening (an open laugh is wider
 than a full unit), so the gap is read from the inner lip points and closed directly: the lower lip and the chin
 rise with the jaw, the upper lip comes down a little, and the lips slide over the teeth (``warp.MouthInside``).
+After the warp, :func:`cover_teeth` paints over the teeth that dlib's misplaced inner lip points left between them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
+import cv2
 import numpy as np
 
 from ..labels import canonical_expression
 from .action_units import EXPRESSION_PROTOTYPES, inter_ocular
 
-__all__ = ["MOUTH_OPENING_UNITS", "closes_mouth", "mouth_closing"]
+__all__ = ["MOUTH_OPENING_UNITS", "closes_mouth", "cover_teeth", "mouth_closing"]
 
 #: Units that part the lips: a target with any of them keeps (or makes) an open mouth.
 MOUTH_OPENING_UNITS = ("AU25", "AU26", "AU27")
@@ -35,6 +37,10 @@ UPPER_SHARE = 0.25
 #: The outer lips and chin points and the share of the lower lip's rise they make.
 LOWER_OUTER = {56: 1.0, 57: 1.0, 58: 1.0, 55: 0.6, 59: 0.6}
 UPPER_OUTER = {50: 1.0, 51: 1.0, 52: 1.0, 49: 0.5, 53: 0.5}
+#: Teeth this far from the lips' colour (CIELAB, 8-bit) are told apart from them; nearer, nothing is covered.
+TEETH_CONTRAST = 20.0
+#: How much darker than the lips the seam of lips painted over teeth is.
+SEAM_SHADE = 0.3
 CHIN = {7: 0.6, 8: 0.7, 9: 0.6, 6: 0.35, 10: 0.35, 5: 0.15, 11: 0.15}
 
 
@@ -69,3 +75,73 @@ def mouth_closing(aligned: np.ndarray, strength: float = 1.0) -> np.ndarray:
     for point, share in CHIN.items():
         displacement[point, 1] -= share * LOWER_SHARE * mean
     return displacement
+
+
+def cover_teeth(original: np.ndarray, warped: np.ndarray, before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """``warped`` (the photo after a warp that closed a toothy mouth, uint8) with the teeth left between its lips
+    painted over with the lips around them.
+
+    dlib puts the inner lip points of a toothy smile on the teeth, not on the lips' edge: closing those points to a
+    seam leaves a strip of teeth between the lips. Pixels inside the moved outer lip contour (``after``, 68 points)
+    whose colour is nearer the teeth's (the bright half of what the inside of the lips showed in ``original``, at
+    ``before``) than the moved lips' are filled from the lips around them (OpenCV's inpainting); no other pixel
+    changes."""
+    before = np.asarray(before, dtype=np.float64)
+    after = np.asarray(after, dtype=np.float64)
+    pad = 0.1 * inter_ocular(after)
+    low = np.floor(np.minimum(before[48:60].min(0), after[48:60].min(0)) - pad).astype(int)
+    high = np.ceil(np.maximum(before[48:60].max(0), after[48:60].max(0)) + pad).astype(int)
+    x0, y0 = np.maximum(low, 0)
+    x1, y1 = np.minimum(high, (warped.shape[1], warped.shape[0]))
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return warped
+    origin = np.array([x0, y0], dtype=np.float64)
+
+    def lab(image: np.ndarray) -> np.ndarray:
+        crop = image[y0:y1, x0:x1]
+        rgb = crop[:, :, :3] if crop.ndim == 3 else np.repeat(crop[:, :, None], 3, axis=2)
+        return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2LAB).astype(np.float32)
+
+    def polygon(points: np.ndarray) -> np.ndarray:
+        mask = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+        cv2.fillPoly(mask, [np.round((points - origin) * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+        return mask > 0
+
+    shown = lab(original)[polygon(before[60:68])]
+    if len(shown) < 4:
+        return warped
+    teeth = shown[shown[:, 0] >= np.median(shown[:, 0])].mean(0)
+    moved = lab(warped)
+    outer = polygon(after[48:60])
+    near_seam = cv2.dilate(polygon(after[60:68]).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    lips = moved[outer & ~near_seam]
+    if len(lips) < 4:
+        return warped
+    lip = np.median(lips, axis=0)
+    if np.linalg.norm(teeth - lip) < TEETH_CONTRAST:  # the inside showed no teeth (or they look like the lips)
+        return warped
+    nearer_teeth = np.linalg.norm(moved - teeth, axis=2) < np.linalg.norm(moved - lip, axis=2)
+    cover = (outer & nearer_teeth).astype(np.uint8)
+    if not cover.any():
+        return warped
+    cover = cv2.dilate(cover, np.ones((3, 3), np.uint8)) & outer.astype(np.uint8)
+    out = warped.copy()
+    crop = np.ascontiguousarray(out[y0:y1, x0:x1])
+    radius = max(0.03 * inter_ocular(after), 2.0)
+    if crop.ndim == 3 and crop.shape[2] == 4:
+        crop[:, :, :3] = cv2.inpaint(np.ascontiguousarray(crop[:, :, :3]), cover, radius, cv2.INPAINT_TELEA)
+    else:
+        crop = cv2.inpaint(crop, cover, radius, cv2.INPAINT_TELEA)
+    # Lips that meet show a seam: a soft line a little darker than the lips, along the moved upper inner lip.
+    line = np.zeros(cover.shape, dtype=np.uint8)
+    seam = np.round((after[60:65] - origin) * 16).astype(np.int32)
+    cv2.polylines(line, [seam], False, 255, 1, cv2.LINE_AA, shift=4)
+    darken = 1.0 - SEAM_SHADE * (line.astype(np.float32) / 255.0) * (cover > 0)
+    colour = crop[:, :, :3] if crop.ndim == 3 else crop
+    shaded = np.clip(np.rint(colour * (darken[:, :, None] if crop.ndim == 3 else darken)), 0, 255)
+    if crop.ndim == 3:
+        crop[:, :, :3] = shaded
+    else:
+        crop = shaded.astype(crop.dtype)
+    out[y0:y1, x0:x1] = crop
+    return out

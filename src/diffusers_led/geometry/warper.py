@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 from ..faces.detection import face_shape, five_landmarks
 from ..faces.regions import FaceRegionProcessor, FaceRegions
 from .action_units import estimate_action_units, expression_action_units
-from .mouth_closing import MOUTH_OPENING_UNITS, closes_mouth
+from .mouth_closing import MOUTH_OPENING_UNITS, closes_mouth, cover_teeth
 from .warp import action_unit_warp, inner_mouth_mask
 
 __all__ = ["FOLD_WARNING", "ExpressionWarper"]
@@ -81,7 +81,8 @@ class ExpressionWarper:
                     )
                     warp = None
                 if warp is not None:
-                    out = warp.apply(out)
+                    warped = warp.apply(out)
+                    out = cover_teeth(out, warped, shape, warp.shape) if closing and warp.mouth else warped
                     if ratio_maps is not None:
                         out = ratio_maps.shade(out, warp, change)
                     if warp.kept < FOLD_WARNING:
