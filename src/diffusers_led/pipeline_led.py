@@ -7,7 +7,7 @@ stage           what it does                                          where
 ==============  ====================================================  ==========================================
 settings        the call's arguments checked, the model's defaults    :mod:`diffusers_led.settings`
 photo           any input to an upright RGB array (and back)          :mod:`diffusers_led.image_processor`
-faces           detection, 68 landmarks, aligned eye/mouth crops      :mod:`diffusers_led.faces`
+faces           detection, 478-point mesh, 68 landmarks, crops        :mod:`diffusers_led.faces`
 action units    the target's change from the face's own expression    :mod:`diffusers_led.geometry.action_units`
 warp            the face's own pixels moved along those units         :mod:`diffusers_led.geometry.warper`
 shading         the units' furrows and folds laid on the warped skin  :mod:`diffusers_led.texture`
@@ -104,9 +104,10 @@ class LocalExpressionPipeline(CropSDEditMixin, DiffusionPipeline):
 
     - `"geometry"` (the bundled model's default): the face's own brows, lids and lips are moved along the facial
       action units that take its expression to the target, by a smooth warp that is exactly zero outside a ring
-      around the face. No UNet call.
-    - `"geometry+texture"`: the same warp, then the UNet re-draws only the inside of a mouth the warp opened
-      (SDEdit of that crop, masked to the inside of the lips).
+      around the face; the shading those units make on skin is laid on from the model's `ratio_maps` (when it has
+      them), and open mouths close toward targets that part no lips. No UNet call.
+    - `"geometry+texture"`: the same warp and shading, then the UNet re-draws only the inside of a mouth the warp
+      opened (SDEdit of that crop, masked to the inside of the lips).
     - `"diffusion"` (the paper): the eye and mouth regions are cropped to small squares, noised to an intermediate
       step and denoised toward the target expression's label (SDEdit), then blended back with a soft mask.
 
