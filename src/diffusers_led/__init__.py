@@ -6,8 +6,9 @@ not import torch, so the command-line tools start at once and can report a bad a
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .utils import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -39,14 +40,4 @@ if TYPE_CHECKING:
     from .labels import EXPRESSIONS, canonical_expression
     from .pipeline_led import LocalExpressionPipeline, LocalExpressionPipelineOutput, NoFaceDetectedError
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

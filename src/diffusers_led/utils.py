@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import re
+import sys
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["IMAGE_EXTENSIONS", "escape_file_name", "file_digest", "unescape_file_name"]
+__all__ = ["IMAGE_EXTENSIONS", "escape_file_name", "file_digest", "lazy_exports", "unescape_file_name"]
 
 #: The photo file types the package reads (led-edit, led-prepare-data, led-evaluate, the examples), lower case.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif", ".ppm", ".pgm")
@@ -36,3 +40,21 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """A package's module-level ``__getattr__`` and ``__dir__`` (PEP 562) that import each of ``exports`` (public name
+    -> relative module, e.g. ``".runner"``) on first use and keep it, so importing the package imports none of its
+    heavy modules (torch, OpenCV, PyAV): ``__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)``."""
+
+    def __getattr__(name: str) -> Any:
+        if name not in exports:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(exports[name], package), name)
+        setattr(sys.modules[package], name, value)
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*vars(sys.modules[package]), *exports})
+
+    return __getattr__, __dir__

@@ -12,8 +12,7 @@ The names below are imported on first use, so ``diffusers_led.evaluation.modes``
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..utils import lazy_exports
 
 _EXPORTS = {
     "DEFAULT_MODES": ".modes",
@@ -42,14 +41,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list:
-    return sorted([*globals(), *_EXPORTS])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

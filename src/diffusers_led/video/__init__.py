@@ -5,40 +5,31 @@ The names below load on first use, so ``led-edit`` checks its arguments before n
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from ..utils import lazy_exports
 
 #: Public name -> the submodule defining it.
 _EXPORTS = {
-    "VideoEditResult": "editor",
-    "VideoEditStats": "editor",
-    "VideoExpressionEditor": "editor",
-    "edit_video": "editor",
-    "VIDEO_EXTENSIONS": "formats",
-    "is_video_path": "formats",
-    "TranscodeResult": "io",
-    "VideoInfo": "io",
-    "iter_frames": "io",
-    "probe_video": "io",
-    "transcode_video": "io",
-    "ExpressionKey": "schedule",
-    "ExpressionSchedule": "schedule",
-    "parse_keyframes": "schedule",
-    "FaceTrack": "tracking",
-    "FaceTracker": "tracking",
-    "OneEuroFilter": "tracking",
-    "edit_flicker": "flicker",
-    "FlickerMeter": "flicker",
+    "VideoEditResult": ".editor",
+    "VideoEditStats": ".editor",
+    "VideoExpressionEditor": ".editor",
+    "edit_video": ".editor",
+    "VIDEO_EXTENSIONS": ".formats",
+    "is_video_path": ".formats",
+    "TranscodeResult": ".io",
+    "VideoInfo": ".io",
+    "iter_frames": ".io",
+    "probe_video": ".io",
+    "transcode_video": ".io",
+    "ExpressionKey": ".schedule",
+    "ExpressionSchedule": ".schedule",
+    "parse_keyframes": ".schedule",
+    "FaceTrack": ".tracking",
+    "FaceTracker": ".tracking",
+    "OneEuroFilter": ".tracking",
+    "edit_flicker": ".flicker",
+    "FlickerMeter": ".flicker",
 }
 
 __all__ = sorted(_EXPORTS)
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
