@@ -159,10 +159,12 @@ def _warn_ignored(mode: str, options: dict[str, Any]) -> None:
 
 def default_strength(config: Any, mode: str, target: str | None) -> float:
     """The strength a call without one uses (``config``: a pipeline's): in the diffusion mode the model's
-    ``target_strengths`` entry for ``target``, else its ``default_strength``; in the geometry modes its
-    ``geometry_strength``."""
+    ``target_strengths`` entry for ``target``, else (or with no ``target``) its ``default_strength``; in the geometry
+    modes its ``geometry_strength``."""
     if mode != "diffusion":
         return float(config.geometry_strength)
+    if target is None:
+        return float(config.default_strength)
     label = canonical_expression(target)
     return float((config.target_strengths or {}).get(label, config.default_strength))
 

@@ -114,9 +114,7 @@ class ExpressionEditor:
 
     @property
     def default_strength(self) -> float:
-        if self.default_mode != "diffusion":
-            return float(self.pipe.config.geometry_strength)
-        return float(self.pipe.config.default_strength)
+        return default_strength(self.pipe.config, self.default_mode, None)
 
     def strength_for(self, target: str | None, mode: str | None = None) -> float:
         """The model's default strength for ``target`` in ``mode``: its `geometry_strength` in the geometry modes,
@@ -125,8 +123,7 @@ class ExpressionEditor:
         try:
             label = self.resolve_target(target)[0]
         except DemoInputError:  # no usable target chosen yet: the model's general default
-            config = self.pipe.config
-            return float(config.geometry_strength if mode != "diffusion" else config.default_strength)
+            label = None
         return default_strength(self.pipe.config, mode, label)
 
     @property
