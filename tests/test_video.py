@@ -290,3 +290,22 @@ def test_a_followed_face_smaller_than_min_face_size_is_kept_under_its_id(tmp_pat
     followed = [len(tracker.update(frame.rgb, k / 25)) for k, frame in enumerate(iter_frames(path))]
     assert followed == [1] * 12 and tracker.faces_seen == 1
     assert all(track.misses == 0 for track in tracker.tracks)
+
+
+def test_led_edit_refuses_clip_outputs_that_would_collide_or_not_fit_before_loading(tmp_path, talking_clip, capsys):
+    """Clips get the photos' output checks, before a model loads: two clips onto one output name, and an output name
+    longer than file systems allow, are refused and nothing is written."""
+    from diffusers_led.cli import edit_main
+
+    for folder in ("x", "y"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "a.mp4").write_bytes(talking_clip.read_bytes())
+    out = tmp_path / "out"
+    clips = [str(tmp_path / "x" / "a.mp4"), str(tmp_path / "y" / "a.mp4")]
+    assert edit_main([*clips, "--target", "happy", "-o", str(out)]) != 0
+    assert "2 inputs would be written to the same output" in capsys.readouterr().err
+    long_name = tmp_path / ("c" * 250 + ".mp4")
+    long_name.write_bytes(talking_clip.read_bytes())
+    assert edit_main([str(long_name), "--target", "happy", "-o", str(out)]) != 0
+    assert "above the 255-byte limit" in capsys.readouterr().err
+    assert not out.exists()

@@ -139,7 +139,7 @@ def output_paths(paths: Sequence[Path], output: str | None, target: str, single_
 
     plain = Counter(name(p, False) for p in paths)
     destinations = [name(p, plain[name(p, False)] > 1) for p in paths]
-    _refuse_shared_names(paths, destinations)
+    refuse_shared_names(paths, destinations)
     return destinations
 
 
@@ -167,7 +167,8 @@ def _check_output_folder(output: str) -> None:
         )
 
 
-def _refuse_shared_names(paths: Sequence[Path], destinations: Sequence[Path]) -> None:
+def refuse_shared_names(paths: Sequence[Path], destinations: Sequence[Path]) -> None:
+    """Refuse inputs that would be written to one output (``x/a.png`` and ``y/a.png`` into one ``-o`` folder)."""
     groups: dict[Path, list[Path]] = {}
     for path, destination in zip(paths, destinations):
         groups.setdefault(destination, []).append(path)

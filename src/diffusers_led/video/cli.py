@@ -5,12 +5,12 @@ ignored for clips: video edits are geometry only."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..commands import ArgumentParser, CLIError
+from ..output_files import check_destinations, refuse_shared_names
 from ..utils import IMAGE_EXTENSIONS
 from .formats import DEFAULT_VIDEO_QUALITY, OUTPUT_CONTAINERS, is_video_path
 
@@ -69,6 +69,7 @@ def clip_destinations(clips: Sequence[Path], output: str | None, label: str, sin
         suffix = clip.suffix.lower() if clip.suffix.lower() in OUTPUT_CONTAINERS else ".mkv"
         folder = Path(output) if output else clip.parent
         destinations.append(folder / f"{clip.stem}_{label.replace(' ', '-')}{suffix}")
+    refuse_shared_names(clips, destinations)
     return destinations
 
 
@@ -93,12 +94,7 @@ def edit_clips(args: argparse.Namespace, clips: Sequence[Path], single_file: boo
         parse_keyframes(args.keyframes)  # a bad spec fails before anything loads
     label = target or ("keyframes" if args.keyframes else "au")
     destinations = clip_destinations(clips, args.output, label, single_file)
-    inputs = {os.path.realpath(p) for p in clips}
-    for destination in destinations:
-        if os.path.realpath(destination) in inputs:
-            raise CLIError(f"{destination} is one of the inputs and would be replaced by an edit; choose another -o.")
-        if os.path.lexists(destination) and not args.overwrite:
-            raise CLIError(f"{destination} exists; pass --overwrite to replace.")
+    check_destinations(clips, destinations, args.overwrite)  # the photos' checks: nothing lost, names that fit
 
     from diffusers.utils import logging as diffusers_logging
 
