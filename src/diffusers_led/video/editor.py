@@ -1,8 +1,11 @@
 """The per-frame edit of a clip: every followed face moved along the action units of its scheduled expression by
-the pipeline's own warp (:func:`~diffusers_led.warp.action_unit_warp`), with its landmarks and its action-unit change
-smoothed in time so the edit holds still on a still face, and eased in and out as faces come and go.
+the pipeline's own warp (:func:`~diffusers_led.geometry.warp.action_unit_warp`) and shaded by the model's ratio maps
+as photos are, with its landmarks, its action-unit change and its warp field smoothed in time so the edit stays on
+the skin it moves, and eased in and out as faces come and go.
 
-Only the warp runs on video: the UNet's texture re-draws noise on every frame and would flicker."""
+Only the warp and its shading run on video: the UNet's texture re-draws noise on every frame and would flicker.
+Open mouths are not closed (as photos toward a closed-mouth target are): on video that would stop the person
+talking."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from threadpoolctl import threadpool_limits
 
@@ -21,7 +25,8 @@ from ..geometry.transforms import alignment_matrix
 from ..geometry.warp import action_unit_warp
 from .io import DEFAULT_VIDEO_QUALITY, TranscodeResult, iter_frames, transcode_video
 from .schedule import ExpressionKey, ExpressionSchedule, parse_keyframes
-from .tracking import FaceTracker, OneEuroFilter
+from .tracking import FOLLOW_SECONDS, FaceTracker, OneEuroFilter
+from .warp_filter import WarpFieldFilter
 
 __all__ = ["VideoEditResult", "VideoExpressionEditor", "edit_video"]
 
@@ -55,11 +60,11 @@ class VideoExpressionEditor:
     """Edits the frames of one clip, in order (it keeps each face's track and filters between calls).
 
     Args:
-        pipe: a [`LocalExpressionPipeline`] (its detector and geometry strength are used).
+        pipe: a [`LocalExpressionPipeline`] (its detector, and its `ratio_maps` when it has them, are used).
         schedule: what each face is moved toward over time (:class:`~diffusers_led.video.ExpressionSchedule`).
         detect_every: run the face detector every this many frames (and whenever a face is lost).
-        smooth: smooth landmarks and action-unit changes in time (off: each frame's own reading, as independent
-            photo edits would; for comparison).
+        smooth: smooth landmarks, action-unit changes and warp fields in time (off: each frame's own reading, as
+            independent photo edits would; for comparison).
         min_face_size: smallest face (px) looked for.
     """
 
@@ -73,13 +78,16 @@ class VideoExpressionEditor:
     ) -> None:
         self.schedule = schedule
         self.smooth = bool(smooth)
-        # Without smoothing the filters pass every reading straight through (a very high cutoff).
-        cutoff = 1.0 if smooth else 1e9
         self.tracker = FaceTracker(
-            pipe.region_processor.detector, detect_every=detect_every, min_face_size=min_face_size, min_cutoff=cutoff
+            pipe.region_processor.detector,
+            detect_every=detect_every,
+            min_face_size=min_face_size,
+            follow_seconds=FOLLOW_SECONDS if smooth else 0.0,
         )
         self.canonical_size = pipe.region_processor.canonical_size
+        self.ratio_maps = getattr(pipe, "ratio_maps", None)
         self._change_filters: dict[int, OneEuroFilter] = {}
+        self._field_filters: dict[int, WarpFieldFilter] = {}
         self.stats = VideoEditStats()
 
     def _change(self, track_id: int, shape: np.ndarray, time: float, presence: float) -> dict[str, float]:
@@ -100,6 +108,9 @@ class VideoExpressionEditor:
         self.stats.detections = self.tracker.detections
         self.stats.faces = self.tracker.faces_seen
         out, edited = rgb, False
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if self.smooth else None
+        followed = {track.id for track in tracks}  # a face no longer followed leaves its filters behind
+        self._field_filters = {k: v for k, v in self._field_filters.items() if k in followed}
         for track in tracks:
             change = self._change(track.id, track.shape, time, track.presence)
             if not change:
@@ -108,7 +119,11 @@ class VideoExpressionEditor:
             matrix = alignment_matrix(five_landmarks(shape), self.canonical_size)
             warp = action_unit_warp(shape, matrix, change, rgb.shape[:2])
             if warp is not None:
+                if self.smooth:
+                    warp = self._field_filters.setdefault(track.id, WarpFieldFilter())(warp, gray, time)
                 out = warp.apply(out)
+                if self.ratio_maps is not None:
+                    out = self.ratio_maps.shade(out, warp, change)
                 edited = True
                 self.stats.held_back += warp.kept < HELD_BACK
         self.stats.frames_edited += edited
