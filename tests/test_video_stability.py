@@ -1,0 +1,147 @@
+"""What keeps a clip's edit still on a moving, talking face: landmarks and boxes carried by the head's own motion,
+the warp field filtered along the flow, the photos' shading on video, and a progress bar that reports frames/s."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import cv2
+import numpy as np
+import pytest
+from conftest import make_tiny_pipeline
+
+from diffusers_led.faces.detection import face_shape
+from diffusers_led.geometry.transforms import alignment_matrix
+from diffusers_led.geometry.warp import action_unit_warp
+from diffusers_led.texture import load_ratio_maps
+from diffusers_led.video import ExpressionSchedule, VideoExpressionEditor, transcode_video
+from diffusers_led.video.synthetic import make_photo_clip
+from diffusers_led.video.tracking import FaceTracker, head_motion
+from diffusers_led.video.warp_filter import WarpFieldFilter
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return make_tiny_pipeline(default_mode="geometry", ratio_maps=load_ratio_maps())
+
+
+@pytest.fixture(scope="module")
+def face(example_image, pipe):
+    """The astronaut's head and shoulders at 320 px, and her 68 landmarks."""
+    photo = cv2.resize(np.asarray(example_image)[:360, 60:420], (320, 320), interpolation=cv2.INTER_AREA)
+    faces = pipe.region_processor.detector.detect(photo)
+    return photo, face_shape(photo, faces[0]).astype(np.float64)
+
+
+def similarity(angle_degrees: float, scale: float, shift: tuple[float, float], centre=(160.0, 160.0)) -> np.ndarray:
+    """The ``2x3`` rotation/zoom about ``centre`` followed by ``shift``."""
+    matrix = cv2.getRotationMatrix2D(centre, angle_degrees, scale)
+    matrix[:, 2] += shift
+    return matrix
+
+
+def moved(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def test_head_motion_measures_a_known_turn_zoom_and_shift(face):
+    photo, shape = face
+    truth = similarity(2.0, 1.03, (3.2, -1.7))
+    after = cv2.warpAffine(photo, truth, photo.shape[1::-1], flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    gray = [cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) for image in (photo, after)]
+    measured = head_motion(*gray, shape)
+    assert measured is not None
+    assert np.abs(moved(shape, measured) - moved(shape, truth)).max() < 0.3  # px, on a 100 px face
+    assert head_motion(*(np.full((320, 320), 128, np.uint8),) * 2, shape) is None  # no texture: no motion
+
+
+def test_followed_landmarks_and_box_move_with_the_face_without_lag(pipe, face):
+    """A camera panning fast and zooming over a real photo: the followed landmarks stay on the face (nearer the
+    truth than the predictor's own frame-by-frame landmarks, no lag behind the pan), and between detections the
+    predictor's box moves and grows with the face instead of with the predictor's landmarks."""
+    photo, _ = face
+    tracker = FaceTracker(pipe.region_processor.detector, detect_every=100)
+    followed, raw, truth, boxes = [], [], [], []
+    for k in range(12):
+        camera = similarity(0.5 * k, 1.0 + 0.02 * k, (4.0 * k, 1.5 * k))  # 4 px a frame, 2% zoom a frame
+        frame = cv2.warpAffine(photo, camera, (320, 320), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REFLECT)
+        (track,) = tracker.update(frame, k / 25)
+        if k == 0:
+            first, first_box = track.raw_shape.copy(), np.array(track.box)
+        truth.append(moved(first, camera))
+        followed.append(track.shape)
+        raw.append(track.raw_shape)
+        boxes.append((np.array(track.box), camera))
+    followed_error = np.mean([np.linalg.norm(f - t, axis=1).mean() for f, t in zip(followed, truth)])
+    raw_error = np.mean([np.linalg.norm(r - t, axis=1).mean() for r, t in zip(raw, truth)])
+    assert followed_error < raw_error
+    lag = np.mean([(f - t).mean(0) for f, t in zip(followed[1:], truth[1:])], axis=0)
+    assert np.abs(lag).max() < 0.5  # px: a One-Euro-style low-pass trails a 4 px/frame pan by more
+    box, camera = boxes[-1]
+    centre = moved(first_box[:2] + first_box[2:] / 2, camera)
+    assert np.abs(box[:2] + box[2:] / 2 - centre).max() < 1.0
+    assert box[2] == pytest.approx(first_box[2] * math.sqrt(np.linalg.det(camera[:, :2])), rel=0.03)
+
+
+def plan(shape: np.ndarray, image_hw) -> object:
+    return action_unit_warp(shape, alignment_matrix(shape[[36, 45, 30, 48, 54]]), {"AU12": 1.0}, image_hw)
+
+
+def test_the_warp_field_is_carried_along_the_motion_and_kept_in_its_window(face):
+    photo, shape = face
+    gray = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
+    shift = np.float32([[1, 0, 3], [0, 1, 0]])  # the face moves 3 px right
+    shifted = cv2.warpAffine(photo, shift, (320, 320), borderMode=cv2.BORDER_REFLECT)
+    still, moving = WarpFieldFilter(), WarpFieldFilter()
+    first = plan(shape, photo.shape[:2])
+    for warp_filter in (still, moving):
+        assert warp_filter(first, gray, 0.0) is first  # the first frame's warp as it is
+    again = still(plan(shape, photo.shape[:2]), gray, 0.04)
+    assert np.abs(again.map_x - first.map_x).max() < 1e-3  # a still face keeps its field
+    fresh = plan(shape + [3, 0], photo.shape[:2])
+    carried = moving(fresh, cv2.cvtColor(shifted, cv2.COLOR_RGB2GRAY), 0.04)
+    inner = fresh.weight > 0.5
+    # The field went with the face: the blend of the carried and the fresh one is the fresh one (without the
+    # carrying it would be off by the field's change over 3 px).
+    assert np.abs(carried.map_x - fresh.map_x)[inner].max() < 0.15
+    untouched = fresh.mask(photo.shape[:2]) == 0
+    assert (carried.apply(shifted)[untouched] == shifted[untouched]).all()
+    assert (carried.weight == fresh.weight).all()
+
+
+def test_video_frames_are_shaded_like_photos_only_inside_the_warp(pipe, face):
+    photo, _ = face
+    shaded = VideoExpressionEditor(pipe, ExpressionSchedule.constant("happy", 1.0))
+    plain = VideoExpressionEditor(pipe, ExpressionSchedule.constant("happy", 1.0))
+    plain.ratio_maps = None
+    warps = []
+
+    class Recorded:  # the model's maps, keeping the warp each frame is shaded under
+        def shade(self, image, warp, units):
+            warps.append(warp)
+            return pipe.ratio_maps.shade(image, warp, units)
+
+    shaded.ratio_maps = Recorded()
+    a, b = shaded(photo, 0.0), plain(photo, 0.0)
+    assert len(warps) == 1 and (a != b).any()  # the smile's folds are laid on, as in photos
+    outside = warps[0].mask(photo.shape[:2]) == 0
+    assert (a[outside] == photo[outside]).all()
+
+
+def test_the_progress_bar_reports_frames_per_second(tmp_path, example_image, monkeypatch):
+    import tqdm.auto
+
+    bars = []
+
+    class Recorded(tqdm.auto.tqdm):
+        def close(self):
+            bars.append(self.format_meter(**self.format_dict))
+            super().close()
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recorded)
+    source = tmp_path / "in.mp4"
+    make_photo_clip(np.asarray(example_image), source, (64, 48), frames=5, audio=False)
+    transcode_video(source, tmp_path / "out.mp4", lambda rgb, time: rgb, progress=True)
+    line = bars[0]  # (tqdm closes a bar again when it is collected)
+    assert "5/5" in line and re.search(r"\d+(\.\d+)?frame/s", line)
