@@ -64,7 +64,7 @@ class OneEuroFilter:
 #: (a pull of 15% per frame at 25 frames/s) gave the steadiest edit; the head's motion itself is never delayed.
 FOLLOW_SECONDS = 0.25
 #: Most corners tracked on a face, and the largest forward-backward disagreement (px) of one that is kept.
-MOTION_CORNERS = 200
+MOTION_CORNERS = 80
 MOTION_CONSISTENCY = 0.5
 #: The window (px) and pyramid levels of the Lucas-Kanade corner tracking.
 MOTION_WINDOW = 15
