@@ -1,9 +1,9 @@
 """Faces followed through a clip: found by the pipeline's detector every few frames (or when a face is lost), their
-68 landmarks predicted on every frame from the box the last frame's landmarks give. The landmarks the edit moves are
-carried from frame to frame by the head's own motion, measured by optical flow on the face's texture (sub-pixel,
-so a moving head is followed exactly and without lag), and drawn toward the predictor's landmarks over a quarter of
-a second (their frame-to-frame jitter, a pixel or more on a small face, is smoothed; a real change of expression
-is followed). Each face keeps its id, and its ``presence`` eases from 0 to 1 when it appears and back to 0 when it
+68 landmarks predicted on every frame in the detector's box carried along by the head's own motion, measured by
+optical flow on the face's texture (sub-pixel, so a moving head is followed exactly and without lag). The landmarks
+the edit moves are carried by that motion too, and drawn toward the predictor's landmarks over a quarter of a second
+(their frame-to-frame jitter, a pixel or more on a small face, is smoothed; a real change of expression is
+followed). Each face keeps its id, and its ``presence`` eases from 0 to 1 when it appears and back to 0 when it
 leaves, so an edit fades in and out instead of popping."""
 
 from __future__ import annotations
@@ -167,7 +167,8 @@ class FaceTrack:
         self.box_in_landmarks = np.array([(bx - x0) / size, (by - y0) / size, bw / size, bh / size])
 
     def followed_box(self) -> Box:
-        """The box this frame's landmarks give, placed as the detector placed it around them."""
+        """The box the last landmarks give, placed as the detector placed it around them: where the face is looked
+        for when the head's motion could not be measured."""
         x0, y0, x1, y1 = _landmark_box(self.raw_shape)
         size = max(x1 - x0, y1 - y0, 1.0)
         dx, dy, w, h = self.box_in_landmarks * size
