@@ -622,9 +622,10 @@ class LocalExpressionPipeline(CropSDEditMixin, DiffusionPipeline):
         **kwargs: Any,
     ):
         r"""
-        Change the expression of every face in a clip, geometry only (see [`~diffusers_led.video.edit_video`] for
-        every option: `keyframes`, `strength`, `action_units`, `video_quality`, `overwrite`, ...). Faces are tracked
-        across frames and the edit is smoothed in time; with `output` the clip is written (audio copied bit for bit,
+        Change the expression of every face in a clip, geometry only: the warp and, when the model has them, its
+        `ratio_maps` shading (see [`~diffusers_led.video.edit_video`] for every option: `keyframes`, `strength`,
+        `action_units`, `video_quality`, `overwrite`, ...). Faces are tracked across frames and the edit is smoothed
+        in time; with `output` the clip is written (audio copied bit for bit,
         timestamps kept) and a [`~diffusers_led.video.VideoEditResult`] returned, otherwise an iterator of the edited
         frames.
         """

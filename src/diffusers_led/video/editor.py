@@ -168,7 +168,8 @@ def edit_video(
     detect_every: int = 10,
     smooth: bool = True,
 ) -> VideoEditResult | Iterator[np.ndarray]:
-    """Change the expression of every face in a clip (geometry only: the faces' own pixels are warped).
+    """Change the expression of every face in a clip (geometry only: the faces' own pixels are warped, and shaded by
+    the model's ratio maps when it has them).
 
     Args:
         pipe: a [`LocalExpressionPipeline`].
