@@ -309,3 +309,12 @@ def test_led_edit_refuses_clip_outputs_that_would_collide_or_not_fit_before_load
     assert edit_main([str(long_name), "--target", "happy", "-o", str(out)]) != 0
     assert "above the 255-byte limit" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_synthetic_clips_fill_beyond_the_photo_with_grey(tmp_path, photo):
+    # The camera centred on the photo's top-left corner: a quarter of every frame lies beyond the photo.
+    path = tmp_path / "corner.mp4"
+    make_photo_clip(photo, path, (160, 96), frames=2, camera=[(0.0, 0, 0, 1.0), (1.0, 0, 0, 1.0)], audio=False)
+    frame = next(iter_frames(path)).rgb
+    beyond = frame[:40, :70].reshape(-1, 3).astype(int)
+    assert np.abs(beyond - 90).max() <= 8  # grey in every channel, not a red fill

@@ -111,7 +111,12 @@ def make_photo_clip(
             scale = out_h / (height / zoom)
             matrix = np.float32([[scale, 0, out_w / 2 - scale * cx], [0, scale, out_h / 2 - scale * cy]])
             frame = cv2.warpAffine(
-                source, matrix, (out_w, out_h), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_CONSTANT, borderValue=90
+                source,
+                matrix,
+                (out_w, out_h),
+                flags=cv2.INTER_AREA,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=(90, 90, 90),
             )
             frame = np.ascontiguousarray(np.rot90(frame, -(rotation // 90) % 4))
             encoded = av.VideoFrame.from_ndarray(frame, format="rgb24")
