@@ -66,6 +66,17 @@ def test_prototypes_cover_all_eight_expressions():
     assert all(name.startswith("R") for name in EXPRESSION_PROTOTYPES["contemptuous"])  # one-sided
 
 
+def test_fearful_pulls_the_lip_corners_down_and_out_not_into_a_smile():
+    fear = landmark_displacements(EXPRESSION_PROTOTYPES["fearful"])
+    smile = landmark_displacements(EXPRESSION_PROTOTYPES["happy"])
+    # The subject's right lip corner (48) and left one (54): out to the side and down, where a smile lifts them.
+    assert fear[48, 0] < -0.05 and fear[54, 0] > 0.05
+    assert fear[48, 1] > 0.05 and fear[54, 1] > 0.05 and smile[48, 1] < 0
+    # Wide eyes under brows raised at their inner ends and drawn together.
+    assert fear[37, 1] < -0.05 and fear[38, 1] < -0.05
+    assert fear[21, 1] < fear[17, 1] - 0.05 and fear[21, 0] > 0
+
+
 def test_parse_action_units_forms_and_errors():
     assert parse_action_units("AU12=0.8, au6=0.4") == {"AU12": 0.8, "AU6": 0.4}
     assert parse_action_units({"12": 0.5, "r14": 1}) == {"AU12": 0.5, "R14": 1.0}
