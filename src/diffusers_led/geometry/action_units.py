@@ -269,7 +269,7 @@ for _pattern in ACTION_UNITS.values():
 #: borrowed from the smile's shading for AU10 read as happy. But the nose wrinkle at 1.5 (wings lifted 0.075, half as
 #: far again as the CK+ disgust frames) lost a calibration person on their neutral frames (distance 0.66; without its
 #: shading too) and greyed the upper lip and cheeks of some tune faces: disgust now wrinkles the nose at 0.8 (its
-#: shading at 0.8 of the full map): tune mean p(disgusted) 0.040 -> 0.041, top-1 0/11 both, largest distance 0.572 ->
+#: shading 0.8 times as deep): tune mean p(disgusted) 0.040 -> 0.041, top-1 0/11 both, largest distance 0.572 ->
 #: 0.565, blendshapes rose on 8 of 11 both; on the 5 CK+ calibration people's neutral frames every person kept
 #: (largest 0.663 -> 0.573), read disgusted 3/4 -> 2/4. Numbers, sheets and the command: docs/geometry.md.
 EXPRESSION_PROTOTYPES: dict[str, dict[str, float]] = {
