@@ -262,7 +262,7 @@ for _pattern in ACTION_UNITS.values():
 #: also pulled down (AU15 1.0, the corners of a fearful grimace go down and back, not up) and the upper lids raised
 #: the most a unit allows (AU5 1.5): mean p(fearful) 0.187 -> 0.236, top-1 0/9 -> 1/9 (the others read sad 6,
 #: happy 2), on 5 neutral CK+ frames of the calibration people 0.056 -> 0.082, 11 of 11 kept (largest distance
-#: 0.495), its blendshapes rose on 11 of 11. A search of 57 candidate prototypes (AU1 AU2 AU4 AU5 AU15 AU16 AU20
+#: 0.495), its blendshapes rose on 11 of 11. A search of 62 candidate prototypes (AU1 AU2 AU4 AU5 AU15 AU16 AU20
 #: AU25 AU26 in [0, 1.5]) found none above mean p 0.242 or top-1 1/9 (a small jaw drop AU26 reads as surprise or
 #: sad; the upper lid raised 1.6 times further, 0.242). No disgust prototype moved the judge on the colour photos
 #: (mean p(disgusted) at most 0.064 with every disgust unit at 1.5, a caricature, 0/11), and a nasolabial fold
