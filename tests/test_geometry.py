@@ -66,6 +66,26 @@ def test_prototypes_cover_all_eight_expressions():
     assert all(name.startswith("R") for name in EXPRESSION_PROTOTYPES["contemptuous"])  # one-sided
 
 
+def test_fearful_pulls_the_lip_corners_down_and_out_not_into_a_smile():
+    fear = landmark_displacements(EXPRESSION_PROTOTYPES["fearful"])
+    smile = landmark_displacements(EXPRESSION_PROTOTYPES["happy"])
+    # The subject's right lip corner (48) and left one (54): out to the side and down, where a smile lifts them.
+    assert fear[48, 0] < -0.05 and fear[54, 0] > 0.05
+    assert fear[48, 1] > 0.05 and fear[54, 1] > 0.05 and smile[48, 1] < 0
+    # Wide eyes under brows raised at their inner ends and drawn together.
+    assert fear[37, 1] < -0.05 and fear[38, 1] < -0.05
+    assert fear[21, 1] < fear[17, 1] - 0.05 and fear[21, 0] > 0
+
+
+def test_disgust_lifts_the_nose_wings_no_further_than_disgusted_faces_do():
+    disgust = landmark_displacements(EXPRESSION_PROTOTYPES["disgusted"])
+    # The CK+ disgust frames lift the nose wings by 0.05 inter-ocular distances (AU9 at 1); further, the nose is
+    # reshaped and calibration people stop being themselves to the identity judge.
+    assert -0.05 <= disgust[31, 1] < -0.02 and disgust[31, 1] == disgust[35, 1]
+    # The nose still wrinkles under lowered brows and the upper lip rises.
+    assert disgust[21, 1] > 0.1 and disgust[51, 1] < -0.04
+
+
 def test_parse_action_units_forms_and_errors():
     assert parse_action_units("AU12=0.8, au6=0.4") == {"AU12": 0.8, "AU6": 0.4}
     assert parse_action_units({"12": 0.5, "r14": 1}) == {"AU12": 0.5, "R14": 1.0}
