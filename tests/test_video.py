@@ -227,11 +227,16 @@ def test_led_evaluate_reports_what_a_clip_keeps_and_its_flicker(tmp_path, pipe, 
     from diffusers_led.data import OutputFolderError
     from diffusers_led.evaluation.clips import evaluate_clip
 
-    report = evaluate_clip(pipe, talking_clip, tmp_path, "happy", compare_frames=4, identity_every=4, progress=False)
+    report = evaluate_clip(
+        pipe, talking_clip, tmp_path, "happy", compare_frames=6, flicker_window=3, identity_every=4, progress=False
+    )
     kept = report["kept"]
     assert kept["frames"] == [8, 8] and kept["timestamps_identical"] and kept["audio_identical"]
     assert report["faces"]["frames_edited"] == 8 and report["identity"]["kept"] == 2
-    assert report["flicker"]["frames"] == 4 and report["flicker"]["video_path"] >= 0
+    assert report["flicker"]["frames"] == 6 and report["flicker"]["video_path"] >= 0
+    windows = report["flicker"]["windows"]  # frames 0-2 and 3-5, each measured on its own
+    assert [w["frames"] for w in windows] == [[0, 2], [3, 5]]
+    assert all(w["ratio"] == w["video_path"] / w["independent_photo_edits"] for w in windows)
     assert (tmp_path / "report.json").is_file() and (tmp_path / "talking_happy.mp4").is_file()
     with pytest.raises(OutputFolderError, match="--overwrite"):  # its own report: replaced only when asked
         evaluate_clip(pipe, talking_clip, tmp_path, "happy", progress=False)

@@ -548,6 +548,8 @@ def _evaluate_clip(args: argparse.Namespace) -> int:
         out = Path(args.out) / target
         report = evaluate_clip(pipe, args.data, out, target, progress=not args.quiet, overwrite=args.overwrite)
         kept, flicker, identity = report["kept"], report["flicker"], report["identity"]
+        ratios = [w["ratio"] for w in flicker["windows"] if w["ratio"] is not None]
+        spread = f", {min(ratios):.2f}x-{max(ratios):.2f}x in windows" if len(ratios) > 1 else ""
         print(
             f"{target}: {kept['frames'][1]} of {kept['frames'][0]} frames, timestamps kept "
             f"{kept['timestamps_identical']}, audio identical {kept['audio_identical']}; edited "
@@ -555,7 +557,8 @@ def _evaluate_clip(args: argparse.Namespace) -> int:
             f"identity kept {identity['kept']}/{identity['sampled_frames']}; p({target}) "
             f"{report['expression']['p_target_input'] or 0:.3f} -> {report['expression']['p_target_edited'] or 0:.3f};"
             f" flicker {flicker['video_path']:.3f} vs "
-            f"{flicker['independent_photo_edits']:.3f} for per-frame photo edits; {report['frames_per_second']:.1f} "
+            f"{flicker['independent_photo_edits']:.3f} for per-frame photo edits{spread}; "
+            f"{report['frames_per_second']:.1f} "
             f"frames/s -> {Path(args.out) / target / 'report.json'}"
         )
     return 0

@@ -36,7 +36,8 @@ def evaluate_clip(
     clip: str | os.PathLike,
     out_dir: str | os.PathLike,
     target: str = "happy",
-    compare_frames: int = 48,
+    compare_frames: int = 120,
+    flicker_window: int = 40,
     identity_every: int = 12,
     progress: bool = True,
     overwrite: bool = False,
@@ -46,7 +47,10 @@ def evaluate_clip(
 
     Args:
         compare_frames: the first this many frames are also edited one by one as photos (``pipe(frame)``, the
-            independent edits the flicker is compared with).
+            independent edits the flicker is compared with); 120 is four to five seconds, long enough for a
+            talking face to move its head and mouth many times (a short window can favour either path).
+        flicker_window: the flicker is also reported per window of this many frames (how much it varies along the
+            clip).
         identity_every: the identity judge compares input and output faces on every this many frames.
         overwrite: replace the files an earlier led-evaluate run wrote in ``out_dir`` (never other files).
     """
@@ -69,6 +73,7 @@ def evaluate_clip(
 
     # Flicker and identity on the frames in memory (the written clip adds the encoder's loss to both).
     smoothed, independent = FlickerMeter(), FlickerMeter()
+    windows: list[tuple[int, FlickerMeter, FlickerMeter]] = []  # (first frame, video path, photo edits)
     judge, distances = IdentityJudge(), []
     try:
         expression_judge = ExpressionJudge()
@@ -80,9 +85,13 @@ def evaluate_clip(
     sources = (frame.rgb for frame in iter_frames(clip))
     for index, (source, edited) in enumerate(zip(sources, edit_video(pipe, clip, target))):
         if index < compare_frames:
-            smoothed.update(source, edited)
             photo = pipe(source, target=target, mode="geometry", on_no_face="skip", output_type="np").images[0]
-            independent.update(source, np.clip(np.rint(photo * 255), 0, 255).astype(np.uint8))
+            photo = np.clip(np.rint(photo * 255), 0, 255).astype(np.uint8)
+            if index % flicker_window == 0:
+                windows.append((index, FlickerMeter(), FlickerMeter()))
+            for meter_pair in ((smoothed, independent), windows[-1][1:]):
+                meter_pair[0].update(source, edited)
+                meter_pair[1].update(source, photo)
         if index % identity_every == 0:
             faces = detector.detect(source)
             if faces:
@@ -128,11 +137,26 @@ def evaluate_clip(
             "frames": smoothed.pairs + 1,
             "video_path": smoothed.value,
             "independent_photo_edits": independent.value,
-            "ratio": smoothed.value / independent.value if independent.value > 0 else None,
+            "ratio": _ratio(smoothed, independent),
+            "windows": [
+                {
+                    "frames": [first, first + video.pairs],
+                    "video_path": video.value,
+                    "independent_photo_edits": photos.value,
+                    "ratio": _ratio(video, photos),
+                }
+                for first, video, photos in windows
+                if video.pairs
+            ],
         },
     }
     written.write("report.json", lambda stream: stream.write((json.dumps(report, indent=2) + "\n").encode()))
     return report
+
+
+def _ratio(video: Any, photos: Any) -> float | None:
+    """The video path's flicker as a share of the independent photo edits' (``None`` when they have none)."""
+    return video.value / photos.value if photos.value > 0 else None
 
 
 def _claim_report_files(out_dir: Path, names: list[str], clip: Path, overwrite: bool) -> ReportFiles:
