@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..labels import canonical_expression
+from .blendshape_units import BLENDSHAPE_UNITS, blendshape_action_units
 from .transforms import similarity_transform, transform_points
 
 __all__ = [
@@ -388,10 +389,18 @@ def fit_action_units(shape: np.ndarray, reference: np.ndarray | None = None) -> 
     return {name: float(w) for name, w in zip(ESTIMATED_UNITS, weights)}
 
 
-def estimate_action_units(shape: np.ndarray, threshold: float = 0.25) -> dict[str, float]:
+def estimate_action_units(
+    shape: np.ndarray, threshold: float = 0.25, blendshapes: Mapping[str, float] | None = None
+) -> dict[str, float]:
     """A face's own bilateral action units (:func:`fit_action_units`), capped at 1.5. Activations below
-    ``threshold`` are dropped: people differ from the mean face by that much without any expression."""
+    ``threshold`` are dropped: people differ from the mean face by that much without any expression.
+
+    With the face's MediaPipe ``blendshapes`` (the mesh detector's), the units they read
+    (:data:`~diffusers_led.geometry.blendshape_units.BLENDSHAPE_UNITS`) come from them instead: scores that do not
+    confuse a face's shape with its expression, read as intensities beyond a neutral face's."""
     weights = fit_action_units(shape)
+    if blendshapes:
+        weights.update(blendshape_action_units(blendshapes))
     return {name: round(min(w, 1.5), 3) for name, w in weights.items() if w >= threshold}
 
 
@@ -400,6 +409,7 @@ def expression_action_units(
     strength: float = 1.0,
     current: Mapping[str, float] | None = None,
     extra: Mapping[str, float] | None = None,
+    from_blendshapes: bool = False,
 ) -> dict[str, float]:
     """The action-unit change that moves a face toward ``target`` at ``strength``: the prototype's units scaled by
     ``strength`` minus what the face already shows of them (``current``, from :func:`estimate_action_units`), and
@@ -408,10 +418,14 @@ def expression_action_units(
 
     A face that already smiles is not smiled at twice; editing toward neutral undoes what the face clearly shows.
     Only readings above what neutral faces show (:func:`neutral_variation`) are undone: a person's low brows or
-    wide mouth are not an expression to take away."""
+    wide mouth are not an expression to take away. ``from_blendshapes``: ``current`` was read with blendshapes
+    (:func:`estimate_action_units`), whose readings of :data:`~.blendshape_units.BLENDSHAPE_UNITS` are already
+    beyond a neutral face: any of them is undone."""
     prototype = EXPRESSION_PROTOTYPES[canonical_expression(target)]
     current = dict(current or {})
     variation = neutral_variation()
+    if from_blendshapes:
+        variation = {**variation, **dict.fromkeys(BLENDSHAPE_UNITS, 0.0)}
     parts = [*FACE_PARTS, *((name,) for name in current if not any(name in part for part in FACE_PARTS))]
     expressive = {
         name for part in parts if any(current.get(u, 0.0) > variation.get(u, 0.0) for u in part) for name in part

@@ -62,8 +62,11 @@ class ExpressionWarper:
                 if target is None:
                     change = dict(units)
                 else:
-                    own = estimate_action_units(shape)
-                    change = expression_action_units(target, strength, own, extra=units)
+                    # The mesh detector's blendshapes read the face's own expression apart from its shape.
+                    own = estimate_action_units(shape, blendshapes=face.blendshapes)
+                    change = expression_action_units(
+                        target, strength, own, extra=units, from_blendshapes=bool(face.blendshapes)
+                    )
                 # An open mouth closes toward a target that parts no lips (the jaw-drop unit alone cannot).
                 closing = strength if closes_mouth(target, units) else 0.0
                 if closing:
