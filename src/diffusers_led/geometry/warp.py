@@ -299,18 +299,18 @@ def plan_face_warp(
     kept = 1.0
     if least_area_ratio(map_x, map_y, weight, moved, roi) < MIN_AREA_RATIO:
         # The field folds (crowded landmarks of a turned or occluded face moved past each other, or lips closed
-        # over a wide gap): give up the yielding part as far as needed, then keep the largest share of the rest of
-        # the edit that does not fold, each found by bisection.
+        # over a wide gap): if the edit without its yielding part does not, keep the largest share of the yielding
+        # part that does not; else the largest share of the whole edit. Each found by bisection.
         fixed = displacement if yielding is None else displacement - yielding
         fixed_maps = None if yielding is None else _backward_maps(shape, fixed, ring, roi, weight)
         if fixed_maps is not None and least_area_ratio(*fixed_maps, weight, shape + fixed, roi) >= MIN_AREA_RATIO:
             share, maps = _unfolded_share(shape, fixed, yielding, ring, roi, weight)
             (map_x, map_y), displacement = (maps, fixed + share * yielding) if share > 0.0 else (fixed_maps, fixed)
         else:
-            kept, maps = _unfolded_share(shape, np.zeros_like(fixed), fixed, ring, roi, weight)
+            kept, maps = _unfolded_share(shape, np.zeros_like(displacement), displacement, ring, roi, weight)
             if kept == 0.0:
                 return None
-            (map_x, map_y), displacement = maps, kept * fixed
+            (map_x, map_y), displacement = maps, kept * displacement
         if not np.abs(displacement).max(initial=0.0) > 1e-3:
             return None
         moved = shape + displacement
@@ -489,14 +489,14 @@ def action_unit_warp(
     aligned = shape @ linear.T
     # Patterns are in inter-ocular units of the aligned face; back to image px through the inverse rotation/scale.
     displacement = landmark_displacements(units) * inter_ocular(aligned)
-    closing = np.zeros_like(displacement)
+    # A jaw drop undone by its own pattern takes the jaw, chin and lip corners back; toward a target that parts no
+    # lips, the lips then close what is left. Both squeeze the gap between the lips, which yields first if the warp
+    # would fold.
+    jaw = {name: value for name, value in units.items() if name in MOUTH_OPENING_UNITS and value < 0}
+    closing = landmark_displacements(jaw) * inter_ocular(aligned)
     if close_mouth > 0:
-        # A jaw drop undone by its own pattern takes the jaw, chin and lip corners back; the lips then close what is
-        # left. Both squeeze the gap between the lips, which yields first if the warp would fold.
-        jaw = {name: value for name, value in units.items() if name in MOUTH_OPENING_UNITS and value < 0}
-        closing = landmark_displacements(jaw) * inter_ocular(aligned)
-        closing += mouth_closing(aligned + displacement, close_mouth)
-        displacement += closing - landmark_displacements(jaw) * inter_ocular(aligned)
+        lips = mouth_closing(aligned + displacement, close_mouth)
+        closing, displacement = closing + lips, displacement + lips
     displacement = keep_lids_apart(aligned, displacement)
     to_image = np.linalg.inv(linear).T
     iod = inter_ocular(shape)

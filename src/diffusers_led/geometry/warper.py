@@ -67,11 +67,11 @@ class ExpressionWarper:
                     change = expression_action_units(
                         target, strength, own, extra=units, from_blendshapes=bool(face.blendshapes)
                     )
+                    if change.get("AU26", 0.0) < 0.0:  # the face's own jaw drop, undone no further than the lips meet
+                        change["AU26"] = max(change["AU26"], -jaw_closing_limit(shape))
                 # An open mouth closes toward a target that parts no lips: the jaw-drop unit undone takes the jaw,
                 # chin and lip corners back, and the lips then close what is left (the unit alone cannot).
                 closing = strength if closes_mouth(target, units) else 0.0
-                if closing and change.get("AU26", 0.0) < 0.0:
-                    change["AU26"] = max(change["AU26"], -jaw_closing_limit(shape))
                 warp = (
                     action_unit_warp(shape, face.matrix, change, rgb.shape[:2], close_mouth=closing)
                     if change or closing
