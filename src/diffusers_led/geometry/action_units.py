@@ -259,6 +259,13 @@ for _pattern in ACTION_UNITS.values():
 #: stronger: texture.UNIT_EMPHASIS), raises the cheeks (AU6 1.0), lowers the brows (AU4 1.1, AU7 0.6) and raises the
 #: upper lip less with no lower lip drop (AU10 0.8, AU15 0.3, no AU16): on the tune split mean p(disgusted) 0.020 ->
 #: 0.040, top-1 0/11 both (the judge calls it angry), 11 of 11 kept; the same shading lifts p(angry) 0.223 -> 0.248.
+#: With the face's own units read from its blendshapes (:mod:`.blendshape_units`) and open mouths closing without
+#: holding back the rest of the edit, the prototypes unchanged (``led-evaluate --data data/real_photos/tune --modes
+#: geometry --targets all --strengths 1.0 --time-budget 0 --no-realism``): top-1 happy 4/6 -> 5/6, neutral 1/10 both
+#: (mean p 0.167 -> 0.168; its blendshapes fell on 10 of 11 faces, 8 before), surprised 7/11 -> 8/11, angry 3/10,
+#: sad 5/9, fearful 0/9 and disgusted 0/11 unchanged; every person kept but one disgust edit (0.57 -> 0.61, its
+#: mouth's closing no longer holds back the rest). On the CK+ calibration people: happy 44/53 -> 46/53, neutral 0/22
+#: both (surprise peaks: p(neutral) 0.00 -> up to 0.17), the neutral blendshapes fell on 34 of 60 frames (19 before).
 EXPRESSION_PROTOTYPES: dict[str, dict[str, float]] = {
     "happy": {"AU6": 1.3, "AU12": 1.4},
     "sad": {"AU1": 1.3, "AU4": 0.78, "AU15": 1.3, "AU17": 0.52},
