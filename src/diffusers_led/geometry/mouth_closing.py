@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 
 from ..labels import canonical_expression
-from .action_units import EXPRESSION_PROTOTYPES, inter_ocular
+from .action_units import ACTION_UNITS, EXPRESSION_PROTOTYPES, inter_ocular
 
-__all__ = ["MOUTH_OPENING_UNITS", "closes_mouth", "cover_teeth", "mouth_closing"]
+__all__ = ["MOUTH_OPENING_UNITS", "closes_mouth", "cover_teeth", "jaw_closing_limit", "mouth_closing"]
 
 #: Units that part the lips: a target with any of them keeps (or makes) an open mouth.
 MOUTH_OPENING_UNITS = ("AU25", "AU26", "AU27")
@@ -54,6 +54,19 @@ def closes_mouth(target: str | None, extra: Mapping[str, float] | None = None) -
     return name not in KEEPS_TEETH and not any(unit in units for unit in MOUTH_OPENING_UNITS)
 
 
+def jaw_closing_limit(shape: np.ndarray) -> float:
+    """The largest intensity of the jaw drop (AU26) whose undoing closes the lips of ``shape`` (68 points, any frame
+    of the face) no further than to the seam: a jaw drop read from the blendshapes can be larger than the gap that
+    dlib's inner lip points show, and undoing all of it would push the lower lip through the upper one (the warp then
+    folds)."""
+    shape = np.asarray(shape, dtype=np.float64)
+    iod = inter_ocular(shape)
+    gap = np.mean([shape[lower, 1] - shape[upper, 1] for upper, lower in INNER_LIP_PAIRS]) / iod
+    pattern = ACTION_UNITS["AU26"]
+    per_unit = np.mean([pattern[lower, 1] - pattern[upper, 1] for upper, lower in INNER_LIP_PAIRS])
+    return float(max(gap - SEAM, 0.0) / per_unit)
+
+
 def mouth_closing(aligned: np.ndarray, strength: float = 1.0) -> np.ndarray:
     """The ``(68, 2)`` displacement (px of ``aligned``, the aligned face: y down) that closes the inner lips of
     ``aligned`` to a seam at ``strength`` (zeros for a mouth already shut)."""
@@ -78,17 +91,20 @@ def mouth_closing(aligned: np.ndarray, strength: float = 1.0) -> np.ndarray:
 
 
 def cover_teeth(original: np.ndarray, warped: np.ndarray, before: np.ndarray, after: np.ndarray) -> np.ndarray:
-    """``warped`` (the photo after a warp that closed a toothy mouth, uint8) with the teeth left between its lips
-    painted over with the lips around them.
+    """``warped`` (the photo after a warp that closed an open mouth, uint8) with what still shows between its lips
+    painted over with the lips around them: the teeth left between them, and the gap itself where the lips could not
+    meet.
 
     dlib puts the inner lip points of a toothy smile on the teeth, not on the lips' edge: closing those points to a
     seam leaves a strip of teeth between the lips. Pixels inside the moved outer lip contour (``after``, 68 points)
     whose colour is nearer the teeth's (the bright half of what the inside of the lips showed in ``original``, at
-    ``before``) than the moved lips' are filled from the lips around them (OpenCV's inpainting); no other pixel
-    changes."""
+    ``before``) than the moved lips' are filled from the lips around them (OpenCV's inpainting). A wide-open mouth
+    closes only as far as a smooth warp can squeeze the gap (``warp.plan_face_warp``): if the moved inner lips are
+    still more than :data:`OPEN` apart, the inside of them is filled too. No other pixel changes."""
     before = np.asarray(before, dtype=np.float64)
     after = np.asarray(after, dtype=np.float64)
-    pad = 0.1 * inter_ocular(after)
+    iod = inter_ocular(after)
+    pad = 0.1 * iod
     low = np.floor(np.minimum(before[48:60].min(0), after[48:60].min(0)) - pad).astype(int)
     high = np.ceil(np.maximum(before[48:60].max(0), after[48:60].max(0)) + pad).astype(int)
     x0, y0 = np.maximum(low, 0)
@@ -107,34 +123,28 @@ def cover_teeth(original: np.ndarray, warped: np.ndarray, before: np.ndarray, af
         cv2.fillPoly(mask, [np.round((points - origin) * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
         return mask > 0
 
-    shown = lab(original)[polygon(before[60:68])]
-    if len(shown) < 4:
-        return warped
-    teeth = shown[shown[:, 0] >= np.median(shown[:, 0])].mean(0)
-    moved = lab(warped)
     outer = polygon(after[48:60])
-    near_seam = cv2.dilate(polygon(after[60:68]).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    lips = moved[outer & ~near_seam]
-    if len(lips) < 4:
-        return warped
-    lip = np.median(lips, axis=0)
-    if np.linalg.norm(teeth - lip) < TEETH_CONTRAST:  # the inside showed no teeth (or they look like the lips)
-        return warped
-    nearer_teeth = np.linalg.norm(moved - teeth, axis=2) < np.linalg.norm(moved - lip, axis=2)
-    cover = (outer & nearer_teeth).astype(np.uint8)
+    gap = np.mean([after[lower, 1] - after[upper, 1] for upper, lower in INNER_LIP_PAIRS])
+    cover = polygon(after[60:68]) if gap >= OPEN * iod else np.zeros(outer.shape, dtype=bool)
+    teeth = _teeth_between_lips(lab(original)[polygon(before[60:68])], lab(warped), outer, polygon(after[60:68]))
+    cover = (cover | teeth) & outer
     if not cover.any():
         return warped
-    cover = cv2.dilate(cover, np.ones((3, 3), np.uint8)) & outer.astype(np.uint8)
+    cover = cv2.dilate(cover.astype(np.uint8), np.ones((3, 3), np.uint8)) & outer.astype(np.uint8)
     out = warped.copy()
     crop = np.ascontiguousarray(out[y0:y1, x0:x1])
-    radius = max(0.03 * inter_ocular(after), 2.0)
+    radius = max(0.03 * iod, 2.0)
     if crop.ndim == 3 and crop.shape[2] == 4:
         crop[:, :, :3] = cv2.inpaint(np.ascontiguousarray(crop[:, :, :3]), cover, radius, cv2.INPAINT_TELEA)
     else:
         crop = cv2.inpaint(crop, cover, radius, cv2.INPAINT_TELEA)
-    # Lips that meet show a seam: a soft line a little darker than the lips, along the moved upper inner lip.
+    # Lips that meet show a seam: a soft line a little darker than the lips, a smooth curve midway between the
+    # moved inner lips (through dlib's points it would zigzag).
     line = np.zeros(cover.shape, dtype=np.uint8)
-    seam = np.round((after[60:65] - origin) * 16).astype(np.int32)
+    middle = (after[60:65] + after[[60, 67, 66, 65, 64]]) / 2 - origin
+    along = np.linspace(middle[0, 0], middle[-1, 0], 16)
+    curve = np.polyval(np.polyfit(middle[:, 0], middle[:, 1], 2), along)
+    seam = np.round(np.stack([along, curve], axis=1) * 16).astype(np.int32)
     cv2.polylines(line, [seam], False, 255, 1, cv2.LINE_AA, shift=4)
     darken = 1.0 - SEAM_SHADE * (line.astype(np.float32) / 255.0) * (cover > 0)
     colour = crop[:, :, :3] if crop.ndim == 3 else crop
@@ -145,3 +155,22 @@ def cover_teeth(original: np.ndarray, warped: np.ndarray, before: np.ndarray, af
         crop = shaded.astype(crop.dtype)
     out[y0:y1, x0:x1] = crop
     return out
+
+
+def _teeth_between_lips(shown: np.ndarray, moved: np.ndarray, outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """Where ``moved`` (CIELAB, the crop after the warp) shows teeth inside the moved lips ``outer``: pixels nearer
+    the teeth's colour (the bright half of ``shown``, what the inside of the lips showed before) than the lips'
+    (``outer`` away from the moved seam ``inner``). All false when the inside showed no teeth (or they look like
+    the lips)."""
+    none = np.zeros(outer.shape, dtype=bool)
+    if len(shown) < 4:
+        return none
+    teeth = shown[shown[:, 0] >= np.median(shown[:, 0])].mean(0)
+    near_seam = cv2.dilate(inner.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    lips = moved[outer & ~near_seam]
+    if len(lips) < 4:
+        return none
+    lip = np.median(lips, axis=0)
+    if np.linalg.norm(teeth - lip) < TEETH_CONTRAST:
+        return none
+    return np.linalg.norm(moved - teeth, axis=2) < np.linalg.norm(moved - lip, axis=2)

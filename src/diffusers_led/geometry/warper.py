@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 from ..faces.detection import face_shape, five_landmarks
 from ..faces.regions import FaceRegionProcessor, FaceRegions
 from .action_units import estimate_action_units, expression_action_units
-from .mouth_closing import MOUTH_OPENING_UNITS, closes_mouth, cover_teeth
+from .mouth_closing import closes_mouth, cover_teeth, jaw_closing_limit
 from .warp import action_unit_warp, inner_mouth_mask
 
 __all__ = ["FOLD_WARNING", "ExpressionWarper"]
@@ -62,12 +62,16 @@ class ExpressionWarper:
                 if target is None:
                     change = dict(units)
                 else:
-                    own = estimate_action_units(shape)
-                    change = expression_action_units(target, strength, own, extra=units)
-                # An open mouth closes toward a target that parts no lips (the jaw-drop unit alone cannot).
+                    # The mesh detector's blendshapes read the face's own expression apart from its shape.
+                    own = estimate_action_units(shape, blendshapes=face.blendshapes)
+                    change = expression_action_units(
+                        target, strength, own, extra=units, from_blendshapes=bool(face.blendshapes)
+                    )
+                    if change.get("AU26", 0.0) < 0.0:  # the face's own jaw drop, undone no further than the lips meet
+                        change["AU26"] = max(change["AU26"], -jaw_closing_limit(shape))
+                # An open mouth closes toward a target that parts no lips: the jaw-drop unit undone takes the jaw,
+                # chin and lip corners back, and the lips then close what is left (the unit alone cannot).
                 closing = strength if closes_mouth(target, units) else 0.0
-                if closing:
-                    change = {k: v for k, v in change.items() if not (k in MOUTH_OPENING_UNITS and v < 0)}
                 warp = (
                     action_unit_warp(shape, face.matrix, change, rgb.shape[:2], close_mouth=closing)
                     if change or closing
