@@ -15,7 +15,15 @@ from diffusers_led.geometry.action_units import inter_ocular, neutral_shape
 from diffusers_led.geometry.mouth_closing import closes_mouth, cover_teeth, mouth_closing
 from diffusers_led.geometry.warp import action_unit_warp, mouth_opening
 from diffusers_led.pretrained import resolve_model
-from diffusers_led.texture import MAP_SIZE, ExpressionRatioMaps, template_shape, unit_region
+from diffusers_led.texture import (
+    MAP_SIZE,
+    MESH_CHEEKS,
+    ExpressionRatioMaps,
+    frontal_share,
+    head_yaw,
+    template_shape,
+    unit_region,
+)
 
 IDENTITY = np.array([[1.0, 0, 0], [0, 1.0, 0]])
 
@@ -61,6 +69,28 @@ def test_shading_darkens_only_inside_the_warp_window_and_keeps_colour_ratios():
     assert np.abs(ratio[:, 0] - ratio[:, 2]).max() < 0.05
     # A unit without a map and a unit at intensity 0 change nothing.
     assert np.array_equal(crease_maps().shade(warped, warp, {"AU26": 1.0, "AU12": 0.0}), warped)
+
+
+def turned_mesh(degrees: float, width: float = 100.0) -> np.ndarray:
+    """A (478, 3) mesh whose cheeks' outer edges are those of a face ``width`` px wide turned by ``degrees``."""
+    mesh = np.zeros((478, 3))
+    angle = np.radians(degrees)
+    mesh[MESH_CHEEKS[0]] = (0.0, 50.0, 0.0)
+    mesh[MESH_CHEEKS[1]] = (width * np.cos(angle), 50.0, width * np.sin(angle))
+    return mesh
+
+
+def test_a_head_turned_in_depth_is_not_shaded_even_where_its_68_points_look_frontal():
+    image, shape = skin_face()  # 68 points that look frontal, as the predictor reads some three-quarter views
+    warp = action_unit_warp(shape, IDENTITY, {"AU12": 1.0}, image.shape[:2])
+    warped = warp.apply(image)
+    assert frontal_share(shape) == 1.0
+    assert abs(head_yaw(turned_mesh(40.0)) - 40.0) < 1e-6 and abs(head_yaw(turned_mesh(-40.0)) - 40.0) < 1e-6
+    assert frontal_share(shape, turned_mesh(5.0)) == 1.0 and frontal_share(shape, turned_mesh(40.0)) == 0.0
+    assert 0.0 < frontal_share(shape, turned_mesh(22.0)) < 1.0
+    maps = crease_maps()
+    assert np.array_equal(maps.shade(warped, warp, {"AU12": 1.0}, mesh=turned_mesh(40.0)), warped)
+    assert not np.array_equal(maps.shade(warped, warp, {"AU12": 1.0}, mesh=turned_mesh(5.0)), warped)
 
 
 def test_one_sided_units_shade_one_half_of_the_face():

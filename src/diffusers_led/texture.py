@@ -36,6 +36,7 @@ __all__ = [
     "load_ratio_maps",
     "face_frame_maps",
     "frontal_share",
+    "head_yaw",
     "one_side",
     "skin_mask",
     "template_shape",
@@ -78,6 +79,13 @@ SHADOW_WARMTH = (1.0, 1.12, 1.25)
 #: which not at all: the maps are frontal, and on a turned face the spline through crowded points misplaces them.
 TURN_FULL = 0.6
 TURN_NONE = 0.3
+#: The same from the 3-D Face Mesh, in degrees of head turn: full shading up to :data:`YAW_FULL`, none from
+#: :data:`YAW_NONE`. The 68 points alone under-read a three-quarter view (the far jaw line is hidden and the
+#: predictor puts it on the visible contour), and the shading then lands on the wrong skin as grey patches.
+YAW_FULL = 15.0
+YAW_NONE = 30.0
+#: The Face Mesh points at the two cheeks' outer edges (at eye height), whose depth difference is the head's turn.
+MESH_CHEEKS = (234, 454)
 #: Largest lightening a map may make on a photo (log factor, about x1.13): the maps' light parts are skin bulging
 #: toward the light in a lab's even lighting; on a photo's lit cheek, more turns skin into a white blotch.
 MAX_LIGHTEN = 0.12
@@ -138,13 +146,25 @@ def unit_region(unit: str, template: np.ndarray | None = None) -> np.ndarray:
     return np.repeat(inside[:, None], MAP_SIZE, axis=1)
 
 
-def frontal_share(shape: np.ndarray) -> float:
+def head_yaw(mesh: np.ndarray) -> float:
+    """How far the head is turned left or right, in degrees (0: frontal), from a ``(478, 3)`` Face Mesh: the depth
+    between the outer edges of the two cheeks against their distance across the photo."""
+    mesh = np.asarray(mesh, dtype=np.float64)
+    near, far = mesh[MESH_CHEEKS[0]], mesh[MESH_CHEEKS[1]]
+    return float(np.degrees(np.arctan2(abs(far[2] - near[2]), np.linalg.norm(far[:2] - near[:2]))))
+
+
+def frontal_share(shape: np.ndarray, mesh: np.ndarray | None = None) -> float:
     """1 for a frontal face, falling to 0 as the head turns: from the ratio of the nose tip's distances to the two
-    sides of the jaw (68 points), full shading above :data:`TURN_FULL`, none below :data:`TURN_NONE`."""
+    sides of the jaw (68 points), full shading above :data:`TURN_FULL`, none below :data:`TURN_NONE`; with the
+    face's ``mesh``, also no more than its :func:`head_yaw` allows (:data:`YAW_FULL`, :data:`YAW_NONE`)."""
     shape = np.asarray(shape, dtype=np.float64)
     sides = [np.linalg.norm(shape[30] - shape[point]) for point in (2, 14)]
     ratio = min(sides) / max(max(sides), 1e-9)
-    return float(np.clip((ratio - TURN_NONE) / (TURN_FULL - TURN_NONE), 0.0, 1.0))
+    share = float(np.clip((ratio - TURN_NONE) / (TURN_FULL - TURN_NONE), 0.0, 1.0))
+    if mesh is not None:
+        share = min(share, float(np.clip((YAW_NONE - head_yaw(mesh)) / (YAW_NONE - YAW_FULL), 0.0, 1.0)))
+    return share
 
 
 def _grown(points: np.ndarray, margin: float) -> np.ndarray:
@@ -267,7 +287,12 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
         return added, removed
 
     def shade(
-        self, image: np.ndarray, warp: FaceWarp, units: Mapping[str, float], gain: float | None = None
+        self,
+        image: np.ndarray,
+        warp: FaceWarp,
+        units: Mapping[str, float],
+        gain: float | None = None,
+        mesh: np.ndarray | None = None,
     ) -> np.ndarray:
         """``image`` (the warped photo, ``HxW`` or ``HxWxC`` uint8) with the shading of ``units`` laid on the face
         that ``warp`` moved, within ``warp``'s window only: pixels outside it are returned bit for bit.
@@ -275,10 +300,11 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
         Positive intensities multiply the skin by ``exp(gain * sum_k intensity_k * M_k)``. Negative ones (a unit the
         face shows and the target lacks) flatten the face's own creases where that unit makes them: the skin is
         drawn toward its local mean there (dividing by the mean map would paint bright streaks wherever this face's
-        creases do not sit exactly where the average face's do). ``gain``: the config's unless given."""
+        creases do not sit exactly where the average face's do). ``gain``: the config's unless given. ``mesh``: the
+        face's ``(478, 3)`` Face Mesh, which tells a turned head better than the 68 points (:func:`frontal_share`)."""
         # Where the warp was held back (crowded landmarks) or the head is turned, the maps would land on the wrong
         # skin (a fold drawn across a turned cheek): they fade out with both.
-        gain = (self.config.gain if gain is None else gain) * warp.kept * frontal_share(warp.shape)
+        gain = (self.config.gain if gain is None else gain) * warp.kept * frontal_share(warp.shape, mesh)
         added, removed = self.layers(units)
         added, removed = gain * added, np.clip(gain * removed * REMOVAL_SCALE, 0.0, 1.0)
         if not max(np.abs(added).max(initial=0.0), removed.max(initial=0.0)) > 1e-4:

@@ -88,7 +88,7 @@ class ExpressionWarper:
                     warped = warp.apply(out)
                     out = cover_teeth(out, warped, shape, warp.shape) if closing and warp.mouth else warped
                     if ratio_maps is not None:
-                        out = ratio_maps.shade(out, warp, change)
+                        out = ratio_maps.shade(out, warp, change, mesh=face.mesh)
                     if warp.kept < FOLD_WARNING:
                         warnings.warn(
                             f"The face at {tuple(round(v) for v in face.face.box)} was edited at {warp.kept:.0%} of "
