@@ -103,10 +103,11 @@ FINE_TEXTURE = 0.012
 #: (inter-ocular distances), not in their shape; undoing a smile (AU12) or a cheek raise (AU6) flattens it there.
 SMILE_SHADING_WIDTH = 0.15
 #: Where that flattening reaches (inter-ocular distances): the width of the band along each nasolabial fold (nose
-#: wing to a little beyond the lip corner), how far below the lower lid the cheek's apple starts, and the soft edge.
+#: wing to a little beyond the lip corner), how far below the lower lid the cheek's apple starts, and the soft edge
+#: (wide: the flattened shading is broad, and a narrower edge showed as a step on a lit cheek, tune t1).
 FOLD_BAND = 0.22
 APPLE_BELOW_LID = 0.12
-SMILE_FEATHER = 0.08
+SMILE_FEATHER = 0.3
 #: The units whose undoing flattens the smile's shading.
 SMILE_UNITS = ("AU6", "AU12")
 
@@ -359,11 +360,14 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
         )
         # The smile's broad shading, flattened where a smile shades (the maps, averaged over people, place it too
         # vaguely for a fold this wide).
-        smile = (
-            smile_undone * smile_shading_mask(warp.shape, size, (x0, y0)) * window
-            if smile_undone > 0.0
-            else np.zeros(size, dtype=np.float32)
-        )
+        smile = np.zeros(size, dtype=np.float32)
+        if smile_undone > 0.0:
+            # The skin mask's edge is hard (the outline, the lips): this broad a flattening would show it as a step,
+            # so it fades out before that edge.
+            inset = max(3, round(SMILE_FEATHER * inter_ocular(warp.shape) / 2)) | 1
+            inner = cv2.erode((window > 0.5).astype(np.float32), np.ones((inset, inset), np.uint8))
+            inner = cv2.GaussianBlur(inner, (0, 0), inset / 2) * (window > 0)
+            smile = smile_undone * smile_shading_mask(warp.shape, size, (x0, y0)) * inner
         changed = (added != 0.0) | (removed > 0.0) | (smile > 0.0)
         if not changed.any():
             return image
