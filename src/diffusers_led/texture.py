@@ -108,6 +108,8 @@ SMILE_SHADING_WIDTH = 0.15
 FOLD_BAND = 0.22
 APPLE_BELOW_LID = 0.12
 SMILE_FEATHER = 0.3
+#: How far inside the skin mask's hard edges the flattening has faded out (inter-ocular distances).
+SMILE_INSET = 0.08
 #: The units whose undoing flattens the smile's shading.
 SMILE_UNITS = ("AU6", "AU12")
 
@@ -364,7 +366,7 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
         if smile_undone > 0.0:
             # The skin mask's edge is hard (the outline, the lips): this broad a flattening would show it as a step,
             # so it fades out before that edge.
-            inset = max(3, round(SMILE_FEATHER * inter_ocular(warp.shape) / 2)) | 1
+            inset = max(3, round(SMILE_INSET * inter_ocular(warp.shape))) | 1
             inner = cv2.erode((window > 0.5).astype(np.float32), np.ones((inset, inset), np.uint8))
             inner = cv2.GaussianBlur(inner, (0, 0), inset / 2) * (window > 0)
             smile = smile_undone * smile_shading_mask(warp.shape, size, (x0, y0)) * inner
