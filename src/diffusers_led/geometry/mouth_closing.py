@@ -43,23 +43,26 @@ UPPER_SHARE = 0.25
 #: The outer lips and chin points and the share of the lower lip's rise they make.
 LOWER_OUTER = {56: 1.0, 57: 1.0, 58: 1.0, 55: 0.6, 59: 0.6}
 UPPER_OUTER = {50: 1.0, 51: 1.0, 52: 1.0, 49: 0.5, 53: 0.5}
-#: The inside of the lips before the warp, as a polygon from mouth corner to mouth corner: MediaPipe Face Mesh V2's
-#: inner lip contour (upper lip 78 -> 308, lower lip back) between its outer corners 61 and 291, and the same from
-#: the 68 points. A laugh shows teeth and dark gaps out to the corners, past the inner lips' corners.
-MESH_INSIDE_OF_LIPS = [61, 78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 291, 308, 324, 318, 402, 317, 14, 87]
-MESH_INSIDE_OF_LIPS += [178, 88, 95, 78]
-IBUG_INSIDE_OF_LIPS = [48, 60, 61, 62, 63, 64, 54, 64, 65, 66, 67, 60]
+#: MediaPipe Face Mesh V2's lip contours, each from mouth corner to mouth corner (subject's right to left): outer
+#: and inner edge of the upper lip, inner and outer edge of the lower lip. The 68 points' stand-ins follow.
+MESH_LIPS = (
+    [61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291],
+    [61, 78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 291],
+    [61, 78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 291],
+    [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291],
+)
+IBUG_LIPS = ([48, 49, 50, 51, 52, 53, 54], [48, 60, 61, 62, 63, 64, 54], [48, 60, 67, 66, 65, 64, 54])
+IBUG_LIPS += ([48, 59, 58, 57, 56, 55, 54],)
 #: The mesh's mouth corners, and the 68 points' they stand for.
 MESH_MOUTH_CORNERS = {48: 61, 54: 291}
 #: How far the inside of the lips is grown before the warp carries it (inter-ocular distances): the soft edge
 #: between lips and teeth, and the gaps at the corners.
-INSIDE_GROW = 0.02
-#: How much of each lip beyond its inner edge is stretched to cover what showed between the lips (inter-ocular
-#: distances, at least): a thin corner of lip is not stretched over a wide gap alone.
-LIP_BAND = 0.05
+INSIDE_GROW = 0.01
+#: The least thickness of a lip mirrored over the gap (inter-ocular distances): a corner's lip thins to nothing.
+LIP_BAND = 0.03
 #: The line where closed lips meet: how much darker than the lips at its middle, its half-width (inter-ocular
 #: distances, Gaussian sigma) and the share of the mouth's width over which it fades in from each corner.
-LIP_LINE_SHADE = 0.25
+LIP_LINE_SHADE = 0.2
 LIP_LINE_WIDTH = 0.012
 LIP_LINE_FADE = 0.2
 CHIN = {7: 0.6, 8: 0.7, 9: 0.6, 6: 0.35, 10: 0.35, 5: 0.15, 11: 0.15}
@@ -148,7 +151,17 @@ def close_lips(
     meeting = _meeting_line(after, corners)
     columns = np.arange(x0, x1, dtype=np.float64)
     line = np.polyval(meeting, columns) - y0
-    source_y = _lips_reflected_over(gap, after - [x0, y0], line, LIP_BAND * iod)
+    # Each lip's thickness before the warp, which moves the lips little along the mouth (the mesh's lips follow
+    # a laugh's where dlib's inner points sit on the teeth).
+    points, contours = (mesh, MESH_LIPS) if mesh is not None else (shape, IBUG_LIPS)
+    upper_edge, upper_inner, lower_inner, lower_edge = (_outline_at(points[c], columns) for c in contours)
+    thickness = (
+        np.maximum(upper_inner - upper_edge, LIP_BAND * iod),
+        np.maximum(lower_edge - lower_inner, LIP_BAND * iod),
+    )
+    # ... and no further than the lips' outer edges after the warp: the gap may have eaten into a thin lip.
+    edges = (_outline_at(after[IBUG_LIPS[0]], columns) - y0, _outline_at(after[IBUG_LIPS[3]], columns) - y0)
+    source_y = _lips_reflected_over(gap, line, thickness, edges)
     crop = np.ascontiguousarray(warped[y0:y1, x0:x1])
     source_x = np.broadcast_to(np.arange(x1 - x0, dtype=np.float32), source_y.shape)
     closed = cv2.remap(crop, source_x, source_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -177,16 +190,16 @@ def _shown_between_lips(
     warp's map), and what the warp re-made there (``warp.mouth.inside``)."""
     rx0, ry0, rx1, ry1 = warp.roi
     before = np.zeros((ry1 - ry0, rx1 - rx0), dtype=np.uint8)
-    outlines = [shape[IBUG_INSIDE_OF_LIPS]] + ([mesh[MESH_INSIDE_OF_LIPS]] if mesh is not None else [])
-    for outline in outlines:
+    for points, (_, upper, lower, _) in [(shape, IBUG_LIPS)] + ([(mesh, MESH_LIPS)] if mesh is not None else []):
+        outline = points[upper + lower[::-1]]  # from corner to corner along the upper lip's inner edge and back
         cv2.fillPoly(before, [np.round((outline - [rx0, ry0]) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
-    grow = max(round(INSIDE_GROW * iod), 1)
+    grow = round(INSIDE_GROW * iod)
     before = cv2.dilate(before, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
     x0, y0, x1, y1 = box
     window = np.s_[y0 - ry0 : y1 - ry0, x0 - rx0 : x1 - rx0]
-    carried = cv2.remap(before, warp.map_x[window] - rx0, warp.map_y[window] - ry0, cv2.INTER_LINEAR) > 32
+    carried = cv2.remap(before, warp.map_x[window] - rx0, warp.map_y[window] - ry0, cv2.INTER_LINEAR) > 96
     if warp.mouth is not None:
-        carried |= warp.mouth.inside[window] > 0.1
+        carried |= warp.mouth.inside[window] > 0.4
     return carried & (warp.weight[window] > 0)
 
 
@@ -199,11 +212,14 @@ def _meeting_line(after: np.ndarray, corners: np.ndarray) -> np.ndarray:
     return np.polyfit(points[:, 0], points[:, 1], 2, w=weights)
 
 
-def _lips_reflected_over(gap: np.ndarray, after: np.ndarray, line: np.ndarray, band: float) -> np.ndarray:
+def _lips_reflected_over(
+    gap: np.ndarray, line: np.ndarray, thickness: tuple[np.ndarray, np.ndarray], edges: tuple[np.ndarray, np.ndarray]
+) -> np.ndarray:
     """``float32`` source rows (for ``cv2.remap``) over the crop of ``gap``: in each column the gap crosses, the
     gap above the meeting ``line`` takes the upper lip mirrored about its inner edge, and below it the lower lip
-    (mirrored, the lips' texture keeps its scale; squeezed only where the gap is taller than the lip, ``after`` in
-    crop px, or ``band``); other pixels keep their row."""
+    (mirrored, the lips' texture keeps its scale; squeezed where the gap is wider than the lip's ``thickness``, px
+    per column, or than the gap is from the lip's outer edge, ``edges``: rows per column, so no skin beyond the lip
+    is drawn in); other pixels keep their row."""
     height, width = gap.shape
     rows = np.arange(height, dtype=np.float64)[:, None]
     source = np.broadcast_to(rows, gap.shape).astype(np.float64).copy()
@@ -214,9 +230,8 @@ def _lips_reflected_over(gap: np.ndarray, after: np.ndarray, line: np.ndarray, b
     # its neighbour's by a pixel, and mirrored lips would show it as streaks.
     top = _smooth_edge(gap[:, columns].argmax(0) - 1.0)
     bottom = -_smooth_edge(gap[::-1, columns].argmax(0) - float(height))
-    x = columns.astype(np.float64)
-    upper = np.maximum(top - _outline_at(after[[48, 49, 50, 51, 52, 53, 54]], x), band)  # each lip's thickness
-    lower = np.maximum(_outline_at(after[[48, 59, 58, 57, 56, 55, 54]], x) - bottom, band)
+    upper = np.maximum(np.minimum(thickness[0][columns], top - edges[0][columns]), 1.0)
+    lower = np.maximum(np.minimum(thickness[1][columns], edges[1][columns] - bottom), 1.0)
     meet = np.clip(line[columns], top, bottom)
     y = rows
     from_upper = top - (y - top) * np.minimum(1.0, upper / np.maximum(meet - top, 1e-9))
