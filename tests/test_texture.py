@@ -137,6 +137,41 @@ def test_removing_a_unit_flattens_the_faces_own_crease_and_keeps_fine_texture():
     assert removed[skin].std() > 0.6 * warped[skin].std()
 
 
+def broad_smile_fold(image: np.ndarray, shape: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` with a smile's broad nasolabial shadow (9 px, 0.15 inter-ocular distances, wide) from each nose wing
+    to its lip corner, and the shadow's mask."""
+    import cv2
+
+    fold = np.zeros(image.shape[:2], dtype=np.uint8)
+    for wing, corner in ((31, 48), (35, 54)):
+        cv2.line(fold, tuple(np.round(shape[wing]).astype(int)), tuple(np.round(shape[corner]).astype(int)), 1, 9)
+    fold[np.round(shape[48:60]).astype(int)[:, 1].min() - 4 :] = 0  # the lips are not skin
+    shaded = image.copy()
+    shaded[fold > 0] = (shaded[fold > 0] * 0.75).astype(np.uint8)
+    return shaded, fold > 0
+
+
+def test_undoing_a_smile_flattens_its_broad_fold_where_no_map_has_it_and_keeps_fine_texture():
+    image, shape = skin_face()
+    warp = action_unit_warp(shape, IDENTITY, {"AU12": -1.0}, image.shape[:2])
+    warped = warp.apply(image)
+    smiling, fold = broad_smile_fold(warped, warp.shape)
+    no_maps = ExpressionRatioMaps(units=["AU12"])  # all-zero maps: only the smile's own shading is flattened
+    neutral = no_maps.shade(smiling, warp, {"AU12": -1.0})
+    before = np.abs(smiling[fold].astype(float) - warped[fold]).mean()
+    after = np.abs(neutral[fold].astype(float) - warped[fold]).mean()
+    assert after < 0.75 * before  # the part beside the lips fades out with the skin mask's edge
+    outside = warp.mask(image.shape[:2]) == 0
+    assert np.array_equal(neutral[outside], smiling[outside])
+    # The skin's pixel-scale noise stays, and a cheek raise undone (AU6) flattens the fold too.
+    skin = np.s_[int(shape[29, 1]) : int(shape[33, 1]), int(shape[31, 0]) - 16 : int(shape[31, 0]) - 8]
+    assert neutral[skin].std() > 0.6 * smiling[skin].std()
+    assert np.abs(no_maps.shade(smiling, warp, {"AU6": -1.0})[fold].astype(float) - warped[fold]).mean() < before
+    # A target that keeps the smile, or undoes only a frown, leaves the fold.
+    for units in ({"AU12": 1.0}, {"AU4": -1.0}):
+        assert np.array_equal(no_maps.shade(smiling, warp, units)[fold], smiling[fold])
+
+
 def test_unit_regions_keep_brow_units_off_the_jaw_and_the_jaw_off_the_forehead():
     template = template_shape()
     brow, jaw = unit_region("AU1"), unit_region("AU26")

@@ -39,6 +39,7 @@ __all__ = [
     "head_yaw",
     "one_side",
     "skin_mask",
+    "smile_shading_mask",
     "template_shape",
 ]
 
@@ -96,6 +97,21 @@ HIGHLIGHT = 225.0
 REMOVAL_SCALE = 10.0
 CREASE_WIDTH = 0.06
 FINE_TEXTURE = 0.012
+#: A smile's folds and raised cheeks are shading broader than a crease: the nasolabial fold's shadow beside the
+#: bulge of the cheek above it. Swapping regions of neutral edits of CK+ smiles with the person's own neutral frame
+#: showed that the judge's remaining smile lies in the shading of the nasolabial area and the cheeks up to this width
+#: (inter-ocular distances), not in their shape; undoing a smile (AU12) or a cheek raise (AU6) flattens it there.
+SMILE_SHADING_WIDTH = 0.15
+#: Where that flattening reaches (inter-ocular distances): the width of the band along each nasolabial fold (nose
+#: wing to a little beyond the lip corner), how far below the lower lid the cheek's apple starts, and the soft edge
+#: (wide: the flattened shading is broad, and a narrower edge showed as a step on a lit cheek, tune t1).
+FOLD_BAND = 0.22
+APPLE_BELOW_LID = 0.12
+SMILE_FEATHER = 0.3
+#: How far inside the skin mask's hard edges the flattening has faded out (inter-ocular distances).
+SMILE_INSET = 0.08
+#: The units whose undoing flattens the smile's shading.
+SMILE_UNITS = ("AU6", "AU12")
 
 EYES = (list(range(36, 42)), list(range(42, 48)))
 OUTER_LIPS = list(range(48, 60))
@@ -196,6 +212,32 @@ def skin_mask(shape: np.ndarray, size: tuple[int, int], origin: tuple[float, flo
         cv2.polylines(mask, [line], False, 0.0, max(1, round(BROW_WIDTH * iod)), cv2.LINE_AA, shift=4)
     sigma = max(SKIN_FEATHER * iod / 2, 0.5)
     return cv2.GaussianBlur(mask, (0, 0), sigma) * (mask > 0)
+
+
+def smile_shading_mask(
+    shape: np.ndarray, size: tuple[int, int], origin: tuple[float, float] = (0.0, 0.0)
+) -> np.ndarray:
+    """``float32`` ``size`` (h, w) mask, from a face's 68 points (px, ``origin`` at the mask's top-left), of where a
+    smile shades the skin: a band along each nasolabial fold (nose wing to a little beyond the lip corner) and the
+    cheeks between it and the lower lid, soft-edged. Eyes and lips are left to :func:`skin_mask`."""
+    shape = np.asarray(shape, dtype=np.float64) - np.asarray(origin, dtype=np.float64)
+    iod = inter_ocular(shape)
+    up = shape[27] - shape[8]
+    up = up / max(np.linalg.norm(up), 1e-9)
+    mask = np.zeros(size, dtype=np.float32)
+    for cheek in ([1, 2, 3, 4, 48, 31, 39, 40, 41, 36], [15, 14, 13, 12, 54, 35, 42, 47, 46, 45]):
+        outline = shape[cheek].copy()
+        outline[-4:] -= APPLE_BELOW_LID * iod * up  # the lower lid's own margin is the warp's
+        _fill_polygon(mask, outline)
+    for wing, corner in ((31, 48), (35, 54)):
+        end = shape[corner] + 0.3 * (shape[corner] - shape[wing])
+        line = np.round(np.stack([shape[wing], end]) * 16).astype(np.int32)
+        cv2.polylines(mask, [line], False, 1.0, max(1, round(FOLD_BAND * iod)), cv2.LINE_AA, shift=4)
+    return cv2.GaussianBlur(mask, (0, 0), max(SMILE_FEATHER * iod / 2, 0.5))
+
+
+def _fill_polygon(mask: np.ndarray, points: np.ndarray) -> None:
+    cv2.fillPoly(mask, [np.round(points * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
 
 
 def face_frame_maps(
@@ -307,7 +349,8 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
         gain = (self.config.gain if gain is None else gain) * warp.kept * frontal_share(warp.shape, mesh)
         added, removed = self.layers(units)
         added, removed = gain * added, np.clip(gain * removed * REMOVAL_SCALE, 0.0, 1.0)
-        if not max(np.abs(added).max(initial=0.0), removed.max(initial=0.0)) > 1e-4:
+        smile_undone = gain * min(max((-units.get(unit, 0.0) for unit in SMILE_UNITS), default=0.0), 1.0)
+        if not max(np.abs(added).max(initial=0.0), removed.max(initial=0.0), smile_undone) > 1e-4:
             return image
         x0, y0, x1, y1 = warp.roi
         size = (y1 - y0, x1 - x0)
@@ -317,7 +360,17 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
             cv2.remap(layer, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderValue=0.0) * window
             for layer in (added, removed)
         )
-        changed = (added != 0.0) | (removed > 0.0)
+        # The smile's broad shading, flattened where a smile shades (the maps, averaged over people, place it too
+        # vaguely for a fold this wide).
+        smile = np.zeros(size, dtype=np.float32)
+        if smile_undone > 0.0:
+            # The skin mask's edge is hard (the outline, the lips): this broad a flattening would show it as a step,
+            # so it fades out before that edge.
+            inset = max(3, round(SMILE_INSET * inter_ocular(warp.shape))) | 1
+            inner = cv2.erode((window > 0.5).astype(np.float32), np.ones((inset, inset), np.uint8))
+            inner = cv2.GaussianBlur(inner, (0, 0), inset / 2) * (window > 0)
+            smile = smile_undone * smile_shading_mask(warp.shape, size, (x0, y0)) * inner
+        changed = (added != 0.0) | (removed > 0.0) | (smile > 0.0)
         if not changed.any():
             return image
         region = image[y0:y1, x0:x1]
@@ -327,6 +380,7 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
         iod = inter_ocular(warp.shape)
         fine = cv2.GaussianBlur(colour, (0, 0), max(FINE_TEXTURE * iod, 0.5))
         crease = fine - cv2.GaussianBlur(colour, (0, 0), max(CREASE_WIDTH * iod, 1.0))
+        smile_shading = fine - cv2.GaussianBlur(colour, (0, 0), max(SMILE_SHADING_WIDTH * iod, 1.0))
         # Blown highlights have lost their colour: shading them would paint grey or bluish patches, so they keep
         # their value; elsewhere a pixel is lightened only as far as its brightest channel allows (hue kept).
         brightest = colour if image.ndim == 2 else colour[:, :, :3].max(2)
@@ -349,10 +403,10 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
             warmth = np.ones(image.shape[2], dtype=np.float32)
             warmth[:3] = SHADOW_WARMTH
             factor = factor[:, :, None] ** np.where(factor[:, :, None] < 1.0, warmth, 1.0)
-            removed = removed[:, :, None]
+            removed, smile = removed[:, :, None], smile[:, :, None]
             if image.shape[2] == 4:
                 factor[:, :, 3] = 1.0  # alpha is not shading
-        colour -= removed * crease
+        colour -= removed * crease + smile * (1.0 - removed) * smile_shading
         shaded = np.clip(np.rint(colour * factor), 0, 255).astype(np.uint8)
         out = image.copy()
         out[y0:y1, x0:x1] = np.where(changed[:, :, None] if image.ndim == 3 else changed, shaded, region)
