@@ -58,8 +58,10 @@ MESH_MOUTH_CORNERS = {48: 61, 54: 291}
 #: How far the inside of the lips is grown before the warp carries it (inter-ocular distances): the soft edge
 #: between lips and teeth, and the gaps at the corners.
 INSIDE_GROW = 0.01
-#: The least thickness of a lip mirrored over the gap (inter-ocular distances): a corner's lip thins to nothing.
-LIP_BAND = 0.03
+#: How far beyond a lip's outer edge the skin stretches to follow the lip as it slides over the gap, and the
+#: half-width over which the slide is smoothed along the mouth (inter-ocular distances).
+SKIN_REACH = 0.25
+SLIDE_SMOOTHING = 0.02
 #: The line where closed lips meet: how much darker than the lips at its middle, its half-width (inter-ocular
 #: distances, Gaussian sigma) and the share of the mouth's width over which it fades in from each corner.
 LIP_LINE_SHADE = 0.2
@@ -134,7 +136,7 @@ def close_lips(
     after = np.asarray(warp.shape, dtype=np.float64)
     iod = inter_ocular(after)
     rx0, ry0, rx1, ry1 = warp.roi
-    pad = LIP_BAND * iod + 2
+    pad = 1.5 * SKIN_REACH * iod + 2
     low = np.floor(np.minimum(shape[48:60].min(0), after[48:60].min(0)) - pad).astype(int)
     high = np.ceil(np.maximum(shape[48:60].max(0), after[48:60].max(0)) + pad).astype(int)
     x0, y0 = max(low[0], rx0), max(low[1], ry0)
@@ -151,17 +153,10 @@ def close_lips(
     meeting = _meeting_line(after, corners)
     columns = np.arange(x0, x1, dtype=np.float64)
     line = np.polyval(meeting, columns) - y0
-    # Each lip's thickness before the warp, which moves the lips little along the mouth (the mesh's lips follow
-    # a laugh's where dlib's inner points sit on the teeth).
-    points, contours = (mesh, MESH_LIPS) if mesh is not None else (shape, IBUG_LIPS)
-    upper_edge, upper_inner, lower_inner, lower_edge = (_outline_at(points[c], columns) for c in contours)
-    thickness = (
-        np.maximum(upper_inner - upper_edge, LIP_BAND * iod),
-        np.maximum(lower_edge - lower_inner, LIP_BAND * iod),
-    )
-    # ... and no further than the lips' outer edges after the warp: the gap may have eaten into a thin lip.
+    # The lips' outer edges after the warp: each lip slides whole from there toward the line.
     edges = (_outline_at(after[IBUG_LIPS[0]], columns) - y0, _outline_at(after[IBUG_LIPS[3]], columns) - y0)
-    source_y = _lips_reflected_over(gap, line, thickness, edges)
+    radius = max(2, round(SLIDE_SMOOTHING * iod))
+    source_y = _lips_slid_together(gap, line, edges, SKIN_REACH * iod, radius)
     crop = np.ascontiguousarray(warped[y0:y1, x0:x1])
     source_x = np.broadcast_to(np.arange(x1 - x0, dtype=np.float32), source_y.shape)
     closed = cv2.remap(crop, source_x, source_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -212,42 +207,53 @@ def _meeting_line(after: np.ndarray, corners: np.ndarray) -> np.ndarray:
     return np.polyfit(points[:, 0], points[:, 1], 2, w=weights)
 
 
-def _lips_reflected_over(
-    gap: np.ndarray, line: np.ndarray, thickness: tuple[np.ndarray, np.ndarray], edges: tuple[np.ndarray, np.ndarray]
+def _lips_slid_together(
+    gap: np.ndarray, line: np.ndarray, edges: tuple[np.ndarray, np.ndarray], reach: float, radius: int
 ) -> np.ndarray:
-    """``float32`` source rows (for ``cv2.remap``) over the crop of ``gap``: in each column the gap crosses, the
-    gap above the meeting ``line`` takes the upper lip mirrored about its inner edge, and below it the lower lip
-    (mirrored, the lips' texture keeps its scale; squeezed where the gap is wider than the lip's ``thickness``, px
-    per column, or than the gap is from the lip's outer edge, ``edges``: rows per column, so no skin beyond the lip
-    is drawn in); other pixels keep their row."""
+    """``float32`` source rows (for ``cv2.remap``) over the crop of ``gap``: each lip slides whole, as on a real
+    face, until it reaches the meeting ``line`` (rows per column): the upper lip down over what shows below it, the
+    lower lip up. The skin between a lip's outer edge (``edges``, rows per column) and ``reach`` px beyond it
+    stretches to follow, so the lips keep their thickness and texture (a lip mirrored or stretched over a gap taller
+    than itself is drawn as vertical streaks). How far each lip slides is smoothed along the mouth and never less
+    than the gap next to it (over ``radius`` columns), so no column stands out; a gap too tall to cover without
+    folding the skin is covered as far as it can be."""
     height, width = gap.shape
     rows = np.arange(height, dtype=np.float64)[:, None]
+    shows = gap.any(0)
+    if not shows.any():
+        return np.broadcast_to(rows, gap.shape).astype(np.float32)
+    # The gap's top and bottom rows in each column it crosses, and how far each lip must slide to reach the line.
+    top = np.where(shows, gap.argmax(0) - 1.0, np.inf)
+    bottom = np.where(shows, height - gap[::-1].argmax(0), -np.inf)
+    # The lips meet on the line, or within the gap where it misses the line, smoothed so the seam has no steps.
+    meet = np.clip(line, np.where(shows, top, line), np.where(shows, bottom, line))
+    kernel = np.ones(4 * radius + 1) / (4 * radius + 1)
+    meet = np.convolve(np.pad(meet, 2 * radius, mode="edge"), kernel, mode="valid")
+    down = _smooth_cover(np.where(shows, np.maximum(meet - top, 0.0), 0.0), radius)
+    up = _smooth_cover(np.where(shows, np.maximum(bottom - meet, 0.0), 0.0), radius)
+    # The skin beyond each lip may stretch to at most twice its length: further, it would fold.
+    down, up = np.minimum(down, 0.5 * reach), np.minimum(up, 0.5 * reach)
+    upper_edge, lower_edge = edges[0] + down, edges[1] - up  # the lips' outer edges once slid
+    above, below = upper_edge - reach - down, lower_edge + reach + up  # where the skin stops following
     source = np.broadcast_to(rows, gap.shape).astype(np.float64).copy()
-    columns = np.nonzero(gap.any(0))[0]
-    if len(columns) == 0:
-        return source.astype(np.float32)
-    # The gap's top and bottom rows, smoothed along the mouth (never inside the gap): a column's gap differs from
-    # its neighbour's by a pixel, and mirrored lips would show it as streaks.
-    top = _smooth_edge(gap[:, columns].argmax(0) - 1.0)
-    bottom = -_smooth_edge(gap[::-1, columns].argmax(0) - float(height))
-    upper = np.maximum(np.minimum(thickness[0][columns], top - edges[0][columns]), 1.0)
-    lower = np.maximum(np.minimum(thickness[1][columns], edges[1][columns] - bottom), 1.0)
-    meet = np.clip(line[columns], top, bottom)
-    y = rows
-    from_upper = top - (y - top) * np.minimum(1.0, upper / np.maximum(meet - top, 1e-9))
-    from_lower = bottom + (bottom - y) * np.minimum(1.0, lower / np.maximum(bottom - meet, 1e-9))
-    column = source[:, columns]
-    column = np.where((y > top) & (y <= meet), from_upper, column)
-    source[:, columns] = np.where((y > meet) & (y < bottom), from_lower, column)
+    over_skin_above = (rows > above) & (rows < upper_edge)
+    over_skin_below = (rows > lower_edge) & (rows < below)
+    source = np.where(over_skin_above, above + (rows - above) * (reach / (reach + down)), source)
+    source = np.where((rows >= upper_edge) & (rows <= meet), rows - down, source)
+    source = np.where((rows > meet) & (rows <= lower_edge), rows + up, source)
+    source = np.where(over_skin_below, below - (below - rows) * (reach / (reach + up)), source)
     return source.astype(np.float32)
 
 
-def _smooth_edge(edge: np.ndarray) -> np.ndarray:
-    """``edge`` (a row per column) smoothed along the mouth over 5 columns, never larger than it was."""
-    padded = np.pad(edge.astype(np.float64), 2, mode="edge")
-    spread = np.min(np.lib.stride_tricks.sliding_window_view(padded, 5), axis=1)
-    smooth = np.convolve(np.pad(spread, 2, mode="edge"), np.ones(5) / 5, mode="valid")
-    return np.minimum(smooth, edge)
+def _smooth_cover(need: np.ndarray, radius: int) -> np.ndarray:
+    """``need`` (px per column) smoothed along the mouth and never less than it was: a running maximum over
+    ``2 radius`` columns each side, then two running means over ``radius`` each side (each mean stays above the
+    maximum over the columns the next one reaches)."""
+    spread = np.max(np.lib.stride_tricks.sliding_window_view(np.pad(need, 2 * radius, mode="edge"), 4 * radius + 1), 1)
+    for _ in range(2):
+        kernel = np.ones(2 * radius + 1) / (2 * radius + 1)
+        spread = np.convolve(np.pad(spread, radius, mode="edge"), kernel, mode="valid")
+    return np.maximum(spread, need)
 
 
 def _outline_at(points: np.ndarray, x: np.ndarray) -> np.ndarray:
