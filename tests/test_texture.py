@@ -264,7 +264,10 @@ def test_the_lips_close_over_the_teeth_of_a_laugh_out_to_its_corners():
     assert white(warped).sum() > 20  # the warp alone leaves teeth between the lips
     assert white(closed).sum() == 0
     changed = np.any(closed != warped, axis=2)
-    assert changed.any() and not (changed & ~lips).any()  # only the lips change
+    # Only the mouth changes: the lips slide together and the skin just beyond them follows.
+    reach = round(0.4 * inter_ocular(warp.shape))
+    band = cv2.dilate(lips.astype(np.uint8), np.ones((2 * reach + 1, 5), np.uint8)) > 0
+    assert changed.any() and not (changed & ~band).any()
     # The lips meet along a line a little darker than the lips, across the middle of the mouth.
     middle = closed[:, round(shape[62, 0]) - 4 : round(shape[62, 0]) + 5].astype(int).sum(2)
     darkest = middle[lips[:, round(shape[62, 0])]].min()

@@ -121,15 +121,14 @@ def close_lips(
 ) -> np.ndarray:
     """``warped`` (``warp`` applied to ``original``, a warp that closed an open mouth; uint8, any channels) with the
     lips meeting: whatever of the inside of the mouth the warp left between the lips is covered by the lips
-    themselves, each stretched toward the line where they meet, and that line is drawn as a soft shadow from mouth
+    themselves, each slid toward the line where they meet, and that line is drawn as a soft shadow from mouth
     corner to mouth corner.
 
     What showed between the lips before (``shape``, the 68 points before the warp, and the Face Mesh ``mesh`` when
     there is one: its inner lips follow a laugh's lips where dlib's points sit on the teeth) is carried by the warp's
-    own map, so teeth and dark corners are found where they ended up, whatever their colour. Each column of the mouth
-    is then remapped: the upper lip's band, from above its outer edge down to the gap, is stretched down to the
-    meeting line, and the lower lip's up to it. Lip colour and texture are the person's own and continuous; nothing
-    outside the lips' bands changes."""
+    own map, so teeth and dark corners are found where they ended up, whatever their colour. Each lip then slides
+    whole over the gap, the lower lip most of the way as the jaw rises, and the skin just beyond the lips follows
+    (:func:`_lips_slid_together`). Lip colour and texture are the person's own; nothing outside the mouth changes."""
     shape = np.asarray(shape, dtype=np.float64)
     if _inner_lip_gaps(shape).mean() < OPEN * inter_ocular(shape):  # shut lips: their own line moved with them
         return warped
@@ -156,11 +155,11 @@ def close_lips(
     # The lips' outer edges after the warp: each lip slides whole from there toward the line.
     edges = (_outline_at(after[IBUG_LIPS[0]], columns) - y0, _outline_at(after[IBUG_LIPS[3]], columns) - y0)
     radius = max(2, round(SLIDE_SMOOTHING * iod))
-    source_y = _lips_slid_together(gap, line, edges, SKIN_REACH * iod, radius)
+    source_y, meet = _lips_slid_together(gap, line, edges, SKIN_REACH * iod, radius)
     crop = np.ascontiguousarray(warped[y0:y1, x0:x1])
     source_x = np.broadcast_to(np.arange(x1 - x0, dtype=np.float32), source_y.shape)
     closed = cv2.remap(crop, source_x, source_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    shade = _lip_line_shade(line, columns, corners, (y1 - y0, x1 - x0), max(LIP_LINE_WIDTH * iod, 0.7))
+    shade = _lip_line_shade(meet, columns, corners, (y1 - y0, x1 - x0), max(LIP_LINE_WIDTH * iod, 0.7))
     colour = closed[:, :, :3] if closed.ndim == 3 else closed
     shaded = colour.astype(np.float32) * (1.0 - shade[:, :, None] if closed.ndim == 3 else 1.0 - shade)
     if closed.ndim == 3:
@@ -209,24 +208,26 @@ def _meeting_line(after: np.ndarray, corners: np.ndarray) -> np.ndarray:
 
 def _lips_slid_together(
     gap: np.ndarray, line: np.ndarray, edges: tuple[np.ndarray, np.ndarray], reach: float, radius: int
-) -> np.ndarray:
-    """``float32`` source rows (for ``cv2.remap``) over the crop of ``gap``: each lip slides whole, as on a real
-    face, until it reaches the meeting ``line`` (rows per column): the upper lip down over what shows below it, the
-    lower lip up. The skin between a lip's outer edge (``edges``, rows per column) and ``reach`` px beyond it
-    stretches to follow, so the lips keep their thickness and texture (a lip mirrored or stretched over a gap taller
-    than itself is drawn as vertical streaks). How far each lip slides is smoothed along the mouth and never less
-    than the gap next to it (over ``radius`` columns), so no column stands out; a gap too tall to cover without
-    folding the skin is covered as far as it can be."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """``float32`` source rows (for ``cv2.remap``) over the crop of ``gap``, and the row where the lips meet in each
+    column: each lip slides whole, as on a real face, until they meet within the gap (on the meeting ``line``, rows
+    per column, where no gap shows): the upper lip down over what shows below it, the lower lip up. The skin between
+    a lip's outer edge (``edges``, rows per column) and ``reach`` px beyond it stretches to follow, so the lips keep
+    their thickness and texture (a lip mirrored or stretched over a gap taller than itself is drawn as vertical
+    streaks). How far each lip slides is smoothed along the mouth and never less than the gap next to it (over
+    ``radius`` columns), so no column stands out; a gap too tall to cover without folding the skin is covered as far
+    as it can be."""
     height, width = gap.shape
     rows = np.arange(height, dtype=np.float64)[:, None]
     shows = gap.any(0)
     if not shows.any():
-        return np.broadcast_to(rows, gap.shape).astype(np.float32)
+        return np.broadcast_to(rows, gap.shape).astype(np.float32), line
     # The gap's top and bottom rows in each column it crosses, and how far each lip must slide to reach the line.
-    top = np.where(shows, gap.argmax(0) - 1.0, np.inf)
-    bottom = np.where(shows, height - gap[::-1].argmax(0), -np.inf)
-    # The lips meet on the line, or within the gap where it misses the line, smoothed so the seam has no steps.
-    meet = np.clip(line, np.where(shows, top, line), np.where(shows, bottom, line))
+    top = np.where(shows, gap.argmax(0) - 1.0, line)
+    bottom = np.where(shows, height - gap[::-1].argmax(0), line)
+    # As a jaw rises, the lower lip covers most of the gap (the upper lip would drag a moustache or the skin under
+    # the nose down with it); smoothed so the seam has no steps.
+    meet = np.where(shows, top + UPPER_SHARE * (bottom - top), line)
     kernel = np.ones(4 * radius + 1) / (4 * radius + 1)
     meet = np.convolve(np.pad(meet, 2 * radius, mode="edge"), kernel, mode="valid")
     down = _smooth_cover(np.where(shows, np.maximum(meet - top, 0.0), 0.0), radius)
@@ -242,7 +243,7 @@ def _lips_slid_together(
     source = np.where((rows >= upper_edge) & (rows <= meet), rows - down, source)
     source = np.where((rows > meet) & (rows <= lower_edge), rows + up, source)
     source = np.where(over_skin_below, below - (below - rows) * (reach / (reach + up)), source)
-    return source.astype(np.float32)
+    return source.astype(np.float32), meet
 
 
 def _smooth_cover(need: np.ndarray, radius: int) -> np.ndarray:
