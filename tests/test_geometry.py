@@ -236,7 +236,7 @@ def test_a_narrowing_mouth_covers_its_teeth_instead_of_squeezing_them():
 
 
 def test_a_wide_open_mouth_closes_as_far_as_the_warp_allows_and_the_rest_of_the_edit_stays_whole():
-    from diffusers_led.geometry.mouth_closing import cover_teeth, jaw_closing_limit
+    from diffusers_led.geometry.mouth_closing import close_lips, jaw_closing_limit
 
     image, shape = synthetic_face(320)
     shape = shape.copy()
@@ -252,13 +252,13 @@ def test_a_wide_open_mouth_closes_as_far_as_the_warp_allows_and_the_rest_of_the_
     # Squeezing the whole gap at once would fold the lips: the closing gives way, the brows still move in full.
     assert warp.kept == 1.0 and np.allclose(warp.shape[17:27], brows_only.shape[17:27], atol=0.01)
     assert 0.02 < mouth_opening(warp.shape) < 0.3 * gap
-    # What still shows between the lips is painted over with the lips.
+    # What still shows between the lips is covered by the lips.
     image[:] = (180, 140, 120)
     import cv2
 
     cv2.fillPoly(image, [np.round(shape[48:60]).astype(np.int32)], (200, 90, 90))
     cv2.fillPoly(image, [np.round(shape[60:68]).astype(np.int32)], (30, 20, 20))  # the dark inside
-    out = cover_teeth(image, warp.apply(image), shape, warp.shape)
+    out = close_lips(image, warp.apply(image), warp, shape)
     inside = np.zeros(image.shape[:2], np.uint8)
     cv2.fillPoly(inside, [np.round(warp.shape[60:68]).astype(np.int32)], 1)
     assert inside.sum() > 20 and out[inside > 0].mean() > 100, "the gap left between the lips is not dark"

@@ -5,12 +5,15 @@ sad, angry, disgusted, contempt) must close: the lips meet and the inside of the
 jaw-drop unit (AU26) moves the lower lip by a fixed pattern and cannot reach every opening (an open laugh is wider
 than a full unit), so the gap is read from the inner lip points and closed directly: the lower lip and the chin
 rise with the jaw, the upper lip comes down a little, and the lips slide over the teeth (``warp.MouthInside``).
-After the warp, :func:`cover_teeth` paints over the teeth that dlib's misplaced inner lip points left between them.
+After the warp, :func:`close_lips` stretches each lip over whatever of the inside of the mouth is still between
+them (dlib puts a laugh's inner lip points on the teeth, so closing those points leaves teeth and dark corners) and
+draws the soft line where the lips meet.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -18,7 +21,10 @@ import numpy as np
 from ..labels import canonical_expression
 from .action_units import ACTION_UNITS, EXPRESSION_PROTOTYPES, inter_ocular
 
-__all__ = ["MOUTH_OPENING_UNITS", "closes_mouth", "cover_teeth", "jaw_closing_limit", "mouth_closing"]
+if TYPE_CHECKING:
+    from .warp import FaceWarp
+
+__all__ = ["MOUTH_OPENING_UNITS", "close_lips", "closes_mouth", "jaw_closing_limit", "mouth_closing"]
 
 #: Units that part the lips: a target with any of them keeps (or makes) an open mouth.
 MOUTH_OPENING_UNITS = ("AU25", "AU26", "AU27")
@@ -37,10 +43,30 @@ UPPER_SHARE = 0.25
 #: The outer lips and chin points and the share of the lower lip's rise they make.
 LOWER_OUTER = {56: 1.0, 57: 1.0, 58: 1.0, 55: 0.6, 59: 0.6}
 UPPER_OUTER = {50: 1.0, 51: 1.0, 52: 1.0, 49: 0.5, 53: 0.5}
-#: Teeth this far from the lips' colour (CIELAB, 8-bit) are told apart from them; nearer, nothing is covered.
-TEETH_CONTRAST = 20.0
-#: How much darker than the lips the seam of lips painted over teeth is.
-SEAM_SHADE = 0.3
+#: MediaPipe Face Mesh V2's lip contours, each from mouth corner to mouth corner (subject's right to left): outer
+#: and inner edge of the upper lip, inner and outer edge of the lower lip. The 68 points' stand-ins follow.
+MESH_LIPS = (
+    [61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291],
+    [61, 78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 291],
+    [61, 78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 291],
+    [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291],
+)
+IBUG_LIPS = ([48, 49, 50, 51, 52, 53, 54], [48, 60, 61, 62, 63, 64, 54], [48, 60, 67, 66, 65, 64, 54])
+IBUG_LIPS += ([48, 59, 58, 57, 56, 55, 54],)
+#: The mesh's mouth corners, and the 68 points' they stand for.
+MESH_MOUTH_CORNERS = {48: 61, 54: 291}
+#: How far the inside of the lips is grown before the warp carries it (inter-ocular distances): the soft edge
+#: between lips and teeth, and the gaps at the corners.
+INSIDE_GROW = 0.01
+#: How far beyond a lip's outer edge the skin stretches to follow the lip as it slides over the gap, and the
+#: half-width over which the slide is smoothed along the mouth (inter-ocular distances).
+SKIN_REACH = 0.25
+SLIDE_SMOOTHING = 0.02
+#: The line where closed lips meet: how much darker than the lips at its middle, its half-width (inter-ocular
+#: distances, Gaussian sigma) and the share of the mouth's width over which it fades in from each corner.
+LIP_LINE_SHADE = 0.2
+LIP_LINE_WIDTH = 0.012
+LIP_LINE_FADE = 0.2
 CHIN = {7: 0.6, 8: 0.7, 9: 0.6, 6: 0.35, 10: 0.35, 5: 0.15, 11: 0.15}
 
 
@@ -61,7 +87,7 @@ def jaw_closing_limit(shape: np.ndarray) -> float:
     folds)."""
     shape = np.asarray(shape, dtype=np.float64)
     iod = inter_ocular(shape)
-    gap = np.mean([shape[lower, 1] - shape[upper, 1] for upper, lower in INNER_LIP_PAIRS]) / iod
+    gap = _inner_lip_gaps(shape).mean() / iod
     pattern = ACTION_UNITS["AU26"]
     per_unit = np.mean([pattern[lower, 1] - pattern[upper, 1] for upper, lower in INNER_LIP_PAIRS])
     return float(max(gap - SEAM, 0.0) / per_unit)
@@ -72,7 +98,7 @@ def mouth_closing(aligned: np.ndarray, strength: float = 1.0) -> np.ndarray:
     ``aligned`` to a seam at ``strength`` (zeros for a mouth already shut)."""
     aligned = np.asarray(aligned, dtype=np.float64)
     iod = inter_ocular(aligned)
-    gaps = np.array([aligned[lower, 1] - aligned[upper, 1] for upper, lower in INNER_LIP_PAIRS])
+    gaps = _inner_lip_gaps(aligned)
     displacement = np.zeros_like(aligned)
     if gaps.mean() < OPEN * iod:
         return displacement
@@ -90,87 +116,161 @@ def mouth_closing(aligned: np.ndarray, strength: float = 1.0) -> np.ndarray:
     return displacement
 
 
-def cover_teeth(original: np.ndarray, warped: np.ndarray, before: np.ndarray, after: np.ndarray) -> np.ndarray:
-    """``warped`` (the photo after a warp that closed an open mouth, uint8) with what still shows between its lips
-    painted over with the lips around them: the teeth left between them, and the gap itself where the lips could not
-    meet.
+def close_lips(
+    original: np.ndarray, warped: np.ndarray, warp: FaceWarp, shape: np.ndarray, mesh: np.ndarray | None = None
+) -> np.ndarray:
+    """``warped`` (``warp`` applied to ``original``, a warp that closed an open mouth; uint8, any channels) with the
+    lips meeting: whatever of the inside of the mouth the warp left between the lips is covered by the lips
+    themselves, each slid toward the line where they meet, and that line is drawn as a soft shadow from mouth
+    corner to mouth corner.
 
-    dlib puts the inner lip points of a toothy smile on the teeth, not on the lips' edge: closing those points to a
-    seam leaves a strip of teeth between the lips. Pixels inside the moved outer lip contour (``after``, 68 points)
-    whose colour is nearer the teeth's (the bright half of what the inside of the lips showed in ``original``, at
-    ``before``) than the moved lips' are filled from the lips around them (OpenCV's inpainting). A wide-open mouth
-    closes only as far as a smooth warp can squeeze the gap (``warp.plan_face_warp``): if the moved inner lips are
-    still more than :data:`OPEN` apart, the inside of them is filled too. No other pixel changes."""
-    before = np.asarray(before, dtype=np.float64)
-    after = np.asarray(after, dtype=np.float64)
+    What showed between the lips before (``shape``, the 68 points before the warp, and the Face Mesh ``mesh`` when
+    there is one: its inner lips follow a laugh's lips where dlib's points sit on the teeth) is carried by the warp's
+    own map, so teeth and dark corners are found where they ended up, whatever their colour. Each lip then slides
+    whole over the gap, the lower lip most of the way as the jaw rises, and the skin just beyond the lips follows
+    (:func:`_lips_slid_together`). Lip colour and texture are the person's own; nothing outside the mouth changes."""
+    shape = np.asarray(shape, dtype=np.float64)
+    if _inner_lip_gaps(shape).mean() < OPEN * inter_ocular(shape):  # shut lips: their own line moved with them
+        return warped
+    after = np.asarray(warp.shape, dtype=np.float64)
     iod = inter_ocular(after)
-    pad = 0.1 * iod
-    low = np.floor(np.minimum(before[48:60].min(0), after[48:60].min(0)) - pad).astype(int)
-    high = np.ceil(np.maximum(before[48:60].max(0), after[48:60].max(0)) + pad).astype(int)
-    x0, y0 = np.maximum(low, 0)
-    x1, y1 = np.minimum(high, (warped.shape[1], warped.shape[0]))
+    rx0, ry0, rx1, ry1 = warp.roi
+    pad = 1.5 * SKIN_REACH * iod + 2
+    low = np.floor(np.minimum(shape[48:60].min(0), after[48:60].min(0)) - pad).astype(int)
+    high = np.ceil(np.maximum(shape[48:60].max(0), after[48:60].max(0)) + pad).astype(int)
+    x0, y0 = max(low[0], rx0), max(low[1], ry0)
+    x1, y1 = min(high[0], rx1), min(high[1], ry1)
     if x1 - x0 < 3 or y1 - y0 < 3:
         return warped
-    origin = np.array([x0, y0], dtype=np.float64)
-
-    def lab(image: np.ndarray) -> np.ndarray:
-        crop = image[y0:y1, x0:x1]
-        rgb = crop[:, :, :3] if crop.ndim == 3 else np.repeat(crop[:, :, None], 3, axis=2)
-        return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2LAB).astype(np.float32)
-
-    def polygon(points: np.ndarray) -> np.ndarray:
-        mask = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
-        cv2.fillPoly(mask, [np.round((points - origin) * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
-        return mask > 0
-
-    outer = polygon(after[48:60])
-    gap = np.mean([after[lower, 1] - after[upper, 1] for upper, lower in INNER_LIP_PAIRS])
-    cover = polygon(after[60:68]) if gap >= OPEN * iod else np.zeros(outer.shape, dtype=bool)
-    teeth = _teeth_between_lips(lab(original)[polygon(before[60:68])], lab(warped), outer, polygon(after[60:68]))
-    cover = (cover | teeth) & outer
-    if not cover.any():
+    corners = after[[48, 54]]
+    if mesh is not None:  # the mesh's corners, carried as the 68 points' were
+        mesh = np.asarray(mesh, dtype=np.float64)[:, :2]
+        corners = corners - shape[[48, 54]] + mesh[list(MESH_MOUTH_CORNERS.values())]
+    gap = _shown_between_lips(shape, mesh, warp, (x0, y0, x1, y1), iod)
+    if not gap.any():
         return warped
-    cover = cv2.dilate(cover.astype(np.uint8), np.ones((3, 3), np.uint8)) & outer.astype(np.uint8)
+    meeting = _meeting_line(after, corners)
+    columns = np.arange(x0, x1, dtype=np.float64)
+    line = np.polyval(meeting, columns) - y0
+    # The lips' outer edges after the warp: each lip slides whole from there toward the line.
+    edges = (_outline_at(after[IBUG_LIPS[0]], columns) - y0, _outline_at(after[IBUG_LIPS[3]], columns) - y0)
+    radius = max(2, round(SLIDE_SMOOTHING * iod))
+    source_y, meet = _lips_slid_together(gap, line, edges, SKIN_REACH * iod, radius)
+    crop = np.ascontiguousarray(warped[y0:y1, x0:x1])
+    source_x = np.broadcast_to(np.arange(x1 - x0, dtype=np.float32), source_y.shape)
+    closed = cv2.remap(crop, source_x, source_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    shade = _lip_line_shade(meet, columns, corners, (y1 - y0, x1 - x0), max(LIP_LINE_WIDTH * iod, 0.7))
+    colour = closed[:, :, :3] if closed.ndim == 3 else closed
+    shaded = colour.astype(np.float32) * (1.0 - shade[:, :, None] if closed.ndim == 3 else 1.0 - shade)
+    if closed.ndim == 3:
+        closed[:, :, :3] = np.clip(np.rint(shaded), 0, 255)
+    else:
+        closed = np.clip(np.rint(shaded), 0, 255).astype(closed.dtype)
     out = warped.copy()
-    crop = np.ascontiguousarray(out[y0:y1, x0:x1])
-    radius = max(0.03 * iod, 2.0)
-    if crop.ndim == 3 and crop.shape[2] == 4:
-        crop[:, :, :3] = cv2.inpaint(np.ascontiguousarray(crop[:, :, :3]), cover, radius, cv2.INPAINT_TELEA)
-    else:
-        crop = cv2.inpaint(crop, cover, radius, cv2.INPAINT_TELEA)
-    # Lips that meet show a seam: a soft line a little darker than the lips, a smooth curve midway between the
-    # moved inner lips (through dlib's points it would zigzag).
-    line = np.zeros(cover.shape, dtype=np.uint8)
-    middle = (after[60:65] + after[[60, 67, 66, 65, 64]]) / 2 - origin
-    along = np.linspace(middle[0, 0], middle[-1, 0], 16)
-    curve = np.polyval(np.polyfit(middle[:, 0], middle[:, 1], 2), along)
-    seam = np.round(np.stack([along, curve], axis=1) * 16).astype(np.int32)
-    cv2.polylines(line, [seam], False, 255, 1, cv2.LINE_AA, shift=4)
-    darken = 1.0 - SEAM_SHADE * (line.astype(np.float32) / 255.0) * (cover > 0)
-    colour = crop[:, :, :3] if crop.ndim == 3 else crop
-    shaded = np.clip(np.rint(colour * (darken[:, :, None] if crop.ndim == 3 else darken)), 0, 255)
-    if crop.ndim == 3:
-        crop[:, :, :3] = shaded
-    else:
-        crop = shaded.astype(crop.dtype)
-    out[y0:y1, x0:x1] = crop
+    out[y0:y1, x0:x1] = closed
     return out
 
 
-def _teeth_between_lips(shown: np.ndarray, moved: np.ndarray, outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
-    """Where ``moved`` (CIELAB, the crop after the warp) shows teeth inside the moved lips ``outer``: pixels nearer
-    the teeth's colour (the bright half of ``shown``, what the inside of the lips showed before) than the lips'
-    (``outer`` away from the moved seam ``inner``). All false when the inside showed no teeth (or they look like
-    the lips)."""
-    none = np.zeros(outer.shape, dtype=bool)
-    if len(shown) < 4:
-        return none
-    teeth = shown[shown[:, 0] >= np.median(shown[:, 0])].mean(0)
-    near_seam = cv2.dilate(inner.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    lips = moved[outer & ~near_seam]
-    if len(lips) < 4:
-        return none
-    lip = np.median(lips, axis=0)
-    if np.linalg.norm(teeth - lip) < TEETH_CONTRAST:
-        return none
-    return np.linalg.norm(moved - teeth, axis=2) < np.linalg.norm(moved - lip, axis=2)
+def _inner_lip_gaps(shape: np.ndarray) -> np.ndarray:
+    """The vertical gaps (px, y down) between the inner lip points facing each other (:data:`INNER_LIP_PAIRS`)."""
+    return np.array([shape[lower, 1] - shape[upper, 1] for upper, lower in INNER_LIP_PAIRS])
+
+
+def _shown_between_lips(
+    shape: np.ndarray, mesh: np.ndarray | None, warp: FaceWarp, box: tuple[int, int, int, int], iod: float
+) -> np.ndarray:
+    """Boolean over ``box`` (image px) of the warped photo: the pixels that show what was between the lips before
+    the warp (the inside-of-lips polygons of ``shape`` and ``mesh``, grown by :data:`INSIDE_GROW`, carried through the
+    warp's map), and what the warp re-made there (``warp.mouth.inside``)."""
+    rx0, ry0, rx1, ry1 = warp.roi
+    before = np.zeros((ry1 - ry0, rx1 - rx0), dtype=np.uint8)
+    for points, (_, upper, lower, _) in [(shape, IBUG_LIPS)] + ([(mesh, MESH_LIPS)] if mesh is not None else []):
+        outline = points[upper + lower[::-1]]  # from corner to corner along the upper lip's inner edge and back
+        cv2.fillPoly(before, [np.round((outline - [rx0, ry0]) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+    grow = round(INSIDE_GROW * iod)
+    before = cv2.dilate(before, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
+    x0, y0, x1, y1 = box
+    window = np.s_[y0 - ry0 : y1 - ry0, x0 - rx0 : x1 - rx0]
+    carried = cv2.remap(before, warp.map_x[window] - rx0, warp.map_y[window] - ry0, cv2.INTER_LINEAR) > 96
+    if warp.mouth is not None:
+        carried |= warp.mouth.inside[window] > 0.4
+    return carried & (warp.weight[window] > 0)
+
+
+def _meeting_line(after: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """Coefficients of the quadratic ``y(x)`` (image px) where the closed lips meet: through the mouth corners and
+    midway between the moved inner lips (a curve: through dlib's points it would zigzag)."""
+    middle = (after[[60, 61, 62, 63, 64]] + after[[60, 67, 66, 65, 64]]) / 2
+    points = np.vstack([corners, middle])
+    weights = np.array([2.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    return np.polyfit(points[:, 0], points[:, 1], 2, w=weights)
+
+
+def _lips_slid_together(
+    gap: np.ndarray, line: np.ndarray, edges: tuple[np.ndarray, np.ndarray], reach: float, radius: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``float32`` source rows (for ``cv2.remap``) over the crop of ``gap``, and the row where the lips meet in each
+    column: each lip slides whole, as on a real face, until they meet within the gap (on the meeting ``line``, rows
+    per column, where no gap shows): the upper lip down over what shows below it, the lower lip up. The skin between
+    a lip's outer edge (``edges``, rows per column) and ``reach`` px beyond it stretches to follow, so the lips keep
+    their thickness and texture (a lip mirrored or stretched over a gap taller than itself is drawn as vertical
+    streaks). How far each lip slides is smoothed along the mouth and never less than the gap next to it (over
+    ``radius`` columns), so no column stands out; a gap too tall to cover without folding the skin is covered as far
+    as it can be."""
+    height, width = gap.shape
+    rows = np.arange(height, dtype=np.float64)[:, None]
+    shows = gap.any(0)
+    if not shows.any():
+        return np.broadcast_to(rows, gap.shape).astype(np.float32), line
+    # The gap's top and bottom rows in each column it crosses, and how far each lip must slide to reach the line.
+    top = np.where(shows, gap.argmax(0) - 1.0, line)
+    bottom = np.where(shows, height - gap[::-1].argmax(0), line)
+    # As a jaw rises, the lower lip covers most of the gap (the upper lip would drag a moustache or the skin under
+    # the nose down with it); smoothed so the seam has no steps.
+    meet = np.where(shows, top + UPPER_SHARE * (bottom - top), line)
+    kernel = np.ones(4 * radius + 1) / (4 * radius + 1)
+    meet = np.convolve(np.pad(meet, 2 * radius, mode="edge"), kernel, mode="valid")
+    down = _smooth_cover(np.where(shows, np.maximum(meet - top, 0.0), 0.0), radius)
+    up = _smooth_cover(np.where(shows, np.maximum(bottom - meet, 0.0), 0.0), radius)
+    # The skin beyond each lip may stretch to at most twice its length: further, it would fold.
+    down, up = np.minimum(down, 0.5 * reach), np.minimum(up, 0.5 * reach)
+    upper_edge, lower_edge = edges[0] + down, edges[1] - up  # the lips' outer edges once slid
+    above, below = upper_edge - reach - down, lower_edge + reach + up  # where the skin stops following
+    source = np.broadcast_to(rows, gap.shape).astype(np.float64).copy()
+    over_skin_above = (rows > above) & (rows < upper_edge)
+    over_skin_below = (rows > lower_edge) & (rows < below)
+    source = np.where(over_skin_above, above + (rows - above) * (reach / (reach + down)), source)
+    source = np.where((rows >= upper_edge) & (rows <= meet), rows - down, source)
+    source = np.where((rows > meet) & (rows <= lower_edge), rows + up, source)
+    source = np.where(over_skin_below, below - (below - rows) * (reach / (reach + up)), source)
+    return source.astype(np.float32), meet
+
+
+def _smooth_cover(need: np.ndarray, radius: int) -> np.ndarray:
+    """``need`` (px per column) smoothed along the mouth and never less than it was: a running maximum over
+    ``2 radius`` columns each side, then two running means over ``radius`` each side (each mean stays above the
+    maximum over the columns the next one reaches)."""
+    spread = np.max(np.lib.stride_tricks.sliding_window_view(np.pad(need, 2 * radius, mode="edge"), 4 * radius + 1), 1)
+    for _ in range(2):
+        kernel = np.ones(2 * radius + 1) / (2 * radius + 1)
+        spread = np.convolve(np.pad(spread, radius, mode="edge"), kernel, mode="valid")
+    return np.maximum(spread, need)
+
+
+def _outline_at(points: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The y of the polyline ``points`` (from one mouth corner to the other) at each ``x``."""
+    order = np.argsort(points[:, 0])
+    return np.interp(x, points[order, 0], points[order, 1])
+
+
+def _lip_line_shade(
+    line: np.ndarray, columns: np.ndarray, corners: np.ndarray, size: tuple[int, int], width: float
+) -> np.ndarray:
+    """``float32`` of ``size``: how much darker each pixel is along the line where the lips meet (``line``: its row
+    in each crop column at image x ``columns``), fading in from each mouth corner and zero beyond them."""
+    left, right = sorted(corners[:, 0])
+    along = np.clip((columns - left) / max(right - left, 1e-9), 0.0, 1.0)
+    fade = np.clip(np.minimum(along, 1.0 - along) / LIP_LINE_FADE, 0.0, 1.0)
+    rows = np.arange(size[0], dtype=np.float64)[:, None]
+    across = np.exp(-0.5 * ((rows - line[None, :]) / width) ** 2)
+    return (LIP_LINE_SHADE * across * np.sin(0.5 * np.pi * fade)[None, :]).astype(np.float32)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 from ..faces.detection import face_shape, five_landmarks
 from ..faces.regions import FaceRegionProcessor, FaceRegions
 from .action_units import estimate_action_units, expression_action_units
-from .mouth_closing import closes_mouth, cover_teeth, jaw_closing_limit
+from .mouth_closing import close_lips, closes_mouth, jaw_closing_limit
 from .warp import action_unit_warp, inner_mouth_mask
 
 __all__ = ["FOLD_WARNING", "ExpressionWarper"]
@@ -86,7 +86,7 @@ class ExpressionWarper:
                     warp = None
                 if warp is not None:
                     warped = warp.apply(out)
-                    out = cover_teeth(out, warped, shape, warp.shape) if closing and warp.mouth else warped
+                    out = close_lips(out, warped, warp, shape, face.mesh) if closing and warp.mouth else warped
                     if ratio_maps is not None:
                         out = ratio_maps.shade(out, warp, change, mesh=face.mesh)
                     if warp.kept < FOLD_WARNING:
