@@ -170,16 +170,21 @@ def head_yaw(mesh: np.ndarray) -> float:
     return float(np.degrees(np.arctan2(abs(far[2] - near[2]), np.linalg.norm(far[:2] - near[:2]))))
 
 
-def frontal_share(shape: np.ndarray, mesh: np.ndarray | None = None) -> float:
+def frontal_share(shape: np.ndarray, mesh: np.ndarray | None = None, yaw: float | None = None) -> float:
     """1 for a frontal face, falling to 0 as the head turns: from the ratio of the nose tip's distances to the two
     sides of the jaw (68 points), full shading above :data:`TURN_FULL`, none below :data:`TURN_NONE`; with the
-    face's ``mesh``, also no more than its :func:`head_yaw` allows (:data:`YAW_FULL`, :data:`YAW_NONE`)."""
+    face's ``mesh`` (or its head turn ``yaw`` in degrees, when already known: a clip keeps it from its latest
+    detection), also no more than that turn allows (:data:`YAW_FULL`, :data:`YAW_NONE`)."""
+    if mesh is not None and yaw is not None:
+        raise ValueError("Pass either a `mesh` or a `yaw`, not both.")
     shape = np.asarray(shape, dtype=np.float64)
     sides = [np.linalg.norm(shape[30] - shape[point]) for point in (2, 14)]
     ratio = min(sides) / max(max(sides), 1e-9)
     share = float(np.clip((ratio - TURN_NONE) / (TURN_FULL - TURN_NONE), 0.0, 1.0))
     if mesh is not None:
-        share = min(share, float(np.clip((YAW_NONE - head_yaw(mesh)) / (YAW_NONE - YAW_FULL), 0.0, 1.0)))
+        yaw = head_yaw(mesh)
+    if yaw is not None:
+        share = min(share, float(np.clip((YAW_NONE - abs(yaw)) / (YAW_NONE - YAW_FULL), 0.0, 1.0)))
     return share
 
 
@@ -335,6 +340,7 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
         units: Mapping[str, float],
         gain: float | None = None,
         mesh: np.ndarray | None = None,
+        yaw: float | None = None,
     ) -> np.ndarray:
         """``image`` (the warped photo, ``HxW`` or ``HxWxC`` uint8) with the shading of ``units`` laid on the face
         that ``warp`` moved, within ``warp``'s window only: pixels outside it are returned bit for bit.
@@ -343,10 +349,12 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
         face shows and the target lacks) flatten the face's own creases where that unit makes them: the skin is
         drawn toward its local mean there (dividing by the mean map would paint bright streaks wherever this face's
         creases do not sit exactly where the average face's do). ``gain``: the config's unless given. ``mesh``: the
-        face's ``(478, 3)`` Face Mesh, which tells a turned head better than the 68 points (:func:`frontal_share`)."""
+        face's ``(478, 3)`` Face Mesh, which tells a turned head better than the 68 points (:func:`frontal_share`);
+        ``yaw``: instead of it, the head's turn in degrees when already known (a clip's face, from its latest
+        detection)."""
         # Where the warp was held back (crowded landmarks) or the head is turned, the maps would land on the wrong
         # skin (a fold drawn across a turned cheek): they fade out with both.
-        gain = (self.config.gain if gain is None else gain) * warp.kept * frontal_share(warp.shape, mesh)
+        gain = (self.config.gain if gain is None else gain) * warp.kept * frontal_share(warp.shape, mesh, yaw)
         added, removed = self.layers(units)
         added, removed = gain * added, np.clip(gain * removed * REMOVAL_SCALE, 0.0, 1.0)
         smile_undone = gain * min(max((-units.get(unit, 0.0) for unit in SMILE_UNITS), default=0.0), 1.0)
