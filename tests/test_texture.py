@@ -88,9 +88,15 @@ def test_a_head_turned_in_depth_is_not_shaded_even_where_its_68_points_look_fron
     assert abs(head_yaw(turned_mesh(40.0)) - 40.0) < 1e-6 and abs(head_yaw(turned_mesh(-40.0)) - 40.0) < 1e-6
     assert frontal_share(shape, turned_mesh(5.0)) == 1.0 and frontal_share(shape, turned_mesh(40.0)) == 0.0
     assert 0.0 < frontal_share(shape, turned_mesh(22.0)) < 1.0
+    # A turn already known (a clip's face keeps it from its latest detection) fades the shading the same way.
+    assert frontal_share(shape, yaw=22.0) == frontal_share(shape, turned_mesh(22.0))
+    assert frontal_share(shape, yaw=-40.0) == 0.0 and frontal_share(shape, yaw=5.0) == 1.0
+    with pytest.raises(ValueError, match="either a `mesh` or a `yaw`"):
+        frontal_share(shape, turned_mesh(5.0), yaw=5.0)
     maps = crease_maps()
     assert np.array_equal(maps.shade(warped, warp, {"AU12": 1.0}, mesh=turned_mesh(40.0)), warped)
     assert not np.array_equal(maps.shade(warped, warp, {"AU12": 1.0}, mesh=turned_mesh(5.0)), warped)
+    assert np.array_equal(maps.shade(warped, warp, {"AU12": 1.0}, yaw=40.0), warped)
 
 
 def test_one_sided_units_shade_one_half_of_the_face():
