@@ -158,7 +158,7 @@ def close_lips(
     radius = max(2, round(SLIDE_SMOOTHING * iod))
     slide = _lips_slid_together(gap, line, edges, SKIN_REACH * iod, radius)
     shade = _lip_line_shade(slide.meet, columns, corners, gap.shape, max(LIP_LINE_WIDTH * iod, 0.7))
-    return _draw_closing(warped, warp.roi, upright, window, slide, SKIN_REACH * iod, shade)
+    return _draw_closing(warped, warp, upright, window, slide, SKIN_REACH * iod, shade)
 
 
 def _upright_frame(shape: np.ndarray) -> np.ndarray:
@@ -176,7 +176,7 @@ def _transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
 
 def _draw_closing(
     warped: np.ndarray,
-    roi: tuple[int, int, int, int],
+    warp: FaceWarp,
     upright: np.ndarray,
     window: tuple[int, int, int, int],
     slide: _LipSlide,
@@ -184,13 +184,13 @@ def _draw_closing(
     shade: np.ndarray,
 ) -> np.ndarray:
     """``warped`` with the closing planned over the ``window`` of the upright frame (``slide``, the skin following
-    over ``reach`` px; ``shade``: how much darker each pixel gets) drawn into the image: only pixels inside ``roi``
-    (the warp's window) that the closing changes are written, the rest stay bit-identical."""
+    over ``reach`` px; ``shade``: how much darker each pixel gets) drawn into the image: only pixels inside
+    ``warp``'s window that the closing changes are written, the rest stay bit-identical."""
     x0, y0, x1, y1 = window
     # The image box the upright window covers, clipped to what the warp may change.
     to_image = cv2.invertAffineTransform(upright)
     covered = _transform(to_image, np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], dtype=np.float64))
-    rx0, ry0, rx1, ry1 = roi
+    rx0, ry0, rx1, ry1 = warp.roi
     ix0, iy0 = np.maximum(np.floor(covered.min(0)).astype(int) - 1, (rx0, ry0))
     ix1, iy1 = np.minimum(np.ceil(covered.max(0)).astype(int) + 2, (rx1, ry1))
     if ix1 - ix0 < 1 or iy1 - iy0 < 1:
@@ -209,7 +209,7 @@ def _draw_closing(
     colour = closed[..., :3] if closed.ndim == 3 else closed
     darker = 1.0 - (shade[:, :, None] if closed.ndim == 3 else shade)
     colour[...] = np.clip(np.rint(colour.astype(np.float32) * darker), 0, 255)
-    changed = (offset != 0) | (shade > 0)
+    changed = ((offset != 0) | (shade > 0)) & (warp.weight[iy0 - ry0 : iy1 - ry0, ix0 - rx0 : ix1 - rx0] > 0)
     out = warped.copy()
     out[iy0:iy1, ix0:ix1][changed] = closed[changed]
     return out
