@@ -209,7 +209,10 @@ def _draw_closing(
     colour = closed[..., :3] if closed.ndim == 3 else closed
     darker = 1.0 - (shade[:, :, None] if closed.ndim == 3 else shade)
     colour[...] = np.clip(np.rint(colour.astype(np.float32) * darker), 0, 255)
-    changed = ((offset != 0) | (shade > 0)) & (warp.weight[iy0 - ry0 : iy1 - ry0, ix0 - rx0 : ix1 - rx0] > 0)
+    # Inside the warp's ring only (its window is also 0 inside where the warp moved nothing, e.g. held teeth).
+    inside_ring = np.zeros((iy1 - iy0, ix1 - ix0), dtype=np.uint8)
+    cv2.fillPoly(inside_ring, [np.round((warp.ring - [ix0, iy0]) * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+    changed = ((offset != 0) | (shade > 0)) & (inside_ring > 0)
     out = warped.copy()
     out[iy0:iy1, ix0:ix1][changed] = closed[changed]
     return out
