@@ -309,7 +309,7 @@ class _LipSlide(NamedTuple):
         Evaluated at any row, so a tilted face is resampled once and never across the seam where the lips meet."""
         above = self.upper_edge - reach - self.down  # where the skin stops following
         below = self.lower_edge + reach + self.up
-        source = np.asarray(rows, dtype=np.float64) + 0.0 * self.meet
+        source = np.asarray(rows, dtype=np.float64)  # np.where broadcasts it with the columns
         over_skin_above = (rows > above) & (rows < self.upper_edge)
         over_skin_below = (rows > self.lower_edge) & (rows < below)
         source = np.where(over_skin_above, above + (rows - above) * (reach / (reach + self.down)), source)
