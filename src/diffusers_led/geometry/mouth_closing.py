@@ -13,7 +13,7 @@ draws the soft line where the lips meet.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import cv2
 import numpy as np
@@ -128,73 +128,155 @@ def close_lips(
     there is one: its inner lips follow a laugh's lips where dlib's points sit on the teeth) is carried by the warp's
     own map, so teeth and dark corners are found where they ended up, whatever their colour. Each lip then slides
     whole over the gap, the lower lip most of the way as the jaw rises, and the skin just beyond the lips follows
-    (:func:`_lips_slid_together`). Lip colour and texture are the person's own; nothing outside the mouth changes."""
+    (:func:`_lips_slid_together`). The lips slide along the face's own vertical axis (a head tilted in the photo
+    closes as an upright one would): the closing is planned in the face's upright frame and drawn back into the
+    photo with one resampling. Lip colour and texture are the person's own; only pixels the closing changes inside
+    the warp's window change."""
     shape = np.asarray(shape, dtype=np.float64)
-    if _inner_lip_gaps(shape).mean() < OPEN * inter_ocular(shape):  # shut lips: their own line moved with them
+    upright = _upright_frame(shape)
+    before_up = _transform(upright, shape)
+    if _inner_lip_gaps(before_up).mean() < OPEN * inter_ocular(shape):  # shut lips: their line moved with them
         return warped
-    after = np.asarray(warp.shape, dtype=np.float64)
-    iod = inter_ocular(after)
-    rx0, ry0, rx1, ry1 = warp.roi
+    after_up = _transform(upright, np.asarray(warp.shape, dtype=np.float64))
+    iod = inter_ocular(after_up)
     pad = 1.5 * SKIN_REACH * iod + 2
-    low = np.floor(np.minimum(shape[48:60].min(0), after[48:60].min(0)) - pad).astype(int)
-    high = np.ceil(np.maximum(shape[48:60].max(0), after[48:60].max(0)) + pad).astype(int)
-    x0, y0 = max(low[0], rx0), max(low[1], ry0)
-    x1, y1 = min(high[0], rx1), min(high[1], ry1)
-    if x1 - x0 < 3 or y1 - y0 < 3:
-        return warped
-    corners = after[[48, 54]]
+    low = np.floor(np.minimum(before_up[48:60].min(0), after_up[48:60].min(0)) - pad).astype(int)
+    high = np.ceil(np.maximum(before_up[48:60].max(0), after_up[48:60].max(0)) + pad).astype(int)
+    window = (low[0], low[1], high[0], high[1])  # upright frame px
+    corners = after_up[[48, 54]]
     if mesh is not None:  # the mesh's corners, carried as the 68 points' were
-        mesh = np.asarray(mesh, dtype=np.float64)[:, :2]
-        corners = corners - shape[[48, 54]] + mesh[list(MESH_MOUTH_CORNERS.values())]
-    gap = _shown_between_lips(shape, mesh, warp, (x0, y0, x1, y1), iod)
+        mesh_corners = _transform(upright, np.asarray(mesh, dtype=np.float64)[list(MESH_MOUTH_CORNERS.values()), :2])
+        corners = corners - before_up[[48, 54]] + mesh_corners
+    gap = _shown_between_lips(shape, mesh, warp, upright, window, iod)
     if not gap.any():
         return warped
-    meeting = _meeting_line(after, corners)
-    columns = np.arange(x0, x1, dtype=np.float64)
-    line = np.polyval(meeting, columns) - y0
+    x0, y0 = low
+    columns = np.arange(x0, high[0], dtype=np.float64)
+    line = np.polyval(_meeting_line(after_up, corners), columns) - y0
     # The lips' outer edges after the warp: each lip slides whole from there toward the line.
-    edges = (_outline_at(after[IBUG_LIPS[0]], columns) - y0, _outline_at(after[IBUG_LIPS[3]], columns) - y0)
+    edges = tuple(_outline_at(after_up[IBUG_LIPS[i]], columns) - y0 for i in (0, 3))
     radius = max(2, round(SLIDE_SMOOTHING * iod))
-    source_y, meet = _lips_slid_together(gap, line, edges, SKIN_REACH * iod, radius)
-    crop = np.ascontiguousarray(warped[y0:y1, x0:x1])
-    source_x = np.broadcast_to(np.arange(x1 - x0, dtype=np.float32), source_y.shape)
-    closed = cv2.remap(crop, source_x, source_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    shade = _lip_line_shade(meet, columns, corners, (y1 - y0, x1 - x0), max(LIP_LINE_WIDTH * iod, 0.7))
-    colour = closed[:, :, :3] if closed.ndim == 3 else closed
-    shaded = colour.astype(np.float32) * (1.0 - shade[:, :, None] if closed.ndim == 3 else 1.0 - shade)
-    if closed.ndim == 3:
-        closed[:, :, :3] = np.clip(np.rint(shaded), 0, 255)
-    else:
-        closed = np.clip(np.rint(shaded), 0, 255).astype(closed.dtype)
+    slide = _lips_slid_together(gap, line, edges, SKIN_REACH * iod, radius)
+    shade = _lip_line_shade(slide.meet, columns, corners, gap.shape, max(LIP_LINE_WIDTH * iod, 0.7))
+    return _draw_closing(warped, warp, upright, window, slide, SKIN_REACH * iod, shade)
+
+
+def _upright_frame(shape: np.ndarray) -> np.ndarray:
+    """The ``2x3`` rotation (about the mouth) from image px to the face's upright frame, where the eye line of
+    ``shape`` (68 points) is level: there each column runs across the mouth, from nose to chin."""
+    rotation = _face_axes(shape)
+    centre = shape[48:68].mean(0)
+    return np.hstack([rotation, (centre - rotation @ centre)[:, None]])
+
+
+def _transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """``points`` (``N x 2``) through the ``2x3`` affine ``matrix``."""
+    return points @ matrix[:, :2].T + matrix[:, 2]
+
+
+def _draw_closing(
+    warped: np.ndarray,
+    warp: FaceWarp,
+    upright: np.ndarray,
+    window: tuple[int, int, int, int],
+    slide: _LipSlide,
+    reach: float,
+    shade: np.ndarray,
+) -> np.ndarray:
+    """``warped`` with the closing planned over the ``window`` of the upright frame (``slide``, the skin following
+    over ``reach`` px; ``shade``: how much darker each pixel gets) drawn into the image: only pixels inside
+    ``warp``'s window that the closing changes are written, the rest stay bit-identical."""
+    x0, y0, x1, y1 = window
+    # The image box the upright window covers, clipped to what the warp may change.
+    to_image = cv2.invertAffineTransform(upright)
+    covered = _transform(to_image, np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], dtype=np.float64))
+    rx0, ry0, rx1, ry1 = warp.roi
+    ix0, iy0 = np.maximum(np.floor(covered.min(0)).astype(int) - 1, (rx0, ry0))
+    ix1, iy1 = np.minimum(np.ceil(covered.max(0)).astype(int) + 2, (rx1, ry1))
+    if ix1 - ix0 < 1 or iy1 - iy0 < 1:
+        return warped
+    # Each image pixel's place in the upright window, where the slide was planned: evaluated there exactly (an
+    # interpolated slide would blend the two lips' slides into the mouth's inside at the seam).
+    columns, rows = _pixels_through(upright, (ix0, iy0, ix1, iy1), (x0, y0))
+    across = (columns >= 0) & (columns <= x1 - x0 - 1)
+    offset = np.where(across, slide.at(columns).source_rows(rows, reach) - rows, 0.0)
+    shade = cv2.remap(shade, columns.astype(np.float32), rows.astype(np.float32), cv2.INTER_LINEAR)
+    # A slide down the face is, in the image, a slide along the face's vertical axis.
+    image_x, image_y = np.meshgrid(np.arange(ix0, ix1, dtype=np.float64), np.arange(iy0, iy1, dtype=np.float64))
+    map_x = (image_x + to_image[0, 1] * offset).astype(np.float32)
+    map_y = (image_y + to_image[1, 1] * offset).astype(np.float32)
+    closed = cv2.remap(warped, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    colour = closed[..., :3] if closed.ndim == 3 else closed
+    darker = 1.0 - (shade[:, :, None] if closed.ndim == 3 else shade)
+    colour[...] = np.clip(np.rint(colour.astype(np.float32) * darker), 0, 255)
+    # Inside the warp's ring only (its window is also 0 inside where the warp moved nothing, e.g. held teeth).
+    inside_ring = np.zeros((iy1 - iy0, ix1 - ix0), dtype=np.uint8)
+    cv2.fillPoly(inside_ring, [np.round((warp.ring - [ix0, iy0]) * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+    changed = ((offset != 0) | (shade > 0)) & (inside_ring > 0)
     out = warped.copy()
-    out[y0:y1, x0:x1] = closed
+    out[iy0:iy1, ix0:ix1][changed] = closed[changed]
     return out
 
 
+def _pixels_through(
+    matrix: np.ndarray, box: tuple[int, int, int, int], origin: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where each pixel of ``box`` (``x0, y0, x1, y1``) goes through the ``2x3`` affine ``matrix``, relative to
+    ``origin``: ``x`` and ``y`` (float64, ``box``'s shape)."""
+    x0, y0, x1, y1 = box
+    xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
+    return (
+        matrix[0, 0] * xs + matrix[0, 1] * ys + matrix[0, 2] - origin[0],
+        matrix[1, 0] * xs + matrix[1, 1] * ys + matrix[1, 2] - origin[1],
+    )
+
+
 def _inner_lip_gaps(shape: np.ndarray) -> np.ndarray:
-    """The vertical gaps (px, y down) between the inner lip points facing each other (:data:`INNER_LIP_PAIRS`)."""
-    return np.array([shape[lower, 1] - shape[upper, 1] for upper, lower in INNER_LIP_PAIRS])
+    """The gaps (px) between the inner lip points facing each other (:data:`INNER_LIP_PAIRS`), along the face's
+    vertical axis (square to the eye line: a tilted head's lips part along it, not along the image's columns)."""
+    down = _face_axes(shape)[1]
+    return np.array([(shape[lower] - shape[upper]) @ down for upper, lower in INNER_LIP_PAIRS])
+
+
+def _face_axes(shape: np.ndarray) -> np.ndarray:
+    """``2x2``: the unit vectors (rows, image px) across the face of ``shape`` (68 points), along its eye line from
+    the subject's right eye to the left, and down the face, square to it."""
+    direction = shape[42:48].mean(0) - shape[36:42].mean(0)
+    cos, sin = direction / np.linalg.norm(direction)
+    return np.array([[cos, sin], [-sin, cos]])
 
 
 def _shown_between_lips(
-    shape: np.ndarray, mesh: np.ndarray | None, warp: FaceWarp, box: tuple[int, int, int, int], iod: float
+    shape: np.ndarray,
+    mesh: np.ndarray | None,
+    warp: FaceWarp,
+    upright: np.ndarray,
+    window: tuple[int, int, int, int],
+    iod: float,
 ) -> np.ndarray:
-    """Boolean over ``box`` (image px) of the warped photo: the pixels that show what was between the lips before
-    the warp (the inside-of-lips polygons of ``shape`` and ``mesh``, grown by :data:`INSIDE_GROW`, carried through the
-    warp's map), and what the warp re-made there (``warp.mouth.inside``)."""
+    """Boolean over ``window`` (px of the ``upright`` frame) of the warped photo: the pixels that show what was
+    between the lips before the warp (the inside-of-lips polygons of ``shape`` and ``mesh``, grown by
+    :data:`INSIDE_GROW`, carried through the warp's map), and what the warp re-made there (``warp.mouth.inside``)."""
     rx0, ry0, rx1, ry1 = warp.roi
     before = np.zeros((ry1 - ry0, rx1 - rx0), dtype=np.uint8)
     for points, (_, upper, lower, _) in [(shape, IBUG_LIPS)] + ([(mesh, MESH_LIPS)] if mesh is not None else []):
-        outline = points[upper + lower[::-1]]  # from corner to corner along the upper lip's inner edge and back
+        outline = np.asarray(points, dtype=np.float64)[upper + lower[::-1], :2]  # along the upper lip and back
         cv2.fillPoly(before, [np.round((outline - [rx0, ry0]) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
     grow = round(INSIDE_GROW * iod)
     before = cv2.dilate(before, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
-    x0, y0, x1, y1 = box
-    window = np.s_[y0 - ry0 : y1 - ry0, x0 - rx0 : x1 - rx0]
-    carried = cv2.remap(before, warp.map_x[window] - rx0, warp.map_y[window] - ry0, cv2.INTER_LINEAR) > 96
+    # Where each pixel of the upright window lies in the ROI, and where the warp took it from: one resampling.
+    at_x, at_y = (
+        at.astype(np.float32) for at in _pixels_through(cv2.invertAffineTransform(upright), window, (rx0, ry0))
+    )
+
+    def sample(field: np.ndarray) -> np.ndarray:
+        return cv2.remap(field, at_x, at_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+    source_x, source_y = sample(warp.map_x - rx0), sample(warp.map_y - ry0)
+    carried = cv2.remap(before, source_x, source_y, cv2.INTER_LINEAR) > 96
     if warp.mouth is not None:
-        carried |= warp.mouth.inside[window] > 0.4
-    return carried & (warp.weight[window] > 0)
+        carried |= sample(warp.mouth.inside.astype(np.float32)) > 0.4
+    return carried & (sample(warp.weight.astype(np.float32)) > 0)
 
 
 def _meeting_line(after: np.ndarray, corners: np.ndarray) -> np.ndarray:
@@ -206,22 +288,48 @@ def _meeting_line(after: np.ndarray, corners: np.ndarray) -> np.ndarray:
     return np.polyfit(points[:, 0], points[:, 1], 2, w=weights)
 
 
+class _LipSlide(NamedTuple):
+    """How the lips slide together, per column of the upright window (rows, y down): where they meet, how far the
+    upper lip slides down and the lower lip up, and the lips' outer edges once slid."""
+
+    meet: np.ndarray
+    down: np.ndarray
+    up: np.ndarray
+    upper_edge: np.ndarray
+    lower_edge: np.ndarray
+
+    def at(self, columns: np.ndarray) -> _LipSlide:
+        """The slide at (fractional) ``columns`` of any shape: smooth along the mouth, so interpolated."""
+        grid = np.arange(len(self.meet), dtype=np.float64)
+        return _LipSlide(*(np.interp(columns, grid, values) for values in self))
+
+    def source_rows(self, rows: np.ndarray, reach: float) -> np.ndarray:
+        """The row each of ``rows`` (fractional, broadcast with the slide's columns) takes its colour from: each
+        lip's rows move whole; the skin from a lip's outer edge to ``reach`` px beyond it stretches to follow.
+        Evaluated at any row, so a tilted face is resampled once and never across the seam where the lips meet."""
+        above = self.upper_edge - reach - self.down  # where the skin stops following
+        below = self.lower_edge + reach + self.up
+        source = np.asarray(rows, dtype=np.float64)  # np.where broadcasts it with the columns
+        over_skin_above = (rows > above) & (rows < self.upper_edge)
+        over_skin_below = (rows > self.lower_edge) & (rows < below)
+        source = np.where(over_skin_above, above + (rows - above) * (reach / (reach + self.down)), source)
+        source = np.where((rows >= self.upper_edge) & (rows <= self.meet), rows - self.down, source)
+        source = np.where((rows > self.meet) & (rows <= self.lower_edge), rows + self.up, source)
+        return np.where(over_skin_below, below - (below - rows) * (reach / (reach + self.up)), source)
+
+
 def _lips_slid_together(
     gap: np.ndarray, line: np.ndarray, edges: tuple[np.ndarray, np.ndarray], reach: float, radius: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """``float32`` source rows (for ``cv2.remap``) over the crop of ``gap``, and the row where the lips meet in each
-    column: each lip slides whole, as on a real face, until they meet within the gap (on the meeting ``line``, rows
-    per column, where no gap shows): the upper lip down over what shows below it, the lower lip up. The skin between
-    a lip's outer edge (``edges``, rows per column) and ``reach`` px beyond it stretches to follow, so the lips keep
-    their thickness and texture (a lip mirrored or stretched over a gap taller than itself is drawn as vertical
-    streaks). How far each lip slides is smoothed along the mouth and never less than the gap next to it (over
-    ``radius`` columns), so no column stands out; a gap too tall to cover without folding the skin is covered as far
-    as it can be."""
-    height, width = gap.shape
-    rows = np.arange(height, dtype=np.float64)[:, None]
+) -> _LipSlide:
+    """How the lips slide over the crop of ``gap`` (:class:`_LipSlide`): each lip slides whole, as on a real face,
+    until they meet within the gap (on the meeting ``line``, rows per column, where no gap shows): the upper lip
+    down over what shows below it, the lower lip up. The skin between a lip's outer edge (``edges``, rows per
+    column) and ``reach`` px beyond it stretches to follow, so the lips keep their thickness and texture (a lip
+    mirrored or stretched over a gap taller than itself is drawn as vertical streaks). How far each lip slides is
+    smoothed along the mouth and never less than the gap next to it (over ``radius`` columns), so no column stands
+    out; a gap too tall to cover without folding the skin is covered as far as it can be."""
+    height = gap.shape[0]
     shows = gap.any(0)
-    if not shows.any():
-        return np.broadcast_to(rows, gap.shape).astype(np.float32), line
     # The gap's top and bottom rows in each column it crosses, and how far each lip must slide to reach the line.
     top = np.where(shows, gap.argmax(0) - 1.0, line)
     bottom = np.where(shows, height - gap[::-1].argmax(0), line)
@@ -234,16 +342,7 @@ def _lips_slid_together(
     up = _smooth_cover(np.where(shows, np.maximum(bottom - meet, 0.0), 0.0), radius)
     # The skin beyond each lip may stretch to at most twice its length: further, it would fold.
     down, up = np.minimum(down, 0.5 * reach), np.minimum(up, 0.5 * reach)
-    upper_edge, lower_edge = edges[0] + down, edges[1] - up  # the lips' outer edges once slid
-    above, below = upper_edge - reach - down, lower_edge + reach + up  # where the skin stops following
-    source = np.broadcast_to(rows, gap.shape).astype(np.float64).copy()
-    over_skin_above = (rows > above) & (rows < upper_edge)
-    over_skin_below = (rows > lower_edge) & (rows < below)
-    source = np.where(over_skin_above, above + (rows - above) * (reach / (reach + down)), source)
-    source = np.where((rows >= upper_edge) & (rows <= meet), rows - down, source)
-    source = np.where((rows > meet) & (rows <= lower_edge), rows + up, source)
-    source = np.where(over_skin_below, below - (below - rows) * (reach / (reach + up)), source)
-    return source.astype(np.float32), meet
+    return _LipSlide(meet, down, up, edges[0] + down, edges[1] - up)
 
 
 def _smooth_cover(need: np.ndarray, radius: int) -> np.ndarray:
