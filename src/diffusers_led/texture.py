@@ -388,7 +388,10 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
         iod = inter_ocular(warp.shape)
         fine = cv2.GaussianBlur(colour, (0, 0), max(FINE_TEXTURE * iod, 0.5))
         crease = fine - cv2.GaussianBlur(colour, (0, 0), max(CREASE_WIDTH * iod, 1.0))
-        smile_shading = fine - cv2.GaussianBlur(colour, (0, 0), max(SMILE_SHADING_WIDTH * iod, 1.0))
+        # The broadest blur of the shading (its kernel grows with the face): only when a smile is undone.
+        smile_shading = (
+            fine - cv2.GaussianBlur(colour, (0, 0), max(SMILE_SHADING_WIDTH * iod, 1.0)) if smile_undone > 0.0 else 0.0
+        )
         # Blown highlights have lost their colour: shading them would paint grey or bluish patches, so they keep
         # their value; elsewhere a pixel is lightened only as far as its brightest channel allows (hue kept).
         brightest = colour if image.ndim == 2 else colour[:, :, :3].max(2)
