@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from threadpoolctl import threadpool_limits
 
@@ -108,7 +107,7 @@ class VideoExpressionEditor:
         self.stats.detections = self.tracker.detections
         self.stats.faces = self.tracker.faces_seen
         out, edited = rgb, False
-        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if self.smooth else None
+        gray = self.tracker.gray  # this frame, in grey, as the tracker measured the motion on it
         followed = {track.id for track in tracks}  # a face no longer followed leaves its filters behind
         self._field_filters = {k: v for k, v in self._field_filters.items() if k in followed}
         for track in tracks:

@@ -239,6 +239,11 @@ class FaceTracker:
         self._gray: np.ndarray | None = None
 
     @property
+    def gray(self) -> np.ndarray | None:
+        """The grey frame of the last :meth:`update` (what the head's motion was measured on)."""
+        return self._gray
+
+    @property
     def faces_seen(self) -> int:
         """How many distinct faces (ids) have been followed so far."""
         return self._next_id
@@ -261,7 +266,7 @@ class FaceTracker:
             track.raw_shape = face_shape(rgb, DetectedFace(track.box, np.zeros((5, 2)), 0.0)).astype(np.float64)
             # The box's content changing at once (a scene cut, the face gone): the predictor would draw a face on
             # whatever is there now, so the detector decides.
-            patch, track.patch = track.patch, _thumbnail(rgb, track.box)
+            patch, track.patch = track.patch, _thumbnail(gray, track.box)
             track.jumped = patch is not None and float(np.abs(track.patch - patch).mean()) > MAX_CONTENT_CHANGE
             lost |= track.jumped or not plausible_landmarks(five_landmarks(track.raw_shape))
         if self.frame_index % self.detect_every == 0 or lost:
@@ -339,11 +344,10 @@ def _mesh_yaw(face: DetectedFace) -> float | None:
     return None if face.mesh is None else head_yaw(face.mesh)
 
 
-def _thumbnail(rgb: np.ndarray, box: Box) -> np.ndarray:
-    """The box's content as a 16x16 grey thumbnail (float32), zeros where it leaves the frame."""
+def _thumbnail(gray: np.ndarray, box: Box) -> np.ndarray:
+    """The box's content in a grey frame as a 16x16 thumbnail (float32), zeros where it leaves the frame."""
     x, y, w, h = box
     matrix = np.float32([[16 / max(w, 1.0), 0, -x * 16 / max(w, 1.0)], [0, 16 / max(h, 1.0), -y * 16 / max(h, 1.0)]])
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     return cv2.warpAffine(gray, matrix, (16, 16), flags=cv2.INTER_AREA).astype(np.float32)
 
 
