@@ -20,6 +20,7 @@ import numpy as np
 
 from ..labels import canonical_expression
 from .action_units import ACTION_UNITS, EXPRESSION_PROTOTYPES, inter_ocular
+from .transforms import transform_points
 
 if TYPE_CHECKING:
     from .warp import FaceWarp
@@ -134,10 +135,10 @@ def close_lips(
     the warp's window change."""
     shape = np.asarray(shape, dtype=np.float64)
     upright = _upright_frame(shape)
-    before_up = _transform(upright, shape)
+    before_up = transform_points(upright, shape)
     if _inner_lip_gaps(before_up).mean() < OPEN * inter_ocular(shape):  # shut lips: their line moved with them
         return warped
-    after_up = _transform(upright, np.asarray(warp.shape, dtype=np.float64))
+    after_up = transform_points(upright, warp.shape)
     iod = inter_ocular(after_up)
     pad = 1.5 * SKIN_REACH * iod + 2
     low = np.floor(np.minimum(before_up[48:60].min(0), after_up[48:60].min(0)) - pad).astype(int)
@@ -145,7 +146,9 @@ def close_lips(
     window = (low[0], low[1], high[0], high[1])  # upright frame px
     corners = after_up[[48, 54]]
     if mesh is not None:  # the mesh's corners, carried as the 68 points' were
-        mesh_corners = _transform(upright, np.asarray(mesh, dtype=np.float64)[list(MESH_MOUTH_CORNERS.values()), :2])
+        mesh_corners = transform_points(
+            upright, np.asarray(mesh, dtype=np.float64)[list(MESH_MOUTH_CORNERS.values()), :2]
+        )
         corners = corners - before_up[[48, 54]] + mesh_corners
     gap = _shown_between_lips(shape, mesh, warp, upright, window, iod)
     if not gap.any():
@@ -169,11 +172,6 @@ def _upright_frame(shape: np.ndarray) -> np.ndarray:
     return np.hstack([rotation, (centre - rotation @ centre)[:, None]])
 
 
-def _transform(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """``points`` (``N x 2``) through the ``2x3`` affine ``matrix``."""
-    return points @ matrix[:, :2].T + matrix[:, 2]
-
-
 def _draw_closing(
     warped: np.ndarray,
     warp: FaceWarp,
@@ -189,7 +187,7 @@ def _draw_closing(
     x0, y0, x1, y1 = window
     # The image box the upright window covers, clipped to what the warp may change.
     to_image = cv2.invertAffineTransform(upright)
-    covered = _transform(to_image, np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], dtype=np.float64))
+    covered = transform_points(to_image, np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], dtype=np.float64))
     rx0, ry0, rx1, ry1 = warp.roi
     ix0, iy0 = np.maximum(np.floor(covered.min(0)).astype(int) - 1, (rx0, ry0))
     ix1, iy1 = np.minimum(np.ceil(covered.max(0)).astype(int) + 2, (rx1, ry1))
