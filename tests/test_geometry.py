@@ -118,6 +118,20 @@ def test_estimate_reads_back_a_known_smile_and_neutral_undoes_it():
     assert with_extra == {"AU6": 0.5 * happy["AU6"], "AU12": pytest.approx(0.5 * happy["AU12"] + 0.2)}
 
 
+def test_a_dropped_jaw_undoes_half_a_smile():
+    # Surprise drops the jaw, which already takes the lip corners down: its edit of a smile undoes half the smile.
+    own = {"AU6": 1.0, "AU12": 0.9}
+    surprised = expression_action_units("surprised", 1.0, own, from_blendshapes=True)
+    assert surprised["AU12"] == pytest.approx(-0.45) and surprised["AU6"] == pytest.approx(-1.0)
+    assert expression_action_units("surprised", 0.5, own, from_blendshapes=True)["AU12"] == pytest.approx(-0.225)
+    # Every other target without a smile still undoes all of it.
+    for target in ("neutral", "sad", "angry", "fearful"):
+        assert expression_action_units(target, 1.0, own, from_blendshapes=True)["AU12"] == pytest.approx(-0.9)
+    corner = landmark_displacements(surprised)[48]
+    full_undo = landmark_displacements({**surprised, "AU12": -0.9})[48]
+    assert np.linalg.norm(corner) < 0.9 * np.linalg.norm(full_undo)
+
+
 def test_readings_that_neutral_faces_reach_are_not_undone():
     from diffusers_led.geometry.action_units import ESTIMATED_UNITS, neutral_variation
 

@@ -35,6 +35,7 @@ __all__ = [
     "ACTION_UNITS",
     "EXPRESSION_PROTOTYPES",
     "MIRROR",
+    "PARTIAL_UNDO",
     "SOURCES",
     "align_shape",
     "estimate_action_units",
@@ -291,6 +292,12 @@ EXPRESSION_PROTOTYPES: dict[str, dict[str, float]] = {
     "neutral": {},
 }
 
+#: Where an edit toward a target undoes only a share of one of the face's own units (default: all of it). A target
+#: that drops the jaw undoes half a smile: the dropped jaw already takes the lip corners down (AU26), so a full undo
+#: moves them twice over, the largest movement of the edit and the one that changed the person most (tune split,
+#: surprise edits of smiling faces: largest dlib distance 0.582 -> 0.545 with half the undo, 0.519 with none; mean
+#: p(surprised) 0.647 -> 0.650, top-1 9/11 both; with none, a broad smile's edit fell to p 0.67 from 0.89).
+PARTIAL_UNDO: dict[str, dict[str, float]] = {"surprised": {"AU12": 0.5}}
 #: Units estimated on a face to find its own expression (bilateral ones: one-sided estimates are too noisy).
 ESTIMATED_UNITS = ("AU1", "AU2", "AU4", "AU6", "AU12", "AU15", "AU26")
 #: Units of one part of the face, read together: when one of them is beyond what neutral faces show
@@ -434,8 +441,9 @@ def expression_action_units(
 ) -> dict[str, float]:
     """The action-unit change that moves a face toward ``target`` at ``strength``: the prototype's units scaled by
     ``strength`` minus what the face already shows of them (``current``, from :func:`estimate_action_units`), and
-    the face's own units that the target does not have undone by ``strength``; then ``extra`` units on top, each sum
-    clipped (with a warning) to [-1.5, 1.5], the range a unit's pattern was measured over.
+    the face's own units that the target does not have undone by ``strength`` (times :data:`PARTIAL_UNDO`); then
+    ``extra`` units on top, each sum clipped (with a warning) to [-1.5, 1.5], the range a unit's pattern was
+    measured over.
 
     A face that already smiles is not smiled at twice; editing toward neutral undoes what the face clearly shows.
     Only readings above what neutral faces show (:func:`neutral_variation`) are undone: a person's low brows or
@@ -455,9 +463,10 @@ def expression_action_units(
     for name, intensity in prototype.items():
         own = current.get(name, 0.0)
         change[name] = strength * max(intensity - own, 0.0)
+    undo = PARTIAL_UNDO.get(canonical_expression(target), {})
     for name, own in current.items():
         if name not in prototype and name in expressive:
-            change[name] = change.get(name, 0.0) - strength * own
+            change[name] = change.get(name, 0.0) - strength * own * undo.get(name, 1.0)
     for name, value in parse_action_units(extra).items():
         change[name] = change.get(name, 0.0) + value
     clipped = {name: value for name, value in change.items() if abs(value) > MAX_INTENSITY}
