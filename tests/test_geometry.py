@@ -220,6 +220,25 @@ def test_an_opened_mouth_gets_a_dark_inside_not_stretched_lips():
     assert mask.max() > 0.9 and mask[0].max() == 0 and mask[:, -1].max() == 0
 
 
+def test_an_opened_mouth_is_shaded_dark_roof_and_lit_tongue_not_a_flat_hole():
+    import cv2
+
+    image, shape = synthetic_face()
+    lips = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(lips, [np.round(shape[48:60]).astype(np.int32)], 1)
+    image[lips > 0] = (200, 90, 90)  # red lips
+    warp = action_unit_warp(shape, np.array([[1.0, 0, 0], [0, 1.0, 0]]), {"AU26": 1.0}, image.shape[:2])
+    assert warp.mouth is not None and warp.mouth.opens
+    top, bottom = warp.shape[62], warp.shape[66]
+    for picture in (image, image[:, :, 0].copy()):  # colour and grey photos
+        out = warp.apply(picture).astype(float)
+        roof, floor = (out[tuple(np.round(top + t * (bottom - top)).astype(int)[::-1])] for t in (0.3, 0.9))
+        lip_level = np.mean(picture[lips > 0])
+        assert np.mean(roof) < 0.4 * lip_level and np.mean(floor) > np.mean(roof) + 15, (roof, floor)
+        if picture.ndim == 3:
+            assert floor[0] > floor[1] + 10, f"the tongue takes the lips' red: {floor}"
+
+
 def _open_toothy_mouth(size: int = 240) -> tuple[np.ndarray, np.ndarray]:
     """The synthetic face with its jaw dropped 0.25 inter-ocular distances and random 'teeth' between the lips."""
     import cv2

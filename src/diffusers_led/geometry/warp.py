@@ -41,8 +41,18 @@ RING_MARGIN = 0.45
 RING_FEATHER = 0.35
 #: Lips parted further than this (inter-ocular distances) show the inside of the mouth (MouthInside).
 MIN_LIP_PARTING = 0.03
-#: The inside of an open mouth against the darkest part of the lips.
-DARKEN_INSIDE = 0.45
+#: The inside of an open mouth under the upper lip (the roof, in the deepest shadow) against the darkest part of
+#: the lips.
+DARKEN_INSIDE = 0.3
+#: The floor of an opened mouth (the tongue, lit from the front) against the lips' own red, and from where across
+#: the opening (0 at the upper inner lip, 1 at the lower) its shade rises over the dark inside, and to how much.
+#: A flat fill (0.45 of the darkest lips everywhere) looked cut out; a dark roof over a lit tongue reads as a mouth
+#: and, on the real-photo tune split, as more surprised (mean p(surprised) 0.650 -> 0.687, top-1 9/11 both; a lit
+#: floor under the old roof, 0.606: the judge wants the dark, the eye wants its shape). Fearful's parted lips: 0.244
+#: both.
+TONGUE_SHADE = 0.55
+TONGUE_FROM = 0.55
+TONGUE_SHARE = 0.6
 #: A mouth open this far (inter-ocular distances) shows teeth or its inside; dlib's inner lip points read a closed
 #: mouth's seam as a gap of up to about 0.07.
 OPEN_MOUTH = 0.1
@@ -187,6 +197,8 @@ class MouthInside:
         jaw_shift: ``(dx, dy)`` px the lower teeth move: with the middle of the lower lip, which the jaw carries.
         lips: the outer lip contour before the warp (image px): the dark inside takes the colour of its darkest part.
         opens: whether the warp parts the lips further (only then may texture re-make the inside).
+        across: ``float32`` over the ROI, where each pixel lies between the upper (0) and lower (1) inner lip after
+            the warp: the inside is darkest under the upper lip and shows the tongue toward the lower one.
     """
 
     inside: np.ndarray
@@ -196,17 +208,41 @@ class MouthInside:
     jaw_shift: np.ndarray
     lips: np.ndarray
     opens: bool
+    across: np.ndarray | None = None
 
-    def colour(self, image: np.ndarray) -> np.ndarray:
-        """The inside of the mouth: the darkest tenth of the pixels within the lips, darkened further."""
+    def _lip_pixels(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The pixels within the outer lip contour before the warp (``(N, C)`` float32) and their grey levels."""
         inside = np.zeros(image.shape[:2], dtype=np.uint8)
         cv2.fillPoly(inside, [np.round(self.lips * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
         pixels = image[inside > 0].reshape(-1, 1 if image.ndim == 2 else image.shape[2]).astype(np.float32)
+        return pixels, pixels.mean(1)
+
+    def colour(self, image: np.ndarray) -> np.ndarray:
+        """The inside of the mouth: the darkest tenth of the pixels within the lips, darkened further."""
+        pixels, level = self._lip_pixels(image)
         if len(pixels) == 0:
             return np.full(pixels.shape[1], 40.0, dtype=np.float32)
-        level = pixels.mean(1)
         darkest = pixels[level <= np.percentile(level, 10)]
         return DARKEN_INSIDE * darkest.mean(0)
+
+    def tongue(self, image: np.ndarray) -> np.ndarray:
+        """The floor of the mouth: the lips' own red (their middle grey levels: neither the dark seam nor teeth),
+        in shadow."""
+        pixels, level = self._lip_pixels(image)
+        if len(pixels) == 0:
+            return np.full(pixels.shape[1], 60.0, dtype=np.float32)
+        middle = pixels[(level >= np.percentile(level, 25)) & (level <= np.percentile(level, 60))]
+        return TONGUE_SHADE * middle.mean(0)
+
+    def shade(self, image: np.ndarray) -> np.ndarray:
+        """The colour of the opened inside over the ROI: dark under the upper lip, the tongue's shade rising toward
+        the lower lip."""
+        dark = self.colour(image)
+        if self.across is None:
+            return np.broadcast_to(dark, (*self.inside.shape, dark.shape[0]))
+        rise = np.clip((self.across - TONGUE_FROM) / (1.0 - TONGUE_FROM), 0.0, 1.0)
+        share = TONGUE_SHARE * rise * rise * (3.0 - 2.0 * rise)  # smoothstep: no line where the floor begins
+        return (1.0 - share[:, :, None]) * dark + share[:, :, None] * self.tongue(image)
 
     def apply(self, image: np.ndarray, warped: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
         """``warped`` (the ROI of the plain warp) with the inside of the lips re-made."""
@@ -227,7 +263,8 @@ class MouthInside:
         # moved) in one that does not.
         if self.opens:
             depth = self.depth[:, :, None] if image.ndim == 3 else self.depth
-            behind = depth * self.colour(image) + (1.0 - depth) * warped
+            colour = self.shade(image) if image.ndim == 3 else self.shade(image)[:, :, 0]
+            behind = depth * colour + (1.0 - depth) * warped
         else:
             behind = warped
         below = lower * lower_teeth.astype(np.float32) + (1.0 - lower) * behind
@@ -422,17 +459,24 @@ def _polygon_mask(points: np.ndarray, origin: tuple[int, int], size: tuple[int, 
     return mask.astype(np.float32) / 255.0
 
 
-def _teeth_halves(shape: np.ndarray, roi: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """The soft upper and lower half of the inside of the lips before the warp, over ``roi``: where each pixel sat
-    between the upper (t = 0) and lower (t = 1) inner lip, the upper half belonging to the upper teeth."""
+def _gap_position(shape: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
+    """Where each pixel of ``roi`` lies between the upper (0) and the lower (1) inner lip, across the mouth in the
+    face's own frame (so a tilted head's mouth is measured along its own axis), unclipped."""
     x0, y0, x1, y1 = roi
-    was_inside = _polygon_mask(_inner_lip_outline(shape), (x0, y0), (x1 - x0, y1 - y0))
     origin, frame, (upper_lip, lower_lip) = _lip_gap(shape)
     pixels = np.stack(np.meshgrid(np.arange(x0, x1), np.arange(y0, y1)), axis=-1).astype(np.float64) - origin
     s, v = pixels @ frame[0], pixels @ frame[1]
     upper_lip, lower_lip = (lip[np.argsort(lip[:, 0])] for lip in (upper_lip, lower_lip))  # np.interp: rising
     top = np.interp(s, upper_lip[:, 0], upper_lip[:, 1])
-    t = (v - top) / np.maximum(np.interp(s, lower_lip[:, 0], lower_lip[:, 1]) - top, 1e-9)
+    return (v - top) / np.maximum(np.interp(s, lower_lip[:, 0], lower_lip[:, 1]) - top, 1e-9)
+
+
+def _teeth_halves(shape: np.ndarray, roi: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The soft upper and lower half of the inside of the lips before the warp, over ``roi``: where each pixel sat
+    between the upper (t = 0) and lower (t = 1) inner lip, the upper half belonging to the upper teeth."""
+    x0, y0, x1, y1 = roi
+    was_inside = _polygon_mask(_inner_lip_outline(shape), (x0, y0), (x1 - x0, y1 - y0))
+    t = _gap_position(shape, roi)
     upper_share = np.clip((0.5 - t) / JAW_SPLIT_FEATHER + 0.5, 0.0, 1.0).astype(np.float32)
     return was_inside * upper_share, was_inside * (1.0 - upper_share)
 
@@ -462,6 +506,7 @@ def _mouth_inside(shape: np.ndarray, displacement: np.ndarray, roi: tuple[int, i
         jaw_shift=displacement[LOWER_INNER_LIP[1:4]].mean(0),
         lips=shape[48:60],
         opens=after - before >= MIN_LIP_PARTING,
+        across=_gap_position(moved, roi).astype(np.float32),
     )
 
 
