@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 from ..faces.detection import face_shape, five_landmarks
 from ..faces.regions import FaceRegionProcessor, FaceRegions
-from .action_units import estimate_action_units, expression_action_units
+from .action_units import estimate_action_units, expression_action_units, inter_ocular
+from .eyes import open_eyes
 from .mouth_closing import MOUTH_OPENING_UNITS, closes_mouth, cover_teeth
 from .warp import action_unit_warp, inner_mouth_mask
 
@@ -68,9 +69,16 @@ class ExpressionWarper:
                 closing = strength if closes_mouth(target, units) else 0.0
                 if closing:
                     change = {k: v for k, v in change.items() if not (k in MOUTH_OPENING_UNITS and v < 0)}
+                # With the dense mesh, the upper lids rise off the eyeball (geometry/eyes.py) instead of the 68-point
+                # warp stretching the whole eye; eyes that show no white to sample keep the 68-point lid raise.
+                eyes = None
+                if face.mesh is not None and change.get("AU5", 0.0) > 0 and (len(change) > 1 or closing):
+                    eyes = open_eyes(out, face.mesh, change["AU5"], inter_ocular(shape))
+                    eyes = eyes if eyes.opened else None
+                warped_units = {k: v for k, v in change.items() if k != "AU5"} if eyes else change
                 warp = (
-                    action_unit_warp(shape, face.matrix, change, rgb.shape[:2], close_mouth=closing)
-                    if change or closing
+                    action_unit_warp(shape, face.matrix, warped_units, rgb.shape[:2], close_mouth=closing)
+                    if warped_units or closing
                     else None
                 )
                 if warp is not None and warp.leaves_photo(shape, rgb.shape[:2]):
@@ -81,6 +89,9 @@ class ExpressionWarper:
                     )
                     warp = None
                 if warp is not None:
+                    if eyes is not None:
+                        warp = eyes.mark_edited(warp)
+                        out = eyes.image
                     warped = warp.apply(out)
                     out = cover_teeth(out, warped, shape, warp.shape) if closing and warp.mouth else warped
                     if ratio_maps is not None:
