@@ -36,3 +36,32 @@ def test_every_target_keeps_the_person_and_moves_the_face(shipped, example_image
         # ...and only inside the edited area.
         edited = shipped.region_processor.composite_mask(before.shape, faces) > 0
         assert not (changed & ~edited).any(), target
+
+
+def test_the_example_smile_read_by_its_blendshapes_is_undone_toward_neutral(shipped, example_image):
+    from diffusers_led.evaluation.blendshapes import shared_judge
+
+    judge = shared_judge()
+    before = np.asarray(example_image)
+    output = shipped(example_image, target="neutral", generator=torch.Generator().manual_seed(0))
+    box = output.faces[0][0].face.box
+    smile = [
+        (shapes["mouthSmileLeft"] + shapes["mouthSmileRight"]) / 2
+        for shapes in (judge.read(before, box), judge.read(np.asarray(output.images[0]), box))
+    ]
+    assert output.faces[0][0].blendshapes is not None  # the default detector reads the face's own expression
+    assert smile[0] > 0.8 and smile[1] < 0.3, smile  # a broad smile in, no smile out (MediaPipe's own reading)
+
+
+def test_the_example_laugh_closes_toward_neutral_with_no_dark_gaps_at_its_corners(shipped, example_image):
+    import cv2
+
+    output = shipped(example_image, target="neutral", generator=torch.Generator().manual_seed(0))
+    after, warp = np.asarray(output.images[0]).astype(int), output.faces[0][0].warp
+    lips = np.zeros(after.shape[:2], np.uint8)
+    cv2.fillPoly(lips, [np.round(warp.shape[48:60]).astype(np.int32)], 1)
+    lips = cv2.dilate(lips, np.ones((5, 5), np.uint8)) > 0  # the mouth corners included
+    # The dark of the inside of the mouth (and the teeth's gaps at the corners) is gone: nothing within the closed
+    # lips is darker than half their median; the line where they meet is a little darker, not a slit.
+    dark = (after.sum(2) < 0.5 * np.median(after[lips].sum(1))) & lips
+    assert dark.sum() == 0, int(dark.sum())

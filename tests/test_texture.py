@@ -12,10 +12,18 @@ import torch
 
 from diffusers_led import LocalExpressionPipeline
 from diffusers_led.geometry.action_units import inter_ocular, neutral_shape
-from diffusers_led.geometry.mouth_closing import closes_mouth, cover_teeth, mouth_closing
+from diffusers_led.geometry.mouth_closing import close_lips, closes_mouth, mouth_closing
 from diffusers_led.geometry.warp import action_unit_warp, mouth_opening
 from diffusers_led.pretrained import resolve_model
-from diffusers_led.texture import MAP_SIZE, ExpressionRatioMaps, template_shape, unit_region
+from diffusers_led.texture import (
+    MAP_SIZE,
+    MESH_CHEEKS,
+    ExpressionRatioMaps,
+    frontal_share,
+    head_yaw,
+    template_shape,
+    unit_region,
+)
 
 IDENTITY = np.array([[1.0, 0, 0], [0, 1.0, 0]])
 
@@ -63,6 +71,34 @@ def test_shading_darkens_only_inside_the_warp_window_and_keeps_colour_ratios():
     assert np.array_equal(crease_maps().shade(warped, warp, {"AU26": 1.0, "AU12": 0.0}), warped)
 
 
+def turned_mesh(degrees: float, width: float = 100.0) -> np.ndarray:
+    """A (478, 3) mesh whose cheeks' outer edges are those of a face ``width`` px wide turned by ``degrees``."""
+    mesh = np.zeros((478, 3))
+    angle = np.radians(degrees)
+    mesh[MESH_CHEEKS[0]] = (0.0, 50.0, 0.0)
+    mesh[MESH_CHEEKS[1]] = (width * np.cos(angle), 50.0, width * np.sin(angle))
+    return mesh
+
+
+def test_a_head_turned_in_depth_is_not_shaded_even_where_its_68_points_look_frontal():
+    image, shape = skin_face()  # 68 points that look frontal, as the predictor reads some three-quarter views
+    warp = action_unit_warp(shape, IDENTITY, {"AU12": 1.0}, image.shape[:2])
+    warped = warp.apply(image)
+    assert frontal_share(shape) == 1.0
+    assert abs(head_yaw(turned_mesh(40.0)) - 40.0) < 1e-6 and abs(head_yaw(turned_mesh(-40.0)) - 40.0) < 1e-6
+    assert frontal_share(shape, turned_mesh(5.0)) == 1.0 and frontal_share(shape, turned_mesh(40.0)) == 0.0
+    assert 0.0 < frontal_share(shape, turned_mesh(22.0)) < 1.0
+    # A turn already known (a clip's face keeps it from its latest detection) fades the shading the same way.
+    assert frontal_share(shape, yaw=22.0) == frontal_share(shape, turned_mesh(22.0))
+    assert frontal_share(shape, yaw=-40.0) == 0.0 and frontal_share(shape, yaw=5.0) == 1.0
+    with pytest.raises(ValueError, match="either a `mesh` or a `yaw`"):
+        frontal_share(shape, turned_mesh(5.0), yaw=5.0)
+    maps = crease_maps()
+    assert np.array_equal(maps.shade(warped, warp, {"AU12": 1.0}, mesh=turned_mesh(40.0)), warped)
+    assert not np.array_equal(maps.shade(warped, warp, {"AU12": 1.0}, mesh=turned_mesh(5.0)), warped)
+    assert np.array_equal(maps.shade(warped, warp, {"AU12": 1.0}, yaw=40.0), warped)
+
+
 def test_one_sided_units_shade_one_half_of_the_face():
     image, shape = skin_face()
     warp = action_unit_warp(shape, IDENTITY, {"R12": 1.0}, image.shape[:2])
@@ -105,6 +141,41 @@ def test_removing_a_unit_flattens_the_faces_own_crease_and_keeps_fine_texture():
     # The skin's pixel-scale noise is not blurred away: removal takes out a band of scales, not everything.
     skin = np.s_[int(shape[33, 1]) : int(shape[48, 1]), int(shape[31, 0]) - 14 : int(shape[31, 0]) - 6]
     assert removed[skin].std() > 0.6 * warped[skin].std()
+
+
+def broad_smile_fold(image: np.ndarray, shape: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` with a smile's broad nasolabial shadow (9 px, 0.15 inter-ocular distances, wide) from each nose wing
+    to its lip corner, and the shadow's mask."""
+    import cv2
+
+    fold = np.zeros(image.shape[:2], dtype=np.uint8)
+    for wing, corner in ((31, 48), (35, 54)):
+        cv2.line(fold, tuple(np.round(shape[wing]).astype(int)), tuple(np.round(shape[corner]).astype(int)), 1, 9)
+    fold[np.round(shape[48:60]).astype(int)[:, 1].min() - 4 :] = 0  # the lips are not skin
+    shaded = image.copy()
+    shaded[fold > 0] = (shaded[fold > 0] * 0.75).astype(np.uint8)
+    return shaded, fold > 0
+
+
+def test_undoing_a_smile_flattens_its_broad_fold_where_no_map_has_it_and_keeps_fine_texture():
+    image, shape = skin_face()
+    warp = action_unit_warp(shape, IDENTITY, {"AU12": -1.0}, image.shape[:2])
+    warped = warp.apply(image)
+    smiling, fold = broad_smile_fold(warped, warp.shape)
+    no_maps = ExpressionRatioMaps(units=["AU12"])  # all-zero maps: only the smile's own shading is flattened
+    neutral = no_maps.shade(smiling, warp, {"AU12": -1.0})
+    before = np.abs(smiling[fold].astype(float) - warped[fold]).mean()
+    after = np.abs(neutral[fold].astype(float) - warped[fold]).mean()
+    assert after < 0.75 * before  # the part beside the lips fades out with the skin mask's edge
+    outside = warp.mask(image.shape[:2]) == 0
+    assert np.array_equal(neutral[outside], smiling[outside])
+    # The skin's pixel-scale noise stays, and a cheek raise undone (AU6) flattens the fold too.
+    skin = np.s_[int(shape[29, 1]) : int(shape[33, 1]), int(shape[31, 0]) - 16 : int(shape[31, 0]) - 8]
+    assert neutral[skin].std() > 0.6 * smiling[skin].std()
+    assert np.abs(no_maps.shade(smiling, warp, {"AU6": -1.0})[fold].astype(float) - warped[fold]).mean() < before
+    # A target that keeps the smile, or undoes only a frown, leaves the fold.
+    for units in ({"AU12": 1.0}, {"AU4": -1.0}):
+        assert np.array_equal(no_maps.shade(smiling, warp, units)[fold], smiling[fold])
 
 
 def test_unit_regions_keep_brow_units_off_the_jaw_and_the_jaw_off_the_forehead():
@@ -173,38 +244,43 @@ def test_an_open_mouth_closes_toward_targets_that_part_no_lips():
     assert inter_ocular(closed) == pytest.approx(inter_ocular(shape))  # the eyes do not move
 
 
-def test_teeth_left_between_closed_lips_are_painted_over_with_the_lips():
+def test_the_lips_close_over_the_teeth_of_a_laugh_out_to_its_corners():
     import cv2
 
-    after = neutral_shape() * 60 + (10, -30)
-    before = after.copy()
-    before[[55, 56, 57, 58, 59, 65, 66, 67]] += (0, 12)  # the toothy mouth before the warp closed it
+    shape = neutral_shape() * 60 + (5, -50)
+    shape[[55, 56, 57, 58, 59, 65, 66, 67]] += (0, 12)  # a laugh: the jaw and lower lip dropped
     skin, lip, tooth = (205, 160, 130), (185, 90, 95), (240, 238, 230)
+    image = np.zeros((200, 200, 3), dtype=np.uint8)
+    image[:] = skin
+    cv2.fillPoly(image, [np.round(shape[48:60]).astype(np.int32)], lip)
+    # Teeth out to the mouth corners, where dlib's inner lip corners stop short (past the inner lip points, which
+    # sit on a laugh's teeth, only the Face Mesh's inner lips find them: the example photo's test).
+    cv2.fillPoly(image, [np.round(shape[[48, 61, 62, 63, 54, 65, 66, 67]]).astype(np.int32)], tooth)
+    warp = action_unit_warp(shape, np.array([[1.0, 0, 0], [0, 1.0, 0]]), {}, image.shape[:2], close_mouth=1.0)
+    assert warp.mouth is not None and mouth_opening(warp.shape) < 0.06
+    warped = warp.apply(image)
+    closed = close_lips(image, warped, warp, shape)
+    lips = np.zeros((200, 200), dtype=np.uint8)
+    cv2.fillPoly(lips, [np.round(warp.shape[48:60]).astype(np.int32)], 1)
+    lips = cv2.dilate(lips, np.ones((5, 5), np.uint8)) > 0  # the corners included
 
-    def painted(shape: np.ndarray, inside: np.ndarray) -> np.ndarray:
-        image = np.zeros((200, 200, 3), dtype=np.uint8)
-        image[:] = skin
-        cv2.fillPoly(image, [np.round(shape[48:60]).astype(np.int32)], lip)
-        cv2.fillPoly(image, [np.round(inside).astype(np.int32)], tooth)
-        return image
+    def white(picture: np.ndarray) -> np.ndarray:
+        return (np.abs(picture.astype(int) - tooth).sum(2) < 90) & lips
 
-    original = painted(before, before[60:68])
-    # dlib's inner lip points sat on the teeth: closing them to a seam leaves a strip of teeth between the lips.
-    strip = np.vstack([after[60:65] + (0, -2), after[64:59:-1] + (0, 2)])
-    warped = painted(after, strip)
-    outer = np.zeros((200, 200), dtype=np.uint8)
-    cv2.fillPoly(outer, [np.round(after[48:60]).astype(np.int32)], 1)
-    white = np.abs(warped.astype(int) - tooth).sum(2) < 30
-    assert (white & (outer > 0)).sum() > 20
-    covered = cover_teeth(original, warped, before, after)
-    still_white = np.abs(covered.astype(int) - tooth).sum(2) < 60
-    assert (still_white & (outer > 0)).sum() == 0
-    changed = np.any(covered != warped, axis=2)
-    assert not (changed & (cv2.dilate(outer, np.ones((3, 3), np.uint8)) == 0)).any()  # only the lips change
-    # A mouth whose inside showed lip, not teeth, is left alone.
-    lips_inside = original.copy()
-    cv2.fillPoly(lips_inside, [np.round(before[60:68]).astype(np.int32)], lip)
-    assert np.array_equal(cover_teeth(lips_inside, warped, before, after), warped)
+    assert white(warped).sum() > 20  # the warp alone leaves teeth between the lips
+    assert white(closed).sum() == 0
+    changed = np.any(closed != warped, axis=2)
+    # Only the mouth changes: the lips slide together and the skin just beyond them follows.
+    reach = round(0.4 * inter_ocular(warp.shape))
+    band = cv2.dilate(lips.astype(np.uint8), np.ones((2 * reach + 1, 5), np.uint8)) > 0
+    assert changed.any() and not (changed & ~band).any()
+    # The lips meet along a line a little darker than the lips, across the middle of the mouth.
+    middle = closed[:, round(shape[62, 0]) - 4 : round(shape[62, 0]) + 5].astype(int).sum(2)
+    darkest = middle[lips[:, round(shape[62, 0])]].min()
+    assert 0.6 * sum(lip) < darkest < 0.95 * sum(lip)
+    # Lips that were shut keep their own line: nothing to close.
+    shut = neutral_shape() * 60 + (5, -50)
+    assert np.array_equal(close_lips(image, warped, warp, shut), warped)
 
 
 def test_the_blendshape_judge_scores_the_targets_own_units():

@@ -323,3 +323,70 @@ def test_synthetic_clips_fill_beyond_the_photo_with_grey(tmp_path, photo):
     frame = next(iter_frames(path)).rgb
     beyond = frame[:40, :70].reshape(-1, 3).astype(int)
     assert np.abs(beyond - 90).max() <= 8  # grey in every channel, not a red fill
+
+
+def turned_in_depth(mesh: np.ndarray, degrees: float) -> np.ndarray:
+    """A Face Mesh rotated about the vertical axis through its centre by ``degrees`` (the head turned in depth)."""
+    angle = np.radians(degrees)
+    centre = mesh.mean(0)
+    x, z = mesh[:, 0] - centre[0], mesh[:, 2] - centre[2]
+    turned = mesh.copy()
+    turned[:, 0] = centre[0] + x * np.cos(angle) + z * np.sin(angle)
+    turned[:, 2] = centre[2] - x * np.sin(angle) + z * np.cos(angle)
+    return turned
+
+
+class TurningDetector:
+    """The pipeline's mesh detector whose k-th run reports every face's mesh turned in depth by ``turns[k]``
+    degrees (the last one from then on): what the detector reads of a head turned by that much."""
+
+    def __init__(self, detector, turns: list[float]) -> None:
+        self.detector, self.turns = detector, list(turns)
+
+    def detect(self, image, **kwargs):
+        import dataclasses
+
+        turn = self.turns.pop(0) if len(self.turns) > 1 else self.turns[0]
+        faces = self.detector.detect(image, **kwargs)
+        return [dataclasses.replace(face, mesh=turned_in_depth(face.mesh, turn)) for face in faces]
+
+
+def test_a_face_turned_in_depth_is_not_shaded_and_a_frontal_one_is(pipe, talking_clip):
+    """The 68 points the tracker follows read a three-quarter view as frontal: the head's turn comes from the mesh
+    of the face's latest detection, and the shading fades with it as on photos."""
+    from diffusers_led.texture import load_ratio_maps
+    from diffusers_led.video import VideoExpressionEditor
+    from diffusers_led.video.tracking import FaceTracker
+
+    frames = [frame.rgb for frame in iter_frames(talking_clip)][:3]
+    maps = load_ratio_maps()
+    edits = {}
+    for turn in (0.0, 40.0):
+        for shaded in (True, False):
+            editor = VideoExpressionEditor(pipe, ExpressionSchedule.constant("happy", 0.8), detect_every=10)
+            editor.tracker = FaceTracker(TurningDetector(pipe.region_processor.detector, [turn]), detect_every=10)
+            editor.ratio_maps = maps if shaded else None
+            edits[turn, shaded] = [editor(frame, k / 25) for k, frame in enumerate(frames)]
+            if shaded:
+                (track,) = editor.tracker.tracks
+                assert abs(track.yaw - turn) < 3.0  # the example photo is close to frontal (0.8 degrees)
+    assert all(np.array_equal(a, b) for a, b in zip(edits[40.0, True], edits[40.0, False]))
+    assert all((a != b).any() for a, b in zip(edits[0.0, True], edits[0.0, False]))
+
+
+def test_the_head_turn_changes_smoothly_across_a_re_detection(pipe, talking_clip):
+    """A re-detection reading the head 18 degrees more turned (from full shading to almost none) moves the shading's
+    share a little per frame, toward the new turn, not all at once."""
+    from diffusers_led.texture import frontal_share
+    from diffusers_led.video.tracking import FaceTracker
+
+    tracker = FaceTracker(TurningDetector(pipe.region_processor.detector, [10.0, 28.0]), detect_every=3)
+    yaws, shares, detected = [], [], []
+    for k, frame in enumerate(iter_frames(talking_clip)):
+        (track,) = tracker.update(frame.rgb, k / 25)
+        yaws.append(track.yaw)
+        shares.append(frontal_share(track.shape, yaw=track.yaw))
+        detected.append(frontal_share(track.shape, yaw=track.detected_yaw))
+    assert detected[2] - detected[3] > 0.7  # the step the detections alone would make
+    assert max(abs(b - a) for a, b in zip(shares, shares[1:])) < 0.15
+    assert all(b > a for a, b in zip(yaws[3:], yaws[4:])) and yaws[-1] < 28.0

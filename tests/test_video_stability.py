@@ -118,9 +118,9 @@ def test_video_frames_are_shaded_like_photos_only_inside_the_warp(pipe, face):
     warps = []
 
     class Recorded:  # the model's maps, keeping the warp each frame is shaded under
-        def shade(self, image, warp, units):
+        def shade(self, image, warp, units, **turn):
             warps.append(warp)
-            return pipe.ratio_maps.shade(image, warp, units)
+            return pipe.ratio_maps.shade(image, warp, units, **turn)
 
     shaded.ratio_maps = Recorded()
     a, b = shaded(photo, 0.0), plain(photo, 0.0)

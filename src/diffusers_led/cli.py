@@ -558,8 +558,7 @@ def _evaluate_clip(args: argparse.Namespace) -> int:
             f"{report['expression']['p_target_input'] or 0:.3f} -> {report['expression']['p_target_edited'] or 0:.3f};"
             f" flicker {flicker['video_path']:.3f} vs "
             f"{flicker['independent_photo_edits']:.3f} for per-frame photo edits{spread}; "
-            f"{report['frames_per_second']:.1f} "
-            f"frames/s -> {Path(args.out) / target / 'report.json'}"
+            f"{report['frames_per_second']:.1f} frames/s -> {Path(args.out) / target / 'report.json'}"
         )
     return 0
 

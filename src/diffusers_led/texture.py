@@ -36,8 +36,10 @@ __all__ = [
     "load_ratio_maps",
     "face_frame_maps",
     "frontal_share",
+    "head_yaw",
     "one_side",
     "skin_mask",
+    "smile_shading_mask",
     "template_shape",
 ]
 
@@ -78,6 +80,13 @@ SHADOW_WARMTH = (1.0, 1.12, 1.25)
 #: which not at all: the maps are frontal, and on a turned face the spline through crowded points misplaces them.
 TURN_FULL = 0.6
 TURN_NONE = 0.3
+#: The same from the 3-D Face Mesh, in degrees of head turn: full shading up to :data:`YAW_FULL`, none from
+#: :data:`YAW_NONE`. The 68 points alone under-read a three-quarter view (the far jaw line is hidden and the
+#: predictor puts it on the visible contour), and the shading then lands on the wrong skin as grey patches.
+YAW_FULL = 15.0
+YAW_NONE = 30.0
+#: The Face Mesh points at the two cheeks' outer edges (at eye height), whose depth difference is the head's turn.
+MESH_CHEEKS = (234, 454)
 #: Largest lightening a map may make on a photo (log factor, about x1.13): the maps' light parts are skin bulging
 #: toward the light in a lab's even lighting; on a photo's lit cheek, more turns skin into a white blotch.
 MAX_LIGHTEN = 0.12
@@ -88,6 +97,21 @@ HIGHLIGHT = 225.0
 REMOVAL_SCALE = 10.0
 CREASE_WIDTH = 0.06
 FINE_TEXTURE = 0.012
+#: A smile's folds and raised cheeks are shading broader than a crease: the nasolabial fold's shadow beside the
+#: bulge of the cheek above it. Swapping regions of neutral edits of CK+ smiles with the person's own neutral frame
+#: showed that the judge's remaining smile lies in the shading of the nasolabial area and the cheeks up to this width
+#: (inter-ocular distances), not in their shape; undoing a smile (AU12) or a cheek raise (AU6) flattens it there.
+SMILE_SHADING_WIDTH = 0.15
+#: Where that flattening reaches (inter-ocular distances): the width of the band along each nasolabial fold (nose
+#: wing to a little beyond the lip corner), how far below the lower lid the cheek's apple starts, and the soft edge
+#: (wide: the flattened shading is broad, and a narrower edge showed as a step on a lit cheek, tune t1).
+FOLD_BAND = 0.22
+APPLE_BELOW_LID = 0.12
+SMILE_FEATHER = 0.3
+#: How far inside the skin mask's hard edges the flattening has faded out (inter-ocular distances).
+SMILE_INSET = 0.08
+#: The units whose undoing flattens the smile's shading.
+SMILE_UNITS = ("AU6", "AU12")
 
 EYES = (list(range(36, 42)), list(range(42, 48)))
 OUTER_LIPS = list(range(48, 60))
@@ -138,13 +162,30 @@ def unit_region(unit: str, template: np.ndarray | None = None) -> np.ndarray:
     return np.repeat(inside[:, None], MAP_SIZE, axis=1)
 
 
-def frontal_share(shape: np.ndarray) -> float:
+def head_yaw(mesh: np.ndarray) -> float:
+    """How far the head is turned left or right, in degrees (0: frontal), from a ``(478, 3)`` Face Mesh: the depth
+    between the outer edges of the two cheeks against their distance across the photo."""
+    mesh = np.asarray(mesh, dtype=np.float64)
+    near, far = mesh[MESH_CHEEKS[0]], mesh[MESH_CHEEKS[1]]
+    return float(np.degrees(np.arctan2(abs(far[2] - near[2]), np.linalg.norm(far[:2] - near[:2]))))
+
+
+def frontal_share(shape: np.ndarray, mesh: np.ndarray | None = None, yaw: float | None = None) -> float:
     """1 for a frontal face, falling to 0 as the head turns: from the ratio of the nose tip's distances to the two
-    sides of the jaw (68 points), full shading above :data:`TURN_FULL`, none below :data:`TURN_NONE`."""
+    sides of the jaw (68 points), full shading above :data:`TURN_FULL`, none below :data:`TURN_NONE`; with the
+    face's ``mesh`` (or its head turn ``yaw`` in degrees, when already known: a clip keeps it from its latest
+    detection), also no more than that turn allows (:data:`YAW_FULL`, :data:`YAW_NONE`)."""
+    if mesh is not None and yaw is not None:
+        raise ValueError("Pass either a `mesh` or a `yaw`, not both.")
     shape = np.asarray(shape, dtype=np.float64)
     sides = [np.linalg.norm(shape[30] - shape[point]) for point in (2, 14)]
     ratio = min(sides) / max(max(sides), 1e-9)
-    return float(np.clip((ratio - TURN_NONE) / (TURN_FULL - TURN_NONE), 0.0, 1.0))
+    share = float(np.clip((ratio - TURN_NONE) / (TURN_FULL - TURN_NONE), 0.0, 1.0))
+    if mesh is not None:
+        yaw = head_yaw(mesh)
+    if yaw is not None:
+        share = min(share, float(np.clip((YAW_NONE - abs(yaw)) / (YAW_NONE - YAW_FULL), 0.0, 1.0)))
+    return share
 
 
 def _grown(points: np.ndarray, margin: float) -> np.ndarray:
@@ -176,6 +217,32 @@ def skin_mask(shape: np.ndarray, size: tuple[int, int], origin: tuple[float, flo
         cv2.polylines(mask, [line], False, 0.0, max(1, round(BROW_WIDTH * iod)), cv2.LINE_AA, shift=4)
     sigma = max(SKIN_FEATHER * iod / 2, 0.5)
     return cv2.GaussianBlur(mask, (0, 0), sigma) * (mask > 0)
+
+
+def smile_shading_mask(
+    shape: np.ndarray, size: tuple[int, int], origin: tuple[float, float] = (0.0, 0.0)
+) -> np.ndarray:
+    """``float32`` ``size`` (h, w) mask, from a face's 68 points (px, ``origin`` at the mask's top-left), of where a
+    smile shades the skin: a band along each nasolabial fold (nose wing to a little beyond the lip corner) and the
+    cheeks between it and the lower lid, soft-edged. Eyes and lips are left to :func:`skin_mask`."""
+    shape = np.asarray(shape, dtype=np.float64) - np.asarray(origin, dtype=np.float64)
+    iod = inter_ocular(shape)
+    up = shape[27] - shape[8]
+    up = up / max(np.linalg.norm(up), 1e-9)
+    mask = np.zeros(size, dtype=np.float32)
+    for cheek in ([1, 2, 3, 4, 48, 31, 39, 40, 41, 36], [15, 14, 13, 12, 54, 35, 42, 47, 46, 45]):
+        outline = shape[cheek].copy()
+        outline[-4:] -= APPLE_BELOW_LID * iod * up  # the lower lid's own margin is the warp's
+        _fill_polygon(mask, outline)
+    for wing, corner in ((31, 48), (35, 54)):
+        end = shape[corner] + 0.3 * (shape[corner] - shape[wing])
+        line = np.round(np.stack([shape[wing], end]) * 16).astype(np.int32)
+        cv2.polylines(mask, [line], False, 1.0, max(1, round(FOLD_BAND * iod)), cv2.LINE_AA, shift=4)
+    return cv2.GaussianBlur(mask, (0, 0), max(SMILE_FEATHER * iod / 2, 0.5))
+
+
+def _fill_polygon(mask: np.ndarray, points: np.ndarray) -> None:
+    cv2.fillPoly(mask, [np.round(points * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
 
 
 def face_frame_maps(
@@ -267,7 +334,13 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
         return added, removed
 
     def shade(
-        self, image: np.ndarray, warp: FaceWarp, units: Mapping[str, float], gain: float | None = None
+        self,
+        image: np.ndarray,
+        warp: FaceWarp,
+        units: Mapping[str, float],
+        gain: float | None = None,
+        mesh: np.ndarray | None = None,
+        yaw: float | None = None,
     ) -> np.ndarray:
         """``image`` (the warped photo, ``HxW`` or ``HxWxC`` uint8) with the shading of ``units`` laid on the face
         that ``warp`` moved, within ``warp``'s window only: pixels outside it are returned bit for bit.
@@ -275,13 +348,17 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
         Positive intensities multiply the skin by ``exp(gain * sum_k intensity_k * M_k)``. Negative ones (a unit the
         face shows and the target lacks) flatten the face's own creases where that unit makes them: the skin is
         drawn toward its local mean there (dividing by the mean map would paint bright streaks wherever this face's
-        creases do not sit exactly where the average face's do). ``gain``: the config's unless given."""
+        creases do not sit exactly where the average face's do). ``gain``: the config's unless given. ``mesh``: the
+        face's ``(478, 3)`` Face Mesh, which tells a turned head better than the 68 points (:func:`frontal_share`);
+        ``yaw``: instead of it, the head's turn in degrees when already known (a clip's face, from its latest
+        detection)."""
         # Where the warp was held back (crowded landmarks) or the head is turned, the maps would land on the wrong
         # skin (a fold drawn across a turned cheek): they fade out with both.
-        gain = (self.config.gain if gain is None else gain) * warp.kept * frontal_share(warp.shape)
+        gain = (self.config.gain if gain is None else gain) * warp.kept * frontal_share(warp.shape, mesh, yaw)
         added, removed = self.layers(units)
         added, removed = gain * added, np.clip(gain * removed * REMOVAL_SCALE, 0.0, 1.0)
-        if not max(np.abs(added).max(initial=0.0), removed.max(initial=0.0)) > 1e-4:
+        smile_undone = gain * min(max((-units.get(unit, 0.0) for unit in SMILE_UNITS), default=0.0), 1.0)
+        if not max(np.abs(added).max(initial=0.0), removed.max(initial=0.0), smile_undone) > 1e-4:
             return image
         x0, y0, x1, y1 = warp.roi
         size = (y1 - y0, x1 - x0)
@@ -291,7 +368,17 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
             cv2.remap(layer, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderValue=0.0) * window
             for layer in (added, removed)
         )
-        changed = (added != 0.0) | (removed > 0.0)
+        # The smile's broad shading, flattened where a smile shades (the maps, averaged over people, place it too
+        # vaguely for a fold this wide).
+        smile = np.zeros(size, dtype=np.float32)
+        if smile_undone > 0.0:
+            # The skin mask's edge is hard (the outline, the lips): this broad a flattening would show it as a step,
+            # so it fades out before that edge.
+            inset = max(3, round(SMILE_INSET * inter_ocular(warp.shape))) | 1
+            inner = cv2.erode((window > 0.5).astype(np.float32), np.ones((inset, inset), np.uint8))
+            inner = cv2.GaussianBlur(inner, (0, 0), inset / 2) * (window > 0)
+            smile = smile_undone * smile_shading_mask(warp.shape, size, (x0, y0)) * inner
+        changed = (added != 0.0) | (removed > 0.0) | (smile > 0.0)
         if not changed.any():
             return image
         region = image[y0:y1, x0:x1]
@@ -301,6 +388,10 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
         iod = inter_ocular(warp.shape)
         fine = cv2.GaussianBlur(colour, (0, 0), max(FINE_TEXTURE * iod, 0.5))
         crease = fine - cv2.GaussianBlur(colour, (0, 0), max(CREASE_WIDTH * iod, 1.0))
+        # The broadest blur of the shading (its kernel grows with the face): only when a smile is undone.
+        smile_shading = (
+            fine - cv2.GaussianBlur(colour, (0, 0), max(SMILE_SHADING_WIDTH * iod, 1.0)) if smile_undone > 0.0 else 0.0
+        )
         # Blown highlights have lost their colour: shading them would paint grey or bluish patches, so they keep
         # their value; elsewhere a pixel is lightened only as far as its brightest channel allows (hue kept).
         brightest = colour if image.ndim == 2 else colour[:, :, :3].max(2)
@@ -323,10 +414,10 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
             warmth = np.ones(image.shape[2], dtype=np.float32)
             warmth[:3] = SHADOW_WARMTH
             factor = factor[:, :, None] ** np.where(factor[:, :, None] < 1.0, warmth, 1.0)
-            removed = removed[:, :, None]
+            removed, smile = removed[:, :, None], smile[:, :, None]
             if image.shape[2] == 4:
                 factor[:, :, 3] = 1.0  # alpha is not shading
-        colour -= removed * crease
+        colour -= removed * crease + smile * (1.0 - removed) * smile_shading
         shaded = np.clip(np.rint(colour * factor), 0, 255).astype(np.uint8)
         out = image.copy()
         out[y0:y1, x0:x1] = np.where(changed[:, :, None] if image.ndim == 3 else changed, shaded, region)

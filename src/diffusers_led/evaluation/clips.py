@@ -89,9 +89,9 @@ def evaluate_clip(
             photo = np.clip(np.rint(photo * 255), 0, 255).astype(np.uint8)
             if index % flicker_window == 0:
                 windows.append((index, FlickerMeter(), FlickerMeter()))
-            for meter_pair in ((smoothed, independent), windows[-1][1:]):
-                meter_pair[0].update(source, edited)
-                meter_pair[1].update(source, photo)
+            for video_meter, photo_meter in ((smoothed, independent), windows[-1][1:]):
+                video_meter.update(source, edited)
+                photo_meter.update(source, photo)
         if index % identity_every == 0:
             faces = detector.detect(source)
             if faces:

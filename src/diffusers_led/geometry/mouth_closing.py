@@ -5,20 +5,27 @@ sad, angry, disgusted, contempt) must close: the lips meet and the inside of the
 jaw-drop unit (AU26) moves the lower lip by a fixed pattern and cannot reach every opening (an open laugh is wider
 than a full unit), so the gap is read from the inner lip points and closed directly: the lower lip and the chin
 rise with the jaw, the upper lip comes down a little, and the lips slide over the teeth (``warp.MouthInside``).
-After the warp, :func:`cover_teeth` paints over the teeth that dlib's misplaced inner lip points left between them.
+After the warp, :func:`close_lips` stretches each lip over whatever of the inside of the mouth is still between
+them (dlib puts a laugh's inner lip points on the teeth, so closing those points leaves teeth and dark corners) and
+draws the soft line where the lips meet.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, NamedTuple
 
 import cv2
 import numpy as np
 
 from ..labels import canonical_expression
-from .action_units import EXPRESSION_PROTOTYPES, inter_ocular
+from .action_units import ACTION_UNITS, EXPRESSION_PROTOTYPES, inter_ocular
+from .transforms import transform_points
 
-__all__ = ["MOUTH_OPENING_UNITS", "closes_mouth", "cover_teeth", "mouth_closing"]
+if TYPE_CHECKING:
+    from .warp import FaceWarp
+
+__all__ = ["MOUTH_OPENING_UNITS", "close_lips", "closes_mouth", "jaw_closing_limit", "mouth_closing"]
 
 #: Units that part the lips: a target with any of them keeps (or makes) an open mouth.
 MOUTH_OPENING_UNITS = ("AU25", "AU26", "AU27")
@@ -37,10 +44,30 @@ UPPER_SHARE = 0.25
 #: The outer lips and chin points and the share of the lower lip's rise they make.
 LOWER_OUTER = {56: 1.0, 57: 1.0, 58: 1.0, 55: 0.6, 59: 0.6}
 UPPER_OUTER = {50: 1.0, 51: 1.0, 52: 1.0, 49: 0.5, 53: 0.5}
-#: Teeth this far from the lips' colour (CIELAB, 8-bit) are told apart from them; nearer, nothing is covered.
-TEETH_CONTRAST = 20.0
-#: How much darker than the lips the seam of lips painted over teeth is.
-SEAM_SHADE = 0.3
+#: MediaPipe Face Mesh V2's lip contours, each from mouth corner to mouth corner (subject's right to left): outer
+#: and inner edge of the upper lip, inner and outer edge of the lower lip. The 68 points' stand-ins follow.
+MESH_LIPS = (
+    [61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291],
+    [61, 78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 291],
+    [61, 78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 291],
+    [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291],
+)
+IBUG_LIPS = ([48, 49, 50, 51, 52, 53, 54], [48, 60, 61, 62, 63, 64, 54], [48, 60, 67, 66, 65, 64, 54])
+IBUG_LIPS += ([48, 59, 58, 57, 56, 55, 54],)
+#: The mesh's mouth corners, and the 68 points' they stand for.
+MESH_MOUTH_CORNERS = {48: 61, 54: 291}
+#: How far the inside of the lips is grown before the warp carries it (inter-ocular distances): the soft edge
+#: between lips and teeth, and the gaps at the corners.
+INSIDE_GROW = 0.01
+#: How far beyond a lip's outer edge the skin stretches to follow the lip as it slides over the gap, and the
+#: half-width over which the slide is smoothed along the mouth (inter-ocular distances).
+SKIN_REACH = 0.25
+SLIDE_SMOOTHING = 0.02
+#: The line where closed lips meet: how much darker than the lips at its middle, its half-width (inter-ocular
+#: distances, Gaussian sigma) and the share of the mouth's width over which it fades in from each corner.
+LIP_LINE_SHADE = 0.2
+LIP_LINE_WIDTH = 0.012
+LIP_LINE_FADE = 0.2
 CHIN = {7: 0.6, 8: 0.7, 9: 0.6, 6: 0.35, 10: 0.35, 5: 0.15, 11: 0.15}
 
 
@@ -54,12 +81,25 @@ def closes_mouth(target: str | None, extra: Mapping[str, float] | None = None) -
     return name not in KEEPS_TEETH and not any(unit in units for unit in MOUTH_OPENING_UNITS)
 
 
+def jaw_closing_limit(shape: np.ndarray) -> float:
+    """The largest intensity of the jaw drop (AU26) whose undoing closes the lips of ``shape`` (68 points, any frame
+    of the face) no further than to the seam: a jaw drop read from the blendshapes can be larger than the gap that
+    dlib's inner lip points show, and undoing all of it would push the lower lip through the upper one (the warp then
+    folds)."""
+    shape = np.asarray(shape, dtype=np.float64)
+    iod = inter_ocular(shape)
+    gap = _inner_lip_gaps(shape).mean() / iod
+    pattern = ACTION_UNITS["AU26"]
+    per_unit = np.mean([pattern[lower, 1] - pattern[upper, 1] for upper, lower in INNER_LIP_PAIRS])
+    return float(max(gap - SEAM, 0.0) / per_unit)
+
+
 def mouth_closing(aligned: np.ndarray, strength: float = 1.0) -> np.ndarray:
     """The ``(68, 2)`` displacement (px of ``aligned``, the aligned face: y down) that closes the inner lips of
     ``aligned`` to a seam at ``strength`` (zeros for a mouth already shut)."""
     aligned = np.asarray(aligned, dtype=np.float64)
     iod = inter_ocular(aligned)
-    gaps = np.array([aligned[lower, 1] - aligned[upper, 1] for upper, lower in INNER_LIP_PAIRS])
+    gaps = _inner_lip_gaps(aligned)
     displacement = np.zeros_like(aligned)
     if gaps.mean() < OPEN * iod:
         return displacement
@@ -77,71 +117,257 @@ def mouth_closing(aligned: np.ndarray, strength: float = 1.0) -> np.ndarray:
     return displacement
 
 
-def cover_teeth(original: np.ndarray, warped: np.ndarray, before: np.ndarray, after: np.ndarray) -> np.ndarray:
-    """``warped`` (the photo after a warp that closed a toothy mouth, uint8) with the teeth left between its lips
-    painted over with the lips around them.
+def close_lips(
+    original: np.ndarray, warped: np.ndarray, warp: FaceWarp, shape: np.ndarray, mesh: np.ndarray | None = None
+) -> np.ndarray:
+    """``warped`` (``warp`` applied to ``original``, a warp that closed an open mouth; uint8, any channels) with the
+    lips meeting: whatever of the inside of the mouth the warp left between the lips is covered by the lips
+    themselves, each slid toward the line where they meet, and that line is drawn as a soft shadow from mouth
+    corner to mouth corner.
 
-    dlib puts the inner lip points of a toothy smile on the teeth, not on the lips' edge: closing those points to a
-    seam leaves a strip of teeth between the lips. Pixels inside the moved outer lip contour (``after``, 68 points)
-    whose colour is nearer the teeth's (the bright half of what the inside of the lips showed in ``original``, at
-    ``before``) than the moved lips' are filled from the lips around them (OpenCV's inpainting); no other pixel
-    changes."""
-    before = np.asarray(before, dtype=np.float64)
-    after = np.asarray(after, dtype=np.float64)
-    pad = 0.1 * inter_ocular(after)
-    low = np.floor(np.minimum(before[48:60].min(0), after[48:60].min(0)) - pad).astype(int)
-    high = np.ceil(np.maximum(before[48:60].max(0), after[48:60].max(0)) + pad).astype(int)
-    x0, y0 = np.maximum(low, 0)
-    x1, y1 = np.minimum(high, (warped.shape[1], warped.shape[0]))
-    if x1 - x0 < 3 or y1 - y0 < 3:
+    What showed between the lips before (``shape``, the 68 points before the warp, and the Face Mesh ``mesh`` when
+    there is one: its inner lips follow a laugh's lips where dlib's points sit on the teeth) is carried by the warp's
+    own map, so teeth and dark corners are found where they ended up, whatever their colour. Each lip then slides
+    whole over the gap, the lower lip most of the way as the jaw rises, and the skin just beyond the lips follows
+    (:func:`_lips_slid_together`). The lips slide along the face's own vertical axis (a head tilted in the photo
+    closes as an upright one would): the closing is planned in the face's upright frame and drawn back into the
+    photo with one resampling. Lip colour and texture are the person's own; only pixels the closing changes inside
+    the warp's window change."""
+    shape = np.asarray(shape, dtype=np.float64)
+    upright = _upright_frame(shape)
+    before_up = transform_points(upright, shape)
+    if _inner_lip_gaps(before_up).mean() < OPEN * inter_ocular(shape):  # shut lips: their line moved with them
         return warped
-    origin = np.array([x0, y0], dtype=np.float64)
+    after_up = transform_points(upright, warp.shape)
+    iod = inter_ocular(after_up)
+    pad = 1.5 * SKIN_REACH * iod + 2
+    low = np.floor(np.minimum(before_up[48:60].min(0), after_up[48:60].min(0)) - pad).astype(int)
+    high = np.ceil(np.maximum(before_up[48:60].max(0), after_up[48:60].max(0)) + pad).astype(int)
+    window = (low[0], low[1], high[0], high[1])  # upright frame px
+    corners = after_up[[48, 54]]
+    if mesh is not None:  # the mesh's corners, carried as the 68 points' were
+        mesh_corners = transform_points(
+            upright, np.asarray(mesh, dtype=np.float64)[list(MESH_MOUTH_CORNERS.values()), :2]
+        )
+        corners = corners - before_up[[48, 54]] + mesh_corners
+    gap = _shown_between_lips(shape, mesh, warp, upright, window, iod)
+    if not gap.any():
+        return warped
+    x0, y0 = low
+    columns = np.arange(x0, high[0], dtype=np.float64)
+    line = np.polyval(_meeting_line(after_up, corners), columns) - y0
+    # The lips' outer edges after the warp: each lip slides whole from there toward the line.
+    edges = tuple(_outline_at(after_up[IBUG_LIPS[i]], columns) - y0 for i in (0, 3))
+    radius = max(2, round(SLIDE_SMOOTHING * iod))
+    slide = _lips_slid_together(gap, line, edges, SKIN_REACH * iod, radius)
+    shade = _lip_line_shade(slide.meet, columns, corners, gap.shape, max(LIP_LINE_WIDTH * iod, 0.7))
+    return _draw_closing(warped, warp, upright, window, slide, SKIN_REACH * iod, shade)
 
-    def lab(image: np.ndarray) -> np.ndarray:
-        crop = image[y0:y1, x0:x1]
-        rgb = crop[:, :, :3] if crop.ndim == 3 else np.repeat(crop[:, :, None], 3, axis=2)
-        return cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2LAB).astype(np.float32)
 
-    def polygon(points: np.ndarray) -> np.ndarray:
-        mask = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
-        cv2.fillPoly(mask, [np.round((points - origin) * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
-        return mask > 0
+def _upright_frame(shape: np.ndarray) -> np.ndarray:
+    """The ``2x3`` rotation (about the mouth) from image px to the face's upright frame, where the eye line of
+    ``shape`` (68 points) is level: there each column runs across the mouth, from nose to chin."""
+    rotation = _face_axes(shape)
+    centre = shape[48:68].mean(0)
+    return np.hstack([rotation, (centre - rotation @ centre)[:, None]])
 
-    shown = lab(original)[polygon(before[60:68])]
-    if len(shown) < 4:
+
+def _draw_closing(
+    warped: np.ndarray,
+    warp: FaceWarp,
+    upright: np.ndarray,
+    window: tuple[int, int, int, int],
+    slide: _LipSlide,
+    reach: float,
+    shade: np.ndarray,
+) -> np.ndarray:
+    """``warped`` with the closing planned over the ``window`` of the upright frame (``slide``, the skin following
+    over ``reach`` px; ``shade``: how much darker each pixel gets) drawn into the image: only pixels inside
+    ``warp``'s window that the closing changes are written, the rest stay bit-identical."""
+    x0, y0, x1, y1 = window
+    # The image box the upright window covers, clipped to what the warp may change.
+    to_image = cv2.invertAffineTransform(upright)
+    covered = transform_points(to_image, np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], dtype=np.float64))
+    rx0, ry0, rx1, ry1 = warp.roi
+    ix0, iy0 = np.maximum(np.floor(covered.min(0)).astype(int) - 1, (rx0, ry0))
+    ix1, iy1 = np.minimum(np.ceil(covered.max(0)).astype(int) + 2, (rx1, ry1))
+    if ix1 - ix0 < 1 or iy1 - iy0 < 1:
         return warped
-    teeth = shown[shown[:, 0] >= np.median(shown[:, 0])].mean(0)
-    moved = lab(warped)
-    outer = polygon(after[48:60])
-    near_seam = cv2.dilate(polygon(after[60:68]).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    lips = moved[outer & ~near_seam]
-    if len(lips) < 4:
-        return warped
-    lip = np.median(lips, axis=0)
-    if np.linalg.norm(teeth - lip) < TEETH_CONTRAST:  # the inside showed no teeth (or they look like the lips)
-        return warped
-    nearer_teeth = np.linalg.norm(moved - teeth, axis=2) < np.linalg.norm(moved - lip, axis=2)
-    cover = (outer & nearer_teeth).astype(np.uint8)
-    if not cover.any():
-        return warped
-    cover = cv2.dilate(cover, np.ones((3, 3), np.uint8)) & outer.astype(np.uint8)
+    # Each image pixel's place in the upright window, where the slide was planned: evaluated there exactly (an
+    # interpolated slide would blend the two lips' slides into the mouth's inside at the seam).
+    columns, rows = _pixels_through(upright, (ix0, iy0, ix1, iy1), (x0, y0))
+    across = (columns >= 0) & (columns <= x1 - x0 - 1)
+    offset = np.where(across, slide.at(columns).source_rows(rows, reach) - rows, 0.0)
+    shade = cv2.remap(shade, columns.astype(np.float32), rows.astype(np.float32), cv2.INTER_LINEAR)
+    # A slide down the face is, in the image, a slide along the face's vertical axis.
+    image_x, image_y = np.meshgrid(np.arange(ix0, ix1, dtype=np.float64), np.arange(iy0, iy1, dtype=np.float64))
+    map_x = (image_x + to_image[0, 1] * offset).astype(np.float32)
+    map_y = (image_y + to_image[1, 1] * offset).astype(np.float32)
+    closed = cv2.remap(warped, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    colour = closed[..., :3] if closed.ndim == 3 else closed
+    darker = 1.0 - (shade[:, :, None] if closed.ndim == 3 else shade)
+    colour[...] = np.clip(np.rint(colour.astype(np.float32) * darker), 0, 255)
+    # Inside the warp's ring only (its window is also 0 inside where the warp moved nothing, e.g. held teeth).
+    inside_ring = np.zeros((iy1 - iy0, ix1 - ix0), dtype=np.uint8)
+    cv2.fillPoly(inside_ring, [np.round((warp.ring - [ix0, iy0]) * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+    changed = ((offset != 0) | (shade > 0)) & (inside_ring > 0)
     out = warped.copy()
-    crop = np.ascontiguousarray(out[y0:y1, x0:x1])
-    radius = max(0.03 * inter_ocular(after), 2.0)
-    if crop.ndim == 3 and crop.shape[2] == 4:
-        crop[:, :, :3] = cv2.inpaint(np.ascontiguousarray(crop[:, :, :3]), cover, radius, cv2.INPAINT_TELEA)
-    else:
-        crop = cv2.inpaint(crop, cover, radius, cv2.INPAINT_TELEA)
-    # Lips that meet show a seam: a soft line a little darker than the lips, along the moved upper inner lip.
-    line = np.zeros(cover.shape, dtype=np.uint8)
-    seam = np.round((after[60:65] - origin) * 16).astype(np.int32)
-    cv2.polylines(line, [seam], False, 255, 1, cv2.LINE_AA, shift=4)
-    darken = 1.0 - SEAM_SHADE * (line.astype(np.float32) / 255.0) * (cover > 0)
-    colour = crop[:, :, :3] if crop.ndim == 3 else crop
-    shaded = np.clip(np.rint(colour * (darken[:, :, None] if crop.ndim == 3 else darken)), 0, 255)
-    if crop.ndim == 3:
-        crop[:, :, :3] = shaded
-    else:
-        crop = shaded.astype(crop.dtype)
-    out[y0:y1, x0:x1] = crop
+    out[iy0:iy1, ix0:ix1][changed] = closed[changed]
     return out
+
+
+def _pixels_through(
+    matrix: np.ndarray, box: tuple[int, int, int, int], origin: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where each pixel of ``box`` (``x0, y0, x1, y1``) goes through the ``2x3`` affine ``matrix``, relative to
+    ``origin``: ``x`` and ``y`` (float64, ``box``'s shape)."""
+    x0, y0, x1, y1 = box
+    xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
+    return (
+        matrix[0, 0] * xs + matrix[0, 1] * ys + matrix[0, 2] - origin[0],
+        matrix[1, 0] * xs + matrix[1, 1] * ys + matrix[1, 2] - origin[1],
+    )
+
+
+def _inner_lip_gaps(shape: np.ndarray) -> np.ndarray:
+    """The gaps (px) between the inner lip points facing each other (:data:`INNER_LIP_PAIRS`), along the face's
+    vertical axis (square to the eye line: a tilted head's lips part along it, not along the image's columns)."""
+    down = _face_axes(shape)[1]
+    return np.array([(shape[lower] - shape[upper]) @ down for upper, lower in INNER_LIP_PAIRS])
+
+
+def _face_axes(shape: np.ndarray) -> np.ndarray:
+    """``2x2``: the unit vectors (rows, image px) across the face of ``shape`` (68 points), along its eye line from
+    the subject's right eye to the left, and down the face, square to it."""
+    direction = shape[42:48].mean(0) - shape[36:42].mean(0)
+    cos, sin = direction / np.linalg.norm(direction)
+    return np.array([[cos, sin], [-sin, cos]])
+
+
+def _shown_between_lips(
+    shape: np.ndarray,
+    mesh: np.ndarray | None,
+    warp: FaceWarp,
+    upright: np.ndarray,
+    window: tuple[int, int, int, int],
+    iod: float,
+) -> np.ndarray:
+    """Boolean over ``window`` (px of the ``upright`` frame) of the warped photo: the pixels that show what was
+    between the lips before the warp (the inside-of-lips polygons of ``shape`` and ``mesh``, grown by
+    :data:`INSIDE_GROW`, carried through the warp's map), and what the warp re-made there (``warp.mouth.inside``)."""
+    rx0, ry0, rx1, ry1 = warp.roi
+    before = np.zeros((ry1 - ry0, rx1 - rx0), dtype=np.uint8)
+    for points, (_, upper, lower, _) in [(shape, IBUG_LIPS)] + ([(mesh, MESH_LIPS)] if mesh is not None else []):
+        outline = np.asarray(points, dtype=np.float64)[upper + lower[::-1], :2]  # along the upper lip and back
+        cv2.fillPoly(before, [np.round((outline - [rx0, ry0]) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+    grow = round(INSIDE_GROW * iod)
+    before = cv2.dilate(before, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
+    # Where each pixel of the upright window lies in the ROI, and where the warp took it from: one resampling.
+    at_x, at_y = (
+        at.astype(np.float32) for at in _pixels_through(cv2.invertAffineTransform(upright), window, (rx0, ry0))
+    )
+
+    def sample(field: np.ndarray) -> np.ndarray:
+        return cv2.remap(field, at_x, at_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+
+    source_x, source_y = sample(warp.map_x - rx0), sample(warp.map_y - ry0)
+    carried = cv2.remap(before, source_x, source_y, cv2.INTER_LINEAR) > 96
+    if warp.mouth is not None:
+        carried |= sample(warp.mouth.inside.astype(np.float32)) > 0.4
+    return carried & (sample(warp.weight.astype(np.float32)) > 0)
+
+
+def _meeting_line(after: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """Coefficients of the quadratic ``y(x)`` (image px) where the closed lips meet: through the mouth corners and
+    midway between the moved inner lips (a curve: through dlib's points it would zigzag)."""
+    middle = (after[[60, 61, 62, 63, 64]] + after[[60, 67, 66, 65, 64]]) / 2
+    points = np.vstack([corners, middle])
+    weights = np.array([2.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    return np.polyfit(points[:, 0], points[:, 1], 2, w=weights)
+
+
+class _LipSlide(NamedTuple):
+    """How the lips slide together, per column of the upright window (rows, y down): where they meet, how far the
+    upper lip slides down and the lower lip up, and the lips' outer edges once slid."""
+
+    meet: np.ndarray
+    down: np.ndarray
+    up: np.ndarray
+    upper_edge: np.ndarray
+    lower_edge: np.ndarray
+
+    def at(self, columns: np.ndarray) -> _LipSlide:
+        """The slide at (fractional) ``columns`` of any shape: smooth along the mouth, so interpolated."""
+        grid = np.arange(len(self.meet), dtype=np.float64)
+        return _LipSlide(*(np.interp(columns, grid, values) for values in self))
+
+    def source_rows(self, rows: np.ndarray, reach: float) -> np.ndarray:
+        """The row each of ``rows`` (fractional, broadcast with the slide's columns) takes its colour from: each
+        lip's rows move whole; the skin from a lip's outer edge to ``reach`` px beyond it stretches to follow.
+        Evaluated at any row, so a tilted face is resampled once and never across the seam where the lips meet."""
+        above = self.upper_edge - reach - self.down  # where the skin stops following
+        below = self.lower_edge + reach + self.up
+        source = np.asarray(rows, dtype=np.float64)  # np.where broadcasts it with the columns
+        over_skin_above = (rows > above) & (rows < self.upper_edge)
+        over_skin_below = (rows > self.lower_edge) & (rows < below)
+        source = np.where(over_skin_above, above + (rows - above) * (reach / (reach + self.down)), source)
+        source = np.where((rows >= self.upper_edge) & (rows <= self.meet), rows - self.down, source)
+        source = np.where((rows > self.meet) & (rows <= self.lower_edge), rows + self.up, source)
+        return np.where(over_skin_below, below - (below - rows) * (reach / (reach + self.up)), source)
+
+
+def _lips_slid_together(
+    gap: np.ndarray, line: np.ndarray, edges: tuple[np.ndarray, np.ndarray], reach: float, radius: int
+) -> _LipSlide:
+    """How the lips slide over the crop of ``gap`` (:class:`_LipSlide`): each lip slides whole, as on a real face,
+    until they meet within the gap (on the meeting ``line``, rows per column, where no gap shows): the upper lip
+    down over what shows below it, the lower lip up. The skin between a lip's outer edge (``edges``, rows per
+    column) and ``reach`` px beyond it stretches to follow, so the lips keep their thickness and texture (a lip
+    mirrored or stretched over a gap taller than itself is drawn as vertical streaks). How far each lip slides is
+    smoothed along the mouth and never less than the gap next to it (over ``radius`` columns), so no column stands
+    out; a gap too tall to cover without folding the skin is covered as far as it can be."""
+    height = gap.shape[0]
+    shows = gap.any(0)
+    # The gap's top and bottom rows in each column it crosses, and how far each lip must slide to reach the line.
+    top = np.where(shows, gap.argmax(0) - 1.0, line)
+    bottom = np.where(shows, height - gap[::-1].argmax(0), line)
+    # As a jaw rises, the lower lip covers most of the gap (the upper lip would drag a moustache or the skin under
+    # the nose down with it); smoothed so the seam has no steps.
+    meet = np.where(shows, top + UPPER_SHARE * (bottom - top), line)
+    kernel = np.ones(4 * radius + 1) / (4 * radius + 1)
+    meet = np.convolve(np.pad(meet, 2 * radius, mode="edge"), kernel, mode="valid")
+    down = _smooth_cover(np.where(shows, np.maximum(meet - top, 0.0), 0.0), radius)
+    up = _smooth_cover(np.where(shows, np.maximum(bottom - meet, 0.0), 0.0), radius)
+    # The skin beyond each lip may stretch to at most twice its length: further, it would fold.
+    down, up = np.minimum(down, 0.5 * reach), np.minimum(up, 0.5 * reach)
+    return _LipSlide(meet, down, up, edges[0] + down, edges[1] - up)
+
+
+def _smooth_cover(need: np.ndarray, radius: int) -> np.ndarray:
+    """``need`` (px per column) smoothed along the mouth and never less than it was: a running maximum over
+    ``2 radius`` columns each side, then two running means over ``radius`` each side (each mean stays above the
+    maximum over the columns the next one reaches)."""
+    spread = np.max(np.lib.stride_tricks.sliding_window_view(np.pad(need, 2 * radius, mode="edge"), 4 * radius + 1), 1)
+    for _ in range(2):
+        kernel = np.ones(2 * radius + 1) / (2 * radius + 1)
+        spread = np.convolve(np.pad(spread, radius, mode="edge"), kernel, mode="valid")
+    return np.maximum(spread, need)
+
+
+def _outline_at(points: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The y of the polyline ``points`` (from one mouth corner to the other) at each ``x``."""
+    order = np.argsort(points[:, 0])
+    return np.interp(x, points[order, 0], points[order, 1])
+
+
+def _lip_line_shade(
+    line: np.ndarray, columns: np.ndarray, corners: np.ndarray, size: tuple[int, int], width: float
+) -> np.ndarray:
+    """``float32`` of ``size``: how much darker each pixel is along the line where the lips meet (``line``: its row
+    in each crop column at image x ``columns``), fading in from each mouth corner and zero beyond them."""
+    left, right = sorted(corners[:, 0])
+    along = np.clip((columns - left) / max(right - left, 1e-9), 0.0, 1.0)
+    fade = np.clip(np.minimum(along, 1.0 - along) / LIP_LINE_FADE, 0.0, 1.0)
+    rows = np.arange(size[0], dtype=np.float64)[:, None]
+    across = np.exp(-0.5 * ((rows - line[None, :]) / width) ** 2)
+    return (LIP_LINE_SHADE * across * np.sin(0.5 * np.pi * fade)[None, :]).astype(np.float32)

@@ -19,7 +19,7 @@ import numpy as np
 from scipy.spatial.distance import cdist
 
 from .action_units import inter_ocular, landmark_displacements
-from .mouth_closing import mouth_closing
+from .mouth_closing import MOUTH_OPENING_UNITS, mouth_closing
 
 __all__ = [
     "FaceWarp",
@@ -122,7 +122,7 @@ class FaceWarp:
         ring: the fixed ring's points, image coordinates (the outline of what may change).
         mouth: how the inside of the lips is filled, or ``None`` when the lips stay shut or do not move.
         kept: the share of the asked-for displacement the warp performs (below 1 where the full one would fold the
-            photo over itself).
+            photo over itself), besides a part that yields first (lips closing, :func:`plan_face_warp`).
     """
 
     roi: tuple[int, int, int, int]
@@ -257,6 +257,7 @@ def plan_face_warp(
     image_hw: tuple[int, int],
     margin: float,
     feather: float,
+    yielding: np.ndarray | None = None,
 ) -> FaceWarp | None:
     """Plan the warp that moves ``shape`` (``(68, 2)`` image px) by ``displacement`` (``(68, 2)`` image px).
 
@@ -266,6 +267,9 @@ def plan_face_warp(
         image_hw: the image size.
         margin: px between the outermost (moved or unmoved) landmark and the fixed ring.
         feather: px over which the window falls from 1 to 0 toward the ring.
+        yielding: a part of ``displacement`` given up first where the whole would fold the photo (closing a
+            mouth: the lips meeting squeeze the gap between them more than a smooth warp can), before the rest
+            of the edit is held back.
 
     Returns:
         The warp, or ``None`` when nothing moves.
@@ -294,25 +298,49 @@ def plan_face_warp(
     map_x, map_y = _backward_maps(shape, displacement, ring, roi, weight)
     kept = 1.0
     if least_area_ratio(map_x, map_y, weight, moved, roi) < MIN_AREA_RATIO:
-        # The field folds (crowded landmarks of a turned or occluded face moved past each other): keep the largest
-        # share of the edit that does not, found by bisection.
-        low, high = 0.0, 1.0
-        for _ in range(FOLD_SEARCH_STEPS):
-            middle = (low + high) / 2
-            maps = _backward_maps(shape, middle * displacement, ring, roi, weight)
-            if least_area_ratio(*maps, weight, shape + middle * displacement, roi) >= MIN_AREA_RATIO:
-                low, (map_x, map_y) = middle, maps
-            else:
-                high = middle
-        if low == 0.0:
+        # The field folds (crowded landmarks of a turned or occluded face moved past each other, or lips closed
+        # over a wide gap): if the edit without its yielding part does not, keep the largest share of the yielding
+        # part that does not; else the largest share of the whole edit. Each found by bisection.
+        fixed = displacement if yielding is None else displacement - yielding
+        fixed_maps = None if yielding is None else _backward_maps(shape, fixed, ring, roi, weight)
+        if fixed_maps is not None and least_area_ratio(*fixed_maps, weight, shape + fixed, roi) >= MIN_AREA_RATIO:
+            share, maps = _unfolded_share(shape, fixed, yielding, ring, roi, weight)
+            (map_x, map_y), displacement = (maps, fixed + share * yielding) if share > 0.0 else (fixed_maps, fixed)
+        else:
+            kept, maps = _unfolded_share(shape, np.zeros_like(displacement), displacement, ring, roi, weight)
+            if kept == 0.0:
+                return None
+            (map_x, map_y), displacement = maps, kept * displacement
+        if not np.abs(displacement).max(initial=0.0) > 1e-3:
             return None
-        kept, displacement = low, low * displacement
         moved = shape + displacement
     shift = np.hypot(map_x - np.arange(x0, x1, dtype=np.float32)[None, :], map_y - np.arange(y0, y1)[:, None])
     weight[shift < 0.02] = 0.0  # moved by under 1/50 px: left untouched
     mouth = _mouth_inside(shape, displacement, roi)
     moved = moved.astype(np.float32)
     return FaceWarp(roi=roi, map_x=map_x, map_y=map_y, weight=weight, shape=moved, ring=ring, mouth=mouth, kept=kept)
+
+
+def _unfolded_share(
+    shape: np.ndarray,
+    fixed: np.ndarray,
+    scaled: np.ndarray,
+    ring: np.ndarray,
+    roi: tuple[int, int, int, int],
+    weight: np.ndarray,
+) -> tuple[float, tuple[np.ndarray, np.ndarray] | None]:
+    """The largest share (bisection, :data:`FOLD_SEARCH_STEPS`) of ``scaled`` that, added to ``fixed``, keeps the
+    warp from folding (:func:`least_area_ratio`), and that warp's maps (``None`` for share 0)."""
+    low, high, found = 0.0, 1.0, None
+    for _ in range(FOLD_SEARCH_STEPS):
+        middle = (low + high) / 2
+        displacement = fixed + middle * scaled
+        maps = _backward_maps(shape, displacement, ring, roi, weight)
+        if least_area_ratio(*maps, weight, shape + displacement, roi) >= MIN_AREA_RATIO:
+            low, found = middle, maps
+        else:
+            high = middle
+    return low, found
 
 
 def least_area_ratio(
@@ -461,12 +489,25 @@ def action_unit_warp(
     aligned = shape @ linear.T
     # Patterns are in inter-ocular units of the aligned face; back to image px through the inverse rotation/scale.
     displacement = landmark_displacements(units) * inter_ocular(aligned)
+    # A jaw drop undone by its own pattern takes the jaw, chin and lip corners back; toward a target that parts no
+    # lips, the lips then close what is left. Both squeeze the gap between the lips, which yields first if the warp
+    # would fold.
+    jaw = {name: value for name, value in units.items() if name in MOUTH_OPENING_UNITS and value < 0}
+    closing = landmark_displacements(jaw) * inter_ocular(aligned)
     if close_mouth > 0:
-        displacement += mouth_closing(aligned, close_mouth)
+        lips = mouth_closing(aligned + displacement, close_mouth)
+        closing, displacement = closing + lips, displacement + lips
     displacement = keep_lids_apart(aligned, displacement)
-    displacement = displacement @ np.linalg.inv(linear).T
+    to_image = np.linalg.inv(linear).T
     iod = inter_ocular(shape)
-    return plan_face_warp(shape, displacement, image_hw, margin=margin * iod, feather=feather * iod)
+    return plan_face_warp(
+        shape,
+        displacement @ to_image,
+        image_hw,
+        margin=margin * iod,
+        feather=feather * iod,
+        yielding=closing @ to_image,  # the mouth closes as far as a smooth warp can; the other units stay whole
+    )
 
 
 def keep_lids_apart(aligned: np.ndarray, displacement: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ from ..faces.detection import face_shape, five_landmarks
 from ..faces.regions import FaceRegionProcessor, FaceRegions
 from .action_units import estimate_action_units, expression_action_units, inter_ocular
 from .eyes import open_eyes
-from .mouth_closing import MOUTH_OPENING_UNITS, closes_mouth, cover_teeth
+from .mouth_closing import close_lips, closes_mouth, jaw_closing_limit
 from .warp import action_unit_warp, inner_mouth_mask
 
 __all__ = ["FOLD_WARNING", "ExpressionWarper"]
@@ -63,12 +63,16 @@ class ExpressionWarper:
                 if target is None:
                     change = dict(units)
                 else:
-                    own = estimate_action_units(shape)
-                    change = expression_action_units(target, strength, own, extra=units)
-                # An open mouth closes toward a target that parts no lips (the jaw-drop unit alone cannot).
+                    # The mesh detector's blendshapes read the face's own expression apart from its shape.
+                    own = estimate_action_units(shape, blendshapes=face.blendshapes)
+                    change = expression_action_units(
+                        target, strength, own, extra=units, from_blendshapes=bool(face.blendshapes)
+                    )
+                    if change.get("AU26", 0.0) < 0.0:  # the face's own jaw drop, undone no further than the lips meet
+                        change["AU26"] = max(change["AU26"], -jaw_closing_limit(shape))
+                # An open mouth closes toward a target that parts no lips: the jaw-drop unit undone takes the jaw,
+                # chin and lip corners back, and the lips then close what is left (the unit alone cannot).
                 closing = strength if closes_mouth(target, units) else 0.0
-                if closing:
-                    change = {k: v for k, v in change.items() if not (k in MOUTH_OPENING_UNITS and v < 0)}
                 # With the dense mesh, the upper lids rise off the eyeball (geometry/eyes.py) instead of the 68-point
                 # warp stretching the whole eye; eyes that show no white to sample keep the 68-point lid raise.
                 eyes = None
@@ -93,9 +97,9 @@ class ExpressionWarper:
                         warp = eyes.mark_edited(warp)
                         out = eyes.image
                     warped = warp.apply(out)
-                    out = cover_teeth(out, warped, shape, warp.shape) if closing and warp.mouth else warped
+                    out = close_lips(out, warped, warp, shape, face.mesh) if closing and warp.mouth else warped
                     if ratio_maps is not None:
-                        out = ratio_maps.shade(out, warp, change)
+                        out = ratio_maps.shade(out, warp, change, mesh=face.mesh)
                     if warp.kept < FOLD_WARNING:
                         warnings.warn(
                             f"The face at {tuple(round(v) for v in face.face.box)} was edited at {warp.kept:.0%} of "

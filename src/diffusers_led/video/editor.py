@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from threadpoolctl import threadpool_limits
 
@@ -108,7 +107,7 @@ class VideoExpressionEditor:
         self.stats.detections = self.tracker.detections
         self.stats.faces = self.tracker.faces_seen
         out, edited = rgb, False
-        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if self.smooth else None
+        gray = self.tracker.gray  # this frame, in grey, as the tracker measured the motion on it
         followed = {track.id for track in tracks}  # a face no longer followed leaves its filters behind
         self._field_filters = {k: v for k, v in self._field_filters.items() if k in followed}
         for track in tracks:
@@ -123,7 +122,9 @@ class VideoExpressionEditor:
                     warp = self._field_filters.setdefault(track.id, WarpFieldFilter())(warp, gray, time)
                 out = warp.apply(out)
                 if self.ratio_maps is not None:
-                    out = self.ratio_maps.shade(out, warp, change)
+                    # The head's turn from the mesh of the face's latest detection (the 68 points it is followed by
+                    # read a three-quarter view as frontal): the shading fades on a turned cheek as on photos.
+                    out = self.ratio_maps.shade(out, warp, change, yaw=track.yaw)
                 edited = True
                 self.stats.held_back += warp.kept < HELD_BACK
         self.stats.frames_edited += edited

