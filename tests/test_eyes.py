@@ -1,10 +1,12 @@
-"""The upper lid raised off the eyeball on the dense mesh (geometry/eyes.py), on synthetic eyes."""
+"""Lids moved off the eyeball on the dense mesh (geometry/eyes.py), on synthetic eyes: the upper lid raised, the
+lower lid of a squeezed eye lowered."""
 
 import cv2
 import numpy as np
 import pytest
 
 from diffusers_led.geometry.eyes import EYES, open_eyes
+from diffusers_led.geometry.warper import lid_moves
 
 SKIN = (200, 160, 130)
 SCLERA = (225, 215, 205)
@@ -110,3 +112,33 @@ def test_bad_input_is_refused():
         open_eyes(image.astype(np.float32), mesh, 1.0, INTER_OCULAR)
     with pytest.raises(ValueError, match="478"):
         open_eyes(image, mesh[:468], 1.0, INTER_OCULAR)
+
+
+def test_squeezed_eye_reopens_as_the_lower_lid_comes_down():
+    image, mesh = synthetic_face()
+    result = open_eyes(image, mesh, 0.0, INTER_OCULAR, lower=1.5)
+    assert result.opened
+    assert np.array_equal(result.image[:60], image[:60])  # the upper lids and everything above stay
+    for centre_x in (60, 160):
+        # Below the old lower margin (69 at mid-eye; lid skin before): now the eye's own white, shaded a little.
+        for cols in ([centre_x - 6, centre_x + 6], [centre_x]):
+            below = result.image[70:72, cols].reshape(-1, 3).astype(float)
+            assert np.abs(image[70:72, cols].astype(float) - SKIN).mean() < 25  # skin before
+            assert np.all(np.abs(below.mean(0) - SCLERA) < 0.15 * np.array(SCLERA)), below.mean(0)
+        # The visible iris and the white beside it are the photo's own.
+        inside = np.s_[57:66, centre_x - 12 : centre_x + 13]
+        assert np.array_equal(result.image[inside], image[inside])
+    rows, _ = np.nonzero(result.changed)
+    assert rows.min() >= 60 and rows.max() <= 69 + 0.12 * INTER_OCULAR + 1  # the eyes and the cheek band below
+
+
+def test_lids_move_for_wide_eyes_and_reopen_squeezed_ones():
+    # Fear widens the eyes (its upper-lid raiser), and a smile's cheek raiser undone reopens them from below.
+    assert lid_moves({"AU1": 1.3, "AU5": 1.5, "AU6": -0.4}) == (1.5, 0.4)
+    # Toward neutral, nothing widens; the squeeze is undone.
+    assert lid_moves({"AU6": -0.8, "AU12": -1.0}) == (0.0, 0.8)
+    # Anger tightens the lids (AU7): a squeeze is not reopened.
+    assert lid_moves({"AU4": 1.5, "AU6": -0.8, "AU7": 1.5}) == (0.0, 0.0)
+    # An upper-lid raiser asked for alone stays with the 68-point warp.
+    assert lid_moves({"AU5": 1.0}) == (0.0, 0.0)
+    assert lid_moves({"AU5": 1.0}, closing=1.0) == (1.0, 0.0)

@@ -6,7 +6,11 @@ A warp of the sparse 68 points can only stretch the whole eye (lid, lashes, iris
 between the margin and the brow moves: its skin folds into the crease (compressed, never stretched), and the band of
 eyeball the lid uncovers is filled as an eyeball looks there: the rest of the iris (its own visible half, mirrored)
 inside the iris circle, and outside it the person's own sclera colour, sampled from the white visible beside the
-iris and shaded darker under the lid. Torch-free: numpy and OpenCV only.
+iris and shaded darker under the lid.
+
+Squeezed eyes (a smile's cheek raiser undone) reopen the same way from below: the lower lid margin comes down, the
+cheek band under it takes up the move, and the eyeball it uncovers is filled alike. Torch-free: numpy and OpenCV
+only.
 """
 
 from __future__ import annotations
@@ -50,6 +54,11 @@ MARGIN_BLEND = 0.012
 #: uncovered band's height.
 LID_SHADOW = 0.3
 LID_SHADOW_FALL = 0.6
+#: The lower lid, lowered off the eyeball (squeezed eyes reopened): how far per unit (inter-ocular distances; the
+#: cheek raiser's lower-lid rise), the cheek band below it that takes up the move, and its lighter shadow.
+LOWER_LID_DROP = 0.03
+LOWER_LID_BAND = 0.12
+LOWER_LID_SHADOW = 0.1
 #: The uncovered sclera against the white visible beside the iris (the white above an iris is a little duller).
 UPPER_SCLERA = 0.95
 #: The least number of visible sclera pixels to sample the eye's white from, and how much brighter than the iris
@@ -65,9 +74,9 @@ class EyeOpening:
     """The opened eyes of one face: the edited image and the pixels it changed.
 
     Attributes:
-        image: the image with both upper lids raised (the input, unchanged, unless ``opened``).
+        image: the image with the lids moved (the input, unchanged, unless ``opened``).
         changed: ``bool`` ``HxW``, the pixels that differ from the input (all within the eyes' lid bands).
-        opened: whether both eyes showed enough white to be opened this way.
+        opened: whether both eyes showed enough white to be opened this way (every lid moved, or none).
     """
 
     image: np.ndarray
@@ -86,15 +95,20 @@ class EyeOpening:
         return replace(warp, weight=weight)
 
 
-def open_eyes(image: np.ndarray, mesh: np.ndarray, intensity: float, inter_ocular: float) -> EyeOpening:
+def open_eyes(
+    image: np.ndarray, mesh: np.ndarray, intensity: float, inter_ocular: float, lower: float = 0.0
+) -> EyeOpening:
     """Raise both upper lids of the face whose Face Mesh V2 points are ``mesh`` (``(478, 2 or 3)``, image px) by
-    ``intensity`` units of AU5 (0 to 1.5), on an ``HxW`` or ``HxWxC`` uint8 ``image``.
+    ``intensity`` units of AU5 (0 to 1.5), and lower both lower lids by ``lower`` units of the cheek raiser's lid
+    rise, on an ``HxW`` or ``HxWxC`` uint8 ``image``.
 
     Args:
         image: the photo.
         mesh: the face's 478 points (with the irises, 468-477).
-        intensity: the upper lid raiser's intensity; 0 or less leaves the image as it is.
+        intensity: the upper lid raiser's intensity; 0 or less leaves the upper lids as they are.
         inter_ocular: the face's eye distance in px (the unit of the lift and band).
+        lower: how far the lower lids come down (squeezed eyes reopened), in units of the cheek raiser; 0 or less
+            leaves them as they are.
     """
     if image.dtype != np.uint8 or image.ndim not in (2, 3):
         raise ValueError(f"open_eyes needs an HxW or HxWxC uint8 image, got {image.dtype} {image.shape}")
@@ -103,29 +117,46 @@ def open_eyes(image: np.ndarray, mesh: np.ndarray, intensity: float, inter_ocula
         raise ValueError(f"open_eyes needs the 478 Face Mesh V2 points (with irises), got {mesh.shape[0]}")
     out = image.copy()
     changed = np.zeros(image.shape[:2], dtype=bool)
-    if intensity <= 0:
-        return EyeOpening(out, changed, opened=False)
+    # Each lid that moves: (its margin, the opposite margin, the move, the skin band taking it up, its shadow).
+    lids = []
     for eye in EYES.values():
-        if not _open_eye(out, changed, image, mesh, eye, intensity * LID_LIFT * inter_ocular, inter_ocular):
-            return EyeOpening(image.copy(), np.zeros_like(changed), opened=False)  # both eyes or neither
+        upper, lower_margin = mesh[eye["upper"], :2], mesh[eye["lower"], :2]
+        if intensity > 0:
+            lids.append((eye, upper, lower_margin, intensity * LID_LIFT, LID_BAND, LID_SHADOW))
+        if lower > 0:
+            lids.append((eye, lower_margin, upper, lower * LOWER_LID_DROP, LOWER_LID_BAND, LOWER_LID_SHADOW))
+    if not lids:
+        return EyeOpening(out, changed, opened=False)
+    for eye, margin, opposite, move, band, shadow in lids:
+        lid = _Lid(margin, opposite, move * inter_ocular, band * inter_ocular, shadow)
+        if not _open_eye(out, changed, image, mesh[eye["iris"], :2], lid, inter_ocular):
+            return EyeOpening(image.copy(), np.zeros_like(changed), opened=False)  # every lid or none
     return EyeOpening(out, changed, opened=True)
 
 
+@dataclass(frozen=True)
+class _Lid:
+    """One lid margin moving off the eyeball: its points (corner to corner), the opposite lid's, how far it moves
+    (px), the height of the skin band beyond it that takes up the move (px), and its shadow on the eyeball."""
+
+    margin: np.ndarray
+    opposite: np.ndarray
+    lift: float
+    band: float
+    shadow: float
+
+
 def _open_eye(
-    out: np.ndarray,
-    changed: np.ndarray,
-    image: np.ndarray,
-    mesh: np.ndarray,
-    eye: dict[str, list[int]],
-    lift: float,
-    inter_ocular: float,
+    out: np.ndarray, changed: np.ndarray, image: np.ndarray, iris_points: np.ndarray, moving: _Lid, inter_ocular: float
 ) -> bool:
-    """Raise one upper lid by ``lift`` px in ``out`` (a copy of ``image``), marking the pixels in ``changed``;
-    ``False`` (nothing done) where the eye shows no white to sample."""
-    upper, lower = mesh[eye["upper"], :2], mesh[eye["lower"], :2]
-    iris_centre = mesh[eye["iris"][0], :2]
-    iris_radius = float(np.linalg.norm(mesh[eye["iris"][1:], :2] - iris_centre, axis=1).mean())
-    # The eye's own frame: u along the corners, v across them pointing down the face (away from the upper lid).
+    """Move one lid margin off the eyeball in ``out`` (a copy of ``image``), marking the pixels in ``changed``;
+    ``False`` (nothing done) where the eye shows no white to sample. ``iris_points``: the iris centre, then 4
+    points on its edge. Written for the upper lid ("upper" is the moving margin, "lower" the opposite one); the lower
+    lid is the same with the frame turned over."""
+    upper, lower, lift = moving.margin, moving.opposite, moving.lift
+    iris_centre = iris_points[0]
+    iris_radius = float(np.linalg.norm(iris_points[1:] - iris_centre, axis=1).mean())
+    # The eye's own frame: u along the corners, v across them pointing away from the moving lid.
     origin = (upper[0] + upper[-1]) / 2
     along = upper[-1] - upper[0]
     width = float(np.linalg.norm(along))
@@ -136,7 +167,7 @@ def _open_eye(
     if ((upper - origin) @ across).mean() > ((lower - origin) @ across).mean():
         across = -across
 
-    band = LID_BAND * inter_ocular
+    band = moving.band
     blend = max(MARGIN_BLEND * inter_ocular, 1.0)
     reach = np.concatenate([upper - across * (band + lift + 2), upper + across * (blend + 2), lower])
     x0, y0 = np.floor(reach.min(0)).astype(int) - 2
@@ -185,7 +216,7 @@ def _open_eye(
         return False
     sclera = np.median(photo[whitest], axis=0) * UPPER_SCLERA
     uncovered = np.maximum(margin + blend - new_margin, 1e-9)
-    shade = 1.0 - LID_SHADOW * np.exp(-np.clip(v - new_margin, 0, None) / (LID_SHADOW_FALL * uncovered))
+    shade = 1.0 - moving.shadow * np.exp(-np.clip(v - new_margin, 0, None) / (LID_SHADOW_FALL * uncovered))
     white = shade[..., None] * sclera
 
     iris_v = (iris_centre - origin) @ across
