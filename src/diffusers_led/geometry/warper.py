@@ -19,14 +19,17 @@ if TYPE_CHECKING:
 
 from ..faces.detection import face_shape, five_landmarks
 from ..faces.regions import FaceRegionProcessor, FaceRegions
-from .action_units import estimate_action_units, expression_action_units
+from .action_units import estimate_action_units, expression_action_units, inter_ocular
+from .eyes import open_eyes
 from .mouth_closing import close_lips, closes_mouth, jaw_closing_limit
 from .warp import action_unit_warp, inner_mouth_mask
 
-__all__ = ["FOLD_WARNING", "ExpressionWarper"]
+__all__ = ["FOLD_WARNING", "ExpressionWarper", "lid_moves"]
 
 #: Below this share of an edit's movement (FaceWarp.kept), the pipeline says that a face could not be edited fully.
 FOLD_WARNING = 0.5
+#: Lower-lid drop (units of geometry.eyes.LOWER_LID_DROP) per unit of cheek raiser undone: squeezed eyes reopen.
+SQUINT_REOPENING = 1.0
 
 
 class ExpressionWarper:
@@ -72,9 +75,17 @@ class ExpressionWarper:
                 # An open mouth closes toward a target that parts no lips: the jaw-drop unit undone takes the jaw,
                 # chin and lip corners back, and the lips then close what is left (the unit alone cannot).
                 closing = strength if closes_mouth(target, units) else 0.0
+                # With the dense mesh, the upper lids rise off the eyeball (geometry/eyes.py) instead of the 68-point
+                # warp stretching the whole eye, and squeezed eyes reopen from below; eyes that show no white to
+                # sample keep the 68-point warp's lids.
+                eyes, (widen, reopen) = None, lid_moves(change, closing)
+                if face.mesh is not None and (widen > 0 or reopen > 0):
+                    eyes = open_eyes(out, face.mesh, widen, inter_ocular(shape), lower=reopen)
+                    eyes = eyes if eyes.opened else None
+                warped_units = {k: v for k, v in change.items() if k != "AU5" or v < 0} if eyes else change
                 warp = (
-                    action_unit_warp(shape, face.matrix, change, rgb.shape[:2], close_mouth=closing)
-                    if change or closing
+                    action_unit_warp(shape, face.matrix, warped_units, rgb.shape[:2], close_mouth=closing)
+                    if warped_units or closing
                     else None
                 )
                 if warp is not None and warp.leaves_photo(shape, rgb.shape[:2]):
@@ -85,6 +96,9 @@ class ExpressionWarper:
                     )
                     warp = None
                 if warp is not None:
+                    if eyes is not None:
+                        warp = eyes.mark_edited(warp)
+                        out = eyes.image
                     warped = warp.apply(out)
                     out = close_lips(out, warped, warp, shape, face.mesh) if closing and warp.mouth else warped
                     if ratio_maps is not None:
@@ -117,3 +131,14 @@ class ExpressionWarper:
             regions.masks["mouth"] = inner_mouth_mask(shape, regions.crop_matrices["mouth"], self.crop_size)
             opened.append(regions)
         return opened
+
+
+def lid_moves(change: dict[str, float], closing: float = 0.0) -> tuple[float, float]:
+    """How far the dense mesh's lids move for the action-unit ``change`` of one face
+    (:func:`~.action_units.expression_action_units`): the upper lids' raise (AU5 units; none when the raiser is the
+    only unit asked for and no mouth closes: that stays with the 68-point warp), and, toward a target that does not
+    tighten the lids (no AU7), the lower lids' drop: :data:`SQUINT_REOPENING` per unit of the face's cheek raiser
+    undone -- squeezed eyes reopen at the lid margin, which the 68-point warp's 6 lid points barely move."""
+    widen = max(change.get("AU5", 0.0), 0.0) if len(change) > 1 or closing else 0.0
+    reopen = max(-change.get("AU6", 0.0), 0.0) if change.get("AU7", 0.0) <= 0 else 0.0
+    return widen, SQUINT_REOPENING * reopen
