@@ -32,11 +32,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from search_prototypes import CALIBRATION_PEOPLE  # the sibling script: the same people, never the held-out ones
+from search_prototypes import CALIBRATION_PEOPLE, tune_data_and_people  # the sibling script: the same refusals
 
 from diffusers_led.commands import ArgumentParser
 from diffusers_led.evaluation.judges import FER_FACE_BOX, FER_INPUT_SIZE, ExpressionJudge
-from diffusers_led.evaluation.real_photos import FINAL_SPLIT, final_split_photos
 from diffusers_led.geometry.action_units import inter_ocular
 from diffusers_led.geometry.transforms import alignment_matrix, transform_points
 from diffusers_led.geometry.warp import thin_plate_spline
@@ -134,12 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     target = canonical_expression(args.target)
-    data = Path(args.data)
-    if data.name == FINAL_SPLIT or final_split_photos(data):
-        parser.error(f"{data} holds photos of the final test split; probe on the tune split only.")
-    people = {p.strip() for p in args.ckplus_people.split(",") if p.strip()}
-    if people - set(CALIBRATION_PEOPLE):
-        parser.error(f"only the calibration people may be used: {', '.join(CALIBRATION_PEOPLE)}")
+    data, people = tune_data_and_people(parser, args.data, args.ckplus_people)
 
     from PIL import Image
 
