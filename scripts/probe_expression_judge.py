@@ -20,7 +20,10 @@ target (top-1):
 - ``photo + peak's movement`` (x1, x1.5): a photo face moved by a peak's landmark change from the same person's
   neutral frame (what a perfect 68-point warp of that expression can do);
 - ``photo + peak's movement and ratio image``: the same, times that person's whole change of shading (the peak
-  warped onto the neutral frame, divided by it: every wrinkle, fold and shadow, unfiltered, in the judge's frame).
+  warped onto the neutral frame, divided by it: every wrinkle, fold and shadow, unfiltered, in the judge's frame);
+- with ``--edits``, region swaps between the geometry mode's edits of the tune faces toward the target and the CK+
+  peaks: one region of a peak (warped onto the edit's 68 points, gray matched) pasted into the edit's input, and one
+  region of the edit pasted into the peak's, per region (:data:`REGIONS`).
 
 The final test split and the held-out CK+ people are refused. Nothing is written.
 """
@@ -46,6 +49,16 @@ FINE = 4
 #: Points that an expression barely moves (jaw sides, nose bridge, inner eye corners): a peak is aligned on its
 #: neutral frame by them before its landmark change is read.
 RIGID = [0, 1, 2, 14, 15, 16, 27, 28, 29, 39, 42]
+#: Regions swapped with ``--edits``: 68-point indices whose hull (grown by inter-ocular distances) is the region.
+REGIONS = {
+    "brows": (list(range(17, 27)), 0.08),
+    "glabella": ([20, 21, 22, 23, 27], 0.08),
+    "eyes": (list(range(36, 48)), 0.12),
+    "nose bridge": ([27, 28, 29, 30, 39, 42], 0.03),
+    "nose wings and folds": ([31, 32, 33, 34, 35, 48, 54], 0.08),
+    "upper lip": ([33, *range(48, 55), *range(60, 65)], 0.03),
+    "mouth": (list(range(48, 60)), 0.08),
+}
 #: The change of shading is clamped to this log factor (the ratio of two dark pixels is noise).
 MAX_LOG_RATIO = 1.0
 
@@ -75,6 +88,19 @@ def warp_shape(image: np.ndarray, source: np.ndarray, target: np.ndarray) -> np.
 def matched_gray(image: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """``image`` with the mean and standard deviation of ``reference`` (both gray in [0, 1])."""
     return np.clip((image - image.mean()) / (image.std() + 1e-6) * reference.std() + reference.mean(), 0.0, 1.0)
+
+
+def region_mask(shape: np.ndarray, name: str, size: int) -> np.ndarray:
+    """The soft ``size`` x ``size`` mask of region ``name`` (:data:`REGIONS`) of the face with these 68 points."""
+    indices, grow = REGIONS[name]
+    iod = inter_ocular(shape)
+    points = shape[indices]
+    centre = points.mean(0)
+    away = points - centre
+    points = points + grow * iod * away / np.maximum(np.linalg.norm(away, axis=1)[:, None], 1e-9)
+    mask = np.zeros((size, size), np.float32)
+    cv2.fillPoly(mask, [np.round(cv2.convexHull(points.astype(np.float32))[:, 0]).astype(np.int32)], 1.0)
+    return cv2.GaussianBlur(mask, (0, 0), max(1.0, 0.05 * iod))
 
 
 def peak_movement(peak: np.ndarray, neutral: np.ndarray) -> np.ndarray:
@@ -129,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--target", default="disgusted", help="The expression to probe (a CK+ label).")
     parser.add_argument("--data", required=True, help="A folder of photos of the TUNE split.")
     parser.add_argument("--ckplus", required=True, help="The CK+ sample folder (labels.csv).")
+    parser.add_argument("--edits", action="store_true", help="Also swap regions with the model's edits.")
+    parser.add_argument("--model", default=None, help="The model for --edits (default: the bundled one).")
     parser.add_argument("--ckplus-people", default=",".join(CALIBRATION_PEOPLE), help="Calibration people to use.")
     args = parser.parse_args(argv)
 
@@ -198,6 +226,47 @@ def main(argv: list[str] | None = None) -> None:
             ratio_here = warp_shape(ratio, n.shape, moved)
             shaded.append(np.clip(warp_shape(f.fine, f.shape, moved) * np.exp(ratio_here), 0.0, 1.0))
     report("tune face + a CK+ peak's movement and ratio image", shaded)
+    if args.edits:
+        swap_regions(args.model, target, data, detector, peaks, report)
+
+
+def swap_regions(model: str | None, target: str, data: Path, detector, peaks: list[Face], report) -> None:
+    """Region swaps between the geometry mode's edits of the photos in ``data`` toward ``target`` and ``peaks``."""
+    from PIL import Image
+
+    from diffusers_led.devices import load_pipeline_on
+    from diffusers_led.pretrained import resolve_model
+
+    pipe = load_pipeline_on(resolve_model(model), "cpu", "float32")
+    pipe.set_progress_bar_config(disable=True)
+    edits = []
+    for path in sorted(p for p in data.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".webp"}):
+        image = Image.open(path).convert("RGB")
+        edited = np.asarray(pipe(image, target=target, mode="geometry").images[0])
+        for i, before in enumerate(detector.detect(np.asarray(image))):
+            after = detect_largest_near(detector, edited, before.landmarks)
+            face = Face(f"{path.name}#{i}", edited, after)
+            face.fine = ExpressionJudge.face_input(edited, before.landmarks, face.fine.shape[0])  # as led-evaluate
+            edits.append(face)
+    size = FER_INPUT_SIZE * FINE
+    report(f"tune edits toward {target}", [e.fine for e in edits])
+    for name in REGIONS:
+        into_edit, into_peak = [], []
+        for c in peaks:
+            for e in edits:
+                mask = region_mask(e.shape, name, size)
+                peak_here = matched_gray(warp_shape(c.fine, c.shape, e.shape), e.fine)
+                into_edit.append(e.fine * (1 - mask) + peak_here * mask)
+                mask = region_mask(c.shape, name, size)
+                edit_here = matched_gray(warp_shape(e.fine, e.shape, c.shape), c.fine)
+                into_peak.append(c.fine * (1 - mask) + edit_here * mask)
+        report(f"edit with a CK+ peak's {name}", into_edit)
+        report(f"CK+ peak with an edit's {name}", into_peak)
+
+
+def detect_largest_near(detector, rgb: np.ndarray, landmarks: np.ndarray):
+    """The face ``detector`` finds in ``rgb`` whose 5 landmarks are nearest ``landmarks``."""
+    return min(detector.detect(rgb), key=lambda face: np.linalg.norm(np.asarray(face.landmarks) - landmarks))
 
 
 if __name__ == "__main__":

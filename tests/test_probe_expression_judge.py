@@ -66,3 +66,14 @@ def test_gray_matching_and_a_peaks_movement_apart_from_pose():
     movement = probe.peak_movement(peak @ turn.T + (7, -3), neutral)
     assert movement[51, 1] == pytest.approx(-4 / inter_ocular(neutral), abs=0.01)
     assert np.abs(np.delete(movement, 51, axis=0)).max() < 0.01
+
+
+def test_region_masks_cover_their_landmarks_and_nothing_far_away():
+    points = _face_points()
+    for name, (indices, _) in probe.REGIONS.items():
+        mask = probe.region_mask(points, name, 192)
+        inside = np.round(points[indices].mean(0)).astype(int)
+        assert mask[inside[1], inside[0]] > 0.9, name
+        assert mask[:5].max() == 0.0 and mask[:, :5].max() == 0.0, name  # the image's edge is far from every region
+    eyes, mouth = probe.region_mask(points, "eyes", 192), probe.region_mask(points, "mouth", 192)
+    assert (eyes * mouth).max() < 0.01  # the eyes and the mouth do not overlap
