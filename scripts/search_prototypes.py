@@ -46,6 +46,18 @@ CALIBRATION_PEOPLE = ("S052", "S055", "S074", "S113", "S125")
 SHEET_FACE = 240
 
 
+def tune_data_and_people(parser: ArgumentParser, data: str, people: str) -> tuple[Path, set[str]]:
+    """``--data`` as a path and ``--ckplus-people`` as a set, after refusing (``parser.error``) the final test split
+    and any CK+ person who is not a calibration person."""
+    path = Path(data)
+    if path.name == FINAL_SPLIT or final_split_photos(path):
+        parser.error(f"{path} holds photos of the final test split; use the tune split only.")
+    chosen = {p.strip() for p in people.split(",") if p.strip()}
+    if chosen - set(CALIBRATION_PEOPLE):
+        parser.error(f"only the calibration people may be used: {', '.join(CALIBRATION_PEOPLE)}")
+    return path, chosen
+
+
 @dataclass
 class Face:
     """One face to edit: where it comes from, its photo and its detection."""
@@ -122,12 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             candidates[name] = parse_action_units(units)
         except ValueError as error:
             parser.error(f"{args.candidates}, candidate {name!r}: {error}")
-    data = Path(args.data)
-    if data.name == FINAL_SPLIT or final_split_photos(data):
-        parser.error(f"{data} holds photos of the final test split; search on the tune split only.")
-    people = {p.strip() for p in args.ckplus_people.split(",") if p.strip()}
-    if people - set(CALIBRATION_PEOPLE):
-        parser.error(f"only the calibration people may be used: {', '.join(CALIBRATION_PEOPLE)}")
+    data, people = tune_data_and_people(parser, args.data, args.ckplus_people)
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         parser.error(f"{out} exists; pass --overwrite to replace it.")

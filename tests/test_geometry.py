@@ -84,6 +84,8 @@ def test_disgust_lifts_the_nose_wings_no_further_than_disgusted_faces_do():
     assert -0.05 <= disgust[31, 1] < -0.02 and disgust[31, 1] == disgust[35, 1]
     # The nose still wrinkles under lowered brows and the upper lip rises.
     assert disgust[21, 1] > 0.1 and disgust[51, 1] < -0.04
+    # The lips part under the raised upper lip (FACS disgust 10+25): the lower inner lip goes a little down.
+    assert disgust[62, 1] < -0.04 and disgust[66, 1] > 0.01
 
 
 def test_parse_action_units_forms_and_errors():

@@ -240,6 +240,7 @@ def test_an_open_mouth_closes_toward_targets_that_part_no_lips():
     assert np.abs(mouth_closing(shut)).max() == 0.0
     assert closes_mouth("neutral") and closes_mouth("angry") and closes_mouth("contempt")
     assert not closes_mouth("surprised") and not closes_mouth("happy") and not closes_mouth(None)
+    assert not closes_mouth("disgusted")  # its raised upper lip parts the lips: a laugh's upper teeth stay shown
     assert not closes_mouth("neutral", {"AU26": 0.5})
     assert inter_ocular(closed) == pytest.approx(inter_ocular(shape))  # the eyes do not move
 

@@ -190,10 +190,11 @@ class ExpressionJudge:
         return self.classes.index(expression) if expression in self.classes else None
 
     @staticmethod
-    def face_input(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-        """The ``48 x 48`` float32 gray input in ``[0, 1]`` for the face with these 5 landmarks (image px)."""
+    def face_input(image: np.ndarray, landmarks: np.ndarray, size: int = FER_INPUT_SIZE) -> np.ndarray:
+        """The ``48 x 48`` float32 gray input in ``[0, 1]`` for the face with these 5 landmarks (image px); another
+        ``size`` gives the same crop at that resolution (to edit it finely before resizing to 48)."""
         matrix = alignment_matrix(np.asarray(landmarks, dtype=np.float64), 112.0)
-        face = _square_warp(_pil_gray(np.asarray(image)), matrix, FER_FACE_BOX, FER_INPUT_SIZE)
+        face = _square_warp(_pil_gray(np.asarray(image)), matrix, FER_FACE_BOX, size)
         return np.clip(face, 0.0, 255.0) / 255.0
 
     @torch.no_grad()

@@ -281,13 +281,17 @@ for _pattern in ACTION_UNITS.values():
 #: sad 5/9, fearful 0/9 and disgusted 0/11 unchanged; every person kept but one disgust edit (0.57 -> 0.61, its
 #: mouth's closing no longer holds back the rest). On the CK+ calibration people: happy 44/53 -> 46/53, neutral 0/22
 #: both (surprise peaks: p(neutral) 0.00 -> up to 0.17), the neutral blendshapes fell on 34 of 60 frames (19 before).
+#: Disgust then parts the lips a little (AU25 0.3; FACS disgust is 10+25): its raised upper lip no longer closes a
+#: laugh's mouth over the upper teeth. Tune: blendshapes rose on 8 of 11 instead of 6, 11 of 11 kept instead of 10
+#: (0.603 -> 0.569), p(disgusted) 0.019 both; CK+ calibration neutral frames 1/4 disgusted instead of 2/4. The judge
+#: cannot read disgust on colour photos at all (docs/geometry.md, scripts/probe_expression_judge.py).
 EXPRESSION_PROTOTYPES: dict[str, dict[str, float]] = {
     "happy": {"AU6": 1.3, "AU12": 1.4},
     "sad": {"AU1": 1.3, "AU4": 0.78, "AU15": 1.3, "AU17": 0.52},
     "surprised": {"AU1": 1.2, "AU2": 1.2, "AU5": 1.3, "AU25": 1.0, "AU26": 0.8},
     "fearful": {"AU1": 1.3, "AU2": 0.5, "AU4": 1.0, "AU5": 1.5, "AU15": 1.0, "AU20": 1.5, "AU25": 0.6},
     "angry": {"AU4": 1.5, "AU7": 1.5, "AU9": 0.5, "AU15": 0.3, "AU17": 0.8, "AU23": 1.5},
-    "disgusted": {"AU4": 1.1, "AU6": 1.0, "AU7": 0.6, "AU9": 0.8, "AU10": 0.8, "AU15": 0.3},
+    "disgusted": {"AU4": 1.1, "AU6": 1.0, "AU7": 0.6, "AU9": 0.8, "AU10": 0.8, "AU15": 0.3, "AU25": 0.3},
     "contemptuous": {"R12": 0.5, "R14": 1.0},
     "neutral": {},
 }

@@ -1,7 +1,7 @@
 """Closing an open mouth: the landmark movement that brings the inner lips together, as the jaw rises.
 
 An open mouth (a surprised face, a toothy laugh) edited toward an expression whose prototype parts no lips (neutral,
-sad, angry, disgusted, contempt) must close: the lips meet and the inside of the mouth disappears behind them. The
+sad, angry, contempt) must close: the lips meet and the inside of the mouth disappears behind them. The
 jaw-drop unit (AU26) moves the lower lip by a fixed pattern and cannot reach every opening (an open laugh is wider
 than a full unit), so the gap is read from the inner lip points and closed directly: the lower lip and the chin
 rise with the jaw, the upper lip comes down a little, and the lips slide over the teeth (``warp.MouthInside``).
