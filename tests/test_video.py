@@ -390,3 +390,24 @@ def test_the_head_turn_changes_smoothly_across_a_re_detection(pipe, talking_clip
     assert detected[2] - detected[3] > 0.7  # the step the detections alone would make
     assert max(abs(b - a) for a, b in zip(shares, shares[1:])) < 0.15
     assert all(b > a for a, b in zip(yaws[3:], yaws[4:])) and yaws[-1] < 28.0
+
+
+def test_synthetic_clips_add_a_cameras_nuisances(tmp_path, photo):
+    """The tune clips' nuisances: sensor noise fresh on every frame, a rolling camera, a brief expression (here a
+    jaw drop) only while it lasts, and the encoder's quality setting."""
+    still = dict(camera=ON_FACE[:1] * 2, frames=6, fps=10.0, audio=False)
+    clean, noisy, rolled, moved = (tmp_path / f"{name}.mp4" for name in ("clean", "noisy", "rolled", "moved"))
+    make_photo_clip(photo, clean, (160, 96), video_quality=10, **still)
+    make_photo_clip(photo, noisy, (160, 96), video_quality=10, noise=8.0, **still)
+    make_photo_clip(photo, rolled, (160, 96), video_quality=10, roll_degrees=10.0, **still)
+    make_photo_clip(photo, moved, (160, 96), video_quality=10, expressions=[(0.15, 0.45, {"AU26": 1.0})], **still)
+    frames = {p.stem: [f.rgb.astype(float) for f in iter_frames(p)] for p in (clean, noisy, rolled, moved)}
+    assert np.abs(frames["clean"][4] - frames["clean"][5]).mean() < 1.0  # a still camera on a still face
+    assert np.abs(frames["noisy"][4] - frames["noisy"][5]).mean() > 2.0  # noise differs from frame to frame
+    assert np.abs(frames["rolled"][2] - frames["clean"][2]).mean() > 5.0  # rolled at 0.2 s, level at 0
+    assert np.abs(frames["rolled"][0] - frames["clean"][0]).mean() < 1.0
+    jaw = [np.abs(m - c).mean() for m, c in zip(frames["moved"], frames["clean"])]
+    assert jaw[3] > 5 * max(jaw[0], jaw[5])  # the jaw drops at 0.3 s only (else the encoder's differences)
+    coarse = tmp_path / "coarse.mp4"
+    make_photo_clip(photo, coarse, (160, 96), video_quality=40, noise=8.0, **still)
+    assert coarse.stat().st_size < noisy.stat().st_size  # a higher CRF spends fewer bits

@@ -145,3 +145,35 @@ def test_the_progress_bar_reports_frames_per_second(tmp_path, example_image, mon
     transcode_video(source, tmp_path / "out.mp4", lambda rgb, time: rgb, progress=True)
     line = bars[0]  # (tqdm closes a bar again when it is collected)
     assert "5/5" in line and re.search(r"\d+(\.\d+)?frame/s", line)
+
+
+def test_the_faces_own_expression_is_read_slower_than_the_target_changes(pipe, monkeypatch):
+    """The change is the target minus the face's own expression: a step of the target (a keyframe) arrives within
+    12 frames at 25 frames/s, a smile of the face's own is read over more than 25, and a reading that flickers on
+    and off with every frame (as a talking face's does) moves the change less than when it was read as fast as the
+    target."""
+    from diffusers_led.geometry.action_units import landmark_displacements, neutral_shape
+    from diffusers_led.video import ExpressionKey, editor
+
+    still = neutral_shape() * 60.0 + 200.0  # a neutral face with 60 px between the eyes
+    smiling = still + 60.0 * landmark_displacements({"AU12": 1.0})
+
+    def changes(schedule, shapes, key="AU12"):
+        edit = VideoExpressionEditor(pipe, schedule)
+        return np.array([edit._change(0, shape, k / 25, 1.0).get(key, 0.0) for k, shape in enumerate(shapes)])
+
+    step = ExpressionSchedule(
+        [ExpressionKey(0.0, "neutral"), ExpressionKey(1.0, "neutral"), ExpressionKey(1.04, "happy")], 1.0
+    )
+    target = changes(step, [still] * 75)
+    arrived = np.flatnonzero(target >= 0.9 * target[-1])[0]
+    assert target[25] == 0.0 and arrived - 26 <= 12
+    to_neutral = ExpressionSchedule.constant("neutral", 1.0)
+    own = -changes(to_neutral, [still] * 25 + [smiling] * 50)  # the undo of a smile that appears at 1 s
+    assert own[-1] > 0.8 and own[25 + 25] < 0.9 * own[-1]
+
+    talking = [still + 60.0 * landmark_displacements({"AU12": level}) for level in (0.6, 1.4)] * 50
+    slow = np.abs(np.diff(changes(to_neutral, talking)[50:])).mean()
+    monkeypatch.setattr(editor, "OWN_CUTOFF", editor.CHANGE_CUTOFF)
+    fast = np.abs(np.diff(changes(to_neutral, talking)[50:])).mean()
+    assert slow < 0.6 * fast

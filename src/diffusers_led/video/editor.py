@@ -37,6 +37,12 @@ _UNIT_NAMES = tuple(sorted(ACTION_UNITS))
 #: Cutoff (Hz) of the action-unit change's low-pass: expressions change over a third of a second or more, the readings
 #: of one face jitter from frame to frame.
 CHANGE_CUTOFF = 1.0
+#: Cutoff (Hz) of the low-pass on the face's own expression as read on each frame, which the change is planned
+#: against (target minus current). Slower than the change's: the target is steady (or eased between keyframes), but
+#: the reading of a talking face moves with every syllable and with the landmarks' jitter, and an edit that undid
+#: each of those would move the face with them. A held expression is still read within a second or two. On a talking
+#: clip made from a tune photo (video/synthetic.py, noise and CRF 28) it took sad's flicker from 0.164 to 0.158.
+OWN_CUTOFF = 0.3
 #: The share of the asked-for movement below which a face's warp counts as held back (a fold avoided).
 HELD_BACK = 0.5
 
@@ -62,8 +68,8 @@ class VideoExpressionEditor:
         pipe: a [`LocalExpressionPipeline`] (its detector, and its `ratio_maps` when it has them, are used).
         schedule: what each face is moved toward over time (:class:`~diffusers_led.video.ExpressionSchedule`).
         detect_every: run the face detector every this many frames (and whenever a face is lost).
-        smooth: smooth landmarks, action-unit changes and warp fields in time (off: each frame's own reading, as
-            independent photo edits would; for comparison).
+        smooth: smooth landmarks, the face's own expression, action-unit changes and warp fields in time (off:
+            each frame's own reading, as independent photo edits would; for comparison).
         min_face_size: smallest face (px) looked for.
     """
 
@@ -86,13 +92,17 @@ class VideoExpressionEditor:
         self.canonical_size = pipe.region_processor.canonical_size
         self.ratio_maps = getattr(pipe, "ratio_maps", None)
         self._change_filters: dict[int, OneEuroFilter] = {}
+        self._own_filters: dict[int, OneEuroFilter] = {}
         self._field_filters: dict[int, WarpFieldFilter] = {}
         self.stats = VideoEditStats()
 
     def _change(self, track_id: int, shape: np.ndarray, time: float, presence: float) -> dict[str, float]:
         """The face's action-unit change at ``time``: scheduled, scaled by its presence, smoothed in time."""
-        own = {name: value for name, value in estimate_action_units(shape).items() if name not in SPEECH_UNITS}
-        change = self.schedule.change_at(time, own)
+        reading = estimate_action_units(shape)
+        own = np.array([0.0 if name in SPEECH_UNITS else reading.get(name, 0.0) for name in _UNIT_NAMES])
+        if self.smooth:
+            own = self._own_filters.setdefault(track_id, OneEuroFilter(OWN_CUTOFF))(own, time)
+        change = self.schedule.change_at(time, {name: float(value) for name, value in zip(_UNIT_NAMES, own) if value})
         vector = np.array([presence * change.get(name, 0.0) for name in _UNIT_NAMES])
         if self.smooth:
             smoother = self._change_filters.setdefault(track_id, OneEuroFilter(CHANGE_CUTOFF))

@@ -1,22 +1,26 @@
 """Short clips made from one real photo, for tests, benchmarks and the demo: a camera that pans and zooms over the
-photo (so a face can enter or leave the frame), a jaw that opens and closes as in speech (the project's own
-action-unit warp, so the face moves like a talking one), variable frame rate and a tone as the audio track."""
+photo (so a face can enter or leave the frame) and rolls a little, a jaw that opens and closes as in speech and brief
+expressions (the project's own action-unit warp, so the face moves like a talking one), a camera's sensor noise, the
+encoder's loss at a chosen quality, variable frame rate and a tone as the audio track."""
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 
 import cv2
 import numpy as np
 
-__all__ = ["CameraKey", "make_photo_clip"]
+__all__ = ["CameraKey", "ExpressionBump", "make_photo_clip"]
 
 #: A camera position: ``(time in [0, 1] of the clip, centre x, centre y, zoom)``; centre in photo pixels, zoom 1
 #: shows the photo's full height.
 CameraKey = tuple[float, float, float, float]
+#: A brief expression of the clip's face: ``(start s, end s, action units)``, eased in over its first and out over
+#: its last third.
+ExpressionBump = tuple[float, float, Mapping[str, float]]
 
 
 def _camera_at(keys: Sequence[CameraKey], t: float) -> tuple[float, float, float]:
@@ -32,9 +36,9 @@ def _camera_at(keys: Sequence[CameraKey], t: float) -> tuple[float, float, float
     return keys[-1][1:]
 
 
-def _speaking(photo: np.ndarray) -> Callable[[float], np.ndarray]:
-    """A function of ``phase`` in [0, 1] giving ``photo`` with its first face's jaw dropped that far into a
-    speaking movement (AU26); the photo itself when it has no face."""
+def _moving_face(photo: np.ndarray) -> Callable[[Mapping[str, float]], np.ndarray]:
+    """A function of action units giving ``photo`` with its first face moved by them (the photo itself when it has
+    no face or no unit is set)."""
     from ..faces.detection import face_shape
     from ..faces.loader import load_face_detector
     from ..geometry.transforms import alignment_matrix
@@ -42,14 +46,29 @@ def _speaking(photo: np.ndarray) -> Callable[[float], np.ndarray]:
 
     faces = load_face_detector("dlib").detect(photo)
     if not faces:
-        return lambda phase: photo
+        return lambda units: photo
     shape = face_shape(photo, faces[0])
 
-    def speak(phase: float) -> np.ndarray:
-        warp = action_unit_warp(shape, alignment_matrix(faces[0].landmarks), {"AU26": 0.6 * phase}, photo.shape[:2])
+    def move(units: Mapping[str, float]) -> np.ndarray:
+        units = {name: value for name, value in units.items() if value}
+        warp = action_unit_warp(shape, alignment_matrix(faces[0].landmarks), units, photo.shape[:2]) if units else None
         return photo if warp is None else warp.apply(photo)
 
-    return speak
+    return move
+
+
+def _face_units(time: float, talk_hz: float, bumps: Sequence[ExpressionBump]) -> dict[str, float]:
+    """The face's action units at ``time`` s: the jaw of speech (AU26, ``talk_hz`` openings a second) plus the
+    brief expressions under way."""
+    units = {"AU26": 0.3 - 0.3 * math.cos(2 * math.pi * talk_hz * time)} if talk_hz else {}
+    for start, end, bump in bumps:
+        if start < time < end:
+            ramp = max(end - start, 1e-9) / 3
+            weight = min((time - start) / ramp, (end - time) / ramp, 1.0)
+            weight = weight * weight * (3 - 2 * weight)
+            for name, value in bump.items():
+                units[name] = units.get(name, 0.0) + weight * value
+    return units
 
 
 def make_photo_clip(
@@ -64,6 +83,10 @@ def make_photo_clip(
     audio: bool = True,
     rotation: int = 0,
     codec: str = "libx264",
+    expressions: Sequence[ExpressionBump] = (),
+    roll_degrees: float = 0.0,
+    noise: float = 0.0,
+    video_quality: int | None = None,
 ) -> None:
     """Write a clip of ``photo`` (``HxWx3`` uint8 RGB) seen by a moving camera.
 
@@ -80,6 +103,10 @@ def make_photo_clip(
         rotation: display rotation metadata (degrees counter-clockwise); frames are stored turned the other way,
             so they display upright.
         codec: the video encoder.
+        expressions: brief expressions of the face (see :data:`ExpressionBump`), on top of its speech.
+        roll_degrees: the camera rolls back and forth this far (degrees, once every 3 s), as a hand-held one.
+        noise: a camera's sensor noise, its standard deviation in grey levels, fresh on every frame.
+        video_quality: the H.264 encoder's CRF (23, its default, when ``None``).
     """
     import av
 
@@ -88,7 +115,7 @@ def make_photo_clip(
         camera = [(0.0, width / 2, height / 2, 1.0), (1.0, width / 2, height / 2, 1.3)]
     out_w, out_h = size
     time_base = Fraction(1, 90000)
-    speak = _speaking(photo) if talk_hz else None
+    move = _moving_face(photo) if talk_hz or expressions else None
     rng = np.random.default_rng(0)
     steps = rng.uniform(0.5, 1.5, frames) if variable_rate else np.ones(frames)
     times = np.concatenate([[0.0], np.cumsum(steps[:-1])]) / fps
@@ -97,6 +124,8 @@ def make_photo_clip(
         video = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
         coded_w, coded_h = (out_h, out_w) if rotation % 180 else (out_w, out_h)
         video.width, video.height, video.pix_fmt = coded_w, coded_h, "yuv420p"
+        if video_quality is not None:
+            video.options = {"crf": str(video_quality)}
         video.time_base = video.codec_context.time_base = time_base
         if rotation:
             video.set_display_rotation(rotation)
@@ -107,9 +136,10 @@ def make_photo_clip(
         for index, time in enumerate(times):
             t = index / max(frames - 1, 1)
             cx, cy, zoom = _camera_at(camera, t)
-            source = photo if speak is None else speak(0.5 - 0.5 * math.cos(2 * math.pi * talk_hz * time))
-            scale = out_h / (height / zoom)
-            matrix = np.float32([[scale, 0, out_w / 2 - scale * cx], [0, scale, out_h / 2 - scale * cy]])
+            source = photo if move is None else move(_face_units(time, talk_hz, expressions))
+            roll = roll_degrees * math.sin(2 * math.pi * time / 3.0)
+            matrix = cv2.getRotationMatrix2D((cx, cy), roll, out_h / (height / zoom))
+            matrix[:, 2] += (out_w / 2 - cx, out_h / 2 - cy)
             frame = cv2.warpAffine(
                 source,
                 matrix,
@@ -118,6 +148,8 @@ def make_photo_clip(
                 borderMode=cv2.BORDER_CONSTANT,
                 borderValue=(90, 90, 90),
             )
+            if noise:
+                frame = np.clip(frame + rng.normal(0.0, noise, frame.shape), 0, 255).astype(np.uint8)
             frame = np.ascontiguousarray(np.rot90(frame, -(rotation // 90) % 4))
             encoded = av.VideoFrame.from_ndarray(frame, format="rgb24")
             encoded.pts, encoded.time_base = round(time / time_base), time_base
