@@ -25,6 +25,7 @@ from diffusers_led.geometry.action_units import (
     parse_action_units,
 )
 from diffusers_led.geometry.warp import (
+    DARKEN_INSIDE,
     action_unit_warp,
     inner_mouth_mask,
     keep_lids_apart,
@@ -260,14 +261,53 @@ def test_a_narrowing_mouth_covers_its_teeth_instead_of_squeezing_them():
     alignment = np.array([[1.0, 0, 0], [0, 1.0, 0]])
     warp = action_unit_warp(shape, alignment, {"AU12": -1.0}, image.shape[:2])  # a smile undone: corners in, down
     assert warp.mouth is not None and not warp.mouth.opens
-    x0, y0 = warp.roi[:2]
-    teeth = (warp.mouth.inside == 1) & (warp.mouth.upper == 1) & (warp.weight > 0)
+    x0, y0, x1, y1 = warp.roi
+    upper, _ = warp.mouth.teeth_halves(image[y0:y1, x0:x1])
+    teeth = (warp.mouth.inside == 1) & (upper == 1) & (warp.weight > 0)
     assert teeth.sum() > 20
     rows, cols = np.nonzero(teeth)
     plain_shift = np.hypot(warp.map_x[teeth] - (cols + x0), warp.map_y[teeth] - (rows + y0))
     assert plain_shift.max() > 1.0, "the plain warp would have moved (squeezed) these teeth"
     out = warp.apply(image)
     assert np.array_equal(out[rows + y0, cols + x0], image[rows + y0, cols + x0]), "the teeth stay where they were"
+
+
+def test_a_laughs_upper_teeth_go_whole_with_the_upper_jaw():
+    """Bright upper teeth over most of the opening and a dark shadow below them: the jaw splits at the shadow, so
+    the upper teeth stay whole where they were instead of their lower edge dropping with the jaw."""
+    image, shape = _open_toothy_mouth()
+    alignment = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    warp = action_unit_warp(shape, alignment, {"AU26": 0.5}, image.shape[:2])
+    assert warp.mouth is not None and warp.mouth.opens
+    x0, y0, x1, y1 = warp.roi
+    laugh = image.copy()
+    crop = laugh[y0:y1, x0:x1]
+    inside = warp.mouth.was_inside > 0.5
+    crop[inside & (warp.mouth.was_across < 0.7)] = 230  # the upper teeth
+    crop[inside & (warp.mouth.was_across >= 0.7)] = 40  # the shadow over the lower lip
+    assert warp.mouth.jaw_split(crop) > 0.7
+    upper, _ = warp.mouth.teeth_halves(crop)
+    teeth = (upper == 1) & (warp.mouth.inside == 1) & (warp.weight > 0)
+    rows, cols = np.nonzero(teeth)
+    assert warp.mouth.was_across[teeth].max() > 0.6, "the teeth's lower edge belongs to the upper jaw"
+    out = warp.apply(laugh)
+    assert np.array_equal(out[rows + y0, cols + x0], laugh[rows + y0, cols + x0]), "the upper teeth stay whole"
+
+
+def test_an_opened_mouths_inside_is_as_dark_beside_its_lips_on_dim_and_bright_faces():
+    """The inside's shade is a share of the lips' own tone, so a dim face's opened mouth is not a black hole."""
+    import cv2
+
+    image, shape = synthetic_face()
+    lips = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(lips, [np.round(shape[48:60]).astype(np.int32)], 1)
+    image[lips > 0] = (200, 90, 90)  # red lips
+    warp = action_unit_warp(shape, np.array([[1.0, 0, 0], [0, 1.0, 0]]), {"AU26": 1.0}, image.shape[:2])
+    bright = warp.mouth.shade(image)
+    dim = warp.mouth.shade((image * 0.4).astype(np.uint8))
+    tone_ratio = warp.mouth.lip_tone((image * 0.4).astype(np.uint8)) / warp.mouth.lip_tone(image)
+    assert np.allclose(dim, bright * tone_ratio, atol=1e-3)
+    assert np.allclose(warp.mouth.shade(image)[warp.mouth.across < 0.3], DARKEN_INSIDE * warp.mouth.lip_tone(image))
 
 
 def test_a_wide_open_mouth_closes_as_far_as_the_warp_allows_and_the_rest_of_the_edit_stays_whole():

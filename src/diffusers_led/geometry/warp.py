@@ -41,16 +41,12 @@ RING_MARGIN = 0.45
 RING_FEATHER = 0.35
 #: Lips parted further than this (inter-ocular distances) show the inside of the mouth (MouthInside).
 MIN_LIP_PARTING = 0.03
-#: The inside of an open mouth under the upper lip (the roof, in the deepest shadow) against the darkest part of
-#: the lips.
-DARKEN_INSIDE = 0.3
-#: The floor of an opened mouth (the tongue, lit from the front) against the lips' own red, and from where across
-#: the opening (0 at the upper inner lip, 1 at the lower) its shade rises over the dark inside, and to how much.
-#: A flat fill (0.45 of the darkest lips everywhere) looked cut out; a dark roof over a lit tongue reads as a mouth
-#: and, on the real-photo tune split, as more surprised (mean p(surprised) 0.650 -> 0.687, top-1 9/11 both; a lit
-#: floor under the old roof, 0.606: the judge wants the dark, the eye wants its shape). Fearful's parted lips: 0.244
-#: both. On the CK+ calibration people's surprise edits: top-1 41/54 both, mean p 0.679 -> 0.686, 59 -> 58 of 60
-#: people kept (largest distance 0.609 -> 0.604).
+#: The inside of an open mouth under the upper lip (the roof, in the deepest shadow) against the lips' own middle
+#: tone. Set against the lips' darkest tenth, it was near-black on dim or dark-skinned faces (whose darkest lip
+#: pixels are the seam's shadow: 0.32-0.51 of their middle tone on the tune split, against 0.63-0.70 on the
+#: brightly lit ones); against their middle tone it is equally dark beside the lips on every face. 0.2 is what
+#: 0.3 of the darkest tenth gave on the well-lit faces.
+DARKEN_INSIDE = 0.2
 TONGUE_SHADE = 0.55
 TONGUE_FROM = 0.55
 TONGUE_SHARE = 0.6
@@ -59,8 +55,10 @@ TONGUE_SHARE = 0.6
 OPEN_MOUTH = 0.1
 #: How far into an opened mouth the lips' shade reaches before its dark inside (inter-ocular distances).
 LIP_SHADE = 0.06
-#: The soft edge between what the upper and the lower teeth showed, as a fraction of the opening.
+#: The soft edge between what the upper and the lower teeth showed, as a fraction of the opening, and the bands
+#: across the opening among which the darkest (the gap between them) is sought.
 JAW_SPLIT_FEATHER = 0.2
+JAW_SPLIT_BANDS = 10
 UPPER_INNER_LIP = [60, 61, 62, 63, 64]
 LOWER_INNER_LIP = [60, 67, 66, 65, 64]
 
@@ -193,8 +191,10 @@ class MouthInside:
         inside: ``float32`` over the warp's ROI, the soft inner lip contour after the warp (what this fills).
         depth: ``float32`` over the ROI, 0 at the inner lip line rising to 1 a little inside it: the dark of an
             opened mouth deepens away from the lips instead of starting at a hard edge.
-        upper, lower: ``float32`` over the ROI, the soft upper and lower half of the inside before the warp (what
-            each jaw's teeth showed).
+        was_inside: ``float32`` over the ROI, the soft inner lip contour before the warp (what the teeth showed);
+            zeros where the lips were shut (their seam moves with them).
+        was_across: ``float32`` over the ROI, where each pixel lay between the upper (0) and lower (1) inner lip
+            before the warp: what lies above the inside's darkest band showed the upper teeth, below it the lower.
         jaw_shift: ``(dx, dy)`` px the lower teeth move: with the middle of the lower lip, which the jaw carries.
         lips: the outer lip contour before the warp (image px): the dark inside takes the colour of its darkest part.
         opens: whether the warp parts the lips further (only then may texture re-make the inside).
@@ -204,8 +204,8 @@ class MouthInside:
 
     inside: np.ndarray
     depth: np.ndarray
-    upper: np.ndarray
-    lower: np.ndarray
+    was_inside: np.ndarray
+    was_across: np.ndarray
     jaw_shift: np.ndarray
     lips: np.ndarray
     opens: bool
@@ -218,32 +218,44 @@ class MouthInside:
         pixels = image[inside > 0].reshape(-1, 1 if image.ndim == 2 else image.shape[2]).astype(np.float32)
         return pixels, pixels.mean(1)
 
-    def colour(self, image: np.ndarray) -> np.ndarray:
-        """The inside of the mouth: the darkest tenth of the pixels within the lips, darkened further."""
+    def lip_tone(self, image: np.ndarray) -> np.ndarray:
+        """The lips' own colour: the mean of their middle grey levels (neither the dark seam nor teeth)."""
         pixels, level = self._lip_pixels(image)
         if len(pixels) == 0:
-            return np.full(pixels.shape[1], 40.0, dtype=np.float32)
-        darkest = pixels[level <= np.percentile(level, 10)]
-        return DARKEN_INSIDE * darkest.mean(0)
-
-    def tongue(self, image: np.ndarray) -> np.ndarray:
-        """The floor of the mouth: the lips' own red (their middle grey levels: neither the dark seam nor teeth),
-        in shadow."""
-        pixels, level = self._lip_pixels(image)
-        if len(pixels) == 0:
-            return np.full(pixels.shape[1], 60.0, dtype=np.float32)
-        middle = pixels[(level >= np.percentile(level, 25)) & (level <= np.percentile(level, 60))]
-        return TONGUE_SHADE * middle.mean(0)
+            return np.full(pixels.shape[1], 110.0, dtype=np.float32)
+        return pixels[(level >= np.percentile(level, 25)) & (level <= np.percentile(level, 60))].mean(0)
 
     def shade(self, image: np.ndarray) -> np.ndarray:
-        """The colour of the opened inside over the ROI: dark under the upper lip, the tongue's shade rising toward
-        the lower lip."""
-        dark = self.colour(image)
+        """The colour of the opened inside over the ROI: the lips' own colour in deep shadow under the upper lip, the
+        tongue's shade rising toward the lower lip."""
+        tone = self.lip_tone(image)
+        dark = DARKEN_INSIDE * tone
         if self.across is None:
             return np.broadcast_to(dark, (*self.inside.shape, dark.shape[0]))
         rise = np.clip((self.across - TONGUE_FROM) / (1.0 - TONGUE_FROM), 0.0, 1.0)
         share = TONGUE_SHARE * rise * rise * (3.0 - 2.0 * rise)  # smoothstep: no line where the floor begins
-        return (1.0 - share[:, :, None]) * dark + share[:, :, None] * self.tongue(image)
+        return (1.0 - share[:, :, None]) * dark + share[:, :, None] * TONGUE_SHADE * tone
+
+    def jaw_split(self, image: np.ndarray) -> float:
+        """Where across the mouth before the warp (0 at the upper inner lip, 1 at the lower) the upper teeth end and
+        the lower jaw's begin: the darkest band of the inside (the gap between the teeth, or the shadow below a
+        laugh's upper teeth over the lower lip), not its middle, which cut a laugh's upper teeth in two."""
+        was_inside = self.was_inside > 0.5
+        if was_inside.sum() < JAW_SPLIT_BANDS:
+            return 0.5
+        level = image[was_inside].reshape(int(was_inside.sum()), -1).astype(np.float32).mean(1)
+        band = np.clip((self.was_across[was_inside] * JAW_SPLIT_BANDS).astype(int), 0, JAW_SPLIT_BANDS - 1)
+        count = np.bincount(band, minlength=JAW_SPLIT_BANDS)
+        mean = np.bincount(band, weights=level, minlength=JAW_SPLIT_BANDS) / np.maximum(count, 1)
+        mean[count == 0] = np.inf
+        return float((np.argmin(mean) + 0.5) / JAW_SPLIT_BANDS)
+
+    def teeth_halves(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The soft upper and lower part of the inside before the warp (what each jaw's teeth showed), over the ROI
+        of ``image`` (the ROI's pixels)."""
+        split = self.jaw_split(image)
+        upper_share = np.clip((split - self.was_across) / JAW_SPLIT_FEATHER + 0.5, 0.0, 1.0)
+        return self.was_inside * upper_share, self.was_inside * (1.0 - upper_share)
 
     def apply(self, image: np.ndarray, warped: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
         """``warped`` (the ROI of the plain warp) with the inside of the lips re-made."""
@@ -251,12 +263,13 @@ class MouthInside:
         size = (x1 - x0, y1 - y0)
         dx, dy = (float(v) for v in self.jaw_shift)
         upper_teeth = image[y0:y1, x0:x1].astype(np.float32)
+        upper, lower = self.teeth_halves(image[y0:y1, x0:x1])
         # An output pixel q takes the lower jaw's content (and its mask) from q - jaw_shift.
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         jaw = np.float32([[1, 0, x0 - dx], [0, 1, y0 - dy]])
         lower_teeth = cv2.warpAffine(image, jaw, size, flags=flags, borderMode=cv2.BORDER_REFLECT101)
-        lower = cv2.warpAffine(self.lower, np.float32([[1, 0, -dx], [0, 1, -dy]]), size, flags=flags)
-        upper, inside = self.upper, self.inside
+        lower = cv2.warpAffine(lower, np.float32([[1, 0, -dx], [0, 1, -dy]]), size, flags=flags)
+        inside = self.inside
         if image.ndim == 3:
             upper, lower, inside = upper[:, :, None], lower[:, :, None], inside[:, :, None]
         warped = warped.astype(np.float32)
@@ -472,16 +485,6 @@ def _gap_position(shape: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarr
     return (v - top) / np.maximum(np.interp(s, lower_lip[:, 0], lower_lip[:, 1]) - top, 1e-9)
 
 
-def _teeth_halves(shape: np.ndarray, roi: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """The soft upper and lower half of the inside of the lips before the warp, over ``roi``: where each pixel sat
-    between the upper (t = 0) and lower (t = 1) inner lip, the upper half belonging to the upper teeth."""
-    x0, y0, x1, y1 = roi
-    was_inside = _polygon_mask(_inner_lip_outline(shape), (x0, y0), (x1 - x0, y1 - y0))
-    t = _gap_position(shape, roi)
-    upper_share = np.clip((0.5 - t) / JAW_SPLIT_FEATHER + 0.5, 0.0, 1.0).astype(np.float32)
-    return was_inside * upper_share, was_inside * (1.0 - upper_share)
-
-
 def _mouth_inside(shape: np.ndarray, displacement: np.ndarray, roi: tuple[int, int, int, int]) -> MouthInside | None:
     """How to fill the inside of the lips after the warp (see :class:`MouthInside`), or ``None`` when the lips do
     not move or are shut before and after."""
@@ -496,14 +499,14 @@ def _mouth_inside(shape: np.ndarray, displacement: np.ndarray, roi: tuple[int, i
     feather = max(LIP_SHADE * inter_ocular(shape), 1.0)
     depth = np.clip(cv2.distanceTransform((inside > 0.5).astype(np.uint8), cv2.DIST_L2, 3) / feather, 0.0, 1.0)
     if before < OPEN_MOUTH:  # the lips' seam, not teeth: it moves with the lips (the plain warp)
-        upper = lower = np.zeros(inside.shape, dtype=np.float32)
+        was_inside = np.zeros(inside.shape, dtype=np.float32)
     else:
-        upper, lower = _teeth_halves(shape, roi)
+        was_inside = _polygon_mask(_inner_lip_outline(shape), (x0, y0), size)
     return MouthInside(
         inside=inside,
         depth=depth.astype(np.float32),
-        upper=upper,
-        lower=lower,
+        was_inside=was_inside,
+        was_across=_gap_position(shape, roi).astype(np.float32),
         jaw_shift=displacement[LOWER_INNER_LIP[1:4]].mean(0),
         lips=shape[48:60],
         opens=after - before >= MIN_LIP_PARTING,
