@@ -367,7 +367,7 @@ def plan_face_warp(
         moved = shape + displacement
     shift = np.hypot(map_x - np.arange(x0, x1, dtype=np.float32)[None, :], map_y - np.arange(y0, y1)[:, None])
     weight[shift < 0.02] = 0.0  # moved by under 1/50 px: left untouched
-    mouth = _mouth_inside(shape, displacement, roi)
+    mouth = _mouth_inside(shape, displacement, roi, map_x, map_y)
     moved = moved.astype(np.float32)
     return FaceWarp(roi=roi, map_x=map_x, map_y=map_y, weight=weight, shape=moved, ring=ring, mouth=mouth, kept=kept)
 
@@ -485,9 +485,15 @@ def _gap_position(shape: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarr
     return (v - top) / np.maximum(np.interp(s, lower_lip[:, 0], lower_lip[:, 1]) - top, 1e-9)
 
 
-def _mouth_inside(shape: np.ndarray, displacement: np.ndarray, roi: tuple[int, int, int, int]) -> MouthInside | None:
-    """How to fill the inside of the lips after the warp (see :class:`MouthInside`), or ``None`` when the lips do
-    not move or are shut before and after."""
+def _mouth_inside(
+    shape: np.ndarray,
+    displacement: np.ndarray,
+    roi: tuple[int, int, int, int],
+    map_x: np.ndarray,
+    map_y: np.ndarray,
+) -> MouthInside | None:
+    """How to fill the inside of the lips after the warp (see :class:`MouthInside`; ``map_x``, ``map_y``: the
+    plain warp's backward maps), or ``None`` when the lips do not move or are shut before and after."""
     moved = shape + displacement
     before = mouth_opening(shape)
     after = mouth_opening(moved) * inter_ocular(moved) / max(inter_ocular(shape), 1e-9)  # in the old face's units
@@ -502,6 +508,10 @@ def _mouth_inside(shape: np.ndarray, displacement: np.ndarray, roi: tuple[int, i
         was_inside = np.zeros(inside.shape, dtype=np.float32)
     else:
         was_inside = _polygon_mask(_inner_lip_outline(shape), (x0, y0), size)
+        # Where the plain warp would draw the old inside outside both jaws' teeth (a corner pulled sideways
+        # stretches the teeth at the old corner into a bright strip), the opened mouth shows its own inside.
+        drawn_from_inside = cv2.remap(was_inside, map_x - x0, map_y - y0, cv2.INTER_LINEAR, borderValue=0)
+        depth = np.maximum(depth, drawn_from_inside)
     return MouthInside(
         inside=inside,
         depth=depth.astype(np.float32),
