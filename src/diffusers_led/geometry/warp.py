@@ -59,6 +59,9 @@ LIP_SHADE = 0.06
 #: across the opening among which the darkest (the gap between them) is sought.
 JAW_SPLIT_FEATHER = 0.2
 JAW_SPLIT_BANDS = 10
+#: Bands next to either lip left out of that search: they hold the lip's own inner edge and its shadow (on a smile
+#: with both rows of teeth, the shadow under the upper lip was darker than the gap between the rows).
+JAW_SPLIT_EDGE_BANDS = 2
 UPPER_INNER_LIP = [60, 61, 62, 63, 64]
 LOWER_INNER_LIP = [60, 67, 66, 65, 64]
 
@@ -190,7 +193,8 @@ class MouthInside:
     Attributes:
         inside: ``float32`` over the warp's ROI, the soft inner lip contour after the warp (what this fills).
         depth: ``float32`` over the ROI, 0 at the inner lip line rising to 1 a little inside it: the dark of an
-            opened mouth deepens away from the lips instead of starting at a hard edge.
+            opened mouth deepens away from the lips instead of starting at a hard edge; 1 also where the plain warp
+            would draw the old inside stretched (beyond the teeth kept in place).
         was_inside: ``float32`` over the ROI, the soft inner lip contour before the warp (what the teeth showed);
             zeros where the lips were shut (their seam moves with them).
         was_across: ``float32`` over the ROI, where each pixel lay between the upper (0) and lower (1) inner lip
@@ -238,8 +242,9 @@ class MouthInside:
 
     def jaw_split(self, image: np.ndarray) -> float:
         """Where across the mouth before the warp (0 at the upper inner lip, 1 at the lower) the upper teeth end and
-        the lower jaw's begin: the darkest band of the inside (the gap between the teeth, or the shadow below a
-        laugh's upper teeth over the lower lip), not its middle, which cut a laugh's upper teeth in two."""
+        the lower jaw's begin: the darkest band of the inside away from the lips (the gap between the teeth, or the
+        shadow below a laugh's upper teeth over the lower lip), not its middle, which cut a laugh's upper teeth in
+        two."""
         was_inside = self.was_inside > 0.5
         if was_inside.sum() < JAW_SPLIT_BANDS:
             return 0.5
@@ -248,6 +253,7 @@ class MouthInside:
         count = np.bincount(band, minlength=JAW_SPLIT_BANDS)
         mean = np.bincount(band, weights=level, minlength=JAW_SPLIT_BANDS) / np.maximum(count, 1)
         mean[count == 0] = np.inf
+        mean[:JAW_SPLIT_EDGE_BANDS] = mean[JAW_SPLIT_BANDS - JAW_SPLIT_EDGE_BANDS :] = np.inf
         return float((np.argmin(mean) + 0.5) / JAW_SPLIT_BANDS)
 
     def teeth_halves(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -501,8 +507,9 @@ def _mouth_inside(
         return None
     x0, y0, x1, y1 = roi
     size = (x1 - x0, y1 - y0)
+    iod = inter_ocular(shape)
     inside = _polygon_mask(_inner_lip_outline(moved), (x0, y0), size)
-    feather = max(LIP_SHADE * inter_ocular(shape), 1.0)
+    feather = max(LIP_SHADE * iod, 1.0)
     depth = np.clip(cv2.distanceTransform((inside > 0.5).astype(np.uint8), cv2.DIST_L2, 3) / feather, 0.0, 1.0)
     if before < OPEN_MOUTH:  # the lips' seam, not teeth: it moves with the lips (the plain warp)
         was_inside = np.zeros(inside.shape, dtype=np.float32)
