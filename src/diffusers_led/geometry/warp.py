@@ -53,6 +53,10 @@ TONGUE_SHARE = 0.6
 #: A mouth open this far (inter-ocular distances) shows teeth or its inside; dlib's inner lip points read a closed
 #: mouth's seam as a gap of up to about 0.07.
 OPEN_MOUTH = 0.1
+#: The share of its area (a backward map's Jacobian determinant) below which the plain warp's copy of the old
+#: inside counts as stretched and gives way to the opened mouth's own inside (from 1, unstretched, it gives way
+#: gradually).
+STRETCHED_AREA = 0.5
 #: How far into an opened mouth the lips' shade reaches before its dark inside (inter-ocular distances).
 LIP_SHADE = 0.06
 #: The soft edge between what the upper and the lower teeth showed, as a fraction of the opening, and the bands
@@ -515,10 +519,14 @@ def _mouth_inside(
         was_inside = np.zeros(inside.shape, dtype=np.float32)
     else:
         was_inside = _polygon_mask(_inner_lip_outline(shape), (x0, y0), size)
-        # Where the plain warp would draw the old inside outside both jaws' teeth (a corner pulled sideways
-        # stretches the teeth at the old corner into a bright strip), the opened mouth shows its own inside.
+        # Where the plain warp would stretch the old inside outside both jaws' teeth (a corner pulled sideways drew
+        # the teeth at the old corner as a bright strip), the opened mouth shows its own inside; what it only moves
+        # (a lip raised whole) it keeps.
         drawn_from_inside = cv2.remap(was_inside, map_x - x0, map_y - y0, cv2.INTER_LINEAR, borderValue=0)
-        depth = np.maximum(depth, drawn_from_inside)
+        dxx, dxy = np.gradient(map_x.astype(np.float64))[::-1]
+        dyx, dyy = np.gradient(map_y.astype(np.float64))[::-1]
+        stretch = np.clip((1.0 - (dxx * dyy - dxy * dyx)) / (1.0 - STRETCHED_AREA), 0.0, 1.0)
+        depth = np.maximum(depth, drawn_from_inside * stretch.astype(np.float32))
     return MouthInside(
         inside=inside,
         depth=depth.astype(np.float32),
