@@ -25,6 +25,8 @@ from diffusers_led.geometry.action_units import (
     parse_action_units,
 )
 from diffusers_led.geometry.warp import (
+    DARKEN_INSIDE,
+    LIP_SHADE,
     action_unit_warp,
     inner_mouth_mask,
     keep_lids_apart,
@@ -242,7 +244,8 @@ def test_an_opened_mouth_is_shaded_dark_roof_and_lit_tongue_not_a_flat_hole():
 
 
 def _open_toothy_mouth(size: int = 240) -> tuple[np.ndarray, np.ndarray]:
-    """The synthetic face with its jaw dropped 0.25 inter-ocular distances and random 'teeth' between the lips."""
+    """The synthetic face with its jaw dropped 0.25 inter-ocular distances and random 'teeth' between the lips, the
+    upper and lower row parted by a dark gap halfway."""
     import cv2
 
     image, shape = synthetic_face(size)
@@ -252,6 +255,8 @@ def _open_toothy_mouth(size: int = 240) -> tuple[np.ndarray, np.ndarray]:
     inside = np.zeros(image.shape[:2], np.uint8)
     cv2.fillPoly(inside, [np.round(shape[60:68]).astype(np.int32)], 1)
     image[inside > 0] = teeth[inside > 0]
+    gap = (shape[[61, 62, 63]] + shape[[67, 66, 65]]) / 2
+    cv2.polylines(image, [np.round(gap).astype(np.int32)], False, (30, 30, 30), 3)  # the corners show teeth
     return image, shape
 
 
@@ -260,14 +265,84 @@ def test_a_narrowing_mouth_covers_its_teeth_instead_of_squeezing_them():
     alignment = np.array([[1.0, 0, 0], [0, 1.0, 0]])
     warp = action_unit_warp(shape, alignment, {"AU12": -1.0}, image.shape[:2])  # a smile undone: corners in, down
     assert warp.mouth is not None and not warp.mouth.opens
-    x0, y0 = warp.roi[:2]
-    teeth = (warp.mouth.inside == 1) & (warp.mouth.upper == 1) & (warp.weight > 0)
+    x0, y0, x1, y1 = warp.roi
+    upper, _ = warp.mouth.teeth_halves(image[y0:y1, x0:x1])
+    teeth = (warp.mouth.inside == 1) & (upper == 1) & (warp.weight > 0)
     assert teeth.sum() > 20
     rows, cols = np.nonzero(teeth)
     plain_shift = np.hypot(warp.map_x[teeth] - (cols + x0), warp.map_y[teeth] - (rows + y0))
     assert plain_shift.max() > 1.0, "the plain warp would have moved (squeezed) these teeth"
     out = warp.apply(image)
     assert np.array_equal(out[rows + y0, cols + x0], image[rows + y0, cols + x0]), "the teeth stay where they were"
+
+
+def test_a_laughs_upper_teeth_go_whole_with_the_upper_jaw():
+    """Bright upper teeth over most of the opening and a dark shadow below them: the jaw splits at the shadow (not
+    at the upper lip's own darker one), so the upper teeth stay whole where they were instead of their lower edge
+    dropping with the jaw."""
+    image, shape = _open_toothy_mouth()
+    alignment = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    warp = action_unit_warp(shape, alignment, {"AU26": 0.5}, image.shape[:2])
+    assert warp.mouth is not None and warp.mouth.opens
+    x0, y0, x1, y1 = warp.roi
+    laugh = image.copy()
+    crop = laugh[y0:y1, x0:x1]
+    inside = warp.mouth.was_inside > 0.5
+    crop[inside & (warp.mouth.was_across < 0.7)] = 230  # the upper teeth
+    crop[inside & (warp.mouth.was_across >= 0.7)] = 40  # the shadow over the lower lip
+    crop[inside & (warp.mouth.was_across < 0.1)] = 20  # the upper lip's own shadow, darker still
+    assert warp.mouth.jaw_split(crop) > 0.7
+    upper, _ = warp.mouth.teeth_halves(crop)
+    teeth = (upper == 1) & (warp.mouth.inside == 1) & (warp.weight > 0)
+    rows, cols = np.nonzero(teeth)
+    assert warp.mouth.was_across[teeth].max() > 0.6, "the teeth's lower edge belongs to the upper jaw"
+    out = warp.apply(laugh)
+    assert np.array_equal(out[rows + y0, cols + x0], laugh[rows + y0, cols + x0]), "the upper teeth stay whole"
+
+
+def test_a_corner_pulled_sideways_does_not_stretch_the_teeth_into_a_strip():
+    """Lips stretched sideways and parted: where the new inside reaches beyond the old one, the plain warp would draw
+    the teeth at the old corners stretched; the more it stretches them, the more the mouth's own shaded inside is
+    drawn instead."""
+    import cv2
+
+    image, shape = _open_toothy_mouth()
+    alignment = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    warp = action_unit_warp(shape, alignment, {"AU20": 1.0, "AU26": 0.3}, image.shape[:2])
+    assert warp.mouth is not None and warp.mouth.opens
+    x0, y0, x1, y1 = warp.roi
+    out = warp.apply(image)[y0:y1, x0:x1].astype(float)
+    plain = cv2.remap(image, warp.map_x, warp.map_y, cv2.INTER_LINEAR).astype(float)
+    source_was_teeth = cv2.remap(warp.mouth.was_inside, warp.map_x - x0, warp.map_y - y0, cv2.INTER_LINEAR) > 0.9
+    _, lower = warp.mouth.teeth_halves(image[y0:y1, x0:x1])
+    jaw = np.float32([[1, 0, warp.mouth.jaw_shift[0]], [0, 1, warp.mouth.jaw_shift[1]]])
+    lower_teeth_moved = cv2.warpAffine(lower, jaw, (x1 - x0, y1 - y0)) > 0  # the lower teeth, with the jaw
+    beyond = (warp.mouth.inside > 0.99) & (warp.mouth.was_inside == 0) & source_was_teeth & (warp.weight > 0)
+    beyond &= ~lower_teeth_moved
+    # Near the lips, where the opened inside alone would still show the plain warp (its shade deepens inward).
+    from_lips = cv2.distanceTransform((warp.mouth.inside > 0.5).astype(np.uint8), cv2.DIST_L2, 3)
+    beyond &= from_lips < 0.5 * LIP_SHADE * inter_ocular(shape)
+    shade = warp.mouth.shade(image)
+    plain_from_shade = np.abs(plain[beyond] - shade[beyond]).mean()
+    assert beyond.sum() >= 8 and plain_from_shade > 30, "the plain warp draws teeth here"
+    # Stretched to about 0.55 of their area here: more the mouth's own inside than the plain warp (0.67 without).
+    assert np.abs(out[beyond] - shade[beyond]).mean() < 0.5 * plain_from_shade
+
+
+def test_an_opened_mouths_inside_is_as_dark_beside_its_lips_on_dim_and_bright_faces():
+    """The inside's shade is a share of the lips' own tone, so a dim face's opened mouth is not a black hole."""
+    import cv2
+
+    image, shape = synthetic_face()
+    lips = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(lips, [np.round(shape[48:60]).astype(np.int32)], 1)
+    image[lips > 0] = (200, 90, 90)  # red lips
+    warp = action_unit_warp(shape, np.array([[1.0, 0, 0], [0, 1.0, 0]]), {"AU26": 1.0}, image.shape[:2])
+    bright = warp.mouth.shade(image)
+    dim = warp.mouth.shade((image * 0.4).astype(np.uint8))
+    tone_ratio = warp.mouth.lip_tone((image * 0.4).astype(np.uint8)) / warp.mouth.lip_tone(image)
+    assert np.allclose(dim, bright * tone_ratio, atol=1e-3)
+    assert np.allclose(warp.mouth.shade(image)[warp.mouth.across < 0.3], DARKEN_INSIDE * warp.mouth.lip_tone(image))
 
 
 def test_a_wide_open_mouth_closes_as_far_as_the_warp_allows_and_the_rest_of_the_edit_stays_whole():

@@ -41,26 +41,31 @@ RING_MARGIN = 0.45
 RING_FEATHER = 0.35
 #: Lips parted further than this (inter-ocular distances) show the inside of the mouth (MouthInside).
 MIN_LIP_PARTING = 0.03
-#: The inside of an open mouth under the upper lip (the roof, in the deepest shadow) against the darkest part of
-#: the lips.
-DARKEN_INSIDE = 0.3
-#: The floor of an opened mouth (the tongue, lit from the front) against the lips' own red, and from where across
-#: the opening (0 at the upper inner lip, 1 at the lower) its shade rises over the dark inside, and to how much.
-#: A flat fill (0.45 of the darkest lips everywhere) looked cut out; a dark roof over a lit tongue reads as a mouth
-#: and, on the real-photo tune split, as more surprised (mean p(surprised) 0.650 -> 0.687, top-1 9/11 both; a lit
-#: floor under the old roof, 0.606: the judge wants the dark, the eye wants its shape). Fearful's parted lips: 0.244
-#: both. On the CK+ calibration people's surprise edits: top-1 41/54 both, mean p 0.679 -> 0.686, 59 -> 58 of 60
-#: people kept (largest distance 0.609 -> 0.604).
+#: The inside of an open mouth under the upper lip (the roof, in the deepest shadow) against the lips' own middle
+#: tone. Set against the lips' darkest tenth, it was near-black on dim or dark-skinned faces (whose darkest lip
+#: pixels are the seam's shadow: 0.32-0.51 of their middle tone on the tune split, against 0.63-0.70 on the
+#: brightly lit ones); against their middle tone it is equally dark beside the lips on every face. 0.2 is what
+#: 0.3 of the darkest tenth gave on the well-lit faces.
+DARKEN_INSIDE = 0.2
 TONGUE_SHADE = 0.55
 TONGUE_FROM = 0.55
 TONGUE_SHARE = 0.6
 #: A mouth open this far (inter-ocular distances) shows teeth or its inside; dlib's inner lip points read a closed
 #: mouth's seam as a gap of up to about 0.07.
 OPEN_MOUTH = 0.1
+#: The share of its area (a backward map's Jacobian determinant) below which the plain warp's copy of the old
+#: inside counts as stretched and gives way to the opened mouth's own inside (from 1, unstretched, it gives way
+#: gradually).
+STRETCHED_AREA = 0.5
 #: How far into an opened mouth the lips' shade reaches before its dark inside (inter-ocular distances).
 LIP_SHADE = 0.06
-#: The soft edge between what the upper and the lower teeth showed, as a fraction of the opening.
+#: The soft edge between what the upper and the lower teeth showed, as a fraction of the opening, and the bands
+#: across the opening among which the darkest (the gap between them) is sought.
 JAW_SPLIT_FEATHER = 0.2
+JAW_SPLIT_BANDS = 10
+#: Bands next to either lip left out of that search: they hold the lip's own inner edge and its shadow (on a smile
+#: with both rows of teeth, the shadow under the upper lip was darker than the gap between the rows).
+JAW_SPLIT_EDGE_BANDS = 2
 UPPER_INNER_LIP = [60, 61, 62, 63, 64]
 LOWER_INNER_LIP = [60, 67, 66, 65, 64]
 
@@ -192,9 +197,12 @@ class MouthInside:
     Attributes:
         inside: ``float32`` over the warp's ROI, the soft inner lip contour after the warp (what this fills).
         depth: ``float32`` over the ROI, 0 at the inner lip line rising to 1 a little inside it: the dark of an
-            opened mouth deepens away from the lips instead of starting at a hard edge.
-        upper, lower: ``float32`` over the ROI, the soft upper and lower half of the inside before the warp (what
-            each jaw's teeth showed).
+            opened mouth deepens away from the lips instead of starting at a hard edge; 1 also where the plain warp
+            would draw the old inside stretched (beyond the teeth kept in place).
+        was_inside: ``float32`` over the ROI, the soft inner lip contour before the warp (what the teeth showed);
+            zeros where the lips were shut (their seam moves with them).
+        was_across: ``float32`` over the ROI, where each pixel lay between the upper (0) and lower (1) inner lip
+            before the warp: what lies above the inside's darkest band showed the upper teeth, below it the lower.
         jaw_shift: ``(dx, dy)`` px the lower teeth move: with the middle of the lower lip, which the jaw carries.
         lips: the outer lip contour before the warp (image px): the dark inside takes the colour of its darkest part.
         opens: whether the warp parts the lips further (only then may texture re-make the inside).
@@ -204,8 +212,8 @@ class MouthInside:
 
     inside: np.ndarray
     depth: np.ndarray
-    upper: np.ndarray
-    lower: np.ndarray
+    was_inside: np.ndarray
+    was_across: np.ndarray
     jaw_shift: np.ndarray
     lips: np.ndarray
     opens: bool
@@ -218,32 +226,46 @@ class MouthInside:
         pixels = image[inside > 0].reshape(-1, 1 if image.ndim == 2 else image.shape[2]).astype(np.float32)
         return pixels, pixels.mean(1)
 
-    def colour(self, image: np.ndarray) -> np.ndarray:
-        """The inside of the mouth: the darkest tenth of the pixels within the lips, darkened further."""
+    def lip_tone(self, image: np.ndarray) -> np.ndarray:
+        """The lips' own colour: the mean of their middle grey levels (neither the dark seam nor teeth)."""
         pixels, level = self._lip_pixels(image)
         if len(pixels) == 0:
-            return np.full(pixels.shape[1], 40.0, dtype=np.float32)
-        darkest = pixels[level <= np.percentile(level, 10)]
-        return DARKEN_INSIDE * darkest.mean(0)
-
-    def tongue(self, image: np.ndarray) -> np.ndarray:
-        """The floor of the mouth: the lips' own red (their middle grey levels: neither the dark seam nor teeth),
-        in shadow."""
-        pixels, level = self._lip_pixels(image)
-        if len(pixels) == 0:
-            return np.full(pixels.shape[1], 60.0, dtype=np.float32)
-        middle = pixels[(level >= np.percentile(level, 25)) & (level <= np.percentile(level, 60))]
-        return TONGUE_SHADE * middle.mean(0)
+            return np.full(pixels.shape[1], 110.0, dtype=np.float32)
+        return pixels[(level >= np.percentile(level, 25)) & (level <= np.percentile(level, 60))].mean(0)
 
     def shade(self, image: np.ndarray) -> np.ndarray:
-        """The colour of the opened inside over the ROI: dark under the upper lip, the tongue's shade rising toward
-        the lower lip."""
-        dark = self.colour(image)
+        """The colour of the opened inside over the ROI: the lips' own colour in deep shadow under the upper lip, the
+        tongue's shade rising toward the lower lip."""
+        tone = self.lip_tone(image)
+        dark = DARKEN_INSIDE * tone
         if self.across is None:
             return np.broadcast_to(dark, (*self.inside.shape, dark.shape[0]))
         rise = np.clip((self.across - TONGUE_FROM) / (1.0 - TONGUE_FROM), 0.0, 1.0)
         share = TONGUE_SHARE * rise * rise * (3.0 - 2.0 * rise)  # smoothstep: no line where the floor begins
-        return (1.0 - share[:, :, None]) * dark + share[:, :, None] * self.tongue(image)
+        return (1.0 - share[:, :, None]) * dark + share[:, :, None] * TONGUE_SHADE * tone
+
+    def jaw_split(self, image: np.ndarray) -> float:
+        """Where across the mouth before the warp (0 at the upper inner lip, 1 at the lower) the upper teeth end and
+        the lower jaw's begin: the darkest band of the inside away from the lips (the gap between the teeth, or the
+        shadow below a laugh's upper teeth over the lower lip), not its middle, which cut a laugh's upper teeth in
+        two."""
+        was_inside = self.was_inside > 0.5
+        if was_inside.sum() < JAW_SPLIT_BANDS:
+            return 0.5
+        level = image[was_inside].reshape(int(was_inside.sum()), -1).astype(np.float32).mean(1)
+        band = np.clip((self.was_across[was_inside] * JAW_SPLIT_BANDS).astype(int), 0, JAW_SPLIT_BANDS - 1)
+        count = np.bincount(band, minlength=JAW_SPLIT_BANDS)
+        mean = np.bincount(band, weights=level, minlength=JAW_SPLIT_BANDS) / np.maximum(count, 1)
+        mean[count == 0] = np.inf
+        mean[:JAW_SPLIT_EDGE_BANDS] = mean[JAW_SPLIT_BANDS - JAW_SPLIT_EDGE_BANDS :] = np.inf
+        return float((np.argmin(mean) + 0.5) / JAW_SPLIT_BANDS)
+
+    def teeth_halves(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The soft upper and lower part of the inside before the warp (what each jaw's teeth showed), over the ROI
+        of ``image`` (the ROI's pixels)."""
+        split = self.jaw_split(image)
+        upper_share = np.clip((split - self.was_across) / JAW_SPLIT_FEATHER + 0.5, 0.0, 1.0)
+        return self.was_inside * upper_share, self.was_inside * (1.0 - upper_share)
 
     def apply(self, image: np.ndarray, warped: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
         """``warped`` (the ROI of the plain warp) with the inside of the lips re-made."""
@@ -251,12 +273,13 @@ class MouthInside:
         size = (x1 - x0, y1 - y0)
         dx, dy = (float(v) for v in self.jaw_shift)
         upper_teeth = image[y0:y1, x0:x1].astype(np.float32)
+        upper, lower = self.teeth_halves(image[y0:y1, x0:x1])
         # An output pixel q takes the lower jaw's content (and its mask) from q - jaw_shift.
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         jaw = np.float32([[1, 0, x0 - dx], [0, 1, y0 - dy]])
         lower_teeth = cv2.warpAffine(image, jaw, size, flags=flags, borderMode=cv2.BORDER_REFLECT101)
-        lower = cv2.warpAffine(self.lower, np.float32([[1, 0, -dx], [0, 1, -dy]]), size, flags=flags)
-        upper, inside = self.upper, self.inside
+        lower = cv2.warpAffine(lower, np.float32([[1, 0, -dx], [0, 1, -dy]]), size, flags=flags)
+        inside = self.inside
         if image.ndim == 3:
             upper, lower, inside = upper[:, :, None], lower[:, :, None], inside[:, :, None]
         warped = warped.astype(np.float32)
@@ -354,7 +377,7 @@ def plan_face_warp(
         moved = shape + displacement
     shift = np.hypot(map_x - np.arange(x0, x1, dtype=np.float32)[None, :], map_y - np.arange(y0, y1)[:, None])
     weight[shift < 0.02] = 0.0  # moved by under 1/50 px: left untouched
-    mouth = _mouth_inside(shape, displacement, roi)
+    mouth = _mouth_inside(shape, displacement, roi, map_x, map_y)
     moved = moved.astype(np.float32)
     return FaceWarp(roi=roi, map_x=map_x, map_y=map_y, weight=weight, shape=moved, ring=ring, mouth=mouth, kept=kept)
 
@@ -472,19 +495,15 @@ def _gap_position(shape: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarr
     return (v - top) / np.maximum(np.interp(s, lower_lip[:, 0], lower_lip[:, 1]) - top, 1e-9)
 
 
-def _teeth_halves(shape: np.ndarray, roi: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """The soft upper and lower half of the inside of the lips before the warp, over ``roi``: where each pixel sat
-    between the upper (t = 0) and lower (t = 1) inner lip, the upper half belonging to the upper teeth."""
-    x0, y0, x1, y1 = roi
-    was_inside = _polygon_mask(_inner_lip_outline(shape), (x0, y0), (x1 - x0, y1 - y0))
-    t = _gap_position(shape, roi)
-    upper_share = np.clip((0.5 - t) / JAW_SPLIT_FEATHER + 0.5, 0.0, 1.0).astype(np.float32)
-    return was_inside * upper_share, was_inside * (1.0 - upper_share)
-
-
-def _mouth_inside(shape: np.ndarray, displacement: np.ndarray, roi: tuple[int, int, int, int]) -> MouthInside | None:
-    """How to fill the inside of the lips after the warp (see :class:`MouthInside`), or ``None`` when the lips do
-    not move or are shut before and after."""
+def _mouth_inside(
+    shape: np.ndarray,
+    displacement: np.ndarray,
+    roi: tuple[int, int, int, int],
+    map_x: np.ndarray,
+    map_y: np.ndarray,
+) -> MouthInside | None:
+    """How to fill the inside of the lips after the warp (see :class:`MouthInside`; ``map_x``, ``map_y``: the
+    plain warp's backward maps), or ``None`` when the lips do not move or are shut before and after."""
     moved = shape + displacement
     before = mouth_opening(shape)
     after = mouth_opening(moved) * inter_ocular(moved) / max(inter_ocular(shape), 1e-9)  # in the old face's units
@@ -492,18 +511,27 @@ def _mouth_inside(shape: np.ndarray, displacement: np.ndarray, roi: tuple[int, i
         return None
     x0, y0, x1, y1 = roi
     size = (x1 - x0, y1 - y0)
+    iod = inter_ocular(shape)
     inside = _polygon_mask(_inner_lip_outline(moved), (x0, y0), size)
-    feather = max(LIP_SHADE * inter_ocular(shape), 1.0)
+    feather = max(LIP_SHADE * iod, 1.0)
     depth = np.clip(cv2.distanceTransform((inside > 0.5).astype(np.uint8), cv2.DIST_L2, 3) / feather, 0.0, 1.0)
     if before < OPEN_MOUTH:  # the lips' seam, not teeth: it moves with the lips (the plain warp)
-        upper = lower = np.zeros(inside.shape, dtype=np.float32)
+        was_inside = np.zeros(inside.shape, dtype=np.float32)
     else:
-        upper, lower = _teeth_halves(shape, roi)
+        was_inside = _polygon_mask(_inner_lip_outline(shape), (x0, y0), size)
+        # Where the plain warp would stretch the old inside outside both jaws' teeth (a corner pulled sideways drew
+        # the teeth at the old corner as a bright strip), the opened mouth shows its own inside; what it only moves
+        # (a lip raised whole) it keeps.
+        drawn_from_inside = cv2.remap(was_inside, map_x - x0, map_y - y0, cv2.INTER_LINEAR, borderValue=0)
+        dxx, dxy = np.gradient(map_x.astype(np.float64))[::-1]
+        dyx, dyy = np.gradient(map_y.astype(np.float64))[::-1]
+        stretch = np.clip((1.0 - (dxx * dyy - dxy * dyx)) / (1.0 - STRETCHED_AREA), 0.0, 1.0)
+        depth = np.maximum(depth, drawn_from_inside * stretch.astype(np.float32))
     return MouthInside(
         inside=inside,
         depth=depth.astype(np.float32),
-        upper=upper,
-        lower=lower,
+        was_inside=was_inside,
+        was_across=_gap_position(shape, roi).astype(np.float32),
         jaw_shift=displacement[LOWER_INNER_LIP[1:4]].mean(0),
         lips=shape[48:60],
         opens=after - before >= MIN_LIP_PARTING,
