@@ -185,6 +185,43 @@ def synthetic_face(size: int = 240) -> tuple[np.ndarray, np.ndarray]:
     return image, shape
 
 
+def test_the_inside_of_the_mouth_follows_the_mesh_inner_lips_where_the_68_points_sit_in_a_moustache():
+    from diffusers_led.geometry.warp import MESH_LOWER_INNER_LIP, MESH_UPPER_INNER_LIP
+
+    image, shape = synthetic_face()
+    # The mesh's inner lips: a mouth open by 0.15 inter-ocular distances (9 px) between the 68 points' corners.
+    t = np.linspace(0.0, 1.0, len(MESH_UPPER_INNER_LIP))
+    middle_y = shape[[60, 64], 1].mean()
+    along = shape[60, 0] + t * (shape[64, 0] - shape[60, 0])
+    half_gap = 4.5 * np.sin(np.pi * t)
+    mesh = np.zeros((478, 3))
+    mesh[MESH_UPPER_INNER_LIP, :2] = np.stack([along, middle_y - half_gap], axis=1)
+    mesh[MESH_LOWER_INNER_LIP, :2] = np.stack([along, middle_y + half_gap], axis=1)
+    # dlib's inner lips a lip-height too high and shut (in the moustache).
+    shape = shape.copy()
+    shape[60:68, 1] = middle_y - 10.0
+    alignment = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    with_mesh = action_unit_warp(shape, alignment, {"AU26": 0.6}, image.shape[:2], mesh=mesh)
+    without = action_unit_warp(shape, alignment, {"AU26": 0.6}, image.shape[:2])
+    x0, y0 = with_mesh.roi[:2]
+    mouth_middle = np.round([along[5] - x0, middle_y - y0]).astype(int)
+    dlib_middle = np.round([along[5] - x0, middle_y - 10.0 - y0]).astype(int)
+    # What showed between the lips before: the mesh's open mouth, not dlib's shut seam in the moustache.
+    assert with_mesh.mouth.was_inside[mouth_middle[1], mouth_middle[0]] > 0.9
+    assert with_mesh.mouth.was_inside[dlib_middle[1], dlib_middle[0]] == 0.0
+    assert without.mouth.was_inside.max() == 0.0
+    # After the warp: the inside lies between the mesh's lips, each moved as the 68 points' same lip moved (the
+    # jaw took the lower one down), not in the moustache.
+    column = round(along[5] - x0)
+    rows = np.flatnonzero(with_mesh.mouth.inside[:, column] > 0.5) + y0
+    upper_moved, lower_moved = (with_mesh.shape - shape)[[62, 66], 1]
+    assert lower_moved > 3
+    assert abs(rows.max() + 0.5 - (middle_y + 4.5 + lower_moved)) < 1.5
+    assert abs(rows.min() - 0.5 - (middle_y - 4.5 + upper_moved)) < 1.5
+    assert with_mesh.mouth.inside[dlib_middle[1], dlib_middle[0]] == 0.0
+    assert with_mesh.mouth.opens and with_mesh.mouth.jaw_shift[1] == pytest.approx(lower_moved, abs=1.0)
+
+
 def test_warp_moves_the_landmarks_and_leaves_everything_outside_its_window_bit_identical():
     image, shape = synthetic_face()
     displacement = np.zeros((68, 2))

@@ -19,7 +19,7 @@ import numpy as np
 from scipy.spatial.distance import cdist
 
 from .action_units import inter_ocular, landmark_displacements
-from .mouth_closing import MOUTH_OPENING_UNITS, mouth_closing
+from .mouth_closing import MESH_LIPS, MOUTH_OPENING_UNITS, mouth_closing
 
 __all__ = [
     "FaceWarp",
@@ -53,6 +53,9 @@ TONGUE_SHARE = 0.6
 #: A mouth open this far (inter-ocular distances) shows teeth or its inside; dlib's inner lip points read a closed
 #: mouth's seam as a gap of up to about 0.07.
 OPEN_MOUTH = 0.1
+#: The same for Face Mesh V2's inner lips, which meet on a closed mouth (0.004-0.017 on the tune split's closed
+#: mouths) and read a toothy open one (Jesse's, breakingbad.jpg) at 0.095.
+MESH_OPEN_MOUTH = 0.05
 #: The share of its area (a backward map's Jacobian determinant) below which the plain warp's copy of the old
 #: inside counts as stretched and gives way to the opened mouth's own inside (from 1, unstretched, it gives way
 #: gradually).
@@ -68,6 +71,10 @@ JAW_SPLIT_BANDS = 10
 JAW_SPLIT_EDGE_BANDS = 2
 UPPER_INNER_LIP = [60, 61, 62, 63, 64]
 LOWER_INNER_LIP = [60, 67, 66, 65, 64]
+#: The same contours on Face Mesh V2 (its inner mouth corners 78 and 308): 11 points a lip that follow the lips'
+#: real edge, where dlib's 5 may sit in a moustache or on the teeth of a toothy open mouth.
+MESH_UPPER_INNER_LIP = MESH_LIPS[1][1:-1]
+MESH_LOWER_INNER_LIP = MESH_LIPS[2][1:-1]
 
 #: Upper and lower lid points facing each other, and the least share of its opening an eye keeps under an edit.
 EYELID_PAIRS = ((37, 41), (38, 40), (43, 47), (44, 46))
@@ -319,6 +326,7 @@ def plan_face_warp(
     margin: float,
     feather: float,
     yielding: np.ndarray | None = None,
+    mesh: np.ndarray | None = None,
 ) -> FaceWarp | None:
     """Plan the warp that moves ``shape`` (``(68, 2)`` image px) by ``displacement`` (``(68, 2)`` image px).
 
@@ -331,6 +339,8 @@ def plan_face_warp(
         yielding: a part of ``displacement`` given up first where the whole would fold the photo (closing a
             mouth: the lips meeting squeeze the gap between them more than a smooth warp can), before the rest
             of the edit is held back.
+        mesh: the face's ``(478, 2 or 3)`` Face Mesh V2 points, whose dense inner lips (moved with the 68 points') give
+            the inside of the mouth (:class:`MouthInside`) in place of the 68 points'.
 
     Returns:
         The warp, or ``None`` when nothing moves.
@@ -377,7 +387,7 @@ def plan_face_warp(
         moved = shape + displacement
     shift = np.hypot(map_x - np.arange(x0, x1, dtype=np.float32)[None, :], map_y - np.arange(y0, y1)[:, None])
     weight[shift < 0.02] = 0.0  # moved by under 1/50 px: left untouched
-    mouth = _mouth_inside(shape, displacement, roi, map_x, map_y)
+    mouth = _mouth_inside(shape, displacement, roi, map_x, map_y, mesh)
     moved = moved.astype(np.float32)
     return FaceWarp(roi=roi, map_x=map_x, map_y=map_y, weight=weight, shape=moved, ring=ring, mouth=mouth, kept=kept)
 
@@ -419,7 +429,9 @@ def least_area_ratio(
     dyx, dyy = np.gradient(sampled_y, step)[::-1]
     determinant = dxx * dyy - dxy * dyx
     lips = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
-    cv2.fillPoly(lips, [np.round((_inner_lip_outline(moved) - [x0, y0]) * 16).astype(np.int32)], 1, shift=4)
+    cv2.fillPoly(
+        lips, [np.round((_inner_lip_outline(*_inner_lips(moved)) - [x0, y0]) * 16).astype(np.int32)], 1, shift=4
+    )
     grow = max(1, round(LIPS_FOLD_MARGIN * inter_ocular(moved)))
     lips = cv2.dilate(lips, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1)))
     counted = (weight[::step, ::step] > 0) & (lips[::step, ::step] == 0)
@@ -447,25 +459,54 @@ def _backward_maps(
     return map_x.astype(np.float32), map_y.astype(np.float32)
 
 
-def _lip_gap(shape: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The mouth's frame (origin at the inner corner 60, axis to 64) and, in it, the upper and lower inner lip
-    heights at 5 positions along the axis."""
-    origin, axis = shape[60], shape[64] - shape[60]
+def _inner_lips(shape: np.ndarray, mesh: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The upper and lower inner lip, each ``(N, 2)`` image px from the subject's right inner mouth corner to the
+    left: Face Mesh V2's dense contours when ``mesh`` (``(478, 2 or 3)``) is given, else the 68 points'."""
+    if mesh is None:
+        return shape[UPPER_INNER_LIP], shape[LOWER_INNER_LIP]
+    mesh = np.asarray(mesh, dtype=np.float64)[:, :2]
+    return mesh[MESH_UPPER_INNER_LIP], mesh[MESH_LOWER_INNER_LIP]
+
+
+def _lip_parting(upper: np.ndarray, lower: np.ndarray, iod: float) -> float:
+    """The gap between the middles (middle three points) of the inner lips, in inter-ocular distances ``iod``:
+    :func:`mouth_opening` for any contour of an odd number of points."""
+    middle = slice(len(upper) // 2 - 1, len(upper) // 2 + 2)
+    return float(np.linalg.norm(lower[middle].mean(0) - upper[middle].mean(0)) / max(iod, 1e-9))
+
+
+def _moved_with(points: np.ndarray, lip_displacement: np.ndarray) -> np.ndarray:
+    """``points`` along an inner lip (image px, corner to corner) moved as the 68 points' same lip moves by
+    ``lip_displacement`` (corner to corner): each by the displacement at its share of the lip's length, the 68
+    points' taken as evenly spaced (where dlib put them on a turned face or in a moustache does not matter).
+    Lip by lip, not through the warp's smooth field, which moves a shut mouth's meeting lips alike."""
+    from scipy.interpolate import PchipInterpolator
+
+    along = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+    share = along / max(along[-1], 1e-9)
+    # Smooth along the mouth (piecewise-linear between 5 points drew a polygon), without overshoot.
+    nodes = np.linspace(0.0, 1.0, len(lip_displacement))
+    return points + PchipInterpolator(nodes, lip_displacement)(share)
+
+
+def _lip_gap(upper: np.ndarray, lower: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The mouth's frame (origin at the subject's right inner mouth corner, axis to the left one) and, in it, the
+    ``upper`` and ``lower`` inner lips (:func:`_inner_lips`) as positions along and heights across the axis."""
+    origin, axis = upper[0], upper[-1] - upper[0]
     length = max(np.linalg.norm(axis), 1e-9)
     along, across = axis / length**2, np.array([-axis[1], axis[0]]) / length
     frame = np.stack([along, across])
-    lips = [(shape[points] - origin) @ frame.T for points in (UPPER_INNER_LIP, LOWER_INNER_LIP)]
-    return origin, frame, np.stack(lips)
+    return origin, frame, [(lip - origin) @ frame.T for lip in (upper, lower)]
 
 
-def _inner_lip_outline(shape: np.ndarray, samples: int = 12) -> np.ndarray:
-    """The inner lip contour as a smooth closed curve: a natural cubic spline along the upper and along the lower
-    inner lip, meeting at the mouth corners (which stay sharp), ``2 * samples`` points."""
+def _inner_lip_outline(upper: np.ndarray, lower: np.ndarray, samples: int = 12) -> np.ndarray:
+    """The inner lip contour as a smooth closed curve: a natural cubic spline along the ``upper`` and along the
+    ``lower`` inner lip (:func:`_inner_lips`), meeting at the mouth corners (which stay sharp), ``2 * samples``
+    points."""
     from scipy.interpolate import CubicSpline
 
     curves = []
-    for lip in (UPPER_INNER_LIP, LOWER_INNER_LIP[::-1]):  # 60 -> 64 along the top, 64 -> 60 along the bottom
-        points = shape[lip]
+    for points in (upper, lower[::-1]):  # right to left corner along the top, back along the bottom
         along = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
         if along[-1] <= 1e-6 or np.any(np.diff(along) <= 1e-9):
             curves.append(points[:-1])  # coincident points: the polygon itself
@@ -483,11 +524,11 @@ def _polygon_mask(points: np.ndarray, origin: tuple[int, int], size: tuple[int, 
     return mask.astype(np.float32) / 255.0
 
 
-def _gap_position(shape: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
-    """Where each pixel of ``roi`` lies between the upper (0) and the lower (1) inner lip, across the mouth in the
-    face's own frame (so a tilted head's mouth is measured along its own axis), unclipped."""
+def _gap_position(upper: np.ndarray, lower: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
+    """Where each pixel of ``roi`` lies between the ``upper`` (0) and the ``lower`` (1) inner lip, across the mouth
+    in the face's own frame (so a tilted head's mouth is measured along its own axis), unclipped."""
     x0, y0, x1, y1 = roi
-    origin, frame, (upper_lip, lower_lip) = _lip_gap(shape)
+    origin, frame, (upper_lip, lower_lip) = _lip_gap(upper, lower)
     pixels = np.stack(np.meshgrid(np.arange(x0, x1), np.arange(y0, y1)), axis=-1).astype(np.float64) - origin
     s, v = pixels @ frame[0], pixels @ frame[1]
     upper_lip, lower_lip = (lip[np.argsort(lip[:, 0])] for lip in (upper_lip, lower_lip))  # np.interp: rising
@@ -501,24 +542,34 @@ def _mouth_inside(
     roi: tuple[int, int, int, int],
     map_x: np.ndarray,
     map_y: np.ndarray,
+    mesh: np.ndarray | None = None,
 ) -> MouthInside | None:
     """How to fill the inside of the lips after the warp (see :class:`MouthInside`; ``map_x``, ``map_y``: the
-    plain warp's backward maps), or ``None`` when the lips do not move or are shut before and after."""
-    moved = shape + displacement
-    before = mouth_opening(shape)
-    after = mouth_opening(moved) * inter_ocular(moved) / max(inter_ocular(shape), 1e-9)  # in the old face's units
-    if not np.abs(displacement[48:68]).max(initial=0.0) > 1e-3 or max(before, after) < MIN_LIP_PARTING:
+    plain warp's backward maps), or ``None`` when the lips do not move or are shut before and after. With the
+    face's ``mesh``, the inside is the mesh's inner lip contour, moved with the 68 points' inner lips."""
+    if not np.abs(displacement[48:68]).max(initial=0.0) > 1e-3:
+        return None
+    upper, lower = _inner_lips(shape, mesh)
+    if mesh is None:
+        moved_upper, moved_lower = _inner_lips(shape + displacement)
+    else:
+        moved_upper = _moved_with(upper, displacement[UPPER_INNER_LIP])
+        moved_lower = _moved_with(lower, displacement[LOWER_INNER_LIP])
+    iod = inter_ocular(shape)
+    before, after = _lip_parting(upper, lower, iod), _lip_parting(moved_upper, moved_lower, iod)
+    if max(before, after) < MIN_LIP_PARTING:
         return None
     x0, y0, x1, y1 = roi
     size = (x1 - x0, y1 - y0)
-    iod = inter_ocular(shape)
-    inside = _polygon_mask(_inner_lip_outline(moved), (x0, y0), size)
+    inside = _polygon_mask(_inner_lip_outline(moved_upper, moved_lower), (x0, y0), size)
     feather = max(LIP_SHADE * iod, 1.0)
     depth = np.clip(cv2.distanceTransform((inside > 0.5).astype(np.uint8), cv2.DIST_L2, 3) / feather, 0.0, 1.0)
-    if before < OPEN_MOUTH:  # the lips' seam, not teeth: it moves with the lips (the plain warp)
+    if before < (
+        OPEN_MOUTH if mesh is None else MESH_OPEN_MOUTH
+    ):  # the lips' seam, not teeth: it moves with the lips (the plain warp)
         was_inside = np.zeros(inside.shape, dtype=np.float32)
     else:
-        was_inside = _polygon_mask(_inner_lip_outline(shape), (x0, y0), size)
+        was_inside = _polygon_mask(_inner_lip_outline(upper, lower), (x0, y0), size)
         # Where the plain warp would stretch the old inside outside both jaws' teeth (a corner pulled sideways drew
         # the teeth at the old corner as a bright strip), the opened mouth shows its own inside; what it only moves
         # (a lip raised whole) it keeps.
@@ -531,11 +582,11 @@ def _mouth_inside(
         inside=inside,
         depth=depth.astype(np.float32),
         was_inside=was_inside,
-        was_across=_gap_position(shape, roi).astype(np.float32),
-        jaw_shift=displacement[LOWER_INNER_LIP[1:4]].mean(0),
+        was_across=_gap_position(upper, lower, roi).astype(np.float32),
+        jaw_shift=(moved_lower - lower)[len(lower) // 2 - 1 : len(lower) // 2 + 2].mean(0),
         lips=shape[48:60],
         opens=after - before >= MIN_LIP_PARTING,
-        across=_gap_position(moved, roi).astype(np.float32),
+        across=_gap_position(moved_upper, moved_lower, roi).astype(np.float32),
     )
 
 
@@ -547,6 +598,7 @@ def action_unit_warp(
     margin: float = RING_MARGIN,
     feather: float = RING_FEATHER,
     close_mouth: float = 0.0,
+    mesh: np.ndarray | None = None,
 ) -> FaceWarp | None:
     """The warp that performs action ``units`` (name -> intensity) on a face, and closes its open mouth by
     ``close_mouth`` (0 to 1, :func:`~diffusers_led.geometry.mouth_closing.mouth_closing`).
@@ -557,6 +609,7 @@ def action_unit_warp(
         units: e.g. ``{"AU6": 0.8, "AU12": 0.8}``.
         image_hw: the image size.
         margin, feather: ring margin and window falloff in inter-ocular distances.
+        mesh: the face's Face Mesh V2 points, if any (:func:`plan_face_warp`).
     """
     shape = np.asarray(shape, dtype=np.float64)
     linear = np.asarray(alignment, dtype=np.float64)[:, :2]
@@ -581,6 +634,7 @@ def action_unit_warp(
         margin=margin * iod,
         feather=feather * iod,
         yielding=closing @ to_image,  # the mouth closes as far as a smooth warp can; the other units stay whole
+        mesh=mesh,
     )
 
 
@@ -605,7 +659,7 @@ def keep_lids_apart(aligned: np.ndarray, displacement: np.ndarray) -> np.ndarray
 def mouth_opening(shape: np.ndarray) -> float:
     """The gap between the inner lips (mean of 61-63 to 65-67), in inter-ocular distances."""
     shape = np.asarray(shape, dtype=np.float64)
-    return float(np.linalg.norm(shape[65:68].mean(0) - shape[61:64].mean(0)) / max(inter_ocular(shape), 1e-9))
+    return _lip_parting(*_inner_lips(shape), inter_ocular(shape))
 
 
 def inner_mouth_mask(shape: np.ndarray, crop_matrix: np.ndarray, crop_size: int, grow: float = 0.08) -> np.ndarray:

@@ -84,7 +84,9 @@ class ExpressionWarper:
                     eyes = eyes if eyes.opened else None
                 warped_units = {k: v for k, v in change.items() if k != "AU5" or v < 0} if eyes else change
                 warp = (
-                    action_unit_warp(shape, face.matrix, warped_units, rgb.shape[:2], close_mouth=closing)
+                    action_unit_warp(
+                        shape, face.matrix, warped_units, rgb.shape[:2], close_mouth=closing, mesh=face.mesh
+                    )
                     if warped_units or closing
                     else None
                 )
