@@ -261,7 +261,8 @@ def test_an_opened_mouth_gets_a_dark_inside_not_stretched_lips():
     assert mask.max() > 0.9 and mask[0].max() == 0 and mask[:, -1].max() == 0
 
 
-def test_an_opened_mouth_is_shaded_dark_roof_and_lit_tongue_not_a_flat_hole():
+def _red_lipped_jaw_drop():
+    """A synthetic face with red lips, its jaw dropped (AU26 1.0): ``(image, lips mask, warp)``."""
     import cv2
 
     image, shape = synthetic_face()
@@ -269,6 +270,11 @@ def test_an_opened_mouth_is_shaded_dark_roof_and_lit_tongue_not_a_flat_hole():
     cv2.fillPoly(lips, [np.round(shape[48:60]).astype(np.int32)], 1)
     image[lips > 0] = (200, 90, 90)  # red lips
     warp = action_unit_warp(shape, np.array([[1.0, 0, 0], [0, 1.0, 0]]), {"AU26": 1.0}, image.shape[:2])
+    return image, lips, warp
+
+
+def test_an_opened_mouth_is_shaded_dark_roof_and_lit_tongue_not_a_flat_hole():
+    image, lips, warp = _red_lipped_jaw_drop()
     assert warp.mouth is not None and warp.mouth.opens
     top, bottom = warp.shape[62], warp.shape[66]
     for picture in (image, image[:, :, 0].copy()):  # colour and grey photos
@@ -368,13 +374,7 @@ def test_a_corner_pulled_sideways_does_not_stretch_the_teeth_into_a_strip():
 
 def test_an_opened_mouths_inside_is_as_dark_beside_its_lips_on_dim_and_bright_faces():
     """The inside's shade is a share of the lips' own tone, so a dim face's opened mouth is not a black hole."""
-    import cv2
-
-    image, shape = synthetic_face()
-    lips = np.zeros(image.shape[:2], np.uint8)
-    cv2.fillPoly(lips, [np.round(shape[48:60]).astype(np.int32)], 1)
-    image[lips > 0] = (200, 90, 90)  # red lips
-    warp = action_unit_warp(shape, np.array([[1.0, 0, 0], [0, 1.0, 0]]), {"AU26": 1.0}, image.shape[:2])
+    image, _, warp = _red_lipped_jaw_drop()
     bright = warp.mouth.shade(image)
     dim = warp.mouth.shade((image * 0.4).astype(np.uint8))
     tone_ratio = warp.mouth.lip_tone((image * 0.4).astype(np.uint8)) / warp.mouth.lip_tone(image)
