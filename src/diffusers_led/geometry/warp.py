@@ -209,7 +209,8 @@ class MouthInside:
         was_inside: ``float32`` over the ROI, the soft inner lip contour before the warp (what the teeth showed);
             zeros where the lips were shut (their seam moves with them).
         was_across: ``float32`` over the ROI, where each pixel lay between the upper (0) and lower (1) inner lip
-            before the warp: what lies above the inside's darkest band showed the upper teeth, below it the lower.
+            before the warp: what lies above the inside's darkest band showed the upper teeth, below it the lower;
+            zeros where the lips were shut (no teeth to split).
         jaw_shift: ``(dx, dy)`` px the lower teeth move: with the middle of the lower lip, which the jaw carries.
         lips: the outer lip contour before the warp (image px): the dark inside takes the colour of its darkest part.
         opens: whether the warp parts the lips further (only then may texture re-make the inside).
@@ -224,7 +225,7 @@ class MouthInside:
     jaw_shift: np.ndarray
     lips: np.ndarray
     opens: bool
-    across: np.ndarray | None = None
+    across: np.ndarray
 
     def _lip_pixels(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The pixels within the outer lip contour before the warp (``(N, C)`` float32) and their grey levels."""
@@ -245,8 +246,6 @@ class MouthInside:
         tongue's shade rising toward the lower lip."""
         tone = self.lip_tone(image)
         dark = DARKEN_INSIDE * tone
-        if self.across is None:
-            return np.broadcast_to(dark, (*self.inside.shape, dark.shape[0]))
         rise = np.clip((self.across - TONGUE_FROM) / (1.0 - TONGUE_FROM), 0.0, 1.0)
         share = TONGUE_SHARE * rise * rise * (3.0 - 2.0 * rise)  # smoothstep: no line where the floor begins
         return (1.0 - share[:, :, None]) * dark + share[:, :, None] * TONGUE_SHADE * tone
@@ -564,12 +563,13 @@ def _mouth_inside(
     inside = _polygon_mask(_inner_lip_outline(moved_upper, moved_lower), (x0, y0), size)
     feather = max(LIP_SHADE * iod, 1.0)
     depth = np.clip(cv2.distanceTransform((inside > 0.5).astype(np.uint8), cv2.DIST_L2, 3) / feather, 0.0, 1.0)
-    if before < (
-        OPEN_MOUTH if mesh is None else MESH_OPEN_MOUTH
-    ):  # the lips' seam, not teeth: it moves with the lips (the plain warp)
+    open_mouth = OPEN_MOUTH if mesh is None else MESH_OPEN_MOUTH
+    if before < open_mouth:  # the lips' seam, not teeth: it moves with the lips (the plain warp)
         was_inside = np.zeros(inside.shape, dtype=np.float32)
+        was_across = np.zeros_like(was_inside)
     else:
         was_inside = _polygon_mask(_inner_lip_outline(upper, lower), (x0, y0), size)
+        was_across = _gap_position(upper, lower, roi).astype(np.float32)
         # Where the plain warp would stretch the old inside outside both jaws' teeth (a corner pulled sideways drew
         # the teeth at the old corner as a bright strip), the opened mouth shows its own inside; what it only moves
         # (a lip raised whole) it keeps.
@@ -582,7 +582,7 @@ def _mouth_inside(
         inside=inside,
         depth=depth.astype(np.float32),
         was_inside=was_inside,
-        was_across=_gap_position(upper, lower, roi).astype(np.float32),
+        was_across=was_across,
         jaw_shift=(moved_lower - lower)[len(lower) // 2 - 1 : len(lower) // 2 + 2].mean(0),
         lips=shape[48:60],
         opens=after - before >= MIN_LIP_PARTING,
