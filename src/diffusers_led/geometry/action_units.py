@@ -239,52 +239,14 @@ for _pattern in ACTION_UNITS.values():
 
 #: The EMFACS prototypes (Friesen & Ekman) with intensities; `strength` 1 is the full expression. Neutral is the
 #: empty prototype: editing toward it undoes the face's own action units (see :func:`expression_action_units`).
-#: Happy and surprised are stronger than the CK+ means: on the real-photo tune split the CK+-sized smile left 3 of 5
-#: non-smiling faces unsmiling for the judge (2 of 5 with 1.3 / 1.4), and the wider-open surprise raised p(surprised)
-#: +0.45 instead of +0.32, identity kept in every edit of both. Disgust adds the brow lowering and lid tightening
-#: (AU4 0.8, AU7 0.5) that the CK+ disgust frames show beside the nose and upper lip (their fit reads AU4 0.6 to 1.5):
-#: on the tune split p(disgusted) +0.034 instead of +0.015; more lip or chin (AU10 1.2, AU17) lost a person. After the
-#: mouth's inside was re-made (lips over teeth), that prototype lost one tune person (distance 0.61) and one held-out
-#: one: disgust is now that prototype at 0.8 (tune: p +0.029 instead of +0.031, 10 of 10 kept, largest distance
-#: 0.56). With the shading of the units (texture.ExpressionRatioMaps) and closing mouths, angry, sad and disgusted
-#: are 1.3 times those (AU4 capped at 1.5): on the tune split p(angry) +0.103 -> +0.139, p(sad) +0.188 -> +0.229,
-#: p(disgusted) +0.032 -> +0.039, their blendshapes rose on 10, 10 and 8 of 10 faces (9, 9, 6 before), 10 of 10
-#: people kept; fearful at 1.3 fell (p -0.015 -> -0.035) and stays. Angry then lost its upper-lid raise (AU5 widened
-#: the eyes into fear) for a full lid tightening, a little nose wrinkle (AU9: the inner brows lower further, the
-#: nose flares), corners down (AU15) and harder pressed lips (AU17, AU23): on the tune split p(angry) 0.145 -> 0.212,
-#: top-1 0/10 -> 1/10, 11 of 11 kept. Fearful read as surprise (an O-shaped open mouth): it now draws the raised
-#: inner brows together (AU1 1.3, AU4 1.0, less outer raise AU2 0.5), opens the eyes wider (AU5 1.3, no AU7),
-#: stretches the lips sideways (AU20 1.5) and only parts them (AU25 0.6, no jaw drop AU26): on the tune split mean
-#: p(fearful) 0.153 -> 0.187, top-1 0/9 both (the judge reads a stretched mouth with teeth as happy), 11 of 11 kept.
-#: Disgust read as a raised upper lip or a pout: it now wrinkles the nose fully (AU9 1.5, its shading laid on
-#: stronger: texture.UNIT_EMPHASIS), raises the cheeks (AU6 1.0), lowers the brows (AU4 1.1, AU7 0.6) and raises the
-#: upper lip less with no lower lip drop (AU10 0.8, AU15 0.3, no AU16): on the tune split mean p(disgusted) 0.020 ->
-#: 0.040, top-1 0/11 both (the judge calls it angry), 11 of 11 kept; the same shading lifts p(angry) 0.223 -> 0.248.
-#: Fearful's stretched lips still read as a smile on smiling faces (4 of 9 stayed happy): the lip corners are now
-#: also pulled down (AU15 1.0, the corners of a fearful grimace go down and back, not up) and the upper lids raised
-#: the most a unit allows (AU5 1.5): mean p(fearful) 0.187 -> 0.236, top-1 0/9 -> 1/9 (the others read sad 6,
-#: happy 2), on 5 neutral CK+ frames of the calibration people 0.056 -> 0.082, 11 of 11 kept (largest distance
-#: 0.495), its blendshapes rose on 11 of 11. A search of 62 candidate prototypes (AU1 AU2 AU4 AU5 AU15 AU16 AU20
-#: AU25 AU26 in [0, 1.5]) found none above mean p 0.242 or top-1 1/9 (a small jaw drop AU26 reads as surprise or
-#: sad; the upper lid raised 1.6 times further, 0.242). No disgust prototype moved the judge on the colour photos
-#: (mean p(disgusted) at most 0.064 with every disgust unit at 1.5, a caricature, 0/11), and a nasolabial fold
-#: borrowed from the smile's shading for AU10 read as happy. But the nose wrinkle at 1.5 (wings lifted 0.075, half as
-#: far again as the CK+ disgust frames) lost a calibration person on their neutral frames (distance 0.66; without its
-#: shading too) and greyed the upper lip and cheeks of some tune faces: disgust now wrinkles the nose at 0.8 (its
-#: shading 0.8 times as deep): tune mean p(disgusted) 0.040 -> 0.041, top-1 0/11 both, largest distance 0.572 ->
-#: 0.565, blendshapes rose on 8 of 11 both; on the 5 CK+ calibration people's neutral frames every person kept
-#: (largest 0.663 -> 0.573), read disgusted 3/4 -> 2/4. Numbers, sheets and the command: docs/geometry.md.
-#: With the face's own units read from its blendshapes (:mod:`.blendshape_units`) and open mouths closing without
-#: holding back the rest of the edit, the prototypes unchanged (``led-evaluate --data data/real_photos/tune --modes
-#: geometry --targets all --strengths 1.0 --time-budget 0 --no-realism``): top-1 happy 4/6 -> 5/6, neutral 1/10 both
-#: (mean p 0.167 -> 0.168; its blendshapes fell on 10 of 11 faces, 8 before), surprised 7/11 -> 8/11, angry 3/10,
-#: sad 5/9, fearful 0/9 and disgusted 0/11 unchanged; every person kept but one disgust edit (0.57 -> 0.61, its
-#: mouth's closing no longer holds back the rest). On the CK+ calibration people: happy 44/53 -> 46/53, neutral 0/22
-#: both (surprise peaks: p(neutral) 0.00 -> up to 0.17), the neutral blendshapes fell on 34 of 60 frames (19 before).
-#: Disgust then parts the lips a little (AU25 0.3; FACS disgust is 10+25): its raised upper lip no longer closes a
-#: laugh's mouth over the upper teeth. Tune: blendshapes rose on 8 of 11 instead of 6, 11 of 11 kept instead of 10
-#: (0.603 -> 0.569), p(disgusted) 0.019 both; CK+ calibration neutral frames 1/4 disgusted instead of 2/4. The judge
-#: cannot read disgust on colour photos at all (docs/geometry.md, scripts/probe_expression_judge.py).
+#: Each departs from the CK+ means where the real-photo tune split showed the mean too faint or misread, never at the
+#: cost of a person (dlib distance < 0.6): happy and surprised are stronger (a CK+-sized smile left most unsmiling
+#: faces unsmiling); angry tightens the lids instead of raising them (AU5 read as fear) and presses the lips;
+#: fearful draws the raised inner brows together, widens the eyes fully, stretches the lips and pulls their corners
+#: down (a stretched mouth alone read as a smile), parting them without a jaw drop (that read as surprise); disgust
+#: lowers the brows beside a nose wrinkle of 0.8 (at 1.5 a calibration person was no longer themselves, distance
+#: 0.66) and parts the lips as FACS 10+25 does (a laugh's raised upper lip stays over its own teeth). Every step, its
+#: numbers and the command that measured them: docs/geometry.md, "The expressions".
 EXPRESSION_PROTOTYPES: dict[str, dict[str, float]] = {
     "happy": {"AU6": 1.3, "AU12": 1.4},
     "sad": {"AU1": 1.3, "AU4": 0.78, "AU15": 1.3, "AU17": 0.52},
