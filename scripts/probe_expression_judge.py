@@ -121,9 +121,9 @@ class Face:
 
 
 def detect_largest(detector, rgb: np.ndarray):
-    """The largest face ``detector`` finds in ``rgb``, or ``None``."""
+    """The largest face ``detector`` finds in ``rgb`` (detectors list faces largest first), or ``None``."""
     faces = detector.detect(rgb)
-    return max(faces, key=lambda face: face.box[2] * face.box[3]) if faces else None
+    return faces[0] if faces else None
 
 
 def load_ckplus(detector, root: Path, target: str, people: set[str]) -> tuple[list[Face], dict[str, Face]]:

@@ -219,7 +219,7 @@ class ExpressionJudge:
             faces = load_face_detector(detector).detect(image)
             if not faces:
                 raise ValueError("no face detected")
-            landmarks = max(faces, key=lambda face: face.box[2] * face.box[3]).landmarks
+            landmarks = faces[0].landmarks  # detectors list faces largest first
         probs = self.predict_inputs(self.face_input(image, landmarks)[None])[0]
         return dict(zip(self.classes, probs.tolist()))
 
