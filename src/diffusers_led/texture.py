@@ -233,16 +233,12 @@ def smile_shading_mask(
     for cheek in ([1, 2, 3, 4, 48, 31, 39, 40, 41, 36], [15, 14, 13, 12, 54, 35, 42, 47, 46, 45]):
         outline = shape[cheek].copy()
         outline[-4:] -= APPLE_BELOW_LID * iod * up  # the lower lid's own margin is the warp's
-        _fill_polygon(mask, outline)
+        cv2.fillPoly(mask, [np.round(outline * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)  # not convex
     for wing, corner in ((31, 48), (35, 54)):
         end = shape[corner] + 0.3 * (shape[corner] - shape[wing])
         line = np.round(np.stack([shape[wing], end]) * 16).astype(np.int32)
         cv2.polylines(mask, [line], False, 1.0, max(1, round(FOLD_BAND * iod)), cv2.LINE_AA, shift=4)
     return cv2.GaussianBlur(mask, (0, 0), max(SMILE_FEATHER * iod / 2, 0.5))
-
-
-def _fill_polygon(mask: np.ndarray, points: np.ndarray) -> None:
-    cv2.fillPoly(mask, [np.round(points * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
 
 
 def face_frame_maps(
