@@ -16,7 +16,6 @@ statistic of landmark positions, no pixels), against which
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from diffusers_led.commands import ArgumentParser
+from diffusers_led.data import ckplus_sample_rows
 from diffusers_led.faces.detection import DlibFaceDetector
 from diffusers_led.geometry.action_units import (
     ESTIMATED_UNITS,
@@ -62,14 +62,13 @@ def canonical_shapes(data: Path) -> list[tuple[dict, np.ndarray]]:
     """(label row, 68 points in the canonical face / inter-ocular units) of every frame with one detected face."""
     detector = DlibFaceDetector()
     shapes = []
-    with open(data / "labels.csv", newline="") as handle:
-        for row in csv.DictReader(handle):
-            faces = detector.detect(np.asarray(Image.open(data / row["file_name"]).convert("L")))
-            if len(faces) == 1:
-                matrix = alignment_matrix(faces[0].landmarks)
-                shapes.append(
-                    (row, transform_points(matrix, faces[0].shape) / inter_ocular(canonical_template(CANONICAL_SIZE)))
-                )
+    for row in ckplus_sample_rows(data):
+        faces = detector.detect(np.asarray(Image.open(data / row["file_name"]).convert("L")))
+        if len(faces) == 1:
+            matrix = alignment_matrix(faces[0].landmarks)
+            shapes.append(
+                (row, transform_points(matrix, faces[0].shape) / inter_ocular(canonical_template(CANONICAL_SIZE)))
+            )
     return shapes
 
 

@@ -14,7 +14,6 @@ out in ``diffusers_led/geometry/neutral_shape.json`` and ``--exclude`` are never
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from diffusers_led.commands import ArgumentParser
+from diffusers_led.data import ckplus_sample_rows
 from diffusers_led.faces.mesh import MeshFaceDetector
 from diffusers_led.geometry.action_units import NEUTRAL_SHAPE_FILE
 from diffusers_led.geometry.blendshape_units import BLENDSHAPE_UNITS
@@ -49,17 +49,16 @@ def main() -> None:
     detector = MeshFaceDetector()
     neutral: dict[str, list[dict]] = defaultdict(list)
     peaks: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
-    with open(args.data / "labels.csv", newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["subject"] in held_out or row["kind"] not in ("neutral", "peak") or row["eyes_usable"] != "true":
-                continue
-            faces = detector.detect(np.asarray(Image.open(args.data / row["file_name"]).convert("RGB")))
-            if len(faces) != 1 or not faces[0].blendshapes:
-                continue
-            if row["kind"] == "neutral":
-                neutral[row["subject"]].append(faces[0].blendshapes)
-            else:
-                peaks[row["expression"]][row["subject"]].append(faces[0].blendshapes)
+    for row in ckplus_sample_rows(args.data):
+        if row["subject"] in held_out or row["kind"] not in ("neutral", "peak") or row["eyes_usable"] != "true":
+            continue
+        faces = detector.detect(np.asarray(Image.open(args.data / row["file_name"]).convert("RGB")))
+        if len(faces) != 1 or not faces[0].blendshapes:
+            continue
+        if row["kind"] == "neutral":
+            neutral[row["subject"]].append(faces[0].blendshapes)
+        else:
+            peaks[row["expression"]][row["subject"]].append(faces[0].blendshapes)
 
     def score(shapes: dict, unit: str) -> float:
         return float(np.mean([shapes[name] for name in BLENDSHAPE_UNITS[unit]]))

@@ -21,7 +21,6 @@ as an :class:`~diffusers_led.texture.ExpressionRatioMaps` folder (safetensors) t
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -32,6 +31,7 @@ import torch
 from PIL import Image
 
 from diffusers_led.commands import ArgumentParser
+from diffusers_led.data import ckplus_sample_rows
 from diffusers_led.faces.detection import DlibFaceDetector
 from diffusers_led.geometry.action_units import (
     EXPRESSION_PROTOTYPES,
@@ -75,15 +75,14 @@ def read_frames(data: Path, held_out: set[str]) -> dict[str, list[tuple[dict, np
     one detected face."""
     detector = DlibFaceDetector()
     sequences = defaultdict(list)
-    with open(data / "labels.csv", newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["subject"] in held_out or row["kind"] not in ("neutral", "peak"):
-                continue
-            gray = np.asarray(Image.open(data / row["file_name"]).convert("L"))
-            faces = detector.detect(gray)
-            if len(faces) == 1:
-                shape = np.asarray(faces[0].shape, dtype=np.float64)
-                sequences[row["sequence"]].append((row, frame_in_map(gray, shape), shape))
+    for row in ckplus_sample_rows(data):
+        if row["subject"] in held_out or row["kind"] not in ("neutral", "peak"):
+            continue
+        gray = np.asarray(Image.open(data / row["file_name"]).convert("L"))
+        faces = detector.detect(gray)
+        if len(faces) == 1:
+            shape = np.asarray(faces[0].shape, dtype=np.float64)
+            sequences[row["sequence"]].append((row, frame_in_map(gray, shape), shape))
     return sequences
 
 

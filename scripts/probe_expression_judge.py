@@ -30,7 +30,6 @@ The final test split and the held-out CK+ people are refused. Nothing is written
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import cv2
@@ -38,6 +37,7 @@ import numpy as np
 from search_prototypes import CALIBRATION_PEOPLE, tune_data_and_people  # the sibling script: the same refusals
 
 from diffusers_led.commands import ArgumentParser
+from diffusers_led.data import ckplus_sample_rows
 from diffusers_led.evaluation.judges import FER_FACE_BOX, FER_INPUT_SIZE, ExpressionJudge
 from diffusers_led.geometry.action_units import inter_ocular
 from diffusers_led.geometry.transforms import alignment_matrix, transform_points
@@ -130,9 +130,8 @@ def load_ckplus(detector, root: Path, target: str, people: set[str]) -> tuple[li
     """The target's peak frames of ``people`` and each person's neutral frame of the same sequence (frame 2)."""
     from PIL import Image
 
-    rows = list(csv.DictReader((root / "labels.csv").open()))
     peaks, neutrals = [], {}
-    for row in rows:
+    for row in ckplus_sample_rows(root):
         if row["subject"] not in people:
             continue
         is_peak = row["kind"] == "peak" and row["expression"] == target

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from diffusers_led.commands import ArgumentParser
+from diffusers_led.data import ckplus_sample_rows
 from diffusers_led.evaluation.blendshapes import intended_rise, shared_judge
 from diffusers_led.evaluation.judges import EXPRESSION_JUDGE_CLASSES, ExpressionJudge, IdentityJudge
 from diffusers_led.evaluation.real_photos import FINAL_SPLIT, final_split_photos
@@ -82,10 +83,9 @@ def prototype(target: str, units: dict[str, float]) -> Iterator[None]:
 def ckplus_neutral_frames(folder: Path, people: set[str]) -> list[Path]:
     """The first neutral frame of each of ``people`` in a CK+ sample's ``labels.csv``."""
     first: dict[str, Path] = {}
-    with open(folder / "labels.csv", newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["subject"] in people and row["kind"] == "neutral" and row["subject"] not in first:
-                first[row["subject"]] = folder / row["file_name"]
+    for row in ckplus_sample_rows(folder):
+        if row["subject"] in people and row["kind"] == "neutral" and row["subject"] not in first:
+            first[row["subject"]] = folder / row["file_name"]
     return list(first.values())
 
 

@@ -109,6 +109,8 @@ def test_ckplus_sample_layout(tmp_path):
     assert data.detect_format(tmp_path / "EmoPy") == "ckplus_sample"
     with pytest.raises(data.DatasetFormatError, match="fetch_ckplus_sample.py"):
         data.list_labelled_photos(tmp_path / "EmoPy")
+    with pytest.raises(data.DatasetFormatError, match="has no labels.csv"):
+        data.ckplus_sample_rows(root)  # the calibration scripts' reader says how to get the labels too
     (root / "labels.csv").write_text(
         "file_name,subject,sequence,frame,folder_label,expression,kind,eyes_usable,note\n"
         "sample_happy_image.png,S074,S074_005,,happy,happy,peak,true,about frame 22\n"
@@ -127,6 +129,12 @@ def test_ckplus_sample_layout(tmp_path):
         "S074_004_00000001.png": ("neutral", "S074", 1, False),
     }
     assert all(p.source.startswith("examples/image_data/") for p in listing.photos)
+    rows = data.ckplus_sample_rows(root)
+    assert [(row["subject"], row["kind"], row["frame"]) for row in rows] == [
+        ("S074", "peak", ""),
+        ("S074", "peak", "18"),
+        ("S074", "neutral", "1"),
+    ]
 
 
 def test_metadata_and_folder_layouts(tmp_path):

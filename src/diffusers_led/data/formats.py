@@ -340,6 +340,29 @@ def _list_labelled_rows(metadata_file: Path, input_dir: Path, attribute_keys: Se
     return listing
 
 
+def _ckplus_sample_labels(folder: Path) -> Path:
+    """The checked ``labels.csv`` of a CK+ sample folder, or a :class:`DatasetFormatError` saying how to get it."""
+    labels_file = folder / CKPLUS_SAMPLE_LABELS
+    if not labels_file.is_file():
+        raise DatasetFormatError(
+            f"{folder} has no {CKPLUS_SAMPLE_LABELS}: EmoPy's folder names are wrong for many frames, so "
+            "fetch the sample with `python scripts/fetch_ckplus_sample.py --output_dir DIR`, which writes the "
+            "checked labels beside the images."
+        )
+    return labels_file
+
+
+def ckplus_sample_rows(folder: str | os.PathLike) -> list[dict[str, str]]:
+    """The rows of a fetched CK+ sample's checked ``labels.csv`` (``file_name``, ``subject``, ``sequence``,
+    ``frame``, ``expression``, ``kind`` (``neutral``/``peak``/...), ``eyes_usable``, ``note``), for scripts that
+    calibrate on chosen people's neutral and peak frames.
+
+    Raises:
+        DatasetFormatError: the folder has no ``labels.csv`` (with how to fetch it).
+    """
+    return read_metadata_rows(_ckplus_sample_labels(Path(folder)))
+
+
 def list_ckplus_sample(input_dir: Path) -> PhotoListing:
     """The EmoPy CK+ sample with the checked labels of ``scripts/fetch_ckplus_sample.py`` (its ``labels.csv``)."""
     marker = _find_dir(input_dir, ["sample_image_directory", "sample_image_series_directory"], max_depth=4)
@@ -348,13 +371,7 @@ def list_ckplus_sample(input_dir: Path) -> PhotoListing:
             f"{input_dir} is not the EmoPy CK+ sample: it needs sample_image_directory/ or "
             "sample_image_series_directory/ (run scripts/fetch_ckplus_sample.py)."
         )
-    labels_file = marker.parent / CKPLUS_SAMPLE_LABELS
-    if not labels_file.is_file():
-        raise DatasetFormatError(
-            f"{marker.parent} has no {CKPLUS_SAMPLE_LABELS}: EmoPy's folder names are wrong for many frames, so "
-            "fetch the sample with `python scripts/fetch_ckplus_sample.py --output_dir DIR`, which writes the "
-            "checked labels beside the images."
-        )
+    labels_file = _ckplus_sample_labels(marker.parent)
     return _list_labelled_rows(labels_file, input_dir, _ATTRIBUTE_KEYS["ckplus_sample"])
 
 
