@@ -22,6 +22,7 @@ from ..faces.detection import five_landmarks
 from ..geometry.action_units import ACTION_UNITS, estimate_action_units
 from ..geometry.transforms import alignment_matrix
 from ..geometry.warp import action_unit_warp
+from .edit_filter import EditFilter
 from .io import DEFAULT_VIDEO_QUALITY, TranscodeResult, iter_frames, transcode_video
 from .schedule import ExpressionKey, ExpressionSchedule, parse_keyframes
 from .tracking import FOLLOW_SECONDS, FaceTracker, OneEuroFilter
@@ -94,6 +95,7 @@ class VideoExpressionEditor:
         self._change_filters: dict[int, OneEuroFilter] = {}
         self._own_filters: dict[int, OneEuroFilter] = {}
         self._field_filters: dict[int, WarpFieldFilter] = {}
+        self._edit_filters: dict[int, EditFilter] = {}
         self.stats = VideoEditStats()
 
     def _change(self, track_id: int, shape: np.ndarray, time: float, presence: float) -> dict[str, float]:
@@ -120,6 +122,7 @@ class VideoExpressionEditor:
         gray = self.tracker.gray  # this frame, in grey, as the tracker measured the motion on it
         followed = {track.id for track in tracks}  # a face no longer followed leaves its filters behind
         self._field_filters = {k: v for k, v in self._field_filters.items() if k in followed}
+        self._edit_filters = {k: v for k, v in self._edit_filters.items() if k in followed}
         for track in tracks:
             change = self._change(track.id, track.shape, time, track.presence)
             if not change:
@@ -129,12 +132,16 @@ class VideoExpressionEditor:
             warp = action_unit_warp(shape, matrix, change, rgb.shape[:2])
             if warp is not None:
                 if self.smooth:
-                    warp = self._field_filters.setdefault(track.id, WarpFieldFilter())(warp, gray, time)
-                out = warp.apply(out)
+                    field_filter = self._field_filters.setdefault(track.id, WarpFieldFilter())
+                    warp = field_filter(warp, gray, time)
+                source, out = out, warp.apply(out)
                 if self.ratio_maps is not None:
                     # The head's turn from the mesh of the face's latest detection (the 68 points it is followed by
                     # read a three-quarter view as frontal): the shading fades on a turned cheek as on photos.
                     out = self.ratio_maps.shade(out, warp, change, yaw=track.yaw)
+                if self.smooth:
+                    edit_filter = self._edit_filters.setdefault(track.id, EditFilter())
+                    out = edit_filter(source, out, warp, field_filter.motion, time)
                 edited = True
                 self.stats.held_back += warp.kept < HELD_BACK
         self.stats.frames_edited += edited
