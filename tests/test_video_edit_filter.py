@@ -88,3 +88,26 @@ def test_a_change_of_the_edit_arrives_within_a_few_frames(face):
         left.append(np.abs(out.astype(np.float32) - photo - target).sum() / step)
     assert left[0] > 0.3  # filtered, not jumped
     assert left[-1] < 0.1
+
+
+def test_where_the_edit_itself_moved_the_fresh_edit_is_taken_alone(face):
+    """A still picture whose edit moves (a lip's edge the warp now draws elsewhere) takes the new edit there, not a
+    fading double of the old one; a small change of the edit (noise) is still filtered."""
+    photo, shape = face
+    warp = plan(shape, photo.shape[:2])
+    window = warp.mask(photo.shape[:2]) > 0
+    edit_filter = EditFilter()
+    edit_filter(photo, photo, warp, None, 0.0)
+    edited = photo.astype(np.int16)
+    edited[window] += 3
+    moved_edge = np.zeros(photo.shape[:2], bool)
+    x, y = np.round(shape[48:60].mean(0)).astype(int)  # the mouth
+    moved_edge[y - 6 : y + 6, x - 6 : x + 6] = True
+    assert window[moved_edge].all()
+    edited[moved_edge] -= 60
+    edited = np.clip(edited, 0, 255).astype(np.uint8)
+    out = edit_filter(photo, edited, warp, still(warp), 0.04)
+    inner = cv2.erode(moved_edge.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    assert (out[inner] == edited[inner]).all()
+    small = window & ~cv2.dilate(moved_edge.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    assert np.abs(out[small].astype(int) - photo[small]).mean() < 2.0  # 3 grey levels, filtered toward 0

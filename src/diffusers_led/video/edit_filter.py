@@ -31,6 +31,10 @@ EDIT_SECONDS = 0.1
 #: first, a lip, a lid or an occlusion passes the second.
 EXPLAINED_BELOW = 6.0
 UNEXPLAINED_ABOVE = 14.0
+#: The same for the edit's own change along the flow (the fresh edit against the carried one): noise and a warp's
+#: sub-pixel error stay under the first; a lip's edge the warp moved elsewhere passes the second.
+EDIT_STEADY_BELOW = 10.0
+EDIT_CHANGED_ABOVE = 25.0
 
 
 class EditFilter:
@@ -67,9 +71,8 @@ class EditFilter:
         before = cv2.remap(previous_source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         px0, py0, px1, py1 = previous_roi
         carried = cv2.remap(previous, map_x - px0, map_y - py0, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        change = np.abs(now - before.astype(np.float32))
-        change = cv2.blur(change.mean(axis=2) if change.ndim == 3 else change, (3, 3))
-        explained = np.clip((UNEXPLAINED_ABOVE - change) / (UNEXPLAINED_ABOVE - EXPLAINED_BELOW), 0.0, 1.0)
+        explained = _below(now - before.astype(np.float32), EXPLAINED_BELOW, UNEXPLAINED_ABOVE)
+        explained *= _below(fresh - carried, EDIT_STEADY_BELOW, EDIT_CHANGED_ABOVE)
         # Only inside this frame's window, and only from inside the last one's ROI.
         inside = (map_x >= px0) & (map_x <= px1 - 1) & (map_y >= py0) & (map_y <= py1 - 1) & (warp.weight > 0)
         keep = (1.0 - share) * explained * inside
@@ -80,3 +83,11 @@ class EditFilter:
         out = edited.copy()
         out[y0:y1, x0:x1] = np.clip(np.rint(now + edit), 0, 255).astype(edited.dtype)
         return out
+
+
+def _below(difference: np.ndarray, low: float, high: float) -> np.ndarray:
+    """1 where ``|difference|`` (mean over channels, 3x3 box blur) is under ``low``, 0 over ``high``, linear
+    between."""
+    size = np.abs(difference)
+    size = cv2.blur(size.mean(axis=2) if size.ndim == 3 else size, (3, 3))
+    return np.clip((high - size) / (high - low), 0.0, 1.0)

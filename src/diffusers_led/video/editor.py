@@ -1,7 +1,8 @@
 """The per-frame edit of a clip: every followed face moved along the action units of its scheduled expression by
 the pipeline's own warp (:func:`~diffusers_led.geometry.warp.action_unit_warp`) and shaded by the model's ratio maps
-as photos are, with its landmarks, its action-unit change and its warp field smoothed in time so the edit stays on
-the skin it moves, and eased in and out as faces come and go.
+as photos are, with its landmarks, its action-unit change, its warp field and then the edit itself (output minus
+input, where the flow explains the picture) smoothed in time so the edit stays on the skin it moves, and eased in
+and out as faces come and go.
 
 Only the warp and its shading run on video: the UNet's texture re-draws noise on every frame and would flicker.
 Open mouths are not closed (as photos toward a closed-mouth target are): on video that would stop the person
@@ -69,7 +70,7 @@ class VideoExpressionEditor:
         pipe: a [`LocalExpressionPipeline`] (its detector, and its `ratio_maps` when it has them, are used).
         schedule: what each face is moved toward over time (:class:`~diffusers_led.video.ExpressionSchedule`).
         detect_every: run the face detector every this many frames (and whenever a face is lost).
-        smooth: smooth landmarks, the face's own expression, action-unit changes and warp fields in time (off:
+        smooth: smooth landmarks, the face's own expression, action-unit changes, warp fields and edits in time (off:
             each frame's own reading, as independent photo edits would; for comparison).
         min_face_size: smallest face (px) looked for.
     """

