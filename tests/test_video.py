@@ -259,11 +259,17 @@ def test_the_demo_edits_a_clip_and_refuses_a_missing_one(tmp_path, pipe, talking
 def test_a_face_gone_at_a_cut_leaves_no_edit_on_what_replaced_it(pipe, photo, talking_clip):
     import cv2
 
+    from diffusers_led.video import VideoExpressionEditor
+
     frames = [frame.rgb for frame in iter_frames(talking_clip)][:4]
     elsewhere = cv2.resize(photo[330:510, 0:320], frames[0].shape[1::-1])  # the next shot: the suit, no face
-    edits = list(edit_video(pipe, frames + [elsewhere] * 3, "happy", detect_every=10))
+    editor = VideoExpressionEditor(pipe, ExpressionSchedule.constant("happy", 1.0), detect_every=10)
+    edits = [editor(frame, k / 25) for k, frame in enumerate(frames + [elsewhere] * 3)]
     assert all((src != out).any() for src, out in zip(frames, edits[:4]))
     assert all((out == elsewhere).all() for out in edits[4:])
+    # ... and its filters go with it (a long clip of passers-by does not pile them up)
+    filters = (editor._change_filters, editor._own_filters, editor._field_filters, editor._edit_filters)
+    assert not any(filters)
 
 
 def test_two_faces_keep_their_ids_while_the_camera_moves(pipe, two_face_image):

@@ -122,8 +122,9 @@ class VideoExpressionEditor:
         out, edited = rgb, False
         gray = self.tracker.gray  # this frame, in grey, as the tracker measured the motion on it
         followed = {track.id for track in tracks}  # a face no longer followed leaves its filters behind
-        self._field_filters = {k: v for k, v in self._field_filters.items() if k in followed}
-        self._edit_filters = {k: v for k, v in self._edit_filters.items() if k in followed}
+        for filters in (self._change_filters, self._own_filters, self._field_filters, self._edit_filters):
+            for track_id in set(filters) - followed:
+                del filters[track_id]
         for track in tracks:
             change = self._change(track.id, track.shape, time, track.presence)
             if not change:
