@@ -47,6 +47,10 @@ MIN_LIP_PARTING = 0.03
 #: brightly lit ones); against their middle tone it is equally dark beside the lips on every face. 0.2 is what
 #: 0.3 of the darkest tenth gave on the well-lit faces.
 DARKEN_INSIDE = 0.2
+#: The inside's walls beside the lips (the inner cheeks and the lips' wet inner side, lit from the front) against
+#: the lips' middle tone: the dark deepens from this at the lips to :data:`DARKEN_INSIDE` at the opening's deepest
+#: point, so a large opening is shaded as a hollow, not drawn as a uniform black disc.
+INSIDE_WALL = 0.45
 TONGUE_SHADE = 0.55
 TONGUE_FROM = 0.55
 TONGUE_SHARE = 0.6
@@ -69,6 +73,11 @@ JAW_SPLIT_BANDS = 10
 #: Bands next to either lip left out of that search: they hold the lip's own inner edge and its shadow (on a smile
 #: with both rows of teeth, the shadow under the upper lip was darker than the gap between the rows).
 JAW_SPLIT_EDGE_BANDS = 2
+#: The darkest band counts as the gap between the rows only this much darker than the brightest band on either
+#: side of it; without such a dip the teeth shown are one row (a smile's upper teeth, brightening from the gum
+#: shadow down) and all stay with the skull. Splitting such a row at its top dropped the whole row with the jaw,
+#: leaving a flat dark box under the upper lip.
+JAW_SPLIT_DIP = 0.9
 UPPER_INNER_LIP = [60, 61, 62, 63, 64]
 LOWER_INNER_LIP = [60, 67, 66, 65, 64]
 #: The same contours on Face Mesh V2 (its inner mouth corners 78 and 308): 11 points a lip that follow the lips'
@@ -216,6 +225,8 @@ class MouthInside:
         opens: whether the warp parts the lips further (only then may texture re-make the inside).
         across: ``float32`` over the ROI, where each pixel lies between the upper (0) and lower (1) inner lip after
             the warp: the inside is darkest under the upper lip and shows the tongue toward the lower one.
+        hollow: ``float32`` over the ROI, 0 at the inner lip line rising to 1 at the point of the opening farthest
+            from it: the inside darkens toward its back.
     """
 
     inside: np.ndarray
@@ -226,6 +237,7 @@ class MouthInside:
     lips: np.ndarray
     opens: bool
     across: np.ndarray
+    hollow: np.ndarray
 
     def _lip_pixels(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The pixels within the outer lip contour before the warp (``(N, C)`` float32) and their grey levels."""
@@ -245,7 +257,8 @@ class MouthInside:
         """The colour of the opened inside over the ROI: the lips' own colour in deep shadow under the upper lip, the
         tongue's shade rising toward the lower lip."""
         tone = self.lip_tone(image)
-        dark = DARKEN_INSIDE * tone
+        wall = (1.0 - self.hollow[:, :, None]) ** 2  # lit beside the lips, falling off quickly toward the back
+        dark = (DARKEN_INSIDE + (INSIDE_WALL - DARKEN_INSIDE) * wall) * tone
         rise = np.clip((self.across - TONGUE_FROM) / (1.0 - TONGUE_FROM), 0.0, 1.0)
         share = TONGUE_SHARE * rise * rise * (3.0 - 2.0 * rise)  # smoothstep: no line where the floor begins
         return (1.0 - share[:, :, None]) * dark + share[:, :, None] * TONGUE_SHADE * tone
@@ -254,7 +267,8 @@ class MouthInside:
         """Where across the mouth before the warp (0 at the upper inner lip, 1 at the lower) the upper teeth end and
         the lower jaw's begin: the darkest band of the inside away from the lips (the gap between the teeth, or the
         shadow below a laugh's upper teeth over the lower lip), not its middle, which cut a laugh's upper teeth in
-        two."""
+        two; infinite (all of it upper teeth) when that band is no dip between brighter ones (:data:`JAW_SPLIT_DIP`).
+        """
         was_inside = self.was_inside > 0.5
         if was_inside.sum() < JAW_SPLIT_BANDS:
             return 0.5
@@ -264,7 +278,12 @@ class MouthInside:
         mean = np.bincount(band, weights=level, minlength=JAW_SPLIT_BANDS) / np.maximum(count, 1)
         mean[count == 0] = np.inf
         mean[:JAW_SPLIT_EDGE_BANDS] = mean[JAW_SPLIT_BANDS - JAW_SPLIT_EDGE_BANDS :] = np.inf
-        return float((np.argmin(mean) + 0.5) / JAW_SPLIT_BANDS)
+        darkest = int(np.argmin(mean))
+        shown = np.isfinite(mean)
+        above, below = mean[:darkest][shown[:darkest]], mean[darkest + 1 :][shown[darkest + 1 :]]
+        if min(above.max(initial=0.0), below.max(initial=0.0)) * JAW_SPLIT_DIP <= mean[darkest]:
+            return math.inf  # beyond every pixel (near the corners ``was_across`` exceeds 1)
+        return float((darkest + 0.5) / JAW_SPLIT_BANDS)
 
     def teeth_halves(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The soft upper and lower part of the inside before the warp (what each jaw's teeth showed), over the ROI
@@ -562,7 +581,8 @@ def _mouth_inside(
     size = (x1 - x0, y1 - y0)
     inside = _polygon_mask(_inner_lip_outline(moved_upper, moved_lower), (x0, y0), size)
     feather = max(LIP_SHADE * iod, 1.0)
-    depth = np.clip(cv2.distanceTransform((inside > 0.5).astype(np.uint8), cv2.DIST_L2, 3) / feather, 0.0, 1.0)
+    from_lips = cv2.distanceTransform((inside > 0.5).astype(np.uint8), cv2.DIST_L2, 3)
+    depth = np.clip(from_lips / feather, 0.0, 1.0)
     open_mouth = OPEN_MOUTH if mesh is None else MESH_OPEN_MOUTH
     if before < open_mouth:  # the lips' seam, not teeth: it moves with the lips (the plain warp)
         was_inside = np.zeros(inside.shape, dtype=np.float32)
@@ -587,6 +607,7 @@ def _mouth_inside(
         lips=shape[48:60],
         opens=after - before >= MIN_LIP_PARTING,
         across=_gap_position(moved_upper, moved_lower, roi).astype(np.float32),
+        hollow=(from_lips / max(float(from_lips.max()), 1.0)).astype(np.float32),
     )
 
 
