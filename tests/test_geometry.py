@@ -347,24 +347,6 @@ def test_a_laughs_upper_teeth_go_whole_with_the_upper_jaw():
     assert np.array_equal(out[rows + y0, cols + x0], laugh[rows + y0, cols + x0]), "the upper teeth stay whole"
 
 
-def test_a_smiles_one_row_of_upper_teeth_stays_whole_with_the_skull_when_the_jaw_drops():
-    """A smile shows only its upper teeth, brightening from the gum shadow down, with no dark gap of a second row:
-    none of them go with the jaw (split at their top, the whole row dropped and left a flat dark box under the upper
-    lip)."""
-    image, shape = _open_toothy_mouth()
-    warp = action_unit_warp(shape, np.array([[1.0, 0, 0], [0, 1.0, 0]]), {"AU26": 0.5}, image.shape[:2])
-    x0, y0, x1, y1 = warp.roi
-    crop = image[y0:y1, x0:x1].copy()
-    inside = warp.mouth.was_inside > 0.5
-    crop[inside] = (120 + 110 * np.clip(warp.mouth.was_across[inside], 0, 1))[:, None].astype(np.uint8)
-    assert warp.mouth.jaw_split(crop) == np.inf
-    upper, lower = warp.mouth.teeth_halves(crop)
-    assert np.array_equal(upper, warp.mouth.was_inside) and lower.max() == 0.0
-    # With a dark gap between two rows, the split is at the gap.
-    crop[inside & (np.abs(warp.mouth.was_across - 0.55) < 0.08)] = 30
-    assert warp.mouth.jaw_split(crop) == pytest.approx(0.55, abs=0.1)
-
-
 def test_a_dropped_jaw_arches_the_upper_lip_over_a_round_opening():
     """The upper inner lip's sides follow the corners down, so the opening's top is an arch, highest in the middle,
     not a flat line."""

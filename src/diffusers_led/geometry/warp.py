@@ -73,11 +73,6 @@ JAW_SPLIT_BANDS = 10
 #: Bands next to either lip left out of that search: they hold the lip's own inner edge and its shadow (on a smile
 #: with both rows of teeth, the shadow under the upper lip was darker than the gap between the rows).
 JAW_SPLIT_EDGE_BANDS = 2
-#: The darkest band counts as the gap between the rows only this much darker than the brightest band on either
-#: side of it; without such a dip the teeth shown are one row (a smile's upper teeth, brightening from the gum
-#: shadow down) and all stay with the skull. Splitting such a row at its top dropped the whole row with the jaw,
-#: leaving a flat dark box under the upper lip.
-JAW_SPLIT_DIP = 0.9
 UPPER_INNER_LIP = [60, 61, 62, 63, 64]
 LOWER_INNER_LIP = [60, 67, 66, 65, 64]
 #: The same contours on Face Mesh V2 (its inner mouth corners 78 and 308): 11 points a lip that follow the lips'
@@ -267,8 +262,7 @@ class MouthInside:
         """Where across the mouth before the warp (0 at the upper inner lip, 1 at the lower) the upper teeth end and
         the lower jaw's begin: the darkest band of the inside away from the lips (the gap between the teeth, or the
         shadow below a laugh's upper teeth over the lower lip), not its middle, which cut a laugh's upper teeth in
-        two; infinite (all of it upper teeth) when that band is no dip between brighter ones (:data:`JAW_SPLIT_DIP`).
-        """
+        two."""
         was_inside = self.was_inside > 0.5
         if was_inside.sum() < JAW_SPLIT_BANDS:
             return 0.5
@@ -278,12 +272,7 @@ class MouthInside:
         mean = np.bincount(band, weights=level, minlength=JAW_SPLIT_BANDS) / np.maximum(count, 1)
         mean[count == 0] = np.inf
         mean[:JAW_SPLIT_EDGE_BANDS] = mean[JAW_SPLIT_BANDS - JAW_SPLIT_EDGE_BANDS :] = np.inf
-        darkest = int(np.argmin(mean))
-        shown = np.isfinite(mean)
-        above, below = mean[:darkest][shown[:darkest]], mean[darkest + 1 :][shown[darkest + 1 :]]
-        if min(above.max(initial=0.0), below.max(initial=0.0)) * JAW_SPLIT_DIP <= mean[darkest]:
-            return math.inf  # beyond every pixel (near the corners ``was_across`` exceeds 1)
-        return float((darkest + 0.5) / JAW_SPLIT_BANDS)
+        return float((np.argmin(mean) + 0.5) / JAW_SPLIT_BANDS)
 
     def teeth_halves(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The soft upper and lower part of the inside before the warp (what each jaw's teeth showed), over the ROI
