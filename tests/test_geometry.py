@@ -26,7 +26,9 @@ from diffusers_led.geometry.action_units import (
 )
 from diffusers_led.geometry.warp import (
     DARKEN_INSIDE,
+    INSIDE_WALL,
     LIP_SHADE,
+    TONGUE_FROM,
     action_unit_warp,
     inner_mouth_mask,
     keep_lids_apart,
@@ -73,7 +75,9 @@ def test_fearful_pulls_the_lip_corners_down_and_out_not_into_a_smile():
     smile = landmark_displacements(EXPRESSION_PROTOTYPES["happy"])
     # The subject's right lip corner (48) and left one (54): out to the side and down, where a smile lifts them.
     assert fear[48, 0] < -0.05 and fear[54, 0] > 0.05
-    assert fear[48, 1] > 0.05 and fear[54, 1] > 0.05 and smile[48, 1] < 0
+    assert fear[48, 1] > 0.04 and fear[54, 1] > 0.04 and smile[48, 1] < 0
+    # The lower lip goes down whole: its middle no less than its sides (the corners alone bent it into a pout).
+    assert fear[57, 1] >= fear[59, 1] and fear[66, 1] > fear[67, 1] - 0.015 and fear[66, 1] > 0.05
     # Wide eyes under brows raised at their inner ends and drawn together.
     assert fear[37, 1] < -0.05 and fear[38, 1] < -0.05
     assert fear[21, 1] < fear[17, 1] - 0.05 and fear[21, 0] > 0
@@ -343,6 +347,31 @@ def test_a_laughs_upper_teeth_go_whole_with_the_upper_jaw():
     assert np.array_equal(out[rows + y0, cols + x0], laugh[rows + y0, cols + x0]), "the upper teeth stay whole"
 
 
+def test_a_dropped_jaw_arches_the_upper_lip_over_a_round_opening():
+    """The upper inner lip's sides follow the corners down, so the opening's top is an arch, highest in the middle,
+    not a flat line."""
+    moved = neutral_shape() + landmark_displacements({"AU26": 1.0})
+    corner, quarter, middle = moved[60, 1], moved[61, 1], moved[62, 1]
+    assert middle < quarter - 0.03 < corner - 0.1
+    both_sides = landmark_displacements({"AU26": 1.0})
+    assert both_sides[61, 1] == both_sides[63, 1] > 0.0
+
+
+def test_stretched_lips_get_thinner_not_swollen():
+    """The lip stretcher pulls the corners out and flattens both lips: each lip's red is no taller in the middle."""
+    import cv2
+
+    neutral = neutral_shape()
+    moved = neutral + landmark_displacements({"AU20": 1.5})
+    upper_lip = [48, 49, 50, 51, 52, 53, 54, 64, 63, 62, 61, 60]
+    lower_lip = [48, 59, 58, 57, 56, 55, 54, 64, 65, 66, 67, 60]
+    for lip, outer, inner in ((upper_lip, 51, 62), (lower_lip, 57, 66)):
+        assert abs(moved[outer, 1] - moved[inner, 1]) < abs(neutral[outer, 1] - neutral[inner, 1]) - 0.01
+        area = [abs(cv2.contourArea(s[lip].astype(np.float32))) for s in (neutral, moved)]
+        assert area[1] < 1.15 * area[0], "a lip stretched sideways keeps about its area"
+    assert moved[54, 0] - moved[48, 0] > neutral[54, 0] - neutral[48, 0] + 0.2
+
+
 def test_a_corner_pulled_sideways_does_not_stretch_the_teeth_into_a_strip():
     """Lips stretched sideways and parted: where the new inside reaches beyond the old one, the plain warp would draw
     the teeth at the old corners stretched; the more it stretches them, the more the mouth's own shaded inside is
@@ -379,7 +408,22 @@ def test_an_opened_mouths_inside_is_as_dark_beside_its_lips_on_dim_and_bright_fa
     dim = warp.mouth.shade((image * 0.4).astype(np.uint8))
     tone_ratio = warp.mouth.lip_tone((image * 0.4).astype(np.uint8)) / warp.mouth.lip_tone(image)
     assert np.allclose(dim, bright * tone_ratio, atol=1e-3)
-    assert np.allclose(warp.mouth.shade(image)[warp.mouth.across < 0.3], DARKEN_INSIDE * warp.mouth.lip_tone(image))
+    roof = warp.mouth.shade(image)[(warp.mouth.across < 0.3) & (warp.mouth.inside > 0.5)]
+    tone = warp.mouth.lip_tone(image)
+    assert np.all(roof >= DARKEN_INSIDE * tone - 1e-3) and np.all(roof <= INSIDE_WALL * tone + 1e-3)
+
+
+def test_an_opened_mouths_inside_darkens_toward_its_back_not_a_uniform_disc():
+    """Beside the lips the inside is lit (the inner cheeks, the lips' wet side); at the point farthest from them it
+    is as dark as the roof gets: a hollow, not a flat black fill."""
+    image, _, warp = _red_lipped_jaw_drop()
+    mouth = warp.mouth
+    level = mouth.shade(image).mean(2)
+    roof = (mouth.across < TONGUE_FROM) & (mouth.inside > 0.99)
+    beside_lips, back = roof & (mouth.hollow < 0.15), roof & (mouth.hollow > 0.7)
+    assert beside_lips.sum() > 20 and back.sum() > 5
+    assert level[beside_lips].mean() > 1.5 * level[back].mean()
+    assert level[back].min() == pytest.approx(DARKEN_INSIDE * mouth.lip_tone(image).mean(), rel=0.15)
 
 
 def test_a_wide_open_mouth_closes_as_far_as_the_warp_allows_and_the_rest_of_the_edit_stays_whole():

@@ -145,12 +145,16 @@ _PATTERNS: dict[int, dict[int, tuple[float, float]]] = {
         8: (0.0, -0.03),
         7: (0.0, -0.02),
     },
-    # Lip stretcher: corners out horizontally.
+    # Lip stretcher: corners out horizontally, the red of both lips flattened thinner (stretched, not swollen).
     20: {
         48: (-0.08, 0.01),
         60: (-0.075, 0.01),
-        49: (-0.04, 0.0),
-        59: (-0.04, 0.0),
+        49: (-0.04, 0.008),
+        59: (-0.04, -0.008),
+        50: (0.0, 0.012),
+        51: (0.0, 0.012),
+        58: (0.0, -0.012),
+        57: (0.0, -0.012),
         61: (-0.02, 0.0),
         67: (-0.02, 0.0),
     },
@@ -187,7 +191,10 @@ _PATTERNS: dict[int, dict[int, tuple[float, float]]] = {
         5: (0.04, 0.24),
         4: (0.05, 0.15),
         3: (0.03, 0.07),
-        49: (0.0, 0.02),
+        # The upper lip arches over the opening: its sides follow the corners down (a quarter as far beside the
+        # middle, as on a parabola through the corners), so the opening is round, not flat-topped.
+        61: (0.0, 0.05),
+        49: (0.0, 0.04),
         50: (0.0, 0.01),
     },
 }
@@ -242,8 +249,9 @@ for _pattern in ACTION_UNITS.values():
 #: Each departs from the CK+ means where the real-photo tune split showed the mean too faint or misread, never at the
 #: cost of a person (dlib distance < 0.6): happy and surprised are stronger (a CK+-sized smile left most unsmiling
 #: faces unsmiling); angry tightens the lids instead of raising them (AU5 read as fear) and presses the lips;
-#: fearful draws the raised inner brows together, widens the eyes fully, stretches the lips and pulls their corners
-#: down (a stretched mouth alone read as a smile), parting them without a jaw drop (that read as surprise); disgust
+#: fearful draws the raised inner brows together, widens the eyes fully, stretches the lips and pulls them down
+#: (a stretched mouth alone read as a smile; its corners alone bent the lower lip into a pout), parting them without
+#: a jaw drop (that read as surprise); disgust
 #: lowers the brows beside a nose wrinkle of 0.8 (at 1.5 a calibration person was no longer themselves, distance
 #: 0.66) and parts the lips as FACS 10+25 does (a laugh's raised upper lip stays over its own teeth). Every step, its
 #: numbers and the command that measured them: docs/geometry.md, "The expressions".
@@ -251,7 +259,7 @@ EXPRESSION_PROTOTYPES: dict[str, dict[str, float]] = {
     "happy": {"AU6": 1.3, "AU12": 1.4},
     "sad": {"AU1": 1.3, "AU4": 0.78, "AU15": 1.3, "AU17": 0.52},
     "surprised": {"AU1": 1.2, "AU2": 1.2, "AU5": 1.3, "AU25": 1.0, "AU26": 0.8},
-    "fearful": {"AU1": 1.3, "AU2": 0.5, "AU4": 1.0, "AU5": 1.5, "AU15": 1.0, "AU20": 1.5, "AU25": 0.6},
+    "fearful": {"AU1": 1.3, "AU2": 0.5, "AU4": 1.0, "AU5": 1.5, "AU15": 0.5, "AU16": 1.0, "AU20": 1.5, "AU25": 0.6},
     "angry": {"AU4": 1.5, "AU7": 1.5, "AU9": 0.5, "AU15": 0.3, "AU17": 0.8, "AU23": 1.5},
     "disgusted": {"AU4": 1.1, "AU6": 1.0, "AU7": 0.6, "AU9": 0.8, "AU10": 0.8, "AU15": 0.3, "AU25": 0.3},
     "contemptuous": {"R12": 0.5, "R14": 1.0},

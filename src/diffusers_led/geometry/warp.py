@@ -47,6 +47,10 @@ MIN_LIP_PARTING = 0.03
 #: brightly lit ones); against their middle tone it is equally dark beside the lips on every face. 0.2 is what
 #: 0.3 of the darkest tenth gave on the well-lit faces.
 DARKEN_INSIDE = 0.2
+#: The inside's walls beside the lips (the inner cheeks and the lips' wet inner side, lit from the front) against
+#: the lips' middle tone: the dark deepens from this at the lips to :data:`DARKEN_INSIDE` at the opening's deepest
+#: point, so a large opening is shaded as a hollow, not drawn as a uniform black disc.
+INSIDE_WALL = 0.45
 TONGUE_SHADE = 0.55
 TONGUE_FROM = 0.55
 TONGUE_SHARE = 0.6
@@ -216,6 +220,8 @@ class MouthInside:
         opens: whether the warp parts the lips further (only then may texture re-make the inside).
         across: ``float32`` over the ROI, where each pixel lies between the upper (0) and lower (1) inner lip after
             the warp: the inside is darkest under the upper lip and shows the tongue toward the lower one.
+        hollow: ``float32`` over the ROI, 0 at the inner lip line rising to 1 at the point of the opening farthest
+            from it: the inside darkens toward its back.
     """
 
     inside: np.ndarray
@@ -226,6 +232,7 @@ class MouthInside:
     lips: np.ndarray
     opens: bool
     across: np.ndarray
+    hollow: np.ndarray
 
     def _lip_pixels(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The pixels within the outer lip contour before the warp (``(N, C)`` float32) and their grey levels."""
@@ -245,7 +252,8 @@ class MouthInside:
         """The colour of the opened inside over the ROI: the lips' own colour in deep shadow under the upper lip, the
         tongue's shade rising toward the lower lip."""
         tone = self.lip_tone(image)
-        dark = DARKEN_INSIDE * tone
+        wall = (1.0 - self.hollow[:, :, None]) ** 2  # lit beside the lips, falling off quickly toward the back
+        dark = (DARKEN_INSIDE + (INSIDE_WALL - DARKEN_INSIDE) * wall) * tone
         rise = np.clip((self.across - TONGUE_FROM) / (1.0 - TONGUE_FROM), 0.0, 1.0)
         share = TONGUE_SHARE * rise * rise * (3.0 - 2.0 * rise)  # smoothstep: no line where the floor begins
         return (1.0 - share[:, :, None]) * dark + share[:, :, None] * TONGUE_SHADE * tone
@@ -562,7 +570,8 @@ def _mouth_inside(
     size = (x1 - x0, y1 - y0)
     inside = _polygon_mask(_inner_lip_outline(moved_upper, moved_lower), (x0, y0), size)
     feather = max(LIP_SHADE * iod, 1.0)
-    depth = np.clip(cv2.distanceTransform((inside > 0.5).astype(np.uint8), cv2.DIST_L2, 3) / feather, 0.0, 1.0)
+    from_lips = cv2.distanceTransform((inside > 0.5).astype(np.uint8), cv2.DIST_L2, 3)
+    depth = np.clip(from_lips / feather, 0.0, 1.0)
     open_mouth = OPEN_MOUTH if mesh is None else MESH_OPEN_MOUTH
     if before < open_mouth:  # the lips' seam, not teeth: it moves with the lips (the plain warp)
         was_inside = np.zeros(inside.shape, dtype=np.float32)
@@ -587,6 +596,7 @@ def _mouth_inside(
         lips=shape[48:60],
         opens=after - before >= MIN_LIP_PARTING,
         across=_gap_position(moved_upper, moved_lower, roi).astype(np.float32),
+        hollow=(from_lips / max(float(from_lips.max()), 1.0)).astype(np.float32),
     )
 
 
