@@ -561,6 +561,18 @@ def test_all_eight_targets_edit_the_face_and_nothing_outside_the_edited_area(geo
         assert not changed[~area].any(), f"{target}: pixels outside the warp window changed"
 
 
+def test_lips_slid_shut_over_still_teeth_count_as_edited(geometry_pipeline, example_image):
+    """An open mouth closed toward neutral or contempt: the lips slide over teeth the warp itself holds still (its
+    window is 0 there), and those pixels are part of the edited area the pipeline reports (they were reported as
+    untouched, and counted as changed outside the edit)."""
+    opened = np.asarray(geometry_pipeline(example_image, target="surprised", mode="geometry").images[0])
+    for target in ("neutral", "contempt"):
+        result = geometry_pipeline(opened, target=target, mode="geometry")
+        area = geometry_pipeline.region_processor.composite_mask(opened.shape, result.faces[0]) > 0
+        changed = np.any(np.asarray(result.images[0]) != opened, axis=2)
+        assert changed.sum() > 1000 and not changed[~area].any(), target
+
+
 @pytest.mark.parametrize("mode", ["geometry", "geometry+texture"])
 def test_a_face_cut_by_the_photo_edge_where_it_moves_is_left_alone_with_a_warning(
     geometry_pipeline, example_image, mode

@@ -15,12 +15,10 @@ only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
-
-from .warp import FaceWarp
 
 __all__ = ["EYES", "EyeOpening", "open_eyes"]
 
@@ -39,9 +37,6 @@ EYES: dict[str, dict[str, list[int]]] = {
     },
 }
 
-#: The warp's window on eye pixels it holds still but the lid raise changed: above 0 (edited), too small to matter
-#: to what weighs the window (the texture's shading).
-EDITED_WEIGHT = 1e-3
 #: How far the upper lid margin rises per unit of AU5, in inter-ocular distances (the 68-point pattern's lid move).
 LID_LIFT = 0.04
 #: Height of the lid band that moves (margin to under the brow), in inter-ocular distances: its skin folds into the
@@ -82,17 +77,6 @@ class EyeOpening:
     image: np.ndarray
     changed: np.ndarray
     opened: bool
-
-    def mark_edited(self, warp: FaceWarp) -> FaceWarp:
-        """``warp`` with the opened eyes' pixels in its edited area (its window above 0), so that they count as
-        edited (the eyes hold still under the warp: its window may be 0 there) and :meth:`FaceWarp.apply` keeps
-        them. Changed pixels outside the warp's box are left out of the edit: they never occur, the eyes lying well
-        inside the face's ring."""
-        x0, y0, x1, y1 = warp.roi
-        weight = warp.weight.copy()
-        inside = self.changed[y0:y1, x0:x1]
-        weight[inside & (weight <= 0)] = EDITED_WEIGHT
-        return replace(warp, weight=weight)
 
 
 def open_eyes(

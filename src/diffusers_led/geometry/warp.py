@@ -12,7 +12,7 @@ from the moved points to the original ones (so no inversion of a forward field i
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -97,6 +97,9 @@ LIPS_FOLD_MARGIN = 0.05
 #: further, it would move pixels the photo does not have (a mouth cut by the photo's edge opening into a dark blob).
 MAX_MOVE_OUTSIDE = 0.05
 
+#: The window on pixels the warp holds still but a step beside it changed (:meth:`FaceWarp.with_edited`): above 0
+#: (edited), too small to matter to what weighs the window (the texture's shading).
+EDITED_WEIGHT = 1e-3
 #: The fixed ring: this many points on an ellipse around the landmarks (and their moved positions).
 RING_POINTS = 40
 #: Largest side of the grid the spline is evaluated on before being resized to the face's pixels: the field is
@@ -167,6 +170,17 @@ class FaceWarp:
         x0, y0, x1, y1 = self.roi
         full[y0:y1, x0:x1] = self.weight
         return full
+
+    def with_edited(self, changed: np.ndarray) -> FaceWarp:
+        """This warp with the pixels ``changed`` (``HxW`` bool over the image) in its edited area (its window above
+        0, at :data:`EDITED_WEIGHT`), for what a step beside the warp changed where the warp itself moves nothing:
+        eyes opened at the lid margins, lips slid shut over teeth the warp held still. :meth:`mask` then tells every
+        pixel the face's edit changed, and :meth:`apply` keeps them. Only pixels inside the fixed ring may change
+        (both steps stay inside it), so those beyond the ROI are never among them."""
+        x0, y0, x1, y1 = self.roi
+        weight = self.weight.copy()
+        weight[changed[y0:y1, x0:x1] & (weight <= 0)] = EDITED_WEIGHT
+        return replace(self, weight=weight)
 
     def leaves_photo(self, shape: np.ndarray, image_hw: tuple[int, int]) -> bool:
         """Whether the warp moves a landmark of ``shape`` (the face before the warp) that lies outside the photo,

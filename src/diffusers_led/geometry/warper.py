@@ -99,10 +99,13 @@ class ExpressionWarper:
                     warp = None
                 if warp is not None:
                     if eyes is not None:
-                        warp = eyes.mark_edited(warp)
+                        # The opened eyes count as edited (the warp may hold them still) and the warp keeps them.
+                        warp = warp.with_edited(eyes.changed)
                         out = eyes.image
                     warped = warp.apply(out)
                     out = close_lips(out, warped, warp, shape, face.mesh) if closing and warp.mouth else warped
+                    if out is not warped:  # the slid lips may cover teeth the warp held still: edited too
+                        warp = warp.with_edited(np.any((out != warped).reshape(*out.shape[:2], -1), axis=2))
                     if ratio_maps is not None:
                         out = ratio_maps.shade(out, warp, change, mesh=face.mesh)
                     if warp.kept < FOLD_WARNING:
