@@ -178,6 +178,37 @@ def test_undoing_a_smile_flattens_its_broad_fold_where_no_map_has_it_and_keeps_f
         assert np.array_equal(no_maps.shade(smiling, warp, units)[fold], smiling[fold])
 
 
+def test_undoing_a_brow_unit_flattens_the_foreheads_lines_and_nothing_when_no_brow_unit_is_undone():
+    import cv2
+
+    image, shape = skin_face()
+    warp = action_unit_warp(shape, IDENTITY, {"AU4": -1.0}, image.shape[:2])
+    warped = warp.apply(image)
+    # Three horizontal forehead lines (2 px, 0.03 inter-ocular distances, wide) above the brows, where the warp's
+    # window reaches (it fades out about 0.4 inter-ocular distances above them).
+    lines = np.zeros(image.shape[:2], dtype=np.uint8)
+    brow_top = int(warp.shape[17:27, 1].min())
+    for y in (brow_top - 9, brow_top - 13, brow_top - 17):
+        cv2.line(lines, (int(warp.shape[18, 0]), y), (int(warp.shape[25, 0]), y), 1, 2)
+    creased = warped.copy()
+    creased[lines > 0] = (creased[lines > 0] * 0.75).astype(np.uint8)
+    no_maps = ExpressionRatioMaps(units=["AU4"])  # all-zero maps: only the forehead's own lines are flattened
+    for unit in ("AU1", "AU2", "AU4"):
+        neutral = no_maps.shade(creased, warp, {unit: -1.0})
+        before = np.abs(creased[lines > 0].astype(float) - warped[lines > 0]).mean()
+        after = np.abs(neutral[lines > 0].astype(float) - warped[lines > 0]).mean()
+        assert after < 0.85 * before, unit  # within the warp's window, which fades out above the lines
+        outside = warp.mask(image.shape[:2]) == 0
+        assert np.array_equal(neutral[outside], creased[outside])
+    # The skin's pixel-scale noise stays between the lines.
+    skin = np.s_[brow_top - 8 : brow_top - 4, int(shape[19, 0]) : int(shape[24, 0])]
+    assert neutral[skin].std() > 0.6 * creased[skin].std()
+    # A brow unit the face does not show (the target adds it, or nothing is undone) leaves the forehead as it is,
+    # and so does undoing a smile.
+    for units in ({"AU4": 1.0}, {"AU1": 0.5, "AU2": 0.5}, {}, {"AU12": -1.0}):
+        assert np.array_equal(no_maps.shade(creased, warp, units)[lines > 0], creased[lines > 0])
+
+
 def test_unit_regions_keep_brow_units_off_the_jaw_and_the_jaw_off_the_forehead():
     template = template_shape()
     brow, jaw = unit_region("AU1"), unit_region("AU26")

@@ -38,6 +38,7 @@ __all__ = [
     "frontal_share",
     "head_yaw",
     "one_side",
+    "forehead_mask",
     "skin_mask",
     "smile_shading_mask",
     "template_shape",
@@ -112,6 +113,16 @@ SMILE_FEATHER = 0.3
 SMILE_INSET = 0.08
 #: The units whose undoing flattens the smile's shading.
 SMILE_UNITS = ("AU6", "AU12")
+#: Raised, worried or lowered brows crease the skin above and between them (the forehead's horizontal lines, the
+#: glabella's vertical ones). Occluding regions of neutral edits in the judge's own input showed that the forehead is
+#: where, of any single region, an undone brow's old expression stays most (tune: blurring it raised p(neutral) most;
+#: CK+ calibration people: their own neutral forehead did), and the unit maps, fitted on few brows, hold little of
+#: it: undoing a brow unit flattens the forehead's shading up to the smile's width (a worried brow's furrows are as
+#: broad). The forehead starts this far above the brows (inter-ocular distances: their hair is left to the warp) and
+#: its edge is this soft. Only what the warp's window reaches changes (about 0.4 inter-ocular distances up).
+BROW_UNITS = ("AU1", "AU2", "AU4")
+ABOVE_BROWS = 0.07
+FOREHEAD_FEATHER = 0.12
 
 EYES = (list(range(36, 42)), list(range(42, 48)))
 OUTER_LIPS = list(range(48, 60))
@@ -241,6 +252,23 @@ def smile_shading_mask(
     return cv2.GaussianBlur(mask, (0, 0), max(SMILE_FEATHER * iod / 2, 0.5))
 
 
+def forehead_mask(shape: np.ndarray, size: tuple[int, int], origin: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """``float32`` ``size`` (h, w) mask, from a face's 68 points (px, ``origin`` at the mask's top-left), of the skin
+    that the brows crease: the forehead above them and the glabella between them down to the nose's root,
+    soft-edged. How high the forehead reaches is left to :func:`skin_mask`."""
+    shape = np.asarray(shape, dtype=np.float64) - np.asarray(origin, dtype=np.float64)
+    iod = inter_ocular(shape)
+    up = shape[27] - shape[8]
+    up = up / max(np.linalg.norm(up), 1e-9)
+    brows = shape[BROWS] + ABOVE_BROWS * iod * up
+    top = shape[BROWS] + 2.0 * FOREHEAD * iod * up  # beyond the skin mask's forehead: that mask cuts it
+    # Along the top, then back along the raised brows with a dip to the nose's root between them: not convex.
+    outline = np.vstack([top, brows[5:][::-1], shape[27], brows[:5][::-1]])
+    mask = np.zeros(size, dtype=np.float32)
+    cv2.fillPoly(mask, [np.round(outline * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
+    return cv2.GaussianBlur(mask, (0, 0), max(FOREHEAD_FEATHER * iod / 2, 0.5))
+
+
 def face_frame_maps(
     from_points: np.ndarray, to_points: np.ndarray, size: tuple[int, int], origin: tuple[float, float] = (0.0, 0.0)
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -353,8 +381,11 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
         gain = (self.config.gain if gain is None else gain) * warp.kept * frontal_share(warp.shape, mesh, yaw)
         added, removed = self.layers(units)
         added, removed = gain * added, np.clip(gain * removed * REMOVAL_SCALE, 0.0, 1.0)
-        smile_undone = gain * min(max((-units.get(unit, 0.0) for unit in SMILE_UNITS), default=0.0), 1.0)
-        if not max(np.abs(added).max(initial=0.0), removed.max(initial=0.0), smile_undone) > 1e-4:
+        smile_undone, brows_undone = (
+            gain * float(np.clip(max(-units.get(unit, 0.0) for unit in part), 0.0, 1.0))
+            for part in (SMILE_UNITS, BROW_UNITS)
+        )
+        if not max(np.abs(added).max(initial=0.0), removed.max(initial=0.0), smile_undone, brows_undone) > 1e-4:
             return image
         x0, y0, x1, y1 = warp.roi
         size = (y1 - y0, x1 - x0)
@@ -364,17 +395,20 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
             cv2.remap(layer, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderValue=0.0) * window
             for layer in (added, removed)
         )
-        # The smile's broad shading, flattened where a smile shades (the maps, averaged over people, place it too
-        # vaguely for a fold this wide).
-        smile = np.zeros(size, dtype=np.float32)
-        if smile_undone > 0.0:
-            # The skin mask's edge is hard (the outline, the lips): this broad a flattening would show it as a step,
-            # so it fades out before that edge.
+        # The smile's broad shading and the folds of undone brows, flattened where the face makes them (the maps,
+        # averaged over people, place a fold this wide too vaguely, and hold too little of the forehead).
+        broad = np.zeros(size, dtype=np.float32)
+        if smile_undone > 0.0 or brows_undone > 0.0:
+            # The skin mask's edge is hard (the outline, the lips, the brows' hair): a broad flattening would show it
+            # as a step, so it fades out before that edge.
             inset = max(3, round(SMILE_INSET * inter_ocular(warp.shape))) | 1
             inner = cv2.erode((window > 0.5).astype(np.float32), np.ones((inset, inset), np.uint8))
             inner = cv2.GaussianBlur(inner, (0, 0), inset / 2) * (window > 0)
-            smile = smile_undone * smile_shading_mask(warp.shape, size, (x0, y0)) * inner
-        changed = (added != 0.0) | (removed > 0.0) | (smile > 0.0)
+            broad = inner * np.maximum(
+                smile_undone * smile_shading_mask(warp.shape, size, (x0, y0)),
+                brows_undone * forehead_mask(warp.shape, size, (x0, y0)),
+            )
+        changed = (added != 0.0) | (removed > 0.0) | (broad > 0.0)
         if not changed.any():
             return image
         region = image[y0:y1, x0:x1]
@@ -384,9 +418,9 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
         iod = inter_ocular(warp.shape)
         fine = cv2.GaussianBlur(colour, (0, 0), max(FINE_TEXTURE * iod, 0.5))
         crease = fine - cv2.GaussianBlur(colour, (0, 0), max(CREASE_WIDTH * iod, 1.0))
-        # The broadest blur of the shading (its kernel grows with the face): only when a smile is undone.
-        smile_shading = (
-            fine - cv2.GaussianBlur(colour, (0, 0), max(SMILE_SHADING_WIDTH * iod, 1.0)) if smile_undone > 0.0 else 0.0
+        # The broadest blur of the shading (its kernel grows with the face): only when a smile or a brow is undone.
+        broad_shading = (
+            fine - cv2.GaussianBlur(colour, (0, 0), max(SMILE_SHADING_WIDTH * iod, 1.0)) if broad.any() else 0.0
         )
         # Blown highlights have lost their colour: shading them would paint grey or bluish patches, so they keep
         # their value; elsewhere a pixel is lightened only as far as its brightest channel allows (hue kept).
@@ -410,10 +444,10 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
             warmth = np.ones(image.shape[2], dtype=np.float32)
             warmth[:3] = SHADOW_WARMTH
             factor = factor[:, :, None] ** np.where(factor[:, :, None] < 1.0, warmth, 1.0)
-            removed, smile = removed[:, :, None], smile[:, :, None]
+            removed, broad = removed[:, :, None], broad[:, :, None]
             if image.shape[2] == 4:
                 factor[:, :, 3] = 1.0  # alpha is not shading
-        colour -= removed * crease + smile * (1.0 - removed) * smile_shading
+        colour -= removed * crease + broad * (1.0 - removed) * broad_shading
         shaded = np.clip(np.rint(colour * factor), 0, 255).astype(np.uint8)
         out = image.copy()
         out[y0:y1, x0:x1] = np.where(changed[:, :, None] if image.ndim == 3 else changed, shaded, region)
