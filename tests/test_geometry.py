@@ -347,6 +347,37 @@ def test_a_laughs_upper_teeth_go_whole_with_the_upper_jaw():
     assert np.array_equal(out[rows + y0, cols + x0], laugh[rows + y0, cols + x0]), "the upper teeth stay whole"
 
 
+def test_a_small_tilted_mouth_splits_its_teeth_over_a_soft_edge_and_darkens_smoothly():
+    """A group photo's small face (inter-ocular distance 14 px), head tilted 25 degrees, a toothy mouth a few pixels
+    tall opening further: where the upper teeth give way to the lower jaw's, the edge is a couple of pixels wide
+    (a sharper one, moved with the jaw, left a row of dark dots along the mouth), and the dark of the opening
+    deepens with the distance from the lips, not in a rasterised mask's steps."""
+    import cv2
+
+    iod, tilt = 14.0, np.radians(25.0)
+    rotation = np.array([[np.cos(tilt), -np.sin(tilt)], [np.sin(tilt), np.cos(tilt)]])
+    shape = neutral_shape() * iod
+    shape = shape - shape[48:68].mean(0)
+    shape[[65, 66, 67, 55, 56, 57, 58, 59]] += (0, 0.25 * iod)
+    shape = shape @ rotation.T + 32
+    image = np.full((64, 64, 3), (200, 160, 140), np.uint8)
+    cv2.fillPoly(image, [np.round(shape[48:60] * 16).astype(np.int32)], (170, 90, 90), cv2.LINE_AA, shift=4)
+    cv2.fillPoly(image, [np.round(shape[60:68] * 16).astype(np.int32)], (235, 235, 230), cv2.LINE_AA, shift=4)
+    alignment = np.hstack([rotation.T, np.zeros((2, 1))])  # image -> upright face
+    warp = action_unit_warp(shape, alignment, {"AU26": 0.4}, image.shape[:2])
+    assert warp.mouth is not None and warp.mouth.opens
+    x0, y0, x1, y1 = warp.roi
+    upper, _ = warp.mouth.teeth_halves(image[y0:y1, x0:x1])
+    within = warp.mouth.was_inside > 0.99
+    pairs = within[1:] & within[:-1]
+    assert pairs.sum() > 10
+    assert upper.max() == 1.0 and upper[within].min() == 0.0, "both jaws' teeth show"
+    assert np.abs(np.diff(upper, axis=0))[pairs].max() < 0.6, "from one row to the next, the upper teeth fade"
+    # The opening's dark rises from 0 at the lips: deep only as far as the opening is.
+    inside = warp.mouth.inside > 0.5
+    assert warp.mouth.depth[inside].min() < 0.3 < warp.mouth.depth[inside].max()
+
+
 def test_a_dropped_jaw_arches_the_upper_lip_over_a_round_opening():
     """The upper inner lip's sides follow the corners down, so the opening's top is an arch, highest in the middle,
     not a flat line."""
