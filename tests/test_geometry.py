@@ -378,6 +378,24 @@ def test_a_small_tilted_mouth_splits_its_teeth_over_a_soft_edge_and_darkens_smoo
     assert warp.mouth.depth[inside].min() < 0.3 < warp.mouth.depth[inside].max()
 
 
+def test_an_opened_mouth_under_a_moustache_takes_its_colour_from_the_lower_lip():
+    """A moustache hides the upper lip (and dlib's outer lip points take its hair in): the opened inside is shaded
+    in the lips' own red, from the lower lip, not in the hair's brown."""
+    import cv2
+
+    image, shape = synthetic_face()
+    image[:] = (205, 165, 145)
+    lower_lip = shape[[48, 59, 58, 57, 56, 55, 54, 64, 65, 66, 67, 60]]
+    cv2.fillPoly(image, [np.round(lower_lip).astype(np.int32)], (175, 70, 75))
+    moustache = np.vstack([shape[[48, 49, 50, 51, 52, 53, 54]] - (0, 12), shape[[64, 63, 62, 61, 60]]])
+    cv2.fillPoly(image, [np.round(moustache).astype(np.int32)], (95, 65, 40))
+    alignment = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    warp = action_unit_warp(shape, alignment, {"AU26": 1.0}, image.shape[:2])
+    assert warp.mouth is not None and warp.mouth.opens
+    red, green, blue = warp.mouth.lip_tone(image)
+    assert red > green + 80 and red > 150, f"the lower lip's red, not the moustache's brown: {(red, green, blue)}"
+
+
 def test_a_dropped_jaw_arches_the_upper_lip_over_a_round_opening():
     """The upper inner lip's sides follow the corners down, so the opening's top is an arch, highest in the middle,
     not a flat line."""

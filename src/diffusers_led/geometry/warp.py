@@ -234,7 +234,8 @@ class MouthInside:
         was_height: ``float32`` over the ROI, how tall (px) the opening was there before the warp; zeros where the
             lips were shut.
         jaw_shift: ``(dx, dy)`` px the lower teeth move: with the middle of the lower lip, which the jaw carries.
-        lips: the outer lip contour before the warp (image px): the dark inside takes the colour of its darkest part.
+        lips: the lower lip's outline before the warp (image px, :func:`_lower_lip`): the dark inside takes the
+            lips' own colour from it.
         opens: whether the warp parts the lips further (only then may texture re-make the inside).
         across: ``float32`` over the ROI, where each pixel lies between the upper (0) and lower (1) inner lip after
             the warp: the inside is darkest under the upper lip and shows the tongue toward the lower one.
@@ -569,6 +570,16 @@ def _gap_heights(
     return v - top, np.interp(s, lower_lip[:, 0], lower_lip[:, 1]) - top
 
 
+def _lower_lip(shape: np.ndarray, mesh: np.ndarray | None = None) -> np.ndarray:
+    """The lower lip's outline (image px), from its outer edge along and back along its inner edge: Face Mesh V2's
+    when ``mesh`` is given, else the 68 points'. The lower lip shows on nearly every face; the upper one may hide
+    under a moustache, whose hair dlib's outer lip points take in."""
+    if mesh is None:
+        return shape[[48, 59, 58, 57, 56, 55, 54, 64, 65, 66, 67, 60]]
+    mesh = np.asarray(mesh, dtype=np.float64)[:, :2]
+    return mesh[MESH_LIPS[3] + MESH_LIPS[2][::-1]]
+
+
 def _mouth_inside(
     shape: np.ndarray,
     displacement: np.ndarray,
@@ -625,7 +636,7 @@ def _mouth_inside(
         was_across=was_across,
         was_height=was_height,
         jaw_shift=(moved_lower - lower)[len(lower) // 2 - 1 : len(lower) // 2 + 2].mean(0),
-        lips=shape[48:60],
+        lips=_lower_lip(shape, mesh),
         opens=after - before >= MIN_LIP_PARTING,
         across=(below_upper / np.maximum(height, 1e-9)).astype(np.float32),
         hollow=(from_lips / max(float(from_lips.max()), 1.0)).astype(np.float32),
