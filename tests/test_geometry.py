@@ -226,6 +226,38 @@ def test_the_inside_of_the_mouth_follows_the_mesh_inner_lips_where_the_68_points
     assert with_mesh.mouth.opens and with_mesh.mouth.jaw_shift[1] == pytest.approx(lower_moved, abs=1.0)
 
 
+def test_a_mouth_the_mesh_sees_shut_is_not_closed_further_where_dlib_reads_a_moustache_as_a_gap():
+    """dlib's upper inner lip points sit in a moustache 0.15 inter-ocular distances above the lips' seam, where the
+    mesh's inner lips meet: toward neutral the mouth is left as it is (closing it slid the lower lip up into the
+    moustache and left bare skin), while the same face with the mesh's lips apart has its mouth closed."""
+    from diffusers_led.faces.detection import DetectedFace
+    from diffusers_led.faces.regions import FaceRegions
+    from diffusers_led.geometry.blendshape_units import BLENDSHAPE_UNITS
+    from diffusers_led.geometry.warp import MESH_LOWER_INNER_LIP, MESH_UPPER_INNER_LIP
+    from diffusers_led.geometry.warper import ExpressionWarper
+
+    image, shape = synthetic_face(280)  # the chin inside the photo
+    shape = shape.copy()
+    shape[[61, 62, 63], 1] -= 0.15 * 60  # dlib's upper inner lip, up in the moustache
+    resting = {name: 0.0 for names in BLENDSHAPE_UNITS.values() for name in names}  # no expression of its own
+    t = np.linspace(0.0, 1.0, len(MESH_UPPER_INNER_LIP))
+    along = shape[60, 0] + t * (shape[64, 0] - shape[60, 0])
+    seam = shape[[65, 66, 67], 1].mean() - 1.0
+    edited = []
+    for half_gap in (0.3, 6.0):  # the mesh's lips meeting; apart by 0.2 inter-ocular distances
+        mesh = np.zeros((478, 3))
+        mesh[MESH_UPPER_INNER_LIP, :2] = np.stack([along, seam - half_gap * np.sin(np.pi * t)], axis=1)
+        mesh[MESH_LOWER_INNER_LIP, :2] = np.stack([along, seam + half_gap * np.sin(np.pi * t)], axis=1)
+        face = DetectedFace(
+            box=(60, 40, 120, 120), landmarks=np.zeros((5, 2)), score=1.0, shape=shape, mesh=mesh, blendshapes=resting
+        )
+        regions = FaceRegions(face=face, matrix=np.array([[1.0, 0, 0], [0, 1.0, 0]]), boxes={}, crops={}, masks={})
+        (out,), _ = ExpressionWarper(None, 64).warp_faces([image], [[regions]], ["neutral"], 1.0, {})
+        edited.append(out)
+    assert np.array_equal(edited[0], image), "a shut mouth is left as it is"
+    assert np.abs(edited[1].astype(int) - image).max() > 50, "an open one closes"
+
+
 def test_warp_moves_the_landmarks_and_leaves_everything_outside_its_window_bit_identical():
     image, shape = synthetic_face()
     displacement = np.zeros((68, 2))

@@ -709,10 +709,11 @@ def keep_lids_apart(aligned: np.ndarray, displacement: np.ndarray) -> np.ndarray
     return displacement
 
 
-def mouth_opening(shape: np.ndarray) -> float:
-    """The gap between the inner lips (mean of 61-63 to 65-67), in inter-ocular distances."""
+def mouth_opening(shape: np.ndarray, mesh: np.ndarray | None = None) -> float:
+    """The gap between the inner lips (mean of 61-63 to 65-67 of ``shape``, or the middles of Face Mesh V2's inner
+    lips when ``mesh`` is given), in inter-ocular distances of ``shape``."""
     shape = np.asarray(shape, dtype=np.float64)
-    return _lip_parting(*_inner_lips(shape), inter_ocular(shape))
+    return _lip_parting(*_inner_lips(shape, mesh), inter_ocular(shape))
 
 
 def inner_mouth_mask(shape: np.ndarray, crop_matrix: np.ndarray, crop_size: int, grow: float = 0.08) -> np.ndarray:
