@@ -226,6 +226,38 @@ def test_the_inside_of_the_mouth_follows_the_mesh_inner_lips_where_the_68_points
     assert with_mesh.mouth.opens and with_mesh.mouth.jaw_shift[1] == pytest.approx(lower_moved, abs=1.0)
 
 
+def test_a_mouth_the_mesh_sees_shut_is_not_closed_further_where_dlib_reads_a_moustache_as_a_gap():
+    """dlib's upper inner lip points sit in a moustache 0.15 inter-ocular distances above the lips' seam, where the
+    mesh's inner lips meet: toward neutral the mouth is left as it is (closing it slid the lower lip up into the
+    moustache and left bare skin), while the same face with the mesh's lips apart has its mouth closed."""
+    from diffusers_led.faces.detection import DetectedFace
+    from diffusers_led.faces.regions import FaceRegions
+    from diffusers_led.geometry.blendshape_units import BLENDSHAPE_UNITS
+    from diffusers_led.geometry.warp import MESH_LOWER_INNER_LIP, MESH_UPPER_INNER_LIP
+    from diffusers_led.geometry.warper import ExpressionWarper
+
+    image, shape = synthetic_face(280)  # the chin inside the photo
+    shape = shape.copy()
+    shape[[61, 62, 63], 1] -= 0.15 * 60  # dlib's upper inner lip, up in the moustache
+    resting = {name: 0.0 for names in BLENDSHAPE_UNITS.values() for name in names}  # no expression of its own
+    t = np.linspace(0.0, 1.0, len(MESH_UPPER_INNER_LIP))
+    along = shape[60, 0] + t * (shape[64, 0] - shape[60, 0])
+    seam = shape[[65, 66, 67], 1].mean() - 1.0
+    edited = []
+    for half_gap in (0.3, 6.0):  # the mesh's lips meeting; apart by 0.2 inter-ocular distances
+        mesh = np.zeros((478, 3))
+        mesh[MESH_UPPER_INNER_LIP, :2] = np.stack([along, seam - half_gap * np.sin(np.pi * t)], axis=1)
+        mesh[MESH_LOWER_INNER_LIP, :2] = np.stack([along, seam + half_gap * np.sin(np.pi * t)], axis=1)
+        face = DetectedFace(
+            box=(60, 40, 120, 120), landmarks=np.zeros((5, 2)), score=1.0, shape=shape, mesh=mesh, blendshapes=resting
+        )
+        regions = FaceRegions(face=face, matrix=np.array([[1.0, 0, 0], [0, 1.0, 0]]), boxes={}, crops={}, masks={})
+        (out,), _ = ExpressionWarper(None, 64).warp_faces([image], [[regions]], ["neutral"], 1.0, {})
+        edited.append(out)
+    assert np.array_equal(edited[0], image), "a shut mouth is left as it is"
+    assert np.abs(edited[1].astype(int) - image).max() > 50, "an open one closes"
+
+
 def test_warp_moves_the_landmarks_and_leaves_everything_outside_its_window_bit_identical():
     image, shape = synthetic_face()
     displacement = np.zeros((68, 2))
@@ -345,6 +377,55 @@ def test_a_laughs_upper_teeth_go_whole_with_the_upper_jaw():
     assert warp.mouth.was_across[teeth].max() > 0.6, "the teeth's lower edge belongs to the upper jaw"
     out = warp.apply(laugh)
     assert np.array_equal(out[rows + y0, cols + x0], laugh[rows + y0, cols + x0]), "the upper teeth stay whole"
+
+
+def test_a_small_tilted_mouth_splits_its_teeth_over_a_soft_edge_and_darkens_smoothly():
+    """A group photo's small face (inter-ocular distance 14 px), head tilted 25 degrees, a toothy mouth a few pixels
+    tall opening further: where the upper teeth give way to the lower jaw's, the edge is a couple of pixels wide
+    (a sharper one, moved with the jaw, left a row of dark dots along the mouth), and the dark of the opening
+    deepens with the distance from the lips, not in a rasterised mask's steps."""
+    import cv2
+
+    iod, tilt = 14.0, np.radians(25.0)
+    rotation = np.array([[np.cos(tilt), -np.sin(tilt)], [np.sin(tilt), np.cos(tilt)]])
+    shape = neutral_shape() * iod
+    shape = shape - shape[48:68].mean(0)
+    shape[[65, 66, 67, 55, 56, 57, 58, 59]] += (0, 0.25 * iod)
+    shape = shape @ rotation.T + 32
+    image = np.full((64, 64, 3), (200, 160, 140), np.uint8)
+    cv2.fillPoly(image, [np.round(shape[48:60] * 16).astype(np.int32)], (170, 90, 90), cv2.LINE_AA, shift=4)
+    cv2.fillPoly(image, [np.round(shape[60:68] * 16).astype(np.int32)], (235, 235, 230), cv2.LINE_AA, shift=4)
+    alignment = np.hstack([rotation.T, np.zeros((2, 1))])  # image -> upright face
+    warp = action_unit_warp(shape, alignment, {"AU26": 0.4}, image.shape[:2])
+    assert warp.mouth is not None and warp.mouth.opens
+    x0, y0, x1, y1 = warp.roi
+    upper, _ = warp.mouth.teeth_halves(image[y0:y1, x0:x1])
+    within = warp.mouth.was_inside > 0.99
+    pairs = within[1:] & within[:-1]
+    assert pairs.sum() > 10
+    assert upper.max() == 1.0 and upper[within].min() == 0.0, "both jaws' teeth show"
+    assert np.abs(np.diff(upper, axis=0))[pairs].max() < 0.6, "from one row to the next, the upper teeth fade"
+    # The opening's dark rises from 0 at the lips: deep only as far as the opening is.
+    inside = warp.mouth.inside > 0.5
+    assert warp.mouth.depth[inside].min() < 0.3 < warp.mouth.depth[inside].max()
+
+
+def test_an_opened_mouth_under_a_moustache_takes_its_colour_from_the_lower_lip():
+    """A moustache hides the upper lip (and dlib's outer lip points take its hair in): the opened inside is shaded
+    in the lips' own red, from the lower lip, not in the hair's brown."""
+    import cv2
+
+    image, shape = synthetic_face()
+    image[:] = (205, 165, 145)
+    lower_lip = shape[[48, 59, 58, 57, 56, 55, 54, 64, 65, 66, 67, 60]]
+    cv2.fillPoly(image, [np.round(lower_lip).astype(np.int32)], (175, 70, 75))
+    moustache = np.vstack([shape[[48, 49, 50, 51, 52, 53, 54]] - (0, 12), shape[[64, 63, 62, 61, 60]]])
+    cv2.fillPoly(image, [np.round(moustache).astype(np.int32)], (95, 65, 40))
+    alignment = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    warp = action_unit_warp(shape, alignment, {"AU26": 1.0}, image.shape[:2])
+    assert warp.mouth is not None and warp.mouth.opens
+    red, green, blue = warp.mouth.lip_tone(image)
+    assert red > green + 80 and red > 150, f"the lower lip's red, not the moustache's brown: {(red, green, blue)}"
 
 
 def test_a_dropped_jaw_arches_the_upper_lip_over_a_round_opening():

@@ -70,6 +70,8 @@ LIP_SHADE = 0.06
 #: across the opening among which the darkest (the gap between them) is sought.
 JAW_SPLIT_FEATHER = 0.2
 JAW_SPLIT_BANDS = 10
+#: The least width of that soft edge (px).
+JAW_SPLIT_LEAST_PX = 2.0
 #: Bands next to either lip left out of that search: they hold the lip's own inner edge and its shadow (on a smile
 #: with both rows of teeth, the shadow under the upper lip was darker than the gap between the rows).
 JAW_SPLIT_EDGE_BANDS = 2
@@ -229,8 +231,11 @@ class MouthInside:
         was_across: ``float32`` over the ROI, where each pixel lay between the upper (0) and lower (1) inner lip
             before the warp: what lies above the inside's darkest band showed the upper teeth, below it the lower;
             zeros where the lips were shut (no teeth to split).
+        was_height: ``float32`` over the ROI, how tall (px) the opening was there before the warp; zeros where the
+            lips were shut.
         jaw_shift: ``(dx, dy)`` px the lower teeth move: with the middle of the lower lip, which the jaw carries.
-        lips: the outer lip contour before the warp (image px): the dark inside takes the colour of its darkest part.
+        lips: the lower lip's outline before the warp (image px, :func:`_lower_lip`): the dark inside takes the
+            lips' own colour from it.
         opens: whether the warp parts the lips further (only then may texture re-make the inside).
         across: ``float32`` over the ROI, where each pixel lies between the upper (0) and lower (1) inner lip after
             the warp: the inside is darkest under the upper lip and shows the tongue toward the lower one.
@@ -242,6 +247,7 @@ class MouthInside:
     depth: np.ndarray
     was_inside: np.ndarray
     was_across: np.ndarray
+    was_height: np.ndarray
     jaw_shift: np.ndarray
     lips: np.ndarray
     opens: bool
@@ -292,7 +298,10 @@ class MouthInside:
         """The soft upper and lower part of the inside before the warp (what each jaw's teeth showed), over the ROI
         of ``image`` (the ROI's pixels)."""
         split = self.jaw_split(image)
-        upper_share = np.clip((split - self.was_across) / JAW_SPLIT_FEATHER + 0.5, 0.0, 1.0)
+        # At least a pixel or so wide: on a small face's few-pixel opening a sharper edge, moved with the jaw, left
+        # a row of dark dots between the teeth along a tilted mouth.
+        feather = np.maximum(JAW_SPLIT_FEATHER, JAW_SPLIT_LEAST_PX / np.maximum(self.was_height, 1e-3))
+        upper_share = np.clip((split - self.was_across) / feather + 0.5, 0.0, 1.0)
         return self.was_inside * upper_share, self.was_inside * (1.0 - upper_share)
 
     def apply(self, image: np.ndarray, warped: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
@@ -545,16 +554,30 @@ def _polygon_mask(points: np.ndarray, origin: tuple[int, int], size: tuple[int, 
     return mask.astype(np.float32) / 255.0
 
 
-def _gap_position(upper: np.ndarray, lower: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
-    """Where each pixel of ``roi`` lies between the ``upper`` (0) and the ``lower`` (1) inner lip, across the mouth
-    in the face's own frame (so a tilted head's mouth is measured along its own axis), unclipped."""
+def _gap_heights(
+    upper: np.ndarray, lower: np.ndarray, roi: tuple[int, int, int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each pixel of ``roi``: how far (px) below the ``upper`` inner lip it lies and how tall the opening between
+    the ``upper`` and ``lower`` inner lip is there, both across the mouth in the face's own frame (so a tilted head's
+    mouth is measured along its own axis). Continuous in the pixel's position, unlike a distance transform of a
+    rasterised mask, whose steps drew a thin or tilted opening as a row of dark dots."""
     x0, y0, x1, y1 = roi
     origin, frame, (upper_lip, lower_lip) = _lip_gap(upper, lower)
     pixels = np.stack(np.meshgrid(np.arange(x0, x1), np.arange(y0, y1)), axis=-1).astype(np.float64) - origin
     s, v = pixels @ frame[0], pixels @ frame[1]
     upper_lip, lower_lip = (lip[np.argsort(lip[:, 0])] for lip in (upper_lip, lower_lip))  # np.interp: rising
     top = np.interp(s, upper_lip[:, 0], upper_lip[:, 1])
-    return (v - top) / np.maximum(np.interp(s, lower_lip[:, 0], lower_lip[:, 1]) - top, 1e-9)
+    return v - top, np.interp(s, lower_lip[:, 0], lower_lip[:, 1]) - top
+
+
+def _lower_lip(shape: np.ndarray, mesh: np.ndarray | None = None) -> np.ndarray:
+    """The lower lip's outline (image px), from its outer edge along and back along its inner edge: Face Mesh V2's
+    when ``mesh`` is given, else the 68 points'. The lower lip shows on nearly every face; the upper one may hide
+    under a moustache, whose hair dlib's outer lip points take in."""
+    if mesh is None:
+        return shape[[48, 59, 58, 57, 56, 55, 54, 64, 65, 66, 67, 60]]
+    mesh = np.asarray(mesh, dtype=np.float64)[:, :2]
+    return mesh[MESH_LIPS[3] + MESH_LIPS[2][::-1]]
 
 
 def _mouth_inside(
@@ -584,15 +607,20 @@ def _mouth_inside(
     size = (x1 - x0, y1 - y0)
     inside = _polygon_mask(_inner_lip_outline(moved_upper, moved_lower), (x0, y0), size)
     feather = max(LIP_SHADE * iod, 1.0)
-    from_lips = cv2.distanceTransform((inside > 0.5).astype(np.uint8), cv2.DIST_L2, 3)
+    # How far inside the opening each pixel lies from the nearer lip (px): a thin opening darkens only as far as it
+    # is deep, smoothly along the mouth.
+    below_upper, height = _gap_heights(moved_upper, moved_lower, roi)
+    from_lips = np.where(inside > 0, np.clip(np.minimum(below_upper, height - below_upper), 0.0, None), 0.0)
     depth = np.clip(from_lips / feather, 0.0, 1.0)
     open_mouth = OPEN_MOUTH if mesh is None else MESH_OPEN_MOUTH
     if before < open_mouth:  # the lips' seam, not teeth: it moves with the lips (the plain warp)
         was_inside = np.zeros(inside.shape, dtype=np.float32)
-        was_across = np.zeros_like(was_inside)
+        was_across = was_height = np.zeros_like(was_inside)
     else:
         was_inside = _polygon_mask(_inner_lip_outline(upper, lower), (x0, y0), size)
-        was_across = _gap_position(upper, lower, roi).astype(np.float32)
+        was_below_upper, was_height = _gap_heights(upper, lower, roi)
+        was_across = (was_below_upper / np.maximum(was_height, 1e-9)).astype(np.float32)
+        was_height = np.maximum(was_height, 0.0).astype(np.float32)
         # Where the plain warp would stretch the old inside outside both jaws' teeth (a corner pulled sideways drew
         # the teeth at the old corner as a bright strip), the opened mouth shows its own inside; what it only moves
         # (a lip raised whole) it keeps.
@@ -606,10 +634,11 @@ def _mouth_inside(
         depth=depth.astype(np.float32),
         was_inside=was_inside,
         was_across=was_across,
+        was_height=was_height,
         jaw_shift=(moved_lower - lower)[len(lower) // 2 - 1 : len(lower) // 2 + 2].mean(0),
-        lips=shape[48:60],
+        lips=_lower_lip(shape, mesh),
         opens=after - before >= MIN_LIP_PARTING,
-        across=_gap_position(moved_upper, moved_lower, roi).astype(np.float32),
+        across=(below_upper / np.maximum(height, 1e-9)).astype(np.float32),
         hollow=(from_lips / max(float(from_lips.max()), 1.0)).astype(np.float32),
     )
 
@@ -680,10 +709,11 @@ def keep_lids_apart(aligned: np.ndarray, displacement: np.ndarray) -> np.ndarray
     return displacement
 
 
-def mouth_opening(shape: np.ndarray) -> float:
-    """The gap between the inner lips (mean of 61-63 to 65-67), in inter-ocular distances."""
+def mouth_opening(shape: np.ndarray, mesh: np.ndarray | None = None) -> float:
+    """The gap between the inner lips (mean of 61-63 to 65-67 of ``shape``, or the middles of Face Mesh V2's inner
+    lips when ``mesh`` is given), in inter-ocular distances of ``shape``."""
     shape = np.asarray(shape, dtype=np.float64)
-    return _lip_parting(*_inner_lips(shape), inter_ocular(shape))
+    return _lip_parting(*_inner_lips(shape, mesh), inter_ocular(shape))
 
 
 def inner_mouth_mask(shape: np.ndarray, crop_matrix: np.ndarray, crop_size: int, grow: float = 0.08) -> np.ndarray:

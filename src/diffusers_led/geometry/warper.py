@@ -22,7 +22,7 @@ from ..faces.regions import FaceRegionProcessor, FaceRegions
 from .action_units import estimate_action_units, expression_action_units, inter_ocular
 from .eyes import open_eyes
 from .mouth_closing import close_lips, closes_mouth, jaw_closing_limit
-from .warp import action_unit_warp, inner_mouth_mask
+from .warp import MESH_OPEN_MOUTH, action_unit_warp, inner_mouth_mask, mouth_opening
 
 __all__ = ["FOLD_WARNING", "ExpressionWarper", "lid_moves"]
 
@@ -73,8 +73,11 @@ class ExpressionWarper:
                     if change.get("AU26", 0.0) < 0.0:  # the face's own jaw drop, undone no further than the lips meet
                         change["AU26"] = max(change["AU26"], -jaw_closing_limit(shape))
                 # An open mouth closes toward a target that parts no lips: the jaw-drop unit undone takes the jaw,
-                # chin and lip corners back, and the lips then close what is left (the unit alone cannot).
-                closing = strength if closes_mouth(target, units) else 0.0
+                # chin and lip corners back, and the lips then close what is left (the unit alone cannot). A mouth the
+                # mesh sees shut stays as it is (dlib reads a moustache over shut lips as a gap; closing it slid the
+                # lower lip up into the moustache and left bare skin).
+                shut = face.mesh is not None and mouth_opening(shape, face.mesh) < MESH_OPEN_MOUTH
+                closing = strength if closes_mouth(target, units) and not shut else 0.0
                 # With the dense mesh, the upper lids rise off the eyeball (geometry/eyes.py) instead of the 68-point
                 # warp stretching the whole eye, and squeezed eyes reopen from below; eyes that show no white to
                 # sample keep the 68-point warp's lids.
