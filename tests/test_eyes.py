@@ -166,6 +166,11 @@ def test_a_squeezed_eye_is_a_slit_only_where_it_shows_no_white():
     assert squeezed_slits(image, shape, mesh) == ()  # both eyes show white
     assert squeezed_slits(shadowed, shape, mesh) == ("right",)  # the open left eye is no slit
     assert squeezed_slits(image, shape, None) == ("right",)  # no mesh: no white is seen
+    # A closed or downcast eye (its blink read high) is kept shut however far apart dlib's lid points sit, unless
+    # it shows white.
+    blinking = {"eyeBlinkLeft": 0.6, "eyeBlinkRight": 0.1}
+    assert squeezed_slits(shadowed, shape, mesh, blinking) == ("right", "left")
+    assert squeezed_slits(image, shape, mesh, blinking) == ()
 
 
 def test_a_slit_kept_shut_is_not_shaded_as_an_opened_eye():

@@ -723,15 +723,18 @@ def keep_lids_apart(aligned: np.ndarray, displacement: np.ndarray) -> np.ndarray
     return displacement
 
 
-def slit_eyes(shape: np.ndarray, without_white: Sequence[str] = ("right", "left")) -> tuple[str, ...]:
+def slit_eyes(
+    shape: np.ndarray, without_white: Sequence[str] = ("right", "left"), closed: Sequence[str] = ()
+) -> tuple[str, ...]:
     """Of the eyes ``without_white`` (``"right"``, ``"left"``: those that show no white), the ones squeezed to a slit
-    on the 68 points ``shape``: lids closer than :data:`SLIT_HEIGHT` of the eye's width."""
+    on the 68 points ``shape`` (lids closer than :data:`SLIT_HEIGHT` of the eye's width) or read as ``closed`` (a
+    downcast or shut eye, whose lashes dlib's lid points may sit apart on)."""
     shape = np.asarray(shape, dtype=np.float64)
     slits = []
     for eye in without_white:
         (outer, inner), pairs = EYE_CORNERS[eye], EYE_LID_PAIRS[eye]
         height = np.mean([np.linalg.norm(shape[lower] - shape[upper]) for upper, lower in pairs])
-        if height < SLIT_HEIGHT * np.linalg.norm(shape[inner] - shape[outer]):
+        if eye in closed or height < SLIT_HEIGHT * np.linalg.norm(shape[inner] - shape[outer]):
             slits.append(eye)
     return tuple(slits)
 
