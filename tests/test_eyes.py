@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from diffusers_led.geometry.eyes import EYES, open_eyes
-from diffusers_led.geometry.warper import lid_moves
+from diffusers_led.geometry.eyes import EYES, open_eyes, shows_white
+from diffusers_led.geometry.warper import lid_moves, squeezed_slits, unshaded_slits
 
 SKIN = (200, 160, 130)
 SCLERA = (225, 215, 205)
@@ -142,3 +142,41 @@ def test_lids_move_for_wide_eyes_and_reopen_squeezed_ones():
     # An upper-lid raiser asked for alone stays with the 68-point warp.
     assert lid_moves({"AU5": 1.0}) == (0.0, 0.0)
     assert lid_moves({"AU5": 1.0}, closing=1.0) == (1.0, 0.0)
+
+
+def test_an_eye_shows_white_by_the_test_that_opens_it():
+    image, mesh = synthetic_face()
+    assert shows_white(image, mesh, INTER_OCULAR) == {"right": True, "left": True}
+    shadowed, mesh = synthetic_face(sclera=(60, 45, 35))  # no white beside the iris: open_eyes refuses it too
+    assert shows_white(shadowed, mesh, INTER_OCULAR) == {"right": False, "left": False}
+    assert not open_eyes(shadowed, mesh, 1.5, INTER_OCULAR).opened
+    # One eye in shadow, the other showing white: told apart (the white one is warped as today).
+    mixed = image.copy()
+    mixed[:, :110] = shadowed[:, :110]
+    assert shows_white(mixed, mesh, INTER_OCULAR) == {"right": False, "left": True}
+
+
+def test_a_squeezed_eye_is_a_slit_only_where_it_shows_no_white():
+    from diffusers_led.geometry.action_units import neutral_shape
+
+    shape = neutral_shape() * INTER_OCULAR
+    shape[[41, 40], 1] = shape[[37, 38], 1] + 1.0  # the right eye squeezed to a slit
+    image, mesh = synthetic_face()
+    shadowed, _ = synthetic_face(sclera=(60, 45, 35))
+    assert squeezed_slits(image, shape, mesh) == ()  # both eyes show white
+    assert squeezed_slits(shadowed, shape, mesh) == ("right",)  # the open left eye is no slit
+    assert squeezed_slits(image, shape, None) == ("right",)  # no mesh: no white is seen
+    # A closed or downcast eye (its blink read high) is kept shut however far apart dlib's lid points sit, unless
+    # it shows white.
+    blinking = {"eyeBlinkLeft": 0.6, "eyeBlinkRight": 0.1}
+    assert squeezed_slits(shadowed, shape, mesh, blinking) == ("right", "left")
+    assert squeezed_slits(image, shape, mesh, blinking) == ()
+
+
+def test_a_slit_kept_shut_is_not_shaded_as_an_opened_eye():
+    change = {"AU1": 1.2, "AU5": 1.3, "AU6": -0.8}
+    assert unshaded_slits(change, ()) is change
+    assert unshaded_slits(change, ("right", "left")) == {"AU1": 1.2, "AU6": -0.8}
+    assert unshaded_slits(change, ("right",)) == {"AU1": 1.2, "AU6": -0.8, "L5": 1.3}  # the subject's left eye
+    assert unshaded_slits(change, ("left",)) == {"AU1": 1.2, "AU6": -0.8, "R5": 1.3}
+    assert unshaded_slits({"AU5": -0.5}, ("right",)) == {"AU5": -0.5}  # lowered lids shade as ever

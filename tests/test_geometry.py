@@ -28,13 +28,16 @@ from diffusers_led.geometry.warp import (
     DARKEN_INSIDE,
     INSIDE_WALL,
     LIP_SHADE,
+    MAX_SLIT_STRETCH,
     TONGUE_FROM,
     action_unit_warp,
     inner_mouth_mask,
     keep_lids_apart,
+    keep_slits_shut,
     least_area_ratio,
     mouth_opening,
     plan_face_warp,
+    slit_eyes,
     thin_plate_spline,
 )
 from diffusers_led.image_processor import prepare_image
@@ -598,6 +601,59 @@ def test_a_smile_lifts_the_lower_lid_of_an_open_eye_fully_but_never_folds_a_clos
     plain = closed + units
     assert plain[41, 1] < plain[37, 1], "without the limit the lower lid would fold over the upper one"
     assert np.array_equal(moved[42:48], plain[42:48]), "the open eye beside it is not held back"
+
+
+def _squeezed_right_eye(shape: np.ndarray, gap: float = 1.0) -> np.ndarray:
+    """``shape`` with its right eye (36-41) squeezed to a slit: lids ``gap`` px apart, as in a laugh."""
+    shape = shape.copy()
+    shape[[41, 40], 1] = shape[[37, 38], 1] + gap
+    return shape
+
+
+def test_only_an_eye_squeezed_to_a_slit_that_shows_no_white_counts_as_a_slit():
+    _, shape = synthetic_face()
+    squeezed = _squeezed_right_eye(shape)
+    assert slit_eyes(shape) == ()  # the mean face's open eyes, white seen or not
+    assert slit_eyes(squeezed) == ("right",)
+    assert slit_eyes(squeezed, without_white=["left"]) == ()  # the slit shows white: not held shut
+
+
+def test_a_slit_is_not_stretched_open_but_moves_with_its_lids():
+    _, shape = synthetic_face()
+    shape = _squeezed_right_eye(shape, gap=2.0)
+    # Toward surprise from a laugh: the upper lid raised, the cheek raiser undone (the lower lid down).
+    units = landmark_displacements({"AU5": 1.3, "AU6": -1.0}) * 60
+    held = keep_slits_shut(shape, units, ("right",))
+    for upper, lower in ((37, 41), (38, 40)):
+        plain = (shape[lower, 1] + units[lower, 1]) - (shape[upper, 1] + units[upper, 1])
+        assert plain > 2.0 * MAX_SLIT_STRETCH + 1.0, "the unheld warp would stretch the slit open"
+        opening = (shape[lower, 1] + held[lower, 1]) - (shape[upper, 1] + held[upper, 1])
+        assert opening == pytest.approx(2.0 * MAX_SLIT_STRETCH)
+        # The pair keeps its mean movement: the eye still goes with its brow and cheek.
+        assert held[[upper, lower], 1].mean() == pytest.approx(units[[upper, lower], 1].mean())
+    assert np.array_equal(held[42:48], units[42:48]), "the other eye is not held"
+    assert np.array_equal(keep_slits_shut(shape, units, ()), units), "no slit: today's warp"
+    # Closing movements are keep_lids_apart's, not held here.
+    tighten = landmark_displacements({"AU7": 1.0}) * 60
+    assert np.array_equal(keep_slits_shut(shape, tighten, ("right",)), tighten)
+
+
+def test_the_warp_keeps_a_slit_shut_and_opens_the_other_eye():
+    image, shape = synthetic_face()
+    shape = _squeezed_right_eye(shape, gap=2.0)
+    alignment = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    units = {"AU1": 1.2, "AU2": 1.2, "AU5": 1.3, "AU6": -1.0}
+    held = action_unit_warp(shape, alignment, units, image.shape[:2], slits=("right",))
+    plain = action_unit_warp(shape, alignment, units, image.shape[:2])
+
+    def opening(moved: np.ndarray, pairs) -> float:
+        return float(np.mean([moved[lower, 1] - moved[upper, 1] for upper, lower in pairs]))
+
+    right, left = ((37, 41), (38, 40)), ((43, 47), (44, 46))
+    assert opening(plain.shape, right) > 2.0 * opening(shape, right)
+    assert opening(held.shape, right) <= MAX_SLIT_STRETCH * opening(shape, right) + 1e-6
+    assert opening(held.shape, left) == pytest.approx(opening(plain.shape, left))
+    assert held.shape[19, 1] == pytest.approx(plain.shape[19, 1]), "the brows still rise"
 
 
 def test_a_warp_never_folds_the_photo_where_landmarks_crowd():

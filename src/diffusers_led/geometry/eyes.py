@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["EYES", "EyeOpening", "open_eyes"]
+__all__ = ["EYES", "EyeOpening", "open_eyes", "shows_white"]
 
 #: Face Mesh V2 vertices of each eye: its upper and lower lid margin from corner to corner, and its iris (centre
 #: first, then 4 points on the iris edge). "right" is the person's right eye (on the image's left).
@@ -118,6 +118,20 @@ def open_eyes(
     return EyeOpening(out, changed, opened=True)
 
 
+def shows_white(image: np.ndarray, mesh: np.ndarray, inter_ocular: float) -> dict[str, bool]:
+    """Whether each eye (``"right"``, ``"left"``) of the face whose Face Mesh V2 points are ``mesh`` shows white
+    beside its iris: the test :func:`open_eyes` makes before it raises an upper lid (a squeezed, closed, tiny or
+    shadowed eye does not). ``image``: the ``HxW`` or ``HxWxC`` uint8 photo; ``inter_ocular``: the eye distance (px).
+    """
+    mesh = np.asarray(mesh, dtype=np.float64)
+    shows = {}
+    for side, eye in EYES.items():
+        upper, lower = mesh[eye["upper"], :2], mesh[eye["lower"], :2]
+        lid = _Lid(upper, lower, LID_LIFT * inter_ocular, LID_BAND * inter_ocular, LID_SHADOW)
+        shows[side] = _open_eye(image, None, image, mesh[eye["iris"], :2], lid, inter_ocular)
+    return shows
+
+
 @dataclass(frozen=True)
 class _Lid:
     """One lid margin moving off the eyeball: its points (corner to corner), the opposite lid's, how far it moves
@@ -131,10 +145,16 @@ class _Lid:
 
 
 def _open_eye(
-    out: np.ndarray, changed: np.ndarray, image: np.ndarray, iris_points: np.ndarray, moving: _Lid, inter_ocular: float
+    out: np.ndarray,
+    changed: np.ndarray | None,
+    image: np.ndarray,
+    iris_points: np.ndarray,
+    moving: _Lid,
+    inter_ocular: float,
 ) -> bool:
     """Move one lid margin off the eyeball in ``out`` (a copy of ``image``), marking the pixels in ``changed``;
-    ``False`` (nothing done) where the eye shows no white to sample. ``iris_points``: the iris centre, then 4
+    ``False`` (nothing done) where the eye shows no white to sample. With ``changed`` ``None``, only that test is
+    made (nothing is drawn). ``iris_points``: the iris centre, then 4
     points on its edge. Written for the upper lid ("upper" is the moving margin, "lower" the opposite one); the lower
     lid is the same with the frame turned over."""
     upper, lower, lift = moving.margin, moving.opposite, moving.lift
@@ -198,6 +218,8 @@ def _open_eye(
     lid_skin = (v > top) & (v < margin - 2) & (share > 0.2) & (share < 0.8)
     if lid_skin.any() and np.median(chroma[whitest]) > MAX_SCLERA_CHROMA * max(np.median(chroma[lid_skin]), 8.0):
         return False
+    if changed is None:
+        return True
     sclera = np.median(photo[whitest], axis=0) * UPPER_SCLERA
     uncovered = np.maximum(margin + blend - new_margin, 1e-9)
     shade = 1.0 - moving.shadow * np.exp(-np.clip(v - new_margin, 0, None) / (LID_SHADOW_FALL * uncovered))

@@ -12,6 +12,7 @@ from the moved points to the original ones (so no inversion of a forward field i
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import cv2
@@ -26,9 +27,11 @@ __all__ = [
     "action_unit_warp",
     "inner_mouth_mask",
     "keep_lids_apart",
+    "keep_slits_shut",
     "least_area_ratio",
     "mouth_opening",
     "plan_face_warp",
+    "slit_eyes",
     "thin_plate_spline",
 ]
 
@@ -85,6 +88,14 @@ MESH_LOWER_INNER_LIP = MESH_LIPS[2][1:-1]
 #: Upper and lower lid points facing each other, and the least share of its opening an eye keeps under an edit.
 EYELID_PAIRS = ((37, 41), (38, 40), (43, 47), (44, 46))
 MIN_EYE_OPENING = 0.4
+#: The lid pairs and corners of each eye ("right" is the person's right, dlib 36-41); an eye that shows no white and
+#: whose lids are closer than this share of its width is a slit (a laughing eye squeezed to its lashes: 0.10-0.19 on
+#: the tune photos' laughing faces, 0.23-0.37 on the others), and how far a slit may be stretched open: the warp
+#: would draw its lashes and dark slit tall, as a smear, where a real eye would show white it does not have.
+EYE_LID_PAIRS = {"right": EYELID_PAIRS[:2], "left": EYELID_PAIRS[2:]}
+EYE_CORNERS = {"right": (36, 39), "left": (42, 45)}
+SLIT_HEIGHT = 0.21
+MAX_SLIT_STRETCH = 1.3
 #: Upper and lower inner lip points facing each other: an edit may close the lips but not push them through.
 INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
 
@@ -652,6 +663,7 @@ def action_unit_warp(
     feather: float = RING_FEATHER,
     close_mouth: float = 0.0,
     mesh: np.ndarray | None = None,
+    slits: Sequence[str] = (),
 ) -> FaceWarp | None:
     """The warp that performs action ``units`` (name -> intensity) on a face, and closes its open mouth by
     ``close_mouth`` (0 to 1, :func:`~diffusers_led.geometry.mouth_closing.mouth_closing`).
@@ -663,6 +675,8 @@ def action_unit_warp(
         image_hw: the image size.
         margin, feather: ring margin and window falloff in inter-ocular distances.
         mesh: the face's Face Mesh V2 points, if any (:func:`plan_face_warp`).
+        slits: the eyes squeezed to a slit (:func:`slit_eyes`): they open no wider than :data:`MAX_SLIT_STRETCH`
+            (:func:`keep_slits_shut`).
     """
     shape = np.asarray(shape, dtype=np.float64)
     linear = np.asarray(alignment, dtype=np.float64)[:, :2]
@@ -677,7 +691,7 @@ def action_unit_warp(
     if close_mouth > 0:
         lips = mouth_closing(aligned + displacement, close_mouth)
         closing, displacement = closing + lips, displacement + lips
-    displacement = keep_lids_apart(aligned, displacement)
+    displacement = keep_slits_shut(aligned, keep_lids_apart(aligned, displacement), slits)
     to_image = np.linalg.inv(linear).T
     iod = inter_ocular(shape)
     return plan_face_warp(
@@ -706,6 +720,38 @@ def keep_lids_apart(aligned: np.ndarray, displacement: np.ndarray) -> np.ndarray
             if closing > allowed:
                 scale = allowed / closing
                 displacement[[upper, lower], 1] *= scale
+    return displacement
+
+
+def slit_eyes(
+    shape: np.ndarray, without_white: Sequence[str] = ("right", "left"), closed: Sequence[str] = ()
+) -> tuple[str, ...]:
+    """Of the eyes ``without_white`` (``"right"``, ``"left"``: those that show no white), the ones squeezed to a slit
+    on the 68 points ``shape`` (lids closer than :data:`SLIT_HEIGHT` of the eye's width) or read as ``closed`` (a
+    downcast or shut eye, whose lashes dlib's lid points may sit apart on)."""
+    shape = np.asarray(shape, dtype=np.float64)
+    slits = []
+    for eye in without_white:
+        (outer, inner), pairs = EYE_CORNERS[eye], EYE_LID_PAIRS[eye]
+        height = np.mean([np.linalg.norm(shape[lower] - shape[upper]) for upper, lower in pairs])
+        if eye in closed or height < SLIT_HEIGHT * np.linalg.norm(shape[inner] - shape[outer]):
+            slits.append(eye)
+    return tuple(slits)
+
+
+def keep_slits_shut(aligned: np.ndarray, displacement: np.ndarray, eyes: Sequence[str]) -> np.ndarray:
+    """``displacement`` (px, aligned face frame: y down) with the lids of ``eyes`` (``"right"``, ``"left"``: slits,
+    :func:`slit_eyes`) separating no more than to :data:`MAX_SLIT_STRETCH` of their opening: each facing pair keeps
+    its mean movement (the eye still moves with its brow and cheek) and only the part that parts them is cut."""
+    displacement = np.array(displacement, dtype=np.float64)
+    for eye in eyes:
+        for upper, lower in EYE_LID_PAIRS[eye]:
+            opening = max(aligned[lower, 1] - aligned[upper, 1], 0.0)
+            parting = displacement[lower, 1] - displacement[upper, 1]  # how much the gap grows
+            allowed = opening * (MAX_SLIT_STRETCH - 1.0)
+            if parting > allowed:
+                middle = (displacement[upper, 1] + displacement[lower, 1]) / 2
+                displacement[upper, 1], displacement[lower, 1] = middle - allowed / 2, middle + allowed / 2
     return displacement
 
 

@@ -9,6 +9,7 @@ builds it from its config. Torch-free: numpy, OpenCV and dlib only.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -20,16 +21,19 @@ if TYPE_CHECKING:
 from ..faces.detection import face_shape, five_landmarks
 from ..faces.regions import FaceRegionProcessor, FaceRegions
 from .action_units import estimate_action_units, expression_action_units, inter_ocular
-from .eyes import open_eyes
+from .eyes import open_eyes, shows_white
 from .mouth_closing import close_lips, closes_mouth, jaw_closing_limit
-from .warp import MESH_OPEN_MOUTH, action_unit_warp, inner_mouth_mask, mouth_opening
+from .warp import MESH_OPEN_MOUTH, action_unit_warp, inner_mouth_mask, mouth_opening, slit_eyes
 
-__all__ = ["FOLD_WARNING", "ExpressionWarper", "lid_moves"]
+__all__ = ["FOLD_WARNING", "ExpressionWarper", "lid_moves", "squeezed_slits", "unshaded_slits"]
 
 #: Below this share of an edit's movement (FaceWarp.kept), the pipeline says that a face could not be edited fully.
 FOLD_WARNING = 0.5
 #: Lower-lid drop (units of geometry.eyes.LOWER_LID_DROP) per unit of cheek raiser undone: squeezed eyes reopen.
 SQUINT_REOPENING = 1.0
+#: An ``eyeBlink`` blendshape from which an eye that shows no white counts as closed (kept shut by the warp): 0.49-0.67
+#: on the tune photos' downcast and laughing eyes, at most 0.27 on every open one.
+CLOSED_BLINK = 0.4
 
 
 class ExpressionWarper:
@@ -85,10 +89,19 @@ class ExpressionWarper:
                 if face.mesh is not None and (widen > 0 or reopen > 0):
                     eyes = open_eyes(out, face.mesh, widen, inter_ocular(shape), lower=reopen)
                     eyes = eyes if eyes.opened else None
+                # An eye squeezed to a slit that shows no white (a laugh) is not stretched open by the 68-point warp
+                # either: its lashes and dark slit would be drawn tall, as a smear. Without the mesh, no white is seen.
+                slits = squeezed_slits(out, shape, face.mesh, face.blendshapes) if eyes is None else ()
                 warped_units = {k: v for k, v in change.items() if k != "AU5" or v < 0} if eyes else change
                 warp = (
                     action_unit_warp(
-                        shape, face.matrix, warped_units, rgb.shape[:2], close_mouth=closing, mesh=face.mesh
+                        shape,
+                        face.matrix,
+                        warped_units,
+                        rgb.shape[:2],
+                        close_mouth=closing,
+                        mesh=face.mesh,
+                        slits=slits,
                     )
                     if warped_units or closing
                     else None
@@ -110,7 +123,7 @@ class ExpressionWarper:
                     if out is not warped:  # the slid lips may cover teeth the warp held still: edited too
                         warp = warp.with_edited(np.any((out != warped).reshape(*out.shape[:2], -1), axis=2))
                     if ratio_maps is not None:
-                        out = ratio_maps.shade(out, warp, change, mesh=face.mesh)
+                        out = ratio_maps.shade(out, warp, unshaded_slits(change, slits), mesh=face.mesh)
                     if warp.kept < FOLD_WARNING:
                         warnings.warn(
                             f"The face at {tuple(round(v) for v in face.face.box)} was edited at {warp.kept:.0%} of "
@@ -150,3 +163,30 @@ def lid_moves(change: dict[str, float], closing: float = 0.0) -> tuple[float, fl
     widen = max(change.get("AU5", 0.0), 0.0) if len(change) > 1 or closing else 0.0
     reopen = max(-change.get("AU6", 0.0), 0.0) if change.get("AU7", 0.0) <= 0 else 0.0
     return widen, SQUINT_REOPENING * reopen
+
+
+def squeezed_slits(
+    image: np.ndarray, shape: np.ndarray, mesh: np.ndarray | None, blendshapes: Mapping[str, float] | None = None
+) -> tuple[str, ...]:
+    """The eyes (``"right"``, ``"left"``) of the face with 68 points ``shape`` in ``image`` that are squeezed to a
+    slit or closed and show no white (:func:`~.eyes.shows_white` on its Face Mesh ``mesh``; without the mesh, no
+    white is seen): the warp does not stretch them open (:func:`~.warp.slit_eyes`). An eye whose ``eyeBlink``
+    blendshape (of the subject's side) reaches :data:`CLOSED_BLINK` counts as closed."""
+    blendshapes = blendshapes or {}
+    closed = [eye for eye in ("right", "left") if blendshapes.get(f"eyeBlink{eye.title()}", 0.0) >= CLOSED_BLINK]
+    if mesh is None:
+        return slit_eyes(shape, closed=closed)
+    white = shows_white(image, mesh, inter_ocular(shape))
+    return slit_eyes(shape, [eye for eye, shows in white.items() if not shows], closed=closed)
+
+
+def unshaded_slits(change: dict[str, float], slits: tuple[str, ...]) -> dict[str, float]:
+    """The action-unit ``change`` to shade, without the upper lid raiser's (AU5's) shading on the ``slits`` the warp
+    kept shut: the map darkens where an opened eye's lashes and iris would show, a smear on a slit."""
+    raise_lids = change.get("AU5", 0.0)
+    if raise_lids <= 0 or not slits:
+        return change
+    shaded = {name: value for name, value in change.items() if name != "AU5"}
+    if len(slits) == 1:  # one-sided units are named for the subject's side ("R": the subject's right eye)
+        shaded["L5" if slits[0] == "right" else "R5"] = raise_lids
+    return shaded
