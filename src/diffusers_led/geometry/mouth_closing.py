@@ -253,11 +253,13 @@ def _shown_between_lips(
     iod: float,
 ) -> np.ndarray:
     """Boolean over ``window`` (px of the ``upright`` frame) of the warped photo: the pixels that show what was
-    between the lips before the warp (the inside-of-lips polygons of ``shape`` and ``mesh``, grown by
-    :data:`INSIDE_GROW`, carried through the warp's map), and what the warp re-made there (``warp.mouth.inside``)."""
+    between the lips before the warp (the inside-of-lips polygon of ``mesh``, or of ``shape`` without one, grown by
+    :data:`INSIDE_GROW`, carried through the warp's map), and what the warp re-made there (``warp.mouth.inside``).
+    Not both polygons: dlib's inner lip points on an open mouth stray onto the lower lip, and a lip marked as gap
+    was slid away under the other lip."""
     rx0, ry0, rx1, ry1 = warp.roi
     before = np.zeros((ry1 - ry0, rx1 - rx0), dtype=np.uint8)
-    for points, (_, upper, lower, _) in [(shape, IBUG_LIPS)] + ([(mesh, MESH_LIPS)] if mesh is not None else []):
+    for points, (_, upper, lower, _) in [(shape, IBUG_LIPS)] if mesh is None else [(mesh, MESH_LIPS)]:
         outline = np.asarray(points, dtype=np.float64)[upper + lower[::-1], :2]  # along the upper lip and back
         cv2.fillPoly(before, [np.round((outline - [rx0, ry0]) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
     grow = round(INSIDE_GROW * iod)
@@ -336,18 +338,28 @@ def _lips_slid_together(
     meet = np.where(shows, top + UPPER_SHARE * (bottom - top), line)
     kernel = np.ones(4 * radius + 1) / (4 * radius + 1)
     meet = np.convolve(np.pad(meet, 2 * radius, mode="edge"), kernel, mode="valid")
-    down = _smooth_cover(np.where(shows, np.maximum(meet - top, 0.0), 0.0), radius)
-    up = _smooth_cover(np.where(shows, np.maximum(bottom - meet, 0.0), 0.0), radius)
+    need_down = np.where(shows, np.maximum(meet - top, 0.0), 0.0)
+    need_up = np.where(shows, np.maximum(bottom - meet, 0.0), 0.0)
+    # Smoothed, but never past the gap next to it: a lip slid further than the gap goes under the other lip and is
+    # cut away (a lower lip slid up by the widest gap nearby was erased where the gap was thin).
+    down = np.minimum(_smooth_cover(need_down, radius), _running_max(need_down, 1))
+    up = np.minimum(_smooth_cover(need_up, radius), _running_max(need_up, 1))
     # The skin beyond each lip may stretch to at most twice its length: further, it would fold.
     down, up = np.minimum(down, 0.5 * reach), np.minimum(up, 0.5 * reach)
     return _LipSlide(meet, down, up, edges[0] + down, edges[1] - up)
+
+
+def _running_max(values: np.ndarray, radius: int) -> np.ndarray:
+    """The largest of ``values`` within ``radius`` columns each side of each column."""
+    window = np.lib.stride_tricks.sliding_window_view(np.pad(values, radius, mode="edge"), 2 * radius + 1)
+    return window.max(1)
 
 
 def _smooth_cover(need: np.ndarray, radius: int) -> np.ndarray:
     """``need`` (px per column) smoothed along the mouth and never less than it was: a running maximum over
     ``2 radius`` columns each side, then two running means over ``radius`` each side (each mean stays above the
     maximum over the columns the next one reaches)."""
-    spread = np.max(np.lib.stride_tricks.sliding_window_view(np.pad(need, 2 * radius, mode="edge"), 4 * radius + 1), 1)
+    spread = _running_max(need, 2 * radius)
     for _ in range(2):
         kernel = np.ones(2 * radius + 1) / (2 * radius + 1)
         spread = np.convolve(np.pad(spread, radius, mode="edge"), kernel, mode="valid")
