@@ -337,6 +337,25 @@ def test_closing_lips_slide_no_further_than_the_gap_beside_them():
     assert slide.up[thin].max() < 3.0 and slide.down[thin].max() < 3.0
 
 
+def test_teeth_just_beyond_the_carried_gap_count_as_gap_but_the_lip_does_not():
+    """The carried inner lips stop short of a laugh's teeth where the lips roll over them: the light rows beside the
+    gap are teeth and join it; the lip's own darker rows beyond them stay lip, however far teeth might reach."""
+    from diffusers_led.geometry.mouth_closing import _with_teeth_beside
+
+    lightness = np.full((40, 20), 170.0, dtype=np.float32)  # skin
+    lightness[8:14] = 110.0  # the upper lip
+    lightness[14:22] = 60.0  # the dark inside, the carried gap
+    lightness[22:24] = 225.0  # lower teeth the gap stops short of
+    lightness[24:31] = 120.0  # the lower lip
+    gap = np.zeros((40, 20), dtype=bool)
+    gap[14:22] = True
+    edges = (np.full(20, 8.0), np.full(20, 31.0))
+    grown = _with_teeth_beside(gap, lightness, edges, reach=4)
+    assert grown[22:24].all() and not grown[24:].any()  # the teeth join, the lower lip is not taken
+    assert not grown[:14].any()  # nothing lighter than the upper lip above the gap
+    assert np.array_equal(_with_teeth_beside(gap, lightness, edges, reach=0), gap)
+
+
 def test_the_blendshape_judge_scores_the_targets_own_units():
     from diffusers_led.evaluation.blendshapes import INTENDED, intended_rise
     from diffusers_led.faces.mesh import BLENDSHAPE_NAMES

@@ -68,6 +68,10 @@ SLIDE_SMOOTHING = 0.02
 LIP_LINE_SHADE = 0.2
 LIP_LINE_WIDTH = 0.012
 LIP_LINE_FADE = 0.2
+#: How far (inter-ocular distances) teeth may show beyond the carried gap, toward each lip, and how much lighter
+#: than the lip's own middle (0-255 lightness) a pixel there is to count as teeth, not lip.
+TEETH_REACH = 0.05
+TEETH_LIGHTER = 25
 CHIN = {7: 0.6, 8: 0.7, 9: 0.6, 6: 0.35, 10: 0.35, 5: 0.15, 11: 0.15}
 
 
@@ -158,6 +162,7 @@ def close_lips(
     line = np.polyval(_meeting_line(after_up, corners), columns) - y0
     # The lips' outer edges after the warp: each lip slides whole from there toward the line.
     edges = tuple(_outline_at(after_up[IBUG_LIPS[i]], columns) - y0 for i in (0, 3))
+    gap = _with_teeth_beside(gap, _lightness(warped, upright, window), edges, round(TEETH_REACH * iod))
     radius = max(2, round(SLIDE_SMOOTHING * iod))
     slide = _lips_slid_together(gap, line, edges, SKIN_REACH * iod, radius)
     shade = _lip_line_shade(slide.meet, columns, corners, gap.shape, max(LIP_LINE_WIDTH * iod, 0.7))
@@ -277,6 +282,46 @@ def _shown_between_lips(
     if warp.mouth is not None:
         carried |= sample(warp.mouth.inside.astype(np.float32)) > 0.4
     return carried & (sample(warp.weight.astype(np.float32)) > 0)
+
+
+def _lightness(image: np.ndarray, upright: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
+    """``float32`` lightness (0-255) of ``image`` (uint8, any channels) over ``window`` of the ``upright`` frame."""
+    x0, y0, x1, y1 = window
+    matrix = upright.copy()
+    matrix[:, 2] -= (x0, y0)
+    colour = image[..., :3] if image.ndim == 3 else image
+    grey = cv2.cvtColor(np.ascontiguousarray(colour), cv2.COLOR_RGB2GRAY) if colour.ndim == 3 else colour
+    return cv2.warpAffine(grey, matrix, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR).astype(np.float32)
+
+
+def _with_teeth_beside(
+    gap: np.ndarray, lightness: np.ndarray, edges: tuple[np.ndarray, np.ndarray], reach: int
+) -> np.ndarray:
+    """``gap`` grown in each column over the teeth just beyond it: up to ``reach`` rows above its top and below its
+    bottom that are clearly lighter (:data:`TEETH_LIGHTER`) than the middle of the lip on that side (between the
+    lip's outer edge, ``edges``, and the gap). The carried inner lips stop short of a laugh's teeth where the lips
+    roll over them, and teeth left under a lip were slid up with it as a pale band under the seam."""
+    if reach < 1:
+        return gap
+    grown = gap.copy()
+    rows = np.arange(gap.shape[0])[:, None]
+    columns = np.arange(gap.shape[1])
+    shows = gap.any(0)
+    ends = (np.where(shows, gap.argmax(0), 0), np.where(shows, gap.shape[0] - 1 - gap[::-1].argmax(0), 0))
+    for side, edge, end in zip((-1, 1), edges, ends):
+        # The lip's own middle: between its outer edge and the gap, beyond where teeth may show.
+        lip = ((rows - edge) * (rows - end) < 0) & (np.abs(rows - end) > reach) & shows
+        if not lip.any():
+            continue
+        teeth = lightness > np.median(lightness[lip]) + TEETH_LIGHTER
+        # A row beyond the gap is teeth only while every row between it and the gap is.
+        growing = shows.copy()
+        for step in range(1, reach + 1):
+            row = end + side * step
+            growing &= (row >= 0) & (row < gap.shape[0])
+            growing[growing] = teeth[row[growing], columns[growing]]
+            grown[row[growing], columns[growing]] = True
+    return grown
 
 
 def _meeting_line(after: np.ndarray, corners: np.ndarray) -> np.ndarray:
