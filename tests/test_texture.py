@@ -315,6 +315,47 @@ def test_the_lips_close_over_the_teeth_of_a_laugh_out_to_its_corners():
     assert np.array_equal(close_lips(image, warped, warp, shut), warped)
 
 
+def test_closing_lips_slide_no_further_than_the_gap_beside_them():
+    """A lip slid further than the gap in its column goes under the other lip and is erased: next to a tall gap
+    (teeth in the middle of a laugh) a thin one (toward the corners) moves its lips only as far as it needs."""
+    from diffusers_led.geometry.mouth_closing import _lips_slid_together
+
+    gap = np.zeros((40, 60), dtype=bool)
+    gap[18:20, 10:50] = True  # a thin gap, 2 px, across the mouth
+    gap[14:24, 28:32] = True  # a tall one, 10 px, in its middle
+    line = np.full(60, 19.0)
+    edges = (np.full(60, 12.0), np.full(60, 26.0))
+    slide = _lips_slid_together(gap, line, edges, reach=30.0, radius=3)
+    top = np.where(gap.any(0), gap.argmax(0) - 1.0, line)
+    bottom = np.where(gap.any(0), 40 - gap[::-1].argmax(0), line)
+    columns = np.arange(10, 50)
+    # Every gap is covered: the lips slide at least as far as to meet within it.
+    assert np.all(slide.meet[columns] - slide.down[columns] <= top[columns] + 1e-9)
+    assert np.all(slide.meet[columns] + slide.up[columns] >= bottom[columns] - 1e-9)
+    # Away from the tall gap, neither lip slides past the thin gap beside it (before the fix: the tall gap's 7 px).
+    thin = np.r_[10:25, 35:50]
+    assert slide.up[thin].max() < 3.0 and slide.down[thin].max() < 3.0
+
+
+def test_teeth_just_beyond_the_carried_gap_count_as_gap_but_the_lip_does_not():
+    """The carried inner lips stop short of a laugh's teeth where the lips roll over them: the light rows beside the
+    gap are teeth and join it; the lip's own darker rows beyond them stay lip, however far teeth might reach."""
+    from diffusers_led.geometry.mouth_closing import _with_teeth_beside
+
+    lightness = np.full((40, 20), 170.0, dtype=np.float32)  # skin
+    lightness[8:14] = 110.0  # the upper lip
+    lightness[14:22] = 60.0  # the dark inside, the carried gap
+    lightness[22:24] = 225.0  # lower teeth the gap stops short of
+    lightness[24:31] = 120.0  # the lower lip
+    gap = np.zeros((40, 20), dtype=bool)
+    gap[14:22] = True
+    edges = (np.full(20, 8.0), np.full(20, 31.0))
+    grown = _with_teeth_beside(gap, lightness, edges, reach=4)
+    assert grown[22:24].all() and not grown[24:].any()  # the teeth join, the lower lip is not taken
+    assert not grown[:14].any()  # nothing lighter than the upper lip above the gap
+    assert np.array_equal(_with_teeth_beside(gap, lightness, edges, reach=0), gap)
+
+
 def test_the_blendshape_judge_scores_the_targets_own_units():
     from diffusers_led.evaluation.blendshapes import INTENDED, intended_rise
     from diffusers_led.faces.mesh import BLENDSHAPE_NAMES

@@ -68,6 +68,10 @@ SLIDE_SMOOTHING = 0.02
 LIP_LINE_SHADE = 0.2
 LIP_LINE_WIDTH = 0.012
 LIP_LINE_FADE = 0.2
+#: How far (inter-ocular distances) teeth may show beyond the carried gap, toward each lip, and how much lighter
+#: than the lip's own middle (0-255 lightness) a pixel there is to count as teeth, not lip.
+TEETH_REACH = 0.05
+TEETH_LIGHTER = 25
 CHIN = {7: 0.6, 8: 0.7, 9: 0.6, 6: 0.35, 10: 0.35, 5: 0.15, 11: 0.15}
 
 
@@ -158,6 +162,7 @@ def close_lips(
     line = np.polyval(_meeting_line(after_up, corners), columns) - y0
     # The lips' outer edges after the warp: each lip slides whole from there toward the line.
     edges = tuple(_outline_at(after_up[IBUG_LIPS[i]], columns) - y0 for i in (0, 3))
+    gap = _with_teeth_beside(gap, _lightness(warped, upright, window), edges, round(TEETH_REACH * iod))
     radius = max(2, round(SLIDE_SMOOTHING * iod))
     slide = _lips_slid_together(gap, line, edges, SKIN_REACH * iod, radius)
     shade = _lip_line_shade(slide.meet, columns, corners, gap.shape, max(LIP_LINE_WIDTH * iod, 0.7))
@@ -253,11 +258,13 @@ def _shown_between_lips(
     iod: float,
 ) -> np.ndarray:
     """Boolean over ``window`` (px of the ``upright`` frame) of the warped photo: the pixels that show what was
-    between the lips before the warp (the inside-of-lips polygons of ``shape`` and ``mesh``, grown by
-    :data:`INSIDE_GROW`, carried through the warp's map), and what the warp re-made there (``warp.mouth.inside``)."""
+    between the lips before the warp (the inside-of-lips polygon of ``mesh``, or of ``shape`` without one, grown by
+    :data:`INSIDE_GROW`, carried through the warp's map), and what the warp re-made there (``warp.mouth.inside``).
+    Not both polygons: dlib's inner lip points on an open mouth stray onto the lower lip, and a lip marked as gap
+    was slid away under the other lip."""
     rx0, ry0, rx1, ry1 = warp.roi
     before = np.zeros((ry1 - ry0, rx1 - rx0), dtype=np.uint8)
-    for points, (_, upper, lower, _) in [(shape, IBUG_LIPS)] + ([(mesh, MESH_LIPS)] if mesh is not None else []):
+    for points, (_, upper, lower, _) in [(shape, IBUG_LIPS)] if mesh is None else [(mesh, MESH_LIPS)]:
         outline = np.asarray(points, dtype=np.float64)[upper + lower[::-1], :2]  # along the upper lip and back
         cv2.fillPoly(before, [np.round((outline - [rx0, ry0]) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
     grow = round(INSIDE_GROW * iod)
@@ -275,6 +282,46 @@ def _shown_between_lips(
     if warp.mouth is not None:
         carried |= sample(warp.mouth.inside.astype(np.float32)) > 0.4
     return carried & (sample(warp.weight.astype(np.float32)) > 0)
+
+
+def _lightness(image: np.ndarray, upright: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
+    """``float32`` lightness (0-255) of ``image`` (uint8, any channels) over ``window`` of the ``upright`` frame."""
+    x0, y0, x1, y1 = window
+    matrix = upright.copy()
+    matrix[:, 2] -= (x0, y0)
+    colour = image[..., :3] if image.ndim == 3 else image
+    grey = cv2.cvtColor(np.ascontiguousarray(colour), cv2.COLOR_RGB2GRAY) if colour.ndim == 3 else colour
+    return cv2.warpAffine(grey, matrix, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR).astype(np.float32)
+
+
+def _with_teeth_beside(
+    gap: np.ndarray, lightness: np.ndarray, edges: tuple[np.ndarray, np.ndarray], reach: int
+) -> np.ndarray:
+    """``gap`` grown in each column over the teeth just beyond it: up to ``reach`` rows above its top and below its
+    bottom that are clearly lighter (:data:`TEETH_LIGHTER`) than the middle of the lip on that side (between the
+    lip's outer edge, ``edges``, and the gap). The carried inner lips stop short of a laugh's teeth where the lips
+    roll over them, and teeth left under a lip were slid up with it as a pale band under the seam."""
+    if reach < 1:
+        return gap
+    grown = gap.copy()
+    rows = np.arange(gap.shape[0])[:, None]
+    columns = np.arange(gap.shape[1])
+    shows = gap.any(0)
+    ends = (np.where(shows, gap.argmax(0), 0), np.where(shows, gap.shape[0] - 1 - gap[::-1].argmax(0), 0))
+    for side, edge, end in zip((-1, 1), edges, ends):
+        # The lip's own middle: between its outer edge and the gap, beyond where teeth may show.
+        lip = ((rows - edge) * (rows - end) < 0) & (np.abs(rows - end) > reach) & shows
+        if not lip.any():
+            continue
+        teeth = lightness > np.median(lightness[lip]) + TEETH_LIGHTER
+        # A row beyond the gap is teeth only while every row between it and the gap is.
+        growing = shows.copy()
+        for step in range(1, reach + 1):
+            row = end + side * step
+            growing &= (row >= 0) & (row < gap.shape[0])
+            growing[growing] = teeth[row[growing], columns[growing]]
+            grown[row[growing], columns[growing]] = True
+    return grown
 
 
 def _meeting_line(after: np.ndarray, corners: np.ndarray) -> np.ndarray:
@@ -336,18 +383,28 @@ def _lips_slid_together(
     meet = np.where(shows, top + UPPER_SHARE * (bottom - top), line)
     kernel = np.ones(4 * radius + 1) / (4 * radius + 1)
     meet = np.convolve(np.pad(meet, 2 * radius, mode="edge"), kernel, mode="valid")
-    down = _smooth_cover(np.where(shows, np.maximum(meet - top, 0.0), 0.0), radius)
-    up = _smooth_cover(np.where(shows, np.maximum(bottom - meet, 0.0), 0.0), radius)
+    need_down = np.where(shows, np.maximum(meet - top, 0.0), 0.0)
+    need_up = np.where(shows, np.maximum(bottom - meet, 0.0), 0.0)
+    # Smoothed, but never past the gap next to it: a lip slid further than the gap goes under the other lip and is
+    # cut away (a lower lip slid up by the widest gap nearby was erased where the gap was thin).
+    down = np.minimum(_smooth_cover(need_down, radius), _running_max(need_down, 1))
+    up = np.minimum(_smooth_cover(need_up, radius), _running_max(need_up, 1))
     # The skin beyond each lip may stretch to at most twice its length: further, it would fold.
     down, up = np.minimum(down, 0.5 * reach), np.minimum(up, 0.5 * reach)
     return _LipSlide(meet, down, up, edges[0] + down, edges[1] - up)
+
+
+def _running_max(values: np.ndarray, radius: int) -> np.ndarray:
+    """The largest of ``values`` within ``radius`` columns each side of each column."""
+    window = np.lib.stride_tricks.sliding_window_view(np.pad(values, radius, mode="edge"), 2 * radius + 1)
+    return window.max(1)
 
 
 def _smooth_cover(need: np.ndarray, radius: int) -> np.ndarray:
     """``need`` (px per column) smoothed along the mouth and never less than it was: a running maximum over
     ``2 radius`` columns each side, then two running means over ``radius`` each side (each mean stays above the
     maximum over the columns the next one reaches)."""
-    spread = np.max(np.lib.stride_tricks.sliding_window_view(np.pad(need, 2 * radius, mode="edge"), 4 * radius + 1), 1)
+    spread = _running_max(need, 2 * radius)
     for _ in range(2):
         kernel = np.ones(2 * radius + 1) / (2 * radius + 1)
         spread = np.convolve(np.pad(spread, radius, mode="edge"), kernel, mode="valid")
