@@ -121,7 +121,7 @@ class ExpressionWarper:
                     warped = warp.apply(out)
                     out = close_lips(out, warped, warp, shape, face.mesh) if closing and warp.mouth else warped
                     if out is not warped:  # the slid lips may cover teeth the warp held still: edited too
-                        warp = warp.with_edited(np.any((out != warped).reshape(*out.shape[:2], -1), axis=2))
+                        warp = warp.with_edited(_changed(warped, out, warp.roi))
                     if ratio_maps is not None:
                         out = ratio_maps.shade(out, warp, unshaded_slits(change, slits), mesh=face.mesh)
                     if warp.kept < FOLD_WARNING:
@@ -152,6 +152,16 @@ class ExpressionWarper:
             regions.masks["mouth"] = inner_mouth_mask(shape, regions.crop_matrices["mouth"], self.crop_size)
             opened.append(regions)
         return opened
+
+
+def _changed(before: np.ndarray, after: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
+    """``HxW`` bool: the pixels where ``after`` differs from ``before`` (same shape, any channels), compared only
+    within ``roi`` (``x0, y0, x1, y1``), where a step beside a face's warp may change them."""
+    x0, y0, x1, y1 = roi
+    changed = np.zeros(before.shape[:2], dtype=bool)
+    window = before[y0:y1, x0:x1] != after[y0:y1, x0:x1]
+    changed[y0:y1, x0:x1] = window.any(axis=2) if window.ndim == 3 else window
+    return changed
 
 
 def lid_moves(change: dict[str, float], closing: float = 0.0) -> tuple[float, float]:
