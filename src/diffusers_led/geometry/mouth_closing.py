@@ -264,9 +264,9 @@ def _shown_between_lips(
     was slid away under the other lip."""
     rx0, ry0, rx1, ry1 = warp.roi
     before = np.zeros((ry1 - ry0, rx1 - rx0), dtype=np.uint8)
-    for points, (_, upper, lower, _) in [(shape, IBUG_LIPS)] if mesh is None else [(mesh, MESH_LIPS)]:
-        outline = np.asarray(points, dtype=np.float64)[upper + lower[::-1], :2]  # along the upper lip and back
-        cv2.fillPoly(before, [np.round((outline - [rx0, ry0]) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+    points, (_, upper, lower, _) = (shape, IBUG_LIPS) if mesh is None else (mesh, MESH_LIPS)
+    outline = np.asarray(points, dtype=np.float64)[upper + lower[::-1], :2]  # along the upper lip and back
+    cv2.fillPoly(before, [np.round((outline - [rx0, ry0]) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
     grow = round(INSIDE_GROW * iod)
     before = cv2.dilate(before, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
     # Where each pixel of the upright window lies in the ROI, and where the warp took it from: one resampling.
