@@ -287,9 +287,15 @@ def _shown_between_lips(
 def _lightness(image: np.ndarray, upright: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
     """``float32`` lightness (0-255) of ``image`` (uint8, any channels) over ``window`` of the ``upright`` frame."""
     x0, y0, x1, y1 = window
+    # Only the image box the window covers (and the next pixel, for the interpolation) is turned grey, not the photo.
+    corners = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], dtype=np.float64)
+    covered = transform_points(cv2.invertAffineTransform(upright), corners)
+    height, width = image.shape[:2]
+    bx0, by0 = np.clip(np.floor(covered.min(0)).astype(int) - 1, 0, (width, height))
+    bx1, by1 = np.clip(np.ceil(covered.max(0)).astype(int) + 2, 0, (width, height))
     matrix = upright.copy()
-    matrix[:, 2] -= (x0, y0)
-    colour = image[..., :3] if image.ndim == 3 else image
+    matrix[:, 2] += matrix[:, :2] @ (bx0, by0) - (x0, y0)
+    colour = image[by0:by1, bx0:bx1, :3] if image.ndim == 3 else image[by0:by1, bx0:bx1]
     grey = cv2.cvtColor(np.ascontiguousarray(colour), cv2.COLOR_RGB2GRAY) if colour.ndim == 3 else colour
     return cv2.warpAffine(grey, matrix, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR).astype(np.float32)
 
