@@ -404,10 +404,10 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
             inset = max(3, round(SMILE_INSET * inter_ocular(warp.shape))) | 1
             inner = cv2.erode((window > 0.5).astype(np.float32), np.ones((inset, inset), np.uint8))
             inner = cv2.GaussianBlur(inner, (0, 0), inset / 2) * (window > 0)
-            broad = inner * np.maximum(
-                smile_undone * smile_shading_mask(warp.shape, size, (x0, y0)),
-                brows_undone * forehead_mask(warp.shape, size, (x0, y0)),
-            )
+            # Each part's mask only when that part is undone.
+            parts = [(smile_undone, smile_shading_mask), (brows_undone, forehead_mask)]
+            shares = [undone * mask(warp.shape, size, (x0, y0)) for undone, mask in parts if undone > 0.0]
+            broad = inner * np.maximum.reduce(shares)
         changed = (added != 0.0) | (removed > 0.0) | (broad > 0.0)
         if not changed.any():
             return image
