@@ -30,6 +30,7 @@ from diffusers.models.modeling_utils import ModelMixin
 
 from .geometry.action_units import MIRROR, inter_ocular, neutral_shape
 from .geometry.warp import FaceWarp, thin_plate_spline
+from .utils import channel_max, channel_mean
 
 __all__ = [
     "ExpressionRatioMaps",
@@ -424,11 +425,11 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
         )
         # Blown highlights have lost their colour: shading them would paint grey or bluish patches, so they keep
         # their value; elsewhere a pixel is lightened only as far as its brightest channel allows (hue kept).
-        brightest = colour if image.ndim == 2 else colour[:, :, :3].max(2)
+        brightest = colour if image.ndim == 2 else channel_max(colour[:, :, :3])
         lit = np.clip((brightest - HIGHLIGHT) / (255.0 - HIGHLIGHT), 0.0, 1.0)
         # A photo shows its shading at its own contrast (a soft, blurred or evenly lit face has shallow folds): a
         # fold may darken a pixel by at most a few times the face's local contrast there.
-        luminance = colour if image.ndim == 2 else colour[:, :, :3].mean(2)
+        luminance = colour if image.ndim == 2 else channel_mean(colour[:, :, :3])
         sigma = max(CONTRAST_WINDOW * iod, 1.0)
         skin = (window > 0).astype(np.float32)  # the skin's own contrast: lips, eyes and brows are not shading
         weight = np.maximum(cv2.GaussianBlur(skin, (0, 0), sigma), 1e-3)

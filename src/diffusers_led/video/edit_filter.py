@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from ..geometry.warp import FaceWarp
+from ..utils import channel_mean
 
 __all__ = ["EDIT_SECONDS", "EditFilter"]
 
@@ -89,5 +90,5 @@ def _below(difference: np.ndarray, low: float, high: float) -> np.ndarray:
     """1 where ``|difference|`` (mean over channels, 3x3 box blur) is under ``low``, 0 over ``high``, linear
     between."""
     size = np.abs(difference)
-    size = cv2.blur(size.mean(axis=2) if size.ndim == 3 else size, (3, 3))
+    size = cv2.blur(channel_mean(size) if size.ndim == 3 else size, (3, 3))
     return np.clip((high - size) / (high - low), 0.0, 1.0)
