@@ -760,11 +760,14 @@ def keep_slits_shut(aligned: np.ndarray, displacement: np.ndarray, eyes: Sequenc
             if parting > allowed:
                 middle = (displacement[upper, 1] + displacement[lower, 1]) / 2
                 displacement[upper, 1], displacement[lower, 1] = middle - allowed / 2, middle + allowed / 2
-        # The brow rises no further above the held lid than its skin stretches (:data:`MAX_LID_SKIN_STRETCH`).
+        # The brow rises no further above the held lid than its skin stretches (:data:`MAX_LID_SKIN_STRETCH`): its
+        # rise over the lid is scaled down as a whole, so its shape (a sad brow's raised inner end) stays.
         brows, lid = EYE_BROWS[eye]
-        lid_y, lid_move = aligned[lid, 1].mean(), displacement[lid, 1].mean()
-        skin = np.maximum(lid_y - aligned[brows, 1], 0.0)
-        displacement[brows, 1] = np.maximum(displacement[brows, 1], lid_move - skin * (MAX_LID_SKIN_STRETCH - 1.0))
+        rise = displacement[lid, 1].mean() - displacement[brows, 1]
+        skin = aligned[lid, 1].mean() - aligned[brows, 1].mean()
+        allowed = max(skin, 0.0) * (MAX_LID_SKIN_STRETCH - 1.0)
+        if rise.mean() > allowed:
+            displacement[brows, 1] = displacement[lid, 1].mean() - rise * allowed / rise.mean()
     return displacement
 
 
