@@ -28,6 +28,7 @@ from diffusers_led.geometry.warp import (
     DARKEN_INSIDE,
     INSIDE_WALL,
     LIP_SHADE,
+    MAX_LID_SKIN_STRETCH,
     MAX_SLIT_STRETCH,
     TONGUE_FROM,
     action_unit_warp,
@@ -683,7 +684,27 @@ def test_the_warp_keeps_a_slit_shut_and_opens_the_other_eye():
     assert opening(plain.shape, right) > 2.0 * opening(shape, right)
     assert opening(held.shape, right) <= MAX_SLIT_STRETCH * opening(shape, right) + 1e-6
     assert opening(held.shape, left) == pytest.approx(opening(plain.shape, left))
-    assert held.shape[19, 1] == pytest.approx(plain.shape[19, 1]), "the brows still rise"
+    assert held.shape[19, 1] < shape[19, 1] - 0.05 * inter_ocular(shape), "the brows still rise"
+    assert held.shape[24, 1] == pytest.approx(plain.shape[24, 1]), "the open eye's brow rises in full"
+
+
+def test_a_brow_rises_over_a_slit_no_further_than_its_lid_skin_stretches():
+    _, shape = synthetic_face()
+    shape = _squeezed_right_eye(shape, gap=2.0)
+    iod = inter_ocular(shape)
+    shape[17:27, 1] += 0.08 * iod  # a laugh's frown: the brows down, their lid skin squeezed (tune t1's David)
+    units = landmark_displacements({"AU1": 1.2, "AU2": 1.2, "AU5": 1.3, "AU4": -0.8, "AU6": -1.0}) * iod
+    held = keep_slits_shut(shape, units, ("right",))
+
+    def stretch(moves: np.ndarray) -> float:
+        brow, lid = list(range(17, 22)), [37, 38]
+        before = shape[lid, 1].mean() - shape[brow, 1].mean()
+        return (before + moves[lid, 1].mean() - moves[brow, 1].mean()) / before
+
+    assert stretch(units) > MAX_LID_SKIN_STRETCH + 0.2, "the unheld brow stretches the lid skin"
+    assert stretch(held) == pytest.approx(MAX_LID_SKIN_STRETCH)
+    assert (held[17:22, 1] < 0).all(), "but still rises"
+    assert np.array_equal(held[22:27], units[22:27]), "the open eye's brow is not held"
 
 
 def test_a_warp_never_folds_the_photo_where_landmarks_crowd():

@@ -178,6 +178,41 @@ def test_undoing_a_smile_flattens_its_broad_fold_where_no_map_has_it_and_keeps_f
         assert np.array_equal(no_maps.shade(smiling, warp, units)[fold], smiling[fold])
 
 
+def side_lit(image: np.ndarray, shape: np.ndarray) -> np.ndarray:
+    """``image`` lit from the face's right (the image's left): the far side x0.25 beyond the edge of the nose's
+    shadow, 0.15 inter-ocular distances right of the nose in the image (Jesse, tune breakingbad.jpg)."""
+    import cv2
+
+    edge = shape[30, 0] + 0.15 * inter_ocular(shape)
+    light = np.where(np.arange(image.shape[1]) < edge, 1.0, 0.25).astype(np.float32)
+    light = cv2.GaussianBlur(np.tile(light, (image.shape[0], 1)), (0, 0), 2.0)
+    return np.clip(image * light[:, :, None], 0, 255).astype(np.uint8)
+
+
+def test_undoing_a_smile_on_a_side_lit_face_leaves_the_light_and_flattens_the_paired_folds():
+    from diffusers_led.texture import smile_shading_mask
+
+    image, shape = skin_face()
+    warp = action_unit_warp(shape, IDENTITY, {"AU12": -1.0}, image.shape[:2])
+    warped = warp.apply(image)
+    no_maps = ExpressionRatioMaps(units=["AU12"])
+    # The light's edge and the lit cheek are not a smile's shading: undoing the smile leaves them (flattening them
+    # lifted the shadow's edge and washed the lit cheek out).
+    lit = side_lit(warped, warp.shape)
+    cheeks = smile_shading_mask(warp.shape, image.shape[:2]) > 0.5
+    changed = np.abs(no_maps.shade(lit, warp, {"AU12": -1.0}).astype(float) - lit)[cheeks]
+    assert changed.mean() < 0.5 and np.percentile(changed, 99) < 6  # all of it flattened: 1.7, 16
+    # A smile's folds come in pairs: on the same side-lit face they are still flattened.
+    smiling, fold = broad_smile_fold(warped, warp.shape)
+    smiling, plain = side_lit(smiling, warp.shape), side_lit(warped, warp.shape)
+    neutral = no_maps.shade(smiling, warp, {"AU12": -1.0})
+    shaded_side = fold & (np.arange(image.shape[1]) > warp.shape[30, 0])[None, :]
+    for side in (fold & ~shaded_side, shaded_side):
+        before = np.abs(smiling[side].astype(float) - plain[side]).mean()
+        after = np.abs(neutral[side].astype(float) - plain[side]).mean()
+        assert after < 0.75 * before
+
+
 def test_undoing_a_brow_unit_flattens_the_foreheads_lines_and_nothing_when_no_brow_unit_is_undone():
     import cv2
 

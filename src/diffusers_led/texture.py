@@ -40,6 +40,7 @@ __all__ = [
     "head_yaw",
     "one_side",
     "forehead_mask",
+    "lighting_kept",
     "skin_mask",
     "smile_shading_mask",
     "template_shape",
@@ -122,6 +123,15 @@ SMILE_UNITS = ("AU6", "AU12")
 #: broad). The forehead starts this far above the brows (inter-ocular distances: their hair is left to the warp) and
 #: its edge is this soft. Only what the warp's window reaches changes (about 0.4 inter-ocular distances up).
 BROW_UNITS = ("AU1", "AU2", "AU4")
+#: How unevenly a face's two sides may be lit (log ratio of the luminance at a pixel and its mirror, blurred over
+#: LIGHTING_WIDTH inter-ocular distances) before the flattening of its own shading keeps only what both sides show,
+#: and from where it keeps only that. Tune cheeks (medians): 0.06-0.12 on evenly lit faces, 0.46 on a turned face
+#: lit from its side whose smile folds still read when flattened (Zidane), 1.16 on a face split by a hard side light
+#: (Jesse), whose lit cheek washed out.
+LIGHTING_WIDTH = 0.3
+LIGHT_EDGE = 0.25
+EVEN_LIGHT = 0.75
+SIDE_LIGHT = 1.1
 ABOVE_BROWS = 0.07
 FOREHEAD_FEATHER = 0.12
 
@@ -268,6 +278,36 @@ def forehead_mask(shape: np.ndarray, size: tuple[int, int], origin: tuple[float,
     mask = np.zeros(size, dtype=np.float32)
     cv2.fillPoly(mask, [np.round(outline * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
     return cv2.GaussianBlur(mask, (0, 0), max(FOREHEAD_FEATHER * iod / 2, 0.5))
+
+
+def lighting_kept(
+    shading: np.ndarray, lighting: np.ndarray, shape: np.ndarray, origin: tuple[float, float] = (0.0, 0.0)
+) -> np.ndarray:
+    """A face's own ``shading`` (``float32`` ``HxW`` or ``HxWxC``, a grid whose top-left is at ``origin`` in the image
+    of its 68 points ``shape``) without what one-sided light made of it, as judged by the face's broad ``lighting``
+    (``HxW`` luminance) against its mirror image (by a thin-plate spline from each point to its mirrored one).
+
+    An expression's folds come in pairs; light falling on one side of a face does not. Where the two sides are lit
+    alike (within :data:`EVEN_LIGHT`), the shading is all kept; where one side is lit far more (from
+    :data:`SIDE_LIGHT`), only the share of it that the mirrored pixel also shows, alike in sign (none where they
+    differ). Flattening all of a side-lit face's own shading washed out its lit cheek and forehead (tune: Jesse).
+    One share for all channels, so the colour stays."""
+    luminance = shading if shading.ndim == 2 else shading[:, :, :3].mean(2)
+    map_x, map_y = face_frame_maps(shape, np.asarray(shape)[MIRROR], luminance.shape, origin)
+    map_x, map_y = map_x - origin[0], map_y - origin[1]
+    mirror = cv2.remap(luminance, map_x, map_y, cv2.INTER_LINEAR, borderValue=0.0)
+    mirror_lighting = cv2.remap(lighting, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    sides = np.abs(np.log(np.maximum(lighting, 1.0) / np.maximum(mirror_lighting, 1.0)))
+    one_sided = np.clip((sides - EVEN_LIGHT) / (SIDE_LIGHT - EVEN_LIGHT), 0.0, 1.0).astype(np.float32)
+    # The light's own edges (a nose's shadow on the cheek) lie between a lit and a shadowed side, where the blurred
+    # light is in between: they take the one-sidedness of the light around them.
+    reach = 2 * max(1, round(LIGHT_EDGE * inter_ocular(shape))) + 1
+    one_sided = cv2.dilate(one_sided, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (reach, reach)))
+    paired = np.where(luminance * mirror > 0.0, np.abs(mirror) / np.maximum(np.abs(luminance), 1e-6), 0.0)
+    share = 1.0 - one_sided * (1.0 - np.minimum(paired, 1.0))
+    # Where the sign turns, the share would step from 1 to 0 on a pixel's colour: softened over a fine crease.
+    share = cv2.GaussianBlur(share.astype(np.float32), (0, 0), 1.0)
+    return shading * (share if shading.ndim == 2 else share[:, :, None])
 
 
 def face_frame_maps(
@@ -420,16 +460,19 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
         fine = cv2.GaussianBlur(colour, (0, 0), max(FINE_TEXTURE * iod, 0.5))
         crease = fine - cv2.GaussianBlur(colour, (0, 0), max(CREASE_WIDTH * iod, 1.0))
         # The broadest blur of the shading (its kernel grows with the face): only when a smile or a brow is undone.
-        broad_shading = (
-            fine - cv2.GaussianBlur(colour, (0, 0), max(SMILE_SHADING_WIDTH * iod, 1.0)) if broad.any() else 0.0
-        )
+        luminance = colour if image.ndim == 2 else channel_mean(colour[:, :, :3])
+        if broad.any():
+            lighting = cv2.GaussianBlur(luminance, (0, 0), max(LIGHTING_WIDTH * iod, 1.0))
+            shading = fine - cv2.GaussianBlur(colour, (0, 0), max(SMILE_SHADING_WIDTH * iod, 1.0))
+            broad_shading = lighting_kept(shading, lighting, warp.shape, (x0, y0))
+        else:
+            broad_shading = 0.0
         # Blown highlights have lost their colour: shading them would paint grey or bluish patches, so they keep
         # their value; elsewhere a pixel is lightened only as far as its brightest channel allows (hue kept).
         brightest = colour if image.ndim == 2 else channel_max(colour[:, :, :3])
         lit = np.clip((brightest - HIGHLIGHT) / (255.0 - HIGHLIGHT), 0.0, 1.0)
         # A photo shows its shading at its own contrast (a soft, blurred or evenly lit face has shallow folds): a
         # fold may darken a pixel by at most a few times the face's local contrast there.
-        luminance = colour if image.ndim == 2 else channel_mean(colour[:, :, :3])
         sigma = max(CONTRAST_WINDOW * iod, 1.0)
         skin = (window > 0).astype(np.float32)  # the skin's own contrast: lips, eyes and brows are not shading
         weight = np.maximum(cv2.GaussianBlur(skin, (0, 0), sigma), 1e-3)
