@@ -292,7 +292,7 @@ def lighting_kept(
     :data:`SIDE_LIGHT`), only the share of it that the mirrored pixel also shows, alike in sign (none where they
     differ). Flattening all of a side-lit face's own shading washed out its lit cheek and forehead (tune: Jesse).
     One share for all channels, so the colour stays."""
-    luminance = shading if shading.ndim == 2 else shading[:, :, :3].mean(2)
+    luminance = shading if shading.ndim == 2 else channel_mean(shading[:, :, :3])
     map_x, map_y = face_frame_maps(shape, np.asarray(shape)[MIRROR], luminance.shape, origin)
     map_x, map_y = map_x - origin[0], map_y - origin[1]
     mirror = cv2.remap(luminance, map_x, map_y, cv2.INTER_LINEAR, borderValue=0.0)
