@@ -281,6 +281,9 @@ def test_an_open_mouth_closes_by_the_mesh_gap_where_dlibs_inner_lips_sit_on_the_
     on_mesh = inner_lips_on_mesh(shape, mesh)
     assert 0.06 < mouth_opening(on_mesh) <= 0.08  # the mesh's gap at the quarter points
     assert np.array_equal(inner_lips_on_mesh(shape, None), shape)
+    wider = mesh.copy()  # a smile's lips rolled over its teeth, which the mesh reads further apart: dlib's reading
+    wider[MESH_LOWER_INNER_LIP, 1] += 0.3 * 60
+    assert np.array_equal(inner_lips_on_mesh(shape, wider), shape)
     assert jaw_closing_limit(on_mesh) < 0.6 * jaw_closing_limit(shape)
     alignment = np.array([[1.0, 0, 0], [0, 1.0, 0]])
     warp = action_unit_warp(shape, alignment, {}, image.shape[:2], close_mouth=1.0, mesh=mesh)

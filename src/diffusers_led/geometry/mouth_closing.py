@@ -106,23 +106,28 @@ def jaw_closing_limit(shape: np.ndarray) -> float:
 
 
 def inner_lips_on_mesh(shape: np.ndarray, mesh: np.ndarray | None) -> np.ndarray:
-    """``shape`` (68 points, image px) with the inner lip points that face each other (:data:`INNER_LIP_PAIRS`) put
-    on Face Mesh V2's inner lips (``mesh``), at the same shares of each lip's length (a quarter, half and three
-    quarters of the way from corner to corner); ``shape`` itself without a mesh. How far apart the lips are is then
-    the mesh's reading: dlib's inner points on a turned or tilted face sit on the lower lip's body or apart on shut
-    lips, and a closing by their gap slid the lower lip up under the upper one (it vanished) or closed lips already
-    shut."""
+    """``shape`` (68 points, image px) with each pair of inner lip points that face each other
+    (:data:`INNER_LIP_PAIRS`) put on Face Mesh V2's inner lips (``mesh``, at the same shares of each lip's length: a
+    quarter, half and three quarters of the way from corner to corner) where the mesh reads the lips closer there;
+    ``shape`` itself without a mesh. dlib's inner points on a turned face sit on the lower lip's body (Joey, t1.jpg:
+    0.18-0.21 inter-ocular distances apart where the mesh's lips are 0.04-0.08), and a closing by their gap slid the
+    lower lip up under the upper one, where it vanished. Where the mesh reads the wider gap (a smile's lips rolled
+    over its teeth) the 68 points' reading stays: closing the few pixels of such a smile drew a scratchy seam."""
     shape = np.asarray(shape, dtype=np.float64)
     if mesh is None:
         return shape
     mesh = np.asarray(mesh, dtype=np.float64)[:, :2]
-    moved = shape.copy()
+    on_mesh = shape.copy()
     for contour, points in ((MESH_LIPS[1][1:-1], [61, 62, 63]), (MESH_LIPS[2][1:-1], [67, 66, 65])):
         lip = mesh[contour]
         along = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(lip, axis=0), axis=1))])
         shares = np.array([0.25, 0.5, 0.75]) * along[-1]
-        moved[points] = np.stack([np.interp(shares, along, lip[:, k]) for k in range(2)], axis=1)
-    return moved
+        on_mesh[points] = np.stack([np.interp(shares, along, lip[:, k]) for k in range(2)], axis=1)
+    closer = _inner_lip_gaps(on_mesh) < _inner_lip_gaps(shape)
+    pairs = np.array(INNER_LIP_PAIRS)[closer].ravel()
+    read = shape.copy()
+    read[pairs] = on_mesh[pairs]
+    return read
 
 
 def mouth_closing(aligned: np.ndarray, strength: float = 1.0) -> np.ndarray:
