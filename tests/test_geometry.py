@@ -262,6 +262,36 @@ def test_a_mouth_the_mesh_sees_shut_is_not_closed_further_where_dlib_reads_a_mou
     assert np.abs(edited[1].astype(int) - image).max() > 50, "an open one closes"
 
 
+def test_an_open_mouth_closes_by_the_mesh_gap_where_dlibs_inner_lips_sit_on_the_lower_lip():
+    """On a turned face dlib's lower inner lip points sit on the lower lip's body, reading a gap of 0.2 inter-ocular
+    distances where the mesh's inner lips are 0.08 apart: the closing raises the lower lip by the mesh's gap (closing
+    by dlib's slid the lower lip up under the upper one, where it vanished: Joey, t1.jpg, toward angry)."""
+    from diffusers_led.geometry.mouth_closing import inner_lips_on_mesh, jaw_closing_limit
+    from diffusers_led.geometry.warp import MESH_LOWER_INNER_LIP, MESH_UPPER_INNER_LIP
+
+    image, shape = synthetic_face(280)
+    shape = shape.copy()
+    seam = shape[[61, 62, 63, 65, 66, 67], 1].mean()
+    shape[[61, 62, 63], 1] = seam
+    shape[[65, 66, 67], 1] = seam + 0.2 * 60  # on the lower lip's body
+    t = np.linspace(0.0, 1.0, len(MESH_UPPER_INNER_LIP))
+    along = shape[60, 0] + t * (shape[64, 0] - shape[60, 0])
+    mesh = np.zeros((478, 3))
+    mesh[MESH_UPPER_INNER_LIP, :2] = np.stack([along, np.full_like(t, seam)], axis=1)
+    mesh[MESH_LOWER_INNER_LIP, :2] = np.stack([along, seam + 0.08 * 60 * np.sin(np.pi * t) ** 0.5], axis=1)
+    on_mesh = inner_lips_on_mesh(shape, mesh)
+    assert 0.06 < mouth_opening(on_mesh) <= 0.08  # the mesh's gap at the quarter points
+    assert np.array_equal(inner_lips_on_mesh(shape, None), shape)
+    wider = mesh.copy()  # a smile's lips rolled over its teeth, which the mesh reads further apart: dlib's reading
+    wider[MESH_LOWER_INNER_LIP, 1] += 0.3 * 60
+    assert np.array_equal(inner_lips_on_mesh(shape, wider), shape)
+    assert jaw_closing_limit(on_mesh) < 0.6 * jaw_closing_limit(shape)
+    alignment = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    warp = action_unit_warp(shape, alignment, {}, image.shape[:2], close_mouth=1.0, mesh=mesh)
+    rise = -(warp.shape - shape)[[65, 66, 67], 1].mean()
+    assert 1.0 < rise < 0.08 * 60, "the lower lip rises by the mesh's gap, not through the upper lip"
+
+
 def test_warp_moves_the_landmarks_and_leaves_everything_outside_its_window_bit_identical():
     image, shape = synthetic_face()
     displacement = np.zeros((68, 2))

@@ -22,7 +22,7 @@ from ..faces.detection import face_shape, five_landmarks
 from ..faces.regions import FaceRegionProcessor, FaceRegions
 from .action_units import estimate_action_units, expression_action_units, inter_ocular
 from .eyes import open_eyes, shows_white
-from .mouth_closing import close_lips, closes_mouth, jaw_closing_limit
+from .mouth_closing import close_lips, closes_mouth, inner_lips_on_mesh, jaw_closing_limit
 from .warp import MESH_OPEN_MOUTH, action_unit_warp, inner_mouth_mask, mouth_opening, slit_eyes
 
 __all__ = ["FOLD_WARNING", "ExpressionWarper", "lid_moves", "squeezed_slits", "unshaded_slits"]
@@ -75,7 +75,7 @@ class ExpressionWarper:
                         target, strength, own, extra=units, from_blendshapes=bool(face.blendshapes)
                     )
                     if change.get("AU26", 0.0) < 0.0:  # the face's own jaw drop, undone no further than the lips meet
-                        change["AU26"] = max(change["AU26"], -jaw_closing_limit(shape))
+                        change["AU26"] = max(change["AU26"], -jaw_closing_limit(inner_lips_on_mesh(shape, face.mesh)))
                 # An open mouth closes toward a target that parts no lips: the jaw-drop unit undone takes the jaw,
                 # chin and lip corners back, and the lips then close what is left (the unit alone cannot). A mouth the
                 # mesh sees shut stays as it is (dlib reads a moustache over shut lips as a gap; closing it slid the
