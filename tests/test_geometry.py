@@ -24,13 +24,10 @@ from diffusers_led.geometry.action_units import (
     neutral_shape,
     parse_action_units,
 )
+from diffusers_led.geometry.mouth_inside import DARKEN_INSIDE, INSIDE_WALL, LIP_SHADE, TONGUE_FROM
 from diffusers_led.geometry.warp import (
-    DARKEN_INSIDE,
-    INSIDE_WALL,
-    LIP_SHADE,
     MAX_LID_SKIN_STRETCH,
     MAX_SLIT_STRETCH,
-    TONGUE_FROM,
     action_unit_warp,
     inner_mouth_mask,
     keep_lids_apart,
@@ -194,7 +191,7 @@ def synthetic_face(size: int = 240) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_the_inside_of_the_mouth_follows_the_mesh_inner_lips_where_the_68_points_sit_in_a_moustache():
-    from diffusers_led.geometry.warp import MESH_LOWER_INNER_LIP, MESH_UPPER_INNER_LIP
+    from diffusers_led.geometry.mouth_inside import MESH_LOWER_INNER_LIP, MESH_UPPER_INNER_LIP
 
     image, shape = synthetic_face()
     # The mesh's inner lips: a mouth open by 0.15 inter-ocular distances (9 px) between the 68 points' corners.
@@ -237,7 +234,7 @@ def test_a_mouth_the_mesh_sees_shut_is_not_closed_further_where_dlib_reads_a_mou
     from diffusers_led.faces.detection import DetectedFace
     from diffusers_led.faces.regions import FaceRegions
     from diffusers_led.geometry.blendshape_units import BLENDSHAPE_UNITS
-    from diffusers_led.geometry.warp import MESH_LOWER_INNER_LIP, MESH_UPPER_INNER_LIP
+    from diffusers_led.geometry.mouth_inside import MESH_LOWER_INNER_LIP, MESH_UPPER_INNER_LIP
     from diffusers_led.geometry.warper import ExpressionWarper
 
     image, shape = synthetic_face(280)  # the chin inside the photo
@@ -267,7 +264,7 @@ def test_an_open_mouth_closes_by_the_mesh_gap_where_dlibs_inner_lips_sit_on_the_
     distances where the mesh's inner lips are 0.08 apart: the closing raises the lower lip by the mesh's gap (closing
     by dlib's slid the lower lip up under the upper one, where it vanished: Joey, t1.jpg, toward angry)."""
     from diffusers_led.geometry.mouth_closing import inner_lips_on_mesh, jaw_closing_limit
-    from diffusers_led.geometry.warp import MESH_LOWER_INNER_LIP, MESH_UPPER_INNER_LIP
+    from diffusers_led.geometry.mouth_inside import MESH_LOWER_INNER_LIP, MESH_UPPER_INNER_LIP
 
     image, shape = synthetic_face(280)
     shape = shape.copy()
@@ -421,20 +418,20 @@ def test_the_inside_of_the_mouth_is_measured_and_re_made_over_the_lips_box_as_ov
     re-made over the whole window."""
     import cv2
 
-    from diffusers_led.geometry import warp as geometry_warp
+    from diffusers_led.geometry import mouth_inside as mouth_inside_module
 
     image, shape = _open_toothy_mouth()
     warp = action_unit_warp(shape, np.array([[1.0, 0, 0], [0, 1.0, 0]]), units, image.shape[:2])
     mouth, roi = warp.mouth, warp.roi
     assert mouth is not None and mouth.opens == ("AU26" in units) and mouth.was_inside.max() > 0.9
-    upper, lower = geometry_warp._inner_lips(shape)
-    outline = geometry_warp._inner_lip_outline(upper, lower)
-    box = geometry_warp._mouth_box(outline, roi)
+    upper, lower = mouth_inside_module.inner_lips(shape)
+    outline = mouth_inside_module.inner_lip_outline(upper, lower)
+    box = mouth_inside_module._mouth_box(outline, roi)
     beyond = np.ones(mouth.inside.shape, dtype=bool)
     beyond[box] = False
-    assert geometry_warp._polygon_mask(outline, roi[:2], beyond.shape[::-1])[beyond].max() == 0.0
-    heights = geometry_warp._gap_heights(upper, lower, roi, box)
-    everywhere = geometry_warp._gap_heights(upper, lower, roi, np.s_[:, :])
+    assert mouth_inside_module._polygon_mask(outline, roi[:2], beyond.shape[::-1])[beyond].max() == 0.0
+    heights = mouth_inside_module._gap_heights(upper, lower, roi, box)
+    everywhere = mouth_inside_module._gap_heights(upper, lower, roi, np.s_[:, :])
     assert all(np.array_equal(part[box], whole[box]) for part, whole in zip(heights, everywhere))
     plain = cv2.remap(image, warp.map_x, warp.map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101)
     in_box, in_window = mouth.apply(image, plain, roi), mouth._fill(image, plain, roi)

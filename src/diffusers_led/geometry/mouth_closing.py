@@ -4,7 +4,7 @@ An open mouth (a surprised face, a toothy laugh) edited toward an expression who
 sad, angry, contempt) must close: the lips meet and the inside of the mouth disappears behind them. The
 jaw-drop unit (AU26) moves the lower lip by a fixed pattern and cannot reach every opening (an open laugh is wider
 than a full unit), so the gap is read from the inner lip points and closed directly: the lower lip and the chin
-rise with the jaw, the upper lip comes down a little, and the lips slide over the teeth (``warp.MouthInside``).
+rise with the jaw, the upper lip comes down a little, and the lips slide over the teeth (``mouth_inside.MouthInside``).
 After the warp, :func:`close_lips` stretches each lip over whatever of the inside of the mouth is still between
 them (dlib puts a laugh's inner lip points on the teeth, so closing those points leaves teeth and dark corners) and
 draws the soft line where the lips meet.

@@ -23,7 +23,8 @@ from ..faces.regions import FaceRegionProcessor, FaceRegions
 from .action_units import estimate_action_units, expression_action_units, inter_ocular
 from .eyes import open_eyes, shows_white
 from .mouth_closing import close_lips, closes_mouth, inner_lips_on_mesh, jaw_closing_limit
-from .warp import MESH_OPEN_MOUTH, action_unit_warp, inner_mouth_mask, mouth_opening, slit_eyes
+from .mouth_inside import MESH_OPEN_MOUTH
+from .warp import action_unit_warp, inner_mouth_mask, mouth_opening, slit_eyes
 
 __all__ = ["FOLD_WARNING", "ExpressionWarper", "lid_moves", "squeezed_slits", "unshaded_slits"]
 

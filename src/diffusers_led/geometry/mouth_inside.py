@@ -1,0 +1,383 @@
+"""The inside of a mouth the warp opens, narrows or closes (part of the geometry stage).
+
+A warp alone would stretch what the lips showed: teeth drawn tall, the dark of a small opening smeared over a large
+one. :class:`MouthInside` fills the moved lips' inside as a real mouth shows it instead: the upper teeth stay with
+the skull, the lower teeth go with the jaw, the lips slide over both, and where neither row showed anything the
+inside is shaded as a hollow. :func:`mouth_inside` plans it from a face's inner lips before and after the warp.
+Torch-free: numpy and OpenCV only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import cv2
+import numpy as np
+
+from .action_units import inter_ocular
+from .mouth_closing import MESH_LIPS
+
+__all__ = [
+    "MESH_OPEN_MOUTH",
+    "OPEN_MOUTH",
+    "MouthInside",
+    "inner_lip_outline",
+    "inner_lips",
+    "lip_parting",
+    "mouth_inside",
+]
+
+#: A mouth open this far (inter-ocular distances) shows teeth or its inside; dlib's inner lip points read a closed
+#: mouth's seam as a gap of up to about 0.07.
+OPEN_MOUTH = 0.1
+#: The same for Face Mesh V2's inner lips, which meet on a closed mouth (0.004-0.017 on the tune split's closed
+#: mouths) and read a toothy open one (Jesse's, breakingbad.jpg) at 0.095.
+MESH_OPEN_MOUTH = 0.05
+#: Lips parted further than this (inter-ocular distances) show the inside of the mouth (MouthInside).
+MIN_LIP_PARTING = 0.03
+#: The inside of an open mouth under the upper lip (the roof, in the deepest shadow) against the lips' own middle
+#: tone. Set against the lips' darkest tenth, it was near-black on dim or dark-skinned faces (whose darkest lip
+#: pixels are the seam's shadow: 0.32-0.51 of their middle tone on the tune split, against 0.63-0.70 on the
+#: brightly lit ones); against their middle tone it is equally dark beside the lips on every face. 0.2 is what
+#: 0.3 of the darkest tenth gave on the well-lit faces.
+DARKEN_INSIDE = 0.2
+#: The inside's walls beside the lips (the inner cheeks and the lips' wet inner side, lit from the front) against
+#: the lips' middle tone: the dark deepens from this at the lips to :data:`DARKEN_INSIDE` at the opening's deepest
+#: point, so a large opening is shaded as a hollow, not drawn as a uniform black disc.
+INSIDE_WALL = 0.45
+TONGUE_SHADE = 0.55
+TONGUE_FROM = 0.55
+TONGUE_SHARE = 0.6
+#: The share of its area (a backward map's Jacobian determinant) below which the plain warp's copy of the old
+#: inside counts as stretched and gives way to the opened mouth's own inside (from 1, unstretched, it gives way
+#: gradually).
+STRETCHED_AREA = 0.5
+#: How far into an opened mouth the lips' shade reaches before its dark inside (inter-ocular distances).
+LIP_SHADE = 0.06
+#: The soft edge between what the upper and the lower teeth showed, as a fraction of the opening, and the bands
+#: across the opening among which the darkest (the gap between them) is sought.
+JAW_SPLIT_FEATHER = 0.2
+JAW_SPLIT_BANDS = 10
+#: The least width of that soft edge (px).
+JAW_SPLIT_LEAST_PX = 2.0
+#: Bands next to either lip left out of that search: they hold the lip's own inner edge and its shadow (on a smile
+#: with both rows of teeth, the shadow under the upper lip was darker than the gap between the rows).
+JAW_SPLIT_EDGE_BANDS = 2
+UPPER_INNER_LIP = [60, 61, 62, 63, 64]
+LOWER_INNER_LIP = [60, 67, 66, 65, 64]
+#: The same contours on Face Mesh V2 (its inner mouth corners 78 and 308): 11 points a lip that follow the lips'
+#: real edge, where dlib's 5 may sit in a moustache or on the teeth of a toothy open mouth.
+MESH_UPPER_INNER_LIP = MESH_LIPS[1][1:-1]
+MESH_LOWER_INNER_LIP = MESH_LIPS[2][1:-1]
+
+
+@dataclass
+class MouthInside:
+    """How the warp fills the inside of the lips, as in a real mouth: the upper teeth are fixed to the skull and stay
+    where they were, the lower teeth go with the jaw, and the lips slide over them. A mouth that narrows or closes
+    covers its teeth instead of squeezing them; a mouth that opens shows its teeth unstretched and, where neither jaw
+    showed anything before, the mouth's dark inside.
+
+    Attributes:
+        inside: ``float32`` over the warp's ROI, the soft inner lip contour after the warp (what this fills).
+        depth: ``float32`` over the ROI, 0 at the inner lip line rising to 1 a little inside it: the dark of an
+            opened mouth deepens away from the lips instead of starting at a hard edge; 1 also where the plain warp
+            would draw the old inside stretched (beyond the teeth kept in place).
+        was_inside: ``float32`` over the ROI, the soft inner lip contour before the warp (what the teeth showed);
+            zeros where the lips were shut (their seam moves with them).
+        was_across: ``float32`` over the ROI, where each pixel lay between the upper (0) and lower (1) inner lip
+            before the warp: what lies above the inside's darkest band showed the upper teeth, below it the lower;
+            zeros where the lips were shut (no teeth to split).
+        was_height: ``float32`` over the ROI, how tall (px) the opening was there before the warp; zeros where the
+            lips were shut.
+        jaw_shift: ``(dx, dy)`` px the lower teeth move: with the middle of the lower lip, which the jaw carries.
+        lips: the lower lip's outline before the warp (image px, :func:`_lower_lip`): the dark inside takes the
+            lips' own colour from it.
+        opens: whether the warp parts the lips further (only then may texture re-make the inside).
+        across: ``float32`` over the ROI, where each pixel lies between the upper (0) and lower (1) inner lip after
+            the warp: the inside is darkest under the upper lip and shows the tongue toward the lower one.
+        hollow: ``float32`` over the ROI, 0 at the inner lip line rising to 1 at the point of the opening farthest
+            from it: the inside darkens toward its back.
+    """
+
+    inside: np.ndarray
+    depth: np.ndarray
+    was_inside: np.ndarray
+    was_across: np.ndarray
+    was_height: np.ndarray
+    jaw_shift: np.ndarray
+    lips: np.ndarray
+    opens: bool
+    across: np.ndarray
+    hollow: np.ndarray
+
+    def _lip_pixels(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The pixels within the outer lip contour before the warp (``(N, C)`` float32) and their grey levels."""
+        inside = np.zeros(image.shape[:2], dtype=np.uint8)
+        cv2.fillPoly(inside, [np.round(self.lips * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+        pixels = image[inside > 0].reshape(-1, 1 if image.ndim == 2 else image.shape[2]).astype(np.float32)
+        return pixels, pixels.mean(1)
+
+    def lip_tone(self, image: np.ndarray) -> np.ndarray:
+        """The lips' own colour: the mean of their middle grey levels (neither the dark seam nor teeth)."""
+        pixels, level = self._lip_pixels(image)
+        if len(pixels) == 0:
+            return np.full(pixels.shape[1], 110.0, dtype=np.float32)
+        return pixels[(level >= np.percentile(level, 25)) & (level <= np.percentile(level, 60))].mean(0)
+
+    def shade(self, image: np.ndarray) -> np.ndarray:
+        """The colour of the opened inside over the ROI: the lips' own colour in deep shadow under the upper lip, the
+        tongue's shade rising toward the lower lip."""
+        tone = self.lip_tone(image)
+        wall = (1.0 - self.hollow[:, :, None]) ** 2  # lit beside the lips, falling off quickly toward the back
+        dark = (DARKEN_INSIDE + (INSIDE_WALL - DARKEN_INSIDE) * wall) * tone
+        rise = np.clip((self.across - TONGUE_FROM) / (1.0 - TONGUE_FROM), 0.0, 1.0)
+        share = TONGUE_SHARE * rise * rise * (3.0 - 2.0 * rise)  # smoothstep: no line where the floor begins
+        return (1.0 - share[:, :, None]) * dark + share[:, :, None] * TONGUE_SHADE * tone
+
+    def jaw_split(self, image: np.ndarray) -> float:
+        """Where across the mouth before the warp (0 at the upper inner lip, 1 at the lower) the upper teeth end and
+        the lower jaw's begin: the darkest band of the inside away from the lips (the gap between the teeth, or the
+        shadow below a laugh's upper teeth over the lower lip), not its middle, which cut a laugh's upper teeth in
+        two."""
+        was_inside = self.was_inside > 0.5
+        if was_inside.sum() < JAW_SPLIT_BANDS:
+            return 0.5
+        level = image[was_inside].reshape(int(was_inside.sum()), -1).astype(np.float32).mean(1)
+        band = np.clip((self.was_across[was_inside] * JAW_SPLIT_BANDS).astype(int), 0, JAW_SPLIT_BANDS - 1)
+        count = np.bincount(band, minlength=JAW_SPLIT_BANDS)
+        mean = np.bincount(band, weights=level, minlength=JAW_SPLIT_BANDS) / np.maximum(count, 1)
+        mean[count == 0] = np.inf
+        mean[:JAW_SPLIT_EDGE_BANDS] = mean[JAW_SPLIT_BANDS - JAW_SPLIT_EDGE_BANDS :] = np.inf
+        return float((np.argmin(mean) + 0.5) / JAW_SPLIT_BANDS)
+
+    def teeth_halves(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The soft upper and lower part of the inside before the warp (what each jaw's teeth showed), over the ROI
+        of ``image`` (the ROI's pixels)."""
+        split = self.jaw_split(image)
+        # At least a pixel or so wide: on a small face's few-pixel opening a sharper edge, moved with the jaw, left
+        # a row of dark dots between the teeth along a tilted mouth.
+        feather = np.maximum(JAW_SPLIT_FEATHER, JAW_SPLIT_LEAST_PX / np.maximum(self.was_height, 1e-3))
+        upper_share = np.clip((split - self.was_across) / feather + 0.5, 0.0, 1.0)
+        return self.was_inside * upper_share, self.was_inside * (1.0 - upper_share)
+
+    def apply(self, image: np.ndarray, warped: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
+        """``warped`` (the ROI of the plain warp) with the inside of the lips re-made."""
+        # Only the inside of the lips (before and after the warp) changes, so only their box is re-made.
+        x, y, w, h = cv2.boundingRect(((self.inside > 0) | (self.was_inside > 0)).astype(np.uint8))
+        box = np.s_[y : y + h, x : x + w]
+        out = warped.copy()
+        if w and h:
+            in_box = replace(self, **{name: getattr(self, name)[box] for name in _ROI_FIELDS})
+            out[box] = in_box._fill(image, warped[box], (roi[0] + x, roi[1] + y, roi[0] + x + w, roi[1] + y + h))
+        return out
+
+    def _fill(self, image: np.ndarray, warped: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
+        """:meth:`apply` over ``roi``, where this inside's maps and ``warped`` lie."""
+        x0, y0, x1, y1 = roi
+        size = (x1 - x0, y1 - y0)
+        dx, dy = (float(v) for v in self.jaw_shift)
+        upper_teeth = image[y0:y1, x0:x1].astype(np.float32)
+        upper, lower = self.teeth_halves(image[y0:y1, x0:x1])
+        # An output pixel q takes the lower jaw's content (and its mask) from q - jaw_shift.
+        flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+        jaw = np.float32([[1, 0, x0 - dx], [0, 1, y0 - dy]])
+        lower_teeth = cv2.warpAffine(image, jaw, size, flags=flags, borderMode=cv2.BORDER_REFLECT101)
+        lower = cv2.warpAffine(lower, np.float32([[1, 0, -dx], [0, 1, -dy]]), size, flags=flags)
+        inside = self.inside
+        if image.ndim == 3:
+            upper, lower, inside = upper[:, :, None], lower[:, :, None], inside[:, :, None]
+        warped = warped.astype(np.float32)
+        # Where neither jaw showed anything: the dark inside of a mouth that opens; the plain warp (the lips' seam
+        # moved) in one that does not.
+        if self.opens:
+            depth = self.depth[:, :, None] if image.ndim == 3 else self.depth
+            colour = self.shade(image) if image.ndim == 3 else self.shade(image)[:, :, 0]
+            behind = depth * colour + (1.0 - depth) * warped
+        else:
+            behind = warped
+        below = lower * lower_teeth.astype(np.float32) + (1.0 - lower) * behind
+        filled = upper * upper_teeth + (1.0 - upper) * below
+        blended = inside * filled + (1.0 - inside) * warped
+        return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+
+#: The maps of :class:`MouthInside` that lie over the warp's ROI.
+_ROI_FIELDS = ("inside", "depth", "was_inside", "was_across", "was_height", "across", "hollow")
+
+
+def inner_lips(shape: np.ndarray, mesh: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The upper and lower inner lip, each ``(N, 2)`` image px from the subject's right inner mouth corner to the
+    left: Face Mesh V2's dense contours when ``mesh`` (``(478, 2 or 3)``) is given, else the 68 points'."""
+    if mesh is None:
+        return shape[UPPER_INNER_LIP], shape[LOWER_INNER_LIP]
+    mesh = np.asarray(mesh, dtype=np.float64)[:, :2]
+    return mesh[MESH_UPPER_INNER_LIP], mesh[MESH_LOWER_INNER_LIP]
+
+
+def lip_parting(upper: np.ndarray, lower: np.ndarray, iod: float) -> float:
+    """The gap between the middles (middle three points) of the inner lips, in inter-ocular distances ``iod``:
+    :func:`mouth_opening` for any contour of an odd number of points."""
+    middle = slice(len(upper) // 2 - 1, len(upper) // 2 + 2)
+    return float(np.linalg.norm(lower[middle].mean(0) - upper[middle].mean(0)) / max(iod, 1e-9))
+
+
+def _moved_with(points: np.ndarray, lip_displacement: np.ndarray) -> np.ndarray:
+    """``points`` along an inner lip (image px, corner to corner) moved as the 68 points' same lip moves by
+    ``lip_displacement`` (corner to corner): each by the displacement at its share of the lip's length, the 68
+    points' taken as evenly spaced (where dlib put them on a turned face or in a moustache does not matter).
+    Lip by lip, not through the warp's smooth field, which moves a shut mouth's meeting lips alike."""
+    from scipy.interpolate import PchipInterpolator
+
+    along = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+    share = along / max(along[-1], 1e-9)
+    # Smooth along the mouth (piecewise-linear between 5 points drew a polygon), without overshoot.
+    nodes = np.linspace(0.0, 1.0, len(lip_displacement))
+    return points + PchipInterpolator(nodes, lip_displacement)(share)
+
+
+def _lip_gap(upper: np.ndarray, lower: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The mouth's frame (origin at the subject's right inner mouth corner, axis to the left one) and, in it, the
+    ``upper`` and ``lower`` inner lips (:func:`inner_lips`) as positions along and heights across the axis."""
+    origin, axis = upper[0], upper[-1] - upper[0]
+    length = max(np.linalg.norm(axis), 1e-9)
+    along, across = axis / length**2, np.array([-axis[1], axis[0]]) / length
+    frame = np.stack([along, across])
+    return origin, frame, [(lip - origin) @ frame.T for lip in (upper, lower)]
+
+
+def inner_lip_outline(upper: np.ndarray, lower: np.ndarray, samples: int = 12) -> np.ndarray:
+    """The inner lip contour as a smooth closed curve: a natural cubic spline along the ``upper`` and along the
+    ``lower`` inner lip (:func:`inner_lips`), meeting at the mouth corners (which stay sharp), ``2 * samples``
+    points."""
+    from scipy.interpolate import make_interp_spline
+
+    curves = []
+    for points in (upper, lower[::-1]):  # right to left corner along the top, back along the bottom
+        along = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+        if along[-1] <= 1e-6 or np.any(np.diff(along) <= 1e-9):
+            curves.append(points[:-1])  # coincident points: the polygon itself
+            continue
+        # The same natural cubic spline as CubicSpline's, built in a third of its time (it runs thrice a frame).
+        curve = make_interp_spline(along, points, k=3, bc_type="natural")
+        curves.append(curve(np.linspace(0.0, along[-1], samples, endpoint=False)))
+    return np.vstack(curves)
+
+
+def _polygon_mask(points: np.ndarray, origin: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """``float32`` mask of ``size`` (w, h) with the polygon ``points`` (image px) filled, anti-aliased, the mask's
+    top-left at image px ``origin``."""
+    mask = np.zeros(size[::-1], dtype=np.uint8)
+    cv2.fillPoly(mask, [np.round((points - origin) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+    return mask.astype(np.float32) / 255.0
+
+
+def _mouth_box(outlines: np.ndarray, roi: tuple[int, int, int, int]) -> tuple[slice, slice]:
+    """The rows and columns of ``roi`` that hold the polygon ``outlines`` (image px) with its anti-aliased edge and a
+    pixel to spare: the part of the ROI the inside of the mouth is measured over."""
+    x0, y0, x1, y1 = roi
+    (left, top), (right, bottom) = np.floor(outlines.min(0)) - 2, np.ceil(outlines.max(0)) + 3
+    return (
+        slice(int(np.clip(top - y0, 0, y1 - y0)), int(np.clip(bottom - y0, 0, y1 - y0))),
+        slice(int(np.clip(left - x0, 0, x1 - x0)), int(np.clip(right - x0, 0, x1 - x0))),
+    )
+
+
+def _gap_heights(
+    upper: np.ndarray, lower: np.ndarray, roi: tuple[int, int, int, int], box: tuple[slice, slice]
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each pixel of ``roi``: how far (px) below the ``upper`` inner lip it lies and how tall the opening between
+    the ``upper`` and ``lower`` inner lip is there, both across the mouth in the face's own frame (so a tilted head's
+    mouth is measured along its own axis); measured within ``box`` (:func:`_mouth_box`) only, zero beyond it.
+    Continuous in the pixel's position, unlike a distance transform of a rasterised mask, whose steps drew a thin or
+    tilted opening as a row of dark dots."""
+    x0, y0, x1, y1 = roi
+    rows, columns = box
+    origin, frame, (upper_lip, lower_lip) = _lip_gap(upper, lower)
+    xs, ys = np.arange(x0, x1)[columns], np.arange(y0, y1)[rows]
+    pixels = np.stack(np.meshgrid(xs, ys), axis=-1).astype(np.float64) - origin
+    s, v = pixels @ frame[0], pixels @ frame[1]
+    upper_lip, lower_lip = (lip[np.argsort(lip[:, 0])] for lip in (upper_lip, lower_lip))  # np.interp: rising
+    top = np.interp(s, upper_lip[:, 0], upper_lip[:, 1])
+    below_upper, height = np.zeros((2, y1 - y0, x1 - x0))
+    below_upper[box], height[box] = v - top, np.interp(s, lower_lip[:, 0], lower_lip[:, 1]) - top
+    return below_upper, height
+
+
+def _lower_lip(shape: np.ndarray, mesh: np.ndarray | None = None) -> np.ndarray:
+    """The lower lip's outline (image px), from its outer edge along and back along its inner edge: Face Mesh V2's
+    when ``mesh`` is given, else the 68 points'. The lower lip shows on nearly every face; the upper one may hide
+    under a moustache, whose hair dlib's outer lip points take in."""
+    if mesh is None:
+        return shape[[48, 59, 58, 57, 56, 55, 54, 64, 65, 66, 67, 60]]
+    mesh = np.asarray(mesh, dtype=np.float64)[:, :2]
+    return mesh[MESH_LIPS[3] + MESH_LIPS[2][::-1]]
+
+
+def mouth_inside(
+    shape: np.ndarray,
+    displacement: np.ndarray,
+    roi: tuple[int, int, int, int],
+    map_x: np.ndarray,
+    map_y: np.ndarray,
+    mesh: np.ndarray | None = None,
+) -> MouthInside | None:
+    """How to fill the inside of the lips after the warp (see :class:`MouthInside`; ``map_x``, ``map_y``: the
+    plain warp's backward maps), or ``None`` when the lips do not move or are shut before and after. With the
+    face's ``mesh``, the inside is the mesh's inner lip contour, moved with the 68 points' inner lips."""
+    if not np.abs(displacement[48:68]).max(initial=0.0) > 1e-3:
+        return None
+    upper, lower = inner_lips(shape, mesh)
+    if mesh is None:
+        moved_upper, moved_lower = inner_lips(shape + displacement)
+    else:
+        moved_upper = _moved_with(upper, displacement[UPPER_INNER_LIP])
+        moved_lower = _moved_with(lower, displacement[LOWER_INNER_LIP])
+    iod = inter_ocular(shape)
+    before, after = lip_parting(upper, lower, iod), lip_parting(moved_upper, moved_lower, iod)
+    if max(before, after) < MIN_LIP_PARTING:
+        return None
+    x0, y0, x1, y1 = roi
+    size = (x1 - x0, y1 - y0)
+    open_mouth = OPEN_MOUTH if mesh is None else MESH_OPEN_MOUTH
+    outline = inner_lip_outline(moved_upper, moved_lower)
+    was_outline = inner_lip_outline(upper, lower) if before >= open_mouth else outline[:0]
+    inside = _polygon_mask(outline, (x0, y0), size)
+    # Everything below matters only inside the lips (before or after): it is measured over their box, zero beyond.
+    box = _mouth_box(np.vstack([outline, was_outline]), roi)
+    feather = max(LIP_SHADE * iod, 1.0)
+    # How far inside the opening each pixel lies from the nearer lip (px): a thin opening darkens only as far as it
+    # is deep, smoothly along the mouth.
+    below_upper, height = _gap_heights(moved_upper, moved_lower, roi, box)
+    from_lips = np.where(inside > 0, np.clip(np.minimum(below_upper, height - below_upper), 0.0, None), 0.0)
+    depth = np.clip(from_lips / feather, 0.0, 1.0)
+    if before < open_mouth:  # the lips' seam, not teeth: it moves with the lips (the plain warp)
+        was_inside = np.zeros(inside.shape, dtype=np.float32)
+        was_across = was_height = np.zeros_like(was_inside)
+    else:
+        was_inside = _polygon_mask(was_outline, (x0, y0), size)
+        was_below_upper, was_height = _gap_heights(upper, lower, roi, box)
+        was_across = (was_below_upper / np.maximum(was_height, 1e-9)).astype(np.float32)
+        was_height = np.maximum(was_height, 0.0).astype(np.float32)
+        # Where the plain warp would stretch the old inside outside both jaws' teeth (a corner pulled sideways drew
+        # the teeth at the old corner as a bright strip), the opened mouth shows its own inside; what it only moves
+        # (a lip raised whole) it keeps.
+        # (Only where the lips are filled, inside the box: its edge rows, where np.gradient is one-sided, are not.)
+        box_x, box_y = map_x[box] - x0, map_y[box] - y0
+        drawn_from_inside = cv2.remap(was_inside, box_x, box_y, cv2.INTER_LINEAR, borderValue=0)
+        dxx, dxy = np.gradient(map_x[box].astype(np.float64))[::-1]
+        dyx, dyy = np.gradient(map_y[box].astype(np.float64))[::-1]
+        stretch = np.clip((1.0 - (dxx * dyy - dxy * dyx)) / (1.0 - STRETCHED_AREA), 0.0, 1.0)
+        depth[box] = np.maximum(depth[box], drawn_from_inside * stretch.astype(np.float32))
+    return MouthInside(
+        inside=inside,
+        depth=depth.astype(np.float32),
+        was_inside=was_inside,
+        was_across=was_across,
+        was_height=was_height,
+        jaw_shift=(moved_lower - lower)[len(lower) // 2 - 1 : len(lower) // 2 + 2].mean(0),
+        lips=_lower_lip(shape, mesh),
+        opens=after - before >= MIN_LIP_PARTING,
+        across=(below_upper / np.maximum(height, 1e-9)).astype(np.float32),
+        hollow=(from_lips / max(float(from_lips.max()), 1.0)).astype(np.float32),
+    )
