@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from diffusers_led.geometry.eyes import EYES, open_eyes, shows_white
-from diffusers_led.geometry.warper import lid_moves, squeezed_slits, unshaded_slits
+from diffusers_led.geometry.warper import lid_moves, unopened_eyes, unshaded_eyes
 
 SKIN = (200, 160, 130)
 SCLERA = (225, 215, 205)
@@ -163,20 +163,21 @@ def test_a_squeezed_eye_is_a_slit_only_where_it_shows_no_white():
     shape[[41, 40], 1] = shape[[37, 38], 1] + 1.0  # the right eye squeezed to a slit
     image, mesh = synthetic_face()
     shadowed, _ = synthetic_face(sclera=(60, 45, 35))
-    assert squeezed_slits(image, shape, mesh) == ()  # both eyes show white
-    assert squeezed_slits(shadowed, shape, mesh) == ("right",)  # the open left eye is no slit
-    assert squeezed_slits(image, shape, None) == ("right",)  # no mesh: no white is seen
+    assert unopened_eyes(image, shape, mesh) == ((), ())  # both eyes show white
+    # The open left eye shows no white either: no slit, but its lids are not opened at the margin.
+    assert unopened_eyes(shadowed, shape, mesh) == (("right",), ("right", "left"))
+    assert unopened_eyes(image, shape, None) == (("right",), ("right",))  # no mesh: no white is seen
     # A closed or downcast eye (its blink read high) is kept shut however far apart dlib's lid points sit, unless
     # it shows white.
     blinking = {"eyeBlinkLeft": 0.6, "eyeBlinkRight": 0.1}
-    assert squeezed_slits(shadowed, shape, mesh, blinking) == ("right", "left")
-    assert squeezed_slits(image, shape, mesh, blinking) == ()
+    assert unopened_eyes(shadowed, shape, mesh, blinking) == (("right", "left"), ("right", "left"))
+    assert unopened_eyes(image, shape, mesh, blinking) == ((), ())
 
 
-def test_a_slit_kept_shut_is_not_shaded_as_an_opened_eye():
+def test_a_lid_not_opened_is_not_shaded_as_an_opened_eye():
     change = {"AU1": 1.2, "AU5": 1.3, "AU6": -0.8}
-    assert unshaded_slits(change, ()) is change
-    assert unshaded_slits(change, ("right", "left")) == {"AU1": 1.2, "AU6": -0.8}
-    assert unshaded_slits(change, ("right",)) == {"AU1": 1.2, "AU6": -0.8, "L5": 1.3}  # the subject's left eye
-    assert unshaded_slits(change, ("left",)) == {"AU1": 1.2, "AU6": -0.8, "R5": 1.3}
-    assert unshaded_slits({"AU5": -0.5}, ("right",)) == {"AU5": -0.5}  # lowered lids shade as ever
+    assert unshaded_eyes(change, ()) is change
+    assert unshaded_eyes(change, ("right", "left")) == {"AU1": 1.2, "AU6": -0.8}
+    assert unshaded_eyes(change, ("right",)) == {"AU1": 1.2, "AU6": -0.8, "L5": 1.3}  # the subject's left eye
+    assert unshaded_eyes(change, ("left",)) == {"AU1": 1.2, "AU6": -0.8, "R5": 1.3}
+    assert unshaded_eyes({"AU5": -0.5}, ("right",)) == {"AU5": -0.5}  # lowered lids shade as ever

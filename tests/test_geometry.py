@@ -734,6 +734,28 @@ def test_a_brow_rises_over_a_slit_no_further_than_its_lid_skin_stretches():
     assert np.array_equal(held[22:27], units[22:27]), "the open eye's brow is not held"
 
 
+def test_a_brow_stretches_the_lid_skin_of_an_unopened_eye_no_more_than_a_slits():
+    # A downcast eye that shows no white (tune biden toward surprised): no slit, so its lids part as the warp asks,
+    # but its lid skin under the raised brow is held like a slit's (a stretched dark crease, a streaky band).
+    image, shape = synthetic_face()
+    shape = shape.copy()
+    iod = inter_ocular(shape)
+    shape[17:27, 1] += 0.08 * iod  # the brows low over heavy lids: their skin short
+    alignment = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    units = {"AU1": 1.2, "AU2": 1.2, "AU5": 1.3}
+    held = action_unit_warp(shape, alignment, units, image.shape[:2], unopened=("right",))
+    plain = action_unit_warp(shape, alignment, units, image.shape[:2])
+
+    def stretch(moved: np.ndarray, brow: list[int], lid: list[int]) -> float:
+        return (moved[lid, 1].mean() - moved[brow, 1].mean()) / (shape[lid, 1].mean() - shape[brow, 1].mean())
+
+    right = (list(range(17, 22)), [37, 38])
+    assert stretch(plain.shape, *right) > MAX_LID_SKIN_STRETCH + 0.1, "the unheld brow stretches the lid skin"
+    assert stretch(held.shape, *right) == pytest.approx(MAX_LID_SKIN_STRETCH)
+    assert np.allclose(held.shape[36:42], plain.shape[36:42]), "not a slit: the lids part as asked"
+    assert np.allclose(held.shape[22:27], plain.shape[22:27]), "the other eye's brow rises in full"
+
+
 def test_a_warp_never_folds_the_photo_where_landmarks_crowd():
     from diffusers_led.geometry.warp import MIN_AREA_RATIO, _backward_maps
 

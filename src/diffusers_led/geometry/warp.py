@@ -27,6 +27,7 @@ __all__ = [
     "FaceWarp",
     "action_unit_warp",
     "inner_mouth_mask",
+    "keep_lid_skin",
     "keep_lids_apart",
     "keep_slits_shut",
     "least_area_ratio",
@@ -361,6 +362,7 @@ def action_unit_warp(
     close_mouth: float = 0.0,
     mesh: np.ndarray | None = None,
     slits: Sequence[str] = (),
+    unopened: Sequence[str] = (),
 ) -> FaceWarp | None:
     """The warp that performs action ``units`` (name -> intensity) on a face, and closes its open mouth by
     ``close_mouth`` (0 to 1, :func:`~diffusers_led.geometry.mouth_closing.mouth_closing`).
@@ -374,6 +376,8 @@ def action_unit_warp(
         mesh: the face's Face Mesh V2 points, if any (:func:`plan_face_warp`).
         slits: the eyes squeezed to a slit (:func:`slit_eyes`): they open no wider than :data:`MAX_SLIT_STRETCH`
             (:func:`keep_slits_shut`).
+        unopened: the other eyes whose lids are not opened at the margin (they show no white): their brows stretch
+            the lid skin no more than a slit's (:func:`keep_lid_skin`).
     """
     shape = np.asarray(shape, dtype=np.float64)
     linear = np.asarray(alignment, dtype=np.float64)[:, :2]
@@ -393,6 +397,7 @@ def action_unit_warp(
         lips = mouth_closing(aligned_lips + displacement, close_mouth)
         closing, displacement = closing + lips, displacement + lips
     displacement = keep_slits_shut(aligned, keep_lids_apart(aligned, displacement), slits)
+    displacement = keep_lid_skin(aligned, displacement, [eye for eye in unopened if eye not in slits])
     to_image = np.linalg.inv(linear).T
     iod = inter_ocular(shape)
     return plan_face_warp(
@@ -454,8 +459,17 @@ def keep_slits_shut(aligned: np.ndarray, displacement: np.ndarray, eyes: Sequenc
             if parting > allowed:
                 middle = (displacement[upper, 1] + displacement[lower, 1]) / 2
                 displacement[upper, 1], displacement[lower, 1] = middle - allowed / 2, middle + allowed / 2
-        # The brow rises no further above the held lid than its skin stretches (:data:`MAX_LID_SKIN_STRETCH`): its
-        # rise over the lid is scaled down as a whole, so its shape (a sad brow's raised inner end) stays.
+    return keep_lid_skin(aligned, displacement, eyes)
+
+
+def keep_lid_skin(aligned: np.ndarray, displacement: np.ndarray, eyes: Sequence[str]) -> np.ndarray:
+    """``displacement`` (px, aligned face frame: y down) with the brows over ``eyes`` (``"right"``, ``"left"``)
+    rising above their upper lid by no more than :data:`MAX_LID_SKIN_STRETCH` of the lid skin between: the eyes
+    whose lids are not opened at the margin (slits, eyes that show no white), where the stretched skin would draw
+    the lid's dark crease and lashes tall, as a streaked band."""
+    displacement = np.array(displacement, dtype=np.float64)
+    for eye in eyes:
+        # The brow's rise over the lid is scaled down as a whole, so its shape (a sad brow's raised inner end) stays.
         brows, lid = EYE_BROWS[eye]
         rise = displacement[lid, 1].mean() - displacement[brows, 1]
         skin = aligned[lid, 1].mean() - aligned[brows, 1].mean()

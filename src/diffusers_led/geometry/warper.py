@@ -26,7 +26,7 @@ from .mouth_closing import close_lips, closes_mouth, inner_lips_on_mesh, jaw_clo
 from .mouth_inside import MESH_OPEN_MOUTH
 from .warp import action_unit_warp, inner_mouth_mask, mouth_opening, slit_eyes
 
-__all__ = ["FOLD_WARNING", "ExpressionWarper", "lid_moves", "squeezed_slits", "unshaded_slits"]
+__all__ = ["FOLD_WARNING", "ExpressionWarper", "lid_moves", "unopened_eyes", "unshaded_eyes"]
 
 #: Below this share of an edit's movement (FaceWarp.kept), the pipeline says that a face could not be edited fully.
 FOLD_WARNING = 0.5
@@ -92,7 +92,9 @@ class ExpressionWarper:
                     eyes = eyes if eyes.opened else None
                 # An eye squeezed to a slit that shows no white (a laugh) is not stretched open by the 68-point warp
                 # either: its lashes and dark slit would be drawn tall, as a smear. Without the mesh, no white is seen.
-                slits = squeezed_slits(out, shape, face.mesh, face.blendshapes) if eyes is None else ()
+                # Over every eye the mesh sees without white (a downcast one too), the brow stretches the lid skin
+                # no more than over a slit, and the lid raiser's shading is left off: both drew a dark streaky band.
+                slits, unopened = unopened_eyes(out, shape, face.mesh, face.blendshapes) if eyes is None else ((), ())
                 warped_units = {k: v for k, v in change.items() if k != "AU5" or v < 0} if eyes else change
                 warp = (
                     action_unit_warp(
@@ -103,6 +105,7 @@ class ExpressionWarper:
                         close_mouth=closing,
                         mesh=face.mesh,
                         slits=slits,
+                        unopened=unopened,
                     )
                     if warped_units or closing
                     else None
@@ -124,7 +127,7 @@ class ExpressionWarper:
                     if out is not warped:  # the slid lips may cover teeth the warp held still: edited too
                         warp = warp.with_edited(_changed(warped, out, warp.roi))
                     if ratio_maps is not None:
-                        out = ratio_maps.shade(out, warp, unshaded_slits(change, slits), mesh=face.mesh)
+                        out = ratio_maps.shade(out, warp, unshaded_eyes(change, unopened), mesh=face.mesh)
                     if warp.kept < FOLD_WARNING:
                         warnings.warn(
                             f"The face at {tuple(round(v) for v in face.face.box)} was edited at {warp.kept:.0%} of "
@@ -176,28 +179,33 @@ def lid_moves(change: dict[str, float], closing: float = 0.0) -> tuple[float, fl
     return widen, SQUINT_REOPENING * reopen
 
 
-def squeezed_slits(
+def unopened_eyes(
     image: np.ndarray, shape: np.ndarray, mesh: np.ndarray | None, blendshapes: Mapping[str, float] | None = None
-) -> tuple[str, ...]:
-    """The eyes (``"right"``, ``"left"``) of the face with 68 points ``shape`` in ``image`` that are squeezed to a
-    slit or closed and show no white (:func:`~.eyes.shows_white` on its Face Mesh ``mesh``; without the mesh, no
-    white is seen): the warp does not stretch them open (:func:`~.warp.slit_eyes`). An eye whose ``eyeBlink``
-    blendshape (of the subject's side) reaches :data:`CLOSED_BLINK` counts as closed."""
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The eyes (``"right"``, ``"left"``) of the face with 68 points ``shape`` in ``image`` whose lids the warp holds:
+    the slits, squeezed or closed eyes that show no white (:func:`~.eyes.shows_white` on its Face Mesh ``mesh``;
+    without the mesh, no white is seen), which it does not stretch open (:func:`~.warp.slit_eyes`; an eye whose
+    ``eyeBlink`` blendshape of the subject's side reaches :data:`CLOSED_BLINK` counts as closed), and the unopened
+    eyes, every eye the mesh sees without white (without the mesh, the slits), whose lid skin the brows stretch no
+    more than a slit's (:func:`~.warp.keep_lid_skin`)."""
     blendshapes = blendshapes or {}
     closed = [eye for eye in ("right", "left") if blendshapes.get(f"eyeBlink{eye.title()}", 0.0) >= CLOSED_BLINK]
     if mesh is None:
-        return slit_eyes(shape, closed=closed)
+        slits = slit_eyes(shape, closed=closed)
+        return slits, slits
     white = shows_white(image, mesh, inter_ocular(shape))
-    return slit_eyes(shape, [eye for eye, shows in white.items() if not shows], closed=closed)
+    without_white = tuple(eye for eye, shows in white.items() if not shows)
+    return slit_eyes(shape, without_white, closed=closed), without_white
 
 
-def unshaded_slits(change: dict[str, float], slits: tuple[str, ...]) -> dict[str, float]:
-    """The action-unit ``change`` to shade, without the upper lid raiser's (AU5's) shading on the ``slits`` the warp
-    kept shut: the map darkens where an opened eye's lashes and iris would show, a smear on a slit."""
+def unshaded_eyes(change: dict[str, float], unopened: tuple[str, ...]) -> dict[str, float]:
+    """The action-unit ``change`` to shade, without the upper lid raiser's (AU5's) shading on the ``unopened`` eyes
+    (:func:`unopened_eyes`): the map darkens where an opened eye's lashes and iris would show, a smear on a slit or
+    on a lid that did not open."""
     raise_lids = change.get("AU5", 0.0)
-    if raise_lids <= 0 or not slits:
+    if raise_lids <= 0 or not unopened:
         return change
     shaded = {name: value for name, value in change.items() if name != "AU5"}
-    if len(slits) == 1:  # one-sided units are named for the subject's side ("R": the subject's right eye)
-        shaded["L5" if slits[0] == "right" else "R5"] = raise_lids
+    if len(unopened) == 1:  # one-sided units are named for the subject's side ("R": the subject's right eye)
+        shaded["L5" if unopened[0] == "right" else "R5"] = raise_lids
     return shaded
