@@ -28,9 +28,9 @@ import torch
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
+from .channels import channel_max, channel_mean
 from .geometry.action_units import MIRROR, inter_ocular, neutral_shape
 from .geometry.warp import FaceWarp, thin_plate_spline
-from .utils import channel_max, channel_mean
 
 __all__ = [
     "ExpressionRatioMaps",

@@ -10,12 +10,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 __all__ = [
     "IMAGE_EXTENSIONS",
-    "channel_max",
-    "channel_mean",
     "escape_file_name",
     "file_digest",
     "lazy_exports",
@@ -28,20 +24,6 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", "
 # Bytes of a file name that are not UTF-8 reach Python as lone surrogates U+DC80..U+DCFF (os.fsdecode's
 # "surrogateescape"); escape_file_name writes them as \xNN.
 _ESCAPED_BYTE = re.compile(r"\\x([89a-f][0-9a-f])")
-
-
-def channel_mean(image: np.ndarray) -> np.ndarray:
-    """``image.mean(axis=2)`` of an ``HxWxC`` float image, to the bit (the channels added in order, then divided),
-    about ten times faster: numpy reduces a short last axis pixel by pixel, this adds whole channel planes."""
-    total = image[:, :, 0]
-    for channel in range(1, image.shape[2]):
-        total = total + image[:, :, channel]
-    return total / image.shape[2]
-
-
-def channel_max(image: np.ndarray) -> np.ndarray:
-    """``image.max(axis=2)`` of an ``HxWxC`` image, to the bit, about fifty times faster (see :func:`channel_mean`)."""
-    return np.maximum.reduce([image[:, :, channel] for channel in range(image.shape[2])])
 
 
 def escape_file_name(name: str) -> str:

@@ -19,8 +19,8 @@ import math
 import cv2
 import numpy as np
 
+from ..channels import channel_mean
 from ..geometry.warp import FaceWarp
-from ..utils import channel_mean
 
 __all__ = ["EDIT_SECONDS", "EditFilter"]
 

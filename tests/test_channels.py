@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from diffusers_led.utils import channel_max, channel_mean
+from diffusers_led.channels import channel_max, channel_mean
 
 
 @pytest.mark.parametrize("channels", [1, 3, 4])
