@@ -178,6 +178,39 @@ def test_undoing_a_smile_flattens_its_broad_fold_where_no_map_has_it_and_keeps_f
         assert np.array_equal(no_maps.shade(smiling, warp, units)[fold], smiling[fold])
 
 
+def test_undoing_a_smile_flattens_the_cheeks_bulge_toward_the_skin_around_it_not_toward_teeth_or_background():
+    import cv2
+
+    image, shape = skin_face()
+    warp = action_unit_warp(shape, IDENTITY, {"AU12": -1.0}, image.shape[:2])
+    warped = warp.apply(image)
+    no_maps = ExpressionRatioMaps(units=["AU12"])
+    iod = inter_ocular(warp.shape)
+    # A smile's raised cheek: a lit apple (x1.15, a Gaussian 0.2 inter-ocular distances wide) midway between each
+    # eye and its lip corner, broader than the shading a crease-wide blur takes out.
+    rows, cols = np.mgrid[: image.shape[0], : image.shape[1]]
+    bulge = np.zeros(image.shape[:2], dtype=np.float32)
+    for eye, corner in ((slice(36, 42), 48), (slice(42, 48), 54)):
+        centre = (warp.shape[eye].mean(0) + warp.shape[corner]) / 2
+        bulge += np.exp(-((cols - centre[0]) ** 2 + (rows - centre[1]) ** 2) / (2 * (0.2 * iod) ** 2))
+    bulged = np.clip(warped * (1 + 0.15 * bulge)[:, :, None], 0, 255).astype(np.uint8)
+    apple = bulge > 0.5
+    before = np.abs(bulged[apple].astype(float) - warped[apple]).mean()
+    after = np.abs(no_maps.shade(bulged, warp, {"AU12": -1.0})[apple].astype(float) - warped[apple]).mean()
+    assert after < 0.7 * before  # flattened up to the crease's width only: 0.79
+    # White teeth between the lips and a white background around the face are not skin: the flattened cheeks are
+    # not lifted toward them (against a blur of every pixel, up to +13 on the skin: a light patch).
+    bright = warped.copy()
+    lips = np.zeros(image.shape[:2], dtype=np.uint8)
+    cv2.fillConvexPoly(lips, np.round(warp.shape[48:60]).astype(np.int32), 1)
+    face = np.zeros(image.shape[:2], dtype=np.uint8)
+    outline = np.vstack([warp.shape[:17], warp.shape[17:27] - [0, 0.5 * iod]])
+    cv2.fillConvexPoly(face, cv2.convexHull(np.round(outline).astype(np.int32)), 1)
+    bright[(lips > 0) | (face == 0)] = 250
+    lift = no_maps.shade(bright, warp, {"AU12": -1.0}).astype(float).mean(2) - bright.astype(float).mean(2)
+    assert lift[(lips == 0) & (face > 0)].max() < 6
+
+
 def side_lit(image: np.ndarray, shape: np.ndarray) -> np.ndarray:
     """``image`` lit from the face's right (the image's left): the far side x0.25 beyond the edge of the nose's
     shadow, 0.15 inter-ocular distances right of the nose in the image (Jesse, tune breakingbad.jpg)."""

@@ -105,6 +105,10 @@ FINE_TEXTURE = 0.012
 #: showed that the judge's remaining smile lies in the shading of the nasolabial area and the cheeks up to this width
 #: (inter-ocular distances), not in their shape; undoing a smile (AU12) or a cheek raise (AU6) flattens it there.
 SMILE_SHADING_WIDTH = 0.15
+#: The cheek's bulge and the fold's shadow beside it are broader still: a smile's own band (:func:`smile_shading_mask`)
+#: is flattened up to this width, toward the level of the skin around it only. Against a blur of every pixel (hair,
+#: eyes, lips, background) it lightened a cheek into a patch (tune t1, face 5) and moved identity on 13 edits.
+SMILE_BULGE_WIDTH = 0.25
 #: Where that flattening reaches (inter-ocular distances): the width of the band along each nasolabial fold (nose
 #: wing to a little beyond the lip corner), how far below the lower lid the cheek's apple starts, and the soft edge
 #: (wide: the flattened shading is broad, and a narrower edge showed as a step on a lit cheek, tune t1).
@@ -310,6 +314,15 @@ def lighting_kept(
     return shading * (share if shading.ndim == 2 else share[:, :, None])
 
 
+def _skin_level(values: np.ndarray, skin: np.ndarray, sigma: float) -> np.ndarray:
+    """``values`` (``HxW`` or ``HxWxC``) blurred by a Gaussian of ``sigma`` px over the ``skin`` (``HxW``, 0 or 1)
+    only: the level of the skin around each pixel, which nothing outside the skin brightens or darkens."""
+    weight = np.maximum(cv2.GaussianBlur(skin, (0, 0), sigma), 1e-3)
+    masked = values * (skin if values.ndim == 2 else skin[:, :, None])
+    level = cv2.GaussianBlur(masked, (0, 0), sigma)
+    return level / (weight if values.ndim == 2 else weight[:, :, None])
+
+
 def face_frame_maps(
     from_points: np.ndarray, to_points: np.ndarray, size: tuple[int, int], origin: tuple[float, float] = (0.0, 0.0)
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -446,9 +459,11 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
             inner = cv2.erode((window > 0.5).astype(np.float32), np.ones((inset, inset), np.uint8))
             inner = cv2.GaussianBlur(inner, (0, 0), inset / 2) * (window > 0)
             # Each part's mask only when that part is undone.
-            parts = [(smile_undone, smile_shading_mask), (brows_undone, forehead_mask)]
-            shares = [undone * mask(warp.shape, size, (x0, y0)) for undone, mask in parts if undone > 0.0]
-            broad = inner * np.maximum.reduce(shares)
+            smile_share, brows_share = (
+                inner * undone * mask(warp.shape, size, (x0, y0)) if undone > 0.0 else np.zeros(size, np.float32)
+                for undone, mask in ((smile_undone, smile_shading_mask), (brows_undone, forehead_mask))
+            )
+            broad = np.maximum(smile_share, brows_share)
         changed = (added != 0.0) | (removed > 0.0) | (broad > 0.0)
         if not changed.any():
             return image
@@ -461,9 +476,17 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
         crease = fine - cv2.GaussianBlur(colour, (0, 0), max(CREASE_WIDTH * iod, 1.0))
         # The broadest blur of the shading (its kernel grows with the face): only when a smile or a brow is undone.
         luminance = colour if image.ndim == 2 else channel_mean(colour[:, :, :3])
+        skin = (window > 0).astype(np.float32)  # lips, eyes, brows, hair and background are not the skin's shading
         if broad.any():
             lighting = cv2.GaussianBlur(luminance, (0, 0), max(LIGHTING_WIDTH * iod, 1.0))
             shading = fine - cv2.GaussianBlur(colour, (0, 0), max(SMILE_SHADING_WIDTH * iod, 1.0))
+            if smile_undone > 0.0:
+                # The smile's band: its shading up to the bulge's width, against the skin around it only.
+                bulge = fine - _skin_level(colour, skin, max(SMILE_BULGE_WIDTH * iod, 1.0))
+                smile_part = smile_share / np.maximum(smile_share + brows_share, 1e-6)
+                if image.ndim == 3:
+                    smile_part = smile_part[:, :, None]
+                shading = smile_part * bulge + (1.0 - smile_part) * shading
             broad_shading = lighting_kept(shading, lighting, warp.shape, (x0, y0))
         else:
             broad_shading = 0.0
@@ -474,10 +497,8 @@ class ExpressionRatioMaps(ModelMixin, ConfigMixin):
         # A photo shows its shading at its own contrast (a soft, blurred or evenly lit face has shallow folds): a
         # fold may darken a pixel by at most a few times the face's local contrast there.
         sigma = max(CONTRAST_WINDOW * iod, 1.0)
-        skin = (window > 0).astype(np.float32)  # the skin's own contrast: lips, eyes and brows are not shading
-        weight = np.maximum(cv2.GaussianBlur(skin, (0, 0), sigma), 1e-3)
-        mean = cv2.GaussianBlur(luminance * skin, (0, 0), sigma) / weight
-        second = cv2.GaussianBlur(luminance**2 * skin, (0, 0), sigma) / weight
+        mean = _skin_level(luminance, skin, sigma)
+        second = _skin_level(luminance**2, skin, sigma)
         spread = np.sqrt(np.maximum(second - mean**2, 0.0))
         deepest = np.clip(CONTRAST_DEPTH * spread / np.maximum(mean, 1.0), MIN_DEPTH, MAX_LOG_RATIO)
         factor = np.exp(np.clip(added, -deepest, np.minimum(deepest, MAX_LIGHTEN)) * (1.0 - lit))
