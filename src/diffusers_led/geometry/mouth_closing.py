@@ -70,6 +70,9 @@ INSIDE_GROW = 0.01
 #: half-width over which the slide is smoothed along the mouth (inter-ocular distances).
 SKIN_REACH = 0.25
 SLIDE_SMOOTHING = 0.02
+#: How much a lip's slide may change from one column to the next (px per px along the mouth): a steeper change draws
+#: a step in the lip's edge (a lip corner stair-stepped by one row of teeth found in one column).
+MAX_SLIDE_SLOPE = 0.5
 #: The line where closed lips meet: how much darker than the lips at its middle, its half-width (inter-ocular
 #: distances, Gaussian sigma) and the share of the mouth's width over which it fades in from each corner.
 LIP_LINE_SHADE = 0.2
@@ -430,6 +433,11 @@ def _lips_slid_together(
     up = np.minimum(_smooth_cover(need_up, radius), _running_max(need_up, 1))
     # The skin beyond each lip may stretch to at most twice its length: further, it would fold.
     down, up = np.minimum(down, 0.5 * reach), np.minimum(up, 0.5 * reach)
+    # No steps along the lip: where the cover jumps between neighbouring columns of the gap (rows of the rasterised
+    # gap, a row of teeth found in one column), the higher side is lowered to a ramp; it never slides further. The
+    # gap's ends keep their cover (ramped down to them, the corners' gap would show).
+    span = slice(shows.argmax(), len(shows) - shows[::-1].argmax())
+    down[span], up[span] = _slope_limited(down[span], MAX_SLIDE_SLOPE), _slope_limited(up[span], MAX_SLIDE_SLOPE)
     return _LipSlide(meet, down, up, edges[0] + down, edges[1] - up)
 
 
@@ -437,6 +445,18 @@ def _running_max(values: np.ndarray, radius: int) -> np.ndarray:
     """The largest of ``values`` within ``radius`` columns each side of each column."""
     window = np.lib.stride_tricks.sliding_window_view(np.pad(values, radius, mode="edge"), 2 * radius + 1)
     return window.max(1)
+
+
+def _slope_limited(values: np.ndarray, slope: float) -> np.ndarray:
+    """The largest profile never above ``values`` whose neighbouring columns differ by at most ``slope``: each
+    column lowered to the cone ``values[j] + slope * |i - j|`` of every other column (a forward and a backward
+    pass)."""
+    limited = np.array(values, dtype=np.float64)
+    for i in range(1, len(limited)):
+        limited[i] = min(limited[i], limited[i - 1] + slope)
+    for i in range(len(limited) - 2, -1, -1):
+        limited[i] = min(limited[i], limited[i + 1] + slope)
+    return limited
 
 
 def _smooth_cover(need: np.ndarray, radius: int) -> np.ndarray:
