@@ -391,6 +391,25 @@ def test_teeth_just_beyond_the_carried_gap_count_as_gap_but_the_lip_does_not():
     assert np.array_equal(_with_teeth_beside(gap, lightness, edges, reach=0), gap)
 
 
+def test_a_light_pixel_of_lip_beside_the_gap_in_one_column_is_not_teeth():
+    """Teeth show along the mouth, a tooth's width at least: one light pixel of lip next to the gap, counted as teeth,
+    slid that lip a row further than the columns beside it, a stair-step at a lip corner (t1.jpg toward angry)."""
+    from diffusers_led.geometry.mouth_closing import _with_teeth_beside
+
+    lightness = np.full((40, 30), 170.0, dtype=np.float32)  # skin
+    lightness[8:14] = 110.0  # the upper lip
+    lightness[14:22] = 60.0  # the dark inside, the carried gap
+    lightness[22:31] = 120.0  # the lower lip
+    lightness[22, 9] = 225.0  # a highlight on the lower lip, in one column
+    gap = np.zeros((40, 30), dtype=bool)
+    gap[14:22] = True
+    edges = (np.full(30, 8.0), np.full(30, 31.0))
+    assert np.array_equal(_with_teeth_beside(gap, lightness, edges, reach=3), gap)
+    lightness[22:24, 5:20] = 225.0  # lower teeth along the mouth
+    grown = _with_teeth_beside(gap, lightness, edges, reach=3)
+    assert grown[22:24, 7:18].all() and not grown[24:].any() and not grown[22:, :4].any()
+
+
 def test_the_blendshape_judge_scores_the_targets_own_units():
     from diffusers_led.evaluation.blendshapes import INTENDED, intended_rise
     from diffusers_led.faces.mesh import BLENDSHAPE_NAMES

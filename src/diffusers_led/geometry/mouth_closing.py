@@ -70,9 +70,6 @@ INSIDE_GROW = 0.01
 #: half-width over which the slide is smoothed along the mouth (inter-ocular distances).
 SKIN_REACH = 0.25
 SLIDE_SMOOTHING = 0.02
-#: How much a lip's slide may change from one column to the next (px per px along the mouth): a steeper change draws
-#: a step in the lip's edge (a lip corner stair-stepped by one row of teeth found in one column).
-MAX_SLIDE_SLOPE = 0.5
 #: The line where closed lips meet: how much darker than the lips at its middle, its half-width (inter-ocular
 #: distances, Gaussian sigma) and the share of the mouth's width over which it fades in from each corner.
 LIP_LINE_SHADE = 0.2
@@ -341,8 +338,9 @@ def _with_teeth_beside(
 ) -> np.ndarray:
     """``gap`` grown in each column over the teeth just beyond it: up to ``reach`` rows above its top and below its
     bottom that are clearly lighter (:data:`TEETH_LIGHTER`) than the middle of the lip on that side (between the
-    lip's outer edge, ``edges``, and the gap). The carried inner lips stop short of a laugh's teeth where the lips
-    roll over them, and teeth left under a lip were slid up with it as a pale band under the seam."""
+    lip's outer edge, ``edges``, and the gap), and no more rows than the median of the columns within ``reach``.
+    The carried inner lips stop short of a laugh's teeth where the lips roll over them, and teeth left under a lip
+    were slid up with it as a pale band under the seam."""
     if reach < 1:
         return gap
     grown = gap.copy()
@@ -357,12 +355,19 @@ def _with_teeth_beside(
             continue
         teeth = lightness > np.median(lightness[lip]) + TEETH_LIGHTER
         # A row beyond the gap is teeth only while every row between it and the gap is.
-        growing = shows.copy()
+        growing, rows_of_teeth = shows.copy(), np.zeros(gap.shape[1], dtype=int)
         for step in range(1, reach + 1):
             row = end + side * step
             growing &= (row >= 0) & (row < gap.shape[0])
             growing[growing] = teeth[row[growing], columns[growing]]
-            grown[row[growing], columns[growing]] = True
+            rows_of_teeth += growing
+        # Teeth show along the mouth, a tooth's width at least: a light pixel of lip in a column or two counted as
+        # teeth slid that lip a row further than beside it, a stair-step in the lip's edge (a lip corner, t1.jpg).
+        window = np.lib.stride_tricks.sliding_window_view(np.pad(rows_of_teeth, reach, mode="edge"), 2 * reach + 1)
+        rows_of_teeth = np.minimum(rows_of_teeth, np.median(window, axis=1))
+        for step in range(1, reach + 1):
+            teeth_here = rows_of_teeth >= step
+            grown[(end + side * step)[teeth_here], columns[teeth_here]] = True
     return grown
 
 
@@ -433,11 +438,6 @@ def _lips_slid_together(
     up = np.minimum(_smooth_cover(need_up, radius), _running_max(need_up, 1))
     # The skin beyond each lip may stretch to at most twice its length: further, it would fold.
     down, up = np.minimum(down, 0.5 * reach), np.minimum(up, 0.5 * reach)
-    # No steps along the lip: where the cover jumps between neighbouring columns of the gap (rows of the rasterised
-    # gap, a row of teeth found in one column), the higher side is lowered to a ramp; it never slides further. The
-    # gap's ends keep their cover (ramped down to them, the corners' gap would show).
-    span = slice(shows.argmax(), len(shows) - shows[::-1].argmax())
-    down[span], up[span] = _slope_limited(down[span], MAX_SLIDE_SLOPE), _slope_limited(up[span], MAX_SLIDE_SLOPE)
     return _LipSlide(meet, down, up, edges[0] + down, edges[1] - up)
 
 
@@ -445,18 +445,6 @@ def _running_max(values: np.ndarray, radius: int) -> np.ndarray:
     """The largest of ``values`` within ``radius`` columns each side of each column."""
     window = np.lib.stride_tricks.sliding_window_view(np.pad(values, radius, mode="edge"), 2 * radius + 1)
     return window.max(1)
-
-
-def _slope_limited(values: np.ndarray, slope: float) -> np.ndarray:
-    """The largest profile never above ``values`` whose neighbouring columns differ by at most ``slope``: each
-    column lowered to the cone ``values[j] + slope * |i - j|`` of every other column (a forward and a backward
-    pass)."""
-    limited = np.array(values, dtype=np.float64)
-    for i in range(1, len(limited)):
-        limited[i] = min(limited[i], limited[i - 1] + slope)
-    for i in range(len(limited) - 2, -1, -1):
-        limited[i] = min(limited[i], limited[i + 1] + slope)
-    return limited
 
 
 def _smooth_cover(need: np.ndarray, radius: int) -> np.ndarray:
