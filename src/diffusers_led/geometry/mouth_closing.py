@@ -70,6 +70,8 @@ INSIDE_GROW = 0.01
 #: half-width over which the slide is smoothed along the mouth (inter-ocular distances).
 SKIN_REACH = 0.25
 SLIDE_SMOOTHING = 0.02
+#: Beyond the gap's ends each lip's slide tapers off along the mouth by at most this much per column (px per px).
+SLIDE_TAPER = 0.5
 #: The line where closed lips meet: how much darker than the lips at its middle, its half-width (inter-ocular
 #: distances, Gaussian sigma) and the share of the mouth's width over which it fades in from each corner.
 LIP_LINE_SHADE = 0.2
@@ -436,6 +438,9 @@ def _lips_slid_together(
     # cut away (a lower lip slid up by the widest gap nearby was erased where the gap was thin).
     down = np.minimum(_smooth_cover(need_down, radius), _running_max(need_down, 1))
     up = np.minimum(_smooth_cover(need_up, radius), _running_max(need_up, 1))
+    # Beyond the gap's ends the slide tapers off instead of stopping in one column: stopped, it cut a step into
+    # the lip there (a lower lip slid up beside its own corner, t1.jpg toward angry and neutral).
+    down, up = _tapered(down, shows, SLIDE_TAPER), _tapered(up, shows, SLIDE_TAPER)
     # The skin beyond each lip may stretch to at most twice its length: further, it would fold.
     down, up = np.minimum(down, 0.5 * reach), np.minimum(up, 0.5 * reach)
     return _LipSlide(meet, down, up, edges[0] + down, edges[1] - up)
@@ -445,6 +450,18 @@ def _running_max(values: np.ndarray, radius: int) -> np.ndarray:
     """The largest of ``values`` within ``radius`` columns each side of each column."""
     window = np.lib.stride_tricks.sliding_window_view(np.pad(values, radius, mode="edge"), 2 * radius + 1)
     return window.max(1)
+
+
+def _tapered(slide: np.ndarray, shows: np.ndarray, slope: float) -> np.ndarray:
+    """``slide`` (px per column) raised beyond the first and last columns where ``shows`` to a ramp from the slide
+    there, falling by ``slope`` px per column."""
+    if not shows.any():
+        return slide
+    columns = np.arange(len(slide))
+    first, last = shows.argmax(), len(shows) - 1 - shows[::-1].argmax()
+    ramp = np.where(columns < first, slide[first] - slope * (first - columns), 0.0)
+    ramp = np.where(columns > last, slide[last] - slope * (columns - last), ramp)
+    return np.maximum(slide, ramp)
 
 
 def _smooth_cover(need: np.ndarray, radius: int) -> np.ndarray:
