@@ -195,8 +195,12 @@ def close_lips(
     x0, y0 = low
     columns = np.arange(x0, high[0], dtype=np.float64)
     line = np.polyval(_meeting_line(after_up, corners), columns) - y0
-    # The lips' outer edges after the warp: each lip slides whole from there toward the line.
-    edges = tuple(_outline_at(after_up[IBUG_LIPS[i]], columns) - y0 for i in (0, 3))
+    # The lips' outer edges after the warp, out to the corners the gap was read to (the mesh's reach past dlib's on
+    # a turned face; between, the lips were flat and only the skin slid, a step beside the lip that slid whole):
+    # each lip slides whole from there toward the line.
+    lips = after_up.copy()
+    lips[[48, 54]] = corners
+    edges = tuple(_outline_at(lips[IBUG_LIPS[i]], columns) - y0 for i in (0, 3))
     gap = _with_teeth_beside(gap, _lightness(warped, upright, window), edges, round(TEETH_REACH * iod))
     radius = max(2, round(SLIDE_SMOOTHING * iod))
     slide = _lips_slid_together(gap, line, edges, SKIN_REACH * iod, radius)
