@@ -70,6 +70,9 @@ RIGHT_MOUTH = [int(point) for point in RIGHT_HALF if point >= 48]
 LIP_MIDDLES = [51, 57, 62, 66]
 MESH_LIP_MIDDLES = [0, 17, 13, 14]
 MESH_CORNERS = list(MESH_MOUTH_CORNERS.values())
+#: A mouth's halves differ by this share of their widths on a frontal face (people are not symmetric): a half
+#: narrower than this is foreshortened by the head's turn.
+FRONTAL_HALF_WIDTHS = 0.9
 
 #: The least Jacobian determinant a warp may have outside the lips (0: it folds the photo over itself, drawing a lip
 #: corner twice or rings where landmarks crowd), the bisection steps that find the largest share of an edit that
@@ -435,15 +438,15 @@ def keep_lids_apart(aligned: np.ndarray, displacement: np.ndarray) -> np.ndarray
 def foreshortened_mouth(aligned: np.ndarray, displacement: np.ndarray, mesh: np.ndarray | None = None) -> np.ndarray:
     """``displacement`` (px, aligned face frame) with the sideways movement of the mouth's points on its narrower
     half scaled by how much narrower that half is (its width from the lips' middle to its corner, over the other
-    half's): on a turned face the far half of the mouth is foreshortened, and a corner pulled in or out by the
-    frontal pattern's amount bunched that half's lips into a pout. Widths are read on ``mesh`` (Face Mesh V2, same
-    frame) when given: dlib's far corner sits short of the real one."""
+    half's, beyond :data:`FRONTAL_HALF_WIDTHS`): on a turned face the far half of the mouth is foreshortened, and
+    a corner pulled in or out by the frontal pattern's amount bunched that half's lips into a pout. Widths are read
+    on ``mesh`` (Face Mesh V2, same frame) when given: dlib's far corner sits short of the real one."""
     displacement = np.array(displacement, dtype=np.float64)
     points = np.asarray(aligned if mesh is None else mesh, dtype=np.float64)
     middles, corners = (LIP_MIDDLES, list(MESH_MOUTH_CORNERS)) if mesh is None else (MESH_LIP_MIDDLES, MESH_CORNERS)
     widths = np.abs(points[corners, 0] - points[middles, 0].mean())
     for half, width, other in ((RIGHT_MOUTH, *widths), (MIRROR[RIGHT_MOUTH], *widths[::-1])):
-        displacement[half, 0] *= min(width / max(other, 1e-9), 1.0)
+        displacement[half, 0] *= min(width / max(other, 1e-9) / FRONTAL_HALF_WIDTHS, 1.0)
     return displacement
 
 
