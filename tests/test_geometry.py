@@ -26,8 +26,10 @@ from diffusers_led.geometry.action_units import (
 )
 from diffusers_led.geometry.mouth_inside import DARKEN_INSIDE, INSIDE_WALL, LIP_SHADE, TONGUE_FROM
 from diffusers_led.geometry.warp import (
+    LIP_MIDDLES,
     MAX_LID_SKIN_STRETCH,
     MAX_SLIT_STRETCH,
+    RIGHT_MOUTH,
     action_unit_warp,
     inner_mouth_mask,
     keep_lids_apart,
@@ -566,6 +568,28 @@ def test_an_opened_mouths_inside_darkens_toward_its_back_not_a_uniform_disc():
     assert beside_lips.sum() > 20 and back.sum() > 5
     assert level[beside_lips].mean() > 1.5 * level[back].mean()
     assert level[back].min() == pytest.approx(DARKEN_INSIDE * mouth.lip_tone(image).mean(), rel=0.15)
+
+
+def test_the_far_half_of_a_turned_mouth_moves_sideways_by_its_foreshortening():
+    """On a turned face the far half of the mouth is foreshortened: an undone smile pulling both corners in by the
+    frontal amount bunched the far half into a pout. Each half now narrows by about the same share of its width."""
+    image, shape = synthetic_face(320)
+    middle = shape[LIP_MIDDLES, 0].mean()
+    turned = shape.copy()
+    far = MIRROR[RIGHT_MOUTH]  # the subject's left half, squeezed to half its width
+    turned[far, 0] = middle + 0.5 * (shape[far, 0] - middle)
+    alignment = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    warp = action_unit_warp(turned, alignment, {"AU12": -1.0}, image.shape[:2])
+    near_before, far_before = middle - turned[48, 0], turned[54, 0] - middle
+    near_after, far_after = middle - warp.shape[48, 0], warp.shape[54, 0] - middle
+    assert near_after / near_before < 0.9  # the smile is undone
+    # Each half narrows by about the same share (all but a frontal face's asymmetry; before: 0.29 against 0.64).
+    assert far_after / far_before == pytest.approx(near_after / near_before, abs=0.05)
+    # The near half moves as on a frontal face, by the pattern's amount.
+    frontal = action_unit_warp(shape, alignment, {"AU12": -1.0}, image.shape[:2])
+    pattern = landmark_displacements({"AU12": -1.0})[48, 0] * inter_ocular(shape)
+    assert warp.shape[48, 0] - turned[48, 0] == pytest.approx(frontal.shape[48, 0] - shape[48, 0], abs=0.3)
+    assert frontal.shape[48, 0] - shape[48, 0] == pytest.approx(pattern, rel=0.1)
 
 
 def test_a_wide_open_mouth_closes_as_far_as_the_warp_allows_and_the_rest_of_the_edit_stays_whole():

@@ -383,6 +383,46 @@ def test_the_lips_close_over_the_teeth_of_a_laugh_out_to_its_corners():
     assert np.array_equal(close_lips(image, warped, warp, shut), warped)
 
 
+def test_lips_close_out_to_the_mesh_corners_past_dlibs():
+    """On a turned face Face Mesh's mouth corners reach past dlib's: the gap is read out to them, and the lips must
+    slide whole out to them too (beyond dlib's corners only the skin slid, leaving the gap's dark ends beside a lip
+    slid whole, a stair-step: Courteney, t1.jpg, toward neutral, angry and sad)."""
+    import cv2
+
+    from diffusers_led.geometry.mouth_closing import IBUG_LIPS, MESH_LIPS
+
+    shape = neutral_shape() * 60 + (5, -50)
+    centre, seam = shape[[48, 54], 0].mean(), shape[[62, 66], 1].mean()
+
+    def lip(x: np.ndarray, height: float) -> np.ndarray:  # an ellipse 60 px wide, ``height`` px from the seam
+        return np.stack([x, seam + height * np.sqrt(np.clip(1 - ((x - centre) / 30.0) ** 2, 0, 1))], axis=1)
+
+    mesh = np.zeros((478, 3))
+    for contour, points, height in zip(MESH_LIPS, IBUG_LIPS, (-11.0, -4.0, 4.0, 12.0)):
+        mesh[contour, :2] = lip(np.linspace(centre - 30, centre + 30, len(contour)), height)
+        shape[points] = lip(np.linspace(centre - 22, centre + 22, len(points)), height)  # dlib's corners short
+    shape[[48, 54], 1] = seam
+    image = np.zeros((200, 200, 3), dtype=np.uint8)
+    image[:] = (205, 160, 130)
+    for contours, colour in (((0, 3), (185, 90, 95)), ((1, 2), (40, 20, 25))):
+        outline = np.vstack([mesh[MESH_LIPS[contours[0]], :2], mesh[MESH_LIPS[contours[1]], :2][::-1]])
+        cv2.fillPoly(image, [np.round(outline * 16).astype(np.int32)], colour, cv2.LINE_AA, shift=4)
+    alignment = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    warp = action_unit_warp(shape, alignment, {}, image.shape[:2], close_mouth=1.0, mesh=mesh)
+    warped = warp.apply(image)
+    closed = close_lips(image, warped, warp, shape, mesh)
+    dark = closed.astype(int).sum(2) < 200
+
+    def corners(mask: np.ndarray) -> int:  # between dlib's corners and the mesh's
+        return int(
+            mask[:, round(centre - 31) : round(centre - 21)].sum()
+            + mask[:, round(centre + 21) : round(centre + 31)].sum()
+        )
+
+    assert corners(warped.astype(int).sum(2) < 200) > 30  # the warp leaves the gap's ends open
+    assert corners(dark) <= 4
+
+
 def test_closing_lips_slide_no_further_than_the_gap_beside_them():
     """A lip slid further than the gap in its column goes under the other lip and is erased: next to a tall gap
     (teeth in the middle of a laugh) a thin one (toward the corners) moves its lips only as far as it needs."""
@@ -422,6 +462,25 @@ def test_teeth_just_beyond_the_carried_gap_count_as_gap_but_the_lip_does_not():
     assert grown[22:24].all() and not grown[24:].any()  # the teeth join, the lower lip is not taken
     assert not grown[:14].any()  # nothing lighter than the upper lip above the gap
     assert np.array_equal(_with_teeth_beside(gap, lightness, edges, reach=0), gap)
+
+
+def test_a_light_pixel_of_lip_beside_the_gap_in_one_column_is_not_teeth():
+    """Teeth show along the mouth, a tooth's width at least: one light pixel of lip next to the gap, counted as teeth,
+    slid that lip a row further than the columns beside it, a stair-step at a lip corner (t1.jpg toward angry)."""
+    from diffusers_led.geometry.mouth_closing import _with_teeth_beside
+
+    lightness = np.full((40, 30), 170.0, dtype=np.float32)  # skin
+    lightness[8:14] = 110.0  # the upper lip
+    lightness[14:22] = 60.0  # the dark inside, the carried gap
+    lightness[22:31] = 120.0  # the lower lip
+    lightness[22, 9] = 225.0  # a highlight on the lower lip, in one column
+    gap = np.zeros((40, 30), dtype=bool)
+    gap[14:22] = True
+    edges = (np.full(30, 8.0), np.full(30, 31.0))
+    assert np.array_equal(_with_teeth_beside(gap, lightness, edges, reach=3), gap)
+    lightness[22:24, 5:20] = 225.0  # lower teeth along the mouth
+    grown = _with_teeth_beside(gap, lightness, edges, reach=3)
+    assert grown[22:24, 7:18].all() and not grown[24:].any() and not grown[22:, :4].any()
 
 
 def test_the_blendshape_judge_scores_the_targets_own_units():

@@ -70,6 +70,8 @@ INSIDE_GROW = 0.01
 #: half-width over which the slide is smoothed along the mouth (inter-ocular distances).
 SKIN_REACH = 0.25
 SLIDE_SMOOTHING = 0.02
+#: Beyond the gap's ends each lip's slide tapers off along the mouth by at most this much per column (px per px).
+SLIDE_TAPER = 0.5
 #: The line where closed lips meet: how much darker than the lips at its middle, its half-width (inter-ocular
 #: distances, Gaussian sigma) and the share of the mouth's width over which it fades in from each corner.
 LIP_LINE_SHADE = 0.2
@@ -193,8 +195,12 @@ def close_lips(
     x0, y0 = low
     columns = np.arange(x0, high[0], dtype=np.float64)
     line = np.polyval(_meeting_line(after_up, corners), columns) - y0
-    # The lips' outer edges after the warp: each lip slides whole from there toward the line.
-    edges = tuple(_outline_at(after_up[IBUG_LIPS[i]], columns) - y0 for i in (0, 3))
+    # The lips' outer edges after the warp, out to the corners the gap was read to (the mesh's reach past dlib's on
+    # a turned face; between, the lips were flat and only the skin slid, a step beside the lip that slid whole):
+    # each lip slides whole from there toward the line.
+    lips = after_up.copy()
+    lips[[48, 54]] = corners
+    edges = tuple(_outline_at(lips[IBUG_LIPS[i]], columns) - y0 for i in (0, 3))
     gap = _with_teeth_beside(gap, _lightness(warped, upright, window), edges, round(TEETH_REACH * iod))
     radius = max(2, round(SLIDE_SMOOTHING * iod))
     slide = _lips_slid_together(gap, line, edges, SKIN_REACH * iod, radius)
@@ -338,8 +344,9 @@ def _with_teeth_beside(
 ) -> np.ndarray:
     """``gap`` grown in each column over the teeth just beyond it: up to ``reach`` rows above its top and below its
     bottom that are clearly lighter (:data:`TEETH_LIGHTER`) than the middle of the lip on that side (between the
-    lip's outer edge, ``edges``, and the gap). The carried inner lips stop short of a laugh's teeth where the lips
-    roll over them, and teeth left under a lip were slid up with it as a pale band under the seam."""
+    lip's outer edge, ``edges``, and the gap), and no more rows than the median of the columns within ``reach``.
+    The carried inner lips stop short of a laugh's teeth where the lips roll over them, and teeth left under a lip
+    were slid up with it as a pale band under the seam."""
     if reach < 1:
         return gap
     grown = gap.copy()
@@ -354,12 +361,19 @@ def _with_teeth_beside(
             continue
         teeth = lightness > np.median(lightness[lip]) + TEETH_LIGHTER
         # A row beyond the gap is teeth only while every row between it and the gap is.
-        growing = shows.copy()
+        growing, rows_of_teeth = shows.copy(), np.zeros(gap.shape[1], dtype=int)
         for step in range(1, reach + 1):
             row = end + side * step
             growing &= (row >= 0) & (row < gap.shape[0])
             growing[growing] = teeth[row[growing], columns[growing]]
-            grown[row[growing], columns[growing]] = True
+            rows_of_teeth += growing
+        # Teeth show along the mouth, a tooth's width at least: a light pixel of lip in a column or two counted as
+        # teeth slid that lip a row further than beside it, a stair-step in the lip's edge (a lip corner, t1.jpg).
+        window = np.lib.stride_tricks.sliding_window_view(np.pad(rows_of_teeth, reach, mode="edge"), 2 * reach + 1)
+        rows_of_teeth = np.minimum(rows_of_teeth, np.median(window, axis=1))
+        for step in range(1, reach + 1):
+            teeth_here = rows_of_teeth >= step
+            grown[(end + side * step)[teeth_here], columns[teeth_here]] = True
     return grown
 
 
@@ -428,6 +442,9 @@ def _lips_slid_together(
     # cut away (a lower lip slid up by the widest gap nearby was erased where the gap was thin).
     down = np.minimum(_smooth_cover(need_down, radius), _running_max(need_down, 1))
     up = np.minimum(_smooth_cover(need_up, radius), _running_max(need_up, 1))
+    # Beyond the gap's ends the slide tapers off instead of stopping in one column: stopped, it cut a step into
+    # the lip there (a lower lip slid up beside its own corner, t1.jpg toward angry and neutral).
+    down, up = _tapered(down, shows, SLIDE_TAPER), _tapered(up, shows, SLIDE_TAPER)
     # The skin beyond each lip may stretch to at most twice its length: further, it would fold.
     down, up = np.minimum(down, 0.5 * reach), np.minimum(up, 0.5 * reach)
     return _LipSlide(meet, down, up, edges[0] + down, edges[1] - up)
@@ -437,6 +454,18 @@ def _running_max(values: np.ndarray, radius: int) -> np.ndarray:
     """The largest of ``values`` within ``radius`` columns each side of each column."""
     window = np.lib.stride_tricks.sliding_window_view(np.pad(values, radius, mode="edge"), 2 * radius + 1)
     return window.max(1)
+
+
+def _tapered(slide: np.ndarray, shows: np.ndarray, slope: float) -> np.ndarray:
+    """``slide`` (px per column) raised beyond the first and last columns where ``shows`` to a ramp from the slide
+    there, falling by ``slope`` px per column."""
+    if not shows.any():
+        return slide
+    columns = np.arange(len(slide))
+    first, last = shows.argmax(), len(shows) - 1 - shows[::-1].argmax()
+    ramp = np.where(columns < first, slide[first] - slope * (first - columns), 0.0)
+    ramp = np.where(columns > last, slide[last] - slope * (columns - last), ramp)
+    return np.maximum(slide, ramp)
 
 
 def _smooth_cover(need: np.ndarray, radius: int) -> np.ndarray:

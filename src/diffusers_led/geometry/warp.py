@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from .action_units import inter_ocular, landmark_displacements
-from .mouth_closing import MOUTH_OPENING_UNITS, inner_lips_on_mesh, mouth_closing
+from .action_units import MIRROR, RIGHT_HALF, inter_ocular, landmark_displacements
+from .mouth_closing import MESH_MOUTH_CORNERS, MOUTH_OPENING_UNITS, inner_lips_on_mesh, mouth_closing
 from .mouth_inside import MouthInside, inner_lip_outline, inner_lips, lip_parting, mouth_inside
 
 __all__ = [
@@ -65,6 +65,15 @@ MAX_LID_SKIN_STRETCH = 1.4
 EYE_BROWS = {"right": (list(range(17, 22)), [37, 38]), "left": (list(range(22, 27)), [43, 44])}
 #: Upper and lower inner lip points facing each other: an edit may close the lips but not push them through.
 INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
+#: The mouth's points on the subject's right half (their mirrors make the left), and the middles of the lips that
+#: split the mouth into its halves: of the 68 points, and of Face Mesh V2 (outer and inner lips, upper and lower).
+RIGHT_MOUTH = [int(point) for point in RIGHT_HALF if point >= 48]
+LIP_MIDDLES = [51, 57, 62, 66]
+MESH_LIP_MIDDLES = [0, 17, 13, 14]
+MESH_CORNERS = list(MESH_MOUTH_CORNERS.values())
+#: A mouth's halves differ by this share of their widths on a frontal face (people are not symmetric): a half
+#: narrower than this is foreshortened by the head's turn.
+FRONTAL_HALF_WIDTHS = 0.9
 
 #: The least Jacobian determinant a warp may have outside the lips (0: it folds the photo over itself, drawing a lip
 #: corner twice or rings where landmarks crowd), the bisection steps that find the largest share of an edit that
@@ -384,6 +393,8 @@ def action_unit_warp(
     aligned = shape @ linear.T
     # Patterns are in inter-ocular units of the aligned face; back to image px through the inverse rotation/scale.
     displacement = landmark_displacements(units) * inter_ocular(aligned)
+    aligned_mesh = None if mesh is None else np.asarray(mesh, dtype=np.float64)[:, :2] @ linear.T
+    displacement = foreshortened_mouth(aligned, displacement, aligned_mesh)
     # A jaw drop undone by its own pattern takes the jaw, chin and lip corners back; toward a target that parts no
     # lips, the lips then close what is left. Both squeeze the gap between the lips, which yields first if the warp
     # would fold.
@@ -426,6 +437,21 @@ def keep_lids_apart(aligned: np.ndarray, displacement: np.ndarray) -> np.ndarray
             if closing > allowed:
                 scale = allowed / closing
                 displacement[[upper, lower], 1] *= scale
+    return displacement
+
+
+def foreshortened_mouth(aligned: np.ndarray, displacement: np.ndarray, mesh: np.ndarray | None = None) -> np.ndarray:
+    """``displacement`` (px, aligned face frame) with the sideways movement of the mouth's points on its narrower
+    half scaled by how much narrower that half is (its width from the lips' middle to its corner, over the other
+    half's, beyond :data:`FRONTAL_HALF_WIDTHS`): on a turned face the far half of the mouth is foreshortened, and
+    a corner pulled in or out by the frontal pattern's amount bunched that half's lips into a pout. Widths are read
+    on ``mesh`` (Face Mesh V2, same frame) when given: dlib's far corner sits short of the real one."""
+    displacement = np.array(displacement, dtype=np.float64)
+    points = np.asarray(aligned if mesh is None else mesh, dtype=np.float64)
+    middles, corners = (LIP_MIDDLES, list(MESH_MOUTH_CORNERS)) if mesh is None else (MESH_LIP_MIDDLES, MESH_CORNERS)
+    widths = np.abs(points[corners, 0] - points[middles, 0].mean())
+    for half, width, other in ((RIGHT_MOUTH, *widths), (MIRROR[RIGHT_MOUTH], *widths[::-1])):
+        displacement[half, 0] *= min(width / max(other, 1e-9) / FRONTAL_HALF_WIDTHS, 1.0)
     return displacement
 
 
