@@ -23,7 +23,7 @@ from ..faces.regions import FaceRegionProcessor, FaceRegions
 from .action_units import estimate_action_units, expression_action_units, inter_ocular
 from .eyes import open_eyes, shows_white
 from .mouth_closing import close_lips, closes_mouth, inner_lips_on_mesh, jaw_closing_limit
-from .mouth_inside import MESH_OPEN_MOUTH
+from .mouth_inside import MESH_OPEN_MOUTH, inner_lips, lip_parting
 from .warp import action_unit_warp, inner_mouth_mask, mouth_opening, slit_eyes
 
 __all__ = ["FOLD_WARNING", "ExpressionWarper", "lid_moves", "unopened_eyes", "unshaded_eyes"]
@@ -35,6 +35,10 @@ SQUINT_REOPENING = 1.0
 #: An ``eyeBlink`` blendshape from which an eye that shows no white counts as closed (kept shut by the warp): 0.49-0.67
 #: on the tune photos' downcast and laughing eyes, at most 0.27 on every open one.
 CLOSED_BLINK = 0.4
+#: Lips parted by fewer pixels than this in the photo (their inner lips' middles) show too little of the mouth's
+#: inside to cover: the warp's closing alone meets them. close_lips slid a few-pixel lip whole over such a gap and
+#: erased it (Courteney's upper lip, t1.jpg, parted 3.3 px, toward neutral, sad, angry and contempt).
+MIN_COVERED_GAP = 4.0
 
 
 class ExpressionWarper:
@@ -123,7 +127,10 @@ class ExpressionWarper:
                         warp = warp.with_edited(eyes.changed)
                         out = eyes.image
                     warped = warp.apply(out)
-                    out = close_lips(out, warped, warp, shape, face.mesh) if closing and warp.mouth else warped
+                    covers = (
+                        closing and warp.mouth and lip_parting(*inner_lips(shape, face.mesh), 1.0) >= MIN_COVERED_GAP
+                    )
+                    out = close_lips(out, warped, warp, shape, face.mesh) if covers else warped
                     if out is not warped:  # the slid lips may cover teeth the warp held still: edited too
                         warp = warp.with_edited(_changed(warped, out, warp.roi))
                     if ratio_maps is not None:
