@@ -462,9 +462,17 @@ def test_the_upper_lip_covers_what_the_lower_lip_cannot_reach():
     shown = gap[np.clip(np.rint(source).astype(int), 0, 49), np.arange(60)][:, columns]
     assert not shown.any()  # before: two rows of teeth under the seam in every column
     assert slide.up.max() <= 5.0 + 1e-9 and slide.down.max() <= 5.0 + 1e-9  # the skin stretches no further
-    for first, last in (upper_lip, lower_lip):  # each lip is drawn whole: every row of it is still some row's source
-        drawn = np.abs(source[:, columns][:, :, None] - np.arange(first, last)[None, None, :]) < 0.5
+    for first, last in (upper_lip, lower_lip):  # each lip is kept: every row of it but its edges is still drawn
+        drawn = np.abs(source[:, columns][:, :, None] - np.arange(first + 1, last - 1)[None, None, :]) < 0.5
         assert drawn.any(axis=0).all()
+    # A gap taller than both lips may slide at that (12 rows; a laugh on a tilted head) stretches the skin further,
+    # up to 1.75 times, rather than leave teeth between the lips.
+    gap[:] = False
+    gap[20:32, 10:50] = True
+    slide = _lips_slid_together(gap, line, (np.full(60, 12.0), np.full(60, 40.0)), 10.0, 2)
+    source = slide.source_rows(rows, 10.0)
+    assert not gap[np.clip(np.rint(source).astype(int), 0, 49), np.arange(60)][:, columns].any()
+    assert slide.up.max() <= 7.5 + 1e-9 and slide.down.max() <= 7.5 + 1e-9
 
 
 def test_teeth_just_beyond_the_carried_gap_count_as_gap_but_the_lip_does_not():

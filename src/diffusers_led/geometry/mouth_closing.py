@@ -438,6 +438,8 @@ def _lips_slid_together(
     # lip cannot rise that far, the upper lip comes down the rest (a laugh's tall gap, closed toward sad, left a row
     # or two of lower teeth under the seam, t1.jpg).
     cap = 0.5 * reach
+    # A gap taller than both lips may slide at that (a laugh on a tilted head) stretches the skin up to 1.75 times.
+    cap = _smooth_cover(np.where(shows, np.clip((bottom - top) / 2, cap, 0.75 * reach), cap), radius)
     meet = np.where(shows, np.maximum(meet, np.minimum(bottom - cap, top + cap)), meet)
     kernel = np.ones(4 * radius + 1) / (4 * radius + 1)
     meet = np.convolve(np.pad(meet, 2 * radius, mode="edge"), kernel, mode="valid")
