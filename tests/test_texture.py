@@ -445,6 +445,36 @@ def test_closing_lips_slide_no_further_than_the_gap_beside_them():
     assert slide.up[thin].max() < 3.0 and slide.down[thin].max() < 3.0
 
 
+def test_the_upper_lip_covers_what_the_lower_lip_cannot_reach():
+    """The lower lip rises at most as far as the skin below it may stretch: over a laugh's tall gap the upper lip
+    comes down the rest, so no row of teeth stays between the lips (t1.jpg, Matthew toward sad: a white line in the
+    seam), and both lips keep every row of their own."""
+    from diffusers_led.geometry.mouth_closing import _lips_slid_together
+
+    gap = np.zeros((50, 60), dtype=bool)
+    gap[20:28, 10:50] = True  # 8 rows of teeth: three quarters of them are the lower lip's, more than it may rise
+    line = np.full(60, 23.0)
+    upper_lip, lower_lip = (12.0, 20.0), (28.0, 36.0)
+    slide = _lips_slid_together(gap, line, (np.full(60, upper_lip[0]), np.full(60, lower_lip[1])), 10.0, 2)
+    rows = np.arange(50, dtype=np.float64)[:, None]
+    source = slide.source_rows(rows, 10.0)
+    columns = np.arange(14, 46)
+    shown = gap[np.clip(np.rint(source).astype(int), 0, 49), np.arange(60)][:, columns]
+    assert not shown.any()  # before: two rows of teeth under the seam in every column
+    assert slide.up.max() <= 5.0 + 1e-9 and slide.down.max() <= 5.0 + 1e-9  # the skin stretches no further
+    for first, last in (upper_lip, lower_lip):  # each lip is kept: every row of it but its edges is still drawn
+        drawn = np.abs(source[:, columns][:, :, None] - np.arange(first + 1, last - 1)[None, None, :]) < 0.5
+        assert drawn.any(axis=0).all()
+    # A gap taller than both lips may slide at that (12 rows; a laugh on a tilted head) stretches the skin further,
+    # up to 1.75 times, rather than leave teeth between the lips.
+    gap[:] = False
+    gap[20:32, 10:50] = True
+    slide = _lips_slid_together(gap, line, (np.full(60, 12.0), np.full(60, 40.0)), 10.0, 2)
+    source = slide.source_rows(rows, 10.0)
+    assert not gap[np.clip(np.rint(source).astype(int), 0, 49), np.arange(60)][:, columns].any()
+    assert slide.up.max() <= 7.5 + 1e-9 and slide.down.max() <= 7.5 + 1e-9
+
+
 def test_teeth_just_beyond_the_carried_gap_count_as_gap_but_the_lip_does_not():
     """The carried inner lips stop short of a laugh's teeth where the lips roll over them: the light rows beside the
     gap are teeth and join it; the lip's own darker rows beyond them stay lip, however far teeth might reach."""

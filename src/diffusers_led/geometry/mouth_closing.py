@@ -434,6 +434,13 @@ def _lips_slid_together(
     # As a jaw rises, the lower lip covers most of the gap (the upper lip would drag a moustache or the skin under
     # the nose down with it); smoothed so the seam has no steps.
     meet = np.where(shows, top + UPPER_SHARE * (bottom - top), line)
+    # The skin beyond each lip may stretch to at most 1.5 times its length (further, it would fold): where the lower
+    # lip cannot rise that far, the upper lip comes down the rest (a laugh's tall gap, closed toward sad, left a row
+    # or two of lower teeth under the seam, t1.jpg).
+    cap = 0.5 * reach
+    # A gap taller than both lips may slide at that (a laugh on a tilted head) stretches the skin up to 1.75 times.
+    cap = _smooth_cover(np.where(shows, np.clip((bottom - top) / 2, cap, 0.75 * reach), cap), radius)
+    meet = np.where(shows, np.maximum(meet, np.minimum(bottom - cap, top + cap)), meet)
     kernel = np.ones(4 * radius + 1) / (4 * radius + 1)
     meet = np.convolve(np.pad(meet, 2 * radius, mode="edge"), kernel, mode="valid")
     need_down = np.where(shows, np.maximum(meet - top, 0.0), 0.0)
@@ -445,8 +452,7 @@ def _lips_slid_together(
     # Beyond the gap's ends the slide tapers off instead of stopping in one column: stopped, it cut a step into
     # the lip there (a lower lip slid up beside its own corner, t1.jpg toward angry and neutral).
     down, up = _tapered(down, shows, SLIDE_TAPER), _tapered(up, shows, SLIDE_TAPER)
-    # The skin beyond each lip may stretch to at most twice its length: further, it would fold.
-    down, up = np.minimum(down, 0.5 * reach), np.minimum(up, 0.5 * reach)
+    down, up = np.minimum(down, cap), np.minimum(up, cap)
     return _LipSlide(meet, down, up, edges[0] + down, edges[1] - up)
 
 
