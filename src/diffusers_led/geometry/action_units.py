@@ -251,7 +251,9 @@ for _pattern in ACTION_UNITS.values():
 #: faces unsmiling); angry tightens the lids instead of raising them (AU5 read as fear) and presses the lips;
 #: fearful draws the raised inner brows together, widens the eyes fully, stretches the lips and pulls them down
 #: (a stretched mouth alone read as a smile; its corners alone bent the lower lip into a pout), parting them without
-#: a jaw drop (that read as surprise); disgust
+#: a jaw drop (that read as surprise; ``scripts/probe_edit_regions.py`` found the CK+ neutral frames want an opened
+#: mouth and the colour photos a toothy one, and none of 11 prototypes made from that moved both, so fear stays the
+#: weakest target: tune top-1 1/9, CK+ calibration 2/60); disgust
 #: lowers the brows beside a nose wrinkle of 0.8 (at 1.5 a calibration person was no longer themselves, distance
 #: 0.66) and parts the lips as FACS 10+25 does (a laugh's raised upper lip stays over its own teeth). Every step, its
 #: numbers and the command that measured them: docs/geometry.md, "The expressions".
