@@ -632,6 +632,53 @@ def test_an_opened_mouths_inside_darkens_toward_its_back_not_a_uniform_disc():
     assert level[back].min() == pytest.approx(DARKEN_INSIDE * mouth.lip_tone(image).mean(), rel=0.15)
 
 
+def _grainy_red_lipped_face(grain: float) -> tuple[np.ndarray, np.ndarray]:
+    """A flat skin-toned photo with red lips, both with camera grain of ``grain`` grey levels: ``(image, shape)``."""
+    import cv2
+
+    _, shape = synthetic_face()
+    image = np.full((240, 240, 3), (190, 150, 130), dtype=np.float64)
+    lips = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(lips, [np.round(shape[48:60]).astype(np.int32)], 1)
+    image[lips > 0] = (200, 90, 90)
+    image += np.random.default_rng(3).normal(0.0, grain, image.shape)
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8), shape
+
+
+def _jaw_dropped(grain: float):
+    """The grainy face's jaw dropped (AU26 1.0): ``(image, warp, the deep inside of its opened mouth)``."""
+    import cv2
+
+    image, shape = _grainy_red_lipped_face(grain)
+    warp = action_unit_warp(shape, np.array([[1.0, 0, 0], [0, 1.0, 0]]), {"AU26": 1.0}, image.shape[:2])
+    assert warp.mouth is not None and warp.mouth.opens
+    x0, y0, x1, y1 = warp.roi
+    deep = np.zeros(image.shape[:2], dtype=np.uint8)
+    deep[y0:y1, x0:x1] = (warp.mouth.inside > 0.99) & (warp.mouth.depth > 0.99)
+    deep = cv2.erode(deep, np.ones((5, 5), np.uint8)) > 0
+    assert deep.sum() > 200
+    return image, warp, deep
+
+
+def test_an_opened_mouths_inside_has_the_photos_grain_not_a_smooth_fill():
+    """On a grainy photo the dark inside carries grain as its lips do (a smooth fill read as a pasted hole); on a
+    clean photo it stays smooth; the same photo gives the same edit."""
+    import cv2
+
+    grainy, grainy_warp, deep = _jaw_dropped(6.0)
+    clean, clean_warp, _ = _jaw_dropped(0.0)
+    out = grainy_warp.apply(grainy)
+    assert np.array_equal(out, grainy_warp.apply(grainy))
+    # What the grain adds: the grainy edit less the clean one, less its smooth part (the lips' tone differs a little).
+    added = out.astype(np.float32) - clean_warp.apply(clean).astype(np.float32)
+    added -= cv2.GaussianBlur(added, (0, 0), 2.0)
+    assert added[deep].std() > 0.8, f"the opened inside of a grainy photo is smooth ({added[deep].std():.2f})"
+    # Darker than the lips, fainter than theirs: a share of the brightness, not the lips' grain in grey levels.
+    assert added[deep].std() < 6.0
+    # A clean photo's inside gets no grain (under a thousandth of its brightness: not a grey level).
+    assert np.abs(clean_warp.mouth.grain(clean, clean_warp.roi)).max() < 1e-3
+
+
 def test_the_far_half_of_a_turned_mouth_moves_sideways_by_its_foreshortening():
     """On a turned face the far half of the mouth is foreshortened: an undone smile pulling both corners in by the
     frontal amount bunched the far half into a pout. Each half now narrows by about the same share of its width."""
