@@ -71,6 +71,11 @@ JAW_SPLIT_LEAST_PX = 2.0
 #: Bands next to either lip left out of that search: they hold the lip's own inner edge and its shadow (on a smile
 #: with both rows of teeth, the shadow under the upper lip was darker than the gap between the rows).
 JAW_SPLIT_EDGE_BANDS = 2
+#: The darkest of those bands must be at most this share of the brightest to be a gap between two rows of teeth.
+#: A smile shows its upper teeth alone, as one bright row (darkest/brightest 0.78-0.94 on the tune split's and other
+#: sample photos' smiles, against 0.28-0.62 where a gap shows): split at its darkest band, most of it dropped with
+#: the jaw toward surprised, a dark hole under the upper lip over teeth along the bottom (astronaut.png).
+JAW_GAP_CONTRAST = 0.7
 UPPER_INNER_LIP = [60, 61, 62, 63, 64]
 LOWER_INNER_LIP = [60, 67, 66, 65, 64]
 #: The same contours on Face Mesh V2 (its inner mouth corners 78 and 308): 11 points a lip that follow the lips'
@@ -171,7 +176,8 @@ class MouthInside:
         """Where across the mouth before the warp (0 at the upper inner lip, 1 at the lower) the upper teeth end and
         the lower jaw's begin: the darkest band of the inside away from the lips (the gap between the teeth, or the
         shadow below a laugh's upper teeth over the lower lip), not its middle, which cut a laugh's upper teeth in
-        two."""
+        two; infinity where no band is dark enough for a gap (:data:`JAW_GAP_CONTRAST`): all of it is the upper
+        teeth."""
         was_inside = self.was_inside > 0.5
         if was_inside.sum() < JAW_SPLIT_BANDS:
             return 0.5
@@ -181,6 +187,9 @@ class MouthInside:
         mean = np.bincount(band, weights=level, minlength=JAW_SPLIT_BANDS) / np.maximum(count, 1)
         mean[count == 0] = np.inf
         mean[:JAW_SPLIT_EDGE_BANDS] = mean[JAW_SPLIT_BANDS - JAW_SPLIT_EDGE_BANDS :] = np.inf
+        inner = mean[np.isfinite(mean)]
+        if len(inner) and inner.min() > JAW_GAP_CONTRAST * inner.max():
+            return float("inf")  # no gap: one row, the upper teeth, which stay with the skull
         return float((np.argmin(mean) + 0.5) / JAW_SPLIT_BANDS)
 
     def teeth_halves(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
