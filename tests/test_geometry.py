@@ -504,6 +504,31 @@ def test_the_inside_of_the_mouth_is_measured_and_re_made_over_the_lips_box_as_ov
     assert np.abs(in_box.astype(int) - in_window).max() <= 1
 
 
+def test_a_smiles_one_row_of_teeth_stays_with_the_upper_jaw_as_the_jaw_drops():
+    """A smile shows its upper teeth alone: one bright row, no dark gap to split at. Toward surprised they stay
+    under the upper lip and the dark inside opens below them; split at their darkest band, most of them dropped
+    with the jaw and left a dark hole under the upper lip over teeth along the bottom (astronaut.png)."""
+    import cv2
+
+    image, shape = synthetic_face()
+    shape = shape.copy()
+    shape[[65, 66, 67, 55, 56, 57, 58, 59]] += (0, 12)
+    teeth = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(teeth, [np.round(shape[60:68]).astype(np.int32)], 1)
+    image[teeth > 0] = (235, 235, 228)
+    warp = action_unit_warp(shape, np.array([[1.0, 0, 0], [0, 1.0, 0]]), {"AU26": 1.0}, image.shape[:2])
+    assert warp.mouth is not None and warp.mouth.opens
+    x0, y0, x1, y1 = warp.roi
+    upper, lower = warp.mouth.teeth_halves(image[y0:y1, x0:x1])
+    within = warp.mouth.was_inside > 0.99
+    assert upper[within].min() > 0.99 and lower.max() < 0.01, "the one row counts as the upper teeth"
+    out = warp.apply(image).astype(float)
+    top, bottom = warp.shape[62], warp.shape[66]
+    below_teeth = out[tuple(np.round(top + 0.85 * (bottom - top)).astype(int)[::-1])]
+    under_lip = out[tuple(np.round(top + 0.1 * (bottom - top)).astype(int)[::-1])]
+    assert below_teeth.mean() < 120 < under_lip.mean(), (under_lip, below_teeth)
+
+
 def test_a_small_tilted_mouth_splits_its_teeth_over_a_soft_edge_and_darkens_smoothly():
     """A group photo's small face (inter-ocular distance 14 px), head tilted 25 degrees, a toothy mouth a few pixels
     tall opening further: where the upper teeth give way to the lower jaw's, the edge is a couple of pixels wide
@@ -520,6 +545,8 @@ def test_a_small_tilted_mouth_splits_its_teeth_over_a_soft_edge_and_darkens_smoo
     image = np.full((64, 64, 3), (200, 160, 140), np.uint8)
     cv2.fillPoly(image, [np.round(shape[48:60] * 16).astype(np.int32)], (170, 90, 90), cv2.LINE_AA, shift=4)
     cv2.fillPoly(image, [np.round(shape[60:68] * 16).astype(np.int32)], (235, 235, 230), cv2.LINE_AA, shift=4)
+    gap = (shape[[61, 62, 63]] + shape[[67, 66, 65]]) / 2  # two rows of teeth, a dark gap between them
+    cv2.polylines(image, [np.round(gap * 16).astype(np.int32)], False, (60, 50, 50), 1, cv2.LINE_AA, shift=4)
     alignment = np.hstack([rotation.T, np.zeros((2, 1))])  # image -> upright face
     warp = action_unit_warp(shape, alignment, {"AU26": 0.4}, image.shape[:2])
     assert warp.mouth is not None and warp.mouth.opens
@@ -630,6 +657,53 @@ def test_an_opened_mouths_inside_darkens_toward_its_back_not_a_uniform_disc():
     assert beside_lips.sum() > 20 and back.sum() > 5
     assert level[beside_lips].mean() > 1.5 * level[back].mean()
     assert level[back].min() == pytest.approx(DARKEN_INSIDE * mouth.lip_tone(image).mean(), rel=0.15)
+
+
+def _grainy_red_lipped_face(grain: float) -> tuple[np.ndarray, np.ndarray]:
+    """A flat skin-toned photo with red lips, both with camera grain of ``grain`` grey levels: ``(image, shape)``."""
+    import cv2
+
+    _, shape = synthetic_face()
+    image = np.full((240, 240, 3), (190, 150, 130), dtype=np.float64)
+    lips = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(lips, [np.round(shape[48:60]).astype(np.int32)], 1)
+    image[lips > 0] = (200, 90, 90)
+    image += np.random.default_rng(3).normal(0.0, grain, image.shape)
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8), shape
+
+
+def _jaw_dropped(grain: float):
+    """The grainy face's jaw dropped (AU26 1.0): ``(image, warp, the deep inside of its opened mouth)``."""
+    import cv2
+
+    image, shape = _grainy_red_lipped_face(grain)
+    warp = action_unit_warp(shape, np.array([[1.0, 0, 0], [0, 1.0, 0]]), {"AU26": 1.0}, image.shape[:2])
+    assert warp.mouth is not None and warp.mouth.opens
+    x0, y0, x1, y1 = warp.roi
+    deep = np.zeros(image.shape[:2], dtype=np.uint8)
+    deep[y0:y1, x0:x1] = (warp.mouth.inside > 0.99) & (warp.mouth.depth > 0.99)
+    deep = cv2.erode(deep, np.ones((5, 5), np.uint8)) > 0
+    assert deep.sum() > 200
+    return image, warp, deep
+
+
+def test_an_opened_mouths_inside_has_the_photos_grain_not_a_smooth_fill():
+    """On a grainy photo the dark inside carries grain as its lips do (a smooth fill read as a pasted hole); on a
+    clean photo it stays smooth; the same photo gives the same edit."""
+    import cv2
+
+    grainy, grainy_warp, deep = _jaw_dropped(6.0)
+    clean, clean_warp, _ = _jaw_dropped(0.0)
+    out = grainy_warp.apply(grainy)
+    assert np.array_equal(out, grainy_warp.apply(grainy))
+    # What the grain adds: the grainy edit less the clean one, less its smooth part (the lips' tone differs a little).
+    added = out.astype(np.float32) - clean_warp.apply(clean).astype(np.float32)
+    added -= cv2.GaussianBlur(added, (0, 0), 2.0)
+    assert added[deep].std() > 0.8, f"the opened inside of a grainy photo is smooth ({added[deep].std():.2f})"
+    # Darker than the lips, fainter than theirs: a share of the brightness, not the lips' grain in grey levels.
+    assert added[deep].std() < 6.0
+    # A clean photo's inside gets no grain (under a thousandth of its brightness: not a grey level).
+    assert np.abs(clean_warp.mouth.grain(clean, clean_warp.roi)).max() < 1e-3
 
 
 def test_the_far_half_of_a_turned_mouth_moves_sideways_by_its_foreshortening():

