@@ -474,6 +474,33 @@ def test_a_laughs_upper_teeth_go_whole_with_the_upper_jaw():
     assert np.array_equal(out[rows + y0, cols + x0], laugh[rows + y0, cols + x0]), "the upper teeth stay whole"
 
 
+def test_a_laughs_jaw_opening_a_little_shows_the_photos_own_dark_inside_not_a_black_band():
+    """A laugh's upper teeth over the dark red of its open mouth: a jaw dropped a little further opens a gap under
+    the teeth that the photo's inside already nearly filled, so it takes that inside's colour; shaded as the back
+    of a mouth it was a black band between the teeth and the lower lip (a laugh toward fearful)."""
+    import cv2
+
+    image, shape = _open_toothy_mouth()
+    warp = action_unit_warp(shape, np.array([[1.0, 0, 0], [0, 1.0, 0]]), {"AU26": 0.25}, image.shape[:2])
+    assert warp.mouth is not None and warp.mouth.opens and warp.mouth.shown > 0.6
+    x0, y0, x1, y1 = warp.roi
+    laugh = image.copy()
+    crop = laugh[y0:y1, x0:x1]
+    inside = warp.mouth.was_inside > 0.5
+    crop[inside & (warp.mouth.was_across < 0.6)] = 235  # the upper teeth
+    crop[inside & (warp.mouth.was_across >= 0.6)] = (120, 40, 40)  # the mouth's own dark red inside
+    upper, lower = warp.mouth.teeth_halves(crop)
+    lower = cv2.warpAffine(
+        lower, np.float32([[1, 0, warp.mouth.jaw_shift[0]], [0, 1, warp.mouth.jaw_shift[1]]]), lower.shape[::-1]
+    )
+    opened = (warp.mouth.inside == 1) & (upper < 0.01) & (lower < 0.01) & (warp.mouth.depth == 1)
+    assert opened.sum() > 20
+    rows, cols = np.nonzero(opened)
+    gap = warp.apply(laugh)[rows + y0, cols + x0].astype(float)
+    assert gap.mean() > 0.75 * np.mean((120, 40, 40)), gap.mean(0)
+    assert (gap[:, 0] > gap[:, 1] + 20).mean() > 0.9, "it keeps the inside's red"
+
+
 @pytest.mark.parametrize("units", [{"AU26": 0.5}, {"AU12": -1.0}], ids=["opens", "narrows"])
 def test_the_inside_of_the_mouth_is_measured_and_re_made_over_the_lips_box_as_over_the_whole_window(units):
     """For speed (every frame of a clip) the inside of the lips is measured and re-made over their box only (before

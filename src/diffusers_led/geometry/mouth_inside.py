@@ -111,6 +111,8 @@ class MouthInside:
             the warp: the inside is darkest under the upper lip and shows the tongue toward the lower one.
         hollow: ``float32`` over the ROI, 0 at the inner lip line rising to 1 at the point of the opening farthest
             from it: the inside darkens toward its back.
+        shown: how much of the opening after the warp the lips' parting before it already showed (at most 1): that
+            much of the photo's own inside colour it keeps (:meth:`seen_inside`).
     """
 
     inside: np.ndarray
@@ -123,6 +125,7 @@ class MouthInside:
     opens: bool
     across: np.ndarray
     hollow: np.ndarray
+    shown: float = 0.0
 
     def _lip_pixels(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The pixels within the outer lip contour before the warp (``(N, C)`` float32) and their grey levels."""
@@ -172,25 +175,48 @@ class MouthInside:
         drawn = samples[((xs * np.uint64(73856093)) ^ (ys * np.uint64(19349663))) % np.uint64(len(samples))]
         return np.clip(drawn, -limit, limit).astype(np.float32)
 
+    def _gap_band(self, image: np.ndarray) -> tuple[int | None, np.ndarray, np.ndarray]:
+        """The darkest band of the inside before the warp away from the lips (:data:`JAW_SPLIT_BANDS` across it),
+        or ``None`` where none is dark enough for a gap between two rows of teeth (:data:`JAW_GAP_CONTRAST`) (the
+        first band where all lie next to the lips), with each inside pixel's band and colour (``(N, C)``), over the
+        ROI of ``image``."""
+        was_inside = self.was_inside > 0.5
+        pixels = image[was_inside].reshape(int(was_inside.sum()), -1).astype(np.float32)
+        band = np.clip((self.was_across[was_inside] * JAW_SPLIT_BANDS).astype(int), 0, JAW_SPLIT_BANDS - 1)
+        count = np.bincount(band, minlength=JAW_SPLIT_BANDS)
+        mean = np.bincount(band, weights=pixels.mean(1), minlength=JAW_SPLIT_BANDS) / np.maximum(count, 1)
+        mean[count == 0] = np.inf
+        mean[:JAW_SPLIT_EDGE_BANDS] = mean[JAW_SPLIT_BANDS - JAW_SPLIT_EDGE_BANDS :] = np.inf
+        inner = mean[np.isfinite(mean)]
+        if len(inner) and inner.min() > JAW_GAP_CONTRAST * inner.max():
+            return None, band, pixels
+        return int(np.argmin(mean)), band, pixels
+
     def jaw_split(self, image: np.ndarray) -> float:
         """Where across the mouth before the warp (0 at the upper inner lip, 1 at the lower) the upper teeth end and
         the lower jaw's begin: the darkest band of the inside away from the lips (the gap between the teeth, or the
         shadow below a laugh's upper teeth over the lower lip), not its middle, which cut a laugh's upper teeth in
         two; infinity where no band is dark enough for a gap (:data:`JAW_GAP_CONTRAST`): all of it is the upper
         teeth."""
-        was_inside = self.was_inside > 0.5
-        if was_inside.sum() < JAW_SPLIT_BANDS:
+        if (self.was_inside > 0.5).sum() < JAW_SPLIT_BANDS:
             return 0.5
-        level = image[was_inside].reshape(int(was_inside.sum()), -1).astype(np.float32).mean(1)
-        band = np.clip((self.was_across[was_inside] * JAW_SPLIT_BANDS).astype(int), 0, JAW_SPLIT_BANDS - 1)
-        count = np.bincount(band, minlength=JAW_SPLIT_BANDS)
-        mean = np.bincount(band, weights=level, minlength=JAW_SPLIT_BANDS) / np.maximum(count, 1)
-        mean[count == 0] = np.inf
-        mean[:JAW_SPLIT_EDGE_BANDS] = mean[JAW_SPLIT_BANDS - JAW_SPLIT_EDGE_BANDS :] = np.inf
-        inner = mean[np.isfinite(mean)]
-        if len(inner) and inner.min() > JAW_GAP_CONTRAST * inner.max():
+        gap, _, _ = self._gap_band(image)
+        if gap is None:
             return float("inf")  # no gap: one row, the upper teeth, which stay with the skull
-        return float((np.argmin(mean) + 0.5) / JAW_SPLIT_BANDS)
+        return float((gap + 0.5) / JAW_SPLIT_BANDS)
+
+    def seen_inside(self, image: np.ndarray) -> np.ndarray | None:
+        """The colour (``(C,)``) of the mouth's inside as the photo showed it before the warp, over the ROI of
+        ``image``: the darker half of the gap between its rows of teeth (:meth:`jaw_split`); ``None`` where it
+        showed none."""
+        if (self.was_inside > 0.5).sum() < JAW_SPLIT_BANDS:
+            return None
+        gap, band, pixels = self._gap_band(image)
+        if gap is None or gap < JAW_SPLIT_EDGE_BANDS:
+            return None
+        gap_pixels = pixels[band == gap]
+        level = gap_pixels.mean(1)
+        return gap_pixels[level <= np.median(level)].mean(0)  # its darker half: the band also crosses teeth
 
     def teeth_halves(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The soft upper and lower part of the inside before the warp (what each jaw's teeth showed), over the ROI
@@ -233,7 +259,14 @@ class MouthInside:
         # moved) in one that does not.
         if self.opens:
             depth = self.depth[:, :, None] if image.ndim == 3 else self.depth
-            colour = self.shade(image) if image.ndim == 3 else self.shade(image)[:, :, 0]
+            colour = self.shade(image)
+            seen = self.seen_inside(image[y0:y1, x0:x1])
+            if seen is not None:
+                # No darker than the inside the photo already showed, as far as it showed it: shaded deeper, the
+                # gap a laugh's jaw opens under its upper teeth was a black band in the photo's own dark red mouth
+                # (toward fearful); a mouth opened far beyond it darkens toward its back as before.
+                colour = colour + self.shown * (np.maximum(colour, seen) - colour)
+            colour = colour if image.ndim == 3 else colour[:, :, 0]
             colour = colour * (1.0 + self.grain(image, roi))
             behind = depth * colour + (1.0 - depth) * warped
         else:
@@ -422,4 +455,5 @@ def mouth_inside(
         opens=after - before >= MIN_LIP_PARTING,
         across=(below_upper / np.maximum(height, 1e-9)).astype(np.float32),
         hollow=(from_lips / max(float(from_lips.max()), 1.0)).astype(np.float32),
+        shown=min(before / max(after, 1e-9), 1.0),
     )
