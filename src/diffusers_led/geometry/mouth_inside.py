@@ -84,6 +84,25 @@ MESH_UPPER_INNER_LIP = MESH_LIPS[1][1:-1]
 MESH_LOWER_INNER_LIP = MESH_LIPS[2][1:-1]
 
 
+def _split_at(gap_band: tuple[int | None, np.ndarray, np.ndarray] | None) -> float:
+    """:meth:`MouthInside.jaw_split` from :meth:`MouthInside._gap_band`'s answer."""
+    if gap_band is None:
+        return 0.5
+    if gap_band[0] is None:
+        return float("inf")  # no gap: one row, the upper teeth, which stay with the skull
+    return float((gap_band[0] + 0.5) / JAW_SPLIT_BANDS)
+
+
+def _seen_at(gap_band: tuple[int | None, np.ndarray, np.ndarray] | None) -> np.ndarray | None:
+    """:meth:`MouthInside.seen_inside` from :meth:`MouthInside._gap_band`'s answer."""
+    if gap_band is None or gap_band[0] is None or gap_band[0] < JAW_SPLIT_EDGE_BANDS:
+        return None
+    gap, band, pixels = gap_band
+    gap_pixels = pixels[band == gap]
+    level = gap_pixels.mean(1)
+    return gap_pixels[level <= np.median(level)].mean(0)  # its darker half: the band also crosses teeth
+
+
 @dataclass
 class MouthInside:
     """How the warp fills the inside of the lips, as in a real mouth: the upper teeth are fixed to the skull and stay
@@ -161,7 +180,6 @@ class MouthInside:
         x0, y0, x1, y1 = roi
         lx, ly, lw, lh = cv2.boundingRect(np.round(self.lips).astype(np.int32))
         margin = max(lh, 3)  # the skin around the lips: a thin lip is mostly edges
-        height, width = image.shape[:2]
         window = image[max(ly - margin, 0) : ly + lh + margin, max(lx - margin, 0) : lx + lw + margin]
         shape = (y1 - y0, x1 - x0) + image.shape[2:]
         if window.size == 0:
@@ -175,12 +193,14 @@ class MouthInside:
         drawn = samples[((xs * np.uint64(73856093)) ^ (ys * np.uint64(19349663))) % np.uint64(len(samples))]
         return np.clip(drawn, -limit, limit).astype(np.float32)
 
-    def _gap_band(self, image: np.ndarray) -> tuple[int | None, np.ndarray, np.ndarray]:
+    def _gap_band(self, image: np.ndarray) -> tuple[int | None, np.ndarray, np.ndarray] | None:
         """The darkest band of the inside before the warp away from the lips (:data:`JAW_SPLIT_BANDS` across it),
         or ``None`` where none is dark enough for a gap between two rows of teeth (:data:`JAW_GAP_CONTRAST`) (the
         first band where all lie next to the lips), with each inside pixel's band and colour (``(N, C)``), over the
-        ROI of ``image``."""
+        ROI of ``image``; ``None`` for all of it where the inside has fewer pixels than bands."""
         was_inside = self.was_inside > 0.5
+        if was_inside.sum() < JAW_SPLIT_BANDS:
+            return None
         pixels = image[was_inside].reshape(int(was_inside.sum()), -1).astype(np.float32)
         band = np.clip((self.was_across[was_inside] * JAW_SPLIT_BANDS).astype(int), 0, JAW_SPLIT_BANDS - 1)
         count = np.bincount(band, minlength=JAW_SPLIT_BANDS)
@@ -198,30 +218,21 @@ class MouthInside:
         shadow below a laugh's upper teeth over the lower lip), not its middle, which cut a laugh's upper teeth in
         two; infinity where no band is dark enough for a gap (:data:`JAW_GAP_CONTRAST`): all of it is the upper
         teeth."""
-        if (self.was_inside > 0.5).sum() < JAW_SPLIT_BANDS:
-            return 0.5
-        gap, _, _ = self._gap_band(image)
-        if gap is None:
-            return float("inf")  # no gap: one row, the upper teeth, which stay with the skull
-        return float((gap + 0.5) / JAW_SPLIT_BANDS)
+        return _split_at(self._gap_band(image))
 
     def seen_inside(self, image: np.ndarray) -> np.ndarray | None:
         """The colour (``(C,)``) of the mouth's inside as the photo showed it before the warp, over the ROI of
         ``image``: the darker half of the gap between its rows of teeth (:meth:`jaw_split`); ``None`` where it
         showed none."""
-        if (self.was_inside > 0.5).sum() < JAW_SPLIT_BANDS:
-            return None
-        gap, band, pixels = self._gap_band(image)
-        if gap is None or gap < JAW_SPLIT_EDGE_BANDS:
-            return None
-        gap_pixels = pixels[band == gap]
-        level = gap_pixels.mean(1)
-        return gap_pixels[level <= np.median(level)].mean(0)  # its darker half: the band also crosses teeth
+        return _seen_at(self._gap_band(image))
 
     def teeth_halves(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The soft upper and lower part of the inside before the warp (what each jaw's teeth showed), over the ROI
         of ``image`` (the ROI's pixels)."""
-        split = self.jaw_split(image)
+        return self._halves_at(self.jaw_split(image))
+
+    def _halves_at(self, split: float) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`teeth_halves` for the jaw split ``split``."""
         # At least a pixel or so wide: on a small face's few-pixel opening a sharper edge, moved with the jaw, left
         # a row of dark dots between the teeth along a tilted mouth.
         feather = np.maximum(JAW_SPLIT_FEATHER, JAW_SPLIT_LEAST_PX / np.maximum(self.was_height, 1e-3))
@@ -245,7 +256,9 @@ class MouthInside:
         size = (x1 - x0, y1 - y0)
         dx, dy = (float(v) for v in self.jaw_shift)
         upper_teeth = image[y0:y1, x0:x1].astype(np.float32)
-        upper, lower = self.teeth_halves(image[y0:y1, x0:x1])
+        # The gap between the rows of teeth, found once for where the jaw splits and what inside the photo showed.
+        gap_band = self._gap_band(image[y0:y1, x0:x1])
+        upper, lower = self._halves_at(_split_at(gap_band))
         # An output pixel q takes the lower jaw's content (and its mask) from q - jaw_shift.
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         jaw = np.float32([[1, 0, x0 - dx], [0, 1, y0 - dy]])
@@ -260,7 +273,7 @@ class MouthInside:
         if self.opens:
             depth = self.depth[:, :, None] if image.ndim == 3 else self.depth
             colour = self.shade(image)
-            seen = self.seen_inside(image[y0:y1, x0:x1])
+            seen = _seen_at(gap_band)
             if seen is not None:
                 # No darker than the inside the photo already showed, as far as it showed it: shaded deeper, the
                 # gap a laugh's jaw opens under its upper teeth was a black band in the photo's own dark red mouth
