@@ -53,6 +53,18 @@ def test_the_example_smile_read_by_its_blendshapes_is_undone_toward_neutral(ship
     assert smile[0] > 0.8 and smile[1] < 0.3, smile  # a broad smile in, no smile out (MediaPipe's own reading)
 
 
+def test_the_example_toward_contempt_reads_one_sided_by_its_blendshapes(shipped, example_image):
+    from diffusers_led.evaluation.blendshapes import intended_rise, shared_judge
+
+    judge = shared_judge()
+    output = shipped(example_image, target="contempt", generator=torch.Generator().manual_seed(0))
+    box = output.faces[0][0].face.box
+    before, after = judge.read(np.asarray(example_image), box), judge.read(np.asarray(output.images[0]), box)
+    # The difference between the two sides' smile and dimple (MediaPipe's reading of the output) grows: a smirk on
+    # one side, not a smile taken away on both (+0.17 with the half smile the prototype had before; +0.33 now).
+    assert intended_rise(before, after, "contempt") > 0.25
+
+
 def test_the_example_laugh_closes_toward_neutral_with_no_dark_gaps_at_its_corners(shipped, example_image):
     import cv2
 

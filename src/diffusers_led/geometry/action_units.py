@@ -255,7 +255,9 @@ for _pattern in ACTION_UNITS.values():
 #: mouth and the colour photos a toothy one, and none of 11 prototypes made from that moved both, so fear stays the
 #: weakest target: tune top-1 1/9, CK+ calibration 2/60); disgust
 #: lowers the brows beside a nose wrinkle of 0.8 (at 1.5 a calibration person was no longer themselves, distance
-#: 0.66) and parts the lips as FACS 10+25 does (a laugh's raised upper lip stays over its own teeth). Every step, its
+#: 0.66) and parts the lips as FACS 10+25 does (a laugh's raised upper lip stays over its own teeth); contempt pulls
+#: one corner as far as a full smile does (at half, MediaPipe read its output as two-sided or no smile on 5 of 11 tune
+#: faces). Every step, its
 #: numbers and the command that measured them: docs/geometry.md, "The expressions".
 EXPRESSION_PROTOTYPES: dict[str, dict[str, float]] = {
     "happy": {"AU6": 1.3, "AU12": 1.4},
@@ -264,7 +266,7 @@ EXPRESSION_PROTOTYPES: dict[str, dict[str, float]] = {
     "fearful": {"AU1": 1.3, "AU2": 0.5, "AU4": 1.0, "AU5": 1.5, "AU15": 0.5, "AU16": 1.0, "AU20": 1.5, "AU25": 0.6},
     "angry": {"AU4": 1.5, "AU7": 1.5, "AU9": 0.5, "AU15": 0.3, "AU17": 0.8, "AU23": 1.5},
     "disgusted": {"AU4": 1.1, "AU6": 1.0, "AU7": 0.6, "AU9": 0.8, "AU10": 0.8, "AU15": 0.3, "AU25": 0.3},
-    "contemptuous": {"R12": 0.5, "R14": 1.0},
+    "contemptuous": {"R12": 1.0, "R14": 1.0},
     "neutral": {},
 }
 
