@@ -15,6 +15,7 @@ from diffusers_led.geometry.action_units import (
     ACTION_UNITS,
     EXPRESSION_PROTOTYPES,
     MIRROR,
+    RELAXATION,
     RIGHT_HALF,
     SOURCES,
     estimate_action_units,
@@ -151,18 +152,50 @@ def test_readings_that_neutral_faces_reach_are_not_undone():
     low_brows = {"AU4": variation["AU4"] - 0.05}  # a person's low brows: as far as neutral faces read
     assert expression_action_units("neutral", 1.0, low_brows) == {}
     assert expression_action_units("happy", 1.0, low_brows) == expression_action_units("happy", 1.0, {})
-    frown = {"AU4": variation["AU4"] + 0.1}  # beyond what neutral faces show: an expression, undone
-    assert expression_action_units("neutral", 0.5, frown) == {"AU4": pytest.approx(-0.5 * frown["AU4"])}
+    frown = {"AU4": variation["AU4"] + 0.1}  # beyond what neutral faces show: an expression, undone (and relaxed)
+    assert expression_action_units("neutral", 0.5, frown) == {
+        "AU4": pytest.approx(-0.5 * frown["AU4"] - 0.5 * RELAXATION["neutral"]["AU4"]),
+        "AU7": pytest.approx(-0.5 * RELAXATION["neutral"]["AU7"]),
+    }
     # A part of the face beyond neutral is undone whole: a raised brow loses its inner and its outer half.
     raised = {"AU1": variation["AU1"] - 0.1, "AU2": variation["AU2"] + 0.3, "AU12": variation["AU12"] - 0.1}
     assert expression_action_units("neutral", 1.0, raised) == {
         "AU1": pytest.approx(-raised["AU1"]),
         "AU2": pytest.approx(-raised["AU2"]),
+        **{name: pytest.approx(-amount) for name, amount in RELAXATION["neutral"].items()},
     }
     # The target's own units still count whatever their size: a slight smile is not smiled at twice.
     slight_smile = {"AU12": 0.3}
     happy = expression_action_units("happy", 1.0, slight_smile)
     assert happy["AU12"] == pytest.approx(EXPRESSION_PROTOTYPES["happy"]["AU12"] - 0.3)
+
+
+def test_neutral_relaxes_an_expressive_face_past_its_rest_and_leaves_a_calm_one():
+    # A face whose own rest still reads expressive (a smile undone kept lowered brows and tight lids) is relaxed a
+    # little past it toward neutral: the brows unknit and the lids loosen, in proportion to what was undone.
+    relax = RELAXATION["neutral"]
+    assert relax["AU4"] > 0 and relax["AU7"] > 0
+    smile = {"AU6": 0.4, "AU12": 0.9}
+    change = expression_action_units("neutral", 1.0, smile, from_blendshapes=True)
+    assert change["AU12"] == pytest.approx(-0.9) and change["AU6"] == pytest.approx(-0.4)
+    assert change["AU4"] == pytest.approx(-0.9 * relax["AU4"]) and change["AU7"] == pytest.approx(-0.9 * relax["AU7"])
+    half = expression_action_units("neutral", 0.5, smile, from_blendshapes=True)
+    assert half["AU4"] == pytest.approx(0.5 * change["AU4"])
+    # At most the unit's range, without the warning meant for units the caller added.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        frown = expression_action_units("neutral", 1.0, {"AU4": 1.4}, from_blendshapes=True)
+    assert frown["AU4"] == pytest.approx(-1.5)
+    # The brows unknit: the inner brows rise and part.
+    brows = landmark_displacements({"AU4": change["AU4"]})
+    assert brows[21, 1] < 0 and brows[21, 0] < 0 < brows[22, 0]
+    # A calm face, and every other target, gets none of it.
+    assert expression_action_units("neutral", 1.0, {}) == {}
+    assert "AU7" not in expression_action_units("sad", 1.0, smile, from_blendshapes=True)
+    assert expression_action_units("happy", 1.0, {"AU4": 0.9}, from_blendshapes=True) == {
+        **{name: pytest.approx(value) for name, value in EXPRESSION_PROTOTYPES["happy"].items()},
+        "AU4": pytest.approx(-0.9),
+    }
 
 
 def test_landmark_displacements_add_up():

@@ -36,6 +36,7 @@ __all__ = [
     "EXPRESSION_PROTOTYPES",
     "MIRROR",
     "PARTIAL_UNDO",
+    "RELAXATION",
     "SOURCES",
     "align_shape",
     "estimate_action_units",
@@ -279,6 +280,12 @@ EXPRESSION_PROTOTYPES: dict[str, dict[str, float]] = {
 #: 0.630 -> 0.609) at a cost: 4 laughing peaks still read happy, top-1 46/54 -> 41/54 (three quarters of the undo:
 #: 57/60 kept, 42/54; keeping the corners' full drop and half their narrowing: 57/60, 41/54).
 PARTIAL_UNDO: dict[str, dict[str, float]] = {"surprised": {"AU12": 0.5}}
+#: Units a target relaxes a face past its own rest, per unit of the largest expression it undoes (at most 1): toward
+#: neutral, the brows unknit (AU4 undone) and the lids loosen (AU7 undone). A face's own rest is not what a person
+#: calls neutral when it still reads expressive: a smile undone to its landmarks' rest kept its lowered brows and
+#: tight lids, and read happy or sad (tune split: 1 of 10 expressive faces read neutral; with this 3 of 10, every
+#: person kept; docs/geometry.md, "Toward neutral"). A face that shows no expression is left as it is.
+RELAXATION: dict[str, dict[str, float]] = {"neutral": {"AU4": 0.5, "AU7": 0.5}}
 #: Units estimated on a face to find its own expression (bilateral ones: one-sided estimates are too noisy).
 ESTIMATED_UNITS = ("AU1", "AU2", "AU4", "AU6", "AU12", "AU15", "AU26")
 #: Units of one part of the face, read together: when one of them is beyond what neutral faces show
@@ -422,7 +429,8 @@ def expression_action_units(
 ) -> dict[str, float]:
     """The action-unit change that moves a face toward ``target`` at ``strength``: the prototype's units scaled by
     ``strength`` minus what the face already shows of them (``current``, from :func:`estimate_action_units`), and
-    the face's own units that the target does not have undone by ``strength`` (times :data:`PARTIAL_UNDO`); then
+    the face's own units that the target does not have undone by ``strength`` (times :data:`PARTIAL_UNDO`), and the
+    target's :data:`RELAXATION` by ``strength`` times the largest of those (at most 1); then
     ``extra`` units on top, each sum clipped (with a warning) to [-1.5, 1.5], the range a unit's pattern was
     measured over.
 
@@ -445,9 +453,14 @@ def expression_action_units(
         own = current.get(name, 0.0)
         change[name] = strength * max(intensity - own, 0.0)
     undo = PARTIAL_UNDO.get(canonical_expression(target), {})
-    for name, own in current.items():
-        if name not in prototype and name in expressive:
-            change[name] = change.get(name, 0.0) - strength * own * undo.get(name, 1.0)
+    undone = {name: own for name, own in current.items() if name not in prototype and name in expressive}
+    for name, own in undone.items():
+        change[name] = change.get(name, 0.0) - strength * own * undo.get(name, 1.0)
+    # Relaxed in proportion to how much expression was undone, within the units' range (no clipping warning: the
+    # caller asked for none of it).
+    shown = min(max(undone.values(), default=0.0), 1.0)
+    for name, amount in RELAXATION.get(canonical_expression(target), {}).items():
+        change[name] = max(change.get(name, 0.0) - strength * amount * shown, -MAX_INTENSITY)
     for name, value in parse_action_units(extra).items():
         change[name] = change.get(name, 0.0) + value
     clipped = {name: value for name, value in change.items() if abs(value) > MAX_INTENSITY}
