@@ -5,7 +5,8 @@ optionally, on neutral CK+ frames of the calibration people), as the geometry mo
     python scripts/search_prototypes.py --target fearful --candidates candidates.json \
         --data data/real_photos/tune --ckplus data/ckplus_sample --out runs/fearful.csv
 
-``candidates.json`` maps a name to a prototype, e.g. ``{"today": {"AU1": 1.3, "AU5": 1.5, "AU20": 1.5}}``. Each
+``candidates.json`` maps a name to a prototype, e.g. ``{"today": {"AU1": 1.3, "AU5": 1.5, "AU20": 1.5}}``; negative
+intensities are the target's ``RELAXATION`` (``{"relaxed": {"AU4": -0.5, "AU7": -0.5}}`` for neutral). Each
 candidate stands in for the target's entry of ``EXPRESSION_PROTOTYPES`` while every face is edited toward the target
 at strength 1 (the face's own expression is undone as in the shipped pipeline), and is scored by the three
 instruments of ``led-evaluate``: the expression judge (mean p(target), and top-1 on faces it did not already call
@@ -36,7 +37,7 @@ from diffusers_led.evaluation.blendshapes import intended_rise, shared_judge
 from diffusers_led.evaluation.judges import EXPRESSION_JUDGE_CLASSES, ExpressionJudge, IdentityJudge
 from diffusers_led.evaluation.real_photos import FINAL_SPLIT, final_split_photos
 from diffusers_led.faces.regions import FaceRegions
-from diffusers_led.geometry.action_units import EXPRESSION_PROTOTYPES, parse_action_units
+from diffusers_led.geometry.action_units import EXPRESSION_PROTOTYPES, RELAXATION, parse_action_units
 from diffusers_led.image_processor import prepare_image
 from diffusers_led.labels import canonical_expression
 from diffusers_led.serialization import write_text_atomically
@@ -71,13 +72,20 @@ class Face:
 
 @contextlib.contextmanager
 def prototype(target: str, units: dict[str, float]) -> Iterator[None]:
-    """``units`` as ``target``'s prototype for the duration of the block."""
-    shipped = EXPRESSION_PROTOTYPES[target]
-    EXPRESSION_PROTOTYPES[target] = units
+    """``units`` as ``target``'s prototype for the duration of the block: the positive ones as its
+    ``EXPRESSION_PROTOTYPES`` entry, the negative ones as its ``RELAXATION`` (how far it relaxes an expressive face
+    past its own rest; a prototype's own units only add what a face lacks, so a negative one would do nothing)."""
+    shipped, relaxed = EXPRESSION_PROTOTYPES[target], RELAXATION.get(target)
+    EXPRESSION_PROTOTYPES[target] = {name: value for name, value in units.items() if value > 0}
+    RELAXATION[target] = {name: -value for name, value in units.items() if value < 0}
     try:
         yield
     finally:
         EXPRESSION_PROTOTYPES[target] = shipped
+        if relaxed is None:
+            del RELAXATION[target]
+        else:
+            RELAXATION[target] = relaxed
 
 
 def ckplus_neutral_frames(folder: Path, people: set[str]) -> list[Path]:

@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import search_prototypes  # noqa: E402
 
-from diffusers_led.geometry.action_units import EXPRESSION_PROTOTYPES  # noqa: E402
+from diffusers_led.geometry.action_units import EXPRESSION_PROTOTYPES, RELAXATION, expression_action_units  # noqa: E402
 
 
 @pytest.fixture
@@ -61,4 +61,14 @@ def test_a_candidate_stands_in_for_the_prototype_only_inside_the_block():
     assert EXPRESSION_PROTOTYPES["fearful"] == shipped
     with pytest.raises(RuntimeError), search_prototypes.prototype("fearful", {"AU5": 1.0}):
         raise RuntimeError("a failed edit")
-    assert EXPRESSION_PROTOTYPES["fearful"] == shipped
+    assert EXPRESSION_PROTOTYPES["fearful"] == shipped and "fearful" not in RELAXATION
+    # Negative units are how far the target relaxes an expressive face past its rest (neutral's RELAXATION).
+    relaxed = dict(RELAXATION["neutral"])
+    with search_prototypes.prototype("neutral", {"AU4": -0.3, "AU7": -0.2}):
+        assert EXPRESSION_PROTOTYPES["neutral"] == {} and RELAXATION["neutral"] == {"AU4": 0.3, "AU7": 0.2}
+        assert expression_action_units("neutral", 1.0, {"AU12": 1.0}) == {
+            "AU12": -1.0,
+            "AU4": pytest.approx(-0.3),
+            "AU7": pytest.approx(-0.2),
+        }
+    assert RELAXATION["neutral"] == relaxed
