@@ -5,8 +5,9 @@ import cv2
 import numpy as np
 import pytest
 
+from diffusers_led.geometry.action_units import expression_action_units
 from diffusers_led.geometry.eyes import EYES, open_eyes, shows_white
-from diffusers_led.geometry.warper import lid_moves, unopened_eyes, unshaded_eyes
+from diffusers_led.geometry.warper import lid_moves, units_beside_opened_lids, unopened_eyes, unshaded_eyes
 
 SKIN = (200, 160, 130)
 SCLERA = (225, 215, 205)
@@ -142,6 +143,18 @@ def test_lids_move_for_wide_eyes_and_reopen_squeezed_ones():
     # An upper-lid raiser asked for alone stays with the 68-point warp.
     assert lid_moves({"AU5": 1.0}) == (0.0, 0.0)
     assert lid_moves({"AU5": 1.0}, closing=1.0) == (1.0, 0.0)
+
+
+def test_lids_opened_at_the_margin_are_not_opened_again_by_the_68_point_warp():
+    # Toward neutral, a laugh's squeeze is undone at the margins and the face relaxed past rest (AU7 undone): the
+    # 68-point warp must not drop the lower lids a second time, nor raise the upper lids the margins raised.
+    toward_neutral = expression_action_units("neutral", 1.0, {"AU6": 1.5, "AU12": 1.0}, from_blendshapes=True)
+    assert toward_neutral["AU7"] < 0 and lid_moves(toward_neutral) == (0.0, 1.5)
+    kept = units_beside_opened_lids(toward_neutral)
+    assert "AU7" not in kept and kept == {k: v for k, v in toward_neutral.items() if k != "AU7"}
+    assert units_beside_opened_lids({"AU1": 1.3, "AU5": 1.5, "AU6": -0.4}) == {"AU1": 1.3, "AU6": -0.4}
+    # Units that close the lids, or undo a raise, still go to the warp.
+    assert units_beside_opened_lids({"AU5": -0.5, "AU7": 1.5}) == {"AU5": -0.5, "AU7": 1.5}
 
 
 def test_an_eye_shows_white_by_the_test_that_opens_it():

@@ -26,7 +26,14 @@ from .mouth_closing import close_lips, closes_mouth, inner_lips_on_mesh, jaw_clo
 from .mouth_inside import MESH_OPEN_MOUTH, inner_lips, lip_parting
 from .warp import action_unit_warp, inner_mouth_mask, mouth_opening, slit_eyes
 
-__all__ = ["FOLD_WARNING", "ExpressionWarper", "lid_moves", "unopened_eyes", "unshaded_eyes"]
+__all__ = [
+    "FOLD_WARNING",
+    "ExpressionWarper",
+    "lid_moves",
+    "units_beside_opened_lids",
+    "unopened_eyes",
+    "unshaded_eyes",
+]
 
 #: Below this share of an edit's movement (FaceWarp.kept), the pipeline says that a face could not be edited fully.
 FOLD_WARNING = 0.5
@@ -99,7 +106,7 @@ class ExpressionWarper:
                 # Over every eye the mesh sees without white (a downcast one too), the brow stretches the lid skin
                 # no more than over a slit, and the lid raiser's shading is left off: both drew a dark streaky band.
                 slits, unopened = unopened_eyes(out, shape, face.mesh, face.blendshapes) if eyes is None else ((), ())
-                warped_units = {k: v for k, v in change.items() if k != "AU5" or v < 0} if eyes else change
+                warped_units = units_beside_opened_lids(change) if eyes else change
                 warp = (
                     action_unit_warp(
                         shape,
@@ -184,6 +191,18 @@ def lid_moves(change: dict[str, float], closing: float = 0.0) -> tuple[float, fl
     widen = max(change.get("AU5", 0.0), 0.0) if len(change) > 1 or closing else 0.0
     reopen = max(-change.get("AU6", 0.0), 0.0) if change.get("AU7", 0.0) <= 0 else 0.0
     return widen, SQUINT_REOPENING * reopen
+
+
+def units_beside_opened_lids(change: dict[str, float]) -> dict[str, float]:
+    """The units of ``change`` that the 68-point warp performs when the dense mesh's lids were opened at their
+    margins (:func:`~.eyes.open_eyes`): not the upper lid raiser (AU5), which the margins did, nor lids loosened past
+    rest (AU7 undone, neutral's :data:`~.action_units.RELAXATION`), which over an eye already reopened from below
+    dropped the lower lids twice (a CK+ calibration person's laugh toward neutral stared, its whites ringed)."""
+    return {
+        name: value
+        for name, value in change.items()
+        if not (name == "AU5" and value > 0 or name == "AU7" and value < 0)
+    }
 
 
 def unopened_eyes(
