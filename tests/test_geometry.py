@@ -16,6 +16,7 @@ from diffusers_led.geometry.action_units import (
     EXPRESSION_PROTOTYPES,
     MIRROR,
     RELAXATION,
+    RELEASED_WITH,
     RIGHT_HALF,
     SOURCES,
     estimate_action_units,
@@ -142,6 +143,28 @@ def test_a_dropped_jaw_undoes_half_a_smile():
     corner = landmark_displacements(surprised)[48]
     full_undo = landmark_displacements({**surprised, "AU12": -0.9})[48]
     assert np.linalg.norm(corner) < 0.9 * np.linalg.norm(full_undo)
+
+
+def test_a_laugh_toward_surprised_lets_its_upper_lip_down_over_the_upper_teeth():
+    # A laugh raises the upper lip over the upper teeth (AU10), which the corner puller's pattern barely moves: the
+    # surprise edit of a smile kept a tall row of teeth at the top of the opening. Undoing the smile lets it down.
+    own = {"AU6": 1.0, "AU12": 0.9}
+    surprised = expression_action_units("surprised", 1.0, own, from_blendshapes=True)
+    assert surprised["AU10"] == pytest.approx(-0.9 * RELEASED_WITH["surprised"]["AU12"][1])
+    assert expression_action_units("surprised", 0.5, own, from_blendshapes=True)["AU10"] == pytest.approx(
+        0.5 * surprised["AU10"]
+    )
+    upper_lip = landmark_displacements(surprised)[[51, 62], 1]
+    kept_raised = landmark_displacements({k: v for k, v in surprised.items() if k != "AU10"})[[51, 62], 1]
+    assert (upper_lip > kept_raised + 0.04).all(), (upper_lip, kept_raised)
+    # Without a smile nothing is let down, a smile as wide as a unit goes stays within the range (no clipping
+    # warning), and no other target's undo changes.
+    assert "AU10" not in expression_action_units("surprised", 1.0, {"AU6": 1.0}, from_blendshapes=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert expression_action_units("surprised", 1.0, {"AU12": 1.5}, from_blendshapes=True)["AU10"] == -1.5
+    for target in ("neutral", "sad", "happy", "fearful"):
+        assert "AU10" not in expression_action_units(target, 1.0, own, from_blendshapes=True)
 
 
 def test_readings_that_neutral_faces_reach_are_not_undone():

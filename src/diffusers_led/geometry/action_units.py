@@ -37,6 +37,7 @@ __all__ = [
     "MIRROR",
     "PARTIAL_UNDO",
     "RELAXATION",
+    "RELEASED_WITH",
     "SOURCES",
     "align_shape",
     "estimate_action_units",
@@ -287,6 +288,10 @@ PARTIAL_UNDO: dict[str, dict[str, float]] = {"surprised": {"AU12": 0.5}}
 #: person kept; docs/geometry.md, "Toward neutral"). The brows stop at 0.4: at 0.5 a third tune face read neutral
 #: but a CK+ calibration laugh came to 0.598 of dlib's 0.6. A face that shows no expression is left as it is.
 RELAXATION: dict[str, dict[str, float]] = {"neutral": {"AU4": 0.4, "AU7": 0.5}}
+#: Where undoing one of the face's own units toward a target also lets down another that goes with it, per unit of
+#: the face's own reading: a laugh raises the upper lip over the upper teeth (AU10 with AU12), which the lip corner
+#: puller's pattern barely moves, and toward a dropped jaw the relaxed upper lip comes down over them.
+RELEASED_WITH: dict[str, dict[str, tuple[str, float]]] = {"surprised": {"AU12": ("AU10", 1.3)}}
 #: Units estimated on a face to find its own expression (bilateral ones: one-sided estimates are too noisy).
 ESTIMATED_UNITS = ("AU1", "AU2", "AU4", "AU6", "AU12", "AU15", "AU26")
 #: Units of one part of the face, read together: when one of them is beyond what neutral faces show
@@ -455,8 +460,12 @@ def expression_action_units(
         change[name] = strength * max(intensity - own, 0.0)
     undo = PARTIAL_UNDO.get(canonical_expression(target), {})
     undone = {name: own for name, own in current.items() if name not in prototype and name in expressive}
+    released_with = RELEASED_WITH.get(canonical_expression(target), {})
     for name, own in undone.items():
         change[name] = change.get(name, 0.0) - strength * own * undo.get(name, 1.0)
+        released, share = released_with.get(name, ("", 0.0))
+        if released and released not in prototype:
+            change[released] = change.get(released, 0.0) - strength * min(own * share, MAX_INTENSITY)
     # Relaxed in proportion to how much expression was undone, within the units' range (no clipping warning: the
     # caller asked for none of it).
     shown = min(max(undone.values(), default=0.0), 1.0)
