@@ -11,6 +11,7 @@ toward ``--target`` and toward ``--compare`` (strength 1, the shipped pipeline).
 edit's judge input gets that region from the unedited face (``undone``: does the region carry the expression?) and
 from the compare edit (``from <compare>``: would that edit's region serve the target better?). Printed per set of
 faces: mean p(target) of each input, and on how many faces it is above / below the edit's by more than 0.005.
+With ``--per-face``, each face's p(target) too (which region a missed face lacks).
 
 The final test split and the held-out CK+ people are refused. Nothing is written.
 """
@@ -42,6 +43,16 @@ def summary(p_edit: np.ndarray, p_probe: np.ndarray) -> str:
     return f"{p_probe.mean():.3f} (up {up:2d}, down {down:2d})"
 
 
+def face_table(names: list[str], p_edit: np.ndarray, columns: dict[str, np.ndarray]) -> list[str]:
+    """One line per face (``--per-face``): its name, the edit's p(target), then each column's p for that face."""
+    header = f"    {'face':22s} {'edit':>6s} " + " ".join(f"{name[:12]:>12s}" for name in columns)
+    rows = [
+        f"    {name[:22]:22s} {p_edit[i]:6.3f} " + " ".join(f"{values[i]:12.3f}" for values in columns.values())
+        for i, name in enumerate(names)
+    ]
+    return [header, *rows]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", required=True, help="The edit's expression (a class of the judge).")
@@ -50,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ckplus", default=None, help="The CK+ sample folder (labels.csv), for its neutral frames.")
     parser.add_argument("--ckplus-people", default=",".join(CALIBRATION_PEOPLE), help="Calibration people to use.")
     parser.add_argument("--model", default=None, help="Model folder or Hub id (default: the bundled model).")
+    parser.add_argument("--per-face", action="store_true", help="Also print each face's p per region and swap.")
     args = parser.parse_args(argv)
 
     target, compare = canonical_expression(args.target), canonical_expression(args.compare)
@@ -92,11 +104,18 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         print(f"  {'region':22s} {'undone':24s} from {compare}")
+        undone, swapped = {}, {}
         for region in REGIONS:
             masks = np.stack([region_mask(shape, region, FER_INPUT_SIZE) for shape in shapes])
-            p_undone = judge.predict_inputs(with_region(edited, unedited, masks))[:, label]
-            p_swapped = judge.predict_inputs(with_region(edited, compared, masks))[:, label]
-            print(f"  {region:22s} {summary(p_edit, p_undone):24s} {summary(p_edit, p_swapped)}", flush=True)
+            undone[region] = judge.predict_inputs(with_region(edited, unedited, masks))[:, label]
+            swapped[region] = judge.predict_inputs(with_region(edited, compared, masks))[:, label]
+            moved = f"{summary(p_edit, undone[region]):24s} {summary(p_edit, swapped[region])}"
+            print(f"  {region:22s} {moved}", flush=True)
+        if args.per_face:
+            names = [face.name for face in faces]
+            for kind, columns in (("undone", undone), (f"from {compare}", swapped)):
+                print(f"  each face, region {kind}:")
+                print("\n".join(face_table(names, p_edit, columns)), flush=True)
     return 0
 
 

@@ -44,3 +44,14 @@ def test_a_region_replaces_the_input_where_its_mask_is_and_nowhere_else():
     assert np.array_equal(out[inside], unedited[inside])
     assert np.array_equal(out[outside], edited[outside])
     assert np.allclose(out[:, 29, 10:38], 0.5 * (edited[:, 29, 10:38] + unedited[:, 29, 10:38]))
+
+
+def test_the_per_face_table_has_a_line_per_face_with_its_own_values():
+    lines = probe.face_table(
+        ["t1.jpg#3", "biden.jpg#0"],
+        np.array([0.21, 0.15]),
+        {"brows": np.array([0.14, 0.02]), "mouth": np.array([0.01, 0.5])},
+    )
+    assert len(lines) == 3 and "brows" in lines[0] and "mouth" in lines[0]
+    assert lines[1].split() == ["t1.jpg#3", "0.210", "0.140", "0.010"]
+    assert lines[2].split() == ["biden.jpg#0", "0.150", "0.020", "0.500"]
