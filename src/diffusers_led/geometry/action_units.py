@@ -257,7 +257,8 @@ for _pattern in ACTION_UNITS.values():
 #: mouth and the colour photos a toothy one, and none of 11 prototypes made from that moved both, so fear stays the
 #: weakest target: tune top-1 1/9, CK+ calibration 2/60); disgust
 #: lowers the brows beside a nose wrinkle of 0.8 (at 1.5 a calibration person was no longer themselves, distance
-#: 0.66) and parts the lips as FACS 10+25 does (a laugh's raised upper lip stays over its own teeth); contempt pulls
+#: 0.66) and parts the lips as FACS 10+25 does (a laugh's raised upper lip stays over its own teeth); surprise's jaw
+#: drop stays 0.8 (0.9-1.0 turned one more tune face, but drew every opening toward a rag doll's); contempt pulls
 #: one corner as far as a full smile does (at half, MediaPipe read its output as two-sided or no smile on 5 of 11 tune
 #: faces). Every step, its
 #: numbers and the command that measured them: docs/geometry.md, "The expressions".
