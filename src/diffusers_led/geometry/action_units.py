@@ -291,7 +291,9 @@ PARTIAL_UNDO: dict[str, dict[str, float]] = {"surprised": {"AU12": 0.5}}
 RELAXATION: dict[str, dict[str, float]] = {"neutral": {"AU4": 0.4, "AU7": 0.5}}
 #: Where undoing one of the face's own units toward a target also lets down another that goes with it, per unit of
 #: the face's own reading: a laugh raises the upper lip over the upper teeth (AU10 with AU12), which the lip corner
-#: puller's pattern barely moves, and toward a dropped jaw the relaxed upper lip comes down over them.
+#: puller's pattern barely moves, and toward a dropped jaw the relaxed upper lip comes down over them (a tall row of
+#: upper teeth over the opening read as a laugh: CK+ calibration happy peaks toward surprised 0/7 -> 1/7 read
+#: surprised, tune top-1 8/11 both; at most MAX_INTENSITY; docs/geometry.md, "What a call does", step 3).
 RELEASED_WITH: dict[str, dict[str, tuple[str, float]]] = {"surprised": {"AU12": ("AU10", 1.3)}}
 #: Units estimated on a face to find its own expression (bilateral ones: one-sided estimates are too noisy).
 ESTIMATED_UNITS = ("AU1", "AU2", "AU4", "AU6", "AU12", "AU15", "AU26")
