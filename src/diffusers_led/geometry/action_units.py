@@ -293,8 +293,11 @@ RELAXATION: dict[str, dict[str, float]] = {"neutral": {"AU4": 0.4, "AU7": 0.5}}
 #: the face's own reading: a laugh raises the upper lip over the upper teeth (AU10 with AU12), which the lip corner
 #: puller's pattern barely moves, and toward a dropped jaw the relaxed upper lip comes down over them (a tall row of
 #: upper teeth over the opening read as a laugh: CK+ calibration happy peaks toward surprised 0/7 -> 1/7 read
-#: surprised, tune top-1 8/11 both; at most MAX_INTENSITY; docs/geometry.md, "What a call does", step 3).
-RELEASED_WITH: dict[str, dict[str, tuple[str, float]]] = {"surprised": {"AU12": ("AU10", 1.3)}}
+#: surprised, tune top-1 8/11 both; toward fearful's parted lips tune 0/9 -> 1/9; not toward the targets that close
+#: the mouth, where it cost a tune person; at most MAX_INTENSITY; docs/geometry.md, "What a call does", step 3).
+RELEASED_WITH: dict[str, dict[str, tuple[str, float]]] = {
+    target: {"AU12": ("AU10", 1.3)} for target in ("surprised", "fearful")
+}
 #: Units estimated on a face to find its own expression (bilateral ones: one-sided estimates are too noisy).
 ESTIMATED_UNITS = ("AU1", "AU2", "AU4", "AU6", "AU12", "AU15", "AU26")
 #: Units of one part of the face, read together: when one of them is beyond what neutral faces show
