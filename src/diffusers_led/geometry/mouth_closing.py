@@ -27,9 +27,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MOUTH_OPENING_UNITS",
+    "ShownInside",
     "close_lips",
     "closes_mouth",
     "inner_lips_on_mesh",
+    "inside_shown",
     "jaw_closing_limit",
     "mouth_closing",
 ]
@@ -42,8 +44,6 @@ KEEPS_TEETH = ("happy",)
 INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
 #: A shut mouth's seam still reads as a small gap (inter-ocular distances); the lips close to it, not through it.
 SEAM = 0.02
-#: A gap smaller than this (inter-ocular distances) is already shut.
-OPEN = 0.06
 #: How much of the closing each point makes: the lower lip goes with the jaw, the upper lip comes down a little,
 #: the chin rises with the jaw but less than the lip (the lower lip also rolls up over the teeth).
 LOWER_SHARE = 0.75
@@ -81,6 +81,15 @@ LIP_LINE_FADE = 0.2
 #: than the lip's own middle (0-255 lightness) a pixel there is to count as teeth, not lip.
 TEETH_REACH = 0.05
 TEETH_LIGHTER = 25
+#: What the gap between the inner lips shows (:func:`inside_shown`): teeth are this much lighter than the lips' own
+#: middle (0-255 lightness) and at most this share of their saturation; the dark inside is at most this share of
+#: their lightness, over this many inter-ocular distances down a column (a shut mouth's seam is a thin dark line),
+#: and lips part when the inside shows along this much of the mouth (inter-ocular distances: about a tooth's width).
+SHOWN_TEETH_LIGHTER = 25
+SHOWN_TEETH_SATURATION = 0.8
+SHOWN_DARK = 0.6
+SHOWN_DARK_HEIGHT = 0.06
+SHOWN_WIDTH = 0.1
 CHIN = {7: 0.6, 8: 0.7, 9: 0.6, 6: 0.35, 10: 0.35, 5: 0.15, 11: 0.15}
 
 
@@ -132,15 +141,83 @@ def inner_lips_on_mesh(shape: np.ndarray, mesh: np.ndarray | None) -> np.ndarray
     return read
 
 
+class ShownInside(NamedTuple):
+    """What the gap between a face's inner lips shows in the photo (:func:`inside_shown`)."""
+
+    #: Bool over ``box``: the gap between the inner lips where along the mouth it shows teeth or the dark inside.
+    mask: np.ndarray
+    #: The image box (``x0, y0, x1, y1``, px) ``mask`` covers.
+    box: tuple[int, int, int, int]
+    #: Whether they show along enough of the mouth (:data:`SHOWN_WIDTH`) that closing lips must cover them.
+    opens: bool
+
+
+def inside_shown(image: np.ndarray, shape: np.ndarray, mesh: np.ndarray | None = None) -> ShownInside:
+    """The one gate for closing a mouth: what the gap between the inner lips of a face (``shape``, its 68 points,
+    and its Face Mesh V2 ``mesh`` when there is one) shows in ``image`` (uint8, any channels), read by colour
+    against the lips' own middle: teeth (lighter and less saturated than the lips, :data:`SHOWN_TEETH_LIGHTER`) or
+    the dark inside (:data:`SHOWN_DARK`, taller than a shut mouth's seam), not lip or skin.
+
+    Landmark gaps alone disagreed (dlib's inner points sit on a laugh's teeth or on the lower lip's body, the mesh's
+    under-read a laugh; a woman's laugh parted 3.8 px and a smiling man's 2.2-2.9 px kept a strip of teeth at a
+    corner). Between the mesh's inner lips when there is one: they meet on a shut mouth, where dlib's read a
+    moustache over shut lips as a gap and its light skin at a corner as teeth (breakingbad.jpg)."""
+    shape = np.asarray(shape, dtype=np.float64)
+    iod = inter_ocular(shape)
+    points, contours = (shape, IBUG_LIPS) if mesh is None else (np.asarray(mesh, dtype=np.float64)[:, :2], MESH_LIPS)
+    inner = points[contours[1] + contours[2][::-1]]  # along the upper lip and back
+    outer = points[contours[0] + contours[3][::-1]]
+    height, width = image.shape[:2]
+    x0, y0 = np.clip(np.floor(outer.min(0)).astype(int) - 1, 0, (width, height))
+    x1, y1 = np.clip(np.ceil(outer.max(0)).astype(int) + 2, 0, (width, height))
+    box = (int(x0), int(y0), int(x1), int(y1))
+
+    def polygon(outline: np.ndarray) -> np.ndarray:
+        mask = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+        cv2.fillPoly(mask, [np.round((outline - (x0, y0)) * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+        return mask > 0
+
+    between = polygon(inner)
+    lips = polygon(outer) & ~between
+    if not lips.any() or not between.any():
+        return ShownInside(between, box, False)
+    columns = _columns_showing_inside(image[y0:y1, x0:x1], lips, between, iod)
+    return ShownInside(between & columns[None, :], box, _opens(columns, iod))
+
+
+def _opens(columns: np.ndarray, iod: float) -> bool:
+    """Whether the inside shows along enough of the mouth (``columns``, bool) to close the lips over it."""
+    return bool(columns.sum() >= max(SHOWN_WIDTH * iod, 3.0))
+
+
+def _columns_showing_inside(crop: np.ndarray, lips: np.ndarray, between: np.ndarray, iod: float) -> np.ndarray:
+    """Bool per column of ``crop`` (uint8, any channels): whether the pixels ``between`` the inner lips show teeth
+    or the dark inside there, against the median of the ``lips``' own pixels (:func:`inside_shown`), and the few
+    columns between two that do (a pixel-wise reading would slide the lips by a ragged edge)."""
+    colour = np.ascontiguousarray(crop[..., :3] if crop.ndim == 3 else crop)
+    if colour.ndim == 3:
+        grey = cv2.cvtColor(colour, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        saturation = cv2.cvtColor(colour, cv2.COLOR_RGB2HSV)[..., 1].astype(np.float32)
+    else:  # a grey photo: teeth are told from lips by lightness alone
+        grey, saturation = colour.astype(np.float32), np.zeros(colour.shape, dtype=np.float32)
+    lip_grey, lip_saturation = float(np.median(grey[lips])), float(np.median(saturation[lips]))
+    teeth = (grey > lip_grey + SHOWN_TEETH_LIGHTER) & (saturation <= SHOWN_TEETH_SATURATION * lip_saturation)
+    dark = ((grey < SHOWN_DARK * lip_grey) & between).astype(np.uint8)
+    column = np.ones((max(3, round(SHOWN_DARK_HEIGHT * iod)), 1), dtype=np.uint8)
+    dark = cv2.morphologyEx(dark, cv2.MORPH_OPEN, column) > 0  # a seam's thin line is not an open mouth
+    columns = ((teeth & between) | dark).any(0).astype(np.uint8)[None, :]
+    reach = 2 * max(1, round(SLIDE_SMOOTHING * iod)) + 1
+    return cv2.morphologyEx(columns, cv2.MORPH_CLOSE, np.ones((1, reach), np.uint8))[0] > 0
+
+
 def mouth_closing(aligned: np.ndarray, strength: float = 1.0) -> np.ndarray:
     """The ``(68, 2)`` displacement (px of ``aligned``, the aligned face: y down) that closes the inner lips of
-    ``aligned`` to a seam at ``strength`` (zeros for a mouth already shut)."""
+    ``aligned`` to a seam at ``strength`` (zeros for lips that meet already). Whether a mouth closes at all is
+    :func:`inside_shown`'s to decide, from what its gap shows."""
     aligned = np.asarray(aligned, dtype=np.float64)
     iod = inter_ocular(aligned)
     gaps = _inner_lip_gaps(aligned)
     displacement = np.zeros_like(aligned)
-    if gaps.mean() < OPEN * iod:
-        return displacement
     closing = strength * np.maximum(gaps - SEAM * iod, 0.0)
     for (upper, lower), gap in zip(INNER_LIP_PAIRS, closing):
         displacement[lower, 1] -= LOWER_SHARE * gap
@@ -156,27 +233,33 @@ def mouth_closing(aligned: np.ndarray, strength: float = 1.0) -> np.ndarray:
 
 
 def close_lips(
-    original: np.ndarray, warped: np.ndarray, warp: FaceWarp, shape: np.ndarray, mesh: np.ndarray | None = None
+    original: np.ndarray,
+    warped: np.ndarray,
+    warp: FaceWarp,
+    shape: np.ndarray,
+    mesh: np.ndarray | None = None,
+    shown: ShownInside | None = None,
 ) -> np.ndarray:
     """``warped`` (``warp`` applied to ``original``, a warp that closed an open mouth; uint8, any channels) with the
     lips meeting: whatever of the inside of the mouth the warp left between the lips is covered by the lips
     themselves, each slid toward the line where they meet, and that line is drawn as a soft shadow from mouth
     corner to mouth corner.
 
-    What showed between the lips before (``shape``, the 68 points before the warp, and the Face Mesh ``mesh`` when
-    there is one: its inner lips follow a laugh's lips where dlib's points sit on the teeth) is carried by the warp's
-    own map, so teeth and dark corners are found where they ended up, whatever their colour. Each lip then slides
+    What showed between the lips before (``shown``, :func:`inside_shown` of ``original`` with ``shape``, the 68
+    points before the warp, and the Face Mesh ``mesh`` when there is one; read here when not given: nothing is
+    closed unless it opens) is carried by the warp's own map, so teeth and dark corners are found where they ended
+    up; lip between the inner lip points (dlib's stray onto a laugh's lower lip) is not slid away. Each lip then slides
     whole over the gap, the lower lip most of the way as the jaw rises, and the skin just beyond the lips follows
     (:func:`_lips_slid_together`). The lips slide along the face's own vertical axis (a head tilted in the photo
     closes as an upright one would): the closing is planned in the face's upright frame and drawn back into the
     photo with one resampling. Lip colour and texture are the person's own; only pixels the closing changes inside
     the warp's window change."""
     shape = np.asarray(shape, dtype=np.float64)
+    shown = inside_shown(original, shape, mesh) if shown is None else shown
+    if not shown.opens:  # shut lips: their line moved with them
+        return warped
     upright = _upright_frame(shape)
     before_up = transform_points(upright, shape)
-    # Shut lips (read on the mesh's inner lips when there is one): their line moved with them.
-    if _inner_lip_gaps(transform_points(upright, inner_lips_on_mesh(shape, mesh))).mean() < OPEN * inter_ocular(shape):
-        return warped
     after_up = transform_points(upright, warp.shape)
     iod = inter_ocular(after_up)
     pad = 1.5 * SKIN_REACH * iod + 2
@@ -189,7 +272,7 @@ def close_lips(
             upright, np.asarray(mesh, dtype=np.float64)[list(MESH_MOUTH_CORNERS.values()), :2]
         )
         corners = corners - before_up[[48, 54]] + mesh_corners
-    gap = _shown_between_lips(shape, mesh, warp, upright, window, iod)
+    gap = _shown_between_lips(shown, warp, upright, window, iod)
     if not gap.any():
         return warped
     x0, y0 = low
@@ -201,7 +284,14 @@ def close_lips(
     lips = after_up.copy()
     lips[[48, 54]] = corners
     edges = tuple(_outline_at(lips[IBUG_LIPS[i]], columns) - y0 for i in (0, 3))
-    gap = _with_teeth_beside(gap, _lightness(warped, upright, window), edges, round(TEETH_REACH * iod))
+    # Only if the warped gap still shows teeth or the dark inside, read as the photo's was: where the warp's own
+    # closing met the lips (a few pixels' gap, a dark seam left) a lip slid over it was erased (Courteney, t1.jpg).
+    warped_up = _upright_crop(warped, upright, window)
+    rows = np.arange(gap.shape[0])[:, None]
+    lip_rows = (rows > edges[0]) & (rows < edges[1]) & ~gap
+    if not lip_rows.any() or not _opens(_columns_showing_inside(warped_up, lip_rows, gap, iod), iod):
+        return warped
+    gap = _with_teeth_beside(gap, _lightness(warped_up), edges, round(TEETH_REACH * iod))
     radius = max(2, round(SLIDE_SMOOTHING * iod))
     slide = _lips_slid_together(gap, line, edges, SKIN_REACH * iod, radius)
     shade = _lip_line_shade(slide.meet, columns, corners, gap.shape, max(LIP_LINE_WIDTH * iod, 0.7))
@@ -289,23 +379,22 @@ def _face_axes(shape: np.ndarray) -> np.ndarray:
 
 
 def _shown_between_lips(
-    shape: np.ndarray,
-    mesh: np.ndarray | None,
+    shown: ShownInside,
     warp: FaceWarp,
     upright: np.ndarray,
     window: tuple[int, int, int, int],
     iod: float,
 ) -> np.ndarray:
     """Boolean over ``window`` (px of the ``upright`` frame) of the warped photo: the pixels that show what was
-    between the lips before the warp (the inside-of-lips polygon of ``mesh``, or of ``shape`` without one, grown by
+    between the lips before the warp (where along the mouth ``shown`` reads teeth or the dark inside, grown by
     :data:`INSIDE_GROW`, carried through the warp's map), and what the warp re-made there (``warp.mouth.inside``).
-    Not both polygons: dlib's inner lip points on an open mouth stray onto the lower lip, and a lip marked as gap
-    was slid away under the other lip."""
+    Lip marked as gap was slid away under the other lip."""
     rx0, ry0, rx1, ry1 = warp.roi
     before = np.zeros((ry1 - ry0, rx1 - rx0), dtype=np.uint8)
-    points, (_, upper, lower, _) = (shape, IBUG_LIPS) if mesh is None else (mesh, MESH_LIPS)
-    outline = np.asarray(points, dtype=np.float64)[upper + lower[::-1], :2]  # along the upper lip and back
-    cv2.fillPoly(before, [np.round((outline - [rx0, ry0]) * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+    rows, columns = np.nonzero(shown.mask)
+    rows, columns = rows + shown.box[1] - ry0, columns + shown.box[0] - rx0
+    in_roi = (rows >= 0) & (rows < ry1 - ry0) & (columns >= 0) & (columns < rx1 - rx0)
+    before[rows[in_roi], columns[in_roi]] = 255
     grow = round(INSIDE_GROW * iod)
     before = cv2.dilate(before, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
     # Where each pixel of the upright window lies in the ROI, and where the warp took it from: one resampling.
@@ -323,10 +412,10 @@ def _shown_between_lips(
     return carried & (sample(warp.weight.astype(np.float32)) > 0)
 
 
-def _lightness(image: np.ndarray, upright: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
-    """``float32`` lightness (0-255) of ``image`` (uint8, any channels) over ``window`` of the ``upright`` frame."""
+def _upright_crop(image: np.ndarray, upright: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
+    """``image`` (uint8, any channels; at most its colour) over ``window`` of the ``upright`` frame."""
     x0, y0, x1, y1 = window
-    # Only the image box the window covers (and the next pixel, for the interpolation) is turned grey, not the photo.
+    # Only the image box the window covers (and the next pixel, for the interpolation) is resampled, not the photo.
     corners = np.array([[x0, y0], [x1, y0], [x0, y1], [x1, y1]], dtype=np.float64)
     covered = transform_points(cv2.invertAffineTransform(upright), corners)
     height, width = image.shape[:2]
@@ -334,9 +423,13 @@ def _lightness(image: np.ndarray, upright: np.ndarray, window: tuple[int, int, i
     bx1, by1 = np.clip(np.ceil(covered.max(0)).astype(int) + 2, 0, (width, height))
     matrix = upright.copy()
     matrix[:, 2] += matrix[:, :2] @ (bx0, by0) - (x0, y0)
-    colour = image[by0:by1, bx0:bx1, :3] if image.ndim == 3 else image[by0:by1, bx0:bx1]
-    grey = cv2.cvtColor(np.ascontiguousarray(colour), cv2.COLOR_RGB2GRAY) if colour.ndim == 3 else colour
-    return cv2.warpAffine(grey, matrix, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR).astype(np.float32)
+    colour = np.ascontiguousarray(image[by0:by1, bx0:bx1, :3] if image.ndim == 3 else image[by0:by1, bx0:bx1])
+    return cv2.warpAffine(colour, matrix, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR)
+
+
+def _lightness(colour: np.ndarray) -> np.ndarray:
+    """``float32`` lightness (0-255) of ``colour`` (uint8, grey or RGB)."""
+    return (cv2.cvtColor(colour, cv2.COLOR_RGB2GRAY) if colour.ndim == 3 else colour).astype(np.float32)
 
 
 def _with_teeth_beside(

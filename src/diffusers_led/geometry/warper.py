@@ -22,9 +22,8 @@ from ..faces.detection import face_shape, five_landmarks
 from ..faces.regions import FaceRegionProcessor, FaceRegions
 from .action_units import estimate_action_units, expression_action_units, inter_ocular
 from .eyes import open_eyes, shows_white
-from .mouth_closing import close_lips, closes_mouth, inner_lips_on_mesh, jaw_closing_limit
-from .mouth_inside import MESH_OPEN_MOUTH, inner_lips, lip_parting
-from .warp import action_unit_warp, inner_mouth_mask, mouth_opening, slit_eyes
+from .mouth_closing import close_lips, closes_mouth, inner_lips_on_mesh, inside_shown, jaw_closing_limit
+from .warp import action_unit_warp, inner_mouth_mask, slit_eyes
 
 __all__ = [
     "FOLD_WARNING",
@@ -42,10 +41,6 @@ SQUINT_REOPENING = 1.0
 #: An ``eyeBlink`` blendshape from which an eye that shows no white counts as closed (kept shut by the warp): 0.49-0.67
 #: on the tune photos' downcast and laughing eyes, at most 0.27 on every open one.
 CLOSED_BLINK = 0.4
-#: Lips parted by fewer pixels than this in the photo (their inner lips' middles) show too little of the mouth's
-#: inside to cover: the warp's closing alone meets them. close_lips slid a few-pixel lip whole over such a gap and
-#: erased it (Courteney's upper lip, t1.jpg, parted 3.3 px, toward neutral, sad, angry and contempt).
-MIN_COVERED_GAP = 4.0
 
 
 class ExpressionWarper:
@@ -89,11 +84,11 @@ class ExpressionWarper:
                     if change.get("AU26", 0.0) < 0.0:  # the face's own jaw drop, undone no further than the lips meet
                         change["AU26"] = max(change["AU26"], -jaw_closing_limit(inner_lips_on_mesh(shape, face.mesh)))
                 # An open mouth closes toward a target that parts no lips: the jaw-drop unit undone takes the jaw,
-                # chin and lip corners back, and the lips then close what is left (the unit alone cannot). A mouth the
-                # mesh sees shut stays as it is (dlib reads a moustache over shut lips as a gap; closing it slid the
-                # lower lip up into the moustache and left bare skin).
-                shut = face.mesh is not None and mouth_opening(shape, face.mesh) < MESH_OPEN_MOUTH
-                closing = strength if closes_mouth(target, units) and not shut else 0.0
+                # chin and lip corners back, and the lips then close what is left (the unit alone cannot). Whether
+                # the mouth is open is what its gap shows (teeth or the dark inside, not lip: one gate for the warp
+                # and close_lips); a shut one stays as it is.
+                shown = inside_shown(rgb, shape, face.mesh) if closes_mouth(target, units) else None
+                closing = strength if shown is not None and shown.opens else 0.0
                 # With the dense mesh, the upper lids rise off the eyeball (geometry/eyes.py) instead of the 68-point
                 # warp stretching the whole eye, and squeezed eyes reopen from below; eyes that show no white to
                 # sample keep the 68-point warp's lids.
@@ -134,10 +129,8 @@ class ExpressionWarper:
                         warp = warp.with_edited(eyes.changed)
                         out = eyes.image
                     warped = warp.apply(out)
-                    covers = (
-                        closing and warp.mouth and lip_parting(*inner_lips(shape, face.mesh), 1.0) >= MIN_COVERED_GAP
-                    )
-                    out = close_lips(out, warped, warp, shape, face.mesh) if covers else warped
+                    covers = closing and warp.mouth is not None
+                    out = close_lips(out, warped, warp, shape, face.mesh, shown) if covers else warped
                     if out is not warped:  # the slid lips may cover teeth the warp held still: edited too
                         warp = warp.with_edited(_changed(warped, out, warp.roi))
                     if ratio_maps is not None:
