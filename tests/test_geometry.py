@@ -288,20 +288,34 @@ def test_the_inside_of_the_mouth_follows_the_mesh_inner_lips_where_the_68_points
 
 
 def _mesh_lips_apart(shape: np.ndarray, half_gap: float, seam: float) -> np.ndarray:
-    """A (478, 3) mesh with only what the mouth's shut/open reading needs: each eye's lid margins at the eye centre
-    of the 68 points ``shape`` and inner lips from corner to corner of ``shape``'s, ``2 * half_gap`` px apart in
-    the middle around the row ``seam``."""
+    """A (478, 3) mesh with only what the mouth's readings need: each eye's lid margins at the eye centre of the 68
+    points ``shape``, and lips from corner to corner of ``shape``'s, the inner ones ``2 * half_gap`` px apart in
+    the middle around the row ``seam``, the outer ones 8 px (upper) and 10 px (lower) beyond them."""
     from diffusers_led.geometry.eyes import EYES
-    from diffusers_led.geometry.mouth_inside import MESH_LOWER_INNER_LIP, MESH_UPPER_INNER_LIP
+    from diffusers_led.geometry.mouth_closing import MESH_LIPS
 
     mesh = np.zeros((478, 3))
     for eye, points in (("right", slice(36, 42)), ("left", slice(42, 48))):
         mesh[EYES[eye]["upper"] + EYES[eye]["lower"], :2] = shape[points].mean(0)
-    t = np.linspace(0.0, 1.0, len(MESH_UPPER_INNER_LIP))
-    along = shape[60, 0] + t * (shape[64, 0] - shape[60, 0])
-    mesh[MESH_UPPER_INNER_LIP, :2] = np.stack([along, seam - half_gap * np.sin(np.pi * t)], axis=1)
-    mesh[MESH_LOWER_INNER_LIP, :2] = np.stack([along, seam + half_gap * np.sin(np.pi * t)], axis=1)
+    for contour, beyond in zip(MESH_LIPS, (-half_gap - 8.0, -half_gap, half_gap, half_gap + 10.0)):
+        t = np.linspace(0.0, 1.0, len(contour))
+        along = shape[48, 0] + t * (shape[54, 0] - shape[48, 0])
+        mesh[contour, :2] = np.stack([along, seam + beyond * np.sin(np.pi * t)], axis=1)
     return mesh
+
+
+def _painted_mouth(image: np.ndarray, mesh: np.ndarray, inside: tuple[int, int, int] = (45, 20, 25)) -> np.ndarray:
+    """``image`` with lips painted between ``mesh``'s outer lips and its gap between the inner lips ``inside``
+    (the mouth's dark inside by default): the closing reads what the gap shows."""
+    import cv2
+
+    from diffusers_led.geometry.mouth_closing import MESH_LIPS
+
+    painted = image.copy()
+    for (upper, lower), colour in (((0, 3), (185, 90, 95)), ((1, 2), inside)):
+        outline = np.vstack([mesh[MESH_LIPS[upper], :2], mesh[MESH_LIPS[lower], :2][::-1]])
+        cv2.fillPoly(painted, [np.round(outline * 16).astype(np.int32)], colour, cv2.LINE_AA, shift=4)
+    return painted
 
 
 def _toward_neutral(image: np.ndarray, shape: np.ndarray, mesh: np.ndarray) -> np.ndarray:
@@ -330,9 +344,11 @@ def test_a_mouth_the_mesh_sees_shut_is_not_closed_further_where_dlib_reads_a_mou
     shape[[61, 62, 63], 1] -= 0.15 * 60  # dlib's upper inner lip, up in the moustache
     seam = shape[[65, 66, 67], 1].mean() - 1.0
     # The mesh's lips meeting; apart by 0.2 inter-ocular distances.
-    edited = [_toward_neutral(image, shape, _mesh_lips_apart(shape, half_gap, seam)) for half_gap in (0.3, 6.0)]
-    assert np.array_equal(edited[0], image), "a shut mouth is left as it is"
-    assert np.abs(edited[1].astype(int) - image).max() > 50, "an open one closes"
+    meshes = [_mesh_lips_apart(shape, half_gap, seam) for half_gap in (0.3, 6.0)]
+    images = [_painted_mouth(image, mesh) for mesh in meshes]
+    edited = [_toward_neutral(painted, shape, mesh) for painted, mesh in zip(images, meshes)]
+    assert np.array_equal(edited[0], images[0]), "a shut mouth is left as it is"
+    assert np.abs(edited[1].astype(int) - images[1]).max() > 50, "an open one closes"
 
 
 def _turned(shape: np.ndarray, mesh: np.ndarray, degrees: float) -> tuple[np.ndarray, np.ndarray]:
@@ -361,24 +377,30 @@ def test_a_turned_heads_lip_parting_is_read_as_the_same_heads_facing_the_camera(
 
 
 def test_lips_parted_by_a_few_pixels_close_by_the_warp_alone_without_sliding_a_lip_over_the_gap(monkeypatch):
-    """An open mouth of a turned head toward neutral: its lips slide over the inside (close_lips) when they are
-    parted far enough to show it, not when the gap is a few pixels (3.5 px; sliding the few-pixel upper lip of
-    Courteney, t1.jpg, over her 3.3 px gap erased it to a line), which the warp's closing alone meets."""
+    """An open mouth of a turned head toward neutral: its lips slide over the inside (close_lips) when the warped gap
+    still shows it, not when the warp's own closing met lips parted a few pixels (3.5 px; sliding the few-pixel
+    upper lip of Courteney, t1.jpg, over her 3.3 px gap erased it to a line)."""
     import diffusers_led.geometry.warper as warper_module
 
     image, shape = synthetic_face(280)
     seam = shape[[62, 66], 1].mean()
     slid = []
     close_lips = warper_module.close_lips
-    monkeypatch.setattr(warper_module, "close_lips", lambda *a, **k: slid.append(1) or close_lips(*a, **k))
+
+    def spy(original: np.ndarray, warped: np.ndarray, *rest) -> np.ndarray:
+        out = close_lips(original, warped, *rest)
+        slid.append(out is not warped)
+        return out
+
+    monkeypatch.setattr(warper_module, "close_lips", spy)
     for half_gap, slides in ((1.75, False), (6.0, True)):
         parted = shape.copy()  # dlib's inner lips as far apart as the mesh's
         parted[[61, 62, 63], 1], parted[[65, 66, 67], 1] = seam - half_gap, seam + half_gap
         turned_shape, turned_mesh = _turned(parted, _mesh_lips_apart(parted, half_gap, seam), 50.0)
-        assert mouth_opening(turned_shape, turned_mesh) > MESH_OPEN_MOUTH  # open: the warp closes it
+        painted = _painted_mouth(image, turned_mesh)
         slid.clear()
-        out = _toward_neutral(image, turned_shape, turned_mesh)
-        assert not np.array_equal(out, image) and bool(slid) == slides, half_gap
+        out = _toward_neutral(painted, turned_shape, turned_mesh)
+        assert not np.array_equal(out, painted) and slid == [slides], half_gap
 
 
 def test_an_open_mouth_closes_by_the_mesh_gap_where_dlibs_inner_lips_sit_on_the_lower_lip():

@@ -88,7 +88,7 @@ TEETH_LIGHTER = 25
 SHOWN_TEETH_LIGHTER = 25
 SHOWN_TEETH_SATURATION = 0.8
 SHOWN_DARK = 0.6
-SHOWN_DARK_HEIGHT = 0.06
+SHOWN_DARK_HEIGHT = 0.1
 SHOWN_WIDTH = 0.1
 CHIN = {7: 0.6, 8: 0.7, 9: 0.6, 6: 0.35, 10: 0.35, 5: 0.15, 11: 0.15}
 
@@ -286,10 +286,13 @@ def close_lips(
     edges = tuple(_outline_at(lips[IBUG_LIPS[i]], columns) - y0 for i in (0, 3))
     # Only if the warped gap still shows teeth or the dark inside, read as the photo's was: where the warp's own
     # closing met the lips (a few pixels' gap, a dark seam left) a lip slid over it was erased (Courteney, t1.jpg).
-    warped_up = _upright_crop(warped, upright, window)
+    # Read between the lips' outer edges and corners only: the skin beyond them is as light as teeth.
     rows = np.arange(gap.shape[0])[:, None]
-    lip_rows = (rows > edges[0]) & (rows < edges[1]) & ~gap
-    if not lip_rows.any() or not _opens(_columns_showing_inside(warped_up, lip_rows, gap, iod), iod):
+    left, right = np.sort(corners[:, 0])
+    within = (rows > edges[0]) & (rows < edges[1]) & (columns > left) & (columns < right)
+    warped_up = _upright_crop(warped, upright, window)
+    reading = _columns_showing_inside(warped_up, within & ~gap, within & gap, iod)
+    if not (within & ~gap).any() or not _opens(reading, iod):
         return warped
     gap = _with_teeth_beside(gap, _lightness(warped_up), edges, round(TEETH_REACH * iod))
     radius = max(2, round(SLIDE_SMOOTHING * iod))

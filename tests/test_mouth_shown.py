@@ -1,0 +1,74 @@
+"""The one gate for closing a mouth (geometry/mouth_closing.inside_shown): what the gap between the lips shows."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from diffusers_led.geometry.action_units import neutral_shape
+from diffusers_led.geometry.mouth_closing import close_lips, inside_shown
+from diffusers_led.geometry.warp import action_unit_warp
+
+SKIN, LIP, TEETH, DARK = (205, 160, 130), (185, 90, 95), (236, 232, 222), (45, 20, 25)
+
+
+def mouth(gap: float, between: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A photo of skin and lips (inter-ocular distance 60 px) whose inner lips are ``gap`` px apart in the middle,
+    the gap painted ``between``, and its 68 points."""
+    shape = neutral_shape() * 60 + (5, -50)
+    seam = shape[[61, 62, 63, 65, 66, 67], 1].mean()
+    shape[[61, 62, 63], 1] = seam - gap / 2
+    shape[[65, 66, 67], 1] = seam + gap / 2
+    shape[[50, 51, 52]] -= (0, gap / 2)
+    shape[[56, 57, 58]] += (0, gap / 2)
+    image = np.full((200, 200, 3), SKIN, dtype=np.uint8)
+    cv2.fillPoly(image, [np.round(shape[48:60] * 16).astype(np.int32)], LIP, cv2.LINE_AA, shift=4)
+    cv2.fillPoly(image, [np.round(shape[60:68] * 16).astype(np.int32)], between, cv2.LINE_AA, shift=4)
+    return image, shape
+
+
+@pytest.mark.parametrize(
+    ("gap", "between", "opens"),
+    [
+        (3.0, TEETH, True),  # a smile's strip of teeth a few pixels tall (t1.jpg: 2.2-2.9 px) is open
+        (8.0, DARK, True),
+        (8.0, LIP, False),  # the inner lip points apart on the lips' own colour: shut (a lip, not a gap)
+        (1.5, DARK, False),  # a shut mouth's seam: a thin dark line
+    ],
+)
+def test_a_mouth_is_open_when_its_gap_shows_teeth_or_the_dark_inside_not_lip(gap, between, opens):
+    image, shape = mouth(gap, between)
+    shown = inside_shown(image, shape)
+    assert shown.opens == opens
+    x0, y0, x1, y1 = shown.box
+    assert shown.mask.shape == (y1 - y0, x1 - x0)
+    assert shown.mask.any() == opens
+
+
+def test_a_grey_photo_and_an_rgba_one_read_as_the_colour_photo():
+    image, shape = mouth(3.0, TEETH)
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    rgba = np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
+    assert inside_shown(grey, shape).opens and inside_shown(rgba, shape).opens
+    shut = mouth(1.5, DARK)
+    assert not inside_shown(cv2.cvtColor(shut[0], cv2.COLOR_RGB2GRAY), shut[1]).opens
+
+
+def test_a_few_pixels_of_teeth_between_the_lips_are_covered_when_the_mouth_closes():
+    """A smile parted 3 px over its teeth, toward a target that parts no lips: the lips close over the teeth. Three
+    landmark thresholds let such a gap through (lips parted under 4 px were not covered): a strip of teeth stayed
+    between the closed lips (t1.jpg's smiling man)."""
+    image, shape = mouth(3.0, TEETH)
+    warp = action_unit_warp(shape, np.array([[1.0, 0, 0], [0, 1.0, 0]]), {}, image.shape[:2], close_mouth=1.0)
+    warped = warp.apply(image)
+    closed = close_lips(image, warped, warp, shape)
+    lips = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(lips, [np.round(warp.shape[48:60]).astype(np.int32)], 1)
+    lips = cv2.dilate(lips, np.ones((3, 3), np.uint8)) > 0
+
+    def teeth(picture: np.ndarray) -> int:
+        return int(((np.abs(picture.astype(int) - TEETH).sum(2) < 60) & lips).sum())
+
+    assert teeth(warped) > 10  # the warp alone squeezes them into a strip
+    assert teeth(closed) == 0
