@@ -90,6 +90,8 @@ SHOWN_TEETH_SATURATION = 0.8
 SHOWN_DARK = 0.6
 SHOWN_DARK_HEIGHT = 0.1
 SHOWN_WIDTH = 0.1
+#: The share of the mouth's width at each corner where the gap is not read.
+SHOWN_CORNER = 0.1
 CHIN = {7: 0.6, 8: 0.7, 9: 0.6, 6: 0.35, 10: 0.35, 5: 0.15, 11: 0.15}
 
 
@@ -179,10 +181,20 @@ def inside_shown(image: np.ndarray, shape: np.ndarray, mesh: np.ndarray | None =
 
     between = polygon(inner)
     lips = polygon(outer) & ~between
-    if not lips.any() or not between.any():
-        return ShownInside(between, box, False)
-    columns = _columns_showing_inside(image[y0:y1, x0:x1], lips, between, iod)
-    return ShownInside(between & columns[None, :], box, _opens(columns, iod))
+    # Read away from the corners, where lip, skin and shadow meet in a few pixels (skin is as light as teeth);
+    # each corner follows the column next to it.
+    left, right = np.sort(inner[[0, len(contours[1]) - 1], 0]) - x0
+    margin = SHOWN_CORNER * (right - left)
+    read = np.flatnonzero((np.arange(x1 - x0) > left + margin) & (np.arange(x1 - x0) < right - margin))
+    if not lips.any() or not between[:, read].any():
+        return ShownInside(np.zeros_like(between), box, False)
+    # A shut mouth's seam is a thin dark line, not an open mouth.
+    dark_rows = max(3, round(SHOWN_DARK_HEIGHT * iod))
+    columns = _columns_showing_inside(image[y0:y1, x0:x1][:, read], lips[:, read], between[:, read], iod, dark_rows)
+    along = np.zeros(between.shape[1], dtype=bool)
+    along[read] = columns
+    along[: read[0]], along[read[-1] + 1 :] = columns[0], columns[-1]
+    return ShownInside(between & along[None, :], box, _opens(columns, iod))
 
 
 def _opens(columns: np.ndarray, iod: float) -> bool:
@@ -190,10 +202,13 @@ def _opens(columns: np.ndarray, iod: float) -> bool:
     return bool(columns.sum() >= max(SHOWN_WIDTH * iod, 3.0))
 
 
-def _columns_showing_inside(crop: np.ndarray, lips: np.ndarray, between: np.ndarray, iod: float) -> np.ndarray:
+def _columns_showing_inside(
+    crop: np.ndarray, lips: np.ndarray, between: np.ndarray, iod: float, dark_rows: int
+) -> np.ndarray:
     """Bool per column of ``crop`` (uint8, any channels): whether the pixels ``between`` the inner lips show teeth
-    or the dark inside there, against the median of the ``lips``' own pixels (:func:`inside_shown`), and the few
-    columns between two that do (a pixel-wise reading would slide the lips by a ragged edge)."""
+    or the dark inside (at least ``dark_rows`` tall) there, against the median of the ``lips``' own pixels
+    (:func:`inside_shown`), and the few columns between two that do (a pixel-wise reading would slide the lips by
+    a ragged edge)."""
     colour = np.ascontiguousarray(crop[..., :3] if crop.ndim == 3 else crop)
     if colour.ndim == 3:
         grey = cv2.cvtColor(colour, cv2.COLOR_RGB2GRAY).astype(np.float32)
@@ -203,8 +218,7 @@ def _columns_showing_inside(crop: np.ndarray, lips: np.ndarray, between: np.ndar
     lip_grey, lip_saturation = float(np.median(grey[lips])), float(np.median(saturation[lips]))
     teeth = (grey > lip_grey + SHOWN_TEETH_LIGHTER) & (saturation <= SHOWN_TEETH_SATURATION * lip_saturation)
     dark = ((grey < SHOWN_DARK * lip_grey) & between).astype(np.uint8)
-    column = np.ones((max(3, round(SHOWN_DARK_HEIGHT * iod)), 1), dtype=np.uint8)
-    dark = cv2.morphologyEx(dark, cv2.MORPH_OPEN, column) > 0  # a seam's thin line is not an open mouth
+    dark = cv2.morphologyEx(dark, cv2.MORPH_OPEN, np.ones((dark_rows, 1), dtype=np.uint8)) > 0
     columns = ((teeth & between) | dark).any(0).astype(np.uint8)[None, :]
     reach = 2 * max(1, round(SLIDE_SMOOTHING * iod)) + 1
     return cv2.morphologyEx(columns, cv2.MORPH_CLOSE, np.ones((1, reach), np.uint8))[0] > 0
@@ -291,7 +305,9 @@ def close_lips(
     left, right = np.sort(corners[:, 0])
     within = (rows > edges[0]) & (rows < edges[1]) & (columns > left) & (columns < right)
     warped_up = _upright_crop(warped, upright, window)
-    reading = _columns_showing_inside(warped_up, within & ~gap, within & gap, iod)
+    # The warp closes the lips to a seam (SEAM): dark beyond it is inside left showing.
+    seam = max(3, round(SEAM * iod) + 2)
+    reading = _columns_showing_inside(warped_up, within & ~gap, within & gap, iod, seam)
     if not (within & ~gap).any() or not _opens(reading, iod):
         return warped
     gap = _with_teeth_beside(gap, _lightness(warped_up), edges, round(TEETH_REACH * iod))
