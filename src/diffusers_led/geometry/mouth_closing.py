@@ -146,7 +146,7 @@ def inner_lips_on_mesh(shape: np.ndarray, mesh: np.ndarray | None) -> np.ndarray
 class ShownInside(NamedTuple):
     """What the gap between a face's inner lips shows in the photo (:func:`inside_shown`)."""
 
-    #: Bool over ``box``: the gap between the inner lips where along the mouth it shows teeth or the dark inside.
+    #: Bool over ``box``: the gap between the inner lips when it shows teeth or the dark inside (else none).
     mask: np.ndarray
     #: The image box (``x0, y0, x1, y1``, px) ``mask`` covers.
     box: tuple[int, int, int, int]
@@ -181,8 +181,7 @@ def inside_shown(image: np.ndarray, shape: np.ndarray, mesh: np.ndarray | None =
 
     between = polygon(inner)
     lips = polygon(outer) & ~between
-    # Read away from the corners, where lip, skin and shadow meet in a few pixels (skin is as light as teeth);
-    # each corner follows the column next to it.
+    # Read away from the corners, where lip, skin and shadow meet in a few pixels (skin is as light as teeth).
     left, right = np.sort(inner[[0, len(contours[1]) - 1], 0]) - x0
     margin = SHOWN_CORNER * (right - left)
     read = np.flatnonzero((np.arange(x1 - x0) > left + margin) & (np.arange(x1 - x0) < right - margin))
@@ -191,10 +190,9 @@ def inside_shown(image: np.ndarray, shape: np.ndarray, mesh: np.ndarray | None =
     # A shut mouth's seam is a thin dark line, not an open mouth.
     dark_rows = max(3, round(SHOWN_DARK_HEIGHT * iod))
     columns = _columns_showing_inside(image[y0:y1, x0:x1][:, read], lips[:, read], between[:, read], iod, dark_rows)
-    along = np.zeros(between.shape[1], dtype=bool)
-    along[read] = columns
-    along[: read[0]], along[read[-1] + 1 :] = columns[0], columns[-1]
-    return ShownInside(between & along[None, :], box, _opens(columns, iod))
+    # The whole gap is closed over, not the columns that showed the inside: a lip slid up beside one left unslid
+    # was cut by a step (t1.jpg's smiling man, toward neutral and contempt).
+    return ShownInside(between & columns.any(), box, _opens(columns, iod))
 
 
 def _opens(columns: np.ndarray, iod: float) -> bool:
@@ -207,8 +205,7 @@ def _columns_showing_inside(
 ) -> np.ndarray:
     """Bool per column of ``crop`` (uint8, any channels): whether the pixels ``between`` the inner lips show teeth
     or the dark inside (at least ``dark_rows`` tall) there, against the median of the ``lips``' own pixels
-    (:func:`inside_shown`), and the few columns between two that do (a pixel-wise reading would slide the lips by
-    a ragged edge)."""
+    (:func:`inside_shown`), and the few columns between two that do (the dark gaps between teeth)."""
     colour = np.ascontiguousarray(crop[..., :3] if crop.ndim == 3 else crop)
     if colour.ndim == 3:
         grey = cv2.cvtColor(colour, cv2.COLOR_RGB2GRAY).astype(np.float32)
@@ -405,9 +402,9 @@ def _shown_between_lips(
     iod: float,
 ) -> np.ndarray:
     """Boolean over ``window`` (px of the ``upright`` frame) of the warped photo: the pixels that show what was
-    between the lips before the warp (where along the mouth ``shown`` reads teeth or the dark inside, grown by
-    :data:`INSIDE_GROW`, carried through the warp's map), and what the warp re-made there (``warp.mouth.inside``).
-    Lip marked as gap was slid away under the other lip."""
+    between the lips before the warp (``shown``'s gap, grown by :data:`INSIDE_GROW`, carried through the warp's
+    map), and what the warp re-made there (``warp.mouth.inside``). Not both landmark sets' gaps: dlib's inner lip
+    points on an open mouth stray onto the lower lip, and a lip marked as gap was slid away under the other lip."""
     rx0, ry0, rx1, ry1 = warp.roi
     before = np.zeros((ry1 - ry0, rx1 - rx0), dtype=np.uint8)
     rows, columns = np.nonzero(shown.mask)
