@@ -72,11 +72,16 @@ SKIN_REACH = 0.25
 SLIDE_SMOOTHING = 0.02
 #: Beyond the gap's ends each lip's slide tapers off along the mouth by at most this much per column (px per px).
 SLIDE_TAPER = 0.5
+#: The fewest rows of itself (inter-ocular distances) each lip brings to the line where the lips meet.
+THINNEST_LIP = 0.06
 #: The line where closed lips meet: how much darker than the lips at its middle, its half-width (inter-ocular
 #: distances, Gaussian sigma) and the share of the mouth's width over which it fades in from each corner.
 LIP_LINE_SHADE = 0.2
 LIP_LINE_WIDTH = 0.012
 LIP_LINE_FADE = 0.2
+#: The band either side of that line (inter-ocular distances, Gaussian sigma; at least a pixel) smoothed along it:
+#: the lips' inner rows meet there, and each pixel of a tilted line falls to one lip or the other (a zipper).
+LIP_LINE_SMOOTHING = 0.03
 #: How far (inter-ocular distances) teeth may show beyond the carried gap, toward each lip, and how much lighter
 #: than the lip's own middle (0-255 lightness) a pixel there is to count as teeth, not lip.
 TEETH_REACH = 0.05
@@ -189,10 +194,49 @@ def inside_shown(image: np.ndarray, shape: np.ndarray, mesh: np.ndarray | None =
         return ShownInside(np.zeros_like(between), box, False)
     # A shut mouth's seam is a thin dark line, not an open mouth.
     dark_rows = max(3, round(SHOWN_DARK_HEIGHT * iod))
-    columns = _columns_showing_inside(image[y0:y1, x0:x1][:, read], lips[:, read], between[:, read], iod, dark_rows)
+    crop = image[y0:y1, x0:x1]
+    columns = _columns_showing_inside(crop[:, read], lips[:, read], between[:, read], iod, dark_rows)
     # The whole gap is closed over, not the columns that showed the inside: a lip slid up beside one left unslid
-    # was cut by a step (t1.jpg's smiling man, toward neutral and contempt).
-    return ShownInside(between & columns.any(), box, _opens(columns, iod))
+    # was cut by a step (t1.jpg's smiling man, toward neutral and contempt). But not the lip inside it: the mesh's
+    # inner lips can lie on a laugh's upper lip, which was slid away under the lower one (t1.jpg's blonde woman).
+    # Each lip's own colour: a laugh's upper lip is darker than its lower one, and its pink teeth lie between.
+    upper_lip, lower_lip = (polygon(points[contours[i] + contours[i + 1][::-1]]) & ~between for i in (0, 2))
+    upper_coloured, lower_coloured = (
+        _lip_coloured(crop, lip if lip.any() else lips) for lip in (upper_lip, lower_lip)
+    )
+    gap = _lip_trimmed(between, upper_coloured, lower_coloured) & columns.any()
+    return ShownInside(gap, box, _opens(columns, iod))
+
+
+def _lip_trimmed(between: np.ndarray, upper_lip: np.ndarray, lower_lip: np.ndarray) -> np.ndarray:
+    """``between`` (bool, the gap between the inner lips) without the rows at the top of each column coloured as
+    the ``upper_lip`` and those at its bottom coloured as the ``lower_lip``: each column keeps from its first pixel
+    that is not upper lip to its last that is not lower lip, or its middle row where none is left (every column
+    keeps a gap, so the slide along the mouth has no step)."""
+    below_upper = np.cumsum((between & ~upper_lip).astype(np.int32), axis=0) > 0
+    above_lower = np.cumsum((between & ~lower_lip)[::-1].astype(np.int32), axis=0)[::-1] > 0
+    trimmed = between & below_upper & above_lower
+    all_lip = between.any(0) & ~trimmed.any(0)
+    rows = np.arange(between.shape[0])[:, None]
+    first, last = between.argmax(0), between.shape[0] - 1 - between[::-1].argmax(0)
+    return trimmed | (all_lip & (rows == (first + last) // 2))
+
+
+def _grey_and_saturation(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``float32`` lightness and saturation (0-255) of ``crop`` (uint8, any channels; a grey one has none)."""
+    colour = np.ascontiguousarray(crop[..., :3] if crop.ndim == 3 else crop)
+    if colour.ndim == 3:
+        grey = cv2.cvtColor(colour, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        return grey, cv2.cvtColor(colour, cv2.COLOR_RGB2HSV)[..., 1].astype(np.float32)
+    return colour.astype(np.float32), np.zeros(colour.shape, dtype=np.float32)
+
+
+def _lip_coloured(crop: np.ndarray, lips: np.ndarray) -> np.ndarray:
+    """Bool over ``crop``: pixels neither clearly lighter (teeth, pink ones too) nor clearly darker (the inside)
+    than the median of the ``lips``' own pixels."""
+    grey = _grey_and_saturation(crop)[0]
+    lip_grey = float(np.median(grey[lips]))
+    return (grey <= lip_grey + SHOWN_TEETH_LIGHTER) & (grey >= SHOWN_DARK * lip_grey)
 
 
 def _opens(columns: np.ndarray, iod: float) -> bool:
@@ -206,12 +250,8 @@ def _columns_showing_inside(
     """Bool per column of ``crop`` (uint8, any channels): whether the pixels ``between`` the inner lips show teeth
     or the dark inside (at least ``dark_rows`` tall) there, against the median of the ``lips``' own pixels
     (:func:`inside_shown`), and the few columns between two that do (the dark gaps between teeth)."""
-    colour = np.ascontiguousarray(crop[..., :3] if crop.ndim == 3 else crop)
-    if colour.ndim == 3:
-        grey = cv2.cvtColor(colour, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        saturation = cv2.cvtColor(colour, cv2.COLOR_RGB2HSV)[..., 1].astype(np.float32)
-    else:  # a grey photo: teeth are told from lips by lightness alone
-        grey, saturation = colour.astype(np.float32), np.zeros(colour.shape, dtype=np.float32)
+    # A grey photo has no saturation: teeth are told from lips by lightness alone.
+    grey, saturation = _grey_and_saturation(crop)
     lip_grey, lip_saturation = float(np.median(grey[lips])), float(np.median(saturation[lips]))
     teeth = (grey > lip_grey + SHOWN_TEETH_LIGHTER) & (saturation <= SHOWN_TEETH_SATURATION * lip_saturation)
     dark = ((grey < SHOWN_DARK * lip_grey) & between).astype(np.uint8)
@@ -308,10 +348,14 @@ def close_lips(
     if not (within & ~gap).any() or not _opens(reading, iod):
         return warped
     gap = _with_teeth_beside(gap, _lightness(warped_up), edges, round(TEETH_REACH * iod))
+    # Each lip's row next to the gap is part teeth, part dark gaps between them: slid to the seam, it drew a
+    # stippled line (t1.jpg's laughing woman). It goes under the other lip with the gap.
+    gap = cv2.dilate(gap.astype(np.uint8), np.ones((3, 1), dtype=np.uint8)) > 0
     radius = max(2, round(SLIDE_SMOOTHING * iod))
-    slide = _lips_slid_together(gap, line, edges, SKIN_REACH * iod, radius)
+    slide = _lips_slid_together(gap, line, edges, SKIN_REACH * iod, radius, THINNEST_LIP * iod)
     shade = _lip_line_shade(slide.meet, columns, corners, gap.shape, max(LIP_LINE_WIDTH * iod, 0.7))
-    return _draw_closing(warped, warp, upright, window, slide, SKIN_REACH * iod, shade)
+    seam = _across_line(slide.meet, gap.shape, max(LIP_LINE_SMOOTHING * iod, 1.0))
+    return _draw_closing(warped, warp, upright, window, slide, SKIN_REACH * iod, shade, seam)
 
 
 def _upright_frame(shape: np.ndarray) -> np.ndarray:
@@ -330,9 +374,11 @@ def _draw_closing(
     slide: _LipSlide,
     reach: float,
     shade: np.ndarray,
+    seam: np.ndarray,
 ) -> np.ndarray:
     """``warped`` with the closing planned over the ``window`` of the upright frame (``slide``, the skin following
-    over ``reach`` px; ``shade``: how much darker each pixel gets) drawn into the image: only pixels inside
+    over ``reach`` px; ``shade``: how much darker each pixel gets; ``seam``: how much of each pixel is smoothed along
+    the face's eye line, 0-1) drawn into the image: only pixels inside
     ``warp``'s window that the closing changes are written, the rest stay bit-identical."""
     x0, y0, x1, y1 = window
     # The image box the upright window covers, clipped to what the warp may change.
@@ -348,22 +394,42 @@ def _draw_closing(
     columns, rows = _pixels_through(upright, (ix0, iy0, ix1, iy1), (x0, y0))
     across = (columns >= 0) & (columns <= x1 - x0 - 1)
     offset = np.where(across, slide.at(columns).source_rows(rows, reach) - rows, 0.0)
-    shade = cv2.remap(shade, columns.astype(np.float32), rows.astype(np.float32), cv2.INTER_LINEAR)
+    shade, seam = (
+        cv2.remap(field, columns.astype(np.float32), rows.astype(np.float32), cv2.INTER_LINEAR)
+        for field in (shade, seam)
+    )
     # A slide down the face is, in the image, a slide along the face's vertical axis.
     image_x, image_y = np.meshgrid(np.arange(ix0, ix1, dtype=np.float64), np.arange(iy0, iy1, dtype=np.float64))
     map_x = (image_x + to_image[0, 1] * offset).astype(np.float32)
     map_y = (image_y + to_image[1, 1] * offset).astype(np.float32)
     closed = cv2.remap(warped, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    closed = _smoothed_along(closed, to_image[:, 0].astype(np.float32), seam)
     colour = closed[..., :3] if closed.ndim == 3 else closed
     darker = 1.0 - (shade[:, :, None] if closed.ndim == 3 else shade)
     colour[...] = np.clip(np.rint(colour.astype(np.float32) * darker), 0, 255)
     # Inside the warp's ring only (its window is also 0 inside where the warp moved nothing, e.g. held teeth).
     inside_ring = np.zeros((iy1 - iy0, ix1 - ix0), dtype=np.uint8)
     cv2.fillPoly(inside_ring, [np.round((warp.ring - [ix0, iy0]) * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
-    changed = ((offset != 0) | (shade > 0)) & (inside_ring > 0)
+    changed = ((offset != 0) | (shade > 0) | (seam > 0)) & (inside_ring > 0)
     out = warped.copy()
     out[iy0:iy1, ix0:ix1][changed] = closed[changed]
     return out
+
+
+def _smoothed_along(image: np.ndarray, axis: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``image`` (uint8, any channels) blended, by ``weight`` (0-1 per pixel), with itself smoothed along the unit
+    vector ``axis`` (image px; a 1-4-6-4-1 kernel): the line where the lips meet runs along it, and is smoothed
+    along its length, not across it."""
+    height, width = image.shape[:2]
+    xs, ys = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    along = np.zeros(image.shape, dtype=np.float32)
+    for step, share in zip(range(-2, 3), (1, 4, 6, 4, 1)):
+        shifted = cv2.remap(
+            image, xs + step * axis[0], ys + step * axis[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        along += share / 16 * shifted
+    weight = weight[:, :, None] if image.ndim == 3 else weight
+    return np.clip(np.rint(image * (1.0 - weight) + along * weight), 0, 255).astype(np.uint8)
 
 
 def _pixels_through(
@@ -526,7 +592,12 @@ class _LipSlide(NamedTuple):
 
 
 def _lips_slid_together(
-    gap: np.ndarray, line: np.ndarray, edges: tuple[np.ndarray, np.ndarray], reach: float, radius: int
+    gap: np.ndarray,
+    line: np.ndarray,
+    edges: tuple[np.ndarray, np.ndarray],
+    reach: float,
+    radius: int,
+    thinnest: float = 0.0,
 ) -> _LipSlide:
     """How the lips slide over the crop of ``gap`` (:class:`_LipSlide`): each lip slides whole, as on a real face,
     until they meet within the gap (on the meeting ``line``, rows per column, where no gap shows): the upper lip
@@ -534,12 +605,18 @@ def _lips_slid_together(
     column) and ``reach`` px beyond it stretches to follow, so the lips keep their thickness and texture (a lip
     mirrored or stretched over a gap taller than itself is drawn as vertical streaks). How far each lip slides is
     smoothed along the mouth and never less than the gap next to it (over ``radius`` columns), so no column stands
-    out; a gap too tall to cover without folding the skin is covered as far as it can be."""
+    out; a gap too tall to cover without folding the skin is covered as far as it can be. Each lip brings at least
+    ``thinnest`` px of itself to the line."""
     height = gap.shape[0]
     shows = gap.any(0)
     # The gap's top and bottom rows in each column it crosses, and how far each lip must slide to reach the line.
     top = np.where(shows, gap.argmax(0) - 1.0, line)
     bottom = np.where(shows, height - gap[::-1].argmax(0), line)
+    # Each lip slides at least ``thinnest`` rows of itself: where the outer lip points lie about on the gap (a thin
+    # lip, or one the gap's teeth took in) the skin stretched down to the seam, and the lip was lost (t1.jpg).
+    thinner = (np.maximum(edges[0] - (top - thinnest), 0.0), np.maximum((bottom + thinnest) - edges[1], 0.0))
+    upper, lower = (_smooth_cover(np.where(shows, lack, 0.0), radius) for lack in thinner)
+    edges = (edges[0] - upper, edges[1] + lower)
     # As a jaw rises, the lower lip covers most of the gap (the upper lip would drag a moustache or the skin under
     # the nose down with it); smoothed so the seam has no steps.
     meet = np.where(shows, top + UPPER_SHARE * (bottom - top), line)
@@ -608,6 +685,12 @@ def _lip_line_shade(
     left, right = sorted(corners[:, 0])
     along = np.clip((columns - left) / max(right - left, 1e-9), 0.0, 1.0)
     fade = np.clip(np.minimum(along, 1.0 - along) / LIP_LINE_FADE, 0.0, 1.0)
+    return LIP_LINE_SHADE * _across_line(line, size, width) * np.sin(0.5 * np.pi * fade)[None, :].astype(np.float32)
+
+
+def _across_line(line: np.ndarray, size: tuple[int, int], width: float) -> np.ndarray:
+    """``float32`` of ``size``: a Gaussian (sigma ``width`` px) across the ``line`` (its row in each column), 1 on
+    it; below 1/50 it is 0 (the pixels beyond stay as they were)."""
     rows = np.arange(size[0], dtype=np.float64)[:, None]
     across = np.exp(-0.5 * ((rows - line[None, :]) / width) ** 2)
-    return (LIP_LINE_SHADE * across * np.sin(0.5 * np.pi * fade)[None, :]).astype(np.float32)
+    return np.where(across < 0.02, 0.0, across).astype(np.float32)
