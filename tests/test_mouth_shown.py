@@ -72,3 +72,29 @@ def test_a_few_pixels_of_teeth_between_the_lips_are_covered_when_the_mouth_close
 
     assert teeth(warped) > 10  # the warp alone squeezes them into a strip
     assert teeth(closed) == 0
+
+
+@pytest.mark.parametrize("degrees", [0.0, -8.0, 15.0])
+def test_closed_lips_meet_along_a_smooth_line_not_a_zipper(degrees):
+    """A laugh's teeth with dark gaps between them, closed: the lips meet along a continuous line. The lips' rows
+    next to the teeth, slid to the seam, drew it stippled (alternating light and grey pixels, t1.jpg's laughing
+    woman); so did a tilted line's pixels falling to one lip or the other."""
+    image, shape = mouth(8.0, TEETH)
+    gap = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(gap, [np.round(shape[60:68] * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+    image[(gap > 0) & (np.arange(200) // 3 % 2 == 0)[None, :]] = DARK  # the dark between teeth 3 px wide
+    tilt = cv2.getRotationMatrix2D(shape[48:68].mean(0), degrees, 1.0)
+    image = cv2.warpAffine(image, tilt, (200, 200), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    shape = shape @ tilt[:, :2].T + tilt[:, 2]
+    warp = action_unit_warp(shape, cv2.invertAffineTransform(tilt), {}, image.shape[:2], close_mouth=1.0)
+    closed = close_lips(image, warp.apply(image), warp, shape)
+    grey = cv2.cvtColor(closed, cv2.COLOR_RGB2GRAY).astype(float)
+    # The seam: the darkest row of each column over the middle of the mouth, between the lips' outer edges.
+    left, right = shape[48, 0], shape[54, 0]
+    columns = np.arange(int(left + 0.25 * (right - left)), int(right - 0.25 * (right - left)))
+    top, bottom = int(shape[48:60, 1].min()), int(shape[48:60, 1].max()) + 1
+    seam = grey[top:bottom, columns].min(0)
+    assert seam.max() < grey[top:bottom, columns].mean(), "the lips meet along a darker line"
+    stipple = np.abs(seam[1:-1] - (seam[:-2] + seam[2:]) / 2)
+    # Old code: 12.5, 8.5 and 12 levels; a smooth line 1.5-4.
+    assert stipple.max() < 6, f"the seam's grey alternates by {stipple.max():.0f} levels along it"
