@@ -86,6 +86,8 @@ LIP_LINE_SMOOTHING = 0.03
 #: than the lip's own middle (0-255 lightness) a pixel there is to count as teeth, not lip.
 TEETH_REACH = 0.05
 TEETH_LIGHTER = 25
+#: A lip's row next to the gap that is this much lighter than its middle is part teeth (0-255 lightness).
+MIXED_LIGHTER = 10
 #: What the gap between the inner lips shows (:func:`inside_shown`): teeth are this much lighter than the lips' own
 #: middle (0-255 lightness) and at most this share of their saturation; the dark inside is at most this share of
 #: their lightness, over this many inter-ocular distances down a column (a shut mouth's seam is a thin dark line),
@@ -349,8 +351,9 @@ def close_lips(
         return warped
     gap = _with_teeth_beside(gap, _lightness(warped_up), edges, round(TEETH_REACH * iod))
     # Each lip's row next to the gap is part teeth, part dark gaps between them: slid to the seam, it drew a
-    # stippled line (t1.jpg's laughing woman). It goes under the other lip with the gap.
-    gap = cv2.dilate(gap.astype(np.uint8), np.ones((3, 1), dtype=np.uint8)) > 0
+    # stippled line (t1.jpg's laughing woman). Where it is lighter than the lip it goes under with the gap (every
+    # such row, a small face's thin upper lip went under too).
+    gap = _with_teeth_beside(gap, _lightness(warped_up), edges, 1, MIXED_LIGHTER)
     radius = max(2, round(SLIDE_SMOOTHING * iod))
     slide = _lips_slid_together(gap, line, edges, SKIN_REACH * iod, radius, THINNEST_LIP * iod)
     shade = _lip_line_shade(slide.meet, columns, corners, gap.shape, max(LIP_LINE_WIDTH * iod, 0.7))
@@ -515,10 +518,14 @@ def _lightness(colour: np.ndarray) -> np.ndarray:
 
 
 def _with_teeth_beside(
-    gap: np.ndarray, lightness: np.ndarray, edges: tuple[np.ndarray, np.ndarray], reach: int
+    gap: np.ndarray,
+    lightness: np.ndarray,
+    edges: tuple[np.ndarray, np.ndarray],
+    reach: int,
+    lighter: float = TEETH_LIGHTER,
 ) -> np.ndarray:
     """``gap`` grown in each column over the teeth just beyond it: up to ``reach`` rows above its top and below its
-    bottom that are clearly lighter (:data:`TEETH_LIGHTER`) than the middle of the lip on that side (between the
+    bottom that are ``lighter`` (:data:`TEETH_LIGHTER`) than the middle of the lip on that side (between the
     lip's outer edge, ``edges``, and the gap), and no more rows than the median of the columns within ``reach``.
     The carried inner lips stop short of a laugh's teeth where the lips roll over them, and teeth left under a lip
     were slid up with it as a pale band under the seam."""
@@ -534,7 +541,7 @@ def _with_teeth_beside(
         lip = ((rows - edge) * (rows - end) < 0) & (np.abs(rows - end) > reach) & shows
         if not lip.any():
             continue
-        teeth = lightness > np.median(lightness[lip]) + TEETH_LIGHTER
+        teeth = lightness > np.median(lightness[lip]) + lighter
         # A row beyond the gap is teeth only while every row between it and the gap is.
         growing, rows_of_teeth = shows.copy(), np.zeros(gap.shape[1], dtype=int)
         for step in range(1, reach + 1):
