@@ -98,3 +98,20 @@ def test_closed_lips_meet_along_a_smooth_line_not_a_zipper(degrees):
     stipple = np.abs(seam[1:-1] - (seam[:-2] + seam[2:]) / 2)
     # Old code: 12.5, 8.5 and 12 levels; a smooth line 1.5-4.
     assert stipple.max() < 6, f"the seam's grey alternates by {stipple.max():.0f} levels along it"
+
+
+def test_the_gap_handed_on_is_the_inside_not_the_lip_the_inner_points_lie_on():
+    """The inner lip points lie 3 px inside the upper lip (the mesh's, on a laugh, t1.jpg): those rows are lip, not
+    gap (closed over as gap, the upper lip was slid away), the teeth below them are."""
+    image, shape = mouth(10.0, TEETH)
+    top = int(np.ceil(shape[[61, 62, 63], 1].max()))
+    on_lip = np.zeros(image.shape[:2], bool)
+    on_lip[: top + 3] = np.all(image[: top + 3] == TEETH, axis=-1)
+    image[on_lip] = LIP
+    shown = inside_shown(image, shape)
+    x0, y0, x1, y1 = shown.box
+    assert shown.opens
+    # Only a column's middle row stays where all of it is lip (near the corners): the old gate kept all of them.
+    assert shown.mask[on_lip[y0:y1, x0:x1]].mean() < 0.2
+    teeth = np.all(image[y0:y1, x0:x1] == TEETH, axis=-1)
+    assert shown.mask[teeth].mean() > 0.9
