@@ -381,8 +381,8 @@ def _draw_closing(
 ) -> np.ndarray:
     """``warped`` with the closing planned over the ``window`` of the upright frame (``slide``, the skin following
     over ``reach`` px; ``shade``: how much darker each pixel gets; ``seam``: how much of each pixel is smoothed along
-    the face's eye line, 0-1) drawn into the image: only pixels inside
-    ``warp``'s window that the closing changes are written, the rest stay bit-identical."""
+    the face's eye line, 0-1) drawn into the image: only pixels inside ``warp``'s window that the closing changes are
+    written, the rest stay bit-identical."""
     x0, y0, x1, y1 = window
     # The image box the upright window covers, clipped to what the warp may change.
     to_image = cv2.invertAffineTransform(upright)
