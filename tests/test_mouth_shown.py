@@ -115,3 +115,28 @@ def test_the_gap_handed_on_is_the_inside_not_the_lip_the_inner_points_lie_on():
     assert shown.mask[on_lip[y0:y1, x0:x1]].mean() < 0.2
     teeth = np.all(image[y0:y1, x0:x1] == TEETH, axis=-1)
     assert shown.mask[teeth].mean() > 0.9
+
+
+def test_closed_lips_meet_along_a_darker_line_of_their_own_colour_not_grey():
+    """Lips with a cool grey shadow along their inner edges (over teeth, as in a photo), closed: the line where
+    they meet is the lips' colour in shadow. Their inner rows slid to it drew a blue-grey line on warm lips (t1.jpg's
+    laughing woman, the astronaut)."""
+    image, shape = mouth(8.0, TEETH)
+    inner_edge = np.zeros(image.shape[:2], np.uint8)
+    cv2.polylines(inner_edge, [np.round(shape[60:68]).astype(np.int32)], True, 1, thickness=5)
+    image[(inner_edge > 0) & np.all(image == LIP, axis=-1)] = (110, 112, 125)
+    warp = action_unit_warp(shape, np.array([[1.0, 0, 0], [0, 1.0, 0]]), {}, image.shape[:2], close_mouth=1.0)
+    closed = close_lips(image, warp.apply(image), warp, shape)
+    lab = cv2.cvtColor(closed, cv2.COLOR_RGB2LAB).astype(float) - (0, 128, 128)
+    lip = cv2.cvtColor(np.uint8([[LIP]]), cv2.COLOR_RGB2LAB)[0, 0].astype(float) - (0, 128, 128)
+    # The line: the darkest row of each column over the middle of the mouth.
+    left, right = shape[48, 0], shape[54, 0]
+    columns = np.arange(int(left + 0.25 * (right - left)), int(right - 0.25 * (right - left)))
+    top, bottom = int(shape[48:60, 1].min()), int(shape[48:60, 1].max()) + 1
+    line = lab[top + lab[top:bottom, columns, 0].argmin(0), columns]
+    assert line[:, 0].max() < lip[0], "the line is darker than the lips"
+    chroma = np.linalg.norm(line[:, 1:], axis=1) / np.linalg.norm(lip[1:])
+    # Old code: 0.2 of the lips' chroma at the least (grey); now 0.8.
+    assert chroma.min() > 0.6, f"the line keeps {chroma.min():.2f} of the lips' chroma"
+    hue = np.degrees(np.arctan2(line[:, 2], line[:, 1]) - np.arctan2(lip[2], lip[1]))
+    assert np.abs(hue).max() < 15

@@ -224,6 +224,44 @@ def _lip_trimmed(between: np.ndarray, upper_lip: np.ndarray, lower_lip: np.ndarr
     return trimmed | (all_lip & (rows == (first + last) // 2))
 
 
+def _smoothed_ends(gap: np.ndarray, radius: int) -> np.ndarray:
+    """``gap`` (bool) with its top and bottom rows in each column it crosses smoothed along the mouth (a running
+    median, then a running mean, over ``radius`` columns each side of the columns it crosses): a gap trimmed
+    column by column has a ragged edge, and the lip slid over it drew pale vertical streaks."""
+    crossed = np.flatnonzero(gap.any(0))
+    if len(crossed) == 0:
+        return gap
+    ends = np.stack([gap[:, crossed].argmax(0), gap.shape[0] - 1 - gap[::-1, crossed].argmax(0)]).astype(np.float64)
+    window = 2 * radius + 1
+    ends = np.median(
+        np.lib.stride_tricks.sliding_window_view(np.pad(ends, ((0, 0), (radius, radius)), "edge"), window, axis=1),
+        axis=2,
+    )
+    ends = np.lib.stride_tricks.sliding_window_view(
+        np.pad(ends, ((0, 0), (radius, radius)), "edge"), window, axis=1
+    ).mean(2)
+    top, bottom = np.round(ends[0]), np.maximum(np.round(ends[1]), np.round(ends[0]))
+    rows = np.arange(gap.shape[0])[:, None]
+    smoothed = np.zeros_like(gap)
+    smoothed[:, crossed] = (rows >= top) & (rows <= bottom)
+    return smoothed
+
+
+def _lips_chroma(
+    colour: np.ndarray, lips: tuple[np.ndarray, np.ndarray], line: np.ndarray, width: float
+) -> np.ndarray | None:
+    """``float32`` ``(H, W, 2)`` over ``colour`` (uint8 RGB; ``None`` for a grey one, which has no chroma): the
+    Lab chroma (a, b) of the upper lip (median of ``lips[0]``'s pixels) above the ``line`` (its row in each column),
+    of the lower lip below it, blended across it over ``width`` px."""
+    if colour.ndim != 3 or not all(lip.any() for lip in lips):
+        return None
+    lab = cv2.cvtColor(np.ascontiguousarray(colour[..., :3]), cv2.COLOR_RGB2LAB).astype(np.float32)
+    upper, lower = (np.median(lab[..., 1:][lip], axis=0) for lip in lips)
+    rows = np.arange(colour.shape[0], dtype=np.float32)[:, None]
+    below = np.clip(0.5 + (rows - line[None, :].astype(np.float32)) / (2 * width), 0.0, 1.0)[..., None]
+    return (upper * (1.0 - below) + lower * below).astype(np.float32)
+
+
 def _grey_and_saturation(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``float32`` lightness and saturation (0-255) of ``crop`` (uint8, any channels; a grey one has none)."""
     colour = np.ascontiguousarray(crop[..., :3] if crop.ndim == 3 else crop)
@@ -325,8 +363,8 @@ def close_lips(
             upright, np.asarray(mesh, dtype=np.float64)[list(MESH_MOUTH_CORNERS.values()), :2]
         )
         corners = corners - before_up[[48, 54]] + mesh_corners
-    gap = _shown_between_lips(shown, warp, upright, window, iod)
-    if not gap.any():
+    carried, remade = _shown_between_lips(shown, warp, upright, window, iod)
+    if not (carried | remade).any():
         return warped
     x0, y0 = low
     columns = np.arange(x0, high[0], dtype=np.float64)
@@ -337,28 +375,44 @@ def close_lips(
     lips = after_up.copy()
     lips[[48, 54]] = corners
     edges = tuple(_outline_at(lips[IBUG_LIPS[i]], columns) - y0 for i in (0, 3))
-    # Only if the warped gap still shows teeth or the dark inside, read as the photo's was: where the warp's own
-    # closing met the lips (a few pixels' gap, a dark seam left) a lip slid over it was erased (Courteney, t1.jpg).
-    # Read between the lips' outer edges and corners only: the skin beyond them is as light as teeth.
-    rows = np.arange(gap.shape[0])[:, None]
+    rows = np.arange(carried.shape[0])[:, None]
     left, right = np.sort(corners[:, 0])
     within = (rows > edges[0]) & (rows < edges[1]) & (columns > left) & (columns < right)
     warped_up = _upright_crop(warped, upright, window)
+    # Only if the warped gap still shows teeth or the dark inside, read as the photo's was: where the warp's own
+    # closing met the lips (a few pixels' gap, a dark seam left) a lip slid over it was erased (Courteney, t1.jpg).
+    # Read between the lips' outer edges and corners only: the skin beyond them is as light as teeth.
     # The warp closes the lips to a seam (SEAM): dark beyond it is inside left showing.
+    gap = carried | remade
     seam = max(3, round(SEAM * iod) + 2)
     reading = _columns_showing_inside(warped_up, within & ~gap, within & gap, iod, seam)
     if not (within & ~gap).any() or not _opens(reading, iod):
         return warped
+    # The inside the warp re-made between the moved inner lips can lie on a thin lip (a small face's upper lip, 2-3
+    # px after the warp, went under the lower one, t1.jpg): its rows coloured as the lip beside them are lip, not
+    # gap. Trimmed column by column the gap's edge was ragged and the slid lip drew pale streaks: its ends are
+    # smoothed along the mouth.
+    radius = max(2, round(SLIDE_SMOOTHING * iod))
+    upper_lip, lower_lip = (within & ~gap & side for side in (rows < line, rows > line))
+    upper_coloured, lower_coloured = (
+        _lip_coloured(warped_up, lip if lip.any() else within) for lip in (upper_lip, lower_lip)
+    )
+    gap = carried | _smoothed_ends(_lip_trimmed(remade, upper_coloured, lower_coloured), radius)
     gap = _with_teeth_beside(gap, _lightness(warped_up), edges, round(TEETH_REACH * iod))
     # Each lip's row next to the gap is part teeth, part dark gaps between them: slid to the seam, it drew a
     # stippled line (t1.jpg's laughing woman). Where it is lighter than the lip it goes under with the gap (every
     # such row, a small face's thin upper lip went under too).
     gap = _with_teeth_beside(gap, _lightness(warped_up), edges, 1, MIXED_LIGHTER)
-    radius = max(2, round(SLIDE_SMOOTHING * iod))
     slide = _lips_slid_together(gap, line, edges, SKIN_REACH * iod, radius, THINNEST_LIP * iod)
     shade = _lip_line_shade(slide.meet, columns, corners, gap.shape, max(LIP_LINE_WIDTH * iod, 0.7))
-    seam = _across_line(slide.meet, gap.shape, max(LIP_LINE_SMOOTHING * iod, 1.0))
-    return _draw_closing(warped, warp, upright, window, slide, SKIN_REACH * iod, shade, seam)
+    band = max(LIP_LINE_SMOOTHING * iod, 1.0)
+    seam = _across_line(slide.meet, gap.shape, band)
+    # The line is the lips' own colour in shadow: smoothed along, the lips' inner rows (teeth, their grey shadows)
+    # left a cool grey line on warm lips.
+    chroma = _lips_chroma(warped_up, (within & ~gap & (rows < line), within & ~gap & (rows > line)), slide.meet, band)
+    # Beyond the mouth's corners the line runs over skin, which keeps its own colour.
+    tint = None if chroma is None else (chroma, seam * _corner_fade(columns, corners)[None, :])
+    return _draw_closing(warped, warp, upright, window, slide, SKIN_REACH * iod, shade, seam, tint)
 
 
 def _upright_frame(shape: np.ndarray) -> np.ndarray:
@@ -378,10 +432,12 @@ def _draw_closing(
     reach: float,
     shade: np.ndarray,
     seam: np.ndarray,
+    tint: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """``warped`` with the closing planned over the ``window`` of the upright frame (``slide``, the skin following
     over ``reach`` px; ``shade``: how much darker each pixel gets; ``seam``: how much of each pixel is smoothed along
-    the face's eye line, 0-1) drawn into the image: only pixels inside ``warp``'s window that the closing changes are
+    the face's eye line, 0-1; ``tint``: the lips' Lab chroma, :func:`_lips_chroma`, and how much of it each pixel
+    takes) drawn into the image: only pixels inside ``warp``'s window that the closing changes are
     written, the rest stay bit-identical."""
     x0, y0, x1, y1 = window
     # The image box the upright window covers, clipped to what the warp may change.
@@ -408,6 +464,14 @@ def _draw_closing(
     closed = cv2.remap(warped, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     closed = _smoothed_along(closed, to_image[:, 0].astype(np.float32), seam)
     colour = closed[..., :3] if closed.ndim == 3 else closed
+    if tint is not None and closed.ndim == 3:
+        chroma, weight = (
+            cv2.remap(field, columns.astype(np.float32), rows.astype(np.float32), cv2.INTER_LINEAR) for field in tint
+        )
+        lab = cv2.cvtColor(np.ascontiguousarray(colour), cv2.COLOR_RGB2LAB).astype(np.float32)
+        lab[..., 1:] += weight[..., None] * (chroma - lab[..., 1:])
+        tinted = cv2.cvtColor(np.clip(np.rint(lab), 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+        colour[weight > 0] = tinted[weight > 0]  # Lab and back is not exact: only the line's pixels
     darker = 1.0 - (shade[:, :, None] if closed.ndim == 3 else shade)
     colour[...] = np.clip(np.rint(colour.astype(np.float32) * darker), 0, 255)
     # Inside the warp's ring only (its window is also 0 inside where the warp moved nothing, e.g. held teeth).
@@ -469,10 +533,10 @@ def _shown_between_lips(
     upright: np.ndarray,
     window: tuple[int, int, int, int],
     iod: float,
-) -> np.ndarray:
-    """Boolean over ``window`` (px of the ``upright`` frame) of the warped photo: the pixels that show what was
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two booleans over ``window`` (px of the ``upright`` frame) of the warped photo: the pixels that show what was
     between the lips before the warp (``shown``'s gap, grown by :data:`INSIDE_GROW`, carried through the warp's
-    map), and what the warp re-made there (``warp.mouth.inside``). Not both landmark sets' gaps: dlib's inner lip
+    map), and what else the warp re-made there (``warp.mouth.inside``). Not both landmark sets' gaps: dlib's inner lip
     points on an open mouth stray onto the lower lip, and a lip marked as gap was slid away under the other lip."""
     rx0, ry0, rx1, ry1 = warp.roi
     before = np.zeros((ry1 - ry0, rx1 - rx0), dtype=np.uint8)
@@ -491,10 +555,11 @@ def _shown_between_lips(
         return cv2.remap(field, at_x, at_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
     source_x, source_y = sample(warp.map_x - rx0), sample(warp.map_y - ry0)
-    carried = cv2.remap(before, source_x, source_y, cv2.INTER_LINEAR) > 96
-    if warp.mouth is not None:
-        carried |= sample(warp.mouth.inside.astype(np.float32)) > 0.4
-    return carried & (sample(warp.weight.astype(np.float32)) > 0)
+    moved = sample(warp.weight.astype(np.float32)) > 0
+    carried = (cv2.remap(before, source_x, source_y, cv2.INTER_LINEAR) > 96) & moved
+    if warp.mouth is None:
+        return carried, np.zeros_like(carried)
+    return carried, (sample(warp.mouth.inside.astype(np.float32)) > 0.4) & moved & ~carried
 
 
 def _upright_crop(image: np.ndarray, upright: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
@@ -689,10 +754,16 @@ def _lip_line_shade(
 ) -> np.ndarray:
     """``float32`` of ``size``: how much darker each pixel is along the line where the lips meet (``line``: its row
     in each crop column at image x ``columns``), fading in from each mouth corner and zero beyond them."""
+    return LIP_LINE_SHADE * _across_line(line, size, width) * _corner_fade(columns, corners)[None, :]
+
+
+def _corner_fade(columns: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """``float32`` per image x of ``columns``: 1 along the middle of the mouth, fading to 0 at its ``corners``
+    (over :data:`LIP_LINE_FADE` of its width) and 0 beyond them."""
     left, right = sorted(corners[:, 0])
     along = np.clip((columns - left) / max(right - left, 1e-9), 0.0, 1.0)
     fade = np.clip(np.minimum(along, 1.0 - along) / LIP_LINE_FADE, 0.0, 1.0)
-    return LIP_LINE_SHADE * _across_line(line, size, width) * np.sin(0.5 * np.pi * fade)[None, :].astype(np.float32)
+    return np.sin(0.5 * np.pi * fade).astype(np.float32)
 
 
 def _across_line(line: np.ndarray, size: tuple[int, int], width: float) -> np.ndarray:
