@@ -224,29 +224,6 @@ def _lip_trimmed(between: np.ndarray, upper_lip: np.ndarray, lower_lip: np.ndarr
     return trimmed | (all_lip & (rows == (first + last) // 2))
 
 
-def _smoothed_ends(gap: np.ndarray, radius: int) -> np.ndarray:
-    """``gap`` (bool) with its top and bottom rows in each column it crosses smoothed along the mouth (a running
-    median, then a running mean, over ``radius`` columns each side of the columns it crosses): a gap trimmed
-    column by column has a ragged edge, and the lip slid over it drew pale vertical streaks."""
-    crossed = np.flatnonzero(gap.any(0))
-    if len(crossed) == 0:
-        return gap
-    ends = np.stack([gap[:, crossed].argmax(0), gap.shape[0] - 1 - gap[::-1, crossed].argmax(0)]).astype(np.float64)
-    window = 2 * radius + 1
-    ends = np.median(
-        np.lib.stride_tricks.sliding_window_view(np.pad(ends, ((0, 0), (radius, radius)), "edge"), window, axis=1),
-        axis=2,
-    )
-    ends = np.lib.stride_tricks.sliding_window_view(
-        np.pad(ends, ((0, 0), (radius, radius)), "edge"), window, axis=1
-    ).mean(2)
-    top, bottom = np.round(ends[0]), np.maximum(np.round(ends[1]), np.round(ends[0]))
-    rows = np.arange(gap.shape[0])[:, None]
-    smoothed = np.zeros_like(gap)
-    smoothed[:, crossed] = (rows >= top) & (rows <= bottom)
-    return smoothed
-
-
 def _lips_chroma(
     colour: np.ndarray, lips: tuple[np.ndarray, np.ndarray], line: np.ndarray, width: float
 ) -> np.ndarray | None:
@@ -363,8 +340,8 @@ def close_lips(
             upright, np.asarray(mesh, dtype=np.float64)[list(MESH_MOUTH_CORNERS.values()), :2]
         )
         corners = corners - before_up[[48, 54]] + mesh_corners
-    carried, remade = _shown_between_lips(shown, warp, upright, window, iod)
-    if not (carried | remade).any():
+    gap = _shown_between_lips(shown, warp, upright, window, iod)
+    if not gap.any():
         return warped
     x0, y0 = low
     columns = np.arange(x0, high[0], dtype=np.float64)
@@ -375,34 +352,24 @@ def close_lips(
     lips = after_up.copy()
     lips[[48, 54]] = corners
     edges = tuple(_outline_at(lips[IBUG_LIPS[i]], columns) - y0 for i in (0, 3))
-    rows = np.arange(carried.shape[0])[:, None]
-    left, right = np.sort(corners[:, 0])
-    within = (rows > edges[0]) & (rows < edges[1]) & (columns > left) & (columns < right)
-    warped_up = _upright_crop(warped, upright, window)
     # Only if the warped gap still shows teeth or the dark inside, read as the photo's was: where the warp's own
     # closing met the lips (a few pixels' gap, a dark seam left) a lip slid over it was erased (Courteney, t1.jpg).
     # Read between the lips' outer edges and corners only: the skin beyond them is as light as teeth.
+    rows = np.arange(gap.shape[0])[:, None]
+    left, right = np.sort(corners[:, 0])
+    within = (rows > edges[0]) & (rows < edges[1]) & (columns > left) & (columns < right)
+    warped_up = _upright_crop(warped, upright, window)
     # The warp closes the lips to a seam (SEAM): dark beyond it is inside left showing.
-    gap = carried | remade
     seam = max(3, round(SEAM * iod) + 2)
     reading = _columns_showing_inside(warped_up, within & ~gap, within & gap, iod, seam)
     if not (within & ~gap).any() or not _opens(reading, iod):
         return warped
-    # The inside the warp re-made between the moved inner lips can lie on a thin lip (a small face's upper lip, 2-3
-    # px after the warp, went under the lower one, t1.jpg): its rows coloured as the lip beside them are lip, not
-    # gap. Trimmed column by column the gap's edge was ragged and the slid lip drew pale streaks: its ends are
-    # smoothed along the mouth.
-    radius = max(2, round(SLIDE_SMOOTHING * iod))
-    upper_lip, lower_lip = (within & ~gap & side for side in (rows < line, rows > line))
-    upper_coloured, lower_coloured = (
-        _lip_coloured(warped_up, lip if lip.any() else within) for lip in (upper_lip, lower_lip)
-    )
-    gap = carried | _smoothed_ends(_lip_trimmed(remade, upper_coloured, lower_coloured), radius)
     gap = _with_teeth_beside(gap, _lightness(warped_up), edges, round(TEETH_REACH * iod))
     # Each lip's row next to the gap is part teeth, part dark gaps between them: slid to the seam, it drew a
     # stippled line (t1.jpg's laughing woman). Where it is lighter than the lip it goes under with the gap (every
     # such row, a small face's thin upper lip went under too).
     gap = _with_teeth_beside(gap, _lightness(warped_up), edges, 1, MIXED_LIGHTER)
+    radius = max(2, round(SLIDE_SMOOTHING * iod))
     slide = _lips_slid_together(gap, line, edges, SKIN_REACH * iod, radius, THINNEST_LIP * iod)
     shade = _lip_line_shade(slide.meet, columns, corners, gap.shape, max(LIP_LINE_WIDTH * iod, 0.7))
     band = max(LIP_LINE_SMOOTHING * iod, 1.0)
@@ -533,10 +500,10 @@ def _shown_between_lips(
     upright: np.ndarray,
     window: tuple[int, int, int, int],
     iod: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Two booleans over ``window`` (px of the ``upright`` frame) of the warped photo: the pixels that show what was
+) -> np.ndarray:
+    """Boolean over ``window`` (px of the ``upright`` frame) of the warped photo: the pixels that show what was
     between the lips before the warp (``shown``'s gap, grown by :data:`INSIDE_GROW`, carried through the warp's
-    map), and what else the warp re-made there (``warp.mouth.inside``). Not both landmark sets' gaps: dlib's inner lip
+    map), and what the warp re-made there (``warp.mouth.inside``). Not both landmark sets' gaps: dlib's inner lip
     points on an open mouth stray onto the lower lip, and a lip marked as gap was slid away under the other lip."""
     rx0, ry0, rx1, ry1 = warp.roi
     before = np.zeros((ry1 - ry0, rx1 - rx0), dtype=np.uint8)
@@ -555,11 +522,10 @@ def _shown_between_lips(
         return cv2.remap(field, at_x, at_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
     source_x, source_y = sample(warp.map_x - rx0), sample(warp.map_y - ry0)
-    moved = sample(warp.weight.astype(np.float32)) > 0
-    carried = (cv2.remap(before, source_x, source_y, cv2.INTER_LINEAR) > 96) & moved
-    if warp.mouth is None:
-        return carried, np.zeros_like(carried)
-    return carried, (sample(warp.mouth.inside.astype(np.float32)) > 0.4) & moved & ~carried
+    carried = cv2.remap(before, source_x, source_y, cv2.INTER_LINEAR) > 96
+    if warp.mouth is not None:
+        carried |= sample(warp.mouth.inside.astype(np.float32)) > 0.4
+    return carried & (sample(warp.weight.astype(np.float32)) > 0)
 
 
 def _upright_crop(image: np.ndarray, upright: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
