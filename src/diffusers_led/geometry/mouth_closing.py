@@ -196,15 +196,17 @@ def inside_shown(image: np.ndarray, shape: np.ndarray, mesh: np.ndarray | None =
         return ShownInside(np.zeros_like(between), box, False)
     # A shut mouth's seam is a thin dark line, not an open mouth.
     dark_rows = max(3, round(SHOWN_DARK_HEIGHT * iod))
-    crop = image[y0:y1, x0:x1]
-    columns = _columns_showing_inside(crop[:, read], lips[:, read], between[:, read], iod, dark_rows)
+    grey, saturation = _grey_and_saturation(image[y0:y1, x0:x1])
+    columns = _columns_showing_inside(
+        grey[:, read], saturation[:, read], lips[:, read], between[:, read], iod, dark_rows
+    )
     # The whole gap is closed over, not the columns that showed the inside: a lip slid up beside one left unslid
     # was cut by a step (t1.jpg's smiling man, toward neutral and contempt). But not the lip inside it: the mesh's
     # inner lips can lie on a laugh's upper lip, which was slid away under the lower one (t1.jpg's blonde woman).
     # Each lip's own colour: a laugh's upper lip is darker than its lower one, and its pink teeth lie between.
     upper_lip, lower_lip = (polygon(points[contours[i] + contours[i + 1][::-1]]) & ~between for i in (0, 2))
     upper_coloured, lower_coloured = (
-        _lip_coloured(crop, lip if lip.any() else lips) for lip in (upper_lip, lower_lip)
+        _lip_coloured(grey, lip if lip.any() else lips) for lip in (upper_lip, lower_lip)
     )
     gap = _lip_trimmed(between, upper_coloured, lower_coloured) & columns.any()
     return ShownInside(gap, box, _opens(columns, iod))
@@ -243,15 +245,13 @@ def _grey_and_saturation(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``float32`` lightness and saturation (0-255) of ``crop`` (uint8, any channels; a grey one has none)."""
     colour = np.ascontiguousarray(crop[..., :3] if crop.ndim == 3 else crop)
     if colour.ndim == 3:
-        grey = cv2.cvtColor(colour, cv2.COLOR_RGB2GRAY).astype(np.float32)
-        return grey, cv2.cvtColor(colour, cv2.COLOR_RGB2HSV)[..., 1].astype(np.float32)
-    return colour.astype(np.float32), np.zeros(colour.shape, dtype=np.float32)
+        return _lightness(colour), cv2.cvtColor(colour, cv2.COLOR_RGB2HSV)[..., 1].astype(np.float32)
+    return _lightness(colour), np.zeros(colour.shape, dtype=np.float32)
 
 
-def _lip_coloured(crop: np.ndarray, lips: np.ndarray) -> np.ndarray:
-    """Bool over ``crop``: pixels neither clearly lighter (teeth, pink ones too) nor clearly darker (the inside)
-    than the median of the ``lips``' own pixels."""
-    grey = _grey_and_saturation(crop)[0]
+def _lip_coloured(grey: np.ndarray, lips: np.ndarray) -> np.ndarray:
+    """Bool over ``grey`` (lightness, :func:`_grey_and_saturation`): pixels neither clearly lighter (teeth, pink ones
+    too) nor clearly darker (the inside) than the median of the ``lips``' own pixels."""
     lip_grey = float(np.median(grey[lips]))
     return (grey <= lip_grey + SHOWN_TEETH_LIGHTER) & (grey >= SHOWN_DARK * lip_grey)
 
@@ -262,13 +262,12 @@ def _opens(columns: np.ndarray, iod: float) -> bool:
 
 
 def _columns_showing_inside(
-    crop: np.ndarray, lips: np.ndarray, between: np.ndarray, iod: float, dark_rows: int
+    grey: np.ndarray, saturation: np.ndarray, lips: np.ndarray, between: np.ndarray, iod: float, dark_rows: int
 ) -> np.ndarray:
-    """Bool per column of ``crop`` (uint8, any channels): whether the pixels ``between`` the inner lips show teeth
-    or the dark inside (at least ``dark_rows`` tall) there, against the median of the ``lips``' own pixels
-    (:func:`inside_shown`), and the few columns between two that do (the dark gaps between teeth)."""
-    # A grey photo has no saturation: teeth are told from lips by lightness alone.
-    grey, saturation = _grey_and_saturation(crop)
+    """Bool per column of a crop (its ``grey`` lightness and ``saturation``, :func:`_grey_and_saturation`): whether
+    the pixels ``between`` the inner lips show teeth or the dark inside (at least ``dark_rows`` tall) there, against
+    the median of the ``lips``' own pixels (:func:`inside_shown`), and the few columns between two that do (the dark
+    gaps between teeth). A grey photo has no saturation: teeth are told from lips by lightness alone."""
     lip_grey, lip_saturation = float(np.median(grey[lips])), float(np.median(saturation[lips]))
     teeth = (grey > lip_grey + SHOWN_TEETH_LIGHTER) & (saturation <= SHOWN_TEETH_SATURATION * lip_saturation)
     dark = ((grey < SHOWN_DARK * lip_grey) & between).astype(np.uint8)
@@ -361,14 +360,15 @@ def close_lips(
     warped_up = _upright_crop(warped, upright, window)
     # The warp closes the lips to a seam (SEAM): dark beyond it is inside left showing.
     seam = max(3, round(SEAM * iod) + 2)
-    reading = _columns_showing_inside(warped_up, within & ~gap, within & gap, iod, seam)
+    grey, saturation = _grey_and_saturation(warped_up)
+    reading = _columns_showing_inside(grey, saturation, within & ~gap, within & gap, iod, seam)
     if not (within & ~gap).any() or not _opens(reading, iod):
         return warped
-    gap = _with_teeth_beside(gap, _lightness(warped_up), edges, round(TEETH_REACH * iod))
+    gap = _with_teeth_beside(gap, grey, edges, round(TEETH_REACH * iod))
     # Each lip's row next to the gap is part teeth, part dark gaps between them: slid to the seam, it drew a
     # stippled line (t1.jpg's laughing woman). Where it is lighter than the lip it goes under with the gap (every
     # such row, a small face's thin upper lip went under too).
-    gap = _with_teeth_beside(gap, _lightness(warped_up), edges, 1, MIXED_LIGHTER)
+    gap = _with_teeth_beside(gap, grey, edges, 1, MIXED_LIGHTER)
     radius = max(2, round(SLIDE_SMOOTHING * iod))
     slide = _lips_slid_together(gap, line, edges, SKIN_REACH * iod, radius, THINNEST_LIP * iod)
     shade = _lip_line_shade(slide.meet, columns, corners, gap.shape, max(LIP_LINE_WIDTH * iod, 0.7))
@@ -420,10 +420,12 @@ def _draw_closing(
     columns, rows = _pixels_through(upright, (ix0, iy0, ix1, iy1), (x0, y0))
     across = (columns >= 0) & (columns <= x1 - x0 - 1)
     offset = np.where(across, slide.at(columns).source_rows(rows, reach) - rows, 0.0)
-    shade, seam = (
-        cv2.remap(field, columns.astype(np.float32), rows.astype(np.float32), cv2.INTER_LINEAR)
-        for field in (shade, seam)
-    )
+    at_x, at_y = columns.astype(np.float32), rows.astype(np.float32)
+
+    def sampled(field: np.ndarray) -> np.ndarray:  # a field of the upright window at the image's pixels
+        return cv2.remap(field, at_x, at_y, cv2.INTER_LINEAR)
+
+    shade, seam = sampled(shade), sampled(seam)
     # A slide down the face is, in the image, a slide along the face's vertical axis.
     image_x, image_y = np.meshgrid(np.arange(ix0, ix1, dtype=np.float64), np.arange(iy0, iy1, dtype=np.float64))
     map_x = (image_x + to_image[0, 1] * offset).astype(np.float32)
@@ -432,9 +434,7 @@ def _draw_closing(
     closed = _smoothed_along(closed, to_image[:, 0].astype(np.float32), seam)
     colour = closed[..., :3] if closed.ndim == 3 else closed
     if tint is not None and closed.ndim == 3:
-        chroma, weight = (
-            cv2.remap(field, columns.astype(np.float32), rows.astype(np.float32), cv2.INTER_LINEAR) for field in tint
-        )
+        chroma, weight = (sampled(field) for field in tint)
         lab = cv2.cvtColor(np.ascontiguousarray(colour), cv2.COLOR_RGB2LAB).astype(np.float32)
         lab[..., 1:] += weight[..., None] * (chroma - lab[..., 1:])
         tinted = cv2.cvtColor(np.clip(np.rint(lab), 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
