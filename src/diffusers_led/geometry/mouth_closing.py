@@ -74,6 +74,11 @@ SLIDE_SMOOTHING = 0.02
 SLIDE_TAPER = 0.5
 #: The fewest rows of itself (inter-ocular distances) each lip brings to the line where the lips meet.
 THINNEST_LIP = 0.06
+#: How much taller each lip may grow toward the line where the lips meet, instead of sliding whole (a relaxed
+#: mouth's lips are fuller than a laugh's stretched ones), and the least and most it is drawn of its height where
+#: the gap's edge is ragged or its outer edge can slide no further.
+LIP_FULLNESS = 1.4
+LIP_STRETCH = (0.75, 2.0)
 #: The line where closed lips meet: how much darker than the lips at its middle, its half-width (inter-ocular
 #: distances, Gaussian sigma) and the share of the mouth's width over which it fades in from each corner.
 LIP_LINE_SHADE = 0.2
@@ -601,13 +606,16 @@ def _meeting_line(after: np.ndarray, corners: np.ndarray) -> np.ndarray:
 
 class _LipSlide(NamedTuple):
     """How the lips slide together, per column of the upright window (rows, y down): where they meet, how far the
-    upper lip slides down and the lower lip up, and the lips' outer edges once slid."""
+    upper lip's outer edge slides down and the lower lip's up, the lips' outer edges once slid, and how much taller
+    each lip is drawn than it was (1: slid whole)."""
 
     meet: np.ndarray
     down: np.ndarray
     up: np.ndarray
     upper_edge: np.ndarray
     lower_edge: np.ndarray
+    upper_stretch: np.ndarray
+    lower_stretch: np.ndarray
 
     def at(self, columns: np.ndarray) -> _LipSlide:
         """The slide at (fractional) ``columns`` of any shape: smooth along the mouth, so interpolated."""
@@ -616,16 +624,19 @@ class _LipSlide(NamedTuple):
 
     def source_rows(self, rows: np.ndarray, reach: float) -> np.ndarray:
         """The row each of ``rows`` (fractional, broadcast with the slide's columns) takes its colour from: each
-        lip's rows move whole; the skin from a lip's outer edge to ``reach`` px beyond it stretches to follow.
-        Evaluated at any row, so a tilted face is resampled once and never across the seam where the lips meet."""
+        lip's rows, from its outer edge to the line where the lips meet, come from its own rows (stretched by its
+        ``stretch``); the skin from a lip's outer edge to ``reach`` px beyond it stretches to follow. Evaluated at
+        any row, so a tilted face is resampled once and never across the seam where the lips meet."""
         above = self.upper_edge - reach - self.down  # where the skin stops following
         below = self.lower_edge + reach + self.up
         source = np.asarray(rows, dtype=np.float64)  # np.where broadcasts it with the columns
         over_skin_above = (rows > above) & (rows < self.upper_edge)
         over_skin_below = (rows > self.lower_edge) & (rows < below)
         source = np.where(over_skin_above, above + (rows - above) * (reach / (reach + self.down)), source)
-        source = np.where((rows >= self.upper_edge) & (rows <= self.meet), rows - self.down, source)
-        source = np.where((rows > self.meet) & (rows <= self.lower_edge), rows + self.up, source)
+        upper_lip = self.upper_edge - self.down + (rows - self.upper_edge) / self.upper_stretch
+        lower_lip = self.lower_edge + self.up - (self.lower_edge - rows) / self.lower_stretch
+        source = np.where((rows >= self.upper_edge) & (rows <= self.meet), upper_lip, source)
+        source = np.where((rows > self.meet) & (rows <= self.lower_edge), lower_lip, source)
         return np.where(over_skin_below, below - (below - rows) * (reach / (reach + self.up)), source)
 
 
@@ -676,8 +687,46 @@ def _lips_slid_together(
     # Beyond the gap's ends the slide tapers off instead of stopping in one column: stopped, it cut a step into
     # the lip there (a lower lip slid up beside its own corner, t1.jpg toward angry and neutral).
     down, up = _tapered(down, shows, SLIDE_TAPER), _tapered(up, shows, SLIDE_TAPER)
-    down, up = np.minimum(down, cap), np.minimum(up, cap)
-    return _LipSlide(meet, down, up, edges[0] + down, edges[1] - up)
+    # Where the gap shows, each lip reaches the line from its own last row beside the gap: slid whole by the slide
+    # smoothed along the mouth, a lip went that much further under the other one than the gap asked, and a thin
+    # upper lip of 2-3 px was lost (t1.jpg's small tilted woman).
+    # The gap's edge a column or two out of line (a tooth's light pixel) is not followed: a thin lip drawn from
+    # there showed the skin beyond it as a light tick under the seam (t1.jpg's laughing man).
+    upper_inner = np.where(shows, np.clip(-_running_max(-top, 1), meet - down, meet), meet - down)
+    lower_inner = np.where(shows, np.clip(_running_max(bottom, 1), meet, meet + up), meet + up)
+    return _fuller_lips(meet, (edges[0], upper_inner), (edges[1], lower_inner), cap, radius)
+
+
+def _fuller_lips(
+    meet: np.ndarray,
+    upper: tuple[np.ndarray, np.ndarray],
+    lower: tuple[np.ndarray, np.ndarray],
+    cap: np.ndarray | float,
+    radius: int,
+) -> _LipSlide:
+    """The slide (:class:`_LipSlide`) that takes each lip (its outer edge and its last row beside the gap, rows per
+    column: ``upper``, ``lower``) to the ``meet`` line: a lip grows up to :data:`LIP_FULLNESS` times its height
+    toward the line and its outer edge (and the skin beyond, at most ``cap`` px) slides the rest, smoothed along
+    the mouth over ``radius`` columns. A laugh's stretched lips slid whole met as a line between skin; a relaxed
+    mouth's lips are fuller."""
+    slides, stretches = [], []
+    kernel = np.ones(4 * radius + 1) / (4 * radius + 1)
+    for (outer, inner), sign in ((upper, 1.0), (lower, -1.0)):
+        height = np.maximum(sign * (inner - outer), 0.0)
+        need = sign * (meet - inner)  # slid whole
+        grown = need - (LIP_FULLNESS - 1.0) * height
+        # Smoothed along the mouth, so the lip's outer edge has no steps; where the gap's edge is ragged the lip is
+        # stretched a little more or less instead, within LIP_STRETCH (further, it is drawn as streaks: where the
+        # skin can follow no further, what the lip cannot reach stays uncovered).
+        slide = np.convolve(np.pad(grown, 2 * radius, mode="edge"), kernel, mode="valid")
+        slide = np.clip(slide, need - (LIP_STRETCH[1] - 1.0) * height, need + (1.0 - LIP_STRETCH[0]) * height)
+        slide = np.clip(slide, 0.0, cap)
+        thick = height >= 1.0  # a lip thinner than a pixel (beyond the corners) slides whole
+        slides.append(np.where(thick, slide, np.clip(need, 0.0, cap)))
+        stretch = np.minimum((height + need - slide) / np.maximum(height, 1.0), LIP_STRETCH[1])
+        stretches.append(np.where(thick, stretch, 1.0))
+    (down, up), (upper_stretch, lower_stretch) = slides, stretches
+    return _LipSlide(meet, down, up, upper[0] + down, lower[0] - up, upper_stretch, lower_stretch)
 
 
 def _running_max(values: np.ndarray, radius: int) -> np.ndarray:
