@@ -140,3 +140,45 @@ def test_closed_lips_meet_along_a_darker_line_of_their_own_colour_not_grey():
     assert chroma.min() > 0.6, f"the line keeps {chroma.min():.2f} of the lips' chroma"
     hue = np.degrees(np.arctan2(line[:, 2], line[:, 1]) - np.arctan2(lip[2], lip[1]))
     assert np.abs(hue).max() < 15
+
+
+@pytest.mark.parametrize("gap", [6.0, 10.0])
+def test_closed_lips_keep_their_height(gap):
+    """A laugh's lips closed over its teeth: each lip grows toward the seam (a relaxed mouth's lips are fuller than
+    a laugh's stretched ones) instead of sliding whole, and no teeth are left between them. Slid whole, the lips
+    met as a thin line between skin (t1.jpg's laughing faces, the astronaut): 2 of their 18 rows lost."""
+    image, shape = mouth(gap, TEETH)
+    warp = action_unit_warp(shape, np.array([[1.0, 0, 0], [0, 1.0, 0]]), {}, image.shape[:2], close_mouth=1.0)
+    closed = close_lips(image, warp.apply(image), warp, shape)
+    left, right = shape[48, 0], shape[54, 0]
+    columns = np.arange(int(left + 0.3 * (right - left)), int(right - 0.3 * (right - left)))
+
+    def rows_of(picture: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
+        return (np.abs(picture.astype(int) - colour).sum(2) < 60)[:, columns].sum(0)
+
+    # Old code: 16-17 rows of lip where the photo had 18; now 20-21.
+    assert rows_of(closed, LIP).mean() > rows_of(image, LIP).mean() + 1
+    assert rows_of(closed, TEETH).sum() == 0
+
+
+def test_a_thin_lip_grows_toward_the_seam_and_keeps_every_row():
+    """A thin upper lip (3 rows) over a gap that deepens along the mouth: the lip grows toward the seam (about
+    LIP_FULLNESS times its height, at most LIP_STRETCH) from its own last row in each column, and no row of the gap
+    is drawn. Slid whole, a lip of 2-3 px met the other as a line (t1.jpg's small tilted woman, laughing faces)."""
+    from diffusers_led.geometry.mouth_closing import LIP_STRETCH, _lips_slid_together
+
+    gap = np.zeros((40, 60), dtype=bool)
+    gap[15:19, 10:50] = True  # 4 rows of gap under the upper lip ...
+    gap[15:21, 30:50] = True  # ... 6 on the right half
+    upper_lip, lower_lip = (12.0, 15.0), (21.0, 30.0)
+    slide = _lips_slid_together(
+        gap, np.full(60, 17.0), (np.full(60, upper_lip[0]), np.full(60, lower_lip[1])), 10.0, 2
+    )
+    source = slide.source_rows(np.arange(40, dtype=np.float64)[:, None], 10.0)
+    columns = np.arange(12, 48)
+    assert not gap[np.clip(np.rint(source).astype(int), 0, 39), np.arange(60)][:, columns].any()
+    # Each lip reaches the seam from its own last row (14 and 21): none of it goes under the other lip.
+    assert np.allclose(slide.source_rows(slide.meet[None, :], 10.0)[0, columns], upper_lip[1] - 1)
+    # Drawn from its outer edge to the seam, the upper lip is taller than its 3 rows (old code: 3, slid whole).
+    drawn = (slide.meet - slide.upper_edge)[columns] / (upper_lip[1] - 1 - upper_lip[0])
+    assert drawn.min() > 1.2 and drawn.max() <= LIP_STRETCH[1] + 1e-9

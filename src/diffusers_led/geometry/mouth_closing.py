@@ -74,9 +74,10 @@ SLIDE_SMOOTHING = 0.02
 SLIDE_TAPER = 0.5
 #: The fewest rows of itself (inter-ocular distances) each lip brings to the line where the lips meet.
 THINNEST_LIP = 0.06
-#: How much taller each lip may grow toward the line where the lips meet, instead of sliding whole (a relaxed
-#: mouth's lips are fuller than a laugh's stretched ones), and the least and most it is drawn of its height where
-#: the gap's edge is ragged or its outer edge can slide no further.
+#: How much taller each lip grows toward the line where the lips meet instead of sliding whole (a relaxed mouth's
+#: lips are fuller than a laugh's stretched ones; 1.7 and 2.0 filled the astronaut's lips more but drew a light bump
+#: under a laughing man's seam, t1.jpg, where his lower lip is a dark line over the teeth), and the least and most
+#: of its height it is drawn at where the gap's edge is ragged or its outer edge can slide no further.
 LIP_FULLNESS = 1.4
 LIP_STRETCH = (0.75, 2.0)
 #: The line where closed lips meet: how much darker than the lips at its middle, its half-width (inter-ocular
@@ -648,14 +649,14 @@ def _lips_slid_together(
     radius: int,
     thinnest: float = 0.0,
 ) -> _LipSlide:
-    """How the lips slide over the crop of ``gap`` (:class:`_LipSlide`): each lip slides whole, as on a real face,
-    until they meet within the gap (on the meeting ``line``, rows per column, where no gap shows): the upper lip
-    down over what shows below it, the lower lip up. The skin between a lip's outer edge (``edges``, rows per
-    column) and ``reach`` px beyond it stretches to follow, so the lips keep their thickness and texture (a lip
-    mirrored or stretched over a gap taller than itself is drawn as vertical streaks). How far each lip slides is
-    smoothed along the mouth and never less than the gap next to it (over ``radius`` columns), so no column stands
-    out; a gap too tall to cover without folding the skin is covered as far as it can be. Each lip brings at least
-    ``thinnest`` px of itself to the line."""
+    """How the lips slide over the crop of ``gap`` (:class:`_LipSlide`) until they meet within the gap (on the
+    meeting ``line``, rows per column, where no gap shows): the upper lip down over what shows below it, the lower
+    lip up, each a little taller than it was (:func:`_fuller_lips`). The skin between a lip's outer edge
+    (``edges``, rows per column) and ``reach`` px beyond it stretches to follow, so the lips keep their texture (a
+    lip mirrored or stretched over a gap taller than itself is drawn as vertical streaks). How far each lip slides
+    is smoothed along the mouth and never less than the gap next to it (over ``radius`` columns), so no column
+    stands out; a gap too tall to cover without folding the skin is covered as far as it can be. Each lip brings at
+    least ``thinnest`` px of itself to the line."""
     height = gap.shape[0]
     shows = gap.any(0)
     # The gap's top and bottom rows in each column it crosses, and how far each lip must slide to reach the line.
@@ -687,11 +688,10 @@ def _lips_slid_together(
     # Beyond the gap's ends the slide tapers off instead of stopping in one column: stopped, it cut a step into
     # the lip there (a lower lip slid up beside its own corner, t1.jpg toward angry and neutral).
     down, up = _tapered(down, shows, SLIDE_TAPER), _tapered(up, shows, SLIDE_TAPER)
-    # Where the gap shows, each lip reaches the line from its own last row beside the gap: slid whole by the slide
-    # smoothed along the mouth, a lip went that much further under the other one than the gap asked, and a thin
-    # upper lip of 2-3 px was lost (t1.jpg's small tilted woman).
-    # The gap's edge a column or two out of line (a tooth's light pixel) is not followed: a thin lip drawn from
-    # there showed the skin beyond it as a light tick under the seam (t1.jpg's laughing man).
+    # Where the gap shows, each lip reaches the line from its own last row beside the gap (slid whole by the slide
+    # smoothed along the mouth, it went further under the other lip than the gap asked), but not from a column
+    # or two out of line (a tooth's light pixel): a thin lip drawn from there showed the skin beyond it as a light
+    # tick under the seam (t1.jpg's laughing man).
     upper_inner = np.where(shows, np.clip(-_running_max(-top, 1), meet - down, meet), meet - down)
     lower_inner = np.where(shows, np.clip(_running_max(bottom, 1), meet, meet + up), meet + up)
     return _fuller_lips(meet, (edges[0], upper_inner), (edges[1], lower_inner), cap, radius)
