@@ -169,6 +169,26 @@ def test_a_laugh_toward_parted_lips_lets_its_upper_lip_down_over_the_upper_teeth
         assert "AU10" not in expression_action_units(other, 1.0, own, from_blendshapes=True)
 
 
+def test_a_frown_toward_surprised_raises_the_brows_evenly_not_in_a_worried_slant():
+    # Undoing a frown (AU4) lifts the inner brow ends; the prototype's full inner brow raiser on top lifted them far
+    # above the outer ends, which reads worried or sad (a frowning man's surprise edit read sad).
+    change = expression_action_units("surprised", 1.0, {"AU4": 1.0}, from_blendshapes=True)
+    assert change["AU1"] == pytest.approx(
+        EXPRESSION_PROTOTYPES["surprised"]["AU1"] - RELEASED_WITH["surprised"]["AU4"][1]
+    )
+    rise = -landmark_displacements(change)[:, 1]
+    inner, outer = rise[[21, 22]], rise[[17, 26]]
+    assert (outer > 0.05).all() and (inner > 0.0).all(), (inner, outer)
+    assert (inner <= outer).all(), (inner, outer)
+    # A face without a frown gets the prototype's brows, and toward fearful (whose brows knit) the frown stays.
+    assert expression_action_units("surprised", 1.0, {}, from_blendshapes=True)["AU1"] == pytest.approx(
+        EXPRESSION_PROTOTYPES["surprised"]["AU1"]
+    )
+    assert expression_action_units("fearful", 1.0, {"AU4": 1.0}, from_blendshapes=True)["AU1"] == pytest.approx(
+        EXPRESSION_PROTOTYPES["fearful"]["AU1"]
+    )
+
+
 def test_readings_that_neutral_faces_reach_are_not_undone():
     from diffusers_led.geometry.action_units import ESTIMATED_UNITS, neutral_variation
 
