@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from .action_units import inter_ocular
-from .face_detail import FaceDetail, face_detail, gradient_magnitude
+from .face_detail import FaceDetail, face_detail, gradient_magnitude, grey_levels
 from .mouth_closing import MESH_LIPS
 
 __all__ = [
@@ -311,42 +311,45 @@ class MouthInside:
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         jaw = np.float32([[1, 0, x0 - dx], [0, 1, y0 - dy]])
         lower_teeth = cv2.warpAffine(image, jaw, size, flags=flags, borderMode=cv2.BORDER_REFLECT101)
+        lower_teeth = lower_teeth.astype(np.float32)
         lower = cv2.warpAffine(lower, np.float32([[1, 0, -dx], [0, 1, -dy]]), size, flags=flags)
-        # Where the opened inside's dark is laid on: what neither row of teeth covers, away from the lips.
-        drawn = self.inside * (1.0 - upper) * (1.0 - lower) * self.depth
-        inside = self.inside
-        if image.ndim == 3:
-            upper, lower, inside = upper[:, :, None], lower[:, :, None], inside[:, :, None]
         warped = warped.astype(np.float32)
         # Where neither jaw showed anything: the dark inside of a mouth that opens; the plain warp (the lips' seam
         # moved) in one that does not.
-        softening = 0.0
+        depth, colour = np.zeros_like(self.depth), warped
         if self.opens:
-            depth = self.depth[:, :, None] if image.ndim == 3 else self.depth
-            colour = self.shade(image, 0.0 if detail is None else detail.floor)
+            depth, colour = self.depth, self.shade(image, 0.0 if detail is None else detail.floor)
             seen = _seen_at(gap_band)
             if seen is not None:
                 # No darker than the inside the photo already showed, as far as it showed it: shaded deeper, the
                 # gap a laugh's jaw opens under its upper teeth was a black band in the photo's own dark red mouth
                 # (toward fearful); a mouth opened far beyond it darkens toward its back as before.
                 colour = colour + self.shown * (np.maximum(colour, seen) - colour)
-            if detail is not None:
-                dark = (float(self.lip_tone(image).mean()) - colour.mean(2)).astype(np.float32)
-                softening = _edge_softening(drawn, dark, detail.steepest, SOFTEST * inter_ocular(self.face))
             colour = colour if image.ndim == 3 else colour[:, :, 0]
             colour = colour * (1.0 + self.grain(image, roi))
-            behind = depth * colour + (1.0 - depth) * warped
-        else:
-            behind = warped
-        below = lower * lower_teeth.astype(np.float32) + (1.0 - lower) * behind
-        filled = upper * upper_teeth + (1.0 - upper) * below
-        blended = inside * filled + (1.0 - inside) * warped
-        if softening > 0:
-            # The dark's weight blurred as the face's own edges are, over the lips beside it too, as a camera's blur
-            # spreads a real opening.
-            spread = cv2.GaussianBlur(drawn, (0, 0), softening) - drawn
-            blended += (spread[:, :, None] if image.ndim == 3 else spread) * (colour - warped)
-        return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+        def composite(sigma: float) -> np.ndarray:
+            """The re-made inside with the edges of its layers (the lips, either row of teeth, the dark) softened
+            by a Gaussian of ``sigma`` px, over the lips beside it too, as a camera's blur spreads a real opening."""
+            masks = [self.inside, upper, lower, depth]
+            masks = [cv2.GaussianBlur(mask, (0, 0), sigma) if sigma > 0 else mask for mask in masks]
+            inside, upper_share, lower_share, dark_share = (m[:, :, None] if image.ndim == 3 else m for m in masks)
+            behind = dark_share * colour + (1.0 - dark_share) * warped
+            below = lower_share * lower_teeth + (1.0 - lower_share) * behind
+            filled = upper_share * upper_teeth + (1.0 - upper_share) * below
+            return inside * filled + (1.0 - inside) * warped
+
+        softening = 0.0
+        if self.opens and detail is not None:
+            # The dark's edges (where neither row of teeth covers it) no steeper than the face's eyes, nor than the
+            # photo's own edges where the mouth was and is; the teeth's edges over it are softened alike.
+            mouth = (self.inside > 0) | (self.was_inside > 0)
+            own = float(np.percentile(gradient_magnitude(grey_levels(image[y0:y1, x0:x1]))[mouth], 99.0))
+            drawn = self.inside * (1.0 - upper) * (1.0 - lower) * depth
+            dark = float(self.lip_tone(image).mean()) - grey_levels(colour)
+            most = SOFTEST * inter_ocular(self.face)
+            softening = _edge_softening(drawn, dark, max(detail.steepest, own), most)
+        return np.clip(np.rint(composite(softening)), 0, 255).astype(np.uint8)
 
 
 #: The maps of :class:`MouthInside` that lie over the warp's ROI.
