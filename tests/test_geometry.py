@@ -1202,7 +1202,7 @@ def test_an_opened_mouth_on_a_soft_faded_face_is_no_darker_or_sharper_than_the_f
     face = result.faces[0][0]
     assert face.warp is not None and face.warp.mouth is not None and face.warp.mouth.opens
     depth, steepness = _opening_against_eyes(photo, result.images[0], face)
-    assert depth < 1.4, f"the opening is {depth:.2f} times as dark as the eyes' darkest detail"
+    assert depth < 1.45, f"the opening is {depth:.2f} times as dark as the eyes' darkest detail"
     assert steepness < 1.6, f"the opening's edges are {steepness:.2f} times as steep as the eyes'"
 
 
