@@ -169,6 +169,26 @@ def test_a_laugh_toward_parted_lips_lets_its_upper_lip_down_over_the_upper_teeth
         assert "AU10" not in expression_action_units(other, 1.0, own, from_blendshapes=True)
 
 
+def test_a_frown_toward_surprised_raises_the_brows_evenly_not_in_a_worried_slant():
+    # Undoing a frown (AU4) lifts the inner brow ends; the prototype's full inner brow raiser on top lifted them far
+    # above the outer ends, which reads worried or sad (a frowning man's surprise edit read sad).
+    change = expression_action_units("surprised", 1.0, {"AU4": 1.0}, from_blendshapes=True)
+    assert change["AU1"] == pytest.approx(
+        EXPRESSION_PROTOTYPES["surprised"]["AU1"] - RELEASED_WITH["surprised"]["AU4"][1]
+    )
+    rise = -landmark_displacements(change)[:, 1]
+    inner, outer = rise[[21, 22]], rise[[17, 26]]
+    assert (outer > 0.05).all() and (inner > 0.0).all(), (inner, outer)
+    assert (inner <= outer).all(), (inner, outer)
+    # A face without a frown gets the prototype's brows, and toward fearful (whose brows knit) the frown stays.
+    assert expression_action_units("surprised", 1.0, {}, from_blendshapes=True)["AU1"] == pytest.approx(
+        EXPRESSION_PROTOTYPES["surprised"]["AU1"]
+    )
+    assert expression_action_units("fearful", 1.0, {"AU4": 1.0}, from_blendshapes=True)["AU1"] == pytest.approx(
+        EXPRESSION_PROTOTYPES["fearful"]["AU1"]
+    )
+
+
 def test_readings_that_neutral_faces_reach_are_not_undone():
     from diffusers_led.geometry.action_units import ESTIMATED_UNITS, neutral_variation
 
@@ -768,6 +788,19 @@ def test_an_opened_mouths_inside_darkens_toward_its_back_not_a_uniform_disc():
     assert level[back].min() == pytest.approx(DARKEN_INSIDE * mouth.lip_tone(image).mean(), rel=0.15)
 
 
+def test_an_opened_mouths_inside_lifted_to_a_floor_keeps_its_hollow():
+    """No darker than a faded face's own detail allows: the roof's back rises to the floor and the rest of the
+    hollow's shading is kept, squeezed toward the lips' tone (not cut flat at the floor)."""
+    image, _, warp = _red_lipped_jaw_drop()
+    mouth = warp.mouth
+    tone = float(mouth.lip_tone(image).mean())
+    inside = (mouth.inside > 0.99) & (mouth.depth > 0.99)
+    plain, lifted = (mouth.shade(image, floor)[inside].mean(1) for floor in (0.0, 0.5 * tone))
+    assert plain.min() < 0.3 * tone and lifted.min() == pytest.approx(0.5 * tone, rel=0.02)
+    assert np.all(lifted >= plain - 1e-3) and np.corrcoef(plain, lifted)[0, 1] > 0.999
+    assert np.allclose(mouth.shade(image, 0.1 * tone), mouth.shade(image))  # a floor below the roof: as before
+
+
 def _grainy_red_lipped_face(grain: float) -> tuple[np.ndarray, np.ndarray]:
     """A flat skin-toned photo with red lips, both with camera grain of ``grain`` grey levels: ``(image, shape)``."""
     import cv2
@@ -1143,6 +1176,67 @@ def test_grayscale_and_rgba_come_back_in_their_form(geometry_pipeline, example_i
     out = geometry_pipeline(rgba, target="sad", mode="geometry").images[0]
     assert out.mode == "RGBA"
     assert np.array_equal(np.asarray(out)[..., 3], np.asarray(rgba)[..., 3])
+
+
+def _opening_against_eyes(photo: PIL.Image.Image, edited: PIL.Image.Image, face) -> tuple[float, float]:
+    """How far below the skin the opened mouth's darkest 2% lie, and its steepest edge (grey levels a px, over it
+    and 3 px around it), each against the same of the eyes (boxes 2 px around their 68 points) in the photo."""
+    import cv2
+
+    from diffusers_led.faces.detection import face_shape
+
+    rgb = np.asarray(photo.convert("RGB"))
+    before, after = (np.asarray(im.convert("RGB")).astype(np.float64).mean(2) for im in (photo, edited))
+    points = face_shape(rgb, face.face)
+    eyes = np.zeros(before.shape, dtype=bool)
+    for eye in (points[36:42], points[42:48]):
+        (left, top), (right, bottom) = np.floor(eye.min(0)).astype(int) - 2, np.ceil(eye.max(0)).astype(int) + 3
+        eyes[top:bottom, left:right] = True
+    hull = np.zeros(before.shape, dtype=np.uint8)
+    cv2.fillPoly(hull, [cv2.convexHull(np.round(points).astype(np.int32))], 1)
+    skin = np.median(before[hull > 0])
+    x0, y0, x1, y1 = face.warp.roi
+    opening = np.zeros(before.shape, dtype=np.uint8)
+    opening[y0:y1, x0:x1] = face.warp.mouth.inside > 0.5
+    around = cv2.dilate(opening, np.ones((7, 7), np.uint8)) > 0
+    depth = (1.0 - np.percentile(after[opening > 0], 2) / skin) / (1.0 - np.percentile(before[eyes], 2) / skin)
+    steepness = np.hypot(*np.gradient(after))[around].max() / np.hypot(*np.gradient(before))[eyes].max()
+    return float(depth), float(steepness)
+
+
+@pytest.mark.parametrize(("form", "contrast", "blur"), [("RGB", 1.0, 3.0), ("RGBA", 1.0, 3.0), ("L", 0.5, 2.0)])
+def test_an_opened_mouth_on_a_soft_faded_face_is_no_darker_or_sharper_than_the_face_itself(
+    geometry_pipeline, example_image, form, contrast, blur
+):
+    """On a blurred or faded face a near-black, crisp opening was darker and sharper than anything else on it: 1.9-2.3
+    times as far below the skin as the eyes' darkest detail, its edges 6-7 times as steep as theirs (read as pasted);
+    it now keeps close to the eyes' own darkness and sharpness, on grey, RGB and RGBA photos alike."""
+    import cv2
+
+    source = np.asarray(example_image).astype(np.float64)
+    mean = source.reshape(-1, 3).mean(0)
+    soft = cv2.GaussianBlur(mean + contrast * (source - mean), (0, 0), blur)
+    photo = PIL.Image.fromarray(np.clip(np.rint(soft), 0, 255).astype(np.uint8)).convert(form)
+    result = geometry_pipeline(photo, target="surprised", mode="geometry")
+    assert result.images[0].mode == form
+    face = result.faces[0][0]
+    assert face.warp is not None and face.warp.mouth is not None and face.warp.mouth.opens
+    depth, steepness = _opening_against_eyes(photo, result.images[0], face)
+    assert depth < 1.45, f"the opening is {depth:.2f} times as dark as the eyes' darkest detail"
+    assert steepness < 1.6, f"the opening's edges are {steepness:.2f} times as steep as the eyes'"
+
+
+def test_a_sharp_faces_opened_mouth_is_as_dark_and_sharp_as_before(geometry_pipeline, example_image):
+    """On the sharp example the eyes hold darker detail and steeper edges than the opening: it is drawn as without
+    reading the face's detail (the same pixels)."""
+    from dataclasses import replace
+
+    result = geometry_pipeline(example_image, target="surprised", mode="geometry")
+    warp = result.faces[0][0].warp
+    assert warp.mouth is not None and warp.mouth.opens and warp.mouth.face is not None
+    image = np.asarray(example_image)
+    unread = replace(warp, mouth=replace(warp.mouth, face=None))
+    assert np.array_equal(warp.apply(image), unread.apply(image))
 
 
 def test_two_faces_are_both_warped(geometry_pipeline, two_face_image):

@@ -295,8 +295,12 @@ RELAXATION: dict[str, dict[str, float]] = {"neutral": {"AU4": 0.4, "AU7": 0.5}}
 #: upper teeth over the opening read as a laugh: CK+ calibration happy peaks toward surprised 0/7 -> 1/7 read
 #: surprised, tune top-1 8/11 both; toward fearful's parted lips tune 0/9 -> 1/9; not toward the targets that close
 #: the mouth, where it cost a tune person; at most MAX_INTENSITY; docs/geometry.md, "What a call does", step 3).
+#: A frown undone toward surprised already lifts the inner brows (AU4 lowers them), so the inner brow raiser does
+#: less: on top of the prototype's full AU1 the inner ends rose above the outer ones, a worried slant (a frowning
+#: man read sad; tune top-1 8/11 -> 9/11, mean p(surprised) 0.575 -> 0.624; at 0.5 or 1.0 per unit none turned).
 RELEASED_WITH: dict[str, dict[str, tuple[str, float]]] = {
-    target: {"AU12": ("AU10", 1.3)} for target in ("surprised", "fearful")
+    "surprised": {"AU12": ("AU10", 1.3), "AU4": ("AU1", 1.3)},
+    "fearful": {"AU12": ("AU10", 1.3)},
 }
 #: Units estimated on a face to find its own expression (bilateral ones: one-sided estimates are too noisy).
 ESTIMATED_UNITS = ("AU1", "AU2", "AU4", "AU6", "AU12", "AU15", "AU26")
@@ -470,7 +474,7 @@ def expression_action_units(
     for name, own in undone.items():
         change[name] = change.get(name, 0.0) - strength * own * undo.get(name, 1.0)
         released, share = released_with.get(name, ("", 0.0))
-        if released and released not in prototype:
+        if released:
             change[released] = change.get(released, 0.0) - strength * min(own * share, MAX_INTENSITY)
     # Relaxed in proportion to how much expression was undone, within the units' range (no clipping warning: the
     # caller asked for none of it).

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from .action_units import inter_ocular
+from .face_detail import FaceDetail, face_detail, gradient_magnitude, grey_levels
 from .mouth_closing import MESH_LIPS
 
 __all__ = [
@@ -56,6 +57,11 @@ GRAIN_CLIP = 2.0
 #: The most grain (a share of the brightness) laid on: finer detail than this around the lips is texture (stubble,
 #: a moustache), not a camera's grain.
 GRAIN_MOST = 0.1
+#: The most an opened inside is softened to match a soft face's edges (:func:`_edge_softening`; a Gaussian's
+#: sigma, inter-ocular distances): the example photo blurred by 3 px (44 px between the eyes) needed 3.5 px (0.08).
+SOFTEST = 0.15
+#: Steps of the bisection for that sigma.
+SOFTENING_STEPS = 6
 #: The share of its area (a backward map's Jacobian determinant) below which the plain warp's copy of the old
 #: inside counts as stretched and gives way to the opened mouth's own inside (from 1, unstretched, it gives way
 #: gradually).
@@ -82,6 +88,25 @@ LOWER_INNER_LIP = [60, 67, 66, 65, 64]
 #: real edge, where dlib's 5 may sit in a moustache or on the teeth of a toothy open mouth.
 MESH_UPPER_INNER_LIP = MESH_LIPS[1][1:-1]
 MESH_LOWER_INNER_LIP = MESH_LIPS[2][1:-1]
+
+
+def _edge_softening(weight: np.ndarray, dark: np.ndarray, steepest: float, most: float) -> float:
+    """The sigma (px, at most ``most``) of the Gaussian that softens a drawn dark (``dark`` grey levels below what it
+    lies on, laid on at ``weight``) to edges no steeper than ``steepest`` (grey levels a px: the face's own sharpest,
+    :class:`~.face_detail.FaceDetail`); 0 where they already are."""
+
+    def steepness(sigma: float) -> float:
+        soft = cv2.GaussianBlur(weight, (0, 0), sigma) if sigma > 0 else weight
+        drawn = soft > 1e-2
+        return float(np.percentile(gradient_magnitude(soft * dark)[drawn], 99.0)) if drawn.any() else 0.0
+
+    if steepness(0.0) <= steepest:
+        return 0.0
+    low, high = 0.0, most
+    for _ in range(SOFTENING_STEPS):  # the least sigma that is soft enough, by bisection
+        middle = (low + high) / 2
+        low, high = (low, middle) if steepness(middle) <= steepest else (middle, high)
+    return high
 
 
 def _split_at(gap_band: tuple[int | None, np.ndarray, np.ndarray] | None) -> float:
@@ -132,6 +157,8 @@ class MouthInside:
             from it: the inside darkens toward its back.
         shown: how much of the opening after the warp the lips' parting before it already showed (at most 1): that
             much of the photo's own inside colour it keeps (:meth:`seen_inside`).
+        face: the face's 68 points before the warp (image px), or ``None``: an opened inside is then no darker and
+            no sharper than the face's own detail (:func:`~.face_detail.face_detail`).
     """
 
     inside: np.ndarray
@@ -145,6 +172,7 @@ class MouthInside:
     across: np.ndarray
     hollow: np.ndarray
     shown: float = 0.0
+    face: np.ndarray | None = None
 
     def _lip_pixels(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The pixels within the outer lip contour before the warp (``(N, C)`` float32) and their grey levels."""
@@ -160,15 +188,21 @@ class MouthInside:
             return np.full(pixels.shape[1], 110.0, dtype=np.float32)
         return pixels[(level >= np.percentile(level, 25)) & (level <= np.percentile(level, 60))].mean(0)
 
-    def shade(self, image: np.ndarray) -> np.ndarray:
+    def shade(self, image: np.ndarray, floor: float = 0.0) -> np.ndarray:
         """The colour of the opened inside over the ROI: the lips' own colour in deep shadow under the upper lip, the
-        tongue's shade rising toward the lower lip."""
+        tongue's shade rising toward the lower lip; its darkest (the roof's back) no darker than the grey level
+        ``floor`` (:attr:`~.face_detail.FaceDetail.floor`), the rest lifted in proportion up to the lips' tone."""
         tone = self.lip_tone(image)
         wall = (1.0 - self.hollow[:, :, None]) ** 2  # lit beside the lips, falling off quickly toward the back
-        dark = (DARKEN_INSIDE + (INSIDE_WALL - DARKEN_INSIDE) * wall) * tone
+        dark, tongue = DARKEN_INSIDE + (INSIDE_WALL - DARKEN_INSIDE) * wall, TONGUE_SHADE
+        lowest = min(floor / max(float(tone.mean()), 1.0), 1.0)  # as a share of the lips' tone
+        if lowest > DARKEN_INSIDE:
+            # The hollow's shading kept, squeezed between that floor and the lips' tone.
+            squeeze = (1.0 - lowest) / (1.0 - DARKEN_INSIDE)
+            dark, tongue = (lowest + (level - DARKEN_INSIDE) * squeeze for level in (dark, tongue))
         rise = np.clip((self.across - TONGUE_FROM) / (1.0 - TONGUE_FROM), 0.0, 1.0)
         share = TONGUE_SHARE * rise * rise * (3.0 - 2.0 * rise)  # smoothstep: no line where the floor begins
-        return (1.0 - share[:, :, None]) * dark + share[:, :, None] * TONGUE_SHADE * tone
+        return (1.0 - share[:, :, None]) * (dark * tone) + share[:, :, None] * tongue * tone
 
     def grain(self, image: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
         """The photo's own grain for ``roi`` (``x0, y0, x1, y1`` of ``image``; ``float32``, the ROI's shape), as a
@@ -243,15 +277,29 @@ class MouthInside:
         """``warped`` (the ROI of the plain warp) with the inside of the lips re-made."""
         # Only the inside of the lips (before and after the warp) changes, so only their box is re-made.
         x, y, w, h = cv2.boundingRect(((self.inside > 0) | (self.was_inside > 0)).astype(np.uint8))
-        box = np.s_[y : y + h, x : x + w]
         out = warped.copy()
-        if w and h:
-            in_box = replace(self, **{name: getattr(self, name)[box] for name in _ROI_FIELDS})
-            out[box] = in_box._fill(image, warped[box], (roi[0] + x, roi[1] + y, roi[0] + x + w, roi[1] + y + h))
+        if not (w and h):
+            return out
+        detail = face_detail(image, self.face) if self.opens and self.face is not None else None
+        if detail is not None:
+            # The softened inside reaches beyond the lips by up to three of its sigmas.
+            reach = int(np.ceil(3.0 * SOFTEST * inter_ocular(self.face)))
+            x, y = max(x - reach, 0), max(y - reach, 0)
+            w, h = min(w + 2 * reach, warped.shape[1] - x), min(h + 2 * reach, warped.shape[0] - y)
+        box = np.s_[y : y + h, x : x + w]
+        in_box = replace(self, **{name: getattr(self, name)[box] for name in _ROI_FIELDS})
+        out[box] = in_box._fill(image, warped[box], (roi[0] + x, roi[1] + y, roi[0] + x + w, roi[1] + y + h), detail)
         return out
 
-    def _fill(self, image: np.ndarray, warped: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
-        """:meth:`apply` over ``roi``, where this inside's maps and ``warped`` lie."""
+    def _fill(
+        self,
+        image: np.ndarray,
+        warped: np.ndarray,
+        roi: tuple[int, int, int, int],
+        detail: FaceDetail | None = None,
+    ) -> np.ndarray:
+        """:meth:`apply` over ``roi``, where this inside's maps and ``warped`` lie; an opened inside no darker and
+        no sharper than the face's ``detail``."""
         x0, y0, x1, y1 = roi
         size = (x1 - x0, y1 - y0)
         dx, dy = (float(v) for v in self.jaw_shift)
@@ -263,31 +311,45 @@ class MouthInside:
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
         jaw = np.float32([[1, 0, x0 - dx], [0, 1, y0 - dy]])
         lower_teeth = cv2.warpAffine(image, jaw, size, flags=flags, borderMode=cv2.BORDER_REFLECT101)
+        lower_teeth = lower_teeth.astype(np.float32)
         lower = cv2.warpAffine(lower, np.float32([[1, 0, -dx], [0, 1, -dy]]), size, flags=flags)
-        inside = self.inside
-        if image.ndim == 3:
-            upper, lower, inside = upper[:, :, None], lower[:, :, None], inside[:, :, None]
         warped = warped.astype(np.float32)
         # Where neither jaw showed anything: the dark inside of a mouth that opens; the plain warp (the lips' seam
         # moved) in one that does not.
+        depth, colour, dark = np.zeros_like(self.depth), warped, np.zeros_like(self.depth)
         if self.opens:
-            depth = self.depth[:, :, None] if image.ndim == 3 else self.depth
-            colour = self.shade(image)
+            depth, colour = self.depth, self.shade(image, 0.0 if detail is None else detail.floor)
             seen = _seen_at(gap_band)
             if seen is not None:
                 # No darker than the inside the photo already showed, as far as it showed it: shaded deeper, the
                 # gap a laugh's jaw opens under its upper teeth was a black band in the photo's own dark red mouth
                 # (toward fearful); a mouth opened far beyond it darkens toward its back as before.
                 colour = colour + self.shown * (np.maximum(colour, seen) - colour)
+            dark = float(self.lip_tone(image).mean()) - colour.mean(2)  # below the lips, grey levels (no grain)
             colour = colour if image.ndim == 3 else colour[:, :, 0]
             colour = colour * (1.0 + self.grain(image, roi))
-            behind = depth * colour + (1.0 - depth) * warped
-        else:
-            behind = warped
-        below = lower * lower_teeth.astype(np.float32) + (1.0 - lower) * behind
-        filled = upper * upper_teeth + (1.0 - upper) * below
-        blended = inside * filled + (1.0 - inside) * warped
-        return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+        def composite(sigma: float) -> np.ndarray:
+            """The re-made inside with the edges of its layers (the lips, either row of teeth, the dark) softened
+            by a Gaussian of ``sigma`` px, over the lips beside it too, as a camera's blur spreads a real opening."""
+            masks = [self.inside, upper, lower, depth]
+            masks = [cv2.GaussianBlur(mask, (0, 0), sigma) if sigma > 0 else mask for mask in masks]
+            inside, upper_share, lower_share, dark_share = (m[:, :, None] if image.ndim == 3 else m for m in masks)
+            behind = dark_share * colour + (1.0 - dark_share) * warped
+            below = lower_share * lower_teeth + (1.0 - lower_share) * behind
+            filled = upper_share * upper_teeth + (1.0 - upper_share) * below
+            return inside * filled + (1.0 - inside) * warped
+
+        softening = 0.0
+        if self.opens and detail is not None:
+            # The dark's edges (where neither row of teeth covers it) no steeper than the face's eyes, nor than the
+            # photo's own edges where the mouth was and is; the teeth's edges over it are softened alike.
+            mouth = (self.inside > 0) | (self.was_inside > 0)
+            own = float(np.percentile(gradient_magnitude(grey_levels(image[y0:y1, x0:x1]))[mouth], 99.0))
+            drawn = self.inside * (1.0 - upper) * (1.0 - lower) * depth
+            most = SOFTEST * inter_ocular(self.face)
+            softening = _edge_softening(drawn, dark, max(detail.steepest, own), most)
+        return np.clip(np.rint(composite(softening)), 0, 255).astype(np.uint8)
 
 
 #: The maps of :class:`MouthInside` that lie over the warp's ROI.
@@ -469,4 +531,5 @@ def mouth_inside(
         across=(below_upper / np.maximum(height, 1e-9)).astype(np.float32),
         hollow=(from_lips / max(float(from_lips.max()), 1.0)).astype(np.float32),
         shown=min(before / max(after, 1e-9), 1.0),
+        face=np.asarray(shape, dtype=np.float64),
     )
