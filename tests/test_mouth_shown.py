@@ -74,6 +74,40 @@ def test_a_few_pixels_of_teeth_between_the_lips_are_covered_when_the_mouth_close
     assert teeth(closed) == 0
 
 
+def test_teeth_just_beside_the_carried_gap_are_covered_when_the_gap_itself_shows_lip(monkeypatch):
+    """After the warp, what was between the lips lies on lip and the teeth it re-made are a strip two rows below
+    it: the lips close over the strip. Read over the carried gap alone, the mouth no longer opened and the strip
+    stayed between the closed lips (t1.jpg's smiling man, toward contempt and angry)."""
+    import diffusers_led.geometry.mouth_closing as mouth_closing
+
+    image, shape = mouth(3.0, TEETH)
+    warp = action_unit_warp(shape, np.array([[1.0, 0, 0], [0, 1.0, 0]]), {}, image.shape[:2], close_mouth=1.0)
+    warped = warp.apply(image)
+    lips = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(lips, [np.round(warp.shape[48:60] * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+    warped[lips > 0] = LIP
+    seam = round(warp.shape[60:68, 1].mean())
+    left, right = round(warp.shape[48, 0]) + 6, round(warp.shape[54, 0]) - 6
+    carried = np.zeros(image.shape[:2], np.uint8)
+    carried[seam - 1 : seam + 1, left:right] = 1
+    warped[seam + 1 : seam + 3, left:right] = TEETH
+
+    def carried_gap(shown, warp, upright, window, iod):  # the gap the warp carried, over the upright window
+        x0, y0, x1, y1 = window
+        matrix = upright.copy()
+        matrix[:, 2] -= (x0, y0)
+        return cv2.warpAffine(carried, matrix, (x1 - x0, y1 - y0), flags=cv2.INTER_NEAREST) > 0
+
+    monkeypatch.setattr(mouth_closing, "_shown_between_lips", carried_gap)
+    closed = close_lips(image, warped, warp, shape)
+
+    def teeth(picture: np.ndarray) -> int:
+        return int((np.abs(picture.astype(int) - TEETH).sum(2) < 60).sum())
+
+    assert teeth(warped) > 50
+    assert teeth(closed) == 0  # old code: all 82 pixels of the strip
+
+
 @pytest.mark.parametrize("degrees", [0.0, -8.0, 15.0])
 def test_closed_lips_meet_along_a_smooth_line_not_a_zipper(degrees):
     """A laugh's teeth with dark gaps between them, closed: the lips meet along a continuous line. The lips' rows

@@ -367,10 +367,15 @@ def close_lips(
     # The warp closes the lips to a seam (SEAM): dark beyond it is inside left showing.
     seam = max(3, round(SEAM * iod) + 2)
     grey, saturation = _grey_and_saturation(warped_up)
-    reading = _columns_showing_inside(grey, saturation, within & ~gap, within & gap, iod, seam)
+    # Read over the gap and the rows beside it where teeth may show (TEETH_REACH): the warp re-makes a smile's
+    # teeth as a squeezed strip 2-3 rows below the carried gap, which itself lay on lip; read over the gap alone, the
+    # mouth no longer opened and the strip stayed between the closed lips (t1.jpg's smiling man, toward contempt).
+    reach = round(TEETH_REACH * iod)
+    near = cv2.dilate(gap.astype(np.uint8), np.ones((2 * reach + 1, 1), np.uint8)) > 0
+    reading = _columns_showing_inside(grey, saturation, within & ~near, within & near, iod, seam)
     if not (within & ~gap).any() or not _opens(reading, iod):
         return warped
-    gap = _with_teeth_beside(gap, grey, edges, round(TEETH_REACH * iod))
+    gap = _with_teeth_beside(gap, grey, edges, reach)
     # Each lip's row next to the gap is part teeth, part dark gaps between them: slid to the seam, it drew a
     # stippled line (t1.jpg's laughing woman). Where it is lighter than the lip it goes under with the gap (every
     # such row, a small face's thin upper lip went under too).
