@@ -243,3 +243,20 @@ def test_a_thin_lip_grows_toward_the_seam_and_keeps_every_row():
     # Drawn from its outer edge to the seam, the upper lip is taller than its 3 rows (old code: 3, slid whole).
     drawn = (slide.meet - slide.upper_edge)[columns] / (upper_lip[1] - 1 - upper_lip[0])
     assert drawn.min() > 1.2 and drawn.max() <= LIP_STRETCH[1] + 1e-9
+
+
+def test_an_upper_lip_over_a_thin_gap_grows_to_its_fullness_not_to_a_quarter_of_the_gap():
+    """An upper lip of 8 rows over a gap of 4: it grows toward the seam to about LIP_FULLNESS times its height (the
+    lower lip rises less). The seam at a quarter of the gap left it 1.16 times as tall, as thin as it was stretched
+    over the teeth (a woman talking, sample photo)."""
+    from diffusers_led.geometry.mouth_closing import LIP_FULLNESS, _lips_slid_together
+
+    gap = np.zeros((50, 60), dtype=bool)
+    gap[21:25, 10:50] = True
+    upper_lip = (12.0, 21.0)  # outer edge, first row of the gap
+    slide = _lips_slid_together(gap, np.full(60, 22.0), (np.full(60, upper_lip[0]), np.full(60, 34.0)), 10.0, 2)
+    columns = np.arange(16, 44)
+    grown = (slide.meet - slide.upper_edge)[columns] / (upper_lip[1] - 1 - upper_lip[0])
+    assert grown.min() > LIP_FULLNESS - 0.1  # old code: 1.16
+    source = slide.source_rows(np.arange(50, dtype=np.float64)[:, None], 10.0)
+    assert not gap[np.clip(np.rint(source).astype(int), 0, 49), np.arange(60)][:, columns].any()

@@ -682,6 +682,11 @@ def _lips_slid_together(
     # As a jaw rises, the lower lip covers most of the gap (the upper lip would drag a moustache or the skin under
     # the nose down with it); smoothed so the seam has no steps.
     meet = np.where(shows, top + UPPER_SHARE * (bottom - top), line)
+    # But no higher than the upper lip grown to LIP_FULLNESS times its height (within the gap): a thin gap under a
+    # talking mouth's upper lip left it as thin as it was stretched over the teeth, a dark line over the seam
+    # (sample photo of a woman talking, 68 px between the eyes).
+    fuller = np.minimum(top + (LIP_FULLNESS - 1.0) * np.maximum(top - edges[0], 0.0), bottom)
+    meet = np.where(shows, np.maximum(meet, fuller), meet)
     # The skin beyond each lip may stretch to at most 1.5 times its length (further, it would fold): where the lower
     # lip cannot rise that far, the upper lip comes down the rest (a laugh's tall gap, closed toward sad, left a row
     # or two of lower teeth under the seam, t1.jpg).
