@@ -74,6 +74,67 @@ def test_a_few_pixels_of_teeth_between_the_lips_are_covered_when_the_mouth_close
     assert teeth(closed) == 0
 
 
+def test_teeth_just_beside_the_carried_gap_are_covered_when_the_gap_itself_shows_lip(monkeypatch):
+    """After the warp, what was between the lips lies on lip and the teeth it re-made are a strip two rows below
+    it: the lips close over the strip. Read over the carried gap alone, the mouth no longer opened and the strip
+    stayed between the closed lips (t1.jpg's smiling man, toward contempt and angry)."""
+    import diffusers_led.geometry.mouth_closing as mouth_closing
+
+    image, shape = mouth(3.0, TEETH)
+    warp = action_unit_warp(shape, np.array([[1.0, 0, 0], [0, 1.0, 0]]), {}, image.shape[:2], close_mouth=1.0)
+    warped = warp.apply(image)
+    lips = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(lips, [np.round(warp.shape[48:60] * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+    warped[lips > 0] = LIP
+    seam = round(warp.shape[60:68, 1].mean())
+    left, right = round(warp.shape[48, 0]) + 6, round(warp.shape[54, 0]) - 6
+    carried = np.zeros(image.shape[:2], np.uint8)
+    carried[seam - 1 : seam + 1, left:right] = 1
+    warped[seam + 1 : seam + 3, left:right] = TEETH
+
+    def carried_gap(shown, warp, upright, window, iod):  # the gap the warp carried over the upright window
+        x0, y0, x1, y1 = window
+        matrix = upright.copy()
+        matrix[:, 2] -= (x0, y0)
+        gap = cv2.warpAffine(carried, matrix, (x1 - x0, y1 - y0), flags=cv2.INTER_NEAREST) > 0
+        return gap, np.zeros_like(gap)  # nothing re-made
+
+    monkeypatch.setattr(mouth_closing, "_shown_between_lips", carried_gap)
+    closed = close_lips(image, warped, warp, shape)
+
+    def teeth(picture: np.ndarray) -> int:
+        return int((np.abs(picture.astype(int) - TEETH).sum(2) < 60).sum())
+
+    assert teeth(warped) > 50
+    assert teeth(closed) == 0  # old code: all 82 pixels of the strip
+
+
+def test_lip_the_warp_re_made_as_inside_away_from_the_carried_gap_is_not_closed_over():
+    """The inside the warp re-made lies on three rows of the upper lip, beyond the teeth's reach of the gap carried
+    from the photo (a small face's re-made inside lies on its lips, t1.jpg's small tilted woman): those rows are
+    lip, not gap, and the closed lips keep them. Closed over as gap, the upper lip went under (old code: 16.3 rows
+    of lip before, 13.0 after)."""
+    import dataclasses
+
+    image, shape = mouth(6.0, TEETH)
+    warp = action_unit_warp(shape, np.array([[1.0, 0, 0], [0, 1.0, 0]]), {}, image.shape[:2], close_mouth=1.0)
+    warped = warp.apply(image)
+    top = np.flatnonzero((np.abs(warped.astype(int) - TEETH).sum(2) < 60).any(1))[0]
+    left, right = round(warp.shape[48, 0]) + 6, round(warp.shape[54, 0]) - 6
+    x0, y0, x1, y1 = warp.roi
+    inside = np.zeros((y1 - y0, x1 - x0), np.float32)
+    inside[top - 7 - y0 : top - 4 - y0, left - x0 : right - x0] = 1.0
+    warp = dataclasses.replace(warp, mouth=dataclasses.replace(warp.mouth, inside=inside))
+    closed = close_lips(image, warped, warp, shape)
+    columns = np.arange(left + 5, right - 5)
+
+    def rows_of(picture: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:
+        return (np.abs(picture.astype(int) - colour).sum(2) < 60)[:, columns].sum(0)
+
+    assert rows_of(closed, LIP).mean() > rows_of(warped, LIP).mean() - 1
+    assert rows_of(closed, TEETH).sum() == 0
+
+
 @pytest.mark.parametrize("degrees", [0.0, -8.0, 15.0])
 def test_closed_lips_meet_along_a_smooth_line_not_a_zipper(degrees):
     """A laugh's teeth with dark gaps between them, closed: the lips meet along a continuous line. The lips' rows
@@ -182,3 +243,20 @@ def test_a_thin_lip_grows_toward_the_seam_and_keeps_every_row():
     # Drawn from its outer edge to the seam, the upper lip is taller than its 3 rows (old code: 3, slid whole).
     drawn = (slide.meet - slide.upper_edge)[columns] / (upper_lip[1] - 1 - upper_lip[0])
     assert drawn.min() > 1.2 and drawn.max() <= LIP_STRETCH[1] + 1e-9
+
+
+def test_an_upper_lip_over_a_thin_gap_grows_to_its_fullness_not_to_a_quarter_of_the_gap():
+    """An upper lip of 8 rows over a gap of 4: it grows toward the seam to about LIP_FULLNESS times its height (the
+    lower lip rises less). The seam at a quarter of the gap left it 1.16 times as tall, as thin as it was stretched
+    over the teeth (a woman talking, sample photo)."""
+    from diffusers_led.geometry.mouth_closing import LIP_FULLNESS, _lips_slid_together
+
+    gap = np.zeros((50, 60), dtype=bool)
+    gap[21:25, 10:50] = True
+    upper_lip = (12.0, 21.0)  # outer edge, first row of the gap
+    slide = _lips_slid_together(gap, np.full(60, 22.0), (np.full(60, upper_lip[0]), np.full(60, 34.0)), 10.0, 2)
+    columns = np.arange(16, 44)
+    grown = (slide.meet - slide.upper_edge)[columns] / (upper_lip[1] - 1 - upper_lip[0])
+    assert grown.min() > LIP_FULLNESS - 0.1  # old code: 1.16
+    source = slide.source_rows(np.arange(50, dtype=np.float64)[:, None], 10.0)
+    assert not gap[np.clip(np.rint(source).astype(int), 0, 49), np.arange(60)][:, columns].any()

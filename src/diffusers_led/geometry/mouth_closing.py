@@ -345,7 +345,8 @@ def close_lips(
             upright, np.asarray(mesh, dtype=np.float64)[list(MESH_MOUTH_CORNERS.values()), :2]
         )
         corners = corners - before_up[[48, 54]] + mesh_corners
-    gap = _shown_between_lips(shown, warp, upright, window, iod)
+    carried, remade = _shown_between_lips(shown, warp, upright, window, iod)
+    gap = carried | remade
     if not gap.any():
         return warped
     x0, y0 = low
@@ -367,10 +368,21 @@ def close_lips(
     # The warp closes the lips to a seam (SEAM): dark beyond it is inside left showing.
     seam = max(3, round(SEAM * iod) + 2)
     grey, saturation = _grey_and_saturation(warped_up)
-    reading = _columns_showing_inside(grey, saturation, within & ~gap, within & gap, iod, seam)
+    reach = round(TEETH_REACH * iod)
+    # What the warp re-made beyond the teeth's reach of the carried gap is the inside only where it is not coloured
+    # like the lips: on a small face it lies on the bottom of the upper lip and the top of the lower one, and closed
+    # over as gap, the upper lip went under (t1.jpg's small tilted woman); teeth it re-made further off stay gap.
+    near_carried = cv2.dilate(carried.astype(np.uint8), np.ones((2 * reach + 1, 1), np.uint8)) > 0
+    if (within & ~gap).any():
+        gap = carried | (remade & (near_carried | ~_lip_coloured(grey, within & ~gap)))
+    # Read over the gap and the rows beside it where teeth may show (TEETH_REACH): the warp re-makes a smile's
+    # teeth as a squeezed strip 2-3 rows below the carried gap, which itself lay on lip; read over the gap alone, the
+    # mouth no longer opened and the strip stayed between the closed lips (t1.jpg's smiling man, toward contempt).
+    near = cv2.dilate(gap.astype(np.uint8), np.ones((2 * reach + 1, 1), np.uint8)) > 0
+    reading = _columns_showing_inside(grey, saturation, within & ~near, within & near, iod, seam)
     if not (within & ~gap).any() or not _opens(reading, iod):
         return warped
-    gap = _with_teeth_beside(gap, grey, edges, round(TEETH_REACH * iod))
+    gap = _with_teeth_beside(gap, grey, edges, reach)
     # Each lip's row next to the gap is part teeth, part dark gaps between them: slid to the seam, it drew a
     # stippled line (t1.jpg's laughing woman). Where it is lighter than the lip it goes under with the gap (every
     # such row, a small face's thin upper lip went under too).
@@ -506,8 +518,8 @@ def _shown_between_lips(
     upright: np.ndarray,
     window: tuple[int, int, int, int],
     iod: float,
-) -> np.ndarray:
-    """Boolean over ``window`` (px of the ``upright`` frame) of the warped photo: the pixels that show what was
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two booleans over ``window`` (px of the ``upright`` frame) of the warped photo: the pixels that show what was
     between the lips before the warp (``shown``'s gap, grown by :data:`INSIDE_GROW`, carried through the warp's
     map), and what the warp re-made there (``warp.mouth.inside``). Not both landmark sets' gaps: dlib's inner lip
     points on an open mouth stray onto the lower lip, and a lip marked as gap was slid away under the other lip."""
@@ -529,9 +541,9 @@ def _shown_between_lips(
 
     source_x, source_y = sample(warp.map_x - rx0), sample(warp.map_y - ry0)
     carried = cv2.remap(before, source_x, source_y, cv2.INTER_LINEAR) > 96
-    if warp.mouth is not None:
-        carried |= sample(warp.mouth.inside.astype(np.float32)) > 0.4
-    return carried & (sample(warp.weight.astype(np.float32)) > 0)
+    remade = np.zeros_like(carried) if warp.mouth is None else sample(warp.mouth.inside.astype(np.float32)) > 0.4
+    warped = sample(warp.weight.astype(np.float32)) > 0
+    return carried & warped, remade & warped
 
 
 def _upright_crop(image: np.ndarray, upright: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
@@ -670,6 +682,11 @@ def _lips_slid_together(
     # As a jaw rises, the lower lip covers most of the gap (the upper lip would drag a moustache or the skin under
     # the nose down with it); smoothed so the seam has no steps.
     meet = np.where(shows, top + UPPER_SHARE * (bottom - top), line)
+    # But no higher than the upper lip grown to LIP_FULLNESS times its height (within the gap): a thin gap under a
+    # talking mouth's upper lip left it as thin as it was stretched over the teeth, a dark line over the seam
+    # (sample photo of a woman talking, 68 px between the eyes).
+    fuller = np.minimum(top + (LIP_FULLNESS - 1.0) * np.maximum(top - edges[0], 0.0), bottom)
+    meet = np.where(shows, np.maximum(meet, fuller), meet)
     # The skin beyond each lip may stretch to at most 1.5 times its length (further, it would fold): where the lower
     # lip cannot rise that far, the upper lip comes down the rest (a laugh's tall gap, closed toward sad, left a row
     # or two of lower teeth under the seam, t1.jpg).
