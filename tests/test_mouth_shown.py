@@ -226,15 +226,13 @@ def test_a_thin_lip_grows_toward_the_seam_and_keeps_every_row():
     """A thin upper lip (3 rows) over a gap that deepens along the mouth: the lip grows toward the seam (about
     LIP_FULLNESS times its height, at most LIP_STRETCH) from its own last row in each column, and no row of the gap
     is drawn. Slid whole, a lip of 2-3 px met the other as a line (t1.jpg's small tilted woman, laughing faces)."""
-    from diffusers_led.geometry.mouth_closing import LIP_STRETCH, _lips_slid_together
+    from diffusers_led.geometry.lip_slide import LIP_STRETCH, lips_slid_together
 
     gap = np.zeros((40, 60), dtype=bool)
     gap[15:19, 10:50] = True  # 4 rows of gap under the upper lip ...
     gap[15:21, 30:50] = True  # ... 6 on the right half
     upper_lip, lower_lip = (12.0, 15.0), (21.0, 30.0)
-    slide = _lips_slid_together(
-        gap, np.full(60, 17.0), (np.full(60, upper_lip[0]), np.full(60, lower_lip[1])), 10.0, 2
-    )
+    slide = lips_slid_together(gap, np.full(60, 17.0), (np.full(60, upper_lip[0]), np.full(60, lower_lip[1])), 10.0, 2)
     source = slide.source_rows(np.arange(40, dtype=np.float64)[:, None], 10.0)
     columns = np.arange(12, 48)
     assert not gap[np.clip(np.rint(source).astype(int), 0, 39), np.arange(60)][:, columns].any()
@@ -249,12 +247,12 @@ def test_an_upper_lip_over_a_thin_gap_grows_to_its_fullness_not_to_a_quarter_of_
     """An upper lip of 8 rows over a gap of 4: it grows toward the seam to about LIP_FULLNESS times its height (the
     lower lip rises less). The seam at a quarter of the gap left it 1.16 times as tall, as thin as it was stretched
     over the teeth (a woman talking, sample photo)."""
-    from diffusers_led.geometry.mouth_closing import LIP_FULLNESS, _lips_slid_together
+    from diffusers_led.geometry.lip_slide import LIP_FULLNESS, lips_slid_together
 
     gap = np.zeros((50, 60), dtype=bool)
     gap[21:25, 10:50] = True
     upper_lip = (12.0, 21.0)  # outer edge, first row of the gap
-    slide = _lips_slid_together(gap, np.full(60, 22.0), (np.full(60, upper_lip[0]), np.full(60, 34.0)), 10.0, 2)
+    slide = lips_slid_together(gap, np.full(60, 22.0), (np.full(60, upper_lip[0]), np.full(60, 34.0)), 10.0, 2)
     columns = np.arange(16, 44)
     grown = (slide.meet - slide.upper_edge)[columns] / (upper_lip[1] - 1 - upper_lip[0])
     assert grown.min() > LIP_FULLNESS - 0.1  # old code: 1.16

@@ -451,14 +451,14 @@ def test_lips_close_out_to_the_mesh_corners_past_dlibs():
 def test_closing_lips_slide_no_further_than_the_gap_beside_them():
     """A lip slid further than the gap in its column goes under the other lip and is erased: next to a tall gap
     (teeth in the middle of a laugh) a thin one (toward the corners) moves its lips only as far as it needs."""
-    from diffusers_led.geometry.mouth_closing import _lips_slid_together
+    from diffusers_led.geometry.lip_slide import lips_slid_together
 
     gap = np.zeros((40, 60), dtype=bool)
     gap[18:20, 10:50] = True  # a thin gap, 2 px, across the mouth
     gap[14:24, 28:32] = True  # a tall one, 10 px, in its middle
     line = np.full(60, 19.0)
     edges = (np.full(60, 12.0), np.full(60, 26.0))
-    slide = _lips_slid_together(gap, line, edges, reach=30.0, radius=3)
+    slide = lips_slid_together(gap, line, edges, reach=30.0, radius=3)
     columns = np.arange(10, 50)
     # Every gap is covered: no row between the lips' outer edges is drawn from it.
     source = slide.source_rows(np.arange(40, dtype=np.float64)[:, None], 30.0)
@@ -472,13 +472,13 @@ def test_the_upper_lip_covers_what_the_lower_lip_cannot_reach():
     """The lower lip rises at most as far as the skin below it may stretch: over a laugh's tall gap the upper lip
     comes down the rest, so no row of teeth stays between the lips (t1.jpg, Matthew toward sad: a white line in the
     seam), and both lips keep every row of their own."""
-    from diffusers_led.geometry.mouth_closing import _lips_slid_together
+    from diffusers_led.geometry.lip_slide import lips_slid_together
 
     gap = np.zeros((50, 60), dtype=bool)
     gap[20:28, 10:50] = True  # 8 rows of teeth: three quarters of them are the lower lip's, more than it may rise
     line = np.full(60, 23.0)
     upper_lip, lower_lip = (12.0, 20.0), (28.0, 36.0)
-    slide = _lips_slid_together(gap, line, (np.full(60, upper_lip[0]), np.full(60, lower_lip[1])), 10.0, 2)
+    slide = lips_slid_together(gap, line, (np.full(60, upper_lip[0]), np.full(60, lower_lip[1])), 10.0, 2)
     rows = np.arange(50, dtype=np.float64)[:, None]
     source = slide.source_rows(rows, 10.0)
     columns = np.arange(14, 46)
@@ -492,7 +492,7 @@ def test_the_upper_lip_covers_what_the_lower_lip_cannot_reach():
     # up to 1.75 times, rather than leave teeth between the lips.
     gap[:] = False
     gap[20:32, 10:50] = True
-    slide = _lips_slid_together(gap, line, (np.full(60, 12.0), np.full(60, 40.0)), 10.0, 2)
+    slide = lips_slid_together(gap, line, (np.full(60, 12.0), np.full(60, 40.0)), 10.0, 2)
     source = slide.source_rows(rows, 10.0)
     assert not gap[np.clip(np.rint(source).astype(int), 0, 49), np.arange(60)][:, columns].any()
     assert slide.up.max() <= 7.5 + 1e-9 and slide.down.max() <= 7.5 + 1e-9
