@@ -785,3 +785,50 @@ def test_at_the_defaults_reads_the_models_default_mode(tmp_path, example_image):
         **geometry[0.7]["expression"]["per_target"]["happy"],
     }
     assert "default strength, geometry mode" in (tmp_path / "a" / "report.md").read_text()
+
+
+def test_top1_is_also_counted_on_faces_the_judge_did_not_already_read_as_the_target():
+    """The expression thresholds count top-1 on faces not already showing the target; the report states that count
+    (a face read happy before a happy edit is no edit's success), per target and as the mean over targets."""
+    from diffusers_led.evaluation.report.markdown import _md_expression_per_target
+    from diffusers_led.evaluation.report.schema import _result
+
+    def row(target, before, after, photo):
+        return {
+            "target": target,
+            "photo": photo,
+            "predicted_before": before,
+            "hit": after == target,
+            "p_target": 0.5,
+            "relative_gain": 0.1,
+            "probs": [1 / 7] * 7,
+            "id_distance": 0.3,
+            "id_cosine": 0.01,
+            "same_identity": True,
+            "max_abs_outside": 0.0,
+            "mean_abs_outside": 0.0,
+            "psnr_face": 30.0,
+            "seam_score": 0.1,
+            "seam_border_change": 0.0,
+        }
+
+    rows = [
+        row("happy", "happy", "happy", "a"),  # already happy: not counted
+        row("happy", "sad", "happy", "b"),
+        row("happy", "neutral", "neutral", "c"),
+        row("sad", "happy", "sad", "a"),
+        row("sad", "sad", "neutral", "b"),  # already sad: not counted, though missed
+    ]
+    result = _result(rows, ["happy", "sad"], [])
+    happy, sad = (result["expression"]["per_target"][t] for t in ("happy", "sad"))
+    assert (happy["hits_not_shown_before"], happy["n_not_shown_before"]) == (1, 2)
+    assert (sad["hits_not_shown_before"], sad["n_not_shown_before"]) == (1, 1)
+    assert happy["hit_rate"] == pytest.approx(2 / 3) and sad["hit_rate"] == pytest.approx(1 / 2)
+    assert result["expression"]["hit_rate_not_shown_before"] == pytest.approx((1 / 2 + 1) / 2)
+    report = {
+        "settings": {"targets": ["happy", "sad"]},
+        "baseline": {"expression": {"per_target": {"happy": {"p_target": 0.4, "hit_rate": 0.3}}}},
+        "results": [{"mode": "geometry", "strength": 1.0, **result}],
+    }
+    markdown = "\n".join(_md_expression_per_target(report))
+    assert "1 of 2" in markdown and "1 of 1" in markdown and "geometry 1: 75.0%" in markdown

@@ -477,9 +477,11 @@ def _print_evaluation_summary(report: dict, files: dict[str, str]) -> None:
     for entry in report["results"]:
         x, ident, seams = entry["expression"], entry["identity"], entry["seams"]
         p_target = x["p_target"] if x["p_target"] is not None else float("nan")
+        new_hits = 100 * (x.get("hit_rate_not_shown_before") or 0)
         print(
             f"{entry['mode']:>10} s={entry['strength']:<5g} p(target) {p_target:.3f}"
-            f"  hit {100 * (x['hit_rate'] or 0):5.1f}%  id {ident['distance_mean']:.3f}"
+            f"  hit {100 * (x['hit_rate'] or 0):5.1f}% (on faces not showing it before {new_hits:.1f}%)"
+            f"  id {ident['distance_mean']:.3f}"
             f"  outside max {entry['preservation']['max_abs_outside']:g}  seam {seams['score'] or 0:.3f}"
         )
     print(f"Report: {files['markdown']} (and report.json, plots) in {report['timings']['total_s'] / 60:.1f} min")

@@ -141,10 +141,25 @@ def _md_expression_per_target(report: dict[str, Any]) -> list[str]:
         for e in results:
             t = e["expression"]["per_target"].get(target, {})
             cells.append(
-                f"{_fmt(t.get('p_target'), 2)} / {_pct(t.get('hit_rate'))}" if t.get("p_target") is not None else "n/a"
+                f"{_fmt(t.get('p_target'), 2)} / {_pct(t.get('hit_rate'))} / "
+                f"{t.get('hits_not_shown_before', 0)} of {t.get('n_not_shown_before', 0)}"
+                if t.get("p_target") is not None
+                else "n/a"
             )
         trows.append(cells)
-    return ["Per target (mean p(target) / top-1 hit):", ""] + _table(header, trows)
+    means = ", ".join(
+        f"{m} {s}: {_pct(e['expression'].get('hit_rate_not_shown_before'))}"
+        for (m, s), e in ((_key(e), e) for e in results)
+    )
+    return (
+        [
+            "Per target (mean p(target) / top-1 hit / top-1 on the faces the judge did not already read as the",
+            "target, the count that expression thresholds are set in):",
+            "",
+        ]
+        + _table(header, trows)
+        + [f"Mean over targets of top-1 on faces not already showing the target: {means}.", ""]
+    )
 
 
 def _md_at_defaults(report: dict[str, Any]) -> list[str]:

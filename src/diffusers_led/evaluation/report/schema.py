@@ -114,10 +114,15 @@ def _per_target(rows: Sequence[dict[str, Any]], targets: Sequence[str], regions:
     per_target = {}
     for target in targets:
         trows = [r for r in rows if r["target"] == target]
+        # Faces the judge did not already read as the target: a face that showed it before is no edit's success.
+        new = [r for r in trows if r["hit"] is not None and r.get("predicted_before") != target]
         per_target[target] = {
             "n": len(trows),
             "p_target": _mean([r["p_target"] for r in trows]),
             "hit_rate": _mean([float(r["hit"]) for r in trows if r["hit"] is not None]),
+            "n_not_shown_before": len(new),
+            "hits_not_shown_before": sum(bool(r["hit"]) for r in new),
+            "hit_rate_not_shown_before": _mean([float(r["hit"]) for r in new]),
             "relative_gain": _mean([r["relative_gain"] for r in trows]),
             "id_distance": _mean([r["id_distance"] for r in trows]),
             "same_identity_rate": _mean([float(r["same_identity"]) for r in trows]),
@@ -130,6 +135,7 @@ def _result(rows: Sequence[dict[str, Any]], targets: Sequence[str], regions: Seq
     """The means of the edits ``rows`` of one (mode, strength): one entry of ``results`` without its keys."""
     judged_rows = [r for r in rows if r["p_target"] is not None]
     probs = np.array([r["probs"] for r in rows])
+    per_target = _per_target(rows, targets, regions)
     return {
         "n_edits": len(rows),
         "n_photos": len({r["photo"] for r in rows}),
@@ -138,7 +144,10 @@ def _result(rows: Sequence[dict[str, Any]], targets: Sequence[str], regions: Seq
             "hit_rate": _mean([float(r["hit"]) for r in judged_rows]),
             "relative_gain": _mean([r["relative_gain"] for r in judged_rows]),
             "expression_is": expression_inception_score(probs),
-            "per_target": _per_target(rows, targets, regions),
+            "per_target": per_target,
+            # The mean over targets of top-1 on the faces not already showing each (how the issue's thresholds and
+            # the README count it).
+            "hit_rate_not_shown_before": _mean([t["hit_rate_not_shown_before"] for t in per_target.values()]),
         },
         "identity": {
             "distance_mean": _mean([r["id_distance"] for r in rows]),
