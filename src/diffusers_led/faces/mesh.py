@@ -506,15 +506,15 @@ def _dlib_shape(rgb: np.ndarray, mesh_shape: np.ndarray) -> np.ndarray:
     heads tilted 24-45 degrees its points slid off the eyes and mouth (0.15-0.36 eye distances from the mesh's on
     average; upright, 0.06-0.12: six tilted faces of the tune split and other sample photos). On a turned head with
     glasses the upright prediction was the worse (0.60 against 0.17), hence the choice."""
+    box = _dlib_box(mesh_shape)
     (_, predictor, _), lock = _dlib_models()
     with lock:
-        shape = _predict_shape(rgb, predictor, _dlib_box(mesh_shape), 256.0)
+        shape = _predict_shape(rgb, predictor, box, 256.0)
     eyes = mesh_shape[36:42].mean(0), mesh_shape[42:48].mean(0)
     roll = math.degrees(math.atan2(eyes[1][1] - eyes[0][1], eyes[1][0] - eyes[0][0]))
     if abs(roll) < UPRIGHT_ROLL:
         return shape.astype(np.float32)
     # A window around the face, turned so that the eye line is level (only it is resampled, not the photo).
-    box = _dlib_box(mesh_shape)
     half = box[2]
     centre = np.asarray(mesh_shape, dtype=np.float64).mean(0)
     turn = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), roll, 1.0)

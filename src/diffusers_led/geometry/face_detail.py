@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..channels import channel_mean
 from .action_units import inter_ocular
 
 __all__ = ["DRAWN_DEPTH", "FaceDetail", "face_detail"]
@@ -60,7 +61,7 @@ class FaceDetail:
 def grey_levels(image: np.ndarray) -> np.ndarray:
     """``float32`` grey levels (the mean of the channels) of an ``HxW`` or ``HxWxC`` image."""
     image = image.astype(np.float32)
-    return image if image.ndim == 2 else image.mean(2)
+    return image if image.ndim == 2 else channel_mean(image)
 
 
 def gradient_magnitude(grey: np.ndarray) -> np.ndarray:

@@ -361,13 +361,13 @@ def close_lips(
     # What the warp re-made beyond the teeth's reach of the carried gap is the inside only where it is not coloured
     # like the lips: on a small face it lies on the bottom of the upper lip and the top of the lower one, and closed
     # over as gap, the upper lip went under (t1.jpg's small tilted woman); teeth it re-made further off stay gap.
-    near_carried = cv2.dilate(carried.astype(np.uint8), np.ones((2 * reach + 1, 1), np.uint8)) > 0
+    near_carried = _within_rows(carried, reach)
     if (within & ~gap).any():
         gap = carried | (remade & (near_carried | ~_lip_coloured(grey, within & ~gap)))
     # Read over the gap and the rows beside it where teeth may show (TEETH_REACH): the warp re-makes a smile's
     # teeth as a squeezed strip 2-3 rows below the carried gap, which itself lay on lip; read over the gap alone, the
     # mouth no longer opened and the strip stayed between the closed lips (t1.jpg's smiling man, toward contempt).
-    near = cv2.dilate(gap.astype(np.uint8), np.ones((2 * reach + 1, 1), np.uint8)) > 0
+    near = _within_rows(gap, reach)
     reading = _columns_showing_inside(grey, saturation, within & ~near, within & near, iod, seam)
     if not (within & ~gap).any() or not _opens(reading, iod):
         return warped
@@ -387,6 +387,11 @@ def close_lips(
     # Beyond the mouth's corners the line runs over skin, which keeps its own colour.
     tint = None if chroma is None else (chroma, seam * _corner_fade(columns, corners)[None, :])
     return _draw_closing(warped, warp, upright, window, slide, SKIN_REACH * iod, shade, seam, tint)
+
+
+def _within_rows(mask: np.ndarray, reach: int) -> np.ndarray:
+    """Bool: ``mask`` grown by ``reach`` rows up and down each column (across the mouth, in the upright frame)."""
+    return cv2.dilate(mask.astype(np.uint8), np.ones((2 * reach + 1, 1), np.uint8)) > 0
 
 
 def _upright_frame(shape: np.ndarray) -> np.ndarray:

@@ -188,11 +188,12 @@ class MouthInside:
             return np.full(pixels.shape[1], 110.0, dtype=np.float32)
         return pixels[(level >= np.percentile(level, 25)) & (level <= np.percentile(level, 60))].mean(0)
 
-    def shade(self, image: np.ndarray, floor: float = 0.0) -> np.ndarray:
+    def shade(self, image: np.ndarray, floor: float = 0.0, tone: np.ndarray | None = None) -> np.ndarray:
         """The colour of the opened inside over the ROI: the lips' own colour in deep shadow under the upper lip, the
         tongue's shade rising toward the lower lip; its darkest (the roof's back) no darker than the grey level
-        ``floor`` (:attr:`~.face_detail.FaceDetail.floor`), the rest lifted in proportion up to the lips' tone."""
-        tone = self.lip_tone(image)
+        ``floor`` (:attr:`~.face_detail.FaceDetail.floor`), the rest lifted in proportion up to the lips' tone
+        (:meth:`lip_tone` of ``image`` unless given)."""
+        tone = self.lip_tone(image) if tone is None else tone
         wall = (1.0 - self.hollow[:, :, None]) ** 2  # lit beside the lips, falling off quickly toward the back
         dark, tongue = DARKEN_INSIDE + (INSIDE_WALL - DARKEN_INSIDE) * wall, TONGUE_SHADE
         lowest = min(floor / max(float(tone.mean()), 1.0), 1.0)  # as a share of the lips' tone
@@ -318,14 +319,16 @@ class MouthInside:
         # moved) in one that does not.
         depth, colour, dark = np.zeros_like(self.depth), warped, np.zeros_like(self.depth)
         if self.opens:
-            depth, colour = self.depth, self.shade(image, 0.0 if detail is None else detail.floor)
+            tone = self.lip_tone(image)
+            depth, colour = self.depth, self.shade(image, 0.0 if detail is None else detail.floor, tone)
             seen = _seen_at(gap_band)
             if seen is not None:
                 # No darker than the inside the photo already showed, as far as it showed it: shaded deeper, the
                 # gap a laugh's jaw opens under its upper teeth was a black band in the photo's own dark red mouth
                 # (toward fearful); a mouth opened far beyond it darkens toward its back as before.
                 colour = colour + self.shown * (np.maximum(colour, seen) - colour)
-            dark = float(self.lip_tone(image).mean()) - colour.mean(2)  # below the lips, grey levels (no grain)
+            if detail is not None:  # how far below the lips it is drawn (grey levels, no grain): for the softening
+                dark = float(tone.mean()) - colour.mean(2)
             colour = colour if image.ndim == 3 else colour[:, :, 0]
             colour = colour * (1.0 + self.grain(image, roi))
 
