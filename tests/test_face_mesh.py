@@ -260,3 +260,22 @@ def test_a_box_inside_a_much_larger_face_is_not_a_face_of_its_own():
 
     boxes = np.array([[0, 0, 100, 100], [40, 40, 20, 20], [150, 0, 100, 100], [90, 10, 60, 60]], dtype=float)
     assert _inside_larger_box(boxes).tolist() == [False, True, False, False]
+
+
+def test_dlibs_points_lost_off_a_turned_heads_features_give_way_to_the_meshs(detector, astronaut, monkeypatch):
+    """On a head turned far from the camera dlib's predictor lays a frontal face's 68 points over the cheek; the warp
+    then gets the mesh's own points, and it keeps dlib's wherever they lie on the features."""
+    from diffusers_led.faces import mesh as mesh_module
+
+    (face,) = detector.detect(astronaut)
+    mesh_points = mesh_to_ibug68(face.mesh)
+    assert np.array_equal(face.shape, mesh_module._dlib_shape(astronaut, mesh_points))
+    assert not np.array_equal(face.shape, mesh_points)
+    predict = mesh_module._predict_shape
+
+    def slid_onto_the_cheek(*args):
+        # dlib's prediction slid sideways by half an eye distance, as on the cheek of a turned head.
+        return predict(*args) + [0.5 * _eye_distance(face), 0.0]
+
+    monkeypatch.setattr(mesh_module, "_predict_shape", slid_onto_the_cheek)
+    assert np.array_equal(mesh_module._dlib_shape(astronaut, mesh_points), mesh_points)

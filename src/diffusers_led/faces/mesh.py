@@ -30,6 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..geometry.action_units import inter_ocular
 from ..geometry.transforms import transform_points
 from .detection import (
     DetectedFace,
@@ -124,6 +125,11 @@ MESH_TO_IBUG68 = np.array(
 #: 18 the two predictions differ by 0.01-0.09 eye distances, noise that moved a judged edit either way (a man
 #: tilted 12 degrees: surprised p 0.41 -> 0.30).
 UPRIGHT_ROLL = 20.0
+#: How far from the mesh's own 68 points (mean, eye distances) dlib's may lie before the warp gets the mesh's instead.
+#: On 27 faces of the tune split and of group photos outside every set dlib's lay 0.04-0.17 from the mesh's; on a head
+#: turned about 60 degrees (t1.jpg) 0.54, its eyes on the cheek and its mouth under the lips, and the mouth opened
+#: toward surprise beside the lips.
+LOST_SHAPE = 0.3
 
 
 def mesh_to_ibug68(mesh: np.ndarray) -> np.ndarray:
@@ -505,7 +511,8 @@ def _dlib_shape(rgb: np.ndarray, mesh_shape: np.ndarray) -> np.ndarray:
     prediction nearer the mesh's own 68 points (``mesh_shape``). dlib's predictor was trained on upright faces: on
     heads tilted 24-45 degrees its points slid off the eyes and mouth (0.15-0.36 eye distances from the mesh's on
     average; upright, 0.06-0.12: six tilted faces of the tune split and other sample photos). On a turned head with
-    glasses the upright prediction was the worse (0.60 against 0.17), hence the choice."""
+    glasses the upright prediction was the worse (0.60 against 0.17), hence the choice. Where even the nearer one lies
+    off the features, the mesh's own points are kept (:func:`_unless_lost`)."""
     box = _dlib_box(mesh_shape)
     (_, predictor, _), lock = _dlib_models()
     with lock:
@@ -513,7 +520,7 @@ def _dlib_shape(rgb: np.ndarray, mesh_shape: np.ndarray) -> np.ndarray:
     eyes = mesh_shape[36:42].mean(0), mesh_shape[42:48].mean(0)
     roll = math.degrees(math.atan2(eyes[1][1] - eyes[0][1], eyes[1][0] - eyes[0][0]))
     if abs(roll) < UPRIGHT_ROLL:
-        return shape.astype(np.float32)
+        return _unless_lost(shape, mesh_shape)
     # A window around the face, turned so that the eye line is level (only it is resampled, not the photo).
     half = box[2]
     centre = np.asarray(mesh_shape, dtype=np.float64).mean(0)
@@ -524,7 +531,15 @@ def _dlib_shape(rgb: np.ndarray, mesh_shape: np.ndarray) -> np.ndarray:
         upright = _predict_shape(window, predictor, _dlib_box(transform_points(turn, mesh_shape)), 256.0)
     upright = transform_points(cv2.invertAffineTransform(turn), upright)
     nearer = min((shape, upright), key=lambda points: float(np.linalg.norm(points - mesh_shape, axis=1).mean()))
-    return nearer.astype(np.float32)
+    return _unless_lost(nearer, mesh_shape)
+
+
+def _unless_lost(shape: np.ndarray, mesh_shape: np.ndarray) -> np.ndarray:
+    """dlib's 68 points ``shape``, or the mesh's ``mesh_shape`` where dlib's lie off the face's features
+    (:data:`LOST_SHAPE`): the predictor fits a frontal face's layout, and on a head turned far from the camera it puts
+    that layout over the cheek, while the mesh follows the head in 3-D."""
+    spread = float(np.linalg.norm(shape - mesh_shape, axis=1).mean()) / max(inter_ocular(mesh_shape), 1e-6)
+    return np.asarray(mesh_shape if spread > LOST_SHAPE else shape, dtype=np.float32)
 
 
 def _dlib_box(mesh_shape: np.ndarray) -> tuple[float, float, float, float]:
