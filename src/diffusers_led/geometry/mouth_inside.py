@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from ..channels import channel_mean
 from .action_units import inter_ocular
 from .face_detail import FaceDetail, face_detail, gradient_magnitude, grey_levels
 from .mouth_closing import MESH_LIPS
@@ -44,8 +45,8 @@ MIN_LIP_PARTING = 0.03
 #: 0.3 of the darkest tenth gave on the well-lit faces.
 DARKEN_INSIDE = 0.2
 #: The inside's walls beside the lips (the inner cheeks and the lips' wet inner side, lit from the front) against
-#: the lips' middle tone: the dark deepens from this at the lips to :data:`DARKEN_INSIDE` at the opening's deepest
-#: point, so a large opening is shaded as a hollow, not drawn as a uniform black disc.
+#: the lips' middle tone: the dark deepens from this at the lips evenly to :data:`DARKEN_INSIDE` at the opening's
+#: deepest point, so a large opening is shaded as a hollow, not drawn as a uniform black disc.
 INSIDE_WALL = 0.45
 TONGUE_SHADE = 0.55
 #: The most chroma (CIELAB) the inside keeps per unit of its lightness: darkened in proportion (as the lips' RGB scaled
@@ -98,8 +99,9 @@ MESH_LOWER_INNER_LIP = MESH_LIPS[2][1:-1]
 
 def darkened_tone(tone: np.ndarray, level: np.ndarray) -> np.ndarray:
     """The colour ``tone`` (``(C,)``) darkened to ``level`` (``HxWx1``, shares of it) as the inside of a mouth is:
-    as light as ``level * tone`` (CIELAB lightness), of the tone's hue, keeping its chroma up to
-    :data:`INSIDE_CHROMA` times that lightness (``HxWxC`` ``float32``); grey photos' tone is scaled alone."""
+    of the tone's hue, keeping its chroma (CIELAB) up to :data:`INSIDE_CHROMA` times its lightness, at the grey
+    levels (the mean of the channels) of ``level * tone`` (``HxWxC`` ``float32``); grey photos' tone is scaled
+    alone."""
     plain = (level * tone).astype(np.float32)
     if tone.shape[0] != 3:
         return plain
@@ -108,7 +110,9 @@ def darkened_tone(tone: np.ndarray, level: np.ndarray) -> np.ndarray:
     chroma = float(np.hypot(*hue))
     kept = np.minimum(chroma, INSIDE_CHROMA * lab[:, :, 0]) / max(chroma, 1e-6)
     lab[:, :, 1], lab[:, :, 2] = kept * hue[0], kept * hue[1]
-    return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB) * 255.0
+    coloured = np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB) * 255.0, 0.0, None)
+    # At the plain shade's grey levels: as dark as before (the floor, the softening and the judge read those).
+    return coloured * (channel_mean(plain) / np.maximum(channel_mean(coloured), 1e-3))[:, :, None]
 
 
 def _edge_softening(weight: np.ndarray, dark: np.ndarray, steepest: float, most: float) -> float:
@@ -215,7 +219,9 @@ class MouthInside:
         ``floor`` (:attr:`~.face_detail.FaceDetail.floor`), the rest lifted in proportion up to the lips' tone
         (:meth:`lip_tone` of ``image`` unless given)."""
         tone = self.lip_tone(image) if tone is None else tone
-        wall = (1.0 - self.hollow[:, :, None]) ** 2  # lit beside the lips, falling off quickly toward the back
+        # Lit beside the lips, falling off evenly toward the back: falling off as the square, the lit walls were a
+        # thin rim round a flat dark disc (a hole cut in the photo on soft faces).
+        wall = 1.0 - self.hollow[:, :, None]
         dark, tongue = DARKEN_INSIDE + (INSIDE_WALL - DARKEN_INSIDE) * wall, TONGUE_SHADE
         lowest = min(floor / max(float(tone.mean()), 1.0), 1.0)  # as a share of the lips' tone
         if lowest > DARKEN_INSIDE:
