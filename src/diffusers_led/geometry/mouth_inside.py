@@ -45,8 +45,8 @@ MIN_LIP_PARTING = 0.03
 #: 0.3 of the darkest tenth gave on the well-lit faces.
 DARKEN_INSIDE = 0.2
 #: The inside's walls beside the lips (the inner cheeks and the lips' wet inner side, lit from the front) against
-#: the lips' middle tone: the dark deepens from this at the lips evenly to :data:`DARKEN_INSIDE` at the opening's
-#: deepest point, so a large opening is shaded as a hollow, not drawn as a uniform black disc.
+#: the lips' middle tone: the dark deepens from this at the lips to :data:`DARKEN_INSIDE` at the opening's deepest
+#: point, so a large opening is shaded as a hollow, not drawn as a uniform black disc.
 INSIDE_WALL = 0.45
 TONGUE_SHADE = 0.55
 #: The most chroma (CIELAB) the inside keeps per unit of its lightness: darkened in proportion (as the lips' RGB scaled
@@ -219,9 +219,7 @@ class MouthInside:
         ``floor`` (:attr:`~.face_detail.FaceDetail.floor`), the rest lifted in proportion up to the lips' tone
         (:meth:`lip_tone` of ``image`` unless given)."""
         tone = self.lip_tone(image) if tone is None else tone
-        # Lit beside the lips, falling off evenly toward the back: falling off as the square, the lit walls were a
-        # thin rim round a flat dark disc (a hole cut in the photo on soft faces).
-        wall = 1.0 - self.hollow[:, :, None]
+        wall = (1.0 - self.hollow[:, :, None]) ** 2  # lit beside the lips, falling off quickly toward the back
         dark, tongue = DARKEN_INSIDE + (INSIDE_WALL - DARKEN_INSIDE) * wall, TONGUE_SHADE
         lowest = min(floor / max(float(tone.mean()), 1.0), 1.0)  # as a share of the lips' tone
         if lowest > DARKEN_INSIDE:
