@@ -494,14 +494,15 @@ def test_an_opened_mouth_gets_a_dark_inside_not_stretched_lips():
     assert mask.max() > 0.9 and mask[0].max() == 0 and mask[:, -1].max() == 0
 
 
-def _red_lipped_jaw_drop():
-    """A synthetic face with red lips, its jaw dropped (AU26 1.0): ``(image, lips mask, warp)``."""
+def _red_lipped_jaw_drop(lip_colour: tuple[int, int, int] = (200, 90, 90)):
+    """A synthetic face with red lips (or of ``lip_colour``), its jaw dropped (AU26 1.0): ``(image, lips mask,
+    warp)``."""
     import cv2
 
     image, shape = synthetic_face()
     lips = np.zeros(image.shape[:2], np.uint8)
     cv2.fillPoly(lips, [np.round(shape[48:60]).astype(np.int32)], 1)
-    image[lips > 0] = (200, 90, 90)  # red lips
+    image[lips > 0] = lip_colour
     warp = action_unit_warp(shape, np.array([[1.0, 0, 0], [0, 1.0, 0]]), {"AU26": 1.0}, image.shape[:2])
     return image, lips, warp
 
@@ -763,16 +764,42 @@ def test_a_corner_pulled_sideways_does_not_stretch_the_teeth_into_a_strip():
     assert np.abs(out[beyond] - shade[beyond]).mean() < 0.5 * plain_from_shade
 
 
+def _lightness_chroma_hue(rgb: np.ndarray) -> np.ndarray:
+    """CIELAB lightness, chroma and hue (degrees) of ``(..., 3)`` RGB colours (0-255), ``(..., 3)``."""
+    import cv2
+
+    lab = cv2.cvtColor(np.float32(np.reshape(rgb, (-1, 1, 3))) / 255.0, cv2.COLOR_RGB2LAB).reshape(np.shape(rgb))
+    chroma, hue = np.hypot(lab[..., 1], lab[..., 2]), np.degrees(np.arctan2(lab[..., 2], lab[..., 1]))
+    return np.stack([lab[..., 0], chroma, hue], axis=-1)
+
+
 def test_an_opened_mouths_inside_is_as_dark_beside_its_lips_on_dim_and_bright_faces():
     """The inside's shade is a share of the lips' own tone, so a dim face's opened mouth is not a black hole."""
     image, _, warp = _red_lipped_jaw_drop()
-    bright = warp.mouth.shade(image)
-    dim = warp.mouth.shade((image * 0.4).astype(np.uint8))
-    tone_ratio = warp.mouth.lip_tone((image * 0.4).astype(np.uint8)) / warp.mouth.lip_tone(image)
-    assert np.allclose(dim, bright * tone_ratio, atol=1e-3)
+    inside = warp.mouth.inside > 0.5
+    photos = (image, (image * 0.4).astype(np.uint8))
+    bright, dim = (warp.mouth.shade(photo)[inside].mean(1) / warp.mouth.lip_tone(photo).mean() for photo in photos)
+    assert np.allclose(dim, bright, atol=1e-3)  # as dark a share of the lips' grey level (their colour kept)
     roof = warp.mouth.shade(image)[(warp.mouth.across < 0.3) & (warp.mouth.inside > 0.5)]
     tone = warp.mouth.lip_tone(image)
+    roof, tone = roof.mean(1), tone.mean()  # grey levels: its colour is kept, not scaled channel by channel
     assert np.all(roof >= DARKEN_INSIDE * tone - 1e-3) and np.all(roof <= INSIDE_WALL * tone + 1e-3)
+
+
+@pytest.mark.parametrize("lip_colour", [(200, 90, 90), (168, 98, 61), (120, 100, 95)])
+def test_an_opened_mouths_dark_inside_keeps_its_lips_hue_and_colour_not_a_blue_black_grey(lip_colour):
+    """Darkened as the lips' RGB scaled down, the inside lost its colour with its light (CIELAB chroma 14 at
+    lightness 12 under lips of chroma 41) and read blue-black beside warm skin (a pale-lipped woman toward
+    surprised); a photo's own mouth keeps its lips' chroma as it darkens. Pale warm, red and nearly grey lips."""
+    image, lips, warp = _red_lipped_jaw_drop(lip_colour)
+    mouth = warp.mouth
+    lips_lch = _lightness_chroma_hue(np.float32(lip_colour))
+    inside = _lightness_chroma_hue(mouth.shade(image))[(mouth.inside > 0.99) & (mouth.depth > 0.99)]
+    assert len(inside) > 50
+    assert np.all(np.abs(inside[:, 2] - lips_lch[2]) < 4.0), "a hue the lips do not have"
+    kept = np.minimum(lips_lch[1], 1.4 * inside[:, 0])
+    assert np.all(inside[:, 1] >= kept - 1.0), f"chroma {inside[:, 1].min():.1f} at lightness {inside[:, 0].min():.1f}"
+    assert np.all(inside[:, 1] <= lips_lch[1] + 1.0)
 
 
 def test_an_opened_mouths_inside_darkens_toward_its_back_not_a_uniform_disc():

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from ..channels import channel_mean
 from .action_units import inter_ocular
 from .face_detail import FaceDetail, face_detail, gradient_magnitude, grey_levels
 from .mouth_closing import MESH_LIPS
@@ -22,6 +23,7 @@ __all__ = [
     "MESH_OPEN_MOUTH",
     "OPEN_MOUTH",
     "MouthInside",
+    "darkened_tone",
     "inner_lip_outline",
     "inner_lips",
     "lip_parting",
@@ -47,6 +49,11 @@ DARKEN_INSIDE = 0.2
 #: point, so a large opening is shaded as a hollow, not drawn as a uniform black disc.
 INSIDE_WALL = 0.45
 TONGUE_SHADE = 0.55
+#: The most chroma (CIELAB) the inside keeps per unit of its lightness: darkened in proportion (as the lips' RGB scaled
+#: down) a mouth's inside lost its colour with its light (the lips' chroma 40-50 falling to 14 at lightness 12) and
+#: read blue-black beside warm skin; the photos' own mouths keep their lips' chroma as they darken (the gaps between
+#: teeth in four sample photos: lightness 13-30 at chroma 22-45 beside lips of 38-46; 1.4-1.7 chroma a unit).
+INSIDE_CHROMA = 1.5
 TONGUE_FROM = 0.55
 TONGUE_SHARE = 0.6
 #: The photo's grain laid on an opened mouth's dark inside: the lips' finest detail (the photo less a blur of this
@@ -88,6 +95,24 @@ LOWER_INNER_LIP = [60, 67, 66, 65, 64]
 #: real edge, where dlib's 5 may sit in a moustache or on the teeth of a toothy open mouth.
 MESH_UPPER_INNER_LIP = MESH_LIPS[1][1:-1]
 MESH_LOWER_INNER_LIP = MESH_LIPS[2][1:-1]
+
+
+def darkened_tone(tone: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """The colour ``tone`` (``(C,)``) darkened to ``level`` (``HxWx1``, shares of it) as the inside of a mouth is:
+    of the tone's hue, keeping its chroma (CIELAB) up to :data:`INSIDE_CHROMA` times its lightness, at the grey
+    levels (the mean of the channels) of ``level * tone`` (``HxWxC`` ``float32``); grey photos' tone is scaled
+    alone."""
+    plain = (level * tone).astype(np.float32)
+    if tone.shape[0] != 3:
+        return plain
+    lab = cv2.cvtColor(np.clip(plain / 255.0, 0.0, 1.0), cv2.COLOR_RGB2LAB)
+    hue = cv2.cvtColor(np.float32(tone / 255.0).reshape(1, 1, 3), cv2.COLOR_RGB2LAB)[0, 0, 1:]
+    chroma = float(np.hypot(*hue))
+    kept = np.minimum(chroma, INSIDE_CHROMA * lab[:, :, 0]) / max(chroma, 1e-6)
+    lab[:, :, 1], lab[:, :, 2] = kept * hue[0], kept * hue[1]
+    coloured = np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB) * 255.0, 0.0, None)
+    # At the plain shade's grey levels: as dark as before (the floor, the softening and the judge read those).
+    return coloured * (channel_mean(plain) / np.maximum(channel_mean(coloured), 1e-3))[:, :, None]
 
 
 def _edge_softening(weight: np.ndarray, dark: np.ndarray, steepest: float, most: float) -> float:
@@ -203,7 +228,7 @@ class MouthInside:
             dark, tongue = (lowest + (level - DARKEN_INSIDE) * squeeze for level in (dark, tongue))
         rise = np.clip((self.across - TONGUE_FROM) / (1.0 - TONGUE_FROM), 0.0, 1.0)
         share = TONGUE_SHARE * rise * rise * (3.0 - 2.0 * rise)  # smoothstep: no line where the floor begins
-        return (1.0 - share[:, :, None]) * (dark * tone) + share[:, :, None] * tongue * tone
+        return darkened_tone(tone, (1.0 - share[:, :, None]) * dark + share[:, :, None] * tongue)
 
     def grain(self, image: np.ndarray, roi: tuple[int, int, int, int]) -> np.ndarray:
         """The photo's own grain for ``roi`` (``x0, y0, x1, y1`` of ``image``; ``float32``, the ROI's shape), as a
