@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = [
+    "EDGE_SMOOTHING",
     "LIP_FULLNESS",
     "LIP_STRETCH",
     "LOWER_SHARE",
@@ -35,6 +36,11 @@ SLIDE_TAPER = 0.5
 #: of its height it is drawn at where the gap's edge is ragged or its outer edge can slide no further.
 LIP_FULLNESS = 1.4
 LIP_STRETCH = (0.75, 2.0)
+#: How far along the mouth each lip's outer edge slide is smoothed, each side, in multiples of the slide's own
+#: smoothing radius: over 2 the lower lip's outer edge followed a gap deeper in the middle of the mouth and rose
+#: there, a bump between two dips (a "W"; t1.jpg's smiling man toward sad and angry, 3.7 px of 5 at its middle);
+#: over 5 its edge stays within a pixel of a line and the lip grows toward the seam instead.
+EDGE_SMOOTHING = 5
 
 
 class LipSlide(NamedTuple):
@@ -144,18 +150,19 @@ def _fuller_lips(
     """The slide (:class:`LipSlide`) that takes each lip (its outer edge and its last row beside the gap, rows per
     column: ``upper``, ``lower``) to the ``meet`` line: a lip grows up to :data:`LIP_FULLNESS` times its height
     toward the line and its outer edge (and the skin beyond, at most ``cap`` px) slides the rest, smoothed along
-    the mouth over ``radius`` columns. A laugh's stretched lips slid whole met as a line between skin; a relaxed
+    the mouth over :data:`EDGE_SMOOTHING` times ``radius`` columns each side. A laugh's stretched lips slid whole met as a line between skin; a relaxed
     mouth's lips are fuller."""
     slides, stretches = [], []
-    kernel = np.ones(4 * radius + 1) / (4 * radius + 1)
+    half = EDGE_SMOOTHING * radius
+    kernel = np.ones(2 * half + 1) / (2 * half + 1)
     for (outer, inner), sign in ((upper, 1.0), (lower, -1.0)):
         height = np.maximum(sign * (inner - outer), 0.0)
         need = sign * (meet - inner)  # slid whole
         grown = need - (LIP_FULLNESS - 1.0) * height
-        # Smoothed along the mouth, so the lip's outer edge has no steps; where the gap's edge is ragged the lip is
-        # stretched a little more or less instead, within LIP_STRETCH (further, it is drawn as streaks: where the
-        # skin can follow no further, what the lip cannot reach stays uncovered).
-        slide = np.convolve(np.pad(grown, 2 * radius, mode="edge"), kernel, mode="valid")
+        # Smoothed along the mouth (EDGE_SMOOTHING), so the lip's outer edge has no steps or bumps; where the gap's
+        # edge is ragged the lip is stretched a little more or less instead, within LIP_STRETCH (further, it is
+        # drawn as streaks: where the skin can follow no further, what the lip cannot reach stays uncovered).
+        slide = np.convolve(np.pad(grown, half, mode="edge"), kernel, mode="valid")
         slide = np.clip(slide, need - (LIP_STRETCH[1] - 1.0) * height, need + (1.0 - LIP_STRETCH[0]) * height)
         slide = np.clip(slide, 0.0, cap)
         thick = height >= 1.0  # a lip thinner than a pixel (beyond the corners) slides whole
