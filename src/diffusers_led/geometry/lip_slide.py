@@ -150,8 +150,8 @@ def _fuller_lips(
     """The slide (:class:`LipSlide`) that takes each lip (its outer edge and its last row beside the gap, rows per
     column: ``upper``, ``lower``) to the ``meet`` line: a lip grows up to :data:`LIP_FULLNESS` times its height
     toward the line and its outer edge (and the skin beyond, at most ``cap`` px) slides the rest, smoothed along
-    the mouth over :data:`EDGE_SMOOTHING` times ``radius`` columns each side. A laugh's stretched lips slid whole met as a line between skin; a relaxed
-    mouth's lips are fuller."""
+    the mouth over :data:`EDGE_SMOOTHING` times ``radius`` columns each side. A laugh's stretched lips slid whole
+    met as a line between skin; a relaxed mouth's lips are fuller."""
     slides, stretches = [], []
     half = EDGE_SMOOTHING * radius
     kernel = np.ones(2 * half + 1) / (2 * half + 1)
