@@ -38,7 +38,7 @@ LIP_FULLNESS = 1.4
 LIP_STRETCH = (0.75, 2.0)
 #: How far along the mouth each lip's outer edge slide is smoothed, each side, in multiples of the slide's own
 #: smoothing radius: over 2 the lower lip's outer edge followed a gap deeper in the middle of the mouth and rose
-#: there, a bump between two dips (a "W"; t1.jpg's smiling man toward sad and angry, 3.7 px of 5 at its middle);
+#: there, a bump between two dips (a "W"; t1.jpg's smiling man, 3.7 px of 5.5 toward neutral, 2.7 toward sad);
 #: over 5 its edge stays within a pixel of a line and the lip grows toward the seam instead.
 EDGE_SMOOTHING = 5
 
