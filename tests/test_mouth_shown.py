@@ -258,3 +258,24 @@ def test_an_upper_lip_over_a_thin_gap_grows_to_its_fullness_not_to_a_quarter_of_
     assert grown.min() > LIP_FULLNESS - 0.1  # old code: 1.16
     source = slide.source_rows(np.arange(50, dtype=np.float64)[:, None], 10.0)
     assert not gap[np.clip(np.rint(source).astype(int), 0, 49), np.arange(60)][:, columns].any()
+
+
+def test_a_gap_deeper_in_the_middle_does_not_bump_the_lower_lips_outer_edge():
+    """A smile's thin gap that reaches deeper into the lower lip in the middle of the mouth: the lower lip grows
+    toward the seam there instead of its outer edge rising in the middle only. Risen, its edge was a bump between
+    two dips, a "W" (t1.jpg's smiling man toward sad and angry)."""
+    from diffusers_led.geometry.lip_slide import LIP_STRETCH, lips_slid_together
+    from diffusers_led.geometry.mouth_closing import EDGE_SMOOTHING, SKIN_REACH
+
+    gap = np.zeros((50, 60), dtype=bool)
+    gap[20:24, 10:50] = True  # 4 rows along the mouth ...
+    gap[20:28, 24:36] = True  # ... 8 in its middle
+    iod = 10.0 / SKIN_REACH  # the skin beyond each lip follows over 10 px
+    edges = (np.full(60, 14.0), np.full(60, 36.0))
+    slide = lips_slid_together(gap, np.full(60, 21.0), edges, 10.0, 2, 0.0, round(EDGE_SMOOTHING * iod))
+    columns = np.arange(12, 48)
+    # Old code (smoothed over 2 of the slide's radii): the lower lip's outer edge rose 2.1 px in the middle; now 1.4.
+    assert np.ptp(slide.lower_edge[columns]) < 1.7
+    assert slide.lower_stretch[columns].max() <= LIP_STRETCH[1] + 1e-9
+    source = slide.source_rows(np.arange(50, dtype=np.float64)[:, None], 10.0)
+    assert not gap[np.clip(np.rint(source).astype(int), 0, 49), np.arange(60)][:, columns].any()

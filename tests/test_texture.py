@@ -536,6 +536,29 @@ def test_a_light_pixel_of_lip_beside_the_gap_in_one_column_is_not_teeth():
     assert grown[22:24, 7:18].all() and not grown[24:].any() and not grown[22:, :4].any()
 
 
+def test_a_lit_lip_beside_the_gap_is_not_teeth_however_light():
+    """The lit top of a smiling man's lower lip (t1.jpg) is as light as teeth but as saturated as the lip: taken
+    for teeth it went under the seam in the middle of the mouth only, a dark notch between two lit lobes. Teeth
+    are paler than the lip (TEETH_SATURATION) and still join the gap."""
+    from diffusers_led.geometry.mouth_closing import _with_teeth_beside
+
+    lightness = np.full((40, 30), 170.0, dtype=np.float32)  # skin
+    lightness[8:14] = 110.0  # the upper lip
+    lightness[14:18] = 60.0  # the dark inside, the carried gap
+    lightness[18:31] = 120.0  # the lower lip ...
+    lightness[18:20, 5:25] = 150.0  # ... lit along its top
+    saturation = np.full((40, 30), 90.0, dtype=np.float32)
+    saturation[8:31] = 160.0  # lips
+    gap = np.zeros((40, 30), dtype=bool)
+    gap[14:18] = True
+    edges = (np.full(30, 8.0), np.full(30, 31.0))
+    # Old code: its two lit rows joined the gap (lightness alone).
+    assert np.array_equal(_with_teeth_beside(gap, lightness, edges, 3, 25, saturation), gap)
+    saturation[18:20, 5:25] = 80.0  # lower teeth, as light but pale
+    grown = _with_teeth_beside(gap, lightness, edges, 3, 25, saturation)
+    assert grown[18:20, 7:23].all() and not grown[20:].any()
+
+
 def test_the_blendshape_judge_scores_the_targets_own_units():
     from diffusers_led.evaluation.blendshapes import INTENDED, intended_rise
     from diffusers_led.faces.mesh import BLENDSHAPE_NAMES

@@ -80,6 +80,7 @@ def lips_slid_together(
     reach: float,
     radius: int,
     thinnest: float = 0.0,
+    edge_radius: int | None = None,
 ) -> LipSlide:
     """How the lips slide over the crop of ``gap`` (:class:`LipSlide`) until they meet within the gap (on the
     meeting ``line``, rows per column, where no gap shows): the upper lip down over what shows below it, the lower
@@ -88,7 +89,8 @@ def lips_slid_together(
     lip mirrored or stretched over a gap taller than itself is drawn as vertical streaks). How far each lip slides
     is smoothed along the mouth and never less than the gap next to it (over ``radius`` columns), so no column
     stands out; a gap too tall to cover without folding the skin is covered as far as it can be. Each lip brings at
-    least ``thinnest`` px of itself to the line."""
+    least ``thinnest`` px of itself to the line; its outer edge slides by an amount smoothed over ``edge_radius``
+    columns each side (``2 radius`` when not given), the lip growing toward the line for the rest."""
     height = gap.shape[0]
     shows = gap.any(0)
     # The gap's top and bottom rows in each column it crosses, and how far each lip must slide to reach the line.
@@ -131,7 +133,8 @@ def lips_slid_together(
     # tick under the seam (t1.jpg's laughing man).
     upper_inner = np.where(shows, np.clip(-_running_max(-top, 1), meet - down, meet), meet - down)
     lower_inner = np.where(shows, np.clip(_running_max(bottom, 1), meet, meet + up), meet + up)
-    return _fuller_lips(meet, (edges[0], upper_inner), (edges[1], lower_inner), cap, radius)
+    edge_radius = 2 * radius if edge_radius is None else edge_radius
+    return _fuller_lips(meet, (edges[0], upper_inner), (edges[1], lower_inner), cap, edge_radius)
 
 
 def _fuller_lips(
@@ -144,18 +147,18 @@ def _fuller_lips(
     """The slide (:class:`LipSlide`) that takes each lip (its outer edge and its last row beside the gap, rows per
     column: ``upper``, ``lower``) to the ``meet`` line: a lip grows up to :data:`LIP_FULLNESS` times its height
     toward the line and its outer edge (and the skin beyond, at most ``cap`` px) slides the rest, smoothed along
-    the mouth over ``radius`` columns. A laugh's stretched lips slid whole met as a line between skin; a relaxed
-    mouth's lips are fuller."""
+    the mouth over ``radius`` columns each side. A laugh's stretched lips slid whole
+    met as a line between skin; a relaxed mouth's lips are fuller."""
     slides, stretches = [], []
-    kernel = np.ones(4 * radius + 1) / (4 * radius + 1)
+    kernel = np.ones(2 * radius + 1) / (2 * radius + 1)
     for (outer, inner), sign in ((upper, 1.0), (lower, -1.0)):
         height = np.maximum(sign * (inner - outer), 0.0)
         need = sign * (meet - inner)  # slid whole
         grown = need - (LIP_FULLNESS - 1.0) * height
-        # Smoothed along the mouth, so the lip's outer edge has no steps; where the gap's edge is ragged the lip is
-        # stretched a little more or less instead, within LIP_STRETCH (further, it is drawn as streaks: where the
-        # skin can follow no further, what the lip cannot reach stays uncovered).
-        slide = np.convolve(np.pad(grown, 2 * radius, mode="edge"), kernel, mode="valid")
+        # Smoothed along the mouth, so the lip's outer edge has no steps or bumps; where the gap's
+        # edge is ragged the lip is stretched a little more or less instead, within LIP_STRETCH (further, it is
+        # drawn as streaks: where the skin can follow no further, what the lip cannot reach stays uncovered).
+        slide = np.convolve(np.pad(grown, radius, mode="edge"), kernel, mode="valid")
         slide = np.clip(slide, need - (LIP_STRETCH[1] - 1.0) * height, need + (1.0 - LIP_STRETCH[0]) * height)
         slide = np.clip(slide, 0.0, cap)
         thick = height >= 1.0  # a lip thinner than a pixel (beyond the corners) slides whole

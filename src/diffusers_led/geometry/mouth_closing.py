@@ -67,6 +67,12 @@ INSIDE_GROW = 0.01
 #: half-width over which the slide is smoothed along the mouth (inter-ocular distances).
 SKIN_REACH = 0.25
 SLIDE_SMOOTHING = 0.02
+#: The half-width over which each lip's outer edge slide is smoothed along the mouth (inter-ocular distances): over
+#: twice the slide's own (0.09 on t1.jpg's smiling man) the lower lip's outer edge followed a gap deeper in the middle
+#: of the mouth and rose there, a bump between two dips (a "W": 3.7 px of 5.5 toward neutral, 2.7 toward sad); the lip
+#: now grows toward the seam for the rest. 0.3 smoothed a toothy grin's lower lip a little more (a fresh sample photo)
+#: but the astronaut toward angry read 0.592 from herself (0.559 at 0.2).
+EDGE_SMOOTHING = 0.2
 #: The fewest rows of itself (inter-ocular distances) each lip brings to the line where the lips meet.
 THINNEST_LIP = 0.06
 #: The line where closed lips meet: how much darker than the lips at its middle, its half-width (inter-ocular
@@ -81,6 +87,12 @@ LIP_LINE_SMOOTHING = 0.03
 #: than the lip's own middle (0-255 lightness) a pixel there is to count as teeth, not lip.
 TEETH_REACH = 0.05
 TEETH_LIGHTER = 25
+#: ... and at most this share of the lip's own saturation (a colour photo): the lit top of a smiling man's lower
+#: lip (t1.jpg) is as light as teeth but keeps 0.72-0.84 of the lip's saturation, and taken for teeth it went under
+#: the seam in the middle of the mouth only (a dark notch between two lit lobes). Teeth it still grows over keep
+#: 0.47-0.73 (t1.jpg's blonde woman); 26 px beside the laughing woman's gap (0.74-0.90) are no longer grown over,
+#: and on 4x crops of her closed lips (neutral, sad, angry, contempt) no teeth show.
+TEETH_SATURATION = 0.8
 #: A lip's row next to the gap that is this much lighter than its middle is part teeth (0-255 lightness).
 MIXED_LIGHTER = 10
 #: What the gap between the inner lips shows (:func:`inside_shown`): teeth are this much lighter than the lips' own
@@ -371,13 +383,15 @@ def close_lips(
     reading = _columns_showing_inside(grey, saturation, within & ~near, within & near, iod, seam)
     if not (within & ~gap).any() or not _opens(reading, iod):
         return warped
-    gap = _with_teeth_beside(gap, grey, edges, reach)
+    gap = _with_teeth_beside(gap, grey, edges, reach, saturation=saturation)
     # Each lip's row next to the gap is part teeth, part dark gaps between them: slid to the seam, it drew a
     # stippled line (t1.jpg's laughing woman). Where it is lighter than the lip it goes under with the gap (every
     # such row, a small face's thin upper lip went under too).
-    gap = _with_teeth_beside(gap, grey, edges, 1, MIXED_LIGHTER)
+    gap = _with_teeth_beside(gap, grey, edges, 1, MIXED_LIGHTER, saturation)
     radius = max(2, round(SLIDE_SMOOTHING * iod))
-    slide = lips_slid_together(gap, line, edges, SKIN_REACH * iod, radius, THINNEST_LIP * iod)
+    slide = lips_slid_together(
+        gap, line, edges, SKIN_REACH * iod, radius, THINNEST_LIP * iod, max(2 * radius, round(EDGE_SMOOTHING * iod))
+    )
     shade = _lip_line_shade(slide.meet, columns, corners, gap.shape, max(LIP_LINE_WIDTH * iod, 0.7))
     band = max(LIP_LINE_SMOOTHING * iod, 1.0)
     seam = _across_line(slide.meet, gap.shape, band)
@@ -566,10 +580,12 @@ def _with_teeth_beside(
     edges: tuple[np.ndarray, np.ndarray],
     reach: int,
     lighter: float = TEETH_LIGHTER,
+    saturation: np.ndarray | None = None,
 ) -> np.ndarray:
     """``gap`` grown in each column over the teeth just beyond it: up to ``reach`` rows above its top and below its
     bottom that are ``lighter`` (:data:`TEETH_LIGHTER`) than the middle of the lip on that side (between the
-    lip's outer edge, ``edges``, and the gap), and no more rows than the median of the columns within ``reach``.
+    lip's outer edge, ``edges``, and the gap) and, given the ``saturation``, paler (:data:`TEETH_SATURATION`), and
+    no more rows than the median of the columns within ``reach``.
     The carried inner lips stop short of a laugh's teeth where the lips roll over them, and teeth left under a lip
     were slid up with it as a pale band under the seam."""
     if reach < 1:
@@ -585,6 +601,8 @@ def _with_teeth_beside(
         if not lip.any():
             continue
         teeth = lightness > np.median(lightness[lip]) + lighter
+        if saturation is not None:  # and paler than the lip (TEETH_SATURATION): not its own lit middle
+            teeth &= saturation <= TEETH_SATURATION * np.median(saturation[lip])
         # A row beyond the gap is teeth only while every row between it and the gap is.
         growing, rows_of_teeth = shows.copy(), np.zeros(gap.shape[1], dtype=int)
         for step in range(1, reach + 1):
