@@ -269,7 +269,7 @@ def test_dlibs_points_lost_off_a_turned_heads_features_give_way_to_the_meshs(det
 
     (face,) = detector.detect(astronaut)
     mesh_points = mesh_to_ibug68(face.mesh)
-    assert np.array_equal(face.shape, mesh_module._dlib_shape(astronaut, mesh_points))
+    assert np.array_equal(face.shape, mesh_module.dlib_shape_near(astronaut, mesh_points))
     assert not np.array_equal(face.shape, mesh_points)
     predict = mesh_module._predict_shape
 
@@ -278,4 +278,4 @@ def test_dlibs_points_lost_off_a_turned_heads_features_give_way_to_the_meshs(det
         return predict(*args) + [0.5 * _eye_distance(face), 0.0]
 
     monkeypatch.setattr(mesh_module, "_predict_shape", slid_onto_the_cheek)
-    assert np.array_equal(mesh_module._dlib_shape(astronaut, mesh_points), mesh_points)
+    assert np.array_equal(mesh_module.dlib_shape_near(astronaut, mesh_points), mesh_points)

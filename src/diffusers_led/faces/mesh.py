@@ -48,6 +48,7 @@ __all__ = [
     "MODEL_DIR",
     "MeshFaceDetector",
     "MeshFaces",
+    "dlib_shape_near",
     "mesh_to_ibug68",
 ]
 
@@ -121,7 +122,7 @@ MESH_TO_IBUG68 = np.array(
 
 
 #: How far (degrees) a head may be tilted in the photo (its eye line) before dlib's 68 points are also predicted on
-#: the face turned upright (:func:`_dlib_shape`). The heads whose points slid off were tilted 24-45 degrees; up to
+#: the face turned upright (:func:`dlib_shape_near`). The heads whose points slid off were tilted 24-45 degrees; up to
 #: 18 the two predictions differ by 0.01-0.09 eye distances, noise that moved a judged edit either way (a man
 #: tilted 12 degrees: surprised p 0.41 -> 0.30).
 UPRIGHT_ROLL = 20.0
@@ -494,7 +495,7 @@ class MeshFaceDetector(FaceDetector):
         (scores,) = blendshapes(mesh[BLENDSHAPE_INPUT_POINTS, :2][None].astype(np.float32))
         shape = mesh_to_ibug68(mesh)
         if self.shape == "dlib":
-            shape = _dlib_shape(rgb, shape)
+            shape = dlib_shape_near(rgb, shape)
         return DetectedFace(
             box=(float(x), float(y), float(w), float(h)),
             landmarks=five_landmarks(shape),
@@ -505,7 +506,7 @@ class MeshFaceDetector(FaceDetector):
         )
 
 
-def _dlib_shape(rgb: np.ndarray, mesh_shape: np.ndarray) -> np.ndarray:
+def dlib_shape_near(rgb: np.ndarray, mesh_shape: np.ndarray) -> np.ndarray:
     """dlib's 68 points predicted in the box dlib's own detector would give the face (:func:`_dlib_box`); for a head
     tilted in the photo (:data:`UPRIGHT_ROLL`), also on the face turned upright by its eye line, and of the two the
     prediction nearer the mesh's own 68 points (``mesh_shape``). dlib's predictor was trained on upright faces: on

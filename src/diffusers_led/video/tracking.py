@@ -18,7 +18,8 @@ import numpy as np
 
 from ..faces.detection import DetectedFace, FaceDetector, face_shape, five_landmarks, plausible_landmarks
 from ..faces.detection import _iou as box_overlap  # one definition of a box's overlap
-from ..geometry.transforms import Box
+from ..faces.mesh import dlib_shape_near, mesh_to_ibug68
+from ..geometry.transforms import Box, transform_points
 from ..texture import head_yaw
 
 __all__ = ["FaceTrack", "FaceTracker", "OneEuroFilter"]
@@ -153,6 +154,9 @@ class FaceTrack:
         detected_yaw: the head's turn (degrees, :func:`~diffusers_led.texture.head_yaw`) read from the Face Mesh
             of its latest detection; ``None`` when the detector gives no mesh.
         yaw: ``detected_yaw`` smoothed in time (:data:`YAW_CUTOFF`): what the shading fades with.
+        mesh_shape: the Face Mesh's own 68 points of its latest detection, carried by the head's motion since
+            (``None`` without a mesh, or once the motion could not be measured): where the predictor's landmarks
+            are checked against, as on photos (:func:`~diffusers_led.faces.mesh.dlib_shape_near`).
     """
 
     id: int
@@ -169,6 +173,7 @@ class FaceTrack:
     detected_yaw: float | None = None
     yaw: float | None = None
     yaw_filter: OneEuroFilter = field(default_factory=lambda: OneEuroFilter(YAW_CUTOFF))
+    mesh_shape: np.ndarray | None = None
 
     def set_box(self, box: Box, shape: np.ndarray) -> None:
         """Take a detector's box, remembering where it lies relative to the landmarks (to follow them)."""
@@ -263,7 +268,15 @@ class FaceTracker:
             box = _moved_box(track.box, track.motion) if track.motion is not None else None
             track.box = box or track.followed_box()
             track.previous_raw = track.raw_shape
-            track.raw_shape = face_shape(rgb, DetectedFace(track.box, np.zeros((5, 2)), 0.0)).astype(np.float64)
+            # Predicted as on photos, by the mesh's points carried along: a tilted head's upright, a turned head's
+            # lost ones replaced (in the box alone, a head tilted 35 degrees lost its points between detections).
+            if track.mesh_shape is not None:
+                moves = track.motion is not None
+                track.mesh_shape = transform_points(track.motion, track.mesh_shape) if moves else None
+            if track.mesh_shape is not None:
+                track.raw_shape = dlib_shape_near(rgb, track.mesh_shape).astype(np.float64)
+            else:
+                track.raw_shape = face_shape(rgb, DetectedFace(track.box, np.zeros((5, 2)), 0.0)).astype(np.float64)
             # The box's content changing at once (a scene cut, the face gone): the predictor would draw a face on
             # whatever is there now, so the detector decides.
             patch, track.patch = track.patch, _thumbnail(gray, track.box)
@@ -296,7 +309,7 @@ class FaceTracker:
         if motion is None:
             motion = _similarity(track.previous_raw, track.raw_shape)
         previous = track.shape
-        carried = previous if motion is None else previous @ motion[:, :2].T + motion[:, 2]
+        carried = previous if motion is None else transform_points(motion, previous)
         pull = 1.0 - math.exp(-elapsed / self.follow_seconds)
         return carried + pull * (track.raw_shape - carried)
 
@@ -324,6 +337,7 @@ class FaceTracker:
                 track.raw_shape = shape
                 track.set_box(faces[best].box, shape)
                 track.detected_yaw = _mesh_yaw(faces[best])
+                track.mesh_shape = _mesh_points(faces[best])
             elif track.jumped:  # gone, not missed: the edit must not stay on what replaced the face
                 track.misses, track.presence = self.max_misses + 1, 0.0
             else:
@@ -332,6 +346,7 @@ class FaceTracker:
             shape = face_shape(rgb, faces[k]).astype(np.float64)
             track = FaceTrack(id=self._next_id, box=faces[k].box, raw_shape=shape, shape=shape)
             track.detected_yaw = _mesh_yaw(faces[k])
+            track.mesh_shape = _mesh_points(faces[k])
             if self.frame_index == 0:  # in the clip from its start: edited from the first frame, not faded in
                 track.presence = _inside_share(shape, rgb.shape[:2])
             track.set_box(faces[k].box, shape)
@@ -342,6 +357,11 @@ class FaceTracker:
 def _mesh_yaw(face: DetectedFace) -> float | None:
     """The detected face's head turn (degrees) from its Face Mesh, or ``None`` without one."""
     return None if face.mesh is None else head_yaw(face.mesh)
+
+
+def _mesh_points(face: DetectedFace) -> np.ndarray | None:
+    """The detected face's 68 points read off its Face Mesh (``float64``), or ``None`` without one."""
+    return None if face.mesh is None else mesh_to_ibug68(face.mesh).astype(np.float64)
 
 
 def _thumbnail(gray: np.ndarray, box: Box) -> np.ndarray:
