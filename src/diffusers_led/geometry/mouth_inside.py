@@ -377,6 +377,8 @@ class MouthInside:
             drawn = self.inside * (1.0 - upper) * (1.0 - lower) * depth
             most = SOFTEST * inter_ocular(self.face)
             softening = _edge_softening(drawn, dark, max(detail.steepest, own), most)
+            # What is drawn meets the lips: no sharper than their border, as the camera blurred it.
+            softening = max(softening, min(detail.lip_blur, most))
         return np.clip(np.rint(composite(softening)), 0, 255).astype(np.uint8)
 
 
