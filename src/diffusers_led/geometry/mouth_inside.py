@@ -67,6 +67,10 @@ GRAIN_MOST = 0.1
 #: The most an opened inside is softened to match a soft face's edges (:func:`_edge_softening`; a Gaussian's
 #: sigma, inter-ocular distances): the example photo blurred by 3 px (44 px between the eyes) needed 3.5 px (0.08).
 SOFTEST = 0.15
+#: A lips' border blurred by at most this (:attr:`~.face_detail.FaceDetail.lip_blur`, px) is as sharp as the photo's
+#: pixels (a sampled sharp step reads 0.4-0.5; the sharp tune faces' lips 0.6-1.0): the opened inside's anti-aliased
+#: edges and its shade's ramp into the dark are no sharper, and are drawn as they are.
+SHARP_BORDER = 1.0
 #: Steps of the bisection for that sigma.
 SOFTENING_STEPS = 6
 #: The share of its area (a backward map's Jacobian determinant) below which the plain warp's copy of the old
@@ -377,8 +381,8 @@ class MouthInside:
             drawn = self.inside * (1.0 - upper) * (1.0 - lower) * depth
             most = SOFTEST * inter_ocular(self.face)
             softening = _edge_softening(drawn, dark, max(detail.steepest, own), most)
-            # What is drawn meets the lips: no sharper than their border, as the camera blurred it.
-            softening = max(softening, min(detail.lip_blur, most))
+            if detail.lip_blur > SHARP_BORDER:  # what is drawn meets the lips: as blurred as their border is
+                softening = max(softening, min(detail.lip_blur, most))
         return np.clip(np.rint(composite(softening)), 0, 255).astype(np.uint8)
 
 
