@@ -47,7 +47,7 @@ PROFILE_STEP = 0.25
 PROFILE_SPACING = 1.0
 #: The blurred steps (Gaussian sigmas, px) a profile is matched against: from a sampled step (a sharp border reads
 #: 0.4-0.5) to softer than any photo's mouth the tune split and the sample photos hold.
-BORDER_SIGMAS = np.arange(0.3, 5.01, 0.1)
+BORDER_SIGMAS = np.round(np.arange(0.3, 5.01, 0.1), 1)
 #: A profile counts only where its step is at least this many grey levels and the blurred step explains it to within
 #: this share of that step (noise, a lip line or a corner crossing it do not).
 LEAST_STEP = 10.0
