@@ -18,7 +18,7 @@ import numpy as np
 from ..channels import channel_mean
 from .action_units import inter_ocular
 
-__all__ = ["DRAWN_DEPTH", "FaceDetail", "border_blur", "face_detail"]
+__all__ = ["DRAWN_DEPTH", "FaceDetail", "border_blur", "border_reach", "face_detail"]
 
 #: The 68 points' eyes (the subject's right, then left): their darkest and sharpest detail is read around them.
 EYES = (slice(36, 42), slice(42, 48))
@@ -109,6 +109,11 @@ def _profiles(grey: np.ndarray, contour: np.ndarray, reach: float) -> tuple[np.n
     return profiles.astype(np.float64), offsets
 
 
+def border_reach(shape: np.ndarray) -> float:
+    """How far (px) to either side of a border of the face with the 68 points ``shape`` :func:`border_blur` reads."""
+    return max(BORDER_REACH * inter_ocular(shape), LEAST_REACH)
+
+
 def border_blur(grey: np.ndarray, contour: np.ndarray, reach: float) -> float:
     """The blur (a Gaussian's sigma, px) of the border along the closed ``contour`` (image px) in ``grey``: each
     profile across it (``reach`` px to either side) is matched (least squares, its level and step free) to a step
@@ -159,10 +164,9 @@ def face_detail(image: np.ndarray, shape: np.ndarray) -> FaceDetail | None:
     eyes = cv2.dilate(eyes, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))) > 0
     if not eyes.any() or not hull.any():
         return None
-    reach = max(BORDER_REACH * inter_ocular(shape), LEAST_REACH)
     return FaceDetail(
         skin=float(np.median(grey[hull > 0])),
         darkest=float(np.percentile(grey[eyes], DARKEST_PERCENTILE)),
         steepest=float(np.percentile(gradient_magnitude(grey)[eyes], STEEPEST_PERCENTILE)),
-        lip_blur=border_blur(grey, shape[OUTER_LIPS] - [x0, y0], reach),
+        lip_blur=border_blur(grey, shape[OUTER_LIPS] - [x0, y0], border_reach(shape)),
     )
