@@ -1276,9 +1276,9 @@ def _edge_width(column: np.ndarray, at: int, reach: int = 5) -> float:
 def test_an_opened_mouth_on_a_blurred_face_with_sharp_eyes_is_as_soft_as_its_lips(geometry_pipeline, example_image):
     """The eyes' sharpness does not tell a soft mouth (a photo blurred unevenly, a sharp eye and a soft mouth): its
     opening was drawn with a crisp outline, like a hole cut in the photo (sample photos' soft faces). The opening's
-    upper edge, where it meets the upper lip, was under a third as wide as the upper lip's own border against the
-    skin (1.6 against 5.3 px); it is now drawn about as soft as that border: its dark by the border's own blur, its
-    teeth's cut edge by the blur of the photo's teeth against the lips (3.0 px)."""
+    upper edge (the smile's upper teeth cut off over the dark) was under a third as wide as the upper lip's own
+    border against the skin (1.6 against 5.3 px); it is now about as soft as the photo: the dark by the lips' border
+    blur, the teeth's cut edge by the blur of the photo's teeth against the lips (3.0 px)."""
     import cv2
 
     from diffusers_led.faces.detection import face_shape
