@@ -68,7 +68,7 @@ GRAIN_MOST = 0.1
 #: sigma, inter-ocular distances): the example photo blurred by 3 px (44 px between the eyes) needed 3.5 px (0.08).
 SOFTEST = 0.15
 #: A lips' border blurred by at most this (:attr:`~.face_detail.FaceDetail.lip_blur`, px) is as sharp as the photo's
-#: pixels (a sampled sharp step reads 0.4-0.5; the sharp tune faces' lips 0.6-1.0): the opened inside's anti-aliased
+#: pixels (a sampled sharp step reads 0.4-0.5; the sharp tune faces' lips 0.7-1.0): the opened inside's anti-aliased
 #: edges and its shade's ramp into the dark are no sharper, and are drawn as they are.
 SHARP_BORDER = 1.0
 #: Steps of the bisection for that sigma.
