@@ -1266,6 +1266,40 @@ def test_a_sharp_faces_opened_mouth_is_as_dark_and_sharp_as_before(geometry_pipe
     assert np.array_equal(warp.apply(image), unread.apply(image))
 
 
+def _edge_width(column: np.ndarray, at: int, reach: int = 5) -> float:
+    """How wide (px) the edge at row ``at`` of the grey ``column`` is: its contrast over its steepest step, within
+    ``reach`` rows of it (a step blurred by a Gaussian of sigma s: 2.5 s, however dark either side)."""
+    window = column[at - reach : at + reach + 1]
+    return float((window.max() - window.min()) / np.abs(np.diff(window)).max())
+
+
+def test_an_opened_mouth_on_a_blurred_face_with_sharp_eyes_is_as_soft_as_its_lips(geometry_pipeline, example_image):
+    """The eyes' sharpness does not tell a soft mouth (a photo blurred unevenly, a sharp eye and a soft mouth): its
+    opening was drawn with a crisp outline, like a hole cut in the photo (sample photos' soft faces). The opening's
+    upper edge (the smile's upper teeth cut off over the dark) was under a third as wide as the upper lip's own
+    border against the skin (1.6 against 5.3 px); it is now about as soft as the photo: the dark by the lips' border
+    blur, the teeth's cut edge by the blur of the photo's teeth against the lips (3.0 px)."""
+    import cv2
+
+    from diffusers_led.faces.detection import face_shape
+
+    source = np.asarray(example_image).astype(np.float64)
+    points = face_shape(np.asarray(example_image), geometry_pipeline(example_image, target="neutral").faces[0][0].face)
+    soft = cv2.GaussianBlur(source, (0, 0), 3.0)
+    for eye in (points[36:42], points[42:48]):
+        (left, top), (right, bottom) = np.floor(eye.min(0)).astype(int) - 6, np.ceil(eye.max(0)).astype(int) + 7
+        soft[top:bottom, left:right] = source[top:bottom, left:right]
+    photo = PIL.Image.fromarray(np.clip(np.rint(soft), 0, 255).astype(np.uint8))
+    result = geometry_pipeline(photo, target="surprised", mode="geometry")
+    face, edited = result.faces[0][0], np.asarray(result.images[0]).astype(np.float64)
+    column = int(round(points[[51, 57], 0].mean()))
+    x0, y0, _, _ = face.warp.roi
+    drawn = np.nonzero((face.warp.mouth.inside * face.warp.mouth.depth)[:, column - x0] > 0.5)[0] + y0
+    lips = _edge_width(soft[:, column - 1 : column + 2].mean((1, 2)), int(round(points[51, 1])))
+    opening = _edge_width(edited[:, column - 1 : column + 2].mean((1, 2)), int(drawn.min()))
+    assert opening >= 0.5 * lips, f"the opening's edge is {opening:.1f} px wide, the lips' border {lips:.1f} px"
+
+
 def test_two_faces_are_both_warped(geometry_pipeline, two_face_image):
     result = geometry_pipeline(two_face_image, target="surprised", mode="geometry")
     assert len(result.faces[0]) == 2 and all(face.warp is not None for face in result.faces[0])

