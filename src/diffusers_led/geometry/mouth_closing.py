@@ -223,6 +223,10 @@ def inside_shown(image: np.ndarray, shape: np.ndarray, mesh: np.ndarray | None =
     upper_coloured, lower_coloured = (
         _lip_coloured(grey, lip if lip.any() else lips) for lip in (upper_lip, lower_lip)
     )
+    # Not in a grey photo: teeth in shadow at the sides and bottom of a laugh's gap are as light as lips there, and
+    # left under the lower lip they were slid up beside the covered middle as light blobs (CK+ S052's smile).
+    if not saturation[lips].any():
+        upper_coloured = lower_coloured = np.zeros_like(between)
     gap = _lip_trimmed(between, upper_coloured, lower_coloured) & columns.any()
     chroma = _median_chroma(image[y0:y1, x0:x1], [lip if lip.any() else lips for lip in (upper_lip, lower_lip)])
     return ShownInside(gap, box, _opens(columns, iod), chroma)
@@ -394,7 +398,11 @@ def close_lips(
     reading = _columns_showing_inside(grey, saturation, within & ~near, within & near, iod, seam)
     if not (within & ~gap).any() or not _opens(reading, iod):
         return warped
-    gap = _with_teeth_beside(gap, grey, edges, reach, saturation=saturation)
+    # Not in a grey photo, where the lit top of a lip is as light as teeth and nothing else tells them apart (CK+
+    # S052's lower lip, lit in the middle only, went under there and stood up as two light blobs beside it); the
+    # gap carried from the photo takes in its teeth whole there (inside_shown).
+    if saturation[within].any():
+        gap = _with_teeth_beside(gap, grey, edges, reach, saturation=saturation)
     # Each lip's row next to the gap is part teeth, part dark gaps between them: slid to the seam, it drew a
     # stippled line (t1.jpg's laughing woman). Where it is lighter than the lip it goes under with the gap (every
     # such row, a small face's thin upper lip went under too).
