@@ -304,3 +304,22 @@ def test_the_astronauts_laugh_closed_keeps_her_lips_red_not_skin_coloured(exampl
     closed = np.asarray(pipe(example_image, target="neutral", mode="geometry").images[0])
     # Old code: 2.9 below the photo's lips; now 1.0.
     assert lip_redness(photo) - lip_redness(closed) < 2.0
+
+
+def test_in_a_grey_photo_teeth_in_shadow_as_light_as_the_lips_are_part_of_the_gap():
+    """A grey laugh whose lower rows of teeth are in shadow, as grey as the lips: nothing tells them from lip but
+    where they are, between the inner lips, and they are all gap. Trimmed there by lightness as lip, they were left
+    under the lower lip and slid up beside the covered middle as light blobs (CK+ S052's smile)."""
+    image, shape = mouth(10.0, TEETH)
+    between = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(between, [np.round(shape[60:68] * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+    shadowed = (between > 0) & (np.arange(image.shape[0])[:, None] > shape[[65, 66, 67], 1].mean() - 4)
+    image[shadowed] = LIP
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    shown = inside_shown(grey, shape)
+    x0, y0, x1, y1 = shown.box
+    assert shown.opens
+    # Old code: 0.03 of the shadowed teeth in the gap (a column's middle row); now all of them.
+    assert shown.mask[shadowed[y0:y1, x0:x1]].mean() > 0.9
+    # A colour photo still tells them apart by colour: its lips' colour is lip, not teeth.
+    assert inside_shown(image, shape).mask[shadowed[y0:y1, x0:x1]].mean() < 0.2
