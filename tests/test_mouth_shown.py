@@ -5,9 +5,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from conftest import make_tiny_pipeline
 
+from diffusers_led.faces.loader import load_face_detector
 from diffusers_led.geometry.action_units import neutral_shape
-from diffusers_led.geometry.mouth_closing import close_lips, inside_shown
+from diffusers_led.geometry.mouth_closing import MESH_LIPS, close_lips, inside_shown
 from diffusers_led.geometry.warp import action_unit_warp
 
 SKIN, LIP, TEETH, DARK = (205, 160, 130), (185, 90, 95), (236, 232, 222), (45, 20, 25)
@@ -279,3 +281,45 @@ def test_a_gap_deeper_in_the_middle_does_not_bump_the_lower_lips_outer_edge():
     assert slide.lower_stretch[columns].max() <= LIP_STRETCH[1] + 1e-9
     source = slide.source_rows(np.arange(50, dtype=np.float64)[:, None], 10.0)
     assert not gap[np.clip(np.rint(source).astype(int), 0, 49), np.arange(60)][:, columns].any()
+
+
+def test_the_astronauts_laugh_closed_keeps_her_lips_red_not_skin_coloured(example_image):
+    """The astronaut's toothy smile closed toward neutral: her closed lips are as red as her lips in the photo (Lab
+    a over the Face Mesh's lips, outer ring minus inner). A laugh's lips are reddest next to the teeth; those rows
+    went under with the gap or were blurred along the line, and the rows brought as lip were skin: with the shipped
+    model the closed lips read 12.6 against 16.6, pale and lipless (now 14.6)."""
+    detector = load_face_detector("mesh")
+    outer, inner = MESH_LIPS[0] + MESH_LIPS[3][::-1], MESH_LIPS[1] + MESH_LIPS[2][::-1]
+
+    def lip_redness(image: np.ndarray) -> float:
+        mesh = detector.detect(image)[0].mesh[:, :2]
+        lips = np.zeros(image.shape[:2], np.uint8)
+        cv2.fillPoly(lips, [np.round(mesh[outer]).astype(np.int32)], 1)
+        cv2.fillPoly(lips, [np.round(mesh[inner]).astype(np.int32)], 0)
+        return float(cv2.cvtColor(image, cv2.COLOR_RGB2LAB)[..., 1][lips > 0].mean()) - 128.0
+
+    pipe = make_tiny_pipeline(default_mode="geometry")
+    pipe.ratio_maps = None
+    photo = np.asarray(example_image)
+    closed = np.asarray(pipe(example_image, target="neutral", mode="geometry").images[0])
+    # Old code: 2.9 below the photo's lips; now 1.0.
+    assert lip_redness(photo) - lip_redness(closed) < 2.0
+
+
+def test_in_a_grey_photo_teeth_in_shadow_as_light_as_the_lips_are_part_of_the_gap():
+    """A grey laugh whose lower rows of teeth are in shadow, as grey as the lips: nothing tells them from lip but
+    where they are, between the inner lips, and they are all gap. Trimmed there by lightness as lip, they were left
+    under the lower lip and slid up beside the covered middle as light blobs (CK+ S052's smile)."""
+    image, shape = mouth(10.0, TEETH)
+    between = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(between, [np.round(shape[60:68] * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+    shadowed = (between > 0) & (np.arange(image.shape[0])[:, None] > shape[[65, 66, 67], 1].mean() - 4)
+    image[shadowed] = LIP
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    shown = inside_shown(grey, shape)
+    x0, y0, x1, y1 = shown.box
+    assert shown.opens
+    # Old code: 0.03 of the shadowed teeth in the gap (a column's middle row); now all of them.
+    assert shown.mask[shadowed[y0:y1, x0:x1]].mean() > 0.9
+    # A colour photo still tells them apart by colour: its lips' colour is lip, not teeth.
+    assert inside_shown(image, shape).mask[shadowed[y0:y1, x0:x1]].mean() < 0.2

@@ -93,6 +93,11 @@ TEETH_LIGHTER = 25
 #: 0.47-0.73 (t1.jpg's blonde woman); 26 px beside the laughing woman's gap (0.74-0.90) are no longer grown over,
 #: and on 4x crops of her closed lips (neutral, sad, angry, contempt) no teeth show.
 TEETH_SATURATION = 0.8
+#: How far from the line where closed lips meet (inter-ocular distances) the rows each lip brings of itself
+#: (:data:`THINNEST_LIP`, skin over a laugh's thin stretched lip) take the lips' colour, thinning toward the corners:
+#: the astronaut's closed lips read a* 13.5-14.7 over the Face Mesh's lips at 0 (16.6 in the photo; 12.3-13.0
+#: before the lips took their colour), 14.5-15.4 at 0.08.
+LIP_TINT_REACH = 0.08
 #: A lip's row next to the gap that is this much lighter than its middle is part teeth (0-255 lightness).
 MIXED_LIGHTER = 10
 #: What the gap between the inner lips shows (:func:`inside_shown`): teeth are this much lighter than the lips' own
@@ -166,6 +171,9 @@ class ShownInside(NamedTuple):
     box: tuple[int, int, int, int]
     #: Whether they show along enough of the mouth (:data:`SHOWN_WIDTH`) that closing lips must cover them.
     opens: bool
+    #: ``float32`` ``(2, 2)``: the Lab chroma (a, b; OpenCV's 8-bit scale) of the upper and the lower lip, the median
+    #: of each one's pixels beside the gap; ``None`` in a grey photo.
+    lips_chroma: np.ndarray | None = None
 
 
 def inside_shown(image: np.ndarray, shape: np.ndarray, mesh: np.ndarray | None = None) -> ShownInside:
@@ -215,8 +223,13 @@ def inside_shown(image: np.ndarray, shape: np.ndarray, mesh: np.ndarray | None =
     upper_coloured, lower_coloured = (
         _lip_coloured(grey, lip if lip.any() else lips) for lip in (upper_lip, lower_lip)
     )
+    # Not in a grey photo: teeth in shadow at the sides and bottom of a laugh's gap are as light as lips there, and
+    # left under the lower lip they were slid up beside the covered middle as light blobs (CK+ S052's smile).
+    if not saturation[lips].any():
+        upper_coloured = lower_coloured = np.zeros_like(between)
     gap = _lip_trimmed(between, upper_coloured, lower_coloured) & columns.any()
-    return ShownInside(gap, box, _opens(columns, iod))
+    chroma = _median_chroma(image[y0:y1, x0:x1], [lip if lip.any() else lips for lip in (upper_lip, lower_lip)])
+    return ShownInside(gap, box, _opens(columns, iod), chroma)
 
 
 def _lip_trimmed(between: np.ndarray, upper_lip: np.ndarray, lower_lip: np.ndarray) -> np.ndarray:
@@ -233,19 +246,21 @@ def _lip_trimmed(between: np.ndarray, upper_lip: np.ndarray, lower_lip: np.ndarr
     return trimmed | (all_lip & (rows == (first + last) // 2))
 
 
-def _lips_chroma(
-    colour: np.ndarray, lips: tuple[np.ndarray, np.ndarray], line: np.ndarray, width: float
-) -> np.ndarray | None:
-    """``float32`` ``(H, W, 2)`` over ``colour`` (uint8 RGB; ``None`` for a grey one, which has no chroma): the
-    Lab chroma (a, b) of the upper lip (median of ``lips[0]``'s pixels) above the ``line`` (its row in each column),
-    of the lower lip below it, blended across it over ``width`` px."""
-    if colour.ndim != 3 or not all(lip.any() for lip in lips):
+def _median_chroma(image: np.ndarray, lips: list[np.ndarray]) -> np.ndarray | None:
+    """``float32`` ``(len(lips), 2)``: the Lab chroma (a, b; OpenCV's 8-bit scale) of ``image`` (uint8 RGB; ``None``
+    for a grey one, which has none), the median over each of the ``lips`` (bool masks)."""
+    if image.ndim != 3 or not all(lip.any() for lip in lips):
         return None
-    lab = cv2.cvtColor(np.ascontiguousarray(colour[..., :3]), cv2.COLOR_RGB2LAB).astype(np.float32)
-    upper, lower = (np.median(lab[..., 1:][lip], axis=0) for lip in lips)
-    rows = np.arange(colour.shape[0], dtype=np.float32)[:, None]
+    lab = cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2LAB)
+    return np.array([np.median(lab[..., 1:][lip], axis=0) for lip in lips], dtype=np.float32)
+
+
+def _chroma_across(chroma: np.ndarray, line: np.ndarray, height: int, width: float) -> np.ndarray:
+    """``float32`` ``(height, len(line), 2)``: the Lab chroma of the upper lip (``chroma[0]``) above the ``line``
+    (its row in each column) and of the lower lip (``chroma[1]``) below it, blended across it over ``width`` px."""
+    rows = np.arange(height, dtype=np.float32)[:, None]
     below = np.clip(0.5 + (rows - line[None, :].astype(np.float32)) / (2 * width), 0.0, 1.0)[..., None]
-    return (upper * (1.0 - below) + lower * below).astype(np.float32)
+    return (chroma[0] * (1.0 - below) + chroma[1] * below).astype(np.float32)
 
 
 def _grey_and_saturation(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -383,7 +398,11 @@ def close_lips(
     reading = _columns_showing_inside(grey, saturation, within & ~near, within & near, iod, seam)
     if not (within & ~gap).any() or not _opens(reading, iod):
         return warped
-    gap = _with_teeth_beside(gap, grey, edges, reach, saturation=saturation)
+    # Not in a grey photo, where the lit top of a lip is as light as teeth and nothing else tells them apart (CK+
+    # S052's lower lip, lit in the middle only, went under there and stood up as two light blobs beside it); the
+    # gap carried from the photo takes in its teeth whole there (inside_shown).
+    if saturation[within].any():
+        gap = _with_teeth_beside(gap, grey, edges, reach, saturation=saturation)
     # Each lip's row next to the gap is part teeth, part dark gaps between them: slid to the seam, it drew a
     # stippled line (t1.jpg's laughing woman). Where it is lighter than the lip it goes under with the gap (every
     # such row, a small face's thin upper lip went under too).
@@ -396,11 +415,34 @@ def close_lips(
     band = max(LIP_LINE_SMOOTHING * iod, 1.0)
     seam = _across_line(slide.meet, gap.shape, band)
     # The line is the lips' own colour in shadow: smoothed along, the lips' inner rows (teeth, their grey shadows)
-    # left a cool grey line on warm lips.
-    chroma = _lips_chroma(warped_up, (within & ~gap & (rows < line), within & ~gap & (rows > line)), slide.meet, band)
-    # Beyond the mouth's corners the line runs over skin, which keeps its own colour.
-    tint = None if chroma is None else (chroma, seam * _corner_fade(columns, corners)[None, :])
+    # left a cool grey line on warm lips. And so are the closed lips over their whole height: a laugh's lips are
+    # reddest in the rows next to the teeth, which go under with the gap or are blurred along the line (the
+    # astronaut's closed lips a* 12.4 from 16.6). The colour is read from the lips in the photo, not the warped
+    # lips' rows, which take in skin. Beyond the mouth's corners the line runs over skin, which keeps its own colour.
+    tint = None
+    if shown.lips_chroma is not None:
+        # The rows brought as lip thin out toward the corners as lips do (a band of even height was an orange halo
+        # along a turned woman's line near her mouth's corner, t1.jpg).
+        near = LIP_TINT_REACH * iod * np.sqrt(1.0 - (2.0 * _along_mouth(columns, corners) - 1.0) ** 2)
+        body = _closed_lips(slide, edges, rows, SKIN_REACH * iod, near)
+        fade = _corner_fade(columns, corners)[None, :]
+        tint = (_chroma_across(shown.lips_chroma, slide.meet, gap.shape[0], band), seam * fade, body * fade)
     return _draw_closing(warped, warp, upright, window, slide, SKIN_REACH * iod, shade, seam, tint)
+
+
+def _closed_lips(
+    slide: LipSlide, edges: tuple[np.ndarray, np.ndarray], rows: np.ndarray, reach: float, near: np.ndarray
+) -> np.ndarray:
+    """``float32`` over the upright window (``rows``, a column of its row numbers, by ``slide``'s columns): 1 where
+    the closed lips are drawn from the lips themselves (between their outer ``edges`` before the slide; the skin
+    beyond follows them, ``reach`` px, :meth:`LipSlide.source_rows`) and, within ``near`` px (per column) of the
+    line where they meet, from the rows the slide brings as lip (:data:`THINNEST_LIP`), fading to 0 over a pixel
+    at their edges."""
+    source = slide.source_rows(rows.astype(np.float64), reach)
+    own = np.minimum(source - edges[0][None, :], edges[1][None, :] - source)
+    brought = np.minimum(rows - slide.upper_edge[None, :], slide.lower_edge[None, :] - rows)
+    brought = np.minimum(brought, near[None, :] - np.abs(rows - slide.meet[None, :]))
+    return np.clip(np.maximum(own, brought) + 0.5, 0.0, 1.0).astype(np.float32)
 
 
 def _within_rows(mask: np.ndarray, reach: int) -> np.ndarray:
@@ -425,13 +467,13 @@ def _draw_closing(
     reach: float,
     shade: np.ndarray,
     seam: np.ndarray,
-    tint: tuple[np.ndarray, np.ndarray] | None = None,
+    tint: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """``warped`` with the closing planned over the ``window`` of the upright frame (``slide``, the skin following
     over ``reach`` px; ``shade``: how much darker each pixel gets; ``seam``: how much of each pixel is smoothed along
-    the face's eye line, 0-1; ``tint``: the lips' Lab chroma, :func:`_lips_chroma`, and how much of it each pixel
-    takes) drawn into the image: only pixels inside ``warp``'s window that the closing changes are
-    written, the rest stay bit-identical."""
+    the face's eye line, 0-1; ``tint``: the lips' Lab chroma, :func:`_chroma_across`, and how much of it each pixel
+    takes along the line and over the lips, :func:`_lip_tinted`) drawn into the image: only pixels inside
+    ``warp``'s window that the closing changes are written, the rest stay bit-identical."""
     x0, y0, x1, y1 = window
     # The image box the upright window covers, clipped to what the warp may change.
     to_image = cv2.invertAffineTransform(upright)
@@ -459,21 +501,39 @@ def _draw_closing(
     closed = cv2.remap(warped, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     closed = _smoothed_along(closed, to_image[:, 0].astype(np.float32), seam)
     colour = closed[..., :3] if closed.ndim == 3 else closed
+    tinted = np.zeros(offset.shape, dtype=bool)
     if tint is not None and closed.ndim == 3:
-        chroma, weight = (sampled(field) for field in tint)
-        lab = cv2.cvtColor(np.ascontiguousarray(colour), cv2.COLOR_RGB2LAB).astype(np.float32)
-        lab[..., 1:] += weight[..., None] * (chroma - lab[..., 1:])
-        tinted = cv2.cvtColor(np.clip(np.rint(lab), 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
-        colour[weight > 0] = tinted[weight > 0]  # Lab and back is not exact: only the line's pixels
+        chroma, line, body = (sampled(field) for field in tint)
+        colour[...], tinted = _lip_tinted(colour, chroma, line, body)
     darker = 1.0 - (shade[:, :, None] if closed.ndim == 3 else shade)
     colour[...] = np.clip(np.rint(colour.astype(np.float32) * darker), 0, 255)
     # Inside the warp's ring only (its window is also 0 inside where the warp moved nothing, e.g. held teeth).
     inside_ring = np.zeros((iy1 - iy0, ix1 - ix0), dtype=np.uint8)
     cv2.fillPoly(inside_ring, [np.round((warp.ring - [ix0, iy0]) * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
-    changed = ((offset != 0) | (shade > 0) | (seam > 0)) & (inside_ring > 0)
+    changed = ((offset != 0) | (shade > 0) | (seam > 0) | tinted) & (inside_ring > 0)
     out = warped.copy()
     out[iy0:iy1, ix0:ix1][changed] = closed[changed]
     return out
+
+
+def _lip_tinted(
+    colour: np.ndarray, chroma: np.ndarray, line: np.ndarray, body: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``colour`` (uint8 RGB) toward the lips' Lab ``chroma`` (``(H, W, 2)``, :func:`_chroma_across`): by ``line``
+    (0-1 per pixel) in both a and b (the line where the lips meet is the lips' colour in shadow), by ``body`` in a
+    alone (the closed lips are as red as the lips: their b follows the light, which can change along the mouth;
+    a laugh's lavender lips under a blue light painted purple patches on her orange-lit cheek, a sample photo), each
+    only where a pixel is less red than the lips (a redder row of lip keeps its own). Also the bool of the pixels
+    it changes (Lab and back is not exact: only those are converted)."""
+    lab = cv2.cvtColor(np.ascontiguousarray(colour), cv2.COLOR_RGB2LAB).astype(np.float32)
+    redder = np.clip(chroma[..., 0] - lab[..., 1], 0.0, 1.0)
+    line, body = line * redder, np.maximum(line, body) * redder
+    lab[..., 1] += body * (chroma[..., 0] - lab[..., 1])
+    lab[..., 2] += line * (chroma[..., 1] - lab[..., 2])
+    tinted = body > 0
+    out = colour.copy()
+    out[tinted] = cv2.cvtColor(np.clip(np.rint(lab), 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)[tinted]
+    return out, tinted
 
 
 def _smoothed_along(image: np.ndarray, axis: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -646,10 +706,15 @@ def _lip_line_shade(
 def _corner_fade(columns: np.ndarray, corners: np.ndarray) -> np.ndarray:
     """``float32`` per image x of ``columns``: 1 along the middle of the mouth, fading to 0 at its ``corners``
     (over :data:`LIP_LINE_FADE` of its width) and 0 beyond them."""
-    left, right = sorted(corners[:, 0])
-    along = np.clip((columns - left) / max(right - left, 1e-9), 0.0, 1.0)
+    along = _along_mouth(columns, corners)
     fade = np.clip(np.minimum(along, 1.0 - along) / LIP_LINE_FADE, 0.0, 1.0)
     return np.sin(0.5 * np.pi * fade).astype(np.float32)
+
+
+def _along_mouth(columns: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """How far along the mouth each image x of ``columns`` is, from one of its ``corners`` (0) to the other (1)."""
+    left, right = sorted(corners[:, 0])
+    return np.clip((columns - left) / max(right - left, 1e-9), 0.0, 1.0)
 
 
 def _across_line(line: np.ndarray, size: tuple[int, int], width: float) -> np.ndarray:
