@@ -323,3 +323,22 @@ def test_in_a_grey_photo_teeth_in_shadow_as_light_as_the_lips_are_part_of_the_ga
     assert shown.mask[shadowed[y0:y1, x0:x1]].mean() > 0.9
     # A colour photo still tells them apart by colour: its lips' colour is lip, not teeth.
     assert inside_shown(image, shape).mask[shadowed[y0:y1, x0:x1]].mean() < 0.2
+
+
+def test_a_lip_over_a_ragged_gap_is_drawn_at_a_stretch_that_varies_smoothly_along_the_mouth():
+    """Teeth reaching two rows further into the lower lip every other three columns: the lower lip is drawn at
+    about the same stretch in neighbouring columns, and no row of the gap is drawn. Reaching the seam from each
+    column's own last row, the lip's stretch jumped with the gap's edge: vertical streaks under a jagged seam
+    (t1.jpg's laughing man toward neutral, sad, angry and contempt)."""
+    from diffusers_led.geometry.lip_slide import lips_slid_together
+
+    gap = np.zeros((50, 60), dtype=bool)
+    gap[20:24, 10:50] = True
+    columns = np.arange(10, 50)
+    gap[24:26, columns[(columns // 3) % 2 == 0]] = True
+    slide = lips_slid_together(gap, np.full(60, 21.0), (np.full(60, 14.0), np.full(60, 34.0)), 10.0, 2, 0.0, 8)
+    inner = np.arange(14, 46)
+    # Old code: the stretch jumped by up to 0.34 from one column to the next; now 0.15.
+    assert np.abs(np.diff(slide.lower_stretch[inner])).max() < 0.25
+    source = slide.source_rows(np.arange(50, dtype=np.float64)[:, None], 10.0)
+    assert not gap[np.clip(np.rint(source).astype(int), 0, 49), np.arange(60)][:, inner].any()

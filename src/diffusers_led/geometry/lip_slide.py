@@ -116,8 +116,7 @@ def lips_slid_together(
     # A gap taller than both lips may slide at that (a laugh on a tilted head) stretches the skin up to 1.75 times.
     cap = _smooth_cover(np.where(shows, np.clip((bottom - top) / 2, cap, 0.75 * reach), cap), radius)
     meet = np.where(shows, np.maximum(meet, np.minimum(bottom - cap, top + cap)), meet)
-    kernel = np.ones(4 * radius + 1) / (4 * radius + 1)
-    meet = np.convolve(np.pad(meet, 2 * radius, mode="edge"), kernel, mode="valid")
+    meet = _running_mean(meet, 2 * radius)
     need_down = np.where(shows, np.maximum(meet - top, 0.0), 0.0)
     need_up = np.where(shows, np.maximum(bottom - meet, 0.0), 0.0)
     # Smoothed, but never past the gap next to it: a lip slid further than the gap goes under the other lip and is
@@ -133,6 +132,10 @@ def lips_slid_together(
     # tick under the seam (t1.jpg's laughing man).
     upper_inner = np.where(shows, np.clip(-_running_max(-top, 1), meet - down, meet), meet - down)
     lower_inner = np.where(shows, np.clip(_running_max(bottom, 1), meet, meet + up), meet + up)
+    # And from a row smoothed along the mouth, never nearer the gap than its own: following the gap's ragged edge,
+    # each column drew its lip at a different stretch, vertical streaks under a jagged seam (t1.jpg's laughing man).
+    upper_inner = np.minimum(_running_mean(upper_inner, 1), upper_inner)
+    lower_inner = np.maximum(_running_mean(lower_inner, 1), lower_inner)
     edge_radius = 2 * radius if edge_radius is None else edge_radius
     return _fuller_lips(meet, (edges[0], upper_inner), (edges[1], lower_inner), cap, edge_radius)
 
@@ -150,7 +153,6 @@ def _fuller_lips(
     the mouth over ``radius`` columns each side. A laugh's stretched lips slid whole
     met as a line between skin; a relaxed mouth's lips are fuller."""
     slides, stretches = [], []
-    kernel = np.ones(2 * radius + 1) / (2 * radius + 1)
     for (outer, inner), sign in ((upper, 1.0), (lower, -1.0)):
         height = np.maximum(sign * (inner - outer), 0.0)
         need = sign * (meet - inner)  # slid whole
@@ -158,7 +160,7 @@ def _fuller_lips(
         # Smoothed along the mouth, so the lip's outer edge has no steps or bumps; where the gap's
         # edge is ragged the lip is stretched a little more or less instead, within LIP_STRETCH (further, it is
         # drawn as streaks: where the skin can follow no further, what the lip cannot reach stays uncovered).
-        slide = np.convolve(np.pad(grown, radius, mode="edge"), kernel, mode="valid")
+        slide = _running_mean(grown, radius)
         slide = np.clip(slide, need - (LIP_STRETCH[1] - 1.0) * height, need + (1.0 - LIP_STRETCH[0]) * height)
         slide = np.clip(slide, 0.0, cap)
         thick = height >= 1.0  # a lip thinner than a pixel (beyond the corners) slides whole
@@ -173,6 +175,12 @@ def _running_max(values: np.ndarray, radius: int) -> np.ndarray:
     """The largest of ``values`` within ``radius`` columns each side of each column."""
     window = np.lib.stride_tricks.sliding_window_view(np.pad(values, radius, mode="edge"), 2 * radius + 1)
     return window.max(1)
+
+
+def _running_mean(values: np.ndarray, radius: int) -> np.ndarray:
+    """The mean of ``values`` within ``radius`` columns each side of each column."""
+    kernel = np.ones(2 * radius + 1) / (2 * radius + 1)
+    return np.convolve(np.pad(values, radius, mode="edge"), kernel, mode="valid")
 
 
 def _tapered(slide: np.ndarray, shows: np.ndarray, slope: float) -> np.ndarray:
@@ -193,6 +201,5 @@ def _smooth_cover(need: np.ndarray, radius: int) -> np.ndarray:
     maximum over the columns the next one reaches)."""
     spread = _running_max(need, 2 * radius)
     for _ in range(2):
-        kernel = np.ones(2 * radius + 1) / (2 * radius + 1)
-        spread = np.convolve(np.pad(spread, radius, mode="edge"), kernel, mode="valid")
+        spread = _running_mean(spread, radius)
     return np.maximum(spread, need)
