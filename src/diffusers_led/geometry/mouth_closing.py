@@ -388,9 +388,8 @@ def close_lips(
     # What the warp re-made beyond the teeth's reach of the carried gap is the inside only where it is not coloured
     # like the lips: on a small face it lies on the bottom of the upper lip and the top of the lower one, and closed
     # over as gap, the upper lip went under (t1.jpg's small tilted woman); teeth it re-made further off stay gap.
-    near_carried = _within_rows(carried, reach)
     if (within & ~gap).any():
-        gap = carried | (remade & (near_carried | ~_lip_coloured(grey, within & ~gap)))
+        gap = carried | (remade & (_within_rows(carried, reach) | ~_lip_coloured(grey, within & ~gap)))
     # Read over the gap and the rows beside it where teeth may show (TEETH_REACH): the warp re-makes a smile's
     # teeth as a squeezed strip 2-3 rows below the carried gap, which itself lay on lip; read over the gap alone, the
     # mouth no longer opened and the strip stayed between the closed lips (t1.jpg's smiling man, toward contempt).
@@ -423,9 +422,10 @@ def close_lips(
     if shown.lips_chroma is not None:
         # The rows brought as lip thin out toward the corners as lips do (a band of even height was an orange halo
         # along a turned woman's line near her mouth's corner, t1.jpg).
-        near = LIP_TINT_REACH * iod * np.sqrt(1.0 - (2.0 * _along_mouth(columns, corners) - 1.0) ** 2)
-        body = _closed_lips(slide, edges, rows, SKIN_REACH * iod, near)
-        fade = _corner_fade(columns, corners)[None, :]
+        along = _along_mouth(columns, corners)
+        tint_reach = LIP_TINT_REACH * iod * np.sqrt(1.0 - (2.0 * along - 1.0) ** 2)
+        body = _closed_lips(slide, edges, rows, SKIN_REACH * iod, tint_reach)
+        fade = _corner_fade(along)[None, :]
         tint = (_chroma_across(shown.lips_chroma, slide.meet, gap.shape[0], band), seam * fade, body * fade)
     return _draw_closing(warped, warp, upright, window, slide, SKIN_REACH * iod, shade, seam, tint)
 
@@ -700,13 +700,12 @@ def _lip_line_shade(
 ) -> np.ndarray:
     """``float32`` of ``size``: how much darker each pixel is along the line where the lips meet (``line``: its row
     in each crop column at image x ``columns``), fading in from each mouth corner and zero beyond them."""
-    return LIP_LINE_SHADE * _across_line(line, size, width) * _corner_fade(columns, corners)[None, :]
+    return LIP_LINE_SHADE * _across_line(line, size, width) * _corner_fade(_along_mouth(columns, corners))[None, :]
 
 
-def _corner_fade(columns: np.ndarray, corners: np.ndarray) -> np.ndarray:
-    """``float32`` per image x of ``columns``: 1 along the middle of the mouth, fading to 0 at its ``corners``
-    (over :data:`LIP_LINE_FADE` of its width) and 0 beyond them."""
-    along = _along_mouth(columns, corners)
+def _corner_fade(along: np.ndarray) -> np.ndarray:
+    """``float32`` per column, ``along`` the mouth (:func:`_along_mouth`): 1 along its middle, fading to 0 at its
+    corners (over :data:`LIP_LINE_FADE` of its width) and 0 beyond them."""
     fade = np.clip(np.minimum(along, 1.0 - along) / LIP_LINE_FADE, 0.0, 1.0)
     return np.sin(0.5 * np.pi * fade).astype(np.float32)
 

@@ -270,9 +270,8 @@ class FaceTracker:
             track.previous_raw = track.raw_shape
             # Predicted as on photos, by the mesh's points carried along: a tilted head's upright, a turned head's
             # lost ones replaced (in the box alone, a head tilted 35 degrees lost its points between detections).
-            if track.mesh_shape is not None:
-                moves = track.motion is not None
-                track.mesh_shape = transform_points(track.motion, track.mesh_shape) if moves else None
+            carried = track.mesh_shape is not None and track.motion is not None
+            track.mesh_shape = transform_points(track.motion, track.mesh_shape) if carried else None
             if track.mesh_shape is not None:
                 track.raw_shape = dlib_shape_near(rgb, track.mesh_shape).astype(np.float64)
             else:
