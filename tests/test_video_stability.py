@@ -13,10 +13,12 @@ from conftest import make_tiny_pipeline
 from PIL import Image
 
 from diffusers_led.faces.detection import face_shape
+from diffusers_led.faces.mesh import MeshFaceDetector
 from diffusers_led.geometry.transforms import alignment_matrix
 from diffusers_led.geometry.warp import action_unit_warp
 from diffusers_led.texture import load_ratio_maps
 from diffusers_led.video import ExpressionSchedule, VideoExpressionEditor, transcode_video
+from diffusers_led.video.io import iter_frames
 from diffusers_led.video.synthetic import make_photo_clip
 from diffusers_led.video.tracking import FaceTracker, head_motion
 from diffusers_led.video.warp_filter import WarpFieldFilter
@@ -199,3 +201,22 @@ def test_a_tilted_heads_landmarks_stay_on_its_features_between_detections(pipe, 
         eye_distance = np.linalg.norm(truth[42:48].mean(0) - truth[36:42].mean(0))
         errors.append(np.linalg.norm(track.raw_shape - truth, axis=1).mean() / eye_distance)
     assert max(errors) < 0.1, errors
+
+
+def test_a_mesh_shaped_detectors_faces_are_followed_by_the_mesh_between_detections(example_image, tmp_path):
+    """A detector whose 68 points are read off the Face Mesh re-reads the mesh on every frame between detections (as
+    MediaPipe's face tracking does): dlib's points there, another layout, lay 0.06 eye distances from the detector's
+    own reading of a talking face on the same frames."""
+    detector = MeshFaceDetector(shape="mesh")
+    clip = tmp_path / "talking.mp4"
+    photo = np.asarray(example_image)
+    make_photo_clip(photo, clip, size=(320, 320), frames=12, talk_hz=2.0, audio=False)
+    tracker = FaceTracker(detector, detect_every=10, follow_seconds=0)
+    errors = []
+    for decoded in iter_frames(clip):
+        (track,) = tracker.update(decoded.rgb, decoded.time)
+        if decoded.index % 10:
+            truth = detector.detect(decoded.rgb)[0].shape
+            eye_distance = np.linalg.norm(truth[42:48].mean(0) - truth[36:42].mean(0))
+            errors.append(np.linalg.norm(track.raw_shape - truth, axis=1).mean() / eye_distance)
+    assert max(errors) < 0.03, errors

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..faces.detection import DetectedFace, FaceDetector, face_shape, five_landmarks, plausible_landmarks
 from ..faces.detection import _iou as box_overlap  # one definition of a box's overlap
-from ..faces.mesh import dlib_shape_near, mesh_to_ibug68
+from ..faces.mesh import MESH_TO_IBUG68, dlib_shape_near
 from ..geometry.transforms import Box, transform_points
 from ..texture import head_yaw
 
@@ -154,9 +154,11 @@ class FaceTrack:
         detected_yaw: the head's turn (degrees, :func:`~diffusers_led.texture.head_yaw`) read from the Face Mesh
             of its latest detection; ``None`` when the detector gives no mesh.
         yaw: ``detected_yaw`` smoothed in time (:data:`YAW_CUTOFF`): what the shading fades with.
-        mesh_shape: the Face Mesh's own 68 points of its latest detection, carried by the head's motion since
-            (``None`` without a mesh, or once the motion could not be measured): where the predictor's landmarks
-            are checked against, as on photos (:func:`~diffusers_led.faces.mesh.dlib_shape_near`).
+        mesh: the Face Mesh's 478 points (``(478, 2)`` image px) on this frame: read again in the window of the
+            previous frame's, carried by the head's motion, by a detector that can (``follow``, as MediaPipe's face
+            tracking does), else that carried mesh; ``None`` without a mesh, or once the motion could not be
+            measured. The 68 points come from it as on photos (read off it, or dlib's checked against it:
+            :func:`~diffusers_led.faces.mesh.dlib_shape_near`).
     """
 
     id: int
@@ -173,7 +175,7 @@ class FaceTrack:
     detected_yaw: float | None = None
     yaw: float | None = None
     yaw_filter: OneEuroFilter = field(default_factory=lambda: OneEuroFilter(YAW_CUTOFF))
-    mesh_shape: np.ndarray | None = None
+    mesh: np.ndarray | None = None
 
     def set_box(self, box: Box, shape: np.ndarray) -> None:
         """Take a detector's box, remembering where it lies relative to the landmarks (to follow them)."""
@@ -236,6 +238,12 @@ class FaceTracker:
         if getattr(detector, "verify_below", None) is not None:
             self._recheck = copy.copy(detector)
             self._recheck.verify_below = -math.inf
+        # A detector whose 68 points are read off the Face Mesh re-reads each followed face's mesh on every frame
+        # (dlib's points between its detections were another layout: 0.06 eye distances from the mesh's on talking
+        # clips, against 0.01-0.02 re-read). With dlib's points, dlib's predictor re-reads the face (as close to the
+        # detector's as a mesh re-read, at half the cost) and the mesh is only carried to check it against.
+        self._reads_mesh_shape = getattr(detector, "shape", "dlib") == "mesh"
+        self._follows = self._reads_mesh_shape and callable(getattr(detector, "follow", None))
         self.tracks: list[FaceTrack] = []
         self.frame_index = 0
         self.detections = 0
@@ -268,12 +276,17 @@ class FaceTracker:
             box = _moved_box(track.box, track.motion) if track.motion is not None else None
             track.box = box or track.followed_box()
             track.previous_raw = track.raw_shape
-            # Predicted as on photos, by the mesh's points carried along: a tilted head's upright, a turned head's
-            # lost ones replaced (in the box alone, a head tilted 35 degrees lost its points between detections).
-            carried = track.mesh_shape is not None and track.motion is not None
-            track.mesh_shape = transform_points(track.motion, track.mesh_shape) if carried else None
-            if track.mesh_shape is not None:
-                track.raw_shape = dlib_shape_near(rgb, track.mesh_shape).astype(np.float64)
+            # Predicted as on photos, from the mesh followed into this frame: a tilted head's upright, a turned
+            # head's lost ones replaced (in the box alone, a head tilted 35 degrees lost its points between
+            # detections; with the mesh only carried, a turned head's mouth moved only with the head).
+            carried = track.mesh is not None and track.motion is not None
+            track.mesh = transform_points(track.motion, track.mesh) if carried else None
+            followed = self.detector.follow(rgb, track.mesh) if track.mesh is not None and self._follows else None
+            if followed is not None:
+                track.mesh, track.detected_yaw = followed.mesh[:, :2].astype(np.float64), _mesh_yaw(followed)
+                track.raw_shape = followed.shape.astype(np.float64)
+            elif track.mesh is not None:
+                track.raw_shape = self._shape_near_mesh(rgb, track.mesh[MESH_TO_IBUG68]).astype(np.float64)
             else:
                 track.raw_shape = face_shape(rgb, DetectedFace(track.box, np.zeros((5, 2)), 0.0)).astype(np.float64)
             # The box's content changing at once (a scene cut, the face gone): the predictor would draw a face on
@@ -297,6 +310,11 @@ class FaceTracker:
         self._time, self._gray = time, gray
         self.frame_index += 1
         return list(self.tracks)
+
+    def _shape_near_mesh(self, rgb: np.ndarray, mesh_shape: np.ndarray) -> np.ndarray:
+        """The 68 points of a face whose mesh was carried but not read on this frame, from the same source as the
+        detector's: the mesh's own (``shape="mesh"``), else dlib's checked against them."""
+        return mesh_shape if self._reads_mesh_shape else dlib_shape_near(rgb, mesh_shape)
 
     def _follow(self, track: FaceTrack, elapsed: float) -> np.ndarray:
         """The track's followed landmarks on this frame: last frame's carried by the head's motion
@@ -336,7 +354,7 @@ class FaceTracker:
                 track.raw_shape = shape
                 track.set_box(faces[best].box, shape)
                 track.detected_yaw = _mesh_yaw(faces[best])
-                track.mesh_shape = _mesh_points(faces[best])
+                track.mesh = _mesh_points(faces[best])
             elif track.jumped:  # gone, not missed: the edit must not stay on what replaced the face
                 track.misses, track.presence = self.max_misses + 1, 0.0
             else:
@@ -345,7 +363,7 @@ class FaceTracker:
             shape = face_shape(rgb, faces[k]).astype(np.float64)
             track = FaceTrack(id=self._next_id, box=faces[k].box, raw_shape=shape, shape=shape)
             track.detected_yaw = _mesh_yaw(faces[k])
-            track.mesh_shape = _mesh_points(faces[k])
+            track.mesh = _mesh_points(faces[k])
             if self.frame_index == 0:  # in the clip from its start: edited from the first frame, not faded in
                 track.presence = _inside_share(shape, rgb.shape[:2])
             track.set_box(faces[k].box, shape)
@@ -359,8 +377,8 @@ def _mesh_yaw(face: DetectedFace) -> float | None:
 
 
 def _mesh_points(face: DetectedFace) -> np.ndarray | None:
-    """The detected face's 68 points read off its Face Mesh (``float64``), or ``None`` without one."""
-    return None if face.mesh is None else mesh_to_ibug68(face.mesh).astype(np.float64)
+    """The detected face's Face Mesh in image px (``(478, 2)`` ``float64``), or ``None`` without one."""
+    return None if face.mesh is None else face.mesh[:, :2].astype(np.float64)
 
 
 def _thumbnail(gray: np.ndarray, box: Box) -> np.ndarray:
