@@ -414,7 +414,7 @@ def action_unit_warp(
     # on the mesh's, a moustached shut mouth (breakingbad.jpg) lost the lower lip's rise that reads as sad.
     aligned_lips = inner_lips_on_mesh(shape, mesh) @ linear.T
     if close_mouth > 0:
-        lips = mouth_closing(aligned_lips + displacement, close_mouth)
+        lips = mouth_closing(aligned_lips + displacement, close_mouth, moved=aligned + displacement)
         closing, displacement = closing + lips, displacement + lips
     displacement = keep_slits_shut(aligned, keep_lids_apart(aligned, displacement), slits)
     displacement = keep_lid_skin(aligned, displacement, [eye for eye in unopened if eye not in slits])
