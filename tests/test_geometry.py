@@ -455,6 +455,34 @@ def test_an_open_mouth_closes_by_the_mesh_gap_where_dlibs_inner_lips_sit_on_the_
     assert 1.0 < rise < 0.08 * 60, "the lower lip rises by the mesh's gap, not through the upper lip"
 
 
+def test_a_mouth_closed_by_the_mesh_gap_meets_without_a_tent_where_dlibs_inner_points_bunch_up():
+    """A grin's inner lips read on the mesh at a quarter, half and three quarters of their length (a lens-shaped gap:
+    narrower at the quarters) while dlib's points, bunched toward one corner, see an even gap: closing dlib's points
+    by the mesh's gaps left the middle pair closer than its neighbours, a tent in the line where the lips met that
+    the lips were then stretched over (a beak; a sample photo's grin toward neutral, sad, angry and contempt)."""
+    from diffusers_led.geometry.mouth_closing import INNER_LIP_PAIRS, MAX_SEAM_TENT
+    from diffusers_led.geometry.mouth_inside import MESH_LOWER_INNER_LIP, MESH_UPPER_INNER_LIP
+
+    image, shape = synthetic_face(280)
+    shape = shape.copy()
+    seam = shape[[61, 62, 63, 65, 66, 67], 1].mean()
+    left, right = shape[[60, 64], 0]
+    for (upper, lower), share in zip(INNER_LIP_PAIRS, (0.46, 0.62, 0.76)):  # bunched toward the left corner
+        shape[[upper, lower], 0] = left + share * (right - left)
+        shape[upper, 1], shape[lower, 1] = seam, seam + 0.2 * 60  # on the gap's edges: an even gap
+    t = np.linspace(0.0, 1.0, len(MESH_UPPER_INNER_LIP))
+    along = left + t * (right - left)
+    mesh = np.zeros((478, 3))
+    mesh[MESH_UPPER_INNER_LIP, :2] = np.stack([along, np.full_like(t, seam)], axis=1)
+    mesh[MESH_LOWER_INNER_LIP, :2] = np.stack([along, seam + 0.18 * 60 * np.sin(np.pi * t)], axis=1)
+    alignment = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    warp = action_unit_warp(shape, alignment, {}, image.shape[:2], close_mouth=1.0, mesh=mesh)
+    gaps = np.array([warp.shape[lower, 1] - warp.shape[upper, 1] for upper, lower in INNER_LIP_PAIRS])
+    tent = gaps[[0, 2]].mean() - gaps[1]
+    assert tent <= MAX_SEAM_TENT * inter_ocular(shape) + 0.05, f"the middle pair closed {tent:.1f} px past the others"
+    assert gaps.max() < 0.2 * 60 - 4.0, "the mouth still closes"
+
+
 def test_warp_moves_the_landmarks_and_leaves_everything_outside_its_window_bit_identical():
     image, shape = synthetic_face()
     displacement = np.zeros((68, 2))

@@ -45,6 +45,11 @@ KEEPS_TEETH = ("happy",)
 INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
 #: A shut mouth's seam still reads as a small gap (inter-ocular distances); the lips close to it, not through it.
 SEAM = 0.02
+#: How much closer (inter-ocular distances) the middle pair of inner lip points may be left by a closing than the mean
+#: of its neighbours (a tent in the line where the lips meet; :func:`mouth_closing`). Where the gaps are read on
+#: the points that move, every pair closes to the seam (no tent); read on the mesh, the tune and sample photos'
+#: closings left 0.009 or less where the lips met smoothly and 0.031-0.059 on the grins that met in a tent.
+MAX_SEAM_TENT = 0.01
 #: The outer lips and chin points and the share of the lower lip's rise they make.
 LOWER_OUTER = {56: 1.0, 57: 1.0, 58: 1.0, 55: 0.6, 59: 0.6}
 UPPER_OUTER = {50: 1.0, 51: 1.0, 52: 1.0, 49: 0.5, 53: 0.5}
@@ -299,19 +304,24 @@ def _columns_showing_inside(
     return cv2.morphologyEx(columns, cv2.MORPH_CLOSE, np.ones((1, reach), np.uint8))[0] > 0
 
 
-def mouth_closing(aligned: np.ndarray, strength: float = 1.0) -> np.ndarray:
+def mouth_closing(aligned: np.ndarray, strength: float = 1.0, moved: np.ndarray | None = None) -> np.ndarray:
     """The ``(68, 2)`` displacement (px of ``aligned``, the aligned face: y down) that closes the inner lips of
     ``aligned`` to a seam at ``strength`` (zeros for lips that meet already). Whether a mouth closes at all is
-    :func:`inside_shown`'s to decide, from what its gap shows."""
+    :func:`inside_shown`'s to decide, from what its gap shows.
+
+    ``moved``: the points the displacement moves when the gaps are read on others (dlib's, where
+    :func:`inner_lips_on_mesh` reads the gaps on the mesh); their middle pair closes no further than leaves a
+    smooth line where the lips meet (:func:`_without_tent`)."""
     aligned = np.asarray(aligned, dtype=np.float64)
     iod = inter_ocular(aligned)
     gaps = _inner_lip_gaps(aligned)
     displacement = np.zeros_like(aligned)
     closing = strength * np.maximum(gaps - SEAM * iod, 0.0)
-    for (upper, lower), gap in zip(INNER_LIP_PAIRS, closing):
+    pairs = closing if moved is None else _without_tent(closing, _inner_lip_gaps(np.asarray(moved)), iod)
+    for (upper, lower), gap in zip(INNER_LIP_PAIRS, pairs):
         displacement[lower, 1] -= LOWER_SHARE * gap
         displacement[upper, 1] += UPPER_SHARE * gap
-    mean = closing.mean()
+    mean = closing.mean()  # the jaw rises by the opening as read: only the middle inner points are held back
     for point, share in LOWER_OUTER.items():
         displacement[point, 1] -= share * LOWER_SHARE * mean
     for point, share in UPPER_OUTER.items():
@@ -319,6 +329,24 @@ def mouth_closing(aligned: np.ndarray, strength: float = 1.0) -> np.ndarray:
     for point, share in CHIN.items():
         displacement[point, 1] -= share * LOWER_SHARE * mean
     return displacement
+
+
+def _without_tent(closing: np.ndarray, gaps: np.ndarray, iod: float) -> np.ndarray:
+    """``closing`` (px per pair of :data:`INNER_LIP_PAIRS`, read where the mesh sees the lips) with the middle pair's
+    held back where, applied to the points that move (their ``gaps``), it would leave that pair closer than the
+    mean of its neighbours by more than :data:`MAX_SEAM_TENT`: a tent in the line where the lips meet.
+
+    The mesh's gaps are read at a quarter, half and three quarters of the lips' length, dlib's points can sit
+    elsewhere (bunched toward one corner on a grin, a sample photo): the lens-shaped gap read at the quarters closed
+    the middle pair by 14 px and its neighbours by 10 and 12, where dlib's points were 18-20 px apart; the middle
+    pair was left 4.3 px closer than its neighbours, and the lips were stretched over that tent (a beak)."""
+    left = gaps - closing
+    tent = 0.5 * (left[0] + left[2]) - left[1] - MAX_SEAM_TENT * iod
+    if tent <= 0.0:
+        return closing
+    held = closing.copy()
+    held[1] = max(closing[1] - tent, 0.0)
+    return held
 
 
 def close_lips(

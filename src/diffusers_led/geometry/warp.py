@@ -413,8 +413,8 @@ def action_unit_warp(
     # on turned faces). The units' own guard against pushing lips through each other keeps the 68 points' reading:
     # on the mesh's, a moustached shut mouth (breakingbad.jpg) lost the lower lip's rise that reads as sad.
     aligned_lips = inner_lips_on_mesh(shape, mesh) @ linear.T
-    if close_mouth > 0:
-        lips = mouth_closing(aligned_lips + displacement, close_mouth)
+    if close_mouth > 0:  # read there, the closing moves the 68 points: closed, they must meet along a smooth line
+        lips = mouth_closing(aligned_lips + displacement, close_mouth, moved=aligned + displacement)
         closing, displacement = closing + lips, displacement + lips
     displacement = keep_slits_shut(aligned, keep_lids_apart(aligned, displacement), slits)
     displacement = keep_lid_skin(aligned, displacement, [eye for eye in unopened if eye not in slits])
