@@ -1328,6 +1328,71 @@ def test_an_opened_mouth_on_a_blurred_face_with_sharp_eyes_is_as_soft_as_its_lip
     assert opening >= 0.5 * lips, f"the opening's edge is {opening:.1f} px wide, the lips' border {lips:.1f} px"
 
 
+def _small_face_opened(chroma_blur: float = 0.0, grey_blur: float = 0.0):
+    """A small face (20 px between the eyes: its opening's edges are a pixel or two wide), red lips on flat skin and
+    dark eyes (its darkest detail: the opening may be dark), its colour kept at half the resolution (4:2:0) and
+    blurred by ``chroma_blur`` px, as a JPEG does, and all of it by ``grey_blur`` px; its jaw dropped (AU26 1.0):
+    ``(photo, shape, edit, the outline of the opened dark (image px))``."""
+    import cv2
+
+    shape = neutral_shape() * 20 + [50 - 20 * neutral_shape()[:, 0].mean(), 20]
+    image = np.full((100, 100, 3), (190, 150, 130), dtype=np.uint8)
+    cv2.fillPoly(image, [np.round(shape[48:60]).astype(np.int32)], (200, 90, 90))
+    for eye in (shape[36:42], shape[42:48]):
+        cv2.fillPoly(image, [np.round(eye).astype(np.int32)], (30, 25, 25))
+    if chroma_blur:
+        ycrcb = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb)
+        half = cv2.resize(ycrcb[:, :, 1:], (50, 50), interpolation=cv2.INTER_AREA)
+        half = cv2.resize(half, (100, 100), interpolation=cv2.INTER_LINEAR)
+        ycrcb[:, :, 1:] = cv2.GaussianBlur(half, (0, 0), chroma_blur)
+        image = cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2RGB)
+    if grey_blur:
+        image = cv2.GaussianBlur(image, (0, 0), grey_blur)
+    warp = action_unit_warp(shape, np.array([[1.0, 0, 0], [0, 1.0, 0]]), {"AU26": 1.0}, image.shape[:2])
+    assert warp.mouth is not None and warp.mouth.opens
+    x0, y0, _, _ = warp.roi
+    dark = ((warp.mouth.inside * warp.mouth.depth) > 0.5).astype(np.uint8)
+    contours, _ = cv2.findContours(dark, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    return image, shape, warp.apply(image), max(contours, key=len)[:, 0, :].astype(np.float64) + [x0, y0]
+
+
+def _red_chroma(image: np.ndarray) -> np.ndarray:
+    """The red chroma (YCrCb's Cr less its offset) of an RGB image, as a JPEG stores it, doubled: border_blur counts
+    steps of at least 10 levels, and lips differ from skin by 5-20 levels of it."""
+    rgb = image.astype(np.float64)
+    return 2.0 * 0.713 * (rgb[:, :, 0] - rgb @ [0.299, 0.587, 0.114])
+
+
+def test_an_opened_mouth_on_a_jpeg_photo_has_its_colour_as_soft_as_the_photos():
+    """A JPEG keeps its colour at half the resolution of its grey levels: its lips' colour bleeds into the skin over
+    2 px where their grey levels step in one. The opened dark was drawn with colour edges as crisp as its grey ones
+    (0.6 px against the lips' 1.3: a crisp pink rim round a black hole on 3x smaller JPEGs toward surprised); its
+    colour now spreads as the photo's does, its grey levels as sharp as before."""
+    from diffusers_led.geometry.face_detail import border_blur, border_reach
+
+    photo, shape, out, opening = _small_face_opened(chroma_blur=1.0)
+    reach = border_reach(shape)
+    lips = border_blur(_red_chroma(photo), shape[48:60], reach)
+    drawn = border_blur(_red_chroma(out), opening, reach)
+    grey = border_blur(out.astype(np.float64).mean(2), opening, reach)
+    assert lips > 1.2 and grey < lips  # the photo's colour soft, the opening's grey levels sharper
+    assert drawn > 0.75 * lips, f"the opening's colour border is {drawn:.2f} px soft, the lips' {lips:.2f} px"
+
+
+def test_an_opened_mouth_is_as_soft_as_lips_a_little_softer_than_the_pixels():
+    """Lips blurred by under a pixel (a 3x smaller photo's: 0.7-1.0 px) were taken as sharp as the pixels and the
+    opening drawn as it was; its own edges read sharper still (0.6 against 0.9 px: a crisp black ellipse on
+    biden.jpg made 3x smaller). They are now softened by what they lack."""
+    from diffusers_led.geometry.face_detail import border_blur, border_reach
+
+    photo, shape, out, opening = _small_face_opened(grey_blur=0.8)
+    grey = [image.astype(np.float64).mean(2) for image in (photo, out)]
+    lips = border_blur(grey[0], shape[48:60], border_reach(shape))
+    drawn = border_blur(grey[1], opening, border_reach(shape))
+    assert 0.7 < lips <= 1.0
+    assert drawn > 0.85 * lips, f"the opening's border is {drawn:.2f} px soft, the lips' {lips:.2f} px"
+
+
 def test_two_faces_are_both_warped(geometry_pipeline, two_face_image):
     result = geometry_pipeline(two_face_image, target="surprised", mode="geometry")
     assert len(result.faces[0]) == 2 and all(face.warp is not None for face in result.faces[0])

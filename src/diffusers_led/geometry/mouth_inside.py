@@ -69,7 +69,10 @@ GRAIN_MOST = 0.1
 SOFTEST = 0.15
 #: A lips' border blurred by at most this (:attr:`~.face_detail.FaceDetail.lip_blur`, px) is as sharp as the photo's
 #: pixels (a sampled sharp step reads 0.4-0.5; the sharp tune faces' lips 0.7-1.0): the opened inside's anti-aliased
-#: edges and its shade's ramp into the dark are no sharper, and are drawn as they are.
+#: edges and its shade's ramp into the dark are about as sharp, and are softened only by what they measure short of
+#: it; a blurrier border blurs them by all of it. A photo's colour blurred by more than this
+#: (:attr:`~.face_detail.FaceDetail.colour_blur`) softens the colour of the re-made inside by what it has beyond the
+#: grey levels' blur.
 SHARP_BORDER = 1.0
 #: Steps of the bisection for that sigma.
 SOFTENING_STEPS = 6
@@ -136,6 +139,18 @@ def _edge_softening(weight: np.ndarray, dark: np.ndarray, steepest: float, most:
         middle = (low + high) / 2
         low, high = (low, middle) if steepness(middle) <= steepest else (middle, high)
     return high
+
+
+def _colour_softened(filled: np.ndarray, warped: np.ndarray, sigma: float) -> np.ndarray:
+    """``filled`` (``HxWxC``) with the colour of what it changed from ``warped`` blurred by a Gaussian of ``sigma``
+    px and its grey levels (the mean of the channels) kept: a JPEG keeps its colour at half the resolution of its
+    grey levels (4:2:0), so an opened dark's colour bleeds into the lips around it; drawn crisp, the dark's brown
+    against the lips' pink drew a pink rim round a hole (3x smaller JPEG photos toward surprised)."""
+    if sigma <= 0:
+        return filled
+    change = filled - warped
+    grey = channel_mean(change)[:, :, None]
+    return warped + grey + cv2.GaussianBlur(change - grey, (0, 0), sigma)
 
 
 def _split_at(gap_band: tuple[int | None, np.ndarray, np.ndarray] | None) -> float:
@@ -391,19 +406,38 @@ class MouthInside:
                 # lips are soft in themselves, and breakingbad.jpg's crisp teeth were smudged by their blur.
                 lips_softening = min(detail.lip_blur, most)
                 teeth_softening = min(self._teeth_blur(image, roi), lips_softening)
-        return np.clip(np.rint(composite(softening, lips_softening, teeth_softening)), 0, 255).astype(np.uint8)
+            else:
+                # Lips as sharp as the photo's pixels: the dark's own edges (its anti-aliasing, its shade's ramp)
+                # may still be sharper, and are softened by what they lack (blurs add in squares): a 3x smaller
+                # JPEG of biden.jpg's lips read 0.9 px, its drawn opening 0.7, a crisp black ellipse.
+                drawn_blur = self._opening_blur(composite(softening), depth)
+                if 0.0 < drawn_blur < detail.lip_blur:
+                    lips_softening = min(float(np.sqrt(detail.lip_blur**2 - drawn_blur**2)), most)
+        out = composite(softening, lips_softening, teeth_softening)
+        if self.opens and detail is not None and detail.colour_blur > SHARP_BORDER and image.ndim == 3:
+            out = _colour_softened(out, warped, np.sqrt(max(detail.colour_blur**2 - detail.lip_blur**2, 0.0)))
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
     def _teeth_blur(self, image: np.ndarray, roi: tuple[int, int, int, int]) -> float:
         """The blur (px, :func:`~.face_detail.border_blur`) of the inside the photo showed against its lips, over
         ``roi`` of ``image``; 0 where it showed none or it is no blurrier than :data:`SHARP_BORDER`."""
-        shown = (self.was_inside > 0.5).astype(np.uint8)
-        contours, _ = cv2.findContours(shown, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        x0, y0, x1, y1 = roi
+        blur = self._blur_along(self.was_inside > 0.5, image[y0:y1, x0:x1])
+        return blur if blur > SHARP_BORDER else 0.0
+
+    def _opening_blur(self, filled: np.ndarray, depth: np.ndarray) -> float:
+        """The blur (px) of the opened dark's border (where the inside is at least half dark by ``depth``) in
+        ``filled``, the re-made inside over this inside's maps."""
+        return self._blur_along(self.inside * depth > 0.5, filled)
+
+    def _blur_along(self, region: np.ndarray, image: np.ndarray) -> float:
+        """:func:`~.face_detail.border_blur` of ``image`` along the outline of the largest part of ``region`` (a
+        boolean map over it); 0 where it is empty."""
+        contours, _ = cv2.findContours(region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
         if not contours:
             return 0.0
-        x0, y0, x1, y1 = roi
         outline = max(contours, key=len)[:, 0, :].astype(np.float64)
-        blur = border_blur(grey_levels(image[y0:y1, x0:x1]), outline, border_reach(self.face))
-        return blur if blur > SHARP_BORDER else 0.0
+        return border_blur(grey_levels(image), outline, border_reach(self.face))
 
 
 #: The maps of :class:`MouthInside` that lie over the warp's ROI.
