@@ -103,6 +103,11 @@ TEETH_SATURATION = 0.8
 #: the astronaut's closed lips read a* 13.5-14.7 over the Face Mesh's lips at 0 (16.6 in the photo; 12.3-13.0
 #: before the lips took their colour), 14.5-15.4 at 0.08.
 LIP_TINT_REACH = 0.08
+#: The share of the upper lip's pixels in the photo (Lab lightness) its closed lip is drawn no lighter than, over the
+#: rows the lips' colour reaches (:data:`LIP_TINT_REACH`): a grinning woman's lit thin tubercle (a fresh sample photo)
+#: grown toward the seam was a pale streak down to it; gone at 0.75 and 0.5, where 0.5 also flattened the rest of her
+#: lip. The astronaut's closed upper lip reads L* 66-68 over the Face Mesh's upper lip (68-71 before; 61 in the photo).
+LIP_LIGHTEST = 0.75
 #: A lip's row next to the gap that is this much lighter than its middle is part teeth (0-255 lightness).
 MIXED_LIGHTER = 10
 #: What the gap between the inner lips shows (:func:`inside_shown`): teeth are this much lighter than the lips' own
@@ -179,6 +184,9 @@ class ShownInside(NamedTuple):
     #: ``float32`` ``(2, 2)``: the Lab chroma (a, b; OpenCV's 8-bit scale) of the upper and the lower lip, the median
     #: of each one's pixels beside the gap; ``None`` in a grey photo.
     lips_chroma: np.ndarray | None = None
+    #: ``float32`` ``(2,)``: the lightness (0-255) of the upper and the lower lip that their closed lips are drawn no
+    #: lighter than (:data:`LIP_LIGHTEST`); ``None`` in a grey photo.
+    lips_lightness: np.ndarray | None = None
 
 
 def inside_shown(image: np.ndarray, shape: np.ndarray, mesh: np.ndarray | None = None) -> ShownInside:
@@ -234,7 +242,8 @@ def inside_shown(image: np.ndarray, shape: np.ndarray, mesh: np.ndarray | None =
         upper_coloured = lower_coloured = np.zeros_like(between)
     gap = _lip_trimmed(between, upper_coloured, lower_coloured) & columns.any()
     chroma = _median_chroma(image[y0:y1, x0:x1], [lip if lip.any() else lips for lip in (upper_lip, lower_lip)])
-    return ShownInside(gap, box, _opens(columns, iod), chroma)
+    lightness = None if chroma is None else _lightness_below(image[y0:y1, x0:x1], (upper_lip, lower_lip), lips)
+    return ShownInside(gap, box, _opens(columns, iod), chroma, lightness)
 
 
 def _lip_trimmed(between: np.ndarray, upper_lip: np.ndarray, lower_lip: np.ndarray) -> np.ndarray:
@@ -258,6 +267,16 @@ def _median_chroma(image: np.ndarray, lips: list[np.ndarray]) -> np.ndarray | No
         return None
     lab = cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2LAB)
     return np.array([np.median(lab[..., 1:][lip], axis=0) for lip in lips], dtype=np.float32)
+
+
+def _lightness_below(image: np.ndarray, lips: tuple[np.ndarray, ...], both: np.ndarray) -> np.ndarray:
+    """``float32`` ``(len(lips),)``: the Lab lightness (OpenCV's 8-bit scale) of ``image`` (uint8 RGB) that
+    :data:`LIP_LIGHTEST` of each of the ``lips``' pixels (bool masks; ``both`` where one has none) are no lighter
+    than."""
+    lightness = cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2LAB)[..., 0]
+    return np.array(
+        [np.percentile(lightness[lip if lip.any() else both], 100 * LIP_LIGHTEST) for lip in lips], np.float32
+    )
 
 
 def _chroma_across(chroma: np.ndarray, line: np.ndarray, height: int, width: float) -> np.ndarray:
@@ -454,7 +473,10 @@ def close_lips(
         tint_reach = LIP_TINT_REACH * iod * np.sqrt(1.0 - (2.0 * along - 1.0) ** 2)
         body = _closed_lips(slide, edges, rows, SKIN_REACH * iod, tint_reach)
         fade = _corner_fade(along)[None, :]
-        tint = (_chroma_across(shown.lips_chroma, slide.meet, gap.shape[0], band), seam * fade, body * fade)
+        # The upper lip's lightness only: the lower lip slides more than it grows, and a wet lower lip's shine is
+        # its own.
+        colour = np.hstack([shown.lips_chroma, [[shown.lips_lightness[0]], [255.0]]]).astype(np.float32)
+        tint = (_chroma_across(colour, slide.meet, gap.shape[0], band), seam * fade, body * fade)
     return _draw_closing(warped, warp, upright, window, slide, SKIN_REACH * iod, shade, seam, tint)
 
 
@@ -547,18 +569,24 @@ def _draw_closing(
 def _lip_tinted(
     colour: np.ndarray, chroma: np.ndarray, line: np.ndarray, body: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``colour`` (uint8 RGB) toward the lips' Lab ``chroma`` (``(H, W, 2)``, :func:`_chroma_across`): by ``line``
+    """``colour`` (uint8 RGB) toward the lips' Lab ``chroma`` (``(H, W, 3)``: a, b and the lightness drawn no lighter
+    than, :data:`LIP_LIGHTEST`; :func:`_chroma_across`), its lightness capped by ``max(line, body)``: by ``line``
     (0-1 per pixel) in both a and b (the line where the lips meet is the lips' colour in shadow), by ``body`` in a
     alone (the closed lips are as red as the lips: their b follows the light, which can change along the mouth;
     a laugh's lavender lips under a blue light painted purple patches on her orange-lit cheek, a sample photo), each
     only where a pixel is less red than the lips (a redder row of lip keeps its own). Also the bool of the pixels
     it changes (Lab and back is not exact: only those are converted)."""
     lab = cv2.cvtColor(np.ascontiguousarray(colour), cv2.COLOR_RGB2LAB).astype(np.float32)
+    lips = np.maximum(line, body)
+    # No lighter than the lips' lit parts (chroma's third channel, :data:`LIP_LIGHTEST`): a thin lit lip grown
+    # toward the line was drawn as a pale streak down to it.
+    darker = lips * np.maximum(lab[..., 0] - chroma[..., 2], 0.0)
+    lab[..., 0] -= darker
     redder = np.clip(chroma[..., 0] - lab[..., 1], 0.0, 1.0)
-    line, body = line * redder, np.maximum(line, body) * redder
+    line, body = line * redder, lips * redder
     lab[..., 1] += body * (chroma[..., 0] - lab[..., 1])
     lab[..., 2] += line * (chroma[..., 1] - lab[..., 2])
-    tinted = body > 0
+    tinted = (body > 0) | (darker > 0)
     out = colour.copy()
     out[tinted] = cv2.cvtColor(np.clip(np.rint(lab), 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)[tinted]
     return out, tinted
