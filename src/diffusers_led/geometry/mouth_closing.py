@@ -103,11 +103,13 @@ TEETH_SATURATION = 0.8
 #: the astronaut's closed lips read a* 13.5-14.7 over the Face Mesh's lips at 0 (16.6 in the photo; 12.3-13.0
 #: before the lips took their colour), 14.5-15.4 at 0.08.
 LIP_TINT_REACH = 0.08
-#: The share of the upper lip's pixels in the photo (Lab lightness) its closed lip is drawn no lighter than, over the
-#: rows the lips' colour reaches (:data:`LIP_TINT_REACH`): a grinning woman's lit thin tubercle (a fresh sample photo)
-#: grown toward the seam was a pale streak down to it; gone at 0.75 and 0.5, where 0.5 also flattened the rest of her
-#: lip. The astronaut's closed upper lip reads L* 66-68 over the Face Mesh's upper lip (68-71 before; 61 in the photo).
-LIP_LIGHTEST = 0.75
+#: The shares of the upper lip's pixels in the photo (Lab lightness) its closed lip is drawn no lighter than, over the
+#: rows the lips' colour reaches (:data:`LIP_TINT_REACH`): its own rows, and the skin brought as lip
+#: (:data:`THINNEST_LIP`). A grinning woman's lit thin tubercle (a fresh sample photo) grown toward the seam was a pale
+#: streak down to it: gone at 0.75 and at 0.5, where 0.5 over her own rows also flattened the rest of her lip. The
+#: astronaut's lip is a thin line under lit skin, brought as lip: her closed upper lip reads L* 65.5-67.2 over the
+#: Face Mesh's upper lip (68.3-70.7 before, 66.3-68.0 with 0.75 for both; 61.0 in the photo).
+LIP_LIGHTEST = (0.75, 0.5)
 #: A lip's row next to the gap that is this much lighter than its middle is part teeth (0-255 lightness).
 MIXED_LIGHTER = 10
 #: What the gap between the inner lips shows (:func:`inside_shown`): teeth are this much lighter than the lips' own
@@ -184,8 +186,8 @@ class ShownInside(NamedTuple):
     #: ``float32`` ``(2, 2)``: the Lab chroma (a, b; OpenCV's 8-bit scale) of the upper and the lower lip, the median
     #: of each one's pixels beside the gap; ``None`` in a grey photo.
     lips_chroma: np.ndarray | None = None
-    #: ``float32`` ``(2,)``: the lightness (0-255) of the upper and the lower lip that their closed lips are drawn no
-    #: lighter than (:data:`LIP_LIGHTEST`); ``None`` in a grey photo.
+    #: ``float32`` ``(2, 2)``: the Lab lightness (OpenCV's 8-bit scale) of the upper and the lower lip that each
+    #: share of :data:`LIP_LIGHTEST` of its pixels are no lighter than; ``None`` in a grey photo.
     lips_lightness: np.ndarray | None = None
 
 
@@ -270,12 +272,13 @@ def _median_chroma(image: np.ndarray, lips: list[np.ndarray]) -> np.ndarray | No
 
 
 def _lightness_below(image: np.ndarray, lips: tuple[np.ndarray, ...], both: np.ndarray) -> np.ndarray:
-    """``float32`` ``(len(lips),)``: the Lab lightness (OpenCV's 8-bit scale) of ``image`` (uint8 RGB) that
-    :data:`LIP_LIGHTEST` of each of the ``lips``' pixels (bool masks; ``both`` where one has none) are no lighter
-    than."""
+    """``float32`` ``(len(lips), 2)``: the Lab lightness (OpenCV's 8-bit scale) of ``image`` (uint8 RGB) that each
+    share of :data:`LIP_LIGHTEST` of each of the ``lips``' pixels (bool masks; ``both`` where one has none) are no
+    lighter than."""
     lightness = cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2LAB)[..., 0]
     return np.array(
-        [np.percentile(lightness[lip if lip.any() else both], 100 * LIP_LIGHTEST) for lip in lips], np.float32
+        [np.percentile(lightness[lip if lip.any() else both], 100 * np.array(LIP_LIGHTEST)) for lip in lips],
+        np.float32,
     )
 
 
@@ -471,28 +474,31 @@ def close_lips(
         # along a turned woman's line near her mouth's corner, t1.jpg).
         along = _along_mouth(columns, corners)
         tint_reach = LIP_TINT_REACH * iod * np.sqrt(1.0 - (2.0 * along - 1.0) ** 2)
-        body = _closed_lips(slide, edges, rows, SKIN_REACH * iod, tint_reach)
+        body, brought = _closed_lips(slide, edges, rows, SKIN_REACH * iod, tint_reach)
         fade = _corner_fade(along)[None, :]
-        # The upper lip's lightness only: the lower lip slides more than it grows, and a wet lower lip's shine is
-        # its own.
-        colour = np.hstack([shown.lips_chroma, [[shown.lips_lightness[0]], [255.0]]]).astype(np.float32)
-        tint = (_chroma_across(colour, slide.meet, gap.shape[0], band), seam * fade, body * fade)
+        # The upper lip's lightness only (its own rows, and the skin brought as lip): the lower lip slides more than
+        # it grows, and a wet lower lip's shine is its own.
+        colour = np.hstack([shown.lips_chroma, [shown.lips_lightness[0], [255.0, 255.0]]]).astype(np.float32)
+        colour = _chroma_across(colour, slide.meet, gap.shape[0], band)
+        colour[..., 2] += brought * (colour[..., 3] - colour[..., 2])
+        tint = (np.ascontiguousarray(colour[..., :3]), seam * fade, body * fade)
     return _draw_closing(warped, warp, upright, window, slide, SKIN_REACH * iod, shade, seam, tint)
 
 
 def _closed_lips(
     slide: LipSlide, edges: tuple[np.ndarray, np.ndarray], rows: np.ndarray, reach: float, near: np.ndarray
-) -> np.ndarray:
-    """``float32`` over the upright window (``rows``, a column of its row numbers, by ``slide``'s columns): 1 where
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two ``float32`` over the upright window (``rows``, a column of its row numbers, by ``slide``'s columns): 1 where
     the closed lips are drawn from the lips themselves (between their outer ``edges`` before the slide; the skin
     beyond follows them, ``reach`` px, :meth:`LipSlide.source_rows`) and, within ``near`` px (per column) of the
     line where they meet, from the rows the slide brings as lip (:data:`THINNEST_LIP`), fading to 0 over a pixel
-    at their edges."""
+    at their edges; and how much of each pixel is drawn from those brought rows alone (skin, not lip)."""
     source = slide.source_rows(rows.astype(np.float64), reach)
     own = np.minimum(source - edges[0][None, :], edges[1][None, :] - source)
     brought = np.minimum(rows - slide.upper_edge[None, :], slide.lower_edge[None, :] - rows)
     brought = np.minimum(brought, near[None, :] - np.abs(rows - slide.meet[None, :]))
-    return np.clip(np.maximum(own, brought) + 0.5, 0.0, 1.0).astype(np.float32)
+    own, brought = (np.clip(weight + 0.5, 0.0, 1.0).astype(np.float32) for weight in (own, brought))
+    return np.maximum(own, brought), brought * (1.0 - own)
 
 
 def _within_rows(mask: np.ndarray, reach: int) -> np.ndarray:
