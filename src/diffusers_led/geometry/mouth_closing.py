@@ -186,9 +186,6 @@ class ShownInside(NamedTuple):
     #: ``float32`` ``(2, 2)``: the Lab chroma (a, b; OpenCV's 8-bit scale) of the upper and the lower lip, the median
     #: of each one's pixels beside the gap; ``None`` in a grey photo.
     lips_chroma: np.ndarray | None = None
-    #: ``float32`` ``(2, 2)``: the Lab lightness (OpenCV's 8-bit scale) of the upper and the lower lip that each
-    #: share of :data:`LIP_LIGHTEST` of its pixels are no lighter than; ``None`` in a grey photo.
-    lips_lightness: np.ndarray | None = None
 
 
 def inside_shown(image: np.ndarray, shape: np.ndarray, mesh: np.ndarray | None = None) -> ShownInside:
@@ -244,8 +241,7 @@ def inside_shown(image: np.ndarray, shape: np.ndarray, mesh: np.ndarray | None =
         upper_coloured = lower_coloured = np.zeros_like(between)
     gap = _lip_trimmed(between, upper_coloured, lower_coloured) & columns.any()
     chroma = _median_chroma(image[y0:y1, x0:x1], [lip if lip.any() else lips for lip in (upper_lip, lower_lip)])
-    lightness = None if chroma is None else _lightness_below(image[y0:y1, x0:x1], (upper_lip, lower_lip), lips)
-    return ShownInside(gap, box, _opens(columns, iod), chroma, lightness)
+    return ShownInside(gap, box, _opens(columns, iod), chroma)
 
 
 def _lip_trimmed(between: np.ndarray, upper_lip: np.ndarray, lower_lip: np.ndarray) -> np.ndarray:
@@ -271,15 +267,24 @@ def _median_chroma(image: np.ndarray, lips: list[np.ndarray]) -> np.ndarray | No
     return np.array([np.median(lab[..., 1:][lip], axis=0) for lip in lips], dtype=np.float32)
 
 
-def _lightness_below(image: np.ndarray, lips: tuple[np.ndarray, ...], both: np.ndarray) -> np.ndarray:
-    """``float32`` ``(len(lips), 2)``: the Lab lightness (OpenCV's 8-bit scale) of ``image`` (uint8 RGB) that each
-    share of :data:`LIP_LIGHTEST` of each of the ``lips``' pixels (bool masks; ``both`` where one has none) are no
-    lighter than."""
-    lightness = cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2LAB)[..., 0]
-    return np.array(
-        [np.percentile(lightness[lip if lip.any() else both], 100 * np.array(LIP_LIGHTEST)) for lip in lips],
-        np.float32,
-    )
+def _upper_lip_lightness(image: np.ndarray, shape: np.ndarray, mesh: np.ndarray | None) -> np.ndarray:
+    """``float32`` ``(2,)``: the Lab lightness (OpenCV's 8-bit scale) that each share of :data:`LIP_LIGHTEST` of
+    the upper lip's pixels in ``image`` (uint8 RGB) are no lighter than: between its outer and inner edge, on the Face
+    Mesh V2 ``mesh`` when there is one, else on the 68 points of ``shape`` (255 where it covers no pixel)."""
+    points, contours = (shape, IBUG_LIPS) if mesh is None else (np.asarray(mesh, dtype=np.float64)[:, :2], MESH_LIPS)
+    outline = points[contours[0] + contours[1][::-1]]
+    height, width = image.shape[:2]
+    x0, y0 = np.clip(np.floor(outline.min(0)).astype(int) - 1, 0, (width, height))
+    x1, y1 = np.clip(np.ceil(outline.max(0)).astype(int) + 2, 0, (width, height))
+    lip = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+    # Without the row along its inner edge, which a laugh's teeth share (as inside_shown reads the lips).
+    gap = points[contours[1] + contours[2][::-1]]
+    for polygon, value in ((outline, 1), (gap, 0)):
+        cv2.fillPoly(lip, [np.round((polygon - (x0, y0)) * 16).astype(np.int32)], value, cv2.LINE_8, shift=4)
+    if not lip.any():
+        return np.full(len(LIP_LIGHTEST), 255.0, dtype=np.float32)
+    lightness = cv2.cvtColor(np.ascontiguousarray(image[y0:y1, x0:x1, :3]), cv2.COLOR_RGB2LAB)[..., 0]
+    return np.percentile(lightness[lip > 0], 100 * np.array(LIP_LIGHTEST)).astype(np.float32)
 
 
 def _chroma_across(chroma: np.ndarray, line: np.ndarray, height: int, width: float) -> np.ndarray:
@@ -478,7 +483,8 @@ def close_lips(
         fade = _corner_fade(along)[None, :]
         # The upper lip's lightness only (its own rows, and the skin brought as lip): the lower lip slides more than
         # it grows, and a wet lower lip's shine is its own.
-        colour = np.hstack([shown.lips_chroma, [shown.lips_lightness[0], [255.0, 255.0]]]).astype(np.float32)
+        lightest = [_upper_lip_lightness(original, shape, mesh), [255.0, 255.0]]
+        colour = np.hstack([shown.lips_chroma, lightest]).astype(np.float32)
         colour = _chroma_across(colour, slide.meet, gap.shape[0], band)
         colour[..., 2] += brought * (colour[..., 3] - colour[..., 2])
         tint = (np.ascontiguousarray(colour[..., :3]), seam * fade, body * fade)
