@@ -342,3 +342,27 @@ def test_a_lip_over_a_ragged_gap_is_drawn_at_a_stretch_that_varies_smoothly_alon
     assert np.abs(np.diff(slide.lower_stretch[inner])).max() < 0.25
     source = slide.source_rows(np.arange(50, dtype=np.float64)[:, None], 10.0)
     assert not gap[np.clip(np.rint(source).astype(int), 0, 49), np.arange(60)][:, inner].any()
+
+
+def test_a_thin_lit_middle_of_the_upper_lip_is_not_drawn_as_a_pale_streak_to_the_seam():
+    """A laugh's upper lip lit in a narrow band under the cupid's bow (lighter than the rest of the lip), closed:
+    the upper lip grows toward the seam there as elsewhere, but no lighter than most of its pixels in the photo
+    (LIP_LIGHTEST). Grown 1.3-1.45 times, the lit band was drawn as a pale streak down to the line where the lips
+    meet (fresh sample photo: the grinning woman under a blue light)."""
+    image, shape = mouth(8.0, TEETH)
+    middle = round(shape[62, 0])
+    upper_lip = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(upper_lip, [np.round(shape[[48, 49, 50, 51, 52, 53, 54, 64, 63, 62, 61, 60]]).astype(np.int32)], 1)
+    streak = (upper_lip > 0) & (np.abs(np.arange(image.shape[1]) - middle) <= 1)[None, :]
+    image[streak] = (240, 170, 175)
+    warp = action_unit_warp(shape, np.array([[1.0, 0, 0], [0, 1.0, 0]]), {}, image.shape[:2], close_mouth=1.0)
+    closed = close_lips(image, warp.apply(image), warp, shape)
+    lightness = cv2.cvtColor(closed, cv2.COLOR_RGB2LAB)[..., 0].astype(float)
+    # The closed upper lip's lower rows, above the line where the lips meet (its darkest row in the middle).
+    top, bottom = int(shape[[50, 51, 52], 1].min()), int(shape[[56, 57, 58], 1].max())
+    line = top + int(lightness[top:bottom, middle - 8 : middle + 9].mean(1).argmin())
+    rows = slice(line - 5, line - 1)
+    lit = lightness[rows, middle - 1 : middle + 2].mean()
+    beside = np.concatenate([lightness[rows, middle - 8 : middle - 4], lightness[rows, middle + 5 : middle + 9]], 1)
+    # Old code: the lit band 63 lighter (0-255) than the lip beside it; now 4.
+    assert lit - beside.mean() < 10.0

@@ -103,6 +103,13 @@ TEETH_SATURATION = 0.8
 #: the astronaut's closed lips read a* 13.5-14.7 over the Face Mesh's lips at 0 (16.6 in the photo; 12.3-13.0
 #: before the lips took their colour), 14.5-15.4 at 0.08.
 LIP_TINT_REACH = 0.08
+#: The shares of the upper lip's pixels in the photo (Lab lightness) its closed lip is drawn no lighter than, over the
+#: rows the lips' colour reaches (:data:`LIP_TINT_REACH`): its own rows, and the skin brought as lip
+#: (:data:`THINNEST_LIP`). A grinning woman's lit thin tubercle (a fresh sample photo) grown toward the seam was a pale
+#: streak down to it: gone at 0.75 and at 0.5, where 0.5 over her own rows also flattened the rest of her lip. The
+#: astronaut's lip is a thin line under lit skin, brought as lip: her closed upper lip reads L* 65.5-67.2 over the
+#: Face Mesh's upper lip (68.3-70.7 before, 66.3-68.0 with 0.75 for both; 61.0 in the photo).
+LIP_LIGHTEST = (0.75, 0.5)
 #: A lip's row next to the gap that is this much lighter than its middle is part teeth (0-255 lightness).
 MIXED_LIGHTER = 10
 #: What the gap between the inner lips shows (:func:`inside_shown`): teeth are this much lighter than the lips' own
@@ -258,6 +265,26 @@ def _median_chroma(image: np.ndarray, lips: list[np.ndarray]) -> np.ndarray | No
         return None
     lab = cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2LAB)
     return np.array([np.median(lab[..., 1:][lip], axis=0) for lip in lips], dtype=np.float32)
+
+
+def _upper_lip_lightness(image: np.ndarray, shape: np.ndarray, mesh: np.ndarray | None) -> np.ndarray:
+    """``float32`` ``(2,)``: the Lab lightness (OpenCV's 8-bit scale) that each share of :data:`LIP_LIGHTEST` of
+    the upper lip's pixels in ``image`` (uint8 RGB) are no lighter than: between its outer and inner edge, on the Face
+    Mesh V2 ``mesh`` when there is one, else on the 68 points of ``shape`` (255 where it covers no pixel)."""
+    points, contours = (shape, IBUG_LIPS) if mesh is None else (np.asarray(mesh, dtype=np.float64)[:, :2], MESH_LIPS)
+    outline = points[contours[0] + contours[1][::-1]]
+    height, width = image.shape[:2]
+    x0, y0 = np.clip(np.floor(outline.min(0)).astype(int) - 1, 0, (width, height))
+    x1, y1 = np.clip(np.ceil(outline.max(0)).astype(int) + 2, 0, (width, height))
+    lip = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+    # Without the row along its inner edge, which a laugh's teeth share (as inside_shown reads the lips).
+    gap = points[contours[1] + contours[2][::-1]]
+    for polygon, value in ((outline, 1), (gap, 0)):
+        cv2.fillPoly(lip, [np.round((polygon - (x0, y0)) * 16).astype(np.int32)], value, cv2.LINE_8, shift=4)
+    if not lip.any():
+        return np.full(len(LIP_LIGHTEST), 255.0, dtype=np.float32)
+    lightness = cv2.cvtColor(np.ascontiguousarray(image[y0:y1, x0:x1, :3]), cv2.COLOR_RGB2LAB)[..., 0]
+    return np.percentile(lightness[lip > 0], 100 * np.array(LIP_LIGHTEST)).astype(np.float32)
 
 
 def _chroma_across(chroma: np.ndarray, line: np.ndarray, height: int, width: float) -> np.ndarray:
@@ -452,25 +479,32 @@ def close_lips(
         # along a turned woman's line near her mouth's corner, t1.jpg).
         along = _along_mouth(columns, corners)
         tint_reach = LIP_TINT_REACH * iod * np.sqrt(1.0 - (2.0 * along - 1.0) ** 2)
-        body = _closed_lips(slide, edges, rows, SKIN_REACH * iod, tint_reach)
+        body, brought = _closed_lips(slide, edges, rows, SKIN_REACH * iod, tint_reach)
         fade = _corner_fade(along)[None, :]
-        tint = (_chroma_across(shown.lips_chroma, slide.meet, gap.shape[0], band), seam * fade, body * fade)
+        # The upper lip's lightness only (its own rows, and the skin brought as lip): the lower lip slides more than
+        # it grows, and a wet lower lip's shine is its own.
+        lightest = [_upper_lip_lightness(original, shape, mesh), [255.0, 255.0]]
+        colour = np.hstack([shown.lips_chroma, lightest]).astype(np.float32)
+        colour = _chroma_across(colour, slide.meet, gap.shape[0], band)
+        colour[..., 2] += brought * (colour[..., 3] - colour[..., 2])
+        tint = (np.ascontiguousarray(colour[..., :3]), seam * fade, body * fade)
     return _draw_closing(warped, warp, upright, window, slide, SKIN_REACH * iod, shade, seam, tint)
 
 
 def _closed_lips(
     slide: LipSlide, edges: tuple[np.ndarray, np.ndarray], rows: np.ndarray, reach: float, near: np.ndarray
-) -> np.ndarray:
-    """``float32`` over the upright window (``rows``, a column of its row numbers, by ``slide``'s columns): 1 where
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two ``float32`` over the upright window (``rows``, a column of its row numbers, by ``slide``'s columns): 1 where
     the closed lips are drawn from the lips themselves (between their outer ``edges`` before the slide; the skin
     beyond follows them, ``reach`` px, :meth:`LipSlide.source_rows`) and, within ``near`` px (per column) of the
     line where they meet, from the rows the slide brings as lip (:data:`THINNEST_LIP`), fading to 0 over a pixel
-    at their edges."""
+    at their edges; and how much of each pixel is drawn from those brought rows alone (skin, not lip)."""
     source = slide.source_rows(rows.astype(np.float64), reach)
     own = np.minimum(source - edges[0][None, :], edges[1][None, :] - source)
     brought = np.minimum(rows - slide.upper_edge[None, :], slide.lower_edge[None, :] - rows)
     brought = np.minimum(brought, near[None, :] - np.abs(rows - slide.meet[None, :]))
-    return np.clip(np.maximum(own, brought) + 0.5, 0.0, 1.0).astype(np.float32)
+    own, brought = (np.clip(weight + 0.5, 0.0, 1.0).astype(np.float32) for weight in (own, brought))
+    return np.maximum(own, brought), brought * (1.0 - own)
 
 
 def _within_rows(mask: np.ndarray, reach: int) -> np.ndarray:
@@ -547,18 +581,24 @@ def _draw_closing(
 def _lip_tinted(
     colour: np.ndarray, chroma: np.ndarray, line: np.ndarray, body: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``colour`` (uint8 RGB) toward the lips' Lab ``chroma`` (``(H, W, 2)``, :func:`_chroma_across`): by ``line``
+    """``colour`` (uint8 RGB) toward the lips' Lab ``chroma`` (``(H, W, 3)``: a, b and the lightness drawn no lighter
+    than, :data:`LIP_LIGHTEST`; :func:`_chroma_across`), its lightness capped by ``max(line, body)``: by ``line``
     (0-1 per pixel) in both a and b (the line where the lips meet is the lips' colour in shadow), by ``body`` in a
     alone (the closed lips are as red as the lips: their b follows the light, which can change along the mouth;
     a laugh's lavender lips under a blue light painted purple patches on her orange-lit cheek, a sample photo), each
     only where a pixel is less red than the lips (a redder row of lip keeps its own). Also the bool of the pixels
     it changes (Lab and back is not exact: only those are converted)."""
     lab = cv2.cvtColor(np.ascontiguousarray(colour), cv2.COLOR_RGB2LAB).astype(np.float32)
+    lips = np.maximum(line, body)
+    # No lighter than the lips' lit parts (chroma's third channel, :data:`LIP_LIGHTEST`): a thin lit lip grown
+    # toward the line was drawn as a pale streak down to it.
+    darker = lips * np.maximum(lab[..., 0] - chroma[..., 2], 0.0)
+    lab[..., 0] -= darker
     redder = np.clip(chroma[..., 0] - lab[..., 1], 0.0, 1.0)
-    line, body = line * redder, np.maximum(line, body) * redder
+    line, body = line * redder, lips * redder
     lab[..., 1] += body * (chroma[..., 0] - lab[..., 1])
     lab[..., 2] += line * (chroma[..., 1] - lab[..., 2])
-    tinted = body > 0
+    tinted = (body > 0) | (darker > 0)
     out = colour.copy()
     out[tinted] = cv2.cvtColor(np.clip(np.rint(lab), 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)[tinted]
     return out, tinted
