@@ -210,6 +210,9 @@ def test_the_no_face_message_states_the_smallest_face_looked_for(astronaut):
     message = rf"at least ~{expected:.0f} px wide are looked for in this 8000x6000 photo"
     with pytest.raises(NoFaceDetectedError, match=message):
         pipe(blank, target="happy")
+    # Not only the size: half a face at the edge or a washed-out one was reported as too small.
+    with pytest.raises(NoFaceDetectedError, match=r"cut by the photo's edge or washed out by over-exposure"):
+        pipe(blank, target="happy")
     pipe.set_face_detector(min_face_size=400)  # looks for large faces only: fewer tiles, a larger minimum
     assert pipe.region_processor.detector.min_face_size == 400 and pipe.config.face_detector == "mesh"
     assert pipe.region_processor.detector.smallest_face((6000, 8000)) > expected
