@@ -256,6 +256,26 @@ def test_led_edit_finds_all_30_faces_of_a_1536x1280_group_and_has_the_detector_s
     assert "--min-face-size must be positive" in capsys.readouterr().err
 
 
+def test_a_face_the_mesh_reads_away_from_the_detectors_keypoints_is_not_a_face(detector, astronaut, monkeypatch):
+    """Where the detector's nose and mouth lie far from the mesh's, the two read different things: in the astronaut
+    photo upscaled to 3000 px the detector took a helmet's blurred reflection for a face, the mesh read a face there
+    too (its mouth 1.27 eye distances from the detector's), and a mouth was opened in the helmet. The detector's
+    keypoints moved that far on her own face, she is no face; where they lie, she is one."""
+    from diffusers_led.faces import mesh as mesh_module
+
+    (face,) = detector.detect(astronaut)
+    detect_tile = mesh_module._detect_tile
+
+    def nose_and_mouth_elsewhere(*args):
+        boxes, keypoints, scores = detect_tile(*args)
+        keypoints = keypoints.copy()
+        keypoints[:, 2:4] += (0.0, 1.2 * _eye_distance(face))
+        return boxes, keypoints, scores
+
+    monkeypatch.setattr(mesh_module, "_detect_tile", nose_and_mouth_elsewhere)
+    assert len(detector.detect(astronaut)) == 0
+
+
 def test_a_box_inside_a_much_larger_face_is_not_a_face_of_its_own():
     """A fine tile sees an eye of a large face as a face; a neighbour's face beside it, or one of similar size that
     overlaps it (a group photo), is kept."""
