@@ -210,6 +210,9 @@ def test_the_no_face_message_states_the_smallest_face_looked_for(astronaut):
     message = rf"at least ~{expected:.0f} px wide are looked for in this 8000x6000 photo"
     with pytest.raises(NoFaceDetectedError, match=message):
         pipe(blank, target="happy")
+    # Not only the size: half a face at the edge or a washed-out one was reported as too small.
+    with pytest.raises(NoFaceDetectedError, match=r"cut by the photo's edge or washed out by over-exposure"):
+        pipe(blank, target="happy")
     pipe.set_face_detector(min_face_size=400)  # looks for large faces only: fewer tiles, a larger minimum
     assert pipe.region_processor.detector.min_face_size == 400 and pipe.config.face_detector == "mesh"
     assert pipe.region_processor.detector.smallest_face((6000, 8000)) > expected
@@ -251,6 +254,26 @@ def test_led_edit_finds_all_30_faces_of_a_1536x1280_group_and_has_the_detector_s
     assert "(30 faces)" in capsys.readouterr().out
     assert edit_main([*common, "-o", str(tmp_path / "x.png"), "--min-face-size", "0"]) == 1
     assert "--min-face-size must be positive" in capsys.readouterr().err
+
+
+def test_a_face_the_mesh_reads_away_from_the_detectors_keypoints_is_not_a_face(detector, astronaut, monkeypatch):
+    """Where the detector's nose and mouth lie far from the mesh's, the two read different things: in the astronaut
+    photo upscaled to 3000 px the detector took a helmet's blurred reflection for a face, the mesh read a face there
+    too (its mouth 1.27 eye distances from the detector's), and a mouth was opened in the helmet. The detector's
+    keypoints moved that far on her own face, she is no face; where they lie, she is one."""
+    from diffusers_led.faces import mesh as mesh_module
+
+    (face,) = detector.detect(astronaut)
+    detect_tile = mesh_module._detect_tile
+
+    def nose_and_mouth_elsewhere(*args):
+        boxes, keypoints, scores = detect_tile(*args)
+        keypoints = keypoints.copy()
+        keypoints[:, 2:4] += (0.0, 1.2 * _eye_distance(face))
+        return boxes, keypoints, scores
+
+    monkeypatch.setattr(mesh_module, "_detect_tile", nose_and_mouth_elsewhere)
+    assert len(detector.detect(astronaut)) == 0
 
 
 def test_a_box_inside_a_much_larger_face_is_not_a_face_of_its_own():

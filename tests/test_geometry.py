@@ -26,7 +26,13 @@ from diffusers_led.geometry.action_units import (
     neutral_shape,
     parse_action_units,
 )
-from diffusers_led.geometry.mouth_inside import DARKEN_INSIDE, INSIDE_WALL, LIP_SHADE, TONGUE_FROM
+from diffusers_led.geometry.mouth_inside import (
+    DARKEN_INSIDE,
+    INSIDE_WALL,
+    LIP_SHADE,
+    TONGUE_FROM,
+    YELLOWEST_INSIDE_HUE,
+)
 from diffusers_led.geometry.warp import (
     LIP_MIDDLES,
     MAX_LID_SKIN_STRETCH,
@@ -828,6 +834,22 @@ def test_an_opened_mouths_dark_inside_keeps_its_lips_hue_and_colour_not_a_blue_b
     kept = np.minimum(lips_lch[1], 1.4 * inside[:, 0])
     assert np.all(inside[:, 1] >= kept - 1.0), f"chroma {inside[:, 1].min():.1f} at lightness {inside[:, 0].min():.1f}"
     assert np.all(inside[:, 1] <= lips_lch[1] + 1.0)
+
+
+def test_an_opened_mouths_inside_under_lips_read_yellow_is_brown_not_olive():
+    """An over-exposed photo clips the lips' red channel and reads them pale yellow (sample4.jpg brightened: a tone
+    of 254, 225, 161, CIELAB hue 89 degrees): darkened at that hue, the opened inside was an olive-green blotch. It
+    takes the yellowest hue lips have (YELLOWEST_INSIDE_HUE), keeping their chroma; redder lips keep their own."""
+    image, _, warp = _red_lipped_jaw_drop((254, 225, 161))
+    mouth = warp.mouth
+    inside = _lightness_chroma_hue(mouth.shade(image))[(mouth.inside > 0.99) & (mouth.depth > 0.99)]
+    assert len(inside) > 50
+    assert np.all(np.abs(inside[:, 2] - YELLOWEST_INSIDE_HUE) < 4.0), (
+        f"hue {inside[:, 2].min():.0f}-{inside[:, 2].max():.0f}"
+    )
+    assert np.all(
+        inside[:, 1] >= np.minimum(_lightness_chroma_hue(np.float32((254, 225, 161)))[1], inside[:, 0]) - 1.0
+    )
 
 
 def test_an_opened_mouths_inside_darkens_toward_its_back_not_a_uniform_disc():

@@ -15,9 +15,9 @@ from diffusers_led.geometry.warp import action_unit_warp
 SKIN, LIP, TEETH, DARK = (205, 160, 130), (185, 90, 95), (236, 232, 222), (45, 20, 25)
 
 
-def mouth(gap: float, between: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """A photo of skin and lips (inter-ocular distance 60 px) whose inner lips are ``gap`` px apart in the middle,
-    the gap painted ``between``, and its 68 points."""
+def mouth(gap: float, between: tuple[int, int, int], lip: tuple[int, int, int] = LIP) -> tuple[np.ndarray, np.ndarray]:
+    """A photo of skin and ``lip``-coloured lips (inter-ocular distance 60 px) whose inner lips are ``gap`` px apart
+    in the middle, the gap painted ``between``, and its 68 points."""
     shape = neutral_shape() * 60 + (5, -50)
     seam = shape[[61, 62, 63, 65, 66, 67], 1].mean()
     shape[[61, 62, 63], 1] = seam - gap / 2
@@ -25,7 +25,7 @@ def mouth(gap: float, between: tuple[int, int, int]) -> tuple[np.ndarray, np.nda
     shape[[50, 51, 52]] -= (0, gap / 2)
     shape[[56, 57, 58]] += (0, gap / 2)
     image = np.full((200, 200, 3), SKIN, dtype=np.uint8)
-    cv2.fillPoly(image, [np.round(shape[48:60] * 16).astype(np.int32)], LIP, cv2.LINE_AA, shift=4)
+    cv2.fillPoly(image, [np.round(shape[48:60] * 16).astype(np.int32)], lip, cv2.LINE_AA, shift=4)
     cv2.fillPoly(image, [np.round(shape[60:68] * 16).astype(np.int32)], between, cv2.LINE_AA, shift=4)
     return image, shape
 
@@ -74,6 +74,21 @@ def test_a_few_pixels_of_teeth_between_the_lips_are_covered_when_the_mouth_close
 
     assert teeth(warped) > 10  # the warp alone squeezes them into a strip
     assert teeth(closed) == 0
+
+
+def test_teeth_between_nearly_grey_lips_are_told_by_lightness_as_in_a_grey_photo():
+    """Pale lips under a cold cast (the astronaut's lips and teeth, RGB scaled by 0.75, 0.9, 1.1) are nearly grey
+    and the teeth, tinted blue, more saturated than they are: read by saturation the teeth were lip, the mouth shut,
+    and they stayed between the lips closed toward neutral."""
+    image, shape = mouth(3.0, TEETH, lip=(209, 155, 141))
+    cold = np.clip(image * np.array([0.75, 0.9, 1.1]), 0, 255).astype(np.uint8)
+    assert inside_shown(cold, shape).opens
+    warp = action_unit_warp(shape, np.array([[1.0, 0, 0], [0, 1.0, 0]]), {}, cold.shape[:2], close_mouth=1.0)
+    closed = close_lips(cold, warp.apply(cold), warp, shape)
+    lips = np.zeros(cold.shape[:2], np.uint8)
+    cv2.fillPoly(lips, [np.round(warp.shape[48:60]).astype(np.int32)], 1)
+    cold_teeth = np.clip(np.array(TEETH) * [0.75, 0.9, 1.1], 0, 255)
+    assert int(((np.abs(closed.astype(int) - cold_teeth).sum(2) < 60) & (lips > 0)).sum()) == 0
 
 
 def test_teeth_just_beside_the_carried_gap_are_covered_when_the_gap_itself_shows_lip(monkeypatch):

@@ -319,7 +319,9 @@ class FaceRegionProcessor:
     def no_face_reason(self, image_hw: tuple[int, ...], faces: Sequence[DetectedFace] = ()) -> str:
         """Why :meth:`detect` returned no face for a photo of this size, for messages: the faces found but not
         readable (``faces.unreadable`` of the ``"mesh"`` detector: too turned, small or hidden), or the smallest face
-        size looked for, which grows with the photo."""
+        size looked for, which grows with the photo, and what else hides a larger face: half a face at the photo's
+        edge and a face washed out by over-exposure were reported as too small alone, and looking for faces down to
+        16 px did not find them."""
         unreadable = getattr(faces, "unreadable", ())
         if unreadable:
             where = ", ".join(f"({x:.0f}, {y:.0f}, {w:.0f}x{h:.0f} px)" for x, y, w, h in unreadable)
@@ -330,7 +332,8 @@ class FaceRegionProcessor:
         smallest = self.detector.smallest_face(tuple(image_hw[:2]))
         return (
             f"faces at least ~{smallest:.0f} px wide are looked for in this {image_hw[1]}x{image_hw[0]} photo; "
-            "min_face_size / --min-face-size looks for smaller ones"
+            "min_face_size / --min-face-size looks for smaller ones. A face cut by the photo's edge or washed out by "
+            "over-exposure may not be found at any size"
         )
 
     def extract(

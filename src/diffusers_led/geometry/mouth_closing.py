@@ -123,6 +123,9 @@ SHOWN_DARK_HEIGHT = 0.1
 SHOWN_WIDTH = 0.1
 #: The share of the mouth's width at each corner where the gap is not read.
 SHOWN_CORNER = 0.1
+#: Lips below this median saturation (HSV, 0-255) tell teeth by lightness alone, as a grey photo's: under a cold cast
+#: the astronaut's lips (37) were greyer than her blue-tinted teeth (57); tune and fresh photos' lips lie at 70-193.
+NEAR_GREY_LIPS = 50.0
 CHIN = {7: 0.6, 8: 0.7, 9: 0.6, 6: 0.35, 10: 0.35, 5: 0.15, 11: 0.15}
 
 
@@ -186,6 +189,8 @@ class ShownInside(NamedTuple):
     #: ``float32`` ``(2, 2)``: the Lab chroma (a, b; OpenCV's 8-bit scale) of the upper and the lower lip, the median
     #: of each one's pixels beside the gap; ``None`` in a grey photo.
     lips_chroma: np.ndarray | None = None
+    #: Whether saturation tells teeth from the lips: not in a grey photo nor below :data:`NEAR_GREY_LIPS`.
+    reads_saturation: bool = True
 
 
 def inside_shown(image: np.ndarray, shape: np.ndarray, mesh: np.ndarray | None = None) -> ShownInside:
@@ -224,6 +229,7 @@ def inside_shown(image: np.ndarray, shape: np.ndarray, mesh: np.ndarray | None =
     # A shut mouth's seam is a thin dark line, not an open mouth.
     dark_rows = max(3, round(SHOWN_DARK_HEIGHT * iod))
     grey, saturation = _grey_and_saturation(image[y0:y1, x0:x1])
+    saturation = saturation * (np.median(saturation[lips]) >= NEAR_GREY_LIPS)  # nearly grey lips: none
     columns = _columns_showing_inside(
         grey[:, read], saturation[:, read], lips[:, read], between[:, read], iod, dark_rows
     )
@@ -241,7 +247,7 @@ def inside_shown(image: np.ndarray, shape: np.ndarray, mesh: np.ndarray | None =
         upper_coloured = lower_coloured = np.zeros_like(between)
     gap = _lip_trimmed(between, upper_coloured, lower_coloured) & columns.any()
     chroma = _median_chroma(image[y0:y1, x0:x1], [lip if lip.any() else lips for lip in (upper_lip, lower_lip)])
-    return ShownInside(gap, box, _opens(columns, iod), chroma)
+    return ShownInside(gap, box, _opens(columns, iod), chroma, bool(saturation[lips].any()))
 
 
 def _lip_trimmed(between: np.ndarray, upper_lip: np.ndarray, lower_lip: np.ndarray) -> np.ndarray:
@@ -439,6 +445,7 @@ def close_lips(
     # The warp closes the lips to a seam (SEAM): dark beyond it is inside left showing.
     seam = max(3, round(SEAM * iod) + 2)
     grey, saturation = _grey_and_saturation(warped_up)
+    saturation = saturation * shown.reads_saturation
     reach = round(TEETH_REACH * iod)
     # What the warp re-made beyond the teeth's reach of the carried gap is the inside only where it is not coloured
     # like the lips: on a small face it lies on the bottom of the upper lip and the top of the lower one, and closed

@@ -54,6 +54,12 @@ TONGUE_SHADE = 0.55
 #: read blue-black beside warm skin; the photos' own mouths keep their lips' chroma as they darken (the gaps between
 #: teeth in four sample photos: lightness 13-30 at chroma 22-45 beside lips of 38-46; 1.4-1.7 chroma a unit).
 INSIDE_CHROMA = 1.5
+#: The yellowest hue (CIELAB hue angle, degrees from +a* toward +b*) the inside takes from the lips. The lips' tones
+#: of the tune split's and the fresh photos' faces lie at -5 to 54 degrees (pink to orange); an over-exposed photo
+#: clips their red channel and reads them yellow (89-107 degrees where sample4.jpg was brightened, 67 under a warm
+#: cast), and darkened at that hue the opened inside was an olive-green blotch. A yellower hue is turned to this one
+#: (dark brown): 60 lies just above every lip tone measured, which keep their own.
+YELLOWEST_INSIDE_HUE = 60.0
 TONGUE_FROM = 0.55
 TONGUE_SHARE = 0.6
 #: The photo's grain laid on an opened mouth's dark inside: the lips' finest detail (the photo less a blur of this
@@ -106,15 +112,17 @@ MESH_LOWER_INNER_LIP = MESH_LIPS[2][1:-1]
 
 def darkened_tone(tone: np.ndarray, level: np.ndarray) -> np.ndarray:
     """The colour ``tone`` (``(C,)``) darkened to ``level`` (``HxWx1``, shares of it) as the inside of a mouth is:
-    of the tone's hue, keeping its chroma (CIELAB) up to :data:`INSIDE_CHROMA` times its lightness, at the grey
-    levels (the mean of the channels) of ``level * tone`` (``HxWxC`` ``float32``); grey photos' tone is scaled
-    alone."""
+    of the tone's hue (no yellower than :data:`YELLOWEST_INSIDE_HUE`), keeping its chroma (CIELAB) up to
+    :data:`INSIDE_CHROMA` times its lightness, at the grey levels (the mean of the channels) of ``level * tone``
+    (``HxWxC`` ``float32``); grey photos' tone is scaled alone."""
     plain = (level * tone).astype(np.float32)
     if tone.shape[0] != 3:
         return plain
     lab = cv2.cvtColor(np.clip(plain / 255.0, 0.0, 1.0), cv2.COLOR_RGB2LAB)
     hue = cv2.cvtColor(np.float32(tone / 255.0).reshape(1, 1, 3), cv2.COLOR_RGB2LAB)[0, 0, 1:]
     chroma = float(np.hypot(*hue))
+    if np.degrees(np.arctan2(hue[1], hue[0])) > YELLOWEST_INSIDE_HUE:
+        hue = chroma * np.array([np.cos(np.radians(YELLOWEST_INSIDE_HUE)), np.sin(np.radians(YELLOWEST_INSIDE_HUE))])
     kept = np.minimum(chroma, INSIDE_CHROMA * lab[:, :, 0]) / max(chroma, 1e-6)
     lab[:, :, 1], lab[:, :, 2] = kept * hue[0], kept * hue[1]
     coloured = np.clip(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB) * 255.0, 0.0, None)
