@@ -21,6 +21,7 @@ import numpy as np
 from ..labels import canonical_expression
 from .action_units import ACTION_UNITS, EXPRESSION_PROTOTYPES, inter_ocular
 from .lip_slide import LOWER_SHARE, UPPER_SHARE, LipSlide, lips_slid_together
+from .lip_tone import IBUG_LIPS, MESH_LIPS, lip_tinted, lip_tone_across, lips_chroma, upper_lip_lightness
 from .transforms import transform_points
 
 if TYPE_CHECKING:
@@ -53,16 +54,6 @@ MAX_SEAM_TENT = 0.01
 #: The outer lips and chin points and the share of the lower lip's rise they make.
 LOWER_OUTER = {56: 1.0, 57: 1.0, 58: 1.0, 55: 0.6, 59: 0.6}
 UPPER_OUTER = {50: 1.0, 51: 1.0, 52: 1.0, 49: 0.5, 53: 0.5}
-#: MediaPipe Face Mesh V2's lip contours, each from mouth corner to mouth corner (subject's right to left): outer
-#: and inner edge of the upper lip, inner and outer edge of the lower lip. The 68 points' stand-ins follow.
-MESH_LIPS = (
-    [61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291],
-    [61, 78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 291],
-    [61, 78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 291],
-    [61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291],
-)
-IBUG_LIPS = ([48, 49, 50, 51, 52, 53, 54], [48, 60, 61, 62, 63, 64, 54], [48, 60, 67, 66, 65, 64, 54])
-IBUG_LIPS += ([48, 59, 58, 57, 56, 55, 54],)
 #: The mesh's mouth corners, and the 68 points' they stand for.
 MESH_MOUTH_CORNERS = {48: 61, 54: 291}
 #: How far the inside of the lips is grown before the warp carries it (inter-ocular distances): the soft edge
@@ -103,13 +94,6 @@ TEETH_SATURATION = 0.8
 #: the astronaut's closed lips read a* 13.5-14.7 over the Face Mesh's lips at 0 (16.6 in the photo; 12.3-13.0
 #: before the lips took their colour), 14.5-15.4 at 0.08.
 LIP_TINT_REACH = 0.08
-#: The shares of the upper lip's pixels in the photo (Lab lightness) its closed lip is drawn no lighter than, over the
-#: rows the lips' colour reaches (:data:`LIP_TINT_REACH`): its own rows, and the skin brought as lip
-#: (:data:`THINNEST_LIP`). A grinning woman's lit thin tubercle (a fresh sample photo) grown toward the seam was a pale
-#: streak down to it: gone at 0.75 and at 0.5, where 0.5 over her own rows also flattened the rest of her lip. The
-#: astronaut's lip is a thin line under lit skin, brought as lip: her closed upper lip reads L* 65.5-67.2 over the
-#: Face Mesh's upper lip (68.3-70.7 before, 66.3-68.0 with 0.75 for both; 61.0 in the photo).
-LIP_LIGHTEST = (0.75, 0.5)
 #: A lip's row next to the gap that is this much lighter than its middle is part teeth (0-255 lightness).
 MIXED_LIGHTER = 10
 #: What the gap between the inner lips shows (:func:`inside_shown`): teeth are this much lighter than the lips' own
@@ -246,7 +230,7 @@ def inside_shown(image: np.ndarray, shape: np.ndarray, mesh: np.ndarray | None =
     if not saturation[lips].any():
         upper_coloured = lower_coloured = np.zeros_like(between)
     gap = _lip_trimmed(between, upper_coloured, lower_coloured) & columns.any()
-    chroma = _median_chroma(image[y0:y1, x0:x1], [lip if lip.any() else lips for lip in (upper_lip, lower_lip)])
+    chroma = lips_chroma(image[y0:y1, x0:x1], [lip if lip.any() else lips for lip in (upper_lip, lower_lip)])
     return ShownInside(gap, box, _opens(columns, iod), chroma, bool(saturation[lips].any()))
 
 
@@ -262,43 +246,6 @@ def _lip_trimmed(between: np.ndarray, upper_lip: np.ndarray, lower_lip: np.ndarr
     rows = np.arange(between.shape[0])[:, None]
     first, last = between.argmax(0), between.shape[0] - 1 - between[::-1].argmax(0)
     return trimmed | (all_lip & (rows == (first + last) // 2))
-
-
-def _median_chroma(image: np.ndarray, lips: list[np.ndarray]) -> np.ndarray | None:
-    """``float32`` ``(len(lips), 2)``: the Lab chroma (a, b; OpenCV's 8-bit scale) of ``image`` (uint8 RGB; ``None``
-    for a grey one, which has none), the median over each of the ``lips`` (bool masks)."""
-    if image.ndim != 3 or not all(lip.any() for lip in lips):
-        return None
-    lab = cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2LAB)
-    return np.array([np.median(lab[..., 1:][lip], axis=0) for lip in lips], dtype=np.float32)
-
-
-def _upper_lip_lightness(image: np.ndarray, shape: np.ndarray, mesh: np.ndarray | None) -> np.ndarray:
-    """``float32`` ``(2,)``: the Lab lightness (OpenCV's 8-bit scale) that each share of :data:`LIP_LIGHTEST` of
-    the upper lip's pixels in ``image`` (uint8 RGB) are no lighter than: between its outer and inner edge, on the Face
-    Mesh V2 ``mesh`` when there is one, else on the 68 points of ``shape`` (255 where it covers no pixel)."""
-    points, contours = (shape, IBUG_LIPS) if mesh is None else (np.asarray(mesh, dtype=np.float64)[:, :2], MESH_LIPS)
-    outline = points[contours[0] + contours[1][::-1]]
-    height, width = image.shape[:2]
-    x0, y0 = np.clip(np.floor(outline.min(0)).astype(int) - 1, 0, (width, height))
-    x1, y1 = np.clip(np.ceil(outline.max(0)).astype(int) + 2, 0, (width, height))
-    lip = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
-    # Without the row along its inner edge, which a laugh's teeth share (as inside_shown reads the lips).
-    gap = points[contours[1] + contours[2][::-1]]
-    for polygon, value in ((outline, 1), (gap, 0)):
-        cv2.fillPoly(lip, [np.round((polygon - (x0, y0)) * 16).astype(np.int32)], value, cv2.LINE_8, shift=4)
-    if not lip.any():
-        return np.full(len(LIP_LIGHTEST), 255.0, dtype=np.float32)
-    lightness = cv2.cvtColor(np.ascontiguousarray(image[y0:y1, x0:x1, :3]), cv2.COLOR_RGB2LAB)[..., 0]
-    return np.percentile(lightness[lip > 0], 100 * np.array(LIP_LIGHTEST)).astype(np.float32)
-
-
-def _chroma_across(chroma: np.ndarray, line: np.ndarray, height: int, width: float) -> np.ndarray:
-    """``float32`` ``(height, len(line), 2)``: the Lab chroma of the upper lip (``chroma[0]``) above the ``line``
-    (its row in each column) and of the lower lip (``chroma[1]``) below it, blended across it over ``width`` px."""
-    rows = np.arange(height, dtype=np.float32)[:, None]
-    below = np.clip(0.5 + (rows - line[None, :].astype(np.float32)) / (2 * width), 0.0, 1.0)[..., None]
-    return (chroma[0] * (1.0 - below) + chroma[1] * below).astype(np.float32)
 
 
 def _grey_and_saturation(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -490,9 +437,9 @@ def close_lips(
         fade = _corner_fade(along)[None, :]
         # The upper lip's lightness only (its own rows, and the skin brought as lip): the lower lip slides more than
         # it grows, and a wet lower lip's shine is its own.
-        lightest = [_upper_lip_lightness(original, shape, mesh), [255.0, 255.0]]
+        lightest = [upper_lip_lightness(original, shape, mesh), [255.0, 255.0]]
         colour = np.hstack([shown.lips_chroma, lightest]).astype(np.float32)
-        colour = _chroma_across(colour, slide.meet, gap.shape[0], band)
+        colour = lip_tone_across(colour, slide.meet, gap.shape[0], band)
         colour[..., 2] += brought * (colour[..., 3] - colour[..., 2])
         tint = (np.ascontiguousarray(colour[..., :3]), seam * fade, body * fade)
     return _draw_closing(warped, warp, upright, window, slide, SKIN_REACH * iod, shade, seam, tint)
@@ -540,9 +487,9 @@ def _draw_closing(
 ) -> np.ndarray:
     """``warped`` with the closing planned over the ``window`` of the upright frame (``slide``, the skin following
     over ``reach`` px; ``shade``: how much darker each pixel gets; ``seam``: how much of each pixel is smoothed along
-    the face's eye line, 0-1; ``tint``: the lips' Lab chroma, :func:`_chroma_across`, and how much of it each pixel
-    takes along the line and over the lips, :func:`_lip_tinted`) drawn into the image: only pixels inside
-    ``warp``'s window that the closing changes are written, the rest stay bit-identical."""
+    the face's eye line, 0-1; ``tint``: the lips' Lab tone, :func:`~.lip_tone.lip_tone_across`, and how much of it
+    each pixel takes along the line and over the lips, :func:`~.lip_tone.lip_tinted`) drawn into the image: only
+    pixels inside ``warp``'s window that the closing changes are written, the rest stay bit-identical."""
     x0, y0, x1, y1 = window
     # The image box the upright window covers, clipped to what the warp may change.
     to_image = cv2.invertAffineTransform(upright)
@@ -572,8 +519,8 @@ def _draw_closing(
     colour = closed[..., :3] if closed.ndim == 3 else closed
     tinted = np.zeros(offset.shape, dtype=bool)
     if tint is not None and closed.ndim == 3:
-        chroma, line, body = (sampled(field) for field in tint)
-        colour[...], tinted = _lip_tinted(colour, chroma, line, body)
+        tone, line, body = (sampled(field) for field in tint)
+        colour[...], tinted = lip_tinted(colour, tone, line, body)
     darker = 1.0 - (shade[:, :, None] if closed.ndim == 3 else shade)
     colour[...] = np.clip(np.rint(colour.astype(np.float32) * darker), 0, 255)
     # Inside the warp's ring only (its window is also 0 inside where the warp moved nothing, e.g. held teeth).
@@ -583,32 +530,6 @@ def _draw_closing(
     out = warped.copy()
     out[iy0:iy1, ix0:ix1][changed] = closed[changed]
     return out
-
-
-def _lip_tinted(
-    colour: np.ndarray, chroma: np.ndarray, line: np.ndarray, body: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """``colour`` (uint8 RGB) toward the lips' Lab ``chroma`` (``(H, W, 3)``: a, b and the lightness drawn no lighter
-    than, :data:`LIP_LIGHTEST`; :func:`_chroma_across`), its lightness capped by ``max(line, body)``: by ``line``
-    (0-1 per pixel) in both a and b (the line where the lips meet is the lips' colour in shadow), by ``body`` in a
-    alone (the closed lips are as red as the lips: their b follows the light, which can change along the mouth;
-    a laugh's lavender lips under a blue light painted purple patches on her orange-lit cheek, a sample photo), each
-    only where a pixel is less red than the lips (a redder row of lip keeps its own). Also the bool of the pixels
-    it changes (Lab and back is not exact: only those are converted)."""
-    lab = cv2.cvtColor(np.ascontiguousarray(colour), cv2.COLOR_RGB2LAB).astype(np.float32)
-    lips = np.maximum(line, body)
-    # No lighter than the lips' lit parts (chroma's third channel, :data:`LIP_LIGHTEST`): a thin lit lip grown
-    # toward the line was drawn as a pale streak down to it.
-    darker = lips * np.maximum(lab[..., 0] - chroma[..., 2], 0.0)
-    lab[..., 0] -= darker
-    redder = np.clip(chroma[..., 0] - lab[..., 1], 0.0, 1.0)
-    line, body = line * redder, lips * redder
-    lab[..., 1] += body * (chroma[..., 0] - lab[..., 1])
-    lab[..., 2] += line * (chroma[..., 1] - lab[..., 2])
-    tinted = (body > 0) | (darker > 0)
-    out = colour.copy()
-    out[tinted] = cv2.cvtColor(np.clip(np.rint(lab), 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)[tinted]
-    return out, tinted
 
 
 def _smoothed_along(image: np.ndarray, axis: np.ndarray, weight: np.ndarray) -> np.ndarray:
