@@ -381,3 +381,21 @@ def test_a_thin_lit_middle_of_the_upper_lip_is_not_drawn_as_a_pale_streak_to_the
     beside = np.concatenate([lightness[rows, middle - 8 : middle - 4], lightness[rows, middle + 5 : middle + 9]], 1)
     # Old code: the lit band 63 lighter (0-255) than the lip beside it; now 4.
     assert lit - beside.mean() < 10.0
+
+
+def test_columns_without_lip_pixels_show_no_inside_and_raise_no_warning():
+    """Where no lip pixel lies in the columns read (carphone's small mouth on some frames), nothing tells teeth or the
+    dark inside from lips: no column shows the inside, and no median of nothing is taken (numpy warned "Mean of empty
+    slice" on every such frame)."""
+    import warnings
+
+    from diffusers_led.geometry.mouth_closing import _columns_showing_inside
+
+    grey = np.full((12, 20), 200.0, dtype=np.float32)
+    grey[4:8] = 20.0  # a dark band between the lips
+    between = np.zeros((12, 20), dtype=bool)
+    between[3:9] = True
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        columns = _columns_showing_inside(grey, np.zeros_like(grey), np.zeros_like(between), between, 40.0, 3)
+    assert columns.shape == (20,) and not columns.any()

@@ -275,6 +275,8 @@ def _columns_showing_inside(
     the pixels ``between`` the inner lips show teeth or the dark inside (at least ``dark_rows`` tall) there, against
     the median of the ``lips``' own pixels (:func:`inside_shown`), and the few columns between two that do (the dark
     gaps between teeth). A grey photo has no saturation: teeth are told from lips by lightness alone."""
+    if not lips.any():  # no lip in the columns read (a small mouth in a clip's frame): nothing to tell them by
+        return np.zeros(lips.shape[1], dtype=bool)
     lip_grey, lip_saturation = float(np.median(grey[lips])), float(np.median(saturation[lips]))
     teeth = (grey > lip_grey + SHOWN_TEETH_LIGHTER) & (saturation <= SHOWN_TEETH_SATURATION * lip_saturation)
     dark = ((grey < SHOWN_DARK * lip_grey) & between).astype(np.uint8)
