@@ -424,8 +424,7 @@ class MeshFaceDetector(FaceDetector):
             boxes, keypoints, scores = self._find(detector, rgb, min_face_size or self.min_face_size)
             faces, unreadable = [], []
             for box, points, score in zip(boxes, keypoints, scores, strict=True):
-                right_eye, left_eye = points[0], points[1]
-                angle = math.atan2(left_eye[1] - right_eye[1], left_eye[0] - right_eye[0])
+                angle = _eye_line(points[0], points[1])
                 centre = np.array([box[0] + box[2] / 2, box[1] + box[3] / 2])
                 face = self._read_face(landmarker, blendshapes, rgb, box, centre, angle, float(score))
                 if face is not None and _keypoints_agree(points, face.mesh):
@@ -504,8 +503,7 @@ class MeshFaceDetector(FaceDetector):
         face there."""
         rgb = _rgb(_as_image(image))
         points = np.asarray(mesh, dtype=np.float64)[:, :2]
-        right_eye, left_eye = points[list(_MESH_RIGHT_EYE)].mean(0), points[list(_MESH_LEFT_EYE)].mean(0)
-        angle = math.atan2(left_eye[1] - right_eye[1], left_eye[0] - right_eye[0])
+        angle = _eye_line(points[list(_MESH_RIGHT_EYE)].mean(0), points[list(_MESH_LEFT_EYE)].mean(0))
         # The mesh's extent measured upright, so that a tilted head's window is not enlarged by the tilt.
         turn = np.array([[math.cos(angle), math.sin(angle)], [-math.sin(angle), math.cos(angle)]])
         upright = points @ turn.T
@@ -547,6 +545,11 @@ class MeshFaceDetector(FaceDetector):
         )
 
 
+def _eye_line(right_eye: np.ndarray, left_eye: np.ndarray) -> float:
+    """The angle (radians, image x toward y) of the line from the subject's right eye to the left one."""
+    return math.atan2(float(left_eye[1] - right_eye[1]), float(left_eye[0] - right_eye[0]))
+
+
 def _keypoints_agree(keypoints: np.ndarray, mesh: np.ndarray) -> bool:
     """Whether the detector's keypoints (``(6, 2)``: eyes, nose tip, mouth, ...) and the Face Mesh's points
     (``mesh``) read one face: their eyes, nose tips and mouth centres within :data:`KEYPOINTS_AGREE`."""
@@ -570,7 +573,7 @@ def dlib_shape_near(rgb: np.ndarray, mesh_shape: np.ndarray) -> np.ndarray:
     with lock:
         shape = _predict_shape(rgb, predictor, box, 256.0)
     eyes = mesh_shape[36:42].mean(0), mesh_shape[42:48].mean(0)
-    roll = math.degrees(math.atan2(eyes[1][1] - eyes[0][1], eyes[1][0] - eyes[0][0]))
+    roll = math.degrees(_eye_line(*eyes))
     if abs(roll) < UPRIGHT_ROLL:
         return _unless_lost(shape, mesh_shape)
     # A window around the face, turned so that the eye line is level (only it is resampled, not the photo).

@@ -213,7 +213,9 @@ def inside_shown(image: np.ndarray, shape: np.ndarray, mesh: np.ndarray | None =
     # A shut mouth's seam is a thin dark line, not an open mouth.
     dark_rows = max(3, round(SHOWN_DARK_HEIGHT * iod))
     grey, saturation = _grey_and_saturation(image[y0:y1, x0:x1])
-    saturation = saturation * (np.median(saturation[lips]) >= NEAR_GREY_LIPS)  # nearly grey lips: none
+    # Nearly grey lips (and a grey photo's, which have no saturation): teeth are told by lightness alone.
+    reads_saturation = bool(np.median(saturation[lips]) >= NEAR_GREY_LIPS)
+    saturation = saturation * reads_saturation
     columns = _columns_showing_inside(
         grey[:, read], saturation[:, read], lips[:, read], between[:, read], iod, dark_rows
     )
@@ -227,11 +229,11 @@ def inside_shown(image: np.ndarray, shape: np.ndarray, mesh: np.ndarray | None =
     )
     # Not in a grey photo: teeth in shadow at the sides and bottom of a laugh's gap are as light as lips there, and
     # left under the lower lip they were slid up beside the covered middle as light blobs (CK+ S052's smile).
-    if not saturation[lips].any():
+    if not reads_saturation:
         upper_coloured = lower_coloured = np.zeros_like(between)
     gap = _lip_trimmed(between, upper_coloured, lower_coloured) & columns.any()
     chroma = lips_chroma(image[y0:y1, x0:x1], [lip if lip.any() else lips for lip in (upper_lip, lower_lip)])
-    return ShownInside(gap, box, _opens(columns, iod), chroma, bool(saturation[lips].any()))
+    return ShownInside(gap, box, _opens(columns, iod), chroma, reads_saturation)
 
 
 def _lip_trimmed(between: np.ndarray, upper_lip: np.ndarray, lower_lip: np.ndarray) -> np.ndarray:
@@ -411,7 +413,7 @@ def close_lips(
     # Not in a grey photo, where the lit top of a lip is as light as teeth and nothing else tells them apart (CK+
     # S052's lower lip, lit in the middle only, went under there and stood up as two light blobs beside it); the
     # gap carried from the photo takes in its teeth whole there (inside_shown).
-    if saturation[within].any():
+    if shown.reads_saturation:
         gap = _with_teeth_beside(gap, grey, edges, reach, saturation=saturation)
     # Each lip's row next to the gap is part teeth, part dark gaps between them: slid to the seam, it drew a
     # stippled line (t1.jpg's laughing woman). Where it is lighter than the lip it goes under with the gap (every

@@ -400,6 +400,7 @@ class MouthInside:
             return inside * filled + (1.0 - inside) * warped
 
         softening = lips_softening = teeth_softening = 0.0
+        out = None  # the composite, when it is already made at the softening chosen
         if self.opens and detail is not None:
             # The dark's edges (where neither row of teeth covers it) no steeper than the face's eyes, nor than the
             # photo's own edges where the mouth was and is; the teeth's edges over it are softened alike.
@@ -418,10 +419,13 @@ class MouthInside:
                 # Lips as sharp as the photo's pixels: the dark's own edges (its anti-aliasing, its shade's ramp)
                 # may still be sharper, and are softened by what they lack (blurs add in squares): a 3x smaller
                 # JPEG of biden.jpg's lips read 0.9 px, its drawn opening 0.7, a crisp black ellipse.
-                drawn_blur = self._opening_blur(composite(softening), depth)
+                out = composite(softening)
+                drawn_blur = self._opening_blur(out, depth)
                 if 0.0 < drawn_blur < detail.lip_blur:
                     lips_softening = min(float(np.sqrt(detail.lip_blur**2 - drawn_blur**2)), most)
-        out = composite(softening, lips_softening, teeth_softening)
+                    out = None
+        if out is None:
+            out = composite(softening, lips_softening, teeth_softening)
         if self.opens and detail is not None and detail.colour_blur > SHARP_BORDER and image.ndim == 3:
             out = _colour_softened(out, warped, np.sqrt(max(detail.colour_blur**2 - detail.lip_blur**2, 0.0)))
         return np.clip(np.rint(out), 0, 255).astype(np.uint8)
