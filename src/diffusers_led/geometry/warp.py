@@ -97,6 +97,8 @@ LIP_EDGES = {
     "lower": ([59, 58, 57, 56, 55], [48, 60, 67, 66, 65, 64, 54]),
 }
 
+#: The lip corner puller, both sides and one: a smile stretches the lips, and they thin (:func:`lips_kept_thin`).
+SMILING_UNITS = ("AU12", "R12", "L12")
 #: A mouth parted by less than this share of the opening that shows its inside (``OPEN_MOUTH``, ``MESH_OPEN_MOUTH``)
 #: is shut: its seam moves with the lips (:data:`~.action_units.SHUT_MOUTH_SEAM`); from there to that opening the
 #: action units' pattern fades to the open mouth's, so a face whose lips part in a clip changes smoothly.
@@ -437,8 +439,11 @@ def action_unit_warp(
     displacement = landmark_displacements(units, shut=mouth_shut(shape, mesh)) * inter_ocular(aligned)
     aligned_mesh = None if mesh is None else np.asarray(mesh, dtype=np.float64)[:, :2] @ linear.T
     displacement = foreshortened_mouth(aligned, displacement, aligned_mesh)
-    # Stretched lips thin; where the warp would fold (crowded lip points of a turned face), that is given up first.
-    thinning = lips_kept_thin(aligned, displacement) - displacement
+    # Smiled lips thin as they stretch; where the warp would fold (crowded lip points of a turned face), that is given
+    # up first. Not where the edit parts the lips: an opened mouth's inside is drawn against the lips as they are.
+    smiles = any(units.get(name, 0.0) > 0 for name in SMILING_UNITS)
+    opens = any(units.get(name, 0.0) > 0 for name in MOUTH_OPENING_UNITS)
+    thinning = lips_kept_thin(aligned, displacement) - displacement if smiles and not opens else 0.0 * displacement
     displacement = displacement + thinning
     # A jaw drop undone by its own pattern takes the jaw, chin and lip corners back; toward a target that parts no
     # lips, the lips then close what is left. Both squeeze the gap between the lips, which yields first if the warp
