@@ -1511,12 +1511,12 @@ def _red_lips_smiled(units: dict[str, float]) -> tuple[np.ndarray, np.ndarray, n
 
 @pytest.mark.parametrize("target", ["happy", "contemptuous"])
 def test_a_smile_on_shut_lips_does_not_fatten_the_lower_lip(target):
-    """A smile stretches the lips: the lower lip thins and its lower edge follows the corners up; its red does not
-    grow. The corner puller's pattern (measured on laughs) raised the seam beside the corners twice as far as the lips
-    around it, and the lower lip, between that wedge and its own round lower edge, grew into a thick crescent (t1.jpg's
-    downcast woman toward happy: its red x1.5, its height in the middle x1.2)."""
+    """A smile stretches the lips: the lower lip thins and its lower edge follows the corners up; its red grows only
+    with the mouth's width (CK+ smiles: x1.4 as wide, the lower lip x0.84 as tall in the middle). The corner puller's
+    pattern (measured on laughs) raised the seam beside the corners twice as far as the lips around it, and the lower
+    lip, between that wedge and its own round lower edge, grew into a thick crescent (here x1.74 of its red)."""
     before, after, shape, moved = _red_lips_smiled(EXPRESSION_PROTOTYPES[target])
-    assert after.sum() <= 1.05 * before.sum(), f"the lower lip's red grew: {before.sum()} -> {after.sum()} px"
+    assert after.sum() <= 1.25 * before.sum(), f"the lower lip's red grew: {before.sum()} -> {after.sum()} px"
     # Its height in the column through the lips' middle, before and after.
     middle, height = (lip[:, int(round(points[57, 0]))].sum() for lip, points in ((before, shape), (after, moved)))
     assert height <= middle, f"the lower lip is taller in the middle: {middle} -> {height} px"
