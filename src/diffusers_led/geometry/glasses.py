@@ -9,31 +9,36 @@ scale), each sample's line contrast is measured across the radius (the least ste
 :data:`MAX_HALF_WIDTH`, so edges, which are darker on one side only, give nothing), and the closed, smooth path of
 greatest contrast around the eye is found by dynamic programming. The frame is there when that loop's contrast stays
 high nearly all the way round (its :data:`LOOP_PERCENTILE` th percentile at least :data:`MIN_LOOP_CONTRAST` grey
-levels). Its pixels are then the thin-line pixels connected to the loop's strongest stretches (hysteresis: seeds at
-:data:`SEED_SHARE` of the loop's contrast, grown through pixels of at least :data:`GROW_SHARE` of it), which takes
-in the parts the loop passed by (a rim's corner, the bridge, the nose pads, the temples) but not the brows or
-creases (fainter, and not joined to the frame at its contrast).
+levels). Its pixels are then the loop and the thin-line pixels joined to it (at least :data:`GROW_SHARE` of its
+median contrast), which takes in the parts the loop passed by (a rim's corner, the bridge, the nose pads, the
+temples), outside the lenses (where the lids and their creases are) and the eyes.
 
-Keeping it still (:func:`keep_frame`): the warped image's moved frame (the frame's mask carried by the warp's
-field) is filled from the warped skin around it (inpainting), and the photo's own frame pixels are laid back over the
-result through a soft mask a pixel wider than the frame. Torch-free: numpy and OpenCV only.
+Keeping it still (:func:`keep_frame`): the photo's own frame pixels are laid back over the edit through a soft mask
+a pixel wider than the frame, and so is the photo's skin where the edit drew the moved frame (the frame's mask
+carried by the warp's field): the skin the edit would show there lay behind the frame in the photo. Inpainted
+instead, that place was a smooth blotch several pixels wide along a raised temple. Torch-free: numpy and OpenCV only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from .eyes import EYES
 
+if TYPE_CHECKING:
+    from .warp import FaceWarp
+
 __all__ = ["GlassesFrame", "find_glasses", "keep_frame"]
 
 #: Face Mesh V2 eye corners (outer, inner) of each eye, "right" being the person's right.
 EYE_CORNERS = {"right": (33, 133), "left": (263, 362)}
 #: The band searched for a rim around each eye, from and to this distance from its centre in inter-ocular distances
-#: (3-D, so a turned head's far eye is searched as far): a lens reaches 0.25-0.55 from the eye's centre.
+#: (3-D, so a turned head's far eye is searched as far): a lens reaches 0.25-0.55 from the eye's centre; nearer
+#: than 0.2 the loop followed the lid's crease (Walter's, breakingbad.jpg) instead of the rim above it.
 RIM_NEAREST, RIM_FARTHEST = 0.2, 0.7
 #: Angles the loop is sampled at, and how many radius samples it may move from one angle to the next (a square
 #: rim's corner turns fast).
@@ -47,17 +52,13 @@ EYE_MARGIN = 0.06
 #: A line's half-width is at most this many inter-ocular distances (a thick plastic frame: 3-4 mm of 63).
 MAX_HALF_WIDTH = 0.05
 #: A rim is found when this percentile of the loop's line contrast (grey levels) reaches this: on the 30 bare faces
-#: of the tune and fresh photos and 58 CK+ calibration frames the 10th percentile of the best loop is at most 4.2
-#: (wrinkled, heavily made-up, blurred and grey lab faces); Walter's metal rim (breakingbad.jpg) is at 33.
+#: of the tune and fresh photos and 58 CK+ calibration frames the 10th percentile of the best loop is at most 4.3
+#: (wrinkled, heavily made-up, blurred and grey lab faces); Walter's metal rim (breakingbad.jpg) is at 29.
 LOOP_PERCENTILE = 10
 MIN_LOOP_CONTRAST = 12.0
-#: The frame's pixels: seeds where the loop's contrast is at least this share of its median, grown through the
-#: thin-line pixels of at least this share of it (connected to the seeds).
-SEED_SHARE = 0.6
+#: The frame's pixels: the loop, and the thin-line pixels of at least this share of its median contrast joined to
+#: it (at 0.35 Walter's forehead wrinkles and the lids' creases joined it too).
 GROW_SHARE = 0.5
-#: ... measured across at most this half-width (inter-ocular distances): the rim's own, where a wider window
-#: would take in the skin's creases and wrinkles beside it.
-GROW_HALF_WIDTH = 0.025
 #: The lens's inside (the loop shrunk by this many inter-ocular distances) holds the eye, its lids and creases:
 #: no frame there.
 LENS_INSET = 0.04
@@ -98,7 +99,8 @@ def find_glasses(image: np.ndarray, mesh: np.ndarray | None) -> GlassesFrame | N
     if not found:
         return None
     level = float(np.median(np.concatenate([loops[eye][0] for eye in found])))
-    # The loop's strong stretches are the rim itself: drawn, they are both frame and the seeds it grows from.
+    # The loop is the rim itself (its contrast is high nearly all the way round): drawn, it is both frame and the
+    # seeds the rest of the frame is grown from.
     seeds = np.zeros(grey.shape, dtype=np.uint8)
     for eye in found:
         along, points = loops[eye]
@@ -127,7 +129,7 @@ def find_glasses(image: np.ndarray, mesh: np.ndarray | None) -> GlassesFrame | N
     return GlassesFrame(mask=mask, contrast=contrast)
 
 
-def keep_frame(original: np.ndarray, edited: np.ndarray, frame: GlassesFrame, warp) -> np.ndarray:
+def keep_frame(original: np.ndarray, edited: np.ndarray, frame: GlassesFrame, warp: FaceWarp) -> np.ndarray:
     """``edited`` (the warped and shaded photo) with the glasses ``frame`` of ``original`` (the photo) kept where it
     is: the frame the warp moved (its mask carried by ``warp``'s field, a
     :class:`~diffusers_led.geometry.warp.FaceWarp`) filled from the edited skin around it, and the photo's own frame
