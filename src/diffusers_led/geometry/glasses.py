@@ -77,7 +77,8 @@ class GlassesFrame:
 
     Attributes:
         mask: ``bool`` ``HxW``, the frame's pixels in the photo.
-        contrast: the loop's :data:`LOOP_PERCENTILE` th-percentile line contrast (grey levels) of each eye searched.
+        contrast: the loop's :data:`LOOP_PERCENTILE` th-percentile line contrast (grey levels) of each eye searched
+            (an upper bound of it where no loop could reach :data:`MIN_LOOP_CONTRAST`).
     """
 
     mask: np.ndarray
@@ -100,7 +101,7 @@ def find_glasses(image: np.ndarray, mesh: np.ndarray | None) -> GlassesFrame | N
     mesh[:, :2] -= (x0, y0)
     loops = {eye: _rim_loop(grey, mesh, eye, scale) for eye in EYES}
     contrast = {eye: float(np.percentile(loop[0], LOOP_PERCENTILE)) for eye, loop in loops.items()}
-    found = [eye for eye in EYES if contrast[eye] >= MIN_LOOP_CONTRAST]
+    found = [eye for eye in EYES if loops[eye][1] is not None and contrast[eye] >= MIN_LOOP_CONTRAST]
     if not found:
         return None
     level = float(np.median(np.concatenate([loops[eye][0] for eye in found])))
@@ -176,9 +177,10 @@ def _eye_outline(mesh: np.ndarray, eye: str) -> np.ndarray:
     return mesh[EYES[eye]["upper"] + EYES[eye]["lower"][-2:0:-1]]
 
 
-def _rim_loop(grey: np.ndarray, mesh: np.ndarray, eye: str, scale: float) -> tuple[np.ndarray, np.ndarray]:
+def _rim_loop(grey: np.ndarray, mesh: np.ndarray, eye: str, scale: float) -> tuple[np.ndarray, np.ndarray | None]:
     """The closed path of greatest line contrast around ``eye``: its contrast (grey levels) at each of
-    :data:`LOOP_ANGLES` angles, and its ``(LOOP_ANGLES, 2)`` points in image px."""
+    :data:`LOOP_ANGLES` angles, and its ``(LOOP_ANGLES, 2)`` points in image px; where no loop can reach
+    :data:`MIN_LOOP_CONTRAST`, the best line's contrast at each angle (an upper bound) and ``None``."""
     outline = _eye_outline(mesh, eye)
     centre = outline[:, :2].mean(0)
     outer, inner = (mesh[index] for index in EYE_CORNERS[eye])
@@ -205,6 +207,11 @@ def _rim_loop(grey: np.ndarray, mesh: np.ndarray, eye: str, scale: float) -> tup
     # A line runs on from one angle to the next: its contrast, averaged with its neighbours', outweighs a speck's.
     contrast = (np.roll(contrast, 1, axis=0) + contrast + np.roll(contrast, -1, axis=0)) / 3
     contrast[left_out | (unrolled < 0)] = 0.0
+    # No loop reads higher at an angle than that angle's best line: where those already stay under the threshold (a
+    # bare face), the loop is not sought (the search is most of this function's cost).
+    best_lines = contrast.max(axis=1)
+    if np.percentile(best_lines, LOOP_PERCENTILE) < MIN_LOOP_CONTRAST:
+        return best_lines, None
     path = _best_loop(contrast)
     return contrast[np.arange(LOOP_ANGLES), path], points[np.arange(LOOP_ANGLES), path].astype(np.float64)
 
