@@ -384,11 +384,13 @@ def parse_action_units(spec: str | Mapping[str, float] | None) -> dict[str, floa
 
 def landmark_displacements(units: Mapping[str, float], shut: float = 0.0) -> np.ndarray:
     """The ``(68, 2)`` displacement (inter-ocular units) of a set of action units at their intensities. ``shut``
-    (0 to 1): how far the mouth is shut, the share of each unit's shut-mouth variant (:data:`SHUT_MOUTH_SEAM`)."""
+    (0 to 1): how far the mouth is shut, the share of each made unit's shut-mouth variant (:data:`SHUT_MOUTH_SEAM`;
+    a unit undone, at a negative intensity, keeps its pattern: the variant is for a smile made on shut lips, and
+    undoing one with it moved the cheeks' shading of a side-lit face)."""
     total = np.zeros((NUM_POINTS, 2))
     for name, intensity in parse_action_units(units).items():
         pattern = ACTION_UNITS[name]
-        if shut > 0 and name in SHUT_MOUTH_UNITS:
+        if shut > 0 and intensity > 0 and name in SHUT_MOUTH_UNITS:
             pattern = pattern + shut * (SHUT_MOUTH_UNITS[name] - pattern)
         total += intensity * pattern
     return total
