@@ -78,3 +78,24 @@ def test_bare_face_shows_no_frame(framed):
     assert found is not None
     pasted = cv2.dilate(found.mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # a pixel wider, as kept
     assert pasted[mask].mean() > 0.85  # 0.91: the temples' far ends lie beyond where the warp moves anything
+
+
+def test_a_clips_frame_stays_put_while_the_face_talks_toward_surprised(framed, tmp_path):
+    """In a clip too (``edit_video``), the frame of glasses stays where the clip shows it while the raised brows move
+    behind it: the drawn frame's pixels differ from the clip's own by a few grey levels at most (before, the rims rose
+    with the brows: Walter of breakingbad.jpg made into a talking clip, 31 grey levels on his frame's pixels)."""
+    from diffusers_led.video import edit_video
+    from diffusers_led.video.io import iter_frames
+    from diffusers_led.video.synthetic import make_photo_clip
+
+    _, glasses, mask = framed
+    clip = tmp_path / "framed.mp4"
+    still = [(0.0, 256.0, 256.0, 1.0), (1.0, 256.0, 256.0, 1.0)]  # the camera still: the drawn mask stays valid
+    make_photo_clip(glasses, clip, size=(512, 512), frames=6, talk_hz=2.0, audio=False, camera=still)
+    frames = [decoded.rgb for decoded in iter_frames(clip)]
+    pipe = make_tiny_pipeline(face_detector="mesh", default_mode="geometry")
+    edited = list(edit_video(pipe, iter(frames), target="surprised", progress=False))
+    changes = [np.abs(e.astype(int) - f)[mask].mean() for f, e in zip(frames, edited)]
+    faces = [np.abs(e.astype(int) - f).max() for f, e in zip(frames, edited)]
+    assert min(faces) > 20  # the faces were edited
+    assert max(changes) < 3.0, changes  # 42 grey levels before

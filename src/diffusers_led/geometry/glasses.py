@@ -56,6 +56,10 @@ MAX_HALF_WIDTH = 0.05
 #: (wrinkled, heavily made-up, blurred and grey lab faces); Walter's metal rim (breakingbad.jpg) is at 29.
 LOOP_PERCENTILE = 10
 MIN_LOOP_CONTRAST = 12.0
+#: In a clip, a face seen wearing glasses keeps them: its frame is sought at this least contrast on later frames, so
+#: that a rim near :data:`MIN_LOOP_CONTRAST` is not kept on some frames and left to move on others (a flicker); still
+#: above every bare face's best loop (4.3). Walter's rim (breakingbad.jpg made into a 360 px talking clip) read 15-22.
+SEEN_LOOP_CONTRAST = 6.0
 #: The frame's pixels: the loop, and the thin-line pixels of at least this share of its median contrast joined to
 #: it (at 0.35 Walter's forehead wrinkles and the lids' creases joined it too).
 GROW_SHARE = 0.5
@@ -85,9 +89,13 @@ class GlassesFrame:
     contrast: dict[str, float]
 
 
-def find_glasses(image: np.ndarray, mesh: np.ndarray | None) -> GlassesFrame | None:
-    """The frame of glasses on the face with Face Mesh V2 points ``mesh`` (``(478, 3)``, image px, z in px) in the
-    ``HxW`` or ``HxWxC`` uint8 ``image``, or ``None`` when it wears none (or no mesh is given)."""
+def find_glasses(
+    image: np.ndarray, mesh: np.ndarray | None, min_contrast: float = MIN_LOOP_CONTRAST
+) -> GlassesFrame | None:
+    """The frame of glasses on the face with Face Mesh V2 points ``mesh`` (``(478, 2 or 3)``, image px, z in px) in
+    the ``HxW`` or ``HxWxC`` uint8 ``image``, or ``None`` when it wears none (or no mesh is given). ``min_contrast``:
+    the rim loop's least contrast (:data:`MIN_LOOP_CONTRAST`; a clip lowers it for a face already seen wearing
+    glasses, :data:`SEEN_LOOP_CONTRAST`)."""
     if mesh is None or len(mesh) < 468:
         return None
     mesh = np.asarray(mesh, dtype=np.float64)
@@ -99,9 +107,9 @@ def find_glasses(image: np.ndarray, mesh: np.ndarray | None) -> GlassesFrame | N
     grey = cv2.GaussianBlur(grey.astype(np.float32), (0, 0), 0.7)  # JPEG blocks and grain are no line
     mesh = mesh.copy()
     mesh[:, :2] -= (x0, y0)
-    loops = {eye: _rim_loop(grey, mesh, eye, scale) for eye in EYES}
+    loops = {eye: _rim_loop(grey, mesh, eye, scale, min_contrast) for eye in EYES}
     contrast = {eye: float(np.percentile(loop[0], LOOP_PERCENTILE)) for eye, loop in loops.items()}
-    found = [eye for eye in EYES if loops[eye][1] is not None and contrast[eye] >= MIN_LOOP_CONTRAST]
+    found = [eye for eye in EYES if loops[eye][1] is not None and contrast[eye] >= min_contrast]
     if not found:
         return None
     level = float(np.median(np.concatenate([loops[eye][0] for eye in found])))
@@ -177,10 +185,12 @@ def _eye_outline(mesh: np.ndarray, eye: str) -> np.ndarray:
     return mesh[EYES[eye]["upper"] + EYES[eye]["lower"][-2:0:-1]]
 
 
-def _rim_loop(grey: np.ndarray, mesh: np.ndarray, eye: str, scale: float) -> tuple[np.ndarray, np.ndarray | None]:
+def _rim_loop(
+    grey: np.ndarray, mesh: np.ndarray, eye: str, scale: float, min_contrast: float
+) -> tuple[np.ndarray, np.ndarray | None]:
     """The closed path of greatest line contrast around ``eye``: its contrast (grey levels) at each of
     :data:`LOOP_ANGLES` angles, and its ``(LOOP_ANGLES, 2)`` points in image px; where no loop can reach
-    :data:`MIN_LOOP_CONTRAST`, the best line's contrast at each angle (an upper bound) and ``None``."""
+    ``min_contrast``, the best line's contrast at each angle (an upper bound) and ``None``."""
     outline = _eye_outline(mesh, eye)
     centre = outline[:, :2].mean(0)
     outer, inner = (mesh[index] for index in EYE_CORNERS[eye])
@@ -210,7 +220,7 @@ def _rim_loop(grey: np.ndarray, mesh: np.ndarray, eye: str, scale: float) -> tup
     # No loop reads higher at an angle than that angle's best line: where those already stay under the threshold (a
     # bare face), the loop is not sought (the search is most of this function's cost).
     best_lines = contrast.max(axis=1)
-    if np.percentile(best_lines, LOOP_PERCENTILE) < MIN_LOOP_CONTRAST:
+    if np.percentile(best_lines, LOOP_PERCENTILE) < min_contrast:
         return best_lines, None
     path = _best_loop(contrast)
     return contrast[np.arange(LOOP_ANGLES), path], points[np.arange(LOOP_ANGLES), path].astype(np.float64)

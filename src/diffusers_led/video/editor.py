@@ -21,6 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from ..faces.detection import five_landmarks
 from ..geometry.action_units import ACTION_UNITS, estimate_action_units
+from ..geometry.glasses import MIN_LOOP_CONTRAST, SEEN_LOOP_CONTRAST, find_glasses, keep_frame
 from ..geometry.transforms import alignment_matrix
 from ..geometry.warp import action_unit_warp
 from .edit_filter import EditFilter
@@ -52,8 +53,9 @@ HELD_BACK = 0.5
 @dataclass
 class VideoEditStats:
     """What the edit of a clip did: ``frames`` seen, ``frames_with_faces`` (a followed face present),
-    ``frames_edited`` (at least one face warped), ``faces`` (distinct ids), ``detections`` (detector runs) and
-    ``held_back`` (face-frames whose warp kept under half the movement, to avoid folding)."""
+    ``frames_edited`` (at least one face warped), ``faces`` (distinct ids), ``detections`` (detector runs),
+    ``held_back`` (face-frames whose warp kept under half the movement, to avoid folding) and ``glasses_kept``
+    (face-frames whose frame of glasses was kept where it is: :mod:`~diffusers_led.geometry.glasses`)."""
 
     frames: int = 0
     frames_with_faces: int = 0
@@ -61,6 +63,7 @@ class VideoEditStats:
     faces: int = 0
     detections: int = 0
     held_back: int = 0
+    glasses_kept: int = 0
 
 
 class VideoExpressionEditor:
@@ -98,6 +101,7 @@ class VideoExpressionEditor:
         self._field_filters: dict[int, WarpFieldFilter] = {}
         self._edit_filters: dict[int, EditFilter] = {}
         self.stats = VideoEditStats()
+        self._wears_glasses: set[int] = set()  # the followed faces seen wearing glasses (ids)
 
     def _change(self, track_id: int, shape: np.ndarray, time: float, presence: float) -> dict[str, float]:
         """The face's action-unit change at ``time``: scheduled, scaled by its presence, smoothed in time."""
@@ -122,6 +126,7 @@ class VideoExpressionEditor:
         out, edited = rgb, False
         gray = self.tracker.gray  # this frame, in grey, as the tracker measured the motion on it
         followed = {track.id for track in tracks}  # a face no longer followed leaves its filters behind
+        self._wears_glasses &= followed
         for filters in (self._change_filters, self._own_filters, self._field_filters, self._edit_filters):
             for track_id in set(filters) - followed:
                 del filters[track_id]
@@ -144,6 +149,14 @@ class VideoExpressionEditor:
                 if self.smooth:
                     edit_filter = self._edit_filters.setdefault(track.id, EditFilter())
                     out = edit_filter(source, out, warp, field_filter.motion, time)
+                # Glasses sit on the nose, as on photos: the frame of this very frame stays where it is. A face seen
+                # wearing them is looked at more leniently after (a frame kept on some frames only flickers).
+                seen = track.id in self._wears_glasses
+                glasses = find_glasses(source, track.mesh, SEEN_LOOP_CONTRAST if seen else MIN_LOOP_CONTRAST)
+                if glasses is not None:
+                    out = keep_frame(source, out, glasses, warp)
+                    self._wears_glasses.add(track.id)
+                    self.stats.glasses_kept += 1
                 edited = True
                 self.stats.held_back += warp.kept < HELD_BACK
         self.stats.frames_edited += edited
