@@ -1489,6 +1489,41 @@ def test_the_pipeline_says_when_a_face_could_only_be_edited_in_part(geometry_pip
     assert result.faces[0][0].warp.kept < 0.5
 
 
+def _red_lips_smiled(units: dict[str, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The mean neutral face's shut lips painted on flat skin (the lower lip a red of its own) and warped by
+    ``units``: ``(photo's lower lip mask, edit's lower lip mask, shape, moved shape)``."""
+    import cv2
+
+    _, shape = synthetic_face()
+    image = np.full((240, 240, 3), (225, 180, 160), dtype=np.uint8)
+    upper = np.vstack([shape[48:55], shape[60:65][::-1]])
+    cv2.fillPoly(image, [np.round(upper).astype(np.int32)], (190, 80, 90))
+    lower = shape[[48, 59, 58, 57, 56, 55, 54, 64, 65, 66, 67, 60]]
+    cv2.fillPoly(image, [np.round(lower).astype(np.int32)], (200, 40, 40))
+    warp = action_unit_warp(shape, np.array([[1.0, 0, 0], [0, 1.0, 0]]), units, image.shape[:2])
+    assert warp is not None and warp.kept == 1.0
+
+    def lower_lip(picture: np.ndarray) -> np.ndarray:
+        return np.abs(picture.astype(int) - (200, 40, 40)).max(-1) < 40
+
+    return lower_lip(image), lower_lip(warp.apply(image)), shape, warp.shape
+
+
+@pytest.mark.parametrize("target", ["happy", "contemptuous"])
+def test_a_smile_on_shut_lips_does_not_fatten_the_lower_lip(target):
+    """A smile stretches the lips: the lower lip thins and its lower edge follows the corners up; its red grows only
+    with the mouth's width (CK+ smiles: x1.4 as wide, the lower lip x0.84 as tall in the middle). The corner puller's
+    pattern (measured on laughs) raised the seam beside the corners twice as far as the lips around it, and the lower
+    lip, between that wedge and its own round lower edge, grew into a thick crescent (here x1.74 of its red)."""
+    before, after, shape, moved = _red_lips_smiled(EXPRESSION_PROTOTYPES[target])
+    assert after.sum() <= 1.25 * before.sum(), f"the lower lip's red grew: {before.sum()} -> {after.sum()} px"
+    # Its height in the column through the lips' middle, before and after.
+    middle, height = (lip[:, int(round(points[57, 0]))].sum() for lip, points in ((before, shape), (after, moved)))
+    assert height <= middle, f"the lower lip is taller in the middle: {middle} -> {height} px"
+    # And the smile is still there: the corners up and out.
+    assert moved[48, 1] < shape[48, 1] - 5 and moved[48, 0] < shape[48, 0] - 5
+
+
 def test_a_jaw_drop_under_a_moustache_stretches_the_lips_apart_at_the_seam_not_the_hair():
     """dlib read Walter's moustache (breakingbad.jpg) as his upper lip and his seam as his lower lip's inner edge: a
     jaw drop stretched the moustache's lower half down over the opening (1.4-1.8 times its height beside it), whose

@@ -48,6 +48,7 @@ __all__ = [
     "MODEL_DIR",
     "MeshFaceDetector",
     "MeshFaces",
+    "dlib_prediction_near",
     "dlib_shape_near",
     "mesh_to_ibug68",
 ]
@@ -561,13 +562,22 @@ def _keypoints_agree(keypoints: np.ndarray, mesh: np.ndarray) -> bool:
 
 
 def dlib_shape_near(rgb: np.ndarray, mesh_shape: np.ndarray) -> np.ndarray:
+    """dlib's 68 points of the face whose mesh's own 68 points are ``mesh_shape`` (:func:`dlib_prediction_near`), or
+    ``mesh_shape`` itself where dlib's lie off the face's features (:data:`LOST_SHAPE`): the predictor fits a frontal
+    face's layout, and on a head turned far from the camera it puts that layout over the cheek, while the mesh follows
+    the head in 3-D."""
+    shape = dlib_prediction_near(rgb, mesh_shape)
+    return np.asarray(mesh_shape if shape is None else shape, dtype=np.float32)
+
+
+def dlib_prediction_near(rgb: np.ndarray, mesh_shape: np.ndarray) -> np.ndarray | None:
     """dlib's 68 points predicted in the box dlib's own detector would give the face (:func:`_dlib_box`); for a head
     tilted in the photo (:data:`UPRIGHT_ROLL`), also on the face turned upright by its eye line, and of the two the
     prediction nearer the mesh's own 68 points (``mesh_shape``). dlib's predictor was trained on upright faces: on
     heads tilted 24-45 degrees its points slid off the eyes and mouth (0.15-0.36 eye distances from the mesh's on
     average; upright, 0.06-0.12: six tilted faces of the tune split and other sample photos). On a turned head with
-    glasses the upright prediction was the worse (0.60 against 0.17), hence the choice. Where even the nearer one lies
-    off the features, the mesh's own points are kept (:func:`_unless_lost`)."""
+    glasses the upright prediction was the worse (0.60 against 0.17), hence the choice. ``None`` where even the nearer
+    one lies off the features (:data:`LOST_SHAPE`)."""
     box = _dlib_box(mesh_shape)
     (_, predictor, _), lock = _dlib_models()
     with lock:
@@ -589,12 +599,11 @@ def dlib_shape_near(rgb: np.ndarray, mesh_shape: np.ndarray) -> np.ndarray:
     return _unless_lost(nearer, mesh_shape)
 
 
-def _unless_lost(shape: np.ndarray, mesh_shape: np.ndarray) -> np.ndarray:
-    """dlib's 68 points ``shape``, or the mesh's ``mesh_shape`` where dlib's lie off the face's features
-    (:data:`LOST_SHAPE`): the predictor fits a frontal face's layout, and on a head turned far from the camera it puts
-    that layout over the cheek, while the mesh follows the head in 3-D."""
+def _unless_lost(shape: np.ndarray, mesh_shape: np.ndarray) -> np.ndarray | None:
+    """dlib's 68 points ``shape``, or ``None`` where they lie off the features of the mesh's ``mesh_shape``
+    (:data:`LOST_SHAPE`)."""
     spread = float(np.linalg.norm(shape - mesh_shape, axis=1).mean()) / max(inter_ocular(mesh_shape), 1e-6)
-    return np.asarray(mesh_shape if spread > LOST_SHAPE else shape, dtype=np.float32)
+    return None if spread > LOST_SHAPE else shape
 
 
 def _dlib_box(mesh_shape: np.ndarray) -> tuple[float, float, float, float]:

@@ -38,6 +38,7 @@ __all__ = [
     "PARTIAL_UNDO",
     "RELAXATION",
     "RELEASED_WITH",
+    "SHUT_MOUTH_SEAM",
     "SOURCES",
     "align_shape",
     "estimate_action_units",
@@ -201,6 +202,16 @@ _PATTERNS: dict[int, dict[int, tuple[float, float]]] = {
     },
 }
 
+#: On a shut mouth the seam moves with the lips around it: the corner puller's inner lip points (61, 62, 66, 67) take
+#: the mean movement of the upper and lower lip's outer edges at their place along the mouth (on the mean neutral
+#: face; the corners 60, 64 keep the pattern's). The CK+ happy peaks it was measured on are laughs, whose opening
+#: curves up at the sides: there the inner points rise and move out twice as far as the lips beside them (61: 0.05
+#: out, 0.07 up against 0.02, 0.035), and on a shut mouth that drew the seam into a wedge and the lower lip, between a
+#: wedge and its own round lower edge, into a thick crescent (t1.jpg's downcast woman toward happy).
+SHUT_MOUTH_SEAM: dict[int, dict[int, tuple[float, float]]] = {
+    12: {61: (-0.02, -0.035), 67: (-0.02, -0.035), 62: (0.0, -0.02), 66: (0.0, -0.02)},
+}
+
 #: Where each pattern's magnitudes come from.
 SOURCES: dict[str, str] = {
     "AU1": "CK+ surprise (3 people, 6 frames)",
@@ -223,10 +234,12 @@ SOURCES: dict[str, str] = {
 }
 
 
-def _full_pattern(unit: int, side: str = "") -> np.ndarray:
-    """The ``(68, 2)`` displacement of one unit on both halves (``side=""``), or the subject's right or left only."""
+def _full_pattern(unit: int, side: str = "", shut: bool = False) -> np.ndarray:
+    """The ``(68, 2)`` displacement of one unit on both halves (``side=""``), or the subject's right or left only;
+    ``shut``: its variant for a shut mouth (:data:`SHUT_MOUTH_SEAM`)."""
     pattern = np.zeros((NUM_POINTS, 2))
-    for index, (dx, dy) in _PATTERNS[unit].items():
+    points = {**_PATTERNS[unit], **(SHUT_MOUTH_SEAM.get(unit, {}) if shut else {})}
+    for index, (dx, dy) in points.items():
         pattern[index] = (dx, dy)
         if MIRROR[index] != index:
             pattern[MIRROR[index]] = (-dx, dy)
@@ -243,7 +256,12 @@ for _unit in _PATTERNS:
     ACTION_UNITS[f"AU{_unit}"] = _full_pattern(_unit)
     ACTION_UNITS[f"R{_unit}"] = _full_pattern(_unit, "R")
     ACTION_UNITS[f"L{_unit}"] = _full_pattern(_unit, "L")
-for _pattern in ACTION_UNITS.values():
+#: The units whose pattern differs on a shut mouth (:data:`SHUT_MOUTH_SEAM`), that variant by name.
+SHUT_MOUTH_UNITS: dict[str, np.ndarray] = {}
+for _unit in SHUT_MOUTH_SEAM:
+    for _side in ("", "R", "L"):
+        SHUT_MOUTH_UNITS[f"{_side or 'AU'}{_unit}"] = _full_pattern(_unit, _side, shut=True)
+for _pattern in (*ACTION_UNITS.values(), *SHUT_MOUTH_UNITS.values()):
     _pattern.setflags(write=False)
 
 #: The EMFACS prototypes (Friesen & Ekman) with intensities; `strength` 1 is the full expression. Neutral is the
@@ -364,11 +382,17 @@ def parse_action_units(spec: str | Mapping[str, float] | None) -> dict[str, floa
     return out
 
 
-def landmark_displacements(units: Mapping[str, float]) -> np.ndarray:
-    """The ``(68, 2)`` displacement (inter-ocular units) of a set of action units at their intensities."""
+def landmark_displacements(units: Mapping[str, float], shut: float = 0.0) -> np.ndarray:
+    """The ``(68, 2)`` displacement (inter-ocular units) of a set of action units at their intensities. ``shut``
+    (0 to 1): how far the mouth is shut, the share of each made unit's shut-mouth variant (:data:`SHUT_MOUTH_SEAM`;
+    a unit undone, at a negative intensity, keeps its pattern: the variant is for a smile made on shut lips, and
+    undoing one with it moved the cheeks' shading of a side-lit face)."""
     total = np.zeros((NUM_POINTS, 2))
     for name, intensity in parse_action_units(units).items():
-        total += intensity * ACTION_UNITS[name]
+        pattern = ACTION_UNITS[name]
+        if shut > 0 and intensity > 0 and name in SHUT_MOUTH_UNITS:
+            pattern = pattern + shut * (SHUT_MOUTH_UNITS[name] - pattern)
+        total += intensity * pattern
     return total
 
 

@@ -30,7 +30,9 @@ from .mouth_closing import (
 )
 from .mouth_inside import (
     MESH_LOWER_INNER_LIP,
+    MESH_OPEN_MOUTH,
     MESH_UPPER_INNER_LIP,
+    OPEN_MOUTH,
     MouthInside,
     inner_lip_outline,
     inner_lips,
@@ -46,8 +48,10 @@ __all__ = [
     "keep_lids_apart",
     "keep_slits_shut",
     "least_area_ratio",
+    "lips_kept_thin",
     "lips_out_of_moustache",
     "mouth_opening",
+    "mouth_shut",
     "plan_face_warp",
     "slit_eyes",
     "thin_plate_spline",
@@ -85,11 +89,33 @@ INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
 #: split the mouth into its halves: of the 68 points, and of Face Mesh V2 (outer and inner lips, upper and lower).
 RIGHT_MOUTH = [int(point) for point in RIGHT_HALF if point >= 48]
 LIP_MIDDLES = [51, 57, 62, 66]
+MIDLINE_LIPS = frozenset(LIP_MIDDLES)
 MESH_LIP_MIDDLES = [0, 17, 13, 14]
 MESH_CORNERS = list(MESH_MOUTH_CORNERS.values())
 #: A mouth's halves differ by this share of their widths on a frontal face (people are not symmetric): a half
 #: narrower than this is foreshortened by the head's turn.
 FRONTAL_HALF_WIDTHS = 0.9
+
+#: Each lip's outer edge from corner to corner (of the 68 points) and its inner edge, the corners closing both (so a
+#: point between the outer and inner corner has an inner edge to be measured from): a lip's height at an outer point
+#: is read against its inner edge at the same place along the mouth.
+LIP_EDGES = {
+    "upper": ([49, 50, 51, 52, 53], [48, 60, 61, 62, 63, 64, 54]),
+    "lower": ([59, 58, 57, 56, 55], [48, 60, 67, 66, 65, 64, 54]),
+}
+
+#: The lip corner puller, both sides and one: a smile stretches the lips, and they thin (:func:`lips_kept_thin`).
+SMILING_UNITS = ("AU12", "R12", "L12")
+#: A lip lengthened by ``s`` is kept to its height over ``s ** LIP_THINNING``: the CK+ calibration people's smiles
+#: against their own neutral frames (Face Mesh, 7 peaks of 3 people) widened their mouths x1.36-1.43 and kept the
+#: lower lip's middle at x0.70-0.96 of its height (median 0.84, about 1 / sqrt(1.4)): it thins, and its red grows a
+#: little with the width. Kept to the whole ``1 / s`` our edits' lower lips came out at x0.69-0.81, thinner than
+#: theirs, and t1.jpg's downcast woman moved to 0.598 of the 0.6 identity limit.
+LIP_THINNING = 0.5
+#: A mouth parted by less than this share of the opening that shows its inside (``OPEN_MOUTH``, ``MESH_OPEN_MOUTH``)
+#: is shut: its seam moves with the lips (:data:`~.action_units.SHUT_MOUTH_SEAM`); from there to that opening the
+#: action units' pattern fades to the open mouth's, so a face whose lips part in a clip changes smoothly.
+SHUT_MOUTH = 0.5
 
 #: The least Jacobian determinant a warp may have outside the lips (0: it folds the photo over itself, drawing a lip
 #: corner twice or rings where landmarks crowd), the bisection steps that find the largest share of an edit that
@@ -251,6 +277,7 @@ def plan_face_warp(
     feather: float,
     yielding: np.ndarray | None = None,
     mesh: np.ndarray | None = None,
+    optional: np.ndarray | None = None,
     sources: np.ndarray | None = None,
 ) -> FaceWarp | None:
     """Plan the warp that moves ``shape`` (``(68, 2)`` image px) by ``displacement`` (``(68, 2)`` image px).
@@ -266,6 +293,9 @@ def plan_face_warp(
             of the edit is held back.
         mesh: the face's ``(478, 2 or 3)`` Face Mesh V2 points, whose dense inner lips (moved with the 68 points') give
             the inside of the mouth (:class:`MouthInside`) in place of the 68 points'.
+        optional: a refinement of ``displacement`` given up before anything else where the whole would fold (the
+            lips' thinning, :func:`lips_kept_thin`: on a turned face's crowded lip points it folded the photo and held
+            back the whole smile).
         sources: where the spline pulls each landmark's pixels from, if not from ``shape`` itself
             (:func:`lips_out_of_moustache`); the moved landmarks are still ``shape + displacement``.
 
@@ -296,7 +326,18 @@ def plan_face_warp(
     pulled = shape if sources is None else np.asarray(sources, dtype=np.float64)
     map_x, map_y = _backward_maps(pulled, displacement, ring, roi, weight)
     kept = 1.0
-    if least_area_ratio(map_x, map_y, weight, pulled + displacement, roi) < MIN_AREA_RATIO:
+    folds = least_area_ratio(map_x, map_y, weight, pulled + displacement, roi) < MIN_AREA_RATIO
+    if folds and optional is not None and np.abs(optional).max(initial=0.0) > 1e-3:
+        # A refinement of the edit goes first: the largest share of it that the rest allows, or all of it where the
+        # rest folds too (there the landmarks crowd and are held back: refined, a turned man's mouth changed him
+        # most, tune t1.jpg's face 0 toward happy 0.559 -> 0.591 from himself).
+        rest = displacement - optional
+        maps = _backward_maps(pulled, rest, ring, roi, weight)
+        folds = least_area_ratio(*maps, weight, pulled + rest, roi) < MIN_AREA_RATIO
+        share, shared_maps = (0.0, None) if folds else _unfolded_share(pulled, rest, optional, ring, roi, weight)
+        (map_x, map_y), displacement = (shared_maps, rest + share * optional) if share > 0.0 else (maps, rest)
+        moved = shape + displacement
+    if folds:
         # The field folds (crowded landmarks of a turned or occluded face moved past each other, or lips closed
         # over a wide gap): if the edit without its yielding part does not, keep the largest share of the yielding
         # part that does not; else the largest share of the whole edit. Each found by bisection.
@@ -418,9 +459,15 @@ def action_unit_warp(
     linear = np.asarray(alignment, dtype=np.float64)[:, :2]
     aligned = shape @ linear.T
     # Patterns are in inter-ocular units of the aligned face; back to image px through the inverse rotation/scale.
-    displacement = landmark_displacements(units) * inter_ocular(aligned)
+    displacement = landmark_displacements(units, shut=mouth_shut(shape, mesh)) * inter_ocular(aligned)
     aligned_mesh = None if mesh is None else np.asarray(mesh, dtype=np.float64)[:, :2] @ linear.T
     displacement = foreshortened_mouth(aligned, displacement, aligned_mesh)
+    # Smiled lips thin as they stretch; where the warp would fold (crowded lip points of a turned face), that is given
+    # up first. Not where the edit parts the lips: an opened mouth's inside is drawn against the lips as they are.
+    smiles = any(units.get(name, 0.0) > 0 for name in SMILING_UNITS)
+    opens = any(units.get(name, 0.0) > 0 for name in MOUTH_OPENING_UNITS)
+    thinning = lips_kept_thin(aligned, displacement) - displacement if smiles and not opens else 0.0 * displacement
+    displacement = displacement + thinning
     # A jaw drop undone by its own pattern takes the jaw, chin and lip corners back; toward a target that parts no
     # lips, the lips then close what is left. Both squeeze the gap between the lips, which yields first if the warp
     # would fold.
@@ -444,6 +491,7 @@ def action_unit_warp(
         margin=margin * iod,
         feather=feather * iod,
         yielding=closing @ to_image,  # the mouth closes as far as a smooth warp can; the other units stay whole
+        optional=thinning @ to_image,
         mesh=mesh,
         sources=lips_out_of_moustache(shape, displacement @ to_image, mesh),
     )
@@ -502,6 +550,46 @@ def keep_lids_apart(aligned: np.ndarray, displacement: np.ndarray) -> np.ndarray
                 scale = allowed / closing
                 displacement[[upper, lower], 1] *= scale
     return displacement
+
+
+def lips_kept_thin(aligned: np.ndarray, displacement: np.ndarray) -> np.ndarray:
+    """``displacement`` (px, aligned face frame: y down) with each lip's outer edge brought toward its inner edge
+    where the lip, lengthened along the mouth, would be taller than its height before over its stretch (the length
+    of its inner edge from the corner to the lips' middle, after over before, on each half): a stretched lip keeps its
+    red area, as a real one does. The corner puller's pattern (AU12) takes the corners up and out and the lower lip's
+    inner edge up beside them, its outer edge less: on a shut mouth the lower lip grew into a thick crescent (t1.jpg's
+    downcast woman toward happy: its red x1.5, its height in the middle x1.2). A lip that is not lengthened, or is
+    already thinner, is left as it is: the rule only thins."""
+    displacement = np.array(displacement, dtype=np.float64)
+    moved = aligned + displacement
+    middle = aligned[LIP_MIDDLES, 0].mean()
+    for outer, inner in LIP_EDGES.values():
+        # Each half of the inner edge (subject's right: the image's left), corner to middle; at least 1: only thins.
+        halves = (inner[: len(inner) // 2 + 1], inner[len(inner) // 2 :])
+        stretch = [max(_length(moved[half]) / max(_length(aligned[half]), 1e-9), 1.0) for half in halves]
+        sign = 1.0 if outer == LIP_EDGES["lower"][0] else -1.0  # the lower lip's outer edge lies below its inner edge
+        for point in outer:
+            share = 0.5 if point in MIDLINE_LIPS else float(aligned[point, 0] > middle)  # the middle: both halves
+            lengthened = (1.0 - share) * stretch[0] + share * stretch[1]
+            if lengthened <= 1.0:
+                continue
+            height = sign * (aligned[point, 1] - _edge_at(aligned[inner], aligned[point, 0]))
+            now = sign * (moved[point, 1] - _edge_at(moved[inner], moved[point, 0]))
+            excess = now - max(height, 0.0) / lengthened**LIP_THINNING
+            if excess > 0:
+                displacement[point, 1] -= sign * excess
+    return displacement
+
+
+def _length(points: np.ndarray) -> float:
+    """The length of the polyline through ``points``."""
+    return float(np.linalg.norm(np.diff(points, axis=0), axis=1).sum())
+
+
+def _edge_at(edge: np.ndarray, x: float) -> float:
+    """The height (y) of the lip edge through ``edge`` (points along the mouth) at ``x``, linearly between them."""
+    order = np.argsort(edge[:, 0])
+    return float(np.interp(x, edge[order, 0], edge[order, 1]))
 
 
 def foreshortened_mouth(aligned: np.ndarray, displacement: np.ndarray, mesh: np.ndarray | None = None) -> np.ndarray:
@@ -567,6 +655,16 @@ def keep_lid_skin(aligned: np.ndarray, displacement: np.ndarray, eyes: Sequence[
         if rise.mean() > allowed:
             displacement[brows, 1] = displacement[lid, 1].mean() - rise * allowed / rise.mean()
     return displacement
+
+
+def mouth_shut(shape: np.ndarray, mesh: np.ndarray | None = None) -> float:
+    """How far the mouth of the face with 68 points ``shape`` (image px) is shut, 0 to 1: 1 below :data:`SHUT_MOUTH`
+    of the opening that shows the inside of the mouth, 0 from that opening on, linearly between. The gap is read
+    between the inner lips of the face's ``mesh`` when given (Face Mesh V2's meet on a shut mouth), else of dlib's."""
+    shape = np.asarray(shape, dtype=np.float64)
+    parting = lip_parting(*inner_lips(shape, mesh), inter_ocular(shape))
+    open_mouth = OPEN_MOUTH if mesh is None else MESH_OPEN_MOUTH
+    return float(np.clip((open_mouth - parting) / ((1.0 - SHUT_MOUTH) * open_mouth), 0.0, 1.0))
 
 
 def mouth_opening(shape: np.ndarray, mesh: np.ndarray | None = None) -> float:

@@ -22,6 +22,7 @@ from ..faces.detection import face_shape, five_landmarks
 from ..faces.regions import FaceRegionProcessor, FaceRegions
 from .action_units import estimate_action_units, expression_action_units, inter_ocular
 from .eyes import open_eyes, shows_white
+from .glasses import find_glasses, keep_frame
 from .mouth_closing import close_lips, closes_mouth, inner_lips_on_mesh, inside_shown, jaw_closing_limit
 from .warp import action_unit_warp, inner_mouth_mask, slit_eyes
 
@@ -135,6 +136,10 @@ class ExpressionWarper:
                         warp = warp.with_edited(_changed(warped, out, warp.roi))
                     if ratio_maps is not None:
                         out = ratio_maps.shade(out, warp, unshaded_eyes(change, unopened), mesh=face.mesh)
+                    # Glasses sit on the nose: the frame stays where it is while the brows and lids move behind it.
+                    frame = find_glasses(rgb, face.mesh)
+                    if frame is not None:
+                        out = keep_frame(rgb, out, frame, warp)
                     if warp.kept < FOLD_WARNING:
                         warnings.warn(
                             f"The face at {tuple(round(v) for v in face.face.box)} was edited at {warp.kept:.0%} of "
