@@ -1522,3 +1522,33 @@ def test_a_smile_on_shut_lips_does_not_fatten_the_lower_lip(target):
     assert height <= middle, f"the lower lip is taller in the middle: {middle} -> {height} px"
     # And the smile is still there: the corners up and out.
     assert moved[48, 1] < shape[48, 1] - 5 and moved[48, 0] < shape[48, 0] - 5
+
+
+def test_a_jaw_drop_under_a_moustache_stretches_the_lips_apart_at_the_seam_not_the_hair():
+    """dlib read Walter's moustache (breakingbad.jpg) as his upper lip and his seam as his lower lip's inner edge: a
+    jaw drop stretched the moustache's lower half down over the opening (1.4-1.8 times its height beside it), whose
+    dark shaded into the hair. Where the 68 points' upper inner lip lies above the mesh's upper lip and the edit parts
+    the lips, the warp pulls the lips apart where the mesh has them; the hair above hangs as it did. An edit that
+    closes the lips (the lower lip's rise toward sad) keeps the 68 points' gap."""
+    image, shape = synthetic_face()
+    seam = shape[[62, 66], 1].mean()
+    mesh = _mesh_lips_apart(shape, 0.0, seam)  # shut lips, the upper one 8 px tall
+    shape = shape.copy()
+    shape[49:54, 1] -= 12.0  # dlib's upper lip in the moustache, above the mesh's
+    shape[[61, 62, 63], 1] = seam - 14.0
+    shape[[65, 66, 67], 1] = seam  # its lower inner lip on the seam
+    alignment = np.array([[1.0, 0, 0], [0, 1.0, 0]])
+    warp = action_unit_warp(shape, alignment, {"AU26": 1.0}, image.shape[:2], mesh=mesh)
+    x0, y0 = warp.roi[:2]
+    column = round(shape[62, 0]) - x0
+    hair = np.arange(round(seam - 13), round(seam - 8)) - y0  # the moustache just above the upper lip
+    stretch = 1.0 / np.gradient(warp.map_y[:, column].astype(np.float64))[hair]
+    assert warp.kept == 1.0
+    assert stretch.max() < 1.2  # old code: 1.5-2.3
+    # Toward a target that closes the lips, the 68 points' own gap (in the hair) is what the warp closes.
+    from diffusers_led.geometry.warp import lips_out_of_moustache
+
+    rise = np.zeros_like(shape)
+    rise[[65, 66, 67], 1] = -3.0
+    assert np.array_equal(lips_out_of_moustache(shape, rise, mesh), shape)
+    assert not np.array_equal(lips_out_of_moustache(shape, -rise, mesh), shape)

@@ -399,3 +399,53 @@ def test_columns_without_lip_pixels_show_no_inside_and_raise_no_warning():
         warnings.simplefilter("error")
         columns = _columns_showing_inside(grey, np.zeros_like(grey), np.zeros_like(between), between, 40.0, 3)
     assert columns.shape == (20,) and not columns.any()
+
+
+def _lips_slid(image: np.ndarray, shape: np.ndarray) -> bool:
+    """Whether, after a warp that closes the mouth of ``image``, :func:`close_lips` slides its lips over what still
+    shows between them."""
+    warp = action_unit_warp(shape, np.array([[1.0, 0, 0], [0, 1.0, 0]]), {}, image.shape[:2], close_mouth=1.0)
+    warped = warp.apply(image)
+    return not np.array_equal(close_lips(image, warped, warp, shape), warped)
+
+
+def test_an_over_exposed_open_mouth_whose_lips_clip_as_white_as_its_teeth_is_open():
+    """A photo over-exposed until pale lips clip near white (the astronaut brightened 1.6 times: lips 252, teeth 255)
+    leaves teeth no room to be lighter than the lips: the open mouth read as shut and kept its teeth and dark corners
+    toward neutral. Teeth as light as the lips over an opening's height now count; a shut clipped mouth stays shut."""
+    bright = np.array([1.6, 1.6, 1.6])
+    image, shape = mouth(8.0, TEETH, lip=(209, 155, 141))
+    over = np.clip(image * bright, 0, 255).astype(np.uint8)
+    assert inside_shown(over, shape).opens
+    assert _lips_slid(over, shape)
+    shut, shut_shape = mouth(1.5, (209, 155, 141), lip=(209, 155, 141))
+    assert not inside_shown(np.clip(shut * bright, 0, 255).astype(np.uint8), shut_shape).opens
+
+
+def test_yellowish_teeth_under_a_warm_cast_are_told_from_the_lips_by_being_less_red():
+    """A warm cast (red 1.15, blue 0.8) raises yellowish teeth's saturation toward the lips' (a fresh sample photo's
+    from 0.77 to 0.86 of theirs): read by saturation alone they were lip, the mouth shut, and the teeth stayed between
+    the lips closed toward neutral. A cast leaves how much less red than the lips the teeth are."""
+    warm = np.array([1.15, 1.0, 0.8])
+    teeth = (200, 175, 130)
+    image, shape = mouth(8.0, teeth, lip=(150, 80, 70))
+    cast = np.clip(image * warm, 0, 255).astype(np.uint8)
+    assert inside_shown(image, shape).opens and inside_shown(cast, shape).opens
+    assert _lips_slid(cast, shape)
+    # Lit lip as pale as that is no tooth: a shut mouth with a light band of its own lip colour stays shut.
+    lit, lit_shape = mouth(8.0, (215, 140, 125), lip=(150, 80, 70))
+    assert not inside_shown(np.clip(lit * warm, 0, 255).astype(np.uint8), lit_shape).opens
+
+
+def test_the_colour_of_mostly_clipped_lips_is_read_from_their_unclipped_pixels():
+    """Where most of a lip is clipped white (an over-exposed photo), its chroma is that of the rest of it: the white
+    gave a neutral grey line between the closed lips, blue-grey on cream skin."""
+    from diffusers_led.geometry.lip_tone import lips_chroma
+
+    image = np.full((10, 10, 3), 255, dtype=np.uint8)
+    image[:, :3] = (240, 170, 150)  # the lip's darker, unclipped part
+    lip = np.ones((10, 10), dtype=bool)
+    a, b = lips_chroma(image, [lip])[0]
+    assert a > 140 and b > 135  # pink-orange (128 is neutral), not white's 128, 128
+    image[:, :7] = (240, 170, 150)  # mostly unclipped: the median of all of it, as before
+    assert np.allclose(lips_chroma(image, [lip])[0], cv2.cvtColor(image, cv2.COLOR_RGB2LAB)[0, 0, 1:])

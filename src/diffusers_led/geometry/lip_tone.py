@@ -42,7 +42,13 @@ def lips_chroma(image: np.ndarray, lips: list[np.ndarray]) -> np.ndarray | None:
     for a grey one, which has none), the median over each of the ``lips`` (bool masks)."""
     if image.ndim != 3 or not all(lip.any() for lip in lips):
         return None
-    lab = cv2.cvtColor(np.ascontiguousarray(image[..., :3]), cv2.COLOR_RGB2LAB)
+    colour = np.ascontiguousarray(image[..., :3])
+    lab = cv2.cvtColor(colour, cv2.COLOR_RGB2LAB)
+    # A pixel with a channel at white has lost its colour: where most of a lip is clipped (an over-exposed photo),
+    # its colour is what the rest of it shows (clipped white lips gave a neutral grey line on cream skin, blue-grey).
+    kept = colour.max(-1) < 255
+    clear = [lip & kept for lip in lips]
+    lips = [own if own.any() and own.sum() * 2 < lip.sum() else lip for own, lip in zip(clear, lips)]
     return np.array([np.median(lab[..., 1:][lip], axis=0) for lip in lips], dtype=np.float32)
 
 

@@ -105,8 +105,20 @@ SHOWN_TEETH_SATURATION = 0.8
 SHOWN_DARK = 0.6
 SHOWN_DARK_HEIGHT = 0.1
 SHOWN_WIDTH = 0.1
+#: Lips at least this light (0-255 lightness: :data:`SHOWN_TEETH_LIGHTER` short of white) leave teeth no room to be
+#: lighter: an over-exposed photo clips lips and teeth alike (the example astronaut brightened 1.6 times: lips 252,
+#: teeth 255). Between such lips, teeth are what is as light as the lips' middle over a column as tall as the dark
+#: inside must be (:data:`SHOWN_DARK_HEIGHT`; a shut mouth's seam is thinner), and the rest of the mouth is read as
+#: before. Tune, fresh and CK+ calibration photos' lips lie at 50-190.
+OVEREXPOSED_LIPS = 255 - SHOWN_TEETH_LIGHTER
 #: The share of the mouth's width at each corner where the gap is not read.
 SHOWN_CORNER = 0.1
+#: Teeth are also told from the lips by being less red than their middle by this much (the log of red over green):
+#: a colour cast scales each channel, which leaves that difference as it was but not the saturation's share. Under a
+#: warm cast (red 1.15, blue 0.8) a fresh sample photo's teeth rose from 0.77 to 0.86 of the lips' saturation and
+#: were no longer teeth; they lie 0.26-0.37 less red with or without the cast (10th-90th percentile), the tune and
+#: fresh photos' teeth 0.04-0.59, and the light pixels between shut lips (lit lip, skin at the corners) at most 0.18.
+TEETH_LESS_RED = 0.25
 #: Lips below this median saturation (HSV, 0-255) tell teeth by lightness alone, as a grey photo's: under a cold cast
 #: the astronaut's lips (37) were greyer than her blue-tinted teeth (57); tune and fresh photos' lips lie at 70-193.
 NEAR_GREY_LIPS = 50.0
@@ -212,12 +224,12 @@ def inside_shown(image: np.ndarray, shape: np.ndarray, mesh: np.ndarray | None =
         return ShownInside(np.zeros_like(between), box, False)
     # A shut mouth's seam is a thin dark line, not an open mouth.
     dark_rows = max(3, round(SHOWN_DARK_HEIGHT * iod))
-    grey, saturation = _grey_and_saturation(image[y0:y1, x0:x1])
+    grey, saturation, redness = _grey_and_saturation(image[y0:y1, x0:x1])
     # Nearly grey lips (and a grey photo's, which have no saturation): teeth are told by lightness alone.
     reads_saturation = bool(np.median(saturation[lips]) >= NEAR_GREY_LIPS)
-    saturation = saturation * reads_saturation
+    saturation, redness = saturation * reads_saturation, redness * reads_saturation
     columns = _columns_showing_inside(
-        grey[:, read], saturation[:, read], lips[:, read], between[:, read], iod, dark_rows
+        grey[:, read], saturation[:, read], lips[:, read], between[:, read], iod, dark_rows, redness[:, read]
     )
     # The whole gap is closed over, not the columns that showed the inside: a lip slid up beside one left unslid
     # was cut by a step (t1.jpg's smiling man, toward neutral and contempt). But not the lip inside it: the mesh's
@@ -250,12 +262,24 @@ def _lip_trimmed(between: np.ndarray, upper_lip: np.ndarray, lower_lip: np.ndarr
     return trimmed | (all_lip & (rows == (first + last) // 2))
 
 
-def _grey_and_saturation(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``float32`` lightness and saturation (0-255) of ``crop`` (uint8, any channels; a grey one has none)."""
+def _grey_and_saturation(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``float32`` lightness and saturation (0-255) of ``crop`` (uint8, any channels; a grey one has none), and its
+    redness, the log of red over green (a grey crop's is 0)."""
     colour = np.ascontiguousarray(crop[..., :3] if crop.ndim == 3 else crop)
     if colour.ndim == 3:
-        return _lightness(colour), cv2.cvtColor(colour, cv2.COLOR_RGB2HSV)[..., 1].astype(np.float32)
-    return _lightness(colour), np.zeros(colour.shape, dtype=np.float32)
+        red, green = (colour[..., k].astype(np.float32) + 1.0 for k in (0, 1))
+        saturation = cv2.cvtColor(colour, cv2.COLOR_RGB2HSV)[..., 1].astype(np.float32)
+        return _lightness(colour), saturation, np.log(red / green)
+    return _lightness(colour), *np.zeros((2, *colour.shape), dtype=np.float32)
+
+
+def _paler(saturation: np.ndarray, redness: np.ndarray | None, lip: np.ndarray, share: float) -> np.ndarray:
+    """Bool: the pixels paler than the median of the ``lip`` pixels, as teeth are: at most ``share`` of their
+    ``saturation`` or, given the ``redness`` (:func:`_grey_and_saturation`), less red by :data:`TEETH_LESS_RED`."""
+    paler = saturation <= share * np.median(saturation[lip])
+    if redness is not None:
+        paler |= redness <= np.median(redness[lip]) - TEETH_LESS_RED
+    return paler
 
 
 def _lip_coloured(grey: np.ndarray, lips: np.ndarray) -> np.ndarray:
@@ -271,19 +295,31 @@ def _opens(columns: np.ndarray, iod: float) -> bool:
 
 
 def _columns_showing_inside(
-    grey: np.ndarray, saturation: np.ndarray, lips: np.ndarray, between: np.ndarray, iod: float, dark_rows: int
+    grey: np.ndarray,
+    saturation: np.ndarray,
+    lips: np.ndarray,
+    between: np.ndarray,
+    iod: float,
+    dark_rows: int,
+    redness: np.ndarray | None = None,
 ) -> np.ndarray:
     """Bool per column of a crop (its ``grey`` lightness and ``saturation``, :func:`_grey_and_saturation`): whether
     the pixels ``between`` the inner lips show teeth or the dark inside (at least ``dark_rows`` tall) there, against
     the median of the ``lips``' own pixels (:func:`inside_shown`), and the few columns between two that do (the dark
-    gaps between teeth). A grey photo has no saturation: teeth are told from lips by lightness alone."""
+    gaps between teeth). A grey photo has no saturation: teeth are told from lips by lightness alone; given the
+    ``redness``, teeth less red than the lips are paler too (:func:`_paler`)."""
     if not lips.any():  # no lip in the columns read (a small mouth in a clip's frame): nothing to tell them by
         return np.zeros(lips.shape[1], dtype=bool)
-    lip_grey, lip_saturation = float(np.median(grey[lips])), float(np.median(saturation[lips]))
-    teeth = (grey > lip_grey + SHOWN_TEETH_LIGHTER) & (saturation <= SHOWN_TEETH_SATURATION * lip_saturation)
+    lip_grey = float(np.median(grey[lips]))
+    paler = _paler(saturation, redness, lips, SHOWN_TEETH_SATURATION)
+    tall = np.ones((dark_rows, 1), dtype=np.uint8)
+    teeth = (grey > lip_grey + SHOWN_TEETH_LIGHTER) & paler & between
+    if lip_grey >= OVEREXPOSED_LIPS:  # clipped lips: teeth as light as they are, over an opening's height
+        clipped = ((grey >= lip_grey) & paler & between).astype(np.uint8)
+        teeth = cv2.morphologyEx(clipped, cv2.MORPH_OPEN, tall) > 0
     dark = ((grey < SHOWN_DARK * lip_grey) & between).astype(np.uint8)
-    dark = cv2.morphologyEx(dark, cv2.MORPH_OPEN, np.ones((dark_rows, 1), dtype=np.uint8)) > 0
-    columns = ((teeth & between) | dark).any(0).astype(np.uint8)[None, :]
+    dark = cv2.morphologyEx(dark, cv2.MORPH_OPEN, tall) > 0
+    columns = (teeth | dark).any(0).astype(np.uint8)[None, :]
     reach = 2 * max(1, round(SLIDE_SMOOTHING * iod)) + 1
     return cv2.morphologyEx(columns, cv2.MORPH_CLOSE, np.ones((1, reach), np.uint8))[0] > 0
 
@@ -395,8 +431,8 @@ def close_lips(
     warped_up = _upright_crop(warped, upright, window)
     # The warp closes the lips to a seam (SEAM): dark beyond it is inside left showing.
     seam = max(3, round(SEAM * iod) + 2)
-    grey, saturation = _grey_and_saturation(warped_up)
-    saturation = saturation * shown.reads_saturation
+    grey, saturation, redness = _grey_and_saturation(warped_up)
+    saturation, redness = saturation * shown.reads_saturation, redness * shown.reads_saturation
     reach = round(TEETH_REACH * iod)
     # What the warp re-made beyond the teeth's reach of the carried gap is the inside only where it is not coloured
     # like the lips: on a small face it lies on the bottom of the upper lip and the top of the lower one, and closed
@@ -407,18 +443,18 @@ def close_lips(
     # teeth as a squeezed strip 2-3 rows below the carried gap, which itself lay on lip; read over the gap alone, the
     # mouth no longer opened and the strip stayed between the closed lips (t1.jpg's smiling man, toward contempt).
     near = _within_rows(gap, reach)
-    reading = _columns_showing_inside(grey, saturation, within & ~near, within & near, iod, seam)
+    reading = _columns_showing_inside(grey, saturation, within & ~near, within & near, iod, seam, redness)
     if not (within & ~gap).any() or not _opens(reading, iod):
         return warped
     # Not in a grey photo, where the lit top of a lip is as light as teeth and nothing else tells them apart (CK+
     # S052's lower lip, lit in the middle only, went under there and stood up as two light blobs beside it); the
     # gap carried from the photo takes in its teeth whole there (inside_shown).
     if shown.reads_saturation:
-        gap = _with_teeth_beside(gap, grey, edges, reach, saturation=saturation)
+        gap = _with_teeth_beside(gap, grey, edges, reach, saturation=saturation, redness=redness)
     # Each lip's row next to the gap is part teeth, part dark gaps between them: slid to the seam, it drew a
     # stippled line (t1.jpg's laughing woman). Where it is lighter than the lip it goes under with the gap (every
     # such row, a small face's thin upper lip went under too).
-    gap = _with_teeth_beside(gap, grey, edges, 1, MIXED_LIGHTER, saturation)
+    gap = _with_teeth_beside(gap, grey, edges, 1, MIXED_LIGHTER, saturation, redness)
     radius = max(2, round(SLIDE_SMOOTHING * iod))
     slide = lips_slid_together(
         gap, line, edges, SKIN_REACH * iod, radius, THINNEST_LIP * iod, max(2 * radius, round(EDGE_SMOOTHING * iod))
@@ -641,10 +677,12 @@ def _with_teeth_beside(
     reach: int,
     lighter: float = TEETH_LIGHTER,
     saturation: np.ndarray | None = None,
+    redness: np.ndarray | None = None,
 ) -> np.ndarray:
     """``gap`` grown in each column over the teeth just beyond it: up to ``reach`` rows above its top and below its
     bottom that are ``lighter`` (:data:`TEETH_LIGHTER`) than the middle of the lip on that side (between the
-    lip's outer edge, ``edges``, and the gap) and, given the ``saturation``, paler (:data:`TEETH_SATURATION`), and
+    lip's outer edge, ``edges``, and the gap) and, given the ``saturation``, paler (:data:`TEETH_SATURATION`, or
+    less red given the ``redness``: :func:`_paler`), and
     no more rows than the median of the columns within ``reach``.
     The carried inner lips stop short of a laugh's teeth where the lips roll over them, and teeth left under a lip
     were slid up with it as a pale band under the seam."""
@@ -662,7 +700,7 @@ def _with_teeth_beside(
             continue
         teeth = lightness > np.median(lightness[lip]) + lighter
         if saturation is not None:  # and paler than the lip (TEETH_SATURATION): not its own lit middle
-            teeth &= saturation <= TEETH_SATURATION * np.median(saturation[lip])
+            teeth &= _paler(saturation, redness, lip, TEETH_SATURATION)
         # A row beyond the gap is teeth only while every row between it and the gap is.
         growing, rows_of_teeth = shows.copy(), np.zeros(gap.shape[1], dtype=int)
         for step in range(1, reach + 1):

@@ -21,7 +21,13 @@ from scipy.spatial.distance import cdist
 
 from .action_units import MIRROR, RIGHT_HALF, inter_ocular, landmark_displacements
 from .eyes import EYES
-from .mouth_closing import MESH_MOUTH_CORNERS, MOUTH_OPENING_UNITS, inner_lips_on_mesh, mouth_closing
+from .lip_tone import IBUG_LIPS, MESH_LIPS
+from .mouth_closing import (
+    MESH_MOUTH_CORNERS,
+    MOUTH_OPENING_UNITS,
+    inner_lips_on_mesh,
+    mouth_closing,
+)
 from .mouth_inside import (
     MESH_LOWER_INNER_LIP,
     MESH_OPEN_MOUTH,
@@ -43,6 +49,7 @@ __all__ = [
     "keep_slits_shut",
     "least_area_ratio",
     "lips_kept_thin",
+    "lips_out_of_moustache",
     "mouth_opening",
     "mouth_shut",
     "plan_face_warp",
@@ -117,6 +124,12 @@ MIN_AREA_RATIO = 0.1
 FOLD_SEARCH_STEPS = 6
 LIPS_FOLD_MARGIN = 0.05
 
+#: dlib's upper inner lip points this far (inter-ocular distances) above Face Mesh V2's upper lip, beyond its outer
+#: edge, lie in a moustache (Walter, breakingbad.jpg: 0.04-0.08; every other tune and fresh face's lie on or
+#: within the lips, 0.02 and more inside), and an edit that parts the lips pulls its points apart from the seam there
+#: (:func:`lips_out_of_moustache`). The pulled points keep this much of a gap (inter-ocular distances) across the seam.
+MOUSTACHE_MARGIN = 0.02
+PARTED_SEAM = 0.02
 #: How far (inter-ocular distances) a warp may move a landmark that lies outside the photo, before or after moving:
 #: further, it would move pixels the photo does not have (a mouth cut by the photo's edge opening into a dark blob).
 MAX_MOVE_OUTSIDE = 0.05
@@ -265,6 +278,7 @@ def plan_face_warp(
     yielding: np.ndarray | None = None,
     mesh: np.ndarray | None = None,
     optional: np.ndarray | None = None,
+    sources: np.ndarray | None = None,
 ) -> FaceWarp | None:
     """Plan the warp that moves ``shape`` (``(68, 2)`` image px) by ``displacement`` (``(68, 2)`` image px).
 
@@ -282,6 +296,8 @@ def plan_face_warp(
         optional: a refinement of ``displacement`` given up before anything else where the whole would fold (the
             lips' thinning, :func:`lips_kept_thin`: on a turned face's crowded lip points it folded the photo and held
             back the whole smile).
+        sources: where the spline pulls each landmark's pixels from, if not from ``shape`` itself
+            (:func:`lips_out_of_moustache`); the moved landmarks are still ``shape + displacement``.
 
     Returns:
         The warp, or ``None`` when nothing moves.
@@ -307,17 +323,18 @@ def plan_face_warp(
     ramp = np.clip(distance / max(feather, 1.0), 0.0, 1.0)
     # Window: 1 well inside the ring, a raised-cosine fall to exactly 0 on it, 0 outside.
     weight = (0.5 - 0.5 * np.cos(np.pi * ramp)).astype(np.float32)
-    map_x, map_y = _backward_maps(shape, displacement, ring, roi, weight)
+    pulled = shape if sources is None else np.asarray(sources, dtype=np.float64)
+    map_x, map_y = _backward_maps(pulled, displacement, ring, roi, weight)
     kept = 1.0
-    folds = least_area_ratio(map_x, map_y, weight, moved, roi) < MIN_AREA_RATIO
+    folds = least_area_ratio(map_x, map_y, weight, pulled + displacement, roi) < MIN_AREA_RATIO
     if folds and optional is not None and np.abs(optional).max(initial=0.0) > 1e-3:
         # A refinement of the edit goes first: the largest share of it that the rest allows, or all of it where the
         # rest folds too (there the landmarks crowd and are held back: refined, a turned man's mouth changed him
         # most, tune t1.jpg's face 0 toward happy 0.559 -> 0.591 from himself).
         rest = displacement - optional
-        maps = _backward_maps(shape, rest, ring, roi, weight)
-        folds = least_area_ratio(*maps, weight, shape + rest, roi) < MIN_AREA_RATIO
-        share, shared_maps = (0.0, None) if folds else _unfolded_share(shape, rest, optional, ring, roi, weight)
+        maps = _backward_maps(pulled, rest, ring, roi, weight)
+        folds = least_area_ratio(*maps, weight, pulled + rest, roi) < MIN_AREA_RATIO
+        share, shared_maps = (0.0, None) if folds else _unfolded_share(pulled, rest, optional, ring, roi, weight)
         (map_x, map_y), displacement = (shared_maps, rest + share * optional) if share > 0.0 else (maps, rest)
         moved = shape + displacement
     if folds:
@@ -325,12 +342,12 @@ def plan_face_warp(
         # over a wide gap): if the edit without its yielding part does not, keep the largest share of the yielding
         # part that does not; else the largest share of the whole edit. Each found by bisection.
         fixed = displacement if yielding is None else displacement - yielding
-        fixed_maps = None if yielding is None else _backward_maps(shape, fixed, ring, roi, weight)
-        if fixed_maps is not None and least_area_ratio(*fixed_maps, weight, shape + fixed, roi) >= MIN_AREA_RATIO:
-            share, maps = _unfolded_share(shape, fixed, yielding, ring, roi, weight)
+        fixed_maps = None if yielding is None else _backward_maps(pulled, fixed, ring, roi, weight)
+        if fixed_maps is not None and least_area_ratio(*fixed_maps, weight, pulled + fixed, roi) >= MIN_AREA_RATIO:
+            share, maps = _unfolded_share(pulled, fixed, yielding, ring, roi, weight)
             (map_x, map_y), displacement = (maps, fixed + share * yielding) if share > 0.0 else (fixed_maps, fixed)
         else:
-            kept, maps = _unfolded_share(shape, np.zeros_like(displacement), displacement, ring, roi, weight)
+            kept, maps = _unfolded_share(pulled, np.zeros_like(displacement), displacement, ring, roi, weight)
             if kept == 0.0:
                 return None
             (map_x, map_y), displacement = maps, kept * displacement
@@ -476,7 +493,45 @@ def action_unit_warp(
         yielding=closing @ to_image,  # the mouth closes as far as a smooth warp can; the other units stay whole
         optional=thinning @ to_image,
         mesh=mesh,
+        sources=lips_out_of_moustache(shape, displacement @ to_image, mesh),
     )
+
+
+def lips_out_of_moustache(shape: np.ndarray, displacement: np.ndarray, mesh: np.ndarray | None) -> np.ndarray:
+    """Where the warp's spline pulls each of ``shape``'s 68 points (image px) from: ``shape`` itself but, where its
+    upper inner lip points lie in a moustache (above Face Mesh V2's upper lip by :data:`MOUSTACHE_MARGIN`) and
+    ``displacement`` parts the lips, its 20 mouth points on the mesh's lips (evenly along each contour; the inner
+    lips at least :data:`PARTED_SEAM` apart across the seam). dlib read Walter's moustache (breakingbad.jpg) as his
+    upper lip and his seam as the lower lip's inner edge, 20 px apart, and a jaw drop stretched the moustache's lower
+    half down over the opening, whose dark shaded into the hair; pulled apart at the seam, the hair hangs as it did
+    and the stretch lies under the drawn opening."""
+    shape = np.asarray(shape, dtype=np.float64)
+    if mesh is None:
+        return shape
+    mesh = np.asarray(mesh, dtype=np.float64)[:, :2]
+    iod = inter_ocular(shape)
+    axis = shape[42:48].mean(0) - shape[36:42].mean(0)
+    down = np.array([-axis[1], axis[0]]) / max(np.linalg.norm(axis), 1e-9)
+    parting = np.mean([(displacement[lower] - displacement[upper]) @ down for upper, lower in INNER_LIP_PAIRS])
+    sources = shape.copy()
+    # The outer lips from mouth corner to mouth corner; the inner ones between the inner corners (60 to 64).
+    contours = (MESH_LIPS[0], MESH_LIPS[1][1:-1], MESH_LIPS[2][1:-1], MESH_LIPS[3])
+    for points, contour in zip((IBUG_LIPS[0], IBUG_LIPS[1][1:-1], IBUG_LIPS[2][1:-1], IBUG_LIPS[3]), contours):
+        lip = mesh[contour]
+        along = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(lip, axis=0), axis=1))])
+        shares = np.linspace(0.0, along[-1], len(points))
+        sources[points] = np.stack([np.interp(shares, along, lip[:, k]) for k in range(2)], axis=1)
+    upper_lip = mesh[MESH_LIPS[0] + MESH_LIPS[1][::-1]].astype(np.float32)
+    beyond = [-cv2.pointPolygonTest(upper_lip, tuple(map(float, shape[k])), True) for k in (61, 62, 63)]
+    above = all((shape[k] - sources[k]) @ down < 0 for k in (61, 62, 63))  # not below it, on a laugh's teeth
+    if parting <= 0 or min(beyond) < MOUSTACHE_MARGIN * iod or not above:
+        return shape
+    for upper, lower in INNER_LIP_PAIRS:  # no closer across the seam than PARTED_SEAM: a spline through one point
+        short = PARTED_SEAM * iod - (sources[lower] - sources[upper]) @ down  # with two movements has none
+        if short > 0:
+            sources[upper] -= 0.5 * short * down
+            sources[lower] += 0.5 * short * down
+    return sources
 
 
 def keep_lids_apart(aligned: np.ndarray, displacement: np.ndarray) -> np.ndarray:
