@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 
 __all__ = ["GlassesFrame", "find_glasses", "keep_frame"]
 
-#: Face Mesh V2 eye corners (outer, inner) of each eye, "right" being the person's right.
-EYE_CORNERS = {"right": (33, 133), "left": (263, 362)}
+#: Face Mesh V2 eye corners (outer, inner) of each eye, "right" being the person's right: the ends of its upper lid.
+EYE_CORNERS = {eye: (lids["upper"][0], lids["upper"][-1]) for eye, lids in EYES.items()}
 #: The band searched for a rim around each eye, from and to this distance from its centre in inter-ocular distances
 #: (3-D, so a turned head's far eye is searched as far): a lens reaches 0.25-0.55 from the eye's centre; nearer
 #: than 0.2 the loop followed the lid's crease (Walter's, breakingbad.jpg) instead of the rim above it.
@@ -116,25 +116,23 @@ def find_glasses(
     # The loop is the rim itself (its contrast is high nearly all the way round): drawn, it is both frame and the
     # seeds the rest of the frame is grown from.
     seeds = np.zeros(grey.shape, dtype=np.uint8)
-    for eye in found:
-        along, points = loops[eye]
-        for start in range(LOOP_ANGLES):
-            ends = np.round(points[[start, (start + 1) % LOOP_ANGLES]] * 16).astype(np.int32)
-            cv2.line(seeds, tuple(ends[0]), tuple(ends[1]), 1, 1, cv2.LINE_8, shift=4)
+    loops_drawn = [np.round(loops[eye][1] * 16).astype(np.int32) for eye in found]
+    cv2.polylines(seeds, loops_drawn, True, 1, 1, cv2.LINE_8, shift=4)
     lines = _line_contrast(grey, max(1, round(MAX_HALF_WIDTH * scale))) >= GROW_SHARE * level
     lenses = np.zeros(grey.shape, dtype=np.uint8)
     for eye in found:
         cv2.fillPoly(lenses, [np.round(loops[eye][1]).astype(np.int32)], 1)
     inset = max(1, round(LENS_INSET * scale))
-    lenses = cv2.erode(lenses, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * inset + 1,) * 2))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * inset + 1,) * 2)
+    lenses = cv2.erode(lenses, disc)
     # Nor do the eyes (either of them: the far eye of a turned head lies beyond the bridge). The brows are left in:
     # a temple leaves the rim beside them, and left out they cut it off.
     features = np.zeros(grey.shape, dtype=np.uint8)
     for eye in EYES:
         cv2.fillPoly(features, [np.round(_eye_outline(mesh, eye)[:, :2]).astype(np.int32)], 1)
-    features = cv2.dilate(features, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * inset + 1,) * 2))
+    features = cv2.dilate(features, disc)
     lines &= (lenses | features) == 0
-    count, labels = cv2.connectedComponents(lines.astype(np.uint8), connectivity=8)
+    _, labels = cv2.connectedComponents(lines.astype(np.uint8), connectivity=8)
     touched = np.unique(labels[(seeds > 0) & lines])
     mask = np.zeros(image.shape[:2], dtype=bool)
     mask[y0:y1, x0:x1] = np.isin(labels, touched[touched > 0]) | (seeds > 0)

@@ -467,7 +467,7 @@ def action_unit_warp(
     # up first. Not where the edit parts the lips: an opened mouth's inside is drawn against the lips as they are.
     smiles = any(units.get(name, 0.0) > 0 for name in SMILING_UNITS)
     opens = any(units.get(name, 0.0) > 0 for name in MOUTH_OPENING_UNITS)
-    thinning = 0.0 * displacement
+    thinning = np.zeros_like(displacement)
     if smiles and not opens:
         thinning = lips_kept_thin(aligned, displacement, shut) - displacement
     displacement = displacement + thinning

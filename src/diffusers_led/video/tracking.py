@@ -319,7 +319,7 @@ class FaceTracker:
         shape = None if self._reads_mesh_shape else dlib_prediction_near(rgb, mesh_shape)
         followed = self.detector.follow(rgb, track.mesh) if shape is None and self._follows else None
         if followed is not None:
-            track.mesh, track.detected_yaw = followed.mesh[:, :2].astype(np.float64), _mesh_yaw(followed)
+            track.mesh, track.detected_yaw = _mesh_points(followed), _mesh_yaw(followed)
             shape = followed.shape
         track.raw_shape = np.asarray(mesh_shape if shape is None else shape, dtype=np.float64)
 
